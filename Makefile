@@ -1,0 +1,49 @@
+# Front door. `make run` builds and runs the seed's demo; `make test` builds
+# and runs every test. CMake does the work underneath, in build*/ folders.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE ?= cmake
+CTEST ?= ctest
+
+.PHONY: all run test test-asan test-tsan test-all bench bench-compare install clean
+
+all: build/Makefile
+	$(CMAKE) --build build -j$(JOBS)
+
+build/Makefile:
+	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=Release
+
+build-asan/Makefile:
+	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=address
+
+build-tsan/Makefile:
+	$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread
+
+run: all
+	./build/examples/fakeio
+
+test: all
+	cd build && $(CTEST) --output-on-failure -j$(JOBS)
+
+test-asan: build-asan/Makefile
+	$(CMAKE) --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) --output-on-failure -j$(JOBS)
+
+test-tsan: build-tsan/Makefile
+	$(CMAKE) --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(CTEST) --output-on-failure -j$(JOBS)
+
+test-all: test test-asan test-tsan
+
+bench: all
+	./bench/run.sh
+
+bench-compare: all
+	./bench/compare.sh
+
+install: all
+	$(CMAKE) --install build $(if $(PREFIX),--prefix $(PREFIX))
+
+clean:
+	rm -rf build build-asan build-tsan

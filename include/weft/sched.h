@@ -1,0 +1,104 @@
+/* weft/sched.h - the runtime: workers, spawning, running to completion,
+ * block_on, shutdown. */
+#ifndef WEFT_SCHED_H
+#define WEFT_SCHED_H
+
+#include "core.h"
+#include "task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_runtime weft_runtime;   /* opaque */
+
+typedef enum weft_flavor {
+    /* Worker threads run tasks as soon as they are spawned. */
+    WEFT_MULTI_THREAD = 0,
+    /* No threads: tasks run on the thread inside weft_runtime_run() or
+     * weft_block_on(), and wait in the queue otherwise. */
+    WEFT_CURRENT_THREAD = 1
+} weft_flavor;
+
+#define WEFT_MAX_WORKERS 1024
+
+typedef struct weft_runtime_options {
+    weft_flavor flavor;
+    /* Worker threads for WEFT_MULTI_THREAD: 1 .. WEFT_MAX_WORKERS, or 0 for
+     * one per online CPU. Must be 0 for WEFT_CURRENT_THREAD. */
+    unsigned workers;
+    /* Threads are named prefix + index ("weft-w0", "weft-w1", ...; NULL
+     * means "weft-w"), cut to the 15 characters Linux keeps. */
+    const char *thread_name_prefix;
+} weft_runtime_options;
+
+/* Create a runtime; `opt` may be NULL for the defaults (multi-thread, one
+ * worker per CPU). Workers start at once and sleep until work arrives.
+ * Returns 0 and the runtime in *out (free it with weft_runtime_free()),
+ * -EINVAL for bad options, -ENOMEM, or -EAGAIN when a thread could not be
+ * started; on failure nothing is leaked and *out is untouched.
+ * Thread: any. */
+WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *opt);
+
+/* Spawn a task running the future of type `type`, whose initial value
+ * (type->size bytes at `init`) is copied into the task: the caller keeps
+ * ownership of nothing (do not drop `init` yourself). One allocation.
+ * Returns 0 and a join handle in *join (release it with weft_join_drop());
+ * -EINVAL for a NULL argument or an invalid type (zero or absurd size,
+ * alignment not a power of two or above 4096, NULL poll); -ENOMEM;
+ * -ESHUTDOWN after weft_runtime_shutdown(). On failure the future is not
+ * dropped (it was never moved into weft). Thread: any, workers included. */
+WEFT_API int weft_spawn(weft_runtime *rt, const weft_future_type *type,
+                        const void *init, weft_join **join);
+
+/* weft_spawn() without a join handle: the task runs detached and its output
+ * is discarded. Same errors. Thread: any. */
+WEFT_API int weft_spawn_detached(weft_runtime *rt, const weft_future_type *type,
+                                 const void *init);
+
+/* Run until every task spawned so far (and every task those spawn) has
+ * completed: the seed's run(n). Multi-thread: waits while the workers run
+ * them. Current-thread: runs them on the calling thread. Returns 0,
+ * -EINVAL (NULL, or called from a worker thread of any weft runtime), or
+ * -ESHUTDOWN. Thread: any but a worker. */
+WEFT_API int weft_runtime_run(weft_runtime *rt);
+
+/* Drive the future (`init`, copied as by weft_spawn()) to completion as a
+ * root task and copy its output to `out` (may be NULL). Current-thread: the
+ * calling thread runs it and every other ready task until it completes.
+ * Returns 0, -EINVAL (NULL argument, invalid type, or called from a worker
+ * thread of any weft runtime), -ENOMEM, -ESHUTDOWN, or -ECANCELED when the
+ * runtime was shut down before the future completed. Thread: any but a
+ * worker. */
+WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
+                           const void *init, void *out);
+
+/* Stop the runtime: later spawns return -ESHUTDOWN; worker threads are
+ * joined; every unfinished task is cancelled (its future's drop runs once, its
+ * join reports -ECANCELED). Idempotent. Returns 0, or -EINVAL for NULL or
+ * when called from one of this runtime's workers. Thread: any but a
+ * worker of this runtime. */
+WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
+
+/* Shut down (if not done yet) and release the runtime. Memory that wakers
+ * or join handles still held elsewhere refer to is released when the last of
+ * them is dropped. NULL is ignored. Thread: as weft_runtime_shutdown(). */
+WEFT_API void weft_runtime_free(weft_runtime *rt);
+
+/* The runtime whose task is running on this thread, or NULL. */
+WEFT_API weft_runtime *weft_runtime_current(void);
+
+/* The name of the worker running on this thread ("weft-w3"), or NULL on a
+ * thread that is not running weft tasks. */
+WEFT_API const char *weft_worker_name(void);
+
+/* Index of this thread's worker (0 .. workers-1), or -1. */
+WEFT_API int weft_worker_index(void);
+
+/* Number of tasks spawned and not yet completed (a snapshot). */
+WEFT_API size_t weft_runtime_active_tasks(const weft_runtime *rt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_SCHED_H */

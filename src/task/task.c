@@ -1,0 +1,630 @@
+/* Task cells, the state word, task wakers and join handles.
+ *
+ * Memory orders, in one place (docs/ARCHITECTURE.md has the table):
+ * - every transition that publishes the future or output (the end of a poll,
+ *   completion) is a release, and every transition that takes them over (the
+ *   start of a poll, a join reading the output) is an acquire;
+ * - wakes are release RMWs even when they change nothing, so that what the
+ *   waker wrote before waking is visible to the poll that follows (a plain
+ *   load here would let a wake slip between the worker's CAS and its poll);
+ * - reference increments are relaxed (the caller already holds one); the
+ *   decrement is a release, and the one that frees is followed by an acquire
+ *   fence (the usual reference-count pattern). */
+
+#include "task/task.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "weft/task.h"
+
+#define MALLOC_ALIGN 16          /* what the allocation hook guarantees */
+
+_Thread_local void *weft__task_driver;
+
+static size_t round_up(size_t n, size_t a)
+{
+    return (n + a - 1) & ~(a - 1);
+}
+
+static size_t cell_align(const weft_future_type *ty)
+{
+    size_t a = ty->align > ty->output_align ? ty->align : ty->output_align;
+
+    return a > _Alignof(struct weft__task) ? a : _Alignof(struct weft__task);
+}
+
+static size_t output_offset(const weft_future_type *ty)
+{
+    size_t fut = round_up(sizeof(struct weft__task), ty->align);
+
+    return round_up(fut + ty->size, ty->output_align);
+}
+
+static void *task_output(struct weft__task *t)
+{
+    return (char *)t + output_offset(t->type);
+}
+
+static bool is_pow2(size_t x)
+{
+    return x && !(x & (x - 1));
+}
+
+int weft__future_type_check(const weft_future_type *ty)
+{
+    if (ty == NULL || ty->poll == NULL)
+        return -EINVAL;
+    if (ty->size == 0 || ty->size > WEFT_FUTURE_MAX_SIZE ||
+        ty->output_size > WEFT_FUTURE_MAX_SIZE)
+        return -EINVAL;
+    if (!is_pow2(ty->align) || ty->align > 4096 ||
+        !is_pow2(ty->output_align) || ty->output_align > 4096)
+        return -EINVAL;
+    return 0;
+}
+
+/* ---- Allocation -------------------------------------------------------------
+ * Over-aligned cells (alignment above what malloc gives) are carved out of a
+ * larger block; the block's address is kept just before the cell. */
+struct weft__task *weft__task_new(const weft_future_type *ty, const void *init,
+                                  struct weft__sched *sched, bool join)
+{
+    size_t align = cell_align(ty);
+    size_t size = output_offset(ty) + ty->output_size;
+    struct weft__task *t;
+    uint64_t refs = 2 + (join ? 1 : 0);   /* books, queue entry, join */
+
+    if (align <= MALLOC_ALIGN) {
+        t = weft__malloc(size);
+        if (t == NULL)
+            return NULL;
+    } else {
+        char *raw = weft__malloc(size + align + sizeof(void *));
+
+        if (raw == NULL)
+            return NULL;
+        t = (struct weft__task *)(void *)round_up(
+            (uintptr_t)raw + sizeof(void *), align);
+        ((void **)(void *)t)[-1] = raw;
+    }
+    t->type = ty;
+    t->sched = sched;
+    t->next = NULL;
+    weft__list_init(&t->owned);
+    t->join_waker = WEFT_WAKER_EMPTY;
+    memcpy(weft__task_future(t), init, ty->size);
+    /* relaxed: the task is published to other threads by the run queue's
+     * lock (or the scheduler's books), which orders this store */
+    atomic_store_explicit(&t->state,
+                          TASK_NOTIFIED | (join ? TASK_JOIN_INTEREST : 0) |
+                              refs * TASK_REF_ONE,
+                          memory_order_relaxed);
+    return t;
+}
+
+static void cell_free(struct weft__task *t)
+{
+    if (cell_align(t->type) <= MALLOC_ALIGN)
+        weft__free(t);
+    else
+        weft__free(((void **)(void *)t)[-1]);
+}
+
+void weft__task_discard(struct weft__task *t)
+{
+    cell_free(t);
+}
+
+/* Last reference gone: nobody else can reach the cell. The future was
+ * dropped at completion (a task is never freed before it completes: the
+ * scheduler's books hold a reference until then). */
+static void task_dealloc(struct weft__task *t)
+{
+    weft_waker_drop(&t->join_waker);
+    t->sched->ops->release(t->sched, t);
+    cell_free(t);
+}
+
+/* ---- References -------------------------------------------------------------- */
+static void ref_inc(struct weft__task *t)
+{
+    /* relaxed: the caller holds a reference, so the cell cannot go away;
+     * nothing is published by taking another */
+    uint64_t prev = atomic_fetch_add_explicit(&t->state, TASK_REF_ONE,
+                                              memory_order_relaxed);
+
+    if (TASK_REFS(prev) >= (UINT64_MAX >> TASK_REF_SHIFT) - 1) {
+        fputs("weft: task reference count overflow\n", stderr);
+        abort();
+    }
+}
+
+static void ref_dec_n(struct weft__task *t, uint64_t n)
+{
+    /* release: our uses of the cell happen before the free; pairs with the
+     * acquire fence below on the thread that drops the last reference */
+    uint64_t prev = atomic_fetch_sub_explicit(&t->state, n * TASK_REF_ONE,
+                                              memory_order_release);
+
+    if (TASK_REFS(prev) < n) {
+        fputs("weft: task reference count underflow\n", stderr);
+        abort();
+    }
+    if (TASK_REFS(prev) == n) {
+        atomic_thread_fence(memory_order_acquire);
+        task_dealloc(t);
+    }
+}
+
+void weft__task_ref_dec(struct weft__task *t)
+{
+    ref_dec_n(t, 1);
+}
+
+/* ---- Completion ---------------------------------------------------------------
+ *  worker (RUNNING)                        join handle (any thread)
+ *  write output, drop future               store join_waker, set JOIN_WAKER [release]
+ *  set COMPLETE, clear RUNNING  [acq_rel]  or: see COMPLETE, read output     [acquire]
+ *  JOIN_WAKER was set? wake join_waker
+ * The CAS that sets COMPLETE reads JOIN_WAKER: if it was set, the waker is
+ * the runtime's to wake (its acquire sees the stored waker); if not, the join
+ * side's next CAS sees COMPLETE and reads the output itself. */
+static void task_complete(struct weft__task *t, bool cancelled)
+{
+    uint64_t cur, next;
+
+    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    do {
+        next = (cur & ~TASK_RUNNING) | TASK_COMPLETE;
+        next = cancelled ? next | TASK_CANCELLED : next & ~TASK_CANCELLED;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &cur, next,
+        memory_order_acq_rel,  /* release: output, drop; pairs with the join's
+                                * acquire. acquire: the join's waker store */
+        memory_order_relaxed));
+    if ((cur & TASK_JOIN_INTEREST) && (cur & TASK_JOIN_WAKER))
+        weft_waker_wake_by_ref(&t->join_waker);
+    t->sched->ops->completed(t->sched, t);
+    ref_dec_n(t, 2);           /* the running thread's and the books' */
+}
+
+static void task_cancel_running(struct weft__task *t)
+{
+    if (t->type->drop)
+        t->type->drop(weft__task_future(t));
+    task_complete(t, true);
+}
+
+/* ---- Waking -----------------------------------------------------------------------
+ *  waker (any thread)                     worker
+ *  publish what the task waits for        set RUNNING, clear NOTIFIED  [acquire]
+ *  set NOTIFIED              [release]    poll the future
+ *  idle before? push it to a run queue    clear RUNNING; NOTIFIED? requeue [acq_rel]
+ * A task is queued only on the idle -> NOTIFIED edge, so it is never queued
+ * twice and never polled by two threads. A wake while RUNNING only sets
+ * NOTIFIED; the worker requeues it once after the poll. */
+enum wake_action { WAKE_NOTHING, WAKE_SCHEDULE, WAKE_COMPLETE };
+
+static enum wake_action transition_to_notified(struct weft__task *t, bool by_val)
+{
+    uint64_t cur, next;
+    enum wake_action act;
+
+    /* relaxed: only a first guess; the CAS re-checks it */
+    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    for (;;) {
+        if (cur & TASK_COMPLETE)
+            return WAKE_COMPLETE;          /* final: nothing to publish */
+        next = cur | TASK_NOTIFIED;
+        if (cur & (TASK_RUNNING | TASK_NOTIFIED)) {
+            act = WAKE_NOTHING;            /* the runner or the queue has it */
+            if (by_val)
+                next -= TASK_REF_ONE;      /* books hold one: never the last */
+        } else {
+            act = WAKE_SCHEDULE;
+            if (!by_val)
+                next += TASK_REF_ONE;      /* the queue entry's reference */
+        }
+        /* Stored even when equal to cur: the release RMW is what orders
+         * this waker's writes before the next poll. */
+        if (atomic_compare_exchange_weak_explicit(
+                &t->state, &cur, next,
+                memory_order_release,      /* pairs: acquire in begin_poll() or
+                                            * acq_rel in end_poll() */
+                memory_order_relaxed))
+            return act;
+    }
+}
+
+static void task_wake_by_ref(const void *data)
+{
+    struct weft__task *t = (struct weft__task *)data;
+
+    if (transition_to_notified(t, false) == WAKE_SCHEDULE)
+        t->sched->ops->schedule(t->sched, t, false);
+}
+
+static void task_wake(const void *data)
+{
+    struct weft__task *t = (struct weft__task *)data;
+
+    switch (transition_to_notified(t, true)) {
+    case WAKE_SCHEDULE:                    /* our reference goes to the queue */
+        t->sched->ops->schedule(t->sched, t, false);
+        break;
+    case WAKE_COMPLETE:
+        ref_dec_n(t, 1);
+        break;
+    case WAKE_NOTHING:                     /* reference dropped in the CAS */
+        break;
+    }
+}
+
+static const weft_waker_vtable task_waker_vtable;
+
+static weft_waker task_waker_clone(const void *data)
+{
+    ref_inc((struct weft__task *)data);
+    return (weft_waker){ data, &task_waker_vtable };
+}
+
+static void task_waker_drop(const void *data)
+{
+    ref_dec_n((struct weft__task *)data, 1);
+}
+
+static const weft_waker_vtable task_waker_vtable = {
+    task_waker_clone, task_wake, task_wake_by_ref, task_waker_drop
+};
+
+/* ---- Running --------------------------------------------------------------------- */
+static bool begin_poll(struct weft__task *t, bool *cancelled)
+{
+    uint64_t cur, next;
+
+    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    do {
+        if (cur & TASK_COMPLETE)
+            return false;                  /* cancelled at shutdown */
+        /* a queue entry exists only for a NOTIFIED, idle task */
+        if ((cur & TASK_RUNNING) || !(cur & TASK_NOTIFIED)) {
+            fprintf(stderr, "weft: queued task in state %#llx\n",
+                    (unsigned long long)cur);
+            abort();
+        }
+        next = (cur | TASK_RUNNING) & ~TASK_NOTIFIED;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &cur, next,
+        memory_order_acquire,  /* pairs: release in transition_to_notified()
+                                * and in end_poll() of the previous poll */
+        memory_order_relaxed));
+    *cancelled = (cur & TASK_CANCELLED) != 0;
+    return true;
+}
+
+enum end_action { END_IDLE, END_REQUEUE, END_CANCEL };
+
+static enum end_action end_poll(struct weft__task *t)
+{
+    uint64_t cur, next;
+    enum end_action act;
+
+    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    for (;;) {
+        if (cur & TASK_CANCELLED)
+            return END_CANCEL;             /* stay RUNNING: we drop it now */
+        next = cur & ~TASK_RUNNING;
+        if (cur & TASK_NOTIFIED) {
+            act = END_REQUEUE;             /* our reference becomes the queue's */
+        } else {
+            act = END_IDLE;
+            next -= TASK_REF_ONE;          /* books hold one: never the last */
+        }
+        if (atomic_compare_exchange_weak_explicit(
+                &t->state, &cur, next,
+                memory_order_acq_rel,  /* release: the future, for the next
+                                        * poll's acquire; acquire: the waker's
+                                        * release that set NOTIFIED */
+                memory_order_relaxed))
+            return act;
+    }
+}
+
+void weft__task_run(struct weft__task *t)
+{
+    weft_waker waker = { t, &task_waker_vtable };   /* borrowed: no reference */
+    weft_context cx = { &waker, NULL };
+    bool cancelled;
+
+    if (!begin_poll(t, &cancelled)) {
+        ref_dec_n(t, 1);
+        return;
+    }
+    if (cancelled) {
+        task_cancel_running(t);
+        return;
+    }
+    if (t->type->poll(weft__task_future(t), &cx, task_output(t)) == WEFT_READY) {
+        if (t->type->drop)
+            t->type->drop(weft__task_future(t));
+        task_complete(t, false);
+        return;
+    }
+    switch (end_poll(t)) {
+    case END_IDLE:
+        break;
+    case END_REQUEUE:
+        /* woken during its own poll (yield_now does this): to the back */
+        t->sched->ops->schedule(t->sched, t, true);
+        break;
+    case END_CANCEL:
+        task_cancel_running(t);
+        break;
+    }
+}
+
+/* ---- Shutdown ---------------------------------------------------------------------- */
+bool weft__task_shutdown_claim(struct weft__task *t)
+{
+    uint64_t cur, next;
+
+    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    do {
+        if (cur & TASK_COMPLETE)
+            return false;
+        if (cur & TASK_RUNNING) {          /* no worker runs at shutdown */
+            fputs("weft: task running during shutdown\n", stderr);
+            abort();
+        }
+        /* A queue entry may still be in flight from a foreign waker: it will
+         * find the queue closed and drop its own reference. */
+        next = ((cur | TASK_RUNNING | TASK_CANCELLED) & ~TASK_NOTIFIED) + TASK_REF_ONE;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &cur, next,
+        memory_order_acquire,  /* pairs: release in end_poll() */
+        memory_order_relaxed));
+    return true;
+}
+
+void weft__task_cancel_claimed(struct weft__task *t)
+{
+    task_cancel_running(t);
+}
+
+/* ---- Join handles -----------------------------------------------------------------
+ *  join handle                               worker
+ *  JOIN_WAKER clear: join_waker is ours      completion CAS reads JOIN_WAKER
+ *  store a waker, set JOIN_WAKER [release]   set: wake_by_ref(join_waker)
+ *  to replace: clear JOIN_WAKER first (CAS,  clear: leave it alone
+ *  fails once COMPLETE: then read output)
+ * join_waker is dropped by the join side when it owns it, else at dealloc. */
+static int read_result(struct weft__task *t, uint64_t state, void *out)
+{
+    if (state & TASK_CANCELLED)
+        return -ECANCELED;
+    if (out && t->type->output_size)
+        memcpy(out, task_output(t), t->type->output_size);
+    return 0;
+}
+
+/* Store `w` (consumed) as the join waker. Returns true when it was stored
+ * before completion (it will be woken), false when the task completed first
+ * (then `w` has been dropped and the caller reads the output). */
+static bool join_set_waker(struct weft__task *t, weft_waker w)
+{
+    uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+
+    if (cur & TASK_COMPLETE)
+        goto completed;
+    if (cur & TASK_JOIN_WAKER) {
+        if (weft_waker_will_wake(&t->join_waker, &w)) {
+            weft_waker_drop(&w);
+            return true;
+        }
+        /* take the field back from the runtime */
+        do {
+            if (cur & TASK_COMPLETE)
+                goto completed;
+        } while (!atomic_compare_exchange_weak_explicit(
+            &t->state, &cur, cur & ~TASK_JOIN_WAKER,
+            memory_order_acquire,  /* pairs: the completion CAS never saw it */
+            memory_order_acquire));
+    }
+    weft_waker_drop(&t->join_waker);       /* ours now */
+    t->join_waker = w;
+    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    do {
+        if (cur & TASK_COMPLETE) {
+            weft_waker_drop(&t->join_waker);   /* still ours: never seen */
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &cur, cur | TASK_JOIN_WAKER,
+        memory_order_release,  /* pairs: acquire of the completion CAS */
+        memory_order_acquire));
+    return true;
+completed:
+    weft_waker_drop(&w);
+    return false;
+}
+
+WEFT_API weft_poll weft_join_poll(weft_join *j, weft_context *cx, int *result,
+                                  void *out)
+{
+    struct weft__task *t = weft__join_task(j);
+    uint64_t cur;
+
+    if (t == NULL || cx == NULL || cx->waker == NULL) {
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    /* acquire: pairs with the completion CAS (output, future drop) */
+    cur = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (!(cur & TASK_COMPLETE) && join_set_waker(t, weft_waker_clone(cx->waker)))
+        return WEFT_PENDING;
+    cur = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (result)
+        *result = read_result(t, cur, out);
+    return WEFT_READY;
+}
+
+WEFT_API int weft_join_try(weft_join *j, void *out)
+{
+    struct weft__task *t = weft__join_task(j);
+    uint64_t cur;
+
+    if (t == NULL)
+        return -EINVAL;
+    cur = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (!(cur & TASK_COMPLETE))
+        return -EAGAIN;
+    return read_result(t, cur, out);
+}
+
+WEFT_API bool weft_join_is_complete(const weft_join *j)
+{
+    struct weft__task *t = weft__join_task(j);
+
+    return t && (atomic_load_explicit(&t->state, memory_order_acquire) & TASK_COMPLETE);
+}
+
+/* A waker for a thread blocked in weft_join_wait(): it lives on that
+ * thread's stack. It is stored as the join waker, woken at most once (by
+ * the completion), and the waiting thread returns only after that wake has
+ * finished touching it. Clone and drop hold no reference. */
+struct parker {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool woken;               /* ->lock */
+};
+
+static const weft_waker_vtable parker_vtable;
+
+static weft_waker parker_clone(const void *data)
+{
+    return (weft_waker){ data, &parker_vtable };
+}
+
+static void parker_wake(const void *data)
+{
+    struct parker *p = (struct parker *)data;
+
+    pthread_mutex_lock(&p->lock);
+    p->woken = true;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void parker_drop(const void *data)
+{
+    (void)data;
+}
+
+static const weft_waker_vtable parker_vtable = {
+    parker_clone, parker_wake, parker_wake, parker_drop
+};
+
+WEFT_API int weft_join_wait(weft_join *j, void *out)
+{
+    struct weft__task *t = weft__join_task(j);
+    struct parker p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+
+    if (t == NULL || weft__task_driver != NULL)
+        return -EINVAL;
+    if (join_set_waker(t, (weft_waker){ &p, &parker_vtable })) {
+        pthread_mutex_lock(&p.lock);
+        while (!p.woken)
+            pthread_cond_wait(&p.cond, &p.lock);
+        pthread_mutex_unlock(&p.lock);
+        /* The completion has woken us and is done with the field (the
+         * mutex orders its read before our write); it never touches it
+         * again, so it is ours to clear. */
+        t->join_waker = WEFT_WAKER_EMPTY;
+    }
+    pthread_cond_destroy(&p.cond);
+    pthread_mutex_destroy(&p.lock);
+    return weft_join_try(j, out);
+}
+
+/* Abort:
+ *  idle, not queued:  set CANCELLED|NOTIFIED, +1 ref, push (a worker drops it)
+ *  queued (NOTIFIED): set CANCELLED; the worker that pops it drops it
+ *  RUNNING:           set CANCELLED; the runner drops it after the poll
+ *  COMPLETE/CANCELLED already: nothing */
+WEFT_API void weft_join_abort(weft_join *j)
+{
+    struct weft__task *t = weft__join_task(j);
+    uint64_t cur, next;
+    bool push;
+
+    if (t == NULL)
+        return;
+    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    do {
+        if (cur & (TASK_COMPLETE | TASK_CANCELLED))
+            return;
+        next = cur | TASK_CANCELLED;
+        push = !(cur & (TASK_RUNNING | TASK_NOTIFIED));
+        if (push)
+            next = (next | TASK_NOTIFIED) + TASK_REF_ONE;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &cur, next,
+        memory_order_release,  /* pairs: acquire in begin_poll()/end_poll() */
+        memory_order_relaxed));
+    if (push)
+        t->sched->ops->schedule(t->sched, t, false);
+}
+
+WEFT_API void weft_join_drop(weft_join *j)
+{
+    struct weft__task *t = weft__join_task(j);
+    uint64_t cur, next;
+
+    if (t == NULL)
+        return;
+    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    do {
+        next = cur & ~TASK_JOIN_INTEREST;
+        if (!(cur & TASK_COMPLETE))
+            next &= ~TASK_JOIN_WAKER;      /* take the field back */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &cur, next,
+        memory_order_acq_rel,  /* acquire: completion's writes if COMPLETE */
+        memory_order_relaxed));
+    if (!(cur & TASK_COMPLETE))
+        weft_waker_drop(&t->join_waker);   /* ours: the runtime will not wake it */
+    ref_dec_n(t, 1);
+}
+
+/* ---- The protocol's small pieces ---------------------------------------------------- */
+static weft_waker noop_clone(const void *data);
+static void noop_op(const void *data)
+{
+    (void)data;
+}
+
+static const weft_waker_vtable noop_vtable = { noop_clone, noop_op, noop_op, noop_op };
+
+static weft_waker noop_clone(const void *data)
+{
+    return (weft_waker){ data, &noop_vtable };
+}
+
+WEFT_API weft_waker weft_waker_noop(void)
+{
+    return (weft_waker){ NULL, &noop_vtable };
+}
+
+WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)
+{
+    if (y->yielded)
+        return WEFT_READY;
+    y->yielded = true;
+    weft_waker_wake_by_ref(cx->waker);
+    return WEFT_PENDING;
+}

@@ -1,0 +1,129 @@
+/* Task cells and the state word (internal).
+ *
+ * A task is one allocation, the cell:
+ *
+ *     struct weft__task (64 bytes) | future (type->size) | output (type->output_size)
+ *
+ * The output does not overlay the future: poll() writes the output while the
+ * future is still alive and may still read its own fields.
+ *
+ * The task layer knows nothing of run queues: the scheduler that owns a task
+ * is reached through the small vtable in struct weft__sched. */
+#ifndef WEFT_TASK_TASK_H
+#define WEFT_TASK_TASK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/list.h"
+#include "weft/core.h"
+#include "weft/task.h"
+
+struct weft__task;
+
+/* What a task needs from its scheduler. Each is called without any task
+ * lock held, on any thread. */
+struct weft__sched_ops {
+    /* Put `t` on a run queue. The caller hands over one reference (the
+     * queue's); a scheduler that cannot queue it (shut down) drops it.
+     * `yield` says the task asked to go to the back (yield_now). */
+    void (*schedule)(void *sched, struct weft__task *t, bool yield);
+    /* `t` has just completed (normally or cancelled). */
+    void (*completed)(void *sched, struct weft__task *t);
+    /* `t` is about to be freed: unlink it from the scheduler's books. */
+    void (*release)(void *sched, struct weft__task *t);
+};
+
+struct weft__sched {
+    const struct weft__sched_ops *ops;
+};
+
+/* ---- The state word ---------------------------------------------------------
+ *
+ *   bit 0  RUNNING        a thread owns the future (polling or dropping it)
+ *   bit 1  NOTIFIED       woken since the last poll began; if the task is not
+ *                         RUNNING, exactly one run queue entry exists for it
+ *   bit 2  COMPLETE       output (or cancellation) published; future dropped
+ *   bit 3  CANCELLED      abort requested; with COMPLETE: ended by cancellation
+ *   bit 4  JOIN_INTEREST  a join handle exists and may read the output
+ *   bit 5  JOIN_WAKER     join_waker is set and belongs to the runtime until
+ *                         COMPLETE; clear: it belongs to the join handle
+ *   bits 6..63            reference count
+ *
+ * References are held by: the scheduler's books (from spawn until COMPLETE),
+ * each run queue entry (NOTIFIED && !RUNNING), the running thread (taken
+ * over from the queue entry), the join handle, and every task waker. The
+ * last reference frees the cell.
+ *
+ * Every transition is one CAS loop or one fetch-op; see task.c for the
+ * two-column drawings of the races. */
+#define TASK_RUNNING        ((uint64_t)1 << 0)
+#define TASK_NOTIFIED       ((uint64_t)1 << 1)
+#define TASK_COMPLETE       ((uint64_t)1 << 2)
+#define TASK_CANCELLED      ((uint64_t)1 << 3)
+#define TASK_JOIN_INTEREST  ((uint64_t)1 << 4)
+#define TASK_JOIN_WAKER     ((uint64_t)1 << 5)
+#define TASK_REF_SHIFT      6
+#define TASK_REF_ONE        ((uint64_t)1 << TASK_REF_SHIFT)
+#define TASK_FLAGS_MASK     (TASK_REF_ONE - 1)
+#define TASK_REFS(s)        ((s) >> TASK_REF_SHIFT)
+
+struct weft__task {
+    /* hot: touched on every wake and poll */
+    _Atomic uint64_t state;
+    const weft_future_type *type;
+    struct weft__sched *sched;
+    struct weft__task *next;            /* run queue link; owned by the queue */
+    /* cold */
+    struct weft__list owned;            /* the scheduler's books; its lock */
+    weft_waker join_waker;              /* see TASK_JOIN_WAKER */
+};
+
+_Static_assert(sizeof(struct weft__task) <= 64, "task header fits a cache line");
+
+/* Non-NULL while this thread runs tasks (a worker, or a thread inside a
+ * current-thread runtime's run/block_on); the scheduler sets it. Blocking
+ * calls refuse to run there. */
+extern _Thread_local void *weft__task_driver;
+
+/* Validate a future type: 0 or -EINVAL. */
+int weft__future_type_check(const weft_future_type *type);
+
+/* Allocate a cell for `type`, copy `init` in, and set the state for a task
+ * about to be queued: NOTIFIED, references for the scheduler's books and the
+ * queue entry (and the join handle when `join`). NULL on -ENOMEM. The type
+ * must have passed weft__future_type_check(). */
+struct weft__task *weft__task_new(const weft_future_type *type, const void *init,
+                                  struct weft__sched *sched, bool join);
+
+/* Free a cell that weft__task_new() made and nobody else has seen: the
+ * future is not dropped (ownership never passed to weft). */
+void weft__task_discard(struct weft__task *t);
+
+/* Run a task popped from a run queue, consuming the queue's reference:
+ * poll it (or cancel it, if aborted) and requeue, complete or idle it. */
+void weft__task_run(struct weft__task *t);
+
+/* At shutdown, with no worker running: if `t` has not completed, claim it
+ * (RUNNING|CANCELLED, one more reference) and return true; the caller then
+ * calls weft__task_cancel_claimed(). */
+bool weft__task_shutdown_claim(struct weft__task *t);
+void weft__task_cancel_claimed(struct weft__task *t);
+
+void weft__task_ref_dec(struct weft__task *t);
+
+static inline void *weft__task_future(struct weft__task *t)
+{
+    size_t a = t->type->align;
+
+    return (char *)t + ((sizeof(*t) + a - 1) & ~(a - 1));
+}
+
+/* A join handle is a task pointer holding the join reference. */
+static inline struct weft__task *weft__join_task(const weft_join *j)
+{
+    return (struct weft__task *)(void *)j;
+}
+
+#endif

@@ -1,0 +1,58 @@
+#include "util/alloc.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft/core.h"
+
+static void *libc_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return malloc(size);
+}
+
+static void libc_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+/* Written only by weft_set_allocator(), which the caller may not run
+ * concurrently with anything else in weft: plain fields suffice. */
+static weft_allocator hook = { libc_malloc, libc_free, NULL };
+
+WEFT_API int weft_set_allocator(const weft_allocator *a)
+{
+    if (a == NULL) {
+        hook = (weft_allocator){ libc_malloc, libc_free, NULL };
+        return 0;
+    }
+    if (a->malloc == NULL || a->free == NULL)
+        return -EINVAL;
+    hook = *a;
+    return 0;
+}
+
+void *weft__malloc(size_t size)
+{
+    return hook.malloc(hook.ctx, size ? size : 1);
+}
+
+void *weft__calloc(size_t n, size_t size)
+{
+    void *p;
+
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    p = weft__malloc(n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void weft__free(void *p)
+{
+    if (p)
+        hook.free(hook.ctx, p);
+}

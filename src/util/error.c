@@ -1,0 +1,31 @@
+/* Versions and error names. */
+#include "weft/core.h"
+
+WEFT_API unsigned weft_version(void)
+{
+    return WEFT_VERSION_HEX;
+}
+
+WEFT_API const char *weft_version_string(void)
+{
+    return WEFT_VERSION_STRING;
+}
+
+WEFT_API const char *weft_strerror(int err)
+{
+    if (err < 0)
+        err = -err;
+    switch (err) {
+    case 0:         return "success";
+    case EINVAL:    return "invalid argument or misuse";
+    case ENOMEM:    return "out of memory";
+    case ECANCELED: return "task cancelled";
+    case ESHUTDOWN: return "runtime shut down";
+    case EAGAIN:    return "not ready, try again";
+    case ETIMEDOUT: return "timed out";
+    case EPIPE:     return "closed";
+    case EBUSY:     return "busy";
+    case EDEADLK:   return "would deadlock";
+    default:        return "unknown error";
+    }
+}
