@@ -261,6 +261,16 @@ typedef struct weft_async {
 /* True once the async function has run to WEFT_END. */
 #define WEFT_ASYNC_IS_DONE(co) ((co)->line == WEFT_ASYNC_DONE)
 
+/* ---- Cooperative budget ----------------------------------------------------
+ * A future that can be ready many times in a row (a channel that never
+ * empties) would let its task run forever. Each poll of a task gets a budget
+ * of operations; a leaf future calls weft_coop_proceed() before completing an
+ * operation and, when it returns false, returns WEFT_PENDING without doing
+ * anything (the task has been woken already and goes to the back of the
+ * run queue). Outside a weft worker it always returns true. Thread: the one
+ * polling. */
+WEFT_API bool weft_coop_proceed(weft_context *cx);
+
 /* ---- yield_now --------------------------------------------------------------
  * A future that is pending once (waking itself) and then ready, so that
  * other tasks run in between. Under a weft runtime the task goes to the back

@@ -98,6 +98,28 @@ WEFT_API int weft_worker_index(void);
 /* Number of tasks spawned and not yet completed (a snapshot). */
 WEFT_API size_t weft_runtime_active_tasks(const weft_runtime *rt);
 
+/* ---- Metrics ---------------------------------------------------------------
+ * Per-worker counters, kept by each worker without atomic read-modify-write
+ * and read here as a snapshot (each value recent, not all from one instant). */
+typedef struct weft_worker_metrics {
+    unsigned long long polls;           /* task polls (cancellations included) */
+    unsigned long long steals;          /* successful steals from other workers */
+    unsigned long long overflows;       /* half-queue moves to the inject queue */
+    unsigned long long parks;           /* times the worker went to sleep */
+    unsigned long long forced_yields;   /* polls cut short by the coop budget */
+    unsigned long long lifo_polls;      /* polls of a task taken from the LIFO slot */
+    unsigned long long stranded_taken;  /* LIFO tasks taken from a stuck worker */
+    unsigned long long local_queue_depth; /* tasks in the local queue now */
+} weft_worker_metrics;
+
+/* Number of worker slots (1 for the current-thread flavour); 0 for NULL. */
+WEFT_API unsigned weft_runtime_workers(const weft_runtime *rt);
+
+/* Copy worker `worker`'s counters to *out. Returns 0, or -EINVAL for NULL
+ * or an index out of range. Thread: any, while the runtime exists. */
+WEFT_API int weft_runtime_worker_metrics(const weft_runtime *rt, unsigned worker,
+                                         weft_worker_metrics *out);
+
 #ifdef __cplusplus
 }
 #endif

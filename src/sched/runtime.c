@@ -1,140 +1,541 @@
-/* The runtime: workers, the run queue, spawning, run/block_on, shutdown.
+/* The runtime: workers, run queues, parking, spawning, run/block_on,
+ * shutdown. docs/ARCHITECTURE.md tells the story; the rules are here.
  *
- * This is the seed's executor made real: one global FIFO run queue shared by
- * every worker (a mutex and an intrusive list of task cells), and workers
- * that sleep on a condition variable when it is empty.
+ * Where a runnable task waits (checked in this order by a worker):
+ *   1. its LIFO slot: the task last woken or spawned by the task running on
+ *      this worker (runs next: message passing stays in cache). At most
+ *      MAX_LIFO_POLLS slot tasks run in a row, then the slot's task goes to
+ *      the back of the local queue, so a ping-pong pair cannot starve it.
+ *   2. every GLOBAL_INTERVAL-th poll, the inject queue first (fairness for
+ *      tasks woken from outside);
+ *   3. its local queue (queue.h): bounded, stealable, FIFO;
+ *   4. the inject queue (mutex): wakes and spawns from other threads, and
+ *      the overflow of full local queues, moved half a queue at a time;
+ *   5. searching: steal half of another worker's local queue; failing that,
+ *      take another worker's LIFO slot task if that worker has been stuck in
+ *      the same poll for a while (a long poll must not strand it);
+ *   6. park.
  *
- * Locks (never held together, never held while a future runs):
- *   qlock  the run queue, the idle count, `closed`, and the run()/drive waits
- *   olock  the books: every live cell, `shut`, `freed`, `cells`
+ * Locks (never two at once, never held while a future runs):
+ *   inject.lock   the inject queue
+ *   idle.lock     the list of sleeping workers
+ *   w->park_lock  one worker's wake-up flag
+ *   shard->lock   one shard of the books (every live cell)
+ *   run_lock      run()'s wait for "no active tasks", and the shutdown flag
  *
- * The runtime struct stays allocated while any cell is alive (a cell's
- * release unlinks it under olock), so a waker on a foreign thread may
+ * The runtime struct stays allocated while any cell is alive (the cell's
+ * release unlinks it from its shard), so a waker on a foreign thread may
  * schedule a task at any time, even while the runtime is being freed. */
-
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "sched/queue.h"
 #include "task/task.h"
 #include "util/alloc.h"
 #include "util/list.h"
 #include "weft/sched.h"
 
+#define GLOBAL_INTERVAL 61    /* polls between inject checks; see ARCHITECTURE */
+#define MAX_LIFO_POLLS 3      /* LIFO-slot tasks run in a row */
+#define FOREIGN_SHARDS 8      /* shards for cells spawned off-runtime */
+#define CACHE_CLASSES 8       /* cell caches: 64, 128, ... 512 bytes */
+#define CACHE_DEPTH 256       /* cells kept per class per worker */
+#define MALLOC_ALIGN 16       /* what the allocation hook guarantees */
+#define STRANDED_SPIN_NS 50000 /* a LIFO task this long behind one poll is taken */
+#define WATCH_NS 1000000      /* sleep while another worker's LIFO slot is full */
+
+/* One shard of the books. Its first line is read on every wake (tasks point
+ * at base), its second is written under the lock: kept apart. */
+struct shard {
+    struct weft__sched base;
+    struct weft_runtime *rt;
+    _Alignas(64) pthread_mutex_t lock;
+    struct weft__list cells;          /* ->lock */
+    size_t count;                     /* ->lock */
+};
+
 struct worker {
+    struct local_queue q;             /* first: 64-aligned */
+    _Alignas(64) _Atomic(struct weft__task *) lifo;   /* owner and thieves */
+    _Atomic uint64_t polls;           /* owner writes; anyone reads */
     struct weft_runtime *rt;
     unsigned index;
+    unsigned tick;                    /* owner only */
+    bool searching;                   /* owner only */
+    struct weft__task_env env;        /* budget: owner only */
+    /* metrics: owner writes (relaxed load+store), anyone reads */
+    _Atomic uint64_t steals, overflows, parks, lifo_polls, stranded_taken;
+    struct weft__task *cache[CACHE_CLASSES];   /* owner only (and destroy) */
+    unsigned cached[CACHE_CLASSES];
     pthread_t thread;
     char name[16];
+    _Alignas(64) pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    bool notified;                    /* ->park_lock */
+    bool sleeping;                    /* ->idle.lock: on the sleepers list */
 };
 
 struct weft_runtime {
-    struct weft__sched base;          /* first: tasks point here */
     weft_flavor flavor;
-    unsigned nworkers;                /* threads started (0: current-thread) */
-    struct worker *workers;           /* nworkers, or 1 for current-thread */
+    unsigned nworkers;                /* worker slots (1 for current-thread) */
+    unsigned nthreads;                /* threads started */
+    unsigned nshards;
+    struct worker *workers;
+    struct shard *shards;             /* nworkers + FOREIGN_SHARDS */
 
-    pthread_mutex_t qlock;
-    pthread_cond_t qcond;             /* work arrived, or closed */
-    pthread_cond_t run_cond;          /* active reached 0, or closed */
-    struct weft__task *qhead, *qtail; /* ->qlock */
-    unsigned idle;                    /* ->qlock: threads waiting on qcond */
-    bool closed;                      /* ->qlock: queue refuses tasks */
-    bool driving;                     /* ->qlock: current-thread run in progress */
+    struct {
+        _Alignas(64) pthread_mutex_t lock;
+        struct weft__task *head, *tail;   /* ->lock */
+        _Atomic size_t len;           /* written under lock; read as a hint */
+    } inject;
 
-    pthread_mutex_t olock;
-    struct weft__list owned;          /* ->olock: every live cell */
-    size_t cells;                     /* ->olock: length of owned */
-    bool shut;                        /* ->olock: spawn refused */
-    bool freed;                       /* ->olock: the user has let go */
-    bool shutdown_done;               /* only the shutdown caller reads/writes */
+    struct {
+        _Alignas(64) pthread_mutex_t lock;
+        unsigned *sleepers;           /* ->lock: stack of worker indices */
+        unsigned nsleepers;           /* ->lock */
+        _Atomic unsigned num_sleeping;   /* == nsleepers, readable lock-free */
+        _Atomic unsigned num_searching;
+    } idle;
 
-    /* tasks spawned and not completed; incremented under olock at spawn,
-     * decremented by completion (any thread). */
-    _Atomic size_t active;
+    _Alignas(64) _Atomic bool closed; /* queues refuse tasks; workers exit */
+    _Atomic size_t active;            /* spawned, not completed */
+    /* non-empty shards + 1 while the user holds the runtime: the struct is
+     * freed when it reaches 0 */
+    _Atomic size_t holds;
+
+    _Alignas(64) pthread_mutex_t run_lock;
+    pthread_cond_t run_cond;          /* active hit 0, shut, driver left */
+    bool shut;                        /* ->run_lock: spawn refused */
+    bool driving;                     /* ->run_lock: current-thread driver */
+    bool shutdown_done;               /* the shutdown caller only */
 };
 
 static _Thread_local struct worker *cur_worker;
 
-/* ---- Run queue ------------------------------------------------------------ */
-static void queue_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
+/* A full fence. TSan does not model fences (gcc refuses them under
+ * -fsanitize=thread); there a seq_cst RMW on a shared dummy stands in, which
+ * orders the same way on the machines TSan runs on. */
+#if defined(__SANITIZE_THREAD__)
+static _Atomic unsigned fence_dummy;
+#define full_fence() atomic_fetch_add_explicit(&fence_dummy, 0, memory_order_seq_cst)
+#else
+#define full_fence() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
+static void counter_add(_Atomic uint64_t *c, uint64_t n)
 {
-    (void)yield;                      /* one FIFO: every push goes to the back */
-    pthread_mutex_lock(&rt->qlock);
-    if (rt->closed) {
-        pthread_mutex_unlock(&rt->qlock);
-        weft__task_ref_dec(t);        /* the queue entry's reference */
+    /* single writer: a relaxed load and store is enough, and cheaper than a
+     * locked RMW; readers see some recent value */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static struct worker *local_worker(struct weft_runtime *rt)
+{
+    struct worker *w = cur_worker;
+
+    return w && w->rt == rt ? w : NULL;
+}
+
+/* ---- Inject queue ------------------------------------------------------------ */
+/* Append the chain first..last (n tasks, linked by ->next); false if closed
+ * (the caller still owns the chain). */
+static bool inject_push(struct weft_runtime *rt, struct weft__task *first,
+                        struct weft__task *last, size_t n)
+{
+    pthread_mutex_lock(&rt->inject.lock);
+    /* relaxed: `closed` is set before shutdown drains this queue under the
+     * same lock, so a push that misses it is drained */
+    if (atomic_load_explicit(&rt->closed, memory_order_relaxed)) {
+        pthread_mutex_unlock(&rt->inject.lock);
+        return false;
+    }
+    last->next = NULL;
+    if (rt->inject.tail)
+        rt->inject.tail->next = first;
+    else
+        rt->inject.head = first;
+    rt->inject.tail = last;
+    atomic_store_explicit(&rt->inject.len,
+                          atomic_load_explicit(&rt->inject.len, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    pthread_mutex_unlock(&rt->inject.lock);
+    return true;
+}
+
+/* Take up to `max` tasks: returns the first, links the rest into *rest. */
+static struct weft__task *inject_pop(struct weft_runtime *rt, size_t max,
+                                     struct weft__task **rest, size_t *nrest)
+{
+    struct weft__task *first, *t;
+    size_t n, len;
+
+    /* relaxed: a hint; the lock below decides (see notify_one for why a
+     * stale 0 cannot lose a task) */
+    if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&rt->inject.lock);
+    len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
+    first = rt->inject.head;
+    if (first == NULL) {
+        pthread_mutex_unlock(&rt->inject.lock);
+        return NULL;
+    }
+    n = 1;
+    t = first;
+    while (n < max && t->next) {
+        t = t->next;
+        n++;
+    }
+    rt->inject.head = t->next;
+    if (rt->inject.head == NULL)
+        rt->inject.tail = NULL;
+    atomic_store_explicit(&rt->inject.len, len - n, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->inject.lock);
+    t->next = NULL;
+    *rest = first->next;
+    *nrest = n - 1;
+    return first;
+}
+
+/* ---- Parking -------------------------------------------------------------------
+ *  pusher (any thread)                    worker going to sleep
+ *  put task on a queue                    add self to sleepers, num_sleeping++
+ *  fence                       [seq_cst]  fence                       [seq_cst]
+ *  num_searching == 0 and                 any queue non-empty? take self off
+ *  num_sleeping > 0? wake one               the list and go back to work
+ *                                         else wait for `notified`
+ * Both sides store then fence then load (Dekker): at least one of them sees
+ * the other, so a task is never left queued with every worker asleep. A
+ * searcher that stops searching re-checks the queues the same way, so "a
+ * searcher exists" is never a reason to leave a task unseen. */
+static void unpark(struct worker *w)
+{
+    pthread_mutex_lock(&w->park_lock);
+    w->notified = true;
+    pthread_cond_signal(&w->park_cond);
+    pthread_mutex_unlock(&w->park_lock);
+}
+
+static void notify_one(struct weft_runtime *rt)
+{
+    struct worker *w = NULL;
+
+    full_fence();      /* pairs: park(), end_search() */
+    if (atomic_load_explicit(&rt->idle.num_searching, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&rt->idle.num_sleeping, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&rt->idle.lock);
+    if (rt->idle.nsleepers > 0 &&
+        atomic_load_explicit(&rt->idle.num_searching, memory_order_relaxed) == 0) {
+        w = &rt->workers[rt->idle.sleepers[--rt->idle.nsleepers]];
+        w->sleeping = false;
+        atomic_fetch_sub_explicit(&rt->idle.num_sleeping, 1, memory_order_relaxed);
+        /* it wakes up searching: the next pusher need not wake another */
+        atomic_fetch_add_explicit(&rt->idle.num_searching, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&rt->idle.lock);
+    if (w)
+        unpark(w);
+}
+
+static void unpark_all(struct weft_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        unpark(&rt->workers[i]);
+}
+
+static bool begin_search(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+
+    if (w->searching)
+        return true;
+    /* at most half the workers search at once (the rest would only fight
+     * over the same few tasks); relaxed: a soft limit */
+    if (2 * atomic_load_explicit(&rt->idle.num_searching, memory_order_relaxed) >= rt->nworkers)
+        return false;
+    atomic_fetch_add_explicit(&rt->idle.num_searching, 1, memory_order_seq_cst);
+    w->searching = true;
+    return true;
+}
+
+/* Returns true when w was the last searcher. */
+static bool end_search(struct worker *w)
+{
+    unsigned prev;
+
+    if (!w->searching)
+        return false;
+    w->searching = false;
+    prev = atomic_fetch_sub_explicit(&w->rt->idle.num_searching, 1, memory_order_seq_cst);
+    full_fence();      /* pairs: notify_one() */
+    return prev == 1;
+}
+
+/* Tasks in a run queue (not counting LIFO slots: their owner runs them). */
+static bool work_anywhere(struct weft_runtime *rt)
+{
+    if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (lq_len(&rt->workers[i].q))
+            return true;
+    return false;
+}
+
+/* A task waits in another worker's LIFO slot: it may be stuck behind a long
+ * poll, so a sleeping worker should look again soon. */
+static bool lifo_occupied(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (&rt->workers[i] != w &&
+            atomic_load_explicit(&rt->workers[i].lifo, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* Remove w from the sleepers list; false if a notifier already took it off
+ * (then it will set `notified` and has counted w as searching). */
+static bool leave_sleepers(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    bool was = false;
+
+    pthread_mutex_lock(&rt->idle.lock);
+    if (w->sleeping) {
+        for (unsigned i = 0; i < rt->idle.nsleepers; i++) {
+            if (rt->idle.sleepers[i] == w->index) {
+                rt->idle.sleepers[i] = rt->idle.sleepers[--rt->idle.nsleepers];
+                break;
+            }
+        }
+        w->sleeping = false;
+        atomic_fetch_sub_explicit(&rt->idle.num_sleeping, 1, memory_order_relaxed);
+        was = true;
+    }
+    pthread_mutex_unlock(&rt->idle.lock);
+    return was;
+}
+
+/* Wait for `notified`; with `timeout_ns`, give up after it (false). */
+static bool wait_notified(struct worker *w, uint64_t timeout_ns)
+{
+    struct timespec until;
+    bool got;
+
+    if (timeout_ns) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)timeout_ns;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+    }
+    pthread_mutex_lock(&w->park_lock);
+    while (!w->notified) {
+        if (!timeout_ns)
+            pthread_cond_wait(&w->park_cond, &w->park_lock);
+        else if (pthread_cond_timedwait(&w->park_cond, &w->park_lock, &until) != 0)
+            break;
+    }
+    got = w->notified;
+    w->notified = false;
+    pthread_mutex_unlock(&w->park_lock);
+    return got;
+}
+
+/* Sleep until there may be work. Returns with w->searching set if a
+ * notifier woke it (the notifier counted it as searching). While a task
+ * sits in another worker's LIFO slot it sleeps WATCH_NS at most, then looks
+ * whether that worker is stuck (take_stranded()). */
+static void park(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    bool watch;
+
+    if (end_search(w) && work_anywhere(rt))
+        return;                       /* last searcher: a task slipped in */
+    pthread_mutex_lock(&rt->idle.lock);
+    rt->idle.sleepers[rt->idle.nsleepers++] = w->index;
+    w->sleeping = true;
+    atomic_fetch_add_explicit(&rt->idle.num_sleeping, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&rt->idle.lock);
+    full_fence();      /* pairs: notify_one() */
+    if (work_anywhere(rt) || atomic_load_explicit(&rt->closed, memory_order_acquire)) {
+        if (leave_sleepers(w))
+            return;
+        wait_notified(w, 0);          /* a notifier is on its way */
+        w->searching = true;          /* it counted us as searching */
         return;
     }
-    t->next = NULL;
-    if (rt->qtail)
-        rt->qtail->next = t;
-    else
-        rt->qhead = t;
-    rt->qtail = t;
-    if (rt->idle)
-        pthread_cond_signal(&rt->qcond);
-    pthread_mutex_unlock(&rt->qlock);
-}
-
-/* ->qlock held */
-static struct weft__task *queue_pop_locked(struct weft_runtime *rt)
-{
-    struct weft__task *t = rt->qhead;
-
-    if (t) {
-        rt->qhead = t->next;
-        if (rt->qhead == NULL)
-            rt->qtail = NULL;
+    watch = rt->nworkers > 1 && lifo_occupied(w);
+    counter_add(&w->parks, 1);
+    if (!wait_notified(w, watch ? WATCH_NS : 0)) {
+        if (leave_sleepers(w))
+            return;                   /* timed out: go and look */
+        wait_notified(w, 0);
     }
-    return t;
+    /* woken by notify_one (which counted us as searching) or by shutdown */
+    if (leave_sleepers(w))
+        return;                       /* shutdown: not counted */
+    w->searching = true;
 }
 
-/* ---- The scheduler interface of tasks ------------------------------------------ */
+/* ---- Scheduling -------------------------------------------------------------------- */
+/* Owner: push to the back of the local queue; when it is full, move half of
+ * it (and t) to the inject queue in one batch. */
+static void push_local(struct worker *w, struct weft__task *t)
+{
+    struct weft__task *first, *last;
+
+    for (;;) {
+        if (lq_try_push(&w->q, t))
+            return;
+        if (lq_claim_half(&w->q, &first, &last)) {
+            last->next = t;
+            counter_add(&w->overflows, 1);
+            if (!inject_push(w->rt, first, t, LQ_CAP / 2 + 1)) {
+                /* closed: shutdown drops queue references; do it here */
+                while (first) {
+                    struct weft__task *next = first->next;
+
+                    weft__task_ref_dec(first);
+                    first = next;
+                }
+            }
+            return;
+        }
+        /* a stealer is at work: it will make room */
+        if (!inject_push(w->rt, t, t, 1))
+            weft__task_ref_dec(t);
+        return;
+    }
+}
+
+static void schedule(struct weft_runtime *rt, struct weft__task *t, bool yield)
+{
+    struct worker *w = local_worker(rt);
+
+    if (w == NULL) {
+        if (!inject_push(rt, t, t, 1)) {
+            weft__task_ref_dec(t);    /* closed: drop the queue's reference */
+            return;
+        }
+        notify_one(rt);
+        return;
+    }
+    if (yield) {
+        push_local(w, t);
+    } else {
+        struct weft__task *prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
+
+        if (prev == NULL) {
+            /* only a parked worker could take it over (if we got stuck) */
+            notify_one(rt);
+            return;
+        }
+        push_local(w, prev);
+    }
+    notify_one(rt);
+}
+
+/* ---- The scheduler interface of tasks ------------------------------------------------ */
+static struct weft_runtime *shard_rt(void *s)
+{
+    return ((struct shard *)s)->rt;
+}
+
 static void sched_schedule(void *s, struct weft__task *t, bool yield)
 {
-    queue_push(s, t, yield);
+    schedule(shard_rt(s), t, yield);
 }
 
 static void sched_completed(void *s, struct weft__task *t)
 {
-    struct weft_runtime *rt = s;
+    struct weft_runtime *rt = shard_rt(s);
 
     (void)t;
-    /* acq_rel: the last completion happens before run() returns; pairs
-     * with the acquire load in run_wait() (and the qlock below) */
+    /* acq_rel: the last completion happens before run() returns; pairs with
+     * the acquire load in no_active_tasks() */
     if (atomic_fetch_sub_explicit(&rt->active, 1, memory_order_acq_rel) == 1) {
-        pthread_mutex_lock(&rt->qlock);
+        pthread_mutex_lock(&rt->run_lock);
         pthread_cond_broadcast(&rt->run_cond);
-        if (rt->flavor == WEFT_CURRENT_THREAD && rt->idle)
-            pthread_cond_broadcast(&rt->qcond);
-        pthread_mutex_unlock(&rt->qlock);
+        pthread_mutex_unlock(&rt->run_lock);
     }
 }
 
-static void runtime_destroy(struct weft_runtime *rt)
+static void runtime_destroy(struct weft_runtime *rt);
+
+static unsigned cache_class(size_t size)
 {
-    pthread_cond_destroy(&rt->run_cond);
-    pthread_cond_destroy(&rt->qcond);
-    pthread_mutex_destroy(&rt->qlock);
-    pthread_mutex_destroy(&rt->olock);
-    weft__free(rt->workers);
-    weft__free(rt);
+    return (unsigned)((size + 63) / 64);      /* 1..CACHE_CLASSES: cacheable */
+}
+
+static void cell_free(struct weft_runtime *rt, struct weft__task *t)
+{
+    size_t align = weft__task_cell_align(t->type);
+    unsigned c = cache_class(weft__task_cell_size(t->type));
+    struct worker *w = local_worker(rt);
+
+    if (align > MALLOC_ALIGN) {
+        weft__free(((void **)(void *)t)[-1]);
+        return;
+    }
+    if (w && c <= CACHE_CLASSES && w->cached[c - 1] < CACHE_DEPTH) {
+        t->next = w->cache[c - 1];
+        w->cache[c - 1] = t;
+        w->cached[c - 1]++;
+        return;
+    }
+    weft__free(t);
+}
+
+static void *cell_alloc(struct weft_runtime *rt, const weft_future_type *type)
+{
+    size_t size = weft__task_cell_size(type), align = weft__task_cell_align(type);
+    unsigned c = cache_class(size);
+    struct worker *w = local_worker(rt);
+    char *raw;
+    void *cell;
+
+    if (align > MALLOC_ALIGN) {
+        raw = weft__malloc(size + align + sizeof(void *));
+        if (raw == NULL)
+            return NULL;
+        cell = (void *)(((uintptr_t)raw + sizeof(void *) + align - 1) & ~(uintptr_t)(align - 1));
+        ((void **)cell)[-1] = raw;
+        return cell;
+    }
+    if (w && c <= CACHE_CLASSES && w->cache[c - 1]) {
+        struct weft__task *t = w->cache[c - 1];
+
+        w->cache[c - 1] = t->next;
+        w->cached[c - 1]--;
+        return t;
+    }
+    /* round cacheable cells up to their class so any cell of a class fits */
+    return weft__malloc(c <= CACHE_CLASSES ? (size_t)c * 64 : size);
 }
 
 static void sched_release(void *s, struct weft__task *t)
 {
-    struct weft_runtime *rt = s;
-    bool last;
+    struct shard *sh = s;
+    struct weft_runtime *rt = sh->rt;
+    bool emptied;
 
-    pthread_mutex_lock(&rt->olock);
+    pthread_mutex_lock(&sh->lock);
     weft__list_remove(&t->owned);
-    rt->cells--;
-    last = rt->freed && rt->cells == 0;
-    pthread_mutex_unlock(&rt->olock);
-    if (last)
+    emptied = --sh->count == 0;
+    pthread_mutex_unlock(&sh->lock);
+    cell_free(rt, t);
+    /* acq_rel: every shard's last release happens before the destroy */
+    if (emptied && atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
         runtime_destroy(rt);
 }
 
@@ -142,48 +543,221 @@ static const struct weft__sched_ops runtime_ops = {
     sched_schedule, sched_completed, sched_release
 };
 
-/* ---- Workers ------------------------------------------------------------------ */
-static void *worker_main(void *arg)
+/* ---- Finding work ------------------------------------------------------------------ */
+/* Move a chain from the inject queue into w's local queue. */
+static void take_chain(struct worker *w, struct weft__task *rest)
 {
-    struct worker *w = arg;
+    while (rest) {
+        struct weft__task *next = rest->next;
+
+        push_local(w, rest);
+        rest = next;
+    }
+}
+
+static struct weft__task *pop_inject(struct worker *w)
+{
     struct weft_runtime *rt = w->rt;
+    size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed), n, max;
+    struct weft__task *t, *rest = NULL;
+
+    /* a fair share, at most half a local queue */
+    max = len / rt->nworkers + 1;
+    if (max > LQ_CAP / 2)
+        max = LQ_CAP / 2;
+    t = inject_pop(rt, max, &rest, &n);
+    take_chain(w, rest);
+    return t;
+}
+
+static struct weft__task *next_local(struct worker *w)
+{
     struct weft__task *t;
 
-    pthread_setname_np(pthread_self(), w->name);
-    cur_worker = w;
-    weft__task_driver = w;
-    for (;;) {
-        pthread_mutex_lock(&rt->qlock);
-        while (!rt->closed && rt->qhead == NULL) {
-            rt->idle++;
-            pthread_cond_wait(&rt->qcond, &rt->qlock);
-            rt->idle--;
-        }
-        t = rt->closed ? NULL : queue_pop_locked(rt);
-        pthread_mutex_unlock(&rt->qlock);
-        if (t == NULL)
-            break;
-        weft__task_run(t);
+    if (++w->tick % GLOBAL_INTERVAL == 0) {
+        t = pop_inject(w);
+        if (t)
+            return t;
     }
-    weft__task_driver = NULL;
-    cur_worker = NULL;
+    t = lq_pop(&w->q);
+    if (t)
+        return t;
+    return pop_inject(w);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Steal from the others, starting at a different victim each time. */
+static struct weft__task *steal_work(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    unsigned n = rt->nworkers, start = w->tick % n;
+    uint32_t stolen;
+    struct weft__task *t;
+
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *v = &rt->workers[(start + i) % n];
+
+        if (v == w)
+            continue;
+        t = lq_steal_into(&v->q, &w->q, &stolen);
+        if (t) {
+            counter_add(&w->steals, 1);
+            return t;
+        }
+    }
+    return pop_inject(w);
+}
+
+/* Nothing else anywhere: a task in another worker's LIFO slot may be
+ * stranded behind a long poll. Take it if that worker's poll count does not
+ * move for STRANDED_SPIN_NS (a busy worker polls far more often). */
+static struct weft__task *take_stranded(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *v = &rt->workers[i];
+        uint64_t polls, start;
+
+        if (v == w || atomic_load_explicit(&v->lifo, memory_order_relaxed) == NULL)
+            continue;
+        polls = atomic_load_explicit(&v->polls, memory_order_relaxed);
+        start = now_ns();
+        while (now_ns() - start < STRANDED_SPIN_NS) {
+            if (atomic_load_explicit(&v->polls, memory_order_relaxed) != polls ||
+                atomic_load_explicit(&v->lifo, memory_order_relaxed) == NULL ||
+                atomic_load_explicit(&rt->closed, memory_order_relaxed))
+                break;
+            sched_yield();
+        }
+        if (atomic_load_explicit(&v->polls, memory_order_relaxed) == polls) {
+            /* acq_rel: pairs with the owner's exchange that put it there */
+            struct weft__task *t = atomic_exchange_explicit(&v->lifo, NULL,
+                                                            memory_order_acq_rel);
+            if (t) {
+                counter_add(&w->stranded_taken, 1);
+                return t;
+            }
+        }
+    }
     return NULL;
 }
 
-static void close_queue(struct weft_runtime *rt)
+/* Poll t, then whatever lands in the LIFO slot, MAX_LIFO_POLLS at most. */
+static void run_task(struct worker *w, struct weft__task *t)
 {
-    pthread_mutex_lock(&rt->qlock);
-    rt->closed = true;
-    pthread_cond_broadcast(&rt->qcond);
-    pthread_cond_broadcast(&rt->run_cond);
-    pthread_mutex_unlock(&rt->qlock);
+    for (unsigned n = 0;; n++) {
+        counter_add(&w->polls, 1);
+        weft__task_run(t, &w->env);
+        t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
+                atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
+                NULL;
+        if (t == NULL)
+            return;
+        if (n == MAX_LIFO_POLLS) {
+            push_local(w, t);         /* its turn comes after the queue's */
+            return;
+        }
+        counter_add(&w->lifo_polls, 1);
+    }
 }
 
-static void join_workers(struct weft_runtime *rt)
+/* One round of the worker loop: run something, or park. Returns false when
+ * the runtime is closed. */
+static bool worker_round(struct worker *w)
 {
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        pthread_join(rt->workers[i].thread, NULL);
-    rt->nworkers = 0;
+    struct weft_runtime *rt = w->rt;
+    struct weft__task *t;
+
+    if (atomic_load_explicit(&rt->closed, memory_order_acquire))
+        return false;
+    t = next_local(w);
+    if (t == NULL && rt->nworkers > 1 && begin_search(w)) {
+        t = steal_work(w);
+        if (t == NULL)
+            t = take_stranded(w);
+    }
+    if (t) {
+        /* a searcher that found work hands the search on */
+        if (end_search(w))
+            notify_one(rt);
+        run_task(w, t);
+        return true;
+    }
+    park(w);
+    return true;
+}
+
+static void enter_worker(struct worker *w)
+{
+    cur_worker = w;
+    weft__task_driver = w;
+}
+
+static void leave_worker(void)
+{
+    cur_worker = NULL;
+    weft__task_driver = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    pthread_setname_np(pthread_self(), w->name);
+    enter_worker(w);
+    while (worker_round(w))
+        ;
+    end_search(w);
+    leave_worker();
+    return NULL;
+}
+
+/* ---- Lifecycle -------------------------------------------------------------------------- */
+static void runtime_destroy(struct weft_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *w = &rt->workers[i];
+
+        for (unsigned c = 0; c < CACHE_CLASSES; c++) {
+            while (w->cache[c]) {
+                struct weft__task *t = w->cache[c];
+
+                w->cache[c] = t->next;
+                weft__free(t);
+            }
+        }
+        pthread_cond_destroy(&w->park_cond);
+        pthread_mutex_destroy(&w->park_lock);
+    }
+    for (unsigned i = 0; i < rt->nshards; i++)
+        pthread_mutex_destroy(&rt->shards[i].lock);
+    pthread_cond_destroy(&rt->run_cond);
+    pthread_mutex_destroy(&rt->run_lock);
+    pthread_mutex_destroy(&rt->idle.lock);
+    pthread_mutex_destroy(&rt->inject.lock);
+    weft__free(rt->idle.sleepers);
+    weft__free(rt->shards);
+    weft__free(rt->workers);
+    weft__free(rt);
+}
+
+static void close_runtime(struct weft_runtime *rt)
+{
+    pthread_mutex_lock(&rt->inject.lock);
+    atomic_store_explicit(&rt->closed, true, memory_order_release);
+    pthread_mutex_unlock(&rt->inject.lock);
+    unpark_all(rt);
+    pthread_mutex_lock(&rt->run_lock);
+    pthread_cond_broadcast(&rt->run_cond);
+    pthread_mutex_unlock(&rt->run_lock);
 }
 
 static unsigned online_cpus(void)
@@ -193,13 +767,24 @@ static unsigned online_cpus(void)
     return n < 1 ? 1 : n > WEFT_MAX_WORKERS ? WEFT_MAX_WORKERS : (unsigned)n;
 }
 
+static void name_worker(struct worker *w, const char *prefix)
+{
+    char idx[12];
+    int keep;
+
+    /* Linux keeps 15 characters of a thread name: cut the prefix so that
+     * the index always survives */
+    snprintf(idx, sizeof(idx), "%u", w->index);
+    keep = (int)(sizeof(w->name) - 1 - strlen(idx));
+    snprintf(w->name, sizeof(w->name), "%.*s%s", keep, prefix, idx);
+}
+
 WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *opt)
 {
     static const weft_runtime_options defaults = { WEFT_MULTI_THREAD, 0, NULL };
     struct weft_runtime *rt;
-    unsigned n, slots;
+    unsigned nthreads, slots;
     const char *prefix;
-    int err;
 
     if (out == NULL)
         return -EINVAL;
@@ -208,12 +793,11 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     if (opt->flavor == WEFT_MULTI_THREAD) {
         if (opt->workers > WEFT_MAX_WORKERS)
             return -EINVAL;
-        n = opt->workers ? opt->workers : online_cpus();
-        slots = n;
+        nthreads = slots = opt->workers ? opt->workers : online_cpus();
     } else if (opt->flavor == WEFT_CURRENT_THREAD) {
         if (opt->workers != 0)
             return -EINVAL;
-        n = 0;
+        nthreads = 0;
         slots = 1;                    /* the thread inside run/block_on */
     } else {
         return -EINVAL;
@@ -224,47 +808,69 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     if (rt == NULL)
         return -ENOMEM;
     rt->workers = weft__calloc(slots, sizeof(*rt->workers));
-    if (rt->workers == NULL) {
+    rt->nshards = slots + FOREIGN_SHARDS;
+    rt->shards = weft__calloc(rt->nshards, sizeof(*rt->shards));
+    rt->idle.sleepers = weft__calloc(slots, sizeof(*rt->idle.sleepers));
+    if (rt->workers == NULL || rt->shards == NULL || rt->idle.sleepers == NULL) {
+        weft__free(rt->idle.sleepers);
+        weft__free(rt->shards);
+        weft__free(rt->workers);
         weft__free(rt);
         return -ENOMEM;
     }
-    rt->base.ops = &runtime_ops;
     rt->flavor = opt->flavor;
-    pthread_mutex_init(&rt->qlock, NULL);
-    pthread_mutex_init(&rt->olock, NULL);
-    pthread_cond_init(&rt->qcond, NULL);
+    rt->nworkers = slots;
+    pthread_mutex_init(&rt->inject.lock, NULL);
+    pthread_mutex_init(&rt->idle.lock, NULL);
+    pthread_mutex_init(&rt->run_lock, NULL);
     pthread_cond_init(&rt->run_cond, NULL);
-    weft__list_init(&rt->owned);
+    atomic_init(&rt->inject.len, 0);
+    atomic_init(&rt->idle.num_sleeping, 0);
+    atomic_init(&rt->idle.num_searching, 0);
+    atomic_init(&rt->closed, false);
     atomic_init(&rt->active, 0);
+    atomic_init(&rt->holds, 1);
+    for (unsigned i = 0; i < rt->nshards; i++) {
+        struct shard *sh = &rt->shards[i];
+
+        sh->base.ops = &runtime_ops;
+        sh->rt = rt;
+        pthread_mutex_init(&sh->lock, NULL);
+        weft__list_init(&sh->cells);
+    }
     for (unsigned i = 0; i < slots; i++) {
         struct worker *w = &rt->workers[i];
 
+        lq_init(&w->q);
+        atomic_init(&w->lifo, NULL);
         w->rt = rt;
         w->index = i;
-        /* Linux keeps 15 characters of a thread name: cut the prefix so
-         * that the index always survives. */
-        snprintf(w->name, sizeof(w->name), "%.*s%u",
-                 (int)(sizeof(w->name) - 1 - snprintf(NULL, 0, "%u", i)), prefix, i);
+        pthread_mutex_init(&w->park_lock, NULL);
+        pthread_cond_init(&w->park_cond, NULL);
+        name_worker(w, prefix);
     }
-    for (unsigned i = 0; i < n; i++) {
-        err = pthread_create(&rt->workers[i].thread, NULL, worker_main, &rt->workers[i]);
-        if (err) {
-            close_queue(rt);
-            join_workers(rt);
+    for (unsigned i = 0; i < nthreads; i++) {
+        if (pthread_create(&rt->workers[i].thread, NULL, worker_main, &rt->workers[i]) != 0) {
+            close_runtime(rt);
+            for (unsigned k = 0; k < rt->nthreads; k++)
+                pthread_join(rt->workers[k].thread, NULL);
             runtime_destroy(rt);
             return -EAGAIN;
         }
-        rt->nworkers = i + 1;
+        rt->nthreads = i + 1;
     }
     *out = rt;
     return 0;
 }
 
-/* ---- Spawning ------------------------------------------------------------------- */
+/* ---- Spawning ------------------------------------------------------------------------ */
 static int spawn(struct weft_runtime *rt, const weft_future_type *type,
                  const void *init, weft_join **join)
 {
+    struct worker *w;
+    struct shard *sh;
     struct weft__task *t;
+    void *cell;
     int err;
 
     if (rt == NULL || init == NULL)
@@ -272,24 +878,31 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     err = weft__future_type_check(type);
     if (err < 0)
         return err;
-    t = weft__task_new(type, init, &rt->base, join != NULL);
-    if (t == NULL)
+    w = local_worker(rt);
+    cell = cell_alloc(rt, type);
+    if (cell == NULL)
         return -ENOMEM;
-    pthread_mutex_lock(&rt->olock);
-    if (rt->shut) {
-        pthread_mutex_unlock(&rt->olock);
-        weft__task_discard(t);
+    sh = w ? &rt->shards[w->index]
+           : &rt->shards[rt->nworkers + ((uintptr_t)cell >> 6) % FOREIGN_SHARDS];
+    t = weft__task_init(cell, type, init, &sh->base, join != NULL);
+    pthread_mutex_lock(&sh->lock);
+    /* acquire: pairs with the release store of `closed` in close_runtime():
+     * a spawn that gets in here is seen by shutdown's scan of the shards */
+    if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
+        pthread_mutex_unlock(&sh->lock);
+        cell_free(rt, t);
         return -ESHUTDOWN;
     }
-    weft__list_push_back(&rt->owned, &t->owned);
-    rt->cells++;
-    /* relaxed: run_wait() reads it under qlock after our push below, or
-     * sees a later value; completions decrement with acq_rel */
+    weft__list_push_back(&sh->cells, &t->owned);
+    if (sh->count++ == 0)
+        atomic_fetch_add_explicit(&rt->holds, 1, memory_order_relaxed);
+    /* relaxed: completions decrement with acq_rel; run() only needs the
+     * count to be non-zero from here until this task completes */
     atomic_fetch_add_explicit(&rt->active, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&rt->olock);
+    pthread_mutex_unlock(&sh->lock);
     if (join)
         *join = (weft_join *)(void *)t;
-    queue_push(rt, t, false);
+    schedule(rt, t, false);
     return 0;
 }
 
@@ -307,52 +920,50 @@ WEFT_API int weft_spawn_detached(weft_runtime *rt, const weft_future_type *type,
     return spawn(rt, type, init, NULL);
 }
 
-/* ---- Running to completion ----------------------------------------------------- */
-/* Current-thread: run tasks on this thread until done(arg) or the queue is
- * closed. Returns 0, -EBUSY (another thread is driving), -ESHUTDOWN. */
-static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
-{
-    struct weft__task *t;
-    int err = 0;
-
-    pthread_mutex_lock(&rt->qlock);
-    if (rt->driving) {
-        pthread_mutex_unlock(&rt->qlock);
-        return -EBUSY;
-    }
-    rt->driving = true;
-    cur_worker = &rt->workers[0];
-    weft__task_driver = cur_worker;
-    for (;;) {
-        while (!rt->closed && rt->qhead == NULL && !done(arg)) {
-            rt->idle++;
-            pthread_cond_wait(&rt->qcond, &rt->qlock);
-            rt->idle--;
-        }
-        if (rt->closed) {
-            err = -ESHUTDOWN;
-            break;
-        }
-        if (done(arg))
-            break;
-        t = queue_pop_locked(rt);
-        pthread_mutex_unlock(&rt->qlock);
-        weft__task_run(t);
-        pthread_mutex_lock(&rt->qlock);
-    }
-    rt->driving = false;
-    pthread_cond_broadcast(&rt->run_cond);     /* a waiting shutdown */
-    cur_worker = NULL;
-    weft__task_driver = NULL;
-    pthread_mutex_unlock(&rt->qlock);
-    return err;
-}
-
+/* ---- Running to completion ---------------------------------------------------------- */
 static bool no_active_tasks(void *arg)
 {
     struct weft_runtime *rt = arg;
 
     return atomic_load_explicit(&rt->active, memory_order_acquire) == 0;
+}
+
+/* Current-thread: run tasks on this thread until done(arg) or shutdown.
+ * Returns 0, -EBUSY (another thread is driving) or -ESHUTDOWN. */
+static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
+{
+    struct worker *w = &rt->workers[0];
+    struct weft__task *t;
+    int err = 0;
+
+    pthread_mutex_lock(&rt->run_lock);
+    if (rt->driving || rt->shut) {
+        err = rt->shut ? -ESHUTDOWN : -EBUSY;
+        pthread_mutex_unlock(&rt->run_lock);
+        return err;
+    }
+    rt->driving = true;
+    pthread_mutex_unlock(&rt->run_lock);
+
+    enter_worker(w);
+    while (!done(arg)) {
+        if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
+            err = -ESHUTDOWN;
+            break;
+        }
+        t = next_local(w);
+        if (t)
+            run_task(w, t);
+        else
+            park(w);
+    }
+    leave_worker();
+
+    pthread_mutex_lock(&rt->run_lock);
+    rt->driving = false;
+    pthread_cond_broadcast(&rt->run_cond);     /* a waiting shutdown */
+    pthread_mutex_unlock(&rt->run_lock);
+    return err;
 }
 
 WEFT_API int weft_runtime_run(weft_runtime *rt)
@@ -363,12 +974,12 @@ WEFT_API int weft_runtime_run(weft_runtime *rt)
         return -EINVAL;
     if (rt->flavor == WEFT_CURRENT_THREAD)
         return drive(rt, no_active_tasks, rt);
-    pthread_mutex_lock(&rt->qlock);
-    while (!rt->closed && !no_active_tasks(rt))
-        pthread_cond_wait(&rt->run_cond, &rt->qlock);
-    if (rt->closed && !no_active_tasks(rt))
+    pthread_mutex_lock(&rt->run_lock);
+    while (!rt->shut && !no_active_tasks(rt))
+        pthread_cond_wait(&rt->run_cond, &rt->run_lock);
+    if (!no_active_tasks(rt))
         err = -ESHUTDOWN;
-    pthread_mutex_unlock(&rt->qlock);
+    pthread_mutex_unlock(&rt->run_lock);
     return err;
 }
 
@@ -401,52 +1012,73 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
     return err;
 }
 
-/* ---- Shutdown ---------------------------------------------------------------------- */
-WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
+/* ---- Shutdown ------------------------------------------------------------------------- */
+static void drop_chain(struct weft__task *t)
 {
-    struct weft__task *t, *claimed = NULL;
-    struct weft__list *n;
-
-    if (rt == NULL || (cur_worker && cur_worker->rt == rt))
-        return -EINVAL;
-    if (rt->shutdown_done)
-        return 0;
-    pthread_mutex_lock(&rt->olock);
-    rt->shut = true;                  /* no spawn gets into the books now */
-    pthread_mutex_unlock(&rt->olock);
-    close_queue(rt);                  /* workers stop at their next pop */
-    join_workers(rt);
-    pthread_mutex_lock(&rt->qlock);   /* a current-thread driver stops too */
-    while (rt->driving)
-        pthread_cond_wait(&rt->run_cond, &rt->qlock);
-    pthread_mutex_unlock(&rt->qlock);
-
-    /* No thread runs tasks now. Drop the queue entries' references... */
-    pthread_mutex_lock(&rt->qlock);
-    t = rt->qhead;
-    rt->qhead = rt->qtail = NULL;
-    pthread_mutex_unlock(&rt->qlock);
     while (t) {
         struct weft__task *next = t->next;
 
-        weft__task_ref_dec(t);        /* may free a completed task's cell */
+        weft__task_ref_dec(t);        /* the queue entry's; may free the cell */
         t = next;
+    }
+}
+
+WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
+{
+    struct weft__task *t, *claimed = NULL;
+
+    if (rt == NULL || local_worker(rt))
+        return -EINVAL;
+    if (rt->shutdown_done)
+        return 0;
+    pthread_mutex_lock(&rt->run_lock);
+    rt->shut = true;
+    pthread_mutex_unlock(&rt->run_lock);
+    close_runtime(rt);                /* spawns refused, workers leave */
+    for (unsigned i = 0; i < rt->nthreads; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    rt->nthreads = 0;
+    pthread_mutex_lock(&rt->run_lock);   /* a current-thread driver leaves too */
+    while (rt->driving)
+        pthread_cond_wait(&rt->run_cond, &rt->run_lock);
+    pthread_mutex_unlock(&rt->run_lock);
+
+    /* No thread runs tasks now. Drop every queue entry's reference... */
+    pthread_mutex_lock(&rt->inject.lock);
+    t = rt->inject.head;
+    rt->inject.head = rt->inject.tail = NULL;
+    atomic_store_explicit(&rt->inject.len, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->inject.lock);
+    drop_chain(t);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *w = &rt->workers[i];
+
+        t = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acquire);
+        if (t)
+            weft__task_ref_dec(t);
+        while ((t = lq_pop(&w->q)) != NULL)
+            weft__task_ref_dec(t);
     }
     /* ...then cancel every unfinished task. Claimed tasks are RUNNING, so no
      * waker can queue them: their queue link is free to chain them here. */
-    pthread_mutex_lock(&rt->olock);
-    for (n = rt->owned.next; n != &rt->owned; n = n->next) {
-        t = weft__container_of(n, struct weft__task, owned);
-        if (weft__task_shutdown_claim(t)) {
-            t->next = claimed;
-            claimed = t;
+    for (unsigned i = 0; i < rt->nshards; i++) {
+        struct shard *sh = &rt->shards[i];
+        struct weft__list *n;
+
+        pthread_mutex_lock(&sh->lock);
+        for (n = sh->cells.next; n != &sh->cells; n = n->next) {
+            t = weft__container_of(n, struct weft__task, owned);
+            if (weft__task_shutdown_claim(t)) {
+                t->next = claimed;
+                claimed = t;
+            }
         }
+        pthread_mutex_unlock(&sh->lock);
     }
-    pthread_mutex_unlock(&rt->olock);
     while (claimed) {
         t = claimed;
         claimed = t->next;
-        weft__task_cancel_claimed(t); /* drop runs here, outside any lock */
+        weft__task_cancel_claimed(t); /* the drop runs here, outside any lock */
     }
     rt->shutdown_done = true;
     return 0;
@@ -454,19 +1086,14 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 
 WEFT_API void weft_runtime_free(weft_runtime *rt)
 {
-    bool last;
-
     if (rt == NULL || weft_runtime_shutdown(rt) < 0)
         return;
-    pthread_mutex_lock(&rt->olock);
-    rt->freed = true;
-    last = rt->cells == 0;
-    pthread_mutex_unlock(&rt->olock);
-    if (last)
+    /* acq_rel: pairs with the shards' releases */
+    if (atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
         runtime_destroy(rt);
 }
 
-/* ---- Introspection ---------------------------------------------------------------- */
+/* ---- Introspection ------------------------------------------------------------------------ */
 WEFT_API weft_runtime *weft_runtime_current(void)
 {
     return cur_worker ? cur_worker->rt : NULL;
@@ -486,4 +1113,29 @@ WEFT_API size_t weft_runtime_active_tasks(const weft_runtime *rt)
 {
     /* relaxed: a snapshot, documented as such */
     return rt ? atomic_load_explicit(&rt->active, memory_order_relaxed) : 0;
+}
+
+WEFT_API unsigned weft_runtime_workers(const weft_runtime *rt)
+{
+    return rt ? rt->nworkers : 0;
+}
+
+WEFT_API int weft_runtime_worker_metrics(const weft_runtime *rt, unsigned worker,
+                                         weft_worker_metrics *out)
+{
+    struct worker *w;
+
+    if (rt == NULL || out == NULL || worker >= rt->nworkers)
+        return -EINVAL;
+    w = &rt->workers[worker];
+    /* relaxed: counters, read as a snapshot */
+    out->polls = atomic_load_explicit(&w->polls, memory_order_relaxed);
+    out->steals = atomic_load_explicit(&w->steals, memory_order_relaxed);
+    out->overflows = atomic_load_explicit(&w->overflows, memory_order_relaxed);
+    out->parks = atomic_load_explicit(&w->parks, memory_order_relaxed);
+    out->forced_yields = atomic_load_explicit(&w->env.forced_yields, memory_order_relaxed);
+    out->lifo_polls = atomic_load_explicit(&w->lifo_polls, memory_order_relaxed);
+    out->stranded_taken = atomic_load_explicit(&w->stranded_taken, memory_order_relaxed);
+    out->local_queue_depth = lq_len(&w->q);
+    return 0;
 }

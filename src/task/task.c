@@ -9,7 +9,7 @@
  *   load here would let a wake slip between the worker's CAS and its poll);
  * - reference increments are relaxed (the caller already holds one); the
  *   decrement is a release, and the one that frees is followed by an acquire
- *   fence (the usual reference-count pattern). */
+ *   load (the usual reference-count pattern). */
 
 #include "task/task.h"
 
@@ -20,8 +20,6 @@
 
 #include "util/alloc.h"
 #include "weft/task.h"
-
-#define MALLOC_ALIGN 16          /* what the allocation hook guarantees */
 
 _Thread_local void *weft__task_driver;
 
@@ -67,38 +65,31 @@ int weft__future_type_check(const weft_future_type *ty)
     return 0;
 }
 
-/* ---- Allocation -------------------------------------------------------------
- * Over-aligned cells (alignment above what malloc gives) are carved out of a
- * larger block; the block's address is kept just before the cell. */
-struct weft__task *weft__task_new(const weft_future_type *ty, const void *init,
-                                  struct weft__sched *sched, bool join)
+/* ---- Cells ------------------------------------------------------------------ */
+size_t weft__task_cell_size(const weft_future_type *ty)
 {
-    size_t align = cell_align(ty);
-    size_t size = output_offset(ty) + ty->output_size;
-    struct weft__task *t;
+    return output_offset(ty) + ty->output_size;
+}
+
+size_t weft__task_cell_align(const weft_future_type *ty)
+{
+    return cell_align(ty);
+}
+
+struct weft__task *weft__task_init(void *cell, const weft_future_type *ty, const void *init,
+                                   struct weft__sched *sched, bool join)
+{
+    struct weft__task *t = cell;
     uint64_t refs = 2 + (join ? 1 : 0);   /* books, queue entry, join */
 
-    if (align <= MALLOC_ALIGN) {
-        t = weft__malloc(size);
-        if (t == NULL)
-            return NULL;
-    } else {
-        char *raw = weft__malloc(size + align + sizeof(void *));
-
-        if (raw == NULL)
-            return NULL;
-        t = (struct weft__task *)(void *)round_up(
-            (uintptr_t)raw + sizeof(void *), align);
-        ((void **)(void *)t)[-1] = raw;
-    }
     t->type = ty;
     t->sched = sched;
     t->next = NULL;
     weft__list_init(&t->owned);
     t->join_waker = WEFT_WAKER_EMPTY;
     memcpy(weft__task_future(t), init, ty->size);
-    /* relaxed: the task is published to other threads by the run queue's
-     * lock (or the scheduler's books), which orders this store */
+    /* relaxed: the task is published to other threads by the run queue
+     * (a release store or a lock), which orders this store */
     atomic_store_explicit(&t->state,
                           TASK_NOTIFIED | (join ? TASK_JOIN_INTEREST : 0) |
                               refs * TASK_REF_ONE,
@@ -106,27 +97,14 @@ struct weft__task *weft__task_new(const weft_future_type *ty, const void *init,
     return t;
 }
 
-static void cell_free(struct weft__task *t)
-{
-    if (cell_align(t->type) <= MALLOC_ALIGN)
-        weft__free(t);
-    else
-        weft__free(((void **)(void *)t)[-1]);
-}
-
-void weft__task_discard(struct weft__task *t)
-{
-    cell_free(t);
-}
-
 /* Last reference gone: nobody else can reach the cell. The future was
  * dropped at completion (a task is never freed before it completes: the
- * scheduler's books hold a reference until then). */
+ * scheduler's books hold a reference until then). The scheduler unlinks
+ * the cell and frees its memory. */
 static void task_dealloc(struct weft__task *t)
 {
     weft_waker_drop(&t->join_waker);
     t->sched->ops->release(t->sched, t);
-    cell_free(t);
 }
 
 /* ---- References -------------------------------------------------------------- */
@@ -155,7 +133,9 @@ static void ref_dec_n(struct weft__task *t, uint64_t n)
         abort();
     }
     if (TASK_REFS(prev) == n) {
-        atomic_thread_fence(memory_order_acquire);
+        /* acquire: reads the last decrement, which ends the release
+         * sequence of every earlier one (a load, not a fence: TSan) */
+        (void)atomic_load_explicit(&t->state, memory_order_acquire);
         task_dealloc(t);
     }
 }
@@ -334,10 +314,10 @@ static enum end_action end_poll(struct weft__task *t)
     }
 }
 
-void weft__task_run(struct weft__task *t)
+void weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
     weft_waker waker = { t, &task_waker_vtable };   /* borrowed: no reference */
-    weft_context cx = { &waker, NULL };
+    weft_context cx = { &waker, env };
     bool cancelled;
 
     if (!begin_poll(t, &cancelled)) {
@@ -348,6 +328,8 @@ void weft__task_run(struct weft__task *t)
         task_cancel_running(t);
         return;
     }
+    if (env)
+        env->budget = WEFT_COOP_BUDGET;
     if (t->type->poll(weft__task_future(t), &cx, task_output(t)) == WEFT_READY) {
         if (t->type->drop)
             t->type->drop(weft__task_future(t));
@@ -618,6 +600,24 @@ static weft_waker noop_clone(const void *data)
 WEFT_API weft_waker weft_waker_noop(void)
 {
     return (weft_waker){ NULL, &noop_vtable };
+}
+
+WEFT_API bool weft_coop_proceed(weft_context *cx)
+{
+    struct weft__task_env *env = cx ? cx->priv : NULL;
+
+    if (env == NULL)
+        return true;                       /* polled by hand: no budget */
+    if (env->budget > 0) {
+        env->budget--;
+        return true;
+    }
+    /* owner-only counter, read by metrics: relaxed load + store */
+    atomic_store_explicit(&env->forced_yields,
+                          atomic_load_explicit(&env->forced_yields, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    weft_waker_wake_by_ref(cx->waker);     /* requeued at the back */
+    return false;
 }
 
 WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)

@@ -31,7 +31,8 @@ struct weft__sched_ops {
     void (*schedule)(void *sched, struct weft__task *t, bool yield);
     /* `t` has just completed (normally or cancelled). */
     void (*completed)(void *sched, struct weft__task *t);
-    /* `t` is about to be freed: unlink it from the scheduler's books. */
+    /* `t` is about to be freed: unlink it from the scheduler's books and
+     * free its memory. */
     void (*release)(void *sched, struct weft__task *t);
 };
 
@@ -90,20 +91,29 @@ extern _Thread_local void *weft__task_driver;
 /* Validate a future type: 0 or -EINVAL. */
 int weft__future_type_check(const weft_future_type *type);
 
-/* Allocate a cell for `type`, copy `init` in, and set the state for a task
- * about to be queued: NOTIFIED, references for the scheduler's books and the
- * queue entry (and the join handle when `join`). NULL on -ENOMEM. The type
- * must have passed weft__future_type_check(). */
-struct weft__task *weft__task_new(const weft_future_type *type, const void *init,
-                                  struct weft__sched *sched, bool join);
+/* Cell layout for a checked type: bytes and alignment of the allocation. */
+size_t weft__task_cell_size(const weft_future_type *type);
+size_t weft__task_cell_align(const weft_future_type *type);
 
-/* Free a cell that weft__task_new() made and nobody else has seen: the
- * future is not dropped (ownership never passed to weft). */
-void weft__task_discard(struct weft__task *t);
+/* Set up a task in `cell` (weft__task_cell_size() bytes, aligned), copy
+ * `init` in, and set the state for a task about to be queued: NOTIFIED,
+ * references for the scheduler's books and the queue entry (and the join
+ * handle when `join`). The type must have passed weft__future_type_check(). */
+struct weft__task *weft__task_init(void *cell, const weft_future_type *type, const void *init,
+                                   struct weft__sched *sched, bool join);
+
+/* What a worker lends the tasks it polls (reached through weft_context's
+ * private pointer): the cooperative budget of the current poll, and the
+ * count of polls cut short by it. Written by the owning thread only. */
+#define WEFT_COOP_BUDGET 128
+struct weft__task_env {
+    unsigned budget;
+    _Atomic uint64_t forced_yields;
+};
 
 /* Run a task popped from a run queue, consuming the queue's reference:
  * poll it (or cancel it, if aborted) and requeue, complete or idle it. */
-void weft__task_run(struct weft__task *t);
+void weft__task_run(struct weft__task *t, struct weft__task_env *env);
 
 /* At shutdown, with no worker running: if `t` has not completed, claim it
  * (RUNNING|CANCELLED, one more reference) and return true; the caller then

@@ -1,0 +1,425 @@
+/* weft's side of the scheduler benchmarks W1-W5 (bench/peers/ has the same
+ * workloads on tokio and Go). One workload per run:
+ *
+ *     weft-bench <W1..W5> <mt1|mt2|ct> [scale]
+ *
+ * prints `RESULT <workload> weft-<flavour> <ns per op>` and exits non-zero
+ * when the workload's own check fails. `scale` multiplies the task count
+ * (never below 1); per-task iterations stay fixed. Only the workload is
+ * timed, not building the runtime. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "weft.h"
+
+#define SPAWNS 1000000
+#define YIELD_TASKS 1000
+#define YIELDS_PER_TASK 1000
+#define PAIRS 1000
+#define ROUND_TRIPS 1000
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- A tiny spinlock for the bench's own little structures ----------------- */
+typedef struct spin {
+    atomic_flag f;
+} spin;
+
+static void spin_lock(spin *s)
+{
+    while (atomic_flag_test_and_set_explicit(&s->f, memory_order_acquire))
+        ;
+}
+
+static void spin_unlock(spin *s)
+{
+    atomic_flag_clear_explicit(&s->f, memory_order_release);
+}
+
+/* ---- Completion tracking: the task that takes `remaining` to 0 signals ------ */
+static struct {
+    atomic_size_t count;
+    atomic_size_t remaining;
+    atomic_bool fired;
+    spin lock;
+    weft_waker waiter;        /* ->lock */
+} shared;
+
+static void shared_reset(size_t tasks)
+{
+    atomic_store(&shared.count, 0);
+    atomic_store(&shared.remaining, tasks);
+    atomic_store(&shared.fired, false);
+    shared.waiter = WEFT_WAKER_EMPTY;
+}
+
+static void shared_signal(void)
+{
+    weft_waker w;
+
+    atomic_store_explicit(&shared.fired, true, memory_order_release);
+    spin_lock(&shared.lock);
+    w = shared.waiter;
+    shared.waiter = WEFT_WAKER_EMPTY;
+    spin_unlock(&shared.lock);
+    weft_waker_wake(&w);
+}
+
+static void shared_finish(void)
+{
+    if (atomic_fetch_sub_explicit(&shared.remaining, 1, memory_order_acq_rel) == 1)
+        shared_signal();
+}
+
+/* Await the signal. */
+static weft_poll shared_wait(weft_context *cx)
+{
+    weft_waker old;
+
+    if (atomic_load_explicit(&shared.fired, memory_order_acquire))
+        return WEFT_READY;
+    spin_lock(&shared.lock);
+    old = shared.waiter;
+    shared.waiter = weft_waker_clone(weft_context_waker(cx));
+    spin_unlock(&shared.lock);
+    weft_waker_drop(&old);
+    return atomic_load_explicit(&shared.fired, memory_order_acquire) ? WEFT_READY : WEFT_PENDING;
+}
+
+/* ---- A minimal capacity-1 channel (the channel issue brings real ones) ------- */
+typedef struct chan1 {
+    spin lock;
+    bool full;                /* ->lock */
+    size_t value;             /* ->lock */
+    weft_waker rx, tx;        /* ->lock */
+} chan1;
+
+static void chan1_drop(chan1 *ch)
+{
+    weft_waker_drop(&ch->rx);
+    weft_waker_drop(&ch->tx);
+}
+
+/* Store cx's waker in *slot unless it is there already; ->lock held. The
+ * replaced waker is handed back to drop outside the lock. */
+static weft_waker park_waker(weft_waker *slot, weft_context *cx)
+{
+    weft_waker old = WEFT_WAKER_EMPTY;
+
+    if (!weft_waker_will_wake(slot, weft_context_waker(cx))) {
+        old = *slot;
+        *slot = weft_waker_clone(weft_context_waker(cx));
+    }
+    return old;
+}
+
+static weft_poll chan1_send(chan1 *ch, weft_context *cx, size_t v)
+{
+    weft_waker w;
+
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;
+    spin_lock(&ch->lock);
+    if (ch->full) {
+        w = park_waker(&ch->tx, cx);
+        spin_unlock(&ch->lock);
+        weft_waker_drop(&w);
+        return WEFT_PENDING;
+    }
+    ch->value = v;
+    ch->full = true;
+    w = ch->rx;
+    ch->rx = WEFT_WAKER_EMPTY;
+    spin_unlock(&ch->lock);
+    weft_waker_wake(&w);
+    return WEFT_READY;
+}
+
+static weft_poll chan1_recv(chan1 *ch, weft_context *cx, size_t *v)
+{
+    weft_waker w;
+
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;
+    spin_lock(&ch->lock);
+    if (!ch->full) {
+        w = park_waker(&ch->rx, cx);
+        spin_unlock(&ch->lock);
+        weft_waker_drop(&w);
+        return WEFT_PENDING;
+    }
+    *v = ch->value;
+    ch->full = false;
+    w = ch->tx;
+    ch->tx = WEFT_WAKER_EMPTY;
+    spin_unlock(&ch->lock);
+    weft_waker_wake(&w);
+    return WEFT_READY;
+}
+
+/* ---- The leaf tasks ---------------------------------------------------------------- */
+typedef struct bump {
+    char unused;
+} bump;
+
+static weft_poll bump_poll(bump *b, weft_context *cx, void *out)
+{
+    (void)b, (void)cx, (void)out;
+    atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
+    shared_finish();
+    return WEFT_READY;
+}
+WEFT_DEFINE_FUTURE_VOID(bump, bump_poll, NULL);
+
+typedef struct yielder {
+    weft_async co;
+    unsigned i;
+    weft_yield y;
+} yielder;
+
+static weft_poll yielder_poll(yielder *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < YIELDS_PER_TASK; f->i++) {
+        WEFT_YIELD(&f->co, &f->y, cx);
+        atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
+    }
+    shared_finish();
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID(yielder, yielder_poll, NULL);
+
+typedef struct pinger {
+    weft_async co;
+    chan1 *to_pong, *from_pong;
+    unsigned i;
+    size_t v;
+} pinger;
+
+static weft_poll pinger_poll(pinger *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < ROUND_TRIPS; f->i++) {
+        WEFT_AWAIT(&f->co, chan1_send(f->to_pong, cx, f->v));
+        WEFT_AWAIT(&f->co, chan1_recv(f->from_pong, cx, &f->v));
+        f->v++;
+    }
+    if (f->v == 2 * ROUND_TRIPS)
+        atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
+    shared_finish();
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID(pinger, pinger_poll, NULL);
+
+typedef struct ponger {
+    weft_async co;
+    chan1 *from_ping, *to_ping;
+    unsigned i;
+    size_t last;
+} ponger;
+
+static weft_poll ponger_poll(ponger *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < ROUND_TRIPS; f->i++) {
+        WEFT_AWAIT(&f->co, chan1_recv(f->from_ping, cx, &f->last));
+        WEFT_AWAIT(&f->co, chan1_send(f->to_ping, cx, f->last + 1));
+    }
+    if (f->last == 2 * ROUND_TRIPS - 2)
+        atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
+    shared_finish();
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID(ponger, ponger_poll, NULL);
+
+typedef struct link {
+    size_t left;
+} link;
+
+static weft_poll link_poll(link *f, weft_context *cx, void *out);
+WEFT_DEFINE_FUTURE_VOID(link, link_poll, NULL);
+
+static weft_poll link_poll(link *f, weft_context *cx, void *out)
+{
+    (void)cx, (void)out;
+    atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
+    if (f->left > 1) {
+        if (weft_spawn_detached(weft_runtime_current(), &link_future,
+                                &(link){ f->left - 1 }) < 0)
+            abort();
+    } else {
+        shared_signal();
+    }
+    return WEFT_READY;
+}
+
+/* ---- The roots: each runs one workload inside the runtime, output = ns ------- */
+enum workload { W1 = 1, W2, W3, W4, W5 };
+
+typedef struct root {
+    weft_async co;
+    enum workload w;
+    size_t n;
+    uint64_t start;
+    chan1 *chans;
+} root;
+
+static weft_poll root_poll(root *r, weft_context *cx, void *out)
+{
+    weft_runtime *rt = weft_runtime_current();
+
+    WEFT_BEGIN(&r->co);
+    r->start = now_ns();
+    switch (r->w) {
+    case W1:
+        for (size_t i = 0; i < r->n; i++)
+            if (weft_spawn_detached(rt, &bump_future, &(bump){ 0 }) < 0)
+                abort();
+        break;
+    case W3:
+        for (size_t i = 0; i < r->n; i++)
+            if (weft_spawn_detached(rt, &yielder_future, &(yielder){ .i = 0 }) < 0)
+                abort();
+        break;
+    case W4:
+        for (size_t i = 0; i < r->n; i++) {
+            chan1 *a = &r->chans[2 * i], *b = &r->chans[2 * i + 1];
+
+            if (weft_spawn_detached(rt, &pinger_future, &(pinger){ .to_pong = a, .from_pong = b }) < 0 ||
+                weft_spawn_detached(rt, &ponger_future, &(ponger){ .from_ping = a, .to_ping = b }) < 0)
+                abort();
+        }
+        break;
+    case W5:
+        if (weft_spawn_detached(rt, &link_future, &(link){ r->n }) < 0)
+            abort();
+        break;
+    case W2:
+        break;                 /* the spawner thread does the work */
+    }
+    WEFT_AWAIT(&r->co, shared_wait(cx));
+    *(uint64_t *)out = now_ns() - r->start;
+    WEFT_END(&r->co);
+}
+WEFT_DEFINE_FUTURE(root, root_poll, NULL, uint64_t);
+
+struct spawner {
+    weft_runtime *rt;
+    size_t n;
+};
+
+static void *spawner_main(void *arg)
+{
+    struct spawner *s = arg;
+
+    for (size_t i = 0; i < s->n; i++)
+        if (weft_spawn_detached(s->rt, &bump_future, &(bump){ 0 }) < 0)
+            abort();
+    return NULL;
+}
+
+static int usage(void)
+{
+    fputs("usage: weft-bench <W1|W2|W3|W4|W5> <mt1|mt2|ct> [scale]\n", stderr);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    weft_runtime_options opt = { 0 };
+    const char *name;
+    double scale = 1.0;
+    enum workload w;
+    size_t n, ops, want;
+    uint64_t ns = 0;
+    weft_runtime *rt;
+    chan1 *chans = NULL;
+    int err;
+
+    if (argc < 3 || argc > 4 || strlen(argv[1]) != 2 || argv[1][0] != 'W' ||
+        argv[1][1] < '1' || argv[1][1] > '5')
+        return usage();
+    w = (enum workload)(argv[1][1] - '0');
+    if (strcmp(argv[2], "mt1") == 0) {
+        opt.workers = 1;
+        name = "weft-mt1";
+    } else if (strcmp(argv[2], "mt2") == 0) {
+        opt.workers = 2;
+        name = "weft-mt2";
+    } else if (strcmp(argv[2], "ct") == 0) {
+        opt.flavor = WEFT_CURRENT_THREAD;
+        name = "weft-ct";
+    } else {
+        return usage();
+    }
+    if (argc == 4 && (scale = strtod(argv[3], NULL)) <= 0)
+        return usage();
+    n = (size_t)((w == W3 ? YIELD_TASKS : w == W4 ? PAIRS : SPAWNS) * scale);
+    if (n == 0)
+        n = 1;
+    shared_reset(w == W4 ? 2 * n : n);
+    if (w == W4 && (chans = calloc(2 * n, sizeof(*chans))) == NULL)
+        return 1;
+
+    err = weft_runtime_new(&rt, &opt);
+    if (err < 0) {
+        fprintf(stderr, "weft_runtime_new: %s\n", weft_strerror(err));
+        return 1;
+    }
+    if (w == W2) {
+        struct spawner s = { rt, n };
+        pthread_t th;
+        uint64_t t0 = now_ns();
+
+        if (pthread_create(&th, NULL, spawner_main, &s) != 0)
+            return 1;
+        err = weft_block_on(rt, &root_future, &(root){ .w = W2 }, &ns);
+        ns = now_ns() - t0;
+        pthread_join(th, NULL);
+    } else {
+        err = weft_block_on(rt, &root_future, &(root){ .w = w, .n = n, .chans = chans }, &ns);
+    }
+    weft_runtime_free(rt);
+    if (err < 0) {
+        fprintf(stderr, "weft_block_on: %s\n", weft_strerror(err));
+        return 1;
+    }
+    for (size_t i = 0; chans && i < 2 * n; i++)
+        chan1_drop(&chans[i]);
+    free(chans);
+
+    switch (w) {
+    case W3:
+        ops = want = n * YIELDS_PER_TASK;
+        break;
+    case W4:
+        ops = n * ROUND_TRIPS * 2;
+        want = 2 * n;
+        break;
+    default:
+        ops = want = n;
+        break;
+    }
+    if (atomic_load(&shared.count) != want) {
+        fprintf(stderr, "%s %s: check failed: count %zu, want %zu\n", argv[1], name,
+                atomic_load(&shared.count), want);
+        return 1;
+    }
+    printf("RESULT %s %s %.1f\n", argv[1], name, (double)ns / (double)ops);
+    return 0;
+}
