@@ -49,12 +49,34 @@
 #define STRANDED_SPIN_NS 50000 /* a LIFO task this long behind one poll is taken */
 #define WATCH_NS 1000000      /* sleep while another worker's LIFO slot is full */
 
+/* A spinlock for the books' shards: held for a list insert or remove only,
+ * where a mutex's bookkeeping costs more than the wait. Yields the CPU when
+ * the holder seems preempted. */
+struct spinlock {
+    atomic_flag f;
+};
+
+static void spin_lock(struct spinlock *l)
+{
+    unsigned spins = 0;
+
+    /* acquire: pairs with the release in spin_unlock() */
+    while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire))
+        if (++spins % 64 == 0)
+            sched_yield();
+}
+
+static void spin_unlock(struct spinlock *l)
+{
+    atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
 /* One shard of the books. Its first line is read on every wake (tasks point
  * at base), its second is written under the lock: kept apart. */
 struct shard {
     struct weft__sched base;
     struct weft_runtime *rt;
-    _Alignas(64) pthread_mutex_t lock;
+    _Alignas(64) struct spinlock lock;
     struct weft__list cells;          /* ->lock */
     size_t count;                     /* ->lock */
 };
@@ -63,6 +85,7 @@ struct worker {
     struct local_queue q;             /* first: 64-aligned */
     _Alignas(64) _Atomic(struct weft__task *) lifo;   /* owner and thieves */
     _Atomic uint64_t polls;           /* owner writes; anyone reads */
+    _Atomic uint64_t spawned, completed;   /* owner writes; anyone reads */
     struct weft_runtime *rt;
     unsigned index;
     unsigned tick;                    /* owner only */
@@ -103,7 +126,11 @@ struct weft_runtime {
     } idle;
 
     _Alignas(64) _Atomic bool closed; /* queues refuse tasks; workers exit */
-    _Atomic size_t active;            /* spawned, not completed */
+    /* Tasks spawned and completed off the workers (spawns from other
+     * threads, cancellations at shutdown); the workers keep their own.
+     * active = all spawned - all completed; see quiescent(). */
+    _Atomic uint64_t foreign_spawned, foreign_completed;
+    _Atomic unsigned run_waiters;     /* threads in run(): workers check */
     /* non-empty shards + 1 while the user holds the runtime: the struct is
      * freed when it reaches 0 */
     _Atomic size_t holds;
@@ -112,7 +139,8 @@ struct weft_runtime {
     pthread_cond_t run_cond;          /* active hit 0, shut, driver left */
     bool shut;                        /* ->run_lock: spawn refused */
     bool driving;                     /* ->run_lock: current-thread driver */
-    bool shutdown_done;               /* the shutdown caller only */
+    bool shutting;                    /* ->run_lock: a shutdown is under way */
+    bool shutdown_done;               /* ->run_lock */
 };
 
 static _Thread_local struct worker *cur_worker;
@@ -203,6 +231,8 @@ static struct weft__task *inject_pop(struct weft_runtime *rt, size_t max,
     return first;
 }
 
+static void check_quiescent(struct weft_runtime *rt);
+
 /* ---- Parking -------------------------------------------------------------------
  *  pusher (any thread)                    worker going to sleep
  *  put task on a queue                    add self to sleepers, num_sleeping++
@@ -242,6 +272,17 @@ static void notify_one(struct weft_runtime *rt)
     pthread_mutex_unlock(&rt->idle.lock);
     if (w)
         unpark(w);
+}
+
+/* After a push to this worker's own queue or LIFO slot: the same, but
+ * without the fence. A sleeper that misses this push costs parallelism,
+ * never the task: this worker is awake and will run it itself. */
+static void notify_local(struct weft_runtime *rt)
+{
+    if (atomic_load_explicit(&rt->idle.num_searching, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&rt->idle.num_sleeping, memory_order_relaxed) == 0)
+        return;
+    notify_one(rt);
 }
 
 static void unpark_all(struct weft_runtime *rt)
@@ -374,6 +415,7 @@ static void park(struct worker *w)
         w->searching = true;          /* it counted us as searching */
         return;
     }
+    check_quiescent(rt);
     watch = rt->nworkers > 1 && lifo_occupied(w);
     counter_add(&w->parks, 1);
     if (!wait_notified(w, watch ? WATCH_NS : 0)) {
@@ -432,17 +474,18 @@ static void schedule(struct weft_runtime *rt, struct weft__task *t, bool yield)
     }
     if (yield) {
         push_local(w, t);
+    } else if (atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL) {
+        /* Empty slot: thieves only ever take a task out (exchange with
+         * NULL), so a plain store cannot lose one. release: the task's
+         * state before a thief's acquire exchange. */
+        atomic_store_explicit(&w->lifo, t, memory_order_release);
     } else {
         struct weft__task *prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
 
-        if (prev == NULL) {
-            /* only a parked worker could take it over (if we got stuck) */
-            notify_one(rt);
-            return;
-        }
-        push_local(w, prev);
+        if (prev)
+            push_local(w, prev);
     }
-    notify_one(rt);
+    notify_local(rt);
 }
 
 /* ---- The scheduler interface of tasks ------------------------------------------------ */
@@ -456,18 +499,71 @@ static void sched_schedule(void *s, struct weft__task *t, bool yield)
     schedule(shard_rt(s), t, yield);
 }
 
+/* ---- Counting active tasks ----------------------------------------------------
+ * No shared counter on the hot path: each worker counts the tasks it
+ * spawned and completed (owner-only counters), other threads use the two
+ * shared ones. The runtime is quiescent when completed == spawned:
+ *  - reading every `completed` before every `spawned` makes a false "0"
+ *    impossible (each counter only grows, and a task's completion is
+ *    counted after its spawn), so run() never returns early;
+ *  - run() must also be told when it happens. A thread entering run() bumps
+ *    run_waiters and then looks (full fence between); a worker about to
+ *    park looks at run_waiters after its own fence, and, if someone waits,
+ *    checks under run_lock and wakes them. Whichever of them comes last sees
+ *    the other's writes (Dekker), and the last worker to check under
+ *    run_lock sees every worker's final counts (each counted before its own
+ *    final check). */
+static void count_spawn(struct weft_runtime *rt, struct worker *w)
+{
+    if (w)
+        counter_add(&w->spawned, 1);
+    else
+        /* release: pairs with the acquire in active_tasks() */
+        atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_release);
+}
+
 static void sched_completed(void *s, struct weft__task *t)
 {
     struct weft_runtime *rt = shard_rt(s);
+    struct worker *w = local_worker(rt);
 
-    (void)t;
-    /* acq_rel: the last completion happens before run() returns; pairs with
-     * the acquire load in no_active_tasks() */
-    if (atomic_fetch_sub_explicit(&rt->active, 1, memory_order_acq_rel) == 1) {
-        pthread_mutex_lock(&rt->run_lock);
-        pthread_cond_broadcast(&rt->run_cond);
-        pthread_mutex_unlock(&rt->run_lock);
+    (void)t;                          /* may be freed already: not touched */
+    if (w) {
+        /* release: this completion (and what the task did) before anyone
+         * who reads the count with acquire */
+        atomic_store_explicit(&w->completed,
+                              atomic_load_explicit(&w->completed, memory_order_relaxed) + 1,
+                              memory_order_release);
+        if (rt->flavor == WEFT_CURRENT_THREAD)
+            return;                   /* drive() checks after every task */
+    } else {
+        atomic_fetch_add_explicit(&rt->foreign_completed, 1, memory_order_release);
     }
+}
+
+static uint64_t active_tasks(const struct weft_runtime *rt)
+{
+    uint64_t done = atomic_load_explicit(&rt->foreign_completed, memory_order_acquire);
+    uint64_t spawned = 0;
+
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        done += atomic_load_explicit(&rt->workers[i].completed, memory_order_acquire);
+    spawned = atomic_load_explicit(&rt->foreign_spawned, memory_order_acquire);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        spawned += atomic_load_explicit(&rt->workers[i].spawned, memory_order_acquire);
+    return spawned > done ? spawned - done : 0;
+}
+
+/* A worker with nothing to do, after its full fence: wake run() waiters if
+ * every task has completed. */
+static void check_quiescent(struct weft_runtime *rt)
+{
+    if (atomic_load_explicit(&rt->run_waiters, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&rt->run_lock);
+    if (active_tasks(rt) == 0)
+        pthread_cond_broadcast(&rt->run_cond);
+    pthread_mutex_unlock(&rt->run_lock);
 }
 
 static void runtime_destroy(struct weft_runtime *rt);
@@ -529,10 +625,10 @@ static void sched_release(void *s, struct weft__task *t)
     struct weft_runtime *rt = sh->rt;
     bool emptied;
 
-    pthread_mutex_lock(&sh->lock);
+    spin_lock(&sh->lock);
     weft__list_remove(&t->owned);
     emptied = --sh->count == 0;
-    pthread_mutex_unlock(&sh->lock);
+    spin_unlock(&sh->lock);
     cell_free(rt, t);
     /* acq_rel: every shard's last release happens before the destroy */
     if (emptied && atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
@@ -737,8 +833,6 @@ static void runtime_destroy(struct weft_runtime *rt)
         pthread_cond_destroy(&w->park_cond);
         pthread_mutex_destroy(&w->park_lock);
     }
-    for (unsigned i = 0; i < rt->nshards; i++)
-        pthread_mutex_destroy(&rt->shards[i].lock);
     pthread_cond_destroy(&rt->run_cond);
     pthread_mutex_destroy(&rt->run_lock);
     pthread_mutex_destroy(&rt->idle.lock);
@@ -828,14 +922,16 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.num_sleeping, 0);
     atomic_init(&rt->idle.num_searching, 0);
     atomic_init(&rt->closed, false);
-    atomic_init(&rt->active, 0);
+    atomic_init(&rt->foreign_spawned, 0);
+    atomic_init(&rt->foreign_completed, 0);
+    atomic_init(&rt->run_waiters, 0);
     atomic_init(&rt->holds, 1);
     for (unsigned i = 0; i < rt->nshards; i++) {
         struct shard *sh = &rt->shards[i];
 
         sh->base.ops = &runtime_ops;
         sh->rt = rt;
-        pthread_mutex_init(&sh->lock, NULL);
+        atomic_flag_clear(&sh->lock.f);
         weft__list_init(&sh->cells);
     }
     for (unsigned i = 0; i < slots; i++) {
@@ -885,21 +981,19 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     sh = w ? &rt->shards[w->index]
            : &rt->shards[rt->nworkers + ((uintptr_t)cell >> 6) % FOREIGN_SHARDS];
     t = weft__task_init(cell, type, init, &sh->base, join != NULL);
-    pthread_mutex_lock(&sh->lock);
+    spin_lock(&sh->lock);
     /* acquire: pairs with the release store of `closed` in close_runtime():
      * a spawn that gets in here is seen by shutdown's scan of the shards */
     if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
-        pthread_mutex_unlock(&sh->lock);
+        spin_unlock(&sh->lock);
         cell_free(rt, t);
         return -ESHUTDOWN;
     }
     weft__list_push_back(&sh->cells, &t->owned);
     if (sh->count++ == 0)
         atomic_fetch_add_explicit(&rt->holds, 1, memory_order_relaxed);
-    /* relaxed: completions decrement with acq_rel; run() only needs the
-     * count to be non-zero from here until this task completes */
-    atomic_fetch_add_explicit(&rt->active, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&sh->lock);
+    spin_unlock(&sh->lock);
+    count_spawn(rt, w);
     if (join)
         *join = (weft_join *)(void *)t;
     schedule(rt, t, false);
@@ -923,9 +1017,7 @@ WEFT_API int weft_spawn_detached(weft_runtime *rt, const weft_future_type *type,
 /* ---- Running to completion ---------------------------------------------------------- */
 static bool no_active_tasks(void *arg)
 {
-    struct weft_runtime *rt = arg;
-
-    return atomic_load_explicit(&rt->active, memory_order_acquire) == 0;
+    return active_tasks(arg) == 0;
 }
 
 /* Current-thread: run tasks on this thread until done(arg) or shutdown.
@@ -975,10 +1067,13 @@ WEFT_API int weft_runtime_run(weft_runtime *rt)
     if (rt->flavor == WEFT_CURRENT_THREAD)
         return drive(rt, no_active_tasks, rt);
     pthread_mutex_lock(&rt->run_lock);
+    atomic_fetch_add_explicit(&rt->run_waiters, 1, memory_order_relaxed);
+    full_fence();                     /* pairs: the fence in park() */
     while (!rt->shut && !no_active_tasks(rt))
         pthread_cond_wait(&rt->run_cond, &rt->run_lock);
     if (!no_active_tasks(rt))
         err = -ESHUTDOWN;
+    atomic_fetch_sub_explicit(&rt->run_waiters, 1, memory_order_relaxed);
     pthread_mutex_unlock(&rt->run_lock);
     return err;
 }
@@ -1001,9 +1096,9 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
         return err;
     if (rt->flavor == WEFT_CURRENT_THREAD) {
         err = drive(rt, join_done, j);
-        if (err == -ESHUTDOWN && weft_join_is_complete(j))
-            err = 0;
-        if (err == 0)
+        if (err == -ESHUTDOWN)        /* shutdown cancels the root: wait */
+            err = weft_join_wait(j, out);
+        else if (err == 0)
             err = weft_join_try(j, out);
     } else {
         err = weft_join_wait(j, out);
@@ -1029,9 +1124,14 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 
     if (rt == NULL || local_worker(rt))
         return -EINVAL;
-    if (rt->shutdown_done)
-        return 0;
     pthread_mutex_lock(&rt->run_lock);
+    if (rt->shutting) {               /* done, or another thread is at it */
+        while (!rt->shutdown_done)
+            pthread_cond_wait(&rt->run_cond, &rt->run_lock);
+        pthread_mutex_unlock(&rt->run_lock);
+        return 0;
+    }
+    rt->shutting = true;
     rt->shut = true;
     pthread_mutex_unlock(&rt->run_lock);
     close_runtime(rt);                /* spawns refused, workers leave */
@@ -1065,7 +1165,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
         struct shard *sh = &rt->shards[i];
         struct weft__list *n;
 
-        pthread_mutex_lock(&sh->lock);
+        spin_lock(&sh->lock);
         for (n = sh->cells.next; n != &sh->cells; n = n->next) {
             t = weft__container_of(n, struct weft__task, owned);
             if (weft__task_shutdown_claim(t)) {
@@ -1073,14 +1173,17 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
                 claimed = t;
             }
         }
-        pthread_mutex_unlock(&sh->lock);
+        spin_unlock(&sh->lock);
     }
     while (claimed) {
         t = claimed;
         claimed = t->next;
         weft__task_cancel_claimed(t); /* the drop runs here, outside any lock */
     }
+    pthread_mutex_lock(&rt->run_lock);
     rt->shutdown_done = true;
+    pthread_cond_broadcast(&rt->run_cond);
+    pthread_mutex_unlock(&rt->run_lock);
     return 0;
 }
 
@@ -1111,8 +1214,7 @@ WEFT_API int weft_worker_index(void)
 
 WEFT_API size_t weft_runtime_active_tasks(const weft_runtime *rt)
 {
-    /* relaxed: a snapshot, documented as such */
-    return rt ? atomic_load_explicit(&rt->active, memory_order_relaxed) : 0;
+    return rt ? (size_t)active_tasks(rt) : 0;
 }
 
 WEFT_API unsigned weft_runtime_workers(const weft_runtime *rt)

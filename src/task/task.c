@@ -23,28 +23,9 @@
 
 _Thread_local void *weft__task_driver;
 
-static size_t round_up(size_t n, size_t a)
-{
-    return (n + a - 1) & ~(a - 1);
-}
-
-static size_t cell_align(const weft_future_type *ty)
-{
-    size_t a = ty->align > ty->output_align ? ty->align : ty->output_align;
-
-    return a > _Alignof(struct weft__task) ? a : _Alignof(struct weft__task);
-}
-
-static size_t output_offset(const weft_future_type *ty)
-{
-    size_t fut = round_up(sizeof(struct weft__task), ty->align);
-
-    return round_up(fut + ty->size, ty->output_align);
-}
-
 static void *task_output(struct weft__task *t)
 {
-    return (char *)t + output_offset(t->type);
+    return (char *)t + weft__task_output_offset(t->type);
 }
 
 static bool is_pow2(size_t x)
@@ -66,16 +47,6 @@ int weft__future_type_check(const weft_future_type *ty)
 }
 
 /* ---- Cells ------------------------------------------------------------------ */
-size_t weft__task_cell_size(const weft_future_type *ty)
-{
-    return output_offset(ty) + ty->output_size;
-}
-
-size_t weft__task_cell_align(const weft_future_type *ty)
-{
-    return cell_align(ty);
-}
-
 struct weft__task *weft__task_init(void *cell, const weft_future_type *ty, const void *init,
                                    struct weft__sched *sched, bool join)
 {
@@ -155,21 +126,35 @@ void weft__task_ref_dec(struct weft__task *t)
  * side's next CAS sees COMPLETE and reads the output itself. */
 static void task_complete(struct weft__task *t, bool cancelled)
 {
+    struct weft__sched *sched = t->sched;
     uint64_t cur, next;
+    bool wake;
 
     cur = atomic_load_explicit(&t->state, memory_order_relaxed);
     do {
         next = (cur & ~TASK_RUNNING) | TASK_COMPLETE;
         next = cancelled ? next | TASK_CANCELLED : next & ~TASK_CANCELLED;
+        /* No join waker to wake: drop the running thread's and the books'
+         * references in the same CAS (we touch the cell no more). */
+        wake = (cur & TASK_JOIN_INTEREST) && (cur & TASK_JOIN_WAKER);
+        if (!wake)
+            next -= 2 * TASK_REF_ONE;
     } while (!atomic_compare_exchange_weak_explicit(
         &t->state, &cur, next,
         memory_order_acq_rel,  /* release: output, drop; pairs with the join's
-                                * acquire. acquire: the join's waker store */
+                                * acquire. acquire: the join's waker store, and
+                                * every earlier reference drop if we free */
         memory_order_relaxed));
-    if ((cur & TASK_JOIN_INTEREST) && (cur & TASK_JOIN_WAKER))
+    if (wake) {
+        /* counted first: whoever the wake releases sees the count */
+        sched->ops->completed(sched, t);
         weft_waker_wake_by_ref(&t->join_waker);
-    t->sched->ops->completed(t->sched, t);
-    ref_dec_n(t, 2);           /* the running thread's and the books' */
+        ref_dec_n(t, 2);       /* the running thread's and the books' */
+        return;
+    }
+    sched->ops->completed(sched, t);
+    if (TASK_REFS(next) == 0)
+        task_dealloc(t);
 }
 
 static void task_cancel_running(struct weft__task *t)
@@ -213,8 +198,12 @@ static enum wake_action transition_to_notified(struct weft__task *t, bool by_val
          * this waker's writes before the next poll. */
         if (atomic_compare_exchange_weak_explicit(
                 &t->state, &cur, next,
-                memory_order_release,      /* pairs: acquire in begin_poll() or
-                                            * acq_rel in end_poll() */
+                memory_order_acq_rel,      /* release pairs: acquire in
+                                            * begin_poll() or acq_rel in
+                                            * end_poll(); acquire: a waker
+                                            * that queues the task takes over
+                                            * its queue link from the last
+                                            * runner (end_poll's release) */
                 memory_order_relaxed))
             return act;
     }
@@ -314,6 +303,23 @@ static enum end_action end_poll(struct weft__task *t)
     }
 }
 
+/* After a poll that asked to yield: clear RUNNING, set NOTIFIED, keep the
+ * running reference for the queue entry. False if cancelled meanwhile (the
+ * caller cancels; the task stays RUNNING). */
+static bool end_poll_yield(struct weft__task *t)
+{
+    uint64_t cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+
+    do {
+        if (cur & TASK_CANCELLED)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &cur, (cur & ~TASK_RUNNING) | TASK_NOTIFIED,
+        memory_order_acq_rel,  /* as end_poll() */
+        memory_order_relaxed));
+    return true;
+}
+
 void weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
     weft_waker waker = { t, &task_waker_vtable };   /* borrowed: no reference */
@@ -328,12 +334,23 @@ void weft__task_run(struct weft__task *t, struct weft__task_env *env)
         task_cancel_running(t);
         return;
     }
-    if (env)
+    if (env) {
         env->budget = WEFT_COOP_BUDGET;
+        env->yielded = false;
+    }
     if (t->type->poll(weft__task_future(t), &cx, task_output(t)) == WEFT_READY) {
         if (t->type->drop)
             t->type->drop(weft__task_future(t));
         task_complete(t, false);
+        return;
+    }
+    if (env && env->yielded) {
+        /* yield_now or the budget: requeued as if woken, without the wake */
+        if (end_poll_yield(t)) {
+            t->sched->ops->schedule(t->sched, t, true);
+            return;
+        }
+        task_cancel_running(t);
         return;
     }
     switch (end_poll(t)) {
@@ -556,7 +573,7 @@ WEFT_API void weft_join_abort(weft_join *j)
             next = (next | TASK_NOTIFIED) + TASK_REF_ONE;
     } while (!atomic_compare_exchange_weak_explicit(
         &t->state, &cur, next,
-        memory_order_release,  /* pairs: acquire in begin_poll()/end_poll() */
+        memory_order_acq_rel,  /* pairs: acquire in begin_poll()/end_poll(); acquire: the queue link (as a wake) */
         memory_order_relaxed));
     if (push)
         t->sched->ops->schedule(t->sched, t, false);
@@ -616,15 +633,21 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
     atomic_store_explicit(&env->forced_yields,
                           atomic_load_explicit(&env->forced_yields, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    weft_waker_wake_by_ref(cx->waker);     /* requeued at the back */
+    env->yielded = true;                   /* requeued at the back */
     return false;
 }
 
 WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)
 {
-    if (y->yielded)
-        return WEFT_READY;
+    struct weft__task_env *env;
+
+    if (y == NULL || cx == NULL || y->yielded)
+        return WEFT_READY;             /* misuse (NULL) is not a crash */
+    env = cx->priv;
     y->yielded = true;
-    weft_waker_wake_by_ref(cx->waker);
+    if (env)
+        env->yielded = true;           /* the worker requeues us at the back */
+    else
+        weft_waker_wake_by_ref(cx->waker);
     return WEFT_PENDING;
 }

@@ -92,8 +92,29 @@ extern _Thread_local void *weft__task_driver;
 int weft__future_type_check(const weft_future_type *type);
 
 /* Cell layout for a checked type: bytes and alignment of the allocation. */
-size_t weft__task_cell_size(const weft_future_type *type);
-size_t weft__task_cell_align(const weft_future_type *type);
+static inline size_t weft__round_up(size_t n, size_t a)
+{
+    return (n + a - 1) & ~(a - 1);
+}
+
+static inline size_t weft__task_output_offset(const weft_future_type *ty)
+{
+    size_t fut = weft__round_up(sizeof(struct weft__task), ty->align);
+
+    return weft__round_up(fut + ty->size, ty->output_align);
+}
+
+static inline size_t weft__task_cell_size(const weft_future_type *ty)
+{
+    return weft__task_output_offset(ty) + ty->output_size;
+}
+
+static inline size_t weft__task_cell_align(const weft_future_type *ty)
+{
+    size_t a = ty->align > ty->output_align ? ty->align : ty->output_align;
+
+    return a > _Alignof(struct weft__task) ? a : _Alignof(struct weft__task);
+}
 
 /* Set up a task in `cell` (weft__task_cell_size() bytes, aligned), copy
  * `init` in, and set the state for a task about to be queued: NOTIFIED,
@@ -103,11 +124,15 @@ struct weft__task *weft__task_init(void *cell, const weft_future_type *type, con
                                    struct weft__sched *sched, bool join);
 
 /* What a worker lends the tasks it polls (reached through weft_context's
- * private pointer): the cooperative budget of the current poll, and the
- * count of polls cut short by it. Written by the owning thread only. */
+ * private pointer): the cooperative budget of the current poll, the yield
+ * request of the current poll (yield_now and the budget set it instead of
+ * waking the task: the worker requeues it at the back, saving an atomic
+ * operation), and the count of polls cut short by the budget. Written by
+ * the owning thread only. */
 #define WEFT_COOP_BUDGET 128
 struct weft__task_env {
     unsigned budget;
+    bool yielded;              /* the poll asked to go to the back */
     _Atomic uint64_t forced_yields;
 };
 

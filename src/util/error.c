@@ -1,4 +1,6 @@
 /* Versions and error names. */
+#include <limits.h>
+
 #include "weft/core.h"
 
 WEFT_API unsigned weft_version(void)
@@ -13,6 +15,8 @@ WEFT_API const char *weft_version_string(void)
 
 WEFT_API const char *weft_strerror(int err)
 {
+    if (err == INT_MIN)
+        return "unknown error";        /* -INT_MIN does not exist */
     if (err < 0)
         err = -err;
     switch (err) {
