@@ -337,6 +337,7 @@ void weft__task_run(struct weft__task *t, struct weft__task_env *env)
     if (env) {
         env->budget = WEFT_COOP_BUDGET;
         env->yielded = false;
+        env->waker = &waker;
     }
     if (t->type->poll(weft__task_future(t), &cx, task_output(t)) == WEFT_READY) {
         if (t->type->drop)
@@ -633,7 +634,10 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
     atomic_store_explicit(&env->forced_yields,
                           atomic_load_explicit(&env->forced_yields, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    env->yielded = true;                   /* requeued at the back */
+    if (weft_waker_will_wake(cx->waker, env->waker))
+        env->yielded = true;               /* requeued at the back, no wake */
+    else
+        weft_waker_wake_by_ref(cx->waker); /* a combinator's own waker */
     return false;
 }
 
@@ -645,8 +649,10 @@ WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)
         return WEFT_READY;             /* misuse (NULL) is not a crash */
     env = cx->priv;
     y->yielded = true;
-    if (env)
-        env->yielded = true;           /* the worker requeues us at the back */
+    /* Our own task's waker: let the worker requeue us at the back without
+     * a wake. Any other waker (a combinator's): wake it. */
+    if (env && weft_waker_will_wake(cx->waker, env->waker))
+        env->yielded = true;
     else
         weft_waker_wake_by_ref(cx->waker);
     return WEFT_PENDING;

@@ -133,6 +133,7 @@ struct weft__task *weft__task_init(void *cell, const weft_future_type *type, con
 struct weft__task_env {
     unsigned budget;
     bool yielded;              /* the poll asked to go to the back */
+    const weft_waker *waker;   /* the polled task's own waker */
     _Atomic uint64_t forced_yields;
 };
 
