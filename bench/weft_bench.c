@@ -1,7 +1,7 @@
 /* weft's side of the scheduler benchmarks W1-W5 (bench/peers/ has the same
  * workloads on tokio and Go). One workload per run:
  *
- *     weft-bench <W1..W5> <mt1|mt2|ct> [scale]
+ *     weft-bench <W1..W5> <mt<workers>|ct> [scale]      (mt2: 2 workers)
  *
  * prints `RESULT <workload> weft-<flavour> <ns per op>` and exits non-zero
  * when the workload's own check fails. `scale` multiplies the task count
@@ -335,13 +335,14 @@ static void *spawner_main(void *arg)
 
 static int usage(void)
 {
-    fputs("usage: weft-bench <W1|W2|W3|W4|W5> <mt1|mt2|ct> [scale]\n", stderr);
+    fputs("usage: weft-bench <W1|W2|W3|W4|W5> <mt<workers>|ct> [scale]\n", stderr);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     weft_runtime_options opt = { 0 };
+    char name_buf[32];
     const char *name;
     double scale = 1.0;
     enum workload w;
@@ -355,12 +356,10 @@ int main(int argc, char **argv)
         argv[1][1] < '1' || argv[1][1] > '5')
         return usage();
     w = (enum workload)(argv[1][1] - '0');
-    if (strcmp(argv[2], "mt1") == 0) {
-        opt.workers = 1;
-        name = "weft-mt1";
-    } else if (strcmp(argv[2], "mt2") == 0) {
-        opt.workers = 2;
-        name = "weft-mt2";
+    if (strncmp(argv[2], "mt", 2) == 0 && atoi(argv[2] + 2) > 0) {
+        opt.workers = (unsigned)atoi(argv[2] + 2);
+        snprintf(name_buf, sizeof(name_buf), "weft-mt%u", opt.workers);
+        name = name_buf;
     } else if (strcmp(argv[2], "ct") == 0) {
         opt.flavor = WEFT_CURRENT_THREAD;
         name = "weft-ct";

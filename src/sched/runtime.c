@@ -143,7 +143,7 @@ struct weft_runtime {
     bool shutdown_done;               /* ->run_lock */
 };
 
-static _Thread_local struct worker *cur_worker;
+static WEFT_TLS struct worker *cur_worker;
 
 /* A full fence. TSan does not model fences (gcc refuses them under
  * -fsanitize=thread); there a seq_cst RMW on a shared dummy stands in, which
@@ -751,7 +751,8 @@ static void run_task(struct worker *w, struct weft__task *t)
 {
     for (unsigned n = 0;; n++) {
         counter_add(&w->polls, 1);
-        weft__task_run(t, &w->env);
+        if (weft__task_run(t, &w->env))
+            push_local(w, t);         /* yielded or self-woken: to the back */
         t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
                 atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
                 NULL;

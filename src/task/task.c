@@ -21,7 +21,7 @@
 #include "util/alloc.h"
 #include "weft/task.h"
 
-_Thread_local void *weft__task_driver;
+WEFT_TLS void *weft__task_driver;
 
 static void *task_output(struct weft__task *t)
 {
@@ -320,7 +320,7 @@ static bool end_poll_yield(struct weft__task *t)
     return true;
 }
 
-void weft__task_run(struct weft__task *t, struct weft__task_env *env)
+bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
     weft_waker waker = { t, &task_waker_vtable };   /* borrowed: no reference */
     weft_context cx = { &waker, env };
@@ -328,11 +328,11 @@ void weft__task_run(struct weft__task *t, struct weft__task_env *env)
 
     if (!begin_poll(t, &cancelled)) {
         ref_dec_n(t, 1);
-        return;
+        return false;
     }
     if (cancelled) {
         task_cancel_running(t);
-        return;
+        return false;
     }
     if (env) {
         env->budget = WEFT_COOP_BUDGET;
@@ -343,28 +343,25 @@ void weft__task_run(struct weft__task *t, struct weft__task_env *env)
         if (t->type->drop)
             t->type->drop(weft__task_future(t));
         task_complete(t, false);
-        return;
+        return false;
     }
     if (env && env->yielded) {
         /* yield_now or the budget: requeued as if woken, without the wake */
-        if (end_poll_yield(t)) {
-            t->sched->ops->schedule(t->sched, t, true);
-            return;
-        }
+        if (end_poll_yield(t))
+            return true;
         task_cancel_running(t);
-        return;
+        return false;
     }
     switch (end_poll(t)) {
     case END_IDLE:
         break;
     case END_REQUEUE:
-        /* woken during its own poll (yield_now does this): to the back */
-        t->sched->ops->schedule(t->sched, t, true);
-        break;
+        return true;                       /* woken during its own poll */
     case END_CANCEL:
         task_cancel_running(t);
         break;
     }
+    return false;
 }
 
 /* ---- Shutdown ---------------------------------------------------------------------- */

@@ -17,6 +17,14 @@
 #include <stdint.h>
 
 #include "util/list.h"
+
+/* Thread-locals: initial-exec, so that reaching them from the shared
+ * library costs one load, not a call to __tls_get_addr. */
+#if defined(__GNUC__)
+#define WEFT_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define WEFT_TLS _Thread_local
+#endif
 #include "weft/core.h"
 #include "weft/task.h"
 
@@ -86,7 +94,7 @@ _Static_assert(sizeof(struct weft__task) <= 64, "task header fits a cache line")
 /* Non-NULL while this thread runs tasks (a worker, or a thread inside a
  * current-thread runtime's run/block_on); the scheduler sets it. Blocking
  * calls refuse to run there. */
-extern _Thread_local void *weft__task_driver;
+extern WEFT_TLS void *weft__task_driver;
 
 /* Validate a future type: 0 or -EINVAL. */
 int weft__future_type_check(const weft_future_type *type);
@@ -138,8 +146,11 @@ struct weft__task_env {
 };
 
 /* Run a task popped from a run queue, consuming the queue's reference:
- * poll it (or cancel it, if aborted) and requeue, complete or idle it. */
-void weft__task_run(struct weft__task *t, struct weft__task_env *env);
+ * poll it (or cancel it, if aborted) and complete or idle it. Returns true
+ * when the task must go back to the run queue, at the back (it yielded, or
+ * was woken during its poll): the caller pushes it, handing over the
+ * reference it now holds. */
+bool weft__task_run(struct weft__task *t, struct weft__task_env *env);
 
 /* At shutdown, with no worker running: if `t` has not completed, claim it
  * (RUNNING|CANCELLED, one more reference) and return true; the caller then

@@ -220,7 +220,7 @@ fn scaled(n: usize, scale: f64) -> usize {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: weft-peer-tokio <W1|W2|W3|W4|W5> <mt2|ct> [scale]");
+    eprintln!("usage: weft-peer-tokio <W1|W2|W3|W4|W5> <mt<workers>|ct> [scale]");
     ExitCode::from(2)
 }
 
@@ -234,9 +234,14 @@ fn main() -> ExitCode {
         Some(Ok(s)) if s > 0.0 && s.is_finite() => s,
         _ => return usage(),
     };
-    let (rt, name) = match args[2].as_str() {
-        "mt2" => (Builder::new_multi_thread().worker_threads(2).build(), "tokio-mt2"),
-        "ct" => (Builder::new_current_thread().build(), "tokio-ct"),
+    // mt<N>: multi_thread with N workers (mt2 is the one compared by default).
+    let flavour = args[2].as_str();
+    let workers = flavour.strip_prefix("mt").and_then(|n| n.parse::<usize>().ok());
+    let (rt, name) = match (flavour, workers) {
+        (_, Some(n)) if n > 0 => {
+            (Builder::new_multi_thread().worker_threads(n).build(), format!("tokio-mt{n}"))
+        }
+        ("ct", _) => (Builder::new_current_thread().build(), "tokio-ct".to_string()),
         _ => return usage(),
     };
     let rt = rt.expect("failed to build runtime");
