@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""Summaries for bench/compare.sh: medians, tables, docs/benchmarks.md, chart.
+
+  report.py table    --csv R --failures F --workload W
+      prints one workload's table (median, min-max, ratios) to stdout.
+  report.py markdown --csv R --failures F --out MD --png PNG [--rounds N]
+                     [--scale S] [--runtimes "..."] [--weft-bench PATH]
+      writes the markdown report and, with gnuplot, the bar chart.
+
+R has the header workload,runtime,round,ns_per_op (successful runs only);
+F has lines workload,runtime,round,reason (failed runs).
+"""
+
+import argparse
+import csv
+import datetime
+import glob
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+ORDER = ["weft-mt2", "tokio-mt2", "go2", "weft-mt1", "weft-ct", "tokio-ct"]
+
+WORKLOADS = {
+    "W1": ("spawn_many_local",
+           "a task on the runtime spawns 1,000,000 tasks that each bump a counter; op = one spawn + run"),
+    "W2": ("spawn_many_remote",
+           "a plain OS thread outside the runtime spawns 1,000,000 tasks (injection queue); op = one spawn + run"),
+    "W3": ("yield_many",
+           "1,000 tasks each yield 1,000 times; op = one yield + re-poll"),
+    "W4": ("ping_pong",
+           "1,000 task pairs pass a counter 1,000 round trips over two capacity-1 channels; op = one hop (send + wake + receive)"),
+    "W5": ("chained_spawn",
+           "each task spawns the next, 1,000,000 in all; op = one spawn + first poll"),
+}
+
+# (label, numerator, denominator)
+RATIOS = [
+    ("weft-mt2/tokio-mt2", "weft-mt2", "tokio-mt2"),
+    ("weft-mt2/go2", "weft-mt2", "go2"),
+    ("weft-ct/tokio-ct", "weft-ct", "tokio-ct"),
+]
+
+TARGET_TOKIO = 0.5  # weft-mt2 at most 0.5x tokio-mt2
+TARGET_GO = 1.0     # weft-mt2 faster than go2
+
+
+# ---- data ---------------------------------------------------------------------
+
+def load(csv_path, failures_path):
+    """Returns ({(workload, runtime): [ns, ...]}, [(w, rt, round, reason)])."""
+    samples = {}
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            key = (row["workload"], row["runtime"])
+            samples.setdefault(key, []).append(float(row["ns_per_op"]))
+    failures = []
+    if failures_path and os.path.exists(failures_path):
+        with open(failures_path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if line:
+                    failures.append(tuple(line.split(",", 3)))
+    return samples, failures
+
+
+def stats(values):
+    if not values:
+        return None
+    return statistics.median(values), min(values), max(values)
+
+
+def ratio(samples, w, num, den):
+    a, b = stats(samples.get((w, num), [])), stats(samples.get((w, den), []))
+    if a is None or b is None or b[0] == 0:
+        return None
+    return a[0] / b[0]
+
+
+def runtimes_present(samples, failures, requested=None):
+    seen = {rt for (_, rt) in samples} | {f[1] for f in failures}
+    if requested:
+        seen |= set(requested)
+    return [rt for rt in ORDER if rt in seen] + sorted(seen - set(ORDER))
+
+
+def workloads_present(samples, failures):
+    seen = {w for (w, _) in samples} | {f[0] for f in failures}
+    return sorted(seen)
+
+
+def fmt_ns(x):
+    if x is None:
+        return "—"
+    return f"{x:.1f}" if x < 1000 else f"{x:,.0f}"
+
+
+def fmt_ratio(x):
+    return "—" if x is None else f"{x:.2f}"
+
+
+def failed_count(failures, w, rt):
+    return sum(1 for f in failures if f[0] == w and f[1] == rt)
+
+
+# ---- terminal table -------------------------------------------------------------
+
+def cmd_table(args):
+    samples, failures = load(args.csv, args.failures)
+    w = args.workload
+    name = WORKLOADS.get(w, ("?", ""))[0]
+    rts = runtimes_present({k: v for k, v in samples.items() if k[0] == w},
+                           [f for f in failures if f[0] == w])
+    print()
+    print(f"{w} {name}")
+    print(f"  {'runtime':<10} {'median ns/op':>13} {'min':>10} {'max':>10}  runs")
+    for rt in rts:
+        vals = samples.get((w, rt), [])
+        s = stats(vals)
+        nf = failed_count(failures, w, rt)
+        runs = f"{len(vals)}" + (f" ({nf} FAILED)" if nf else "")
+        if s is None:
+            print(f"  {rt:<10} {'—':>13} {'—':>10} {'—':>10}  {runs}")
+        else:
+            print(f"  {rt:<10} {fmt_ns(s[0]):>13} {fmt_ns(s[1]):>10} {fmt_ns(s[2]):>10}  {runs}")
+    parts = [f"{label} {fmt_ratio(ratio(samples, w, n, d))}" for label, n, d in RATIOS]
+    print("  ratios of medians: " + "   ".join(parts))
+    sys.stdout.flush()
+
+
+# ---- environment ----------------------------------------------------------------
+
+def sh(cmd, cwd=None):
+    try:
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0].strip() if text else None
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") or line.startswith("Model"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def tokio_version():
+    lock = os.path.join(HERE, "peers", "tokio", "Cargo.lock")
+    try:
+        text = open(lock).read()
+        m = re.search(r'\[\[package\]\]\s*name = "tokio"\s*version = "([^"]+)"', text)
+        if m:
+            return m.group(1) + " (Cargo.lock)"
+    except OSError:
+        pass
+    versions = [os.path.basename(p)[len("tokio-"):]
+                for p in glob.glob("/usr/share/cargo/registry/tokio-1.*")]
+    if versions:
+        versions.sort(key=lambda v: [int(x) if x.isdigit() else 0 for x in re.split(r"[.-]", v)])
+        return versions[-1] + " (/usr/share/cargo/registry)"
+    return "unknown"
+
+
+def go_version():
+    binary = os.path.join(HERE, "peers", "go", "weft-peer-go")
+    v = sh(["go", "version", binary])
+    if v and ":" in v:
+        return v.split(":", 1)[1].strip() + " (weft-peer-go built with)"
+    return sh(["go", "version"]) or "unknown"
+
+
+def c_compiler(weft_bench):
+    # weft-bench lives in <build>/bench/; its CMakeCache.txt names the compiler.
+    build = os.path.dirname(os.path.dirname(os.path.abspath(weft_bench)))
+    cache = os.path.join(build, "CMakeCache.txt")
+    cc, build_type = None, None
+    try:
+        for line in open(cache):
+            if line.startswith("CMAKE_C_COMPILER:"):
+                cc = line.split("=", 1)[1].strip()
+            elif line.startswith("CMAKE_BUILD_TYPE:"):
+                build_type = line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    version = sh([cc or "gcc", "--version"]) or "unknown"
+    if build_type:
+        version += f", CMake build type {build_type}"
+    return version
+
+
+def git_rev():
+    rev = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    if not rev:
+        return "unknown"
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return rev + (" with uncommitted changes" if dirty else "")
+
+
+# ---- chart ----------------------------------------------------------------------
+
+def write_chart(samples, workloads, png):
+    """Returns None on success, else why there is no chart."""
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        return "gnuplot is not installed"
+    rows, values = [], []
+    for w in workloads:
+        rt = ratio(samples, w, "weft-mt2", "tokio-mt2")
+        rg = ratio(samples, w, "weft-mt2", "go2")
+        rows.append((w, rt, rg))
+        values += [x for x in (rt, rg) if x is not None]
+    if not values:
+        return "no workload has both weft-mt2 and a peer"
+    ymin = min(values + [TARGET_TOKIO]) / 1.8
+    ymax = max(values + [TARGET_GO]) * 1.8
+    probe = subprocess.run([gnuplot, "-e", "set terminal"], capture_output=True, text=True)
+    terminals = probe.stdout + probe.stderr
+    term = "pngcairo" if "pngcairo" in terminals else "png"
+    with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as f:
+        data = f.name
+        f.write("# workload weft-mt2/tokio-mt2 weft-mt2/go2\n")
+        for w, rt, rg in rows:
+            f.write(f"{w} {'?' if rt is None else f'{rt:.4f}'} {'?' if rg is None else f'{rg:.4f}'}\n")
+    try:
+        setup = (f"datafile='{data}'; outfile='{png}'; term='{term}'; "
+                 f"ymin={ymin:.6g}; ymax={ymax:.6g}")
+        out = subprocess.run([gnuplot, "-e", setup, os.path.join(HERE, "plot.gp")],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            return "gnuplot failed: " + out.stderr.strip()[-500:]
+    finally:
+        os.unlink(data)
+    return None
+
+
+# ---- markdown -------------------------------------------------------------------
+
+def cmd_markdown(args):
+    samples, failures = load(args.csv, args.failures)
+    requested = args.runtimes.split() if args.runtimes else None
+    rts = runtimes_present(samples, failures, requested)
+    workloads = workloads_present(samples, failures)
+    md_dir = os.path.dirname(os.path.abspath(args.out))
+    png_rel = os.path.relpath(os.path.abspath(args.png), md_dir)
+    csv_rel = os.path.splitext(os.path.basename(args.out))[0] + ".csv"
+
+    chart_problem = write_chart(samples, workloads, args.png)
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    ncpu = os.cpu_count() or 0
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    L = []
+    L.append("# weft benchmarks: weft vs tokio vs Go")
+    L.append("")
+    L.append("Generated by `bench/compare.sh` (`make bench-compare`); do not edit by hand.")
+    L.append("")
+    L.append(f"- Date: {now}")
+    L.append(f"- Machine: {ncpu} CPUs (nproc), {cpu_model()}, {platform.system()} {platform.release()}")
+    wb = args.weft_bench or "build/bench/weft-bench"
+    L.append(f"- weft: commit {git_rev()}, `{wb}`; C compiler {c_compiler(wb)}")
+    rustc = sh(["rustc", "--version"], cwd=os.path.join(HERE, "peers", "tokio")) or "unknown"
+    L.append(f"- tokio {tokio_version()}, {rustc}, release profile")
+    L.append(f"- Go: {go_version()}")
+    L.append(f"- Rounds: {args.rounds}; scale: {args.scale}"
+             + ("" if float(args.scale) == 1.0 else " (**not the standard scale 1**)"))
+    L.append("")
+
+    L.append("## Method")
+    L.append("")
+    L.append("Each workload runs in its own process per runtime; a program times only the "
+             "workload (not building the runtime), checks its own result, and prints "
+             "`RESULT <workload> <runtime> <ns_per_op>`. For each workload, "
+             f"{args.rounds} rounds run one after the other, and each round runs every runtime "
+             "once, interleaved in the order " + ", ".join(f"`{r}`" for r in (requested or rts))
+             + ", so drifting machine noise hits all runtimes alike. "
+             "The tables show the median ns/op over the rounds and the min–max range; "
+             "ratios are of medians (below 1 means weft is faster). "
+             f"Raw per-round results: [{csv_rel}]({csv_rel}).")
+    L.append("")
+    L.append("Runtimes: `weft-mt2`, `weft-mt1`: weft's multi-threaded scheduler with 2 / 1 "
+             "workers; `weft-ct`: weft's current-thread scheduler; `tokio-mt2`: tokio "
+             "`multi_thread` with 2 workers; `tokio-ct`: tokio `current_thread`; `go2`: Go "
+             "goroutines with GOMAXPROCS=2.")
+    L.append("")
+    L.append("Workloads (scale multiplies the task counts):")
+    L.append("")
+    for w in workloads:
+        name, what = WORKLOADS.get(w, ("?", "?"))
+        L.append(f"- **{w} {name}**: {what}.")
+    L.append("")
+
+    L.append("## Results (ns per op)")
+    L.append("")
+    L.append("Each runtime cell: median (min–max).")
+    L.append("")
+    header = ["Workload"] + [f"`{rt}`" for rt in rts] + [label for label, _, _ in RATIOS]
+    L.append("| " + " | ".join(header) + " |")
+    L.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+    for w in workloads:
+        cells = [f"{w} {WORKLOADS.get(w, ('?',))[0]}"]
+        for rt in rts:
+            s = stats(samples.get((w, rt), []))
+            nf = failed_count(failures, w, rt)
+            if s is None:
+                cell = "failed" if nf else "—"
+            else:
+                cell = f"{fmt_ns(s[0])} ({fmt_ns(s[1])}–{fmt_ns(s[2])})"
+                if nf:
+                    cell += f" [{nf} failed]"
+            cells.append(cell)
+        cells += [fmt_ratio(ratio(samples, w, n, d)) for _, n, d in RATIOS]
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+
+    L.append("## Targets")
+    L.append("")
+    L.append(f"Each of W1–W5 at most {TARGET_TOKIO}× tokio multi_thread's time "
+             f"(`weft-mt2/tokio-mt2` ≤ {TARGET_TOKIO}), and faster than Go "
+             f"(`weft-mt2/go2` < {TARGET_GO:.1f}).")
+    L.append("")
+    L.append(f"| Workload | weft-mt2/tokio-mt2 | ≤ {TARGET_TOKIO}? | weft-mt2/go2 | < {TARGET_GO:.1f}? | Met |")
+    L.append("|:---|---:|:---:|---:|:---:|:---:|")
+    met_count, judged = 0, 0
+    for w in workloads:
+        rt = ratio(samples, w, "weft-mt2", "tokio-mt2")
+        rg = ratio(samples, w, "weft-mt2", "go2")
+        ok_t = None if rt is None else rt <= TARGET_TOKIO
+        ok_g = None if rg is None else rg < TARGET_GO
+        yn = lambda b: "n/a" if b is None else ("yes" if b else "**no**")
+        if ok_t is None or ok_g is None:
+            met = "n/a"
+        else:
+            judged += 1
+            met = "yes" if (ok_t and ok_g) else "**no**"
+            met_count += ok_t and ok_g
+        L.append(f"| {w} | {fmt_ratio(rt)} | {yn(ok_t)} | {fmt_ratio(rg)} | {yn(ok_g)} | {met} |")
+    L.append("")
+    missing = [w for w in WORKLOADS if w not in workloads]
+    unjudged = len(workloads) - judged
+    summary = f"Targets met on {met_count} of {len(workloads)} workloads"
+    extra = []
+    if unjudged:
+        extra.append(f"{unjudged} not judged because runs failed")
+    if missing:
+        extra.append(f"not run: {', '.join(missing)}")
+    if extra:
+        summary += " (" + "; ".join(extra) + ")"
+    if judged and met_count == judged and not missing and not unjudged:
+        summary += ": **all targets met**."
+    else:
+        summary += "."
+    L.append(summary)
+    L.append("")
+
+    L.append("## Chart")
+    L.append("")
+    if chart_problem is None:
+        L.append(f"![weft-mt2 time relative to tokio-mt2 and go2 per workload, "
+                 f"log scale; lines at 0.5 and 1.0]({png_rel})")
+        L.append("")
+        L.append("Bars: median time of `weft-mt2` divided by the peer's (log scale; lower is "
+                 "better). Dashed line at 0.5 (the tokio target), solid line at 1.0 (parity, "
+                 "the Go target).")
+    else:
+        L.append(f"No chart: {chart_problem}.")
+        print(f"report.py: no chart: {chart_problem}", file=sys.stderr)
+    L.append("")
+
+    notes = []
+    if ncpu < 3:
+        notes.append(f"This machine has only {ncpu} CPUs: the 2-worker runtimes share them with "
+                     "the main/block_on thread (and W2's spawner thread), so the multi-threaded "
+                     "numbers include contention a larger machine would not have.")
+    if failures:
+        notes.append("Failed runs (left out of the medians): "
+                     + "; ".join(f"{w} {rt} round {r}: {why}" for w, rt, r, why in failures) + ".")
+    if notes:
+        L.append("## Notes")
+        L.append("")
+        for n in notes:
+            L.append(f"- {n}")
+        L.append("")
+
+    L.append("## Reproduce")
+    L.append("")
+    L.append("```sh")
+    L.append("make && make bench-compare          # or: ROUNDS=5 SCALE=1 bench/compare.sh")
+    L.append("```")
+    L.append("")
+
+    with open(args.out, "w") as f:
+        f.write("\n".join(L))
+    wrote = [args.out, os.path.splitext(args.out)[0] + ".csv"]
+    if chart_problem is None:
+        wrote.append(args.png)
+    print("report.py: wrote " + ", ".join(wrote), file=sys.stderr)
+    return 1 if chart_problem else 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("table")
+    t.add_argument("--csv", required=True)
+    t.add_argument("--failures")
+    t.add_argument("--workload", required=True)
+    m = sub.add_parser("markdown")
+    m.add_argument("--csv", required=True)
+    m.add_argument("--failures")
+    m.add_argument("--out", required=True)
+    m.add_argument("--png", required=True)
+    m.add_argument("--rounds", default="?")
+    m.add_argument("--scale", default="1")
+    m.add_argument("--runtimes")
+    m.add_argument("--weft-bench")
+    args = p.parse_args()
+    if args.cmd == "table":
+        cmd_table(args)
+        return 0
+    return cmd_markdown(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
