@@ -58,20 +58,23 @@ WEFT_API int weft_spawn_detached(weft_runtime *rt, const weft_future_type *type,
 
 /* Run until every task spawned so far (and every task those spawn) has
  * completed: the seed's run(n). Multi-thread: waits while the workers run
- * them. Current-thread: runs them on the calling thread. Returns 0,
- * -EINVAL (NULL, or called from a worker thread of any weft runtime),
- * -EBUSY (current-thread: another thread is running it now), or
- * -ESHUTDOWN. Thread: any but a worker. */
+ * them. Current-thread: runs them on the calling thread (if another thread
+ * is running the runtime already, waits until it leaves, then takes over).
+ * Returns 0, -EINVAL (NULL, or called from a worker thread of any weft
+ * runtime), or -ESHUTDOWN (the runtime is or was shut down: unfinished
+ * tasks were cancelled). Thread: any but a worker. */
 WEFT_API int weft_runtime_run(weft_runtime *rt);
 
 /* Drive the future (`init`, copied as by weft_spawn()) to completion as a
  * root task and copy its output to `out` (may be NULL). Current-thread: the
  * calling thread runs it and every other ready task until it completes.
+ * A second thread calling it on a current-thread runtime that another
+ * thread is running waits until that one leaves (which may already have run
+ * this root), then runs the rest itself.
  * Returns 0, -EINVAL (NULL argument, invalid type, or called from a worker
- * thread of any weft runtime), -ENOMEM, -ESHUTDOWN, -EBUSY (current-thread:
- * another thread is driving the runtime; the root task stays spawned and
- * runs there), or -ECANCELED when the runtime was shut down before the
- * future completed. Thread: any but a worker. */
+ * thread of any weft runtime), -ENOMEM, -ESHUTDOWN, or -ECANCELED when the
+ * runtime was shut down before the future completed. Thread: any but a
+ * worker. */
 WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
                            const void *init, void *out);
 

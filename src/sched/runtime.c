@@ -441,6 +441,7 @@ static void push_local(struct worker *w, struct weft__task *t)
             return;
         if (lq_claim_half(&w->q, &first, &last)) {
             last->next = t;
+            t->next = NULL;           /* the chain ends here even if the push fails */
             counter_add(&w->overflows, 1);
             if (!inject_push(w->rt, first, t, LQ_CAP / 2 + 1)) {
                 /* closed: shutdown drops queue references; do it here */
@@ -1022,7 +1023,7 @@ static bool no_active_tasks(void *arg)
 }
 
 /* Current-thread: run tasks on this thread until done(arg) or shutdown.
- * Returns 0, -EBUSY (another thread is driving) or -ESHUTDOWN. */
+ * Returns 0 or -ESHUTDOWN. */
 static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
 {
     struct worker *w = &rt->workers[0];
@@ -1030,10 +1031,13 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
     int err = 0;
 
     pthread_mutex_lock(&rt->run_lock);
-    if (rt->driving || rt->shut) {
-        err = rt->shut ? -ESHUTDOWN : -EBUSY;
+    /* one driver at a time: a second one waits for the first to leave (the
+     * first runs every queued task meanwhile, the second's included) */
+    while (rt->driving && !rt->shut)
+        pthread_cond_wait(&rt->run_cond, &rt->run_lock);
+    if (rt->shut) {
         pthread_mutex_unlock(&rt->run_lock);
-        return err;
+        return -ESHUTDOWN;
     }
     rt->driving = true;
     pthread_mutex_unlock(&rt->run_lock);
@@ -1072,7 +1076,7 @@ WEFT_API int weft_runtime_run(weft_runtime *rt)
     full_fence();                     /* pairs: the fence in park() */
     while (!rt->shut && !no_active_tasks(rt))
         pthread_cond_wait(&rt->run_cond, &rt->run_lock);
-    if (!no_active_tasks(rt))
+    if (rt->shut)
         err = -ESHUTDOWN;
     atomic_fetch_sub_explicit(&rt->run_waiters, 1, memory_order_relaxed);
     pthread_mutex_unlock(&rt->run_lock);

@@ -1,0 +1,206 @@
+/* Wait lists of the sync layer (internal).
+ *
+ * Every sync object keeps its waiting futures in a FIFO of weft_sync_waiter
+ * nodes that live inside the futures (intrusive, as musl's and libuv's
+ * waiters): awaiting never allocates. The list and every field of a node are
+ * guarded by the object's lock.
+ *
+ * A node moves through these states (all under ->lock):
+ *
+ *   IDLE ──park──► WAITING ──wake (by a notifier)──► WOKEN ──poll──► DONE
+ *     ▲                │                               │
+ *     └────────────────┴──────── poll/drop ────────────┘ (drop: pass the wake on)
+ *
+ * WOKEN means "unlinked and owed a poll": the notifier has moved the node's
+ * waker out and will wake it after unlocking. The node's `why` says what the
+ * wake carries (a grant of permits, a close, a notify), so that a future
+ * dropped while WOKEN can give back exactly what it was handed. Wakers are
+ * never called under the lock: they are collected in a wake_batch and woken
+ * after unlocking. */
+#ifndef WEFT_SYNC_WAITQ_H
+#define WEFT_SYNC_WAITQ_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "weft/sync.h"
+
+enum {
+    W_IDLE = 0,        /* not linked; zeroed futures start here */
+    W_WAITING,         /* linked in the wait list, waker stored */
+    W_WOKEN,           /* unlinked by a notifier, not yet polled */
+    W_DONE,            /* completed or dropped */
+};
+
+/* `owner`: what the future's owner knows without the lock (the shared
+ * `state` may change from WAITING to WOKEN under it at any time). */
+enum {
+    O_IDLE = 0,        /* never parked since init */
+    O_PARKED,          /* parked: state is WAITING or WOKEN */
+    O_DONE,            /* completed or dropped: no notifier can reach it */
+};
+
+enum {
+    WHY_NONE = 0,
+    WHY_READY,         /* channel: try again (message or room may be there) */
+    WHY_CLOSED,        /* the object was closed */
+    WHY_GRANT,         /* semaphore: w->n permits now belong to this waiter */
+    WHY_ONE,           /* notify_one chose this waiter */
+    WHY_ALL,           /* notify_all */
+};
+
+struct weft__waitq {
+    weft_sync_waiter *first, *last;
+};
+
+static inline bool waitq_empty(const struct weft__waitq *q)
+{
+    return q->first == NULL;
+}
+
+static inline void waitq_push_back(struct weft__waitq *q, weft_sync_waiter *w)
+{
+    w->next = NULL;
+    w->prev = q->last;
+    if (q->last)
+        q->last->next = w;
+    else
+        q->first = w;
+    q->last = w;
+}
+
+static inline void waitq_push_front(struct weft__waitq *q, weft_sync_waiter *w)
+{
+    w->prev = NULL;
+    w->next = q->first;
+    if (q->first)
+        q->first->prev = w;
+    else
+        q->last = w;
+    q->first = w;
+}
+
+static inline void waitq_remove(struct weft__waitq *q, weft_sync_waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->first = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->last = w->prev;
+    w->prev = w->next = NULL;
+}
+
+/* Wakers collected under a lock, woken after it is released. */
+#define WAKE_BATCH 32
+
+struct wake_batch {
+    unsigned n;
+    weft_waker w[WAKE_BATCH];
+};
+
+static inline bool wake_batch_full(const struct wake_batch *b)
+{
+    return b->n == WAKE_BATCH;
+}
+
+/* Wake and empty the batch; call it without the lock. */
+static inline void wake_batch_run(struct wake_batch *b)
+{
+    for (unsigned i = 0; i < b->n; i++)
+        weft_waker_wake(&b->w[i]);
+    b->n = 0;
+}
+
+/* Unlink waiter `w` (WAITING) as WOKEN for `why`, moving its waker into `b`
+ * (which must have room). ->lock held. */
+static inline void waitq_wake(struct weft__waitq *q, weft_sync_waiter *w, unsigned why,
+                              struct wake_batch *b)
+{
+    waitq_remove(q, w);
+    w->state = W_WOKEN;
+    w->why = (unsigned char)why;
+    b->w[b->n++] = w->waker;
+    w->waker = WEFT_WAKER_EMPTY;
+}
+
+/* Wake the oldest waiter, if any. ->lock held; `b` must have room. */
+static inline void waitq_wake_one(struct weft__waitq *q, unsigned why, struct wake_batch *b)
+{
+    if (q->first)
+        waitq_wake(q, q->first, why, b);
+}
+
+/* Park `w` (IDLE, WOKEN or WAITING) with cx's waker: link it if it is not
+ * linked (at the front when `front`), and store a clone of the waker unless
+ * the stored one wakes the same task. Returns the waker it replaced, to be
+ * dropped after unlocking. ->lock held. */
+static inline weft_waker waitq_park(struct weft__waitq *q, weft_sync_waiter *w,
+                                    weft_context *cx, bool front)
+{
+    weft_waker old = WEFT_WAKER_EMPTY;
+
+    if (w->state != W_WAITING) {
+        if (front)
+            waitq_push_front(q, w);
+        else
+            waitq_push_back(q, w);
+        w->state = W_WAITING;
+        w->why = WHY_NONE;
+    }
+    w->owner = O_PARKED;
+    if (!weft_waker_will_wake(&w->waker, weft_context_waker(cx))) {
+        old = w->waker;
+        w->waker = weft_waker_clone(weft_context_waker(cx));
+    }
+    return old;
+}
+
+/* Take `w` out of the list if it is there and mark it DONE; returns its
+ * waker, to be dropped after unlocking. ->lock held. */
+static inline weft_waker waitq_finish(struct weft__waitq *q, weft_sync_waiter *w)
+{
+    weft_waker old = w->waker;
+
+    if (w->state == W_WAITING)
+        waitq_remove(q, w);
+    w->state = W_DONE;
+    w->why = WHY_NONE;
+    w->owner = O_DONE;
+    w->waker = WEFT_WAKER_EMPTY;
+    return old;
+}
+
+static inline void waiter_reset(weft_sync_waiter *w)
+{
+    w->prev = w->next = NULL;
+    w->waker = WEFT_WAKER_EMPTY;
+    w->n = 0;
+    w->gen = 0;
+    w->state = W_IDLE;
+    w->why = WHY_NONE;
+    w->owner = O_IDLE;
+}
+
+/* A mutex per object (prefer a mutex until a benchmark shows need). */
+static inline void sync_lock(pthread_mutex_t *m)
+{
+    int err = pthread_mutex_lock(m);
+
+    (void)err;
+    assert(err == 0);
+}
+
+static inline void sync_unlock(pthread_mutex_t *m)
+{
+    int err = pthread_mutex_unlock(m);
+
+    (void)err;
+    assert(err == 0);
+}
+
+#endif
