@@ -46,8 +46,8 @@
 #define CACHE_CLASSES 8       /* cell caches: 64, 128, ... 512 bytes */
 #define CACHE_DEPTH 256       /* cells kept per class per worker */
 #define MALLOC_ALIGN 16       /* what the allocation hook guarantees */
-#define STRANDED_SPIN_NS 50000 /* a LIFO task this long behind one poll is taken */
-#define WATCH_NS 1000000      /* sleep while another worker's LIFO slot is full */
+#define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
+#define WATCH_MAX_NS 8000000u /* ... doubled while no LIFO slot is full, to this */
 
 /* A spinlock for the books' shards: held for a list insert or remove only,
  * where a mutex's bookkeeping costs more than the wait. Yields the CPU when
@@ -86,6 +86,8 @@ struct worker {
     _Alignas(64) _Atomic(struct weft__task *) lifo;   /* owner and thieves */
     _Atomic uint64_t polls;           /* owner writes; anyone reads */
     _Atomic uint64_t spawned, completed;   /* owner writes; anyone reads */
+    _Atomic uint64_t watch_mark;      /* the watcher writes: polls at its last look */
+    uint64_t watch_ns;                /* owner only: its nap while watching */
     struct weft_runtime *rt;
     unsigned index;
     unsigned tick;                    /* owner only */
@@ -123,6 +125,9 @@ struct weft_runtime {
         unsigned nsleepers;           /* ->lock */
         _Atomic unsigned num_sleeping;   /* == nsleepers, readable lock-free */
         _Atomic unsigned num_searching;
+        /* index of the one sleeping worker that naps instead of sleeping,
+         * to take LIFO tasks stuck behind a long poll; -1: none */
+        _Atomic int watcher;
     } idle;
 
     _Alignas(64) _Atomic bool closed; /* queues refuse tasks; workers exit */
@@ -330,17 +335,81 @@ static bool work_anywhere(struct weft_runtime *rt)
     return false;
 }
 
-/* A task waits in another worker's LIFO slot: it may be stuck behind a long
- * poll, so a sleeping worker should look again soon. */
-static bool lifo_occupied(struct worker *w)
+/* ---- The watcher ----------------------------------------------------------------
+ * A task in a LIFO slot runs when its worker's current poll returns. If that
+ * poll runs long, the task would wait with it, even with other workers idle.
+ * So while any worker is awake, one sleeping worker (the watcher) naps
+ * instead of sleeping: every WATCH_MIN_NS..WATCH_MAX_NS it looks at the other
+ * workers' LIFO slots and takes a task from a worker whose poll count has not
+ * moved since its last look (a busy worker polls thousands of times a
+ * millisecond). Pushing into an empty LIFO slot notifies nobody (message
+ * passing stays on one worker) unless there is no watcher. When every other
+ * worker is asleep the watcher resigns and sleeps too: idle costs nothing. */
+static bool others_awake(struct worker *w)
+{
+    /* relaxed: a hint; a wrong guess costs one nap or one late look */
+    return atomic_load_explicit(&w->rt->idle.num_sleeping, memory_order_relaxed) <
+           w->rt->nworkers;
+}
+
+/* Become (or stay) the watcher; false if another worker is, or nobody
+ * else is awake (then resign). */
+static bool try_watch(struct worker *w)
+{
+    _Atomic int *watcher = &w->rt->idle.watcher;
+    int cur = atomic_load_explicit(watcher, memory_order_relaxed);
+
+    if (w->rt->nworkers < 2)
+        return false;
+    if (cur == (int)w->index) {
+        if (others_awake(w))
+            return true;
+        atomic_store_explicit(watcher, -1, memory_order_relaxed);
+        return false;
+    }
+    /* relaxed: the role guards no data, only who naps */
+    return cur == -1 && others_awake(w) &&
+           atomic_compare_exchange_strong_explicit(watcher, &cur, (int)w->index,
+                                                   memory_order_relaxed, memory_order_relaxed);
+}
+
+static void resign_watch(struct worker *w)
+{
+    int me = (int)w->index;
+
+    atomic_compare_exchange_strong_explicit(&w->rt->idle.watcher, &me, -1,
+                                            memory_order_relaxed, memory_order_relaxed);
+}
+
+/* The watcher's look: take a LIFO task whose worker has not polled since
+ * the last look. *seen: some slot was full (look again soon). */
+static struct weft__task *watch_look(struct worker *w, bool *seen)
 {
     struct weft_runtime *rt = w->rt;
 
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        if (&rt->workers[i] != w &&
-            atomic_load_explicit(&rt->workers[i].lifo, memory_order_relaxed))
-            return true;
-    return false;
+    *seen = false;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *v = &rt->workers[i];
+        uint64_t polls;
+
+        if (v == w)
+            continue;
+        polls = atomic_load_explicit(&v->polls, memory_order_relaxed);
+        if (atomic_load_explicit(&v->lifo, memory_order_relaxed)) {
+            *seen = true;
+            if (polls == atomic_load_explicit(&v->watch_mark, memory_order_relaxed)) {
+                /* acq_rel: pairs with the owner's store/exchange of the slot */
+                struct weft__task *t = atomic_exchange_explicit(&v->lifo, NULL,
+                                                                memory_order_acq_rel);
+                if (t) {
+                    counter_add(&w->stranded_taken, 1);
+                    return t;
+                }
+            }
+        }
+        atomic_store_explicit(&v->watch_mark, polls, memory_order_relaxed);
+    }
+    return NULL;
 }
 
 /* Remove w from the sleepers list; false if a notifier already took it off
@@ -392,16 +461,16 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
 }
 
 /* Sleep until there may be work. Returns with w->searching set if a
- * notifier woke it (the notifier counted it as searching). While a task
- * sits in another worker's LIFO slot it sleeps WATCH_NS at most, then looks
- * whether that worker is stuck (take_stranded()). */
-static void park(struct worker *w)
+ * notifier woke it (the notifier counted it as searching). The watcher naps
+ * instead and may come back with a stranded LIFO task to run. */
+static struct weft__task *park(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
-    bool watch;
+    struct weft__task *t;
+    bool seen;
 
     if (end_search(w) && work_anywhere(rt))
-        return;                       /* last searcher: a task slipped in */
+        return NULL;                  /* last searcher: a task slipped in */
     pthread_mutex_lock(&rt->idle.lock);
     rt->idle.sleepers[rt->idle.nsleepers++] = w->index;
     w->sleeping = true;
@@ -410,23 +479,37 @@ static void park(struct worker *w)
     full_fence();      /* pairs: notify_one() */
     if (work_anywhere(rt) || atomic_load_explicit(&rt->closed, memory_order_acquire)) {
         if (leave_sleepers(w))
-            return;
+            return NULL;
         wait_notified(w, 0);          /* a notifier is on its way */
         w->searching = true;          /* it counted us as searching */
-        return;
+        return NULL;
     }
     check_quiescent(rt);
-    watch = rt->nworkers > 1 && lifo_occupied(w);
     counter_add(&w->parks, 1);
-    if (!wait_notified(w, watch ? WATCH_NS : 0)) {
-        if (leave_sleepers(w))
-            return;                   /* timed out: go and look */
-        wait_notified(w, 0);
+    if (!try_watch(w)) {
+        wait_notified(w, 0);          /* sleep */
+    } else if (!wait_notified(w, w->watch_ns)) {
+        if (!leave_sleepers(w)) {     /* a notifier took us meanwhile */
+            wait_notified(w, 0);
+            resign_watch(w);
+            w->searching = true;
+            return NULL;
+        }
+        t = watch_look(w, &seen);
+        w->watch_ns = seen ? WATCH_MIN_NS
+                           : w->watch_ns * 2 > WATCH_MAX_NS ? WATCH_MAX_NS : w->watch_ns * 2;
+        /* Awake now, and it may find work before it parks again: an awake
+         * watcher watches nobody, so give the role up; the next worker to
+         * park (this one, most likely) takes it again. */
+        resign_watch(w);
+        return t;
     }
+    resign_watch(w);
     /* woken by notify_one (which counted us as searching) or by shutdown */
     if (leave_sleepers(w))
-        return;                       /* shutdown: not counted */
+        return NULL;                  /* shutdown: not counted */
     w->searching = true;
+    return NULL;
 }
 
 /* ---- Scheduling -------------------------------------------------------------------- */
@@ -478,8 +561,12 @@ static void schedule(struct weft_runtime *rt, struct weft__task *t, bool yield)
     } else if (atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL) {
         /* Empty slot: thieves only ever take a task out (exchange with
          * NULL), so a plain store cannot lose one. release: the task's
-         * state before a thief's acquire exchange. */
+         * state before a thief's acquire exchange. Runs next, here: wake
+         * nobody, unless nobody watches for a long poll (see "watcher"). */
         atomic_store_explicit(&w->lifo, t, memory_order_release);
+        if (atomic_load_explicit(&rt->idle.watcher, memory_order_relaxed) == -1)
+            notify_local(rt);
+        return;
     } else {
         struct weft__task *prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
 
@@ -652,16 +739,21 @@ static void take_chain(struct worker *w, struct weft__task *rest)
     }
 }
 
-static struct weft__task *pop_inject(struct worker *w)
+/* Take work from the inject queue. With `batch` (the local queue is empty),
+ * a fair share moves into the local queue: len / workers + 1, at most half
+ * a local queue. Without (the periodic fairness check), just one task: a
+ * batch on top of a full local queue would only overflow back. */
+static struct weft__task *pop_inject(struct worker *w, bool batch)
 {
     struct weft_runtime *rt = w->rt;
-    size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed), n, max;
+    size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed), n, max = 1;
     struct weft__task *t, *rest = NULL;
 
-    /* a fair share, at most half a local queue */
-    max = len / rt->nworkers + 1;
-    if (max > LQ_CAP / 2)
-        max = LQ_CAP / 2;
+    if (batch) {
+        max = len / rt->nworkers + 1;
+        if (max > LQ_CAP / 2)
+            max = LQ_CAP / 2;
+    }
     t = inject_pop(rt, max, &rest, &n);
     take_chain(w, rest);
     return t;
@@ -672,22 +764,14 @@ static struct weft__task *next_local(struct worker *w)
     struct weft__task *t;
 
     if (++w->tick % GLOBAL_INTERVAL == 0) {
-        t = pop_inject(w);
+        t = pop_inject(w, false);
         if (t)
             return t;
     }
     t = lq_pop(&w->q);
     if (t)
         return t;
-    return pop_inject(w);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return pop_inject(w, true);
 }
 
 /* Steal from the others, starting at a different victim each time. */
@@ -709,42 +793,7 @@ static struct weft__task *steal_work(struct worker *w)
             return t;
         }
     }
-    return pop_inject(w);
-}
-
-/* Nothing else anywhere: a task in another worker's LIFO slot may be
- * stranded behind a long poll. Take it if that worker's poll count does not
- * move for STRANDED_SPIN_NS (a busy worker polls far more often). */
-static struct weft__task *take_stranded(struct worker *w)
-{
-    struct weft_runtime *rt = w->rt;
-
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        struct worker *v = &rt->workers[i];
-        uint64_t polls, start;
-
-        if (v == w || atomic_load_explicit(&v->lifo, memory_order_relaxed) == NULL)
-            continue;
-        polls = atomic_load_explicit(&v->polls, memory_order_relaxed);
-        start = now_ns();
-        while (now_ns() - start < STRANDED_SPIN_NS) {
-            if (atomic_load_explicit(&v->polls, memory_order_relaxed) != polls ||
-                atomic_load_explicit(&v->lifo, memory_order_relaxed) == NULL ||
-                atomic_load_explicit(&rt->closed, memory_order_relaxed))
-                break;
-            sched_yield();
-        }
-        if (atomic_load_explicit(&v->polls, memory_order_relaxed) == polls) {
-            /* acq_rel: pairs with the owner's exchange that put it there */
-            struct weft__task *t = atomic_exchange_explicit(&v->lifo, NULL,
-                                                            memory_order_acq_rel);
-            if (t) {
-                counter_add(&w->stranded_taken, 1);
-                return t;
-            }
-        }
-    }
-    return NULL;
+    return pop_inject(w, true);
 }
 
 /* Poll t, then whatever lands in the LIFO slot, MAX_LIFO_POLLS at most. */
@@ -777,11 +826,8 @@ static bool worker_round(struct worker *w)
     if (atomic_load_explicit(&rt->closed, memory_order_acquire))
         return false;
     t = next_local(w);
-    if (t == NULL && rt->nworkers > 1 && begin_search(w)) {
+    if (t == NULL && rt->nworkers > 1 && begin_search(w))
         t = steal_work(w);
-        if (t == NULL)
-            t = take_stranded(w);
-    }
     if (t) {
         /* a searcher that found work hands the search on */
         if (end_search(w))
@@ -789,7 +835,9 @@ static bool worker_round(struct worker *w)
         run_task(w, t);
         return true;
     }
-    park(w);
+    t = park(w);                      /* the watcher may bring a task back */
+    if (t)
+        run_task(w, t);
     return true;
 }
 
@@ -923,6 +971,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->inject.len, 0);
     atomic_init(&rt->idle.num_sleeping, 0);
     atomic_init(&rt->idle.num_searching, 0);
+    atomic_init(&rt->idle.watcher, -1);
     atomic_init(&rt->closed, false);
     atomic_init(&rt->foreign_spawned, 0);
     atomic_init(&rt->foreign_completed, 0);
@@ -941,6 +990,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
 
         lq_init(&w->q);
         atomic_init(&w->lifo, NULL);
+        w->watch_ns = WATCH_MIN_NS;
         w->rt = rt;
         w->index = i;
         pthread_mutex_init(&w->park_lock, NULL);
@@ -1049,10 +1099,10 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
             break;
         }
         t = next_local(w);
+        if (t == NULL)
+            t = park(w);              /* one worker: never watches */
         if (t)
             run_task(w, t);
-        else
-            park(w);
     }
     leave_worker();
 
