@@ -9,5 +9,6 @@
 #include "weft/core.h"
 #include "weft/task.h"
 #include "weft/sched.h"
+#include "weft/sync.h"
 
 #endif /* WEFT_H */

@@ -98,6 +98,9 @@ typedef struct weft_oneshot_recv {
     unsigned char state;
 } weft_oneshot_recv;
 
+/* init: receive into `dst` (size bytes; NULL allowed for size 0) from `rx`
+ * (borrowed). poll: as described above. drop: releases the stored waker.
+ * Thread: the future's owner. */
 WEFT_API void weft_oneshot_recv_init(weft_oneshot_recv *r, weft_oneshot_rx *rx, void *dst);
 WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_recv *r, weft_context *cx, int *result);
 WEFT_API void weft_oneshot_recv_drop(weft_oneshot_recv *r);
@@ -166,6 +169,9 @@ typedef struct weft_chan_send {
     weft_sync_waiter w;
 } weft_chan_send;
 
+/* init: set up a send of `msg` on `ch` (borrowed; both kept by the caller).
+ * poll: sends or waits. drop: leaves the wait list (passing on a wake it was
+ * handed). Thread: the future's owner; the channel may be used by any. */
 WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *msg);
 WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result);
 WEFT_API void weft_chan_send_drop(weft_chan_send *s);
@@ -183,6 +189,9 @@ typedef struct weft_chan_recv {
     weft_sync_waiter w;
 } weft_chan_recv;
 
+/* init: set up a receive from `ch` (borrowed) into `dst` (msg_size bytes).
+ * poll: receives or waits. drop: leaves the wait list (passing on a wake it
+ * was handed). Thread: the future's owner. */
 WEFT_API void weft_chan_recv_init(weft_chan_recv *r, weft_chan *ch, void *dst);
 WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result);
 WEFT_API void weft_chan_recv_drop(weft_chan_recv *r);
@@ -220,6 +229,10 @@ typedef struct weft_notify_wait {
     weft_sync_waiter w;
 } weft_notify_wait;
 
+/* init: set up a wait on `n` (borrowed) and record notify_all's generation:
+ * a notify_all from now on completes it even before its first poll. poll:
+ * completes on a stored permit, a notify_one that chose it, or a later
+ * notify_all. drop: leaves the wait list. Thread: the future's owner. */
 WEFT_API void weft_notify_wait_init(weft_notify_wait *w, weft_notify *n);
 WEFT_API weft_poll weft_notify_wait_poll(weft_notify_wait *w, weft_context *cx, int *result);
 WEFT_API void weft_notify_wait_drop(weft_notify_wait *w);
@@ -243,8 +256,8 @@ WEFT_API int weft_sem_new(weft_sem **out, size_t permits);
 WEFT_API void weft_sem_free(weft_sem *s);
 
 /* Without waiting: take `n` permits. 0; -EAGAIN when fewer than n are free
- * or an acquire is already waiting (FIFO); -EPIPE when closed; -EINVAL
- * (NULL). n == 0 succeeds unless closed. Thread: any. */
+ * or an acquire is already waiting (FIFO: even for n == 0); -EPIPE when
+ * closed; -EINVAL (NULL). Thread: any. */
 WEFT_API int weft_sem_try_acquire(weft_sem *s, size_t n);
 
 /* Give back `n` permits (any caller may release, not only an acquirer),
@@ -273,6 +286,10 @@ typedef struct weft_sem_acquire {
     weft_sync_waiter w;
 } weft_sem_acquire;
 
+/* init: set up an acquire of `n` permits of `s` (borrowed); nothing is
+ * taken before the first poll. poll: takes the permits or joins the line.
+ * drop: leaves the line, giving back permits handed to it. Thread: the
+ * future's owner. */
 WEFT_API void weft_sem_acquire_init(weft_sem_acquire *a, weft_sem *s, size_t n);
 WEFT_API weft_poll weft_sem_acquire_poll(weft_sem_acquire *a, weft_context *cx, int *result);
 WEFT_API void weft_sem_acquire_drop(weft_sem_acquire *a);
@@ -307,6 +324,10 @@ typedef struct weft_mutex_lock {
     weft_sem_acquire acq;
 } weft_mutex_lock;
 
+/* init: set up a lock of `m` (borrowed). poll: locks or joins the line.
+ * drop: leaves the line, unlocking again if the mutex was handed to it but
+ * not yet observed (after READY the caller holds the lock: drop does not
+ * unlock). Thread: the future's owner. */
 WEFT_API void weft_mutex_lock_init(weft_mutex_lock *l, weft_mutex *m);
 WEFT_API weft_poll weft_mutex_lock_poll(weft_mutex_lock *l, weft_context *cx, int *result);
 WEFT_API void weft_mutex_lock_drop(weft_mutex_lock *l);

@@ -15,6 +15,7 @@
  *     future may have taken what a woken one was woken for);
  *   - a WOKEN future that finds nothing re-parks at the front;
  *   - close wakes everyone; nobody parks after close. */
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>

@@ -51,6 +51,11 @@ enum {
     WHY_ALL,           /* notify_all */
 };
 
+/* The futures users embed stay small: a waiter node fits a cache line. */
+_Static_assert(sizeof(weft_sync_waiter) <= 64, "waiter node fits a cache line");
+_Static_assert(sizeof(weft_chan_recv) <= 96 && sizeof(weft_chan_send) <= 96,
+               "channel futures stay small");
+
 struct weft__waitq {
     weft_sync_waiter *first, *last;
 };
