@@ -17,7 +17,7 @@
  *   6. park.
  *
  * Locks (never two at once, never held while a future runs):
- *   inject.lock   the inject queue
+ *   inject.lock   the inject queue (a spinlock: a few pointer moves)
  *   idle.lock     the list of sleeping workers
  *   w->park_lock  one worker's wake-up flag
  *   shard->lock   one shard of the books (every live cell)
@@ -42,9 +42,11 @@
 
 #define GLOBAL_INTERVAL 61    /* polls between inject checks; see ARCHITECTURE */
 #define MAX_LIFO_POLLS 3      /* LIFO-slot tasks run in a row */
+#define PARK_SPINS 32         /* looks (with sched_yield) before sleeping */
 #define FOREIGN_SHARDS 8      /* shards for cells spawned off-runtime */
 #define CACHE_CLASSES 8       /* cell caches: 64, 128, ... 512 bytes */
 #define CACHE_DEPTH 256       /* cells kept per class per worker */
+#define POOL_DEPTH 4096       /* cells kept per class in the shared pool */
 #define MALLOC_ALIGN 16       /* what the allocation hook guarantees */
 #define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
 #define WATCH_MAX_NS 8000000u /* ... doubled while no LIFO slot is full, to this */
@@ -114,7 +116,7 @@ struct weft_runtime {
     struct shard *shards;             /* nworkers + FOREIGN_SHARDS */
 
     struct {
-        _Alignas(64) pthread_mutex_t lock;
+        _Alignas(64) struct spinlock lock;   /* held for a few pointer moves */
         struct weft__task *head, *tail;   /* ->lock */
         _Atomic size_t len;           /* written under lock; read as a hint */
     } inject;
@@ -129,6 +131,13 @@ struct weft_runtime {
          * to take LIFO tasks stuck behind a long poll; -1: none */
         _Atomic int watcher;
     } idle;
+
+    struct cell_pool {
+        _Alignas(64) struct spinlock lock;
+        struct weft__task *head[CACHE_CLASSES];   /* ->lock */
+        unsigned count[CACHE_CLASSES];            /* ->lock */
+        _Atomic int nonempty;         /* set once a cell was ever freed */
+    } pool;
 
     _Alignas(64) _Atomic bool closed; /* queues refuse tasks; workers exit */
     /* Tasks spawned and completed off the workers (spawns from other
@@ -181,11 +190,11 @@ static struct worker *local_worker(struct weft_runtime *rt)
 static bool inject_push(struct weft_runtime *rt, struct weft__task *first,
                         struct weft__task *last, size_t n)
 {
-    pthread_mutex_lock(&rt->inject.lock);
+    spin_lock(&rt->inject.lock);
     /* relaxed: `closed` is set before shutdown drains this queue under the
      * same lock, so a push that misses it is drained */
     if (atomic_load_explicit(&rt->closed, memory_order_relaxed)) {
-        pthread_mutex_unlock(&rt->inject.lock);
+        spin_unlock(&rt->inject.lock);
         return false;
     }
     last->next = NULL;
@@ -197,7 +206,7 @@ static bool inject_push(struct weft_runtime *rt, struct weft__task *first,
     atomic_store_explicit(&rt->inject.len,
                           atomic_load_explicit(&rt->inject.len, memory_order_relaxed) + n,
                           memory_order_relaxed);
-    pthread_mutex_unlock(&rt->inject.lock);
+    spin_unlock(&rt->inject.lock);
     return true;
 }
 
@@ -212,11 +221,11 @@ static struct weft__task *inject_pop(struct weft_runtime *rt, size_t max,
      * stale 0 cannot lose a task) */
     if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed) == 0)
         return NULL;
-    pthread_mutex_lock(&rt->inject.lock);
+    spin_lock(&rt->inject.lock);
     len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
     first = rt->inject.head;
     if (first == NULL) {
-        pthread_mutex_unlock(&rt->inject.lock);
+        spin_unlock(&rt->inject.lock);
         return NULL;
     }
     n = 1;
@@ -229,7 +238,7 @@ static struct weft__task *inject_pop(struct weft_runtime *rt, size_t max,
     if (rt->inject.head == NULL)
         rt->inject.tail = NULL;
     atomic_store_explicit(&rt->inject.len, len - n, memory_order_relaxed);
-    pthread_mutex_unlock(&rt->inject.lock);
+    spin_unlock(&rt->inject.lock);
     t->next = NULL;
     *rest = first->next;
     *nrest = n - 1;
@@ -661,30 +670,101 @@ static unsigned cache_class(size_t size)
     return (unsigned)((size + 63) / 64);      /* 1..CACHE_CLASSES: cacheable */
 }
 
+/* Cells live in three places on their way back to the allocator: the
+ * worker's own cache (no lock), the runtime's shared pool (a spinlock, moved
+ * in batches of half a cache), then free(). The pool is what lets cells freed
+ * on workers be reused by spawns from other threads: without it, a thread
+ * spawning into the runtime mallocs every cell while the workers free them,
+ * and the two sides fight over the allocator's arena lock (W2: a third of
+ * the time went to that lock's futex). */
+static void pool_put(struct weft_runtime *rt, unsigned c, struct weft__task *first,
+                     struct weft__task *last, unsigned n)
+{
+    struct cell_pool *p = &rt->pool;
+
+    spin_lock(&p->lock);
+    if (p->count[c] + n <= POOL_DEPTH) {
+        last->next = p->head[c];
+        p->head[c] = first;
+        p->count[c] += n;
+        first = NULL;
+    }
+    spin_unlock(&p->lock);
+    while (first) {                   /* the pool is full: back to malloc */
+        struct weft__task *next = first == last ? NULL : first->next;
+
+        weft__free(first);
+        first = next;
+    }
+}
+
+/* Take up to `max` cells of class c; returns the chain, *n its length. */
+static struct weft__task *pool_take(struct weft_runtime *rt, unsigned c, unsigned max,
+                                    unsigned *n)
+{
+    struct cell_pool *p = &rt->pool;
+    struct weft__task *first, *t;
+    unsigned k = 0;
+
+    /* relaxed peek: an empty pool is the common case for a fresh runtime */
+    if (atomic_load_explicit(&p->nonempty, memory_order_relaxed) == 0)
+        return NULL;
+    spin_lock(&p->lock);
+    first = t = p->head[c];
+    if (t) {
+        for (k = 1; k < max && t->next; k++)
+            t = t->next;
+        p->head[c] = t->next;
+        p->count[c] -= k;
+        t->next = NULL;
+    }
+    spin_unlock(&p->lock);
+    *n = k;
+    return first;
+}
+
 static void cell_free(struct weft_runtime *rt, struct weft__task *t)
 {
     size_t align = weft__task_cell_align(t->type);
-    unsigned c = cache_class(weft__task_cell_size(t->type));
+    unsigned c = cache_class(weft__task_cell_size(t->type)) - 1;
     struct worker *w = local_worker(rt);
 
     if (align > MALLOC_ALIGN) {
         weft__free(((void **)(void *)t)[-1]);
         return;
     }
-    if (w && c <= CACHE_CLASSES && w->cached[c - 1] < CACHE_DEPTH) {
-        t->next = w->cache[c - 1];
-        w->cache[c - 1] = t;
-        w->cached[c - 1]++;
+    if (c >= CACHE_CLASSES) {
+        weft__free(t);
         return;
     }
-    weft__free(t);
+    atomic_store_explicit(&rt->pool.nonempty, 1, memory_order_relaxed);
+    if (w == NULL) {
+        pool_put(rt, c, t, t, 1);
+        return;
+    }
+    t->next = w->cache[c];
+    w->cache[c] = t;
+    if (++w->cached[c] == CACHE_DEPTH) {
+        /* full: the older half goes to the pool in one batch */
+        struct weft__task *keep = w->cache[c], *first, *last;
+
+        for (unsigned i = 1; i < CACHE_DEPTH / 2; i++)
+            keep = keep->next;
+        first = last = keep->next;
+        while (last->next)
+            last = last->next;
+        keep->next = NULL;
+        w->cached[c] = CACHE_DEPTH / 2;
+        pool_put(rt, c, first, last, CACHE_DEPTH / 2);
+    }
 }
 
 static void *cell_alloc(struct weft_runtime *rt, const weft_future_type *type)
 {
     size_t size = weft__task_cell_size(type), align = weft__task_cell_align(type);
-    unsigned c = cache_class(size);
+    unsigned c = cache_class(size) - 1, n;
     struct worker *w = local_worker(rt);
+    struct weft__task *t;
     char *raw;
     void *cell;
 
@@ -696,15 +776,23 @@ static void *cell_alloc(struct weft_runtime *rt, const weft_future_type *type)
         ((void **)cell)[-1] = raw;
         return cell;
     }
-    if (w && c <= CACHE_CLASSES && w->cache[c - 1]) {
-        struct weft__task *t = w->cache[c - 1];
-
-        w->cache[c - 1] = t->next;
-        w->cached[c - 1]--;
+    if (c >= CACHE_CLASSES)
+        return weft__malloc(size);
+    if (w) {
+        if (w->cache[c] == NULL) {    /* refill from the pool */
+            w->cache[c] = pool_take(rt, c, CACHE_DEPTH / 8, &n);
+            w->cached[c] = w->cache[c] ? n : 0;
+        }
+        if ((t = w->cache[c]) != NULL) {
+            w->cache[c] = t->next;
+            w->cached[c]--;
+            return t;
+        }
+    } else if ((t = pool_take(rt, c, 1, &n)) != NULL) {
         return t;
     }
-    /* round cacheable cells up to their class so any cell of a class fits */
-    return weft__malloc(c <= CACHE_CLASSES ? (size_t)c * 64 : size);
+    /* round cells up to their class so any cell of a class fits */
+    return weft__malloc((size_t)(c + 1) * 64);
 }
 
 static void sched_release(void *s, struct weft__task *t)
@@ -816,6 +904,20 @@ static void run_task(struct worker *w, struct weft__task *t)
     }
 }
 
+/* Before sleeping, look again for a little while, yielding the CPU: work
+ * that arrives within a few microseconds (a stream of spawns from another
+ * thread) is then picked up without a futex wake-up on either side. A
+ * bounded spin, so an idle runtime still goes to sleep at once in CPU terms. */
+static bool spin_for_work(struct worker *w)
+{
+    for (unsigned i = 0; i < PARK_SPINS; i++) {
+        if (work_anywhere(w->rt) || atomic_load_explicit(&w->rt->closed, memory_order_relaxed))
+            return true;
+        sched_yield();
+    }
+    return false;
+}
+
 /* One round of the worker loop: run something, or park. Returns false when
  * the runtime is closed. */
 static bool worker_round(struct worker *w)
@@ -835,6 +937,8 @@ static bool worker_round(struct worker *w)
         run_task(w, t);
         return true;
     }
+    if (spin_for_work(w))
+        return true;
     t = park(w);                      /* the watcher may bring a task back */
     if (t)
         run_task(w, t);
@@ -883,10 +987,17 @@ static void runtime_destroy(struct weft_runtime *rt)
         pthread_cond_destroy(&w->park_cond);
         pthread_mutex_destroy(&w->park_lock);
     }
+    for (unsigned c = 0; c < CACHE_CLASSES; c++) {
+        while (rt->pool.head[c]) {
+            struct weft__task *t = rt->pool.head[c];
+
+            rt->pool.head[c] = t->next;
+            weft__free(t);
+        }
+    }
     pthread_cond_destroy(&rt->run_cond);
     pthread_mutex_destroy(&rt->run_lock);
     pthread_mutex_destroy(&rt->idle.lock);
-    pthread_mutex_destroy(&rt->inject.lock);
     weft__free(rt->idle.sleepers);
     weft__free(rt->shards);
     weft__free(rt->workers);
@@ -895,9 +1006,9 @@ static void runtime_destroy(struct weft_runtime *rt)
 
 static void close_runtime(struct weft_runtime *rt)
 {
-    pthread_mutex_lock(&rt->inject.lock);
+    spin_lock(&rt->inject.lock);
     atomic_store_explicit(&rt->closed, true, memory_order_release);
-    pthread_mutex_unlock(&rt->inject.lock);
+    spin_unlock(&rt->inject.lock);
     unpark_all(rt);
     pthread_mutex_lock(&rt->run_lock);
     pthread_cond_broadcast(&rt->run_cond);
@@ -964,7 +1075,9 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     }
     rt->flavor = opt->flavor;
     rt->nworkers = slots;
-    pthread_mutex_init(&rt->inject.lock, NULL);
+    atomic_flag_clear(&rt->inject.lock.f);
+    atomic_flag_clear(&rt->pool.lock.f);
+    atomic_init(&rt->pool.nonempty, 0);
     pthread_mutex_init(&rt->idle.lock, NULL);
     pthread_mutex_init(&rt->run_lock, NULL);
     pthread_cond_init(&rt->run_cond, NULL);
@@ -1199,11 +1312,11 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
     pthread_mutex_unlock(&rt->run_lock);
 
     /* No thread runs tasks now. Drop every queue entry's reference... */
-    pthread_mutex_lock(&rt->inject.lock);
+    spin_lock(&rt->inject.lock);
     t = rt->inject.head;
     rt->inject.head = rt->inject.tail = NULL;
     atomic_store_explicit(&rt->inject.len, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&rt->inject.lock);
+    spin_unlock(&rt->inject.lock);
     drop_chain(t);
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct worker *w = &rt->workers[i];
