@@ -81,6 +81,10 @@ struct shard {
     _Alignas(64) struct spinlock lock;
     struct weft__list cells;          /* ->lock */
     size_t count;                     /* ->lock */
+    /* Cells of this (worker) shard whose last reference was dropped on a
+     * worker: pushed here without the lock, unlinked and recycled by the
+     * owning worker in batches (drain_dead()). Linked through ->next. */
+    _Alignas(64) _Atomic(struct weft__task *) dead;
 };
 
 struct worker {
@@ -246,6 +250,7 @@ static struct weft__task *inject_pop(struct weft_runtime *rt, size_t max,
 }
 
 static void check_quiescent(struct weft_runtime *rt);
+static void drain_dead(struct weft_runtime *rt, struct shard *sh);
 
 /* ---- Parking -------------------------------------------------------------------
  *  pusher (any thread)                    worker going to sleep
@@ -494,6 +499,7 @@ static struct weft__task *park(struct worker *w)
         return NULL;
     }
     check_quiescent(rt);
+    drain_dead(rt, &rt->shards[w->index]);
     counter_add(&w->parks, 1);
     if (!try_watch(w)) {
         wait_notified(w, 0);          /* sleep */
@@ -779,6 +785,8 @@ static void *cell_alloc(struct weft_runtime *rt, const weft_future_type *type)
     if (c >= CACHE_CLASSES)
         return weft__malloc(size);
     if (w) {
+        if (w->cache[c] == NULL)      /* recycle what the others freed */
+            drain_dead(rt, &rt->shards[w->index]);
         if (w->cache[c] == NULL) {    /* refill from the pool */
             w->cache[c] = pool_take(rt, c, CACHE_DEPTH / 8, &n);
             w->cached[c] = w->cache[c] ? n : 0;
@@ -795,18 +803,70 @@ static void *cell_alloc(struct weft_runtime *rt, const weft_future_type *type)
     return weft__malloc((size_t)(c + 1) * 64);
 }
 
+/* A cell's last reference is gone.
+ *   on a worker of this runtime that did not spawn it: push it on its
+ *     shard's dead stack (one CAS, no lock); the shard's owner unlinks and
+ *     recycles it (drain_dead()).
+ *     Workers and the current-thread driver only exist before shutdown, which
+ *     drains every stack once they are gone, so nothing is left behind;
+ *   anywhere else (its own worker, foreign threads, shutdown, a worker of
+ *     another runtime): unlink it under the shard's lock and free it here.
+ * Before the stacks, a worker freeing a cell another worker spawned took
+ * that worker's shard lock: the two fought over it on every task (W1 with 2
+ * workers spent 40% of spawn on that lock). */
 static void sched_release(void *s, struct weft__task *t)
 {
     struct shard *sh = s;
     struct weft_runtime *rt = sh->rt;
+    struct weft__task *head;
     bool emptied;
 
+    struct worker *w = local_worker(rt);
+
+    /* another worker's cell: hand it back without touching its lock */
+    if (w && sh < &rt->shards[rt->nworkers] && sh != &rt->shards[w->index]) {
+        head = atomic_load_explicit(&sh->dead, memory_order_relaxed);
+        do {
+            t->next = head;
+        } while (!atomic_compare_exchange_weak_explicit(&sh->dead, &head, t,
+                                                        memory_order_release, /* pairs: drain_dead() */
+                                                        memory_order_relaxed));
+        return;
+    }
     spin_lock(&sh->lock);
     weft__list_remove(&t->owned);
     emptied = --sh->count == 0;
     spin_unlock(&sh->lock);
     cell_free(rt, t);
     /* acq_rel: every shard's last release happens before the destroy */
+    if (emptied && atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
+        runtime_destroy(rt);
+}
+
+/* Unlink and recycle the cells on shard sh's dead stack. Called by the
+ * shard's owner, or by shutdown once no worker runs. */
+static void drain_dead(struct weft_runtime *rt, struct shard *sh)
+{
+    struct weft__task *t, *next;
+    bool emptied;
+
+    if (atomic_load_explicit(&sh->dead, memory_order_relaxed) == NULL)
+        return;
+    /* acquire: pairs with the pushes' release (the cells' last uses) */
+    t = atomic_exchange_explicit(&sh->dead, NULL, memory_order_acquire);
+    if (t == NULL)
+        return;
+    spin_lock(&sh->lock);
+    for (next = t; next; next = next->next) {
+        weft__list_remove(&next->owned);
+        sh->count--;
+    }
+    emptied = sh->count == 0;
+    spin_unlock(&sh->lock);
+    for (; t; t = next) {
+        next = t->next;
+        cell_free(rt, t);
+    }
     if (emptied && atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
         runtime_destroy(rt);
 }
@@ -1097,6 +1157,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         sh->rt = rt;
         atomic_flag_clear(&sh->lock.f);
         weft__list_init(&sh->cells);
+        atomic_init(&sh->dead, NULL);
     }
     for (unsigned i = 0; i < slots; i++) {
         struct worker *w = &rt->workers[i];
@@ -1348,6 +1409,10 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
         claimed = t->next;
         weft__task_cancel_claimed(t); /* the drop runs here, outside any lock */
     }
+    /* cells freed on workers wait on their shards' dead stacks: no worker
+     * will drain them now */
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        drain_dead(rt, &rt->shards[i]);
     pthread_mutex_lock(&rt->run_lock);
     rt->shutdown_done = true;
     pthread_cond_broadcast(&rt->run_cond);
