@@ -193,10 +193,11 @@ static weft_poll yielder_poll(yielder *f, weft_context *cx, void *out)
 {
     (void)out;
     WEFT_BEGIN(&f->co);
-    for (f->i = 0; f->i < YIELDS_PER_TASK; f->i++) {
+    /* count locally (f->i), publish once: the shared counter must not be
+     * what is measured */
+    for (f->i = 0; f->i < YIELDS_PER_TASK; f->i++)
         WEFT_YIELD(&f->co, &f->y, cx);
-        atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
-    }
+    atomic_fetch_add_explicit(&shared.count, f->i, memory_order_relaxed);
     shared_finish();
     WEFT_END(&f->co);
 }
