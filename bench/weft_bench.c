@@ -1,9 +1,11 @@
 /* weft's side of the scheduler benchmarks W1-W5 (bench/peers/ has the same
  * workloads on tokio and Go). One workload per run:
  *
- *     weft-bench <W1..W5> <mt<workers>|ct> [scale]      (mt2: 2 workers)
+ *     weft-bench <W1..W5> <mt<workers>|ct> [scale] [chan]   (mt2: 2 workers)
  *
- * prints `RESULT <workload> weft-<flavour> <ns per op>` and exits non-zero
+ * `chan` runs W4 on weft's MPMC channel (weft_chan) instead of the minimal
+ * capacity-1 channel below. Prints `RESULT <workload> weft-<flavour> <ns
+ * per op>` and exits non-zero
  * when the workload's own check fails. `scale` multiplies the task count
  * (never below 1); per-task iterations stay fixed. Only the workload is
  * timed, not building the runtime. */
@@ -248,6 +250,70 @@ static weft_poll ponger_poll(ponger *f, weft_context *cx, void *out)
 }
 WEFT_DEFINE_FUTURE_VOID(ponger, ponger_poll, NULL);
 
+/* W4 on weft's own MPMC channel (weft_chan, capacity 1) instead of the
+ * minimal chan1: `weft-bench W4 <flavour> [scale] chan` */
+typedef struct pinger2 {
+    weft_async co;
+    weft_chan *to_pong, *from_pong;
+    unsigned i;
+    size_t v;
+    int res;
+    weft_chan_send s;
+    weft_chan_recv r;
+} pinger2;
+
+static weft_poll pinger2_poll(pinger2 *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < ROUND_TRIPS; f->i++) {
+        weft_chan_send_init(&f->s, f->to_pong, &f->v);
+        WEFT_AWAIT(&f->co, weft_chan_send_poll(&f->s, cx, &f->res));
+        weft_chan_send_drop(&f->s);
+        weft_chan_recv_init(&f->r, f->from_pong, &f->v);
+        WEFT_AWAIT(&f->co, weft_chan_recv_poll(&f->r, cx, &f->res));
+        weft_chan_recv_drop(&f->r);
+        f->v++;
+    }
+    if (f->v == 2 * ROUND_TRIPS)
+        atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
+    shared_finish();
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID(pinger2, pinger2_poll, NULL);
+
+typedef struct ponger2 {
+    weft_async co;
+    weft_chan *from_ping, *to_ping;
+    unsigned i;
+    size_t last, next;
+    int res;
+    weft_chan_send s;
+    weft_chan_recv r;
+} ponger2;
+
+static weft_poll ponger2_poll(ponger2 *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < ROUND_TRIPS; f->i++) {
+        weft_chan_recv_init(&f->r, f->from_ping, &f->last);
+        WEFT_AWAIT(&f->co, weft_chan_recv_poll(&f->r, cx, &f->res));
+        weft_chan_recv_drop(&f->r);
+        f->next = f->last + 1;
+        weft_chan_send_init(&f->s, f->to_ping, &f->next);
+        WEFT_AWAIT(&f->co, weft_chan_send_poll(&f->s, cx, &f->res));
+        weft_chan_send_drop(&f->s);
+    }
+    if (f->last == 2 * ROUND_TRIPS - 2)
+        atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
+    shared_finish();
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID(ponger2, ponger2_poll, NULL);
+
+static bool use_weft_chan;
+
 typedef struct link {
     size_t left;
 } link;
@@ -278,6 +344,7 @@ typedef struct root {
     size_t n;
     uint64_t start;
     chan1 *chans;
+    weft_chan **wchans;
 } root;
 
 static weft_poll root_poll(root *r, weft_context *cx, void *out)
@@ -298,7 +365,17 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
                 abort();
         break;
     case W4:
-        for (size_t i = 0; i < r->n; i++) {
+        for (size_t i = 0; use_weft_chan && i < r->n; i++) {
+            weft_chan *a, *b;
+
+            if (weft_chan_new(&a, sizeof(size_t), 1) < 0 || weft_chan_new(&b, sizeof(size_t), 1) < 0 ||
+                weft_spawn_detached(rt, &pinger2_future, &(pinger2){ .to_pong = a, .from_pong = b }) < 0 ||
+                weft_spawn_detached(rt, &ponger2_future, &(ponger2){ .from_ping = weft_chan_clone(a), .to_ping = weft_chan_clone(b) }) < 0)
+                abort();
+            r->wchans[2 * i] = a;
+            r->wchans[2 * i + 1] = b;
+        }
+        for (size_t i = 0; !use_weft_chan && i < r->n; i++) {
             chan1 *a = &r->chans[2 * i], *b = &r->chans[2 * i + 1];
 
             if (weft_spawn_detached(rt, &pinger_future, &(pinger){ .to_pong = a, .from_pong = b }) < 0 ||
@@ -351,8 +428,13 @@ int main(int argc, char **argv)
     uint64_t ns = 0;
     weft_runtime *rt;
     chan1 *chans = NULL;
+    weft_chan **wchans = NULL;
     int err;
 
+    if (argc == 5 && strcmp(argv[4], "chan") == 0) {
+        use_weft_chan = true;
+        argc = 4;
+    }
     if (argc < 3 || argc > 4 || strlen(argv[1]) != 2 || argv[1][0] != 'W' ||
         argv[1][1] < '1' || argv[1][1] > '5')
         return usage();
@@ -373,7 +455,8 @@ int main(int argc, char **argv)
     if (n == 0)
         n = 1;
     shared_reset(w == W4 ? 2 * n : n);
-    if (w == W4 && (chans = calloc(2 * n, sizeof(*chans))) == NULL)
+    if (w == W4 && ((chans = calloc(2 * n, sizeof(*chans))) == NULL ||
+                    (wchans = calloc(2 * n, sizeof(*wchans))) == NULL))
         return 1;
 
     err = weft_runtime_new(&rt, &opt);
@@ -392,7 +475,8 @@ int main(int argc, char **argv)
         ns = now_ns() - t0;
         pthread_join(th, NULL);
     } else {
-        err = weft_block_on(rt, &root_future, &(root){ .w = w, .n = n, .chans = chans }, &ns);
+        err = weft_block_on(rt, &root_future,
+                            &(root){ .w = w, .n = n, .chans = chans, .wchans = wchans }, &ns);
     }
     weft_runtime_free(rt);
     if (err < 0) {
@@ -401,7 +485,12 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; chans && i < 2 * n; i++)
         chan1_drop(&chans[i]);
+    for (size_t i = 0; use_weft_chan && wchans && i < 2 * n; i++) {
+        weft_chan_drop(wchans[i]);    /* the pinger's reference ... */
+        weft_chan_drop(wchans[i]);    /* ... and the ponger's clone */
+    }
     free(chans);
+    free(wchans);
 
     switch (w) {
     case W3:
