@@ -391,6 +391,14 @@ def cmd_markdown(args):
         notes.append(f"This machine has only {ncpu} CPUs: the 2-worker runtimes share them with "
                      "the main/block_on thread (and W2's spawner thread), so the multi-threaded "
                      "numbers include contention a larger machine would not have.")
+    notes.append("W4's channels: tokio uses tokio::sync::mpsc::channel(1), Go a buffered chan of "
+                 "1; weft uses the minimal capacity-1 channel in bench/weft_bench.c (`chan1`, a "
+                 "spinlock and two waker slots). weft's general MPMC channel (weft_chan, "
+                 "src/sync/) is slower on this workload: run `weft-bench W4 mt2 1 chan` to "
+                 "compare.")
+    notes.append("W3: each task counts its own yields and adds them to the shared total once, in "
+                 "all three programs, so that a contended counter is not what W3 measures.")
+    notes.append("How the costs grow with 1 to 16 workers: [scaling.md](scaling.md).")
     if failures:
         notes.append("Failed runs (left out of the medians): "
                      + "; ".join(f"{w} {rt} round {r}: {why}" for w, rt, r, why in failures) + ".")
