@@ -100,12 +100,16 @@ static weft_poll shared_wait(weft_context *cx)
     return atomic_load_explicit(&shared.fired, memory_order_acquire) ? WEFT_READY : WEFT_PENDING;
 }
 
-/* ---- A minimal capacity-1 channel (the channel issue brings real ones) ------- */
+/* ---- A minimal capacity-1 channel (the channel issue brings real ones) -------
+ * Each side's waker stays registered while that side's task is the same
+ * (will_wake), and the other side wakes it by reference only while it is
+ * waiting: no waker clone and drop per message. */
 typedef struct chan1 {
     spin lock;
     bool full;                /* ->lock */
     size_t value;             /* ->lock */
-    weft_waker rx, tx;        /* ->lock */
+    weft_waker rx, tx;        /* ->lock: registered wakers */
+    bool rx_waiting, tx_waiting;   /* ->lock: the side is pending on us */
 } chan1;
 
 static void chan1_drop(chan1 *ch)
@@ -114,7 +118,7 @@ static void chan1_drop(chan1 *ch)
     weft_waker_drop(&ch->tx);
 }
 
-/* Store cx's waker in *slot unless it is there already; ->lock held. The
+/* Register cx's waker in *slot unless it is there already; ->lock held. The
  * replaced waker is handed back to drop outside the lock. */
 static weft_waker park_waker(weft_waker *slot, weft_context *cx)
 {
@@ -129,45 +133,53 @@ static weft_waker park_waker(weft_waker *slot, weft_context *cx)
 
 static weft_poll chan1_send(chan1 *ch, weft_context *cx, size_t v)
 {
-    weft_waker w;
+    weft_waker old;
+    bool wake;
 
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     spin_lock(&ch->lock);
     if (ch->full) {
-        w = park_waker(&ch->tx, cx);
+        old = park_waker(&ch->tx, cx);
+        ch->tx_waiting = true;
         spin_unlock(&ch->lock);
-        weft_waker_drop(&w);
+        weft_waker_drop(&old);
         return WEFT_PENDING;
     }
     ch->value = v;
     ch->full = true;
-    w = ch->rx;
-    ch->rx = WEFT_WAKER_EMPTY;
+    wake = ch->rx_waiting;
+    ch->rx_waiting = false;
+    /* the receiver's waker stays registered; waking it under the lock keeps
+     * it from being replaced meanwhile (the wake only queues the task) */
+    if (wake)
+        weft_waker_wake_by_ref(&ch->rx);
     spin_unlock(&ch->lock);
-    weft_waker_wake(&w);
     return WEFT_READY;
 }
 
 static weft_poll chan1_recv(chan1 *ch, weft_context *cx, size_t *v)
 {
-    weft_waker w;
+    weft_waker old;
+    bool wake;
 
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     spin_lock(&ch->lock);
     if (!ch->full) {
-        w = park_waker(&ch->rx, cx);
+        old = park_waker(&ch->rx, cx);
+        ch->rx_waiting = true;
         spin_unlock(&ch->lock);
-        weft_waker_drop(&w);
+        weft_waker_drop(&old);
         return WEFT_PENDING;
     }
     *v = ch->value;
     ch->full = false;
-    w = ch->tx;
-    ch->tx = WEFT_WAKER_EMPTY;
+    wake = ch->tx_waiting;
+    ch->tx_waiting = false;
+    if (wake)
+        weft_waker_wake_by_ref(&ch->tx);
     spin_unlock(&ch->lock);
-    weft_waker_wake(&w);
     return WEFT_READY;
 }
 
