@@ -6,15 +6,19 @@
  *      this worker (runs next: message passing stays in cache). At most
  *      MAX_LIFO_POLLS slot tasks run in a row, then the slot's task goes to
  *      the back of the local queue, so a ping-pong pair cannot starve it.
- *   2. every GLOBAL_INTERVAL-th poll, the inject queue first (fairness for
- *      tasks woken from outside);
+ *   2. every GLOBAL_INTERVAL-th poll, one task from the inject queue first
+ *      (fairness for tasks woken from outside);
  *   3. its local queue (queue.h): bounded, stealable, FIFO;
- *   4. the inject queue (mutex): wakes and spawns from other threads, and
+ *   4. the inject queue (spinlock): wakes and spawns from other threads, and
  *      the overflow of full local queues, moved half a queue at a time;
- *   5. searching: steal half of another worker's local queue; failing that,
- *      take another worker's LIFO slot task if that worker has been stuck in
- *      the same poll for a while (a long poll must not strand it);
- *   6. park.
+ *   5. searching: steal half of another worker's local queue;
+ *   6. a short look (one spinner at a time), then park. One parked worker,
+ *      the watcher, naps instead of sleeping while others work, and takes a
+ *      LIFO task stuck behind a long poll.
+ *
+ * Cells come from the worker's cache, then the runtime's shared pool, then
+ * malloc; a cell freed on a worker that did not spawn it goes back through
+ * its shard's lock-free dead stack.
  *
  * Locks (never two at once, never held while a future runs):
  *   inject.lock   the inject queue (a spinlock: a few pointer moves)
@@ -51,9 +55,10 @@
 #define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
 #define WATCH_MAX_NS 8000000u /* ... doubled while no LIFO slot is full, to this */
 
-/* A spinlock for the books' shards: held for a list insert or remove only,
- * where a mutex's bookkeeping costs more than the wait. Yields the CPU when
- * the holder seems preempted. */
+/* A spinlock for the books' shards, the inject queue and the cell pool:
+ * each is held for a few pointer moves only, where a mutex's bookkeeping
+ * (and its futex under contention) costs more than the wait. Yields the CPU
+ * when the holder seems preempted. */
 struct spinlock {
     atomic_flag f;
 };
