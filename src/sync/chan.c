@@ -82,10 +82,12 @@ WEFT_API void weft_chan_drop(weft_chan *ch)
     if (ch == NULL)
         return;
     /* release: our uses of the channel happen before the free; pairs with
-     * the acquire fence below in the thread that drops the last reference */
+     * the acquire load below in the thread that drops the last reference */
     if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_release) != 1)
         return;
-    atomic_thread_fence(memory_order_acquire);   /* pairs: the release above */
+    /* acquire: reads the last decrement, which ends the release sequence of
+     * every earlier one (a load, not a fence: TSan does not model fences) */
+    (void)atomic_load_explicit(&ch->refs, memory_order_acquire);
     assert(waitq_empty(&ch->recvq) && waitq_empty(&ch->sendq));
     if (ch->buf != ch->inline_buf)
         weft__free(ch->buf);
