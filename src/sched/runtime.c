@@ -40,6 +40,7 @@
 
 #include "sched/queue.h"
 #include "task/task.h"
+#include "time/driver.h"
 #include "util/alloc.h"
 #include "util/list.h"
 #include "weft/sched.h"
@@ -113,6 +114,7 @@ struct worker {
     _Alignas(64) pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
     bool notified;                    /* ->park_lock */
+    bool kicked;                      /* ->park_lock: a timer is due sooner */
     bool sleeping;                    /* ->idle.lock: on the sleepers list */
 };
 
@@ -140,7 +142,10 @@ struct weft_runtime {
          * to take LIFO tasks stuck behind a long poll; -1: none */
         _Atomic int watcher;
         _Atomic int spinner;          /* a worker looks before it sleeps */
+        _Atomic uint64_t nap_until;   /* ms the watcher wakes at; UINT64_MAX */
     } idle;
+
+    struct weft__time time;           /* timers, driven by the watcher */
 
     struct cell_pool {
         _Alignas(64) struct spinlock lock;
@@ -372,23 +377,25 @@ static bool others_awake(struct worker *w)
            w->rt->nworkers;
 }
 
-/* Become (or stay) the watcher; false if another worker is, or nobody
- * else is awake (then resign). */
+/* Become (or stay) the watcher; false if another worker is, or there is
+ * nothing to watch: nobody else awake and no timer pending (then resign).
+ * The watcher also drives the timers: it naps until the next deadline. */
 static bool try_watch(struct worker *w)
 {
     _Atomic int *watcher = &w->rt->idle.watcher;
     int cur = atomic_load_explicit(watcher, memory_order_relaxed);
 
-    if (w->rt->nworkers < 2)
-        return false;
+    bool timers = weft__time_next(&w->rt->time) != UINT64_MAX;
+    bool needed = timers || (w->rt->nworkers > 1 && others_awake(w));
+
     if (cur == (int)w->index) {
-        if (others_awake(w))
+        if (needed)
             return true;
         atomic_store_explicit(watcher, -1, memory_order_relaxed);
         return false;
     }
     /* relaxed: the role guards no data, only who naps */
-    return cur == -1 && others_awake(w) &&
+    return cur == -1 && needed &&
            atomic_compare_exchange_strong_explicit(watcher, &cur, (int)w->index,
                                                    memory_order_relaxed, memory_order_relaxed);
 }
@@ -455,7 +462,8 @@ static bool leave_sleepers(struct worker *w)
     return was;
 }
 
-/* Wait for `notified`; with `timeout_ns`, give up after it (false). */
+/* Wait for `notified`; with `timeout_ns` (0: none), give up after it, or
+ * when kicked (a timer due sooner): false. */
 static bool wait_notified(struct worker *w, uint64_t timeout_ns)
 {
     struct timespec until;
@@ -468,7 +476,7 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
         until.tv_nsec %= 1000000000L;
     }
     pthread_mutex_lock(&w->park_lock);
-    while (!w->notified) {
+    while (!w->notified && !w->kicked) {
         if (!timeout_ns)
             pthread_cond_wait(&w->park_cond, &w->park_lock);
         else if (pthread_cond_timedwait(&w->park_cond, &w->park_lock, &until) != 0)
@@ -476,8 +484,58 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
     }
     got = w->notified;
     w->notified = false;
+    w->kicked = false;                /* a kick ends a nap like its timeout */
     pthread_mutex_unlock(&w->park_lock);
     return got;
+}
+
+/* Fire due timers, if any are due. */
+static void drive_timers(struct weft_runtime *rt)
+{
+    uint64_t next = weft__time_next(&rt->time), now;
+
+    if (next == UINT64_MAX)
+        return;
+    now = weft__now_ms();
+    if (next <= now)
+        weft__time_drive(&rt->time, now);
+}
+
+/* The watcher's nap: WATCH_MIN..MAX_NS while others work, cut short by the
+ * next timer; published in nap_until so that an earlier timer kicks it. */
+static uint64_t nap_ns(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    uint64_t nap = rt->nworkers > 1 && others_awake(w) ? w->watch_ns : UINT64_MAX;
+    uint64_t next = weft__time_next(&rt->time), now = weft__now_ms();
+
+    if (next != UINT64_MAX) {
+        uint64_t until = next > now ? (next - now) * 1000000u : 1;
+
+        if (until < nap)
+            nap = until;
+    }
+    if (nap == UINT64_MAX)
+        nap = WATCH_MAX_NS;           /* nothing to wait for: look now and then */
+    atomic_store_explicit(&rt->idle.nap_until, now + nap / 1000000u, memory_order_relaxed);
+    return nap;
+}
+
+/* A timer was registered for `deadline`: if the watcher naps past it, wake
+ * it early (it re-reads the next deadline). Called by the time layer. */
+static void time_kick(void *ctx, uint64_t deadline)
+{
+    struct weft_runtime *rt = ctx;
+    int idx = atomic_load_explicit(&rt->idle.watcher, memory_order_relaxed);
+    struct worker *w;
+
+    if (idx < 0 || atomic_load_explicit(&rt->idle.nap_until, memory_order_relaxed) <= deadline)
+        return;
+    w = &rt->workers[idx];
+    pthread_mutex_lock(&w->park_lock);
+    w->kicked = true;
+    pthread_cond_signal(&w->park_cond);
+    pthread_mutex_unlock(&w->park_lock);
 }
 
 /* Sleep until there may be work. Returns with w->searching set if a
@@ -500,7 +558,8 @@ static struct weft__task *park(struct worker *w)
     if (work_anywhere(rt) || atomic_load_explicit(&rt->closed, memory_order_acquire)) {
         if (leave_sleepers(w))
             return NULL;
-        wait_notified(w, 0);          /* a notifier is on its way */
+        while (!wait_notified(w, 0))  /* a notifier is on its way (kicks aside) */
+            ;
         w->searching = true;          /* it counted us as searching */
         return NULL;
     }
@@ -509,14 +568,19 @@ static struct weft__task *park(struct worker *w)
     counter_add(&w->parks, 1);
     if (!try_watch(w)) {
         wait_notified(w, 0);          /* sleep */
-    } else if (!wait_notified(w, w->watch_ns)) {
+    } else if (!wait_notified(w, nap_ns(w))) {
         if (!leave_sleepers(w)) {     /* a notifier took us meanwhile */
-            wait_notified(w, 0);
+            while (!wait_notified(w, 0))
+                ;
             resign_watch(w);
             w->searching = true;
             return NULL;
         }
-        t = watch_look(w, &seen);
+        atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
+        drive_timers(rt);
+        t = rt->nworkers > 1 ? watch_look(w, &seen) : NULL;
+        if (rt->nworkers < 2)
+            seen = false;
         w->watch_ns = seen ? WATCH_MIN_NS
                            : w->watch_ns * 2 > WATCH_MAX_NS ? WATCH_MAX_NS : w->watch_ns * 2;
         /* Awake now, and it may find work before it parks again: an awake
@@ -525,6 +589,7 @@ static struct weft__task *park(struct worker *w)
         resign_watch(w);
         return t;
     }
+    atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
     resign_watch(w);
     /* woken by notify_one (which counted us as searching) or by shutdown */
     if (leave_sleepers(w))
@@ -917,7 +982,13 @@ static struct weft__task *next_local(struct worker *w)
 {
     struct weft__task *t;
 
+    /* a task woken into our slot outside a poll (the timers we drove) */
+    if (atomic_load_explicit(&w->lifo, memory_order_relaxed) &&
+        (t = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel)) != NULL)
+        return t;
+
     if (++w->tick % GLOBAL_INTERVAL == 0) {
+        drive_timers(w->rt);
         t = pop_inject(w, false);
         if (t)
             return t;
@@ -1074,6 +1145,7 @@ static void runtime_destroy(struct weft_runtime *rt)
     }
     pthread_cond_destroy(&rt->run_cond);
     pthread_mutex_destroy(&rt->run_lock);
+    weft__time_destroy(&rt->time);
     pthread_mutex_destroy(&rt->idle.lock);
     weft__free(rt->idle.sleepers);
     weft__free(rt->shards);
@@ -1163,6 +1235,8 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.num_searching, 0);
     atomic_init(&rt->idle.watcher, -1);
     atomic_init(&rt->idle.spinner, 0);
+    atomic_init(&rt->idle.nap_until, UINT64_MAX);
+    weft__time_init(&rt->time, time_kick, rt);
     atomic_init(&rt->closed, false);
     atomic_init(&rt->foreign_spawned, 0);
     atomic_init(&rt->foreign_completed, 0);
@@ -1182,6 +1256,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
 
         lq_init(&w->q);
         atomic_init(&w->lifo, NULL);
+        w->env.time = &rt->time;
         w->watch_ns = WATCH_MIN_NS;
         w->rt = rt;
         w->index = i;

@@ -142,6 +142,7 @@ struct weft__task_env {
     unsigned budget;
     bool yielded;              /* the poll asked to go to the back */
     const weft_waker *waker;   /* the polled task's own waker */
+    void *time;                /* the runtime's timers (struct weft__time) */
     _Atomic uint64_t forced_yields;
 };
 

@@ -1,0 +1,206 @@
+/* weft/blocking.h - a pool of threads for blocking C calls, and file
+ * operations that run on it.
+ *
+ * A task must never block its worker. Work that blocks (a file read, a
+ * getaddrinfo, a library without an async API) is handed to a blocking pool:
+ * weft_blocking_spawn() queues a function, a pool thread runs it, and the
+ * task awaits the result with a weft_blocking_join future while its worker
+ * runs other tasks. Plain threads may wait with weft_blocking_job_wait().
+ *
+ * Threads start lazily, one per queued job while none is idle, up to
+ * max_threads; an idle thread exits after keep_alive_ms. Threads are named
+ * "weft-b0", "weft-b1", ... and run with every signal blocked.
+ *
+ * The pool and its jobs do not depend on a runtime: the pool may be used
+ * from tasks of any runtime and from plain threads alike. */
+#ifndef WEFT_BLOCKING_H
+#define WEFT_BLOCKING_H
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_blocking_pool weft_blocking_pool;   /* opaque */
+typedef struct weft_blocking_job weft_blocking_job;     /* opaque, reference-counted */
+
+#define WEFT_BLOCKING_MAX_THREADS 4096
+/* weft_blocking_pool_shutdown(): wait as long as it takes. */
+#define WEFT_BLOCKING_FOREVER (-1)
+
+typedef struct weft_blocking_options {
+    /* Most threads alive at once: 1 .. WEFT_BLOCKING_MAX_THREADS, 0 for 64. */
+    unsigned max_threads;
+    /* How long an idle thread waits for work before it exits, in
+     * milliseconds; 0 for 10000. */
+    unsigned keep_alive_ms;
+    /* Threads are named prefix + index (NULL means "weft-b"), cut to the 15
+     * characters Linux keeps. */
+    const char *thread_name_prefix;
+} weft_blocking_options;
+
+/* Make a pool; `opt` may be NULL for the defaults. No thread starts yet.
+ * Returns 0 and the pool in *out (free it with weft_blocking_pool_free());
+ * -EINVAL (NULL out, max_threads too large), -ENOMEM, -EAGAIN (a lock could
+ * not be set up). On failure nothing is leaked and *out is untouched. One
+ * allocation. Thread: any. */
+WEFT_API int weft_blocking_pool_new(weft_blocking_pool **out, const weft_blocking_options *opt);
+
+/* Run fn(arg) on a pool thread. Returns 0 and, when `job` is not NULL, a
+ * handle in *job (release it with weft_blocking_job_drop()); with a NULL
+ * `job` the job runs detached. -EINVAL (NULL pool or fn), -ENOMEM,
+ * -ESHUTDOWN (the pool was shut down), -EAGAIN (no thread could be started
+ * and none exists to run it later). On failure fn is never called and *job
+ * is untouched. One allocation; never waits. `arg` belongs to fn from the
+ * moment it runs; if the job is cancelled by a shutdown before it starts,
+ * fn never runs and `arg` is the caller's again. Thread: any, workers and
+ * pool threads included. */
+WEFT_API int weft_blocking_spawn(weft_blocking_pool *pool, void *(*fn)(void *arg), void *arg,
+                                 weft_blocking_job **job);
+
+/* Stop the pool: later spawns return -ESHUTDOWN; queued jobs that have not
+ * started are cancelled (their joins report -ECANCELED, their fn never
+ * runs); idle threads exit. Then wait until every thread has left, or until
+ * `timeout_ms` passed (WEFT_BLOCKING_FOREVER: no limit; 0: do not wait).
+ * Returns the number of jobs still running when it stopped waiting (0: clean
+ * shutdown), or -EINVAL for NULL or when called from a thread of this pool.
+ * A job left running finishes later on its own and its handle still works;
+ * its thread keeps the memory it uses alive, even past
+ * weft_blocking_pool_free(). May be called again (to wait longer).
+ * Thread: any but this pool's. */
+WEFT_API int weft_blocking_pool_shutdown(weft_blocking_pool *pool, int timeout_ms);
+
+/* Release the pool. If it was not shut down yet, shut it down and wait for
+ * every running job (WEFT_BLOCKING_FOREVER); if it was, wait no more. Job
+ * handles stay valid. Called from one of the pool's own threads it shuts the
+ * pool down without waiting. NULL is ignored. Thread: any. */
+WEFT_API void weft_blocking_pool_free(weft_blocking_pool *pool);
+
+/* Threads alive now (running or idle; a snapshot). 0 for NULL. */
+WEFT_API unsigned weft_blocking_pool_threads(const weft_blocking_pool *pool);
+
+/* Without waiting: 0 with fn's return value in *ret (ret may be NULL),
+ * -ECANCELED (cancelled by a shutdown before it started), -EAGAIN (not
+ * finished yet), -EINVAL (NULL job). Thread: any. */
+WEFT_API int weft_blocking_job_try(weft_blocking_job *job, void **ret);
+
+/* Block the calling thread until the job has finished: 0 with fn's return
+ * value in *ret (may be NULL), or -ECANCELED. -EINVAL for NULL or when
+ * called on a worker thread of a weft runtime (await a weft_blocking_join
+ * there instead). The handle stays valid. A job of the pool that waits for
+ * another job of the same pool can deadlock once every thread is taken.
+ * Thread: any but a worker. */
+WEFT_API int weft_blocking_job_wait(weft_blocking_job *job, void **ret);
+
+/* True once the job has finished or was cancelled; false for NULL. */
+WEFT_API bool weft_blocking_job_is_complete(const weft_blocking_job *job);
+
+/* Release the handle: the job is detached (it still runs if it has not yet;
+ * its return value is discarded). No join future on it may still exist.
+ * NULL is ignored. Thread: any. */
+WEFT_API void weft_blocking_job_drop(weft_blocking_job *job);
+
+/* Join future: wait for a job from a task. Output (*result): 0 with fn's
+ * return value in *ret (ret may be NULL), -ECANCELED (cancelled by a
+ * shutdown before it started), -EINVAL (NULL job). At most one join future
+ * per job at a time. Cancel safety: dropping it while pending loses nothing;
+ * the job runs on and its result stays with the handle (try, wait, or a new
+ * join future read it). Follows weft/sync.h's common rules for futures. */
+typedef struct weft_blocking_join {
+    /* private: may change in any release */
+    weft_blocking_job *job;
+    void **ret;
+    int result;
+    unsigned char state;
+} weft_blocking_join;
+
+/* init: wait for `job` (borrowed: keep the handle until the future is
+ * dropped), writing its return value to `ret`. poll: READY once the job is
+ * finished. drop: releases the stored waker. Thread: the future's owner. */
+WEFT_API void weft_blocking_join_init(weft_blocking_join *j, weft_blocking_job *job, void **ret);
+WEFT_API weft_poll weft_blocking_join_poll(weft_blocking_join *j, weft_context *cx, int *result);
+WEFT_API void weft_blocking_join_drop(weft_blocking_join *j);
+
+/* ---- Files --------------------------------------------------------------
+ * Futures that run one file operation on a blocking pool. They share one
+ * struct, weft_fs_op: set it up with one of the *_init calls below, drive it
+ * with weft_fs_poll(), release it with weft_fs_drop(). The operation is
+ * queued on the first poll (one allocation, which also holds the operation's
+ * own copy of its arguments and buffers); EINTR is retried.
+ *
+ * Output (*result of weft_fs_poll): >= 0 on success (what it means depends
+ * on the operation), or a negative errno: the syscall's (-ENOENT, -EACCES,
+ * -EBADF, ...), -ENOMEM, -ESHUTDOWN (pool shut down), -ECANCELED (cancelled
+ * by a pool shutdown before it ran), -EINVAL (NULL pool or argument).
+ *
+ * Cancel safety: dropping a pending operation does not stop a syscall that
+ * has started; the operation finishes on the pool and its result is thrown
+ * away, cleaning up after itself (a file it opened is closed, data it read
+ * is freed). Bytes a dropped read took from the file are lost; a dropped
+ * write may still happen. No buffer of the caller's is touched after the
+ * future is dropped: reads land in the operation's own buffer and are copied
+ * out when the future completes, writes copy the data when queued.
+ * Follows weft/sync.h's common rules for futures. Thread: the future's
+ * owner; the pool may be shared. */
+typedef struct weft_fs_op {
+    /* private: may change in any release */
+    weft_blocking_pool *pool;
+    weft_blocking_job *job;
+    const char *path;
+    const void *src;                /* write_file, write: the data */
+    void *dst;                      /* read: buf; read_file: void **; stat: struct stat * */
+    size_t len;
+    size_t *len_out;                /* read_file */
+    ssize_t result;
+    int fd, flags;
+    mode_t mode;
+    weft_blocking_join join;
+    unsigned char kind, state;
+} weft_fs_op;
+
+/* Read the whole file at `path`. Result: the number of bytes; *data gets a
+ * buffer of that many bytes plus a terminating NUL (free it with
+ * weft_fs_free()) and *len the length (len may be NULL). On failure *data
+ * and *len are untouched. `path` is copied on the first poll. */
+WEFT_API void weft_fs_read_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
+                                     void **data, size_t *len);
+/* Create or truncate the file at `path` (mode 0666 before the umask) and
+ * write `len` bytes of `data` to it. Result: 0. `path` and `data` are
+ * copied on the first poll. */
+WEFT_API void weft_fs_write_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
+                                      const void *data, size_t len);
+/* stat(2) `path` into *st (written only on success). Result: 0. */
+WEFT_API void weft_fs_stat_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
+                                struct stat *st);
+/* open(2) `path` with `flags` (O_CLOEXEC is added) and `mode`. Result: the
+ * new descriptor, which the caller owns (close it with weft_fs_close_init()
+ * or close(2)). */
+WEFT_API void weft_fs_open_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
+                                int flags, mode_t mode);
+/* read(2) at most `len` bytes (at most 16 MiB in one call) from `fd` into
+ * `buf`. Result: bytes read (0 at end of file). `buf` is written only when
+ * the future completes. */
+WEFT_API void weft_fs_read_init(weft_fs_op *op, weft_blocking_pool *pool, int fd, void *buf,
+                                size_t len);
+/* write(2) `len` bytes of `buf` to `fd` (copied on the first poll; at most
+ * 1 GiB, else -EINVAL), looping over short writes. Result: bytes written. */
+WEFT_API void weft_fs_write_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
+                                 const void *buf, size_t len);
+/* close(2) `fd`. Result: 0. EINTR is not retried (Linux has released the
+ * descriptor already) and counts as success. */
+WEFT_API void weft_fs_close_init(weft_fs_op *op, weft_blocking_pool *pool, int fd);
+
+WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *result);
+WEFT_API void weft_fs_drop(weft_fs_op *op);
+
+/* Free a buffer weft_fs_read_file_init() handed out. NULL is ignored. */
+WEFT_API void weft_fs_free(void *data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_BLOCKING_H */

@@ -1,0 +1,40 @@
+/* The runtime's timers (internal): a wheel under a mutex, driven by the
+ * worker that parks (the watcher naps until the next deadline) and checked
+ * by busy workers every few dozen polls. There is no timer thread. */
+#ifndef WEFT_TIME_DRIVER_H
+#define WEFT_TIME_DRIVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "time/wheel.h"
+
+struct weft__time {
+    pthread_mutex_t lock;
+    struct weft__wheel wheel;         /* ->lock */
+    /* the wheel's next deadline (ms), UINT64_MAX when empty: read without
+     * the lock by parking workers (a hint, re-read under it when driving) */
+    _Atomic uint64_t next;
+    /* set by the scheduler: wake whoever sleeps past `deadline` */
+    void (*kick)(void *ctx, uint64_t deadline);
+    void *kick_ctx;
+};
+
+/* Milliseconds on CLOCK_MONOTONIC, rounded down / up. */
+uint64_t weft__now_ms(void);
+uint64_t weft__now_ms_ceil(void);
+
+void weft__time_init(struct weft__time *tm, void (*kick)(void *, uint64_t), void *ctx);
+void weft__time_destroy(struct weft__time *tm);
+
+static inline uint64_t weft__time_next(struct weft__time *tm)
+{
+    /* relaxed: a hint (see above) */
+    return atomic_load_explicit(&tm->next, memory_order_relaxed);
+}
+
+/* Fire every timer due at `now`: wake their tasks. Any thread. */
+void weft__time_drive(struct weft__time *tm, uint64_t now);
+
+#endif

@@ -1,0 +1,180 @@
+/* Timers: the runtime's wheel (driver.h) and the sleep future.
+ *
+ *  sleep future (its task's worker)        driver (a parked worker, any)
+ *  lock; insert entry + waker clone;       lock; take due entries, move
+ *  state = REGISTERED; unlock                their wakers out; state = FIRED
+ *  later poll: state FIRED? ready           [release]; unlock; wake them
+ *  drop: lock; REGISTERED? remove; unlock  (never touches an entry after
+ *                                           the unlock: it may be gone)
+ * state is written under the lock and read without it by poll and drop; a
+ * FIRED read (acquire) pairs with the driver's release store. */
+#include <stddef.h>
+#include <time.h>
+
+#include "task/task.h"
+#include "time/driver.h"
+#include "weft/time.h"
+
+_Static_assert(sizeof(((weft_sleep *)0)->entry) == sizeof(struct weft__timer),
+               "weft_sleep's entry mirrors struct weft__timer");
+_Static_assert(offsetof(struct weft__timer, waker) == 24, "entry layout");
+
+#define DRIVE_BATCH 32
+
+uint64_t weft__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t weft__now_ms_ceil(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + ((uint64_t)ts.tv_nsec + 999999u) / 1000000u;
+}
+
+WEFT_API uint64_t weft_now_ms(void)
+{
+    return weft__now_ms();
+}
+
+void weft__time_init(struct weft__time *tm, void (*kick)(void *, uint64_t), void *ctx)
+{
+    pthread_mutex_init(&tm->lock, NULL);
+    weft__wheel_init(&tm->wheel, weft__now_ms());
+    atomic_init(&tm->next, UINT64_MAX);
+    tm->kick = kick;
+    tm->kick_ctx = ctx;
+}
+
+void weft__time_destroy(struct weft__time *tm)
+{
+    pthread_mutex_destroy(&tm->lock);
+}
+
+/* ->lock held */
+static void publish_next(struct weft__time *tm)
+{
+    atomic_store_explicit(&tm->next, weft__wheel_next(&tm->wheel), memory_order_relaxed);
+}
+
+void weft__time_drive(struct weft__time *tm, uint64_t now)
+{
+    struct weft__timer *due[DRIVE_BATCH];
+    weft_waker wakers[DRIVE_BATCH];
+    unsigned n;
+
+    do {
+        pthread_mutex_lock(&tm->lock);
+        n = weft__wheel_advance(&tm->wheel, now, due, DRIVE_BATCH);
+        for (unsigned i = 0; i < n; i++) {
+            weft_sleep *s = (weft_sleep *)((char *)due[i] - offsetof(weft_sleep, entry));
+
+            wakers[i] = due[i]->waker;
+            due[i]->waker = WEFT_WAKER_EMPTY;
+            /* release: pairs with the acquire in weft_sleep_poll/_drop */
+            atomic_store_explicit(&s->state, TIMER_FIRED, memory_order_release);
+        }
+        publish_next(tm);
+        pthread_mutex_unlock(&tm->lock);
+        for (unsigned i = 0; i < n; i++)
+            weft_waker_wake(&wakers[i]);
+    } while (n == DRIVE_BATCH);
+}
+
+WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms)
+{
+    uint64_t now = weft__now_ms_ceil();
+
+    weft_sleep_until_init(s, ms > UINT64_MAX - now ? UINT64_MAX : now + ms);
+}
+
+WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms)
+{
+    s->deadline = deadline_ms;
+    atomic_init(&s->state, TIMER_IDLE);
+    s->time = NULL;
+    s->entry.prev = s->entry.next = NULL;
+    s->entry.waker = WEFT_WAKER_EMPTY;
+}
+
+WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
+{
+    struct weft__task_env *env;
+    struct weft__time *tm;
+    struct weft__timer *t;
+    weft_waker old = WEFT_WAKER_EMPTY;
+    bool first = false;
+
+    if (s == NULL || cx == NULL)
+        return WEFT_READY;                 /* misuse is not a crash */
+    /* acquire: pairs with the driver's release of FIRED */
+    if (atomic_load_explicit(&s->state, memory_order_acquire) == TIMER_FIRED)
+        return WEFT_READY;
+    if (weft__now_ms() >= s->deadline) {
+        weft_sleep_drop(s);
+        atomic_store_explicit(&s->state, TIMER_FIRED, memory_order_relaxed);
+        return WEFT_READY;
+    }
+    env = cx->priv;
+    tm = s->time ? s->time : env ? env->time : NULL;
+    if (tm == NULL) {
+        /* not polled by a weft worker: nobody would drive this timer */
+        weft_waker_wake_by_ref(cx->waker);
+        return WEFT_PENDING;
+    }
+    t = (struct weft__timer *)(void *)&s->entry;
+    pthread_mutex_lock(&tm->lock);
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == TIMER_FIRED) {
+        pthread_mutex_unlock(&tm->lock);
+        return WEFT_READY;
+    }
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == TIMER_IDLE) {
+        t->deadline = s->deadline;
+        if (!weft__wheel_insert(&tm->wheel, t)) {
+            pthread_mutex_unlock(&tm->lock);
+            atomic_store_explicit(&s->state, TIMER_FIRED, memory_order_relaxed);
+            return WEFT_READY;
+        }
+        t->waker = weft_waker_clone(cx->waker);
+        s->time = tm;
+        atomic_store_explicit(&s->state, TIMER_REGISTERED, memory_order_relaxed);
+        first = weft__time_next(tm) > t->deadline;
+        if (first)
+            publish_next(tm);
+    } else if (!weft_waker_will_wake(&t->waker, cx->waker)) {
+        old = t->waker;
+        t->waker = weft_waker_clone(cx->waker);
+    }
+    pthread_mutex_unlock(&tm->lock);
+    weft_waker_drop(&old);
+    if (first && tm->kick)
+        tm->kick(tm->kick_ctx, s->deadline);   /* earlier than anyone sleeps */
+    return WEFT_PENDING;
+}
+
+WEFT_API void weft_sleep_drop(weft_sleep *s)
+{
+    struct weft__time *tm;
+    struct weft__timer *t;
+    weft_waker w = WEFT_WAKER_EMPTY;
+
+    if (s == NULL || (tm = s->time) == NULL)
+        return;
+    t = (struct weft__timer *)(void *)&s->entry;
+    pthread_mutex_lock(&tm->lock);
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == TIMER_REGISTERED) {
+        weft__wheel_remove(&tm->wheel, t);
+        atomic_store_explicit(&s->state, TIMER_IDLE, memory_order_relaxed);
+        w = t->waker;
+        t->waker = WEFT_WAKER_EMPTY;
+        publish_next(tm);
+    }
+    pthread_mutex_unlock(&tm->lock);
+    s->time = NULL;
+    weft_waker_drop(&w);
+}

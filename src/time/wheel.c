@@ -1,0 +1,139 @@
+#include "time/wheel.h"
+
+#define SLOT_BITS 6
+#define SLOT_MASK ((uint64_t)WHEEL_SLOTS - 1)
+#define MAX_SPAN (((uint64_t)1 << (SLOT_BITS * WHEEL_LEVELS)) - 1)
+
+void weft__wheel_init(struct weft__wheel *w, uint64_t now)
+{
+    w->elapsed = now;
+    w->count = 0;
+    for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
+        w->occupied[l] = 0;
+        for (unsigned s = 0; s < WHEEL_SLOTS; s++)
+            weft__list_init(&w->slots[l][s]);
+    }
+}
+
+static unsigned level_for(uint64_t elapsed, uint64_t when)
+{
+    uint64_t masked = (elapsed ^ when) | SLOT_MASK;
+    unsigned significant = 63 - (unsigned)__builtin_clzll(masked);
+    unsigned level = significant / SLOT_BITS;
+
+    return level < WHEEL_LEVELS ? level : WHEEL_LEVELS - 1;
+}
+
+bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
+{
+    uint64_t when = t->deadline;
+
+    if (when <= w->elapsed)
+        return false;
+    if (when - w->elapsed > MAX_SPAN / 2)
+        when = w->elapsed + MAX_SPAN / 2; /* beyond range: re-placed later */
+    t->level = level_for(w->elapsed, when);
+    t->slot = (unsigned)((when >> (t->level * SLOT_BITS)) & SLOT_MASK);
+    weft__list_push_back(&w->slots[t->level][t->slot], &t->link);
+    w->occupied[t->level] |= (uint64_t)1 << t->slot;
+    w->count++;
+    return true;
+}
+
+void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t)
+{
+    struct weft__list *slot = &w->slots[t->level][t->slot];
+
+    weft__list_remove(&t->link);
+    if (weft__list_empty(slot))
+        w->occupied[t->level] &= ~((uint64_t)1 << t->slot);
+    w->count--;
+}
+
+/* The next occupied slot of `level` at or after the wheel's position, and
+ * the time it starts. */
+static bool next_in_level(const struct weft__wheel *w, unsigned level, unsigned *slot,
+                          uint64_t *start)
+{
+    unsigned shift = level * SLOT_BITS, now_slot, zeros;
+    uint64_t occ = w->occupied[level], rotated, level_range, slot_range, base;
+
+    if (occ == 0)
+        return false;
+    now_slot = (unsigned)((w->elapsed >> shift) & SLOT_MASK);
+    rotated = now_slot ? (occ >> now_slot) | (occ << (64 - now_slot)) : occ;
+    zeros = (unsigned)__builtin_ctzll(rotated);
+    *slot = (now_slot + zeros) & (unsigned)SLOT_MASK;
+    slot_range = (uint64_t)1 << shift;
+    level_range = slot_range << SLOT_BITS;
+    base = w->elapsed & ~(level_range - 1);
+    *start = base + (uint64_t)*slot * slot_range;
+    if (*start < w->elapsed && level > 0 && *slot == now_slot)
+        *start = w->elapsed;              /* the current slot of a high level */
+    else if (*start < w->elapsed)
+        *start += level_range;            /* wrapped into the next window */
+    return true;
+}
+
+/* The occupied slot that starts first, over every level. (Usually the
+ * lowest occupied level's, but not while a higher slot is being emptied in
+ * batches: its rest must not wait behind what it cascaded down.) */
+static bool next_slot(const struct weft__wheel *w, unsigned *level, unsigned *slot,
+                      uint64_t *start)
+{
+    bool found = false;
+
+    for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
+        unsigned s;
+        uint64_t st;
+
+        if (next_in_level(w, l, &s, &st) && (!found || st < *start)) {
+            *level = l;
+            *slot = s;
+            *start = st;
+            found = true;
+        }
+    }
+    return found;
+}
+
+uint64_t weft__wheel_next(const struct weft__wheel *w)
+{
+    unsigned level, slot;
+    uint64_t start;
+
+    return next_slot(w, &level, &slot, &start) ? start : UINT64_MAX;
+}
+
+unsigned weft__wheel_advance(struct weft__wheel *w, uint64_t now, struct weft__timer **due,
+                             unsigned max)
+{
+    unsigned n = 0;
+
+    while (n < max) {
+        unsigned level, slot = 0;
+        uint64_t start = 0;
+        struct weft__list *list;
+
+        if (!next_slot(w, &level, &slot, &start) || start > now)
+            break;
+        /* the slot's time has come: at level 0 its timers are due; above,
+         * they move nearer (cascade), relative to the slot's start */
+        if (start > w->elapsed)
+            w->elapsed = start;
+        list = &w->slots[level][slot];
+        while (!weft__list_empty(list) && n < max) {
+            struct weft__timer *t = weft__container_of(list->next, struct weft__timer, link);
+
+            weft__list_remove(&t->link);
+            w->count--;
+            if (t->deadline <= now || !weft__wheel_insert(w, t))
+                due[n++] = t;
+        }
+        if (weft__list_empty(list))
+            w->occupied[level] &= ~((uint64_t)1 << slot);
+    }
+    if (n < max && now > w->elapsed)
+        w->elapsed = now;
+    return n;
+}

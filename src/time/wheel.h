@@ -1,0 +1,58 @@
+/* A hierarchical timer wheel (internal): 6 levels of 64 slots at 1 ms
+ * resolution, 2^36 ms (2.2 years) of range. Insert and remove are O(1);
+ * advancing visits only occupied slots. Not thread-safe: the runtime guards
+ * it with a mutex. The timer entries live inside the futures that wait on
+ * them (weft_sleep), so a timer allocates nothing.
+ *
+ * An entry at level L sits in slot (deadline >> 6L) & 63, where L is the
+ * highest 6-bit group in which its deadline differs from the wheel's time:
+ * everything at level 0 is due within the current 64 ms window, everything
+ * at level L+1 after the whole current level-L window. Advancing empties the
+ * next occupied slot of the lowest occupied level: a level-0 slot fires, a
+ * higher one is re-inserted nearer (cascade). */
+#ifndef WEFT_TIME_WHEEL_H
+#define WEFT_TIME_WHEEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/list.h"
+#include "weft/core.h"
+
+#define WHEEL_LEVELS 6
+#define WHEEL_SLOTS 64
+
+enum { TIMER_IDLE = 0, TIMER_REGISTERED = 1, TIMER_FIRED = 2 };
+
+struct weft__timer {
+    struct weft__list link;           /* in a slot while registered */
+    uint64_t deadline;                /* ms on CLOCK_MONOTONIC */
+    weft_waker waker;                 /* taken by the wheel when it fires */
+    unsigned level, slot;
+};
+
+struct weft__wheel {
+    uint64_t elapsed;                 /* ms: everything before has fired */
+    uint64_t occupied[WHEEL_LEVELS];  /* bit s: slot s is non-empty */
+    size_t count;
+    struct weft__list slots[WHEEL_LEVELS][WHEEL_SLOTS];
+};
+
+void weft__wheel_init(struct weft__wheel *w, uint64_t now);
+
+/* Add t (deadline set). false: already due (deadline <= elapsed); t is not
+ * added. */
+bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t);
+
+void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t);
+
+/* The earliest time something may be due (a slot's start), or UINT64_MAX. */
+uint64_t weft__wheel_next(const struct weft__wheel *w);
+
+/* Advance to `now`, moving at most `max` due timers out (their wakers into
+ * wakers[], their entries unlinked; the caller marks them fired). Returns
+ * the number taken; call again while it returns `max`. */
+unsigned weft__wheel_advance(struct weft__wheel *w, uint64_t now, struct weft__timer **due,
+                             unsigned max);
+
+#endif
