@@ -1,0 +1,26 @@
+/* The blocking layer's internal interface (shared by pool.c and fs.c). */
+#ifndef WEFT_BLOCKING_INTERNAL_H
+#define WEFT_BLOCKING_INTERNAL_H
+
+#include <stddef.h>
+
+#include "weft/blocking.h"
+
+/* weft_blocking_spawn() with a request area of `req_size` (> 0) bytes inside
+ * the job's one allocation, zeroed and aligned for any type; fn gets the
+ * request as its argument. `setup(req, setup_arg)` (may be NULL) fills it in
+ * before the job is queued. `dispose(req)` (may be NULL) runs exactly once,
+ * on whichever thread drops the job's last reference, whether fn ran or the
+ * job was cancelled (or, if the spawn fails, before it returns): it cleans up
+ * what fn produced and nobody claimed. `job` must not be NULL. Errors as
+ * weft_blocking_spawn(). */
+int weft__blocking_spawn_req(weft_blocking_pool *pool, void *(*fn)(void *req), size_t req_size,
+                             void (*setup)(void *req, const void *setup_arg),
+                             const void *setup_arg, void (*dispose)(void *req),
+                             weft_blocking_job **job);
+
+/* The request area of a job made by weft__blocking_spawn_req(). Once the
+ * job's join has reported 0, the request is the handle holder's to read. */
+void *weft__blocking_job_req(weft_blocking_job *job);
+
+#endif
