@@ -48,9 +48,10 @@ WEFT_API const char *weft_version_string(void);
  * failure. weft_strerror() names each code weft returns: -EINVAL (bad
  * argument or misuse), -ENOMEM, -ECANCELED (task aborted or cancelled at
  * shutdown), -ESHUTDOWN (runtime shut down), -EAGAIN (not ready yet, try
- * again), -ETIMEDOUT, -EPIPE (closed channel), -EBUSY, -EDEADLK. Accepts the
- * code with either sign; returns a static string ("unknown error" for codes
- * weft never returns). Thread: any. */
+ * again), -ETIMEDOUT, -EPIPE (closed channel), -EBUSY, -EDEADLK, -EOVERFLOW
+ * (a broadcast receiver lagged), and the errno of a failed system call that
+ * a file helper passes through. Accepts the code with either sign; returns
+ * a static string ("unknown error" for codes it cannot name). Thread: any. */
 WEFT_API const char *weft_strerror(int err);
 
 /* ---- Allocation hook ------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /* Versions and error names. */
 #include <limits.h>
+#include <string.h>
 
 #include "weft/core.h"
 
@@ -30,6 +31,18 @@ WEFT_API const char *weft_strerror(int err)
     case EPIPE:     return "closed";
     case EBUSY:     return "busy";
     case EDEADLK:   return "would deadlock";
-    default:        return "unknown error";
+    case EOVERFLOW: return "receiver lagged: messages were missed";
+    default:
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+        {
+            /* a system call's error passed through (file helpers): libc's
+             * static, thread-safe description */
+            const char *d = strerrordesc_np(err);
+
+            if (d)
+                return d;
+        }
+#endif
+        return "unknown error";
     }
 }

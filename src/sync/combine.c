@@ -1,0 +1,226 @@
+/* Combinators over type-erased futures: join_all, select, race.
+ *
+ * They own the futures they were given (see weft/group.h) and drop each one
+ * exactly once: a slot's state says whether its future is still alive.
+ * Everything here runs on the thread that polls (or drops) the combinator:
+ * no locks, no atomics, no allocation. */
+#include <limits.h>
+#include <stdint.h>
+
+#include "weft/group.h"
+
+enum { S_LIVE = 1, S_DONE = 2 };
+
+static bool ref_ok(const weft_future_ref *r)
+{
+    return r->type && r->type->poll && r->future && (r->out || r->type->output_size == 0);
+}
+
+static bool refs_ok(const weft_future_ref *refs, size_t n)
+{
+    if (refs == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!ref_ok(&refs[i]))
+            return false;
+    return true;
+}
+
+static void ref_drop(weft_future_ref *r)
+{
+    if (r->state == S_LIVE) {
+        r->state = S_DONE;
+        if (r->type->drop)
+            r->type->drop(r->future);
+    }
+}
+
+/* ---- join_all ----------------------------------------------------------------- */
+WEFT_API void weft_join_all_init(weft_join_all *ja, weft_future_ref *refs, size_t n)
+{
+    if (ja == NULL)
+        return;
+    ja->refs = NULL;
+    ja->n = ja->left = 0;
+    ja->result = -EINVAL;
+    ja->done = true;
+    if (!refs_ok(refs, n))
+        return;                              /* owns nothing */
+    for (size_t i = 0; i < n; i++)
+        refs[i].state = S_LIVE;
+    ja->refs = refs;
+    ja->n = ja->left = n;
+    ja->result = 0;
+    ja->done = false;
+}
+
+WEFT_API weft_poll weft_join_all_poll(weft_join_all *ja, weft_context *cx, int *result)
+{
+    if (ja == NULL || result == NULL)
+        return WEFT_READY;                   /* misuse: nothing to report to */
+    if (!ja->done && cx == NULL) {
+        *result = -EINVAL;
+        return WEFT_READY;
+    }
+    if (!ja->done) {
+        for (size_t i = 0; i < ja->n; i++) {
+            weft_future_ref *r = &ja->refs[i];
+
+            if (r->state != S_LIVE)
+                continue;
+            if (r->type->poll(r->future, cx, r->out) == WEFT_READY) {
+                ref_drop(r);                 /* its resources go at once */
+                ja->left--;
+            }
+        }
+        if (ja->left != 0)
+            return WEFT_PENDING;
+        ja->done = true;
+        ja->result = 0;
+    }
+    *result = ja->result;
+    return WEFT_READY;
+}
+
+WEFT_API void weft_join_all_drop(weft_join_all *ja)
+{
+    if (ja == NULL)
+        return;
+    for (size_t i = 0; ja->refs && i < ja->n; i++)
+        ref_drop(&ja->refs[i]);
+    ja->refs = NULL;
+    ja->n = ja->left = 0;
+    ja->result = -EINVAL;
+    ja->done = true;
+}
+
+/* ---- select ------------------------------------------------------------------- */
+WEFT_API void weft_select_init(weft_select *s, weft_future_ref *refs, size_t n)
+{
+    if (s == NULL)
+        return;
+    s->refs = NULL;
+    s->n = 0;
+    s->result = -EINVAL;
+    s->done = true;
+    if (n == 0 || n > INT_MAX || !refs_ok(refs, n))
+        return;                              /* owns nothing */
+    for (size_t i = 0; i < n; i++)
+        refs[i].state = S_LIVE;
+    s->refs = refs;
+    s->n = n;
+    s->result = 0;
+    s->done = false;
+}
+
+WEFT_API weft_poll weft_select_poll(weft_select *s, weft_context *cx, int *result)
+{
+    if (s == NULL || result == NULL)
+        return WEFT_READY;
+    if (!s->done && cx == NULL) {
+        *result = -EINVAL;
+        return WEFT_READY;
+    }
+    if (!s->done) {
+        size_t i;
+
+        for (i = 0; i < s->n; i++) {
+            weft_future_ref *r = &s->refs[i];
+
+            if (r->type->poll(r->future, cx, r->out) == WEFT_READY)
+                break;
+        }
+        if (i == s->n)
+            return WEFT_PENDING;
+        for (size_t k = 0; k < s->n; k++)    /* the winner and every loser */
+            ref_drop(&s->refs[k]);
+        s->done = true;
+        s->result = (int)i;
+    }
+    *result = s->result;
+    return WEFT_READY;
+}
+
+WEFT_API void weft_select_drop(weft_select *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; s->refs && i < s->n; i++)
+        ref_drop(&s->refs[i]);
+    s->refs = NULL;
+    s->n = 0;
+    s->result = -EINVAL;
+    s->done = true;
+}
+
+/* ---- race --------------------------------------------------------------------- */
+/* Every future of the race is alive until the race ends (a winner, or the
+ * race's drop), so one flag (!done) says it for all of them. */
+static void race_drop_all(weft_race *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->type->drop)
+            r->type->drop((char *)r->futures + i * r->type->size);
+}
+
+WEFT_API void weft_race_init(weft_race *r, const weft_future_type *type, void *futures,
+                             size_t n, void *out)
+{
+    if (r == NULL)
+        return;
+    r->type = NULL;
+    r->futures = NULL;
+    r->out = NULL;
+    r->n = 0;
+    r->result = -EINVAL;
+    r->done = true;
+    if (type == NULL || type->poll == NULL || futures == NULL || n == 0 || n > INT_MAX ||
+        type->size == 0 || n > SIZE_MAX / type->size ||
+        (out == NULL && type->output_size != 0))
+        return;                              /* owns nothing */
+    r->type = type;
+    r->futures = futures;
+    r->out = out;
+    r->n = n;
+    r->result = 0;
+    r->done = false;
+}
+
+WEFT_API weft_poll weft_race_poll(weft_race *r, weft_context *cx, int *result)
+{
+    if (r == NULL || result == NULL)
+        return WEFT_READY;
+    if (!r->done && cx == NULL) {
+        *result = -EINVAL;
+        return WEFT_READY;
+    }
+    if (!r->done) {
+        size_t i;
+
+        for (i = 0; i < r->n; i++)
+            if (r->type->poll((char *)r->futures + i * r->type->size, cx, r->out) ==
+                WEFT_READY)
+                break;
+        if (i == r->n)
+            return WEFT_PENDING;
+        race_drop_all(r);
+        r->done = true;
+        r->result = (int)i;
+    }
+    *result = r->result;
+    return WEFT_READY;
+}
+
+WEFT_API void weft_race_drop(weft_race *r)
+{
+    if (r == NULL)
+        return;
+    if (!r->done)
+        race_drop_all(r);
+    r->type = NULL;
+    r->futures = NULL;
+    r->out = NULL;
+    r->n = 0;
+    r->result = -EINVAL;
+    r->done = true;
+}
