@@ -42,6 +42,51 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx);
 /* Valid in every state; idempotent. */
 WEFT_API void weft_sleep_drop(weft_sleep *s);
 
+/* ---- Timeout ---------------------------------------------------------------
+ * Run any future with a time limit. init takes ownership of the inner future
+ * (`inner`, of type `type`, stays in the caller's storage and must outlive
+ * this one): the timeout drops it exactly once, when it completes, when time
+ * runs out, or in weft_timeout_drop(). Output: *result = 0 with the inner
+ * output in `out` (type->output_size bytes; `out` may be NULL when that is 0),
+ * or -ETIMEDOUT (the inner future has been dropped; `out` untouched), or
+ * -EINVAL for a NULL or invalid type. The inner future is polled first, so
+ * one that is ready at the deadline wins. Cancel safety: dropping the
+ * timeout drops the inner future (its own cancel safety applies). */
+typedef struct weft_timeout {
+    /* private: may change in any release */
+    const weft_future_type *type;
+    void *inner;
+    bool inner_live;
+    int result;
+    bool done;
+    weft_sleep sleep;
+} weft_timeout;
+
+WEFT_API void weft_timeout_init(weft_timeout *t, const weft_future_type *type, void *inner,
+                                uint64_t ms);
+WEFT_API weft_poll weft_timeout_poll(weft_timeout *t, weft_context *cx, int *result, void *out);
+WEFT_API void weft_timeout_drop(weft_timeout *t);
+
+/* ---- Interval --------------------------------------------------------------
+ * A tick every `period_ms`: the first one period after init, then at fixed
+ * multiples of the period from there. Missed ticks are skipped, not bunched:
+ * a task that comes back late gets one tick at once, with *missed set to the
+ * number of ticks that passed unseen, and the schedule stays on its grid
+ * (the next tick is the next multiple after now). Never early. Output of a
+ * tick: *missed (may be NULL). period 0 is treated as 1. Cancel safety:
+ * weft_interval_drop() while a tick is pending loses nothing: a later
+ * weft_interval_tick() re-arms it on the same grid. */
+typedef struct weft_interval {
+    /* private: may change in any release */
+    uint64_t period, next;
+    bool armed;
+    weft_sleep sleep;
+} weft_interval;
+
+WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms);
+WEFT_API weft_poll weft_interval_tick(weft_interval *iv, weft_context *cx, uint64_t *missed);
+WEFT_API void weft_interval_drop(weft_interval *iv);
+
 #ifdef __cplusplus
 }
 #endif

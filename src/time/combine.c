@@ -1,0 +1,103 @@
+/* Timeout (any future with a time limit) and interval (periodic ticks),
+ * built on weft_sleep. */
+#include <string.h>
+
+#include "task/task.h"
+#include "weft/time.h"
+
+WEFT_API void weft_timeout_init(weft_timeout *t, const weft_future_type *type, void *inner,
+                                uint64_t ms)
+{
+    t->type = type;
+    t->inner = inner;
+    t->inner_live = inner != NULL;
+    t->done = false;
+    t->result = 0;
+    weft_sleep_init(&t->sleep, ms);
+}
+
+static void drop_inner(weft_timeout *t)
+{
+    if (t->inner_live) {
+        t->inner_live = false;
+        if (t->type && t->type->drop)
+            t->type->drop(t->inner);
+    }
+}
+
+WEFT_API weft_poll weft_timeout_poll(weft_timeout *t, weft_context *cx, int *result, void *out)
+{
+    if (t == NULL || cx == NULL) {
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    if (t->done)
+        goto ready;
+    if (t->inner == NULL || weft__future_type_check(t->type) < 0) {
+        drop_inner(t);
+        t->result = -EINVAL;
+        goto finish;
+    }
+    if (t->type->poll(t->inner, cx, out) == WEFT_READY) {
+        t->result = 0;
+        goto finish;
+    }
+    if (weft_sleep_poll(&t->sleep, cx) == WEFT_PENDING)
+        return WEFT_PENDING;
+    t->result = -ETIMEDOUT;
+finish:
+    drop_inner(t);
+    weft_sleep_drop(&t->sleep);
+    t->done = true;
+ready:
+    if (result)
+        *result = t->result;
+    return WEFT_READY;
+}
+
+WEFT_API void weft_timeout_drop(weft_timeout *t)
+{
+    if (t == NULL)
+        return;
+    drop_inner(t);
+    weft_sleep_drop(&t->sleep);
+}
+
+WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms)
+{
+    iv->period = period_ms ? period_ms : 1;
+    iv->next = weft_now_ms() + iv->period;
+    iv->armed = false;
+    weft_sleep_until_init(&iv->sleep, iv->next);
+}
+
+WEFT_API weft_poll weft_interval_tick(weft_interval *iv, weft_context *cx, uint64_t *missed)
+{
+    uint64_t now, behind;
+
+    if (iv == NULL || cx == NULL)
+        return WEFT_READY;
+    if (!iv->armed) {
+        weft_sleep_until_init(&iv->sleep, iv->next);
+        iv->armed = true;
+    }
+    if (weft_sleep_poll(&iv->sleep, cx) == WEFT_PENDING)
+        return WEFT_PENDING;
+    weft_sleep_drop(&iv->sleep);
+    iv->armed = false;
+    now = weft_now_ms();
+    behind = now > iv->next ? (now - iv->next) / iv->period : 0;
+    iv->next += (behind + 1) * iv->period;
+    if (missed)
+        *missed = behind;
+    return WEFT_READY;
+}
+
+WEFT_API void weft_interval_drop(weft_interval *iv)
+{
+    if (iv) {
+        weft_sleep_drop(&iv->sleep);
+        iv->armed = false;
+    }
+}
