@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Compares weft with its peers (tokio, Go) on the five scheduler workloads.
+# Compares weft with its peers (tokio, Go) on the five scheduler workloads
+# (W1-W5) and the three sync-layer workloads (C1, C4: channel throughput;
+# M1: mutex contention).
 # Run by `make bench-compare`, after `make` has built build/.
 #
 # For each workload it runs ROUNDS rounds; each round runs every runtime once,
@@ -11,7 +13,8 @@
 # Environment:
 #   ROUNDS=5                      rounds per workload
 #   SCALE=1                       passed to every program (scales task counts)
-#   WORKLOADS="W1 W2 W3 W4 W5"    workloads to run, in order
+#   WORKLOADS="W1 W2 W3 W4 W5 C1 C4 M1"
+#                                 workloads to run, in order
 #   RUNTIMES="weft-mt2 tokio-mt2 go2 weft-mt1 weft-ct tokio-ct"
 #                                 runtimes per round, in this order
 #   OUT=docs/benchmarks.md        report; .csv and .png go next to it
@@ -30,7 +33,7 @@ cd "$root" || exit 2
 
 ROUNDS=${ROUNDS:-5}
 SCALE=${SCALE:-1}
-WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4 W5"}
+WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4 W5 C1 C4 M1"}
 RUNTIMES=${RUNTIMES:-"weft-mt2 tokio-mt2 go2 weft-mt1 weft-ct tokio-ct"}
 OUT=${OUT:-docs/benchmarks.md}
 WEFT_BENCH=${WEFT_BENCH:-build/bench/weft-bench}
@@ -43,7 +46,7 @@ die() { echo "compare.sh: $*" >&2; exit 2; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
 [[ $SCALE =~ ^[0-9]*\.?[0-9]+$ ]] || die "SCALE must be a positive number, got '$SCALE'"
 for w in $WORKLOADS; do
-    [[ $w =~ ^W[1-5]$ ]] || die "unknown workload '$w' (want W1..W5)"
+    [[ $w =~ ^(W[1-5]|C1|C4|M1)$ ]] || die "unknown workload '$w' (want W1..W5, C1, C4, M1)"
 done
 [[ $OUT == *.md ]] || die "OUT must end in .md, got '$OUT'"
 

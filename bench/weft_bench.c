@@ -1,15 +1,22 @@
-/* weft's side of the scheduler benchmarks W1-W5 (bench/peers/ has the same
- * workloads on tokio and Go). One workload per run:
+/* weft's side of the scheduler benchmarks W1-W5 and the sync-layer
+ * benchmarks C1, C4, M1 (bench/peers/ has the same workloads on tokio and Go).
+ * One workload per run:
  *
- *     weft-bench <W1..W5> <mt<workers>|ct> [scale] [chan]   (mt2: 2 workers)
+ *     weft-bench <W1..W5|C1|C4|M1> <mt<workers>|ct> [scale] [chan]   (mt2: 2 workers)
+ *
+ * C1, C4: channel throughput, 1 producer/1 consumer and 4/4, on one weft_chan
+ * bounded to 1024 messages, 10,000,000 messages in all (op = one message).
+ * M1: 1,000 tasks each lock and unlock one weft_mutex 1,000 times, bumping a
+ * counter it protects (op = one lock/unlock pair).
  *
  * `chan` runs W4 on weft's MPMC channel (weft_chan) instead of the minimal
  * capacity-1 channel below. Prints `RESULT <workload> weft-<flavour> <ns
  * per op>` and exits non-zero
  * when the workload's own check fails. `scale` multiplies the task count
- * (never below 1); per-task iterations stay fixed. Only the workload is
+ * (never below 1; C1/C4: the message count); per-task iterations stay fixed. Only the workload is
  * timed, not building the runtime. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -25,6 +32,10 @@
 #define YIELDS_PER_TASK 1000
 #define PAIRS 1000
 #define ROUND_TRIPS 1000
+#define MESSAGES 10000000
+#define CHAN_CAP 1024
+#define LOCK_TASKS 1000
+#define LOCKS_PER_TASK 1000
 
 static uint64_t now_ns(void)
 {
@@ -326,6 +337,112 @@ WEFT_DEFINE_FUTURE_VOID(ponger2, ponger2_poll, NULL);
 
 static bool use_weft_chan;
 
+/* ---- C1, C4: channel throughput on one bounded weft_chan --------------------
+ * Each producer sends the values [first, end) in order; the last producer to
+ * finish closes the channel, and each consumer receives until -EPIPE (closed
+ * and drained), then publishes how many messages it got and their sum. Every
+ * task holds its own reference to the channel and drops it at its end. */
+static struct {
+    atomic_size_t producers_left;
+    atomic_uint_least64_t sum;    /* consumers' checksums, added up */
+    atomic_bool failed;           /* a send or receive got an unexpected error */
+} sync_bench;
+
+typedef struct producer {
+    weft_async co;
+    weft_chan *ch;
+    uint64_t next, end;
+    int res;
+    weft_chan_send s;
+} producer;
+
+static weft_poll producer_poll(producer *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (; f->next < f->end; f->next++) {
+        weft_chan_send_init(&f->s, f->ch, &f->next);
+        WEFT_AWAIT(&f->co, weft_chan_send_poll(&f->s, cx, &f->res));
+        weft_chan_send_drop(&f->s);
+        if (f->res != 0) {
+            atomic_store(&sync_bench.failed, true);
+            break;
+        }
+    }
+    if (atomic_fetch_sub_explicit(&sync_bench.producers_left, 1, memory_order_acq_rel) == 1)
+        weft_chan_close(f->ch);
+    weft_chan_drop(f->ch);
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID(producer, producer_poll, NULL);
+
+typedef struct consumer {
+    weft_async co;
+    weft_chan *ch;
+    uint64_t v, count, sum;
+    int res;
+    weft_chan_recv r;
+} consumer;
+
+static weft_poll consumer_poll(consumer *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (;;) {
+        weft_chan_recv_init(&f->r, f->ch, &f->v);
+        WEFT_AWAIT(&f->co, weft_chan_recv_poll(&f->r, cx, &f->res));
+        weft_chan_recv_drop(&f->r);
+        if (f->res != 0)
+            break;
+        f->count++;
+        f->sum += f->v;
+    }
+    if (f->res != -EPIPE)
+        atomic_store(&sync_bench.failed, true);
+    atomic_fetch_add_explicit(&shared.count, f->count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sync_bench.sum, f->sum, memory_order_relaxed);
+    weft_chan_drop(f->ch);
+    shared_finish();
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID(consumer, consumer_poll, NULL);
+
+/* ---- M1: mutex contention ----------------------------------------------------
+ * Each task locks the mutex LOCKS_PER_TASK times and bumps a plain counter
+ * under it; the check is that no increment was lost. */
+static uint64_t locked_counter;   /* guarded by the weft_mutex */
+
+typedef struct locker {
+    weft_async co;
+    weft_mutex *m;
+    unsigned i;
+    int res;
+    weft_mutex_lock l;
+} locker;
+
+static weft_poll locker_poll(locker *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < LOCKS_PER_TASK; f->i++) {
+        weft_mutex_lock_init(&f->l, f->m);
+        WEFT_AWAIT(&f->co, weft_mutex_lock_poll(&f->l, cx, &f->res));
+        weft_mutex_lock_drop(&f->l);
+        if (f->res != 0) {
+            atomic_store(&sync_bench.failed, true);
+            break;
+        }
+        locked_counter++;
+        if (weft_mutex_unlock(f->m) != 0) {
+            atomic_store(&sync_bench.failed, true);
+            break;
+        }
+    }
+    shared_finish();
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID(locker, locker_poll, NULL);
+
 typedef struct link {
     size_t left;
 } link;
@@ -348,7 +465,7 @@ static weft_poll link_poll(link *f, weft_context *cx, void *out)
 }
 
 /* ---- The roots: each runs one workload inside the runtime, output = ns ------- */
-enum workload { W1 = 1, W2, W3, W4, W5 };
+enum workload { W1 = 1, W2, W3, W4, W5, C1, C4, M1 };
 
 typedef struct root {
     weft_async co;
@@ -357,6 +474,8 @@ typedef struct root {
     uint64_t start;
     chan1 *chans;
     weft_chan **wchans;
+    size_t tasks;              /* C1, C4: producers = consumers */
+    weft_mutex *mutex;         /* M1 */
 } root;
 
 static weft_poll root_poll(root *r, weft_context *cx, void *out)
@@ -399,6 +518,31 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
         if (weft_spawn_detached(rt, &link_future, &(link){ r->n }) < 0)
             abort();
         break;
+    case C1:
+    case C4: {
+        weft_chan *ch;
+        size_t per = r->n / r->tasks;
+
+        if (weft_chan_new(&ch, sizeof(uint64_t), CHAN_CAP) < 0)
+            abort();
+        for (size_t i = 0; i < r->tasks; i++)
+            if (weft_spawn_detached(rt, &consumer_future,
+                                    &(consumer){ .ch = weft_chan_clone(ch) }) < 0)
+                abort();
+        for (size_t i = 0; i < r->tasks; i++)
+            if (weft_spawn_detached(rt, &producer_future,
+                                    &(producer){ .ch = weft_chan_clone(ch),
+                                                 .next = 1 + i * per,
+                                                 .end = 1 + (i + 1) * per }) < 0)
+                abort();
+        weft_chan_drop(ch);
+        break;
+    }
+    case M1:
+        for (size_t i = 0; i < r->n; i++)
+            if (weft_spawn_detached(rt, &locker_future, &(locker){ .m = r->mutex }) < 0)
+                abort();
+        break;
     case W2:
         break;                 /* the spawner thread does the work */
     }
@@ -425,7 +569,8 @@ static void *spawner_main(void *arg)
 
 static int usage(void)
 {
-    fputs("usage: weft-bench <W1|W2|W3|W4|W5> <mt<workers>|ct> [scale]\n", stderr);
+    fputs("usage: weft-bench <W1|W2|W3|W4|W5|C1|C4|M1> <mt<workers>|ct> [scale]\n"
+          "       weft-bench W4 <mt<workers>|ct> <scale> chan\n", stderr);
     return 2;
 }
 
@@ -441,16 +586,29 @@ int main(int argc, char **argv)
     weft_runtime *rt;
     chan1 *chans = NULL;
     weft_chan **wchans = NULL;
+    weft_mutex *mutex = NULL;
+    size_t tasks = 0;
+    uint64_t want_sum = 0;
     int err;
 
     if (argc == 5 && strcmp(argv[4], "chan") == 0) {
         use_weft_chan = true;
         argc = 4;
     }
-    if (argc < 3 || argc > 4 || strlen(argv[1]) != 2 || argv[1][0] != 'W' ||
-        argv[1][1] < '1' || argv[1][1] > '5')
+    if (argc < 3 || argc > 4)
         return usage();
-    w = (enum workload)(argv[1][1] - '0');
+    if (strcmp(argv[1], "C1") == 0)
+        w = C1;
+    else if (strcmp(argv[1], "C4") == 0)
+        w = C4;
+    else if (strcmp(argv[1], "M1") == 0)
+        w = M1;
+    else if (strlen(argv[1]) == 2 && argv[1][0] == 'W' && argv[1][1] >= '1' && argv[1][1] <= '5')
+        w = (enum workload)(argv[1][1] - '0');
+    else
+        return usage();
+    if (use_weft_chan && w != W4)
+        return usage();
     if (strncmp(argv[2], "mt", 2) == 0 && atoi(argv[2] + 2) > 0) {
         opt.workers = (unsigned)atoi(argv[2] + 2);
         snprintf(name_buf, sizeof(name_buf), "weft-mt%u", opt.workers);
@@ -463,10 +621,26 @@ int main(int argc, char **argv)
     }
     if (argc == 4 && (scale = strtod(argv[3], NULL)) <= 0)
         return usage();
-    n = (size_t)((w == W3 ? YIELD_TASKS : w == W4 ? PAIRS : SPAWNS) * scale);
+    switch (w) {
+    case W3: n = (size_t)(YIELD_TASKS * scale); break;
+    case W4: n = (size_t)(PAIRS * scale); break;
+    case C1:
+    case C4: n = (size_t)(MESSAGES * scale); break;
+    case M1: n = (size_t)(LOCK_TASKS * scale); break;
+    default: n = (size_t)(SPAWNS * scale); break;
+    }
     if (n == 0)
         n = 1;
-    shared_reset(w == W4 ? 2 * n : n);
+    if (w == C1 || w == C4) {
+        /* every producer sends the same number: round down to a multiple */
+        tasks = w == C1 ? 1 : 4;
+        n = n < tasks ? tasks : n - n % tasks;
+        want_sum = (uint64_t)n * ((uint64_t)n + 1) / 2;   /* 1 + 2 + ... + n */
+        atomic_store(&sync_bench.producers_left, tasks);
+    }
+    shared_reset(w == W4 ? 2 * n : w == C1 || w == C4 ? tasks : n);
+    if (w == M1 && weft_mutex_new(&mutex) < 0)
+        return 1;
     if (w == W4 && ((chans = calloc(2 * n, sizeof(*chans))) == NULL ||
                     (wchans = calloc(2 * n, sizeof(*wchans))) == NULL))
         return 1;
@@ -488,7 +662,8 @@ int main(int argc, char **argv)
         pthread_join(th, NULL);
     } else {
         err = weft_block_on(rt, &root_future,
-                            &(root){ .w = w, .n = n, .chans = chans, .wchans = wchans }, &ns);
+                            &(root){ .w = w, .n = n, .chans = chans, .wchans = wchans,
+                                     .tasks = tasks, .mutex = mutex }, &ns);
     }
     weft_runtime_free(rt);
     if (err < 0) {
@@ -503,6 +678,7 @@ int main(int argc, char **argv)
     }
     free(chans);
     free(wchans);
+    weft_mutex_free(mutex);
 
     switch (w) {
     case W3:
@@ -512,13 +688,27 @@ int main(int argc, char **argv)
         ops = n * ROUND_TRIPS * 2;
         want = 2 * n;
         break;
+    case M1:
+        ops = want = n * LOCKS_PER_TASK;
+        atomic_store(&shared.count, (size_t)locked_counter);
+        break;
     default:
         ops = want = n;
         break;
     }
+    if (atomic_load(&sync_bench.failed)) {
+        fprintf(stderr, "%s %s: check failed: a channel or mutex operation failed\n",
+                argv[1], name);
+        return 1;
+    }
     if (atomic_load(&shared.count) != want) {
         fprintf(stderr, "%s %s: check failed: count %zu, want %zu\n", argv[1], name,
                 atomic_load(&shared.count), want);
+        return 1;
+    }
+    if ((w == C1 || w == C4) && atomic_load(&sync_bench.sum) != want_sum) {
+        fprintf(stderr, "%s %s: check failed: checksum %llu, want %llu\n", argv[1], name,
+                (unsigned long long)atomic_load(&sync_bench.sum), (unsigned long long)want_sum);
         return 1;
     }
     printf("RESULT %s %s %.1f\n", argv[1], name, (double)ns / (double)ops);

@@ -1,15 +1,18 @@
-// Peer benchmarks for weft: the five scheduler workloads on Go's runtime.
+// Peer benchmarks for weft: the five scheduler workloads and the three
+// sync-layer workloads (C1, C4: channel throughput; M1: mutex contention) on
+// Go's runtime.
 //
-// Usage: weft-peer-go <W1..W5> [scale]
+// Usage: weft-peer-go <W1..W5|C1|C4|M1> [scale]
 //
 // Prints exactly one line, "RESULT <workload> go2 <ns_per_op>", and exits
 // non-zero if the workload's own result check fails. The program sets
 // GOMAXPROCS=2 itself.
 //
 // scale (default 1.0) multiplies the number of tasks (W1, W2, W5: spawns;
-// W3: yielding goroutines; W4: pairs), never below 1. Per-task iteration
-// counts (W3 yields, W4 round trips) stay fixed, so the total op count scales
-// linearly. Timing covers the workload only.
+// W3: yielding goroutines; W4: pairs; C1, C4: messages; M1: goroutines),
+// never below 1. Per-task iteration counts (W3 yields, W4 round trips, M1
+// lock/unlock pairs) stay fixed, so the total op count scales linearly.
+// Timing covers the workload only.
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -27,6 +31,10 @@ const (
 	yieldsPerTask = 1_000
 	pairs         = 1_000
 	roundTrips    = 1_000
+	messages      = 10_000_000
+	chanCap       = 1_024
+	lockTasks     = 1_000
+	locksPerTask  = 1_000
 )
 
 // shared tracks completion for one workload: count is the work being
@@ -186,6 +194,82 @@ func w5ChainedSpawn(n int) result {
 	return result{elapsed, n, check("chain length", int(s.count.Load()), n)}
 }
 
+// C1/C4 channel throughput: producers goroutines send the values 1..n (each a
+// contiguous range, in order) over one chan of capacity chanCap to as many
+// consumer goroutines, which count the messages and add them up; the last
+// producer to finish closes the chan. The check is the exact count and sum.
+// op = one message.
+func chanThroughput(n, producers int) result {
+	per := n / producers
+	if per < 1 {
+		per = 1
+	}
+	total := per * producers
+	s := newShared(producers) // consumers
+	var sum atomic.Int64
+	var left atomic.Int64
+	left.Store(int64(producers))
+	start := time.Now()
+	ch := make(chan int, chanCap)
+	for c := 0; c < producers; c++ {
+		go func() {
+			count, acc := 0, 0
+			for v := range ch {
+				count++
+				acc += v
+			}
+			s.count.Add(int64(count))
+			sum.Add(int64(acc))
+			s.finish()
+		}()
+	}
+	for p := 0; p < producers; p++ {
+		first := 1 + p*per
+		go func() {
+			for v := first; v < first+per; v++ {
+				ch <- v
+			}
+			if left.Add(-1) == 0 {
+				close(ch)
+			}
+		}()
+	}
+	<-s.done
+	elapsed := time.Since(start)
+	err := check("messages received", int(s.count.Load()), total)
+	if err == nil {
+		err = check("checksum", int(sum.Load()), total*(total+1)/2)
+	}
+	return result{elapsed, total, err}
+}
+
+// M1 mutex contention: tasks goroutines each lock a sync.Mutex locksPerTask
+// times and bump the counter it protects; the check is that no increment
+// was lost. op = one lock/unlock pair.
+func m1Mutex(tasks int) result {
+	s := newShared(tasks)
+	var mu sync.Mutex
+	counter := 0
+	start := time.Now()
+	for i := 0; i < tasks; i++ {
+		go func() {
+			for j := 0; j < locksPerTask; j++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+			s.finish()
+		}()
+	}
+	<-s.done
+	elapsed := time.Since(start)
+	ops := tasks * locksPerTask
+	mu.Lock()
+	got := counter
+	mu.Unlock()
+	return result{elapsed, ops, check("protected counter", got, ops)}
+}
+
 func scaled(n int, scale float64) int {
 	if m := int(float64(n) * scale); m > 1 {
 		return m
@@ -194,7 +278,7 @@ func scaled(n int, scale float64) int {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: weft-peer-go <W1|W2|W3|W4|W5> [scale]")
+	fmt.Fprintln(os.Stderr, "usage: weft-peer-go <W1|W2|W3|W4|W5|C1|C4|M1> [scale]")
 	os.Exit(2)
 }
 
@@ -224,6 +308,12 @@ func main() {
 		r = w4PingPong(scaled(pairs, scale))
 	case "W5":
 		r = w5ChainedSpawn(scaled(spawns, scale))
+	case "C1":
+		r = chanThroughput(scaled(messages, scale), 1)
+	case "C4":
+		r = chanThroughput(scaled(messages, scale), 4)
+	case "M1":
+		r = m1Mutex(scaled(lockTasks, scale))
 	default:
 		usage()
 	}

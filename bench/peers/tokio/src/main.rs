@@ -1,27 +1,34 @@
-//! Peer benchmarks for weft: the five scheduler workloads on tokio.
+//! Peer benchmarks for weft: the five scheduler workloads and the three
+//! sync-layer workloads (C1, C4: channel throughput; M1: mutex contention)
+//! on tokio.
 //!
-//! Usage: weft-peer-tokio <W1..W5> <mt2|ct> [scale]
+//! Usage: weft-peer-tokio <W1..W5|C1|C4|M1> <mt2|ct> [scale]
 //!
 //! Prints exactly one line, `RESULT <workload> <runtime> <ns_per_op>`, and
 //! exits non-zero if the workload's own result check fails.
 //!
 //! `scale` (default 1.0) multiplies the number of tasks (W1, W2, W5: spawns;
 //! W3: yielding tasks; W4: pairs), never below 1. Per-task iteration counts
-//! (W3 yields, W4 round trips) stay fixed, so the total op count scales
-//! linearly. Timing covers the workload only, not building the runtime.
+//! (W3 yields, W4 round trips, M1 lock/unlock pairs) stay fixed, so the
+//! total op count scales linearly. For C1/C4 `scale` multiplies the message
+//! count (10,000,000). Timing covers the workload only, not building the runtime.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::{Builder, Runtime};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Mutex, Notify};
 
 const SPAWNS: usize = 1_000_000;
 const YIELD_TASKS: usize = 1_000;
 const YIELDS_PER_TASK: usize = 1_000;
 const PAIRS: usize = 1_000;
 const ROUND_TRIPS: usize = 1_000;
+const MESSAGES: usize = 10_000_000;
+const CHAN_CAP: usize = 1_024;
+const LOCK_TASKS: usize = 1_000;
+const LOCKS_PER_TASK: usize = 1_000;
 
 /// Completion tracking shared by all tasks of a workload: `count` is the work
 /// being verified, the task that takes `remaining` to zero signals `done`.
@@ -219,12 +226,100 @@ fn w5_chained_spawn(rt: &Runtime, n: usize) -> Run {
     })
 }
 
+/// C1/C4 channel throughput: `producers` tasks send the values 1..=n (each a
+/// contiguous range, in order) through bounded channels to `producers`
+/// consumer tasks, which count the messages and add them up; the check is
+/// the exact count and sum. The channels close when every sender is dropped.
+///
+/// tokio 1.24 has no multi-consumer channel (mpsc is multi-producer,
+/// single-consumer; broadcast delivers every message to every receiver), so
+/// with 4 consumers (C4) the queue is sharded: 4 mpsc channels, one per
+/// consumer, each bounded to CHAN_CAP / 4 = 256 so that the total buffer is
+/// the 1024 of weft's and Go's single channel; producer p sends its i-th
+/// message to channel (p + i) % 4 (round-robin), so each channel has all 4
+/// producers and one consumer. This uses mpsc as designed and adds no lock;
+/// the alternative, one channel whose Receiver sits in a tokio Mutex shared
+/// by the 4 consumers (`rx.lock().await.recv().await`), would add an async
+/// lock per message and hold it across the wait for the next one; measured
+/// on a 2-CPU machine it was about 3.5x slower than sharding, so sharding is
+/// the variant that favours tokio. It also splits the one queue's contention
+/// over 4 queues, which weft's and Go's single channel do not get. What it
+/// gives up is load balancing between consumers, which this even
+/// round-robin workload does not need. C1 is one plain mpsc channel of 1024.
+fn chan_throughput(rt: &Runtime, n: usize, producers: usize) -> Run {
+    in_root(rt, async move {
+        let per = (n / producers).max(1);
+        let total = per * producers;
+        let shards = producers;
+        let cap = CHAN_CAP / shards;
+        let shared = Shared::new(producers); // consumers
+        let sum = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
+        let mut txs = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let (tx, mut rx) = mpsc::channel::<usize>(cap);
+            txs.push(tx);
+            let (s, sum) = (shared.clone(), sum.clone());
+            tokio::spawn(async move {
+                let (mut count, mut total) = (0usize, 0usize);
+                while let Some(v) = rx.recv().await {
+                    count += 1;
+                    total = total.wrapping_add(v);
+                }
+                s.count.fetch_add(count, Ordering::Relaxed);
+                sum.fetch_add(total, Ordering::Relaxed);
+                s.finish();
+            });
+        }
+        for p in 0..producers {
+            let txs = txs.clone();
+            tokio::spawn(async move {
+                for (i, v) in (1 + p * per..1 + (p + 1) * per).enumerate() {
+                    txs[(p + i) % shards].send(v).await.expect("consumer gone");
+                }
+            });
+        }
+        drop(txs);
+        shared.wait().await;
+        let elapsed = start.elapsed();
+        let want_sum = (total as u64 * (total as u64 + 1) / 2) as usize;
+        let ok = check("messages received", shared.count(), total)
+            .and_then(|_| check("checksum", sum.load(Ordering::Acquire), want_sum));
+        Run { elapsed, ops: total, ok }
+    })
+}
+
+/// M1 mutex contention: `tasks` tasks each lock a tokio::sync::Mutex
+/// LOCKS_PER_TASK times and bump the counter inside it; the check is that
+/// no increment was lost. op = one lock/unlock pair.
+fn m1_mutex(rt: &Runtime, tasks: usize) -> Run {
+    in_root(rt, async move {
+        let shared = Shared::new(tasks);
+        let m = Arc::new(Mutex::new(0usize));
+        let start = Instant::now();
+        for _ in 0..tasks {
+            let (s, m) = (shared.clone(), m.clone());
+            tokio::spawn(async move {
+                for _ in 0..LOCKS_PER_TASK {
+                    *m.lock().await += 1;
+                }
+                s.finish();
+            });
+        }
+        shared.wait().await;
+        let elapsed = start.elapsed();
+        let ops = tasks * LOCKS_PER_TASK;
+        let got = *m.lock().await;
+        Run { elapsed, ops, ok: check("protected counter", got, ops) }
+    })
+}
+
 fn scaled(n: usize, scale: f64) -> usize {
     ((n as f64 * scale) as usize).max(1)
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: weft-peer-tokio <W1|W2|W3|W4|W5> <mt<workers>|ct> [scale]");
+    eprintln!("usage: weft-peer-tokio <W1|W2|W3|W4|W5|C1|C4|M1> <mt<workers>|ct> [scale]");
     ExitCode::from(2)
 }
 
@@ -255,6 +350,9 @@ fn main() -> ExitCode {
         "W3" => w3_yield_many(&rt, scaled(YIELD_TASKS, scale)),
         "W4" => w4_ping_pong(&rt, scaled(PAIRS, scale)),
         "W5" => w5_chained_spawn(&rt, scaled(SPAWNS, scale)),
+        "C1" => chan_throughput(&rt, scaled(MESSAGES, scale), 1),
+        "C4" => chan_throughput(&rt, scaled(MESSAGES, scale), 4),
+        "M1" => m1_mutex(&rt, scaled(LOCK_TASKS, scale)),
         _ => return usage(),
     };
     if let Err(e) = run.ok {
