@@ -5,7 +5,7 @@
 #
 # Environment:
 #   SCALE=1                     passed to weft-bench (scales task counts)
-#   WORKLOADS="W1 W2 W3 W4 W5"  workloads to run
+#   WORKLOADS="W1 W2 W3 W4 W5 C1 C4 M1"  workloads to run
 #   MODES="mt1 mt2 ct"          schedulers to run
 #   WEFT_BENCH=build/bench/weft-bench
 #   RUN_TIMEOUT=600             seconds one run may take before it counts as failed
@@ -18,7 +18,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 2
 
 SCALE=${SCALE:-1}
-WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4 W5"}
+WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4 W5 C1 C4 M1"}
 MODES=${MODES:-"mt1 mt2 ct"}
 WEFT_BENCH=${WEFT_BENCH:-build/bench/weft-bench}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
