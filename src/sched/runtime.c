@@ -547,8 +547,13 @@ static struct weft__task *park(struct worker *w)
     struct weft__task *t;
     bool seen;
 
-    if (end_search(w) && work_anywhere(rt))
-        return NULL;                  /* last searcher: a task slipped in */
+    if (end_search(w) && work_anywhere(rt)) {
+        /* The last searcher sees work: pushers that saw it searching woke
+         * nobody, so it hands the search on before going back to work
+         * itself (there may be more tasks than it can run). */
+        notify_one(rt);
+        return NULL;
+    }
     pthread_mutex_lock(&rt->idle.lock);
     rt->idle.sleepers[rt->idle.nsleepers++] = w->index;
     w->sleeping = true;
@@ -556,8 +561,10 @@ static struct weft__task *park(struct worker *w)
     pthread_mutex_unlock(&rt->idle.lock);
     full_fence();      /* pairs: notify_one() */
     if (work_anywhere(rt) || atomic_load_explicit(&rt->closed, memory_order_acquire)) {
-        if (leave_sleepers(w))
+        if (leave_sleepers(w)) {
+            notify_one(rt);           /* as above: pass the search on */
             return NULL;
+        }
         while (!wait_notified(w, 0))  /* a notifier is on its way (kicks aside) */
             ;
         w->searching = true;          /* it counted us as searching */
