@@ -157,7 +157,7 @@ struct weft_runtime {
     _Alignas(64) _Atomic bool closed; /* queues refuse tasks; workers exit */
     /* Tasks spawned and completed off the workers (spawns from other
      * threads, cancellations at shutdown); the workers keep their own.
-     * active = all spawned - all completed; see quiescent(). */
+     * active = all spawned - all completed; see active_tasks(). */
     _Atomic uint64_t foreign_spawned, foreign_completed;
     _Atomic unsigned run_waiters;     /* threads in run(): workers check */
     /* non-empty shards + 1 while the user holds the runtime: the struct is
@@ -715,8 +715,6 @@ static void sched_completed(void *s, struct weft__task *t)
         atomic_store_explicit(&w->completed,
                               atomic_load_explicit(&w->completed, memory_order_relaxed) + 1,
                               memory_order_release);
-        if (rt->flavor == WEFT_CURRENT_THREAD)
-            return;                   /* drive() checks after every task */
     } else {
         atomic_fetch_add_explicit(&rt->foreign_completed, 1, memory_order_release);
     }

@@ -17,7 +17,10 @@
 
 _Static_assert(sizeof(((weft_sleep *)0)->entry) == sizeof(struct weft__timer),
                "weft_sleep's entry mirrors struct weft__timer");
-_Static_assert(offsetof(struct weft__timer, waker) == 24, "entry layout");
+_Static_assert(offsetof(struct weft__timer, deadline) == offsetof(__typeof__(((weft_sleep *)0)->entry), deadline) &&
+                   offsetof(struct weft__timer, waker) == offsetof(__typeof__(((weft_sleep *)0)->entry), waker) &&
+                   offsetof(struct weft__timer, level) == offsetof(__typeof__(((weft_sleep *)0)->entry), level),
+               "weft_sleep's entry has struct weft__timer's layout");
 
 #define DRIVE_BATCH 32
 
