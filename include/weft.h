@@ -17,5 +17,6 @@
 #include "weft/sync2.h"
 #include "weft/blocking.h"
 #include "weft/group.h"
+#include "weft/net.h"
 
 #endif /* WEFT_H */

@@ -40,6 +40,8 @@
 
 #include "sched/queue.h"
 #include "task/task.h"
+#include "io/reactor.h"
+#include "sched/runtime.h"
 #include "time/driver.h"
 #include "util/alloc.h"
 #include "util/list.h"
@@ -114,7 +116,10 @@ struct worker {
     _Alignas(64) pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
     bool notified;                    /* ->park_lock */
-    bool kicked;                      /* ->park_lock: a timer is due sooner */
+    bool kicked;                      /* ->park_lock: a timer is due sooner, or
+                                       * I/O started: look again */
+    bool in_io;                       /* ->park_lock: waiting in epoll_wait (wake
+                                       * it through the eventfd, not the cond) */
     bool sleeping;                    /* ->idle.lock: on the sleepers list */
 };
 
@@ -146,6 +151,7 @@ struct weft_runtime {
     } idle;
 
     struct weft__time time;           /* timers, driven by the watcher */
+    struct weft__io io;               /* epoll, driven by the watcher */
 
     struct cell_pool {
         _Alignas(64) struct spinlock lock;
@@ -274,11 +280,20 @@ static void drain_dead(struct weft_runtime *rt, struct shard *sh);
  * the other, so a task is never left queued with every worker asleep. A
  * searcher that stops searching re-checks the queues the same way, so "a
  * searcher exists" is never a reason to leave a task unseen. */
+/* park_lock held: wake w wherever it waits. */
+static void wake_parked(struct worker *w)
+{
+    if (w->in_io)
+        weft__io_wake(&w->rt->io);
+    else
+        pthread_cond_signal(&w->park_cond);
+}
+
 static void unpark(struct worker *w)
 {
     pthread_mutex_lock(&w->park_lock);
     w->notified = true;
-    pthread_cond_signal(&w->park_cond);
+    wake_parked(w);
     pthread_mutex_unlock(&w->park_lock);
 }
 
@@ -378,15 +393,17 @@ static bool others_awake(struct worker *w)
 }
 
 /* Become (or stay) the watcher; false if another worker is, or there is
- * nothing to watch: nobody else awake and no timer pending (then resign).
- * The watcher also drives the timers: it naps until the next deadline. */
+ * nothing to watch: nobody else awake, no timer pending and no descriptor
+ * registered (then resign). The watcher also drives the timers and I/O: it
+ * naps until the next deadline, in epoll_wait while descriptors are open. */
 static bool try_watch(struct worker *w)
 {
     _Atomic int *watcher = &w->rt->idle.watcher;
     int cur = atomic_load_explicit(watcher, memory_order_relaxed);
 
     bool timers = weft__time_next(&w->rt->time) != UINT64_MAX;
-    bool needed = timers || (w->rt->nworkers > 1 && others_awake(w));
+    bool needed = timers || weft__io_active(&w->rt->io) ||
+                  (w->rt->nworkers > 1 && others_awake(w));
 
     if (cur == (int)w->index) {
         if (needed)
@@ -462,6 +479,46 @@ static bool leave_sleepers(struct worker *w)
     return was;
 }
 
+/* The watcher's wait in epoll_wait: as wait_notified(), but events that
+ * come meanwhile wake their tasks (into this worker's queues). *events: how
+ * many sources were ready. */
+static bool wait_io(struct worker *w, uint64_t timeout_ns, int *events)
+{
+    int ms = timeout_ns ? (int)((timeout_ns + 999999u) / 1000000u) : -1;
+    int n = 0;
+    bool got;
+
+    if (timeout_ns > (uint64_t)INT32_MAX * 1000000u)
+        ms = INT32_MAX;
+    pthread_mutex_lock(&w->park_lock);
+    if (!w->notified && !w->kicked) {
+        w->in_io = true;
+        pthread_mutex_unlock(&w->park_lock);
+        n = weft__io_poll(&w->rt->io, ms);
+        pthread_mutex_lock(&w->park_lock);
+        w->in_io = false;
+        if (n < 0) {
+            /* a busy worker is looking (epoll_wait with no timeout): nap
+             * a millisecond on the condition variable instead */
+            struct timespec until;
+
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            if (!w->notified && !w->kicked)
+                pthread_cond_timedwait(&w->park_cond, &w->park_lock, &until);
+            n = 0;
+        }
+    }
+    got = w->notified;
+    w->notified = false;
+    w->kicked = false;
+    pthread_mutex_unlock(&w->park_lock);
+    *events = n;
+    return got;
+}
+
 /* Wait for `notified`; with `timeout_ns` (0: none), give up after it, or
  * when kicked (a timer due sooner): false. */
 static bool wait_notified(struct worker *w, uint64_t timeout_ns)
@@ -515,8 +572,14 @@ static uint64_t nap_ns(struct worker *w)
         if (until < nap)
             nap = until;
     }
-    if (nap == UINT64_MAX)
+    if (nap == UINT64_MAX) {
+        if (weft__io_active(&rt->io)) {
+            /* only descriptors to wait for: epoll_wait without a limit */
+            atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX - 1, memory_order_relaxed);
+            return 0;
+        }
         nap = WATCH_MAX_NS;           /* nothing to wait for: look now and then */
+    }
     atomic_store_explicit(&rt->idle.nap_until, now + nap / 1000000u, memory_order_relaxed);
     return nap;
 }
@@ -534,7 +597,27 @@ static void time_kick(void *ctx, uint64_t deadline)
     w = &rt->workers[idx];
     pthread_mutex_lock(&w->park_lock);
     w->kicked = true;
-    pthread_cond_signal(&w->park_cond);
+    wake_parked(w);
+    pthread_mutex_unlock(&w->park_lock);
+}
+
+/* The first descriptor was registered: a watcher napping on its condition
+ * variable must move into epoll_wait. Pairs with the fence in park(): the
+ * registrar's seq_cst increment of `live` and this seq_cst load against the
+ * watcher's claim of the role, fence, and load of `live`: either the
+ * watcher sees the descriptor, or this sees the watcher and kicks it. */
+static void io_kick(void *ctx)
+{
+    struct weft_runtime *rt = ctx;
+    int idx = atomic_load_explicit(&rt->idle.watcher, memory_order_seq_cst);
+    struct worker *w;
+
+    if (idx < 0)
+        return;
+    w = &rt->workers[idx];
+    pthread_mutex_lock(&w->park_lock);
+    w->kicked = true;
+    wake_parked(w);
     pthread_mutex_unlock(&w->park_lock);
 }
 
@@ -546,6 +629,7 @@ static struct weft__task *park(struct worker *w)
     struct weft_runtime *rt = w->rt;
     struct weft__task *t;
     bool seen;
+    int events = 0;
 
     if (end_search(w) && work_anywhere(rt)) {
         /* The last searcher sees work: pushers that saw it searching woke
@@ -575,7 +659,9 @@ static struct weft__task *park(struct worker *w)
     counter_add(&w->parks, 1);
     if (!try_watch(w)) {
         wait_notified(w, 0);          /* sleep */
-    } else if (!wait_notified(w, nap_ns(w))) {
+    } else if (full_fence(), /* pairs: io_kick() */
+               !(weft__io_active(&rt->io) ? wait_io(w, nap_ns(w), &events)
+                                          : wait_notified(w, nap_ns(w)))) {
         if (!leave_sleepers(w)) {     /* a notifier took us meanwhile */
             while (!wait_notified(w, 0))
                 ;
@@ -594,6 +680,10 @@ static struct weft__task *park(struct worker *w)
          * watcher watches nobody, so give the role up; the next worker to
          * park (this one, most likely) takes it again. */
         resign_watch(w);
+        /* I/O woke tasks here: while this worker runs them, another one
+         * should be in epoll_wait, so wake a sleeper to take the role. */
+        if (events > 0)
+            notify_one(rt);
         return t;
     }
     atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
@@ -994,6 +1084,8 @@ static struct weft__task *next_local(struct worker *w)
 
     if (++w->tick % GLOBAL_INTERVAL == 0) {
         drive_timers(w->rt);
+        if (weft__io_active(&w->rt->io))
+            weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
         t = pop_inject(w, false);
         if (t)
             return t;
@@ -1151,6 +1243,7 @@ static void runtime_destroy(struct weft_runtime *rt)
     pthread_cond_destroy(&rt->run_cond);
     pthread_mutex_destroy(&rt->run_lock);
     weft__time_destroy(&rt->time);
+    weft__io_destroy(&rt->io);
     pthread_mutex_destroy(&rt->idle.lock);
     weft__free(rt->idle.sleepers);
     weft__free(rt->shards);
@@ -1242,6 +1335,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.spinner, 0);
     atomic_init(&rt->idle.nap_until, UINT64_MAX);
     weft__time_init(&rt->time, time_kick, rt);
+    weft__io_init(&rt->io, io_kick, rt);
     atomic_init(&rt->closed, false);
     atomic_init(&rt->foreign_spawned, 0);
     atomic_init(&rt->foreign_completed, 0);
@@ -1571,4 +1665,9 @@ WEFT_API int weft_runtime_worker_metrics(const weft_runtime *rt, unsigned worker
     out->stranded_taken = atomic_load_explicit(&w->stranded_taken, memory_order_relaxed);
     out->local_queue_depth = lq_len(&w->q);
     return 0;
+}
+
+struct weft__io *weft__runtime_io(weft_runtime *rt)
+{
+    return &rt->io;
 }

@@ -1,0 +1,183 @@
+/* weft/net.h - sockets: TCP, UDP and Unix stream sockets on the runtime's
+ * epoll reactor.
+ *
+ * A weft_socket is a non-blocking socket registered with one runtime's
+ * reactor. It is owned by whoever made it (weft_tcp_listen(), an accept or
+ * connect future, ...) until weft_socket_close(). Every call that may wait
+ * is a future, a plain struct its owner embeds: *_init fixes the socket and
+ * buffers, *_poll drives it (from a task of the socket's runtime), *_drop
+ * releases it. The common rules of weft/sync.h apply: drop is valid in every
+ * state and idempotent; polling after READY returns the same result.
+ *
+ * Results are counts (>= 0) or negative errno values, never -1/errno:
+ *   -EBADF       the socket was closed (also: closed while a future waited;
+ *                that future wakes up with -EBADF, nothing is freed under it)
+ *   -ECONNRESET, -ECONNREFUSED, -EPIPE, -ETIMEDOUT, ...  from the system.
+ * EINTR is retried inside; SIGPIPE is never raised (MSG_NOSIGNAL); EAGAIN
+ * never reaches the caller of a future (it waits instead).
+ *
+ * Concurrency: a socket may be used from any thread, but at most one future
+ * reads (or accepts, or receives) and one future writes (or sends) at a time:
+ * the reactor keeps one reader waker and one writer waker per socket, as a
+ * split stream would. weft_socket_close() may be called while futures wait
+ * on the socket (they complete with -EBADF); no future created before the
+ * close uses the descriptor after it, and the descriptor is closed only
+ * once no system call on it is in flight. The handle itself is invalid after
+ * close (as a descriptor is); futures must not be *created* from it then.
+ *
+ * Every future below also has a ready-made descriptor (weft_read_future,
+ * ...), so that it composes: weft_timeout over a read is a timed read, a
+ * join_all over writes is a scatter. */
+#ifndef WEFT_NET_H
+#define WEFT_NET_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "core.h"
+#include "sched.h"
+#include "time.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_socket weft_socket;   /* opaque */
+
+/* ---- Addresses -------------------------------------------------------------- */
+/* Fill *addr / *len from a numeric IPv4 or IPv6 host ("127.0.0.1", "::1";
+ * NULL or "" means the IPv4 wildcard 0.0.0.0) and a port. No name lookup
+ * (that would block): -EINVAL for anything else. Thread: any. */
+WEFT_API int weft_addr_ip(const char *host, uint16_t port, struct sockaddr_storage *addr,
+                          socklen_t *len);
+/* Fill *addr / *len with a Unix-domain path; -ENAMETOOLONG if it does not
+ * fit sun_path, -EINVAL for NULL or "". Thread: any. */
+WEFT_API int weft_addr_unix(const char *path, struct sockaddr_storage *addr, socklen_t *len);
+
+/* ---- Making sockets ---------------------------------------------------------- */
+/* `rt` NULL means the runtime of the calling worker (-EINVAL if the caller
+ * is not one). On success *out owns the socket; on failure *out is
+ * untouched and nothing is left open. Thread: any. */
+
+/* A listening TCP (or, for an AF_UNIX address, Unix stream) socket bound to
+ * addr, with SO_REUSEADDR (TCP). backlog <= 0 means SOMAXCONN. For AF_UNIX
+ * an existing socket file at the path is NOT removed: -EADDRINUSE. */
+WEFT_API int weft_listen(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+                         int backlog, weft_socket **out);
+/* A UDP socket bound to addr (port 0: any free port). */
+WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+                           weft_socket **out);
+/* Take over an existing socket descriptor: it is made non-blocking and
+ * close-on-exec and is closed by weft_socket_close() (also on failure
+ * here: -EBADF / -ENOTSOCK / -ENOMEM / reactor errors close it). */
+WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out);
+
+/* ---- Plain calls (never wait) ------------------------------------------------ */
+/* The descriptor (for getsockopt and the like; do not close it), or -EBADF. */
+WEFT_API int weft_socket_fd(weft_socket *s);
+/* getsockname / getpeername into *addr, *len (in: size of *addr). */
+WEFT_API int weft_socket_local_addr(weft_socket *s, struct sockaddr_storage *addr,
+                                    socklen_t *len);
+WEFT_API int weft_socket_peer_addr(weft_socket *s, struct sockaddr_storage *addr,
+                                   socklen_t *len);
+/* setsockopt, with TCP_NODELAY and SO_REUSEADDR as shorthands. */
+WEFT_API int weft_socket_setopt(weft_socket *s, int level, int name, const void *val,
+                                socklen_t len);
+WEFT_API int weft_socket_set_nodelay(weft_socket *s, bool on);
+WEFT_API int weft_socket_set_reuseaddr(weft_socket *s, bool on);
+/* shutdown(2): SHUT_RD, SHUT_WR (half-close: the peer reads EOF) or
+ * SHUT_RDWR. Wakes nothing by itself; the socket stays open. */
+WEFT_API int weft_socket_shutdown(weft_socket *s, int how);
+/* UDP: fix the peer (then weft_read / weft_write send and receive); UDP's
+ * connect never waits. */
+WEFT_API int weft_udp_connect(weft_socket *s, const struct sockaddr *addr, socklen_t len);
+/* Close: futures waiting on it complete with -EBADF, the handle is freed.
+ * 0, or -EBADF for NULL or a socket already closed. Thread: any. */
+WEFT_API int weft_socket_close(weft_socket *s);
+
+/* ---- Futures ------------------------------------------------------------------ */
+/* One struct serves every socket future; its fields are private. */
+typedef struct weft_io_op {
+    /* private: may change in any release */
+    void *src;
+    uint32_t gen;
+    unsigned char kind, dir, waiting, done;
+    int flags;
+    void *buf;
+    size_t len, moved;
+    ssize_t result;
+    struct sockaddr_storage *addr;
+    socklen_t *addrlen;
+    weft_socket **out;
+    uint64_t timeout_ms;
+    weft_sleep sleep;
+} weft_io_op;
+
+typedef weft_io_op weft_accept;
+typedef weft_io_op weft_connect;
+typedef weft_io_op weft_read;
+typedef weft_io_op weft_write;
+typedef weft_io_op weft_recv_from;
+typedef weft_io_op weft_send_to;
+
+/* Accept one connection from listener `l`. Output (*result): 0 with the new
+ * socket in *out (owned by the caller), or -errno. The peer's address goes
+ * to *peer / *peerlen when they are non-NULL. Descriptor exhaustion (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM) is reported once as that error; the listener
+ * stays usable, and the pending connection stays queued in the kernel:
+ * retrying at once would spin, so a server should back off (weft_sleep) or
+ * close something first. Cancel safety: dropping it loses no connection (a
+ * connection is taken from the kernel only inside a poll that returns it). */
+WEFT_API void weft_accept_init(weft_accept *a, weft_socket *l, weft_socket **out,
+                               struct sockaddr_storage *peer, socklen_t *peerlen);
+WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *result);
+
+/* Connect a new stream socket (TCP for AF_INET/AF_INET6, Unix for AF_UNIX)
+ * to addr; timeout_ms 0 means no limit (else -ETIMEDOUT when it runs out).
+ * Output: 0 with the socket in *out, or -errno (-ECONNREFUSED, ...). TCP
+ * sockets get TCP_NODELAY. `rt` as above (NULL: the polling task's). Cancel
+ * safety: dropping it closes the half-made socket. */
+WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct sockaddr *addr,
+                                socklen_t len, uint64_t timeout_ms, weft_socket **out);
+WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *result);
+
+/* Read up to len bytes. Output: bytes read, 0 at end of stream (the peer
+ * shut down its side), or -errno. Cancel safety: dropping it loses nothing
+ * (bytes are taken from the kernel only in a poll that returns them). */
+WEFT_API void weft_read_init(weft_read *r, weft_socket *s, void *buf, size_t len);
+/* Read exactly len bytes. Output: len, or -errno; at end of stream before
+ * len bytes, -EPIPE (weft_io_op_moved() tells how many came). Cancel safety:
+ * the bytes read so far are in buf (see weft_io_op_moved()); the rest stays
+ * in the kernel. */
+WEFT_API void weft_read_exact_init(weft_read *r, weft_socket *s, void *buf, size_t len);
+/* Write up to len bytes. Output: bytes written (> 0 unless len is 0), or
+ * -errno (-EPIPE once the peer is gone). */
+WEFT_API void weft_write_init(weft_write *w, weft_socket *s, const void *buf, size_t len);
+/* Write all len bytes. Output: len, or -errno. Cancel safety: a part may
+ * have been written (weft_io_op_moved()). */
+WEFT_API void weft_write_all_init(weft_write *w, weft_socket *s, const void *buf, size_t len);
+/* UDP: one datagram. recv_from's output is its length (truncated to len),
+ * the sender in *from and *fromlen when non-NULL; send_to's the bytes sent. */
+WEFT_API void weft_recv_from_init(weft_recv_from *r, weft_socket *s, void *buf, size_t len,
+                                  struct sockaddr_storage *from, socklen_t *fromlen);
+WEFT_API void weft_send_to_init(weft_send_to *w, weft_socket *s, const void *buf, size_t len,
+                                const struct sockaddr *to, socklen_t tolen);
+
+/* Poll any of read, read_exact, write, write_all, recv_from, send_to. */
+WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result);
+/* Bytes moved so far (read_exact / write_all progress). */
+WEFT_API size_t weft_io_op_moved(const weft_io_op *op);
+/* Drop any socket future (accept and connect included). */
+WEFT_API void weft_io_op_drop(weft_io_op *op);
+
+/* Descriptors for composition (weft_timeout, weft_join_all, weft_spawn of a
+ * bare operation): output int for accept / connect, ssize_t for the rest. */
+WEFT_API extern const weft_future_type weft_accept_future;
+WEFT_API extern const weft_future_type weft_connect_future;
+WEFT_API extern const weft_future_type weft_io_op_future;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_NET_H */

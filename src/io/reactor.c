@@ -1,0 +1,411 @@
+/* The I/O reactor: see reactor.h for the design and the readiness protocol. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "io/reactor.h"
+#include "util/alloc.h"
+
+#define EVENTS_PER_POLL 256
+#define WAKE_TOKEN UINT64_MAX
+
+void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx)
+{
+    memset(io, 0, sizeof(*io));
+    pthread_mutex_init(&io->lock, NULL);
+    io->epfd = io->evfd = -1;
+    io->kick = kick;
+    io->kick_ctx = ctx;
+}
+
+/* Create the epoll instance and the eventfd on first use: a runtime that
+ * never does I/O keeps no descriptors and parks on its condition variable.
+ * io->lock held. */
+static int start(struct weft__io *io)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = WAKE_TOKEN };
+
+    if (atomic_load_explicit(&io->started, memory_order_relaxed))
+        return 0;
+    io->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (io->epfd < 0)
+        return -errno;
+    io->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (io->evfd < 0 || epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->evfd, &ev) < 0) {
+        int err = -errno;
+
+        if (io->evfd >= 0)
+            close(io->evfd);
+        close(io->epfd);
+        io->epfd = io->evfd = -1;
+        return err;
+    }
+    /* release: pollers that see `started` see the descriptors */
+    atomic_store_explicit(&io->started, true, memory_order_release);
+    return 0;
+}
+
+void weft__io_destroy(struct weft__io *io)
+{
+    for (uint32_t p = 0; p < IO_MAX_PAGES && io->pages[p]; p++) {
+        struct weft__io_source *page = io->pages[p];
+
+        for (uint32_t i = 0; i < IO_PAGE_SLOTS; i++) {
+            struct weft__io_source *s = &page[i];
+
+            if (s->fd >= 0 && s->close_fd)
+                close(s->fd);
+            weft_waker_drop(&s->reader);
+            weft_waker_drop(&s->writer);
+            pthread_mutex_destroy(&s->lock);
+        }
+        weft__free(page);
+    }
+    if (io->evfd >= 0)
+        close(io->evfd);
+    if (io->epfd >= 0)
+        close(io->epfd);
+    pthread_mutex_destroy(&io->lock);
+}
+
+static struct weft__io_source *slot(struct weft__io *io, uint32_t index)
+{
+    /* acquire: pairs with slot_take()'s release */
+    struct weft__io_source *page = __atomic_load_n(&io->pages[index >> IO_PAGE_SHIFT],
+                                                   __ATOMIC_ACQUIRE);
+
+    return &page[index & (IO_PAGE_SLOTS - 1)];
+}
+
+/* io->lock held: a free slot, growing by a page when none is left. */
+static struct weft__io_source *slot_take(struct weft__io *io)
+{
+    struct weft__io_source *s = io->free;
+
+    if (s == NULL) {
+        uint32_t p = io->nslots >> IO_PAGE_SHIFT;
+        struct weft__io_source *page;
+
+        if (p == IO_MAX_PAGES)
+            return NULL;
+        page = weft__calloc(IO_PAGE_SLOTS, sizeof(*page));
+        if (page == NULL)
+            return NULL;
+        for (uint32_t i = IO_PAGE_SLOTS; i-- > 0;) {
+            page[i].index = io->nslots + i;
+            page[i].fd = -1;
+            page[i].io = io;
+            pthread_mutex_init(&page[i].lock, NULL);
+            page[i].next_free = io->free;
+            io->free = &page[i];
+        }
+        /* the page pointer is read without io->lock by the poller: it is
+         * published before any event can name one of its slots (epoll_ctl
+         * below is a system call, a full barrier in the kernel; and the
+         * poller reads the pointer after epoll_wait returns that event) */
+        __atomic_store_n(&io->pages[p], page, __ATOMIC_RELEASE);
+        io->nslots += IO_PAGE_SLOTS;
+        s = io->free;
+    }
+    io->free = s->next_free;
+    s->next_free = NULL;
+    return s;
+}
+
+/* s->lock held, closed and no call in flight: close the descriptor and put
+ * the slot back. The slot keeps its (bumped) generation. */
+static void slot_release(struct weft__io_source *s)
+{
+    struct weft__io *io = s->io;
+
+    if (s->close_fd)
+        close(s->fd);
+    s->fd = -1;
+    s->notify = NULL;
+    s->notify_arg = NULL;
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&io->lock);
+    s->next_free = io->free;
+    io->free = s;
+    pthread_mutex_unlock(&io->lock);
+}
+
+static uint32_t epoll_bits(bool oneshot, uint32_t events)
+{
+    uint32_t ev = 0;
+
+    if (!oneshot)
+        return EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    if (events & IO_READ)
+        ev |= EPOLLIN | EPOLLRDHUP;
+    if (events & IO_WRITE)
+        ev |= EPOLLOUT;
+    return ev | EPOLLONESHOT;
+}
+
+int weft__io_register(struct weft__io *io, int fd, bool oneshot, uint32_t events,
+                      struct weft__io_source **out, uint32_t *gen)
+{
+    struct weft__io_source *s;
+    struct epoll_event ev;
+    int err;
+    uint32_t g;
+
+    if (fd < 0)
+        return -EBADF;
+    pthread_mutex_lock(&io->lock);
+    err = start(io);
+    s = err ? NULL : slot_take(io);
+    pthread_mutex_unlock(&io->lock);
+    if (err)
+        return err;
+    if (s == NULL)
+        return -ENOMEM;
+
+    pthread_mutex_lock(&s->lock);
+    g = atomic_load_explicit(&s->gen, memory_order_relaxed);
+    s->fd = fd;
+    s->ready = 0;
+    s->busy = 0;
+    s->closed = false;
+    s->close_fd = true;
+    pthread_mutex_unlock(&s->lock);
+
+    ev.events = epoll_bits(oneshot, events);
+    ev.data.u64 = (uint64_t)s->index << 32 | g;
+    /* seq_cst: pairs with the watcher's fence (see io_kick in the scheduler) */
+    if (atomic_fetch_add_explicit(&io->live, 1, memory_order_seq_cst) == 0 && io->kick)
+        io->kick(io->kick_ctx);
+    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        err = -errno;
+        pthread_mutex_lock(&s->lock);
+        atomic_store_explicit(&s->gen, g + 1, memory_order_relaxed);
+        s->closed = true;
+        s->close_fd = false;          /* the caller keeps its descriptor */
+        atomic_fetch_sub_explicit(&io->live, 1, memory_order_relaxed);
+        slot_release(s);              /* unlocks */
+        return err;
+    }
+    *out = s;
+    *gen = g;
+    return 0;
+}
+
+int weft__io_rearm(struct weft__io_source *s, uint32_t gen, uint32_t events)
+{
+    struct epoll_event ev;
+    int fd = weft__io_begin(s, gen);
+    int err = 0;
+
+    if (fd < 0)
+        return fd;
+    ev.events = events ? epoll_bits(true, events) : 0;
+    ev.data.u64 = (uint64_t)s->index << 32 | gen;
+    if (epoll_ctl(s->io->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+        err = -errno;
+    weft__io_end(s);
+    return err;
+}
+
+int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
+{
+    weft_waker r, w;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
+        pthread_mutex_unlock(&s->lock);
+        return -EBADF;
+    }
+    s->closed = true;
+    s->close_fd = !keep_fd;
+    atomic_store_explicit(&s->gen, gen + 1, memory_order_relaxed);
+    r = s->reader;
+    w = s->writer;
+    s->reader = s->writer = WEFT_WAKER_EMPTY;
+    /* deregister before the descriptor can be closed and its number reused;
+     * an event already taken by a poller carries the old generation */
+    epoll_ctl(s->io->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    atomic_fetch_sub_explicit(&s->io->live, 1, memory_order_relaxed);
+    if (s->busy == 0)
+        slot_release(s);              /* unlocks */
+    else
+        pthread_mutex_unlock(&s->lock);
+    weft_waker_wake(&r);
+    weft_waker_wake(&w);
+    return 0;
+}
+
+int weft__io_begin(struct weft__io_source *s, uint32_t gen)
+{
+    int fd;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
+        pthread_mutex_unlock(&s->lock);
+        return -EBADF;
+    }
+    s->busy++;
+    fd = s->fd;
+    pthread_mutex_unlock(&s->lock);
+    return fd;
+}
+
+void weft__io_end(struct weft__io_source *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (--s->busy == 0 && s->closed)
+        slot_release(s);              /* unlocks */
+    else
+        pthread_mutex_unlock(&s->lock);
+}
+
+int weft__io_wait(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx)
+{
+    weft_waker *slotw = dir == IO_READ ? &s->reader : &s->writer;
+    const weft_waker *mine = weft_context_waker(cx);
+    weft_waker old = WEFT_WAKER_EMPTY;
+    int ret;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
+        ret = -EBADF;
+    } else if (s->ready & (dir | IO_HUP | IO_ERR)) {
+        s->ready &= ~dir;             /* HUP/ERR stay: every later call sees them */
+        ret = 1;
+    } else {
+        if (!weft_waker_will_wake(slotw, mine)) {
+            old = *slotw;
+            *slotw = weft_waker_clone(mine);
+        }
+        ret = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    weft_waker_drop(&old);
+    return ret;
+}
+
+void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir)
+{
+    weft_waker old = WEFT_WAKER_EMPTY;
+
+    pthread_mutex_lock(&s->lock);
+    if (!s->closed && atomic_load_explicit(&s->gen, memory_order_relaxed) == gen) {
+        weft_waker *w = dir == IO_READ ? &s->reader : &s->writer;
+
+        old = *w;
+        *w = WEFT_WAKER_EMPTY;
+    }
+    pthread_mutex_unlock(&s->lock);
+    weft_waker_drop(&old);
+}
+
+ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx,
+                    ssize_t (*op)(int fd, void *arg), void *arg)
+{
+    for (;;) {
+        int fd = weft__io_begin(s, gen), w;
+        ssize_t r;
+
+        if (fd < 0)
+            return fd;
+        do
+            r = op(fd, arg);
+        while (r == -EINTR);
+        weft__io_end(s);
+        if (r != -EAGAIN && r != -EWOULDBLOCK)
+            return r;
+        w = weft__io_wait(s, gen, dir, cx);
+        if (w < 0)
+            return w;
+        if (w == 0)
+            return WEFT_IO_PENDING;
+    }
+}
+
+void weft__io_wake(struct weft__io *io)
+{
+    uint64_t one = 1;
+
+    /* only a thread inside epoll_wait needs it; relaxed: a spurious write
+     * costs one early return */
+    if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
+        write(io->evfd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is saturated, the poller wakes anyway */
+    }
+}
+
+static void dispatch(struct weft__io *io, const struct epoll_event *ev)
+{
+    uint32_t index = (uint32_t)(ev->data.u64 >> 32), gen = (uint32_t)ev->data.u64;
+    struct weft__io_source *s;
+    weft_waker r = WEFT_WAKER_EMPTY, w = WEFT_WAKER_EMPTY;
+    uint32_t bits = 0;
+
+    if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI))
+        bits |= IO_READ;
+    if (ev->events & EPOLLOUT)
+        bits |= IO_WRITE;
+    if (ev->events & EPOLLHUP)
+        bits |= IO_HUP | IO_READ | IO_WRITE;
+    if (ev->events & EPOLLERR)
+        bits |= IO_ERR | IO_READ | IO_WRITE;
+
+    s = slot(io, index);
+    pthread_mutex_lock(&s->lock);
+    if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
+        pthread_mutex_unlock(&s->lock);
+        return;                       /* closed since: stale */
+    }
+    if (s->notify) {
+        s->notify(s->notify_arg, bits);
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    s->ready |= bits;
+    if (bits & IO_READ) {
+        r = s->reader;
+        s->reader = WEFT_WAKER_EMPTY;
+    }
+    if (bits & IO_WRITE) {
+        w = s->writer;
+        s->writer = WEFT_WAKER_EMPTY;
+    }
+    pthread_mutex_unlock(&s->lock);
+    weft_waker_wake(&r);
+    weft_waker_wake(&w);
+}
+
+int weft__io_poll(struct weft__io *io, int timeout_ms)
+{
+    struct epoll_event evs[EVENTS_PER_POLL];
+    bool idle = false;
+    int n, woken = 0;
+
+    /* acquire: pairs with start()'s release */
+    if (!atomic_load_explicit(&io->started, memory_order_acquire))
+        return 0;
+    if (atomic_load_explicit(&io->polling, memory_order_relaxed) ||
+        !atomic_compare_exchange_strong_explicit(&io->polling, &idle, true,
+                                                 memory_order_acquire, memory_order_relaxed))
+        return -1;
+    do
+        n = epoll_wait(io->epfd, evs, EVENTS_PER_POLL, timeout_ms);
+    while (n < 0 && errno == EINTR && timeout_ms == 0);
+    atomic_store_explicit(&io->polling, false, memory_order_release);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.u64 == WAKE_TOKEN) {
+            uint64_t v;
+
+            if (read(io->evfd, &v, sizeof(v)) < 0) {
+                /* EAGAIN: another poll drained it */
+            }
+            continue;
+        }
+        dispatch(io, &evs[i]);
+        woken++;
+    }
+    return woken;
+}

@@ -1,0 +1,148 @@
+/* The runtime's I/O reactor (internal): epoll, edge-triggered, with an
+ * eventfd to wake the worker blocked in epoll_wait.
+ *
+ * There is no I/O thread. The worker that parks as the watcher (see
+ * sched/runtime.c) blocks in epoll_wait instead of on its condition variable
+ * while any descriptor is registered, and busy workers look without blocking
+ * every few dozen polls. One thread at a time is inside epoll_wait
+ * (`polling`); the others skip.
+ *
+ * A registered descriptor is a *source*: a slot in pages that are never
+ * freed while the reactor lives, so an event for a source that was closed a
+ * moment ago, or a future that still points at one, reads valid memory. Each
+ * slot carries a generation, bumped by close; epoll's data word holds
+ * (index << 32 | generation) and every user holds the generation it was
+ * given, so a stale event or a stale future sees the mismatch and stops.
+ *
+ * Per source, under its lock:
+ *   ready    readiness bits seen since a future last cleared them;
+ *   reader   the waker of the task waiting to read (one at a time),
+ *   writer   the same for writing;
+ *   busy     system calls in flight on the descriptor: close() of the
+ *            descriptor waits for the last one (it closes it then), so a
+ *            descriptor number is never reused under a call in flight;
+ *   notify   instead of wakers, a hook (fd watches of the io layer).
+ *
+ * The readiness protocol (one direction; the other is the same):
+ *
+ *   future (any worker)                 reactor (the polling thread)
+ *   op() -> EAGAIN                      event E for the source
+ *   lock                                lock
+ *   ready & R ? clear R, retry op       ready |= R; take reader waker
+ *             : store waker, PENDING    unlock; wake it
+ *   unlock
+ * An edge that comes after op()'s EAGAIN is processed either before the
+ * future takes the lock (it sees R and retries) or after (it finds the
+ * waker): never lost. An R left over from an older edge costs one retry. */
+#ifndef WEFT_IO_REACTOR_H
+#define WEFT_IO_REACTOR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "weft/core.h"
+
+enum {
+    IO_READ = 1u << 0,
+    IO_WRITE = 1u << 1,
+    IO_HUP = 1u << 2,       /* peer hung up / error: both directions ready */
+    IO_ERR = 1u << 3,
+};
+
+struct weft__io;
+
+struct weft__io_source {
+    pthread_mutex_t lock;
+    _Atomic uint32_t gen;             /* written under ->lock; read as a hint */
+    uint32_t index;
+    int fd;                           /* ->lock; -1 when free */
+    uint32_t ready;                   /* ->lock */
+    unsigned busy;                    /* ->lock */
+    bool closed;                      /* ->lock: close requested */
+    bool close_fd;                    /* ->lock: close(fd) when busy drops to 0 */
+    weft_waker reader, writer;        /* ->lock */
+    /* fd watches: called under ->lock with the events; then wakers unused */
+    void (*notify)(void *arg, uint32_t events);
+    void *notify_arg;
+    struct weft__io *io;
+    struct weft__io_source *next_free;   /* io->lock */
+};
+
+#define IO_PAGE_SHIFT 8
+#define IO_PAGE_SLOTS (1u << IO_PAGE_SHIFT)
+#define IO_MAX_PAGES 4096u            /* 1,048,576 sources */
+
+struct weft__io {
+    pthread_mutex_t lock;             /* pages, free list, lazy start */
+    _Atomic bool started;             /* epfd/evfd exist (release: fds set) */
+    int epfd, evfd;
+    uint32_t nslots;                  /* ->lock */
+    struct weft__io_source *free;     /* ->lock */
+    struct weft__io_source *pages[IO_MAX_PAGES];   /* ->lock to grow */
+    _Atomic unsigned live;            /* open sources: the watcher blocks in epoll */
+    _Atomic bool polling;             /* a thread is inside epoll_wait */
+    /* set by the scheduler: the first source was registered (live 0 -> 1) */
+    void (*kick)(void *ctx);
+    void *kick_ctx;
+};
+
+void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx);
+/* Close every descriptor still registered and the reactor's own. */
+void weft__io_destroy(struct weft__io *io);
+
+/* Relaxed hint: any source open (the watcher should wait in epoll). */
+static inline bool weft__io_active(struct weft__io *io)
+{
+    return atomic_load_explicit(&io->live, memory_order_relaxed) != 0;
+}
+
+/* Poll for events for at most timeout_ms (-1: no limit, 0: just look) and
+ * wake what is ready. Returns the number of sources woken, or -1 if
+ * another thread is polling (nothing done). Any thread. */
+int weft__io_poll(struct weft__io *io, int timeout_ms);
+
+/* Wake the thread inside epoll_wait (if any): write the eventfd. */
+void weft__io_wake(struct weft__io *io);
+
+/* Register `fd` (non-blocking, owned from now on: close() of the source
+ * closes it). `oneshot`: level-triggered EPOLLONESHOT with `events` of
+ * IO_READ|IO_WRITE (fd watches); otherwise edge-triggered, both directions.
+ * Returns 0 with the source and its generation, or -errno (the fd is NOT
+ * closed then). */
+int weft__io_register(struct weft__io *io, int fd, bool oneshot, uint32_t events,
+                      struct weft__io_source **out, uint32_t *gen);
+
+/* Re-arm a oneshot source with `events` (0: disarm). 0 or -errno. */
+int weft__io_rearm(struct weft__io_source *s, uint32_t gen, uint32_t events);
+
+/* Close: stale generation -> -EBADF. Otherwise deregisters the source,
+ * wakes its reader and writer (they see -EBADF), and closes the descriptor
+ * when no call is in flight on it (else the last one does). With
+ * `keep_fd`, the descriptor is left open (fd watches do not own theirs). */
+int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd);
+
+/* Enter / leave a system call on the source: begin returns the fd (>= 0) or
+ * -EBADF (closed); every successful begin is paired with one end. */
+int weft__io_begin(struct weft__io_source *s, uint32_t gen);
+void weft__io_end(struct weft__io_source *s);
+
+/* The readiness step of the protocol above, after an op returned EAGAIN
+ * for direction `dir` (IO_READ or IO_WRITE): 1 retry the op, 0 pending
+ * (the waker in cx is stored), -EBADF closed. */
+int weft__io_wait(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx);
+
+/* A future that waited on `dir` is dropped: release its stored waker. */
+void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir);
+
+/* Run `op(fd, arg)` (a non-blocking system call returning >= 0 or -errno;
+ * EINTR is retried here) until it does not return -EAGAIN, waiting for
+ * readiness in direction `dir` in between: the result, or WEFT_IO_PENDING
+ * (waker stored), or -EBADF. */
+#define WEFT_IO_PENDING (-1000000)
+ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx,
+                    ssize_t (*op)(int fd, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,626 @@
+/* Sockets on the reactor: handles, plain calls and the socket futures.
+ *
+ * A weft_socket is a small handle {source, generation}; the source (the
+ * reactor's slot) outlives it. Every future copies the source and the
+ * generation at init and never touches the handle again, so a close while
+ * a future waits (or before it is first polled) leaves the future with a
+ * stale generation: it completes with -EBADF, and reads only slot memory
+ * that the reactor keeps for its whole life. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "io/reactor.h"
+#include "sched/runtime.h"
+#include "util/alloc.h"
+#include "weft/net.h"
+
+struct weft_socket {
+    struct weft__io_source *src;
+    uint32_t gen;
+};
+
+enum { OP_NONE, OP_ACCEPT, OP_CONNECT, OP_READ, OP_READ_EXACT, OP_WRITE, OP_WRITE_ALL,
+       OP_RECV_FROM, OP_SEND_TO };
+
+/* ---- Addresses ---------------------------------------------------------------- */
+WEFT_API int weft_addr_ip(const char *host, uint16_t port, struct sockaddr_storage *addr,
+                          socklen_t *len)
+{
+    if (addr == NULL || len == NULL)
+        return -EINVAL;
+    memset(addr, 0, sizeof(*addr));
+    if (host == NULL || *host == '\0')
+        host = "0.0.0.0";
+    struct sockaddr_in *in4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        *len = sizeof(*in4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        *len = sizeof(*in6);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+WEFT_API int weft_addr_unix(const char *path, struct sockaddr_storage *addr, socklen_t *len)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)addr;
+    size_t n;
+
+    if (path == NULL || *path == '\0' || addr == NULL || len == NULL)
+        return -EINVAL;
+    n = strlen(path);
+    if (n >= sizeof(un->sun_path))
+        return -ENAMETOOLONG;
+    memset(addr, 0, sizeof(*addr));
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, n + 1);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
+/* ---- Handles -------------------------------------------------------------------- */
+static weft_runtime *pick_rt(weft_runtime *rt)
+{
+    return rt ? rt : weft_runtime_current();
+}
+
+/* Register fd (owned: closed on failure) and make a handle. */
+static int wrap(struct weft__io *io, int fd, weft_socket **out)
+{
+    struct weft_socket *s = weft__malloc(sizeof(*s));
+    int err;
+
+    if (s == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    err = weft__io_register(io, fd, false, 0, &s->src, &s->gen);
+    if (err) {
+        close(fd);
+        weft__free(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+static int set_int_opt(int fd, int level, int name, int v)
+{
+    return setsockopt(fd, level, name, &v, sizeof(v)) < 0 ? -errno : 0;
+}
+
+static bool family_ok(const struct sockaddr *addr, socklen_t len)
+{
+    if (addr == NULL || len < (socklen_t)sizeof(sa_family_t))
+        return false;
+    return addr->sa_family == AF_INET || addr->sa_family == AF_INET6 ||
+           addr->sa_family == AF_UNIX;
+}
+
+WEFT_API int weft_listen(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+                         int backlog, weft_socket **out)
+{
+    int fd, err;
+
+    rt = pick_rt(rt);
+    if (rt == NULL || out == NULL || !family_ok(addr, len))
+        return -EINVAL;
+    fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    err = addr->sa_family == AF_UNIX ? 0 : set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (err == 0 && bind(fd, addr, len) < 0)
+        err = -errno;
+    if (err == 0 && listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
+        err = -errno;
+    if (err) {
+        close(fd);
+        return err;
+    }
+    return wrap(weft__runtime_io(rt), fd, out);
+}
+
+WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+                           weft_socket **out)
+{
+    int fd;
+
+    rt = pick_rt(rt);
+    if (rt == NULL || out == NULL || !family_ok(addr, len) || addr->sa_family == AF_UNIX)
+        return -EINVAL;
+    fd = socket(addr->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, addr, len) < 0) {
+        int err = -errno;
+
+        close(fd);
+        return err;
+    }
+    return wrap(weft__runtime_io(rt), fd, out);
+}
+
+WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
+{
+    int type, flags;
+    socklen_t tl = sizeof(type);
+
+    rt = pick_rt(rt);
+    if (fd < 0)
+        return -EBADF;
+    if (rt == NULL || out == NULL) {
+        close(fd);
+        return -EINVAL;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+        (flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        int err = -errno;
+
+        close(fd);
+        return err;
+    }
+    return wrap(weft__runtime_io(rt), fd, out);
+}
+
+WEFT_API int weft_socket_fd(weft_socket *s)
+{
+    int fd;
+
+    if (s == NULL)
+        return -EBADF;
+    fd = weft__io_begin(s->src, s->gen);
+    if (fd >= 0)
+        weft__io_end(s->src);
+    return fd;
+}
+
+/* Run a plain call on the descriptor with the source held busy. */
+#define WITH_FD(s, fd, expr)                                \
+    do {                                                    \
+        int fd_;                                            \
+        if ((s) == NULL)                                    \
+            return -EBADF;                                  \
+        fd_ = weft__io_begin((s)->src, (s)->gen);           \
+        if (fd_ < 0)                                        \
+            return fd_;                                     \
+        int fd = fd_;                                       \
+        int r_ = (expr) < 0 ? -errno : 0;                   \
+        weft__io_end((s)->src);                             \
+        return r_;                                          \
+    } while (0)
+
+WEFT_API int weft_socket_local_addr(weft_socket *s, struct sockaddr_storage *addr,
+                                    socklen_t *len)
+{
+    if (addr == NULL || len == NULL)
+        return -EINVAL;
+    WITH_FD(s, fd, getsockname(fd, (struct sockaddr *)addr, len));
+}
+
+WEFT_API int weft_socket_peer_addr(weft_socket *s, struct sockaddr_storage *addr,
+                                   socklen_t *len)
+{
+    if (addr == NULL || len == NULL)
+        return -EINVAL;
+    WITH_FD(s, fd, getpeername(fd, (struct sockaddr *)addr, len));
+}
+
+WEFT_API int weft_socket_setopt(weft_socket *s, int level, int name, const void *val,
+                                socklen_t len)
+{
+    WITH_FD(s, fd, setsockopt(fd, level, name, val, len));
+}
+
+WEFT_API int weft_socket_set_nodelay(weft_socket *s, bool on)
+{
+    int v = on;
+
+    return weft_socket_setopt(s, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));
+}
+
+WEFT_API int weft_socket_set_reuseaddr(weft_socket *s, bool on)
+{
+    int v = on;
+
+    return weft_socket_setopt(s, SOL_SOCKET, SO_REUSEADDR, &v, sizeof(v));
+}
+
+WEFT_API int weft_socket_shutdown(weft_socket *s, int how)
+{
+    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+        return -EINVAL;
+    WITH_FD(s, fd, shutdown(fd, how));
+}
+
+WEFT_API int weft_udp_connect(weft_socket *s, const struct sockaddr *addr, socklen_t len)
+{
+    if (addr == NULL)
+        return -EINVAL;
+    WITH_FD(s, fd, connect(fd, addr, len));
+}
+
+WEFT_API int weft_socket_close(weft_socket *s)
+{
+    int err;
+
+    if (s == NULL)
+        return -EBADF;
+    err = weft__io_close(s->src, s->gen, false);
+    weft__free(s);
+    return err;
+}
+
+/* ---- Futures ----------------------------------------------------------------------- */
+static void op_init(weft_io_op *op, int kind, weft_socket *s, void *buf, size_t len)
+{
+    memset(op, 0, sizeof(*op));
+    op->kind = (unsigned char)kind;
+    op->buf = buf;
+    op->len = len;
+    if (s) {
+        op->src = s->src;
+        op->gen = s->gen;
+    }
+}
+
+WEFT_API void weft_accept_init(weft_accept *a, weft_socket *l, weft_socket **out,
+                               struct sockaddr_storage *peer, socklen_t *peerlen)
+{
+    op_init(a, OP_ACCEPT, l, NULL, 0);
+    a->out = out;
+    a->addr = peer;
+    a->addrlen = peerlen;
+    a->dir = IO_READ;
+}
+
+/* connect starts at init: socket(), connect(), registration (after
+ * connect(): epoll reports an unconnected socket as writable and hung up,
+ * which would look like a result). An error is kept for the first poll. */
+WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct sockaddr *addr,
+                                socklen_t len, uint64_t timeout_ms, weft_socket **out)
+{
+    struct weft__io_source *src;
+    int fd, r;
+
+    op_init(c, OP_CONNECT, NULL, NULL, 0);
+    c->out = out;
+    c->dir = IO_WRITE;
+    c->timeout_ms = timeout_ms;
+    rt = pick_rt(rt);
+    if (rt == NULL || out == NULL || !family_ok(addr, len)) {
+        c->result = -EINVAL;
+        c->done = 1;
+        return;
+    }
+    fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        c->result = -errno;
+        c->done = 1;
+        return;
+    }
+    if (addr->sa_family != AF_UNIX)
+        set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    do
+        r = connect(fd, addr, len) < 0 ? -errno : 0;
+    while (r == -EINTR);
+    if (r == 0 || r == -EINPROGRESS || r == -EAGAIN)
+        r = weft__io_register(weft__runtime_io(rt), fd, false, 0, &src, &c->gen);
+    if (r) {
+        close(fd);
+        c->result = r;
+        c->done = 1;
+        return;
+    }
+    c->src = src;
+    if (timeout_ms)
+        weft_sleep_init(&c->sleep, timeout_ms);
+}
+
+WEFT_API void weft_read_init(weft_read *r, weft_socket *s, void *buf, size_t len)
+{
+    op_init(r, OP_READ, s, buf, len);
+    r->dir = IO_READ;
+}
+
+WEFT_API void weft_read_exact_init(weft_read *r, weft_socket *s, void *buf, size_t len)
+{
+    op_init(r, OP_READ_EXACT, s, buf, len);
+    r->dir = IO_READ;
+}
+
+WEFT_API void weft_write_init(weft_write *w, weft_socket *s, const void *buf, size_t len)
+{
+    op_init(w, OP_WRITE, s, (void *)buf, len);
+    w->dir = IO_WRITE;
+}
+
+WEFT_API void weft_write_all_init(weft_write *w, weft_socket *s, const void *buf, size_t len)
+{
+    op_init(w, OP_WRITE_ALL, s, (void *)buf, len);
+    w->dir = IO_WRITE;
+}
+
+WEFT_API void weft_recv_from_init(weft_recv_from *r, weft_socket *s, void *buf, size_t len,
+                                  struct sockaddr_storage *from, socklen_t *fromlen)
+{
+    op_init(r, OP_RECV_FROM, s, buf, len);
+    r->dir = IO_READ;
+    r->addr = from;
+    r->addrlen = fromlen;
+}
+
+WEFT_API void weft_send_to_init(weft_send_to *w, weft_socket *s, const void *buf, size_t len,
+                                const struct sockaddr *to, socklen_t tolen)
+{
+    op_init(w, OP_SEND_TO, s, (void *)buf, len);
+    w->dir = IO_WRITE;
+    w->addr = (struct sockaddr_storage *)(void *)to;
+    w->flags = (int)tolen;
+}
+
+/* The system call of one step; >= 0 or -errno. */
+static ssize_t op_call(int fd, void *arg)
+{
+    weft_io_op *op = arg;
+    char *p = (char *)op->buf + op->moved;
+    size_t n = op->len - op->moved;
+    ssize_t r;
+
+    switch (op->kind) {
+    case OP_ACCEPT:
+        r = accept4(fd, (struct sockaddr *)op->addr, op->addr ? op->addrlen : NULL,
+                    SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    case OP_READ:
+    case OP_READ_EXACT:
+        r = recv(fd, p, n, 0);
+        break;
+    case OP_WRITE:
+    case OP_WRITE_ALL:
+        r = send(fd, p, n, MSG_NOSIGNAL);
+        break;
+    case OP_RECV_FROM:
+        r = recvfrom(fd, p, n, 0, (struct sockaddr *)op->addr, op->addr ? op->addrlen : NULL);
+        break;
+    case OP_SEND_TO:
+        r = sendto(fd, p, n, MSG_NOSIGNAL, (const struct sockaddr *)op->addr,
+                   (socklen_t)op->flags);
+        break;
+    default:
+        return -EINVAL;
+    }
+    return r < 0 ? -errno : r;
+}
+
+static weft_poll finish(weft_io_op *op, ssize_t r, ssize_t *result)
+{
+    op->done = 1;
+    op->waiting = 0;
+    op->result = r;
+    if (result)
+        *result = r;
+    return WEFT_READY;
+}
+
+/* One step through the reactor: r, or WEFT_IO_PENDING. */
+static ssize_t step(weft_io_op *op, weft_context *cx)
+{
+    ssize_t r = weft__io_do(op->src, op->gen, op->dir, cx, op_call, op);
+
+    op->waiting = r == WEFT_IO_PENDING;
+    return r;
+}
+
+WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result)
+{
+    ssize_t r;
+
+    if (op->done) {
+        if (result)
+            *result = op->result;
+        return WEFT_READY;
+    }
+    if (op->src == NULL || op->kind < OP_READ)
+        return finish(op, op->src == NULL ? -EBADF : -EINVAL, result);
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;
+    for (;;) {
+        r = step(op, cx);
+        if (r == WEFT_IO_PENDING)
+            return WEFT_PENDING;
+        if (r < 0)
+            return finish(op, r, result);
+        if (op->kind != OP_READ_EXACT && op->kind != OP_WRITE_ALL)
+            return finish(op, r, result);
+        if (r == 0 && op->kind == OP_READ_EXACT && op->moved < op->len)
+            return finish(op, -EPIPE, result);
+        op->moved += (size_t)r;
+        if (op->moved == op->len)
+            return finish(op, (ssize_t)op->len, result);
+    }
+}
+
+WEFT_API size_t weft_io_op_moved(const weft_io_op *op)
+{
+    return op ? op->moved : 0;
+}
+
+WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *result)
+{
+    ssize_t r;
+    int err;
+
+    if (a->done) {
+        if (result)
+            *result = (int)a->result;
+        return WEFT_READY;
+    }
+    if (a->src == NULL || a->kind != OP_ACCEPT || a->out == NULL) {
+        a->done = 1;
+        a->result = a->src == NULL ? -EBADF : -EINVAL;
+        if (result)
+            *result = (int)a->result;
+        return WEFT_READY;
+    }
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;
+    r = step(a, cx);
+    if (r == WEFT_IO_PENDING)
+        return WEFT_PENDING;
+    if (r >= 0) {
+        /* the listener's reactor */
+        err = wrap(((struct weft__io_source *)a->src)->io, (int)r, a->out);
+        r = err;
+    }
+    a->done = 1;
+    a->waiting = 0;
+    a->result = r;
+    if (result)
+        *result = (int)r;
+    return WEFT_READY;
+}
+
+/* connect's steps: kind OP_CONNECT; `moved` is the phase:
+ *   0 not started, 1 in progress (src registered, waiting writable). */
+static ssize_t connect_check(int fd, void *arg)
+{
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof(peer);
+
+    (void)arg;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+        return -errno;
+    if (soerr)
+        return -soerr;
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
+        return errno == ENOTCONN ? -EAGAIN : -errno;
+    return 0;
+}
+
+static void connect_fail(weft_connect *c)
+{
+    if (c->src) {
+        weft__io_close(c->src, c->gen, false);
+        c->src = NULL;
+    }
+}
+
+WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *result)
+{
+    ssize_t r;
+
+    if (c->done)
+        goto out;
+    if (c->kind != OP_CONNECT || c->src == NULL) {
+        c->result = -EINVAL;
+        goto done;
+    }
+    r = weft__io_do(c->src, c->gen, IO_WRITE, cx, connect_check, NULL);
+    c->waiting = r == WEFT_IO_PENDING;
+    if (r == WEFT_IO_PENDING) {
+        if (c->timeout_ms && weft_sleep_poll(&c->sleep, cx) == WEFT_READY) {
+            weft__io_forget(c->src, c->gen, IO_WRITE);
+            connect_fail(c);
+            c->result = -ETIMEDOUT;
+            goto done;
+        }
+        return WEFT_PENDING;
+    }
+    if (r < 0) {
+        connect_fail(c);
+        c->result = r;
+        goto done;
+    }
+    {
+        struct weft_socket *s = weft__malloc(sizeof(*s));
+
+        if (s == NULL) {
+            connect_fail(c);
+            c->result = -ENOMEM;
+            goto done;
+        }
+        s->src = c->src;
+        s->gen = c->gen;
+        c->src = NULL;                /* the socket owns it now */
+        *c->out = s;
+        c->result = 0;
+    }
+done:
+    if (c->timeout_ms)
+        weft_sleep_drop(&c->sleep);
+    c->done = 1;
+    c->waiting = 0;
+out:
+    if (result)
+        *result = (int)c->result;
+    return WEFT_READY;
+}
+
+WEFT_API void weft_io_op_drop(weft_io_op *op)
+{
+    if (op == NULL)
+        return;
+    if (op->kind == OP_CONNECT) {
+        if (!op->done) {
+            connect_fail(op);         /* wakes (drops) its own stored waker */
+            if (op->timeout_ms)
+                weft_sleep_drop(&op->sleep);
+        }
+    } else if (op->waiting && op->src) {
+        weft__io_forget(op->src, op->gen, op->dir);
+    }
+    op->waiting = 0;
+    op->done = 1;
+    op->result = -ECANCELED;
+    op->kind = OP_NONE;
+}
+
+static weft_poll accept_thunk(void *self, weft_context *cx, void *out)
+{
+    return weft_accept_poll(self, cx, out);
+}
+
+static weft_poll connect_thunk(void *self, weft_context *cx, void *out)
+{
+    return weft_connect_poll(self, cx, out);
+}
+
+static weft_poll op_thunk(void *self, weft_context *cx, void *out)
+{
+    return weft_io_op_poll(self, cx, out);
+}
+
+static void drop_thunk(void *self)
+{
+    weft_io_op_drop(self);
+}
+
+WEFT_API const weft_future_type weft_accept_future = {
+    accept_thunk, drop_thunk, sizeof(weft_io_op), _Alignof(weft_io_op),
+    sizeof(int), _Alignof(int), "weft_accept"
+};
+WEFT_API const weft_future_type weft_connect_future = {
+    connect_thunk, drop_thunk, sizeof(weft_io_op), _Alignof(weft_io_op),
+    sizeof(int), _Alignof(int), "weft_connect"
+};
+WEFT_API const weft_future_type weft_io_op_future = {
+    op_thunk, drop_thunk, sizeof(weft_io_op), _Alignof(weft_io_op),
+    sizeof(ssize_t), _Alignof(ssize_t), "weft_io_op"
+};
