@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/reactor.h"
@@ -146,8 +147,9 @@ static uint32_t epoll_bits(bool oneshot, uint32_t events)
     return ev | EPOLLONESHOT;
 }
 
-int weft__io_register(struct weft__io *io, int fd, bool oneshot, uint32_t events,
-                      struct weft__io_source **out, uint32_t *gen)
+static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t events,
+                       void (*notify)(void *, uint32_t), void *arg,
+                       struct weft__io_source **out, uint32_t *gen)
 {
     struct weft__io_source *s;
     struct epoll_event ev;
@@ -171,7 +173,14 @@ int weft__io_register(struct weft__io *io, int fd, bool oneshot, uint32_t events
     s->ready = 0;
     s->busy = 0;
     s->closed = false;
-    s->close_fd = true;
+    s->close_fd = !oneshot;
+    s->notify = notify;
+    s->notify_arg = arg;
+    /* written before the unlock: a hook may run as soon as the descriptor
+     * is added, and it reads what the caller keeps here (it takes this
+     * lock first, which orders the writes before it) */
+    *out = s;
+    *gen = g;
     pthread_mutex_unlock(&s->lock);
 
     ev.events = epoll_bits(oneshot, events);
@@ -189,25 +198,30 @@ int weft__io_register(struct weft__io *io, int fd, bool oneshot, uint32_t events
         slot_release(s);              /* unlocks */
         return err;
     }
-    *out = s;
-    *gen = g;
     return 0;
 }
 
-int weft__io_rearm(struct weft__io_source *s, uint32_t gen, uint32_t events)
+int weft__io_register(struct weft__io *io, int fd, struct weft__io_source **out, uint32_t *gen)
+{
+    return do_register(io, fd, false, 0, NULL, NULL, out, gen);
+}
+
+int weft__io_register_hooked(struct weft__io *io, int fd, uint32_t events,
+                             void (*notify)(void *arg, uint32_t events), void *arg,
+                             struct weft__io_source **out, uint32_t *gen)
+{
+    return do_register(io, fd, true, events, notify, arg, out, gen);
+}
+
+int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t events)
 {
     struct epoll_event ev;
-    int fd = weft__io_begin(s, gen);
-    int err = 0;
 
-    if (fd < 0)
-        return fd;
-    ev.events = events ? epoll_bits(true, events) : 0;
+    /* no lock: index and io never change, and the caller guarantees the
+     * registration is still its own (see reactor.h) */
+    ev.events = epoll_bits(true, events);
     ev.data.u64 = (uint64_t)s->index << 32 | gen;
-    if (epoll_ctl(s->io->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-        err = -errno;
-    weft__io_end(s);
-    return err;
+    return epoll_ctl(s->io->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
 int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
@@ -329,10 +343,10 @@ void weft__io_wake(struct weft__io *io)
 {
     uint64_t one = 1;
 
-    /* only a thread inside epoll_wait needs it; relaxed: a spurious write
-     * costs one early return */
-    if (atomic_load_explicit(&io->polling, memory_order_relaxed) &&
-        write(io->evfd, &one, sizeof(one)) < 0) {
+    /* always write: the poller may be between its decision to wait and
+     * epoll_wait itself (the eventfd stays readable until it is read, so
+     * that wait returns at once); a spare write costs one early return */
+    if (write(io->evfd, &one, sizeof(one)) < 0) {
         /* EAGAIN: the counter is saturated, the poller wakes anyway */
     }
 }
@@ -378,7 +392,31 @@ static void dispatch(struct weft__io *io, const struct epoll_event *ev)
     weft_waker_wake(&w);
 }
 
-int weft__io_poll(struct weft__io *io, int timeout_ms)
+/* epoll_pwait2 (Linux 5.11) takes a timespec: a nap ends at the timer's
+ * nanosecond, not at the next whole millisecond. Older kernels: epoll_wait
+ * with the timeout rounded up (never early). */
+static _Atomic bool no_pwait2;
+
+static int wait_events(struct weft__io *io, struct epoll_event *evs, int64_t timeout_ns)
+{
+    if (timeout_ns > 0 && !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        struct timespec ts = { (time_t)(timeout_ns / 1000000000),
+                               (long)(timeout_ns % 1000000000) };
+        int n = epoll_pwait2(io->epfd, evs, EVENTS_PER_POLL, &ts, NULL);
+
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+    }
+    if (timeout_ns > 0) {
+        int64_t ms = (timeout_ns + 999999) / 1000000;
+
+        return epoll_wait(io->epfd, evs, EVENTS_PER_POLL, ms > INT32_MAX ? INT32_MAX : (int)ms);
+    }
+    return epoll_wait(io->epfd, evs, EVENTS_PER_POLL, timeout_ns < 0 ? -1 : 0);
+}
+
+int weft__io_poll(struct weft__io *io, int64_t timeout_ns)
 {
     struct epoll_event evs[EVENTS_PER_POLL];
     bool idle = false;
@@ -392,8 +430,8 @@ int weft__io_poll(struct weft__io *io, int timeout_ms)
                                                  memory_order_acquire, memory_order_relaxed))
         return -1;
     do
-        n = epoll_wait(io->epfd, evs, EVENTS_PER_POLL, timeout_ms);
-    while (n < 0 && errno == EINTR && timeout_ms == 0);
+        n = wait_events(io, evs, timeout_ns);
+    while (n < 0 && errno == EINTR && timeout_ns == 0);
     atomic_store_explicit(&io->polling, false, memory_order_release);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == WAKE_TOKEN) {

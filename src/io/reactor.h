@@ -99,24 +99,34 @@ static inline bool weft__io_active(struct weft__io *io)
     return atomic_load_explicit(&io->live, memory_order_relaxed) != 0;
 }
 
-/* Poll for events for at most timeout_ms (-1: no limit, 0: just look) and
+/* Poll for events for at most timeout_ns (-1: no limit, 0: just look) and
  * wake what is ready. Returns the number of sources woken, or -1 if
  * another thread is polling (nothing done). Any thread. */
-int weft__io_poll(struct weft__io *io, int timeout_ms);
+int weft__io_poll(struct weft__io *io, int64_t timeout_ns);
 
 /* Wake the thread inside epoll_wait (if any): write the eventfd. */
 void weft__io_wake(struct weft__io *io);
 
 /* Register `fd` (non-blocking, owned from now on: close() of the source
- * closes it). `oneshot`: level-triggered EPOLLONESHOT with `events` of
- * IO_READ|IO_WRITE (fd watches); otherwise edge-triggered, both directions.
- * Returns 0 with the source and its generation, or -errno (the fd is NOT
- * closed then). */
-int weft__io_register(struct weft__io *io, int fd, bool oneshot, uint32_t events,
-                      struct weft__io_source **out, uint32_t *gen);
+ * closes it), edge-triggered in both directions, for futures. Returns 0
+ * with the source and its generation, or -errno (the fd is NOT closed
+ * then). */
+int weft__io_register(struct weft__io *io, int fd, struct weft__io_source **out, uint32_t *gen);
 
-/* Re-arm a oneshot source with `events` (0: disarm). 0 or -errno. */
-int weft__io_rearm(struct weft__io_source *s, uint32_t gen, uint32_t events);
+/* Register `fd` level-triggered with EPOLLONESHOT for `events` (IO_READ |
+ * IO_WRITE): each event calls notify(arg, bits) under the source's lock,
+ * once, until weft__io_rearm(). The descriptor is not owned (close of the
+ * source leaves it open). fd watches use this. */
+int weft__io_register_hooked(struct weft__io *io, int fd, uint32_t events,
+                             void (*notify)(void *arg, uint32_t events), void *arg,
+                             struct weft__io_source **out, uint32_t *gen);
+
+/* Re-arm a oneshot source with `events` (0: only hang-ups). Takes no lock
+ * (the hook's caller may hold locks the hook takes): the caller passes the
+ * descriptor it registered and guarantees that the source has not been
+ * closed (fd watches: the watch is not removed, under the loop's lock,
+ * which close waits behind). 0 or -errno. */
+int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t events);
 
 /* Close: stale generation -> -EBADF. Otherwise deregisters the source,
  * wakes its reader and writer (they see -EBADF), and closes the descriptor

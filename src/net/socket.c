@@ -88,7 +88,7 @@ static int wrap(struct weft__io *io, int fd, weft_socket **out)
         close(fd);
         return -ENOMEM;
     }
-    err = weft__io_register(io, fd, false, 0, &s->src, &s->gen);
+    err = weft__io_register(io, fd, &s->src, &s->gen);
     if (err) {
         close(fd);
         weft__free(s);
@@ -319,7 +319,7 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
         r = connect(fd, addr, len) < 0 ? -errno : 0;
     while (r == -EINTR);
     if (r == 0 || r == -EINPROGRESS || r == -EAGAIN)
-        r = weft__io_register(weft__runtime_io(rt), fd, false, 0, &src, &c->gen);
+        r = weft__io_register(weft__runtime_io(rt), fd, &src, &c->gen);
     if (r) {
         close(fd);
         c->result = r;

@@ -484,17 +484,14 @@ static bool leave_sleepers(struct worker *w)
  * many sources were ready. */
 static bool wait_io(struct worker *w, uint64_t timeout_ns, int *events)
 {
-    int ms = timeout_ns ? (int)((timeout_ns + 999999u) / 1000000u) : -1;
     int n = 0;
     bool got;
 
-    if (timeout_ns > (uint64_t)INT32_MAX * 1000000u)
-        ms = INT32_MAX;
     pthread_mutex_lock(&w->park_lock);
     if (!w->notified && !w->kicked) {
         w->in_io = true;
         pthread_mutex_unlock(&w->park_lock);
-        n = weft__io_poll(&w->rt->io, ms);
+        n = weft__io_poll(&w->rt->io, timeout_ns ? (int64_t)timeout_ns : -1);
         pthread_mutex_lock(&w->park_lock);
         w->in_io = false;
         if (n < 0) {
@@ -502,7 +499,7 @@ static bool wait_io(struct worker *w, uint64_t timeout_ns, int *events)
              * a millisecond on the condition variable instead */
             struct timespec until;
 
-            clock_gettime(CLOCK_REALTIME, &until);
+            clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_nsec += 1000000L;
             until.tv_sec += until.tv_nsec / 1000000000L;
             until.tv_nsec %= 1000000000L;
@@ -527,7 +524,7 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
     bool got;
 
     if (timeout_ns) {
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += (long)timeout_ns;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
@@ -564,10 +561,12 @@ static uint64_t nap_ns(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
     uint64_t nap = rt->nworkers > 1 && others_awake(w) ? w->watch_ns : UINT64_MAX;
-    uint64_t next = weft__time_next(&rt->time), now = weft__now_ms();
+    uint64_t next = weft__time_next(&rt->time), now_ns = weft__now_ns(), now = now_ns / 1000000u;
 
     if (next != UINT64_MAX) {
-        uint64_t until = next > now ? (next - now) * 1000000u : 1;
+        /* to the nanosecond: a nap computed from whole milliseconds would
+         * wake up to a millisecond after the deadline */
+        uint64_t until = next * 1000000u > now_ns ? next * 1000000u - now_ns : 1;
 
         if (until < nap)
             nap = until;
@@ -612,8 +611,15 @@ static void io_kick(void *ctx)
     int idx = atomic_load_explicit(&rt->idle.watcher, memory_order_seq_cst);
     struct worker *w;
 
-    if (idx < 0)
+    if (idx < 0) {
+        /* no watcher: every worker is busy (one will look every few dozen
+         * polls and park as the watcher) or asleep without a role (wake
+         * one: it finds no work, parks again and takes the role, now that
+         * a descriptor is registered). A searcher, if any, parks after its
+         * seq_cst end of search and sees `live` then. */
+        notify_one(rt);
         return;
+    }
     w = &rt->workers[idx];
     pthread_mutex_lock(&w->park_lock);
     w->kicked = true;
@@ -1053,6 +1059,14 @@ static void take_chain(struct worker *w, struct weft__task *rest)
     }
 }
 
+static struct weft__task *lifo_take(struct worker *w)
+{
+    if (atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL)
+        return NULL;
+    /* acq_rel: pairs with the release store/exchange that filled it */
+    return atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
+}
+
 /* Take work from the inject queue. With `batch` (the local queue is empty),
  * a fair share moves into the local queue: len / workers + 1, at most half
  * a local queue. Without (the periodic fairness check), just one task: a
@@ -1077,18 +1091,22 @@ static struct weft__task *next_local(struct worker *w)
 {
     struct weft__task *t;
 
-    /* a task woken into our slot outside a poll (the timers we drove) */
-    if (atomic_load_explicit(&w->lifo, memory_order_relaxed) &&
-        (t = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel)) != NULL)
-        return t;
-
     if (++w->tick % GLOBAL_INTERVAL == 0) {
+        /* timers and I/O first: what they wake lands in our LIFO slot,
+         * which is looked at next (looking at it before would strand a
+         * task woken here when the queues are empty: park() does not count
+         * LIFO slots as work) */
         drive_timers(w->rt);
         if (weft__io_active(&w->rt->io))
             weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
+        if ((t = lifo_take(w)) != NULL)
+            return t;
         t = pop_inject(w, false);
         if (t)
             return t;
+    } else if ((t = lifo_take(w)) != NULL) {
+        /* a task woken into our slot outside a poll (the timers we drove) */
+        return t;
     }
     t = lq_pop(&w->q);
     if (t)
@@ -1360,7 +1378,13 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         w->rt = rt;
         w->index = i;
         pthread_mutex_init(&w->park_lock, NULL);
-        pthread_cond_init(&w->park_cond, NULL);
+        pthread_condattr_t ca;
+
+        /* monotonic: naps end at timer deadlines, which are monotonic */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->park_cond, &ca);
+        pthread_condattr_destroy(&ca);
         name_worker(w, prefix);
     }
     for (unsigned i = 0; i < nthreads; i++) {
