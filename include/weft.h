@@ -18,5 +18,6 @@
 #include "weft/blocking.h"
 #include "weft/group.h"
 #include "weft/net.h"
+#include "weft/watch.h"
 
 #endif /* WEFT_H */

@@ -1,0 +1,486 @@
+/* fd watches and one-shot timers run by one task per loop (weft/watch.h).
+ *
+ * Each watch is a reactor source registered level-triggered with
+ * EPOLLONESHOT: the reactor calls watch_notify() (under the source's lock)
+ * once, the descriptor is then disarmed until the loop task has run the
+ * callback and re-armed it with the current interest. That gives the
+ * level-triggered semantics adapters expect without a flood of events.
+ *
+ * Locks: source lock -> loop lock (watch_notify); nothing takes them in the
+ * other order: weft__io_close() is always called without the loop lock,
+ * and re-arming (under the loop lock) takes no source lock.
+ *
+ * Who frees a watch (all under ->lock): remove marks it `removed`, closes
+ * its source (after which no notify can come), then sets `closed`. The
+ * watch is freed by whichever of remove and the loop task finds it closed,
+ * not queued and not in a callback: remove right after closing, or the
+ * task when it drops the watch from its queue or returns from its
+ * callback. Timers: the same with `freed` and `in_cb`. */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/reactor.h"
+#include "sched/runtime.h"
+#include "util/alloc.h"
+#include "util/list.h"
+#include "weft/time.h"
+#include "weft/watch.h"
+
+#define CALLBACKS_PER_POLL 64
+
+struct weft_loop {
+    pthread_mutex_t lock;
+    _Atomic unsigned refs;            /* the user's handle + the task */
+    struct weft__io *io;
+    bool closing;                     /* ->lock */
+    weft_waker task;                  /* ->lock: the loop task's waker */
+    struct weft_watch *qhead, *qtail; /* ->lock: watches with events to deliver */
+    struct weft__list watches;        /* ->lock: every live watch */
+    struct weft__list armed;          /* ->lock: armed timers by deadline */
+    struct weft__list timers;         /* ->lock: every timer */
+};
+
+struct weft_watch {
+    struct weft_loop *loop;
+    struct weft__io_source *src;
+    uint32_t gen;
+    int fd;
+    unsigned events;                  /* ->loop->lock: interest */
+    unsigned pending;                 /* ->loop->lock: ready, not delivered */
+    bool queued, in_cb, removed, closed;   /* ->loop->lock */
+    weft_watch_fn fn;
+    void *arg;
+    struct weft_watch *qnext;         /* ->loop->lock */
+    struct weft__list node;           /* ->loop->lock: loop->watches */
+};
+
+struct weft_timer {
+    struct weft_loop *loop;
+    uint64_t deadline;                /* ->loop->lock */
+    bool armed, in_cb, freed;         /* ->loop->lock */
+    weft_timer_fn fn;
+    void *arg;
+    struct weft__list anode;          /* ->loop->lock: loop->armed */
+    struct weft__list node;           /* ->loop->lock: loop->timers */
+};
+
+static void loop_unref(struct weft_loop *l)
+{
+    if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_destroy(&l->lock);
+        weft__free(l);
+    }
+}
+
+/* ->lock held: take a clone of the task's waker to wake after unlocking. */
+static weft_waker task_waker(struct weft_loop *l)
+{
+    return weft_waker_clone(&l->task);
+}
+
+/* ---- the loop task ----------------------------------------------------------- */
+typedef struct loop_task {
+    struct weft_loop *l;
+    weft_sleep sleep;
+    uint64_t sleep_deadline;          /* 0: no sleep armed */
+} loop_task;
+
+static uint32_t io_events(unsigned events)
+{
+    return (events & WEFT_READABLE ? IO_READ : 0) | (events & WEFT_WRITABLE ? IO_WRITE : 0);
+}
+
+/* ->lock held. Deliver one queued watch's events; false if none queued. */
+static bool run_one_watch(struct weft_loop *l)
+{
+    struct weft_watch *w = l->qhead;
+    unsigned ev;
+
+    if (w == NULL)
+        return false;
+    l->qhead = w->qnext;
+    if (l->qhead == NULL)
+        l->qtail = NULL;
+    w->qnext = NULL;
+    w->queued = false;
+    if (w->removed) {
+        if (w->closed)
+            weft__free(w);
+        return true;
+    }
+    ev = w->pending & (w->events | WEFT_HANGUP);
+    w->pending = 0;
+    if (ev & WEFT_HANGUP)
+        ev |= w->events;              /* a hang-up makes every wanted side ready */
+    if (ev & (WEFT_READABLE | WEFT_WRITABLE)) {
+        w->in_cb = true;
+        pthread_mutex_unlock(&l->lock);
+        w->fn(w, w->fd, ev, w->arg);
+        pthread_mutex_lock(&l->lock);
+        w->in_cb = false;
+        if (w->removed) {
+            if (w->closed)
+                weft__free(w);
+            return true;
+        }
+    }
+    if (w->events)
+        weft__io_rearm(w->src, w->fd, w->gen, io_events(w->events));
+    return true;
+}
+
+/* ->lock held. Fire the first timer if due; false if none is. */
+static bool run_one_timer(struct weft_loop *l, uint64_t now)
+{
+    struct weft_timer *t;
+
+    if (weft__list_empty(&l->armed))
+        return false;
+    t = weft__container_of(l->armed.next, struct weft_timer, anode);
+    if (t->deadline > now)
+        return false;
+    weft__list_remove(&t->anode);
+    t->armed = false;
+    t->in_cb = true;
+    pthread_mutex_unlock(&l->lock);
+    t->fn(t, t->arg);
+    pthread_mutex_lock(&l->lock);
+    t->in_cb = false;
+    if (t->freed)
+        weft__free(t);
+    return true;
+}
+
+static weft_poll loop_task_poll(loop_task *lt, weft_context *cx, void *out)
+{
+    struct weft_loop *l = lt->l;
+    const weft_waker *mine = weft_context_waker(cx);
+    weft_waker old = WEFT_WAKER_EMPTY;
+    unsigned n = 0;
+
+    (void)out;
+    pthread_mutex_lock(&l->lock);
+    if (!weft_waker_will_wake(&l->task, mine)) {
+        old = l->task;
+        l->task = weft_waker_clone(mine);
+    }
+    for (;;) {
+        uint64_t next;
+
+        if (l->closing) {
+            pthread_mutex_unlock(&l->lock);
+            weft_waker_drop(&old);
+            return WEFT_READY;
+        }
+        if (n++ == CALLBACKS_PER_POLL) {
+            /* let other tasks run; come back at once */
+            pthread_mutex_unlock(&l->lock);
+            weft_waker_drop(&old);
+            weft_waker_wake_by_ref(mine);
+            return WEFT_PENDING;
+        }
+        if (run_one_watch(l) || run_one_timer(l, weft_now_ms()))
+            continue;
+        next = weft__list_empty(&l->armed)
+                   ? 0
+                   : weft__container_of(l->armed.next, struct weft_timer, anode)->deadline;
+        pthread_mutex_unlock(&l->lock);
+        weft_waker_drop(&old);
+        if (next == 0)
+            return WEFT_PENDING;
+        if (next != lt->sleep_deadline) {
+            weft_sleep_drop(&lt->sleep);
+            weft_sleep_until_init(&lt->sleep, next);
+            lt->sleep_deadline = next;
+        }
+        if (weft_sleep_poll(&lt->sleep, cx) == WEFT_PENDING)
+            return WEFT_PENDING;
+        lt->sleep_deadline = 0;
+        weft_sleep_drop(&lt->sleep);
+        pthread_mutex_lock(&l->lock);
+    }
+}
+
+static void loop_task_drop(loop_task *lt)
+{
+    struct weft_loop *l = lt->l;
+    weft_waker w;
+
+    if (lt->sleep_deadline)
+        weft_sleep_drop(&lt->sleep);
+    pthread_mutex_lock(&l->lock);
+    w = l->task;
+    l->task = WEFT_WAKER_EMPTY;
+    pthread_mutex_unlock(&l->lock);
+    weft_waker_drop(&w);
+    loop_unref(l);
+}
+
+WEFT_DEFINE_FUTURE_VOID(loop_task, loop_task_poll, loop_task_drop);
+
+/* ---- loops ---------------------------------------------------------------------- */
+WEFT_API int weft_loop_new(weft_runtime *rt, weft_loop **out)
+{
+    struct weft_loop *l;
+    loop_task lt = { 0 };
+    int err;
+
+    if (rt == NULL)
+        rt = weft_runtime_current();
+    if (rt == NULL || out == NULL)
+        return -EINVAL;
+    l = weft__calloc(1, sizeof(*l));
+    if (l == NULL)
+        return -ENOMEM;
+    pthread_mutex_init(&l->lock, NULL);
+    atomic_init(&l->refs, 2);
+    l->io = weft__runtime_io(rt);
+    weft__list_init(&l->watches);
+    weft__list_init(&l->armed);
+    weft__list_init(&l->timers);
+    lt.l = l;
+    err = weft_spawn_detached(rt, &loop_task_future, &lt);
+    if (err) {
+        pthread_mutex_destroy(&l->lock);
+        weft__free(l);
+        return err;
+    }
+    *out = l;
+    return 0;
+}
+
+WEFT_API void weft_loop_free(weft_loop *l)
+{
+    weft_waker w;
+
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->closing = true;
+    while (!weft__list_empty(&l->watches)) {
+        struct weft_watch *wt = weft__container_of(l->watches.next, struct weft_watch, node);
+
+        pthread_mutex_unlock(&l->lock);
+        weft_watch_remove(wt);
+        pthread_mutex_lock(&l->lock);
+    }
+    while (!weft__list_empty(&l->timers)) {
+        struct weft_timer *t = weft__container_of(l->timers.next, struct weft_timer, node);
+
+        pthread_mutex_unlock(&l->lock);
+        weft_timer_free(t);
+        pthread_mutex_lock(&l->lock);
+    }
+    w = task_waker(l);
+    pthread_mutex_unlock(&l->lock);
+    weft_waker_wake(&w);
+    loop_unref(l);
+}
+
+/* ---- watches ---------------------------------------------------------------------- */
+/* The reactor's hook: under the source's lock (so after weft__io_close()
+ * returns it runs no more). */
+static void watch_notify(void *arg, uint32_t bits)
+{
+    struct weft_watch *w = arg;
+    struct weft_loop *l = w->loop;
+    weft_waker wk = WEFT_WAKER_EMPTY;
+
+    pthread_mutex_lock(&l->lock);
+    if (!w->removed) {
+        w->pending |= (bits & IO_READ ? WEFT_READABLE : 0) | (bits & IO_WRITE ? WEFT_WRITABLE : 0) |
+                      (bits & (IO_HUP | IO_ERR) ? WEFT_HANGUP : 0);
+        if (!w->queued) {
+            w->queued = true;
+            if (l->qtail)
+                l->qtail->qnext = w;
+            else
+                l->qhead = w;
+            l->qtail = w;
+            wk = task_waker(l);
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    weft_waker_wake(&wk);
+}
+
+WEFT_API int weft_watch_add(weft_loop *l, int fd, unsigned events, weft_watch_fn fn, void *arg,
+                            weft_watch **out)
+{
+    struct weft_watch *w;
+    int err;
+
+    if (l == NULL || fd < 0 || fn == NULL || out == NULL ||
+        (events & ~(unsigned)(WEFT_READABLE | WEFT_WRITABLE)))
+        return -EINVAL;
+    w = weft__calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    w->loop = l;
+    w->fd = fd;
+    w->events = events;
+    w->fn = fn;
+    w->arg = arg;
+    pthread_mutex_lock(&l->lock);
+    if (l->closing) {
+        pthread_mutex_unlock(&l->lock);
+        weft__free(w);
+        return -EINVAL;
+    }
+    weft__list_push_back(&l->watches, &w->node);
+    pthread_mutex_unlock(&l->lock);
+    err = weft__io_register_hooked(l->io, fd, io_events(events), watch_notify, w, &w->src,
+                                   &w->gen);
+    if (err) {
+        pthread_mutex_lock(&l->lock);
+        weft__list_remove(&w->node);
+        pthread_mutex_unlock(&l->lock);
+        weft__free(w);
+        return err;
+    }
+    *out = w;
+    return 0;
+}
+
+WEFT_API int weft_watch_modify(weft_watch *w, unsigned events)
+{
+    struct weft_loop *l;
+    int err = 0;
+
+    if (w == NULL || (events & ~(unsigned)(WEFT_READABLE | WEFT_WRITABLE)))
+        return -EINVAL;
+    l = w->loop;
+    pthread_mutex_lock(&l->lock);
+    if (w->removed) {
+        err = -EINVAL;
+    } else {
+        w->events = events;
+        /* queued or in a callback: the task re-arms when it is done */
+        if (!w->queued && !w->in_cb)
+            err = weft__io_rearm(w->src, w->fd, w->gen, io_events(events));
+    }
+    pthread_mutex_unlock(&l->lock);
+    return err;
+}
+
+WEFT_API int weft_watch_remove(weft_watch *w)
+{
+    struct weft_loop *l;
+    bool free_now;
+
+    if (w == NULL)
+        return -EINVAL;
+    l = w->loop;
+    pthread_mutex_lock(&l->lock);
+    if (w->removed) {
+        pthread_mutex_unlock(&l->lock);
+        return -EINVAL;
+    }
+    w->removed = true;
+    weft__list_remove(&w->node);
+    pthread_mutex_unlock(&l->lock);
+    weft__io_close(w->src, w->gen, true);     /* no notify after this */
+    pthread_mutex_lock(&l->lock);
+    w->closed = true;
+    free_now = !w->queued && !w->in_cb;
+    pthread_mutex_unlock(&l->lock);
+    if (free_now)
+        weft__free(w);
+    return 0;
+}
+
+/* ---- timers ------------------------------------------------------------------------- */
+WEFT_API int weft_timer_new(weft_loop *l, weft_timer_fn fn, void *arg, weft_timer **out)
+{
+    struct weft_timer *t;
+
+    if (l == NULL || fn == NULL || out == NULL)
+        return -EINVAL;
+    t = weft__calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    t->loop = l;
+    t->fn = fn;
+    t->arg = arg;
+    weft__list_init(&t->anode);
+    pthread_mutex_lock(&l->lock);
+    if (l->closing) {
+        pthread_mutex_unlock(&l->lock);
+        weft__free(t);
+        return -EINVAL;
+    }
+    weft__list_push_back(&l->timers, &t->node);
+    pthread_mutex_unlock(&l->lock);
+    *out = t;
+    return 0;
+}
+
+WEFT_API int weft_timer_arm(weft_timer *t, uint64_t ms)
+{
+    struct weft_loop *l;
+    struct weft__list *pos;
+    weft_waker wk = WEFT_WAKER_EMPTY;
+    uint64_t now = weft_now_ms();
+
+    if (t == NULL || ms > UINT64_MAX / 2)
+        return -EINVAL;
+    l = t->loop;
+    pthread_mutex_lock(&l->lock);
+    if (t->freed) {
+        pthread_mutex_unlock(&l->lock);
+        return -EINVAL;
+    }
+    if (t->armed)
+        weft__list_remove(&t->anode);
+    /* +1: weft_now_ms() rounds down, so "now + ms" could be reached up to
+     * a millisecond early; the extra one keeps "never earlier than ms" */
+    t->deadline = now + ms + (ms ? 1 : 0);
+    /* sorted insert, from the back: timers are usually armed in order */
+    for (pos = l->armed.prev; pos != &l->armed; pos = pos->prev)
+        if (weft__container_of(pos, struct weft_timer, anode)->deadline <= t->deadline)
+            break;
+    t->anode.prev = pos;
+    t->anode.next = pos->next;
+    pos->next->prev = &t->anode;
+    pos->next = &t->anode;
+    t->armed = true;
+    if (l->armed.next == &t->anode)
+        wk = task_waker(l);           /* the earliest now: the task re-sleeps */
+    pthread_mutex_unlock(&l->lock);
+    weft_waker_wake(&wk);
+    return 0;
+}
+
+WEFT_API int weft_timer_disarm(weft_timer *t)
+{
+    if (t == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&t->loop->lock);
+    if (t->armed) {
+        weft__list_remove(&t->anode);
+        t->armed = false;
+    }
+    pthread_mutex_unlock(&t->loop->lock);
+    return 0;
+}
+
+WEFT_API void weft_timer_free(weft_timer *t)
+{
+    struct weft_loop *l;
+    bool free_now;
+
+    if (t == NULL)
+        return;
+    l = t->loop;
+    pthread_mutex_lock(&l->lock);
+    if (t->armed) {
+        weft__list_remove(&t->anode);
+        t->armed = false;
+    }
+    weft__list_remove(&t->node);
+    t->freed = true;
+    free_now = !t->in_cb;
+    pthread_mutex_unlock(&l->lock);
+    if (free_now)
+        weft__free(t);
+}
