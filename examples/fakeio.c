@@ -133,7 +133,7 @@ static weft_poll demo_timer_poll(demo_timer *d, weft_context *cx, void *out)
     WEFT_BEGIN(&d->co);
     weft_sleep_init(&d->sleep, d->ms);
     WEFT_AWAIT(&d->co, weft_sleep_poll(&d->sleep, cx));
-    late = weft_now_ms() - d->sleep.deadline;
+    late = weft_now_ms() - weft_sleep_deadline(&d->sleep);
     prev = atomic_load(&worst_late_ms);
     while (late > prev && !atomic_compare_exchange_weak(&worst_late_ms, &prev, late))
         ;

@@ -22,13 +22,13 @@ WEFT_API uint64_t weft_now_ms(void);
  * runtime's timers on its first pending poll). Cancel safety: dropping it
  * while pending removes the timer; nothing else is lost. */
 typedef struct weft_sleep {
-    /* private: may change in any release */
-    uint64_t deadline;
+    /* private: may change in any release. 64 bytes: with a task header, a
+     * task that only sleeps fits a 128-byte cell. */
     _Atomic int state;
     void *time;                       /* the runtime's timers, once registered */
     struct {
         void *prev, *next;
-        uint64_t deadline;
+        uint64_t deadline;            /* the sleep's deadline (ms) */
         weft_waker waker;
         unsigned level, slot;
     } entry;
@@ -39,6 +39,8 @@ WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms);
 /* Sleep until weft_now_ms() >= deadline_ms. */
 WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms);
 WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx);
+/* The deadline fixed at init, in weft_now_ms() milliseconds. */
+WEFT_API uint64_t weft_sleep_deadline(const weft_sleep *s);
 /* Valid in every state; idempotent. */
 WEFT_API void weft_sleep_drop(weft_sleep *s);
 

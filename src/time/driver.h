@@ -21,6 +21,8 @@ struct weft__time {
     void *kick_ctx;
 };
 
+/* Nanoseconds on CLOCK_MONOTONIC. */
+uint64_t weft__now_ns(void);
 /* Milliseconds on CLOCK_MONOTONIC, rounded down / up. */
 uint64_t weft__now_ms(void);
 uint64_t weft__now_ms_ceil(void);

@@ -24,6 +24,17 @@ _Static_assert(offsetof(struct weft__timer, deadline) == offsetof(__typeof__(((w
 
 #define DRIVE_BATCH 32
 
+_Static_assert(sizeof(void *) != 8 || sizeof(weft_sleep) == 64,
+               "a sleeping task fits a 128-byte cell");
+
+uint64_t weft__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t weft__now_ms(void)
 {
     struct timespec ts;
@@ -96,9 +107,14 @@ WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms)
     weft_sleep_until_init(s, ms > UINT64_MAX - now ? UINT64_MAX : now + ms);
 }
 
+WEFT_API uint64_t weft_sleep_deadline(const weft_sleep *s)
+{
+    return s->entry.deadline;
+}
+
 WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms)
 {
-    s->deadline = deadline_ms;
+    s->entry.deadline = deadline_ms;
     atomic_init(&s->state, TIMER_IDLE);
     s->time = NULL;
     s->entry.prev = s->entry.next = NULL;
@@ -118,7 +134,7 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
     /* acquire: pairs with the driver's release of FIRED */
     if (atomic_load_explicit(&s->state, memory_order_acquire) == TIMER_FIRED)
         return WEFT_READY;
-    if (weft__now_ms() >= s->deadline) {
+    if (weft__now_ms() >= s->entry.deadline) {
         weft_sleep_drop(s);
         atomic_store_explicit(&s->state, TIMER_FIRED, memory_order_relaxed);
         return WEFT_READY;
@@ -137,7 +153,6 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
         return WEFT_READY;
     }
     if (atomic_load_explicit(&s->state, memory_order_relaxed) == TIMER_IDLE) {
-        t->deadline = s->deadline;
         if (!weft__wheel_insert(&tm->wheel, t)) {
             pthread_mutex_unlock(&tm->lock);
             atomic_store_explicit(&s->state, TIMER_FIRED, memory_order_relaxed);
@@ -156,7 +171,7 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
     pthread_mutex_unlock(&tm->lock);
     weft_waker_drop(&old);
     if (first && tm->kick)
-        tm->kick(tm->kick_ctx, s->deadline);   /* earlier than anyone sleeps */
+        tm->kick(tm->kick_ctx, s->entry.deadline);   /* earlier than anyone sleeps */
     return WEFT_PENDING;
 }
 

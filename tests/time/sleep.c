@@ -31,7 +31,7 @@ static weft_poll sleeper_poll(sleeper *f, weft_context *cx, void *out)
     (void)out;
     WEFT_BEGIN(&f->co);
     weft_sleep_init(&f->s, f->ms);
-    f->deadline = f->s.deadline;
+    f->deadline = weft_sleep_deadline(&f->s);
     WEFT_AWAIT(&f->co, weft_sleep_poll(&f->s, cx));
     {
         uint64_t now = weft_now_ms();
