@@ -39,8 +39,12 @@ test-all: test test-asan test-tsan
 bench: all
 	./bench/run.sh
 
+# scheduler and sync workloads (docs/benchmarks.md), timers W6-W7
+# (docs/benchmarks-time.md), network servers W8-W9 (docs/benchmarks-net.md)
 bench-compare: all
 	./bench/compare.sh
+	./bench/compare_time.sh
+	./bench/compare_net.sh
 
 install: all
 	$(CMAKE) --install build $(if $(PREFIX),--prefix $(PREFIX))

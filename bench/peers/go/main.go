@@ -13,15 +13,26 @@
 // never below 1. Per-task iteration counts (W3 yields, W4 round trips, M1
 // lock/unlock pairs) stay fixed, so the total op count scales linearly.
 // Timing covers the workload only.
+//
+// W6/W7 are the timer workloads (see bench/weft_time.c for the definitions):
+// W6 timers: 100,000 goroutines each sleep until a deadline 1..1000 ms after
+// their start (fixed-seed LCG) and record their lateness; W7 idle memory:
+// 1,000,000 goroutines each sleep 5 s. They print "RESULT <W6|W7> go2
+// key=value ..." instead (wall, lateness, CPU time, peak RSS); scale
+// multiplies their goroutine count.
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +46,9 @@ const (
 	chanCap       = 1_024
 	lockTasks     = 1_000
 	locksPerTask  = 1_000
+	timerTasks    = 100_000
+	idleTasks     = 1_000_000
+	idleSleep     = 5 * time.Second
 )
 
 // shared tracks completion for one workload: count is the work being
@@ -270,6 +284,115 @@ func m1Mutex(tasks int) result {
 	return result{elapsed, ops, check("protected counter", got, ops)}
 }
 
+// ---- W6, W7: timers ------------------------------------------------------------
+
+// cpuTime is user + sys time of the whole process (every thread).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procStatusKB reads a "Vm...:" line of /proc/self/status, in kB (0 if missing).
+func procStatusKB(key string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, key+":") {
+			rest := strings.TrimSpace(strings.TrimPrefix(line, key+":"))
+			v, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(rest, "kB")), 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// lcg is the benchmarks' shared duration sequence: a 64-bit LCG, seed 42.
+type lcg uint64
+
+func (l *lcg) nextMS() uint64 {
+	*l = *l*6364136223846793005 + 1442695040888963407
+	return 1 + (uint64(*l)>>33)%1000
+}
+
+// W6 timers: n goroutines each sleep until start instant + a pseudo-random
+// 1..1000 ms and store how late they woke (ns) in their own slot.
+func w6Timers(n int) (string, error) {
+	s := newShared(n)
+	late := make([]int64, n)
+	rss0 := procStatusKB("VmRSS")
+	cpu0 := cpuTime()
+	start := time.Now()
+	l := lcg(42)
+	var durSum uint64
+	for i := 0; i < n; i++ {
+		ms := l.nextMS()
+		durSum += ms
+		deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
+		go func(i int) {
+			time.Sleep(time.Until(deadline))
+			late[i] = int64(time.Since(deadline))
+			s.count.Add(1)
+			s.finish()
+		}(i)
+	}
+	spawn := time.Since(start)
+	<-s.done
+	wall := time.Since(start)
+	cpu := cpuTime() - cpu0
+	if err := check("goroutines woken", int(s.count.Load()), n); err != nil {
+		return "", err
+	}
+	sort.Slice(late, func(a, b int) bool { return late[a] < late[b] })
+	var sum int64
+	for _, v := range late {
+		sum += v
+	}
+	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
+	return fmt.Sprintf("tasks=%d check=%d wall_ms=%.3f spawn_ms=%.3f cpu_ms=%.3f rss_base_kb=%d "+
+		"late_max_ms=%.3f late_p99_ms=%.3f late_mean_ms=%.3f late_min_ms=%.3f rss_peak_kb=%d",
+		n, durSum, ms(wall.Nanoseconds()), ms(spawn.Nanoseconds()), ms(cpu.Nanoseconds()), rss0,
+		ms(late[n-1]), ms(late[(n*99+99)/100-1]), float64(sum)/float64(n)/1e6, ms(late[0]),
+		procStatusKB("VmHWM")), nil
+}
+
+// W7 idle memory: n goroutines each sleep 5 s; RSS per goroutine =
+// (peak - before starting them) / n.
+func w7Idle(n int) (string, error) {
+	s := newShared(n)
+	rss0 := procStatusKB("VmRSS")
+	cpu0 := cpuTime()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		deadline := time.Now().Add(idleSleep)
+		go func() {
+			time.Sleep(time.Until(deadline))
+			s.count.Add(1)
+			s.finish()
+		}()
+	}
+	spawn := time.Since(start)
+	woke := s.count.Load() // already woken: not asleep at the peak
+	<-s.done
+	wall := time.Since(start)
+	cpu := cpuTime() - cpu0
+	if err := check("goroutines woken", int(s.count.Load()), n); err != nil {
+		return "", err
+	}
+	peak := procStatusKB("VmHWM")
+	return fmt.Sprintf("tasks=%d wall_ms=%.3f spawn_ms=%.3f woke_during_spawn=%d cpu_ms=%.3f "+
+		"rss_base_kb=%d rss_per_task_b=%.1f rss_peak_kb=%d",
+		n, float64(wall.Nanoseconds())/1e6, float64(spawn.Nanoseconds())/1e6, woke,
+		float64(cpu.Nanoseconds())/1e6, rss0,
+		float64(peak-rss0)*1024/float64(n), peak), nil
+}
+
 func scaled(n int, scale float64) int {
 	if m := int(float64(n) * scale); m > 1 {
 		return m
@@ -278,7 +401,7 @@ func scaled(n int, scale float64) int {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: weft-peer-go <W1|W2|W3|W4|W5|C1|C4|M1> [scale]")
+	fmt.Fprintln(os.Stderr, "usage: weft-peer-go <W1|W2|W3|W4|W5|C1|C4|M1|W6|W7> [scale]")
 	os.Exit(2)
 }
 
@@ -295,6 +418,21 @@ func main() {
 		if err != nil || !(scale > 0) || scale > 1e6 {
 			usage()
 		}
+	}
+	if os.Args[1] == "W6" || os.Args[1] == "W7" {
+		var line string
+		var err error
+		if os.Args[1] == "W6" {
+			line, err = w6Timers(scaled(timerTasks, scale))
+		} else {
+			line, err = w7Idle(scaled(idleTasks, scale))
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s %s: check failed: %v\n", os.Args[1], name, err)
+			os.Exit(1)
+		}
+		fmt.Printf("RESULT %s %s %s\n", os.Args[1], name, line)
+		return
 	}
 	var r result
 	switch os.Args[1] {

@@ -12,6 +12,14 @@
 //! (W3 yields, W4 round trips, M1 lock/unlock pairs) stay fixed, so the
 //! total op count scales linearly. For C1/C4 `scale` multiplies the message
 //! count (10,000,000). Timing covers the workload only, not building the runtime.
+//!
+//! W6/W7 are the timer workloads (see bench/weft_time.c for the definitions):
+//! W6 timers: 100,000 tasks each sleep until a deadline 1..1000 ms after their
+//! spawn (fixed-seed LCG) and record their lateness; W7 idle memory:
+//! 1,000,000 tasks each sleep 5 s. They print `RESULT <W6|W7> <runtime>
+//! key=value ...` instead (wall, lateness, CPU time, peak RSS), and are the
+//! only workloads whose runtime has the timer driver enabled. `scale`
+//! multiplies their task count.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +37,9 @@ const MESSAGES: usize = 10_000_000;
 const CHAN_CAP: usize = 1_024;
 const LOCK_TASKS: usize = 1_000;
 const LOCKS_PER_TASK: usize = 1_000;
+const TIMER_TASKS: usize = 100_000;
+const IDLE_TASKS: usize = 1_000_000;
+const IDLE_SLEEP: Duration = Duration::from_secs(5);
 
 /// Completion tracking shared by all tasks of a workload: `count` is the work
 /// being verified, the task that takes `remaining` to zero signals `done`.
@@ -314,12 +325,159 @@ fn m1_mutex(rt: &Runtime, tasks: usize) -> Run {
     })
 }
 
+// ---- W6, W7: timers -----------------------------------------------------------
+
+/// struct rusage as Linux lays it out (two timevals, then 14 longs): enough
+/// for getrusage without the libc crate.
+#[repr(C)]
+struct Rusage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    rest: [i64; 14],
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+}
+
+/// user + sys time of the whole process (every thread).
+fn cpu_time() -> Duration {
+    let mut ru = Rusage { utime: [0; 2], stime: [0; 2], rest: [0; 14] };
+    // SAFETY: ru is a valid, writable struct rusage; RUSAGE_SELF = 0.
+    if unsafe { getrusage(0, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let us = (ru.utime[0] + ru.stime[0]) * 1_000_000 + ru.utime[1] + ru.stime[1];
+    Duration::from_micros(us as u64)
+}
+
+/// A "Vm...:" line of /proc/self/status, in kB (0 if missing).
+fn proc_status_kb(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The benchmarks' shared duration sequence: a 64-bit LCG, seed 42.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_ms(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        1 + (self.0 >> 33) % 1000
+    }
+}
+
+fn signed_ns(later: Instant, earlier: Instant) -> i64 {
+    if later >= earlier {
+        (later - earlier).as_nanos() as i64
+    } else {
+        -((earlier - later).as_nanos() as i64)
+    }
+}
+
+/// W6 timers: `n` tasks each sleep until spawn instant + a pseudo-random
+/// 1..1000 ms and store how late they woke (ns) in their own slot.
+fn w6_timers(rt: &Runtime, name: &str, n: usize) -> Result<String, String> {
+    let (line, late) = in_root(rt, async move {
+        let shared = Shared::new(n);
+        let late: Arc<Vec<std::sync::atomic::AtomicI64>> =
+            Arc::new((0..n).map(|_| std::sync::atomic::AtomicI64::new(0)).collect());
+        let rss0 = proc_status_kb("VmRSS");
+        let cpu0 = cpu_time();
+        let start = Instant::now();
+        let mut lcg = Lcg(42);
+        let mut check = 0u64;
+        for i in 0..n {
+            let ms = lcg.next_ms();
+            check += ms;
+            let deadline = Instant::now() + Duration::from_millis(ms);
+            let (s, late) = (shared.clone(), late.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+                late[i].store(signed_ns(Instant::now(), deadline), Ordering::Relaxed);
+                s.count.fetch_add(1, Ordering::Relaxed);
+                s.finish();
+            });
+        }
+        let spawn = start.elapsed();
+        shared.wait().await;
+        let wall = start.elapsed();
+        let cpu = cpu_time() - cpu0;
+        let line = format!(
+            "tasks={n} check={check} wall_ms={:.3} spawn_ms={:.3} cpu_ms={:.3} rss_base_kb={rss0}",
+            wall.as_secs_f64() * 1e3,
+            spawn.as_secs_f64() * 1e3,
+            cpu.as_secs_f64() * 1e3
+        );
+        (check_line(line, shared.count(), n), late)
+    });
+    let line = line?;
+    let mut v: Vec<i64> = late.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    v.sort_unstable();
+    let sum: i64 = v.iter().sum();
+    let ms = |ns: i64| ns as f64 / 1e6;
+    Ok(format!(
+        "RESULT W6 {name} {line} late_max_ms={:.3} late_p99_ms={:.3} late_mean_ms={:.3} \
+         late_min_ms={:.3} rss_peak_kb={}",
+        ms(v[n - 1]),
+        ms(v[(n * 99 + 99) / 100 - 1]),
+        sum as f64 / n as f64 / 1e6,
+        ms(v[0]),
+        proc_status_kb("VmHWM")
+    ))
+}
+
+fn check_line(line: String, got: usize, want: usize) -> Result<String, String> {
+    check("tasks woken", got, want).map(|_| line)
+}
+
+/// W7 idle memory: `n` tasks each sleep 5 s (the task is its sleep and the
+/// completion counter); RSS per task = (peak - before spawning) / n.
+fn w7_idle(rt: &Runtime, name: &str, n: usize) -> Result<String, String> {
+    let (line, rss0) = in_root(rt, async move {
+        let shared = Shared::new(n);
+        let rss0 = proc_status_kb("VmRSS");
+        let cpu0 = cpu_time();
+        let start = Instant::now();
+        for _ in 0..n {
+            let deadline = tokio::time::Instant::from_std(Instant::now() + IDLE_SLEEP);
+            let s = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(deadline).await;
+                s.count.fetch_add(1, Ordering::Relaxed);
+                s.finish();
+            });
+        }
+        let spawn = start.elapsed();
+        let woke = shared.count();   // already woken: not asleep at the peak
+        shared.wait().await;
+        let wall = start.elapsed();
+        let cpu = cpu_time() - cpu0;
+        let line = format!(
+            "tasks={n} wall_ms={:.3} spawn_ms={:.3} woke_during_spawn={woke} cpu_ms={:.3} \
+             rss_base_kb={rss0}",
+            wall.as_secs_f64() * 1e3,
+            spawn.as_secs_f64() * 1e3,
+            cpu.as_secs_f64() * 1e3
+        );
+        (check_line(line, shared.count(), n), rss0)
+    });
+    let line = line?;
+    let peak = proc_status_kb("VmHWM");
+    let per_task = (peak as f64 - rss0 as f64) * 1024.0 / n as f64;
+    Ok(format!("RESULT W7 {name} {line} rss_per_task_b={per_task:.1} rss_peak_kb={peak}"))
+}
+
 fn scaled(n: usize, scale: f64) -> usize {
     ((n as f64 * scale) as usize).max(1)
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: weft-peer-tokio <W1|W2|W3|W4|W5|C1|C4|M1> <mt<workers>|ct> [scale]");
+    eprintln!("usage: weft-peer-tokio <W1|W2|W3|W4|W5|C1|C4|M1|W6|W7> <mt<workers>|ct> [scale]");
     ExitCode::from(2)
 }
 
@@ -336,14 +494,39 @@ fn main() -> ExitCode {
     // mt<N>: multi_thread with N workers (mt2 is the one compared by default).
     let flavour = args[2].as_str();
     let workers = flavour.strip_prefix("mt").and_then(|n| n.parse::<usize>().ok());
-    let (rt, name) = match (flavour, workers) {
+    let (mut builder, name) = match (flavour, workers) {
         (_, Some(n)) if n > 0 => {
-            (Builder::new_multi_thread().worker_threads(n).build(), format!("tokio-mt{n}"))
+            let mut b = Builder::new_multi_thread();
+            b.worker_threads(n);
+            (b, format!("tokio-mt{n}"))
         }
-        ("ct", _) => (Builder::new_current_thread().build(), "tokio-ct".to_string()),
+        ("ct", _) => (Builder::new_current_thread(), "tokio-ct".to_string()),
         _ => return usage(),
     };
-    let rt = rt.expect("failed to build runtime");
+    // The timer driver only for the timer workloads: W1-W5, C1, C4, M1 run
+    // on the same runtime as before.
+    let timers = matches!(args[1].as_str(), "W6" | "W7");
+    if timers {
+        builder.enable_time();
+    }
+    let rt = builder.build().expect("failed to build runtime");
+    if timers {
+        let line = if args[1] == "W6" {
+            w6_timers(&rt, &name, scaled(TIMER_TASKS, scale))
+        } else {
+            w7_idle(&rt, &name, scaled(IDLE_TASKS, scale))
+        };
+        return match line {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{} {}: check failed: {e}", args[1], name);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let run = match args[1].as_str() {
         "W1" => w1_spawn_many_local(&rt, scaled(SPAWNS, scale)),
         "W2" => w2_spawn_many_remote(&rt, scaled(SPAWNS, scale)),

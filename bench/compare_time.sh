@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# Compares weft's timers with its peers (tokio, Go, libuv) on two workloads:
+#   W6 timers       100,000 tasks each sleep a pseudo-random 1..1000 ms (the
+#                   same fixed-seed LCG sequence everywhere); wall time, worst /
+#                   p99 / mean lateness, CPU time, peak RSS
+#   W7 idle memory  1,000,000 tasks each sleep 5 s; RSS per sleeping task
+#                   (peak - baseline before spawning) / tasks, wall time
+# bench/weft_time.c defines them; every program prints one line
+#   RESULT <workload> <runtime> key=value ...
+# Modelled on compare.sh: ROUNDS rounds per workload, each round runs every
+# runtime once, interleaved in a fixed order so that noise on the machine hits
+# all of them alike. Prints a table per workload and writes OUT (markdown:
+# median and min-max of each metric, ratios, targets) and the raw results
+# (.csv, one row per metric) beside it.
+#
+# Environment:
+#   ROUNDS=3                      rounds per workload
+#   SCALE=1                       multiplies the task counts (SCALE=0.1: 10,000 / 100,000)
+#   WORKLOADS="W6 W7"
+#   RUNTIMES="weft-mt2 tokio-mt2 go2 libuv weft-ct tokio-ct"
+#   OUT=docs/benchmarks-time.md   report; the .csv goes next to it
+#   WEFT_BENCH_TIME=build/bench/weft-bench-time
+#   TOKIO_PEER=bench/peers/tokio/target/release/weft-peer-tokio
+#   GO_PEER=bench/peers/go/weft-peer-go
+#   LIBUV_PEER=bench/peers/libuv/weft-peer-libuv-time
+#   RUN_TIMEOUT=300               seconds one run may take before it counts as failed
+#   WEFT_SOURCE="..."             how the report describes the weft that was built
+#                                 (default: this checkout's commit, and whether it is dirty)
+#   SKIP_SETUP=1                  skip building the peers (bench/peers/build.sh)
+#
+# Exit status: non-zero if any run failed (non-zero exit, timeout, or no valid
+# RESULT line) or the report could not be written; every other run still runs.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 2
+
+ROUNDS=${ROUNDS:-3}
+SCALE=${SCALE:-1}
+WORKLOADS=${WORKLOADS:-"W6 W7"}
+RUNTIMES=${RUNTIMES:-"weft-mt2 tokio-mt2 go2 libuv weft-ct tokio-ct"}
+OUT=${OUT:-docs/benchmarks-time.md}
+WEFT_BENCH_TIME=${WEFT_BENCH_TIME:-build/bench/weft-bench-time}
+TOKIO_PEER=${TOKIO_PEER:-bench/peers/tokio/target/release/weft-peer-tokio}
+GO_PEER=${GO_PEER:-bench/peers/go/weft-peer-go}
+LIBUV_PEER=${LIBUV_PEER:-bench/peers/libuv/weft-peer-libuv-time}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+
+die() { echo "compare_time.sh: $*" >&2; exit 2; }
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
+[[ $SCALE =~ ^[0-9]*\.?[0-9]+$ ]] || die "SCALE must be a positive number, got '$SCALE'"
+for w in $WORKLOADS; do
+    [[ $w =~ ^W[67]$ ]] || die "unknown workload '$w' (want W6, W7)"
+done
+[[ $OUT == *.md ]] || die "OUT must end in .md, got '$OUT'"
+
+if [[ -z ${SKIP_SETUP:-} ]]; then
+    # installs librust-tokio-dev / golang-go / libuv1-dev itself when missing
+    bench/peers/build.sh || die "bench/peers/build.sh failed"
+fi
+
+# cmd_for <runtime> <workload>: sets $cmd (array) for one run.
+cmd_for() {
+    local rt=$1 w=$2
+    case $rt in
+        weft-mt*)  cmd=("$WEFT_BENCH_TIME" "$w" "${rt#weft-}" "$SCALE") ;;
+        weft-ct)   cmd=("$WEFT_BENCH_TIME" "$w" ct "$SCALE") ;;
+        tokio-mt*) cmd=("$TOKIO_PEER" "$w" "${rt#tokio-}" "$SCALE") ;;
+        tokio-ct)  cmd=("$TOKIO_PEER" "$w" ct "$SCALE") ;;
+        go2)       cmd=("$GO_PEER" "$w" "$SCALE") ;;
+        libuv)     cmd=("$LIBUV_PEER" "$w" "$SCALE") ;;
+        *) die "unknown runtime '$rt'" ;;
+    esac
+}
+
+missing=0
+for rt in $RUNTIMES; do
+    cmd_for "$rt" W6
+    if [[ ! -x ${cmd[0]} ]]; then
+        echo "compare_time.sh: $rt: ${cmd[0]} is missing or not executable" >&2
+        missing=1
+    fi
+done
+((missing)) && die "build first: 'make' (or cmake) builds $WEFT_BENCH_TIME, bench/peers/build.sh the peers"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-compare-time.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+csv=$tmp/results.csv
+failures=$tmp/failures.txt
+echo "workload,runtime,round,metric,value" >"$csv"
+: >"$failures"
+failed=0
+
+# What one sleeping weft task costs (allocation request and heap chunk).
+cell_info=$tmp/cell.txt
+if [[ " $RUNTIMES " == *" weft-"* ]]; then
+    "$WEFT_BENCH_TIME" cell >"$cell_info" 2>&1 || echo "(weft-bench-time cell failed)" >"$cell_info"
+else
+    : >"$cell_info"
+fi
+
+echo "compare_time.sh: rounds=$ROUNDS scale=$SCALE workloads=[$WORKLOADS] on $(nproc) CPUs" >&2
+for w in $WORKLOADS; do
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for rt in $RUNTIMES; do
+            cmd_for "$rt" "$w"
+            printf 'compare_time.sh: %s round %d/%d %-9s ' "$w" "$r" "$ROUNDS" "$rt" >&2
+            read -r load1 _ </proc/loadavg    # how busy the machine was going in
+            timeout -k 10 "$RUN_TIMEOUT" "${cmd[@]}" >"$tmp/out" 2>"$tmp/err"
+            rc=$?
+            # Exactly one RESULT line for this workload and runtime, whose
+            # fields after the name are all key=number.
+            awk -v w="$w" -v rt="$rt" -v round="$r" '
+                $1 == "RESULT" && $2 == w && $3 == rt && NF > 3 {
+                    n++
+                    for (i = 4; i <= NF; i++) {
+                        if ($i !~ /^[a-z0-9_]+=-?[0-9]+(\.[0-9]+)?$/) bad = 1
+                        split($i, kv, "=")
+                        rows = rows w "," rt "," round "," kv[1] "," kv[2] "\n"
+                    }
+                }
+                END { if (n != 1 || bad) exit 1; printf "%s", rows }' "$tmp/out" >"$tmp/rows"
+            parsed=$?
+            if ((rc == 0 && parsed == 0)); then
+                cat "$tmp/rows" >>"$csv"
+                echo "$w,$rt,$r,load1,$load1" >>"$csv"
+                # a short summary for the terminal
+                awk -F, '$4 ~ /^(wall_ms|late_max_ms|cpu_ms|rss_per_task_b)$/ { printf "%s=%s ", $4, $5 }
+                         END { print "" }' "$tmp/rows" >&2
+            else
+                failed=1
+                if ((rc == 124 || rc == 137)); then why="timed out after ${RUN_TIMEOUT}s"
+                elif ((rc != 0)); then why="exit status $rc"
+                else why="no valid 'RESULT $w $rt key=value...' line"; fi
+                echo "FAILED ($why)" >&2
+                echo "$w,$rt,$r,$why" >>"$failures"
+                echo "  command: ${cmd[*]}" >&2
+                sed 's/^/  stdout: /' "$tmp/out" | tail -n 5 >&2
+                sed 's/^/  stderr: /' "$tmp/err" | tail -n 10 >&2
+            fi
+        done
+    done
+done
+
+# ---- report ------------------------------------------------------------------
+base=${OUT%.md}
+mkdir -p "$(dirname "$OUT")"
+cp "$csv" "$base.csv"
+if ! python3 - "$csv" "$failures" "$OUT" "$ROUNDS" "$SCALE" "$RUNTIMES" "$WEFT_BENCH_TIME" \
+        "$cell_info" "${WEFT_SOURCE:-}" <<'PY'
+import csv, datetime, os, platform, re, statistics, subprocess, sys
+
+csv_path, fail_path, out, rounds, scale, runtimes, weft_bin, cell_path, weft_src = sys.argv[1:10]
+requested = runtimes.split()
+
+samples = {}          # (w, rt, metric) -> [values]
+for row in csv.DictReader(open(csv_path)):
+    samples.setdefault((row["workload"], row["runtime"], row["metric"]), []).append(float(row["value"]))
+failures = [l.rstrip("\n").split(",", 3) for l in open(fail_path) if l.strip()]
+cell_info = open(cell_path).read().strip()
+
+WORKLOADS = {
+    "W6": ("timers",
+           "100,000 tasks each sleep a pseudo-random 1–1000 ms (64-bit LCG, seed 42, "
+           "`1 + (state >> 33) % 1000`, drawn in spawn order) and record their lateness"),
+    "W7": ("idle memory", "1,000,000 tasks each sleep 5 s; RSS per sleeping task"),
+}
+METRICS = {
+    "W6": [("wall_ms", "wall ms", 1), ("spawn_ms", "spawn loop ms", 1), ("late_max_ms", "worst late ms", 3),
+           ("late_p99_ms", "p99 late ms", 3), ("late_mean_ms", "mean late ms", 3),
+           ("cpu_ms", "CPU ms", 1), ("rss_peak_kb", "peak RSS KiB", 0)],
+    "W7": [("rss_per_task_b", "RSS B/task", 1), ("wall_ms", "wall ms", 1), ("spawn_ms", "spawn loop ms", 1),
+           ("cpu_ms", "CPU ms", 1), ("rss_peak_kb", "peak RSS KiB", 0)],
+}
+RATIO_METRICS = {"W6": [("cpu_ms", "CPU"), ("rss_peak_kb", "peak RSS")],
+                 "W7": [("cpu_ms", "CPU"), ("rss_per_task_b", "RSS/task")]}
+TARGET_LATE_MS, TARGET_CPU, TARGET_RSS_B = 2.0, 0.5, 200.0
+
+def st(w, rt, m):
+    v = samples.get((w, rt, m))
+    return (statistics.median(v), min(v), max(v)) if v else None
+
+def med(w, rt, m):
+    s = st(w, rt, m)
+    return None if s is None else s[0]
+
+def ratio(w, m, a, b):
+    x, y = med(w, a, m), med(w, b, m)
+    return None if x is None or not y else x / y
+
+def f(x, d):
+    return "—" if x is None else f"{x:,.{d}f}"
+
+def sh(cmd, cwd=None):
+    try:
+        r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=30)
+        t = (r.stdout or r.stderr).strip()
+        return t.splitlines()[0] if r.returncode == 0 and t else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+seen_w = [w for w in WORKLOADS if any(k[0] == w for k in samples) or any(x[0] == w for x in failures)]
+rts = [rt for rt in requested if any(k[1] == rt for k in samples) or any(x[1] == rt for x in failures)]
+
+# terminal tables
+for w in seen_w:
+    print(f"\n{w} {WORKLOADS[w][0]} (medians of {rounds} rounds)")
+    cols = METRICS[w]
+    print("  " + f"{'runtime':<10}" + "".join(f"{lab:>15}" for _, lab, _ in cols))
+    for rt in rts:
+        print("  " + f"{rt:<10}" + "".join(f"{f(med(w, rt, m), d):>15}" for m, _, d in cols))
+    print("  weft-mt2/tokio-mt2: " + "   ".join(
+        f"{lab} {f(ratio(w, m, 'weft-mt2', 'tokio-mt2'), 2)}" for m, lab in RATIO_METRICS[w]))
+
+L = []
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+try:
+    ncpu = len(os.sched_getaffinity(0))
+except AttributeError:
+    ncpu = os.cpu_count() or 0
+cpu_model = "unknown"
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        cpu_model = line.split(":", 1)[1].strip()
+        break
+rev = sh(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
+dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                       capture_output=True, text=True).stdout.strip()
+cc = sh(["cc", "--version"]) or "unknown"
+tokio = "unknown"
+try:
+    m = re.search(r'name = "tokio"\s*version = "([^"]+)"', open("bench/peers/tokio/Cargo.lock").read())
+    tokio = m.group(1) if m else tokio
+except OSError:
+    pass
+gov = sh(["go", "version"]) or "unknown"
+uv = "unknown"
+try:
+    h = open("/usr/include/uv/version.h").read()
+    uv = ".".join(re.search(rf"#define UV_VERSION_{k}\s+(\d+)", h).group(1) for k in ("MAJOR", "MINOR", "PATCH"))
+except (OSError, AttributeError):
+    pass
+
+L += ["# weft timer benchmarks: weft vs tokio vs Go vs libuv", "",
+      "Generated by `bench/compare_time.sh`; do not edit by hand.", "",
+      f"- Date: {now}",
+      f"- Machine: {ncpu} CPUs (nproc), {cpu_model}, {platform.system()} {platform.release()}",
+      f"- weft: {weft_src or ('commit ' + rev + (' with uncommitted changes' if dirty else ''))}, "
+      f"`{weft_bin}`; {cc}",
+      f"- tokio {tokio}, {sh(['rustc', '--version']) or 'rustc unknown'}, release profile",
+      f"- Go: {gov}; libuv {uv} (Debian libuv1-dev), `cc -O2`",
+      f"- Rounds: {rounds}; scale: {scale}" + ("" if float(scale) == 1.0 else " (**not the standard scale 1**)"),
+      ""]
+
+L += ["## Method", "",
+      "Each run is its own process. A program builds its runtime, then measures only the workload: "
+      "from just before the first spawn until the last task has woken. Each round runs every "
+      "runtime once, interleaved in the order " + ", ".join(f"`{r}`" for r in requested) +
+      ". Cells show the median over the rounds and the min–max range; ratios are of medians. "
+      f"Raw per-round values: [{os.path.basename(out)[:-3]}.csv]({os.path.basename(out)[:-3]}.csv).", "",
+      "- **Deadline and lateness**: for each task the spawner draws the duration, takes the "
+      "monotonic clock (CLOCK_MONOTONIC in every program) and fixes deadline = that instant + "
+      "duration; the task sleeps *until* the deadline (weft `weft_sleep_until_init`, tokio "
+      "`sleep_until`, Go `time.Sleep(time.Until(deadline))`, libuv a timeout computed from a fresh "
+      "`uv_update_time`) and records lateness = wake instant − deadline, in ns. Sleeping until a "
+      "deadline fixed at spawn (rather than sleeping a duration from the first poll) keeps the "
+      "measure the same whether a task is first polled at once or only after the spawn loop; on the "
+      "current-thread runtimes it is only after the loop, so their worst lateness includes it.",
+      "- **Resolution**: weft, tokio and libuv timers have 1 ms resolution and round the deadline "
+      "up, so a mean lateness near 1 ms is the rounding (0.5 ms on average) plus the wheel's tick; "
+      "Go's timers have ns resolution.",
+      "- **CPU**: user + sys of the whole process (`getrusage(RUSAGE_SELF)`, every thread), taken "
+      "before the first spawn and after the last wake; the difference is shown.",
+      "- **Peak RSS**: `VmHWM` from /proc/self/status at the end. W7's RSS per task is (VmHWM − "
+      "VmRSS just before the first spawn) / tasks: the task, its timer and whatever the runtime "
+      "keeps per task, plus the allocator's overhead. W6's peak RSS includes an array of one 8-byte "
+      "lateness slot per task (800 KB), in every program alike.",
+      "- **Spawn loop**: the time to draw the durations and spawn every task (or start every "
+      "libuv timer). On the single-threaded runtimes (`weft-ct`, `tokio-ct`, `libuv`) no task "
+      "runs, and no timer fires, until the loop ends, so their worst lateness in W6 is at least "
+      "the spawn loop minus the shortest sleep (1 ms): the first tasks' deadlines pass while "
+      "the loop is still spawning.",
+      "- `check` (in the csv) is the sum of the drawn durations: identical across programs, so "
+      "all ran the same schedule.", ""]
+L.append("Runtimes: `weft-mt2`: weft multi-thread, 2 workers; `weft-ct`: weft current-thread; "
+         "`tokio-mt2`: tokio `multi_thread`, 2 workers; `tokio-ct`: tokio `current_thread`; "
+         "`go2`: goroutines, GOMAXPROCS=2; `libuv`: one `uv_loop_t` on one thread. **libuv has no "
+         "tasks**: a task there is one malloc'd `uv_timer_t` (W6: plus its deadline and slot index) "
+         "whose callback records the lateness, closes and frees it, so its numbers are the floor "
+         "for a bare timer, not a task runtime.")
+L.append("")
+L.append("Workloads (scale multiplies the task counts):")
+L.append("")
+for w in seen_w:
+    L.append(f"- **{w} {WORKLOADS[w][0]}**: {WORKLOADS[w][1]}.")
+L.append("")
+
+for w in seen_w:
+    L += [f"## {w} {WORKLOADS[w][0]}", "", "Each cell: median (min–max).", ""]
+    cols = METRICS[w]
+    L.append("| Runtime | " + " | ".join(lab for _, lab, _ in cols) + " |")
+    L.append("|:---|" + "---:|" * len(cols))
+    for rt in rts:
+        cells = []
+        for m, _, d in cols:
+            s = st(w, rt, m)
+            cells.append("failed" if s is None and any(x[0] == w and x[1] == rt for x in failures)
+                         else "—" if s is None else f"{f(s[0], d)} ({f(s[1], d)}–{f(s[2], d)})")
+        nf = sum(1 for x in failures if x[0] == w and x[1] == rt)
+        woke = samples.get((w, rt, "woke_during_spawn"), [])
+        flag = " †" if any(v > 0 for v in woke) else ""
+        L.append(f"| `{rt}`{flag}{f' [{nf} failed]' if nf else ''} | " + " | ".join(cells) + " |")
+    L.append("")
+    flagged = [rt for rt in rts if any(v > 0 for v in samples.get((w, rt, "woke_during_spawn"), []))]
+    if flagged:
+        L.append("† In some rounds the spawn loop outlasted the 5 s sleep, so tasks spawned first "
+                 "had already woken (and been freed) before the last were spawned: not every task "
+                 "was asleep at the peak, and the RSS per task is **understated** for "
+                 + ", ".join(f"`{rt}`" for rt in flagged) + " (woken during the spawn loop, per round: "
+                 + "; ".join(f"{rt} " + ", ".join(f"{v:,.0f}" for v in samples[(w, rt, 'woke_during_spawn')])
+                             for rt in flagged) + ").")
+        L.append("")
+    parts = []
+    for m, lab in RATIO_METRICS[w]:
+        parts.append(f"{lab} **{f(ratio(w, m, 'weft-mt2', 'tokio-mt2'), 2)}**")
+    L.append("Ratios of medians, `weft-mt2/tokio-mt2`: " + ", ".join(parts) +
+             "; `weft-ct/tokio-ct`: " + ", ".join(
+                 f"{lab} {f(ratio(w, m, 'weft-ct', 'tokio-ct'), 2)}" for m, lab in RATIO_METRICS[w]) + ".")
+    L.append("")
+
+L += ["## Targets", "", "| Target | Measured (`weft-mt2`, median) | Met? |", "|:---|:---|:---:|"]
+def verdict(ok, miss):
+    return "n/a" if ok is None else ("yes" if ok else f"**no** ({miss})")
+if "W6" in seen_w:
+    lm = st("W6", "weft-mt2", "late_max_ms")
+    ok = None if lm is None else lm[0] <= TARGET_LATE_MS
+    L.append(f"| W6 worst lateness ≤ {TARGET_LATE_MS:g} ms | "
+             + ("—" if lm is None else f"{lm[0]:.3f} ms (rounds {lm[1]:.3f}–{lm[2]:.3f}; "
+                f"weft-ct {f(med('W6', 'weft-ct', 'late_max_ms'), 3)} ms)")
+             + " | " + verdict(ok, None if lm is None else f"over by {lm[0] - TARGET_LATE_MS:.3f} ms") + " |")
+    r = ratio("W6", "cpu_ms", "weft-mt2", "tokio-mt2")
+    ok = None if r is None else r <= TARGET_CPU
+    L.append(f"| W6 CPU time ≤ {TARGET_CPU}× tokio-mt2's | "
+             + ("—" if r is None else f"{r:.2f}× ({f(med('W6', 'weft-mt2', 'cpu_ms'), 1)} vs "
+                f"{f(med('W6', 'tokio-mt2', 'cpu_ms'), 1)} ms)")
+             + " | " + verdict(ok, None if r is None else f"{r / TARGET_CPU:.2f}× the allowed CPU") + " |")
+if "W7" in seen_w:
+    b = st("W7", "weft-mt2", "rss_per_task_b")
+    ok = None if b is None else b[0] <= TARGET_RSS_B
+    L.append(f"| W7 ≤ {TARGET_RSS_B:g} B RSS per sleeping task, timer included | "
+             + ("—" if b is None else f"{b[0]:.1f} B (rounds {b[1]:.1f}–{b[2]:.1f}; "
+                f"weft-ct {f(med('W7', 'weft-ct', 'rss_per_task_b'), 1)} B)")
+             + " | " + verdict(ok, None if b is None else f"over by {b[0] - TARGET_RSS_B:.1f} B, "
+                              f"{100 * (b[0] / TARGET_RSS_B - 1):.1f}%") + " |")
+L.append("")
+
+L += ["## Notes", ""]
+if cell_info:
+    L.append("- weft's cell for one sleeping task (`weft-bench-time cell`, through a counting "
+             "allocation hook):")
+    L.append("")
+    L.append("  ```")
+    L += ["  " + l for l in cell_info.splitlines()]
+    L.append("  ```")
+    L.append("")
+    L.append("  A cell is the 64-byte task header plus the future (W7: just the `weft_sleep`, "
+             "whose timer entry is intrusive: the wheel allocates nothing per timer), requested "
+             "rounded up to the scheduler's 64-byte cell class so that cells can be recycled "
+             "across types; glibc then adds its 8-byte header and 16-byte rounding. W7's RSS per "
+             "task is essentially that heap chunk.")
+    L.append("")
+checks = {(w, v) for (w, rt, m), vs in samples.items() if m == "check" for v in vs}
+for w in sorted({w for w, _ in checks}):
+    vals = sorted(v for x, v in checks if x == w)
+    L.append(f"- {w} schedule check (sum of the drawn durations, ms): "
+             + (f"{vals[0]:,.0f} in every run." if len(vals) == 1
+                else "**differs between runs**: " + ", ".join(f"{v:,.0f}" for v in vals) + "."))
+mins = [v for (w, rt, m), vs in samples.items() if m == "late_min_ms" for v in vs]
+if mins:
+    L.append(f"- Earliest wake-up over all W6 runs: {min(mins):+.3f} ms relative to the deadline "
+             + ("(no runtime ever woke a task early)." if min(mins) >= 0 else "(**a task woke early**)."))
+loads = [v for (w, rt, m), vs in samples.items() if m == "load1" for v in vs]
+if loads:
+    L.append(f"- Machine load going into each run (1-minute load average, `load1` in the csv): "
+             f"median {statistics.median(loads):.2f}, range {min(loads):.2f}–{max(loads):.2f}, "
+             f"on {ncpu} CPUs" + (": other work was competing for the CPUs during these runs, "
+             "which lengthens the lateness tails (a woken task or the timer driver waits for a CPU)."
+             if statistics.median(loads) > ncpu * 0.75 else "."))
+if ncpu < 3:
+    L.append(f"- This machine has {ncpu} CPUs, shared with other work: a worst-case lateness is "
+             "one sample of the tail and moves with whatever else was scheduled at that moment; "
+             "the p99 column is the steadier figure.")
+if failures:
+    L.append("- Failed runs (left out of the medians): "
+             + "; ".join(f"{w} {rt} round {r}: {why}" for w, rt, r, why in failures) + ".")
+L += ["", "## Reproduce", "", "```sh",
+      "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build",
+      "ROUNDS=3 SCALE=1 bench/compare_time.sh     # builds the peers first (bench/peers/build.sh)",
+      "```", ""]
+open(out, "w").write("\n".join(L))
+print(f"compare_time.sh: wrote {out} and {out[:-3]}.csv", file=sys.stderr)
+PY
+then
+    echo "compare_time.sh: writing the report failed" >&2
+    failed=1
+fi
+
+if ((failed)); then
+    echo "compare_time.sh: some runs FAILED:" >&2
+    sed 's/^/  /' "$failures" >&2
+    exit 1
+fi

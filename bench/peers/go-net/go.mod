@@ -1,0 +1,3 @@
+module weftpeernet
+
+go 1.19

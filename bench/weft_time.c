@@ -1,0 +1,403 @@
+/* weft's side of the timer benchmarks W6 and W7 (bench/peers/ has the same
+ * workloads on tokio, Go and libuv; bench/compare_time.sh runs them all).
+ *
+ *     weft-bench-time <W6|W7> <mt<workers>|ct> [scale]
+ *     weft-bench-time cell        what one sleeping task's cell costs
+ *
+ * W6 timers: 100,000 tasks each sleep a pseudo-random 1..1000 ms, drawn in
+ * spawn order from a fixed-seed 64-bit LCG (the same formula in every peer):
+ *     state = state * 6364136223846793005 + 1442695040888963407,  seed 42,
+ *     duration_ms = 1 + (state >> 33) % 1000.
+ * The deadline is fixed at spawn (spawn instant + duration, CLOCK_MONOTONIC
+ * in ns) and the task sleeps until it (weft_sleep_until, rounded up to the
+ * millisecond: weft's timers have 1 ms resolution, so never early); on
+ * waking it records its lateness, wake instant - deadline.
+ * W7 idle memory: 1,000,000 tasks each sleep 5 s (a task is just its sleep
+ * future); reports (peak RSS - RSS before spawning) / tasks.
+ *
+ * Both print one line of key=value metrics:
+ *   RESULT W6 weft-mt2 tasks=.. check=.. wall_ms=.. spawn_ms=.. late_max_ms=.. late_p99_ms=..
+ *          late_mean_ms=.. late_min_ms=.. cpu_ms=.. rss_peak_kb=.. rss_base_kb=..
+ *   RESULT W7 weft-mt2 tasks=.. wall_ms=.. spawn_ms=.. woke_during_spawn=..
+ *          rss_per_task_b=.. cpu_ms=.. rss_peak_kb=.. rss_base_kb=..
+ * wall and cpu cover spawning to the last wake-up (cpu: user + sys of the
+ * whole process, getrusage); spawn_ms is the spawn loop alone; rss_peak_kb
+ * is VmHWM; check is the sum of the drawn durations, which must match across
+ * peers. woke_during_spawn counts W7 tasks that had already woken when the
+ * last spawn returned: when it is not 0 the spawn loop outlasted the 5 s
+ * sleep, not every task was asleep at the peak, and the RSS per task is
+ * understated. Exits non-zero when a
+ * task is missing. `scale` multiplies the task count (never below 1). */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "weft.h"
+
+#define W6_TASKS 100000
+#define W7_TASKS 1000000
+#define W7_SLEEP_MS 5000
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t lcg_state = 42;
+
+static uint64_t next_duration_ms(void)
+{
+    lcg_state = lcg_state * 6364136223846793005u + 1442695040888963407u;
+    return 1 + (lcg_state >> 33) % 1000;
+}
+
+/* user + sys of every thread of the process, in ns */
+static uint64_t cpu_ns(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+}
+
+/* A "Vm...:" line of /proc/self/status in kB, or 0. */
+static uint64_t proc_status_kb(const char *key)
+{
+    char line[256];
+    size_t len = strlen(key);
+    uint64_t kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, key, len) == 0 && line[len] == ':') {
+            kb = strtoull(line + len + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* ---- Completion: the task that takes `remaining` to 0 wakes the root ------- */
+static struct {
+    atomic_size_t remaining;
+    atomic_bool fired;
+    atomic_flag lock;
+    weft_waker waiter;           /* ->lock */
+} done;
+
+static void done_lock(void)
+{
+    while (atomic_flag_test_and_set_explicit(&done.lock, memory_order_acquire))
+        ;
+}
+
+static void done_unlock(void)
+{
+    atomic_flag_clear_explicit(&done.lock, memory_order_release);
+}
+
+static void task_finished(void)
+{
+    weft_waker w;
+
+    if (atomic_fetch_sub_explicit(&done.remaining, 1, memory_order_acq_rel) != 1)
+        return;
+    /* release: pairs with the acquire loads in done_wait() */
+    atomic_store_explicit(&done.fired, true, memory_order_release);
+    done_lock();
+    w = done.waiter;
+    done.waiter = WEFT_WAKER_EMPTY;
+    done_unlock();
+    weft_waker_wake(&w);
+}
+
+static weft_poll done_wait(weft_context *cx)
+{
+    weft_waker old;
+
+    if (atomic_load_explicit(&done.fired, memory_order_acquire))
+        return WEFT_READY;
+    done_lock();
+    old = done.waiter;
+    done.waiter = weft_waker_clone(weft_context_waker(cx));
+    done_unlock();
+    weft_waker_drop(&old);
+    return atomic_load_explicit(&done.fired, memory_order_acquire) ? WEFT_READY : WEFT_PENDING;
+}
+
+/* ---- The sleeping tasks -------------------------------------------------------- */
+static int64_t *lateness_ns;     /* W6: one slot per task, written by its task only */
+
+/* W6: sleep until the deadline, then record how late the wake-up was. */
+typedef struct sleeper {
+    weft_sleep sleep;
+    uint64_t deadline_ns;
+    size_t index;
+} sleeper;
+
+static weft_poll sleeper_poll(sleeper *f, weft_context *cx, void *out)
+{
+    (void)out;
+    if (weft_sleep_poll(&f->sleep, cx) == WEFT_PENDING)
+        return WEFT_PENDING;
+    lateness_ns[f->index] = (int64_t)(now_ns() - f->deadline_ns);
+    task_finished();
+    return WEFT_READY;
+}
+
+static void sleeper_drop(sleeper *f)
+{
+    weft_sleep_drop(&f->sleep);
+}
+WEFT_DEFINE_FUTURE_VOID(sleeper, sleeper_poll, sleeper_drop);
+
+/* W7: nothing but the sleep (the task is what it waits on). */
+typedef struct napper {
+    weft_sleep sleep;
+} napper;
+
+static weft_poll napper_poll(napper *f, weft_context *cx, void *out)
+{
+    (void)out;
+    if (weft_sleep_poll(&f->sleep, cx) == WEFT_PENDING)
+        return WEFT_PENDING;
+    task_finished();
+    return WEFT_READY;
+}
+
+static void napper_drop(napper *f)
+{
+    weft_sleep_drop(&f->sleep);
+}
+WEFT_DEFINE_FUTURE_VOID(napper, napper_poll, napper_drop);
+
+/* ms deadline for weft's 1 ms timers: rounded up, so the wake is never early */
+static uint64_t ceil_ms(uint64_t ns)
+{
+    return (ns + 999999u) / 1000000u;
+}
+
+/* ---- The root: spawns the tasks and waits for the last one ------------------- */
+typedef struct run_stats {
+    uint64_t wall_ns, spawn_ns, cpu_ns, rss_base_kb, check;
+    size_t woke_during_spawn;    /* tasks already done when the last spawn returned */
+} run_stats;
+
+typedef struct root {
+    weft_async co;
+    int w;                       /* 6 or 7 */
+    size_t n;
+    uint64_t t0, cpu0, rss0, check, spawn_ns;
+    size_t woke_during_spawn;
+} root;
+
+static weft_poll root_poll(root *r, weft_context *cx, void *out)
+{
+    weft_runtime *rt = weft_runtime_current();
+    run_stats *st = out;
+
+    WEFT_BEGIN(&r->co);
+    r->rss0 = proc_status_kb("VmRSS");
+    r->cpu0 = cpu_ns();
+    r->t0 = now_ns();
+    for (size_t i = 0; i < r->n; i++) {
+        uint64_t ms = r->w == 6 ? next_duration_ms() : W7_SLEEP_MS;
+        uint64_t deadline = now_ns() + ms * 1000000u;
+        int err;
+
+        r->check += ms;
+        if (r->w == 6) {
+            sleeper s = { .deadline_ns = deadline, .index = i };
+
+            weft_sleep_until_init(&s.sleep, ceil_ms(deadline));
+            err = weft_spawn_detached(rt, &sleeper_future, &s);
+        } else {
+            napper s;
+
+            weft_sleep_until_init(&s.sleep, ceil_ms(deadline));
+            err = weft_spawn_detached(rt, &napper_future, &s);
+        }
+        if (err < 0) {
+            fprintf(stderr, "weft_spawn_detached: %s\n", weft_strerror(err));
+            abort();
+        }
+    }
+    r->spawn_ns = now_ns() - r->t0;
+    r->woke_during_spawn = r->n - atomic_load(&done.remaining);
+    WEFT_AWAIT(&r->co, done_wait(cx));
+    st->spawn_ns = r->spawn_ns;
+    st->woke_during_spawn = r->woke_during_spawn;
+    st->wall_ns = now_ns() - r->t0;
+    st->cpu_ns = cpu_ns() - r->cpu0;
+    st->rss_base_kb = r->rss0;
+    st->check = r->check;
+    WEFT_END(&r->co);
+}
+WEFT_DEFINE_FUTURE(root, root_poll, NULL, run_stats);
+
+/* ---- `cell`: what one spawn of each task allocates --------------------------- */
+static size_t last_alloc, alloc_calls;
+
+static void *counting_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    last_alloc = size;
+    alloc_calls++;
+    return malloc(size);
+}
+
+static void counting_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+static int print_cells(void)
+{
+    static const struct {
+        const char *name;
+        const weft_future_type *type;
+    } kinds[] = { { "W7 napper", &napper_future }, { "W6 sleeper", &sleeper_future } };
+    weft_runtime *rt;
+
+    weft_set_allocator(&(weft_allocator){ counting_malloc, counting_free, NULL });
+    if (weft_runtime_new(&rt, &(weft_runtime_options){ .flavor = WEFT_CURRENT_THREAD }) < 0)
+        return 1;
+    printf("sizeof(weft_sleep) = %zu\n", sizeof(weft_sleep));
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        union {
+            sleeper s;
+            napper n;
+        } init;
+        void *probe;
+        size_t calls = alloc_calls;
+
+        weft_sleep_until_init(&init.s.sleep, UINT64_MAX);
+        init.s.deadline_ns = 0;
+        init.s.index = 0;
+        if (weft_spawn_detached(rt, kinds[k].type, &init) < 0)
+            return 1;
+        /* glibc's chunk for that request: what the heap really spends */
+        probe = malloc(last_alloc);
+        printf("%s: future %zu B; spawn made %zu allocation(s), the cell: malloc(%zu), "
+               "usable %zu B, heap chunk %zu B\n",
+               kinds[k].name, kinds[k].type->size, alloc_calls - calls, last_alloc,
+               malloc_usable_size(probe), (malloc_usable_size(probe) + 8 + 15) & ~(size_t)15);
+        free(probe);
+    }
+    weft_runtime_free(rt);       /* cancels the two never-polled tasks */
+    weft_set_allocator(NULL);
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+static int usage(void)
+{
+    fputs("usage: weft-bench-time <W6|W7> <mt<workers>|ct> [scale]\n"
+          "       weft-bench-time cell\n", stderr);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    weft_runtime_options opt = { 0 };
+    char name_buf[32];
+    const char *name;
+    double scale = 1.0;
+    run_stats st = { 0 };
+    weft_runtime *rt;
+    uint64_t peak_kb;
+    size_t n;
+    int w, err;
+
+    if (argc == 2 && strcmp(argv[1], "cell") == 0)
+        return print_cells();
+    if (argc < 3 || argc > 4)
+        return usage();
+    if (strcmp(argv[1], "W6") == 0)
+        w = 6;
+    else if (strcmp(argv[1], "W7") == 0)
+        w = 7;
+    else
+        return usage();
+    if (strncmp(argv[2], "mt", 2) == 0 && atoi(argv[2] + 2) > 0) {
+        opt.workers = (unsigned)atoi(argv[2] + 2);
+        snprintf(name_buf, sizeof(name_buf), "weft-mt%u", opt.workers);
+        name = name_buf;
+    } else if (strcmp(argv[2], "ct") == 0) {
+        opt.flavor = WEFT_CURRENT_THREAD;
+        name = "weft-ct";
+    } else {
+        return usage();
+    }
+    if (argc == 4 && (scale = strtod(argv[3], NULL)) <= 0)
+        return usage();
+    n = (size_t)((w == 6 ? W6_TASKS : W7_TASKS) * scale);
+    if (n == 0)
+        n = 1;
+    if (w == 6 && (lateness_ns = calloc(n, sizeof(*lateness_ns))) == NULL)
+        return 1;
+    atomic_store(&done.remaining, n);
+
+    err = weft_runtime_new(&rt, &opt);
+    if (err < 0) {
+        fprintf(stderr, "weft_runtime_new: %s\n", weft_strerror(err));
+        return 1;
+    }
+    err = weft_block_on(rt, &root_future, &(root){ .w = w, .n = n }, &st);
+    weft_runtime_free(rt);
+    if (err < 0) {
+        fprintf(stderr, "weft_block_on: %s\n", weft_strerror(err));
+        return 1;
+    }
+    if (atomic_load(&done.remaining) != 0) {
+        fprintf(stderr, "%s %s: check failed: %zu tasks did not finish\n", argv[1], name,
+                atomic_load(&done.remaining));
+        return 1;
+    }
+    peak_kb = proc_status_kb("VmHWM");
+    if (w == 6) {
+        int64_t max = INT64_MIN, min = INT64_MAX, sum = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            max = lateness_ns[i] > max ? lateness_ns[i] : max;
+            min = lateness_ns[i] < min ? lateness_ns[i] : min;
+            sum += lateness_ns[i];
+        }
+        qsort(lateness_ns, n, sizeof(*lateness_ns), cmp_i64);
+        printf("RESULT W6 %s tasks=%zu check=%llu wall_ms=%.3f spawn_ms=%.3f late_max_ms=%.3f "
+               "late_p99_ms=%.3f late_mean_ms=%.3f late_min_ms=%.3f cpu_ms=%.3f "
+               "rss_peak_kb=%llu rss_base_kb=%llu\n",
+               name, n, (unsigned long long)st.check, st.wall_ns / 1e6, st.spawn_ns / 1e6, max / 1e6,
+               lateness_ns[(n * 99 + 99) / 100 - 1] / 1e6,   /* nearest rank */
+               (double)sum / (double)n / 1e6, min / 1e6, st.cpu_ns / 1e6,
+               (unsigned long long)peak_kb, (unsigned long long)st.rss_base_kb);
+        free(lateness_ns);
+    } else {
+        printf("RESULT W7 %s tasks=%zu wall_ms=%.3f spawn_ms=%.3f woke_during_spawn=%zu "
+               "rss_per_task_b=%.1f cpu_ms=%.3f rss_peak_kb=%llu rss_base_kb=%llu\n",
+               name, n, st.wall_ns / 1e6, st.spawn_ns / 1e6, st.woke_during_spawn,
+               ((double)peak_kb - (double)st.rss_base_kb) * 1024.0 / (double)n,
+               st.cpu_ns / 1e6, (unsigned long long)peak_kb,
+               (unsigned long long)st.rss_base_kb);
+    }
+    return 0;
+}
