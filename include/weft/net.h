@@ -24,6 +24,9 @@
  * close uses the descriptor after it, and the descriptor is closed only
  * once no system call on it is in flight. The handle itself is invalid after
  * close (as a descriptor is); futures must not be *created* from it then.
+ * So to stop a task that keeps making calls on a socket, do not close it
+ * under that task: weft_socket_shutdown(s, SHUT_RDWR) makes its reads see
+ * end of stream and its writes -EPIPE, and the task closes the socket.
  *
  * Every future below also has a ready-made descriptor (weft_read_future,
  * ...), so that it composes: weft_timeout over a read is a timed read, a

@@ -98,6 +98,7 @@ static struct weft__io_source *slot_take(struct weft__io *io)
         for (uint32_t i = IO_PAGE_SLOTS; i-- > 0;) {
             page[i].index = io->nslots + i;
             page[i].fd = -1;
+            atomic_init(&page[i].use, USE_CLOSED);
             page[i].io = io;
             pthread_mutex_init(&page[i].lock, NULL);
             page[i].next_free = io->free;
@@ -116,8 +117,10 @@ static struct weft__io_source *slot_take(struct weft__io *io)
     return s;
 }
 
-/* s->lock held, closed and no call in flight: close the descriptor and put
- * the slot back. The slot keeps its (bumped) generation. */
+/* Closed and no call in flight (the caller saw `use` become USE_CLOSED, so
+ * it alone releases): close the descriptor and put the slot back. The slot
+ * keeps its (bumped) generation. No lock needed: every other reader of
+ * these fields checks `closed` or `use` first. */
 static void slot_release(struct weft__io_source *s)
 {
     struct weft__io *io = s->io;
@@ -127,7 +130,6 @@ static void slot_release(struct weft__io_source *s)
     s->fd = -1;
     s->notify = NULL;
     s->notify_arg = NULL;
-    pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&io->lock);
     s->next_free = io->free;
     io->free = s;
@@ -171,7 +173,6 @@ static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t event
     g = atomic_load_explicit(&s->gen, memory_order_relaxed);
     s->fd = fd;
     s->ready = 0;
-    s->busy = 0;
     s->closed = false;
     s->close_fd = !oneshot;
     s->notify = notify;
@@ -181,6 +182,8 @@ static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t event
      * lock first, which orders the writes before it) */
     *out = s;
     *gen = g;
+    /* release: a begin() that sees the slot open sees the fields above */
+    atomic_store_explicit(&s->use, 0, memory_order_release);
     pthread_mutex_unlock(&s->lock);
 
     ev.events = epoll_bits(oneshot, events);
@@ -195,7 +198,11 @@ static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t event
         s->closed = true;
         s->close_fd = false;          /* the caller keeps its descriptor */
         atomic_fetch_sub_explicit(&io->live, 1, memory_order_relaxed);
-        slot_release(s);              /* unlocks */
+        pthread_mutex_unlock(&s->lock);
+        /* a stale begin() may hold `use` for a moment: the last one out
+         * releases */
+        if (atomic_fetch_or_explicit(&s->use, USE_CLOSED, memory_order_acq_rel) == 0)
+            slot_release(s);
         return err;
     }
     return 0;
@@ -243,10 +250,10 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
      * an event already taken by a poller carries the old generation */
     epoll_ctl(s->io->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     atomic_fetch_sub_explicit(&s->io->live, 1, memory_order_relaxed);
-    if (s->busy == 0)
-        slot_release(s);              /* unlocks */
-    else
-        pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
+    /* no call in flight: release now; else the last end() does */
+    if (atomic_fetch_or_explicit(&s->use, USE_CLOSED, memory_order_acq_rel) == 0)
+        slot_release(s);
     weft_waker_wake(&r);
     weft_waker_wake(&w);
     return 0;
@@ -254,26 +261,32 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
 
 int weft__io_begin(struct weft__io_source *s, uint32_t gen)
 {
-    int fd;
+    /* acquire: pairs with the release store of `use` at registration */
+    uint32_t u = atomic_load_explicit(&s->use, memory_order_acquire);
 
-    pthread_mutex_lock(&s->lock);
-    if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
-        pthread_mutex_unlock(&s->lock);
+    do {
+        if (u & USE_CLOSED)
+            return -EBADF;
+    } while (!atomic_compare_exchange_weak_explicit(&s->use, &u, u + USE_ONE,
+                                                    memory_order_acquire,
+                                                    memory_order_acquire));
+    /* counted now: the slot cannot be released under us; but it may have
+     * been closed and registered again between the future's init and the
+     * increment, so the generation decides */
+    if (atomic_load_explicit(&s->gen, memory_order_acquire) != gen) {
+        weft__io_end(s);
         return -EBADF;
     }
-    s->busy++;
-    fd = s->fd;
-    pthread_mutex_unlock(&s->lock);
-    return fd;
+    return s->fd;
 }
 
 void weft__io_end(struct weft__io_source *s)
 {
-    pthread_mutex_lock(&s->lock);
-    if (--s->busy == 0 && s->closed)
-        slot_release(s);              /* unlocks */
-    else
-        pthread_mutex_unlock(&s->lock);
+    /* acq_rel: the releaser sees every call's effects; the last call out
+     * after a close releases */
+    if (atomic_fetch_sub_explicit(&s->use, USE_ONE, memory_order_acq_rel) ==
+        (USE_ONE | USE_CLOSED))
+        slot_release(s);
 }
 
 int weft__io_wait(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx)

@@ -18,10 +18,15 @@
  *   ready    readiness bits seen since a future last cleared them;
  *   reader   the waker of the task waiting to read (one at a time),
  *   writer   the same for writing;
- *   busy     system calls in flight on the descriptor: close() of the
- *            descriptor waits for the last one (it closes it then), so a
- *            descriptor number is never reused under a call in flight;
  *   notify   instead of wakers, a hook (fd watches of the io layer).
+ * And, without the lock, the atomic word `use`: system calls in flight on
+ * the descriptor (USE_ONE each) and USE_CLOSED. begin() increments it only
+ * while USE_CLOSED is clear (a CAS loop), then checks the generation;
+ * close sets USE_CLOSED; whoever moves `use` to exactly USE_CLOSED (close
+ * with no call in flight, or the last end() after close) releases the slot
+ * and closes the descriptor. So a descriptor number is never reused under
+ * a call in flight, and a slot is released exactly once. A free slot keeps
+ * USE_CLOSED until registration stores 0 (release; begin() acquires).
  *
  * The readiness protocol (one direction; the other is the same):
  *
@@ -54,15 +59,18 @@ enum {
 
 struct weft__io;
 
+#define USE_CLOSED 1u
+#define USE_ONE 2u
+
 struct weft__io_source {
     pthread_mutex_t lock;
     _Atomic uint32_t gen;             /* written under ->lock; read as a hint */
     uint32_t index;
     int fd;                           /* ->lock; -1 when free */
     uint32_t ready;                   /* ->lock */
-    unsigned busy;                    /* ->lock */
+    _Atomic uint32_t use;             /* calls in flight | USE_CLOSED (see above) */
     bool closed;                      /* ->lock: close requested */
-    bool close_fd;                    /* ->lock: close(fd) when busy drops to 0 */
+    bool close_fd;                    /* ->lock: close(fd) at release */
     weft_waker reader, writer;        /* ->lock */
     /* fd watches: called under ->lock with the events; then wakers unused */
     void (*notify)(void *arg, uint32_t events);
