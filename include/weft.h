@@ -18,6 +18,6 @@
 #include "weft/blocking.h"
 #include "weft/group.h"
 #include "weft/net.h"
-#include "weft/watch.h"
+#include "weft/fdwatch.h"
 
 #endif /* WEFT_H */

@@ -1,4 +1,4 @@
-/* weft/watch.h - readiness callbacks on any descriptor, and one-shot
+/* weft/fdwatch.h - readiness callbacks on any descriptor, and one-shot
  * timers: the event-loop interface that C libraries with their own I/O
  * (hiredis's adapters, libcurl's multi_socket API, c-ares's sock_state_cb)
  * plug into, so they run on weft.
@@ -13,13 +13,13 @@
  * from inside a callback of the same loop (to change interest, remove the
  * watch being called, arm a timer, ...), except weft_loop_free(), which
  * must not be called from a callback. A callback that is running when
- * weft_watch_remove() or weft_timer_free() is called from ANOTHER thread
+ * weft_fdwatch_remove() or weft_timer_free() is called from ANOTHER thread
  * finishes first; the handle's memory is released after it returns, but
  * the remove call itself does not wait for it (remove from a callback of
  * the loop, or know that the loop is idle, before freeing `arg`).
  * Callbacks must not block: they run on a worker. */
-#ifndef WEFT_WATCH_H
-#define WEFT_WATCH_H
+#ifndef WEFT_FDWATCH_H
+#define WEFT_FDWATCH_H
 
 #include <stdint.h>
 
@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 typedef struct weft_loop weft_loop;     /* opaque */
-typedef struct weft_watch weft_watch;   /* opaque */
+typedef struct weft_fdwatch weft_fdwatch;   /* opaque */
 typedef struct weft_timer weft_timer;   /* opaque */
 
 enum {
@@ -42,7 +42,7 @@ enum {
 };
 
 /* `events`: what is ready, a subset of the interest (plus WEFT_HANGUP). */
-typedef void (*weft_watch_fn)(weft_watch *w, int fd, unsigned events, void *arg);
+typedef void (*weft_fdwatch_fn)(weft_fdwatch *w, int fd, unsigned events, void *arg);
 typedef void (*weft_timer_fn)(weft_timer *t, void *arg);
 
 /* Make a loop on runtime `rt` (NULL: the calling worker's): spawns its task.
@@ -58,13 +58,13 @@ WEFT_API void weft_loop_free(weft_loop *l);
  * WEFT_WRITABLE; 0 is allowed: registered, silent). Returns 0 and *out;
  * -EINVAL (bad arguments or loop freed), -EEXIST (fd already watched in
  * this runtime), -EPERM (not pollable, e.g. a regular file), -ENOMEM. */
-WEFT_API int weft_watch_add(weft_loop *l, int fd, unsigned events, weft_watch_fn fn, void *arg,
-                            weft_watch **out);
+WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatch_fn fn, void *arg,
+                            weft_fdwatch **out);
 /* Replace the interest. 0 or -EINVAL. */
-WEFT_API int weft_watch_modify(weft_watch *w, unsigned events);
+WEFT_API int weft_fdwatch_modify(weft_fdwatch *w, unsigned events);
 /* Stop watching and release the handle (see the thread rules). The
  * descriptor is not closed. 0 or -EINVAL (NULL). */
-WEFT_API int weft_watch_remove(weft_watch *w);
+WEFT_API int weft_fdwatch_remove(weft_fdwatch *w);
 
 /* A one-shot timer, disarmed at first. 0, -EINVAL, -ENOMEM. */
 WEFT_API int weft_timer_new(weft_loop *l, weft_timer_fn fn, void *arg, weft_timer **out);
@@ -79,4 +79,4 @@ WEFT_API void weft_timer_free(weft_timer *t);
 #ifdef __cplusplus
 }
 #endif
-#endif /* WEFT_WATCH_H */
+#endif /* WEFT_FDWATCH_H */

@@ -1,4 +1,4 @@
-/* fd watches and one-shot timers run by one task per loop (weft/watch.h).
+/* fd watches and one-shot timers run by one task per loop (weft/fdwatch.h).
  *
  * Each watch is a reactor source registered level-triggered with
  * EPOLLONESHOT: the reactor calls watch_notify() (under the source's lock)
@@ -24,7 +24,7 @@
 #include "util/alloc.h"
 #include "util/list.h"
 #include "weft/time.h"
-#include "weft/watch.h"
+#include "weft/fdwatch.h"
 
 #define CALLBACKS_PER_POLL 64
 
@@ -34,13 +34,13 @@ struct weft_loop {
     struct weft__io *io;
     bool closing;                     /* ->lock */
     weft_waker task;                  /* ->lock: the loop task's waker */
-    struct weft_watch *qhead, *qtail; /* ->lock: watches with events to deliver */
+    struct weft_fdwatch *qhead, *qtail; /* ->lock: watches with events to deliver */
     struct weft__list watches;        /* ->lock: every live watch */
     struct weft__list armed;          /* ->lock: armed timers by deadline */
     struct weft__list timers;         /* ->lock: every timer */
 };
 
-struct weft_watch {
+struct weft_fdwatch {
     struct weft_loop *loop;
     struct weft__io_source *src;
     uint32_t gen;
@@ -48,9 +48,9 @@ struct weft_watch {
     unsigned events;                  /* ->loop->lock: interest */
     unsigned pending;                 /* ->loop->lock: ready, not delivered */
     bool queued, in_cb, removed, closed;   /* ->loop->lock */
-    weft_watch_fn fn;
+    weft_fdwatch_fn fn;
     void *arg;
-    struct weft_watch *qnext;         /* ->loop->lock */
+    struct weft_fdwatch *qnext;         /* ->loop->lock */
     struct weft__list node;           /* ->loop->lock: loop->watches */
 };
 
@@ -93,7 +93,7 @@ static uint32_t io_events(unsigned events)
 /* ->lock held. Deliver one queued watch's events; false if none queued. */
 static bool run_one_watch(struct weft_loop *l)
 {
-    struct weft_watch *w = l->qhead;
+    struct weft_fdwatch *w = l->qhead;
     unsigned ev;
 
     if (w == NULL)
@@ -258,10 +258,10 @@ WEFT_API void weft_loop_free(weft_loop *l)
     pthread_mutex_lock(&l->lock);
     l->closing = true;
     while (!weft__list_empty(&l->watches)) {
-        struct weft_watch *wt = weft__container_of(l->watches.next, struct weft_watch, node);
+        struct weft_fdwatch *wt = weft__container_of(l->watches.next, struct weft_fdwatch, node);
 
         pthread_mutex_unlock(&l->lock);
-        weft_watch_remove(wt);
+        weft_fdwatch_remove(wt);
         pthread_mutex_lock(&l->lock);
     }
     while (!weft__list_empty(&l->timers)) {
@@ -282,7 +282,7 @@ WEFT_API void weft_loop_free(weft_loop *l)
  * returns it runs no more). */
 static void watch_notify(void *arg, uint32_t bits)
 {
-    struct weft_watch *w = arg;
+    struct weft_fdwatch *w = arg;
     struct weft_loop *l = w->loop;
     weft_waker wk = WEFT_WAKER_EMPTY;
 
@@ -304,10 +304,10 @@ static void watch_notify(void *arg, uint32_t bits)
     weft_waker_wake(&wk);
 }
 
-WEFT_API int weft_watch_add(weft_loop *l, int fd, unsigned events, weft_watch_fn fn, void *arg,
-                            weft_watch **out)
+WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatch_fn fn, void *arg,
+                            weft_fdwatch **out)
 {
-    struct weft_watch *w;
+    struct weft_fdwatch *w;
     int err;
 
     if (l == NULL || fd < 0 || fn == NULL || out == NULL ||
@@ -342,7 +342,7 @@ WEFT_API int weft_watch_add(weft_loop *l, int fd, unsigned events, weft_watch_fn
     return 0;
 }
 
-WEFT_API int weft_watch_modify(weft_watch *w, unsigned events)
+WEFT_API int weft_fdwatch_modify(weft_fdwatch *w, unsigned events)
 {
     struct weft_loop *l;
     int err = 0;
@@ -363,7 +363,7 @@ WEFT_API int weft_watch_modify(weft_watch *w, unsigned events)
     return err;
 }
 
-WEFT_API int weft_watch_remove(weft_watch *w)
+WEFT_API int weft_fdwatch_remove(weft_fdwatch *w)
 {
     struct weft_loop *l;
     bool free_now;

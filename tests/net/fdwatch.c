@@ -1,4 +1,4 @@
-/* fd watches and loop timers (weft/watch.h): level-triggered callbacks on a
+/* fd watches and loop timers (weft/fdwatch.h): level-triggered callbacks on a
  * pipe, interest changes and removal from inside and outside callbacks,
  * timers that fire once and never early, re-arming, freeing everything
  * with the loop, bad arguments, and a multi-thread churn test for TSan. */
@@ -52,7 +52,7 @@ static atomic_int calls;
 static atomic_int inside;
 static atomic_int overlap;
 
-static void read_one(weft_watch *w, int fd, unsigned events, void *arg)
+static void read_one(weft_fdwatch *w, int fd, unsigned events, void *arg)
 {
     char c;
 
@@ -70,13 +70,13 @@ TEST(readable_level_triggered)
 {
     weft_runtime *rt = new_rt(2);
     weft_loop *l;
-    weft_watch *w;
+    weft_fdwatch *w;
     int p[2];
 
     atomic_store(&calls, 0);
     make_pipe(p);
     ASSERT_EQ(0, weft_loop_new(rt, &l));
-    ASSERT_EQ(0, weft_watch_add(l, p[0], WEFT_READABLE, read_one, NULL, &w));
+    ASSERT_EQ(0, weft_fdwatch_add(l, p[0], WEFT_READABLE, read_one, NULL, &w));
     /* three bytes at once: the callback reads one per call and is called
      * again while the pipe stays readable */
     ASSERT_EQ(3, write(p[1], "abc", 3));
@@ -85,7 +85,7 @@ TEST(readable_level_triggered)
         ASSERT_EQ(1, write(p[1], "x", 1));
     wait_for(&calls, 53);
     ASSERT_EQ(0, atomic_load(&overlap));
-    ASSERT_EQ(0, weft_watch_remove(w));
+    ASSERT_EQ(0, weft_fdwatch_remove(w));
     weft_loop_free(l);
     close(p[0]);
     close(p[1]);
@@ -95,34 +95,34 @@ TEST(readable_level_triggered)
 /* ---- writable, interest set to 0 inside the callback -------------------------- */
 static atomic_int wcalls;
 
-static void writable_once(weft_watch *w, int fd, unsigned events, void *arg)
+static void writable_once(weft_fdwatch *w, int fd, unsigned events, void *arg)
 {
     (void)fd;
     (void)arg;
     ASSERT(events & WEFT_WRITABLE);
     atomic_fetch_add(&wcalls, 1);
-    ASSERT_EQ(0, weft_watch_modify(w, 0));
+    ASSERT_EQ(0, weft_fdwatch_modify(w, 0));
 }
 
 TEST(writable_and_modify)
 {
     weft_runtime *rt = new_rt(2);
     weft_loop *l;
-    weft_watch *w;
+    weft_fdwatch *w;
     int p[2];
 
     atomic_store(&wcalls, 0);
     make_pipe(p);
     ASSERT_EQ(0, weft_loop_new(rt, &l));
-    ASSERT_EQ(0, weft_watch_add(l, p[1], WEFT_WRITABLE, writable_once, NULL, &w));
+    ASSERT_EQ(0, weft_fdwatch_add(l, p[1], WEFT_WRITABLE, writable_once, NULL, &w));
     wait_for(&wcalls, 1);
     sleep_ms(30);
     ASSERT_EQ(1, atomic_load(&wcalls));          /* silenced by modify(0) */
-    ASSERT_EQ(0, weft_watch_modify(w, WEFT_WRITABLE));
+    ASSERT_EQ(0, weft_fdwatch_modify(w, WEFT_WRITABLE));
     wait_for(&wcalls, 2);
     sleep_ms(30);
     ASSERT_EQ(2, atomic_load(&wcalls));
-    ASSERT_EQ(0, weft_watch_remove(w));
+    ASSERT_EQ(0, weft_fdwatch_remove(w));
     weft_loop_free(l);
     close(p[0]);
     close(p[1]);
@@ -132,32 +132,32 @@ TEST(writable_and_modify)
 /* ---- remove from inside the callback ----------------------------------------- */
 static atomic_int rcalls;
 
-static void remove_self(weft_watch *w, int fd, unsigned events, void *arg)
+static void remove_self(weft_fdwatch *w, int fd, unsigned events, void *arg)
 {
     (void)fd;
     (void)events;
     (void)arg;
     atomic_fetch_add(&rcalls, 1);
-    ASSERT_EQ(0, weft_watch_remove(w));
+    ASSERT_EQ(0, weft_fdwatch_remove(w));
 }
 
 TEST(remove_inside_callback)
 {
     weft_runtime *rt = new_rt(2);
     weft_loop *l;
-    weft_watch *w;
+    weft_fdwatch *w;
     int p[2];
 
     atomic_store(&rcalls, 0);
     make_pipe(p);
     ASSERT_EQ(0, weft_loop_new(rt, &l));
-    ASSERT_EQ(0, weft_watch_add(l, p[0], WEFT_READABLE, remove_self, NULL, &w));
+    ASSERT_EQ(0, weft_fdwatch_add(l, p[0], WEFT_READABLE, remove_self, NULL, &w));
     ASSERT_EQ(1, write(p[1], "x", 1));          /* never read: stays readable */
     wait_for(&rcalls, 1);
     sleep_ms(30);
     ASSERT_EQ(1, atomic_load(&rcalls));
     /* the descriptor can be watched again */
-    ASSERT_EQ(0, weft_watch_add(l, p[0], WEFT_READABLE, remove_self, NULL, &w));
+    ASSERT_EQ(0, weft_fdwatch_add(l, p[0], WEFT_READABLE, remove_self, NULL, &w));
     wait_for(&rcalls, 2);
     weft_loop_free(l);
     close(p[0]);
@@ -168,14 +168,14 @@ TEST(remove_inside_callback)
 /* ---- hang-up ---------------------------------------------------------------------- */
 static atomic_int hup;
 
-static void on_hup(weft_watch *w, int fd, unsigned events, void *arg)
+static void on_hup(weft_fdwatch *w, int fd, unsigned events, void *arg)
 {
     char buf[16];
 
     (void)arg;
     if (read(fd, buf, sizeof(buf)) == 0 && (events & WEFT_READABLE)) {
         atomic_fetch_add(&hup, 1);
-        weft_watch_modify(w, 0);
+        weft_fdwatch_modify(w, 0);
     }
 }
 
@@ -183,13 +183,13 @@ TEST(hangup_reported_as_readable)
 {
     weft_runtime *rt = new_rt(1);
     weft_loop *l;
-    weft_watch *w;
+    weft_fdwatch *w;
     int p[2];
 
     atomic_store(&hup, 0);
     make_pipe(p);
     ASSERT_EQ(0, weft_loop_new(rt, &l));
-    ASSERT_EQ(0, weft_watch_add(l, p[0], WEFT_READABLE, on_hup, NULL, &w));
+    ASSERT_EQ(0, weft_fdwatch_add(l, p[0], WEFT_READABLE, on_hup, NULL, &w));
     close(p[1]);
     wait_for(&hup, 1);
     weft_loop_free(l);
@@ -273,7 +273,7 @@ TEST(timer_rearm_and_free_inside_callback)
 }
 
 /* ---- the loop frees what is left; misuse -------------------------------------- */
-static void never(weft_watch *w, int fd, unsigned events, void *arg)
+static void never(weft_fdwatch *w, int fd, unsigned events, void *arg)
 {
     (void)w;
     (void)fd;
@@ -291,16 +291,16 @@ TEST(loop_free_releases_everything)
 {
     weft_runtime *rt = new_rt(2);
     weft_loop *l;
-    weft_watch *w;
+    weft_fdwatch *w;
     weft_timer *t;
     int p[2], q[2];
 
     make_pipe(p);
     make_pipe(q);
     ASSERT_EQ(0, weft_loop_new(rt, &l));
-    ASSERT_EQ(0, weft_watch_add(l, p[0], WEFT_READABLE, never, NULL, &w));
-    ASSERT_EQ(0, weft_watch_add(l, q[1], 0, never, NULL, &w));
-    ASSERT_EQ(-EEXIST, weft_watch_add(l, p[0], WEFT_READABLE, never, NULL, &w));
+    ASSERT_EQ(0, weft_fdwatch_add(l, p[0], WEFT_READABLE, never, NULL, &w));
+    ASSERT_EQ(0, weft_fdwatch_add(l, q[1], 0, never, NULL, &w));
+    ASSERT_EQ(-EEXIST, weft_fdwatch_add(l, p[0], WEFT_READABLE, never, NULL, &w));
     ASSERT_EQ(0, weft_timer_new(l, never_t, NULL, &t));
     ASSERT_EQ(0, weft_timer_arm(t, 100000));
     ASSERT_EQ(0, weft_timer_new(l, never_t, NULL, &t));
@@ -318,25 +318,25 @@ TEST(bad_arguments)
 {
     weft_runtime *rt = new_rt(1);
     weft_loop *l;
-    weft_watch *w;
+    weft_fdwatch *w;
     weft_timer *t;
     int fd;
 
     ASSERT_EQ(-EINVAL, weft_loop_new(NULL, &l));     /* not on a worker */
     ASSERT_EQ(-EINVAL, weft_loop_new(rt, NULL));
     ASSERT_EQ(0, weft_loop_new(rt, &l));
-    ASSERT_EQ(-EINVAL, weft_watch_add(NULL, 0, WEFT_READABLE, never, NULL, &w));
-    ASSERT_EQ(-EINVAL, weft_watch_add(l, -1, WEFT_READABLE, never, NULL, &w));
-    ASSERT_EQ(-EINVAL, weft_watch_add(l, 0, WEFT_READABLE, NULL, NULL, &w));
-    ASSERT_EQ(-EINVAL, weft_watch_add(l, 0, 0x100, never, NULL, &w));
-    ASSERT_EQ(-EINVAL, weft_watch_add(l, 0, WEFT_READABLE, never, NULL, NULL));
+    ASSERT_EQ(-EINVAL, weft_fdwatch_add(NULL, 0, WEFT_READABLE, never, NULL, &w));
+    ASSERT_EQ(-EINVAL, weft_fdwatch_add(l, -1, WEFT_READABLE, never, NULL, &w));
+    ASSERT_EQ(-EINVAL, weft_fdwatch_add(l, 0, WEFT_READABLE, NULL, NULL, &w));
+    ASSERT_EQ(-EINVAL, weft_fdwatch_add(l, 0, 0x100, never, NULL, &w));
+    ASSERT_EQ(-EINVAL, weft_fdwatch_add(l, 0, WEFT_READABLE, never, NULL, NULL));
     fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);       /* a regular file */
     ASSERT(fd >= 0);
-    ASSERT_EQ(-EPERM, weft_watch_add(l, fd, WEFT_READABLE, never, NULL, &w));
+    ASSERT_EQ(-EPERM, weft_fdwatch_add(l, fd, WEFT_READABLE, never, NULL, &w));
     close(fd);
-    ASSERT_EQ(-EBADF, weft_watch_add(l, 1000000, WEFT_READABLE, never, NULL, &w));
-    ASSERT_EQ(-EINVAL, weft_watch_modify(NULL, 0));
-    ASSERT_EQ(-EINVAL, weft_watch_remove(NULL));
+    ASSERT_EQ(-EBADF, weft_fdwatch_add(l, 1000000, WEFT_READABLE, never, NULL, &w));
+    ASSERT_EQ(-EINVAL, weft_fdwatch_modify(NULL, 0));
+    ASSERT_EQ(-EINVAL, weft_fdwatch_remove(NULL));
     ASSERT_EQ(-EINVAL, weft_timer_new(NULL, never_t, NULL, &t));
     ASSERT_EQ(-EINVAL, weft_timer_new(l, NULL, NULL, &t));
     ASSERT_EQ(-EINVAL, weft_timer_arm(NULL, 1));
@@ -357,7 +357,7 @@ struct churn {
     atomic_int got;
 };
 
-static void drain(weft_watch *w, int fd, unsigned events, void *arg)
+static void drain(weft_fdwatch *w, int fd, unsigned events, void *arg)
 {
     struct churn *c = arg;
     char buf[64];
@@ -377,17 +377,17 @@ static void *churner(void *arg)
 
     for (size_t i = 0; i < rounds; i++) {
         int k;
-        weft_watch *w;
+        weft_fdwatch *w;
 
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         k = (int)((x >> 33) % CHURN_PIPES);
         /* EEXIST when another thread watches the same pipe: fine */
-        if (weft_watch_add(c->l, c->p[k][0], WEFT_READABLE, drain, c, &w) == 0) {
+        if (weft_fdwatch_add(c->l, c->p[k][0], WEFT_READABLE, drain, c, &w) == 0) {
             if (write(c->p[k][1], "y", 1) != 1)
                 break;
             if (x & (1u << 20))
-                weft_watch_modify(w, (x & (1u << 21)) ? 0 : WEFT_READABLE);
-            weft_watch_remove(w);
+                weft_fdwatch_modify(w, (x & (1u << 21)) ? 0 : WEFT_READABLE);
+            weft_fdwatch_remove(w);
         }
     }
     return NULL;
