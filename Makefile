@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 CTEST ?= ctest
 
-.PHONY: all run test test-asan test-tsan test-all bench bench-compare install clean
+.PHONY: all run test test-stress test-asan test-tsan test-all bench bench-compare install clean
 
 all: build/Makefile
 	$(CMAKE) --build build -j$(JOBS)
@@ -24,6 +24,11 @@ run: all
 test: all
 	cd build && $(CTEST) --output-on-failure -j$(JOBS)
 
+# every leaf operation returns PENDING once before it completes (the resume
+# path of every await runs); the plain build
+test-stress: all
+	cd build && WEFT_STRESS=1 $(CTEST) --output-on-failure -j$(JOBS)
+
 test-asan: build-asan/Makefile
 	$(CMAKE) --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -34,7 +39,7 @@ test-tsan: build-tsan/Makefile
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  $(CTEST) --output-on-failure -j$(JOBS)
 
-test-all: test test-asan test-tsan
+test-all: test test-stress test-asan test-tsan
 
 bench: all
 	./bench/run.sh

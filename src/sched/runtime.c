@@ -34,6 +34,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -1301,6 +1302,8 @@ static void name_worker(struct worker *w, const char *prefix)
 
 WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *opt)
 {
+    const char *st = getenv("WEFT_STRESS");
+    bool stress = st && *st && strcmp(st, "0") != 0;
     static const weft_runtime_options defaults = { WEFT_MULTI_THREAD, 0, NULL };
     struct weft_runtime *rt;
     unsigned nthreads, slots;
@@ -1374,6 +1377,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         lq_init(&w->q);
         atomic_init(&w->lifo, NULL);
         w->env.time = &rt->time;
+        w->env.stress = stress;
         w->watch_ns = WATCH_MIN_NS;
         w->rt = rt;
         w->index = i;

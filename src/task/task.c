@@ -623,7 +623,9 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
 
     if (env == NULL)
         return true;                       /* polled by hand: no budget */
-    if (env->budget > 0) {
+    if (env->stress && (env->stress_flip = !env->stress_flip)) {
+        /* stress mode: fail this one, pass the next */
+    } else if (env->budget > 0) {
         env->budget--;
         return true;
     }

@@ -144,6 +144,11 @@ struct weft__task_env {
     const weft_waker *waker;   /* the polled task's own waker */
     void *time;                /* the runtime's timers (struct weft__time) */
     _Atomic uint64_t forced_yields;
+    /* WEFT_STRESS=1 (read at runtime creation): every other budget check
+     * fails, so every leaf operation returns PENDING once before it
+     * completes and each await's resume path runs (Lua's HARDSTACKTESTS) */
+    bool stress;
+    bool stress_flip;
 };
 
 /* Run a task popped from a run queue, consuming the queue's reference:

@@ -97,6 +97,13 @@ size_t harness_scale(size_t n)
     return n / div ? n / div : 1;
 }
 
+bool harness_stress(void)
+{
+    const char *st = getenv("WEFT_STRESS");
+
+    return st && *st && strcmp(st, "0") != 0;
+}
+
 uint64_t harness_now_ns(void)
 {
     struct timespec ts;

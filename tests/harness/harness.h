@@ -75,6 +75,10 @@ void harness_fail(const char *file, int line, const char *fmt, ...)
  * never below 1. */
 size_t harness_scale(size_t n);
 
+/* True under WEFT_STRESS=1 (every leaf operation returns PENDING once):
+ * tests that count polls allow for the extra ones. */
+bool harness_stress(void);
+
 /* Fault injection: make allocation number k (1-based, counted from this
  * call) fail; 0 disarms. harness_allocs() is the number of allocations made
  * since the last arm; harness_live() the allocations weft still holds. */
