@@ -251,7 +251,9 @@ typedef struct weft_async {
             return WEFT_PENDING;                                              \
     } while (0)
 
+/* (the leading `;` lets a label stand right before WEFT_END) */
 #define WEFT_END(co)                                                          \
+        ;                                                                     \
         WEFT_FALLTHROUGH;                                                     \
     default:                                                                  \
         break;                                                                \

@@ -1,0 +1,422 @@
+/* A line-based chat server on weft: every line a client sends goes to every
+ * other connected client, as "client N: line".
+ *
+ *     chat_server [--port N] [--workers N]     (defaults: 7070, 2 workers)
+ *
+ * Try it with two or three `nc 127.0.0.1 7070`. It prints "listening on
+ * PORT" once ready and runs until killed; SIGINT or SIGTERM (Ctrl-C) closes
+ * the listener and shuts the runtime down cleanly (every client task is
+ * cancelled and freed), so that a sanitizer build can check for leaks.
+ *
+ * Design:
+ *   - a registry (a list of clients) behind a pthread mutex. Every critical
+ *     section is short and never waits (link, unlink, try_send to each
+ *     member), so a plain mutex fits; weft_mutex is for sections that await.
+ *   - per client, a bounded weft_chan of fixed-size messages (QUEUE_CAP
+ *     slots, one allocation) and two tasks: a reader that splits the input
+ *     into lines and hands each to every other client's channel, and a
+ *     writer that takes messages off its own channel and writes them out.
+ *   - broadcasting never waits: weft_chan_try_send(). A client that reads
+ *     too slowly fills its queue, and messages for it are dropped (counted;
+ *     it is told how many once its queue drains) instead of stalling the
+ *     sender and, through it, everyone.
+ *   - a line is at most LINE_MAX bytes (CR LF or LF ends it); the rest of a
+ *     longer line is discarded. A last line without a newline is sent when
+ *     the client disconnects.
+ *   - the client object is shared by its two tasks and freed (socket closed,
+ *     channel dropped) when the second of them ends. */
+#define _POSIX_C_SOURCE 200809L        /* sigwait, pthread_sigmask */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "weft.h"
+
+#define LINE_MAX_BYTES 1024
+#define QUEUE_CAP 256                  /* messages; ~270 KiB per client */
+
+typedef struct message {
+    uint32_t len;
+    char text[LINE_MAX_BYTES + 32];    /* "client N: " + line + "\n" */
+} message;
+
+/* ---- clients and the registry ------------------------------------------------- */
+typedef struct client {
+    struct client *prev, *next;        /* g_lock, while registered */
+    unsigned id;
+    weft_socket *sock;                 /* read by the reader, written by the writer */
+    weft_chan *out;                    /* messages for this client */
+    atomic_uint refs;                  /* reader + writer */
+    atomic_ulong dropped;              /* messages lost to a full queue */
+} client;
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static client *g_clients;              /* g_lock */
+static atomic_uint g_next_id;
+
+/* Hand msg to every registered client but `from`. Caller holds g_lock. */
+static void broadcast_locked(const client *from, const message *msg)
+{
+    for (client *c = g_clients; c != NULL; c = c->next) {
+        if (c == from)
+            continue;
+        /* relaxed: a statistic; the writer reads it with an exchange */
+        if (weft_chan_try_send(c->out, msg) == -EAGAIN)
+            atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);
+    }
+}
+
+static void message_printf(message *m, const char *fmt, unsigned id)
+{
+    m->len = (uint32_t)snprintf(m->text, sizeof(m->text), fmt, id);
+}
+
+/* Send the welcome to c itself, then link it and tell the others. The
+ * welcome is queued before anyone can reach c, so it comes first. */
+static void client_join(client *c)
+{
+    message m;
+
+    message_printf(&m, "welcome, you are client %u\n", c->id);
+    weft_chan_try_send(c->out, &m);    /* empty queue: cannot be full */
+    message_printf(&m, "client %u joined\n", c->id);
+    pthread_mutex_lock(&g_lock);
+    c->prev = NULL;
+    c->next = g_clients;
+    if (g_clients)
+        g_clients->prev = c;
+    g_clients = c;
+    broadcast_locked(c, &m);
+    pthread_mutex_unlock(&g_lock);
+}
+
+static void client_leave(client *c)
+{
+    message m;
+
+    message_printf(&m, "client %u left\n", c->id);
+    pthread_mutex_lock(&g_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g_clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    broadcast_locked(c, &m);
+    pthread_mutex_unlock(&g_lock);
+}
+
+static void client_unref(client *c)
+{
+    /* acq_rel: the last one to leave sees everything the other task did
+     * to the client before its own decrement */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    weft_socket_close(c->sock);
+    weft_chan_drop(c->out);
+    free(c);
+}
+
+/* ---- the reader: lines in, broadcasts out ------------------------------------- */
+typedef struct reader {
+    weft_async co;
+    client *c;
+    weft_io_op op;
+    ssize_t n;
+    bool registered;
+    bool cut;                          /* discarding the rest of a long line */
+    size_t line_len;
+    char buf[4096];
+    char line[LINE_MAX_BYTES + 1];     /* + a CR that the LF may follow */
+} reader;
+
+static void reader_send_line(reader *r)
+{
+    size_t n = r->line_len;
+    message m;
+    int head;
+
+    r->line_len = 0;
+    r->cut = false;
+    if (n > 0 && r->line[n - 1] == '\r')
+        n--;
+    if (n > LINE_MAX_BYTES)
+        n = LINE_MAX_BYTES;
+    if (n == 0)
+        return;                        /* empty lines are not worth a message */
+    head = snprintf(m.text, sizeof(m.text), "client %u: ", r->c->id);
+    memcpy(m.text + head, r->line, n);
+    m.text[head + n] = '\n';
+    m.len = (uint32_t)(head + n + 1);
+    pthread_mutex_lock(&g_lock);
+    broadcast_locked(r->c, &m);
+    pthread_mutex_unlock(&g_lock);
+}
+
+static void reader_feed(reader *r, const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+
+        if (!r->cut) {
+            size_t room = sizeof(r->line) - r->line_len;
+
+            if (take > room) {
+                r->cut = true;         /* keep the head, drop the tail */
+                take = room;
+            }
+            memcpy(r->line + r->line_len, p, take);
+            r->line_len += take;
+        }
+        if (nl == NULL)
+            return;
+        reader_send_line(r);
+        n -= (size_t)(nl + 1 - p);
+        p = nl + 1;
+    }
+}
+
+static weft_poll reader_poll(reader *r, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&r->co);
+    client_join(r->c);
+    r->registered = true;
+    for (;;) {
+        weft_read_init(&r->op, r->c->sock, r->buf, sizeof(r->buf));
+        WEFT_AWAIT(&r->co, weft_io_op_poll(&r->op, cx, &r->n));
+        if (r->n <= 0)
+            break;                     /* end of stream or error */
+        reader_feed(r, r->buf, (size_t)r->n);
+    }
+    if (r->line_len > 0)
+        reader_send_line(r);           /* a last line without a newline */
+    WEFT_END(&r->co);
+}
+
+/* Runs once, whether the reader finished or was cancelled at shutdown. */
+static void reader_drop(reader *r)
+{
+    weft_io_op_drop(&r->op);
+    if (r->registered)
+        client_leave(r->c);
+    weft_chan_close(r->c->out);        /* the writer drains it, then ends */
+    client_unref(r->c);
+}
+
+WEFT_DEFINE_FUTURE_VOID(reader, reader_poll, reader_drop);
+
+/* ---- the writer: the client's queue out to its socket --------------------------- */
+typedef struct writer {
+    weft_async co;
+    client *c;
+    weft_chan_recv rx;
+    weft_io_op op;
+    int err;
+    ssize_t n;
+    message msg;
+} writer;
+
+static weft_poll writer_poll(writer *w, weft_context *cx, void *out)
+{
+    unsigned long dropped;
+
+    (void)out;
+    WEFT_BEGIN(&w->co);
+    for (;;) {
+        weft_chan_recv_init(&w->rx, w->c->out, &w->msg);
+        WEFT_AWAIT(&w->co, weft_chan_recv_poll(&w->rx, cx, &w->err));
+        weft_chan_recv_drop(&w->rx);
+        if (w->err != 0)
+            break;                     /* -EPIPE: closed by the reader, drained */
+        weft_write_all_init(&w->op, w->c->sock, w->msg.text, w->msg.len);
+        WEFT_AWAIT(&w->co, weft_io_op_poll(&w->op, cx, &w->n));
+        if (w->n < 0)
+            goto failed;
+        /* once the queue has drained, say how much was lost: roughly the
+         * place where the gap is */
+        if (weft_chan_len(w->c->out) > 0)
+            continue;
+        dropped = atomic_exchange_explicit(&w->c->dropped, 0, memory_order_relaxed);
+        if (dropped == 0)
+            continue;
+        w->msg.len = (uint32_t)snprintf(w->msg.text, sizeof(w->msg.text),
+                                        "* %lu messages dropped: you read too slowly\n",
+                                        dropped);
+        weft_write_all_init(&w->op, w->c->sock, w->msg.text, w->msg.len);
+        WEFT_AWAIT(&w->co, weft_io_op_poll(&w->op, cx, &w->n));
+        if (w->n < 0)
+            goto failed;
+    }
+    goto done;
+failed:
+    /* The peer is gone (or stuck): stop taking messages for it, and wake
+     * the reader, whose read then ends, so that the client leaves. */
+    weft_chan_close(w->c->out);
+    weft_socket_shutdown(w->c->sock, SHUT_RDWR);
+done:;                                 /* ";": a label may not end at WEFT_END */
+    WEFT_END(&w->co);
+}
+
+static void writer_drop(writer *w)
+{
+    weft_chan_recv_drop(&w->rx);
+    weft_io_op_drop(&w->op);
+    client_unref(w->c);
+}
+
+WEFT_DEFINE_FUTURE_VOID(writer, writer_poll, writer_drop);
+
+/* ---- the acceptor -------------------------------------------------------------- */
+/* Make the client and its two tasks. On failure everything is undone. */
+static void start_client(weft_runtime *rt, weft_socket *sock)
+{
+    client *c = calloc(1, sizeof(*c));
+    writer w = { .c = c };
+    reader r = { .c = c };
+
+    if (c == NULL)
+        goto out_close;
+    if (weft_chan_new(&c->out, sizeof(message), QUEUE_CAP) != 0)
+        goto out_free;
+    c->sock = sock;
+    c->id = atomic_fetch_add(&g_next_id, 1) + 1;
+    atomic_init(&c->refs, 2);
+    weft_socket_set_nodelay(sock, true);
+    if (weft_spawn_detached(rt, &writer_future, &w) != 0)
+        goto out_chan;
+    if (weft_spawn_detached(rt, &reader_future, &r) != 0) {
+        weft_chan_close(c->out);       /* the writer ends and drops its ref */
+        client_unref(c);               /* the reader's */
+    }
+    return;
+out_chan:
+    weft_chan_drop(c->out);
+out_free:
+    free(c);
+out_close:
+    weft_socket_close(sock);
+}
+
+typedef struct acceptor {
+    weft_async co;
+    weft_socket *listener;
+    weft_accept acc;
+    weft_socket *client;
+    int err;
+    weft_sleep backoff;
+} acceptor;
+
+static weft_poll acceptor_poll(acceptor *a, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&a->co);
+    for (;;) {
+        weft_accept_init(&a->acc, a->listener, &a->client, NULL, NULL);
+        WEFT_AWAIT(&a->co, weft_accept_poll(&a->acc, cx, &a->err));
+        if (a->err == 0) {
+            start_client(weft_runtime_current(), a->client);
+        } else if (a->err == -EMFILE || a->err == -ENFILE || a->err == -ENOBUFS ||
+                   a->err == -ENOMEM) {
+            /* out of descriptors: the connection waits in the kernel's
+             * queue; try again in a while rather than spin */
+            weft_sleep_init(&a->backoff, 10);
+            WEFT_AWAIT(&a->co, weft_sleep_poll(&a->backoff, cx));
+        } else if (a->err == -EBADF) {
+            break;                     /* the listener was closed: stop */
+        }
+    }
+    WEFT_END(&a->co);
+}
+
+static void acceptor_drop(acceptor *a)
+{
+    weft_io_op_drop(&a->acc);
+    weft_sleep_drop(&a->backoff);
+}
+
+WEFT_DEFINE_FUTURE_VOID(acceptor, acceptor_poll, acceptor_drop);
+
+/* ---- clean shutdown on SIGINT / SIGTERM ------------------------------------------ */
+static weft_socket *g_listener;
+static atomic_bool g_stopping;
+
+/* The signals are blocked in every thread and taken here with sigwait(), so
+ * that weft may be called (a signal handler could not). Closing the
+ * listener ends the acceptor, which ends weft_block_on() in main. */
+static void *signal_thread(void *arg)
+{
+    sigset_t *set = arg;
+    int sig;
+
+    if (sigwait(set, &sig) == 0) {
+        atomic_store(&g_stopping, true);
+        weft_socket_close(g_listener);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned port = 7070, workers = 2;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    weft_runtime *rt;
+    acceptor a = { 0 };
+    static sigset_t set;
+    pthread_t sig_thread;
+    int err;
+
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 < argc && strcmp(argv[i], "--port") == 0)
+            port = (unsigned)atoi(argv[i + 1]);
+        else if (i + 1 < argc && strcmp(argv[i], "--workers") == 0)
+            workers = (unsigned)atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "usage: %s [--port N] [--workers N]\n", argv[0]);
+            return 2;
+        }
+    }
+    /* before any thread exists, so that every thread inherits the mask */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = workers };
+
+    if ((err = weft_runtime_new(&rt, &opt)) != 0)
+        goto fail;
+    if ((err = weft_addr_ip("0.0.0.0", (uint16_t)port, &addr, &len)) != 0 ||
+        (err = weft_listen(rt, (struct sockaddr *)&addr, len, 0, &a.listener)) != 0) {
+        weft_runtime_free(rt);
+        goto fail;
+    }
+    g_listener = a.listener;
+    if ((err = -pthread_create(&sig_thread, NULL, signal_thread, &set)) != 0) {
+        weft_socket_close(a.listener);
+        weft_runtime_free(rt);
+        goto fail;
+    }
+    pthread_detach(sig_thread);
+    len = sizeof(addr);
+    weft_socket_local_addr(a.listener, &addr, &len);
+    printf("listening on %u\n", ntohs(((struct sockaddr_in *)&addr)->sin_port));
+    fflush(stdout);
+    err = weft_block_on(rt, &acceptor_future, &a, NULL);
+    if (!atomic_load(&g_stopping))
+        weft_socket_close(a.listener); /* else signal_thread closed it */
+    weft_runtime_free(rt);             /* cancels the clients left: their drops free them */
+    return err ? 1 : 0;
+fail:
+    fprintf(stderr, "chat_server: %s\n", weft_strerror(err));
+    return 1;
+}

@@ -1,0 +1,420 @@
+/* An HTTP/1.1 "Hello, World!" server on weft: one task accepts, one task
+ * per connection reads requests and answers each with the same 13 bytes,
+ * keeping the connection open between requests (keep-alive).
+ *
+ *     http_server [--port N] [--workers N]     (defaults: 8080, 2 workers)
+ *
+ * Try it with `curl -v http://127.0.0.1:8080/`. It prints "listening on
+ * PORT" once ready and runs until killed; SIGINT or SIGTERM (Ctrl-C) closes
+ * the listener and shuts the runtime down cleanly, so that a sanitizer
+ * build can check for leaks at exit.
+ *
+ * What a connection does, per read:
+ *   - every complete request in the buffer (a head ending in CRLF CRLF)
+ *     gets a reply, in order; a partial one waits for more bytes;
+ *   - the replies of one read go out in one write (pipelining);
+ *   - a head that does not fit the 8 KiB buffer gets 431 and a close;
+ *   - "Connection: close", or HTTP/1.0 without "Connection: keep-alive",
+ *     ends the connection after its reply; a body announced with
+ *     Content-Length is skipped; chunked bodies get 501 and a close.
+ * Nothing is allocated per request: both buffers live in the task, which is
+ * the one allocation per connection. */
+#define _GNU_SOURCE                    /* memmem */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "weft.h"
+
+/* ---- replies ----------------------------------------------------------------- */
+#define REPLY(s) { s, sizeof(s) - 1 }
+
+static const struct reply {
+    const char *text;
+    size_t len;
+} reply_ok = REPLY("HTTP/1.1 200 OK\r\n"
+                   "Content-Length: 13\r\n"
+                   "Content-Type: text/plain\r\n"
+                   "\r\n"
+                   "Hello, World!"),
+  /* HTTP/1.0 closes by default: say so when it asked to stay open */
+  reply_ok_keep = REPLY("HTTP/1.1 200 OK\r\n"
+                        "Content-Length: 13\r\n"
+                        "Content-Type: text/plain\r\n"
+                        "Connection: keep-alive\r\n"
+                        "\r\n"
+                        "Hello, World!"),
+  reply_ok_close = REPLY("HTTP/1.1 200 OK\r\n"
+                         "Content-Length: 13\r\n"
+                         "Content-Type: text/plain\r\n"
+                         "Connection: close\r\n"
+                         "\r\n"
+                         "Hello, World!"),
+  reply_400 = REPLY("HTTP/1.1 400 Bad Request\r\n"
+                    "Content-Length: 0\r\n"
+                    "Connection: close\r\n"
+                    "\r\n"),
+  reply_431 = REPLY("HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                    "Content-Length: 0\r\n"
+                    "Connection: close\r\n"
+                    "\r\n"),
+  reply_501 = REPLY("HTTP/1.1 501 Not Implemented\r\n"
+                    "Content-Length: 0\r\n"
+                    "Connection: close\r\n"
+                    "\r\n");
+
+#define REPLY_MAX 128                  /* longer than any reply above */
+#define IN_SIZE 8192                   /* the largest request head accepted */
+#define OUT_SIZE 8192                  /* replies batched per write */
+#define LINGER_MS 1000                 /* see conn_poll's closing path */
+#define LINGER_BYTES 65536
+
+/* ---- parsing one request head ------------------------------------------------ */
+typedef struct request {
+    const struct reply *reply;
+    bool close;                        /* the connection ends after the reply */
+    unsigned long long body;           /* Content-Length bytes to skip */
+} request;
+
+static bool token_eq(const char *p, size_t n, const char *lit)
+{
+    return n == strlen(lit) && strncasecmp(p, lit, n) == 0;
+}
+
+static const char *trim(const char *p, const char *end, const char **tend)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *tend = end;
+    return p;
+}
+
+/* The head is p[0..n), its last four bytes CRLF CRLF. Only what decides the
+ * reply is read: the version, Connection, Content-Length, Transfer-Encoding. */
+static void parse_request(const char *p, size_t n, request *rq)
+{
+    const char *end = p + n - 2;       /* the final empty line's CRLF */
+    const char *line = p, *eol;
+    bool http10, keep_alive = false, close = false;
+
+    rq->reply = &reply_400;
+    rq->close = true;
+    rq->body = 0;
+    eol = memmem(line, (size_t)(end - line), "\r\n", 2);
+    /* request line: METHOD SP TARGET SP HTTP/1.x */
+    if (eol == NULL || eol - line < 14 || memcmp(eol - 9, " HTTP/1.", 8) != 0 ||
+        (eol[-1] != '0' && eol[-1] != '1') || memchr(line, ' ', (size_t)(eol - line)) == eol - 9)
+        return;
+    http10 = eol[-1] == '0';
+    for (line = eol + 2; line < end; line = eol + 2) {
+        const char *colon, *v, *vend;
+
+        eol = memmem(line, (size_t)(end - line) + 2, "\r\n", 2);
+        colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon == NULL)
+            return;                    /* 400: a header line without a name */
+        v = trim(colon + 1, eol, &vend);
+        if (token_eq(line, (size_t)(colon - line), "connection")) {
+            /* a comma-separated list of options */
+            while (v < vend) {
+                const char *comma = memchr(v, ',', (size_t)(vend - v));
+                const char *t, *tend;
+
+                if (comma == NULL)
+                    comma = vend;
+                t = trim(v, comma, &tend);
+                if (token_eq(t, (size_t)(tend - t), "close"))
+                    close = true;
+                else if (token_eq(t, (size_t)(tend - t), "keep-alive"))
+                    keep_alive = true;
+                v = comma + 1;
+            }
+        } else if (token_eq(line, (size_t)(colon - line), "content-length")) {
+            unsigned long long len = 0;
+
+            if (v == vend)
+                return;
+            for (; v < vend; v++) {
+                if (*v < '0' || *v > '9' || len > (~0ULL - 9) / 10)
+                    return;            /* 400: not a length */
+                len = len * 10 + (unsigned)(*v - '0');
+            }
+            rq->body = len;
+        } else if (token_eq(line, (size_t)(colon - line), "transfer-encoding")) {
+            rq->reply = &reply_501;    /* chunked bodies are not read */
+            rq->body = 0;
+            return;
+        }
+    }
+    rq->close = close || (http10 && !keep_alive);
+    rq->reply = rq->close ? &reply_ok_close : http10 ? &reply_ok_keep : &reply_ok;
+}
+
+/* ---- one connection ------------------------------------------------------------ */
+typedef struct conn {
+    weft_async co;
+    weft_socket *sock;
+    weft_io_op op;
+    weft_timeout linger;
+    ssize_t n;
+    int err;
+    bool closing;                      /* a reply said Connection: close */
+    size_t len;                        /* bytes in `in` */
+    size_t pos;                        /* first byte not consumed yet */
+    size_t scan;                       /* where to look for CRLF CRLF next */
+    unsigned long long skip;           /* body bytes still to discard */
+    size_t out_len;
+    size_t drained;
+    uint64_t deadline;
+    char in[IN_SIZE];
+    char out[OUT_SIZE];
+} conn;
+
+enum step { STEP_MORE, STEP_FLUSH, STEP_REPLIED };
+
+/* Consume what can be consumed at c->in + c->pos: a body being skipped, the
+ * empty lines a client may send between requests, one request head (its
+ * reply appended to c->out). STEP_MORE: nothing complete is left, read
+ * more; STEP_FLUSH: c->out is too full for another reply, write it first. */
+static enum step next_request(conn *c)
+{
+    const char *hit;
+    request rq;
+    size_t avail;
+
+    if (c->skip > 0) {
+        avail = c->len - c->pos;
+        if (c->skip >= avail) {
+            c->skip -= avail;
+            c->pos = c->len;
+            return STEP_MORE;
+        }
+        c->pos += (size_t)c->skip;
+        c->skip = 0;
+    }
+    while (c->len - c->pos >= 2 && c->in[c->pos] == '\r' && c->in[c->pos + 1] == '\n')
+        c->pos += 2;                   /* RFC 9112 2.2: ignore leading CRLFs */
+    if (c->scan < c->pos)
+        c->scan = c->pos;
+    if (OUT_SIZE - c->out_len < REPLY_MAX)
+        return STEP_FLUSH;
+    hit = memmem(c->in + c->scan, c->len - c->scan, "\r\n\r\n", 4);
+    if (hit == NULL) {
+        if (c->pos == 0 && c->len == IN_SIZE) {
+            rq.reply = &reply_431;     /* the head can never fit */
+            rq.close = true;
+            goto reply;
+        }
+        /* resume the search where a terminator could still begin */
+        c->scan = c->len >= c->pos + 3 ? c->len - 3 : c->pos;
+        return STEP_MORE;
+    }
+    parse_request(c->in + c->pos, (size_t)(hit + 4 - (c->in + c->pos)), &rq);
+    c->pos = (size_t)(hit + 4 - c->in);
+    c->scan = c->pos;
+    c->skip = rq.body;
+reply:
+    memcpy(c->out + c->out_len, rq.reply->text, rq.reply->len);
+    c->out_len += rq.reply->len;
+    c->closing = rq.close;
+    return STEP_REPLIED;
+}
+
+static weft_poll conn_poll(conn *c, weft_context *cx, void *out)
+{
+    enum step step;
+
+    (void)out;
+    WEFT_BEGIN(&c->co);
+    while (!c->closing) {
+        weft_read_init(&c->op, c->sock, c->in + c->len, IN_SIZE - c->len);
+        WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
+        if (c->n <= 0)
+            goto done;                 /* end of stream or error */
+        c->len += (size_t)c->n;
+        while (!c->closing) {
+            step = next_request(c);
+            if (step == STEP_MORE)
+                break;
+            if (step == STEP_REPLIED)
+                continue;
+            /* STEP_FLUSH: more pipelined requests than c->out holds */
+            weft_write_all_init(&c->op, c->sock, c->out, c->out_len);
+            WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
+            if (c->n < 0)
+                goto done;
+            c->out_len = 0;
+        }
+        /* keep the unconsumed tail (a partial request) at the front */
+        memmove(c->in, c->in + c->pos, c->len - c->pos);
+        c->len -= c->pos;
+        c->scan -= c->scan >= c->pos ? c->pos : c->scan;
+        c->pos = 0;
+        if (c->out_len > 0) {
+            weft_write_all_init(&c->op, c->sock, c->out, c->out_len);
+            WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
+            if (c->n < 0)
+                goto done;
+            c->out_len = 0;
+        }
+    }
+    /* We close first. Closing a socket with unread input makes the kernel
+     * send RST, which may destroy the reply before the client reads it; so
+     * send FIN, then read and discard until the client closes too (bounded
+     * in time and bytes), as servers do in a "lingering close". */
+    weft_socket_shutdown(c->sock, SHUT_WR);
+    c->deadline = weft_now_ms() + LINGER_MS;
+    for (c->drained = 0; c->drained < LINGER_BYTES; c->drained += (size_t)c->n) {
+        uint64_t now = weft_now_ms();
+
+        if (now >= c->deadline)
+            break;
+        weft_read_init(&c->op, c->sock, c->in, IN_SIZE);
+        weft_timeout_init(&c->linger, &weft_io_op_future, &c->op, c->deadline - now);
+        WEFT_AWAIT(&c->co, weft_timeout_poll(&c->linger, cx, &c->err, &c->n));
+        if (c->err != 0 || c->n <= 0)
+            break;
+    }
+done:;                                 /* ";": a label may not end at WEFT_END */
+    WEFT_END(&c->co);
+}
+
+static void conn_drop(conn *c)
+{
+    weft_timeout_drop(&c->linger);    /* drops c->op if it owns it */
+    weft_io_op_drop(&c->op);          /* idempotent */
+    weft_socket_close(c->sock);
+}
+
+WEFT_DEFINE_FUTURE_VOID(conn, conn_poll, conn_drop);
+
+/* ---- the acceptor -------------------------------------------------------------- */
+typedef struct acceptor {
+    weft_async co;
+    weft_socket *listener;
+    weft_accept acc;
+    weft_socket *client;
+    int err;
+    weft_sleep backoff;
+} acceptor;
+
+static weft_poll acceptor_poll(acceptor *a, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&a->co);
+    for (;;) {
+        weft_accept_init(&a->acc, a->listener, &a->client, NULL, NULL);
+        WEFT_AWAIT(&a->co, weft_accept_poll(&a->acc, cx, &a->err));
+        if (a->err == 0) {
+            conn c = { .sock = a->client };
+
+            /* replies are written whole; don't let Nagle hold back the
+             * next batch while the previous one waits for its ACK */
+            weft_socket_set_nodelay(a->client, true);
+            if (weft_spawn_detached(weft_runtime_current(), &conn_future, &c) != 0)
+                weft_socket_close(a->client);
+        } else if (a->err == -EMFILE || a->err == -ENFILE || a->err == -ENOBUFS ||
+                   a->err == -ENOMEM) {
+            /* out of descriptors: the connection waits in the kernel's
+             * queue; try again in a while rather than spin */
+            weft_sleep_init(&a->backoff, 10);
+            WEFT_AWAIT(&a->co, weft_sleep_poll(&a->backoff, cx));
+        } else if (a->err == -EBADF) {
+            break;                     /* the listener was closed: stop */
+        }
+    }
+    WEFT_END(&a->co);
+}
+
+static void acceptor_drop(acceptor *a)
+{
+    weft_io_op_drop(&a->acc);
+    weft_sleep_drop(&a->backoff);
+}
+
+WEFT_DEFINE_FUTURE_VOID(acceptor, acceptor_poll, acceptor_drop);
+
+/* ---- clean shutdown on SIGINT / SIGTERM ------------------------------------------ */
+static weft_socket *g_listener;
+static atomic_bool g_stopping;
+
+/* The signals are blocked in every thread and taken here with sigwait(), so
+ * that weft may be called (a signal handler could not). Closing the
+ * listener ends the acceptor, which ends weft_block_on() in main. */
+static void *signal_thread(void *arg)
+{
+    sigset_t *set = arg;
+    int sig;
+
+    if (sigwait(set, &sig) == 0) {
+        atomic_store(&g_stopping, true);
+        weft_socket_close(g_listener);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned port = 8080, workers = 2;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    weft_runtime *rt;
+    acceptor a = { 0 };
+    static sigset_t set;
+    pthread_t sig_thread;
+    int err;
+
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 < argc && strcmp(argv[i], "--port") == 0)
+            port = (unsigned)atoi(argv[i + 1]);
+        else if (i + 1 < argc && strcmp(argv[i], "--workers") == 0)
+            workers = (unsigned)atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "usage: %s [--port N] [--workers N]\n", argv[0]);
+            return 2;
+        }
+    }
+    /* before any thread exists, so that every thread inherits the mask */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = workers };
+
+    if ((err = weft_runtime_new(&rt, &opt)) != 0)
+        goto fail;
+    if ((err = weft_addr_ip("0.0.0.0", (uint16_t)port, &addr, &len)) != 0 ||
+        (err = weft_listen(rt, (struct sockaddr *)&addr, len, 0, &a.listener)) != 0) {
+        weft_runtime_free(rt);
+        goto fail;
+    }
+    g_listener = a.listener;
+    if ((err = -pthread_create(&sig_thread, NULL, signal_thread, &set)) != 0) {
+        weft_socket_close(a.listener);
+        weft_runtime_free(rt);
+        goto fail;
+    }
+    pthread_detach(sig_thread);
+    len = sizeof(addr);
+    weft_socket_local_addr(a.listener, &addr, &len);
+    printf("listening on %u\n", ntohs(((struct sockaddr_in *)&addr)->sin_port));
+    fflush(stdout);
+    err = weft_block_on(rt, &acceptor_future, &a, NULL);
+    if (!atomic_load(&g_stopping))
+        weft_socket_close(a.listener); /* else signal_thread closed it */
+    weft_runtime_free(rt);             /* cancels the connections left */
+    return err ? 1 : 0;
+fail:
+    fprintf(stderr, "http_server: %s\n", weft_strerror(err));
+    return 1;
+}
