@@ -105,7 +105,7 @@ typedef struct weft_io_op {
     /* private: may change in any release */
     void *src;
     uint32_t gen;
-    unsigned char kind, dir, waiting, done;
+    unsigned char kind, dir, waiting, done, stream;
     int flags;
     void *buf;
     size_t len, moved;

@@ -172,7 +172,9 @@ static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t event
     pthread_mutex_lock(&s->lock);
     g = atomic_load_explicit(&s->gen, memory_order_relaxed);
     s->fd = fd;
-    s->ready = 0;
+    /* optimistic: the first call tries its system call (a fresh socket
+     * is usually writable, an accepted one often readable already) */
+    atomic_store_explicit(&s->ready, IO_READ | IO_WRITE, memory_order_relaxed);
     s->closed = false;
     s->close_fd = !oneshot;
     s->notify = notify;
@@ -289,7 +291,15 @@ void weft__io_end(struct weft__io_source *s)
         slot_release(s);
 }
 
-int weft__io_wait(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx)
+/* The bits that make direction `dir` worth a system call. */
+static uint32_t sticky_or(uint32_t dir)
+{
+    return dir | IO_HUP | IO_ERR | (dir == IO_READ ? IO_RDHUP : 0);
+}
+
+/* Not ready in direction `dir`: store the waker unless an event came
+ * meanwhile. 1 retry, 0 pending, -EBADF closed. */
+static int io_park(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx)
 {
     weft_waker *slotw = dir == IO_READ ? &s->reader : &s->writer;
     const weft_waker *mine = weft_context_waker(cx);
@@ -299,9 +309,8 @@ int weft__io_wait(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_co
     pthread_mutex_lock(&s->lock);
     if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
         ret = -EBADF;
-    } else if (s->ready & (dir | IO_HUP | IO_ERR)) {
-        s->ready &= ~dir;             /* HUP/ERR stay: every later call sees them */
-        ret = 1;
+    } else if (atomic_load_explicit(&s->ready, memory_order_relaxed) & sticky_or(dir)) {
+        ret = 1;                      /* an event came: try again */
     } else {
         if (!weft_waker_will_wake(slotw, mine)) {
             old = *slotw;
@@ -312,6 +321,18 @@ int weft__io_wait(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_co
     pthread_mutex_unlock(&s->lock);
     weft_waker_drop(&old);
     return ret;
+}
+
+/* The call found the descriptor drained in direction `dir` (EAGAIN, or a
+ * short read or write): clear the readiness bit, unless an event was
+ * dispatched since `tick0` (read before the call), which may report what
+ * came after it. */
+static void io_clear(struct weft__io_source *s, uint32_t dir, uint32_t tick0)
+{
+    pthread_mutex_lock(&s->lock);
+    if (atomic_load_explicit(&s->tick, memory_order_relaxed) == tick0)
+        atomic_fetch_and_explicit(&s->ready, ~dir, memory_order_relaxed);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir)
@@ -330,25 +351,38 @@ void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir)
 }
 
 ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx,
-                    ssize_t (*op)(int fd, void *arg), void *arg)
+                    ssize_t (*op)(int fd, void *arg), void *arg, size_t want)
 {
     for (;;) {
-        int fd = weft__io_begin(s, gen), w;
+        /* acquire: pairs with dispatch's release of the bit (and tick) */
+        uint32_t ready = atomic_load_explicit(&s->ready, memory_order_acquire);
+        uint32_t tick0;
+        int fd, w;
         ssize_t r;
 
+        if (!(ready & sticky_or(dir))) {
+            w = io_park(s, gen, dir, cx);
+            if (w < 0)
+                return w;
+            if (w == 0)
+                return WEFT_IO_PENDING;
+            continue;
+        }
+        tick0 = atomic_load_explicit(&s->tick, memory_order_acquire);
+        fd = weft__io_begin(s, gen);
         if (fd < 0)
             return fd;
         do
             r = op(fd, arg);
         while (r == -EINTR);
         weft__io_end(s);
-        if (r != -EAGAIN && r != -EWOULDBLOCK)
-            return r;
-        w = weft__io_wait(s, gen, dir, cx);
-        if (w < 0)
-            return w;
-        if (w == 0)
-            return WEFT_IO_PENDING;
+        if (r == -EAGAIN || r == -EWOULDBLOCK) {
+            io_clear(s, dir, tick0);
+            continue;                 /* parks, or retries after a new event */
+        }
+        if (r > 0 && (size_t)r < want)
+            io_clear(s, dir, tick0);  /* drained: the next call waits for an edge */
+        return r;
     }
 }
 
@@ -371,8 +405,10 @@ static void dispatch(struct weft__io *io, const struct epoll_event *ev)
     weft_waker r = WEFT_WAKER_EMPTY, w = WEFT_WAKER_EMPTY;
     uint32_t bits = 0;
 
-    if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI))
+    if (ev->events & (EPOLLIN | EPOLLPRI))
         bits |= IO_READ;
+    if (ev->events & EPOLLRDHUP)
+        bits |= IO_READ | IO_RDHUP;
     if (ev->events & EPOLLOUT)
         bits |= IO_WRITE;
     if (ev->events & EPOLLHUP)
@@ -391,7 +427,9 @@ static void dispatch(struct weft__io *io, const struct epoll_event *ev)
         pthread_mutex_unlock(&s->lock);
         return;
     }
-    s->ready |= bits;
+    /* release: a future's acquire load of `ready` sees the tick with it */
+    atomic_fetch_add_explicit(&s->tick, 1, memory_order_relaxed);
+    atomic_fetch_or_explicit(&s->ready, bits, memory_order_release);
     if (bits & IO_READ) {
         r = s->reader;
         s->reader = WEFT_WAKER_EMPTY;

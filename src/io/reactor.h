@@ -15,7 +15,9 @@
  * given, so a stale event or a stale future sees the mismatch and stops.
  *
  * Per source, under its lock:
- *   ready    readiness bits seen since a future last cleared them;
+ *   ready    readiness bits: set by events, cleared by a call that finds the
+ *            descriptor drained (read without the lock as a hint);
+ *   tick     events dispatched (so a clear never erases a newer event);
  *   reader   the waker of the task waiting to read (one at a time),
  *   writer   the same for writing;
  *   notify   instead of wakers, a hook (fd watches of the io layer).
@@ -28,17 +30,29 @@
  * a call in flight, and a slot is released exactly once. A free slot keeps
  * USE_CLOSED until registration stores 0 (release; begin() acquires).
  *
- * The readiness protocol (one direction; the other is the same):
+ * The readiness protocol (one direction; the other is the same), as
+ * tokio's: a call is made only while the bit is set; a call that finds the
+ * descriptor drained (EAGAIN, or fewer bytes than asked: a stream socket's
+ * queue was empty) clears the bit, unless an event came since the call
+ * began; a call that finds the bit clear parks:
  *
- *   future (any worker)                 reactor (the polling thread)
- *   op() -> EAGAIN                      event E for the source
- *   lock                                lock
- *   ready & R ? clear R, retry op       ready |= R; take reader waker
- *             : store waker, PENDING    unlock; wake it
- *   unlock
- * An edge that comes after op()'s EAGAIN is processed either before the
- * future takes the lock (it sees R and retries) or after (it finds the
- * waker): never lost. An R left over from an older edge costs one retry. */
+ *   future (any worker)                   reactor (the polling thread)
+ *   R set? t0 = tick; call                event for the source
+ *     drained: lock; tick == t0 ?         lock
+ *              clear R; unlock            tick++; ready |= R
+ *   R clear: lock; R set ? retry          take the reader waker
+ *              : store waker; PENDING     unlock; wake it
+ *            unlock
+ *
+ * No lost wake-up: an edge for bytes that came after the call is
+ * dispatched after it began, so either it bumps the tick before the clear
+ * (no clear) or it sets R after the clear (seen when parking, or it finds
+ * the stored waker). epoll is edge-triggered: each arrival of data is an
+ * edge. A fresh source starts with R and W set (try first). HUP, ERR and
+ * RDHUP (the peer's FIN: a short read may leave only the end of stream
+ * behind, which brings no new edge) stay set once seen: every later call
+ * goes to the system and sees the condition. Skipping the call that would return EAGAIN after every short
+ * read saves one system call per message on a request/response stream. */
 #ifndef WEFT_IO_REACTOR_H
 #define WEFT_IO_REACTOR_H
 
@@ -55,6 +69,7 @@ enum {
     IO_WRITE = 1u << 1,
     IO_HUP = 1u << 2,       /* peer hung up / error: both directions ready */
     IO_ERR = 1u << 3,
+    IO_RDHUP = 1u << 4,     /* peer shut down its side: reads see EOF (sticky) */
 };
 
 struct weft__io;
@@ -67,7 +82,8 @@ struct weft__io_source {
     _Atomic uint32_t gen;             /* written under ->lock; read as a hint */
     uint32_t index;
     int fd;                           /* ->lock; -1 when free */
-    uint32_t ready;                   /* ->lock */
+    _Atomic uint32_t ready;           /* written under ->lock, read without */
+    _Atomic uint32_t tick;            /* events dispatched; written under ->lock */
     _Atomic uint32_t use;             /* calls in flight | USE_CLOSED (see above) */
     bool closed;                      /* ->lock: close requested */
     bool close_fd;                    /* ->lock: close(fd) at release */
@@ -147,20 +163,16 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd);
 int weft__io_begin(struct weft__io_source *s, uint32_t gen);
 void weft__io_end(struct weft__io_source *s);
 
-/* The readiness step of the protocol above, after an op returned EAGAIN
- * for direction `dir` (IO_READ or IO_WRITE): 1 retry the op, 0 pending
- * (the waker in cx is stored), -EBADF closed. */
-int weft__io_wait(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx);
-
 /* A future that waited on `dir` is dropped: release its stored waker. */
 void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir);
 
 /* Run `op(fd, arg)` (a non-blocking system call returning >= 0 or -errno;
- * EINTR is retried here) until it does not return -EAGAIN, waiting for
- * readiness in direction `dir` in between: the result, or WEFT_IO_PENDING
- * (waker stored), or -EBADF. */
+ * EINTR is retried here) by the protocol above: the result, or
+ * WEFT_IO_PENDING (waker stored), or -EBADF. `want`: the bytes asked for,
+ * so that a shorter result counts as drained (0: never, for calls that are
+ * not byte streams: accept, datagrams, connect). */
 #define WEFT_IO_PENDING (-1000000)
 ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx,
-                    ssize_t (*op)(int fd, void *arg), void *arg);
+                    ssize_t (*op)(int fd, void *arg), void *arg, size_t want);
 
 #endif

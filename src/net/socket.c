@@ -23,6 +23,7 @@
 struct weft_socket {
     struct weft__io_source *src;
     uint32_t gen;
+    bool stream;                      /* SOCK_STREAM: a short read means drained */
 };
 
 enum { OP_NONE, OP_ACCEPT, OP_CONNECT, OP_READ, OP_READ_EXACT, OP_WRITE, OP_WRITE_ALL,
@@ -79,7 +80,7 @@ static weft_runtime *pick_rt(weft_runtime *rt)
 }
 
 /* Register fd (owned: closed on failure) and make a handle. */
-static int wrap(struct weft__io *io, int fd, weft_socket **out)
+static int wrap(struct weft__io *io, int fd, bool stream, weft_socket **out)
 {
     struct weft_socket *s = weft__malloc(sizeof(*s));
     int err;
@@ -88,6 +89,7 @@ static int wrap(struct weft__io *io, int fd, weft_socket **out)
         close(fd);
         return -ENOMEM;
     }
+    s->stream = stream;
     err = weft__io_register(io, fd, &s->src, &s->gen);
     if (err) {
         close(fd);
@@ -131,7 +133,7 @@ WEFT_API int weft_listen(weft_runtime *rt, const struct sockaddr *addr, socklen_
         close(fd);
         return err;
     }
-    return wrap(weft__runtime_io(rt), fd, out);
+    return wrap(weft__runtime_io(rt), fd, true, out);
 }
 
 WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
@@ -151,7 +153,7 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
         close(fd);
         return err;
     }
-    return wrap(weft__runtime_io(rt), fd, out);
+    return wrap(weft__runtime_io(rt), fd, false, out);
 }
 
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
@@ -174,7 +176,7 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return err;
     }
-    return wrap(weft__runtime_io(rt), fd, out);
+    return wrap(weft__runtime_io(rt), fd, type == SOCK_STREAM, out);
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)
@@ -275,6 +277,7 @@ static void op_init(weft_io_op *op, int kind, weft_socket *s, void *buf, size_t 
     if (s) {
         op->src = s->src;
         op->gen = s->gen;
+        op->stream = s->stream;
     }
 }
 
@@ -420,7 +423,9 @@ static weft_poll finish(weft_io_op *op, ssize_t r, ssize_t *result)
 /* One step through the reactor: r, or WEFT_IO_PENDING. */
 static ssize_t step(weft_io_op *op, weft_context *cx)
 {
-    ssize_t r = weft__io_do(op->src, op->gen, op->dir, cx, op_call, op);
+    bool stream = op->stream && op->kind >= OP_READ && op->kind <= OP_WRITE_ALL;
+    ssize_t r = weft__io_do(op->src, op->gen, op->dir, cx, op_call, op,
+                            stream ? op->len - op->moved : 0);
 
     op->waiting = r == WEFT_IO_PENDING;
     return r;
@@ -484,7 +489,7 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
         return WEFT_PENDING;
     if (r >= 0) {
         /* the listener's reactor */
-        err = wrap(((struct weft__io_source *)a->src)->io, (int)r, a->out);
+        err = wrap(((struct weft__io_source *)a->src)->io, (int)r, true, a->out);
         r = err;
     }
     a->done = 1;
@@ -532,7 +537,7 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
         c->result = -EINVAL;
         goto done;
     }
-    r = weft__io_do(c->src, c->gen, IO_WRITE, cx, connect_check, NULL);
+    r = weft__io_do(c->src, c->gen, IO_WRITE, cx, connect_check, NULL, 0);
     c->waiting = r == WEFT_IO_PENDING;
     if (r == WEFT_IO_PENDING) {
         if (c->timeout_ms && weft_sleep_poll(&c->sleep, cx) == WEFT_READY) {
@@ -558,6 +563,7 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
         }
         s->src = c->src;
         s->gen = c->gen;
+        s->stream = true;
         c->src = NULL;                /* the socket owns it now */
         *c->out = s;
         c->result = 0;
