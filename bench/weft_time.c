@@ -382,13 +382,17 @@ int main(int argc, char **argv)
             min = lateness_ns[i] < min ? lateness_ns[i] : min;
             sum += lateness_ns[i];
         }
+        size_t over2 = 0;
+
+        for (size_t i = 0; i < n; i++)
+            over2 += lateness_ns[i] > 2000000;
         qsort(lateness_ns, n, sizeof(*lateness_ns), cmp_i64);
         printf("RESULT W6 %s tasks=%zu check=%llu wall_ms=%.3f spawn_ms=%.3f late_max_ms=%.3f "
-               "late_p99_ms=%.3f late_mean_ms=%.3f late_min_ms=%.3f cpu_ms=%.3f "
+               "late_p99_ms=%.3f late_mean_ms=%.3f late_min_ms=%.3f late_over_2ms=%zu cpu_ms=%.3f "
                "rss_peak_kb=%llu rss_base_kb=%llu\n",
                name, n, (unsigned long long)st.check, st.wall_ns / 1e6, st.spawn_ns / 1e6, max / 1e6,
                lateness_ns[(n * 99 + 99) / 100 - 1] / 1e6,   /* nearest rank */
-               (double)sum / (double)n / 1e6, min / 1e6, st.cpu_ns / 1e6,
+               (double)sum / (double)n / 1e6, min / 1e6, over2, st.cpu_ns / 1e6,
                (unsigned long long)peak_kb, (unsigned long long)st.rss_base_kb);
         free(lateness_ns);
     } else {
