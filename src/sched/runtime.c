@@ -268,6 +268,7 @@ static struct weft__task *inject_pop(struct weft_runtime *rt, size_t max,
 }
 
 static void check_quiescent(struct weft_runtime *rt);
+static void runtime_destroy(struct weft_runtime *rt);
 static void drain_dead(struct weft_runtime *rt, struct shard *sh);
 
 /* ---- Parking -------------------------------------------------------------------
@@ -739,11 +740,19 @@ static void schedule(struct weft_runtime *rt, struct weft__task *t, bool yield)
     struct worker *w = local_worker(rt);
 
     if (w == NULL) {
-        if (!inject_push(rt, t, t, 1)) {
+        /* A foreign thread (a waker on a plain thread). Once the task is
+         * in the inject queue, a worker may run it to completion and free
+         * it, the last cell, and with it the runtime, while this thread
+         * still reads the runtime in notify_one(): hold the runtime for
+         * the duration. Safe to take: the caller's reference keeps the
+         * cell, so its shard, so the runtime, alive at this point. */
+        atomic_fetch_add_explicit(&rt->holds, 1, memory_order_relaxed);
+        if (!inject_push(rt, t, t, 1))
             weft__task_ref_dec(t);    /* closed: drop the queue's reference */
-            return;
-        }
-        notify_one(rt);
+        else
+            notify_one(rt);
+        if (atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
+            runtime_destroy(rt);
         return;
     }
     if (yield) {
