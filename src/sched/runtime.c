@@ -497,12 +497,14 @@ static bool wait_io(struct worker *w, uint64_t timeout_ns, int *events)
         pthread_mutex_lock(&w->park_lock);
         w->in_io = false;
         if (n < 0) {
-            /* a busy worker is looking (epoll_wait with no timeout): nap
-             * a millisecond on the condition variable instead */
+            /* a busy worker is looking (epoll_wait with no timeout, a few
+             * microseconds): nap briefly on the condition variable, then
+             * park again and retry (a longer nap would hold up events) */
             struct timespec until;
+            long nap = timeout_ns && timeout_ns < 50000u ? (long)timeout_ns : 50000L;
 
             clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += 1000000L;
+            until.tv_nsec += nap;
             until.tv_sec += until.tv_nsec / 1000000000L;
             until.tv_nsec %= 1000000000L;
             if (!w->notified && !w->kicked)
