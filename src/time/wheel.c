@@ -3,16 +3,27 @@
 #define SLOT_BITS 6
 #define SLOT_MASK ((uint64_t)WHEEL_SLOTS - 1)
 #define MAX_SPAN (((uint64_t)1 << (SLOT_BITS * WHEEL_LEVELS)) - 1)
+/* entries moved from the level-1 slot of the next window into the next
+ * ring per advance: a slot of 6,400 is moved within 50 advances, while an
+ * advance stays a few tens of microseconds */
+#define PRECASCADE 128
 
 void weft__wheel_init(struct weft__wheel *w, uint64_t now)
 {
     w->elapsed = now;
     w->count = 0;
-    for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
-        w->occupied[l] = 0;
+    w->cur0 = 0;
+    for (unsigned r = 0; r < WHEEL_RINGS; r++) {
+        w->occupied[r] = 0;
         for (unsigned s = 0; s < WHEEL_SLOTS; s++)
-            weft__list_init(&w->slots[l][s]);
+            weft__list_init(&w->slots[r][s]);
     }
+}
+
+/* The level-0 ring of the window after the current one. */
+static unsigned next_ring(const struct weft__wheel *w)
+{
+    return w->cur0 ? 0 : WHEEL_LEVELS;
 }
 
 static unsigned level_for(uint64_t elapsed, uint64_t when)
@@ -24,6 +35,23 @@ static unsigned level_for(uint64_t elapsed, uint64_t when)
     return level < WHEEL_LEVELS ? level : WHEEL_LEVELS - 1;
 }
 
+/* Link t (when > elapsed) into its ring: the current window's level-0
+ * ring, the next window's, or the level level_for() names. */
+static void place(struct weft__wheel *w, struct weft__timer *t, uint64_t when)
+{
+    uint64_t win = w->elapsed >> SLOT_BITS, twin = when >> SLOT_BITS;
+
+    if (twin == win || twin == win + 1) {
+        t->level = twin == win ? w->cur0 : next_ring(w);
+        t->slot = (unsigned)(when & SLOT_MASK);
+    } else {
+        t->level = level_for(w->elapsed, when);
+        t->slot = (unsigned)((when >> (t->level * SLOT_BITS)) & SLOT_MASK);
+    }
+    weft__list_push_back(&w->slots[t->level][t->slot], &t->link);
+    w->occupied[t->level] |= (uint64_t)1 << t->slot;
+}
+
 bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
 {
     uint64_t when = t->deadline;
@@ -32,10 +60,7 @@ bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
         return false;
     if (when - w->elapsed > MAX_SPAN / 2)
         when = w->elapsed + MAX_SPAN / 2; /* beyond range: re-placed later */
-    t->level = level_for(w->elapsed, when);
-    t->slot = (unsigned)((when >> (t->level * SLOT_BITS)) & SLOT_MASK);
-    weft__list_push_back(&w->slots[t->level][t->slot], &t->link);
-    w->occupied[t->level] |= (uint64_t)1 << t->slot;
+    place(w, t, when);
     w->count++;
     return true;
 }
@@ -50,16 +75,23 @@ void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t)
     w->count--;
 }
 
-/* The next occupied slot of `level` at or after the wheel's position, and
- * the time it starts. */
-static bool next_in_level(const struct weft__wheel *w, unsigned level, unsigned *slot,
+/* The next occupied slot of ring `ring` at or after the wheel's position,
+ * and the time it starts. */
+static bool next_in_level(const struct weft__wheel *w, unsigned ring, unsigned *slot,
                           uint64_t *start)
 {
-    unsigned shift = level * SLOT_BITS, now_slot, zeros;
-    uint64_t occ = w->occupied[level], rotated, level_range, slot_range, base;
+    unsigned level = ring == w->cur0 ? 0 : ring, shift, now_slot, zeros;
+    uint64_t occ = w->occupied[ring], rotated, level_range, slot_range, base;
 
     if (occ == 0)
         return false;
+    if (ring == next_ring(w)) {
+        /* the next window: its slots in order, no wrap */
+        *slot = (unsigned)__builtin_ctzll(occ);
+        *start = (((w->elapsed >> SLOT_BITS) + 1) << SLOT_BITS) + *slot;
+        return true;
+    }
+    shift = level * SLOT_BITS;
     now_slot = (unsigned)((w->elapsed >> shift) & SLOT_MASK);
     rotated = now_slot ? (occ >> now_slot) | (occ << (64 - now_slot)) : occ;
     zeros = (unsigned)__builtin_ctzll(rotated);
@@ -83,7 +115,7 @@ static bool next_slot(const struct weft__wheel *w, unsigned *level, unsigned *sl
 {
     bool found = false;
 
-    for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
+    for (unsigned l = 0; l < WHEEL_RINGS; l++) {
         unsigned s;
         uint64_t st;
 
@@ -105,11 +137,49 @@ uint64_t weft__wheel_next(const struct weft__wheel *w)
     return next_slot(w, &level, &slot, &start) ? start : UINT64_MAX;
 }
 
+/* Move the wheel's time forward. Entering a new window, the current ring
+ * is empty (advancing empties slots in start order, and all of its slots
+ * start in the old window), so the rings swap roles: the next ring holds
+ * the window just entered. If time jumps further than one window, the next
+ * ring is empty too (its slots start before the new time) and the swap is
+ * harmless. */
+static void set_elapsed(struct weft__wheel *w, uint64_t e)
+{
+    if (e >> SLOT_BITS != w->elapsed >> SLOT_BITS)
+        w->cur0 = next_ring(w);
+    w->elapsed = e;
+}
+
+/* Move a few entries of the level-1 slot that holds the next window into
+ * the next ring, ahead of time (see wheel.h). Only while that window is in
+ * the current level-1 rotation: across a 4,096 ms boundary the slot is a
+ * level-2 one and cascades as before. */
+static void precascade(struct weft__wheel *w)
+{
+    uint64_t nextwin = ((w->elapsed >> SLOT_BITS) + 1) << SLOT_BITS;
+    unsigned slot, moved = 0;
+    struct weft__list *list;
+
+    if (level_for(w->elapsed, nextwin) != 1)
+        return;
+    slot = (unsigned)((nextwin >> SLOT_BITS) & SLOT_MASK);
+    list = &w->slots[1][slot];
+    while (!weft__list_empty(list) && moved++ < PRECASCADE) {
+        struct weft__timer *t = weft__container_of(list->next, struct weft__timer, link);
+
+        weft__list_remove(&t->link);
+        place(w, t, t->deadline);     /* the next window: the next ring */
+    }
+    if (weft__list_empty(list))
+        w->occupied[1] &= ~((uint64_t)1 << slot);
+}
+
 unsigned weft__wheel_advance(struct weft__wheel *w, uint64_t now, struct weft__timer **due,
                              unsigned max)
 {
     unsigned n = 0;
 
+    precascade(w);
     while (n < max) {
         unsigned level, slot = 0;
         uint64_t start = 0;
@@ -120,7 +190,7 @@ unsigned weft__wheel_advance(struct weft__wheel *w, uint64_t now, struct weft__t
         /* the slot's time has come: at level 0 its timers are due; above,
          * they move nearer (cascade), relative to the slot's start */
         if (start > w->elapsed)
-            w->elapsed = start;
+            set_elapsed(w, start);
         list = &w->slots[level][slot];
         while (!weft__list_empty(list) && n < max) {
             struct weft__timer *t = weft__container_of(list->next, struct weft__timer, link);
@@ -134,6 +204,6 @@ unsigned weft__wheel_advance(struct weft__wheel *w, uint64_t now, struct weft__t
             w->occupied[level] &= ~((uint64_t)1 << slot);
     }
     if (n < max && now > w->elapsed)
-        w->elapsed = now;
+        set_elapsed(w, now);
     return n;
 }

@@ -9,7 +9,16 @@
  * everything at level 0 is due within the current 64 ms window, everything
  * at level L+1 after the whole current level-L window. Advancing empties the
  * next occupied slot of the lowest occupied level: a level-0 slot fires, a
- * higher one is re-inserted nearer (cascade). */
+ * higher one is re-inserted nearer (cascade).
+ *
+ * Level 0 has two rings: the current 64 ms window's and the next one's.
+ * The next window's timers go straight to the second ring, and the level-1
+ * slot that holds the next window is moved into it a little at every
+ * advance (PRECASCADE entries), so that no advance moves a whole slot at
+ * once: with 100 timers due per millisecond, a level-1 slot holds about
+ * 6,400, and moving them in one go held the lock for over a millisecond
+ * while that millisecond's timers waited. When the wheel's time enters the
+ * next window the rings swap roles (`cur0` flips; entries keep their ring). */
 #ifndef WEFT_TIME_WHEEL_H
 #define WEFT_TIME_WHEEL_H
 
@@ -31,11 +40,17 @@ struct weft__timer {
     unsigned level, slot;
 };
 
+/* Physical rings: 0 and WHEEL_LEVELS are the two level-0 rings (which one
+ * is the current window's: cur0), 1..WHEEL_LEVELS-1 the higher levels. An
+ * entry's `level` field names its physical ring. */
+#define WHEEL_RINGS (WHEEL_LEVELS + 1)
+
 struct weft__wheel {
     uint64_t elapsed;                 /* ms: everything before has fired */
-    uint64_t occupied[WHEEL_LEVELS];  /* bit s: slot s is non-empty */
+    uint64_t occupied[WHEEL_RINGS];   /* bit s: slot s is non-empty */
     size_t count;
-    struct weft__list slots[WHEEL_LEVELS][WHEEL_SLOTS];
+    unsigned cur0;                    /* 0 or WHEEL_LEVELS: the current window's ring */
+    struct weft__list slots[WHEEL_RINGS][WHEEL_SLOTS];
 };
 
 void weft__wheel_init(struct weft__wheel *w, uint64_t now);

@@ -137,3 +137,46 @@ TEST(wheel_refuses_what_is_due)
     weft__wheel_remove(&w, &t);
     ASSERT_EQ(UINT64_MAX, weft__wheel_next(&w));
 }
+
+/* The level-1 slot that holds the next 64 ms window is moved into the next
+ * level-0 ring a little at each advance, so that entering the window moves
+ * nothing at once (a whole slot moved in one go held the timer lock for over
+ * a millisecond with W6's 6,400 timers per slot). And the deadlines still
+ * come out exactly on time, in order. */
+TEST(wheel_moves_the_next_window_ahead_of_time)
+{
+    struct weft__wheel w;
+    struct weft__timer *due[64];
+    int n = 3000, fired = 0;
+    uint64_t x = 5, base = 4096 * 10;         /* a 4,096 ms boundary's start */
+    unsigned l1slot;
+
+    weft__wheel_init(&w, base);
+    /* deadlines in the second window from now: level 1 at insert time */
+    for (int i = 0; i < n; i++) {
+        timers[i].deadline = base + 128 + lcg(&x) % 64;
+        ASSERT(weft__wheel_insert(&w, &timers[i]));
+        ASSERT_EQ(1, timers[i].level);
+    }
+    l1slot = (unsigned)(((base + 128) >> 6) & 63);
+    ASSERT(w.occupied[1] & ((uint64_t)1 << l1slot));
+    /* advance through the first window into the second, one ms at a time:
+     * 64 advances of at most PRECASCADE moves each empty the slot */
+    for (uint64_t now = base + 1; now < base + 128; now++) {
+        ASSERT_EQ(0, weft__wheel_advance(&w, now, due, 64));
+        if (now >= base + 64 + 30)
+            ASSERT(!(w.occupied[1] & ((uint64_t)1 << l1slot)));
+    }
+    for (uint64_t now = base + 128; fired < n; now++) {
+        unsigned got;
+
+        ASSERT(now < base + 192);
+        do {
+            got = weft__wheel_advance(&w, now, due, 64);
+            for (unsigned k = 0; k < got; k++)
+                ASSERT_EQ(now, due[k]->deadline);
+            fired += (int)got;
+        } while (got == 64);
+    }
+    ASSERT_EQ(0, w.count);
+}
