@@ -13,6 +13,7 @@ void weft__wheel_init(struct weft__wheel *w, uint64_t now)
     w->elapsed = now;
     w->count = 0;
     w->cur0 = 0;
+    w->cur1 = 1;
     for (unsigned r = 0; r < WHEEL_RINGS; r++) {
         w->occupied[r] = 0;
         for (unsigned s = 0; s < WHEEL_SLOTS; s++)
@@ -20,10 +21,18 @@ void weft__wheel_init(struct weft__wheel *w, uint64_t now)
     }
 }
 
+#define BLOCK_BITS (2 * SLOT_BITS)    /* a level-1 rotation: 4,096 ms */
+
 /* The level-0 ring of the window after the current one. */
 static unsigned next_ring(const struct weft__wheel *w)
 {
     return w->cur0 ? 0 : WHEEL_LEVELS;
+}
+
+/* The level-1 ring of the block after the current one. */
+static unsigned next_ring1(const struct weft__wheel *w)
+{
+    return w->cur1 == 1 ? WHEEL_LEVELS + 1 : 1;
 }
 
 static unsigned level_for(uint64_t elapsed, uint64_t when)
@@ -44,6 +53,11 @@ static void place(struct weft__wheel *w, struct weft__timer *t, uint64_t when)
     if (twin == win || twin == win + 1) {
         t->level = twin == win ? w->cur0 : next_ring(w);
         t->slot = (unsigned)(when & SLOT_MASK);
+    } else if ((when >> BLOCK_BITS) == (w->elapsed >> BLOCK_BITS) ||
+               (when >> BLOCK_BITS) == (w->elapsed >> BLOCK_BITS) + 1) {
+        /* level 1: this block's ring or the next block's */
+        t->level = (when >> BLOCK_BITS) == (w->elapsed >> BLOCK_BITS) ? w->cur1 : next_ring1(w);
+        t->slot = (unsigned)((when >> SLOT_BITS) & SLOT_MASK);
     } else {
         t->level = level_for(w->elapsed, when);
         t->slot = (unsigned)((when >> (t->level * SLOT_BITS)) & SLOT_MASK);
@@ -80,7 +94,7 @@ void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t)
 static bool next_in_level(const struct weft__wheel *w, unsigned ring, unsigned *slot,
                           uint64_t *start)
 {
-    unsigned level = ring == w->cur0 ? 0 : ring, shift, now_slot, zeros;
+    unsigned level = ring == w->cur0 ? 0 : ring == w->cur1 ? 1 : ring, shift, now_slot, zeros;
     uint64_t occ = w->occupied[ring], rotated, level_range, slot_range, base;
 
     if (occ == 0)
@@ -89,6 +103,12 @@ static bool next_in_level(const struct weft__wheel *w, unsigned ring, unsigned *
         /* the next window: its slots in order, no wrap */
         *slot = (unsigned)__builtin_ctzll(occ);
         *start = (((w->elapsed >> SLOT_BITS) + 1) << SLOT_BITS) + *slot;
+        return true;
+    }
+    if (ring == next_ring1(w)) {
+        /* the next block: its windows in order, no wrap */
+        *slot = (unsigned)__builtin_ctzll(occ);
+        *start = (((w->elapsed >> BLOCK_BITS) + 1) << BLOCK_BITS) + ((uint64_t)*slot << SLOT_BITS);
         return true;
     }
     shift = level * SLOT_BITS;
@@ -147,31 +167,44 @@ static void set_elapsed(struct weft__wheel *w, uint64_t e)
 {
     if (e >> SLOT_BITS != w->elapsed >> SLOT_BITS)
         w->cur0 = next_ring(w);
+    if (e >> BLOCK_BITS != w->elapsed >> BLOCK_BITS)
+        w->cur1 = next_ring1(w);      /* the same argument, one level up */
     w->elapsed = e;
 }
 
-/* Move a few entries of the level-1 slot that holds the next window into
- * the next ring, ahead of time (see wheel.h). Only while that window is in
- * the current level-1 rotation: across a 4,096 ms boundary the slot is a
- * level-2 one and cascades as before. */
-static void precascade(struct weft__wheel *w)
+/* Move up to PRECASCADE entries of `list` (ring `ring`, slot `slot`) to
+ * where they belong now (place() puts them in the next window's or the next
+ * block's ring). */
+static void move_ahead(struct weft__wheel *w, unsigned ring, unsigned slot)
 {
-    uint64_t nextwin = ((w->elapsed >> SLOT_BITS) + 1) << SLOT_BITS;
-    unsigned slot, moved = 0;
-    struct weft__list *list;
+    struct weft__list *list = &w->slots[ring][slot];
+    unsigned moved = 0;
 
-    if (level_for(w->elapsed, nextwin) != 1)
-        return;
-    slot = (unsigned)((nextwin >> SLOT_BITS) & SLOT_MASK);
-    list = &w->slots[1][slot];
     while (!weft__list_empty(list) && moved++ < PRECASCADE) {
         struct weft__timer *t = weft__container_of(list->next, struct weft__timer, link);
 
         weft__list_remove(&t->link);
-        place(w, t, t->deadline);     /* the next window: the next ring */
+        place(w, t, t->deadline);
     }
     if (weft__list_empty(list))
-        w->occupied[1] &= ~((uint64_t)1 << slot);
+        w->occupied[ring] &= ~((uint64_t)1 << slot);
+}
+
+/* Move a few entries ahead of time (see wheel.h): from the level-1 slot
+ * that holds the next window into the next level-0 ring, and from the
+ * level-2 slot that holds the next block into the next level-1 ring. A
+ * slot that would be reached across a higher boundary (the next block is
+ * in another level-2 rotation) cascades as before, when its time comes. */
+static void precascade(struct weft__wheel *w)
+{
+    uint64_t nextwin = ((w->elapsed >> SLOT_BITS) + 1) << SLOT_BITS;
+    uint64_t nextblk = ((w->elapsed >> BLOCK_BITS) + 1) << BLOCK_BITS;
+    unsigned ring1 = (nextwin >> BLOCK_BITS) == (w->elapsed >> BLOCK_BITS) ? w->cur1
+                                                                            : next_ring1(w);
+
+    move_ahead(w, ring1, (unsigned)((nextwin >> SLOT_BITS) & SLOT_MASK));
+    if (level_for(w->elapsed, nextblk) == 2)
+        move_ahead(w, 2, (unsigned)((nextblk >> BLOCK_BITS) & SLOT_MASK));
 }
 
 unsigned weft__wheel_advance(struct weft__wheel *w, uint64_t now, struct weft__timer **due,

@@ -18,7 +18,11 @@
  * once: with 100 timers due per millisecond, a level-1 slot holds about
  * 6,400, and moving them in one go held the lock for over a millisecond
  * while that millisecond's timers waited. When the wheel's time enters the
- * next window the rings swap roles (`cur0` flips; entries keep their ring). */
+ * next window the rings swap roles (`cur0` flips; entries keep their ring).
+ * Level 1 has two rings in the same way, for the current 4,096 ms block and
+ * the next: the level-2 slot that holds the next block is moved into the
+ * second ring ahead of time (it held everything due in the next block, and
+ * crossing a block boundary moved it all at once). */
 #ifndef WEFT_TIME_WHEEL_H
 #define WEFT_TIME_WHEEL_H
 
@@ -41,15 +45,17 @@ struct weft__timer {
 };
 
 /* Physical rings: 0 and WHEEL_LEVELS are the two level-0 rings (which one
- * is the current window's: cur0), 1..WHEEL_LEVELS-1 the higher levels. An
- * entry's `level` field names its physical ring. */
-#define WHEEL_RINGS (WHEEL_LEVELS + 1)
+ * is the current window's: cur0), 1 and WHEEL_LEVELS + 1 the two level-1
+ * rings (cur1: the current block's), 2..WHEEL_LEVELS-1 the higher levels.
+ * An entry's `level` field names its physical ring. */
+#define WHEEL_RINGS (WHEEL_LEVELS + 2)
 
 struct weft__wheel {
     uint64_t elapsed;                 /* ms: everything before has fired */
     uint64_t occupied[WHEEL_RINGS];   /* bit s: slot s is non-empty */
     size_t count;
     unsigned cur0;                    /* 0 or WHEEL_LEVELS: the current window's ring */
+    unsigned cur1;                    /* 1 or WHEEL_LEVELS + 1: the current block's ring */
     struct weft__list slots[WHEEL_RINGS][WHEEL_SLOTS];
 };
 

@@ -180,3 +180,45 @@ TEST(wheel_moves_the_next_window_ahead_of_time)
     }
     ASSERT_EQ(0, w.count);
 }
+
+/* The same one level up: the level-2 slot that holds the next 4,096 ms
+ * block is moved into the next level-1 ring ahead of time, so crossing the
+ * block boundary moves nothing at once; every deadline still fires exactly
+ * on time. */
+TEST(wheel_moves_the_next_block_ahead_of_time)
+{
+    struct weft__wheel w;
+    struct weft__timer *due[64];
+    int n = (int)harness_scale(N), fired = 0;
+    uint64_t x = 11, base = (uint64_t)4096 * 64 * 3;   /* a level-2 rotation's start */
+    uint64_t blk = base + 2 * 4096;                     /* two blocks ahead */
+    unsigned l2slot = (unsigned)((blk >> 12) & 63);
+    uint64_t now;
+
+    weft__wheel_init(&w, base);
+    for (int i = 0; i < n; i++) {
+        timers[i].deadline = blk + lcg(&x) % 1000;
+        ASSERT(weft__wheel_insert(&w, &timers[i]));
+        ASSERT_EQ(2, timers[i].level);
+    }
+    ASSERT(w.occupied[2] & ((uint64_t)1 << l2slot));
+    /* jump to the start of the block before, then walk it one ms at a time */
+    ASSERT_EQ(0, weft__wheel_advance(&w, blk - 4096, due, 64));
+    for (now = blk - 4096 + 1; now < blk; now++) {
+        ASSERT_EQ(0, weft__wheel_advance(&w, now, due, 64));
+        if (now >= blk - 4096 + 200)
+            ASSERT(!(w.occupied[2] & ((uint64_t)1 << l2slot)));
+    }
+    for (; fired < n; now++) {
+        unsigned got;
+
+        ASSERT(now < blk + 1000);
+        do {
+            got = weft__wheel_advance(&w, now, due, 64);
+            for (unsigned k = 0; k < got; k++)
+                ASSERT_EQ(now, due[k]->deadline);
+            fired += (int)got;
+        } while (got == 64);
+    }
+    ASSERT_EQ(0, w.count);
+}
