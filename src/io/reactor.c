@@ -325,14 +325,18 @@ static int io_park(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_c
 
 /* The call found the descriptor drained in direction `dir` (EAGAIN, or a
  * short read or write): clear the readiness bit, unless an event was
- * dispatched since `tick0` (read before the call), which may report what
- * came after it. */
-static void io_clear(struct weft__io_source *s, uint32_t dir, uint32_t tick0)
+ * dispatched since `seen` (the word read before the call), which may
+ * report what came after it. No lock: the tick and the bits share the
+ * word, so a CAS that keeps the tick cannot erase a newer event (a clear of
+ * the other direction only makes it retry). */
+static void io_clear(struct weft__io_source *s, uint32_t dir, uint32_t seen)
 {
-    pthread_mutex_lock(&s->lock);
-    if (atomic_load_explicit(&s->tick, memory_order_relaxed) == tick0)
-        atomic_fetch_and_explicit(&s->ready, ~dir, memory_order_relaxed);
-    pthread_mutex_unlock(&s->lock);
+    uint32_t cur = seen;
+
+    while ((cur & READY_TICK_MASK) == (seen & READY_TICK_MASK) &&
+           !atomic_compare_exchange_weak_explicit(&s->ready, &cur, cur & ~dir,
+                                                  memory_order_acq_rel, memory_order_acquire))
+        ;
 }
 
 void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir)
@@ -354,9 +358,8 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
                     ssize_t (*op)(int fd, void *arg), void *arg, size_t want)
 {
     for (;;) {
-        /* acquire: pairs with dispatch's release of the bit (and tick) */
+        /* acquire: pairs with dispatch's release of the bits and tick */
         uint32_t ready = atomic_load_explicit(&s->ready, memory_order_acquire);
-        uint32_t tick0;
         int fd, w;
         ssize_t r;
 
@@ -368,7 +371,6 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
                 return WEFT_IO_PENDING;
             continue;
         }
-        tick0 = atomic_load_explicit(&s->tick, memory_order_acquire);
         fd = weft__io_begin(s, gen);
         if (fd < 0)
             return fd;
@@ -377,11 +379,11 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
         while (r == -EINTR);
         weft__io_end(s);
         if (r == -EAGAIN || r == -EWOULDBLOCK) {
-            io_clear(s, dir, tick0);
+            io_clear(s, dir, ready);
             continue;                 /* parks, or retries after a new event */
         }
         if (r > 0 && (size_t)r < want)
-            io_clear(s, dir, tick0);  /* drained: the next call waits for an edge */
+            io_clear(s, dir, ready);  /* drained: the next call waits for an edge */
         return r;
     }
 }
@@ -427,9 +429,17 @@ static void dispatch(struct weft__io *io, const struct epoll_event *ev)
         pthread_mutex_unlock(&s->lock);
         return;
     }
-    /* release: a future's acquire load of `ready` sees the tick with it */
-    atomic_fetch_add_explicit(&s->tick, 1, memory_order_relaxed);
-    atomic_fetch_or_explicit(&s->ready, bits, memory_order_release);
+    /* one RMW for the bits and the tick (see io_clear); release: pairs
+     * with the futures' acquire loads */
+    {
+        uint32_t cur = atomic_load_explicit(&s->ready, memory_order_relaxed);
+
+        while (!atomic_compare_exchange_weak_explicit(&s->ready, &cur,
+                                                      (cur + READY_TICK_ONE) | bits,
+                                                      memory_order_release,
+                                                      memory_order_relaxed))
+            ;
+    }
     if (bits & IO_READ) {
         r = s->reader;
         s->reader = WEFT_WAKER_EMPTY;

@@ -15,9 +15,11 @@
  * given, so a stale event or a stale future sees the mismatch and stops.
  *
  * Per source, under its lock:
- *   ready    readiness bits: set by events, cleared by a call that finds the
- *            descriptor drained (read without the lock as a hint);
- *   tick     events dispatched (so a clear never erases a newer event);
+ *   ready    readiness bits (low byte), set by events, cleared by a call
+ *            that finds the descriptor drained, and above them a tick of
+ *            events dispatched, in one atomic word: set under the lock,
+ *            cleared without it by a CAS that keeps the tick (so a clear
+ *            never erases a newer event);
  *   reader   the waker of the task waiting to read (one at a time),
  *   writer   the same for writing;
  *   notify   instead of wakers, a hook (fd watches of the io layer).
@@ -38,8 +40,8 @@
  *
  *   future (any worker)                   reactor (the polling thread)
  *   R set? t0 = tick; call                event for the source
- *     drained: lock; tick == t0 ?         lock
- *              clear R; unlock            tick++; ready |= R
+ *     drained: CAS tick == t0 ?           lock
+ *              clear R                    tick++ and ready |= R (one RMW)
  *   R clear: lock; R set ? retry          take the reader waker
  *              : store waker; PENDING     unlock; wake it
  *            unlock
@@ -72,6 +74,10 @@ enum {
     IO_RDHUP = 1u << 4,     /* peer shut down its side: reads see EOF (sticky) */
 };
 
+/* The `ready` word: readiness bits in the low byte, the event tick above. */
+#define READY_TICK_ONE (1u << 8)
+#define READY_TICK_MASK (~0xffu)
+
 struct weft__io;
 
 #define USE_CLOSED 1u
@@ -82,8 +88,8 @@ struct weft__io_source {
     _Atomic uint32_t gen;             /* written under ->lock; read as a hint */
     uint32_t index;
     int fd;                           /* ->lock; -1 when free */
-    _Atomic uint32_t ready;           /* written under ->lock, read without */
-    _Atomic uint32_t tick;            /* events dispatched; written under ->lock */
+    _Atomic uint32_t ready;           /* bits + tick: set under ->lock, cleared by CAS */
+
     _Atomic uint32_t use;             /* calls in flight | USE_CLOSED (see above) */
     bool closed;                      /* ->lock: close requested */
     bool close_fd;                    /* ->lock: close(fd) at release */
