@@ -481,6 +481,21 @@ static bool leave_sleepers(struct worker *w)
     return was;
 }
 
+/* CLOCK_MONOTONIC now + ns, for the park conditions' timed waits. */
+static struct timespec mono_after(uint64_t ns)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += (time_t)(ns / 1000000000u);
+    t.tv_nsec += (long)(ns % 1000000000u);
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 /* The watcher's wait in epoll_wait: as wait_notified(), but events that
  * come meanwhile wake their tasks (into this worker's queues). *events: how
  * many sources were ready. */
@@ -500,13 +515,9 @@ static bool wait_io(struct worker *w, uint64_t timeout_ns, int *events)
             /* a busy worker is looking (epoll_wait with no timeout, a few
              * microseconds): nap briefly on the condition variable, then
              * park again and retry (a longer nap would hold up events) */
-            struct timespec until;
-            long nap = timeout_ns && timeout_ns < 50000u ? (long)timeout_ns : 50000L;
+            struct timespec until = mono_after(timeout_ns && timeout_ns < 50000u ? timeout_ns
+                                                                                : 50000u);
 
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += nap;
-            until.tv_sec += until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
             if (!w->notified && !w->kicked)
                 pthread_cond_timedwait(&w->park_cond, &w->park_lock, &until);
             n = 0;
@@ -527,12 +538,8 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
     struct timespec until;
     bool got;
 
-    if (timeout_ns) {
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += (long)timeout_ns;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-    }
+    if (timeout_ns)
+        until = mono_after(timeout_ns);
     pthread_mutex_lock(&w->park_lock);
     while (!w->notified && !w->kicked) {
         if (!timeout_ns)
