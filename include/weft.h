@@ -1,10 +1,12 @@
-/* weft - an async runtime for C.
+/* weft - an async runtime for C. This is the one header a user includes.
  *
  * The protocol (futures, wakers, async functions) is in weft/core.h, join
  * handles in weft/task.h, the runtime in weft/sched.h, timers in
- * weft/time.h, channels and locks in weft/sync.h and weft/sync2.h, task groups,
- * cancellation tokens and select/join_all in weft/group.h, the pool for
- * blocking calls in weft/blocking.h. docs/ARCHITECTURE.md follows a task
+ * weft/timer.h, notify and the locks in weft/lock.h, channels in
+ * weft/chan.h, the pool for blocking calls and file futures in
+ * weft/blocking.h, task groups, cancellation tokens and select/join_all in
+ * weft/group.h, sockets in weft/net.h, and watches of foreign descriptors
+ * with loop timers in weft/fdwatch.h. docs/ARCHITECTURE.md follows a task
  * from spawn to free. */
 #ifndef WEFT_H
 #define WEFT_H
@@ -12,9 +14,9 @@
 #include "weft/core.h"
 #include "weft/task.h"
 #include "weft/sched.h"
-#include "weft/time.h"
-#include "weft/sync.h"
-#include "weft/sync2.h"
+#include "weft/timer.h"
+#include "weft/lock.h"
+#include "weft/chan.h"
 #include "weft/blocking.h"
 #include "weft/group.h"
 #include "weft/net.h"

@@ -109,7 +109,7 @@ WEFT_API void weft_blocking_job_drop(weft_blocking_job *job);
  * shutdown before it started), -EINVAL (NULL job). At most one join future
  * per job at a time. Cancel safety: dropping it while pending loses nothing;
  * the job runs on and its result stays with the handle (try, wait, or a new
- * join future read it). Follows weft/sync.h's common rules for futures. */
+ * join future read it). Follows weft/lock.h's common rules for futures. */
 typedef struct weft_blocking_join {
     /* private: may change in any release */
     weft_blocking_job *job;
@@ -144,7 +144,7 @@ WEFT_API void weft_blocking_join_drop(weft_blocking_join *j);
  * write may still happen. No buffer of the caller's is touched after the
  * future is dropped: reads land in the operation's own buffer and are copied
  * out when the future completes, writes copy the data when queued.
- * Follows weft/sync.h's common rules for futures. Thread: the future's
+ * Follows weft/lock.h's common rules for futures. Thread: the future's
  * owner; the pool may be shared. */
 typedef struct weft_fs_op {
     /* private: may change in any release */

@@ -1,12 +1,9 @@
 /* weft/group.h - structured concurrency and composition: cancellation
  * tokens, task groups, and the join_all / select / race combinators.
  *
- * Include it after (or instead of nothing but) "weft.h":
+ * weft.h includes it; it may also be included on its own as <weft/group.h>.
  *
- *     #include "weft.h"
- *     #include "weft/group.h"
- *
- * The futures below follow the common rules of weft/sync.h: *_drop is
+ * The futures below follow the common rules of weft/lock.h: *_drop is
  * valid in every state and idempotent; polling after READY returns READY
  * again with the same result; a future is polled by one thread at a time;
  * a future borrows the object it was initialised with (keep the object
@@ -16,7 +13,7 @@
 
 #include "core.h"
 #include "sched.h"
-#include "sync.h"
+#include "chan.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -6,7 +6,7 @@
  * connect future, ...) until weft_socket_close(). Every call that may wait
  * is a future, a plain struct its owner embeds: *_init fixes the socket and
  * buffers, *_poll drives it (from a task of the socket's runtime), *_drop
- * releases it. The common rules of weft/sync.h apply: drop is valid in every
+ * releases it. The common rules of weft/lock.h apply: drop is valid in every
  * state and idempotent; polling after READY returns the same result.
  *
  * Results are counts (>= 0) or negative errno values, never -1/errno:
@@ -40,7 +40,7 @@
 
 #include "core.h"
 #include "sched.h"
-#include "time.h"
+#include "timer.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -23,7 +23,7 @@
 #include "sched/runtime.h"
 #include "util/alloc.h"
 #include "util/list.h"
-#include "weft/time.h"
+#include "weft/timer.h"
 #include "weft/fdwatch.h"
 
 #define CALLBACKS_PER_POLL 64

@@ -16,7 +16,7 @@
 
 #include "sync/waitq.h"
 #include "util/alloc.h"
-#include "weft/sync2.h"
+#include "weft/lock.h"
 
 struct weft_barrier {
     pthread_mutex_t lock;

@@ -22,7 +22,7 @@
 
 #include "sync/waitq.h"
 #include "util/alloc.h"
-#include "weft/sync2.h"
+#include "weft/chan.h"
 
 struct weft_bcast {
     _Atomic size_t refs;

@@ -15,7 +15,7 @@
  * release: a misuse racing with other unlocks may go undetected). */
 #include "sync/sem.h"
 #include "util/alloc.h"
-#include "weft/sync2.h"
+#include "weft/lock.h"
 
 struct weft_rwlock {
     struct weft_sem sem;

@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "weft/sync.h"
+#include "weft/chan.h"
 
 enum {
     W_IDLE = 0,        /* not linked; zeroed futures start here */

@@ -24,7 +24,7 @@
 
 #include "sync/waitq.h"
 #include "util/alloc.h"
-#include "weft/sync2.h"
+#include "weft/chan.h"
 
 struct weft_watch {
     _Atomic size_t refs;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "task/task.h"
-#include "weft/time.h"
+#include "weft/timer.h"
 
 WEFT_API void weft_timeout_init(weft_timeout *t, const weft_future_type *type, void *inner,
                                 uint64_t ms)

@@ -13,7 +13,7 @@
 
 #include "task/task.h"
 #include "time/driver.h"
-#include "weft/time.h"
+#include "weft/timer.h"
 
 _Static_assert(sizeof(((weft_sleep *)0)->entry) == sizeof(struct weft__timer),
                "weft_sleep's entry mirrors struct weft__timer");

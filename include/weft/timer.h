@@ -1,6 +1,6 @@
-/* weft/time.h - timers: sleep for a duration or until a deadline. */
-#ifndef WEFT_TIME_H
-#define WEFT_TIME_H
+/* weft/timer.h - timers: sleep for a duration or until a deadline. */
+#ifndef WEFT_TIMER_H
+#define WEFT_TIMER_H
 
 #include <stdint.h>
 
@@ -92,4 +92,4 @@ WEFT_API void weft_interval_drop(weft_interval *iv);
 #ifdef __cplusplus
 }
 #endif
-#endif /* WEFT_TIME_H */
+#endif /* WEFT_TIMER_H */

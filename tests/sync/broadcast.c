@@ -6,8 +6,8 @@
  * faults. */
 #include <string.h>
 
-#include "../sync/sync_test.h"
-#include "weft/sync2.h"
+#include "sync_test.h"
+#include "weft/chan.h"
 
 #define CX(name, cw)                                                          \
     weft_waker name##_w = cw_waker(cw);                                       \

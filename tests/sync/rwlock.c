@@ -5,8 +5,8 @@
  * task aborts, allocation faults. */
 #include <string.h>
 
-#include "../sync/sync_test.h"
-#include "weft/sync2.h"
+#include "sync_test.h"
+#include "weft/lock.h"
 
 #define CX(name, cw)                                                          \
     weft_waker name##_w = cw_waker(cw);                                       \

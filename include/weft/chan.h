@@ -1,7 +1,7 @@
-/* weft/sync2.h - more synchronization between tasks: read-write lock, watch
- * channel (latest value), broadcast channel, barrier.
+/* weft/chan.h - passing values between tasks: oneshot, channels, watch
+ * channel (latest value), broadcast channel.
  *
- * The rules of weft/sync.h hold here too: objects are opaque and live on the
+ * The rules of weft/lock.h hold here too: objects are opaque and live on the
  * heap; the futures that wait on them are plain structs their owner embeds,
  * set up by *_init, driven by *_poll, released by *_drop; *_drop is valid in
  * every state and idempotent; polling after READY returns READY again with
@@ -9,74 +9,168 @@
  * with -EINVAL; awaiting never allocates; wakers never run under a weft lock.
  * A future borrows the object (or receiver) it was initialised with: keep it
  * alive until the future has been dropped. */
-#ifndef WEFT_SYNC2_H
-#define WEFT_SYNC2_H
+#ifndef WEFT_CHAN_H
+#define WEFT_CHAN_H
 
 #include <stdint.h>
 
 #include "core.h"
-#include "sync.h"
+#include "lock.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- Read-write lock --------------------------------------------------------
- * Many readers or one writer, strictly FIFO: a lock future that has to wait
- * is served before any later one, so a waiting writer holds back readers
- * that arrive after it (writers do not starve) and the readers queued behind
- * a writer go in together once it unlocks. Not owned by a thread: any thread
- * or task may unlock. It guards no data itself. (A semaphore of
- * WEFT_RWLOCK_MAX_READERS permits: a reader takes one, a writer all.) */
-typedef struct weft_rwlock weft_rwlock;        /* opaque */
+/* ---- Oneshot --------------------------------------------------------------
+ * One value of `size` bytes from one sender to one receiver. Two handles to
+ * one shared object: the sender (used once: send or drop) and the receiver.
+ * Each handle is owned by one thread at a time. */
+typedef struct weft_oneshot_tx weft_oneshot_tx;   /* opaque */
+typedef struct weft_oneshot_rx weft_oneshot_rx;   /* opaque */
 
-/* The most readers that may hold the lock at once. */
-#define WEFT_RWLOCK_MAX_READERS WEFT_SEM_MAX_PERMITS
+/* Make a oneshot for a value of `size` bytes (0 allowed: a bare signal).
+ * Returns 0 with the sender in *tx and the receiver in *rx (release them with
+ * weft_oneshot_send()/weft_oneshot_tx_drop() and weft_oneshot_rx_drop());
+ * -EINVAL (NULL out-pointer, size above WEFT_FUTURE_MAX_SIZE), -ENOMEM. On
+ * failure nothing is allocated and the out-pointers are untouched. One
+ * allocation. Thread: any. */
+WEFT_API int weft_oneshot_new(weft_oneshot_tx **tx, weft_oneshot_rx **rx, size_t size);
 
-/* Returns 0 and an unlocked lock in *out (free it with weft_rwlock_free()),
- * -EINVAL (NULL), -ENOMEM. One allocation. Thread: any. */
-WEFT_API int weft_rwlock_new(weft_rwlock **out);
+/* Send `size` bytes from `msg` (copied; may be NULL when size is 0) and
+ * release the sender, which must not be used again. Returns 0 when the value
+ * was stored for the receiver; -EPIPE when the receiver was already dropped
+ * (the value is discarded; the caller still owns whatever `msg` refers to);
+ * -EINVAL for a NULL tx, or a NULL msg with size > 0 (the sender is still
+ * released, as by weft_oneshot_tx_drop()). Never waits. Thread: any. */
+WEFT_API int weft_oneshot_send(weft_oneshot_tx *tx, const void *msg);
 
-/* Free it; no lock future may still be using it. NULL is ignored. */
-WEFT_API void weft_rwlock_free(weft_rwlock *rw);
+/* Release the sender without sending: the receiver gets -EPIPE. NULL is
+ * ignored. Thread: any. */
+WEFT_API void weft_oneshot_tx_drop(weft_oneshot_tx *tx);
 
-/* Without waiting: 0 when read-locked (write-locked) now; -EAGAIN when it
- * is held in a conflicting way or a lock future waits (FIFO); -EINVAL
- * (NULL). Thread: any. */
-WEFT_API int weft_rwlock_try_read(weft_rwlock *rw);
-WEFT_API int weft_rwlock_try_write(weft_rwlock *rw);
+/* True once the receiver has been dropped (a send would return -EPIPE).
+ * False for NULL. Thread: any. */
+WEFT_API bool weft_oneshot_tx_is_closed(const weft_oneshot_tx *tx);
 
-/* Release one read lock (the write lock), handing the lock to the waiters at
- * the head of the line. 0, or -EINVAL (NULL; not read-locked; not
- * write-locked). Thread: any. */
-WEFT_API int weft_rwlock_unlock_read(weft_rwlock *rw);
-WEFT_API int weft_rwlock_unlock_write(weft_rwlock *rw);
+/* Without waiting: 0 with the value copied to `dst` (may be NULL when size is
+ * 0), -EAGAIN when nothing was sent yet and the sender is alive, -EPIPE when
+ * the sender was dropped without sending or the value was already received;
+ * -EINVAL for NULL arguments. Thread: the receiver's owner. */
+WEFT_API int weft_oneshot_try_recv(weft_oneshot_rx *rx, void *dst);
 
-/* Lock futures. Output (*result): 0 with the lock held by the caller (give
- * it back with the matching unlock); -EINVAL (NULL). Cancel safety: dropping
- * one while pending gives up its place in line (which may let those behind
- * it through); if the lock had already been handed to it but it was not
- * polled again, the lock is released again (to the next in line), so no
- * grant is lost. After READY, drop does not unlock. */
-typedef struct weft_rwlock_read {
+/* Release the receiver; a value sent and not received is discarded. No
+ * receive future on it may still exist. NULL is ignored. Thread: any. */
+WEFT_API void weft_oneshot_rx_drop(weft_oneshot_rx *rx);
+
+/* Receive future. Output (*result): 0 with the value in `dst`, or -EPIPE
+ * (sender dropped without sending, or value already received). At most one
+ * receive future per receiver at a time. Cancel safety: dropping it while
+ * pending loses nothing; the value stays for the next receive. */
+typedef struct weft_oneshot_recv {
     /* private: may change in any release */
-    weft_sem_acquire acq;
-} weft_rwlock_read;
+    struct weft_oneshot *os;
+    void *dst;
+    int result;
+    unsigned char state;
+} weft_oneshot_recv;
 
-typedef struct weft_rwlock_write {
+/* init: receive into `dst` (size bytes; NULL allowed for size 0) from `rx`
+ * (borrowed). poll: as described above. drop: releases the stored waker.
+ * Thread: the future's owner. */
+WEFT_API void weft_oneshot_recv_init(weft_oneshot_recv *r, weft_oneshot_rx *rx, void *dst);
+WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_recv *r, weft_context *cx, int *result);
+WEFT_API void weft_oneshot_recv_drop(weft_oneshot_recv *r);
+
+/* ---- Channels -------------------------------------------------------------
+ * Multi-producer multi-consumer FIFO of fixed-size messages, bounded or
+ * unbounded. One handle type for senders and receivers, reference-counted:
+ * every holder (a task, a thread) clones its own reference and drops it.
+ * The channel closes only when weft_chan_close() is called: receivers then
+ * drain every queued message and get -EPIPE; senders get -EPIPE at once.
+ * Messages are copied in and out with memcpy. Receivers woken for a message
+ * take it only when polled, so a receive dropped at any point loses nothing
+ * and keeps nothing; a receive that arrives first may take a message before
+ * a woken one does (the woken one then waits again, at the front). */
+typedef struct weft_chan weft_chan;            /* opaque, reference-counted */
+
+/* Make a channel of messages of `msg_size` bytes holding at most `cap` queued
+ * messages (0: unbounded; sends never wait, the buffer grows by doubling).
+ * Returns 0 and a new reference in *out (drop it with weft_chan_drop());
+ * -EINVAL (NULL out, msg_size 0, msg_size or msg_size * cap too large),
+ * -ENOMEM. A bounded channel is one allocation; an unbounded one allocates
+ * its buffer on demand. Thread: any. */
+WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap);
+
+/* One more reference to `ch` (returned; NULL for NULL). Thread: any. */
+WEFT_API weft_chan *weft_chan_clone(weft_chan *ch);
+
+/* Release one reference; the last one frees the channel and any messages
+ * still queued. No future may still be using this reference. NULL is
+ * ignored. Thread: any. */
+WEFT_API void weft_chan_drop(weft_chan *ch);
+
+/* Close the channel: pending and later sends get -EPIPE; receivers drain
+ * what is queued, then get -EPIPE. Every waiting future is woken.
+ * Idempotent; NULL is ignored. Thread: any. */
+WEFT_API void weft_chan_close(weft_chan *ch);
+
+/* True once weft_chan_close() was called (false for NULL). Thread: any. */
+WEFT_API bool weft_chan_is_closed(const weft_chan *ch);
+
+/* Messages queued now (a snapshot; 0 for NULL). Thread: any. */
+WEFT_API size_t weft_chan_len(const weft_chan *ch);
+
+/* Without waiting: copy the message at `msg` into the channel. Returns 0;
+ * -EAGAIN when a bounded channel is full; -EPIPE when closed; -ENOMEM when an
+ * unbounded channel could not grow; -EINVAL for NULL arguments. The caller
+ * keeps `msg`. Thread: any. */
+WEFT_API int weft_chan_try_send(weft_chan *ch, const void *msg);
+
+/* Without waiting: take the oldest message into `dst`. Returns 0; -EAGAIN
+ * when empty and open; -EPIPE when closed and empty; -EINVAL for NULL
+ * arguments. Thread: any. */
+WEFT_API int weft_chan_try_recv(weft_chan *ch, void *dst);
+
+/* Send future: copies the message at `msg` (borrowed: keep it unchanged until
+ * the future completes or is dropped) into `ch`, waiting while a bounded
+ * channel is full. Output (*result): 0 sent; -EPIPE closed (not sent);
+ * -ENOMEM (unbounded channel could not grow; not sent); -EINVAL (NULL
+ * channel or msg). Cancel safety: dropping it while pending sends nothing and
+ * keeps no slot; a wake it was handed is passed to the next waiting sender. */
+typedef struct weft_chan_send {
     /* private: may change in any release */
-    weft_sem_acquire acq;
-} weft_rwlock_write;
+    weft_chan *ch;
+    const void *msg;
+    int result;
+    weft_sync_waiter w;
+} weft_chan_send;
 
-/* init: set up a read (write) lock of `rw` (borrowed); nothing is taken
- * before the first poll. poll: locks or joins the line. drop: leaves the
- * line. Thread: the future's owner. */
-WEFT_API void weft_rwlock_read_init(weft_rwlock_read *f, weft_rwlock *rw);
-WEFT_API weft_poll weft_rwlock_read_poll(weft_rwlock_read *f, weft_context *cx, int *result);
-WEFT_API void weft_rwlock_read_drop(weft_rwlock_read *f);
-WEFT_API void weft_rwlock_write_init(weft_rwlock_write *f, weft_rwlock *rw);
-WEFT_API weft_poll weft_rwlock_write_poll(weft_rwlock_write *f, weft_context *cx, int *result);
-WEFT_API void weft_rwlock_write_drop(weft_rwlock_write *f);
+/* init: set up a send of `msg` on `ch` (borrowed; both kept by the caller).
+ * poll: sends or waits. drop: leaves the wait list (passing on a wake it was
+ * handed). Thread: the future's owner; the channel may be used by any. */
+WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *msg);
+WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result);
+WEFT_API void weft_chan_send_drop(weft_chan_send *s);
+
+/* Receive future: takes the oldest message into `dst` (written only on
+ * success). Output (*result): 0 received; -EPIPE closed and drained; -EINVAL
+ * (NULL channel or dst). Cancel safety: dropping it while pending takes no
+ * message; a wake it was handed is passed to the next waiting receiver, so
+ * no message is stranded. */
+typedef struct weft_chan_recv {
+    /* private: may change in any release */
+    weft_chan *ch;
+    void *dst;
+    int result;
+    weft_sync_waiter w;
+} weft_chan_recv;
+
+/* init: set up a receive from `ch` (borrowed) into `dst` (msg_size bytes).
+ * poll: receives or waits. drop: leaves the wait list (passing on a wake it
+ * was handed). Thread: the future's owner. */
+WEFT_API void weft_chan_recv_init(weft_chan_recv *r, weft_chan *ch, void *dst);
+WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result);
+WEFT_API void weft_chan_recv_drop(weft_chan_recv *r);
 
 /* ---- Watch channel ----------------------------------------------------------
  * One value of `size` bytes that a sender replaces and any number of
@@ -222,48 +316,7 @@ WEFT_API void weft_bcast_recv_init(weft_bcast_recv *r, weft_bcast_rx *rx, void *
 WEFT_API weft_poll weft_bcast_recv_poll(weft_bcast_recv *r, weft_context *cx, int *result);
 WEFT_API void weft_bcast_recv_drop(weft_bcast_recv *r);
 
-/* ---- Barrier ------------------------------------------------------------------
- * `n` parties wait; when the n-th arrives, all n are released together and
- * the barrier starts a new generation (it is reusable). A wait future
- * arrives at its first poll, not at init. Exactly one waiter per generation
- * (the one whose arrival completed it) is told it is the leader. */
-typedef struct weft_barrier weft_barrier;      /* opaque */
-
-/* Output of the one wait per generation whose arrival released it. */
-#define WEFT_BARRIER_LEADER 1
-
-/* Returns 0 and a barrier for `n` parties in *out (free it with
- * weft_barrier_free()); -EINVAL (NULL, n 0), -ENOMEM. Thread: any. */
-WEFT_API int weft_barrier_new(weft_barrier **out, size_t n);
-
-/* Free it; no wait future may still be using it. NULL is ignored. */
-WEFT_API void weft_barrier_free(weft_barrier *b);
-
-/* Parties waiting in the current generation now (a snapshot; 0 for NULL).
- * Thread: any. */
-WEFT_API size_t weft_barrier_waiting(const weft_barrier *b);
-
-/* Wait future. Output (*result): WEFT_BARRIER_LEADER for the one waiter
- * whose arrival released the generation, 0 for the others; -EINVAL (NULL).
- * Cancel safety: dropping it after it arrived but before its generation was
- * released takes its arrival back (the count goes down again: the barrier
- * then waits for another party). Dropping it after the release (woken, not
- * yet polled) changes nothing: that generation is complete. */
-typedef struct weft_barrier_wait {
-    /* private: may change in any release */
-    weft_barrier *bar;
-    int result;
-    weft_sync_waiter w;
-} weft_barrier_wait;
-
-/* init: set up a wait on `b` (borrowed). poll: arrives (first poll) and
- * waits for the generation to be released. drop: leaves, as above.
- * Thread: the future's owner. */
-WEFT_API void weft_barrier_wait_init(weft_barrier_wait *w, weft_barrier *b);
-WEFT_API weft_poll weft_barrier_wait_poll(weft_barrier_wait *w, weft_context *cx, int *result);
-WEFT_API void weft_barrier_wait_drop(weft_barrier_wait *w);
-
 #ifdef __cplusplus
 }
 #endif
-#endif /* WEFT_SYNC2_H */
+#endif /* WEFT_CHAN_H */
