@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Front door. `make run` builds and runs the seed's demo; `make test` builds
 # and runs every test. CMake does the work underneath, in build*/ folders.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Compares weft with its peers (tokio, Go) on the five scheduler workloads
 # (W1-W5) and the three sync-layer workloads (C1, C4: channel throughput;
 # M1: mutex contention).

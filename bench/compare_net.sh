@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Compares weft's network servers with the same servers on tokio, Go and
 # libuv, on two workloads:
 #   W8 http_hello: keep-alive HTTP/1.1, every request answered with a fixed

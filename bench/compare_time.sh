@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Compares weft's timers with its peers (tokio, Go, libuv) on two workloads:
 #   W6 timers       100,000 tasks each sleep a pseudo-random 1..1000 ms (the
 #                   same fixed-seed LCG sequence everywhere); wall time, worst /

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft-loadgen: the load of the TCP echo benchmark (W9), in plain C.
  *
  *   weft-loadgen [--host A] [--port N] [--conns N] [--msgs N] [--size N]

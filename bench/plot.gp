@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Bar chart for docs/benchmarks.md, called by bench/report.py:
 #   gnuplot -e "datafile='…'; outfile='…'; term='pngcairo'; ymin=0.1; ymax=3" bench/plot.gp
 # datafile columns: workload, weft-mt2/tokio-mt2, weft-mt2/go2 ('?' = missing).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Summaries for bench/compare.sh: medians, tables, docs/benchmarks.md, chart.
 
   report.py table    --csv R --failures F --workload W

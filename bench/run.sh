@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # weft's own benchmarks, no peers: runs build/bench/weft-bench once per
 # workload for each scheduler (mt1, mt2, ct) and prints the RESULT lines.
 # Run by `make bench`, after `make` has built build/.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # How each workload's cost grows with the number of workers: W1-W5 on weft
 # and tokio (multi_thread) with 1, 2, 4, 8, 16 workers, interleaved rounds.
 # Run it on a machine with at least as many cores as the largest count.

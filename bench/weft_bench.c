@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft's side of the scheduler benchmarks W1-W5 and the sync-layer
  * benchmarks C1, C4, M1 (bench/peers/ has the same workloads on tokio and Go).
  * One workload per run:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft's side of the timer benchmarks W6 and W7 (bench/peers/ has the same
  * workloads on tokio, Go and libuv; bench/compare_time.sh runs them all).
  *

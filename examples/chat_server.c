@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A line-based chat server on weft: every line a client sends goes to every
  * other connected client, as "client N: line".
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fetch URLs with libcurl on weft: libcurl's multi_socket API does the HTTP,
  * weft/fdwatch.h does the waiting. A library that brings its own I/O needs
  * three things from an event loop, and this file is the whole adapter:

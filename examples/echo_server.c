@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A TCP echo server on weft: one task accepts, one task per connection
  * reads and writes back what it read, until the peer closes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The seed's demo, line for line, on weft.
  *
  *   let toy = Toy::new();                          weft_runtime_new(&rt, 4 workers)

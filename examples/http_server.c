@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An HTTP/1.1 "Hello, World!" server on weft: one task accepts, one task
  * per connection reads requests and answers each with the same 13 bytes,
  * keeping the connection open between requests (keep-alive).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Spawn 1,000,000 tiny tasks, run them to completion, print the time per
  * task. Usage: spawn_million [tasks] [workers]. */
 #define _POSIX_C_SOURCE 200809L

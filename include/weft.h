@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft - an async runtime for C. This is the one header a user includes.
  *
  * The protocol (futures, wakers, async functions) is in weft/core.h, join

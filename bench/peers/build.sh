@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the peer benchmarks offline:
 #   tokio/target/release/weft-peer-tokio  (Rust, Debian's packaged crates)
 #   go/weft-peer-go                        (Go, standard library only)

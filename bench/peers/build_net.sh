@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the peer servers of the network benchmarks (W8 HTTP hello, W9 TCP
 # echo) offline, and installs what they and bench/compare_net.sh need:
 #   tokio-net/target/release/weft-peer-tokio-net  (Rust, Debian's packaged crates)

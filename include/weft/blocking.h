@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/blocking.h - a pool of threads for blocking C calls, and file
  * operations that run on it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/chan.h - passing values between tasks: oneshot, channels, watch
  * channel (latest value), broadcast channel.
  *

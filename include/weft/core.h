@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/core.h - the protocol every part of weft speaks: poll results,
  * wakers, contexts, future type descriptors, async-function macros, errors,
  * versions and the allocation hook.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/fdwatch.h - readiness callbacks on any descriptor, and one-shot
  * timers: the event-loop interface that C libraries with their own I/O
  * (hiredis's adapters, libcurl's multi_socket API, c-ares's sock_state_cb)

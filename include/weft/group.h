@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/group.h - structured concurrency and composition: cancellation
  * tokens, task groups, and the join_all / select / race combinators.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/lock.h - waiting and locking between tasks: notify, semaphore, mutex,
  * read-write lock, barrier.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/net.h - sockets: TCP, UDP and Unix stream sockets on the runtime's
  * epoll reactor.
  *

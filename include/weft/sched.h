@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/sched.h - the runtime: workers, spawning, running to completion,
  * block_on, shutdown. */
 #ifndef WEFT_SCHED_H

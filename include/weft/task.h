@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/task.h - join handles: what spawn gives back to wait for, read,
  * detach or abort a task. */
 #ifndef WEFT_TASK_H

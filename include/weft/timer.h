@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft/timer.h - timers: sleep for a duration or until a deadline. */
 #ifndef WEFT_TIMER_H
 #define WEFT_TIMER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The blocking layer's internal interface (shared by pool.c and fs.c). */
 #ifndef WEFT_BLOCKING_INTERNAL_H
 #define WEFT_BLOCKING_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File operations as futures: each one is a job on a blocking pool.
  *
  * The job's allocation carries the request: the operation's own copy of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The blocking pool: threads that run blocking calls for tasks.
  *
  * One mutex guards everything (the queue, the counts, every job's state and

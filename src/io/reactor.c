@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The I/O reactor: see reactor.h for the design and the readiness protocol. */
 #include <errno.h>
 #include <stdint.h>

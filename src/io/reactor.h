@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The runtime's I/O reactor (internal): epoll, edge-triggered, with an
  * eventfd to wake the worker blocked in epoll_wait.
  *

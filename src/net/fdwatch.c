@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fd watches and one-shot timers run by one task per loop (weft/fdwatch.h).
  *
  * Each watch is a reactor source registered level-triggered with

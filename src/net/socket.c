@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sockets on the reactor: handles, plain calls and the socket futures.
  *
  * A weft_socket is a small handle {source, generation}; the source (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-worker local run queue: a bounded ring that one thread (its owner)
  * pushes to and pops from, and that other workers steal half of.
  *

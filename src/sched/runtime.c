@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The runtime: workers, run queues, parking, spawning, run/block_on,
  * shutdown. docs/ARCHITECTURE.md tells the story; the rules are here.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the layers above the scheduler reach of a runtime (internal). */
 #ifndef WEFT_SCHED_RUNTIME_H
 #define WEFT_SCHED_RUNTIME_H

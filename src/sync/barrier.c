@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Barrier: n parties, reusable, one leader per generation.
  *
  * A wait future arrives at its first poll: it counts itself in and parks

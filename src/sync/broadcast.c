@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Broadcast channel: a ring of `cap` messages that every receiver reads at
  * its own pace.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cancellation tokens: a tree of one-way flags.
  *
  * Each token has its own mutex, guarding its child list, its wait list and

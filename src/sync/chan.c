@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* MPMC channels of fixed-size messages, bounded or unbounded.
  *
  * Two wait lists (receivers, senders) under a mutex, and the messages:

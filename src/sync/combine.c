@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Combinators over type-erased futures: join_all, select, race.
  *
  * They own the futures they were given (see weft/group.h) and drop each one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task groups.
  *
  * Each child is spawned as a small wrapper future (struct gchild) followed,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The async mutex: a semaphore of one permit that may never hold more than
  * one (so an unlock of an unlocked mutex is refused). Held exactly when the
  * permit is not free: a permit handed to a waiting lock future is no longer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Notify: wake one waiter (or store one permit), or wake all.
  *
  * notify_all bumps a generation; a wait future records the generation at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Oneshot: one value from one sender to one receiver.
  *
  * One allocation holds the lock, the state and the value. The two handles

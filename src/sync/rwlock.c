@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The read-write lock: a semaphore of WEFT_RWLOCK_MAX_READERS permits. A
  * reader takes one permit, a writer takes them all, so "held for writing"
  * is exactly "no permit free" and "free" is "every permit free". The

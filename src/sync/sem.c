@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Counting semaphore, strictly FIFO, with a lock-free fast path.
  *
  * Permits are handed out at release time, under the lock: release() adds to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The semaphore, embeddable (internal): the mutex is a semaphore of one
  * permit in the same allocation. */
 #ifndef WEFT_SYNC_SEM_H

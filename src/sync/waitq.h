@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Wait lists of the sync layer (internal).
  *
  * Every sync object keeps its waiting futures in a FIFO of weft_sync_waiter

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Watch channel: one value, the latest, observed by any number of receivers.
  *
  * The object holds the value, a version (bumped by every send) and one wait

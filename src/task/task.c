@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task cells, the state word, task wakers and join handles.
  *
  * Memory orders, in one place (docs/ARCHITECTURE.md has the table):

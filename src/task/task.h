@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task cells and the state word (internal).
  *
  * A task is one allocation, the cell:

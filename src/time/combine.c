@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timeout (any future with a time limit) and interval (periodic ticks),
  * built on weft_sleep. */
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The runtime's timers (internal): a wheel under a mutex, driven by the
  * worker that parks (the watcher naps until the next deadline) and checked
  * by busy workers every few dozen polls. There is no timer thread. */

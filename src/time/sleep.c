@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timers: the runtime's wheel (driver.h) and the sleep future.
  *
  *  sleep future (its task's worker)        driver (a parked worker, any)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "time/wheel.h"
 
 #define SLOT_BITS 6

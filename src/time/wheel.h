@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A hierarchical timer wheel (internal): 6 levels of 64 slots at 1 ms
  * resolution, 2^36 ms (2.2 years) of range. Insert and remove are O(1);
  * advancing visits only occupied slots. Not thread-safe: the runtime guards

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one allocation hook: every byte weft allocates comes from here, so a
  * test can fail the k-th allocation (weft_set_allocator()). */
 #ifndef WEFT_UTIL_ALLOC_H

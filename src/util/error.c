@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Versions and error names. */
 #include <limits.h>
 #include <string.h>

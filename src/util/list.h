@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Intrusive circular doubly-linked list (a node embedded in its owner). Not
  * thread-safe: every list names the lock that guards it. */
 #ifndef WEFT_UTIL_LIST_H

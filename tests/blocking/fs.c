@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File futures on the blocking pool: a round trip through a temporary
  * directory (by hand and from a task), errors as negative errno, dropping a
  * pending operation (nothing leaks: no descriptor, no buffer), shutdown,

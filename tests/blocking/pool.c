@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking pool: jobs from tasks and plain threads, saturation, lazy threads
  * and keep-alive, shutdown (queued jobs cancelled, stuck jobs past the
  * deadline), dropping the join future and the handle at every point, misuse,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # End-to-end checks of the example servers, with bash's /dev/tcp as the
 # client (no curl or nc needed on the CI machine):
 #   servers.sh echo  BIN   - bytes come back unchanged, two connections at once

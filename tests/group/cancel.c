@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cancellation tokens: a cancel before the wait is not lost; a parent
  * cancels its whole subtree, a child cancelled alone touches nothing above
  * it; dropping a child unlinks it; deep chains; trees cancelled from another

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Combinators: join_all with mixed readiness (each future dropped once, as
  * soon as it is ready); select drops the losers and reports the winner;
  * race over an array of one type; dropping while pending drops everything;

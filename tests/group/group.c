@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task groups: wait for all; 10,000 children cancelled mid-flight (each
  * drop exactly once, free returns after all); a failure cancels siblings
  * under CANCEL_ON_FAILURE and not under WAIT_ALL; spawning into a cancelled

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft's test harness: a few macros and a runner, no framework.
  *
  *   TEST(name) { ... ASSERT_EQ(expected, actual); ... }

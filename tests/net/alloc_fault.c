@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation failures in the socket layer: allocation k fails, for k = 1,
  * 2, ... until the call succeeds. Every failing call returns -ENOMEM and
  * leaves nothing behind: no weft memory (the harness counts it) and no

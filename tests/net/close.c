@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Closing a socket while a task waits on it (a read, an accept, a write on a
  * full send buffer): the waiting future completes with -EBADF, nothing is
  * used after it is freed (ASan), nothing leaks (the harness). Closing before

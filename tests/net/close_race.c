@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The reactor's `use` word under fire: a plain thread closes a socket at a
  * random moment while two tasks are inside a long read_exact and a long
  * write_all on it (each one future, made before the close: a handle may not

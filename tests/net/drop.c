@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Dropping pending socket futures frees everything (the harness counts)
  * and loses nothing: a read dropped while pending, then a new read gets
  * every byte; a read_exact dropped part-way keeps its bytes in the buffer;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Descriptor exhaustion: with RLIMIT_NOFILE lowered and every descriptor
  * taken, accept reports -EMFILE once (one poll, no spinning inside), a
  * server that backs off with a sleep burns no polls, and once descriptors

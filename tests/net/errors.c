@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bad input: NULL sockets and arguments, bad hosts, long Unix paths, odd
  * families, adopting what is not a socket, misused futures, addresses in
  * use. Each answer is a negative errno, never a crash. */

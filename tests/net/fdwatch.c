@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fd watches and loop timers (weft/fdwatch.h): level-triggered callbacks on a
  * pipe, interest changes and removal from inside and outside callbacks,
  * timers that fire once and never early, re-arming, freeing everything

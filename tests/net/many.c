@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Many concurrent connections on loopback: every client sends its own
  * pattern, the server echoes it, the client checks every byte, and all the
  * connections stay open together until every client is done (the server's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared pieces of the socket tests: runtimes, a loopback listener, an echo
  * server task, byte patterns, descriptor counting and blocking raw peers.
  * Everything is static (each test file is its own binary). */

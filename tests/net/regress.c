@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Regressions found while testing sockets.
  *
  * lifo_task_woken_by_io_look_not_stranded: a worker that looks at epoll

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TCP on loopback: an echo round trip through read, read_exact, write and
  * write_all (both flavours), the TCP_NODELAY / SO_REUSEADDR setters,
  * half-close, peer resets (RST) under a pending read and a pending write,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft_timeout over every kind of socket future (read, read_exact,
  * write_all on a peer that never reads, accept, connect, recv_from): each
  * gives -ETIMEDOUT, and the socket is usable afterwards with nothing lost

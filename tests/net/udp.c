@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* UDP: bind, send_to / recv_from (sender's address, truncation, empty
  * datagrams, order), a pending recv_from woken by a datagram, connected UDP
  * with read / write, IPv6 when the host has it. */

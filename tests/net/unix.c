@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unix stream sockets: listen on a unique path under /tmp, connect, echo,
  * an existing socket file is not replaced (-EADDRINUSE), a path with no
  * listener refuses, a missing one is -ENOENT. The path is unlinked after. */

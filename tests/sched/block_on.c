@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft_block_on(): the root future's output on both flavours, other tasks
  * running meanwhile (the current-thread flavour runs them on the caller),
  * nested spawns, and the calls a worker thread must not make. */

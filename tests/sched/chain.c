@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Handing the search on: N tasks spawned from outside onto N workers, each
  * spinning (yielding the CPU) until all N are running at once, so every
  * worker must end up with one. Regression test: a last searcher that found

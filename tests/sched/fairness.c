@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fairness of the work-stealing scheduler, seen from the tasks:
  *  - a ping-pong pair bouncing through the LIFO slots of 2 workers (or of
  *    one, or one pair per worker) does not starve 100 yielding tasks;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A plain thread wakes a task, the task completes at once on a worker, and
  * the runtime is freed right away, while the waking thread may still be
  * inside the scheduler (pushing to the inject queue, notifying a worker).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Idleness and wake-ups: an idle runtime sleeps (no CPU), and a wake from
  * another thread is never lost, whenever it lands relative to the poll and
  * to the worker going to sleep. */

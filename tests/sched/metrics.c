@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* weft_runtime_workers() and weft_runtime_worker_metrics(): argument
  * checks, and each counter moving when (and only when) its event must have
  * happened: polls, steals, overflows, parks, forced yields, LIFO polls,

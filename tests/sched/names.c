@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Worker names and indices, and the validation of runtime options. */
 #define _GNU_SOURCE
 #include "sched_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Parking and unparking: no wake-up from another thread is ever lost.
  *
  *  - ping rounds: a task goes pending (its waker kept by a plain thread);

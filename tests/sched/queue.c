@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The local run queue (src/sched/queue.h) on its own, without a runtime:
  * single-threaded checks of every operation against a model (FIFO order,
  * capacity, steal takes half rounded up, claim_half hands over the older

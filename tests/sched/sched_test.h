@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the scheduler tests (a header, not a test binary: only
  * tests/<layer>/<topic>.c files become binaries). Everything goes through
  * the public API only: the scheduler behind it is going to be replaced.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shutdown: every unfinished task is cancelled exactly once (its future's
  * drop runs once, its join reports -ECANCELED), nothing leaks (the harness
  * checks), later spawns are refused, and wakers or join handles that outlive

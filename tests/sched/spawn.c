@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Spawning and running to completion: exact completion counts for a million
  * tasks spawned from outside and from inside tasks, on both flavours, and
  * weft_runtime_run() returning only once every task (tasks spawned by tasks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Barrier: release on the n-th arrival with exactly one leader, reuse over
  * generations, n == 1, dropping waits in every state (an arrived wait
  * leaves; a released one changes nothing), more waiters than a wake batch,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Broadcast channel: every receiver sees every message in order, late
  * subscribers see only later ones, lag reported with the exact count then
  * continuing from the oldest kept, close drains then -EPIPE, receive

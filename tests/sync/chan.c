@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Channels: FIFO order, bounded and unbounded, close, wakes, dropping every
  * waiting future in every state, misuse, allocation faults, and a loss-free
  * MPMC stress on a multi-thread runtime. */

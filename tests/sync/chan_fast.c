@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The bounded channel's lock-free ring (src/sync/chan.c): laps at every
  * capacity, plain threads on the try_ paths, close racing sends (a send that
  * returned 0 is received, one that returned -EPIPE is not), waiters parking

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Async mutex: try_lock/unlock, FIFO hand-over, dropping a lock future in
  * every state, misuse, allocation faults, and mutual exclusion under
  * contention on a runtime. */

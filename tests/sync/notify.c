@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Notify: a notify_one before the wait is kept as a permit; notify_one wakes
  * the oldest; notify_all wakes every wait initialised before it; dropping a
  * chosen waiter passes the notification on; tasks on a runtime. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Oneshot: send/receive by hand and across tasks, sender or receiver gone,
  * dropping the receive future in every state, misuse, allocation faults. */
 #include "sync_test.h"

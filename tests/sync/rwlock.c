@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Read-write lock: try/unlock and misuse, FIFO (a waiting writer holds back
  * later readers; readers behind a writer go in together), dropping lock
  * futures in every state (no grant lost), exclusion under contention on a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Semaphore: try/release, FIFO order, close, dropping acquires in every
  * state (permits conserved), a random-cancellation property test, misuse,
  * allocation faults, and tasks on a runtime. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The semaphore's and mutex's lock-free fast paths (src/sync/sem.c): plain
  * threads on try_acquire/release racing acquire futures on a runtime,
  * try_lock/unlock threads racing lock futures (mutual exclusion, FIFO

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the sync-layer tests (header only; every .c under
  * tests/ is its own binary; everything static inline). */
 #ifndef WEFT_TESTS_SYNC_TEST_H

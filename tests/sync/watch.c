@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Watch channel: changed/get/has_changed, skipping to the latest value,
  * close after the last value, dropping changed futures in every state,
  * every receiver seeing the final value under concurrent senders (values

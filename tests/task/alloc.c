@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fault injection: fail allocation 1, 2, ... of an operation until it
  * succeeds; every failure must report -ENOMEM, leave the out-parameter
  * untouched and leak nothing. Plus the allocator hook itself. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Join handles: wait, poll, try; abort and detach at every point of a
  * task's life. Every case checks that the future's drop runs exactly once,
  * on a worker thread, never during a poll, and what the join reports. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Misuse is reported, never crashed on: NULL arguments, invalid future
  * types, blocking calls made from inside a worker; error names; over-aligned
  * futures and outputs; the async-function macros. */

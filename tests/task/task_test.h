@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the task-layer tests (header only: every .c under tests/
  * is its own binary). Everything here is static inline so that a test file
  * that uses only part of it compiles without unused-function warnings. */

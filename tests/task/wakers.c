@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task wakers: one poll per wake, wake-while-running, duplicate wakes,
  * waking completed tasks, racing clones/drops, and the inline helpers. */
 #define _GNU_SOURCE

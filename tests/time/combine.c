@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* timeout over any future, and interval ticks. */
 #define _GNU_SOURCE
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timers: sleeps fire in deadline order and never early; dropping a sleep
  * before or after it fires is clean; many timers at once; both flavours;
  * a sleep polled by hand. Lateness bounds here are generous watchdogs (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The timer wheel by itself: due timers come out in deadline order, never
  * before their deadline, none is left behind, across every level, with
  * removal at random; the time a caller would sleep to is never later than

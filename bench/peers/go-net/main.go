@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Peer servers for weft's network benchmarks, on Go's runtime with package
 // net (not net/http: the same hand-rolled parsing as the other peers).
 //

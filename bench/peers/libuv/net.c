@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Peer servers for weft's network benchmarks, on libuv.
  *
  *   weft-peer-libuv-net <echo|http> [--port N]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The timer benchmarks W6 and W7 on libuv (see bench/weft_time.c for their
  * definitions). libuv has no tasks: a "task" here is one heap-allocated
  * uv_timer_t on a single loop (the one thread), whose callback plays the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Peer servers for weft's network benchmarks, on tokio.
 //!
 //! Usage: weft-peer-tokio-net <echo|http> [--port N]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Peer benchmarks for weft: the five scheduler workloads and the three
 //! sync-layer workloads (C1, C4: channel throughput; M1: mutex contention)
 //! on tokio.
