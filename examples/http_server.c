@@ -233,6 +233,7 @@ reply:
 static weft_poll conn_poll(conn *c, weft_context *cx, void *out)
 {
     enum step step;
+    uint64_t now;                      /* not across an await */
 
     (void)out;
     WEFT_BEGIN(&c->co);
@@ -275,8 +276,7 @@ static weft_poll conn_poll(conn *c, weft_context *cx, void *out)
     weft_socket_shutdown(c->sock, SHUT_WR);
     c->deadline = weft_now_ms() + LINGER_MS;
     for (c->drained = 0; c->drained < LINGER_BYTES; c->drained += (size_t)c->n) {
-        uint64_t now = weft_now_ms();
-
+        now = weft_now_ms();
         if (now >= c->deadline)
             break;
         weft_read_init(&c->op, c->sock, c->in, IN_SIZE);

@@ -227,15 +227,36 @@ typedef struct weft_future_type {
  *
  * WEFT_AWAIT evaluates its expression (a weft_poll) each time the function
  * is resumed at that point and returns WEFT_PENDING while it is pending.
- * Rules: no `switch` statement may enclose an await inside the function;
- * plain locals do not survive an await; one await per line. Zero-initialise
- * the weft_async (a designated initializer does it). Polling after WEFT_END
- * returns WEFT_READY again without running anything. */
+ * Rules:
+ *   - no `switch` statement may enclose an await inside the function (its
+ *     resume point would belong to that switch: WEFT_END catches the resume
+ *     and aborts the process with a message naming the function);
+ *   - plain locals do not survive an await, and a local declared with an
+ *     initialiser between WEFT_BEGIN and WEFT_END is skipped on resume: keep
+ *     such values in the struct. GCC's -Wjump-misses-init (C only) flags
+ *     every initialised local that a resume jumps over; weft builds its own
+ *     code with it, and recommends it to users;
+ *   - one await per line (the line number is the resume point).
+ * Zero-initialise the weft_async (a designated initializer does it). Polling
+ * after WEFT_END returns WEFT_READY again without running anything. */
 typedef struct weft_async {
     unsigned line;          /* 0: not started; WEFT_ASYNC_DONE: finished */
 } weft_async;
 
 #define WEFT_ASYNC_DONE 0xffffffffu
+
+#if defined(__GNUC__) || defined(__clang__)
+#define WEFT_NORETURN __attribute__((noreturn))
+#else
+#define WEFT_NORETURN
+#endif
+
+/* Called by WEFT_END when an async function is resumed at a line that has
+ * no resume point in it (an await inside a switch statement, or a corrupted
+ * weft_async): prints `func`, `file` and `line` to stderr and aborts. Not
+ * for direct use. */
+WEFT_API WEFT_NORETURN void weft__async_bad_resume(const char *func, const char *file,
+                                                   unsigned line);
 
 #define WEFT_BEGIN(co)                                                        \
     switch ((co)->line) {                                                     \
@@ -252,12 +273,14 @@ typedef struct weft_async {
             return WEFT_PENDING;                                              \
     } while (0)
 
-/* (the leading `;` lets a label stand right before WEFT_END) */
+/* (the leading `;` lets a label stand right before WEFT_END; running off
+ * the end and a `break` out of the body both finish the function; only a
+ * resume at an unknown line reaches `default`) */
 #define WEFT_END(co)                                                          \
         ;                                                                     \
-        WEFT_FALLTHROUGH;                                                     \
-    default:                                                                  \
         break;                                                                \
+    default:                                                                  \
+        weft__async_bad_resume(__func__, __FILE__, (co)->line);               \
     }                                                                         \
     (co)->line = WEFT_ASYNC_DONE;                                             \
     return WEFT_READY

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Versions and error names. */
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "weft/core.h"
@@ -13,6 +15,17 @@ WEFT_API unsigned weft_version(void)
 WEFT_API const char *weft_version_string(void)
 {
     return WEFT_VERSION_STRING;
+}
+
+WEFT_API void weft__async_bad_resume(const char *func, const char *file, unsigned line)
+{
+    fprintf(stderr,
+            "weft: async function %s (%s) resumed at line %u, which has no resume "
+            "point: an await inside a switch statement? (see WEFT_AWAIT in "
+            "weft/core.h)\n",
+            func ? func : "?", file ? file : "?", line);
+    fflush(stderr);
+    abort();
 }
 
 WEFT_API const char *weft_strerror(int err)

@@ -113,7 +113,7 @@ static weft_poll udp_main_poll(udp_main *m, weft_context *cx, void *out)
         ASSERT_EQ(sizeof(m->i), m->n);
     }
     for (m->i = 0; m->i < 50; m->i++) {
-        int v = -1;
+        int v;                                    /* set after the await */
 
         weft_recv_from_init(&m->op, m->u2, m->buf, sizeof(m->buf), NULL, NULL);
         WEFT_AWAIT(&m->co, weft_io_op_poll(&m->op, cx, &m->n));

@@ -344,9 +344,10 @@ static weft_poll ws_spawner_poll(ws_spawner *s, weft_context *cx, void *out)
     WEFT_BEGIN(&s->co);
     s->give_up = harness_now_ns() + MT_WATCHDOG_NS;
     for (;;) {
-        weft_runtime *rt = weft_runtime_current();
+        weft_runtime *rt;                /* set on every pass: an await follows */
         weft_worker_metrics m0, m1;
 
+        rt = weft_runtime_current();
         if (weft_runtime_worker_metrics(rt, 0, &m0) != 0 ||
             weft_runtime_worker_metrics(rt, 1, &m1) != 0) {
             atomic_store(&st_failed, 3);
