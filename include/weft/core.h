@@ -192,8 +192,23 @@ typedef struct weft_future_type {
  *   weft_poll poll_fn(NAME *self, weft_context *cx, void *out);
  *   void drop_fn(NAME *self);      (or NULL)
  * and output type OUT (WEFT_DEFINE_FUTURE_VOID when there is none). The
- * generated thunks are type-checked: no function pointer casts. */
-#define WEFT_DEFINE_FUTURE_(NAME, POLL, DROP, OSIZE, OALIGN)                  \
+ * generated thunks are type-checked: no function pointer casts.
+ *
+ * WEFT_DEFINE_FUTURE gives NAME_future external linkage, so that other files
+ * can spawn it (declare it there as `extern const weft_future_type
+ * NAME_future;`); the name then belongs to the whole program, and must not
+ * clash with any other global symbol, a library's included. A descriptor
+ * used only in its own file should be static: WEFT_DEFINE_FUTURE_STATIC and
+ * WEFT_DEFINE_FUTURE_VOID_STATIC define the same descriptor with internal
+ * linkage (weft's own sources use them for every descriptor that is not
+ * public API, so a static libweft.a defines no name outside weft_). */
+#ifdef __cplusplus
+#define WEFT_ALIGNOF(T) alignof(T)
+#else
+#define WEFT_ALIGNOF(T) _Alignof(T)
+#endif
+
+#define WEFT_DEFINE_FUTURE_THUNKS_(NAME, POLL, DROP)                          \
     static weft_poll NAME##__weft_poll(void *self, weft_context *cx,          \
                                        void *out)                             \
     {                                                                         \
@@ -204,15 +219,32 @@ typedef struct weft_future_type {
         void (*drop_fn)(NAME *) = DROP;                                       \
         if (drop_fn)                                                          \
             drop_fn((NAME *)self);                                            \
-    }                                                                         \
-    const weft_future_type NAME##_future = {                                  \
-        NAME##__weft_poll, NAME##__weft_drop, sizeof(NAME), _Alignof(NAME),   \
-        (OSIZE), (OALIGN), #NAME                                              \
     }
+#define WEFT_DEFINE_FUTURE_INIT_(NAME, OSIZE, OALIGN)                         \
+    {                                                                         \
+        NAME##__weft_poll, NAME##__weft_drop, sizeof(NAME),                   \
+        WEFT_ALIGNOF(NAME), (OSIZE), (OALIGN), #NAME                          \
+    }
+/* (the extern declaration gives the definition external linkage in C++ too,
+ * where a namespace-scope const would otherwise be internal) */
+#define WEFT_DEFINE_FUTURE_(NAME, POLL, DROP, OSIZE, OALIGN)                  \
+    WEFT_DEFINE_FUTURE_THUNKS_(NAME, POLL, DROP)                              \
+    extern const weft_future_type NAME##_future;                              \
+    const weft_future_type NAME##_future =                                    \
+        WEFT_DEFINE_FUTURE_INIT_(NAME, OSIZE, OALIGN)
+#define WEFT_DEFINE_FUTURE_STATIC_(NAME, POLL, DROP, OSIZE, OALIGN)           \
+    WEFT_DEFINE_FUTURE_THUNKS_(NAME, POLL, DROP)                              \
+    static const weft_future_type NAME##_future =                             \
+        WEFT_DEFINE_FUTURE_INIT_(NAME, OSIZE, OALIGN)
+
 #define WEFT_DEFINE_FUTURE(NAME, POLL, DROP, OUT) \
-    WEFT_DEFINE_FUTURE_(NAME, POLL, DROP, sizeof(OUT), _Alignof(OUT))
+    WEFT_DEFINE_FUTURE_(NAME, POLL, DROP, sizeof(OUT), WEFT_ALIGNOF(OUT))
 #define WEFT_DEFINE_FUTURE_VOID(NAME, POLL, DROP) \
     WEFT_DEFINE_FUTURE_(NAME, POLL, DROP, 0, 1)
+#define WEFT_DEFINE_FUTURE_STATIC(NAME, POLL, DROP, OUT) \
+    WEFT_DEFINE_FUTURE_STATIC_(NAME, POLL, DROP, sizeof(OUT), WEFT_ALIGNOF(OUT))
+#define WEFT_DEFINE_FUTURE_VOID_STATIC(NAME, POLL, DROP) \
+    WEFT_DEFINE_FUTURE_STATIC_(NAME, POLL, DROP, 0, 1)
 
 /* ---- Async functions -------------------------------------------------------
  * Switch-based resume points, as in protothreads: an async function is a

@@ -217,7 +217,7 @@ static void loop_task_drop(loop_task *lt)
     loop_unref(l);
 }
 
-WEFT_DEFINE_FUTURE_VOID(loop_task, loop_task_poll, loop_task_drop);
+WEFT_DEFINE_FUTURE_VOID_STATIC(loop_task, loop_task_poll, loop_task_drop);
 
 /* ---- loops ---------------------------------------------------------------------- */
 WEFT_API int weft_loop_new(weft_runtime *rt, weft_loop **out)
