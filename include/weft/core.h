@@ -101,7 +101,11 @@ struct weft_waker {
     const weft_waker_vtable *vtable;
 };
 
+#ifdef __cplusplus
+#define WEFT_WAKER_EMPTY (weft_waker{ NULL, NULL })
+#else
 #define WEFT_WAKER_EMPTY ((weft_waker){ NULL, NULL })
+#endif
 
 /* A new reference to the same task (empty if `w` is empty). Thread: any. */
 static inline weft_waker weft_waker_clone(const weft_waker *w)
@@ -160,7 +164,9 @@ typedef struct weft_context {
 /* A context around `waker`, for polling a future by hand. */
 static inline weft_context weft_context_from_waker(const weft_waker *waker)
 {
-    return (weft_context){ waker, NULL };
+    weft_context cx = { waker, NULL };
+
+    return cx;
 }
 
 /* The waker of the task being polled, borrowed: valid until poll returns. */

@@ -24,8 +24,9 @@ WEFT_API uint64_t weft_now_ms(void);
  * while pending removes the timer; nothing else is lost. */
 typedef struct weft_sleep {
     /* private: may change in any release. 64 bytes: with a task header, a
-     * task that only sleeps fits a 128-byte cell. */
-    _Atomic int state;
+     * task that only sleeps fits a 128-byte cell. `state` is accessed
+     * only with __atomic builtins (a plain int, so C++ can include this). */
+    int state;
     void *time;                       /* the runtime's timers, once registered */
     struct {
         void *prev, *next;

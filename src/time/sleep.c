@@ -92,7 +92,7 @@ void weft__time_drive(struct weft__time *tm, uint64_t now)
             wakers[i] = due[i]->waker;
             due[i]->waker = WEFT_WAKER_EMPTY;
             /* release: pairs with the acquire in weft_sleep_poll/_drop */
-            atomic_store_explicit(&s->state, TIMER_FIRED, memory_order_release);
+            __atomic_store_n(&s->state, TIMER_FIRED, __ATOMIC_RELEASE);
         }
         publish_next(tm);
         pthread_mutex_unlock(&tm->lock);
@@ -116,7 +116,7 @@ WEFT_API uint64_t weft_sleep_deadline(const weft_sleep *s)
 WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms)
 {
     s->entry.deadline = deadline_ms;
-    atomic_init(&s->state, TIMER_IDLE);
+    __atomic_store_n(&s->state, TIMER_IDLE, __ATOMIC_RELAXED);
     s->time = NULL;
     s->entry.prev = s->entry.next = NULL;
     s->entry.waker = WEFT_WAKER_EMPTY;
@@ -133,11 +133,11 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
     if (s == NULL || cx == NULL)
         return WEFT_READY;                 /* misuse is not a crash */
     /* acquire: pairs with the driver's release of FIRED */
-    if (atomic_load_explicit(&s->state, memory_order_acquire) == TIMER_FIRED)
+    if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == TIMER_FIRED)
         return WEFT_READY;
     if (weft__now_ms() >= s->entry.deadline) {
         weft_sleep_drop(s);
-        atomic_store_explicit(&s->state, TIMER_FIRED, memory_order_relaxed);
+        __atomic_store_n(&s->state, TIMER_FIRED, __ATOMIC_RELAXED);
         return WEFT_READY;
     }
     env = cx->priv;
@@ -149,19 +149,19 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
     }
     t = (struct weft__timer *)(void *)&s->entry;
     pthread_mutex_lock(&tm->lock);
-    if (atomic_load_explicit(&s->state, memory_order_relaxed) == TIMER_FIRED) {
+    if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) == TIMER_FIRED) {
         pthread_mutex_unlock(&tm->lock);
         return WEFT_READY;
     }
-    if (atomic_load_explicit(&s->state, memory_order_relaxed) == TIMER_IDLE) {
+    if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) == TIMER_IDLE) {
         if (!weft__wheel_insert(&tm->wheel, t)) {
             pthread_mutex_unlock(&tm->lock);
-            atomic_store_explicit(&s->state, TIMER_FIRED, memory_order_relaxed);
+            __atomic_store_n(&s->state, TIMER_FIRED, __ATOMIC_RELAXED);
             return WEFT_READY;
         }
         t->waker = weft_waker_clone(cx->waker);
         s->time = tm;
-        atomic_store_explicit(&s->state, TIMER_REGISTERED, memory_order_relaxed);
+        __atomic_store_n(&s->state, TIMER_REGISTERED, __ATOMIC_RELAXED);
         first = weft__time_next(tm) > t->deadline;
         if (first)
             publish_next(tm);
@@ -186,9 +186,9 @@ WEFT_API void weft_sleep_drop(weft_sleep *s)
         return;
     t = (struct weft__timer *)(void *)&s->entry;
     pthread_mutex_lock(&tm->lock);
-    if (atomic_load_explicit(&s->state, memory_order_relaxed) == TIMER_REGISTERED) {
+    if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) == TIMER_REGISTERED) {
         weft__wheel_remove(&tm->wheel, t);
-        atomic_store_explicit(&s->state, TIMER_IDLE, memory_order_relaxed);
+        __atomic_store_n(&s->state, TIMER_IDLE, __ATOMIC_RELAXED);
         w = t->waker;
         t->waker = WEFT_WAKER_EMPTY;
         publish_next(tm);
