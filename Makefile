@@ -19,7 +19,9 @@ build-asan/Makefile:
 build-tsan/Makefile:
 	$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread
 
-run: all
+# only what the demo needs, not every test and benchmark
+run: build/Makefile
+	$(CMAKE) --build build --target fakeio -j$(JOBS)
 	./build/examples/fakeio
 
 test: all
