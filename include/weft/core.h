@@ -16,6 +16,9 @@
 extern "C" {
 #endif
 
+/* WEFT_API marks what the library exports (it is built with hidden
+ * visibility); defining WEFT_STATIC_DEFINE before including weft makes it
+ * expand to nothing. */
 #if defined(WEFT_STATIC_DEFINE)
 #define WEFT_API
 #elif defined(__GNUC__)
@@ -49,10 +52,12 @@ WEFT_API const char *weft_version_string(void);
  * failure. weft_strerror() names each code weft returns: -EINVAL (bad
  * argument or misuse), -ENOMEM, -ECANCELED (task aborted or cancelled at
  * shutdown), -ESHUTDOWN (runtime shut down), -EAGAIN (not ready yet, try
- * again), -ETIMEDOUT, -EPIPE (closed channel), -EBUSY, -EDEADLK, -EOVERFLOW
- * (a broadcast receiver lagged), and the errno of a failed system call that
- * a file helper passes through. Accepts the code with either sign; returns
- * a static string ("unknown error" for codes it cannot name). Thread: any. */
+ * again), -ETIMEDOUT, -EPIPE (closed channel), -EDEADLK (weft_join_wait()
+ * on a current-thread runtime that no thread runs), -EOVERFLOW (a broadcast
+ * receiver lagged), and the errno of a failed system call that a socket or
+ * file helper passes through (-EBADF for a closed socket, -ECONNRESET, ...).
+ * Accepts the code with either sign; returns a static string ("unknown
+ * error" for codes it cannot name). Thread: any. */
 WEFT_API const char *weft_strerror(int err);
 
 /* ---- Allocation hook ------------------------------------------------------ */
@@ -181,7 +186,14 @@ static inline const weft_waker *weft_context_waker(const weft_context *cx)
  * `out`, or WEFT_PENDING after arranging for cx's waker to be woken. drop()
  * (may be NULL) releases what the future holds; it is called exactly once by
  * weft, in any state: never polled, pending, or after READY. `out` may be NULL
- * when output_size is 0. */
+ * when output_size is 0.
+ *
+ * Moving a future: between *_init and its first poll a future may be moved
+ * (copied to another place and used only there; weft_spawn() copies the
+ * initial value into the task this way). From its first poll until *_drop it
+ * must stay where it is: a pending future is linked into the object it waits
+ * on (a channel's or lock's wait list, the timer wheel), which points back
+ * at it. A copy is never a second future: of the two, use (and drop) one. */
 typedef struct weft_future_type {
     weft_poll (*poll)(void *self, weft_context *cx, void *out);
     void (*drop)(void *self);
@@ -333,7 +345,14 @@ WEFT_API WEFT_NORETURN void weft__async_bad_resume(const char *func, const char 
  * operation and, when it returns false, returns WEFT_PENDING without doing
  * anything (the task has been woken already and goes to the back of the
  * run queue). Outside a weft worker it always returns true. Thread: the one
- * polling. */
+ * polling.
+ *
+ * Stress mode, for testing: when the environment variable WEFT_STRESS is
+ * set (to anything but "" or "0") as weft_runtime_new() runs, in every build
+ * type, every other weft_coop_proceed() call on that runtime's tasks returns
+ * false, so every leaf operation returns WEFT_PENDING once before it
+ * completes and the resume path of every await runs. `make test-stress`
+ * runs the test suite so. */
 WEFT_API bool weft_coop_proceed(weft_context *cx);
 
 /* ---- yield_now --------------------------------------------------------------

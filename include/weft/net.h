@@ -3,8 +3,9 @@
  * epoll reactor.
  *
  * A weft_socket is a non-blocking socket registered with one runtime's
- * reactor. It is owned by whoever made it (weft_tcp_listen(), an accept or
- * connect future, ...) until weft_socket_close(). Every call that may wait
+ * reactor. It is owned by whoever made it (weft_listen(), weft_udp_bind(),
+ * weft_socket_adopt(), an accept or connect future) until
+ * weft_socket_close(). Every call that may wait
  * is a future, a plain struct its owner embeds: *_init fixes the socket and
  * buffers, *_poll drives it (from a task of the socket's runtime), *_drop
  * releases it. The common rules of weft/lock.h apply: drop is valid in every
@@ -29,8 +30,9 @@
  * under that task: weft_socket_shutdown(s, SHUT_RDWR) makes its reads see
  * end of stream and its writes -EPIPE, and the task closes the socket.
  *
- * Every future below also has a ready-made descriptor (weft_read_future,
- * ...), so that it composes: weft_timeout over a read is a timed read, a
+ * Every future below also has a ready-made descriptor (weft_accept_future,
+ * weft_connect_future, and weft_io_op_future for every read, write, send and
+ * receive), so that it composes: weft_timeout over a read is a timed read, a
  * join_all over writes is a scatter. */
 #ifndef WEFT_NET_H
 #define WEFT_NET_H
