@@ -294,6 +294,7 @@ static weft_poll ham_poll(ham *f, weft_context *cx, void *out)
     }
     for (int i = 0; i < 50; i++)                 /* widen the window */
         sink += (unsigned)i;
+    (void)sink;                                  /* clang: set but not used */
     atomic_store(&ham_inside[f->idx], 0);
     if (f->polls >= ham_target) {
         *(unsigned *)out = f->polls;
