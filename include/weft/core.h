@@ -281,11 +281,12 @@ typedef struct weft_future_type {
  *   - no `switch` statement may enclose an await inside the function (its
  *     resume point would belong to that switch: WEFT_END catches the resume
  *     and aborts the process with a message naming the function);
- *   - plain locals do not survive an await, and a local declared with an
- *     initialiser between WEFT_BEGIN and WEFT_END is skipped on resume: keep
- *     such values in the struct. GCC's -Wjump-misses-init (C only) flags
- *     every initialised local that a resume jumps over; weft builds its own
- *     code with it, and recommends it to users;
+ *   - plain locals do not survive an await, and a resume jumps past their
+ *     declarations, so an initialiser (`int n = 0;`) before an await has
+ *     not run when the code after it resumes: keep such values in the
+ *     struct. GCC's -Wjump-misses-init (C only) flags every initialised
+ *     local that a resume jumps over; weft builds its own code with it and
+ *     recommends it for code that uses these macros;
  *   - one await per line (the line number is the resume point).
  * Zero-initialise the weft_async (a designated initializer does it). Polling
  * after WEFT_END returns WEFT_READY again without running anything. */
