@@ -59,6 +59,20 @@ static weft_poll twice_poll(twice *f, weft_context *cx, void *out)
 
 WEFT_DEFINE_FUTURE_STATIC(twice, twice_poll, NULL, int);
 
+struct quiet {
+    weft_async co;
+};
+
+static weft_poll quiet_poll(quiet *f, weft_context *cx, void *out)
+{
+    (void)cx;
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    WEFT_END(&f->co);
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(quiet, quiet_poll, NULL);
+
 #define CHECK(cond)                                                           \
     do {                                                                      \
         if (!(cond)) {                                                        \
@@ -90,12 +104,20 @@ int main()
     twice t = { 21 };
     CHECK(weft_block_on(rt, &twice_future, &t, &out) == 0);
     CHECK(out == 42);
+    quiet q = {};
+    CHECK(weft_block_on(rt, &quiet_future, &q, nullptr) == 0);
+    CHECK(!WEFT_ASYNC_IS_DONE(&q.co));       /* the task ran a copy */
+    CHECK(quiet_future.output_size == 0 && twice_future.output_size == sizeof(int));
 
     weft_waker w = weft_waker_noop();
     weft_context cx = weft_context_from_waker(&w);
     weft_waker c = weft_waker_clone(&w);
     CHECK(weft_waker_will_wake(&w, &c));
     weft_waker_drop(&c);
+    weft_waker e = WEFT_WAKER_EMPTY;
+    weft_waker_wake(&e);                     /* empty: a no-op */
+    CHECK(e.vtable == nullptr);
+    CHECK(WEFT_SEM_MAX_PERMITS > 0 && WEFT_BLOCKING_FOREVER < 0);
     CHECK(weft_context_waker(&cx) == &w);
     CHECK(weft_version() == WEFT_VERSION_HEX);
 
