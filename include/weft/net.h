@@ -148,7 +148,15 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
 
 /* Read up to len bytes. Output: bytes read, 0 at end of stream (the peer
  * shut down its side), or -errno. Cancel safety: dropping it loses nothing
- * (bytes are taken from the kernel only in a poll that returns them). */
+ * (bytes are taken from the kernel only in a poll that returns them).
+ *
+ * Zero lengths: on a stream socket a read or write of 0 bytes (and on any
+ * socket a read_exact or write_all of 0 bytes) completes at its first poll
+ * with 0, or -EBADF if the socket was closed; it never waits and moves
+ * nothing (buf may be NULL). So a 0 from a read of len > 0 always means end
+ * of stream. On a datagram socket (UDP) an empty datagram is a real one: a
+ * read / recv_from of 0 bytes waits for a datagram and consumes it
+ * (output 0), a write / send_to of 0 bytes sends an empty datagram. */
 WEFT_API void weft_read_init(weft_read *r, weft_socket *s, void *buf, size_t len);
 /* Read exactly len bytes. Output: len, or -errno; at end of stream before
  * len bytes, -EPIPE (weft_io_op_moved() tells how many came). Cancel safety:

@@ -432,6 +432,24 @@ static ssize_t step(weft_io_op *op, weft_context *cx)
     return r;
 }
 
+/* A zero-length operation that moves nothing: read / write on a stream
+ * socket, read_exact / write_all on any. On a datagram socket a read or
+ * write of 0 bytes is a real (empty) datagram, and recv_from / send_to
+ * always are: those go to the system. */
+static bool zero_is_noop(const weft_io_op *op)
+{
+    switch (op->kind) {
+    case OP_READ_EXACT:
+    case OP_WRITE_ALL:
+        return true;
+    case OP_READ:
+    case OP_WRITE:
+        return op->stream;
+    default:
+        return false;
+    }
+}
+
 WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result)
 {
     ssize_t r;
@@ -443,6 +461,16 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
     }
     if (op->src == NULL || op->kind < OP_READ)
         return finish(op, op->src == NULL ? -EBADF : -EINVAL, result);
+    if (op->len == 0 && zero_is_noop(op)) {
+        /* nothing to move: 0 at once (read(2) of 0 bytes), whatever the
+         * readiness; only a closed socket is still reported */
+        r = weft__io_begin(op->src, op->gen);
+        if (r >= 0) {
+            weft__io_end(op->src);
+            r = 0;
+        }
+        return finish(op, r, result);
+    }
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     for (;;) {
