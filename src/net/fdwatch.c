@@ -32,7 +32,7 @@
 struct weft_loop {
     pthread_mutex_t lock;
     _Atomic unsigned refs;            /* the user's handle + the task */
-    struct weft__io *io;
+    struct weft__reactor *r;          /* a reference: the loop may outlive the runtime */
     bool closing;                     /* ->lock */
     weft_waker task;                  /* ->lock: the loop task's waker */
     struct weft_fdwatch *qhead, *qtail; /* ->lock: watches with events to deliver */
@@ -68,6 +68,7 @@ struct weft_timer {
 static void loop_unref(struct weft_loop *l)
 {
     if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1) {
+        weft__reactor_drop(l->r);
         pthread_mutex_destroy(&l->lock);
         weft__free(l);
     }
@@ -233,15 +234,20 @@ WEFT_API int weft_loop_new(weft_runtime *rt, weft_loop **out)
     l = weft__calloc(1, sizeof(*l));
     if (l == NULL)
         return -ENOMEM;
+    err = weft__io_reactor(weft__runtime_io(rt), &l->r);
+    if (err) {
+        weft__free(l);
+        return err;
+    }
     pthread_mutex_init(&l->lock, NULL);
     atomic_init(&l->refs, 2);
-    l->io = weft__runtime_io(rt);
     weft__list_init(&l->watches);
     weft__list_init(&l->armed);
     weft__list_init(&l->timers);
     lt.l = l;
     err = weft_spawn_detached(rt, &loop_task_future, &lt);
     if (err) {
+        weft__reactor_drop(l->r);
         pthread_mutex_destroy(&l->lock);
         weft__free(l);
         return err;
@@ -330,7 +336,7 @@ WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatc
     }
     weft__list_push_back(&l->watches, &w->node);
     pthread_mutex_unlock(&l->lock);
-    err = weft__io_register_hooked(l->io, fd, io_events(events), watch_notify, w, &w->src,
+    err = weft__io_register_hooked(l->r, fd, io_events(events), watch_notify, w, &w->src,
                                    &w->gen);
     if (err) {
         pthread_mutex_lock(&l->lock);
