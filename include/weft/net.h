@@ -50,7 +50,10 @@
  * -ESHUTDOWN at its next poll, whether or not the system call could go
  * through (nobody polls for readiness any more, so it could never be
  * woken), and a future still waiting in a task of another runtime at that
- * moment is woken to see it. An accept then makes no socket.
+ * moment is woken to see it. An accept then makes no socket. The runtime
+ * does not close its sockets when freed: each is closed by
+ * weft_socket_close(), before or after (tasks cancelled at shutdown close
+ * theirs in their drop, as any owner would).
  *
  * Every future below also has a ready-made descriptor (weft_read_future,
  * ...), so that it composes: weft_timeout over a read is a timed read, a

@@ -153,6 +153,8 @@ static void reactor_shut(struct weft__reactor *r)
 
 void weft__io_destroy(struct weft__io *io)
 {
+    /* acquire: pairs with the release store in weft__io_reactor() (made by
+     * any thread; the runtime's free comes after every use of it) */
     struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
 
     if (r) {
