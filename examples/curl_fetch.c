@@ -466,7 +466,8 @@ int main(int argc, char **argv)
     if (err == 0)
         err = got;
     /* every watch and timer is gone already (finish() ran on the loop);
-     * weft_loop_free() stops its task. Not from a callback: from here. */
+     * weft_loop_free() stops its task (off the loop it would also wait for
+     * a callback still running; none is). */
     weft_loop_free(f.loop);
     weft_oneshot_rx_drop(rx);
     weft_runtime_free(rt);

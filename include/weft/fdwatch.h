@@ -12,13 +12,32 @@
  *
  * Thread rules: every function may be called from any thread, including
  * from inside a callback of the same loop (to change interest, remove the
- * watch being called, arm a timer, ...), except weft_loop_free(), which
- * must not be called from a callback. A callback that is running when
- * weft_fdwatch_remove() or weft_timer_free() is called from ANOTHER thread
- * finishes first; the handle's memory is released after it returns, but
- * the remove call itself does not wait for it (remove from a callback of
- * the loop, or know that the loop is idle, before freeing `arg`).
- * Callbacks must not block: they run on a worker. */
+ * watch being called or another one, arm or free a timer, free the loop).
+ *
+ * Removal and callbacks. weft_fdwatch_remove(), weft_timer_free() and
+ * weft_loop_free() guarantee, when they return, that no callback of the
+ * watch / timer / loop will start any more, and:
+ *   - called from any thread that is not running a callback of this loop
+ *     (a plain thread, another task, a callback of ANOTHER loop), they
+ *     first wait until a callback of that watch / timer (of any watch or
+ *     timer, for weft_loop_free) that is running has returned. So once
+ *     they return, the caller may close the descriptor and free `arg`.
+ *     The wait is as long as the callback runs (callbacks are short: they
+ *     must not block); do not make two loops' callbacks remove each
+ *     other's watches (each would wait for the other);
+ *   - called from inside a callback of the same loop (on its own watch or
+ *     timer, on another one of the loop, or weft_loop_free), they take
+ *     effect at once for every later callback and return without waiting
+ *     (the only callback running is the caller: callbacks of one loop never
+ *     overlap). A callback's own handle, removed or freed by it, stays
+ *     valid memory until it returns (calls on it return -EINVAL); every
+ *     other removed handle is invalid at once. The running callback may go
+ *     on using its own `arg` and descriptor until it returns.
+ * Callbacks must not block: they run on a worker.
+ *
+ * After the runtime is freed, loops, watches and timers may still be
+ * removed / freed (the loop keeps the reactor alive by reference); no
+ * callback runs any more, and weft_fdwatch_add() returns -ESHUTDOWN. */
 #ifndef WEFT_FDWATCH_H
 #define WEFT_FDWATCH_H
 
@@ -47,24 +66,32 @@ typedef void (*weft_fdwatch_fn)(weft_fdwatch *w, int fd, unsigned events, void *
 typedef void (*weft_timer_fn)(weft_timer *t, void *arg);
 
 /* Make a loop on runtime `rt` (NULL: the calling worker's): spawns its task.
- * 0, -EINVAL, -ENOMEM, -ESHUTDOWN. */
+ * 0, -EINVAL, -ENOMEM, -ESHUTDOWN, or -errno from epoll_create1/eventfd
+ * (the runtime's reactor is made on first use). */
 WEFT_API int weft_loop_new(weft_runtime *rt, weft_loop **out);
 /* Remove every watch and free every timer still in the loop (their handles
  * become invalid; descriptors stay open: the loop never owns them), stop its
- * task, release the loop. NULL is ignored. Not from a callback. */
+ * task, release the loop. Off the loop it waits for a running callback
+ * (see "Removal and callbacks"); from a callback of the loop it returns at
+ * once. Also valid after the runtime is freed. NULL is ignored. */
 WEFT_API void weft_loop_free(weft_loop *l);
 
 /* Watch `fd` (any pollable descriptor; the caller keeps owning it and must
  * remove the watch before closing it) for `events` (WEFT_READABLE and/or
  * WEFT_WRITABLE; 0 is allowed: registered, silent). Returns 0 and *out;
  * -EINVAL (bad arguments or loop freed), -EEXIST (fd already watched in
- * this runtime), -EPERM (not pollable, e.g. a regular file), -ENOMEM. */
+ * this runtime), -EPERM (not pollable, e.g. a regular file), -ENOMEM,
+ * -ESHUTDOWN (the runtime was freed). */
 WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatch_fn fn, void *arg,
                             weft_fdwatch **out);
 /* Replace the interest. 0 or -EINVAL. */
 WEFT_API int weft_fdwatch_modify(weft_fdwatch *w, unsigned events);
-/* Stop watching and release the handle (see the thread rules). The
- * descriptor is not closed. 0 or -EINVAL (NULL). */
+/* Stop watching and release the handle. Off the loop, waits until a
+ * running callback of this watch has returned; from a callback of the
+ * loop, returns at once (see "Removal and callbacks"). Either way no
+ * callback of the watch starts after it returns. The descriptor is not
+ * closed: close it after this returns. 0, or -EINVAL (NULL, or removed
+ * already while the handle is still valid: from the removing callback). */
 WEFT_API int weft_fdwatch_remove(weft_fdwatch *w);
 
 /* A one-shot timer, disarmed at first. 0, -EINVAL, -ENOMEM. */
@@ -74,7 +101,9 @@ WEFT_API int weft_timer_new(weft_loop *l, weft_timer_fn fn, void *arg, weft_time
 WEFT_API int weft_timer_arm(weft_timer *t, uint64_t ms);
 /* Disarm (a no-op when not armed). 0 or -EINVAL. */
 WEFT_API int weft_timer_disarm(weft_timer *t);
-/* Disarm and release the handle. NULL is ignored. */
+/* Disarm and release the handle. Off the loop, waits until a running
+ * callback of this timer has returned; from a callback of the loop, returns
+ * at once (see "Removal and callbacks"). NULL is ignored. */
 WEFT_API void weft_timer_free(weft_timer *t);
 
 #ifdef __cplusplus

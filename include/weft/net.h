@@ -14,6 +14,7 @@
  * Results are counts (>= 0) or negative errno values, never -1/errno:
  *   -EBADF       the socket was closed (also: closed while a future waited;
  *                that future wakes up with -EBADF, nothing is freed under it)
+ *   -ESHUTDOWN   a future polled after the socket's runtime was freed
  *   -ECONNRESET, -ECONNREFUSED, -EPIPE, -ETIMEDOUT, ...  from the system.
  * EINTR is retried inside; SIGPIPE is never raised (MSG_NOSIGNAL); EAGAIN
  * never reaches the caller of a future (it waits instead).
@@ -25,10 +26,35 @@
  * on the socket (they complete with -EBADF); no future created before the
  * close uses the descriptor after it, and the descriptor is closed only
  * once no system call on it is in flight. The handle itself is invalid after
- * close (as a descriptor is); futures must not be *created* from it then.
+ * close; futures created from it then complete with -EBADF.
  * So to stop a task that keeps making calls on a socket, do not close it
  * under that task: weft_socket_shutdown(s, SHUT_RDWR) makes its reads see
  * end of stream and its writes -EPIPE, and the task closes the socket.
+ *
+ * Handles. A weft_socket * is an opaque token, not a pointer to memory
+ * (never dereference it): it names a slot of a process-wide table of
+ * sources that is never freed, plus the generation the slot had when the
+ * socket was made. Closing bumps the generation, so a closed handle stays
+ * safe to pass to any call, from any thread, at any later time (after its
+ * runtime is freed too): weft_socket_close() again returns -EBADF, plain
+ * calls return -EBADF, futures complete with -EBADF. Even when the slot
+ * has been reused by a newer socket the stale handle cannot reach it (the
+ * generations differ; a 32-bit generation per slot wraps only after 2^32
+ * reuses of that one slot). Making a socket allocates nothing.
+ *
+ * Outliving the runtime. A socket keeps the runtime's reactor (its epoll
+ * instance) alive by reference, as tokio lets I/O objects outlive their
+ * runtime. After weft_runtime_free(): weft_socket_close() works (closes the
+ * descriptor, returns 0; the last socket or loop frees the reactor), and so
+ * do the plain calls (weft_socket_fd, the address and option calls,
+ * shutdown, weft_udp_connect); every socket future completes with
+ * -ESHUTDOWN at its next poll, whether or not the system call could go
+ * through (nobody polls for readiness any more, so it could never be
+ * woken), and a future still waiting in a task of another runtime at that
+ * moment is woken to see it. An accept then makes no socket. The runtime
+ * does not close its sockets when freed: each is closed by
+ * weft_socket_close(), before or after (tasks cancelled at shutdown close
+ * theirs in their drop, as any owner would).
  *
  * Every future below also has a ready-made descriptor (weft_accept_future,
  * weft_connect_future, and weft_io_op_future for every read, write, send and
@@ -80,6 +106,8 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out);
 
 /* ---- Plain calls (never wait) ------------------------------------------------ */
+/* All of them: -EBADF for NULL or a closed handle; they keep working after
+ * the runtime is freed. Thread: any. */
 /* The descriptor (for getsockopt and the like; do not close it), or -EBADF. */
 WEFT_API int weft_socket_fd(weft_socket *s);
 /* getsockname / getpeername into *addr, *len (in: size of *addr). */
@@ -98,8 +126,11 @@ WEFT_API int weft_socket_shutdown(weft_socket *s, int how);
 /* UDP: fix the peer (then weft_read / weft_write send and receive); UDP's
  * connect never waits. */
 WEFT_API int weft_udp_connect(weft_socket *s, const struct sockaddr *addr, socklen_t len);
-/* Close: futures waiting on it complete with -EBADF, the handle is freed.
- * 0, or -EBADF for NULL or a socket already closed. Thread: any. */
+/* Close: futures waiting on it complete with -EBADF (also from another
+ * thread while they wait), the descriptor is closed once no system call on
+ * it is in flight, the handle becomes stale (see "Handles" above). 0, or
+ * -EBADF for NULL or a socket already closed (a second close is safe and
+ * harmless). Works after the runtime is freed. Thread: any. */
 WEFT_API int weft_socket_close(weft_socket *s);
 
 /* ---- Futures ------------------------------------------------------------------ */
@@ -150,7 +181,15 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
 
 /* Read up to len bytes. Output: bytes read, 0 at end of stream (the peer
  * shut down its side), or -errno. Cancel safety: dropping it loses nothing
- * (bytes are taken from the kernel only in a poll that returns them). */
+ * (bytes are taken from the kernel only in a poll that returns them).
+ *
+ * Zero lengths: on a stream socket a read or write of 0 bytes (and on any
+ * socket a read_exact or write_all of 0 bytes) completes at its first poll
+ * with 0, or -EBADF if the socket was closed; it never waits and moves
+ * nothing (buf may be NULL). So a 0 from a read of len > 0 always means end
+ * of stream. On a datagram socket (UDP) an empty datagram is a real one: a
+ * read / recv_from of 0 bytes waits for a datagram and consumes it
+ * (output 0), a write / send_to of 0 bytes sends an empty datagram. */
 WEFT_API void weft_read_init(weft_read *r, weft_socket *s, void *buf, size_t len);
 /* Read exactly len bytes. Output: len, or -errno; at end of stream before
  * len bytes, -EPIPE (weft_io_op_moved() tells how many came). Cancel safety:

@@ -2,6 +2,7 @@
 /* The I/O reactor: see reactor.h for the design and the readiness protocol. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -14,127 +15,222 @@
 #define EVENTS_PER_POLL 256
 #define WAKE_TOKEN UINT64_MAX
 
+/* The process-wide table of sources (see reactor.h): pages of 256 slots,
+ * never freed, so that a stale handle, future or event always reads valid
+ * memory, even after its reactor and runtime are gone. The pages come from
+ * the C library's calloc, not from weft's allocation hook: they belong to no
+ * runtime and outlive any allocator a user installs (and a test's count of
+ * live allocations). Like the kernel's descriptor table, the table grows to
+ * the most sources ever open at once and does not shrink. */
+static struct {
+    pthread_mutex_t lock;             /* nslots, free list, growth */
+    uint32_t nslots;                  /* ->lock */
+    struct weft__io_source *free;     /* ->lock */
+    /* ->lock to grow; read without it (acquire) by weft__io_slot() */
+    struct weft__io_source *pages[IO_MAX_PAGES];
+} table = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
 void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx)
 {
     memset(io, 0, sizeof(*io));
     pthread_mutex_init(&io->lock, NULL);
-    io->epfd = io->evfd = -1;
+    atomic_init(&io->r, NULL);
     io->kick = kick;
     io->kick_ctx = ctx;
 }
 
-/* Create the epoll instance and the eventfd on first use: a runtime that
- * never does I/O keeps no descriptors and parks on its condition variable.
- * io->lock held. */
-static int start(struct weft__io *io)
+/* Make the reactor: the epoll instance and the eventfd, on first use (a
+ * runtime that never does I/O keeps no descriptors and parks on its
+ * condition variable). One reference: the runtime's. */
+static int reactor_new(struct weft__io *io, struct weft__reactor **out)
 {
     struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = WAKE_TOKEN };
+    struct weft__reactor *r = weft__calloc(1, sizeof(*r));
+    int err;
 
-    if (atomic_load_explicit(&io->started, memory_order_relaxed))
-        return 0;
-    io->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (io->epfd < 0)
-        return -errno;
-    io->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (io->evfd < 0 || epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->evfd, &ev) < 0) {
-        int err = -errno;
-
-        if (io->evfd >= 0)
-            close(io->evfd);
-        close(io->epfd);
-        io->epfd = io->evfd = -1;
-        return err;
+    if (r == NULL)
+        return -ENOMEM;
+    r->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (r->epfd < 0) {
+        err = -errno;
+        goto out_free;
     }
-    /* release: pollers that see `started` see the descriptors */
-    atomic_store_explicit(&io->started, true, memory_order_release);
+    r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->evfd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) < 0) {
+        err = -errno;
+        goto out_close;
+    }
+    atomic_init(&r->refs, 1);
+    pthread_mutex_init(&r->lock, NULL);
+    r->kick = io->kick;
+    r->kick_ctx = io->kick_ctx;
+    *out = r;
     return 0;
+out_close:
+    if (r->evfd >= 0)
+        close(r->evfd);
+    close(r->epfd);
+out_free:
+    weft__free(r);
+    return err;
+}
+
+int weft__io_reactor(struct weft__io *io, struct weft__reactor **out)
+{
+    /* acquire: pairs with the release store below */
+    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
+    int err = 0;
+
+    if (r == NULL) {
+        pthread_mutex_lock(&io->lock);
+        r = atomic_load_explicit(&io->r, memory_order_relaxed);   /* ->lock */
+        if (r == NULL) {
+            err = reactor_new(io, &r);
+            /* release: pollers (weft__io_poll, weft__io_active) that see
+             * the pointer see the descriptors */
+            if (err == 0)
+                atomic_store_explicit(&io->r, r, memory_order_release);
+        }
+        pthread_mutex_unlock(&io->lock);
+        if (err)
+            return err;
+    }
+    weft__reactor_clone(r);
+    *out = r;
+    return 0;
+}
+
+void weft__reactor_clone(struct weft__reactor *r)
+{
+    /* relaxed: the caller already holds a reference (as Arc::clone) */
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+void weft__reactor_drop(struct weft__reactor *r)
+{
+    /* acq_rel: the last one out sees every other holder's use (as Arc) */
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    close(r->evfd);
+    close(r->epfd);
+    pthread_mutex_destroy(&r->lock);
+    weft__free(r);
+}
+
+/* The runtime is gone: no kick into it from now on, no new registration,
+ * and every waiting future is woken to see -ESHUTDOWN. */
+static void reactor_shut(struct weft__reactor *r)
+{
+    uint32_t n;
+
+    /* release: pairs with the acquire loads in do_register() and
+     * weft__io_is_shut(); io_park() checks it under the source's lock,
+     * which the sweep below takes after this store */
+    atomic_store_explicit(&r->shut, true, memory_order_release);
+    pthread_mutex_lock(&r->lock);     /* waits out a kick in progress */
+    r->kick = NULL;
+    r->kick_ctx = NULL;
+    pthread_mutex_unlock(&r->lock);
+
+    pthread_mutex_lock(&table.lock);
+    n = table.nslots;
+    pthread_mutex_unlock(&table.lock);
+    for (uint32_t i = 0; i < n; i++) {
+        struct weft__io_source *s = weft__io_slot(i);
+        weft_waker rd = WEFT_WAKER_EMPTY, wr = WEFT_WAKER_EMPTY;
+
+        pthread_mutex_lock(&s->lock);
+        if (!s->closed && s->r == r) {
+            rd = s->reader;
+            wr = s->writer;
+            s->reader = s->writer = WEFT_WAKER_EMPTY;
+        }
+        pthread_mutex_unlock(&s->lock);
+        weft_waker_wake(&rd);
+        weft_waker_wake(&wr);
+    }
 }
 
 void weft__io_destroy(struct weft__io *io)
 {
-    for (uint32_t p = 0; p < IO_MAX_PAGES && io->pages[p]; p++) {
-        struct weft__io_source *page = io->pages[p];
+    /* acquire: pairs with the release store in weft__io_reactor() (made by
+     * any thread; the runtime's free comes after every use of it) */
+    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
 
-        for (uint32_t i = 0; i < IO_PAGE_SLOTS; i++) {
-            struct weft__io_source *s = &page[i];
-
-            if (s->fd >= 0 && s->close_fd)
-                close(s->fd);
-            weft_waker_drop(&s->reader);
-            weft_waker_drop(&s->writer);
-            pthread_mutex_destroy(&s->lock);
-        }
-        weft__free(page);
+    if (r) {
+        reactor_shut(r);
+        weft__reactor_drop(r);        /* the runtime's reference */
     }
-    if (io->evfd >= 0)
-        close(io->evfd);
-    if (io->epfd >= 0)
-        close(io->epfd);
     pthread_mutex_destroy(&io->lock);
 }
 
-static struct weft__io_source *slot(struct weft__io *io, uint32_t index)
+struct weft__io_source *weft__io_slot(uint32_t index)
 {
-    /* acquire: pairs with slot_take()'s release */
-    struct weft__io_source *page = __atomic_load_n(&io->pages[index >> IO_PAGE_SHIFT],
-                                                   __ATOMIC_ACQUIRE);
+    struct weft__io_source *page;
 
-    return &page[index & (IO_PAGE_SLOTS - 1)];
+    if (index >= IO_MAX_SOURCES)
+        return NULL;
+    /* acquire: pairs with slot_take()'s release */
+    page = __atomic_load_n(&table.pages[index >> IO_PAGE_SHIFT], __ATOMIC_ACQUIRE);
+    return page ? &page[index & (IO_PAGE_SLOTS - 1)] : NULL;
 }
 
-/* io->lock held: a free slot, growing by a page when none is left. */
-static struct weft__io_source *slot_take(struct weft__io *io)
+/* table.lock held: a free slot, growing by a page when none is left. */
+static struct weft__io_source *slot_take(void)
 {
-    struct weft__io_source *s = io->free;
+    struct weft__io_source *s = table.free;
 
     if (s == NULL) {
-        uint32_t p = io->nslots >> IO_PAGE_SHIFT;
+        uint32_t p = table.nslots >> IO_PAGE_SHIFT;
         struct weft__io_source *page;
 
         if (p == IO_MAX_PAGES)
             return NULL;
-        page = weft__calloc(IO_PAGE_SLOTS, sizeof(*page));
+        page = calloc(IO_PAGE_SLOTS, sizeof(*page));   /* never freed: see table */
         if (page == NULL)
             return NULL;
         for (uint32_t i = IO_PAGE_SLOTS; i-- > 0;) {
-            page[i].index = io->nslots + i;
+            page[i].index = table.nslots + i;
             page[i].fd = -1;
             atomic_init(&page[i].use, USE_CLOSED);
-            page[i].io = io;
             pthread_mutex_init(&page[i].lock, NULL);
-            page[i].next_free = io->free;
-            io->free = &page[i];
+            page[i].next_free = table.free;
+            table.free = &page[i];
         }
-        /* the page pointer is read without io->lock by the poller: it is
-         * published before any event can name one of its slots (epoll_ctl
-         * below is a system call, a full barrier in the kernel; and the
-         * poller reads the pointer after epoll_wait returns that event) */
-        __atomic_store_n(&io->pages[p], page, __ATOMIC_RELEASE);
-        io->nslots += IO_PAGE_SLOTS;
-        s = io->free;
+        /* the page pointer is read without the lock by pollers and by
+         * handle look-ups: it is published before any event or handle can
+         * name one of its slots (epoll_ctl is a system call, a full barrier
+         * in the kernel; a handle reaches its user through whatever
+         * synchronizes the two threads) */
+        __atomic_store_n(&table.pages[p], page, __ATOMIC_RELEASE);
+        table.nslots += IO_PAGE_SLOTS;
+        s = table.free;
     }
-    io->free = s->next_free;
+    table.free = s->next_free;
     s->next_free = NULL;
     return s;
 }
 
 /* Closed and no call in flight (the caller saw `use` become USE_CLOSED, so
- * it alone releases): close the descriptor and put the slot back. The slot
- * keeps its (bumped) generation. No lock needed: every other reader of
- * these fields checks `closed` or `use` first. */
+ * it alone releases): close the descriptor, put the slot back, drop the
+ * source's reference on the reactor (perhaps the last: after the runtime
+ * is gone, the last socket's close frees it). The slot keeps its (bumped)
+ * generation and its stale `r`. No source lock needed: every other reader
+ * of these fields checks `closed` or `use` first. */
 static void slot_release(struct weft__io_source *s)
 {
-    struct weft__io *io = s->io;
+    struct weft__reactor *r = s->r;
 
     if (s->close_fd)
         close(s->fd);
     s->fd = -1;
     s->notify = NULL;
     s->notify_arg = NULL;
-    pthread_mutex_lock(&io->lock);
-    s->next_free = io->free;
-    io->free = s;
-    pthread_mutex_unlock(&io->lock);
+    pthread_mutex_lock(&table.lock);
+    s->next_free = table.free;
+    table.free = s;
+    pthread_mutex_unlock(&table.lock);
+    weft__reactor_drop(r);
 }
 
 static uint32_t epoll_bits(bool oneshot, uint32_t events)
@@ -150,7 +246,18 @@ static uint32_t epoll_bits(bool oneshot, uint32_t events)
     return ev | EPOLLONESHOT;
 }
 
-static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t events,
+/* The first source was registered: a watcher napping on its condition
+ * variable must move into epoll_wait. Under the reactor's lock, so that
+ * reactor_shut() (runtime free) cannot pass while the hook runs. */
+static void kick_runtime(struct weft__reactor *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->kick)
+        r->kick(r->kick_ctx);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t events,
                        void (*notify)(void *, uint32_t), void *arg,
                        struct weft__io_source **out, uint32_t *gen)
 {
@@ -161,14 +268,17 @@ static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t event
 
     if (fd < 0)
         return -EBADF;
-    pthread_mutex_lock(&io->lock);
-    err = start(io);
-    s = err ? NULL : slot_take(io);
-    pthread_mutex_unlock(&io->lock);
-    if (err)
-        return err;
+    /* acquire: pairs with reactor_shut()'s release (a registration racing
+     * with runtime free may still pass: its source works like any other
+     * that outlives the runtime) */
+    if (atomic_load_explicit(&r->shut, memory_order_acquire))
+        return -ESHUTDOWN;
+    pthread_mutex_lock(&table.lock);
+    s = slot_take();
+    pthread_mutex_unlock(&table.lock);
     if (s == NULL)
         return -ENOMEM;
+    weft__reactor_clone(r);           /* the source's reference */
 
     pthread_mutex_lock(&s->lock);
     g = atomic_load_explicit(&s->gen, memory_order_relaxed);
@@ -180,6 +290,7 @@ static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t event
     s->close_fd = !oneshot;
     s->notify = notify;
     s->notify_arg = arg;
+    s->r = r;
     /* written before the unlock: a hook may run as soon as the descriptor
      * is added, and it reads what the caller keeps here (it takes this
      * lock first, which orders the writes before it) */
@@ -192,18 +303,18 @@ static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t event
     ev.events = epoll_bits(oneshot, events);
     ev.data.u64 = (uint64_t)s->index << 32 | g;
     /* seq_cst: pairs with the watcher's fence (see io_kick in the scheduler) */
-    if (atomic_fetch_add_explicit(&io->live, 1, memory_order_seq_cst) == 0 && io->kick)
-        io->kick(io->kick_ctx);
-    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (atomic_fetch_add_explicit(&r->live, 1, memory_order_seq_cst) == 0)
+        kick_runtime(r);
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         err = -errno;
         pthread_mutex_lock(&s->lock);
         atomic_store_explicit(&s->gen, g + 1, memory_order_relaxed);
         s->closed = true;
         s->close_fd = false;          /* the caller keeps its descriptor */
-        atomic_fetch_sub_explicit(&io->live, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&r->live, 1, memory_order_relaxed);
         pthread_mutex_unlock(&s->lock);
         /* a stale begin() may hold `use` for a moment: the last one out
-         * releases */
+         * releases (and drops the source's reference) */
         if (atomic_fetch_or_explicit(&s->use, USE_CLOSED, memory_order_acq_rel) == 0)
             slot_release(s);
         return err;
@@ -211,27 +322,29 @@ static int do_register(struct weft__io *io, int fd, bool oneshot, uint32_t event
     return 0;
 }
 
-int weft__io_register(struct weft__io *io, int fd, struct weft__io_source **out, uint32_t *gen)
+int weft__io_register(struct weft__reactor *r, int fd, struct weft__io_source **out,
+                      uint32_t *gen)
 {
-    return do_register(io, fd, false, 0, NULL, NULL, out, gen);
+    return do_register(r, fd, false, 0, NULL, NULL, out, gen);
 }
 
-int weft__io_register_hooked(struct weft__io *io, int fd, uint32_t events,
+int weft__io_register_hooked(struct weft__reactor *r, int fd, uint32_t events,
                              void (*notify)(void *arg, uint32_t events), void *arg,
                              struct weft__io_source **out, uint32_t *gen)
 {
-    return do_register(io, fd, true, events, notify, arg, out, gen);
+    return do_register(r, fd, true, events, notify, arg, out, gen);
 }
 
 int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t events)
 {
     struct epoll_event ev;
 
-    /* no lock: index and io never change, and the caller guarantees the
+    /* no lock: index and r do not change while the source is open, and the
+     * caller guarantees the
      * registration is still its own (see reactor.h) */
     ev.events = epoll_bits(true, events);
     ev.data.u64 = (uint64_t)s->index << 32 | gen;
-    return epoll_ctl(s->io->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+    return epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
 int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
@@ -251,8 +364,8 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
     s->reader = s->writer = WEFT_WAKER_EMPTY;
     /* deregister before the descriptor can be closed and its number reused;
      * an event already taken by a poller carries the old generation */
-    epoll_ctl(s->io->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-    atomic_fetch_sub_explicit(&s->io->live, 1, memory_order_relaxed);
+    epoll_ctl(s->r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    atomic_fetch_sub_explicit(&s->r->live, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->lock);
     /* no call in flight: release now; else the last end() does */
     if (atomic_fetch_or_explicit(&s->use, USE_CLOSED, memory_order_acq_rel) == 0)
@@ -292,6 +405,14 @@ void weft__io_end(struct weft__io_source *s)
         slot_release(s);
 }
 
+bool weft__io_is_shut(struct weft__io_source *s)
+{
+    /* acquire: pairs with reactor_shut()'s release; s->r is valid: the
+     * caller holds a call in flight (begin), so the source is not released
+     * and holds its reference */
+    return atomic_load_explicit(&s->r->shut, memory_order_acquire);
+}
+
 /* The bits that make direction `dir` worth a system call. */
 static uint32_t sticky_or(uint32_t dir)
 {
@@ -299,7 +420,7 @@ static uint32_t sticky_or(uint32_t dir)
 }
 
 /* Not ready in direction `dir`: store the waker unless an event came
- * meanwhile. 1 retry, 0 pending, -EBADF closed. */
+ * meanwhile. 1 retry, 0 pending, -EBADF closed, -ESHUTDOWN runtime gone. */
 static int io_park(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx)
 {
     weft_waker *slotw = dir == IO_READ ? &s->reader : &s->writer;
@@ -310,6 +431,11 @@ static int io_park(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_c
     pthread_mutex_lock(&s->lock);
     if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
         ret = -EBADF;
+    } else if (atomic_load_explicit(&s->r->shut, memory_order_relaxed)) {
+        /* relaxed: reactor_shut() stores it before it takes this lock to
+         * collect the wakers, so either it is seen here or our waker is
+         * found and woken there */
+        ret = -ESHUTDOWN;
     } else if (atomic_load_explicit(&s->ready, memory_order_relaxed) & sticky_or(dir)) {
         ret = 1;                      /* an event came: try again */
     } else {
@@ -375,6 +501,10 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
         fd = weft__io_begin(s, gen);
         if (fd < 0)
             return fd;
+        if (weft__io_is_shut(s)) {
+            weft__io_end(s);
+            return -ESHUTDOWN;
+        }
         do
             r = op(fd, arg);
         while (r == -EINTR);
@@ -391,21 +521,26 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
 
 void weft__io_wake(struct weft__io *io)
 {
+    /* acquire: pairs with the release store in weft__io_reactor() */
+    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
     uint64_t one = 1;
+
+    if (r == NULL)
+        return;                       /* no reactor: nobody waits in epoll */
 
     /* always write: the poller may be between its decision to wait and
      * epoll_wait itself (the eventfd stays readable until it is read, so
      * that wait returns at once); a spare write costs one early return */
-    if (write(io->evfd, &one, sizeof(one)) < 0) {
+    if (write(r->evfd, &one, sizeof(one)) < 0) {
         /* EAGAIN: the counter is saturated, the poller wakes anyway */
     }
 }
 
-static void dispatch(struct weft__io *io, const struct epoll_event *ev)
+static void dispatch(struct weft__reactor *r, const struct epoll_event *ev)
 {
     uint32_t index = (uint32_t)(ev->data.u64 >> 32), gen = (uint32_t)ev->data.u64;
     struct weft__io_source *s;
-    weft_waker r = WEFT_WAKER_EMPTY, w = WEFT_WAKER_EMPTY;
+    weft_waker rd = WEFT_WAKER_EMPTY, wr = WEFT_WAKER_EMPTY;
     uint32_t bits = 0;
 
     if (ev->events & (EPOLLIN | EPOLLPRI))
@@ -419,9 +554,11 @@ static void dispatch(struct weft__io *io, const struct epoll_event *ev)
     if (ev->events & EPOLLERR)
         bits |= IO_ERR | IO_READ | IO_WRITE;
 
-    s = slot(io, index);
+    s = weft__io_slot(index);
+    if (s == NULL)
+        return;                       /* cannot happen: epoll names registered slots */
     pthread_mutex_lock(&s->lock);
-    if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
+    if (s->closed || s->r != r || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
         pthread_mutex_unlock(&s->lock);
         return;                       /* closed since: stale */
     }
@@ -442,16 +579,16 @@ static void dispatch(struct weft__io *io, const struct epoll_event *ev)
             ;
     }
     if (bits & IO_READ) {
-        r = s->reader;
+        rd = s->reader;
         s->reader = WEFT_WAKER_EMPTY;
     }
     if (bits & IO_WRITE) {
-        w = s->writer;
+        wr = s->writer;
         s->writer = WEFT_WAKER_EMPTY;
     }
     pthread_mutex_unlock(&s->lock);
-    weft_waker_wake(&r);
-    weft_waker_wake(&w);
+    weft_waker_wake(&rd);
+    weft_waker_wake(&wr);
 }
 
 /* epoll_pwait2 (Linux 5.11) takes a timespec: a nap ends at the timer's
@@ -459,12 +596,12 @@ static void dispatch(struct weft__io *io, const struct epoll_event *ev)
  * with the timeout rounded up (never early). */
 static _Atomic bool no_pwait2;
 
-static int wait_events(struct weft__io *io, struct epoll_event *evs, int64_t timeout_ns)
+static int wait_events(struct weft__reactor *r, struct epoll_event *evs, int64_t timeout_ns)
 {
     if (timeout_ns > 0 && !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
         struct timespec ts = { (time_t)(timeout_ns / 1000000000),
                                (long)(timeout_ns % 1000000000) };
-        int n = epoll_pwait2(io->epfd, evs, EVENTS_PER_POLL, &ts, NULL);
+        int n = epoll_pwait2(r->epfd, evs, EVENTS_PER_POLL, &ts, NULL);
 
         if (n >= 0 || errno != ENOSYS)
             return n;
@@ -473,38 +610,40 @@ static int wait_events(struct weft__io *io, struct epoll_event *evs, int64_t tim
     if (timeout_ns > 0) {
         int64_t ms = (timeout_ns + 999999) / 1000000;
 
-        return epoll_wait(io->epfd, evs, EVENTS_PER_POLL, ms > INT32_MAX ? INT32_MAX : (int)ms);
+        return epoll_wait(r->epfd, evs, EVENTS_PER_POLL, ms > INT32_MAX ? INT32_MAX : (int)ms);
     }
-    return epoll_wait(io->epfd, evs, EVENTS_PER_POLL, timeout_ns < 0 ? -1 : 0);
+    return epoll_wait(r->epfd, evs, EVENTS_PER_POLL, timeout_ns < 0 ? -1 : 0);
 }
 
 int weft__io_poll(struct weft__io *io, int64_t timeout_ns)
 {
     struct epoll_event evs[EVENTS_PER_POLL];
+    /* acquire: pairs with the release store in weft__io_reactor(); the
+     * runtime's reference keeps it alive while its workers poll */
+    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
     bool idle = false;
     int n, woken = 0;
 
-    /* acquire: pairs with start()'s release */
-    if (!atomic_load_explicit(&io->started, memory_order_acquire))
+    if (r == NULL)
         return 0;
-    if (atomic_load_explicit(&io->polling, memory_order_relaxed) ||
-        !atomic_compare_exchange_strong_explicit(&io->polling, &idle, true,
+    if (atomic_load_explicit(&r->polling, memory_order_relaxed) ||
+        !atomic_compare_exchange_strong_explicit(&r->polling, &idle, true,
                                                  memory_order_acquire, memory_order_relaxed))
         return -1;
     do
-        n = wait_events(io, evs, timeout_ns);
+        n = wait_events(r, evs, timeout_ns);
     while (n < 0 && errno == EINTR && timeout_ns == 0);
-    atomic_store_explicit(&io->polling, false, memory_order_release);
+    atomic_store_explicit(&r->polling, false, memory_order_release);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == WAKE_TOKEN) {
             uint64_t v;
 
-            if (read(io->evfd, &v, sizeof(v)) < 0) {
+            if (read(r->evfd, &v, sizeof(v)) < 0) {
                 /* EAGAIN: another poll drained it */
             }
             continue;
         }
-        dispatch(io, &evs[i]);
+        dispatch(r, &evs[i]);
         woken++;
     }
     return woken;

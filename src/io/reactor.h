@@ -8,12 +8,29 @@
  * every few dozen polls. One thread at a time is inside epoll_wait
  * (`polling`); the others skip.
  *
- * A registered descriptor is a *source*: a slot in pages that are never
- * freed while the reactor lives, so an event for a source that was closed a
- * moment ago, or a future that still points at one, reads valid memory. Each
- * slot carries a generation, bumped by close; epoll's data word holds
+ * A registered descriptor is a *source*: a slot in one process-wide table
+ * of pages that are never freed (it grows, as the kernel's descriptor table
+ * does, and never shrinks), so an event for a source that was closed a
+ * moment ago, a future that still points at one, or a socket handle closed
+ * twice reads valid memory, even after its reactor is gone. Each slot
+ * carries a generation, bumped by close; epoll's data word holds
  * (index << 32 | generation) and every user holds the generation it was
  * given, so a stale event or a stale future sees the mismatch and stops.
+ *
+ * Lifetimes. The runtime owns a `struct weft__io` (its part: the lazy
+ * start and the hooks into the scheduler). The reactor proper, `struct
+ * weft__reactor` (epoll, eventfd, counters), is made on the first
+ * registration and reference-counted: the runtime holds one reference,
+ * every open source one (taken at registration, dropped when the slot is
+ * released), every fd-watch loop one. weft__io_destroy() (runtime free)
+ * marks the reactor shut (no new registrations; every future completes
+ * with -ESHUTDOWN: nobody polls epoll any more), forgets the scheduler's
+ * kick hook under the reactor's lock (so it is never called on a freed
+ * runtime), wakes the wakers still stored in its sources (their futures
+ * then see -ESHUTDOWN) and drops the runtime's reference. The last
+ * reference closes the epoll instance and the eventfd and frees the
+ * reactor. So sockets and loops outlive their runtime: close (and plain
+ * calls such as shutdown or setsockopt) keep working on them.
  *
  * Per source, under its lock:
  *   ready    readiness bits (low byte), set by events, cleared by a call
@@ -79,7 +96,7 @@ enum {
 #define READY_TICK_ONE (1u << 8)
 #define READY_TICK_MASK (~0xffu)
 
-struct weft__io;
+struct weft__reactor;
 
 #define USE_CLOSED 1u
 #define USE_ONE 2u
@@ -98,36 +115,57 @@ struct weft__io_source {
     /* fd watches: called under ->lock with the events; then wakers unused */
     void (*notify)(void *arg, uint32_t events);
     void *notify_arg;
-    struct weft__io *io;
-    struct weft__io_source *next_free;   /* io->lock */
+    /* ->lock (written at registration only): the reactor, referenced while
+     * the source is open; stale (never cleared) once it is free */
+    struct weft__reactor *r;
+    struct weft__io_source *next_free;   /* the table's lock */
 };
 
 #define IO_PAGE_SHIFT 8
 #define IO_PAGE_SLOTS (1u << IO_PAGE_SHIFT)
-#define IO_MAX_PAGES 4096u            /* 1,048,576 sources */
+#define IO_MAX_PAGES 4096u            /* 1,048,576 sources, process-wide */
+#define IO_MAX_SOURCES (IO_MAX_PAGES * IO_PAGE_SLOTS)
 
-struct weft__io {
-    pthread_mutex_t lock;             /* pages, free list, lazy start */
-    _Atomic bool started;             /* epfd/evfd exist (release: fds set) */
-    int epfd, evfd;
-    uint32_t nslots;                  /* ->lock */
-    struct weft__io_source *free;     /* ->lock */
-    struct weft__io_source *pages[IO_MAX_PAGES];   /* ->lock to grow */
+/* The reactor: heap, reference-counted (see "Lifetimes" above). */
+struct weft__reactor {
+    _Atomic unsigned refs;            /* runtime + open sources + loops */
+    int epfd, evfd;                   /* fixed at creation */
     _Atomic unsigned live;            /* open sources: the watcher blocks in epoll */
     _Atomic bool polling;             /* a thread is inside epoll_wait */
-    /* set by the scheduler: the first source was registered (live 0 -> 1) */
+    _Atomic bool shut;                /* the runtime is gone (release: see destroy) */
+    pthread_mutex_t lock;             /* kick, kick_ctx */
+    /* the scheduler's hook: the first source was registered (live 0 -> 1);
+     * NULL once the runtime is gone */
+    void (*kick)(void *ctx);
+    void *kick_ctx;
+};
+
+/* The runtime's part, embedded in it. */
+struct weft__io {
+    pthread_mutex_t lock;             /* the lazy start */
+    _Atomic(struct weft__reactor *) r;   /* NULL until the first registration */
     void (*kick)(void *ctx);
     void *kick_ctx;
 };
 
 void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx);
-/* Close every descriptor still registered and the reactor's own. */
+/* The runtime is being freed: shut its reactor down (see "Lifetimes") and
+ * drop the runtime's reference; sources still open keep it alive. */
 void weft__io_destroy(struct weft__io *io);
+
+/* The runtime's reactor, made on first use (epoll + eventfd): 0 and a new
+ * reference in *out (drop it with weft__reactor_drop()), or -errno. */
+int weft__io_reactor(struct weft__io *io, struct weft__reactor **out);
+void weft__reactor_clone(struct weft__reactor *r);
+void weft__reactor_drop(struct weft__reactor *r);
 
 /* Relaxed hint: any source open (the watcher should wait in epoll). */
 static inline bool weft__io_active(struct weft__io *io)
 {
-    return atomic_load_explicit(&io->live, memory_order_relaxed) != 0;
+    /* acquire: pairs with the release store in weft__io_reactor() */
+    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
+
+    return r != NULL && atomic_load_explicit(&r->live, memory_order_relaxed) != 0;
 }
 
 /* Poll for events for at most timeout_ns (-1: no limit, 0: just look) and
@@ -138,17 +176,22 @@ int weft__io_poll(struct weft__io *io, int64_t timeout_ns);
 /* Wake the thread inside epoll_wait (if any): write the eventfd. */
 void weft__io_wake(struct weft__io *io);
 
+/* The source of table slot `index`, or NULL if no such slot was ever made.
+ * The memory stays valid for the life of the process. */
+struct weft__io_source *weft__io_slot(uint32_t index);
+
 /* Register `fd` (non-blocking, owned from now on: close() of the source
  * closes it), edge-triggered in both directions, for futures. Returns 0
- * with the source and its generation, or -errno (the fd is NOT closed
- * then). */
-int weft__io_register(struct weft__io *io, int fd, struct weft__io_source **out, uint32_t *gen);
+ * with the source and its generation, or -errno (-ESHUTDOWN once the
+ * runtime is gone; the fd is NOT closed then). */
+int weft__io_register(struct weft__reactor *r, int fd, struct weft__io_source **out,
+                      uint32_t *gen);
 
 /* Register `fd` level-triggered with EPOLLONESHOT for `events` (IO_READ |
  * IO_WRITE): each event calls notify(arg, bits) under the source's lock,
  * once, until weft__io_rearm(). The descriptor is not owned (close of the
  * source leaves it open). fd watches use this. */
-int weft__io_register_hooked(struct weft__io *io, int fd, uint32_t events,
+int weft__io_register_hooked(struct weft__reactor *r, int fd, uint32_t events,
                              void (*notify)(void *arg, uint32_t events), void *arg,
                              struct weft__io_source **out, uint32_t *gen);
 
@@ -162,22 +205,28 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
 /* Close: stale generation -> -EBADF. Otherwise deregisters the source,
  * wakes its reader and writer (they see -EBADF), and closes the descriptor
  * when no call is in flight on it (else the last one does). With
- * `keep_fd`, the descriptor is left open (fd watches do not own theirs). */
+ * `keep_fd`, the descriptor is left open (fd watches do not own theirs).
+ * Works after the runtime is gone. */
 int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd);
 
 /* Enter / leave a system call on the source: begin returns the fd (>= 0) or
- * -EBADF (closed); every successful begin is paired with one end. */
+ * -EBADF (closed); every successful begin is paired with one end. Works
+ * after the runtime is gone (plain calls). */
 int weft__io_begin(struct weft__io_source *s, uint32_t gen);
 void weft__io_end(struct weft__io_source *s);
+/* Between begin and end: the runtime is gone (futures report -ESHUTDOWN). */
+bool weft__io_is_shut(struct weft__io_source *s);
 
 /* A future that waited on `dir` is dropped: release its stored waker. */
 void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir);
 
 /* Run `op(fd, arg)` (a non-blocking system call returning >= 0 or -errno;
  * EINTR is retried here) by the protocol above: the result, or
- * WEFT_IO_PENDING (waker stored), or -EBADF. `want`: the bytes asked for,
+ * WEFT_IO_PENDING (waker stored), or -EBADF, or -ESHUTDOWN (the runtime is
+ * gone: nobody would wake a waiting future). `want`: the bytes asked for,
  * so that a shorter result counts as drained (0: never, for calls that are
- * not byte streams: accept, datagrams, connect). */
+ * not byte streams: accept, datagrams, connect). `op` runs between begin
+ * and end: the source (and its reactor) cannot go away under it. */
 #define WEFT_IO_PENDING (-1000000)
 ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx,
                     ssize_t (*op)(int fd, void *arg), void *arg, size_t want);

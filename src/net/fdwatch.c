@@ -12,11 +12,24 @@
  * and re-arming (under the loop lock) takes no source lock.
  *
  * Who frees a watch (all under ->lock): remove marks it `removed`, closes
- * its source (after which no notify can come), then sets `closed`. The
- * watch is freed by whichever of remove and the loop task finds it closed,
- * not queued and not in a callback: remove right after closing, or the
- * task when it drops the watch from its queue or returns from its
- * callback. Timers: the same with `freed` and `in_cb`. */
+ * its source (after which no notify can come), waits for a callback of the
+ * watch that is running on another thread to return (see below), then sets
+ * `closed`. The watch is freed by whichever of remove and the loop task
+ * finds it closed, not queued and not in a callback: remove right after
+ * closing, or the task when it drops the watch from its queue or returns
+ * from its callback (only when remove did not wait: it was called from that
+ * callback). Timers: the same with `freed` and `in_cb`.
+ *
+ * Waiting for a running callback. The task runs a callback only after
+ * checking `removed` (or `freed`) under ->lock and setting `in_cb` in the
+ * same critical section, so once remove has set `removed`, the only
+ * callback of that watch that can still run is one already running. Remove
+ * waits on `cb_done` until it has returned, unless the caller is that very
+ * callback's thread inside a callback of this loop (`in_callback`,
+ * `cb_thread`): a callback removing its own watch, or another watch of its
+ * loop (callbacks of one loop never overlap, so that watch is not running),
+ * returns at once. So after remove returns, no callback of the watch is
+ * running (except the caller itself) and none will start. */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,8 +45,12 @@
 struct weft_loop {
     pthread_mutex_t lock;
     _Atomic unsigned refs;            /* the user's handle + the task */
-    struct weft__io *io;
+    struct weft__reactor *r;          /* a reference: the loop may outlive the runtime */
     bool closing;                     /* ->lock */
+    bool in_callback;                 /* ->lock: a callback is running, */
+    pthread_t cb_thread;              /* ->lock: on this thread */
+    unsigned waiters;                 /* ->lock: removers waiting on cb_done */
+    pthread_cond_t cb_done;           /* a callback returned (->lock) */
     weft_waker task;                  /* ->lock: the loop task's waker */
     struct weft_fdwatch *qhead, *qtail; /* ->lock: watches with events to deliver */
     struct weft__list watches;        /* ->lock: every live watch */
@@ -59,6 +76,7 @@ struct weft_timer {
     struct weft_loop *loop;
     uint64_t deadline;                /* ->loop->lock */
     bool armed, in_cb, freed;         /* ->loop->lock */
+    bool waited;                      /* ->loop->lock: a free waits for in_cb */
     weft_timer_fn fn;
     void *arg;
     struct weft__list anode;          /* ->loop->lock: loop->armed */
@@ -68,8 +86,54 @@ struct weft_timer {
 static void loop_unref(struct weft_loop *l)
 {
     if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1) {
+        /* watches removed while queued, that the task never dequeued (it
+         * stops at `closing` without draining): every watch is removed and
+         * closed by now (weft_loop_free), so they are ours to free */
+        while (l->qhead) {
+            struct weft_fdwatch *w = l->qhead;
+
+            l->qhead = w->qnext;
+            weft__free(w);
+        }
+        weft__reactor_drop(l->r);
+        pthread_cond_destroy(&l->cb_done);
         pthread_mutex_destroy(&l->lock);
         weft__free(l);
+    }
+}
+
+/* ->lock held: a callback of this loop is running on the calling thread
+ * (the caller is that callback, or something it called). */
+static bool on_loop_callback(struct weft_loop *l)
+{
+    return l->in_callback && pthread_equal(l->cb_thread, pthread_self());
+}
+
+/* ->lock held: a callback is about to run / has returned. */
+static void callback_enter(struct weft_loop *l)
+{
+    l->in_callback = true;
+    l->cb_thread = pthread_self();
+}
+
+static void callback_leave(struct weft_loop *l)
+{
+    l->in_callback = false;
+    if (l->waiters)
+        pthread_cond_broadcast(&l->cb_done);
+}
+
+/* ->lock held: wait until *in_cb (a watch's or timer's) is clear, unless
+ * the caller is a callback of this loop (then it is that callback, or the
+ * flag is clear: callbacks of one loop never overlap). */
+static void wait_callback(struct weft_loop *l, const bool *in_cb)
+{
+    if (on_loop_callback(l))
+        return;
+    while (*in_cb) {
+        l->waiters++;
+        pthread_cond_wait(&l->cb_done, &l->lock);
+        l->waiters--;
     }
 }
 
@@ -114,11 +178,13 @@ static bool run_one_watch(struct weft_loop *l)
     if (ev & WEFT_HANGUP)
         ev |= w->events;              /* a hang-up makes every wanted side ready */
     if (ev & (WEFT_READABLE | WEFT_WRITABLE)) {
-        w->in_cb = true;
+        w->in_cb = true;              /* checked `removed` in this section */
+        callback_enter(l);
         pthread_mutex_unlock(&l->lock);
         w->fn(w, w->fd, ev, w->arg);
         pthread_mutex_lock(&l->lock);
         w->in_cb = false;
+        callback_leave(l);
         if (w->removed) {
             if (w->closed)
                 weft__free(w);
@@ -142,12 +208,14 @@ static bool run_one_timer(struct weft_loop *l, uint64_t now)
         return false;
     weft__list_remove(&t->anode);
     t->armed = false;
-    t->in_cb = true;
+    t->in_cb = true;                  /* a freed timer is never armed */
+    callback_enter(l);
     pthread_mutex_unlock(&l->lock);
     t->fn(t, t->arg);
     pthread_mutex_lock(&l->lock);
     t->in_cb = false;
-    if (t->freed)
+    callback_leave(l);
+    if (t->freed && !t->waited)
         weft__free(t);
     return true;
 }
@@ -233,15 +301,22 @@ WEFT_API int weft_loop_new(weft_runtime *rt, weft_loop **out)
     l = weft__calloc(1, sizeof(*l));
     if (l == NULL)
         return -ENOMEM;
+    err = weft__io_reactor(weft__runtime_io(rt), &l->r);
+    if (err) {
+        weft__free(l);
+        return err;
+    }
     pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cb_done, NULL);
     atomic_init(&l->refs, 2);
-    l->io = weft__runtime_io(rt);
     weft__list_init(&l->watches);
     weft__list_init(&l->armed);
     weft__list_init(&l->timers);
     lt.l = l;
     err = weft_spawn_detached(rt, &loop_task_future, &lt);
     if (err) {
+        weft__reactor_drop(l->r);
+        pthread_cond_destroy(&l->cb_done);
         pthread_mutex_destroy(&l->lock);
         weft__free(l);
         return err;
@@ -272,6 +347,10 @@ WEFT_API void weft_loop_free(weft_loop *l)
         weft_timer_free(t);
         pthread_mutex_lock(&l->lock);
     }
+    /* a callback that removed its own watch (or freed its own timer) may
+     * still be running: off the loop, wait for it too (`closing` keeps any
+     * other from starting) */
+    wait_callback(l, &l->in_callback);
     w = task_waker(l);
     pthread_mutex_unlock(&l->lock);
     weft_waker_wake(&w);
@@ -330,7 +409,7 @@ WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatc
     }
     weft__list_push_back(&l->watches, &w->node);
     pthread_mutex_unlock(&l->lock);
-    err = weft__io_register_hooked(l->io, fd, io_events(events), watch_notify, w, &w->src,
+    err = weft__io_register_hooked(l->r, fd, io_events(events), watch_notify, w, &w->src,
                                    &w->gen);
     if (err) {
         pthread_mutex_lock(&l->lock);
@@ -377,11 +456,14 @@ WEFT_API int weft_fdwatch_remove(weft_fdwatch *w)
         pthread_mutex_unlock(&l->lock);
         return -EINVAL;
     }
-    w->removed = true;
+    w->removed = true;                /* no callback starts after this */
     weft__list_remove(&w->node);
     pthread_mutex_unlock(&l->lock);
     weft__io_close(w->src, w->gen, true);     /* no notify after this */
     pthread_mutex_lock(&l->lock);
+    /* a callback running elsewhere returns first (the task does not free
+     * the watch meanwhile: it is not `closed` yet) */
+    wait_callback(l, &w->in_cb);
     w->closed = true;
     free_now = !w->queued && !w->in_cb;
     pthread_mutex_unlock(&l->lock);
@@ -480,6 +562,10 @@ WEFT_API void weft_timer_free(weft_timer *t)
     }
     weft__list_remove(&t->node);
     t->freed = true;
+    if (t->in_cb && !on_loop_callback(l)) {
+        t->waited = true;             /* the task leaves the freeing to us */
+        wait_callback(l, &t->in_cb);
+    }
     free_now = !t->in_cb;
     pthread_mutex_unlock(&l->lock);
     if (free_now)

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* Sockets on the reactor: handles, plain calls and the socket futures.
  *
- * A weft_socket is a small handle {source, generation}; the source (the
- * reactor's slot) outlives it. Every future copies the source and the
- * generation at init and never touches the handle again, so a close while
- * a future waits (or before it is first polled) leaves the future with a
- * stale generation: it completes with -EBADF, and reads only slot memory
- * that the reactor keeps for its whole life. */
+ * A weft_socket * is not a pointer to memory: it is a token, the source's
+ * table index, the generation it was registered with and a stream flag,
+ * packed into the pointer's bits (see tok_make()). The source table is
+ * never freed (see io/reactor.h), so any token, even one closed long ago,
+ * after its runtime is gone, names valid slot memory, and the generation
+ * tells whether it is still that socket: a second close, or any call on a
+ * closed handle, finds a different generation and returns -EBADF. Nothing
+ * is allocated per socket. Every future copies the source and the
+ * generation at init, so a close while a future waits (or before it is
+ * first polled) leaves the future with a stale generation: it completes
+ * with -EBADF. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,14 +23,38 @@
 
 #include "io/reactor.h"
 #include "sched/runtime.h"
-#include "util/alloc.h"
 #include "weft/net.h"
 
-struct weft_socket {
-    struct weft__io_source *src;
-    uint32_t gen;
-    bool stream;                      /* SOCK_STREAM: a short read means drained */
-};
+/* Token layout (64 bits): bits 33..63 the slot index + 1 (so that no token
+ * is NULL), bit 32 the stream flag (SOCK_STREAM: a short read means
+ * drained), bits 0..31 the generation. */
+_Static_assert(sizeof(uintptr_t) >= 8, "socket handles are 64-bit tokens");
+_Static_assert(IO_MAX_SOURCES < (1ull << 31), "slot index fits the token");
+#define TOK_STREAM (1ull << 32)
+#define TOK_INDEX_SHIFT 33
+
+static weft_socket *tok_make(const struct weft__io_source *src, uint32_t gen, bool stream)
+{
+    uint64_t t = ((uint64_t)src->index + 1) << TOK_INDEX_SHIFT | (stream ? TOK_STREAM : 0) | gen;
+
+    return (weft_socket *)(uintptr_t)t;
+}
+
+/* The source, generation and stream flag a handle names: 0, or -EBADF for
+ * NULL or a value no socket ever had. Whether the socket is still open is
+ * for the generation to tell (begin, close). */
+static int tok_get(const weft_socket *h, struct weft__io_source **src, uint32_t *gen,
+                   bool *stream)
+{
+    uint64_t t = (uint64_t)(uintptr_t)h, index = t >> TOK_INDEX_SHIFT;
+
+    if (index == 0 || (*src = weft__io_slot((uint32_t)(index - 1))) == NULL)
+        return -EBADF;
+    *gen = (uint32_t)t;
+    if (stream)
+        *stream = (t & TOK_STREAM) != 0;
+    return 0;
+}
 
 enum { OP_NONE, OP_ACCEPT, OP_CONNECT, OP_READ, OP_READ_EXACT, OP_WRITE, OP_WRITE_ALL,
        OP_RECV_FROM, OP_SEND_TO };
@@ -80,25 +109,34 @@ static weft_runtime *pick_rt(weft_runtime *rt)
     return rt ? rt : weft_runtime_current();
 }
 
-/* Register fd (owned: closed on failure) and make a handle. */
-static int wrap(struct weft__io *io, int fd, bool stream, weft_socket **out)
+/* Register fd (owned: closed on failure) on reactor r and make a handle. */
+static int wrap(struct weft__reactor *r, int fd, bool stream, weft_socket **out)
 {
-    struct weft_socket *s = weft__malloc(sizeof(*s));
-    int err;
+    struct weft__io_source *src;
+    uint32_t gen;
+    int err = weft__io_register(r, fd, &src, &gen);
 
-    if (s == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    s->stream = stream;
-    err = weft__io_register(io, fd, &s->src, &s->gen);
     if (err) {
         close(fd);
-        weft__free(s);
         return err;
     }
-    *out = s;
+    *out = tok_make(src, gen, stream);
     return 0;
+}
+
+/* Register fd (owned: closed on failure) on rt's reactor. */
+static int wrap_rt(weft_runtime *rt, int fd, bool stream, weft_socket **out)
+{
+    struct weft__reactor *r;
+    int err = weft__io_reactor(weft__runtime_io(rt), &r);
+
+    if (err) {
+        close(fd);
+        return err;
+    }
+    err = wrap(r, fd, stream, out);
+    weft__reactor_drop(r);            /* the source holds its own */
+    return err;
 }
 
 static int set_int_opt(int fd, int level, int name, int v)
@@ -134,7 +172,7 @@ WEFT_API int weft_listen(weft_runtime *rt, const struct sockaddr *addr, socklen_
         close(fd);
         return err;
     }
-    return wrap(weft__runtime_io(rt), fd, true, out);
+    return wrap_rt(rt, fd, true, out);
 }
 
 WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
@@ -154,7 +192,7 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
         close(fd);
         return err;
     }
-    return wrap(weft__runtime_io(rt), fd, false, out);
+    return wrap_rt(rt, fd, false, out);
 }
 
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
@@ -177,33 +215,37 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return err;
     }
-    return wrap(weft__runtime_io(rt), fd, type == SOCK_STREAM, out);
+    return wrap_rt(rt, fd, type == SOCK_STREAM, out);
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)
 {
-    int fd;
+    struct weft__io_source *src;
+    uint32_t gen;
+    int fd = tok_get(s, &src, &gen, NULL);
 
-    if (s == NULL)
-        return -EBADF;
-    fd = weft__io_begin(s->src, s->gen);
+    if (fd < 0)
+        return fd;
+    fd = weft__io_begin(src, gen);
     if (fd >= 0)
-        weft__io_end(s->src);
+        weft__io_end(src);
     return fd;
 }
 
 /* Run a plain call on the descriptor with the source held busy. */
 #define WITH_FD(s, fd, expr)                                \
     do {                                                    \
-        int fd_;                                            \
-        if ((s) == NULL)                                    \
-            return -EBADF;                                  \
-        fd_ = weft__io_begin((s)->src, (s)->gen);           \
+        struct weft__io_source *src_;                       \
+        uint32_t gen_;                                      \
+        int fd_ = tok_get((s), &src_, &gen_, NULL);         \
+        if (fd_ < 0)                                        \
+            return fd_;                                     \
+        fd_ = weft__io_begin(src_, gen_);                   \
         if (fd_ < 0)                                        \
             return fd_;                                     \
         int fd = fd_;                                       \
         int r_ = (expr) < 0 ? -errno : 0;                   \
-        weft__io_end((s)->src);                             \
+        weft__io_end(src_);                                 \
         return r_;                                          \
     } while (0)
 
@@ -259,13 +301,13 @@ WEFT_API int weft_udp_connect(weft_socket *s, const struct sockaddr *addr, sockl
 
 WEFT_API int weft_socket_close(weft_socket *s)
 {
-    int err;
+    struct weft__io_source *src;
+    uint32_t gen;
+    int err = tok_get(s, &src, &gen, NULL);
 
-    if (s == NULL)
-        return -EBADF;
-    err = weft__io_close(s->src, s->gen, false);
-    weft__free(s);
-    return err;
+    if (err)
+        return err;
+    return weft__io_close(src, gen, false);
 }
 
 /* ---- Futures ----------------------------------------------------------------------- */
@@ -275,10 +317,14 @@ static void op_init(weft_io_op *op, int kind, weft_socket *s, void *buf, size_t 
     op->kind = (unsigned char)kind;
     op->buf = buf;
     op->len = len;
-    if (s) {
-        op->src = s->src;
-        op->gen = s->gen;
-        op->stream = s->stream;
+    {
+        struct weft__io_source *src;
+        bool stream;
+
+        if (tok_get(s, &src, &op->gen, &stream) == 0) {
+            op->src = src;
+            op->stream = stream;
+        }
     }
 }
 
@@ -322,8 +368,15 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
     do
         r = connect(fd, addr, len) < 0 ? -errno : 0;
     while (r == -EINTR);
-    if (r == 0 || r == -EINPROGRESS || r == -EAGAIN)
-        r = weft__io_register(weft__runtime_io(rt), fd, &src, &c->gen);
+    if (r == 0 || r == -EINPROGRESS || r == -EAGAIN) {
+        struct weft__reactor *re;
+
+        r = weft__io_reactor(weft__runtime_io(rt), &re);
+        if (r == 0) {
+            r = weft__io_register(re, fd, &src, &c->gen);
+            weft__reactor_drop(re);   /* the source holds its own */
+        }
+    }
     if (r) {
         close(fd);
         c->result = r;
@@ -389,7 +442,12 @@ static ssize_t op_call(int fd, void *arg)
     case OP_ACCEPT:
         r = accept4(fd, (struct sockaddr *)op->addr, op->addr ? op->addrlen : NULL,
                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-        break;
+        if (r < 0)
+            return -errno;
+        /* registered on the listener's reactor while the call is in flight
+         * on the listener, so its source (and reactor) cannot go away
+         * under us: 0 with the handle in *out, or -errno (closed) */
+        return wrap(((struct weft__io_source *)op->src)->r, (int)r, true, op->out);
     case OP_READ:
     case OP_READ_EXACT:
         r = recv(fd, p, n, 0);
@@ -432,6 +490,24 @@ static ssize_t step(weft_io_op *op, weft_context *cx)
     return r;
 }
 
+/* A zero-length operation that moves nothing: read / write on a stream
+ * socket, read_exact / write_all on any. On a datagram socket a read or
+ * write of 0 bytes is a real (empty) datagram, and recv_from / send_to
+ * always are: those go to the system. */
+static bool zero_is_noop(const weft_io_op *op)
+{
+    switch (op->kind) {
+    case OP_READ_EXACT:
+    case OP_WRITE_ALL:
+        return true;
+    case OP_READ:
+    case OP_WRITE:
+        return op->stream;
+    default:
+        return false;
+    }
+}
+
 WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result)
 {
     ssize_t r;
@@ -443,6 +519,16 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
     }
     if (op->src == NULL || op->kind < OP_READ)
         return finish(op, op->src == NULL ? -EBADF : -EINVAL, result);
+    if (op->len == 0 && zero_is_noop(op)) {
+        /* nothing to move: 0 at once (read(2) of 0 bytes), whatever the
+         * readiness; a closed socket or a runtime gone is still reported */
+        r = weft__io_begin(op->src, op->gen);
+        if (r >= 0) {
+            r = weft__io_is_shut(op->src) ? -ESHUTDOWN : 0;
+            weft__io_end(op->src);
+        }
+        return finish(op, r, result);
+    }
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     for (;;) {
@@ -469,7 +555,6 @@ WEFT_API size_t weft_io_op_moved(const weft_io_op *op)
 WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *result)
 {
     ssize_t r;
-    int err;
 
     if (a->done) {
         if (result)
@@ -485,14 +570,9 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
     }
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
-    r = step(a, cx);
+    r = step(a, cx);                  /* accepts and registers: 0 or -errno */
     if (r == WEFT_IO_PENDING)
         return WEFT_PENDING;
-    if (r >= 0) {
-        /* the listener's reactor */
-        err = wrap(((struct weft__io_source *)a->src)->io, (int)r, true, a->out);
-        r = err;
-    }
     a->done = 1;
     a->waiting = 0;
     a->result = r;
@@ -554,21 +634,9 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
         c->result = r;
         goto done;
     }
-    {
-        struct weft_socket *s = weft__malloc(sizeof(*s));
-
-        if (s == NULL) {
-            connect_fail(c);
-            c->result = -ENOMEM;
-            goto done;
-        }
-        s->src = c->src;
-        s->gen = c->gen;
-        s->stream = true;
-        c->src = NULL;                /* the socket owns it now */
-        *c->out = s;
-        c->result = 0;
-    }
+    *c->out = tok_make(c->src, c->gen, true);
+    c->src = NULL;                    /* the socket owns it now */
+    c->result = 0;
 done:
     if (c->timeout_ms)
         weft_sleep_drop(&c->sleep);
