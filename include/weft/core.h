@@ -175,7 +175,16 @@ static inline const weft_waker *weft_context_waker(const weft_context *cx)
  * `out`, or WEFT_PENDING after arranging for cx's waker to be woken. drop()
  * (may be NULL) releases what the future holds; it is called exactly once by
  * weft, in any state: never polled, pending, or after READY. `out` may be NULL
- * when output_size is 0. */
+ * when output_size is 0.
+ * Where drop() runs, and what it may call: a task's future is dropped on a
+ * worker (or the thread driving a current-thread runtime), never during its
+ * poll, except at shutdown, where the tasks left are dropped on the thread
+ * calling weft_runtime_shutdown()/weft_runtime_free(). On a worker a drop
+ * must not block: the blocking waits (weft_join_wait(), weft_group_free()
+ * with live children, weft_group_join()) return -EINVAL there. At shutdown
+ * they work, also for siblings of the same runtime not dropped yet (see
+ * weft_runtime_shutdown() in weft/sched.h). A drop may always spawn (it
+ * gets -ESHUTDOWN at shutdown), wake, abort, drop handles and futures. */
 typedef struct weft_future_type {
     weft_poll (*poll)(void *self, weft_context *cx, void *out);
     void (*drop)(void *self);

@@ -1,9 +1,69 @@
 /* SPDX-License-Identifier: MIT */
 /* Running to completion: weft_runtime_run(), weft_block_on(), and the
  * current-thread flavour's driver (the calling thread as the one worker). */
+#include <errno.h>
 #include <pthread.h>
 
 #include "sched/internal.h"
+#include "util/list.h"
+
+/* ---- Join waits on a current-thread runtime -----------------------------------------
+ * Its tasks run only while a thread is inside run/block_on (the driver). A
+ * plain thread that would block in weft_join_wait() with no driver would
+ * wait for ever: it gets -EDEADLK at once; one that blocks while a driver
+ * runs is listed, and woken with -EDEADLK when the last driver leaves
+ * (unless the runtime is shutting down: shutdown cancels every task, which
+ * wakes it). Both sides decide under run_lock, so a driver cannot leave
+ * between the waiter's look and its listing unseen.
+ *  waiter                                  driver leaving
+ *  lock; driving? list self; unlock         lock; driving = false
+ *  sleep until completion or stop           no driver waiting, not shut:
+ *  lock; unlist; unlock                       stop every listed waiter; unlock */
+static void stop_blocked(struct weft_runtime *rt)
+{
+    struct weft__list *n;
+
+    for (n = rt->blocked.next; n != &rt->blocked; n = n->next) {
+        struct weft__blocked *b = weft__container_of(n, struct weft__blocked, link);
+
+        weft_waker_wake_by_ref(&b->stop);
+    }
+}
+
+int weft__sched_block(void *s, struct weft__task *t, struct weft__blocked *b)
+{
+    struct weft_runtime *rt = shard_rt(s);
+    int err;
+
+    (void)t;
+    b->listed = false;
+    /* a drop run by this runtime's shutdown, waiting for a sibling */
+    err = weft__sched_help(rt);
+    if (err != 0 || rt->flavor != WEFT_CURRENT_THREAD)
+        return err;
+    pthread_mutex_lock(&rt->run_lock);
+    if (rt->shut) {
+        /* shutdown cancels every task: the completion is coming */
+    } else if (!rt->driving && rt->drivers_waiting == 0) {
+        err = -EDEADLK;               /* nobody runs this runtime's tasks */
+    } else {
+        weft__list_push_back(&rt->blocked, &b->link);
+        b->listed = true;
+    }
+    pthread_mutex_unlock(&rt->run_lock);
+    return err;
+}
+
+void weft__sched_unblock(void *s, struct weft__blocked *b)
+{
+    struct weft_runtime *rt = shard_rt(s);
+
+    if (!b->listed)
+        return;
+    pthread_mutex_lock(&rt->run_lock);
+    weft__list_remove(&b->link);
+    pthread_mutex_unlock(&rt->run_lock);
+}
 
 /* ---- Running to completion ---------------------------------------------------------- */
 static bool no_active_tasks(void *arg)
@@ -22,8 +82,10 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
     pthread_mutex_lock(&rt->run_lock);
     /* one driver at a time: a second one waits for the first to leave (the
      * first runs every queued task meanwhile, the second's included) */
+    rt->drivers_waiting++;
     while (rt->driving && !rt->shut)
         pthread_cond_wait(&rt->run_cond, &rt->run_lock);
+    rt->drivers_waiting--;
     if (rt->shut) {
         pthread_mutex_unlock(&rt->run_lock);
         return -ESHUTDOWN;
@@ -47,7 +109,9 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
 
     pthread_mutex_lock(&rt->run_lock);
     rt->driving = false;
-    pthread_cond_broadcast(&rt->run_cond);     /* a waiting shutdown */
+    if (rt->drivers_waiting == 0 && !rt->shut)
+        stop_blocked(rt);             /* nobody runs their tasks now */
+    pthread_cond_broadcast(&rt->run_cond);     /* a waiting shutdown or driver */
     pthread_mutex_unlock(&rt->run_lock);
     return err;
 }

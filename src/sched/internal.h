@@ -183,8 +183,15 @@ struct weft_runtime {
     pthread_cond_t run_cond;          /* active hit 0, shut, driver left */
     bool shut;                        /* ->run_lock: spawn refused */
     bool driving;                     /* ->run_lock: current-thread driver */
+    unsigned drivers_waiting;         /* ->run_lock: waiting to drive */
     bool shutting;                    /* ->run_lock: a shutdown is under way */
     bool shutdown_done;               /* ->run_lock */
+    /* ->run_lock: threads in weft_join_wait() on a task of a current-thread
+     * runtime (struct weft__blocked), stopped when the last driver leaves */
+    struct weft__list blocked;
+    /* Tasks shutdown claimed and has not cancelled yet, linked by ->next:
+     * only the thread cancelling them touches it (see shutdown.c). */
+    struct weft__task *claimed;
 };
 
 /* The worker this thread is (a worker thread, or a current-thread driver
@@ -262,7 +269,12 @@ void weft__sched_completed(void *s, struct weft__task *t);
 uint64_t weft__sched_active_tasks(const struct weft_runtime *rt);
 void weft__sched_check_quiescent(struct weft_runtime *rt);
 
+/* drive.c */
+int weft__sched_block(void *s, struct weft__task *t, struct weft__blocked *b);
+void weft__sched_unblock(void *s, struct weft__blocked *b);
+
 /* shutdown.c */
 void weft__sched_close(struct weft_runtime *rt);
+int weft__sched_help(struct weft_runtime *rt);
 
 #endif

@@ -16,7 +16,8 @@
 #include "util/list.h"
 
 static const struct weft__sched_ops runtime_ops = {
-    weft__sched_schedule, weft__sched_completed, weft__sched_release
+    weft__sched_schedule, weft__sched_completed, weft__sched_release,
+    weft__sched_block, weft__sched_unblock
 };
 
 /* ---- Lifecycle -------------------------------------------------------------------------- */
@@ -136,6 +137,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->foreign_completed, 0);
     atomic_init(&rt->run_waiters, 0);
     atomic_init(&rt->holds, 1);
+    weft__list_init(&rt->blocked);
     for (unsigned i = 0; i < rt->nshards; i++) {
         struct shard *sh = &rt->shards[i];
 

@@ -1,10 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /* Shutdown: close the queues, let the workers leave, drop what is queued,
- * cancel every unfinished task. */
+ * cancel every unfinished task.
+ *
+ * The cancellations run on the thread that shuts down, one drop after the
+ * other, and a drop may wait for a sibling: weft_join_wait() on it, or
+ * weft_group_free() of a group whose children are among the tasks left.
+ * Any order of the drops would leave such a wait blocked on a sibling this
+ * thread has not reached yet, so the waits help instead of sleeping
+ * (weft__sched_help()): on this thread they cancel the next claimed task
+ * themselves and look again, until what they wait for has been dropped. A
+ * wait that finds nothing left to cancel waits for a drop further up its
+ * own stack (a cycle) and gets -EDEADLK. */
+#include <errno.h>
 #include <pthread.h>
 
 #include "sched/internal.h"
+#include "sched/runtime.h"
 #include "util/list.h"
+
+/* The runtime whose claimed tasks this thread is cancelling, or NULL. */
+static WEFT_TLS struct weft_runtime *cancelling;
 
 void weft__sched_close(struct weft_runtime *rt)
 {
@@ -18,6 +33,32 @@ void weft__sched_close(struct weft_runtime *rt)
 }
 
 /* ---- Shutdown ------------------------------------------------------------------------- */
+/* Cancel the next claimed task (its drop runs here); false when none is
+ * left. Only the cancelling thread calls it, so rt->claimed needs no lock;
+ * a drop may call it again, nested (through weft__sched_help()). */
+static bool cancel_next(struct weft_runtime *rt)
+{
+    struct weft__task *t = rt->claimed;
+
+    if (t == NULL)
+        return false;
+    rt->claimed = t->next;
+    weft__task_cancel_claimed(t);     /* the drop runs here, outside any lock */
+    return true;
+}
+
+int weft__sched_help(struct weft_runtime *rt)
+{
+    if (cancelling != rt)
+        return 0;
+    return cancel_next(rt) ? 1 : -EDEADLK;
+}
+
+int weft__runtime_help(weft_runtime *rt)
+{
+    return weft__sched_help(rt);
+}
+
 static void drop_chain(struct weft__task *t)
 {
     while (t) {
@@ -31,6 +72,7 @@ static void drop_chain(struct weft__task *t)
 WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 {
     struct weft__task *t, *claimed = NULL;
+    struct weft_runtime *prev;
 
     if (rt == NULL || local_worker(rt))
         return -EINVAL;
@@ -85,11 +127,12 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
         }
         spin_unlock(&sh->lock);
     }
-    while (claimed) {
-        t = claimed;
-        claimed = t->next;
-        weft__task_cancel_claimed(t); /* the drop runs here, outside any lock */
-    }
+    prev = cancelling;                /* a drop may free another runtime */
+    cancelling = rt;
+    rt->claimed = claimed;
+    while (cancel_next(rt))
+        ;
+    cancelling = prev;
     /* cells freed on workers wait on their shards' dead stacks: no worker
      * will drain them now */
     for (unsigned i = 0; i < rt->nworkers; i++)
