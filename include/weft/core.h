@@ -57,8 +57,12 @@ WEFT_API const char *weft_strerror(int err);
 
 /* ---- Allocation hook ------------------------------------------------------ */
 /* Every allocation weft makes goes through one hook. `malloc` returns memory
- * aligned for any standard type, or NULL; `free` accepts NULL. `ctx` is
- * passed back unchanged. */
+ * aligned for any standard type (to _Alignof(max_align_t), as malloc does:
+ * 16 bytes on x86-64), or NULL; weft asks for no more: an object it needs
+ * more strictly aligned (cache-line-aligned runtime structures, futures of
+ * over-aligned types) it over-allocates and aligns itself. `free` accepts
+ * NULL and gets exactly the pointers `malloc` returned. `ctx` is passed back
+ * unchanged. */
 typedef struct weft_allocator {
     void *(*malloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *ptr);

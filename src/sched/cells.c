@@ -69,8 +69,8 @@ void weft__sched_cell_free(struct weft_runtime *rt, struct weft__task *t)
     unsigned c = cache_class(weft__task_cell_size(t->type)) - 1;
     struct worker *w = local_worker(rt);
 
-    if (align > MALLOC_ALIGN) {
-        weft__free(((void **)(void *)t)[-1]);
+    if (align > WEFT__MALLOC_ALIGN) {
+        weft__aligned_free(t, align);
         return;
     }
     if (c >= CACHE_CLASSES) {
@@ -105,17 +105,9 @@ void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *ty
     unsigned c = cache_class(size) - 1, n;
     struct worker *w = local_worker(rt);
     struct weft__task *t;
-    char *raw;
-    void *cell;
 
-    if (align > MALLOC_ALIGN) {
-        raw = weft__malloc(size + align + sizeof(void *));
-        if (raw == NULL)
-            return NULL;
-        cell = (void *)(((uintptr_t)raw + sizeof(void *) + align - 1) & ~(uintptr_t)(align - 1));
-        ((void **)cell)[-1] = raw;
-        return cell;
-    }
+    if (align > WEFT__MALLOC_ALIGN)     /* not cached: rare, and sized apart */
+        return weft__aligned_alloc(size, align);
     if (c >= CACHE_CLASSES)
         return weft__malloc(size);
     if (w) {

@@ -62,7 +62,6 @@
 #define CACHE_CLASSES 8       /* cell caches: 64, 128, ... 512 bytes */
 #define CACHE_DEPTH 256       /* cells kept per class per worker */
 #define POOL_DEPTH 4096       /* cells kept per class in the shared pool */
-#define MALLOC_ALIGN 16       /* what the allocation hook guarantees */
 #define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
 #define WATCH_MAX_NS 8000000u /* ... doubled while no LIFO slot is full, to this */
 

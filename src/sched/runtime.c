@@ -51,9 +51,9 @@ void weft__sched_destroy(struct weft_runtime *rt)
     weft__io_destroy(&rt->io);
     pthread_mutex_destroy(&rt->idle.lock);
     weft__free(rt->idle.sleepers);
-    weft__free(rt->shards);
-    weft__free(rt->workers);
-    weft__free(rt);
+    weft__aligned_free(rt->shards, _Alignof(struct shard));
+    weft__aligned_free(rt->workers, _Alignof(struct worker));
+    weft__aligned_free(rt, _Alignof(struct weft_runtime));
 }
 
 static unsigned online_cpus(void)
@@ -102,18 +102,20 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     }
     prefix = opt->thread_name_prefix ? opt->thread_name_prefix : "weft-w";
 
-    rt = weft__calloc(1, sizeof(*rt));
+    /* the runtime, its workers and shards have cache-line-aligned members:
+     * more than the hook promises */
+    rt = weft__aligned_calloc(1, sizeof(*rt), _Alignof(struct weft_runtime));
     if (rt == NULL)
         return -ENOMEM;
-    rt->workers = weft__calloc(slots, sizeof(*rt->workers));
+    rt->workers = weft__aligned_calloc(slots, sizeof(*rt->workers), _Alignof(struct worker));
     rt->nshards = slots + FOREIGN_SHARDS;
-    rt->shards = weft__calloc(rt->nshards, sizeof(*rt->shards));
+    rt->shards = weft__aligned_calloc(rt->nshards, sizeof(*rt->shards), _Alignof(struct shard));
     rt->idle.sleepers = weft__calloc(slots, sizeof(*rt->idle.sleepers));
     if (rt->workers == NULL || rt->shards == NULL || rt->idle.sleepers == NULL) {
         weft__free(rt->idle.sleepers);
-        weft__free(rt->shards);
-        weft__free(rt->workers);
-        weft__free(rt);
+        weft__aligned_free(rt->shards, _Alignof(struct shard));
+        weft__aligned_free(rt->workers, _Alignof(struct worker));
+        weft__aligned_free(rt, _Alignof(struct weft_runtime));
         return -ENOMEM;
     }
     rt->flavor = opt->flavor;
