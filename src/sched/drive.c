@@ -101,7 +101,7 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
         }
         t = weft__sched_next_local(w);
         if (t == NULL)
-            t = weft__sched_park(w);              /* one worker: never watches */
+            t = weft__sched_park(w);  /* one worker: never watches */
         if (t)
             weft__sched_run_task(w, t);
     }

@@ -8,7 +8,7 @@
 #include "sched/internal.h"
 
 #if defined(__SANITIZE_THREAD__)
-_Atomic unsigned weft__sched_fence_dummy;   /* see full_fence() */
+_Atomic unsigned weft__sched_fence_dummy;  /* see full_fence() */
 #endif
 
 /* ---- Parking -------------------------------------------------------------------
@@ -378,7 +378,7 @@ struct weft__task *weft__sched_park(struct worker *w)
     full_fence();      /* pairs: weft__sched_notify_one() */
     if (weft__sched_work_anywhere(rt) || atomic_load_explicit(&rt->closed, memory_order_acquire)) {
         if (leave_sleepers(w)) {
-            weft__sched_notify_one(rt);           /* as above: pass the search on */
+            weft__sched_notify_one(rt); /* as above: pass the search on */
             return NULL;
         }
         while (!wait_notified(w, 0))  /* a notifier is on its way (kicks aside) */

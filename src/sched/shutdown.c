@@ -86,7 +86,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
     rt->shutting = true;
     rt->shut = true;
     pthread_mutex_unlock(&rt->run_lock);
-    weft__sched_close(rt);                /* spawns refused, workers leave */
+    weft__sched_close(rt);            /* spawns refused, workers leave */
     for (unsigned i = 0; i < rt->nthreads; i++)
         pthread_join(rt->workers[i].thread, NULL);
     rt->nthreads = 0;

@@ -118,14 +118,14 @@ void weft__sched_run_task(struct worker *w, struct weft__task *t)
     for (unsigned n = 0;; n++) {
         counter_add(&w->polls, 1);
         if (weft__task_run(t, &w->env))
-            weft__sched_push_local(w, t);         /* yielded or self-woken: to the back */
+            weft__sched_push_local(w, t); /* yielded or self-woken: to the back */
         t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
                 atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
                 NULL;
         if (t == NULL)
             return;
         if (n == MAX_LIFO_POLLS) {
-            weft__sched_push_local(w, t);         /* its turn comes after the queue's */
+            weft__sched_push_local(w, t); /* its turn comes after the queue's */
             return;
         }
         counter_add(&w->lifo_polls, 1);
@@ -179,7 +179,7 @@ static bool worker_round(struct worker *w)
     }
     if (spin_for_work(w))
         return true;
-    t = weft__sched_park(w);                      /* the watcher may bring a task back */
+    t = weft__sched_park(w);          /* the watcher may bring a task back */
     if (t)
         weft__sched_run_task(w, t);
     return true;
