@@ -17,7 +17,9 @@ typedef enum weft_flavor {
     /* Worker threads run tasks as soon as they are spawned. */
     WEFT_MULTI_THREAD = 0,
     /* No threads: tasks run on the thread inside weft_runtime_run() or
-     * weft_block_on(), and wait in the queue otherwise. */
+     * weft_block_on(), and wait in the queue otherwise (so a
+     * weft_join_wait() while no thread is inside returns -EDEADLK rather
+     * than wait for ever: see weft/task.h). */
     WEFT_CURRENT_THREAD = 1
 } weft_flavor;
 
