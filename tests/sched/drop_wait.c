@@ -6,8 +6,9 @@
  * after its own: the wait sees the sibling cancelled (-ECANCELED) instead of
  * deadlocking the shutdown. Siblings spawned before and after the waiter, on
  * both flavours, a few rounds each (the cancellation order follows where
- * the cells landed, not the spawn order). A watchdog turns a deadlock into a
- * failure. */
+ * the cells landed, not the spawn order); and two drops that wait for each
+ * other (a cycle: -EDEADLK for one, not a hang). A watchdog turns a
+ * deadlock into a failure. */
 #define _GNU_SOURCE
 #include "sched_test.h"
 
@@ -137,4 +138,49 @@ TEST(drop_joins_siblings_spawned_after_current_thread)
 {
     for (int r = 0; r < ROUNDS; r++)
         run_round(WEFT_CURRENT_THREAD, false);
+}
+
+/* Two tasks whose drops wait for each other: the one dropped first helps
+ * the other along, whose wait then finds its partner's drop further up the
+ * same stack: -EDEADLK for that one, -ECANCELED for the first. No hang. */
+static weft_join *pair_joins[2];
+static int pair_results[2];
+
+typedef struct pair {
+    int me;
+} pair;
+
+static weft_poll pair_poll(pair *p, weft_context *cx, void *out)
+{
+    (void)p;
+    (void)cx;
+    (void)out;
+    return WEFT_PENDING;
+}
+
+static void pair_drop(pair *p)
+{
+    pair_results[p->me] = weft_join_wait(pair_joins[1 - p->me], NULL);
+}
+
+WEFT_DEFINE_FUTURE(pair, pair_poll, pair_drop, void);
+
+TEST(drops_waiting_for_each_other_get_edeadlk_not_a_hang)
+{
+    weft_runtime *rt;
+    pthread_t th;
+
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .flavor = WEFT_CURRENT_THREAD }));
+    pair_results[0] = pair_results[1] = 1;
+    ASSERT_OK(weft_spawn(rt, &pair_future, &(pair){ 0 }, &pair_joins[0]));
+    ASSERT_OK(weft_spawn(rt, &pair_future, &(pair){ 1 }, &pair_joins[1]));
+    START_THREAD(&th, free_runtime, rt);
+    JOIN_THREAD_WITHIN(th, WATCHDOG_MS, "weft_runtime_free (two drops wait for each other)");
+    /* the first dropped waits for the second, which is cancelled inside it */
+    ASSERT((pair_results[0] == -ECANCELED && pair_results[1] == -EDEADLK) ||
+           (pair_results[0] == -EDEADLK && pair_results[1] == -ECANCELED));
+    ASSERT_EQ(-ECANCELED, weft_join_wait(pair_joins[0], NULL));
+    ASSERT_EQ(-ECANCELED, weft_join_wait(pair_joins[1], NULL));
+    weft_join_drop(pair_joins[0]);
+    weft_join_drop(pair_joins[1]);
 }
