@@ -62,8 +62,12 @@ WEFT_API const char *weft_strerror(int err);
 
 /* ---- Allocation hook ------------------------------------------------------ */
 /* Every allocation weft makes goes through one hook. `malloc` returns memory
- * aligned for any standard type, or NULL; `free` accepts NULL. `ctx` is
- * passed back unchanged. */
+ * aligned for any standard type (to _Alignof(max_align_t), as malloc does:
+ * 16 bytes on x86-64), or NULL; weft asks for no more: an object it needs
+ * more strictly aligned (cache-line-aligned runtime structures, futures of
+ * over-aligned types) it over-allocates and aligns itself. `free` accepts
+ * NULL and gets exactly the pointers `malloc` returned. `ctx` is passed back
+ * unchanged. */
 typedef struct weft_allocator {
     void *(*malloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *ptr);
@@ -193,7 +197,17 @@ static inline const weft_waker *weft_context_waker(const weft_context *cx)
  * initial value into the task this way). From its first poll until *_drop it
  * must stay where it is: a pending future is linked into the object it waits
  * on (a channel's or lock's wait list, the timer wheel), which points back
- * at it. A copy is never a second future: of the two, use (and drop) one. */
+ * at it. A copy is never a second future: of the two, use (and drop) one.
+ *
+ * Where drop() runs, and what it may call: a task's future is dropped on a
+ * worker (or the thread driving a current-thread runtime), never during its
+ * poll, except at shutdown, where the tasks left are dropped on the thread
+ * calling weft_runtime_shutdown()/weft_runtime_free(). On a worker a drop
+ * must not block: the blocking waits (weft_join_wait(), weft_group_free()
+ * with live children, weft_group_join()) return -EINVAL there. At shutdown
+ * they work, also for siblings of the same runtime not dropped yet (see
+ * weft_runtime_shutdown() in weft/sched.h). A drop may always spawn (it
+ * gets -ESHUTDOWN at shutdown), wake, abort, drop handles and futures. */
 typedef struct weft_future_type {
     weft_poll (*poll)(void *self, weft_context *cx, void *out);
     void (*drop)(void *self);

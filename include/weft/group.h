@@ -155,6 +155,12 @@ WEFT_API size_t weft_group_live(const weft_group *g);
  * then returns at once. No wait future may still exist. On a
  * WEFT_CURRENT_THREAD runtime the children's drops need a thread driving
  * the runtime (or its shutdown): from a plain thread, call it only then.
+ * In a future's drop run by the runtime's shutdown (a supervisor task that
+ * owns the group; see weft_runtime_shutdown()) it completes: children not
+ * cancelled yet are cancelled there and then, on the same thread, whatever
+ * the order the tasks were spawned in. -EDEADLK (group cancelled, NOT
+ * freed) only when a child's own drop is what is waiting, further up the
+ * same thread (a child freeing its own group).
  * Thread: any (see above). */
 WEFT_API int weft_group_free(weft_group *g);
 
@@ -163,7 +169,9 @@ WEFT_API int weft_group_free(weft_group *g);
  * below). Does not cancel anything; the group stays usable. Returns -EINVAL
  * for NULL or when called on a worker thread of any weft runtime (await
  * weft_group_wait there). On a WEFT_CURRENT_THREAD runtime another thread
- * must be driving the runtime. Thread: any but a worker. */
+ * must be driving the runtime. In a drop run by the runtime's shutdown it
+ * behaves as weft_group_free() does there (children cancelled first on the
+ * same thread; -EDEADLK in the same case). Thread: any but a worker. */
 WEFT_API int weft_group_join(weft_group *g);
 
 /* Wait future: READY once no child is live (at once for an empty group).

@@ -17,7 +17,9 @@ typedef enum weft_flavor {
     /* Worker threads run tasks as soon as they are spawned. */
     WEFT_MULTI_THREAD = 0,
     /* No threads: tasks run on the thread inside weft_runtime_run() or
-     * weft_block_on(), and wait in the queue otherwise. */
+     * weft_block_on(), and wait in the queue otherwise (so a
+     * weft_join_wait() while no thread is inside returns -EDEADLK rather
+     * than wait for ever: see weft/task.h). */
     WEFT_CURRENT_THREAD = 1
 } weft_flavor;
 
@@ -83,7 +85,16 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
  * joined; every unfinished task is cancelled (its future's drop runs once, its
  * join reports -ECANCELED). Idempotent. Returns 0, or -EINVAL for NULL or
  * when called from one of this runtime's workers. Thread: any but a
- * worker of this runtime. */
+ * worker of this runtime.
+ * The cancelled tasks' drops run on the calling thread, one after the other,
+ * in no particular order. A drop run there may wait for other tasks of this
+ * runtime: weft_join_wait() on a sibling, weft_group_free() or
+ * weft_group_join() of a group whose children are among them. Such a wait
+ * does not sleep on a task shutdown has not reached yet: it cancels that
+ * task there and then (its drop runs, nested, on the same thread), so the
+ * order of the drops never matters. Only a cycle (a drop waiting for a task
+ * whose drop is the one waiting, further up the stack) gets -EDEADLK.
+ * Waits on tasks of another runtime block as anywhere else. */
 WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
 
 /* Shut down (if not done yet) and release the runtime. Memory that wakers

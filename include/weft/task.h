@@ -33,9 +33,26 @@ WEFT_API int weft_join_try(weft_join *j, void *out);
 
 /* Block the calling thread until the task completes: 0 with the output in
  * `out` (may be NULL), or -ECANCELED. -EINVAL for a NULL handle or when
- * called on a worker thread of any weft runtime (it would block the worker
- * that may have to run the task: await weft_join_poll() there instead).
- * The handle stays valid. */
+ * called on a worker thread of any weft runtime, the thread inside a
+ * current-thread runtime's weft_runtime_run()/weft_block_on() included (it
+ * would block the thread that may have to run the task: await
+ * weft_join_poll() there instead).
+ * -EDEADLK when nothing would ever complete the task while this waits:
+ *  - WEFT_CURRENT_THREAD: its tasks run only while some thread is inside
+ *    weft_runtime_run() or weft_block_on() on it (the driver). With no
+ *    driver (and none waiting to enter) at the call, it returns -EDEADLK at
+ *    once; if the last driver leaves while this waits and the task has not
+ *    completed, it returns -EDEADLK then. A driver that starts later does
+ *    not count: call again once one runs. During the runtime's shutdown it
+ *    waits for the cancellation (-ECANCELED) instead.
+ *  - in a future's drop run by weft_runtime_shutdown(): a task of the same
+ *    runtime that shutdown has not cancelled yet is cancelled there and
+ *    then (its drop runs, nested, on this thread) and the answer is
+ *    -ECANCELED, whatever the order the tasks were spawned in; -EDEADLK
+ *    only for a cycle, a task whose own drop is waiting further up this
+ *    thread's stack.
+ * The task is not affected by -EDEADLK (it may still run and complete
+ * later). The handle stays valid. */
 WEFT_API int weft_join_wait(weft_join *j, void *out);
 
 /* Ask the task to stop. Its future's drop runs exactly once, on a worker

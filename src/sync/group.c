@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "weft/group.h"
+#include "sched/runtime.h"
 #include "sync/waitq.h"
 #include "task/task.h"
 #include "util/alloc.h"
@@ -367,8 +368,35 @@ WEFT_API size_t weft_group_live(const weft_group *g)
     return g ? atomic_load_explicit(&g->live, memory_order_relaxed) : 0;
 }
 
+/* Block (a plain thread, ->lock held) until no child is live. On the thread
+ * that cancels the runtime's remaining tasks at shutdown (a supervisor's
+ * drop frees its group there), the children may be among the tasks that
+ * thread has not cancelled yet: cancel them here instead of sleeping
+ * (weft__runtime_help()). 0, or -EDEADLK when a child can only be dropped
+ * after this wait returns (its drop is further up this thread's stack). */
+static int wait_idle_locked(struct weft_group *g)
+{
+    int r;
+
+    /* relaxed: ->lock held */
+    while (atomic_load_explicit(&g->live, memory_order_relaxed) != 0) {
+        sync_unlock(&g->lock);                 /* the drops take it */
+        r = weft__runtime_help(g->rt);
+        sync_lock(&g->lock);
+        if (atomic_load_explicit(&g->live, memory_order_relaxed) == 0)
+            break;
+        if (r < 0)
+            return r;
+        if (r == 0)
+            pthread_cond_wait(&g->idle, &g->lock);
+    }
+    return 0;
+}
+
 WEFT_API int weft_group_free(weft_group *g)
 {
+    int err;
+
     if (g == NULL)
         return -EINVAL;
     sync_lock(&g->lock);
@@ -380,8 +408,12 @@ WEFT_API int weft_group_free(weft_group *g)
             weft_cancel_cancel(g->tok);
             return -EINVAL;
         }
-        while (atomic_load_explicit(&g->live, memory_order_relaxed) != 0)
-            pthread_cond_wait(&g->idle, &g->lock);
+        err = wait_idle_locked(g);
+        if (err < 0) {
+            sync_unlock(&g->lock);
+            weft_cancel_cancel(g->tok);
+            return err;
+        }
     }
     assert(waitq_empty(&g->q));
     sync_unlock(&g->lock);
@@ -407,10 +439,9 @@ WEFT_API int weft_group_join(weft_group *g)
     if (g == NULL || weft__task_driver != NULL)
         return -EINVAL;
     sync_lock(&g->lock);
-    /* relaxed: ->lock held */
-    while (atomic_load_explicit(&g->live, memory_order_relaxed) != 0)
-        pthread_cond_wait(&g->idle, &g->lock);
-    res = group_result(g);
+    res = wait_idle_locked(g);
+    if (res == 0)
+        res = group_result(g);
     sync_unlock(&g->lock);
     return res;
 }

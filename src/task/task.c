@@ -494,11 +494,14 @@ WEFT_API bool weft_join_is_complete(const weft_join *j)
 /* A waker for a thread blocked in weft_join_wait(): it lives on that
  * thread's stack. It is stored as the join waker, woken at most once (by
  * the completion), and the waiting thread returns only after that wake has
- * finished touching it. Clone and drop hold no reference. */
+ * finished touching it. Clone and drop hold no reference. Its second face,
+ * the stop waker, is the scheduler's (weft__sched_ops.block): woken when
+ * the task can no longer complete while the thread waits. */
 struct parker {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool woken;               /* ->lock */
+    bool woken;               /* ->lock: by the completion */
+    bool stopped;             /* ->lock: by the scheduler */
 };
 
 static const weft_waker_vtable parker_vtable;
@@ -527,26 +530,101 @@ static const weft_waker_vtable parker_vtable = {
     parker_clone, parker_wake, parker_wake, parker_drop
 };
 
+static const weft_waker_vtable parker_stop_vtable;
+
+static weft_waker parker_stop_clone(const void *data)
+{
+    return (weft_waker){ data, &parker_stop_vtable };
+}
+
+static void parker_stop(const void *data)
+{
+    struct parker *p = (struct parker *)data;
+
+    pthread_mutex_lock(&p->lock);
+    p->stopped = true;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static const weft_waker_vtable parker_stop_vtable = {
+    parker_stop_clone, parker_stop, parker_stop, parker_drop
+};
+
+/* Take the join waker field back from the runtime (clear JOIN_WAKER) before
+ * the task completes: true, the field is the caller's again; false, the
+ * task completed first and its completion wakes (or woke) the waker. */
+static bool join_take_waker(struct weft__task *t)
+{
+    uint64_t cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+
+    do {
+        if (cur & TASK_COMPLETE)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->state, &cur, cur & ~TASK_JOIN_WAKER,
+        memory_order_acquire,  /* pairs: the completion CAS never saw it */
+        memory_order_relaxed));
+    return true;
+}
+
+/*  waiter                                  scheduler (block/unblock)
+ *  block(): may it wait? [its lock]         driver leaves: wake every listed
+ *  store the parker as join waker            waiter's stop waker [its lock]
+ *  sleep until woken (completion) or
+ *  stopped; stopped: take the waker back
+ *  (fails once COMPLETE: then the
+ *  completion's wake is coming: wait it)
+ *  unblock() [its lock]: no stop wake after this; the parker may go */
 WEFT_API int weft_join_wait(weft_join *j, void *out)
 {
     struct weft__task *t = weft__join_task(j);
-    struct parker p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+    struct parker p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false };
+    struct weft__blocked b;
+    int err = 0;
 
     if (t == NULL || weft__task_driver != NULL)
         return -EINVAL;
+    for (;;) {
+        /* acquire: pairs with the completion CAS (read by weft_join_try) */
+        if (atomic_load_explicit(&t->state, memory_order_acquire) & TASK_COMPLETE)
+            goto out;
+        b.stop = (weft_waker){ &p, &parker_stop_vtable };
+        err = t->sched->ops->block(t->sched, t, &b);
+        if (err <= 0)
+            break;
+        err = 0;                           /* the scheduler worked here: look again */
+    }
+    if (err < 0) {
+        /* a leaving driver may have completed it just before (its
+         * completion is ordered before the scheduler's lock we took) */
+        if (atomic_load_explicit(&t->state, memory_order_acquire) & TASK_COMPLETE)
+            err = 0;
+        goto out;
+    }
     if (join_set_waker(t, (weft_waker){ &p, &parker_vtable })) {
         pthread_mutex_lock(&p.lock);
-        while (!p.woken)
+        while (!p.woken && !p.stopped)
             pthread_cond_wait(&p.cond, &p.lock);
+        if (!p.woken && join_take_waker(t)) {
+            err = -EDEADLK;                /* nothing will run the task */
+        } else {
+            /* the completion saw the waker: its wake is the last touch */
+            while (!p.woken)
+                pthread_cond_wait(&p.cond, &p.lock);
+        }
         pthread_mutex_unlock(&p.lock);
-        /* The completion has woken us and is done with the field (the
-         * mutex orders its read before our write); it never touches it
-         * again, so it is ours to clear. */
+        /* Either the completion has woken us and is done with the field
+         * (the mutex orders its read before our write) and never touches
+         * it again, or we took the field back before it completed: ours
+         * to clear (the parker's drop does nothing). */
         t->join_waker = WEFT_WAKER_EMPTY;
     }
+    t->sched->ops->unblock(t->sched, &b);
+out:
     pthread_cond_destroy(&p.cond);
     pthread_mutex_destroy(&p.lock);
-    return weft_join_try(j, out);
+    return err < 0 ? err : weft_join_try(j, out);
 }
 
 /* Abort:

@@ -31,6 +31,13 @@
 
 struct weft__task;
 
+/* A thread blocked in weft_join_wait(), as its task's scheduler sees it. */
+struct weft__blocked {
+    struct weft__list link;             /* the scheduler's (its lock) */
+    weft_waker stop;                    /* wakes the blocked thread: give up */
+    bool listed;                        /* the scheduler's */
+};
+
 /* What a task needs from its scheduler. Each is called without any task
  * lock held, on any thread. */
 struct weft__sched_ops {
@@ -43,6 +50,18 @@ struct weft__sched_ops {
     /* `t` is about to be freed: unlink it from the scheduler's books and
      * free its memory. */
     void (*release)(void *sched, struct weft__task *t);
+    /* A plain thread is about to block in weft_join_wait() until `t`
+     * completes. Returns
+     *   0    block: until unblock(), the scheduler may wake b->stop (from
+     *        any thread) when `t` can no longer complete while the thread
+     *        waits (no thread left to run it); the waiter then gives up
+     *        with -EDEADLK unless `t` completed meanwhile;
+     *   1    the scheduler did some work on this thread instead (`t` may
+     *        have completed): look again;
+     *   < 0  `t` cannot complete while this thread blocks: -EDEADLK. */
+    int (*block)(void *sched, struct weft__task *t, struct weft__blocked *b);
+    /* The thread that block() let block is done waiting: forget `b`. */
+    void (*unblock)(void *sched, struct weft__blocked *b);
 };
 
 struct weft__sched {

@@ -57,3 +57,42 @@ void weft__free(void *p)
     if (p)
         hook.free(hook.ctx, p);
 }
+
+void *weft__aligned_alloc(size_t size, size_t align)
+{
+    uintptr_t raw, p;
+
+    if (align <= WEFT__MALLOC_ALIGN)
+        return weft__malloc(size);
+    /* room to move up by up to align - 1 bytes, and for the raw pointer */
+    if (size > SIZE_MAX - align - sizeof(void *))
+        return NULL;
+    raw = (uintptr_t)weft__malloc(size + align + sizeof(void *));
+    if (raw == 0)
+        return NULL;
+    p = (raw + sizeof(void *) + align - 1) & ~(uintptr_t)(align - 1);
+    ((void **)p)[-1] = (void *)raw;
+    return (void *)p;
+}
+
+void *weft__aligned_calloc(size_t n, size_t size, size_t align)
+{
+    void *p;
+
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    p = weft__aligned_alloc(n * size, align);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void weft__aligned_free(void *p, size_t align)
+{
+    if (p == NULL)
+        return;
+    if (align <= WEFT__MALLOC_ALIGN)
+        weft__free(p);
+    else
+        weft__free(((void **)p)[-1]);
+}

@@ -688,21 +688,38 @@ static void *join_wait_thread(void *p)
     return NULL;
 }
 
-static void join_wait_cancelled(weft_runtime *rt, bool polled)
+static void *drive_thread(void *p)
+{
+    struct blocked *b = p;
+
+    b->result = weft_runtime_run(b->rt);
+    return NULL;
+}
+
+/* `drive`: a current-thread runtime, driven by a thread inside run() (with
+ * no driver, the wait would be -EDEADLK at once: tests/sched/current_join.c)
+ * until the shutdown makes it leave with -ESHUTDOWN. */
+static void join_wait_cancelled(weft_runtime *rt, bool drive)
 {
     struct blocked b = { .rt = rt, .out = 777, .result = 1 };
-    pthread_t th;
+    struct blocked d = { .rt = rt, .result = 1 };
+    pthread_t th, dt;
 
     reset_counts();
     ASSERT_OK(weft_spawn(rt, &hold_future, &(hold){ .id = 0 }, &b.j));
-    if (polled)
-        WAIT_AT_LEAST(&first_polls, 1, WATCHDOG_MS, "task polled");
+    if (drive)
+        START_THREAD(&dt, drive_thread, &d);
+    WAIT_AT_LEAST(&first_polls, 1, WATCHDOG_MS, "task polled");
     START_THREAD(&th, join_wait_thread, &b);
     WAIT_AT_LEAST(&b.started, 1, WATCHDOG_MS, "thread start");
     sleep_ms(20);             /* likely blocked by now; either way the answer
                                * must be -ECANCELED */
     ASSERT_OK(weft_runtime_shutdown(rt));
     JOIN_THREAD(th);
+    if (drive) {
+        JOIN_THREAD(dt);
+        ASSERT_EQ(-ESHUTDOWN, d.result);
+    }
     ASSERT_EQ(-ECANCELED, b.result);
     ASSERT_EQ(777, b.out);
     ASSERT_EQ(1, atomic_load(&drops[0]));
@@ -712,12 +729,12 @@ static void join_wait_cancelled(weft_runtime *rt, bool polled)
 
 TEST(blocked_join_wait_returns_ecanceled_on_shutdown_multi_thread)
 {
-    join_wait_cancelled(new_multi(2), true);
+    join_wait_cancelled(new_multi(2), false);
 }
 
 TEST(blocked_join_wait_returns_ecanceled_on_shutdown_current_thread)
 {
-    join_wait_cancelled(new_current(), false);
+    join_wait_cancelled(new_current(), true);
 }
 
 static void *block_on_thread(void *p)

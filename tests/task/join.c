@@ -178,17 +178,39 @@ TEST(join_wait_from_plain_thread)
 }
 
 /* Current-thread: one thread drives, another blocks in weft_join_wait(). */
+/* A current-thread runtime's tasks run only while a thread drives it (a
+ * join_wait with no driver is -EDEADLK: tests/sched/current_join.c): the
+ * joiner waits once this thread is inside run(), the gate opens a little
+ * later, from a third thread. */
+static void *joiner_when_driven_main(void *p)
+{
+    TT_WAIT_UNTIL(atomic_load(&p_polls) >= 1);
+    return joiner_main(p);
+}
+
+static void *release_later_main(void *p)
+{
+    struct timespec ts = { 0, 20 * 1000 * 1000 };   /* 20 ms: likely blocked */
+
+    (void)p;
+    TT_WAIT_UNTIL(atomic_load(&p_polls) >= 1);
+    nanosleep(&ts, NULL);
+    probe_release();
+    return NULL;
+}
+
 TEST(join_wait_from_plain_thread_current_thread)
 {
     weft_runtime *rt = tt_runtime(WEFT_CURRENT_THREAD, 0);
     struct joiner jn = { NULL, -1, 0 };
-    pthread_t th;
+    pthread_t th, rel;
 
     probe_reset();
-    atomic_store(&p_open, 1);
     ASSERT_OK(weft_spawn(rt, &probe_future, PROBE(P_GATE), &jn.j));
-    th = tt_thread_start(joiner_main, &jn);
+    th = tt_thread_start(joiner_when_driven_main, &jn);
+    rel = tt_thread_start(release_later_main, NULL);
     ASSERT_OK(weft_runtime_run(rt));
+    tt_thread_join(rel);
     tt_thread_join(th);
     ASSERT_OK(jn.err);
     ASSERT_EQ(42, jn.out);

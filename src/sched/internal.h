@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: MIT */
+/* The scheduler's insides, shared by the files of src/sched/ (internal).
+ * docs/ARCHITECTURE.md tells the story; the rules are here and in the files:
+ *   runtime.c   lifecycle (new, destroy), spawn
+ *   schedule.c  where a woken task goes: LIFO slot, local queue, inject queue
+ *   worker.c    the worker loop: finding work, running it
+ *   park.c      searching, parking, notifying; the watcher (timers and I/O)
+ *   cells.c     the cell cache and pool; a cell's release
+ *   drive.c     run(), block_on(), the current-thread driver
+ *   shutdown.c  closing, cancelling what is left
+ *   metrics.c   counting active tasks; metrics and introspection
+ *   queue.h     the local run queue
+ *
+ * Where a runnable task waits (checked in this order by a worker):
+ *   1. its LIFO slot: the task last woken or spawned by the task running on
+ *      this worker (runs next: message passing stays in cache). At most
+ *      MAX_LIFO_POLLS slot tasks run in a row, then the slot's task goes to
+ *      the back of the local queue, so a ping-pong pair cannot starve it.
+ *   2. every GLOBAL_INTERVAL-th poll, one task from the inject queue first
+ *      (fairness for tasks woken from outside);
+ *   3. its local queue (queue.h): bounded, stealable, FIFO;
+ *   4. the inject queue (spinlock): wakes and spawns from other threads, and
+ *      the overflow of full local queues, moved half a queue at a time;
+ *   5. searching: steal half of another worker's local queue;
+ *   6. a short look (one spinner at a time), then park. One parked worker,
+ *      the watcher, naps instead of sleeping while others work, and takes a
+ *      LIFO task stuck behind a long poll.
+ *
+ * Cells come from the worker's cache, then the runtime's shared pool, then
+ * malloc; a cell freed on a worker that did not spawn it goes back through
+ * its shard's lock-free dead stack.
+ *
+ * Locks (never two at once, never held while a future runs):
+ *   inject.lock   the inject queue (a spinlock: a few pointer moves)
+ *   idle.lock     the list of sleeping workers
+ *   w->park_lock  one worker's wake-up flag
+ *   shard->lock   one shard of the books (every live cell)
+ *   run_lock      run()'s wait for "no active tasks", and the shutdown flag
+ *
+ * The runtime struct stays allocated while any cell is alive (the cell's
+ * release unlinks it from its shard), so a waker on a foreign thread may
+ * schedule a task at any time, even while the runtime is being freed. */
+#ifndef WEFT_SCHED_INTERNAL_H
+#define WEFT_SCHED_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sched.h>
+
+#include "io/reactor.h"
+#include "sched/queue.h"
+#include "task/task.h"
+#include "time/driver.h"
+#include "weft/sched.h"
+
+#define GLOBAL_INTERVAL 61    /* polls between inject checks; see ARCHITECTURE */
+#define MAX_LIFO_POLLS 3      /* LIFO-slot tasks run in a row */
+#define PARK_SPINS 32         /* looks (with sched_yield) before sleeping */
+#define FOREIGN_SHARDS 8      /* shards for cells spawned off-runtime */
+#define CACHE_CLASSES 8       /* cell caches: 64, 128, ... 512 bytes */
+#define CACHE_DEPTH 256       /* cells kept per class per worker */
+#define POOL_DEPTH 4096       /* cells kept per class in the shared pool */
+#define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
+#define WATCH_MAX_NS 8000000u /* ... doubled while no LIFO slot is full, to this */
+
+/* A spinlock for the books' shards, the inject queue and the cell pool:
+ * each is held for a few pointer moves only, where a mutex's bookkeeping
+ * (and its futex under contention) costs more than the wait. Yields the CPU
+ * when the holder seems preempted. */
+struct spinlock {
+    atomic_flag f;
+};
+
+static inline void spin_lock(struct spinlock *l)
+{
+    unsigned spins = 0;
+
+    /* acquire: pairs with the release in spin_unlock() */
+    while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire))
+        if (++spins % 64 == 0)
+            sched_yield();
+}
+
+static inline void spin_unlock(struct spinlock *l)
+{
+    atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
+/* One shard of the books. Its first line is read on every wake (tasks point
+ * at base), its second is written under the lock: kept apart. */
+struct shard {
+    struct weft__sched base;
+    struct weft_runtime *rt;
+    _Alignas(64) struct spinlock lock;
+    struct weft__list cells;          /* ->lock */
+    size_t count;                     /* ->lock */
+    /* Cells of this (worker) shard whose last reference was dropped on a
+     * worker: pushed here without the lock, unlinked and recycled by the
+     * owning worker in batches (weft__sched_drain_dead()). Linked through
+     * ->next. */
+    _Alignas(64) _Atomic(struct weft__task *) dead;
+};
+
+struct worker {
+    struct local_queue q;             /* first: 64-aligned */
+    _Alignas(64) _Atomic(struct weft__task *) lifo;   /* owner and thieves */
+    _Atomic uint64_t polls;           /* owner writes; anyone reads */
+    _Atomic uint64_t spawned, completed;   /* owner writes; anyone reads */
+    _Atomic uint64_t watch_mark;      /* the watcher writes: polls at its last look */
+    uint64_t watch_ns;                /* owner only: its nap while watching */
+    struct weft_runtime *rt;
+    unsigned index;
+    unsigned tick;                    /* owner only */
+    bool searching;                   /* owner only */
+    struct weft__task_env env;        /* budget: owner only */
+    /* metrics: owner writes (relaxed load+store), anyone reads */
+    _Atomic uint64_t steals, overflows, parks, lifo_polls, stranded_taken;
+    struct weft__task *cache[CACHE_CLASSES];   /* owner only (and destroy) */
+    unsigned cached[CACHE_CLASSES];
+    pthread_t thread;
+    char name[16];
+    _Alignas(64) pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    bool notified;                    /* ->park_lock */
+    bool kicked;                      /* ->park_lock: a timer is due sooner, or
+                                       * I/O started: look again */
+    bool in_io;                       /* ->park_lock: waiting in epoll_wait (wake
+                                       * it through the eventfd, not the cond) */
+    bool sleeping;                    /* ->idle.lock: on the sleepers list */
+};
+
+struct weft_runtime {
+    weft_flavor flavor;
+    unsigned nworkers;                /* worker slots (1 for current-thread) */
+    unsigned nthreads;                /* threads started */
+    unsigned nshards;
+    struct worker *workers;
+    struct shard *shards;             /* nworkers + FOREIGN_SHARDS */
+
+    struct {
+        _Alignas(64) struct spinlock lock;   /* held for a few pointer moves */
+        struct weft__task *head, *tail;   /* ->lock */
+        _Atomic size_t len;           /* written under lock; read as a hint */
+    } inject;
+
+    struct {
+        _Alignas(64) pthread_mutex_t lock;
+        unsigned *sleepers;           /* ->lock: stack of worker indices */
+        unsigned nsleepers;           /* ->lock */
+        _Atomic unsigned num_sleeping;   /* == nsleepers, readable lock-free */
+        _Atomic unsigned num_searching;
+        /* index of the one sleeping worker that naps instead of sleeping,
+         * to take LIFO tasks stuck behind a long poll; -1: none */
+        _Atomic int watcher;
+        _Atomic int spinner;          /* a worker looks before it sleeps */
+        _Atomic uint64_t nap_until;   /* ms the watcher wakes at; UINT64_MAX */
+    } idle;
+
+    struct weft__time time;           /* timers, driven by the watcher */
+    struct weft__io io;               /* epoll, driven by the watcher */
+
+    struct cell_pool {
+        _Alignas(64) struct spinlock lock;
+        struct weft__task *head[CACHE_CLASSES];   /* ->lock */
+        unsigned count[CACHE_CLASSES];            /* ->lock */
+        _Atomic int nonempty;         /* set once a cell was ever freed */
+    } pool;
+
+    _Alignas(64) _Atomic bool closed; /* queues refuse tasks; workers exit */
+    /* Tasks spawned and completed off the workers (spawns from other
+     * threads, cancellations at shutdown); the workers keep their own.
+     * active = all spawned - all completed; see weft__sched_active_tasks(). */
+    _Atomic uint64_t foreign_spawned, foreign_completed;
+    _Atomic unsigned run_waiters;     /* threads in run(): workers check */
+    /* non-empty shards + 1 while the user holds the runtime: the struct is
+     * freed when it reaches 0 */
+    _Atomic size_t holds;
+
+    _Alignas(64) pthread_mutex_t run_lock;
+    pthread_cond_t run_cond;          /* active hit 0, shut, driver left */
+    bool shut;                        /* ->run_lock: spawn refused */
+    bool driving;                     /* ->run_lock: current-thread driver */
+    unsigned drivers_waiting;         /* ->run_lock: waiting to drive */
+    bool shutting;                    /* ->run_lock: a shutdown is under way */
+    bool shutdown_done;               /* ->run_lock */
+    /* ->run_lock: threads in weft_join_wait() on a task of a current-thread
+     * runtime (struct weft__blocked), stopped when the last driver leaves */
+    struct weft__list blocked;
+    /* Tasks shutdown claimed and has not cancelled yet, linked by ->next:
+     * only the thread cancelling them touches it (see shutdown.c). */
+    struct weft__task *claimed;
+};
+
+/* The worker this thread is (a worker thread, or a current-thread driver
+ * inside run/block_on); NULL elsewhere. Defined in worker.c. */
+extern WEFT_TLS struct worker *weft__sched_cur_worker;
+
+/* A full fence. TSan does not model fences (gcc refuses them under
+ * -fsanitize=thread); there a seq_cst RMW on a shared dummy stands in, which
+ * orders the same way on the machines TSan runs on. */
+#if defined(__SANITIZE_THREAD__)
+extern _Atomic unsigned weft__sched_fence_dummy;   /* park.c */
+#define full_fence() atomic_fetch_add_explicit(&weft__sched_fence_dummy, 0, memory_order_seq_cst)
+#else
+#define full_fence() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
+static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+    /* single writer: a relaxed load and store is enough, and cheaper than a
+     * locked RMW; readers see some recent value */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline struct worker *local_worker(struct weft_runtime *rt)
+{
+    struct worker *w = weft__sched_cur_worker;
+
+    return w && w->rt == rt ? w : NULL;
+}
+
+/* weft_runtime::shards[i].base is what tasks point at */
+static inline struct weft_runtime *shard_rt(void *s)
+{
+    return ((struct shard *)s)->rt;
+}
+
+/* ---- Shared between the files of src/sched/ ------------------------------ */
+/* runtime.c */
+void weft__sched_destroy(struct weft_runtime *rt);
+
+/* schedule.c */
+struct weft__task *weft__sched_inject_pop(struct weft_runtime *rt, size_t max,
+                                          struct weft__task **rest, size_t *nrest);
+void weft__sched_push_local(struct worker *w, struct weft__task *t);
+void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield);
+void weft__sched_schedule(void *s, struct weft__task *t, bool yield);
+
+/* worker.c */
+void weft__sched_enter(struct worker *w);
+void weft__sched_leave(void);
+void *weft__sched_worker_main(void *arg);
+struct weft__task *weft__sched_next_local(struct worker *w);
+void weft__sched_run_task(struct worker *w, struct weft__task *t);
+
+/* park.c */
+void weft__sched_notify_one(struct weft_runtime *rt);
+void weft__sched_unpark_all(struct weft_runtime *rt);
+bool weft__sched_end_search(struct worker *w);
+bool weft__sched_work_anywhere(struct weft_runtime *rt);
+void weft__sched_drive_timers(struct weft_runtime *rt);
+void weft__sched_time_kick(void *ctx, uint64_t deadline);
+void weft__sched_io_kick(void *ctx);
+struct weft__task *weft__sched_park(struct worker *w);
+
+/* cells.c */
+void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *type);
+void weft__sched_cell_free(struct weft_runtime *rt, struct weft__task *t);
+void weft__sched_release(void *s, struct weft__task *t);
+void weft__sched_drain_dead(struct weft_runtime *rt, struct shard *sh);
+
+/* metrics.c */
+void weft__sched_count_spawn(struct weft_runtime *rt, struct worker *w);
+void weft__sched_completed(void *s, struct weft__task *t);
+uint64_t weft__sched_active_tasks(const struct weft_runtime *rt);
+void weft__sched_check_quiescent(struct weft_runtime *rt);
+
+/* drive.c */
+int weft__sched_block(void *s, struct weft__task *t, struct weft__blocked *b);
+void weft__sched_unblock(void *s, struct weft__blocked *b);
+
+/* shutdown.c */
+void weft__sched_close(struct weft_runtime *rt);
+int weft__sched_help(struct weft_runtime *rt);
+
+#endif

@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/* Searching, parking and notifying workers without lost wake-ups, and the
+ * watcher: the parked worker that drives the timers and the I/O reactor and
+ * takes LIFO tasks stuck behind a long poll. */
+#include <pthread.h>
+#include <time.h>
+
+#include "sched/internal.h"
+
+#if defined(__SANITIZE_THREAD__)
+_Atomic unsigned weft__sched_fence_dummy;  /* see full_fence() */
+#endif
+
+/* ---- Parking -------------------------------------------------------------------
+ *  pusher (any thread)                    worker going to sleep
+ *  put task on a queue                    add self to sleepers, num_sleeping++
+ *  fence                       [seq_cst]  fence                       [seq_cst]
+ *  num_searching == 0 and                 any queue non-empty? take self off
+ *  num_sleeping > 0? wake one               the list and go back to work
+ *                                         else wait for `notified`
+ * Both sides store then fence then load (Dekker): at least one of them sees
+ * the other, so a task is never left queued with every worker asleep. A
+ * searcher that stops searching re-checks the queues the same way, so "a
+ * searcher exists" is never a reason to leave a task unseen. */
+/* park_lock held: wake w wherever it waits. */
+static void wake_parked(struct worker *w)
+{
+    if (w->in_io)
+        weft__io_wake(&w->rt->io);
+    else
+        pthread_cond_signal(&w->park_cond);
+}
+
+static void unpark(struct worker *w)
+{
+    pthread_mutex_lock(&w->park_lock);
+    w->notified = true;
+    wake_parked(w);
+    pthread_mutex_unlock(&w->park_lock);
+}
+
+void weft__sched_notify_one(struct weft_runtime *rt)
+{
+    struct worker *w = NULL;
+
+    full_fence();      /* pairs: weft__sched_park(), weft__sched_end_search() */
+    if (atomic_load_explicit(&rt->idle.num_searching, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&rt->idle.num_sleeping, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&rt->idle.lock);
+    if (rt->idle.nsleepers > 0 &&
+        atomic_load_explicit(&rt->idle.num_searching, memory_order_relaxed) == 0) {
+        w = &rt->workers[rt->idle.sleepers[--rt->idle.nsleepers]];
+        w->sleeping = false;
+        atomic_fetch_sub_explicit(&rt->idle.num_sleeping, 1, memory_order_relaxed);
+        /* it wakes up searching: the next pusher need not wake another */
+        atomic_fetch_add_explicit(&rt->idle.num_searching, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&rt->idle.lock);
+    if (w)
+        unpark(w);
+}
+
+void weft__sched_unpark_all(struct weft_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        unpark(&rt->workers[i]);
+}
+
+/* Returns true when w was the last searcher. */
+bool weft__sched_end_search(struct worker *w)
+{
+    unsigned prev;
+
+    if (!w->searching)
+        return false;
+    w->searching = false;
+    prev = atomic_fetch_sub_explicit(&w->rt->idle.num_searching, 1, memory_order_seq_cst);
+    full_fence();      /* pairs: weft__sched_notify_one() */
+    return prev == 1;
+}
+
+/* Tasks in a run queue (not counting LIFO slots: their owner runs them). */
+bool weft__sched_work_anywhere(struct weft_runtime *rt)
+{
+    if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (lq_len(&rt->workers[i].q))
+            return true;
+    return false;
+}
+
+/* ---- The watcher ----------------------------------------------------------------
+ * A task in a LIFO slot runs when its worker's current poll returns. If that
+ * poll runs long, the task would wait with it, even with other workers idle.
+ * So while any worker is awake, one sleeping worker (the watcher) naps
+ * instead of sleeping: every WATCH_MIN_NS..WATCH_MAX_NS it looks at the other
+ * workers' LIFO slots and takes a task from a worker whose poll count has not
+ * moved since its last look (a busy worker polls thousands of times a
+ * millisecond). Pushing into an empty LIFO slot notifies nobody (message
+ * passing stays on one worker) unless there is no watcher. When every other
+ * worker is asleep the watcher resigns and sleeps too: idle costs nothing. */
+static bool others_awake(struct worker *w)
+{
+    /* relaxed: a hint; a wrong guess costs one nap or one late look */
+    return atomic_load_explicit(&w->rt->idle.num_sleeping, memory_order_relaxed) <
+           w->rt->nworkers;
+}
+
+/* Become (or stay) the watcher; false if another worker is, or there is
+ * nothing to watch: nobody else awake, no timer pending and no descriptor
+ * registered (then resign). The watcher also drives the timers and I/O: it
+ * naps until the next deadline, in epoll_wait while descriptors are open. */
+static bool try_watch(struct worker *w)
+{
+    _Atomic int *watcher = &w->rt->idle.watcher;
+    int cur = atomic_load_explicit(watcher, memory_order_relaxed);
+
+    bool timers = weft__time_next(&w->rt->time) != UINT64_MAX;
+    bool needed = timers || weft__io_active(&w->rt->io) ||
+                  (w->rt->nworkers > 1 && others_awake(w));
+
+    if (cur == (int)w->index) {
+        if (needed)
+            return true;
+        atomic_store_explicit(watcher, -1, memory_order_relaxed);
+        return false;
+    }
+    /* relaxed: the role guards no data, only who naps */
+    return cur == -1 && needed &&
+           atomic_compare_exchange_strong_explicit(watcher, &cur, (int)w->index,
+                                                   memory_order_relaxed, memory_order_relaxed);
+}
+
+static void resign_watch(struct worker *w)
+{
+    int me = (int)w->index;
+
+    atomic_compare_exchange_strong_explicit(&w->rt->idle.watcher, &me, -1,
+                                            memory_order_relaxed, memory_order_relaxed);
+}
+
+/* The watcher's look: take a LIFO task whose worker has not polled since
+ * the last look. *seen: some slot was full (look again soon). */
+static struct weft__task *watch_look(struct worker *w, bool *seen)
+{
+    struct weft_runtime *rt = w->rt;
+
+    *seen = false;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *v = &rt->workers[i];
+        uint64_t polls;
+
+        if (v == w)
+            continue;
+        polls = atomic_load_explicit(&v->polls, memory_order_relaxed);
+        if (atomic_load_explicit(&v->lifo, memory_order_relaxed)) {
+            *seen = true;
+            if (polls == atomic_load_explicit(&v->watch_mark, memory_order_relaxed)) {
+                /* acq_rel: pairs with the owner's store/exchange of the slot */
+                struct weft__task *t = atomic_exchange_explicit(&v->lifo, NULL,
+                                                                memory_order_acq_rel);
+                if (t) {
+                    counter_add(&w->stranded_taken, 1);
+                    return t;
+                }
+            }
+        }
+        atomic_store_explicit(&v->watch_mark, polls, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* Remove w from the sleepers list; false if a notifier already took it off
+ * (then it will set `notified` and has counted w as searching). */
+static bool leave_sleepers(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    bool was = false;
+
+    pthread_mutex_lock(&rt->idle.lock);
+    if (w->sleeping) {
+        for (unsigned i = 0; i < rt->idle.nsleepers; i++) {
+            if (rt->idle.sleepers[i] == w->index) {
+                rt->idle.sleepers[i] = rt->idle.sleepers[--rt->idle.nsleepers];
+                break;
+            }
+        }
+        w->sleeping = false;
+        atomic_fetch_sub_explicit(&rt->idle.num_sleeping, 1, memory_order_relaxed);
+        was = true;
+    }
+    pthread_mutex_unlock(&rt->idle.lock);
+    return was;
+}
+
+/* CLOCK_MONOTONIC now + ns, for the park conditions' timed waits. */
+static struct timespec mono_after(uint64_t ns)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += (time_t)(ns / 1000000000u);
+    t.tv_nsec += (long)(ns % 1000000000u);
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* The watcher's wait in epoll_wait: as wait_notified(), but events that
+ * come meanwhile wake their tasks (into this worker's queues). *events: how
+ * many sources were ready. */
+static bool wait_io(struct worker *w, uint64_t timeout_ns, int *events)
+{
+    int n = 0;
+    bool got;
+
+    pthread_mutex_lock(&w->park_lock);
+    if (!w->notified && !w->kicked) {
+        w->in_io = true;
+        pthread_mutex_unlock(&w->park_lock);
+        n = weft__io_poll(&w->rt->io, timeout_ns ? (int64_t)timeout_ns : -1);
+        pthread_mutex_lock(&w->park_lock);
+        w->in_io = false;
+        if (n < 0) {
+            /* a busy worker is looking (epoll_wait with no timeout, a few
+             * microseconds): nap briefly on the condition variable, then
+             * park again and retry (a longer nap would hold up events) */
+            struct timespec until = mono_after(timeout_ns && timeout_ns < 50000u ? timeout_ns
+                                                                                : 50000u);
+
+            if (!w->notified && !w->kicked)
+                pthread_cond_timedwait(&w->park_cond, &w->park_lock, &until);
+            n = 0;
+        }
+    }
+    got = w->notified;
+    w->notified = false;
+    w->kicked = false;
+    pthread_mutex_unlock(&w->park_lock);
+    *events = n;
+    return got;
+}
+
+/* Wait for `notified`; with `timeout_ns` (0: none), give up after it, or
+ * when kicked (a timer due sooner): false. */
+static bool wait_notified(struct worker *w, uint64_t timeout_ns)
+{
+    struct timespec until;
+    bool got;
+
+    if (timeout_ns)
+        until = mono_after(timeout_ns);
+    pthread_mutex_lock(&w->park_lock);
+    while (!w->notified && !w->kicked) {
+        if (!timeout_ns)
+            pthread_cond_wait(&w->park_cond, &w->park_lock);
+        else if (pthread_cond_timedwait(&w->park_cond, &w->park_lock, &until) != 0)
+            break;
+    }
+    got = w->notified;
+    w->notified = false;
+    w->kicked = false;                /* a kick ends a nap like its timeout */
+    pthread_mutex_unlock(&w->park_lock);
+    return got;
+}
+
+/* Fire due timers, if any are due. */
+void weft__sched_drive_timers(struct weft_runtime *rt)
+{
+    uint64_t next = weft__time_next(&rt->time), now;
+
+    if (next == UINT64_MAX)
+        return;
+    now = weft__now_ms();
+    if (next <= now)
+        weft__time_drive(&rt->time, now);
+}
+
+/* The watcher's nap: WATCH_MIN..MAX_NS while others work, cut short by the
+ * next timer; published in nap_until so that an earlier timer kicks it. */
+static uint64_t nap_ns(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    uint64_t nap = rt->nworkers > 1 && others_awake(w) ? w->watch_ns : UINT64_MAX;
+    uint64_t next = weft__time_next(&rt->time), now_ns = weft__now_ns(), now = now_ns / 1000000u;
+
+    if (next != UINT64_MAX) {
+        /* to the nanosecond: a nap computed from whole milliseconds would
+         * wake up to a millisecond after the deadline */
+        uint64_t until = next * 1000000u > now_ns ? next * 1000000u - now_ns : 1;
+
+        if (until < nap)
+            nap = until;
+    }
+    if (nap == UINT64_MAX) {
+        if (weft__io_active(&rt->io)) {
+            /* only descriptors to wait for: epoll_wait without a limit */
+            atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX - 1, memory_order_relaxed);
+            return 0;
+        }
+        nap = WATCH_MAX_NS;           /* nothing to wait for: look now and then */
+    }
+    atomic_store_explicit(&rt->idle.nap_until, now + nap / 1000000u, memory_order_relaxed);
+    return nap;
+}
+
+/* A timer was registered for `deadline`: if the watcher naps past it, wake
+ * it early (it re-reads the next deadline). Called by the time layer. */
+void weft__sched_time_kick(void *ctx, uint64_t deadline)
+{
+    struct weft_runtime *rt = ctx;
+    int idx = atomic_load_explicit(&rt->idle.watcher, memory_order_relaxed);
+    struct worker *w;
+
+    if (idx < 0 || atomic_load_explicit(&rt->idle.nap_until, memory_order_relaxed) <= deadline)
+        return;
+    w = &rt->workers[idx];
+    pthread_mutex_lock(&w->park_lock);
+    w->kicked = true;
+    wake_parked(w);
+    pthread_mutex_unlock(&w->park_lock);
+}
+
+/* The first descriptor was registered: a watcher napping on its condition
+ * variable must move into epoll_wait. Pairs with the fence in
+ * weft__sched_park(): the registrar's seq_cst increment of `live` and this
+ * seq_cst load against the watcher's claim of the role, fence, and load of
+ * `live`: either the watcher sees the descriptor, or this sees the watcher
+ * and kicks it. */
+void weft__sched_io_kick(void *ctx)
+{
+    struct weft_runtime *rt = ctx;
+    int idx = atomic_load_explicit(&rt->idle.watcher, memory_order_seq_cst);
+    struct worker *w;
+
+    if (idx < 0) {
+        /* no watcher: every worker is busy (one will look every few dozen
+         * polls and park as the watcher) or asleep without a role (wake
+         * one: it finds no work, parks again and takes the role, now that
+         * a descriptor is registered). A searcher, if any, parks after its
+         * seq_cst end of search and sees `live` then. */
+        weft__sched_notify_one(rt);
+        return;
+    }
+    w = &rt->workers[idx];
+    pthread_mutex_lock(&w->park_lock);
+    w->kicked = true;
+    wake_parked(w);
+    pthread_mutex_unlock(&w->park_lock);
+}
+
+/* Sleep until there may be work. Returns with w->searching set if a
+ * notifier woke it (the notifier counted it as searching). The watcher naps
+ * instead and may come back with a stranded LIFO task to run. */
+struct weft__task *weft__sched_park(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    struct weft__task *t;
+    bool seen;
+    int events = 0;
+
+    if (weft__sched_end_search(w) && weft__sched_work_anywhere(rt)) {
+        /* The last searcher sees work: pushers that saw it searching woke
+         * nobody, so it hands the search on before going back to work
+         * itself (there may be more tasks than it can run). */
+        weft__sched_notify_one(rt);
+        return NULL;
+    }
+    pthread_mutex_lock(&rt->idle.lock);
+    rt->idle.sleepers[rt->idle.nsleepers++] = w->index;
+    w->sleeping = true;
+    atomic_fetch_add_explicit(&rt->idle.num_sleeping, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&rt->idle.lock);
+    full_fence();      /* pairs: weft__sched_notify_one() */
+    if (weft__sched_work_anywhere(rt) || atomic_load_explicit(&rt->closed, memory_order_acquire)) {
+        if (leave_sleepers(w)) {
+            weft__sched_notify_one(rt); /* as above: pass the search on */
+            return NULL;
+        }
+        while (!wait_notified(w, 0))  /* a notifier is on its way (kicks aside) */
+            ;
+        w->searching = true;          /* it counted us as searching */
+        return NULL;
+    }
+    weft__sched_check_quiescent(rt);
+    weft__sched_drain_dead(rt, &rt->shards[w->index]);
+    counter_add(&w->parks, 1);
+    if (!try_watch(w)) {
+        wait_notified(w, 0);          /* sleep */
+    } else if (full_fence(), /* pairs: weft__sched_io_kick() */
+               !(weft__io_active(&rt->io) ? wait_io(w, nap_ns(w), &events)
+                                          : wait_notified(w, nap_ns(w)))) {
+        if (!leave_sleepers(w)) {     /* a notifier took us meanwhile */
+            while (!wait_notified(w, 0))
+                ;
+            resign_watch(w);
+            w->searching = true;
+            return NULL;
+        }
+        atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
+        weft__sched_drive_timers(rt);
+        t = rt->nworkers > 1 ? watch_look(w, &seen) : NULL;
+        if (rt->nworkers < 2)
+            seen = false;
+        w->watch_ns = seen ? WATCH_MIN_NS
+                           : w->watch_ns * 2 > WATCH_MAX_NS ? WATCH_MAX_NS : w->watch_ns * 2;
+        /* Awake now, and it may find work before it parks again: an awake
+         * watcher watches nobody, so give the role up; the next worker to
+         * park (this one, most likely) takes it again. */
+        resign_watch(w);
+        /* I/O woke tasks here: while this worker runs them, another one
+         * should be in epoll_wait, so wake a sleeper to take the role. */
+        if (events > 0)
+            weft__sched_notify_one(rt);
+        return t;
+    }
+    atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
+    resign_watch(w);
+    /* woken by weft__sched_notify_one (which counted us as searching) or by
+     * shutdown */
+    if (leave_sleepers(w))
+        return NULL;                  /* shutdown: not counted */
+    w->searching = true;
+    return NULL;
+}
+

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* Shutdown: close the queues, let the workers leave, drop what is queued,
+ * cancel every unfinished task.
+ *
+ * The cancellations run on the thread that shuts down, one drop after the
+ * other, and a drop may wait for a sibling: weft_join_wait() on it, or
+ * weft_group_free() of a group whose children are among the tasks left.
+ * Any order of the drops would leave such a wait blocked on a sibling this
+ * thread has not reached yet, so the waits help instead of sleeping
+ * (weft__sched_help()): on this thread they cancel the next claimed task
+ * themselves and look again, until what they wait for has been dropped. A
+ * wait that finds nothing left to cancel waits for a drop further up its
+ * own stack (a cycle) and gets -EDEADLK. */
+#include <errno.h>
+#include <pthread.h>
+
+#include "sched/internal.h"
+#include "sched/runtime.h"
+#include "util/list.h"
+
+/* The runtime whose claimed tasks this thread is cancelling, or NULL. */
+static WEFT_TLS struct weft_runtime *cancelling;
+
+void weft__sched_close(struct weft_runtime *rt)
+{
+    spin_lock(&rt->inject.lock);
+    atomic_store_explicit(&rt->closed, true, memory_order_release);
+    spin_unlock(&rt->inject.lock);
+    weft__sched_unpark_all(rt);
+    pthread_mutex_lock(&rt->run_lock);
+    pthread_cond_broadcast(&rt->run_cond);
+    pthread_mutex_unlock(&rt->run_lock);
+}
+
+/* ---- Shutdown ------------------------------------------------------------------------- */
+/* Cancel the next claimed task (its drop runs here); false when none is
+ * left. Only the cancelling thread calls it, so rt->claimed needs no lock;
+ * a drop may call it again, nested (through weft__sched_help()). */
+static bool cancel_next(struct weft_runtime *rt)
+{
+    struct weft__task *t = rt->claimed;
+
+    if (t == NULL)
+        return false;
+    rt->claimed = t->next;
+    weft__task_cancel_claimed(t);     /* the drop runs here, outside any lock */
+    return true;
+}
+
+int weft__sched_help(struct weft_runtime *rt)
+{
+    if (cancelling != rt)
+        return 0;
+    return cancel_next(rt) ? 1 : -EDEADLK;
+}
+
+int weft__runtime_help(weft_runtime *rt)
+{
+    return weft__sched_help(rt);
+}
+
+static void drop_chain(struct weft__task *t)
+{
+    while (t) {
+        struct weft__task *next = t->next;
+
+        weft__task_ref_dec(t);        /* the queue entry's; may free the cell */
+        t = next;
+    }
+}
+
+WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
+{
+    struct weft__task *t, *claimed = NULL;
+    struct weft_runtime *prev;
+
+    if (rt == NULL || local_worker(rt))
+        return -EINVAL;
+    pthread_mutex_lock(&rt->run_lock);
+    if (rt->shutting) {               /* done, or another thread is at it */
+        while (!rt->shutdown_done)
+            pthread_cond_wait(&rt->run_cond, &rt->run_lock);
+        pthread_mutex_unlock(&rt->run_lock);
+        return 0;
+    }
+    rt->shutting = true;
+    rt->shut = true;
+    pthread_mutex_unlock(&rt->run_lock);
+    weft__sched_close(rt);            /* spawns refused, workers leave */
+    for (unsigned i = 0; i < rt->nthreads; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    rt->nthreads = 0;
+    pthread_mutex_lock(&rt->run_lock);   /* a current-thread driver leaves too */
+    while (rt->driving)
+        pthread_cond_wait(&rt->run_cond, &rt->run_lock);
+    pthread_mutex_unlock(&rt->run_lock);
+
+    /* No thread runs tasks now. Drop every queue entry's reference... */
+    spin_lock(&rt->inject.lock);
+    t = rt->inject.head;
+    rt->inject.head = rt->inject.tail = NULL;
+    atomic_store_explicit(&rt->inject.len, 0, memory_order_relaxed);
+    spin_unlock(&rt->inject.lock);
+    drop_chain(t);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *w = &rt->workers[i];
+
+        t = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acquire);
+        if (t)
+            weft__task_ref_dec(t);
+        while ((t = lq_pop(&w->q)) != NULL)
+            weft__task_ref_dec(t);
+    }
+    /* ...then cancel every unfinished task. Claimed tasks are RUNNING, so no
+     * waker can queue them: their queue link is free to chain them here. */
+    for (unsigned i = 0; i < rt->nshards; i++) {
+        struct shard *sh = &rt->shards[i];
+        struct weft__list *n;
+
+        spin_lock(&sh->lock);
+        for (n = sh->cells.next; n != &sh->cells; n = n->next) {
+            t = weft__container_of(n, struct weft__task, owned);
+            if (weft__task_shutdown_claim(t)) {
+                t->next = claimed;
+                claimed = t;
+            }
+        }
+        spin_unlock(&sh->lock);
+    }
+    prev = cancelling;                /* a drop may free another runtime */
+    cancelling = rt;
+    rt->claimed = claimed;
+    while (cancel_next(rt))
+        ;
+    cancelling = prev;
+    /* cells freed on workers wait on their shards' dead stacks: no worker
+     * will drain them now */
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__sched_drain_dead(rt, &rt->shards[i]);
+    pthread_mutex_lock(&rt->run_lock);
+    rt->shutdown_done = true;
+    pthread_cond_broadcast(&rt->run_cond);
+    pthread_mutex_unlock(&rt->run_lock);
+    return 0;
+}
+
+WEFT_API void weft_runtime_free(weft_runtime *rt)
+{
+    if (rt == NULL || weft_runtime_shutdown(rt) < 0)
+        return;
+    /* acq_rel: pairs with the shards' releases */
+    if (atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
+        weft__sched_destroy(rt);
+}
+
