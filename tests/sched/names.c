@@ -118,8 +118,15 @@ static void check_names(const char *prefix, int n)
     }
     ASSERT_EQ(n, tn.n);
     weft_runtime_free(rt);
-    /* workers are gone once the runtime is freed */
-    read_thread_names(&tn, short_prefix);
+    /* workers are gone once the runtime is freed. pthread_join() returns
+     * when the kernel clears the thread's tid, which is a little before
+     * the thread leaves /proc/self/task: give the kernel up to 2 s. */
+    for (int tries = 0; tries < 200; tries++) {
+        read_thread_names(&tn, short_prefix);
+        if (tn.n == 0)
+            break;
+        usleep(10 * 1000);
+    }
     ASSERT_EQ(0, tn.n);
 }
 
