@@ -194,7 +194,22 @@ WEFT_API void weft_group_wait_drop(weft_group_wait *w);
  * combinator's drop); the caller must neither poll nor drop them itself, and
  * must keep their storage (and the output buffers) alive and in place until
  * the combinator has been dropped. The combinators allocate nothing; a poll
- * costs O(n): every future not finished yet is polled, in index order.
+ * costs O(n): every future not finished yet is polled once, in index order.
+ *
+ * Fairness rule (the cooperative budget of weft/core.h): a combinator's poll
+ * spends one unit of its task's budget itself; when the budget is spent it
+ * polls nothing and returns PENDING (the task goes to the back of the run
+ * queue, as for any leaf refused by the budget). Otherwise it polls every
+ * child, each on a budget of its own (128 operations), and charges what each
+ * child spent to the task afterwards. So:
+ *   - every child is looked at on every poll: however many children there
+ *     are and wherever the ready one is, it is seen (a leaf spends a unit to
+ *     look even when it is not ready; on the task's one budget, children past
+ *     the 128th would be refused unseen on every poll, for ever);
+ *   - one poll does at most n child polls, each bounded by the budget;
+ *   - a task that completes combinators (or anything) in a loop still goes
+ *     to the back of the queue once its budget is spent.
+ * Polled by hand (not by a weft worker) there is no budget at all.
  *
  * A slot of join_all and select: */
 typedef struct weft_future_ref {

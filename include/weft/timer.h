@@ -53,7 +53,12 @@ WEFT_API void weft_sleep_drop(weft_sleep *s);
  * output in `out` (type->output_size bytes; `out` may be NULL when that is 0),
  * or -ETIMEDOUT (the inner future has been dropped; `out` untouched), or
  * -EINVAL for a NULL or invalid type. The inner future is polled first, so
- * one that is ready at the deadline wins. Cancel safety: dropping the
+ * one that is ready at the deadline wins. Fairness rule: that holds even when
+ * the task's cooperative budget (weft/core.h) is spent, e.g. deep in a large
+ * select: a leaf refused by the budget returns PENDING without looking, so
+ * once the deadline has passed the timeout polls the inner future once more
+ * on a budget of its own (bounded: one poll, charged to the task) and only
+ * a PENDING from that poll means -ETIMEDOUT. Cancel safety: dropping the
  * timeout drops the inner future (its own cancel safety applies). */
 typedef struct weft_timeout {
     /* private: may change in any release */

@@ -46,6 +46,23 @@ WEFT_API weft_poll weft_timeout_poll(weft_timeout *t, weft_context *cx, int *res
     }
     if (weft_sleep_poll(&t->sleep, cx) == WEFT_PENDING)
         return WEFT_PENDING;
+    /* The deadline has passed. The poll above may have been refused by the
+     * cooperative budget without looking (a leaf returns PENDING unseen once
+     * the task's budget is spent, e.g. deep in a select): the spent budget
+     * must not decide the race. Give the inner future one real look, with a
+     * budget of its own (bounded: one poll, charged to the task). */
+    {
+        struct weft__coop_grant g;
+        weft_poll p;
+
+        weft__coop_grant_begin(cx, &g, true);
+        p = t->type->poll(t->inner, cx, out);
+        weft__coop_grant_end(cx, &g);
+        if (p == WEFT_READY) {
+            t->result = 0;
+            goto finish;
+        }
+    }
     t->result = -ETIMEDOUT;
 finish:
     drop_inner(t);
