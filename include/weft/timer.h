@@ -35,7 +35,9 @@ typedef struct weft_sleep {
     } entry;
 } weft_sleep;
 
-/* Sleep `ms` milliseconds from now (the deadline is fixed here, at init). */
+/* Sleep `ms` milliseconds from now (the deadline is fixed here, at init).
+ * Deadline sums saturate: a duration past the clock's range (now + ms above
+ * UINT64_MAX) sleeps for ever, it never wraps into the past. */
 WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms);
 /* Sleep until weft_now_ms() >= deadline_ms. */
 WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms);
@@ -81,7 +83,10 @@ WEFT_API void weft_timeout_drop(weft_timeout *t);
  * a task that comes back late gets one tick at once, with *missed set to the
  * number of ticks that passed unseen, and the schedule stays on its grid
  * (the next tick is the next multiple after now). Never early. Output of a
- * tick: *missed (may be NULL). period 0 is treated as 1. Cancel safety:
+ * tick: *missed (may be NULL). period 0 is treated as 1. Deadline sums
+ * saturate: a tick that would fall past the clock's range (UINT64_MAX ms,
+ * e.g. period_ms = UINT64_MAX) never comes; the interval stays pending
+ * without spinning, it never wraps into the past. Cancel safety:
  * weft_interval_drop() while a tick is pending loses nothing: a later
  * weft_interval_tick() re-arms it on the same grid. */
 typedef struct weft_interval {
