@@ -281,6 +281,16 @@ WEFT_API void weft_race_init(weft_race *r, const weft_future_type *type, void *f
 WEFT_API weft_poll weft_race_poll(weft_race *r, weft_context *cx, int *result);
 WEFT_API void weft_race_drop(weft_race *r);
 
+/* ---- Ready-made descriptors -------------------------------------------------
+ * The futures above as weft_future_type (output: the poll's int result),
+ * named as net.h names its own; a combinator's descriptor lets combinators
+ * nest (a select of a join_all and a timeout, ...). */
+WEFT_API extern const weft_future_type weft_cancel_wait_future;
+WEFT_API extern const weft_future_type weft_group_wait_future;
+WEFT_API extern const weft_future_type weft_join_all_future;
+WEFT_API extern const weft_future_type weft_select_future;
+WEFT_API extern const weft_future_type weft_race_future;
+
 #ifdef __cplusplus
 }
 #endif

@@ -100,6 +100,19 @@ WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms);
 WEFT_API weft_poll weft_interval_tick(weft_interval *iv, weft_context *cx, uint64_t *missed);
 WEFT_API void weft_interval_drop(weft_interval *iv);
 
+/* ---- Ready-made descriptors -------------------------------------------------
+ * For composition (weft_select between a receive and a sleep, weft_spawn of
+ * a bare sleep), named as net.h names its own: the type name + _future.
+ *   weft_sleep_future     a weft_sleep; no output (output_size 0).
+ *   weft_interval_future  one tick of a weft_interval; output: uint64_t,
+ *                         the ticks missed (as weft_interval_tick's
+ *                         *missed). Its drop is weft_interval_drop(): the
+ *                         interval keeps its schedule for later ticks.
+ * weft_timeout has none: it has two outputs (the result and the inner
+ * future's output); wrap it in an async function. */
+WEFT_API extern const weft_future_type weft_sleep_future;
+WEFT_API extern const weft_future_type weft_interval_future;
+
 #ifdef __cplusplus
 }
 #endif
