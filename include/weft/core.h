@@ -271,8 +271,10 @@ typedef struct weft_async {
  * of operations; a leaf future calls weft_coop_proceed() before completing an
  * operation and, when it returns false, returns WEFT_PENDING without doing
  * anything (the task has been woken already and goes to the back of the
- * run queue). Outside a weft worker it always returns true. Thread: the one
- * polling. */
+ * run queue). Outside a weft worker it always returns true. A leaf spends
+ * its unit whether or not it then finds something ready; the combinators
+ * (weft/group.h, weft_timeout) account for that: see their fairness rule.
+ * Thread: the one polling. */
 WEFT_API bool weft_coop_proceed(weft_context *cx);
 
 /* ---- yield_now --------------------------------------------------------------

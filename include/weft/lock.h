@@ -299,7 +299,9 @@ WEFT_API void weft_barrier_wait_drop(weft_barrier_wait *w);
 /* ---- Ready-made descriptors -------------------------------------------------
  * Every future above as a weft_future_type (for weft_timeout, weft_select,
  * weft_join_all, weft_race, weft_spawn), named as net.h names its own: the
- * type name + _future. Output: the poll's int result (sizeof(int)). */
+ * type name + _future. Output: the poll's int result (sizeof(int)). The
+ * future is set up by its *_init, as always; from then on whatever drives it
+ * through the descriptor (a combinator, a task) owns it and drops it. */
 WEFT_API extern const weft_future_type weft_notify_wait_future;
 WEFT_API extern const weft_future_type weft_sem_acquire_future;
 WEFT_API extern const weft_future_type weft_mutex_lock_future;
