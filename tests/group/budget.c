@@ -2,19 +2,22 @@
 /* Combinators against the cooperative budget (issue 9, item 1): a leaf
  * spends a unit of its task's 128-unit budget whenever it is polled, ready
  * or not, so a select/race/join_all over more than 128 channel receives
- * must still look at the ones past the 128th (it used to spin at 100% CPU
- * for ever), must go idle when nothing is ready, and a task that completes
- * combinators in a loop must still yield. A timeout whose deadline has
- * passed lets its inner future win even when the budget is spent. Every
- * wait is bounded: a livelock fails the test instead of hanging it. */
+ * (or socket reads) must still look at the ones past the 128th (it used to
+ * spin at 100% CPU for ever), must go idle when nothing is ready, and a task
+ * that completes combinators in a loop must still yield. A timeout whose
+ * deadline has passed lets its inner future win even when the budget is
+ * spent. Every wait is bounded: a livelock fails the test instead of
+ * hanging it. */
 #define _GNU_SOURCE                   /* usleep */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../sync/sync_test.h"
 #include "task/task.h"
 #include "weft/group.h"
+#include "weft/net.h"
 
 #define N 200                 /* > WEFT_COOP_BUDGET */
 #define LIVELOCK_MS 5000
@@ -246,6 +249,79 @@ TEST(join_all_sees_children_past_budget)
     weft_join_drop(j);
     weft_runtime_free(rt);
     fan_free(f);
+}
+
+/* ---- the same over socket reads (weft_io_op_future) ---------------------- */
+typedef struct sock_sel {
+    weft_async co;
+    weft_socket **socks;
+    weft_read *reads;
+    char *bufs;
+    ssize_t *res;
+    weft_future_ref *refs;
+    atomic_int *polls;
+    weft_select sel;
+    int result;
+} sock_sel;
+
+static weft_poll sock_sel_poll(sock_sel *t, weft_context *cx, void *out)
+{
+    atomic_fetch_add(t->polls, 1);
+    WEFT_BEGIN(&t->co);
+    for (int i = 0; i < N; i++) {
+        weft_read_init(&t->reads[i], t->socks[i], &t->bufs[i], 1);
+        t->refs[i] = (weft_future_ref){ &weft_io_op_future, &t->reads[i], &t->res[i], 0 };
+    }
+    weft_select_init(&t->sel, t->refs, N);
+    WEFT_AWAIT(&t->co, weft_select_poll(&t->sel, cx, &t->result));
+    weft_select_drop(&t->sel);
+    *(int *)out = t->result;
+    WEFT_END(&t->co);
+}
+
+static void sock_sel_drop(sock_sel *t)
+{
+    weft_select_drop(&t->sel);
+}
+
+WEFT_DEFINE_FUTURE(sock_sel, sock_sel_poll, sock_sel_drop, int);
+
+TEST(select_over_socket_reads_past_budget)
+{
+    weft_runtime *rt = st_runtime(1);
+    static weft_socket *socks[N];
+    static int peers[N];
+    static weft_read reads[N];
+    static char bufs[N];
+    static ssize_t res[N];
+    static weft_future_ref refs[N];
+    atomic_int polls = 0;
+    weft_join *j;
+    int out = -1;
+
+    for (int i = 0; i < N; i++) {
+        int sv[2];
+
+        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+        ASSERT_OK(weft_socket_adopt(rt, sv[0], &socks[i]));
+        peers[i] = sv[1];
+    }
+    ASSERT_EQ(1, (int)write(peers[150], "x", 1));   /* the only ready read */
+    ASSERT_OK(weft_spawn(rt, &sock_sel_future,
+                         &(sock_sel){ .socks = socks, .reads = reads, .bufs = bufs,
+                                      .res = res, .refs = refs, .polls = &polls },
+                         &j));
+    wait_done(j, &polls);
+    ASSERT_OK(weft_join_wait(j, &out));
+    ASSERT_EQ(150, out);
+    ASSERT_EQ(1, (int)res[150]);
+    ASSERT_EQ('x', bufs[150]);
+    weft_join_drop(j);
+    for (int i = 0; i < N; i++) {
+        ASSERT_OK(weft_socket_close(socks[i]));
+        close(peers[i]);
+    }
+    weft_runtime_free(rt);
 }
 
 /* ---- the budget still works: selects completed in a loop yield ---------- */
