@@ -82,6 +82,19 @@ WEFT_API void weft_oneshot_recv_init(weft_oneshot_recv *r, weft_oneshot_rx *rx, 
 WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_recv *r, weft_context *cx, int *result);
 WEFT_API void weft_oneshot_recv_drop(weft_oneshot_recv *r);
 
+/* Blocking form, for plain threads: wait for the value as a receive future
+ * would, parking the calling thread (mutex + condition variable on its
+ * stack; no runtime needed, nothing allocated). Returns 0 with the value in
+ * `dst`; -EPIPE (sender dropped without sending, or value already
+ * received); -EINVAL (NULL rx, or NULL dst with size > 0); -EDEADLK when
+ * called on a thread that runs weft tasks (a worker, or inside a
+ * current-thread runtime's run/block_on): it would block the thread that
+ * may have to run the sender; await weft_oneshot_recv there. The receiver
+ * stays owned by the caller. Not cancellable: it returns only when the value
+ * arrives or the sender goes. Thread: the receiver's owner, not a weft
+ * worker. */
+WEFT_API int weft_oneshot_recv_wait(weft_oneshot_rx *rx, void *dst);
+
 /* ---- Channels -------------------------------------------------------------
  * Multi-producer multi-consumer FIFO of fixed-size messages, bounded or
  * unbounded. One handle type for senders and receivers, reference-counted:
@@ -172,6 +185,23 @@ typedef struct weft_chan_recv {
 WEFT_API void weft_chan_recv_init(weft_chan_recv *r, weft_chan *ch, void *dst);
 WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result);
 WEFT_API void weft_chan_recv_drop(weft_chan_recv *r);
+
+/* Blocking forms, for plain threads (main(), a thread of another library):
+ * send or receive as the futures above would, parking the calling thread
+ * until done (mutex + condition variable on its stack: no runtime needed,
+ * nothing allocated). Tasks and other threads on the same channel wake it as
+ * they would wake a task. Returns what the future's result would be: 0
+ * (sent; received into `dst`), -EPIPE (closed; for a receive: closed and
+ * drained), -ENOMEM (unbounded channel could not grow), -EINVAL (NULL
+ * channel, msg or dst); and -EDEADLK when called on a thread that runs weft
+ * tasks (a worker, or inside a current-thread runtime's run/block_on),
+ * without waiting: blocking there could stall the task that would wake it
+ * (await weft_chan_send/weft_chan_recv there, or use the try_ forms). The
+ * caller keeps its reference and `msg`. Not cancellable: they return only
+ * when the operation completes or the channel is closed. Thread: any but a
+ * weft worker. */
+WEFT_API int weft_chan_send_wait(weft_chan *ch, const void *msg);
+WEFT_API int weft_chan_recv_wait(weft_chan *ch, void *dst);
 
 /* ---- Watch channel ----------------------------------------------------------
  * One value of `size` bytes that a sender replaces and any number of
@@ -316,6 +346,19 @@ WEFT_API void weft_bcast_recv_init(weft_bcast_recv *r, weft_bcast_rx *rx, void *
                                    uint64_t *missed);
 WEFT_API weft_poll weft_bcast_recv_poll(weft_bcast_recv *r, weft_context *cx, int *result);
 WEFT_API void weft_bcast_recv_drop(weft_bcast_recv *r);
+
+/* ---- Ready-made descriptors -------------------------------------------------
+ * Every future above as a weft_future_type, so that it composes without a
+ * WEFT_DEFINE_FUTURE of your own: weft_timeout over a receive is a timed
+ * receive, weft_select over receives waits on several channels, weft_spawn
+ * runs a bare send. Named as net.h names its own (the type name + _future).
+ * The output is the poll's int result (sizeof(int)); the future is
+ * initialised by its *_init and owned by whatever drives it from then on. */
+WEFT_API extern const weft_future_type weft_oneshot_recv_future;
+WEFT_API extern const weft_future_type weft_chan_send_future;
+WEFT_API extern const weft_future_type weft_chan_recv_future;
+WEFT_API extern const weft_future_type weft_watch_changed_future;
+WEFT_API extern const weft_future_type weft_bcast_recv_future;
 
 #ifdef __cplusplus
 }

@@ -359,15 +359,18 @@ WEFT_API WEFT_NORETURN void weft__async_bad_resume(const char *func, const char 
  * of operations; a leaf future calls weft_coop_proceed() before completing an
  * operation and, when it returns false, returns WEFT_PENDING without doing
  * anything (the task has been woken already and goes to the back of the
- * run queue). Outside a weft worker it always returns true. Thread: the one
- * polling.
+ * run queue). Outside a weft worker it always returns true. A leaf spends
+ * its unit whether or not it then finds something ready; the combinators
+ * (weft/group.h, weft_timeout) account for that: see their fairness rule.
+ * Thread: the one polling.
  *
  * Stress mode, for testing: when the environment variable WEFT_STRESS is
  * set (to anything but "" or "0") as weft_runtime_new() runs, in every build
  * type, every other weft_coop_proceed() call on that runtime's tasks returns
- * false, so every leaf operation returns WEFT_PENDING once before it
- * completes and the resume path of every await runs. `make test-stress`
- * runs the test suite so. */
+ * false (inside a combinator, each child starts on a random turn), so every
+ * leaf operation returns WEFT_PENDING once before it completes and the
+ * resume path of every await runs. `make test-stress` runs the test suite
+ * so. */
 WEFT_API bool weft_coop_proceed(weft_context *cx);
 
 /* ---- yield_now --------------------------------------------------------------

@@ -202,7 +202,22 @@ WEFT_API void weft_group_wait_drop(weft_group_wait *w);
  * combinator's drop); the caller must neither poll nor drop them itself, and
  * must keep their storage (and the output buffers) alive and in place until
  * the combinator has been dropped. The combinators allocate nothing; a poll
- * costs O(n): every future not finished yet is polled, in index order.
+ * costs O(n): every future not finished yet is polled once, in index order.
+ *
+ * Fairness rule (the cooperative budget of weft/core.h): a combinator's poll
+ * spends one unit of its task's budget itself; when the budget is spent it
+ * polls nothing and returns PENDING (the task goes to the back of the run
+ * queue, as for any leaf refused by the budget). Otherwise it polls every
+ * child, each on a budget of its own (128 operations), and charges what each
+ * child spent to the task afterwards. So:
+ *   - every child is looked at on every poll: however many children there
+ *     are and wherever the ready one is, it is seen (a leaf spends a unit to
+ *     look even when it is not ready; on the task's one budget, children past
+ *     the 128th would be refused unseen on every poll, for ever);
+ *   - one poll does at most n child polls, each bounded by the budget;
+ *   - a task that completes combinators (or anything) in a loop still goes
+ *     to the back of the queue once its budget is spent.
+ * Polled by hand (not by a weft worker) there is no budget at all.
  *
  * A slot of join_all and select: */
 typedef struct weft_future_ref {
@@ -273,6 +288,16 @@ WEFT_API void weft_race_init(weft_race *r, const weft_future_type *type, void *f
                              size_t n, void *out);
 WEFT_API weft_poll weft_race_poll(weft_race *r, weft_context *cx, int *result);
 WEFT_API void weft_race_drop(weft_race *r);
+
+/* ---- Ready-made descriptors -------------------------------------------------
+ * The futures above as weft_future_type (output: the poll's int result),
+ * named as net.h names its own; a combinator's descriptor lets combinators
+ * nest (a select of a join_all and a timeout, ...). */
+WEFT_API extern const weft_future_type weft_cancel_wait_future;
+WEFT_API extern const weft_future_type weft_group_wait_future;
+WEFT_API extern const weft_future_type weft_join_all_future;
+WEFT_API extern const weft_future_type weft_select_future;
+WEFT_API extern const weft_future_type weft_race_future;
 
 #ifdef __cplusplus
 }

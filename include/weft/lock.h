@@ -144,6 +144,15 @@ WEFT_API void weft_sem_acquire_init(weft_sem_acquire *a, weft_sem *s, size_t n);
 WEFT_API weft_poll weft_sem_acquire_poll(weft_sem_acquire *a, weft_context *cx, int *result);
 WEFT_API void weft_sem_acquire_drop(weft_sem_acquire *a);
 
+/* Blocking form, for plain threads: acquire `n` permits as the future
+ * would, parking the calling thread (no runtime needed, nothing allocated).
+ * 0 with the permits owned by the caller; -EPIPE closed; -EINVAL (NULL, n
+ * above WEFT_SEM_MAX_PERMITS); -EDEADLK, without waiting, when called on a
+ * thread that runs weft tasks (a worker, or inside a current-thread
+ * runtime's run/block_on): await weft_sem_acquire there. Not cancellable.
+ * Thread: any but a weft worker. */
+WEFT_API int weft_sem_acquire_wait(weft_sem *s, size_t n);
+
 /* ---- Mutex ----------------------------------------------------------------
  * An async mutex (a semaphore of one permit): FIFO-fair, not recursive, and
  * not owned by a thread: any thread or task may unlock it. It guards no data
@@ -181,6 +190,13 @@ typedef struct weft_mutex_lock {
 WEFT_API void weft_mutex_lock_init(weft_mutex_lock *l, weft_mutex *m);
 WEFT_API weft_poll weft_mutex_lock_poll(weft_mutex_lock *l, weft_context *cx, int *result);
 WEFT_API void weft_mutex_lock_drop(weft_mutex_lock *l);
+
+/* Blocking form, for plain threads: lock as the future would, parking the
+ * calling thread (FIFO with the lock futures; no runtime needed). 0 with the
+ * mutex held by the caller; -EINVAL (NULL); -EDEADLK, without waiting, on a
+ * thread that runs weft tasks (await weft_mutex_lock there). Not
+ * cancellable. Thread: any but a weft worker. */
+WEFT_API int weft_mutex_lock_wait(weft_mutex *m);
 
 /* ---- Read-write lock --------------------------------------------------------
  * Many readers or one writer, strictly FIFO: a lock future that has to wait
@@ -279,6 +295,19 @@ typedef struct weft_barrier_wait {
 WEFT_API void weft_barrier_wait_init(weft_barrier_wait *w, weft_barrier *b);
 WEFT_API weft_poll weft_barrier_wait_poll(weft_barrier_wait *w, weft_context *cx, int *result);
 WEFT_API void weft_barrier_wait_drop(weft_barrier_wait *w);
+
+/* ---- Ready-made descriptors -------------------------------------------------
+ * Every future above as a weft_future_type (for weft_timeout, weft_select,
+ * weft_join_all, weft_race, weft_spawn), named as net.h names its own: the
+ * type name + _future. Output: the poll's int result (sizeof(int)). The
+ * future is set up by its *_init, as always; from then on whatever drives it
+ * through the descriptor (a combinator, a task) owns it and drops it. */
+WEFT_API extern const weft_future_type weft_notify_wait_future;
+WEFT_API extern const weft_future_type weft_sem_acquire_future;
+WEFT_API extern const weft_future_type weft_mutex_lock_future;
+WEFT_API extern const weft_future_type weft_rwlock_read_future;
+WEFT_API extern const weft_future_type weft_rwlock_write_future;
+WEFT_API extern const weft_future_type weft_barrier_wait_future;
 
 #ifdef __cplusplus
 }

@@ -36,7 +36,9 @@ typedef struct weft_sleep {
     } entry;
 } weft_sleep;
 
-/* Sleep `ms` milliseconds from now (the deadline is fixed here, at init). */
+/* Sleep `ms` milliseconds from now (the deadline is fixed here, at init).
+ * Deadline sums saturate: a duration past the clock's range (now + ms above
+ * UINT64_MAX) sleeps for ever, it never wraps into the past. */
 WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms);
 /* Sleep until weft_now_ms() >= deadline_ms. */
 WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms);
@@ -54,7 +56,12 @@ WEFT_API void weft_sleep_drop(weft_sleep *s);
  * output in `out` (type->output_size bytes; `out` may be NULL when that is 0),
  * or -ETIMEDOUT (the inner future has been dropped; `out` untouched), or
  * -EINVAL for a NULL or invalid type. The inner future is polled first, so
- * one that is ready at the deadline wins. Cancel safety: dropping the
+ * one that is ready at the deadline wins. Fairness rule: that holds even when
+ * the task's cooperative budget (weft/core.h) is spent, e.g. deep in a large
+ * select: a leaf refused by the budget returns PENDING without looking, so
+ * once the deadline has passed the timeout polls the inner future once more
+ * on a budget of its own (bounded: one poll, charged to the task) and only
+ * a PENDING from that poll means -ETIMEDOUT. Cancel safety: dropping the
  * timeout drops the inner future (its own cancel safety applies). */
 typedef struct weft_timeout {
     /* private: may change in any release */
@@ -77,7 +84,10 @@ WEFT_API void weft_timeout_drop(weft_timeout *t);
  * a task that comes back late gets one tick at once, with *missed set to the
  * number of ticks that passed unseen, and the schedule stays on its grid
  * (the next tick is the next multiple after now). Never early. Output of a
- * tick: *missed (may be NULL). period 0 is treated as 1. Cancel safety:
+ * tick: *missed (may be NULL). period 0 is treated as 1. Deadline sums
+ * saturate: a tick that would fall past the clock's range (UINT64_MAX ms,
+ * e.g. period_ms = UINT64_MAX) never comes; the interval stays pending
+ * without spinning, it never wraps into the past. Cancel safety:
  * weft_interval_drop() while a tick is pending loses nothing: a later
  * weft_interval_tick() re-arms it on the same grid. */
 typedef struct weft_interval {
@@ -90,6 +100,19 @@ typedef struct weft_interval {
 WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms);
 WEFT_API weft_poll weft_interval_tick(weft_interval *iv, weft_context *cx, uint64_t *missed);
 WEFT_API void weft_interval_drop(weft_interval *iv);
+
+/* ---- Ready-made descriptors -------------------------------------------------
+ * For composition (weft_select between a receive and a sleep, weft_spawn of
+ * a bare sleep), named as net.h names its own: the type name + _future.
+ *   weft_sleep_future     a weft_sleep; no output (output_size 0).
+ *   weft_interval_future  one tick of a weft_interval; output: uint64_t,
+ *                         the ticks missed (as weft_interval_tick's
+ *                         *missed). Its drop is weft_interval_drop(): the
+ *                         interval keeps its schedule for later ticks.
+ * weft_timeout has none: it has two outputs (the result and the inner
+ * future's output); wrap it in an async function. */
+WEFT_API extern const weft_future_type weft_sleep_future;
+WEFT_API extern const weft_future_type weft_interval_future;
 
 #ifdef __cplusplus
 }

@@ -4,10 +4,21 @@
  * They own the futures they were given (see weft/group.h) and drop each one
  * exactly once: a slot's state says whether its future is still alive.
  * Everything here runs on the thread that polls (or drops) the combinator:
- * no locks, no atomics, no allocation. */
+ * no locks, no atomics, no allocation.
+ *
+ * The cooperative budget (see weft/group.h, "Fairness rule"): a leaf future
+ * spends a unit of its task's budget whenever it is polled, ready or not, and
+ * returns PENDING without looking once the budget is spent. Polling n
+ * children on the task's one budget would leave every child past the 128th
+ * unseen on every poll: a select whose only ready branch is at index 150
+ * would be requeued and polled again for ever. So a combinator's poll spends
+ * one unit itself (weft_coop_proceed(): refused, it returns PENDING with the
+ * task requeued, having polled nothing) and polls each child on a budget of
+ * its own, charging what the child spent to the task afterwards. */
 #include <limits.h>
 #include <stdint.h>
 
+#include "task/task.h"
 #include "weft/group.h"
 
 enum { S_LIVE = 1, S_DONE = 2 };
@@ -34,6 +45,19 @@ static void ref_drop(weft_future_ref *r)
         if (r->type->drop)
             r->type->drop(r->future);
     }
+}
+
+/* Poll one child with a budget of its own (weft__coop_grant_begin()). */
+static weft_poll poll_child(const weft_future_type *type, void *future, weft_context *cx,
+                            void *out)
+{
+    struct weft__coop_grant g;
+    weft_poll p;
+
+    weft__coop_grant_begin(cx, &g, false);
+    p = type->poll(future, cx, out);
+    weft__coop_grant_end(cx, &g);
+    return p;
 }
 
 /* ---- join_all ----------------------------------------------------------------- */
@@ -64,12 +88,14 @@ WEFT_API weft_poll weft_join_all_poll(weft_join_all *ja, weft_context *cx, int *
         return WEFT_READY;
     }
     if (!ja->done) {
+        if (!weft_coop_proceed(cx))
+            return WEFT_PENDING;             /* budget spent: requeued */
         for (size_t i = 0; i < ja->n; i++) {
             weft_future_ref *r = &ja->refs[i];
 
             if (r->state != S_LIVE)
                 continue;
-            if (r->type->poll(r->future, cx, r->out) == WEFT_READY) {
+            if (poll_child(r->type, r->future, cx, r->out) == WEFT_READY) {
                 ref_drop(r);                 /* its resources go at once */
                 ja->left--;
             }
@@ -125,10 +151,12 @@ WEFT_API weft_poll weft_select_poll(weft_select *s, weft_context *cx, int *resul
     if (!s->done) {
         size_t i;
 
+        if (!weft_coop_proceed(cx))
+            return WEFT_PENDING;             /* budget spent: requeued */
         for (i = 0; i < s->n; i++) {
             weft_future_ref *r = &s->refs[i];
 
-            if (r->type->poll(r->future, cx, r->out) == WEFT_READY)
+            if (poll_child(r->type, r->future, cx, r->out) == WEFT_READY)
                 break;
         }
         if (i == s->n)
@@ -198,8 +226,10 @@ WEFT_API weft_poll weft_race_poll(weft_race *r, weft_context *cx, int *result)
     if (!r->done) {
         size_t i;
 
+        if (!weft_coop_proceed(cx))
+            return WEFT_PENDING;             /* budget spent: requeued */
         for (i = 0; i < r->n; i++)
-            if (r->type->poll((char *)r->futures + i * r->type->size, cx, r->out) ==
+            if (poll_child(r->type, (char *)r->futures + i * r->type->size, cx, r->out) ==
                 WEFT_READY)
                 break;
         if (i == r->n)

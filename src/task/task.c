@@ -719,6 +719,44 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
     return false;
 }
 
+/* xorshift32 state for WEFT_STRESS's coin tosses (never 0) */
+static WEFT_TLS uint32_t stress_rng = 0x9e3779b9u;
+
+void weft__coop_grant_begin(weft_context *cx, struct weft__coop_grant *g, bool strict)
+{
+    struct weft__task_env *env = cx ? cx->priv : NULL;
+
+    if (env == NULL)
+        return;                            /* polled by hand: no budget */
+    g->budget = env->budget;
+    g->stress = env->stress;
+    env->budget = WEFT_COOP_BUDGET;
+    if (strict) {
+        env->stress = false;
+    } else if (env->stress) {
+        /* WEFT_STRESS refuses every other check of the thread. Children
+         * polled in a fixed order could then meet the same parity on every
+         * poll (one child refused for ever): start each child on a coin
+         * toss instead, so that each is refused, then let through, soon. */
+        stress_rng ^= stress_rng << 13;
+        stress_rng ^= stress_rng >> 17;
+        stress_rng ^= stress_rng << 5;
+        env->stress_flip = stress_rng & 1;
+    }
+}
+
+void weft__coop_grant_end(weft_context *cx, const struct weft__coop_grant *g)
+{
+    struct weft__task_env *env = cx ? cx->priv : NULL;
+    unsigned used;
+
+    if (env == NULL)
+        return;
+    used = WEFT_COOP_BUDGET - env->budget;
+    env->budget = g->budget > used ? g->budget - used : 0;
+    env->stress = g->stress;
+}
+
 WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)
 {
     struct weft__task_env *env;

@@ -171,6 +171,25 @@ struct weft__task_env {
     bool stress_flip;
 };
 
+/* The cooperative budget, for combinators (weft/group.h, weft/timer.h).
+ *
+ * weft__coop_grant_begin()/_end() go around one poll of a combinator's child:
+ * between them the child sees a budget of its own, WEFT_COOP_BUDGET, and _end
+ * charges what it used to the poll's budget (down to 0, never below). A leaf
+ * spends a unit to look even when it then returns PENDING, so without this a
+ * combinator's children past the budget would return PENDING unseen on every
+ * poll (a select over 200 receives whose only ready one is at index 150
+ * spins for ever). The work stays bounded: one child poll does at most
+ * WEFT_COOP_BUDGET operations. `strict` also suspends WEFT_STRESS's
+ * refusals, for a poll whose answer must be real (a timeout's inner future
+ * at its deadline). No-ops when polled by hand. Thread: the one polling. */
+struct weft__coop_grant {
+    unsigned budget;
+    bool stress;
+};
+void weft__coop_grant_begin(weft_context *cx, struct weft__coop_grant *g, bool strict);
+void weft__coop_grant_end(weft_context *cx, const struct weft__coop_grant *g);
+
 /* Run a task popped from a run queue, consuming the queue's reference:
  * poll it (or cancel it, if aborted) and complete or idle it. Returns true
  * when the task must go back to the run queue, at the back (it yielded, or

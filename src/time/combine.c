@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "task/task.h"
+#include "time/driver.h"
 #include "weft/timer.h"
 
 WEFT_API void weft_timeout_init(weft_timeout *t, const weft_future_type *type, void *inner,
@@ -46,6 +47,23 @@ WEFT_API weft_poll weft_timeout_poll(weft_timeout *t, weft_context *cx, int *res
     }
     if (weft_sleep_poll(&t->sleep, cx) == WEFT_PENDING)
         return WEFT_PENDING;
+    /* The deadline has passed. The poll above may have been refused by the
+     * cooperative budget without looking (a leaf returns PENDING unseen once
+     * the task's budget is spent, e.g. deep in a select): the spent budget
+     * must not decide the race. Give the inner future one real look, with a
+     * budget of its own (bounded: one poll, charged to the task). */
+    {
+        struct weft__coop_grant g;
+        weft_poll p;
+
+        weft__coop_grant_begin(cx, &g, true);
+        p = t->type->poll(t->inner, cx, out);
+        weft__coop_grant_end(cx, &g);
+        if (p == WEFT_READY) {
+            t->result = 0;
+            goto finish;
+        }
+    }
     t->result = -ETIMEDOUT;
 finish:
     drop_inner(t);
@@ -68,7 +86,7 @@ WEFT_API void weft_timeout_drop(weft_timeout *t)
 WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms)
 {
     iv->period = period_ms ? period_ms : 1;
-    iv->next = weft_now_ms() + iv->period;
+    iv->next = weft__time_add_sat(weft_now_ms(), iv->period);   /* huge: never */
     iv->armed = false;
     weft_sleep_until_init(&iv->sleep, iv->next);
 }
@@ -89,7 +107,9 @@ WEFT_API weft_poll weft_interval_tick(weft_interval *iv, weft_context *cx, uint6
     iv->armed = false;
     now = weft_now_ms();
     behind = now > iv->next ? (now - iv->next) / iv->period : 0;
-    iv->next += (behind + 1) * iv->period;
+    /* saturated: a schedule that runs past the clock's range never ticks
+     * again, rather than wrapping into the past and ticking in a loop */
+    iv->next = weft__time_add_sat(iv->next, weft__time_mul_sat(behind + 1, iv->period));
     if (missed)
         *missed = behind;
     return WEFT_READY;

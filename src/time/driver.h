@@ -28,6 +28,19 @@ uint64_t weft__now_ns(void);
 uint64_t weft__now_ms(void);
 uint64_t weft__now_ms_ceil(void);
 
+/* a + b and a * b, saturated at UINT64_MAX: every deadline sum in the time
+ * layer goes through these, so a huge duration or period means "never"
+ * rather than wrapping around into the past (and firing at once). */
+static inline uint64_t weft__time_add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static inline uint64_t weft__time_mul_sat(uint64_t a, uint64_t b)
+{
+    return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
 void weft__time_init(struct weft__time *tm, void (*kick)(void *, uint64_t), void *ctx);
 void weft__time_destroy(struct weft__time *tm);
 

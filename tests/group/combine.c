@@ -290,21 +290,8 @@ TEST(combinators_misuse)
 /* On a runtime: a task selects between a cancel token and a notify; a plain
  * thread cancels the token. The notify wait (the loser) is dropped, so the
  * later notify_one is kept as a permit for the next wait. */
-/* Adapters: the sync futures as weft_future_type (output: int). */
-static weft_poll cwait_poll(weft_cancel_wait *w, weft_context *cx, void *out)
-{
-    return weft_cancel_wait_poll(w, cx, out);
-}
-
-WEFT_DEFINE_FUTURE(weft_cancel_wait, cwait_poll, weft_cancel_wait_drop, int);
-
-static weft_poll nwait_poll(weft_notify_wait *w, weft_context *cx, void *out)
-{
-    return weft_notify_wait_poll(w, cx, out);
-}
-
-WEFT_DEFINE_FUTURE(weft_notify_wait, nwait_poll, weft_notify_wait_drop, int);
-
+/* The sync futures' ready-made descriptors (weft_cancel_wait_future,
+ * weft_notify_wait_future) compose without adapters. */
 typedef struct sel_task {
     weft_async co;
     weft_cancel *tok;
