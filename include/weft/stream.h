@@ -18,7 +18,10 @@
  * (closing it twice is -EBADF, never a use-after-free), it outlives its
  * runtime (close and weft_stream_fd() keep working; futures complete with
  * -ESHUTDOWN), closing it wakes the futures waiting on it with -EBADF, one
- * reader and one writer at a time, EINTR is retried, EAGAIN waits.
+ * reader and one writer at a time, EINTR is retried, EAGAIN waits. Cancel
+ * safety is the sockets': dropping a pending read loses no byte (bytes
+ * leave the kernel only in a poll that returns them); a read_exact or
+ * write_all dropped half-way has moved weft_io_op_moved() bytes.
  *
  * Semantics per kind of descriptor:
  *   pipes, FIFOs  read: bytes, or 0 at end of stream (every writer closed
@@ -88,6 +91,7 @@ typedef struct weft_socket weft_stream;   /* the same opaque handle */
  * -EBADF (fd < 0 or not open), -EINVAL (NULL out, no runtime, unknown
  * flags, blocking mode without WEFT_FD_SET_NONBLOCK), -EPERM (a regular
  * file, directory, block device, or anything else epoll refuses),
+ * -EEXIST (the descriptor is registered with this reactor already),
  * -ESHUTDOWN (the runtime is gone), -ENOMEM. Thread: any. */
 WEFT_API int weft_fd_adopt(weft_runtime *rt, int fd, unsigned flags, weft_stream **out);
 
