@@ -548,6 +548,18 @@ static ssize_t op_call(int fd, void *arg)
     return r < 0 ? -errno : r;
 }
 
+/* A socket future on a handle that is no socket: -EBADF if it was closed
+ * (as the plain calls answer), else -ENOTSOCK. */
+static int not_a_socket(weft_io_op *op)
+{
+    int r = weft__io_begin(op->src, op->gen);
+
+    if (r < 0)
+        return r;
+    weft__io_end(op->src);
+    return -ENOTSOCK;
+}
+
 static weft_poll finish(weft_io_op *op, ssize_t r, ssize_t *result)
 {
     op->done = 1;
@@ -601,7 +613,7 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
     if (op->src == NULL || op->kind < OP_READ)
         return finish(op, op->src == NULL ? -EBADF : -EINVAL, result);
     if ((op->kind == OP_RECV_FROM || op->kind == OP_SEND_TO) && !kind_is_socket(op->hkind))
-        return finish(op, -ENOTSOCK, result);
+        return finish(op, not_a_socket(op), result);
     if (op->len == 0 && zero_is_noop(op)) {
         /* nothing to move: 0 at once (read(2) of 0 bytes), whatever the
          * readiness; a closed socket or a runtime gone is still reported */
@@ -647,8 +659,8 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
     if (a->src == NULL || a->kind != OP_ACCEPT || a->out == NULL ||
         !kind_is_socket(a->hkind)) {
         a->done = 1;
-        a->result = a->src == NULL ? -EBADF : a->kind == OP_ACCEPT && a->out != NULL
-                                                   ? -ENOTSOCK : -EINVAL;
+        a->result = a->src == NULL ? -EBADF : a->kind != OP_ACCEPT || a->out == NULL
+                                                   ? -EINVAL : not_a_socket(a);
         if (result)
             *result = (int)a->result;
         return WEFT_READY;

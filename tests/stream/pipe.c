@@ -478,6 +478,10 @@ TEST(pipe_socket_calls_are_enotsock)
     /* closed: -EBADF first */
     ASSERT_OK(weft_stream_close(wr));
     ASSERT_EQ(-EBADF, weft_socket_shutdown(wr, SHUT_WR));
+    weft_send_to_init(&op, wr, "x", 1, (struct sockaddr *)&a, len);
+    ASSERT_EQ(WEFT_READY, st_poll_once(&op, &n));
+    ASSERT_EQ(-EBADF, n);
+    weft_io_op_drop(&op);
     ASSERT_OK(weft_stream_close(rd));
     weft_runtime_free(rt);
 }
