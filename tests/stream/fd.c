@@ -311,3 +311,54 @@ TEST(pty_canonical_mode_reads_line_by_line)
     ASSERT_OK(weft_stream_close(m));
     weft_runtime_free(rt);
 }
+
+/* ---- allocation failure ------------------------------------------------------------------- */
+/* The first registration makes the runtime's reactor (one allocation): fail
+ * allocation k = 1, 2, ... until the call succeeds. Each failure is -ENOMEM
+ * and leaves nothing behind: weft_pipe() no descriptor, weft_fd_adopt() the
+ * caller's descriptor open and in blocking mode again. */
+TEST(pipe_and_adopt_under_allocation_failure)
+{
+    int fds0 = nt_count_fds();
+
+    for (int which = 0; which < 2; which++) {
+        bool ok = false;
+        int enomem = 0;
+
+        for (size_t k = 1; !ok && k < 16; k++) {
+            weft_runtime *rt = nt_runtime(false);
+            weft_stream *a = NULL, *b = NULL;
+            int p[2] = { -1, -1 }, err;
+
+            if (which == 1)
+                ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+            harness_fail_alloc_at(k);
+            if (which == 0)
+                err = weft_pipe(rt, &a, &b);
+            else
+                err = weft_fd_adopt(rt, p[0], WEFT_FD_SET_NONBLOCK, &a);
+            harness_fail_alloc_at(0);
+            if (err == 0) {
+                ok = true;
+                ASSERT_OK(weft_stream_close(a));
+                if (b)
+                    ASSERT_OK(weft_stream_close(b));
+            } else {
+                ASSERT_EQ(-ENOMEM, err);
+                enomem++;
+                ASSERT(a == NULL && b == NULL);
+                if (which == 1) {
+                    ASSERT(fd_open(p[0]));
+                    ASSERT_EQ(0, fl_of(p[0]) & O_NONBLOCK);
+                    close(p[0]);
+                }
+            }
+            if (which == 1)
+                close(p[1]);
+            weft_runtime_free(rt);
+            ASSERT_EQ(fds0, nt_count_fds());
+        }
+        ASSERT(ok);
+        ASSERT(enomem > 0);
+    }
+}
