@@ -31,7 +31,11 @@
  *                 thread for the call and takes the one it raised (the
  *                 thread's mask is left as it was; a SIGPIPE pending before
  *                 the call stays pending). A hang-up wakes a waiting reader
- *                 (to see 0) and a waiting writer (to see -EPIPE).
+ *                 (to see 0) and a waiting writer (to see -EPIPE). A FIFO
+ *                 opened for reading while it has no writer reads 0 (the
+ *                 system's answer); open it O_RDWR to wait for writers
+ *                 instead. After end of stream a FIFO may get a new writer:
+ *                 reads then wait for its bytes again.
  *   ttys, ptys    read returns what the line discipline hands out (one line
  *                 at a time in canonical mode). A hang-up reads as 0 or
  *                 -EIO (a pty master whose slave side is closed: -EIO).
