@@ -14,10 +14,10 @@
  * with -EBADF. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
