@@ -6,7 +6,8 @@
  * weft/timer.h, notify and the locks in weft/lock.h, channels in
  * weft/chan.h, the pool for blocking calls and file futures in
  * weft/blocking.h, task groups, cancellation tokens and select/join_all in
- * weft/group.h, sockets in weft/net.h, and watches of foreign descriptors
+ * weft/group.h, sockets in weft/net.h, pipes, ttys, eventfds and
+ * other descriptors as streams in weft/stream.h, and watches of foreign descriptors
  * with loop timers in weft/fdwatch.h. docs/ARCHITECTURE.md follows a task
  * from spawn to free. */
 #ifndef WEFT_H
@@ -21,6 +22,7 @@
 #include "weft/blocking.h"
 #include "weft/group.h"
 #include "weft/net.h"
+#include "weft/stream.h"
 #include "weft/fdwatch.h"
 
 #endif /* WEFT_H */

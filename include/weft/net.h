@@ -56,6 +56,12 @@
  * weft_socket_close(), before or after (tasks cancelled at shutdown close
  * theirs in their drop, as any owner would).
  *
+ * Streams. weft_fd_adopt() and weft_pipe() (weft/stream.h) make handles of
+ * the same type for descriptors that are not sockets (pipes, ttys,
+ * eventfds): the read and write futures and close work on them; the calls
+ * and futures that need a socket (addresses, options, shutdown, UDP
+ * connect, accept, recv_from, send_to) answer -ENOTSOCK.
+ *
  * Every future below also has a ready-made descriptor (weft_accept_future,
  * weft_connect_future, and weft_io_op_future for every read, write, send and
  * receive), so that it composes: weft_timeout over a read is a timed read, a
@@ -102,7 +108,9 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
                            weft_socket **out);
 /* Take over an existing socket descriptor: it is made non-blocking and
  * close-on-exec and is closed by weft_socket_close() (also on failure
- * here: -EBADF / -ENOTSOCK / -ENOMEM / reactor errors close it). */
+ * here: -EBADF / -ENOTSOCK / -ENOMEM / reactor errors close it). Pipes,
+ * ttys, eventfds and other descriptors that are not sockets: weft_fd_adopt()
+ * in weft/stream.h. */
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out);
 
 /* ---- Plain calls (never wait) ------------------------------------------------ */
@@ -139,7 +147,7 @@ typedef struct weft_io_op {
     /* private: may change in any release */
     void *src;
     uint32_t gen;
-    unsigned char kind, dir, waiting, done, stream;
+    unsigned char kind, dir, waiting, done, hkind;
     int flags;
     void *buf;
     size_t len, moved;

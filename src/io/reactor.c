@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The I/O reactor: see reactor.h for the design and the readiness protocol. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,8 +222,16 @@ static void slot_release(struct weft__io_source *s)
 {
     struct weft__reactor *r = s->r;
 
-    if (s->close_fd)
+    if (s->close_fd) {
+        if (s->unset_nonblock) {
+            int fl = fcntl(s->fd, F_GETFL);
+
+            /* give the shared file description back as it was found */
+            if (fl >= 0)
+                fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
+        }
         close(s->fd);
+    }
     s->fd = -1;
     s->notify = NULL;
     s->notify_arg = NULL;
@@ -258,7 +267,7 @@ static void kick_runtime(struct weft__reactor *r)
 }
 
 static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t events,
-                       void (*notify)(void *, uint32_t), void *arg,
+                       unsigned flags, void (*notify)(void *, uint32_t), void *arg,
                        struct weft__io_source **out, uint32_t *gen)
 {
     struct weft__io_source *s;
@@ -288,6 +297,7 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
     atomic_store_explicit(&s->ready, IO_READ | IO_WRITE, memory_order_relaxed);
     s->closed = false;
     s->close_fd = !oneshot;
+    s->unset_nonblock = (flags & IO_REG_UNSET_NONBLOCK) != 0;
     s->notify = notify;
     s->notify_arg = arg;
     s->r = r;
@@ -325,14 +335,20 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
 int weft__io_register(struct weft__reactor *r, int fd, struct weft__io_source **out,
                       uint32_t *gen)
 {
-    return do_register(r, fd, false, 0, NULL, NULL, out, gen);
+    return do_register(r, fd, false, 0, 0, NULL, NULL, out, gen);
+}
+
+int weft__io_register_flags(struct weft__reactor *r, int fd, unsigned flags,
+                            struct weft__io_source **out, uint32_t *gen)
+{
+    return do_register(r, fd, false, 0, flags, NULL, NULL, out, gen);
 }
 
 int weft__io_register_hooked(struct weft__reactor *r, int fd, uint32_t events,
                              void (*notify)(void *arg, uint32_t events), void *arg,
                              struct weft__io_source **out, uint32_t *gen)
 {
-    return do_register(r, fd, true, events, notify, arg, out, gen);
+    return do_register(r, fd, true, events, 0, notify, arg, out, gen);
 }
 
 int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t events)
@@ -450,18 +466,19 @@ static int io_park(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_c
     return ret;
 }
 
-/* The call found the descriptor drained in direction `dir` (EAGAIN, or a
- * short read or write): clear the readiness bit, unless an event was
- * dispatched since `seen` (the word read before the call), which may
- * report what came after it. No lock: the tick and the bits share the
- * word, so a CAS that keeps the tick cannot erase a newer event (a clear of
- * the other direction only makes it retry). */
-static void io_clear(struct weft__io_source *s, uint32_t dir, uint32_t seen)
+/* The call found the descriptor drained (EAGAIN, or a short read or
+ * write): clear `bits` (the direction's readiness bit; after EAGAIN also
+ * its sticky hang-up and error bits), unless an event was dispatched since
+ * `seen` (the word read before the call), which may report what came after
+ * it. No lock: the tick and the bits share the word, so a CAS that keeps
+ * the tick cannot erase a newer event (a clear of the other direction only
+ * makes it retry). */
+static void io_clear(struct weft__io_source *s, uint32_t bits, uint32_t seen)
 {
     uint32_t cur = seen;
 
     while ((cur & READY_TICK_MASK) == (seen & READY_TICK_MASK) &&
-           !atomic_compare_exchange_weak_explicit(&s->ready, &cur, cur & ~dir,
+           !atomic_compare_exchange_weak_explicit(&s->ready, &cur, cur & ~bits,
                                                   memory_order_acq_rel, memory_order_acquire))
         ;
 }
@@ -510,7 +527,9 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
         while (r == -EINTR);
         weft__io_end(s);
         if (r == -EAGAIN || r == -EWOULDBLOCK) {
-            io_clear(s, dir, ready);
+            /* nothing now, whatever an older hang-up or error said: clear
+             * the sticky bits too (see reactor.h), or this would loop */
+            io_clear(s, sticky_or(dir), ready);
             continue;                 /* parks, or retries after a new event */
         }
         if (r > 0 && (size_t)r < want)

@@ -71,7 +71,12 @@
  * edge. A fresh source starts with R and W set (try first). HUP, ERR and
  * RDHUP (the peer's FIN: a short read may leave only the end of stream
  * behind, which brings no new edge) stay set once seen: every later call
- * goes to the system and sees the condition. Skipping the call that would return EAGAIN after every short
+ * goes to the system and sees the condition, until a call in that
+ * direction returns EAGAIN: that proves the condition gone (a UDP socket's
+ * error was reported once and consumed; a FIFO that hung up has a new
+ * writer), so EAGAIN clears them with the direction's bit (else the call
+ * would be made again at once, forever) and a new condition brings a new
+ * edge. Skipping the call that would return EAGAIN after every short
  * read saves one system call per message on a request/response stream. */
 #ifndef WEFT_IO_REACTOR_H
 #define WEFT_IO_REACTOR_H
@@ -111,6 +116,7 @@ struct weft__io_source {
     _Atomic uint32_t use;             /* calls in flight | USE_CLOSED (see above) */
     bool closed;                      /* ->lock: close requested */
     bool close_fd;                    /* ->lock: close(fd) at release */
+    bool unset_nonblock;              /* ->lock: clear O_NONBLOCK at release */
     weft_waker reader, writer;        /* ->lock */
     /* fd watches: called under ->lock with the events; then wakers unused */
     void (*notify)(void *arg, uint32_t events);
@@ -186,6 +192,12 @@ struct weft__io_source *weft__io_slot(uint32_t index);
  * runtime is gone; the fd is NOT closed then). */
 int weft__io_register(struct weft__reactor *r, int fd, struct weft__io_source **out,
                       uint32_t *gen);
+/* The same, with IO_REG_* flags: IO_REG_UNSET_NONBLOCK clears O_NONBLOCK
+ * on the descriptor again just before release closes it (weft set it on a
+ * file description that others may share: weft_fd_adopt()). */
+#define IO_REG_UNSET_NONBLOCK 1u
+int weft__io_register_flags(struct weft__reactor *r, int fd, unsigned flags,
+                            struct weft__io_source **out, uint32_t *gen);
 
 /* Register `fd` level-triggered with EPOLLONESHOT for `events` (IO_READ |
  * IO_WRITE): each event calls notify(arg, bits) under the source's lock,

@@ -2,7 +2,7 @@
 /* Sockets on the reactor: handles, plain calls and the socket futures.
  *
  * A weft_socket * is not a pointer to memory: it is a token, the source's
- * table index, the generation it was registered with and a stream flag,
+ * table index, the generation it was registered with and its kind,
  * packed into the pointer's bits (see tok_make()). The source table is
  * never freed (see io/reactor.h), so any token, even one closed long ago,
  * after its runtime is gone, names valid slot memory, and the generation
@@ -13,47 +13,57 @@
  * first polled) leaves the future with a stale generation: it completes
  * with -EBADF. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "io/reactor.h"
+#include "net/handle.h"
 #include "sched/runtime.h"
 #include "weft/net.h"
 
-/* Token layout (64 bits): bits 33..63 the slot index + 1 (so that no token
- * is NULL), bit 32 the stream flag (SOCK_STREAM: a short read means
- * drained), bits 0..31 the generation. */
+/* Token layout (64 bits): bits 34..63 the slot index + 1 (so that no token
+ * is NULL), bits 32..33 the kind (HK_*, net/handle.h: which calls the
+ * futures make, whether a short read means drained, whether socket calls
+ * apply), bits 0..31 the generation. */
 _Static_assert(sizeof(uintptr_t) >= 8, "socket handles are 64-bit tokens");
-_Static_assert(IO_MAX_SOURCES < (1ull << 31), "slot index fits the token");
-#define TOK_STREAM (1ull << 32)
-#define TOK_INDEX_SHIFT 33
+_Static_assert(IO_MAX_SOURCES < (1ull << 30), "slot index fits the token");
+#define TOK_KIND_SHIFT 32
+#define TOK_INDEX_SHIFT 34
 
-static weft_socket *tok_make(const struct weft__io_source *src, uint32_t gen, bool stream)
+static weft_socket *tok_make(const struct weft__io_source *src, uint32_t gen, unsigned kind)
 {
-    uint64_t t = ((uint64_t)src->index + 1) << TOK_INDEX_SHIFT | (stream ? TOK_STREAM : 0) | gen;
+    uint64_t t = ((uint64_t)src->index + 1) << TOK_INDEX_SHIFT |
+                 (uint64_t)(kind & 3u) << TOK_KIND_SHIFT | gen;
 
     return (weft_socket *)(uintptr_t)t;
 }
 
-/* The source, generation and stream flag a handle names: 0, or -EBADF for
- * NULL or a value no socket ever had. Whether the socket is still open is
- * for the generation to tell (begin, close). */
+/* The source, generation and kind a handle names: 0, or -EBADF for NULL
+ * or a value no handle ever had. Whether it is still open is for the
+ * generation to tell (begin, close). */
 static int tok_get(const weft_socket *h, struct weft__io_source **src, uint32_t *gen,
-                   bool *stream)
+                   unsigned *kind)
 {
     uint64_t t = (uint64_t)(uintptr_t)h, index = t >> TOK_INDEX_SHIFT;
 
     if (index == 0 || (*src = weft__io_slot((uint32_t)(index - 1))) == NULL)
         return -EBADF;
     *gen = (uint32_t)t;
-    if (stream)
-        *stream = (t & TOK_STREAM) != 0;
+    if (kind)
+        *kind = (unsigned)(t >> TOK_KIND_SHIFT) & 3u;
     return 0;
+}
+
+static bool kind_is_socket(unsigned kind)
+{
+    return kind == HK_DGRAM || kind == HK_STREAM;
 }
 
 enum { OP_NONE, OP_ACCEPT, OP_CONNECT, OP_READ, OP_READ_EXACT, OP_WRITE, OP_WRITE_ALL,
@@ -109,34 +119,57 @@ static weft_runtime *pick_rt(weft_runtime *rt)
     return rt ? rt : weft_runtime_current();
 }
 
-/* Register fd (owned: closed on failure) on reactor r and make a handle. */
-static int wrap(struct weft__reactor *r, int fd, bool stream, weft_socket **out)
+/* Register fd on reactor r and make a handle; on failure fd is closed
+ * when close_on_fail. */
+static int wrap_flags(struct weft__reactor *r, int fd, unsigned kind, unsigned reg_flags,
+                      bool close_on_fail, weft_socket **out)
 {
     struct weft__io_source *src;
     uint32_t gen;
-    int err = weft__io_register(r, fd, &src, &gen);
+    int err = weft__io_register_flags(r, fd, reg_flags, &src, &gen);
 
     if (err) {
-        close(fd);
+        if (close_on_fail)
+            close(fd);
         return err;
     }
-    *out = tok_make(src, gen, stream);
+    *out = tok_make(src, gen, kind);
     return 0;
 }
 
-/* Register fd (owned: closed on failure) on rt's reactor. */
-static int wrap_rt(weft_runtime *rt, int fd, bool stream, weft_socket **out)
+/* Register fd (owned: closed on failure) on reactor r and make a handle. */
+static int wrap(struct weft__reactor *r, int fd, unsigned kind, weft_socket **out)
+{
+    return wrap_flags(r, fd, kind, 0, true, out);
+}
+
+int weft__handle_wrap(weft_runtime *rt, int fd, unsigned kind, unsigned reg_flags,
+                      bool close_on_fail, weft_socket **out)
 {
     struct weft__reactor *r;
-    int err = weft__io_reactor(weft__runtime_io(rt), &r);
+    int err;
 
+    rt = pick_rt(rt);
+    if (rt == NULL || out == NULL) {
+        if (close_on_fail)
+            close(fd);
+        return -EINVAL;
+    }
+    err = weft__io_reactor(weft__runtime_io(rt), &r);
     if (err) {
-        close(fd);
+        if (close_on_fail)
+            close(fd);
         return err;
     }
-    err = wrap(r, fd, stream, out);
+    err = wrap_flags(r, fd, kind, reg_flags, close_on_fail, out);
     weft__reactor_drop(r);            /* the source holds its own */
     return err;
+}
+
+/* Register fd (owned: closed on failure) on rt's reactor. */
+static int wrap_rt(weft_runtime *rt, int fd, unsigned kind, weft_socket **out)
+{
+    return weft__handle_wrap(rt, fd, kind, 0, true, out);
 }
 
 static int set_int_opt(int fd, int level, int name, int v)
@@ -172,7 +205,7 @@ WEFT_API int weft_listen(weft_runtime *rt, const struct sockaddr *addr, socklen_
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, true, out);
+    return wrap_rt(rt, fd, HK_STREAM, out);
 }
 
 WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
@@ -192,7 +225,7 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, false, out);
+    return wrap_rt(rt, fd, HK_DGRAM, out);
 }
 
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
@@ -215,7 +248,7 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, type == SOCK_STREAM, out);
+    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM, out);
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)
@@ -232,17 +265,23 @@ WEFT_API int weft_socket_fd(weft_socket *s)
     return fd;
 }
 
-/* Run a plain call on the descriptor with the source held busy. */
+/* Run a plain socket call on the descriptor with the source held busy:
+ * -EBADF for a closed handle, -ENOTSOCK for a handle that is no socket. */
 #define WITH_FD(s, fd, expr)                                \
     do {                                                    \
         struct weft__io_source *src_;                       \
         uint32_t gen_;                                      \
-        int fd_ = tok_get((s), &src_, &gen_, NULL);         \
+        unsigned kind_;                                     \
+        int fd_ = tok_get((s), &src_, &gen_, &kind_);       \
         if (fd_ < 0)                                        \
             return fd_;                                     \
         fd_ = weft__io_begin(src_, gen_);                   \
         if (fd_ < 0)                                        \
             return fd_;                                     \
+        if (!kind_is_socket(kind_)) {                       \
+            weft__io_end(src_);                             \
+            return -ENOTSOCK;                               \
+        }                                                   \
         int fd = fd_;                                       \
         int r_ = (expr) < 0 ? -errno : 0;                   \
         weft__io_end(src_);                                 \
@@ -319,11 +358,11 @@ static void op_init(weft_io_op *op, int kind, weft_socket *s, void *buf, size_t 
     op->len = len;
     {
         struct weft__io_source *src;
-        bool stream;
+        unsigned hk;
 
-        if (tok_get(s, &src, &op->gen, &stream) == 0) {
+        if (tok_get(s, &src, &op->gen, &hk) == 0) {
             op->src = src;
-            op->stream = stream;
+            op->hkind = (unsigned char)hk;
         }
     }
 }
@@ -430,6 +469,44 @@ WEFT_API void weft_send_to_init(weft_send_to *w, weft_socket *s, const void *buf
     w->flags = (int)tolen;
 }
 
+/* write(2) to a pipe, without SIGPIPE. A pipe has no MSG_NOSIGNAL: a write
+ * whose reader is gone raises SIGPIPE at the writing thread (by default it
+ * kills the process) besides failing with EPIPE. So SIGPIPE is blocked in
+ * this thread for the call; if the call failed with EPIPE, the SIGPIPE it
+ * raised is pending on the thread and is taken (sigtimedwait, no wait)
+ * before the old mask comes back, unless one was pending already before
+ * the call (it stays, as the caller left it). This is what libpq does for
+ * its sockets where MSG_NOSIGNAL is missing. Cost: two pthread_sigmask
+ * calls per write (plus sigpending when the caller blocks SIGPIPE itself);
+ * pipes carry stdio and child processes' streams, not a server's traffic.
+ * A signal raised by the kernel for a write goes to the writing thread
+ * and, blocked, stays pending on it: no other thread sees it. */
+static ssize_t pipe_write(int fd, const void *p, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    bool had = false;
+    ssize_t r;
+    int err = 0;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    if (sigismember(&old, SIGPIPE) && sigpending(&pending) == 0)
+        had = sigismember(&pending, SIGPIPE);
+    r = write(fd, p, n);
+    if (r < 0) {
+        err = errno;
+        if (err == EPIPE && !had) {
+            const struct timespec zero = { 0, 0 };
+
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r < 0 ? -err : r;
+}
+
 /* The system call of one step; >= 0 or -errno. */
 static ssize_t op_call(int fd, void *arg)
 {
@@ -447,14 +524,16 @@ static ssize_t op_call(int fd, void *arg)
         /* registered on the listener's reactor while the call is in flight
          * on the listener, so its source (and reactor) cannot go away
          * under us: 0 with the handle in *out, or -errno (closed) */
-        return wrap(((struct weft__io_source *)op->src)->r, (int)r, true, op->out);
+        return wrap(((struct weft__io_source *)op->src)->r, (int)r, HK_STREAM, op->out);
     case OP_READ:
     case OP_READ_EXACT:
-        r = recv(fd, p, n, 0);
+        r = kind_is_socket(op->hkind) ? recv(fd, p, n, 0) : read(fd, p, n);
         break;
     case OP_WRITE:
     case OP_WRITE_ALL:
-        r = send(fd, p, n, MSG_NOSIGNAL);
+        if (op->hkind == HK_PIPE)
+            return pipe_write(fd, p, n);
+        r = kind_is_socket(op->hkind) ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
         break;
     case OP_RECV_FROM:
         r = recvfrom(fd, p, n, 0, (struct sockaddr *)op->addr, op->addr ? op->addrlen : NULL);
@@ -467,6 +546,18 @@ static ssize_t op_call(int fd, void *arg)
         return -EINVAL;
     }
     return r < 0 ? -errno : r;
+}
+
+/* A socket future on a handle that is no socket: -EBADF if it was closed
+ * (as the plain calls answer), else -ENOTSOCK. */
+static int not_a_socket(weft_io_op *op)
+{
+    int r = weft__io_begin(op->src, op->gen);
+
+    if (r < 0)
+        return r;
+    weft__io_end(op->src);
+    return -ENOTSOCK;
 }
 
 static weft_poll finish(weft_io_op *op, ssize_t r, ssize_t *result)
@@ -482,7 +573,9 @@ static weft_poll finish(weft_io_op *op, ssize_t r, ssize_t *result)
 /* One step through the reactor: r, or WEFT_IO_PENDING. */
 static ssize_t step(weft_io_op *op, weft_context *cx)
 {
-    bool stream = op->stream && op->kind >= OP_READ && op->kind <= OP_WRITE_ALL;
+    /* a short read or write drains a byte stream: a stream socket or a pipe */
+    bool stream = (op->hkind == HK_STREAM || op->hkind == HK_PIPE) &&
+                  op->kind >= OP_READ && op->kind <= OP_WRITE_ALL;
     ssize_t r = weft__io_do(op->src, op->gen, op->dir, cx, op_call, op,
                             stream ? op->len - op->moved : 0);
 
@@ -490,10 +583,10 @@ static ssize_t step(weft_io_op *op, weft_context *cx)
     return r;
 }
 
-/* A zero-length operation that moves nothing: read / write on a stream
- * socket, read_exact / write_all on any. On a datagram socket a read or
- * write of 0 bytes is a real (empty) datagram, and recv_from / send_to
- * always are: those go to the system. */
+/* A zero-length operation that moves nothing: read / write on anything but
+ * a datagram socket, read_exact / write_all on any. On a datagram socket a
+ * read or write of 0 bytes is a real (empty) datagram, and recv_from /
+ * send_to always are: those go to the system. */
 static bool zero_is_noop(const weft_io_op *op)
 {
     switch (op->kind) {
@@ -502,7 +595,7 @@ static bool zero_is_noop(const weft_io_op *op)
         return true;
     case OP_READ:
     case OP_WRITE:
-        return op->stream;
+        return op->hkind != HK_DGRAM;
     default:
         return false;
     }
@@ -519,6 +612,8 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
     }
     if (op->src == NULL || op->kind < OP_READ)
         return finish(op, op->src == NULL ? -EBADF : -EINVAL, result);
+    if ((op->kind == OP_RECV_FROM || op->kind == OP_SEND_TO) && !kind_is_socket(op->hkind))
+        return finish(op, not_a_socket(op), result);
     if (op->len == 0 && zero_is_noop(op)) {
         /* nothing to move: 0 at once (read(2) of 0 bytes), whatever the
          * readiness; a closed socket or a runtime gone is still reported */
@@ -561,9 +656,11 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
             *result = (int)a->result;
         return WEFT_READY;
     }
-    if (a->src == NULL || a->kind != OP_ACCEPT || a->out == NULL) {
+    if (a->src == NULL || a->kind != OP_ACCEPT || a->out == NULL ||
+        !kind_is_socket(a->hkind)) {
         a->done = 1;
-        a->result = a->src == NULL ? -EBADF : -EINVAL;
+        a->result = a->src == NULL ? -EBADF : a->kind != OP_ACCEPT || a->out == NULL
+                                                   ? -EINVAL : not_a_socket(a);
         if (result)
             *result = (int)a->result;
         return WEFT_READY;
@@ -634,7 +731,7 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
         c->result = r;
         goto done;
     }
-    *c->out = tok_make(c->src, c->gen, true);
+    *c->out = tok_make(c->src, c->gen, HK_STREAM);
     c->src = NULL;                    /* the socket owns it now */
     c->result = 0;
 done:

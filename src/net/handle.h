@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* Handles (internal): what src/stream needs from the socket code to make
+ * handles of descriptors that are not sockets.
+ *
+ * A handle (weft_socket *, alias weft_stream *) is a token: slot index,
+ * generation and kind (see socket.c). The kind fixes which system calls the
+ * read and write futures make and what a short result means:
+ *
+ *   kind        calls                   short read/write  socket calls
+ *   HK_DGRAM    recv / send             a datagram        yes
+ *   HK_STREAM   recv / send             drained           yes
+ *   HK_PIPE     read / write, SIGPIPE   drained           -ENOTSOCK
+ *               held off (see socket.c)
+ *   HK_CHAR     read / write            not drained (a    -ENOTSOCK
+ *                                       tty line, an
+ *                                       eventfd counter)
+ *
+ * HK_DGRAM also covers SOCK_SEQPACKET (one record per call). A handle of
+ * kind HK_CHAR only stops at EAGAIN: a tty in canonical mode returns one
+ * line per read however many are queued, so a short read proves nothing. */
+#ifndef WEFT_NET_HANDLE_H
+#define WEFT_NET_HANDLE_H
+
+#include <stdbool.h>
+
+#include "weft/net.h"
+
+enum { HK_DGRAM = 0, HK_STREAM = 1, HK_PIPE = 2, HK_CHAR = 3 };
+
+/* Register `fd` (non-blocking already) on rt's reactor (NULL: the calling
+ * worker's) as a handle of `kind`; `reg_flags`: IO_REG_* (io/reactor.h).
+ * 0 with the handle in *out, or -errno; on failure the descriptor is closed
+ * when `close_on_fail`, else left open and untouched. Thread: any. */
+int weft__handle_wrap(weft_runtime *rt, int fd, unsigned kind, unsigned reg_flags,
+                      bool close_on_fail, weft_socket **out);
+
+#endif
