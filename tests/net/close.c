@@ -6,26 +6,6 @@
  * cycles that leave no descriptor behind. */
 #include "net_test.h"
 
-/* A connected TCP pair made with plain system calls, adopted into rt. */
-static void tcp_pair(weft_runtime *rt, weft_socket **a, weft_socket **b)
-{
-    struct sockaddr_storage addr;
-    socklen_t len;
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c, s;
-
-    ASSERT(l >= 0);
-    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &addr, &len));
-    ASSERT_EQ(0, bind(l, (struct sockaddr *)&addr, len));
-    ASSERT_EQ(0, listen(l, 1));
-    len = sizeof(addr);
-    ASSERT_EQ(0, getsockname(l, (struct sockaddr *)&addr, &len));
-    c = nt_raw_connect(&addr, len);
-    s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ASSERT(s >= 0);
-    close(l);
-    ASSERT_OK(weft_socket_adopt(rt, c, a));
-    ASSERT_OK(weft_socket_adopt(rt, s, b));
-}
 
 enum { W_READ, W_ACCEPT, W_WRITE };
 
@@ -104,7 +84,7 @@ static void close_while_pending(int kind, bool wait_pending)
         ASSERT(wbuf);
     }
     nt_listen(rt, &l, &addr, &len);
-    tcp_pair(rt, &c, &s);
+    nt_tcp_pair(rt, &c, &s);
     waiter_init(&w, kind, l, c, s);
     target = kind == W_ACCEPT ? l : kind == W_READ ? c : s;
     __atomic_store_n(&pending_flag, 0, __ATOMIC_RELAXED);
@@ -186,7 +166,7 @@ TEST(close_from_another_task_current_thread)
         ssize_t out = 1;
 
         nt_listen(rt, &l, &addr, &len);
-        tcp_pair(rt, &c, &s);
+        nt_tcp_pair(rt, &c, &s);
         waiter_init(&w, kind, l, c, s);
         target = kind == W_ACCEPT ? l : kind == W_READ ? c : s;
         ASSERT_OK(weft_spawn(rt, &waiter_future, &w, &j));
@@ -218,7 +198,7 @@ TEST(future_made_before_close_polled_after)
     weft_context cx = weft_context_from_waker(&noop);
     ssize_t out = 1;
 
-    tcp_pair(rt, &c, &s);
+    nt_tcp_pair(rt, &c, &s);
     weft_read_init(&r, c, rbuf, sizeof(rbuf));
     weft_write_init(&w, c, "x", 1);
     ASSERT_OK(weft_socket_close(c));
@@ -235,7 +215,7 @@ TEST(future_made_before_close_polled_after)
     {
         weft_socket *a, *b;
 
-        tcp_pair(rt, &a, &b);
+        nt_tcp_pair(rt, &a, &b);
         weft_read_init(&r, a, rbuf, sizeof(rbuf));
         ASSERT_OK(weft_socket_close(a));
         ASSERT_OK(weft_socket_close(b));

@@ -16,26 +16,6 @@
  * into the freed scheduler. */
 #include "net_test.h"
 
-/* A connected TCP pair made with plain system calls, adopted into rt. */
-static void tcp_pair(weft_runtime *rt, weft_socket **a, weft_socket **b)
-{
-    struct sockaddr_storage addr;
-    socklen_t len;
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c, s;
-
-    ASSERT(l >= 0);
-    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &addr, &len));
-    ASSERT_EQ(0, bind(l, (struct sockaddr *)&addr, len));
-    ASSERT_EQ(0, listen(l, 1));
-    len = sizeof(addr);
-    ASSERT_EQ(0, getsockname(l, (struct sockaddr *)&addr, &len));
-    c = nt_raw_connect(&addr, len);
-    s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ASSERT(s >= 0);
-    close(l);
-    ASSERT_OK(weft_socket_adopt(rt, c, a));
-    ASSERT_OK(weft_socket_adopt(rt, s, b));
-}
 
 /* Poll a socket future by hand (no runtime needed) until it is ready. */
 static ssize_t poll_op(weft_io_op *op)
@@ -62,7 +42,7 @@ TEST(close_twice_is_ebadf)
 
         ASSERT_EQ(-EBADF, weft_socket_close(NULL));
         nt_listen(rt, &l, &addr, &len);
-        tcp_pair(rt, &a, &b);
+        nt_tcp_pair(rt, &a, &b);
         ASSERT_OK(weft_socket_close(l));
         ASSERT_EQ(-EBADF, weft_socket_close(l));
         ASSERT_EQ(-EBADF, weft_socket_close(l));
@@ -90,9 +70,9 @@ TEST(stale_handle_does_not_touch_the_slot_s_new_socket)
     weft_io_op op;
     char ch = 0;
 
-    tcp_pair(rt, &a, &b);
+    nt_tcp_pair(rt, &a, &b);
     ASSERT_OK(weft_socket_close(a));
-    tcp_pair(rt, &c, &d);             /* reuses the slots just freed */
+    nt_tcp_pair(rt, &c, &d);             /* reuses the slots just freed */
     ASSERT_EQ(-EBADF, weft_socket_close(a));
     ASSERT_EQ(-EBADF, weft_socket_shutdown(a, SHUT_RDWR));
     weft_read_init(&op, a, &ch, 1);
@@ -156,7 +136,7 @@ TEST(close_from_other_thread_while_future_pending)
         weft_join *j;
         ssize_t n = 0;
 
-        tcp_pair(rt, &a, &b);
+        nt_tcp_pair(rt, &a, &b);
         shared_sock = a;
         atomic_store(&reader_pending, 0);
         ASSERT_OK(weft_spawn(rt, &reader_future, &(reader){ 0 }, &j));
@@ -191,7 +171,7 @@ TEST(close_after_runtime_free)
         weft_socket *l, *a, *b;
 
         nt_listen(rt, &l, &addr, &len);
-        tcp_pair(rt, &a, &b);
+        nt_tcp_pair(rt, &a, &b);
         weft_runtime_free(rt);
         ASSERT_OK(weft_socket_close(a));
         ASSERT_EQ(-EBADF, weft_socket_close(a));
@@ -215,7 +195,7 @@ TEST(plain_calls_and_futures_after_runtime_free)
     int v = 1, r = 0;
 
     nt_listen(rt, &l, &addr, &len);
-    tcp_pair(rt, &a, &b);
+    nt_tcp_pair(rt, &a, &b);
     weft_runtime_free(rt);
 
     /* plain calls work */
@@ -288,7 +268,7 @@ TEST(waiter_of_another_runtime_woken_with_eshutdown)
     weft_join *j;
     ssize_t n = 0;
 
-    tcp_pair(ra, &a, &b);
+    nt_tcp_pair(ra, &a, &b);
     shared_sock = a;
     atomic_store(&reader_pending, 0);
     ASSERT_OK(weft_spawn(rb, &reader_future, &(reader){ 0 }, &j));

@@ -108,6 +108,27 @@ static NT_UNUSED int nt_raw_connect(const struct sockaddr_storage *addr, socklen
     return fd;
 }
 
+/* A connected TCP pair made with plain system calls, adopted into rt. */
+static NT_UNUSED void nt_tcp_pair(weft_runtime *rt, weft_socket **a, weft_socket **b)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c, s;
+
+    ASSERT(l >= 0);
+    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &addr, &len));
+    ASSERT_EQ(0, bind(l, (struct sockaddr *)&addr, len));
+    ASSERT_EQ(0, listen(l, 1));
+    len = sizeof(addr);
+    ASSERT_EQ(0, getsockname(l, (struct sockaddr *)&addr, &len));
+    c = nt_raw_connect(&addr, len);
+    s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ASSERT(s >= 0);
+    close(l);
+    ASSERT_OK(weft_socket_adopt(rt, c, a));
+    ASSERT_OK(weft_socket_adopt(rt, s, b));
+}
+
 static NT_UNUSED void nt_raw_write_all(int fd, const void *buf, size_t n)
 {
     while (n) {

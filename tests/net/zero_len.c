@@ -18,26 +18,6 @@
 #define WAIT_MS 2000u                 /* "at once": far below this */
 #define SHORT_MS 50u                  /* long enough to see a pending write */
 
-/* A connected TCP pair made with plain system calls, adopted into rt. */
-static void tcp_pair(weft_runtime *rt, weft_socket **a, weft_socket **b)
-{
-    struct sockaddr_storage addr;
-    socklen_t len;
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c, s;
-
-    ASSERT(l >= 0);
-    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &addr, &len));
-    ASSERT_EQ(0, bind(l, (struct sockaddr *)&addr, len));
-    ASSERT_EQ(0, listen(l, 1));
-    len = sizeof(addr);
-    ASSERT_EQ(0, getsockname(l, (struct sockaddr *)&addr, &len));
-    c = nt_raw_connect(&addr, len);
-    s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ASSERT(s >= 0);
-    close(l);
-    ASSERT_OK(weft_socket_adopt(rt, c, a));
-    ASSERT_OK(weft_socket_adopt(rt, s, b));
-}
 
 static weft_socket *sa, *sb;
 
@@ -116,7 +96,7 @@ static void run_pair(bool current, const weft_future_type *type)
     weft_runtime *rt = nt_runtime(current);
     zero_main m;
 
-    tcp_pair(rt, &sa, &sb);
+    nt_tcp_pair(rt, &sa, &sb);
     nt_small_buffers(weft_socket_fd(sa));
     memset(&m, 0, sizeof(m));
     ASSERT_OK(weft_block_on(rt, type, &m, NULL));
@@ -177,7 +157,7 @@ TEST(zero_len_on_closed_socket_is_ebadf)
     ssize_t n = 0;
     weft_poll p = WEFT_PENDING;
 
-    tcp_pair(rt, &a, &b);
+    nt_tcp_pair(rt, &a, &b);
     weft_read_init(&op, a, NULL, 0);
     ASSERT_OK(weft_socket_close(a));
     for (int i = 0; i < 4 && p == WEFT_PENDING; i++)
