@@ -7,7 +7,8 @@
  * weft/chan.h, the pool for blocking calls and file futures in
  * weft/blocking.h, task groups, cancellation tokens and select/join_all in
  * weft/group.h, sockets in weft/net.h, and watches of foreign descriptors
- * with loop timers in weft/fdwatch.h. docs/ARCHITECTURE.md follows a task
+ * with loop timers in weft/fdwatch.h, stackful coroutines in weft/coro.h
+ * (docs/coro.md). docs/ARCHITECTURE.md follows a task
  * from spawn to free. */
 #ifndef WEFT_H
 #define WEFT_H
@@ -22,5 +23,6 @@
 #include "weft/group.h"
 #include "weft/net.h"
 #include "weft/fdwatch.h"
+#include "weft/coro.h"
 
 #endif /* WEFT_H */
