@@ -9,17 +9,22 @@
  * and faults instead of overwriting whatever lies below.
  *
  * Cache: mapping and unmapping are two or three system calls, several
- * times what a spawn costs, so each thread keeps up to CACHE_MAX freed
- * stacks (whatever sizes) for its next spawns; a stack is taken back on the
- * thread where its coroutine finished, usually a worker. The cache is a
- * plain thread-local array (no allocation) emptied by a pthread key
- * destructor when the thread exits: weft's workers exit in
- * weft_runtime_shutdown(), so once a runtime is freed none of its stacks
- * stays mapped. The process's main thread keeps no cache (its thread-local
- * destructors never run: exit() does not run them), nor does a thread
- * where the key could not be set: there a freed stack is unmapped at once.
- * Pages a coroutine touched stay committed while its stack is cached (at
- * most CACHE_MAX stacks per thread). */
+ * times what a spawn costs, so freed stacks are kept for the next spawns,
+ * in two levels, no allocation in either:
+ *   - each thread keeps up to CACHE_MAX (whatever sizes) in a thread-local
+ *     array; a stack goes back on the thread where its coroutine finished,
+ *     usually a worker;
+ *   - a process-wide array of up to SHARED_MAX, behind a mutex, takes what
+ *     a full thread cache cannot and serves a thread whose cache is empty
+ *     (a worker that spawns coroutines that finish on other workers).
+ * A thread's cache is emptied by a pthread key destructor when it exits,
+ * and the shared one when the last thread that registered a cache exits:
+ * weft's workers exit in weft_runtime_shutdown(), so once the runtimes are
+ * freed no stack stays mapped. The process's main thread keeps no cache of
+ * its own (its thread-local destructors never run: exit() does not run
+ * them), nor does a thread where the key could not be set; they use the
+ * shared cache while some registered thread lives, and unmap otherwise.
+ * Pages a coroutine touched stay committed while its stack is cached. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -39,6 +44,7 @@
 #endif
 
 #define CACHE_MAX 16
+#define SHARED_MAX 64
 #define ALT_STACK_SIZE ((size_t)64 * 1024)
 
 struct thread_co {
@@ -54,6 +60,14 @@ static WEFT_TLS struct thread_co tco;
 
 /* relaxed: a statistic for tests, read once every thread has been joined */
 static _Atomic long stacks_mapped;
+
+/* The shared level. `users`: threads whose destructor is registered. */
+static struct {
+    pthread_mutex_t lock;
+    unsigned n;                              /* ->lock */
+    unsigned users;                          /* ->lock */
+    struct weft__co_stack s[SHARED_MAX];     /* ->lock */
+} shared = { PTHREAD_MUTEX_INITIALIZER, 0, 0, { { 0 } } };
 
 static pthread_key_t tco_key;
 static pthread_once_t tco_key_once = PTHREAD_ONCE_INIT;
@@ -92,6 +106,14 @@ static void tco_destroy(void *p)
 
     while (t->n > 0)
         stack_unmap(&t->cache[--t->n]);
+    if (t->key_set) {
+        pthread_mutex_lock(&shared.lock);
+        if (--shared.users == 0)
+            while (shared.n > 0)
+                stack_unmap(&shared.s[--shared.n]);
+        pthread_mutex_unlock(&shared.lock);
+        t->key_set = false;
+    }
     if (t->alt) {
         /* ours only if it is still the one installed */
         if (sigaltstack(NULL, &ss) == 0 && ss.ss_sp == t->alt &&
@@ -124,6 +146,9 @@ static bool tco_can_keep(void)
         if (!tco_key_ok || pthread_setspecific(tco_key, &tco) != 0)
             return false;
         tco.key_set = true;
+        pthread_mutex_lock(&shared.lock);
+        shared.users++;
+        pthread_mutex_unlock(&shared.lock);
     }
     return true;
 }
@@ -141,6 +166,16 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
             return 0;
         }
     }
+    pthread_mutex_lock(&shared.lock);
+    for (unsigned i = shared.n; i-- > 0;) {
+        if ((size_t)(shared.s[i].hi - shared.s[i].lo) == usable) {
+            *s = shared.s[i];
+            shared.s[i] = shared.s[--shared.n];
+            pthread_mutex_unlock(&shared.lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&shared.lock);
     p = mmap(NULL, usable + ps, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED)
@@ -159,22 +194,29 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
 
 void weft__co_stack_put(struct weft__co_stack *s)
 {
+    bool kept = false;
+
     if (s->map == NULL)
         return;
-    if (tco_can_keep()) {
 #if WEFT_CO_ASAN
-        __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
+    /* frames that never returned left redzones poisoned */
+    __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
 #endif
-        if (tco.n == CACHE_MAX) {              /* the oldest goes */
-            stack_unmap(&tco.cache[0]);
-            memmove(&tco.cache[0], &tco.cache[1], (CACHE_MAX - 1) * sizeof(tco.cache[0]));
-            tco.n--;
-        }
+    if (tco_can_keep() && tco.n < CACHE_MAX) {
         tco.cache[tco.n++] = *s;
         s->map = NULL;
         return;
     }
-    stack_unmap(s);
+    pthread_mutex_lock(&shared.lock);
+    if (shared.users > 0 && shared.n < SHARED_MAX) {
+        shared.s[shared.n++] = *s;
+        kept = true;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    if (kept)
+        s->map = NULL;
+    else
+        stack_unmap(s);
 }
 
 long weft__co_stacks_mapped(void)
