@@ -523,3 +523,34 @@ TEST(alloc_fault)
     weft_join_drop(j);
     CT_FREE(rt);
 }
+
+/* ---- stacks are reused and released ---------------------------------------------- */
+static int spawn_many_in_turn(void *arg)
+{
+    long *max_mapped = arg;
+
+    for (int i = 0; i < 1000; i++) {
+        weft_join *j;
+        int x = i, out = 0;
+
+        ASSERT_OK(weft_go(weft_runtime_current(), add_one, &x, &j));
+        ASSERT_OK(weft_co_join(j, &out));
+        ASSERT_EQ(i + 1, out);
+        weft_join_drop(j);
+        if (weft__co_stacks_mapped() > *max_mapped)
+            *max_mapped = weft__co_stacks_mapped();
+    }
+    return 0;
+}
+
+TEST(stacks_are_reused_and_released)
+{
+    weft_runtime *rt = ct_runtime(1);
+    long max_mapped = 0;
+
+    ASSERT_OK(weft_co_block_on(rt, spawn_many_in_turn, &max_mapped, NULL, NULL));
+    /* the driver's stack and one or two children's, not a thousand */
+    ASSERT_LE(4, max_mapped);
+    ASSERT(weft__co_stacks_mapped() > 0);     /* cached by the worker */
+    CT_FREE(rt);                              /* its exit unmaps them */
+}
