@@ -78,6 +78,7 @@
 #include "sched.h"
 #include "chan.h"
 #include "group.h"
+#include "net.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -191,6 +192,26 @@ WEFT_API int weft_co_chan_recv(weft_chan *ch, void *dst);
 
 /* Receive a oneshot's value (weft_oneshot_recv): 0, -EPIPE, -EINVAL. */
 WEFT_API int weft_co_oneshot_recv(weft_oneshot_rx *rx, void *dst);
+
+/* Sockets (weft/net.h): each returns what the future's output says, or
+ * -ECANCELED / -EINVAL as above. */
+/* Read up to len bytes (weft_read_init): bytes read, 0 at end of stream,
+ * -errno. */
+WEFT_API ssize_t weft_co_read(weft_socket *s, void *buf, size_t len);
+/* Read exactly len bytes (weft_read_exact_init): len, -EPIPE at end of
+ * stream first, -errno. */
+WEFT_API ssize_t weft_co_read_exact(weft_socket *s, void *buf, size_t len);
+/* Write up to len bytes (weft_write_init): bytes written, -errno. */
+WEFT_API ssize_t weft_co_write(weft_socket *s, const void *buf, size_t len);
+/* Write all len bytes (weft_write_all_init): len, -errno. */
+WEFT_API ssize_t weft_co_write_all(weft_socket *s, const void *buf, size_t len);
+/* Accept a connection (weft_accept_init; the peer's address is not
+ * reported): 0 with the new socket in *out (owned by the caller), -errno. */
+WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out);
+/* Connect (weft_connect_init; `rt` NULL: this coroutine's runtime;
+ * timeout_ms 0: no limit): 0 with the socket in *out, -ETIMEDOUT, -errno. */
+WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+                             uint64_t timeout_ms, weft_socket **out);
 
 #ifdef __cplusplus
 }

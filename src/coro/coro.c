@@ -492,3 +492,110 @@ WEFT_API int weft_co_oneshot_recv(weft_oneshot_rx *rx, void *dst)
     err = co_await(oneshot_thunk, oneshot_drop, &a, NULL);
     return err < 0 ? err : a.result;
 }
+
+/* ---- Sockets ------------------------------------------------------------------------ */
+struct io_await {
+    weft_io_op op;
+    ssize_t result;
+};
+
+static weft_poll io_thunk(void *self, weft_context *cx, void *out)
+{
+    struct io_await *a = self;
+
+    (void)out;
+    return weft_io_op_poll(&a->op, cx, &a->result);
+}
+
+static void io_drop(void *self)
+{
+    weft_io_op_drop(&((struct io_await *)self)->op);
+}
+
+/* await a read/write op set up in a->op */
+static ssize_t io_await_op(struct io_await *a)
+{
+    int err;
+
+    a->result = 0;
+    err = co_await(io_thunk, io_drop, a, NULL);
+    return err < 0 ? err : a->result;
+}
+
+WEFT_API ssize_t weft_co_read(weft_socket *s, void *buf, size_t len)
+{
+    struct io_await a;
+
+    weft_read_init(&a.op, s, buf, len);
+    return io_await_op(&a);
+}
+
+WEFT_API ssize_t weft_co_read_exact(weft_socket *s, void *buf, size_t len)
+{
+    struct io_await a;
+
+    weft_read_exact_init(&a.op, s, buf, len);
+    return io_await_op(&a);
+}
+
+WEFT_API ssize_t weft_co_write(weft_socket *s, const void *buf, size_t len)
+{
+    struct io_await a;
+
+    weft_write_init(&a.op, s, buf, len);
+    return io_await_op(&a);
+}
+
+WEFT_API ssize_t weft_co_write_all(weft_socket *s, const void *buf, size_t len)
+{
+    struct io_await a;
+
+    weft_write_all_init(&a.op, s, buf, len);
+    return io_await_op(&a);
+}
+
+struct conn_await {
+    weft_io_op op;
+    int result;
+    bool connect;
+};
+
+static weft_poll conn_thunk(void *self, weft_context *cx, void *out)
+{
+    struct conn_await *a = self;
+
+    (void)out;
+    if (a->connect)
+        return weft_connect_poll(&a->op, cx, &a->result);
+    return weft_accept_poll(&a->op, cx, &a->result);
+}
+
+static void conn_drop(void *self)
+{
+    weft_io_op_drop(&((struct conn_await *)self)->op);
+}
+
+WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out)
+{
+    struct conn_await a;
+    int err;
+
+    weft_accept_init(&a.op, l, out, NULL, NULL);
+    a.result = 0;
+    a.connect = false;
+    err = co_await(conn_thunk, conn_drop, &a, NULL);
+    return err < 0 ? err : a.result;
+}
+
+WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+                             uint64_t timeout_ms, weft_socket **out)
+{
+    struct conn_await a;
+    int err;
+
+    weft_connect_init(&a.op, rt, addr, len, timeout_ms, out);
+    a.result = 0;
+    a.connect = true;
+    err = co_await(conn_thunk, conn_drop, &a, NULL);
+    return err < 0 ? err : a.result;
+}
