@@ -76,6 +76,7 @@
 #include "core.h"
 #include "task.h"
 #include "sched.h"
+#include "lock.h"
 #include "chan.h"
 #include "group.h"
 #include "net.h"
@@ -155,6 +156,13 @@ WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out
 WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, void *out),
                               void (*drop)(void *self), void *self, void *out);
 
+/* weft_co_await() with a time limit (weft_timeout): 0 with the output in
+ * `out`, -ETIMEDOUT (the future has been dropped), -ECANCELED, -EINVAL.
+ * The future is dropped before the call returns, in every case but a NULL
+ * type or poll function. */
+WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, void *out,
+                                   uint64_t ms);
+
 /* True once the running coroutine has been aborted (every blocking call
  * now returns -ECANCELED); false outside a coroutine. */
 WEFT_API bool weft_co_cancelled(void);
@@ -192,6 +200,24 @@ WEFT_API int weft_co_chan_recv(weft_chan *ch, void *dst);
 
 /* Receive a oneshot's value (weft_oneshot_recv): 0, -EPIPE, -EINVAL. */
 WEFT_API int weft_co_oneshot_recv(weft_oneshot_rx *rx, void *dst);
+
+/* Locks and signals (weft/lock.h, weft/group.h): each returns the wait
+ * future's result (0, or the value its comment gives), -ECANCELED or
+ * -EINVAL. A lock acquired is the caller's to unlock (weft_mutex_unlock(),
+ * weft_sem_release(), ...); on -ECANCELED nothing is held. */
+WEFT_API int weft_co_mutex_lock(weft_mutex *m);
+WEFT_API int weft_co_sem_acquire(weft_sem *s, size_t n);
+WEFT_API int weft_co_rwlock_read(weft_rwlock *rw);
+WEFT_API int weft_co_rwlock_write(weft_rwlock *rw);
+/* weft_notify_wait: 0 once notified. */
+WEFT_API int weft_co_notify_wait(weft_notify *n);
+/* weft_barrier_wait: WEFT_BARRIER_LEADER for one of the parties, else 0. */
+WEFT_API int weft_co_barrier_wait(weft_barrier *b);
+/* weft_cancel_wait: 0 once the token is cancelled. */
+WEFT_API int weft_co_cancel_wait(weft_cancel *t);
+/* weft_group_wait: 0, the first failure's code, or -ECANCELED (of the
+ * group: see weft_co_cancelled() to tell this coroutine's own). */
+WEFT_API int weft_co_group_wait(weft_group *g);
 
 /* Sockets (weft/net.h): each returns what the future's output says, or
  * -ECANCELED / -EINVAL as above. */

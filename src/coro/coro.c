@@ -599,3 +599,134 @@ WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, sock
     err = co_await(conn_thunk, conn_drop, &a, NULL);
     return err < 0 ? err : a.result;
 }
+
+/* ---- Locks, notify, barrier, tokens, groups: futures with an int result --------------- */
+/* One await struct, thunk and drop per future type FUT (FUT_poll taking
+ * `int *result`, FUT_drop); a wrapper inits a.f and calls FUT_run(&a). */
+#define CO_INT_FUTURE(FUT)                                                    \
+    struct FUT##_await {                                                      \
+        FUT f;                                                                \
+        int result;                                                           \
+    };                                                                        \
+    static weft_poll FUT##_thunk(void *self, weft_context *cx, void *out)     \
+    {                                                                         \
+        struct FUT##_await *a = self;                                         \
+        (void)out;                                                            \
+        return FUT##_poll(&a->f, cx, &a->result);                             \
+    }                                                                         \
+    static void FUT##_thunk_drop(void *self)                                  \
+    {                                                                         \
+        FUT##_drop(&((struct FUT##_await *)self)->f);                         \
+    }                                                                         \
+    static int FUT##_run(struct FUT##_await *a)                               \
+    {                                                                         \
+        int err;                                                              \
+        a->result = 0;                                                        \
+        err = co_await(FUT##_thunk, FUT##_thunk_drop, a, NULL);               \
+        return err < 0 ? err : a->result;                                     \
+    }
+
+CO_INT_FUTURE(weft_mutex_lock)
+CO_INT_FUTURE(weft_sem_acquire)
+CO_INT_FUTURE(weft_notify_wait)
+CO_INT_FUTURE(weft_rwlock_read)
+CO_INT_FUTURE(weft_rwlock_write)
+CO_INT_FUTURE(weft_barrier_wait)
+CO_INT_FUTURE(weft_cancel_wait)
+CO_INT_FUTURE(weft_group_wait)
+
+WEFT_API int weft_co_mutex_lock(weft_mutex *m)
+{
+    struct weft_mutex_lock_await a;
+
+    weft_mutex_lock_init(&a.f, m);
+    return weft_mutex_lock_run(&a);
+}
+
+WEFT_API int weft_co_sem_acquire(weft_sem *s, size_t n)
+{
+    struct weft_sem_acquire_await a;
+
+    weft_sem_acquire_init(&a.f, s, n);
+    return weft_sem_acquire_run(&a);
+}
+
+WEFT_API int weft_co_notify_wait(weft_notify *n)
+{
+    struct weft_notify_wait_await a;
+
+    weft_notify_wait_init(&a.f, n);
+    return weft_notify_wait_run(&a);
+}
+
+WEFT_API int weft_co_rwlock_read(weft_rwlock *rw)
+{
+    struct weft_rwlock_read_await a;
+
+    weft_rwlock_read_init(&a.f, rw);
+    return weft_rwlock_read_run(&a);
+}
+
+WEFT_API int weft_co_rwlock_write(weft_rwlock *rw)
+{
+    struct weft_rwlock_write_await a;
+
+    weft_rwlock_write_init(&a.f, rw);
+    return weft_rwlock_write_run(&a);
+}
+
+WEFT_API int weft_co_barrier_wait(weft_barrier *b)
+{
+    struct weft_barrier_wait_await a;
+
+    weft_barrier_wait_init(&a.f, b);
+    return weft_barrier_wait_run(&a);
+}
+
+WEFT_API int weft_co_cancel_wait(weft_cancel *t)
+{
+    struct weft_cancel_wait_await a;
+
+    weft_cancel_wait_init(&a.f, t);
+    return weft_cancel_wait_run(&a);
+}
+
+WEFT_API int weft_co_group_wait(weft_group *g)
+{
+    struct weft_group_wait_await a;
+
+    weft_group_wait_init(&a.f, g);
+    return weft_group_wait_run(&a);
+}
+
+struct timeout_await {
+    weft_timeout t;
+    int result;
+};
+
+static weft_poll timeout_thunk(void *self, weft_context *cx, void *out)
+{
+    struct timeout_await *a = self;
+
+    return weft_timeout_poll(&a->t, cx, &a->result, out);
+}
+
+static void timeout_drop(void *self)
+{
+    weft_timeout_drop(&((struct timeout_await *)self)->t);
+}
+
+WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, void *out,
+                                   uint64_t ms)
+{
+    struct timeout_await a;
+    int err;
+
+    if (type == NULL || type->poll == NULL)
+        return -EINVAL;
+    /* the timeout owns the future from here: it drops it exactly once */
+    weft_timeout_init(&a.t, type, future, ms);
+    a.result = 0;
+    err = co_await(timeout_thunk, timeout_drop, &a, out);
+    return err < 0 ? err : a.result;
+}
