@@ -75,6 +75,18 @@ void weft__co_start(void);    /* the asm below */
 #define WEFT_CO_RETURN "    popq %rdx\n" ".cfi_adjust_cfa_offset -8\n" "    jmp *%rdx\n"
 #endif
 
+/* -DWEFT_CO_NO_FP_SAVE=1 leaves the FP control words out of the switch: a
+ * switch pair then costs about 5 ns instead of 12-16 on the development
+ * machine (stmxcsr and fnstcw are the slow part), for programs in which no
+ * coroutine changes the rounding mode, FTZ/DAZ or the exception masks. */
+#if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
+#define WEFT_CO_FP_SAVE ""
+#define WEFT_CO_FP_LOAD ""
+#else
+#define WEFT_CO_FP_SAVE "    stmxcsr (%rsp)\n" "    fnstcw 4(%rsp)\n"
+#define WEFT_CO_FP_LOAD "    ldmxcsr (%rsp)\n" "    fldcw 4(%rsp)\n"
+#endif
+
 __asm__(
     ".text\n"
     ".globl weft__co_switch\n"
@@ -98,12 +110,10 @@ __asm__(
     ".cfi_adjust_cfa_offset 8\n"
     "    subq $8, %rsp\n"
     ".cfi_adjust_cfa_offset 8\n"
-    "    stmxcsr (%rsp)\n"
-    "    fnstcw 4(%rsp)\n"
+    WEFT_CO_FP_SAVE
     "    movq %rsp, (%rdi)\n"      /* *save = our handle */
     "    movq %rsi, %rsp\n"        /* the other side's stack */
-    "    ldmxcsr (%rsp)\n"
-    "    fldcw 4(%rsp)\n"
+    WEFT_CO_FP_LOAD
     "    addq $8, %rsp\n"
     ".cfi_adjust_cfa_offset -8\n"
     "    popq %r15\n"
