@@ -397,8 +397,10 @@ TEST(coroutine_tree)
     CT_FREE(rt);
 }
 
-/* ---- FP control state belongs to the coroutine (x86-64: mxcsr) ------------------- */
-#if defined(__x86_64__)
+/* ---- FP control state belongs to the coroutine (x86-64: mxcsr) -------------------
+ * (not with -DWEFT_CO_NO_FP_SAVE=1, which leaves it out of the switch) */
+#if defined(__x86_64__) && !(defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE) && \
+    !WEFT_CO_UCONTEXT
 static int fp_rounding(void *arg)
 {
     unsigned mine = (__builtin_ia32_stmxcsr() & ~0x6000u) | 0x4000u;   /* round up */
