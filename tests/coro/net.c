@@ -127,3 +127,37 @@ TEST(abort_parked_in_read)
     close(fds[1]);
     CT_FREE(rt);
 }
+
+/* The socket descriptors of weft/net.h work with weft_co_await directly. */
+static int read_by_descriptor(void *arg)
+{
+    weft_read rd;
+    char buf[16] = { 0 };
+    ssize_t n = -1;
+
+    weft_read_init(&rd, arg, buf, sizeof(buf));
+    ASSERT_OK(weft_co_await(&weft_io_op_future, &rd, &n));
+    ASSERT_EQ(5, n);
+    ASSERT_EQ(0, memcmp(buf, "hello", 5));
+    return (int)n;
+}
+
+TEST(await_a_socket_descriptor)
+{
+    weft_runtime *rt = ct_runtime(2);
+    int fds[2], out = 0;
+    weft_socket *s;
+    weft_join *j;
+
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fds));
+    ASSERT_OK(weft_socket_adopt(rt, fds[0], &s));
+    ASSERT_OK(weft_go(rt, read_by_descriptor, s, &j));
+    usleep(5000);                                   /* usually parked by now */
+    ASSERT_EQ(5, write(fds[1], "hello", 5));
+    ASSERT_OK(weft_join_wait(j, &out));
+    ASSERT_EQ(5, out);
+    weft_join_drop(j);
+    weft_socket_close(s);
+    close(fds[1]);
+    CT_FREE(rt);
+}
