@@ -63,11 +63,14 @@
  * other fault) prints the coroutine's name and stack bounds to stderr and
  * aborts. Frames larger than a page can jump over the guard: build code
  * that uses big local arrays on coroutines with -fstack-clash-protection.
- * Each worker thread keeps a few freed stacks for reuse (released when the
- * thread exits; the process's main thread keeps none).
+ * Freed stacks are kept for reuse: up to 16 per worker thread, released
+ * when the thread exits, and up to 64 shared, released when the last such
+ * thread exits (so none stays mapped once every runtime is freed).
  *
- * Thread: every weft_co_* call below must be made from a coroutine (it
- * returns -EINVAL elsewhere); weft_go*() may be called from any thread. */
+ * Thread: the awaits and blocking-style calls below (weft_co_await*,
+ * weft_co_sleep, ...) must be made from a coroutine (they return -EINVAL
+ * elsewhere); weft_go*() may be called from any thread, weft_co_block_on()
+ * from any thread but a worker. */
 #ifndef WEFT_CORO_H
 #define WEFT_CORO_H
 
