@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/* weft/coro.h - stackful coroutines: tasks whose code runs on a stack of
+ * their own and waits for futures with plain blocking-style calls.
+ *
+ * A coroutine is a weft task like any other: weft_go() spawns, with
+ * weft_spawn(), a task whose future runs fn(arg) on its own stack. It is
+ * scheduled, stolen, woken, joined, aborted and counted exactly like a
+ * future task, and its join handle is an ordinary weft_join (so futures can
+ * await coroutines with weft_join_poll(), and coroutines can await futures
+ * with weft_co_await()).
+ *
+ *     static int worker(void *arg)
+ *     {
+ *         int err = weft_co_sleep(10);      // parks this coroutine, not the thread
+ *         if (err < 0)
+ *             return err;                   // -ECANCELED: it was aborted
+ *         return *(int *)arg + 1;
+ *     }
+ *     ...
+ *     weft_go(rt, worker, &x, &j);
+ *     weft_join_wait(j, &result);           // result: what worker returned
+ *
+ * How it works: the task's poll switches onto the coroutine's stack; an
+ * await polls its future with the task's context and, while the future is
+ * pending, switches back to the worker, whose poll returns WEFT_PENDING.
+ * When the future wakes the task, the next poll (on whichever worker runs
+ * it) switches back in and polls the future again. docs/coro.md explains
+ * the design and when to pick a coroutine over a future.
+ *
+ * Cancellation (libdill's rule): aborting a coroutine's task
+ * (weft_join_abort(), weft_group_cancel(), runtime shutdown) makes the
+ * blocking call it is parked in return -ECANCELED (the awaited future is
+ * dropped), and every later blocking call return -ECANCELED at once without
+ * waiting, until fn returns; the stack is then released. fn always runs:
+ * once weft_go() has returned 0, fn(arg) is called exactly once, even if the
+ * task is aborted (or the runtime shut down) before it was first polled --
+ * then every blocking call in it returns -ECANCELED from the start. So fn
+ * may own `arg` and free it on every path. A coroutine that ignores
+ * -ECANCELED and loops forever blocks the worker (or the thread shutting the
+ * runtime down) that is dropping it.
+ *
+ * Migration rules: a coroutine may resume on a different worker thread
+ * after any blocking call, like any task. Therefore:
+ *   - do not hold a pthread mutex (or anything owned by a thread) across a
+ *     blocking call: unlocking it on another thread is undefined; use
+ *     weft's own locks (weft/lock.h) instead;
+ *   - do not keep the address of a thread-local variable across a blocking
+ *     call; compilers may do that on their own within one function (glibc
+ *     declares __errno_location() const, and the thread pointer is assumed
+ *     constant), so read a thread-local after a blocking call through a
+ *     function that is not inlined, or in a different function;
+ *   - errno belongs to the coroutine: weft saves its value when the
+ *     coroutine parks and restores it on whichever thread resumes it, so a
+ *     value set before a blocking call is there after it (blocking calls
+ *     themselves leave errno alone). The compiler rule above still applies
+ *     to how you read it; the weft_co_* calls return negative errno codes,
+ *     so you rarely need errno at all.
+ *
+ * Stacks: mmap'ed, committed page by page as they are touched, with a
+ * guard page below. A stack overflow faults on the guard page; weft's
+ * SIGSEGV handler (installed by the first weft_go(), running on an
+ * alternate signal stack, chaining to the handler it replaced for every
+ * other fault) prints the coroutine's name and stack bounds to stderr and
+ * aborts. Frames larger than a page can jump over the guard: build code
+ * that uses big local arrays on coroutines with -fstack-clash-protection.
+ * Freed stacks are kept for reuse: up to 16 per worker thread, released
+ * when the thread exits, and up to 64 shared, released when the last such
+ * thread exits (so none stays mapped once every runtime is freed).
+ *
+ * Thread: the awaits and blocking-style calls below (weft_co_await*,
+ * weft_co_sleep, ...) must be made from a coroutine (they return -EINVAL
+ * elsewhere); weft_go*() may be called from any thread, weft_co_block_on()
+ * from any thread but a worker. */
+#ifndef WEFT_CORO_H
+#define WEFT_CORO_H
+
+#include <stdint.h>
+
+#include "core.h"
+#include "task.h"
+#include "sched.h"
+#include "lock.h"
+#include "chan.h"
+#include "group.h"
+#include "net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A coroutine's body. Its return value is the task's output (an int: read
+ * it with weft_join_wait() / weft_join_poll() / weft_co_join()); a negative
+ * value is a failure to a task group (weft/group.h). */
+typedef int weft_co_fn(void *arg);
+
+/* Default stack size: 64 KiB of address space, committed as touched (256
+ * KiB in builds of weft with a sanitizer, whose frames are larger). */
+#define WEFT_CO_STACK_DEFAULT ((size_t)64 * 1024)
+/* Smallest and largest stack sizes weft_go_opt() accepts. */
+#define WEFT_CO_STACK_MIN ((size_t)16 * 1024)
+#define WEFT_CO_STACK_MAX ((size_t)1 << 30)
+
+typedef struct weft_go_options {
+    /* Usable stack bytes (rounded up to pages), WEFT_CO_STACK_MIN ..
+     * WEFT_CO_STACK_MAX; 0 for the default. */
+    size_t stack_size;
+    /* Shown by the stack overflow report; a static string (not copied).
+     * NULL: "coroutine". */
+    const char *name;
+} weft_go_options;
+
+/* Spawn a coroutine running fn(arg) on its own stack, as one task of `rt`
+ * (one allocation for the task, plus a stack mapped or taken from this
+ * thread's cache). Returns 0 and a join handle in *join (release it with
+ * weft_join_drop(); the output is fn's int); -EINVAL (NULL rt, fn or
+ * join); -ENOMEM (no memory for the task or the stack); -ESHUTDOWN. On
+ * failure fn is never called. Thread: any. */
+WEFT_API int weft_go(weft_runtime *rt, weft_co_fn *fn, void *arg, weft_join **join);
+
+/* weft_go() without a join handle: the coroutine runs detached. */
+WEFT_API int weft_go_detached(weft_runtime *rt, weft_co_fn *fn, void *arg);
+
+/* weft_go() with options (`opt` may be NULL for the defaults) and an
+ * optional join handle (`join` NULL: detached). Also -EINVAL for a stack
+ * size out of range. */
+WEFT_API int weft_go_opt(weft_runtime *rt, weft_co_fn *fn, void *arg,
+                         const weft_go_options *opt, weft_join **join);
+
+/* Spawn a coroutine into a task group (weft_group_spawn()): the group owns
+ * it, cancels it with the others, and counts a negative return of fn as the
+ * child's failure. `opt` may be NULL. Returns what weft_group_spawn()
+ * returns, or -ENOMEM for the stack. Thread: any. */
+WEFT_API int weft_go_group(weft_group *g, weft_co_fn *fn, void *arg,
+                           const weft_go_options *opt);
+
+/* Run fn(arg) as a coroutine with weft_block_on() and store fn's return in
+ * *result (may be NULL). Returns what weft_block_on() returns (0, -EINVAL,
+ * -ENOMEM, -ESHUTDOWN, -ECANCELED). Thread: any but a worker. */
+WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
+                              const weft_go_options *opt, int *result);
+
+/* ---- Awaiting ------------------------------------------------------------------
+ * Await `future` (of type `type`, initialised by the caller, usually a local
+ * of the coroutine): poll it with the task's context until it is READY,
+ * parking the coroutine (its worker runs other tasks) while it is pending.
+ * The await takes the future over: it is dropped (type->drop, when not
+ * NULL) before the call returns, in every case. Returns 0 with the output
+ * in `out` (type->output_size bytes; may be NULL when that is 0);
+ * -ECANCELED when the coroutine was aborted (then or earlier: the future is
+ * dropped unpolled, `out` untouched); -EINVAL for a NULL type or poll
+ * function (nothing dropped) or when not called from a coroutine (the
+ * future is dropped). Any weft future works here: weft_accept_future,
+ * weft_io_op_future and the other descriptors in the headers, and any
+ * WEFT_DEFINE_FUTURE type. */
+WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out);
+
+/* The same for a future without a descriptor: `poll` and `drop` (may be
+ * NULL) take it as `self`. */
+WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, void *out),
+                              void (*drop)(void *self), void *self, void *out);
+
+/* weft_co_await() with a time limit (weft_timeout): 0 with the output in
+ * `out`, -ETIMEDOUT (the future has been dropped), -ECANCELED, -EINVAL.
+ * The future is dropped before the call returns, in every case but a NULL
+ * type or poll function. */
+WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, void *out,
+                                   uint64_t ms);
+
+/* True once the running coroutine has been aborted (every blocking call
+ * now returns -ECANCELED); false outside a coroutine. */
+WEFT_API bool weft_co_cancelled(void);
+
+/* True when called from a coroutine. Thread: any. */
+WEFT_API bool weft_co_is_coroutine(void);
+
+/* The running coroutine's name (weft_go_options.name, or "coroutine");
+ * NULL outside a coroutine. */
+WEFT_API const char *weft_co_name(void);
+
+/* ---- Blocking-style calls ------------------------------------------------------
+ * Each is an await of the future in its comment. All return 0 on success,
+ * -ECANCELED once the coroutine is aborted, -EINVAL outside a coroutine. */
+
+/* Sleep `ms` milliseconds (weft_sleep). */
+WEFT_API int weft_co_sleep(uint64_t ms);
+
+/* Let the other tasks of this worker run; the coroutine goes to the back of
+ * the run queue (weft_yield). */
+WEFT_API int weft_co_yield(void);
+
+/* Wait for the task of `join` (any task: a future or a coroutine) and copy
+ * its output to `out` (may be NULL), as weft_join_poll(). Returns 0, or
+ * -ECANCELED when that task was cancelled or this coroutine was aborted
+ * (weft_co_cancelled() tells which); -EINVAL for a NULL handle. The handle
+ * stays valid either way (release it with weft_join_drop()). */
+WEFT_API int weft_co_join(weft_join *join, void *out);
+
+/* Send one message (weft_chan_send): 0, -EPIPE (closed), -ENOMEM, -EINVAL. */
+WEFT_API int weft_co_chan_send(weft_chan *ch, const void *msg);
+
+/* Receive one message (weft_chan_recv): 0, -EPIPE (closed and empty), -EINVAL. */
+WEFT_API int weft_co_chan_recv(weft_chan *ch, void *dst);
+
+/* Receive a oneshot's value (weft_oneshot_recv): 0, -EPIPE, -EINVAL. */
+WEFT_API int weft_co_oneshot_recv(weft_oneshot_rx *rx, void *dst);
+
+/* Locks and signals (weft/lock.h, weft/group.h): each returns the wait
+ * future's result (0, or the value its comment gives), -ECANCELED or
+ * -EINVAL. A lock acquired is the caller's to unlock (weft_mutex_unlock(),
+ * weft_sem_release(), ...); on -ECANCELED nothing is held. */
+WEFT_API int weft_co_mutex_lock(weft_mutex *m);
+WEFT_API int weft_co_sem_acquire(weft_sem *s, size_t n);
+WEFT_API int weft_co_rwlock_read(weft_rwlock *rw);
+WEFT_API int weft_co_rwlock_write(weft_rwlock *rw);
+/* weft_notify_wait: 0 once notified. */
+WEFT_API int weft_co_notify_wait(weft_notify *n);
+/* weft_barrier_wait: WEFT_BARRIER_LEADER for one of the parties, else 0. */
+WEFT_API int weft_co_barrier_wait(weft_barrier *b);
+/* weft_cancel_wait: 0 once the token is cancelled. */
+WEFT_API int weft_co_cancel_wait(weft_cancel *t);
+/* weft_group_wait: 0, the first failure's code, or -ECANCELED (of the
+ * group: see weft_co_cancelled() to tell this coroutine's own). */
+WEFT_API int weft_co_group_wait(weft_group *g);
+
+/* Sockets (weft/net.h): each returns what the future's output says, or
+ * -ECANCELED / -EINVAL as above. */
+/* Read up to len bytes (weft_read_init): bytes read, 0 at end of stream,
+ * -errno. */
+WEFT_API ssize_t weft_co_read(weft_socket *s, void *buf, size_t len);
+/* Read exactly len bytes (weft_read_exact_init): len, -EPIPE at end of
+ * stream first, -errno. */
+WEFT_API ssize_t weft_co_read_exact(weft_socket *s, void *buf, size_t len);
+/* Write up to len bytes (weft_write_init): bytes written, -errno. */
+WEFT_API ssize_t weft_co_write(weft_socket *s, const void *buf, size_t len);
+/* Write all len bytes (weft_write_all_init): len, -errno. */
+WEFT_API ssize_t weft_co_write_all(weft_socket *s, const void *buf, size_t len);
+/* Accept a connection (weft_accept_init; the peer's address is not
+ * reported): 0 with the new socket in *out (owned by the caller), -errno. */
+WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out);
+/* Connect (weft_connect_init; `rt` NULL: this coroutine's runtime;
+ * timeout_ms 0: no limit): 0 with the socket in *out, -ETIMEDOUT, -errno. */
+WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+                             uint64_t timeout_ms, weft_socket **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_CORO_H */

@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: MIT */
+/* Stackful coroutines as a future type: the task's poll switches onto the
+ * coroutine's stack, an await switches back while its future is pending.
+ * The scheduler sees an ordinary future (docs/coro.md).
+ *
+ * A coroutine's life, by its state:
+ *
+ *   weft_go: stack mapped, state NEW, task spawned
+ *   poll:    NEW       -> prepare the first frame, switch in: fn starts
+ *            SUSPENDED -> switch in: the await polls its future again
+ *            the coroutine runs until an await is pending (-> SUSPENDED,
+ *            poll returns PENDING) or fn returns (-> DONE, the stack is
+ *            released, poll returns READY with fn's int)
+ *   drop:    DONE      -> nothing left (stack released at READY)
+ *            NEW or SUSPENDED (the task was aborted) -> set `cancelled`
+ *            and switch in: every await now drops its future and returns
+ *            -ECANCELED without waiting, so fn runs to its end within
+ *            this one switch; then the stack is released.
+ *
+ * The task layer never polls and drops at once, and never polls after the
+ * drop, so the coroutine record needs no lock: one thread at a time owns
+ * it, handed over by the task's state word (acquire in begin_poll, release
+ * in end_poll: src/task/task.c), which also orders the coroutine's stack
+ * memory between the workers it migrates across. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coro/coro.h"
+#include "task/task.h"
+#include "weft/timer.h"
+
+#if WEFT_CO_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if WEFT_CO_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+#if WEFT_CO_ASAN || WEFT_CO_TSAN
+#define CO_STACK_DEFAULT (WEFT_CO_STACK_DEFAULT * 4)   /* sanitizer frames are larger */
+#else
+#define CO_STACK_DEFAULT WEFT_CO_STACK_DEFAULT
+#endif
+
+/* The coroutine running on this thread (set by the worker side around the
+ * switch in), for the awaits and the overflow handler. */
+static WEFT_TLS struct weft__co *cur_co;
+
+struct weft__co *weft__co_running(void)
+{
+    return cur_co;
+}
+
+/* The coroutine side reads cur_co only through this: out of line, and not
+ * pure (the empty asm may touch memory), so the compiler can neither cache
+ * the thread pointer nor the result across a switch that may have moved the
+ * coroutine to another thread. */
+__attribute__((noinline)) static struct weft__co *co_self(void)
+{
+    struct weft__co *co = cur_co;
+
+    __asm__ __volatile__("" : : : "memory");
+    return co;
+}
+
+/* ---- The two sides of a switch ------------------------------------------------ */
+
+/* Worker side: run `co` until it parks or finishes. This frame never
+ * changes threads, so errno and cur_co are plain thread-locals here. */
+static void co_resume(struct weft__co *co)
+{
+    struct weft__co *prev = cur_co;
+    int werr = errno;
+#if WEFT_CO_ASAN
+    void *fake = NULL;
+#endif
+
+    weft__co_thread_enter();
+    if (co->state == CO_NEW) {
+        co->sp = weft__co_prepare(co);
+#if WEFT_CO_TSAN
+        co->fiber = __tsan_create_fiber(0);
+#endif
+    }
+    errno = co->err;                   /* errno follows the coroutine */
+    cur_co = co;
+    co->state = CO_RUNNING;
+#if WEFT_CO_TSAN
+    co->w_fiber = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(co->fiber, 0);
+#endif
+#if WEFT_CO_ASAN
+    __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
+#endif
+    weft__co_switch(&co->wsp, co->sp);
+#if WEFT_CO_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+    cur_co = prev;
+    co->err = errno;
+    errno = werr;
+}
+
+/* Coroutine side: park until the next resume (which may come on another
+ * thread). */
+__attribute__((noinline)) static void co_suspend(struct weft__co *co)
+{
+#if WEFT_CO_ASAN
+    void *fake = NULL;
+#endif
+
+    co->state = CO_SUSPENDED;
+#if WEFT_CO_TSAN
+    __tsan_switch_to_fiber(co->w_fiber, 0);
+#endif
+#if WEFT_CO_ASAN
+    __sanitizer_start_switch_fiber(&fake, co->w_bottom, co->w_size);
+#endif
+    weft__co_switch(&co->sp, co->wsp);
+#if WEFT_CO_ASAN
+    /* the worker that resumed us: its stack, for the next switch out */
+    __sanitizer_finish_switch_fiber(fake, &co->w_bottom, &co->w_size);
+#endif
+}
+
+void weft__co_entry(struct weft__co *co)
+{
+#if WEFT_CO_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &co->w_bottom, &co->w_size);
+#endif
+    co->result = co->fn(co->arg);
+    co->state = CO_DONE;
+#if WEFT_CO_TSAN
+    __tsan_switch_to_fiber(co->w_fiber, 0);
+#endif
+#if WEFT_CO_ASAN
+    /* NULL: this fiber ends, ASan may free its fake stack */
+    __sanitizer_start_switch_fiber(NULL, co->w_bottom, co->w_size);
+#endif
+    weft__co_switch(&co->sp, co->wsp);
+    abort();                            /* a DONE coroutine is never resumed */
+}
+
+/* Worker side, once the coroutine is DONE: release what it held. */
+static void co_release(struct weft__co *co)
+{
+#if WEFT_CO_TSAN
+    if (co->fiber) {
+        __tsan_destroy_fiber(co->fiber);
+        co->fiber = NULL;
+    }
+#endif
+    weft__co_stack_put(&co->stack);
+}
+
+/* ---- The future ------------------------------------------------------------------ */
+typedef struct weft_coroutine {
+    struct weft__co co;
+} weft_coroutine;
+
+static weft_poll coroutine_poll(weft_coroutine *f, weft_context *cx, void *out)
+{
+    struct weft__co *co = &f->co;
+
+    if (co->state != CO_DONE) {
+        co->cx = cx;
+        co_resume(co);
+        co->cx = NULL;
+        if (co->state != CO_DONE)
+            return WEFT_PENDING;
+        co_release(co);
+    }
+    memcpy(out, &co->result, sizeof(int));
+    return WEFT_READY;
+}
+
+static void coroutine_drop(weft_coroutine *f)
+{
+    struct weft__co *co = &f->co;
+
+    if (co->state != CO_DONE && co->stack.map) {
+        /* aborted (or never started): fn runs to its end, every await
+         * returning -ECANCELED at once */
+        co->cancelled = true;
+        co->cx = NULL;
+        co_resume(co);
+        if (co->state != CO_DONE) {
+            fprintf(stderr, "weft: coroutine \"%s\" parked while being cancelled\n",
+                    co->name);
+            abort();
+        }
+    }
+    co_release(co);
+}
+
+WEFT_DEFINE_FUTURE_STATIC(weft_coroutine, coroutine_poll, coroutine_drop, int);
+
+/* Fill in a coroutine (not yet at its final address: the first frame is
+ * prepared at the first resume, when it is) and map its stack. */
+static int co_init(weft_coroutine *f, weft_co_fn *fn, void *arg, const weft_go_options *opt)
+{
+    size_t size = opt && opt->stack_size ? opt->stack_size : CO_STACK_DEFAULT;
+    int err;
+
+    if (fn == NULL || size < WEFT_CO_STACK_MIN || size > WEFT_CO_STACK_MAX)
+        return -EINVAL;
+    memset(f, 0, sizeof(*f));
+    f->co.fn = fn;
+    f->co.arg = arg;
+    f->co.name = opt && opt->name ? opt->name : "coroutine";
+    f->co.state = CO_NEW;
+    err = weft__co_stack_get(&f->co.stack, size);
+    if (err < 0)
+        return err;
+    weft__co_install_handler();
+    return 0;
+}
+
+WEFT_API int weft_go_opt(weft_runtime *rt, weft_co_fn *fn, void *arg,
+                         const weft_go_options *opt, weft_join **join)
+{
+    weft_coroutine init;
+    int err;
+
+    if (rt == NULL)
+        return -EINVAL;
+    err = co_init(&init, fn, arg, opt);
+    if (err < 0)
+        return err;
+    if (join)
+        err = weft_spawn(rt, &weft_coroutine_future, &init, join);
+    else
+        err = weft_spawn_detached(rt, &weft_coroutine_future, &init);
+    if (err < 0)
+        weft__co_stack_put(&init.co.stack);     /* not moved into weft */
+    return err;
+}
+
+WEFT_API int weft_go(weft_runtime *rt, weft_co_fn *fn, void *arg, weft_join **join)
+{
+    if (join == NULL)
+        return -EINVAL;
+    return weft_go_opt(rt, fn, arg, NULL, join);
+}
+
+WEFT_API int weft_go_detached(weft_runtime *rt, weft_co_fn *fn, void *arg)
+{
+    return weft_go_opt(rt, fn, arg, NULL, NULL);
+}
+
+WEFT_API int weft_go_group(weft_group *g, weft_co_fn *fn, void *arg, const weft_go_options *opt)
+{
+    weft_coroutine init;
+    int err;
+
+    if (g == NULL)
+        return -EINVAL;
+    err = co_init(&init, fn, arg, opt);
+    if (err < 0)
+        return err;
+    err = weft_group_spawn(g, &weft_coroutine_future, &init);
+    if (err < 0)
+        weft__co_stack_put(&init.co.stack);
+    return err;
+}
+
+WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
+                              const weft_go_options *opt, int *result)
+{
+    weft_coroutine init;
+    int out = 0, err;
+
+    if (rt == NULL || weft__task_driver != NULL)
+        return -EINVAL;
+    err = co_init(&init, fn, arg, opt);
+    if (err < 0)
+        return err;
+    err = weft_block_on(rt, &weft_coroutine_future, &init, &out);
+    /* weft_block_on() fails before spawning (the future was not moved) or
+     * reports the spawned task's end: 0 or -ECANCELED */
+    if (err < 0 && err != -ECANCELED)
+        weft__co_stack_put(&init.co.stack);
+    if (err == 0 && result)
+        *result = out;
+    return err;
+}
+
+/* ---- Awaiting ------------------------------------------------------------------------ */
+typedef weft_poll co_poll_fn(void *self, weft_context *cx, void *out);
+
+static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *out)
+{
+    struct weft__co *co = co_self();
+    int err = 0;
+
+    if (co == NULL) {
+        err = -EINVAL;
+    } else {
+        for (;;) {
+            if (co->cancelled) {
+                err = -ECANCELED;
+                break;
+            }
+            if (poll(self, co->cx, out) == WEFT_READY)
+                break;
+            co_suspend(co);      /* co->cx is the new poll's context after this */
+        }
+    }
+    if (drop)
+        drop(self);
+    return err;
+}
+
+WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out)
+{
+    if (type == NULL || type->poll == NULL)
+        return -EINVAL;
+    return co_await(type->poll, type->drop, future, out);
+}
+
+WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, void *out),
+                              void (*drop)(void *self), void *self, void *out)
+{
+    if (poll == NULL)
+        return -EINVAL;
+    return co_await(poll, drop, self, out);
+}
+
+WEFT_API bool weft_co_cancelled(void)
+{
+    struct weft__co *co = co_self();
+
+    return co && co->cancelled;
+}
+
+WEFT_API bool weft_co_is_coroutine(void)
+{
+    return co_self() != NULL;
+}
+
+WEFT_API const char *weft_co_name(void)
+{
+    struct weft__co *co = co_self();
+
+    return co ? co->name : NULL;
+}
+
+/* ---- Blocking-style calls: a thunk and an await each ---------------------------------- */
+static weft_poll sleep_thunk(void *self, weft_context *cx, void *out)
+{
+    (void)out;
+    return weft_sleep_poll(self, cx);
+}
+
+static void sleep_drop(void *self)
+{
+    weft_sleep_drop(self);
+}
+
+WEFT_API int weft_co_sleep(uint64_t ms)
+{
+    weft_sleep s;
+
+    weft_sleep_init(&s, ms);
+    return co_await(sleep_thunk, sleep_drop, &s, NULL);
+}
+
+static weft_poll yield_thunk(void *self, weft_context *cx, void *out)
+{
+    (void)out;
+    return weft_yield_poll(self, cx);
+}
+
+WEFT_API int weft_co_yield(void)
+{
+    weft_yield y;
+
+    weft_yield_init(&y);
+    return co_await(yield_thunk, NULL, &y, NULL);
+}
+
+struct join_await {
+    weft_join *j;
+    void *out;
+    int result;
+};
+
+static weft_poll join_thunk(void *self, weft_context *cx, void *out)
+{
+    struct join_await *a = self;
+
+    (void)out;
+    return weft_join_poll(a->j, cx, &a->result, a->out);
+}
+
+WEFT_API int weft_co_join(weft_join *join, void *out)
+{
+    struct join_await a = { join, out, 0 };
+    int err;
+
+    if (join == NULL)
+        return -EINVAL;
+    err = co_await(join_thunk, NULL, &a, NULL);
+    return err < 0 ? err : a.result;
+}
+
+struct send_await {
+    weft_chan_send f;
+    int result;
+};
+
+static weft_poll send_thunk(void *self, weft_context *cx, void *out)
+{
+    struct send_await *a = self;
+
+    (void)out;
+    return weft_chan_send_poll(&a->f, cx, &a->result);
+}
+
+static void send_drop(void *self)
+{
+    weft_chan_send_drop(&((struct send_await *)self)->f);
+}
+
+WEFT_API int weft_co_chan_send(weft_chan *ch, const void *msg)
+{
+    struct send_await a;
+    int err;
+
+    weft_chan_send_init(&a.f, ch, msg);
+    a.result = 0;
+    err = co_await(send_thunk, send_drop, &a, NULL);
+    return err < 0 ? err : a.result;
+}
+
+struct recv_await {
+    weft_chan_recv f;
+    int result;
+};
+
+static weft_poll recv_thunk(void *self, weft_context *cx, void *out)
+{
+    struct recv_await *a = self;
+
+    (void)out;
+    return weft_chan_recv_poll(&a->f, cx, &a->result);
+}
+
+static void recv_drop(void *self)
+{
+    weft_chan_recv_drop(&((struct recv_await *)self)->f);
+}
+
+WEFT_API int weft_co_chan_recv(weft_chan *ch, void *dst)
+{
+    struct recv_await a;
+    int err;
+
+    weft_chan_recv_init(&a.f, ch, dst);
+    a.result = 0;
+    err = co_await(recv_thunk, recv_drop, &a, NULL);
+    return err < 0 ? err : a.result;
+}
+
+struct oneshot_await {
+    weft_oneshot_recv f;
+    int result;
+};
+
+static weft_poll oneshot_thunk(void *self, weft_context *cx, void *out)
+{
+    struct oneshot_await *a = self;
+
+    (void)out;
+    return weft_oneshot_recv_poll(&a->f, cx, &a->result);
+}
+
+static void oneshot_drop(void *self)
+{
+    weft_oneshot_recv_drop(&((struct oneshot_await *)self)->f);
+}
+
+WEFT_API int weft_co_oneshot_recv(weft_oneshot_rx *rx, void *dst)
+{
+    struct oneshot_await a;
+    int err;
+
+    weft_oneshot_recv_init(&a.f, rx, dst);
+    a.result = 0;
+    err = co_await(oneshot_thunk, oneshot_drop, &a, NULL);
+    return err < 0 ? err : a.result;
+}
+
+/* ---- Sockets ------------------------------------------------------------------------ */
+struct io_await {
+    weft_io_op op;
+    ssize_t result;
+};
+
+static weft_poll io_thunk(void *self, weft_context *cx, void *out)
+{
+    struct io_await *a = self;
+
+    (void)out;
+    return weft_io_op_poll(&a->op, cx, &a->result);
+}
+
+static void io_drop(void *self)
+{
+    weft_io_op_drop(&((struct io_await *)self)->op);
+}
+
+/* await a read/write op set up in a->op */
+static ssize_t io_await_op(struct io_await *a)
+{
+    int err;
+
+    a->result = 0;
+    err = co_await(io_thunk, io_drop, a, NULL);
+    return err < 0 ? err : a->result;
+}
+
+WEFT_API ssize_t weft_co_read(weft_socket *s, void *buf, size_t len)
+{
+    struct io_await a;
+
+    weft_read_init(&a.op, s, buf, len);
+    return io_await_op(&a);
+}
+
+WEFT_API ssize_t weft_co_read_exact(weft_socket *s, void *buf, size_t len)
+{
+    struct io_await a;
+
+    weft_read_exact_init(&a.op, s, buf, len);
+    return io_await_op(&a);
+}
+
+WEFT_API ssize_t weft_co_write(weft_socket *s, const void *buf, size_t len)
+{
+    struct io_await a;
+
+    weft_write_init(&a.op, s, buf, len);
+    return io_await_op(&a);
+}
+
+WEFT_API ssize_t weft_co_write_all(weft_socket *s, const void *buf, size_t len)
+{
+    struct io_await a;
+
+    weft_write_all_init(&a.op, s, buf, len);
+    return io_await_op(&a);
+}
+
+struct conn_await {
+    weft_io_op op;
+    int result;
+    bool connect;
+};
+
+static weft_poll conn_thunk(void *self, weft_context *cx, void *out)
+{
+    struct conn_await *a = self;
+
+    (void)out;
+    if (a->connect)
+        return weft_connect_poll(&a->op, cx, &a->result);
+    return weft_accept_poll(&a->op, cx, &a->result);
+}
+
+static void conn_drop(void *self)
+{
+    weft_io_op_drop(&((struct conn_await *)self)->op);
+}
+
+WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out)
+{
+    struct conn_await a;
+    int err;
+
+    weft_accept_init(&a.op, l, out, NULL, NULL);
+    a.result = 0;
+    a.connect = false;
+    err = co_await(conn_thunk, conn_drop, &a, NULL);
+    return err < 0 ? err : a.result;
+}
+
+WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+                             uint64_t timeout_ms, weft_socket **out)
+{
+    struct conn_await a;
+    int err;
+
+    weft_connect_init(&a.op, rt, addr, len, timeout_ms, out);
+    a.result = 0;
+    a.connect = true;
+    err = co_await(conn_thunk, conn_drop, &a, NULL);
+    return err < 0 ? err : a.result;
+}
+
+/* ---- Locks, notify, barrier, tokens, groups: futures with an int result --------------- */
+/* One await struct, thunk and drop per future type FUT (FUT_poll taking
+ * `int *result`, FUT_drop); a wrapper inits a.f and calls FUT_run(&a). */
+#define CO_INT_FUTURE(FUT)                                                    \
+    struct FUT##_await {                                                      \
+        FUT f;                                                                \
+        int result;                                                           \
+    };                                                                        \
+    static weft_poll FUT##_thunk(void *self, weft_context *cx, void *out)     \
+    {                                                                         \
+        struct FUT##_await *a = self;                                         \
+        (void)out;                                                            \
+        return FUT##_poll(&a->f, cx, &a->result);                             \
+    }                                                                         \
+    static void FUT##_thunk_drop(void *self)                                  \
+    {                                                                         \
+        FUT##_drop(&((struct FUT##_await *)self)->f);                         \
+    }                                                                         \
+    static int FUT##_run(struct FUT##_await *a)                               \
+    {                                                                         \
+        int err;                                                              \
+        a->result = 0;                                                        \
+        err = co_await(FUT##_thunk, FUT##_thunk_drop, a, NULL);               \
+        return err < 0 ? err : a->result;                                     \
+    }
+
+CO_INT_FUTURE(weft_mutex_lock)
+CO_INT_FUTURE(weft_sem_acquire)
+CO_INT_FUTURE(weft_notify_wait)
+CO_INT_FUTURE(weft_rwlock_read)
+CO_INT_FUTURE(weft_rwlock_write)
+CO_INT_FUTURE(weft_barrier_wait)
+CO_INT_FUTURE(weft_cancel_wait)
+CO_INT_FUTURE(weft_group_wait)
+
+WEFT_API int weft_co_mutex_lock(weft_mutex *m)
+{
+    struct weft_mutex_lock_await a;
+
+    weft_mutex_lock_init(&a.f, m);
+    return weft_mutex_lock_run(&a);
+}
+
+WEFT_API int weft_co_sem_acquire(weft_sem *s, size_t n)
+{
+    struct weft_sem_acquire_await a;
+
+    weft_sem_acquire_init(&a.f, s, n);
+    return weft_sem_acquire_run(&a);
+}
+
+WEFT_API int weft_co_notify_wait(weft_notify *n)
+{
+    struct weft_notify_wait_await a;
+
+    weft_notify_wait_init(&a.f, n);
+    return weft_notify_wait_run(&a);
+}
+
+WEFT_API int weft_co_rwlock_read(weft_rwlock *rw)
+{
+    struct weft_rwlock_read_await a;
+
+    weft_rwlock_read_init(&a.f, rw);
+    return weft_rwlock_read_run(&a);
+}
+
+WEFT_API int weft_co_rwlock_write(weft_rwlock *rw)
+{
+    struct weft_rwlock_write_await a;
+
+    weft_rwlock_write_init(&a.f, rw);
+    return weft_rwlock_write_run(&a);
+}
+
+WEFT_API int weft_co_barrier_wait(weft_barrier *b)
+{
+    struct weft_barrier_wait_await a;
+
+    weft_barrier_wait_init(&a.f, b);
+    return weft_barrier_wait_run(&a);
+}
+
+WEFT_API int weft_co_cancel_wait(weft_cancel *t)
+{
+    struct weft_cancel_wait_await a;
+
+    weft_cancel_wait_init(&a.f, t);
+    return weft_cancel_wait_run(&a);
+}
+
+WEFT_API int weft_co_group_wait(weft_group *g)
+{
+    struct weft_group_wait_await a;
+
+    weft_group_wait_init(&a.f, g);
+    return weft_group_wait_run(&a);
+}
+
+struct timeout_await {
+    weft_timeout t;
+    int result;
+};
+
+static weft_poll timeout_thunk(void *self, weft_context *cx, void *out)
+{
+    struct timeout_await *a = self;
+
+    return weft_timeout_poll(&a->t, cx, &a->result, out);
+}
+
+static void timeout_drop(void *self)
+{
+    weft_timeout_drop(&((struct timeout_await *)self)->t);
+}
+
+WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, void *out,
+                                   uint64_t ms)
+{
+    struct timeout_await a;
+    int err;
+
+    if (type == NULL || type->poll == NULL)
+        return -EINVAL;
+    /* the timeout owns the future from here: it drops it exactly once */
+    weft_timeout_init(&a.t, type, future, ms);
+    a.result = 0;
+    err = co_await(timeout_thunk, timeout_drop, &a, out);
+    return err < 0 ? err : a.result;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/* Stackful coroutines (internal): the context switch, stacks, and the
+ * coroutine record that lives inside a task's future.
+ *
+ * The two sides of a switch:
+ *
+ *   worker side (co_resume, never migrates)    coroutine side (its own stack)
+ *   save the worker's errno, load the co's     ...
+ *   cur_co = co                                 ...
+ *   weft__co_switch(&co->wsp, co->sp)  ─────►  returns from its last switch
+ *                                               (or starts at weft__co_entry)
+ *                                               runs until an await is pending
+ *   returns from the switch            ◄─────  weft__co_switch(&co->sp, co->wsp)
+ *   save the co's errno, restore ours
+ *
+ * Everything thread-specific (errno, cur_co, the sanitizers' fiber state)
+ * is handled on the worker side, whose frame never changes threads; the
+ * coroutine side, which may wake up on another worker after any switch,
+ * reads thread-locals only through out-of-line helpers (see coro.c). */
+#ifndef WEFT_CORO_CORO_H
+#define WEFT_CORO_CORO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "weft/coro.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT_CO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT_CO_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_CO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_CO_TSAN 1
+#endif
+#endif
+
+/* The hand-written switch exists for these; anything else (or a build with
+ * -DWEFT_CO_UCONTEXT=1) uses ucontext. */
+#if !defined(WEFT_CO_UCONTEXT)
+#if defined(__x86_64__) || defined(__aarch64__)
+#define WEFT_CO_UCONTEXT 0
+#else
+#define WEFT_CO_UCONTEXT 1
+#endif
+#endif
+
+enum {
+    CO_NEW = 0,        /* never resumed: sp is the initial frame */
+    CO_RUNNING,        /* on a thread, between resume and suspend */
+    CO_SUSPENDED,      /* parked in an await */
+    CO_DONE            /* fn returned; the stack may be released */
+};
+
+/* One mapping: guard page(s) at the low end, then the usable stack. */
+struct weft__co_stack {
+    char *map;                  /* start of the mapping (the guard) */
+    size_t map_size;            /* guard + usable */
+    char *lo, *hi;              /* the usable stack: [lo, hi) */
+};
+
+struct weft__co {
+    void *sp;                   /* the coroutine's saved context (suspended or new) */
+    void *wsp;                  /* the worker's saved context (while running) */
+    weft_context *cx;           /* the current poll's context; NULL in a drop */
+    weft_co_fn *fn;
+    void *arg;
+    const char *name;
+    struct weft__co_stack stack;
+    int result;                 /* what fn returned */
+    int err;                    /* the coroutine's errno while it is not running */
+    unsigned char state;        /* CO_* */
+    bool cancelled;             /* set by the drop: every await returns -ECANCELED */
+#if WEFT_CO_ASAN
+    void *fake_co;              /* ASan fake stacks of both sides */
+    void *fake_w;
+    const void *w_bottom;       /* the worker's stack, as ASan last reported it */
+    size_t w_size;
+#endif
+#if WEFT_CO_TSAN
+    void *fiber;                /* the coroutine's TSan fiber */
+    void *w_fiber;              /* the worker's, taken at each resume */
+#endif
+};
+
+/* ---- switch.c ----------------------------------------------------------------
+ * Save the callee-saved state of the running side on its own stack, store
+ * the resulting handle in *save, and continue the side whose handle is
+ * `load`. Returns when some later switch loads *save again. An out-of-line
+ * call: a full compiler barrier for everything but registers it saves. */
+void weft__co_switch(void **save, void *load);
+/* Prepare a fresh context on `stack` that starts weft__co_entry(co) when
+ * first switched to; returns its handle. */
+void *weft__co_prepare(struct weft__co *co);
+/* The coroutine's first function (switch.c calls it on the new stack);
+ * never returns: its last act is the switch back to the worker. */
+WEFT_NORETURN void weft__co_entry(struct weft__co *co);
+
+/* ---- stack.c ----------------------------------------------------------------- */
+/* Map a stack of `size` usable bytes (page-rounded) plus a guard page, or
+ * take one of that size from this thread's cache. 0 or -ENOMEM. */
+int weft__co_stack_get(struct weft__co_stack *s, size_t size);
+/* Give it back: to this thread's cache, or unmapped. */
+void weft__co_stack_put(struct weft__co_stack *s);
+/* Prepare this thread to run coroutines: an alternate signal stack for the
+ * overflow report, once per thread. Cheap after the first call. */
+void weft__co_thread_enter(void);
+/* Install the guard-page handler (once per process). */
+void weft__co_install_handler(void);
+/* The coroutine running on this thread, or NULL (the handler reads it). */
+struct weft__co *weft__co_running(void);
+/* Stacks mapped now (cached ones included): for tests. */
+long weft__co_stacks_mapped(void);
+
+#endif

@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+/* Coroutine stacks: mapped with a guard page, cached per thread, and the
+ * SIGSEGV handler that names the coroutine whose stack overflowed.
+ *
+ * A stack is an anonymous private mapping (MAP_NORESERVE: the kernel
+ * commits a page when it is first touched, so a 64 KiB stack of which a
+ * coroutine uses 3 KiB costs one or two pages) whose lowest page is
+ * PROT_NONE. Stacks grow down, so running off the end touches the guard
+ * and faults instead of overwriting whatever lies below.
+ *
+ * Cache: mapping and unmapping are two or three system calls, several
+ * times what a spawn costs, so freed stacks are kept for the next spawns,
+ * in two levels, no allocation in either:
+ *   - each thread keeps up to CACHE_MAX (whatever sizes) in a thread-local
+ *     array; a stack goes back on the thread where its coroutine finished,
+ *     usually a worker;
+ *   - a process-wide array of up to SHARED_MAX, behind a mutex, takes what
+ *     a full thread cache cannot and serves a thread whose cache is empty
+ *     (a worker that spawns coroutines that finish on other workers).
+ * A thread's cache is emptied by a pthread key destructor when it exits,
+ * and the shared one when the last thread that registered a cache exits:
+ * weft's workers exit in weft_runtime_shutdown(), so once the runtimes are
+ * freed no stack stays mapped. The process's main thread keeps no cache of
+ * its own (its thread-local destructors never run: exit() does not run
+ * them), nor does a thread where the key could not be set; they use the
+ * shared cache while some registered thread lives, and unmap otherwise.
+ * Pages a coroutine touched stay committed while its stack is cached. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "coro/coro.h"
+#include "task/task.h"
+
+#if WEFT_CO_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#define CACHE_MAX 16
+#define SHARED_MAX 64
+#define ALT_STACK_SIZE ((size_t)64 * 1024)
+
+struct thread_co {
+    struct weft__co_stack cache[CACHE_MAX];
+    unsigned n;
+    unsigned char kind;        /* 0 unknown, 1 main thread, 2 other */
+    bool key_set;              /* the destructor will run */
+    bool entered;              /* weft__co_thread_enter() ran */
+    void *alt;                 /* our alternate signal stack (mapped), or NULL */
+};
+
+static WEFT_TLS struct thread_co tco;
+
+/* relaxed: a statistic for tests, read once every thread has been joined */
+static _Atomic long stacks_mapped;
+
+/* The shared level. `users`: threads whose destructor is registered. */
+static struct {
+    pthread_mutex_t lock;
+    unsigned n;                              /* ->lock */
+    unsigned users;                          /* ->lock */
+    struct weft__co_stack s[SHARED_MAX];     /* ->lock */
+} shared = { PTHREAD_MUTEX_INITIALIZER, 0, 0, { { 0 } } };
+
+static pthread_key_t tco_key;
+static pthread_once_t tco_key_once = PTHREAD_ONCE_INIT;
+static bool tco_key_ok;
+
+static size_t page_size(void)
+{
+    static size_t ps;        /* racy init of a constant: every thread writes the same */
+    size_t p = __atomic_load_n(&ps, __ATOMIC_RELAXED);
+
+    if (p == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+
+        p = v > 0 ? (size_t)v : 4096;
+        __atomic_store_n(&ps, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static void stack_unmap(struct weft__co_stack *s)
+{
+#if WEFT_CO_ASAN
+    /* frames that never returned left redzones poisoned; the next mapping
+     * at these addresses must not inherit them */
+    __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
+#endif
+    munmap(s->map, s->map_size);
+    atomic_fetch_sub_explicit(&stacks_mapped, 1, memory_order_relaxed);
+    s->map = NULL;
+}
+
+static void tco_destroy(void *p)
+{
+    struct thread_co *t = p;
+    stack_t ss;
+
+    while (t->n > 0)
+        stack_unmap(&t->cache[--t->n]);
+    if (t->key_set) {
+        pthread_mutex_lock(&shared.lock);
+        if (--shared.users == 0)
+            while (shared.n > 0)
+                stack_unmap(&shared.s[--shared.n]);
+        pthread_mutex_unlock(&shared.lock);
+        t->key_set = false;
+    }
+    if (t->alt) {
+        /* ours only if it is still the one installed */
+        if (sigaltstack(NULL, &ss) == 0 && ss.ss_sp == t->alt &&
+            !(ss.ss_flags & SS_ONSTACK)) {
+            ss.ss_flags = SS_DISABLE;
+            ss.ss_sp = NULL;
+            ss.ss_size = ALT_STACK_SIZE;
+            if (sigaltstack(&ss, NULL) == 0)
+                munmap(t->alt, ALT_STACK_SIZE);
+        }
+        t->alt = NULL;
+    }
+}
+
+static void tco_key_make(void)
+{
+    tco_key_ok = pthread_key_create(&tco_key, tco_destroy) == 0;
+}
+
+/* True when this thread may keep stacks: not the main thread, and its
+ * destructor is registered. */
+static bool tco_can_keep(void)
+{
+    if (tco.kind == 0)
+        tco.kind = syscall(SYS_gettid) == getpid() ? 1 : 2;
+    if (tco.kind != 2)
+        return false;
+    if (!tco.key_set) {
+        pthread_once(&tco_key_once, tco_key_make);
+        if (!tco_key_ok || pthread_setspecific(tco_key, &tco) != 0)
+            return false;
+        tco.key_set = true;
+        pthread_mutex_lock(&shared.lock);
+        shared.users++;
+        pthread_mutex_unlock(&shared.lock);
+    }
+    return true;
+}
+
+int weft__co_stack_get(struct weft__co_stack *s, size_t size)
+{
+    size_t ps = page_size();
+    size_t usable = (size + ps - 1) & ~(ps - 1);
+    char *p;
+
+    for (unsigned i = tco.n; i-- > 0;) {
+        if ((size_t)(tco.cache[i].hi - tco.cache[i].lo) == usable) {
+            *s = tco.cache[i];
+            tco.cache[i] = tco.cache[--tco.n];
+            return 0;
+        }
+    }
+    pthread_mutex_lock(&shared.lock);
+    for (unsigned i = shared.n; i-- > 0;) {
+        if ((size_t)(shared.s[i].hi - shared.s[i].lo) == usable) {
+            *s = shared.s[i];
+            shared.s[i] = shared.s[--shared.n];
+            pthread_mutex_unlock(&shared.lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&shared.lock);
+    p = mmap(NULL, usable + ps, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    if (mprotect(p, ps, PROT_NONE) < 0) {
+        munmap(p, usable + ps);
+        return -ENOMEM;
+    }
+    atomic_fetch_add_explicit(&stacks_mapped, 1, memory_order_relaxed);
+    s->map = p;
+    s->map_size = usable + ps;
+    s->lo = p + ps;
+    s->hi = p + ps + usable;
+    return 0;
+}
+
+void weft__co_stack_put(struct weft__co_stack *s)
+{
+    bool kept = false;
+
+    if (s->map == NULL)
+        return;
+#if WEFT_CO_ASAN
+    /* frames that never returned left redzones poisoned */
+    __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
+#endif
+    if (tco_can_keep() && tco.n < CACHE_MAX) {
+        tco.cache[tco.n++] = *s;
+        s->map = NULL;
+        return;
+    }
+    pthread_mutex_lock(&shared.lock);
+    if (shared.users > 0 && shared.n < SHARED_MAX) {
+        shared.s[shared.n++] = *s;
+        kept = true;
+    }
+    pthread_mutex_unlock(&shared.lock);
+    if (kept)
+        s->map = NULL;
+    else
+        stack_unmap(s);
+}
+
+long weft__co_stacks_mapped(void)
+{
+    return atomic_load_explicit(&stacks_mapped, memory_order_relaxed);
+}
+
+/* ---- Stack overflow report --------------------------------------------------
+ * The fault happens with the coroutine's stack exhausted, so the handler
+ * runs on an alternate signal stack: each thread that resumes a coroutine
+ * gets one (mapped; the main thread uses a static one) unless it has one
+ * already (ASan installs its own on every thread; the user may too), and
+ * loses ours when it exits. The handler reports only a fault inside the
+ * running coroutine's guard page; any other fault goes to the handler it
+ * replaced (or the default action, which re-faults and kills). */
+static char main_alt[ALT_STACK_SIZE] __attribute__((aligned(16)));
+
+void weft__co_thread_enter(void)
+{
+    stack_t ss, old;
+    void *p;
+
+    if (tco.entered)
+        return;
+    tco.entered = true;
+    if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
+        return;                                  /* has one already */
+    if (tco.kind == 0)
+        tco.kind = syscall(SYS_gettid) == getpid() ? 1 : 2;
+    if (tco.kind == 1) {
+        p = main_alt;
+    } else {
+        if (!tco_can_keep())
+            return;                              /* could not free it later */
+        p = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        if (p == MAP_FAILED)
+            return;
+        tco.alt = p;
+    }
+    ss.ss_sp = p;
+    ss.ss_size = ALT_STACK_SIZE;
+    ss.ss_flags = 0;
+    if (sigaltstack(&ss, NULL) < 0 && tco.alt) {
+        munmap(tco.alt, ALT_STACK_SIZE);
+        tco.alt = NULL;
+    }
+}
+
+static struct sigaction old_segv, old_bus;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+
+/* async-signal-safe formatting: write(2) only */
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (*s && at < cap)
+        buf[at++] = *s++;
+    return at;
+}
+
+static size_t put_hex(char *buf, size_t at, size_t cap, uintptr_t v)
+{
+    char tmp[2 + 2 * sizeof(v)];
+    int n = 0;
+
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    at = put_str(buf, at, cap, "0x");
+    while (n > 0 && at < cap)
+        buf[at++] = tmp[--n];
+    return at;
+}
+
+static size_t put_dec(char *buf, size_t at, size_t cap, size_t v)
+{
+    char tmp[24];
+    int n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n > 0 && at < cap)
+        buf[at++] = tmp[--n];
+    return at;
+}
+
+static void report_overflow(const struct weft__co *co, const void *addr)
+{
+    char buf[512];
+    size_t n = 0, cap = sizeof(buf) - 1;
+    ssize_t w;
+
+    n = put_str(buf, n, cap, "weft: stack overflow in coroutine \"");
+    n = put_str(buf, n, cap, co->name ? co->name : "coroutine");
+    n = put_str(buf, n, cap, "\" (stack ");
+    n = put_hex(buf, n, cap, (uintptr_t)co->stack.lo);
+    n = put_str(buf, n, cap, "-");
+    n = put_hex(buf, n, cap, (uintptr_t)co->stack.hi);
+    n = put_str(buf, n, cap, ", ");
+    n = put_dec(buf, n, cap, (size_t)(co->stack.hi - co->stack.lo));
+    n = put_str(buf, n, cap, " bytes; fault at ");
+    n = put_hex(buf, n, cap, (uintptr_t)addr);
+    n = put_str(buf, n, cap, " in its guard page): aborting\n");
+    w = write(STDERR_FILENO, buf, n);
+    (void)w;
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+    struct weft__co *co = weft__co_running();
+    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+    const char *a = si ? (const char *)si->si_addr : NULL;
+
+    if (co && co->stack.map && a >= co->stack.map && a < co->stack.lo) {
+        report_overflow(co, a);
+        abort();
+    }
+    /* not ours: the handler we replaced */
+    if (old->sa_flags & SA_SIGINFO) {
+        old->sa_sigaction(sig, si, uc);
+    } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+    } else {
+        /* the default action: a real fault re-faults on return and kills;
+         * a signal sent with kill() is raised again */
+        struct sigaction dfl;
+
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+        if (si == NULL || si->si_code <= 0)
+            raise(sig);
+    }
+}
+
+static void install_handler(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+}
+
+void weft__co_install_handler(void)
+{
+    pthread_once(&handler_once, install_handler);
+}
