@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* Timers keep firing while the CPUs are oversubscribed (issue 13, item 3):
+ * a 1 ms sleeper beside a CPU hog that yields cooperatively, alone on one
+ * worker, and on two workers beside child processes that spin on every
+ * CPU. The bounds are generous (the machine is shared, and sanitizers slow
+ * everything down): they catch lateness of whole time slices or whole
+ * rounds of GLOBAL_INTERVAL polls, not milliseconds. The figures themselves
+ * belong to bench/timer_busy.c. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "weft.h"
+
+#define MAX_ITERS 400
+#define MAX_BURNERS 8
+#define WALL_LIMIT_NS 15000000000ull  /* stop sampling after 15 s: a verdict, not a hang */
+
+static atomic_bool stop;
+static atomic_uint hog_polls;
+static uint64_t late_ns[MAX_ITERS];
+static unsigned nlate;
+
+typedef struct hog {
+    weft_async co;
+    unsigned us;
+    weft_yield y;
+} hog;
+
+static void burn(unsigned us)
+{
+    uint64_t until = harness_now_ns() + (uint64_t)us * 1000u;
+
+    atomic_fetch_add(&hog_polls, 1);
+    while (harness_now_ns() < until)
+        ;
+}
+
+static weft_poll hog_poll(hog *h, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&h->co);
+    while (!atomic_load(&stop)) {
+        burn(h->us);                                 /* CPU-bound, then yields */
+        WEFT_YIELD(&h->co, &h->y, cx);
+    }
+    WEFT_END(&h->co);
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(hog, hog_poll, NULL);
+
+typedef struct sleeper {
+    weft_async co;
+    unsigned n;
+    uint64_t start;
+    weft_sleep s;
+} sleeper;
+
+static weft_poll sleeper_poll(sleeper *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    f->start = harness_now_ns();
+    while (nlate < f->n && harness_now_ns() - f->start < WALL_LIMIT_NS) {
+        weft_sleep_init(&f->s, 1);
+        WEFT_AWAIT(&f->co, weft_sleep_poll(&f->s, cx));
+        {
+            uint64_t deadline = weft_sleep_deadline(&f->s) * 1000000u;
+            uint64_t now = harness_now_ns();
+
+            late_ns[nlate++] = now > deadline ? now - deadline : 0;
+        }
+    }
+    atomic_store(&stop, true);
+    WEFT_END(&f->co);
+}
+
+static void sleeper_drop(sleeper *f)
+{
+    weft_sleep_drop(&f->s);
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(sleeper, sleeper_poll, sleeper_drop);
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Children that spin until killed (or until this process dies). */
+static unsigned start_burners(pid_t *pids, unsigned n)
+{
+    unsigned started = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        pid_t p = fork();
+
+        if (p == 0) {
+            volatile unsigned long x = 0;
+
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            for (;;)
+                x++;
+        }
+        if (p > 0)
+            pids[started++] = p;
+    }
+    return started;
+}
+
+static void stop_burners(pid_t *pids, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        kill(pids[i], SIGKILL);
+    for (unsigned i = 0; i < n; i++)
+        waitpid(pids[i], NULL, 0);
+}
+
+/* Run the hog and the sleeper; return the median lateness in *median and the
+ * count of wake-ups over 10 ms late in *over10 (of nlate). */
+static void run_hog_and_sleeper(unsigned workers, unsigned hog_us, unsigned burners,
+                                uint64_t *median, unsigned *over10)
+{
+    pid_t pids[MAX_BURNERS];
+    unsigned n = (unsigned)harness_scale(MAX_ITERS), nb;
+    weft_runtime *rt;
+
+    if (n < 40)
+        n = 40;                       /* a median needs a few samples */
+    atomic_store(&stop, false);
+    atomic_store(&hog_polls, 0);
+    nlate = 0;
+    nb = start_burners(pids, burners);   /* before the runtime's threads */
+    ASSERT_EQ(burners, nb);
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = workers }));
+    ASSERT_OK(weft_spawn_detached(rt, &hog_future, &(hog){ .us = hog_us }));
+    ASSERT_OK(weft_spawn_detached(rt, &sleeper_future, &(sleeper){ .n = n }));
+    ASSERT_OK(weft_runtime_run(rt));
+    weft_runtime_free(rt);
+    stop_burners(pids, nb);
+
+    ASSERT(nlate > 0);
+    *over10 = 0;
+    for (unsigned i = 0; i < nlate; i++)
+        *over10 += late_ns[i] > 10000000u;
+    qsort(late_ns, nlate, sizeof(late_ns[0]), cmp_u64);
+    *median = late_ns[nlate / 2];
+    fprintf(stderr, "workers=%u hog_us=%u burners=%u: %u sleeps, lateness median %llu us, "
+            "p90 %llu us, max %llu us, %u over 10 ms; hog polled %u times\n",
+            workers, hog_us, nb, nlate, (unsigned long long)*median / 1000,
+            (unsigned long long)late_ns[nlate - 1 - nlate / 10] / 1000,
+            (unsigned long long)late_ns[nlate - 1] / 1000, *over10, atomic_load(&hog_polls));
+}
+
+static unsigned burners_for_cpus(void)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = ncpu > 0 ? 2 * (unsigned)ncpu : 4;
+
+    return n > MAX_BURNERS ? MAX_BURNERS : n;
+}
+
+/* One worker runs both: only its own look between polls fires the timer.
+ * A hog that yields every 500 us must not hold the timer up for a round of
+ * GLOBAL_INTERVAL (61) polls, 30 ms: a yield is a point to look. */
+TEST(one_worker_hog_yields_timer_fires)
+{
+    uint64_t median;
+    unsigned over10;
+
+    run_hog_and_sleeper(1, 500, 0, &median, &over10);
+    ASSERT_LE(10000000u, median);
+    ASSERT_LE(nlate / 4, over10);
+}
+
+/* Two workers: the hog on one, the sleeper on the other, and twice as many
+ * processes spinning as there are CPUs. The worker that runs the sleeper
+ * looks for work before it parks and drives the timer: that look must not
+ * give its CPU away (sched_yield hands it to a spinner for a whole time
+ * slice) nor run past the deadline. */
+TEST(hog_and_burners_timer_fires)
+{
+    uint64_t median;
+    unsigned over10;
+
+    run_hog_and_sleeper(2, 200, burners_for_cpus(), &median, &over10);
+    ASSERT_LE(10000000u, median);
+    ASSERT_LE(nlate / 4, over10);
+}
+
+/* The same without the burners (the common case stays fine). */
+TEST(hog_timer_fires)
+{
+    uint64_t median;
+    unsigned over10;
+
+    run_hog_and_sleeper(2, 200, 0, &median, &over10);
+    ASSERT_LE(10000000u, median);
+    ASSERT_LE(nlate / 4, over10);
+}
