@@ -144,8 +144,9 @@ static struct result run_hog_and_sleeper(unsigned workers, unsigned hog_us, unsi
     unsigned n = (unsigned)harness_scale(MAX_ITERS), nb;
     weft_runtime *rt;
 
-    if (n < 40)
-        n = 40;                       /* a median needs a few samples */
+    if (n < 200)
+        n = 200;                      /* sleeps cost time, not CPU: keep enough
+                                       * samples under sanitizers too */
     atomic_store(&stop, false);
     atomic_store(&hog_polls, 0);
     nlate = 0;
