@@ -573,6 +573,18 @@ static void waiter_done_unparked(weft_sync_waiter *w)
     w->owner = O_DONE;
 }
 
+/* A WOKEN future completed without the lock: nothing to undo either. The
+ * notifier unlinked the node and moved its waker out before storing WOKEN
+ * (release; our waiter_is_woken() was the acquire), and no one else reaches
+ * an unlinked node, so the owner finishes it alone. */
+static void waiter_done_woken(weft_sync_waiter *w)
+{
+    assert(w->owner == O_PARKED && w->state == W_WOKEN && w->waker.vtable == NULL);
+    w->state = W_DONE;
+    w->why = WHY_NONE;
+    w->owner = O_DONE;
+}
+
 /* ---- Send future ----------------------------------------------------------- */
 WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *msg)
 {
@@ -662,6 +674,28 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
             }
             if (ret == RING_IN_PROGRESS) {
                 /* our slot is being freed: poll again soon (a yield) */
+                weft_waker_wake_by_ref(weft_context_waker(cx));
+                return WEFT_PENDING;
+            }
+        } else if (waiter_is_woken(&s->w)) {
+            /* woken (the handoff's fast path): the node is ours alone
+             * (waiter_done_woken()), so try the ring without the lock, as
+             * a fresh send would. Only a full ring sends us to the lock,
+             * to park again at the front. */
+            ret = ring_push(ch, s->msg);
+            if (ret == 0) {
+                chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+                /* the rule for woken ones (header): room left behind while
+                 * other senders wait wakes one more of them */
+                if (ring_len(ch) < ch->cap)
+                    chan_notify(ch, &ch->send_waiting, &ch->sendq);
+            }
+            if (ret == 0 || ret == -EPIPE) {
+                waiter_done_woken(&s->w);
+                goto out;
+            }
+            if (ret == RING_IN_PROGRESS) {
+                /* still WOKEN, still ours: poll again soon */
                 weft_waker_wake_by_ref(weft_context_waker(cx));
                 return WEFT_PENDING;
             }
@@ -803,6 +837,29 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
             }
             if (ret == RING_IN_PROGRESS) {
                 /* the head is being written: poll again soon (a yield) */
+                weft_waker_wake_by_ref(weft_context_waker(cx));
+                return WEFT_PENDING;
+            }
+        } else if (waiter_is_woken(&r->w)) {
+            /* woken (the handoff's fast path): the node is ours alone
+             * (waiter_done_woken()), so take the message without the
+             * lock, as a fresh receive would. Only an empty ring (a
+             * barger took it) sends us to the lock, to park again at the
+             * front. */
+            ret = ring_pop(ch, r->dst);
+            if (ret == 0) {
+                chan_notify(ch, &ch->send_waiting, &ch->sendq);
+                /* the rule for woken ones (header): messages left behind
+                 * while other receivers wait wake one more of them */
+                if (ring_len(ch) > 0)
+                    chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+            }
+            if (ret == 0 || ret == -EPIPE) {
+                waiter_done_woken(&r->w);
+                goto out;
+            }
+            if (ret == RING_IN_PROGRESS) {
+                /* still WOKEN, still ours: poll again soon */
                 weft_waker_wake_by_ref(weft_context_waker(cx));
                 return WEFT_PENDING;
             }
