@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* MPMC channels of fixed-size messages, bounded or unbounded.
  *
- * Two wait lists (receivers, senders) under a mutex, and the messages:
+ * Two wait lists (receivers, senders) under a spinlock, and the messages:
  *   - bounded: a lock-free ring (Vyukov's bounded MPMC queue, with
  *     crossbeam's lap encoding so that any capacity works, and the closed
  *     mark in the tail). Sends and receives that neither wait nor find
- *     anyone waiting never take the mutex;
- *   - unbounded: a growable ring under the mutex.
+ *     anyone waiting never take the lock;
+ *   - unbounded: a growable ring under the lock.
  * Messages are handed over only inside poll and try_*: a notifier never
  * writes into a waiter, it only wakes it (unlinking it as WOKEN), and the
  * woken future takes its message (or its slot) when polled. So a future
@@ -105,7 +105,10 @@ struct weft_chan {
     _Atomic unsigned send_waiting; /* bounded: changed under ->lock, read by all */
     unsigned char *buf;            /* the ring; unbounded: ->lock */
     /* the slow path */
-    pthread_mutex_t lock;
+    /* held for a few dozen instructions (link, unlink, wake bookkeeping),
+     * never across a waker call; the one longer hold is an unbounded ring
+     * doubling (an allocation and a copy), rare: waiters yield meanwhile */
+    weft__spinlock lock;
     bool closed;                   /* ->lock */
     size_t slots;                  /* unbounded, ->lock: ring size */
     size_t head, len;              /* unbounded, ->lock */
@@ -142,10 +145,7 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
     ch = weft__calloc(1, sizeof(*ch) + bytes);
     if (ch == NULL)
         return -ENOMEM;
-    if (pthread_mutex_init(&ch->lock, NULL) != 0) {
-        weft__free(ch);
-        return -ENOMEM;
-    }
+    spin_init(&ch->lock);
     /* relaxed (atomic_init): not yet shared; publishing *out is the
      * caller's business */
     atomic_init(&ch->refs, 1);
@@ -189,7 +189,6 @@ WEFT_API void weft_chan_drop(weft_chan *ch)
     assert(waitq_empty(&ch->recvq) && waitq_empty(&ch->sendq));
     if (ch->buf != ch->inline_buf)
         weft__free(ch->buf);
-    pthread_mutex_destroy(&ch->lock);
     weft__free(ch);
 }
 
@@ -366,10 +365,10 @@ static void chan_notify(struct weft_chan *ch, _Atomic unsigned *flag, struct wef
      * (header) */
     if (!atomic_load_explicit(flag, memory_order_seq_cst))
         return;
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     waitq_wake_one(q, WHY_READY, &b);
     chan_sync_flags(ch);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
 }
 
@@ -455,9 +454,9 @@ WEFT_API int weft_chan_try_send(weft_chan *ch, const void *msg)
             chan_notify(ch, &ch->recv_waiting, &ch->recvq);
         return ret == RING_IN_PROGRESS ? -EAGAIN : ret;   /* its slot is not free yet */
     }
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     ret = ch->closed ? -EPIPE : lk_push(ch, msg, &b);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     return ret;
 }
@@ -489,12 +488,12 @@ WEFT_API int weft_chan_try_recv(weft_chan *ch, void *dst)
             chan_notify(ch, &ch->send_waiting, &ch->sendq);
         return ret;
     }
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     if (ch->len)
         lk_pop(ch, dst, &b);
     else
         ret = ch->closed ? -EPIPE : -EAGAIN;
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     return ret;
 }
@@ -507,7 +506,7 @@ WEFT_API void weft_chan_close(weft_chan *ch)
     wake_batch_init(&b);
     if (ch == NULL)
         return;
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     ch->closed = true;
     if (ch->cap)
         /* relaxed: nothing is published with the mark; what matters is
@@ -523,10 +522,10 @@ WEFT_API void weft_chan_close(weft_chan *ch)
         more = !waitq_empty(&ch->recvq) || !waitq_empty(&ch->sendq);
         if (ch->cap)
             chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         wake_batch_run(&b);
         if (more)
-            sync_lock(&ch->lock);
+            spin_lock(&ch->lock);
     } while (more);
 }
 
@@ -537,9 +536,9 @@ WEFT_API bool weft_chan_is_closed(const weft_chan *ch)
 
     if (c == NULL)
         return false;
-    sync_lock(&c->lock);
+    spin_lock(&c->lock);
     closed = c->closed;
-    sync_unlock(&c->lock);
+    spin_unlock(&c->lock);
     return closed;
 }
 
@@ -552,9 +551,9 @@ WEFT_API size_t weft_chan_len(const weft_chan *ch)
         return 0;
     if (c->cap)
         return ring_len(c);
-    sync_lock(&c->lock);
+    spin_lock(&c->lock);
     len = c->len;
-    sync_unlock(&c->lock);
+    spin_unlock(&c->lock);
     return len;
 }
 
@@ -613,7 +612,7 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
     if (r == -EAGAIN) {
         /* a woken sender that lost its slot to another keeps its turn */
         old = waitq_park(&ch->sendq, &s->w, cx, s->w.state == W_WOKEN);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_drop(&old);
         return WEFT_PENDING;
     }
@@ -622,7 +621,7 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
          * again soon instead of waiting for it (it would wake a sender
          * that is linked, not necessarily us) */
         chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_wake_by_ref(weft_context_waker(cx));
         return WEFT_PENDING;
     }
@@ -634,7 +633,7 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
             waitq_wake_one(&ch->sendq, WHY_READY, &b);
     }
     chan_sync_flags(ch);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
     *ret = r;
@@ -700,12 +699,12 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
                 return WEFT_PENDING;
             }
         }
-        sync_lock(&ch->lock);
+        spin_lock(&ch->lock);
         if (ring_send_locked(ch, s, cx, &ret) == WEFT_PENDING)
             return WEFT_PENDING;
         goto out;
     }
-    sync_lock(&ch->lock);                  /* unbounded: never waits */
+    spin_lock(&ch->lock);                  /* unbounded: never waits */
     if (ch->closed) {
         ret = -EPIPE;
     } else {
@@ -714,7 +713,7 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
             chan_pass_on(&ch->sendq, &s->w, &b);
     }
     old = waitq_finish(&ch->sendq, &s->w);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
 out:
@@ -734,13 +733,13 @@ WEFT_API void weft_chan_send_drop(weft_chan_send *s)
         return;
     ch = s->ch;
     if (s->w.owner == O_PARKED) {
-        sync_lock(&ch->lock);
+        spin_lock(&ch->lock);
         if (!ch->closed && (ch->cap == 0 || ring_len(ch) < ch->cap))
             chan_pass_on(&ch->sendq, &s->w, &b);
         old = waitq_finish(&ch->sendq, &s->w);
         if (ch->cap)
             chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         wake_batch_run(&b);
         weft_waker_drop(&old);
     }
@@ -776,7 +775,7 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
     if (v == -EAGAIN) {
         /* a woken receiver that lost its message to another keeps its turn */
         old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_drop(&old);
         return WEFT_PENDING;
     }
@@ -785,7 +784,7 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
          * soon instead of waiting for it (this is also how a receiver
          * waits, after close, for a send claimed before it) */
         chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_wake_by_ref(weft_context_waker(cx));
         return WEFT_PENDING;
     }
@@ -797,7 +796,7 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
             waitq_wake_one(&ch->recvq, WHY_READY, &b);
     }
     chan_sync_flags(ch);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
     *ret = v;
@@ -864,24 +863,24 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
                 return WEFT_PENDING;
             }
         }
-        sync_lock(&ch->lock);
+        spin_lock(&ch->lock);
         if (ring_recv_locked(ch, r, cx, &ret) == WEFT_PENDING)
             return WEFT_PENDING;
         goto out;
     }
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     if (ch->len) {
         lk_pop(ch, r->dst, &b);
     } else if (ch->closed) {
         ret = -EPIPE;
     } else {
         old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_drop(&old);
         return WEFT_PENDING;
     }
     old = waitq_finish(&ch->recvq, &r->w);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
 out:
@@ -901,13 +900,13 @@ WEFT_API void weft_chan_recv_drop(weft_chan_recv *r)
         return;
     ch = r->ch;
     if (r->w.owner == O_PARKED) {
-        sync_lock(&ch->lock);
+        spin_lock(&ch->lock);
         if (ch->cap ? ring_len(ch) > 0 : ch->len > 0)
             chan_pass_on(&ch->recvq, &r->w, &b);
         old = waitq_finish(&ch->recvq, &r->w);
         if (ch->cap)
             chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         wake_batch_run(&b);
         weft_waker_drop(&old);
     }
