@@ -203,6 +203,17 @@ static inline unsigned char *ring_msg(const struct weft_chan *ch, size_t pos)
     return ch->buf + (pos & (ch->mark - 1)) * ch->stride + sizeof(size_t);
 }
 
+/* Copy one message. Word-sized messages (counters, pointers, handles: the
+ * common case) get an inlined copy instead of a call into libc's memcpy,
+ * which was ~12% of the ring's instructions in W4. */
+static inline void msg_copy(void *dst, const void *src, size_t size)
+{
+    if (size == sizeof(uint64_t))
+        memcpy(dst, src, sizeof(uint64_t));
+    else
+        memcpy(dst, src, size);
+}
+
 /* The position after `pos` (no mark). */
 static inline size_t ring_next(const struct weft_chan *ch, size_t pos)
 {
@@ -248,7 +259,7 @@ static int ring_push(struct weft_chan *ch, const void *msg)
             if (atomic_compare_exchange_weak_explicit(&ch->rtail, &tail, ring_next(ch, tail),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                memcpy(ring_msg(ch, tail), msg, ch->msg_size);
+                msg_copy(ring_msg(ch, tail), msg, ch->msg_size);
                 /* release: publishes the message; pairs with the
                  * receiver's acquire load of the stamp */
                 atomic_store_explicit(st, tail + 1, memory_order_release);
@@ -292,7 +303,7 @@ static int ring_pop(struct weft_chan *ch, void *dst)
             if (atomic_compare_exchange_weak_explicit(&ch->rhead, &head, ring_next(ch, head),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                memcpy(dst, ring_msg(ch, head), ch->msg_size);
+                msg_copy(dst, ring_msg(ch, head), ch->msg_size);
                 /* release: frees the slot for the next lap's sender; pairs
                  * with its acquire load of the stamp */
                 atomic_store_explicit(st, head + ch->one_lap, memory_order_release);
