@@ -78,7 +78,36 @@
  * other list directly: a parker of the other kind links under the same
  * lock and re-checks after it. (No fences, which gcc's TSan rejects: the
  * claims are locked instructions anyway and seq_cst loads are plain loads
- * on x86; the only seq_cst store, the flag, is on the slow path.) */
+ * on x86; the only seq_cst store, the flag, is on the slow path.)
+ *
+ * ---- The handoff to a woken future (bounded) -----------------------------
+ * A message reaches a parked receiver in one lock hold and one wake: the
+ * sender claims and publishes its slot without the lock, sees recv_waiting,
+ * locks, unlinks the first receiver as WOKEN (moving its waker out) and
+ * wakes it after unlocking. The woken receiver then takes a message
+ * without the lock, as a fresh receive would (ring_pop), and notifies a
+ * waiting sender the same way. Senders woken for room are the mirror image.
+ *
+ *   notifier (under ->lock)                  woken owner (no lock)
+ *   unlink node, why = READY/CLOSED,         waiter_is_woken()?   [acquire]
+ *   move waker out, state = WOKEN [release]  ring_pop / ring_push (as fresh)
+ *   (never touches the node again)           0 or -EPIPE: node DONE, no lock
+ *                                            -EAGAIN: lock, park at the front
+ *
+ * Invariant: a WOKEN node is unlinked and its waker moved out, so it
+ * belongs to its owner alone: no notifier, close or drop of another future
+ * reaches it (they only walk the lists). The owner may therefore finish it
+ * (DONE) or leave it WOKEN without the lock. A WOKEN future that does not
+ * use its wake (dropped, or -EAGAIN because a barging operation took what
+ * it was woken for) either passes the wake on under the lock (drop:
+ * chan_pass_on()) or parks again at the front and is woken by the next
+ * finisher (the Dekker argument above: it re-checks after raising the
+ * flag). A woken operation that leaves messages (room) behind wakes one
+ * more waiter of its kind, as the locked path does. Why no direct handoff
+ * into the receiver's dst: chan.h promises that dst is written only on
+ * success and that a receive dropped at any point takes no message; a
+ * message written into a future that is then dropped would have to go
+ * back to the front of the ring, which a lock-free FIFO cannot do. */
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
