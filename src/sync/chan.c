@@ -130,14 +130,17 @@ struct weft_chan {
     size_t cap;                    /* 0: unbounded */
     size_t one_lap, mark;          /* bounded: position encoding (immutable) */
     size_t stride;                 /* bounded: bytes per slot (stamp + message) */
-    _Atomic unsigned recv_waiting; /* bounded: changed under ->lock, read by all */
-    _Atomic unsigned send_waiting; /* bounded: changed under ->lock, read by all */
     unsigned char *buf;            /* the ring; unbounded: ->lock */
     /* the slow path */
     /* held for a few dozen instructions (link, unlink, wake bookkeeping),
      * never across a waker call; the one longer hold is an unbounded ring
      * doubling (an allocation and a copy), rare: waiters yield meanwhile */
     weft__spinlock lock;
+    /* next to the lock, not among the read-mostly fields: W4 writes them
+     * on every message, and each write would take the read-mostly line
+     * away from the other side's core */
+    _Atomic unsigned recv_waiting; /* bounded: changed under ->lock, read by all */
+    _Atomic unsigned send_waiting; /* bounded: changed under ->lock, read by all */
     bool closed;                   /* ->lock */
     size_t slots;                  /* unbounded, ->lock: ring size */
     size_t head, len;              /* unbounded, ->lock */
@@ -377,19 +380,35 @@ static size_t ring_len(const struct weft_chan *ch)
     }
 }
 
+/* Store a waiting flag; ->lock held. */
+static inline void flag_store(_Atomic unsigned *flag, unsigned v)
+{
+    if (v)
+        /* seq_cst: a 1 is the parker's half of the header's protocol */
+        atomic_store_explicit(flag, 1, memory_order_seq_cst);
+    else
+        /* relaxed: a 0 is stored under ->lock with its list empty, so it
+         * happens before (through ->lock) the seq_cst 1 of every later
+         * parker; a finisher's seq_cst load that the header's argument
+         * needs to see that 1 can then read the 1 or a later store, never
+         * this 0 (C11 7.17.3: a seq_cst load reads the last seq_cst store
+         * before it, or a store that does not happen before that one). A
+         * stale 1 only costs a finisher a look under the lock. W4 (one
+         * waiter per message) stores a 0 per message: a plain store here,
+         * an xchg as seq_cst. */
+        atomic_store_explicit(flag, 0, memory_order_relaxed);
+}
+
 /* recv_waiting / send_waiting follow their lists. ->lock held, bounded. */
 static void chan_sync_flags(struct weft_chan *ch)
 {
     unsigned r = !waitq_empty(&ch->recvq), s = !waitq_empty(&ch->sendq);
 
-    /* relaxed loads: only we (under ->lock) write them. seq_cst stores:
-     * a 1 is the parker's half of the header's protocol; a 0 could be
-     * relaxed (a stale 1 only costs a finisher a look under the lock) but
-     * is rare enough not to bother */
+    /* relaxed loads: only we (under ->lock) write them */
     if (atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed) != r)
-        atomic_store_explicit(&ch->recv_waiting, r, memory_order_seq_cst);
+        flag_store(&ch->recv_waiting, r);
     if (atomic_load_explicit(&ch->send_waiting, memory_order_relaxed) != s)
-        atomic_store_explicit(&ch->send_waiting, s, memory_order_seq_cst);
+        flag_store(&ch->send_waiting, s);
 }
 
 /* A finisher's half (header): after queueing a message (or freeing a
