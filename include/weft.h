@@ -7,8 +7,9 @@
  * weft/chan.h, the pool for blocking calls and file futures in
  * weft/blocking.h, task groups, cancellation tokens and select/join_all in
  * weft/group.h, sockets in weft/net.h, pipes, ttys, eventfds and
- * other descriptors as streams in weft/stream.h, and watches of foreign descriptors
- * with loop timers in weft/fdwatch.h. docs/ARCHITECTURE.md follows a task
+ * other descriptors as streams in weft/stream.h, watches of foreign descriptors
+ * with loop timers in weft/fdwatch.h, and signals as futures in
+ * weft/signal.h. docs/ARCHITECTURE.md follows a task
  * from spawn to free. */
 #ifndef WEFT_H
 #define WEFT_H
@@ -24,5 +25,6 @@
 #include "weft/net.h"
 #include "weft/stream.h"
 #include "weft/fdwatch.h"
+#include "weft/signal.h"
 
 #endif /* WEFT_H */
