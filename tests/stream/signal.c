@@ -491,3 +491,39 @@ TEST(signal_many_cycles_no_fd_leak)
     ASSERT_EQ(fds, nt_count_fds());
     weft_runtime_free(rt);
 }
+
+/* Allocation failures at every step of new (the object, the reactor made
+ * on first use, the source): -ENOMEM, the mask as it was, no descriptor
+ * left, nothing leaked; then a success. */
+TEST(signal_new_alloc_failures)
+{
+    static const int sigs[] = { SIGUSR1 };
+    int fds0 = nt_count_fds();
+    bool ok = false;
+    int enomem = 0;
+
+    unblock(SIGUSR1);
+    for (size_t k = 1; k < 64 && !ok; k++) {
+        weft_runtime *rt = nt_runtime(true);
+        weft_signal *sig = NULL;
+        int err;
+
+        harness_fail_alloc_at(k);
+        err = weft_signal_new(rt, sigs, 1, &sig);
+        harness_fail_alloc_at(0);
+        if (err == 0) {
+            ok = true;
+            ASSERT(is_blocked(SIGUSR1));
+            weft_signal_free(sig);
+        } else {
+            ASSERT_EQ(-ENOMEM, err);
+            ASSERT(sig == NULL);
+            enomem++;
+        }
+        ASSERT(!is_blocked(SIGUSR1));
+        weft_runtime_free(rt);
+        ASSERT_EQ(fds0, nt_count_fds());
+    }
+    ASSERT(ok);
+    ASSERT(enomem >= 1);
+}
