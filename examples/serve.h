@@ -21,11 +21,11 @@
  *      (they inherit the mask: weft/signal.h, "Masks"), and makes a
  *      weft_signal for them;
  *   2. the root task races the acceptor against a receive of that signal
- *      (weft_select); the signal wins: the acceptor is dropped, and no
- *      connection is accepted any more;
+ *      (weft_select); the signal wins: the acceptor is dropped and the
+ *      listener closed: no connection is accepted any more;
  *   3. weft_group_drain(): the connections get --drain-ms to finish on their
  *      own; those still open then are cancelled (their drops close them);
- *   4. main closes the listener, frees the group, the signal (which
+ *   4. main frees the group, the signal (which
  *      restores the mask) and the runtime, and exits 0, so that a sanitizer
  *      build can check for leaks.
  * A second signal during the drain is received by nobody; it stays pending
@@ -118,6 +118,9 @@ static weft_poll serve_root_poll(serve_root *r, weft_context *cx, void *out)
     WEFT_AWAIT(&r->co, weft_select_poll(&r->sel, cx, &r->which));
     weft_select_drop(&r->sel);
     r->selecting = false;
+    /* refuse new connections at once (those in the kernel's queue are reset)
+     * rather than leave them waiting through the drain */
+    weft_socket_close(r->acc.listener);
     if (r->which == 1 && r->signo > 0)
         fprintf(stderr, "%s: %s, draining (at most %llu ms)\n", r->name,
                 strsignal(r->signo), (unsigned long long)r->drain_ms);
@@ -190,7 +193,7 @@ static int serve_main(int argc, char **argv, const char *name, unsigned port,
 fail:
     if (err)
         fprintf(stderr, "%s: %s\n", name, weft_strerror(err));
-    weft_socket_close(listener);       /* NULL is -EBADF: harmless */
+    weft_socket_close(listener);       /* closed already, or NULL: -EBADF, harmless */
     if (g != NULL)
         weft_group_free(g);            /* empty after the drain: returns at once */
     weft_signal_free(sig);

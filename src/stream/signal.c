@@ -33,6 +33,8 @@
 #include "weft/signal.h"
 #include "weft/stream.h"
 
+_Static_assert(sizeof(weft_signal_recv) <= 96, "the receive future stays small");
+
 struct weft_signal {
     pthread_mutex_t lock;
     unsigned refs;                    /* ->lock: the owner until free + each recv */

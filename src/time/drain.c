@@ -17,6 +17,8 @@
 
 enum { DR_INIT, DR_WAIT, DR_CANCEL, DR_DONE };
 
+_Static_assert(sizeof(weft_group_drain) <= 192, "a group wait, a sleep and a few words");
+
 WEFT_API void weft_group_drain_init(weft_group_drain *d, weft_group *g, uint64_t ms)
 {
     d->g = g;
