@@ -28,8 +28,9 @@
  *   4. main frees the group, the signal (which
  *      restores the mask) and the runtime, and exits 0, so that a sanitizer
  *      build can check for leaks.
- * A second signal during the drain is received by nobody; it stays pending
- * and is dropped with the signal object. */
+ * A second signal during the drain (Ctrl-C twice) cancels the connections
+ * left at once. Two signals sent before the first is received are one
+ * (standard signals coalesce: weft/signal.h). */
 #ifndef WEFT_EXAMPLES_SERVE_H
 #define WEFT_EXAMPLES_SERVE_H
 
@@ -100,8 +101,9 @@ typedef struct serve_root {
     bool selecting;
     int which, signo;
     weft_group_drain drain;
-    bool draining;
     int drained;
+    weft_group_wait wait;
+    bool waiting;
 } serve_root;
 
 static weft_poll serve_root_poll(serve_root *r, weft_context *cx, void *out)
@@ -124,11 +126,27 @@ static weft_poll serve_root_poll(serve_root *r, weft_context *cx, void *out)
     if (r->which == 1 && r->signo > 0)
         fprintf(stderr, "%s: %s, draining (at most %llu ms)\n", r->name,
                 strsignal(r->signo), (unsigned long long)r->drain_ms);
+    /* the drain, raced against a second signal (Ctrl-C twice: stop now) */
     weft_group_drain_init(&r->drain, r->acc.g, r->drain_ms);
-    r->draining = true;
-    WEFT_AWAIT(&r->co, weft_group_drain_poll(&r->drain, cx, &r->drained));
-    if (r->drained == -ETIMEDOUT)
+    weft_signal_recv_init(&r->rx, r->sig, NULL);
+    r->refs[0] = (weft_future_ref){ .type = &weft_group_drain_future, .future = &r->drain,
+                                    .out = &r->drained };
+    r->refs[1] = (weft_future_ref){ .type = &weft_signal_recv_future, .future = &r->rx,
+                                    .out = &r->signo };
+    weft_select_init(&r->sel, r->refs, 2);
+    r->selecting = true;
+    WEFT_AWAIT(&r->co, weft_select_poll(&r->sel, cx, &r->which));
+    weft_select_drop(&r->sel);
+    r->selecting = false;
+    if (r->which == 1) {
+        fprintf(stderr, "%s: second signal, closing every connection now\n", r->name);
+        weft_group_cancel(r->acc.g);
+        weft_group_wait_init(&r->wait, r->acc.g);
+        r->waiting = true;
+        WEFT_AWAIT(&r->co, weft_group_wait_poll(&r->wait, cx, NULL));
+    } else if (r->drained == -ETIMEDOUT) {
         fprintf(stderr, "%s: connections left at the deadline were closed\n", r->name);
+    }
     WEFT_END(&r->co);
 }
 
@@ -136,8 +154,8 @@ static void serve_root_drop(serve_root *r)
 {
     if (r->selecting)
         weft_select_drop(&r->sel);
-    if (r->draining)
-        weft_group_drain_drop(&r->drain);
+    if (r->waiting)
+        weft_group_wait_drop(&r->wait);
 }
 
 WEFT_DEFINE_FUTURE_VOID_STATIC(serve_root, serve_root_poll, serve_root_drop);

@@ -7,9 +7,9 @@
 #   servers.sh chat  BIN   - a line from one client reaches the other
 # Each server starts on port 0 (the kernel picks) and is stopped with
 # SIGTERM; http and chat then exit 0 after freeing everything (in the ASan
-# build, a leak would make that exit status non-zero). http and chat are
-# stopped with a connection still open: their drain (--drain-ms 300) must
-# close it and exit.
+# build, a leak would make that exit status non-zero). Both are stopped
+# with a connection still open: http's drain (--drain-ms 300) must close it
+# at its deadline; chat's drain is long, and a second SIGTERM must end it.
 set -euo pipefail
 kind=$1
 bin=$2
@@ -19,7 +19,8 @@ trap 'kill -9 $pid 2>/dev/null || true; rm -f "$out"' EXIT
 fail() { echo "FAIL ($kind): $*" >&2; exit 1; }
 
 extra=()
-[[ $kind == echo ]] || extra=(--drain-ms 300)
+[[ $kind == http ]] && extra=(--drain-ms 300)
+[[ $kind == chat ]] && extra=(--drain-ms 100000)   # only a second signal ends it soon
 "$bin" --port 0 --workers 2 "${extra[@]}" >"$out" 2>&1 &
 pid=$!
 port=
@@ -89,10 +90,15 @@ chat)
     IFS= read -r -t 10 -u 3 line || fail "line not delivered"
     [[ $line == *"hi there" ]] || fail "got '$line'"
     exec 3>&-
-    kill -TERM $pid                     # client 2 still connected: the drain ends it
+    kill -TERM $pid                     # client 2 still connected: the drain waits
+    for _ in $(seq 200); do grep -q "draining" "$out" && break; sleep 0.05; done
+    grep -q "draining" "$out" || fail "no drain: $(cat "$out")"
+    # only now: two SIGTERMs pending at once would be one (coalescing)
+    kill -TERM $pid                     # the second one: close client 2 now
+    for _ in $(seq 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+    kill -0 $pid 2>/dev/null && fail "still running 10 s after the second SIGTERM"
     wait $pid || fail "exit status $? after SIGTERM"
     exec 4>&-
-    grep -q "draining" "$out" || fail "no drain: $(cat "$out")"
     ;;
 *)
     fail "unknown kind"
