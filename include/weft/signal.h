@@ -23,14 +23,18 @@
  * blocks: a thread that does not block it gets it delivered the ordinary way
  * (for SIGINT and SIGTERM: the default action, the process dies). Threads
  * inherit the mask of the thread that creates them, so block the signals
- * (weft_signal_block(), or pthread_sigmask) at the top of main, before weft_runtime_new() (its
- * workers) and before any other thread, yours or a library's, exists. That
- * also covers the threads weft makes later (the blocking pool, made from a
- * worker). weft_signal_new() blocks the set in the calling thread, which is
- * all a current-thread runtime needs when no other thread exists, but it
- * cannot reach into threads that are already running. (tokio and libuv
- * install handlers instead and have no such rule; signalfd needs it, as
- * sigwait() does.)
+ * (weft_signal_block(), or pthread_sigmask) at the top of main, before
+ * weft_runtime_new() (its workers) and before any other thread, yours or a
+ * library's, exists. That also covers the threads weft makes later (the
+ * blocking pool, made from a worker). weft_signal_new() blocks the set in
+ * the calling thread, which is all a current-thread runtime needs when no
+ * other thread exists, but it cannot reach into threads that are already
+ * running. (tokio and libuv install handlers instead and have no such rule;
+ * signalfd needs it, as sigwait() does.) A signal sent to one thread
+ * (raise(), pthread_kill()) stays with that thread and is seen only by a
+ * read made there: on a current-thread runtime, the thread driving it.
+ * Signals from outside and kill(getpid(), ...) go to the process: any
+ * worker sees them.
  *
  * Restoring. weft counts, process-wide and per signal number, the live
  * weft_signal objects that catch it. weft_signal_new() blocks in the calling
