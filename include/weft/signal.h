@@ -105,13 +105,14 @@ typedef struct weft_signal_info {
  * Thread: any. */
 WEFT_API int weft_signal_block(const int *signals, size_t n);
 
-/* Catch signals[0 .. n) (n >= 1; repeats are harmless) on rt's reactor (`rt` NULL: the runtime of the
- * calling worker). Blocks them in the calling thread (see "Masks": the other
- * threads must block them already) and opens a non-blocking, close-on-exec
- * signalfd. Returns 0 with the object in *out (free it with
- * weft_signal_free()); -EINVAL (NULL, no runtime, n == 0, a number out of
- * range, or SIGKILL or SIGSTOP: those can never be caught), -EMFILE, -ENFILE, -ENOMEM,
- * -ESHUTDOWN (the runtime is gone). On failure the mask is left as it was.
+/* Catch signals[0 .. n) (n >= 1; repeats are harmless) on rt's reactor
+ * (`rt` NULL: the runtime of the calling worker). Blocks them in the
+ * calling thread (see "Masks": the other threads must block them already)
+ * and opens a non-blocking, close-on-exec signalfd. Returns 0 with the
+ * object in *out (free it with weft_signal_free()); -EINVAL (NULL, no
+ * runtime, n == 0, a number out of range, or SIGKILL or SIGSTOP: those can
+ * never be caught), -EMFILE, -ENFILE, -ENOMEM, -ESHUTDOWN (the runtime is
+ * gone). On failure the mask is left as it was.
  * Thread: any (the one that will free it: see "Restoring"). */
 WEFT_API int weft_signal_new(weft_runtime *rt, const int *signals, size_t n,
                             weft_signal **out);
