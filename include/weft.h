@@ -24,6 +24,7 @@
 #include "weft/group.h"
 #include "weft/net.h"
 #include "weft/stream.h"
+#include "weft/bufio.h"
 #include "weft/fdwatch.h"
 #include "weft/coro.h"
 
