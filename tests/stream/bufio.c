@@ -749,6 +749,15 @@ TEST(bufio_frames_round_trip_and_oversized)
     ASSERT_EQ(-EPROTO, bt_frame_r(rt, &r, got, sizeof(got)));
     ASSERT_EQ(6, weft_bufreader_consume(&r, 6));
     ASSERT_EQ(-EPIPE, bt_frame_r(rt, &r, got, sizeof(got)));
+    weft_bufreader_drop(&r);
+    ASSERT_OK(weft_stream_close(rd));
+    /* ... and inside a header */
+    ASSERT_OK(weft_pipe(rt, &rd, &wr));
+    ASSERT_OK(weft_bufreader_init(&r, rd, NULL, 32));
+    raw_write(wr, "\0\0", 2);
+    ASSERT_OK(weft_stream_close(wr));
+    ASSERT_EQ(-EPROTO, bt_frame_r(rt, &r, got, sizeof(got)));
+    ASSERT_EQ(2, weft_bufreader_buffered(&r, NULL));
     /* a length no header can carry */
     weft_bufwriter_write_frame_init(&wf, &w, big, (size_t)UINT32_MAX + 1);
     ASSERT_EQ(-EMSGSIZE, bt_wr(rt, &wf, ST_WAIT_MS));
