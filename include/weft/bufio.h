@@ -59,7 +59,8 @@ WEFT_API void weft_bufreader_drop(weft_bufreader *r);
  * consume). Zero copies: parse in place, then consume. Thread: r's user. */
 WEFT_API size_t weft_bufreader_buffered(const weft_bufreader *r, const void **data);
 /* Drop the first n buffered bytes (at most what is buffered): the count
- * consumed. */
+ * consumed. Not while a future on r is pending (it may be reading into
+ * the buffer): between futures. */
 WEFT_API size_t weft_bufreader_consume(weft_bufreader *r, size_t n);
 
 /* One struct serves every reader future; its fields are private. */
@@ -166,8 +167,8 @@ typedef struct weft_bufwrite {
 
 /* Write len bytes of src: into the buffer when they fit (ready at once,
  * nothing written to the stream); else the buffer is flushed first, and
- * then src is buffered (len < capacity) or written straight from src
- * (zero copy). Output: len, or -errno. Cancel safety: dropped while
+ * then src is buffered (up to the capacity) or written straight from
+ * src (zero copy). Output: len, or -errno. Cancel safety: dropped while
  * pending, weft_bufwrite_moved() bytes of src were taken (buffered or
  * written), the rest not; bytes buffered before stay buffered. */
 WEFT_API void weft_bufwriter_write_init(weft_bufwrite *f, weft_bufwriter *w, const void *src,
