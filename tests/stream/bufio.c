@@ -883,6 +883,9 @@ TEST(bufio_bad_arguments)
     weft_bufwriter_drop(NULL);
     ASSERT_OK(weft_stream_close(wr));
     weft_runtime_free(rt);
+    /* the new codes have names */
+    ASSERT_EQ(0, strcmp("line or frame too long", weft_strerror(-EMSGSIZE)));
+    ASSERT_EQ(0, strcmp("protocol error: a frame cut short", weft_strerror(EPROTO)));
 }
 
 /* A task waiting in read_line (or in a flush) when its stream is closed
