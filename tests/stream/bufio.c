@@ -403,6 +403,44 @@ TEST(bufio_peek_and_read)
     weft_runtime_free(rt);
 }
 
+/* Beyond the capacity a read_exact is piecewise: dropped, it tells how
+ * much it moved, and a write straight from the caller's buffer the same. */
+TEST(bufio_piecewise_progress_when_dropped)
+{
+    weft_runtime *rt = nt_runtime(false);
+    weft_stream *rd, *wr;
+    weft_bufreader r;
+    weft_bufwriter w;
+    weft_bufread f;
+    weft_bufwrite wf;
+    unsigned char got[30], big[100];
+
+    ASSERT_OK(weft_pipe(rt, &rd, &wr));
+    ASSERT_OK(weft_bufreader_init(&r, rd, NULL, 8));
+    raw_write(wr, "abcdefghijklmnopqrst", 20);
+    weft_bufreader_read_exact_init(&f, &r, got, sizeof(got));
+    ASSERT_EQ(-ETIMEDOUT, bt_run(rt, &weft_bufread_future, &f, ST_SHORT_MS));
+    ASSERT_EQ(20, weft_bufread_moved(&f));
+    ASSERT_EQ(0, memcmp(got, "abcdefghijklmnopqrst", 20));
+    ASSERT_EQ(0, weft_bufreader_buffered(&r, NULL));
+    raw_write(wr, "uv", 2);
+    ASSERT_EQ(2, bt_exact(rt, &r, got, 2));
+    ASSERT_EQ(0, memcmp(got, "uv", 2));
+    /* a write longer than the writer's buffer into a full pipe */
+    ASSERT_OK(weft_bufwriter_init(&w, wr, NULL, 8));
+    st_fill_pipe(wr);
+    nt_fill(big, sizeof(big), 2);
+    weft_bufwriter_write_init(&wf, &w, big, sizeof(big));
+    ASSERT_EQ(-ETIMEDOUT, bt_run(rt, &weft_bufwrite_future, &wf, ST_SHORT_MS));
+    ASSERT_EQ(0, weft_bufwrite_moved(&wf));
+    ASSERT_EQ(0, weft_bufwriter_buffered(&w));
+    weft_bufwriter_drop(&w);
+    weft_bufreader_drop(&r);
+    ASSERT_OK(weft_stream_close(rd));
+    ASSERT_OK(weft_stream_close(wr));
+    weft_runtime_free(rt);
+}
+
 /* ---- the writer ---------------------------------------------------------------------------- */
 #define WR_SEED 7u
 
