@@ -198,6 +198,8 @@ typedef struct weft_copy {
     /* private: may change in any release */
     weft_socket *from, *to;
     bool started, reading, writing, done;
+    unsigned char mode;               /* 0 undecided, 1 buffer, 2 splice */
+    bool wait_in, wait_out;           /* splice: a waker stored on a side */
     size_t pos, len;
     uint64_t total;
     ssize_t result;
@@ -207,10 +209,14 @@ typedef struct weft_copy {
 
 /* Copy every byte from stream `from` to stream `to` until end of stream on
  * `from` (`to` is not closed or shut down). Output: the count copied, or
- * -errno from either side. Awaiting allocates nothing: the future carries
- * its own WEFT_COPY_BUF-byte buffer. Cancel safety: bytes read from `from`
- * and not yet written to `to` are lost when it is dropped (at most
- * WEFT_COPY_BUF); weft_copy_total() tells how many were written. */
+ * -errno from either side (-EPIPE when `to`'s reader is gone; SIGPIPE is
+ * never raised). When one end is a pipe and the other a pipe or a stream
+ * socket, the bytes move inside the kernel (splice(2)); otherwise through
+ * the future's own WEFT_COPY_BUF-byte buffer. Awaiting allocates nothing.
+ * Cancel safety: with the buffer, bytes read from `from` and not yet
+ * written to `to` are lost when it is dropped (at most WEFT_COPY_BUF); a
+ * splice moves bytes from one end to the other in one call, losing none.
+ * weft_copy_total() tells how many were written. */
 WEFT_API void weft_copy_init(weft_copy *c, weft_socket *from, weft_socket *to);
 WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out);
 WEFT_API uint64_t weft_copy_total(const weft_copy *c);

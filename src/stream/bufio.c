@@ -10,11 +10,17 @@
  * moves them to dst). While a read into the buffer is pending, the buffer
  * is left alone: one future at a time per reader. */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "io/reactor.h"
+#include "net/handle.h"
 #include "util/alloc.h"
 #include "weft/bufio.h"
 
@@ -658,8 +664,11 @@ WEFT_API void weft_copy_init(weft_copy *c, weft_socket *from, weft_socket *to)
     }
 }
 
+static void copy_forget(weft_copy *c);
+
 static weft_poll copy_finish(weft_copy *c, ssize_t res, ssize_t *out)
 {
+    copy_forget(c);
     if (c->reading || c->writing) {
         weft_io_op_drop(&c->op);
         c->reading = c->writing = false;
@@ -671,6 +680,153 @@ static weft_poll copy_finish(weft_copy *c, ssize_t res, ssize_t *out)
     return WEFT_READY;
 }
 
+/* ---- splice: when one end is a pipe ----
+ * splice(2) needs both sides ready: `from` readable and `to` writable. The
+ * call runs by the readiness protocol of `from` (weft__io_do, reading),
+ * with `to`'s descriptor held busy; an EAGAIN is told apart by looking at
+ * both descriptors at once (poll(2), no wait): `from` empty means park on
+ * `from` (EAGAIN to the protocol); `to` full means SPLICE_OUT_FULL, and
+ * the future then waits for `to` to become writable by `to`'s protocol
+ * (a check that answers EAGAIN while it is not), then splices again. */
+#define SPLICE_OUT_FULL ((ssize_t)-2000001)
+#define SPLICE_CHUNK ((size_t)1 << 20)
+
+struct splice_arg {
+    int out_fd;
+};
+
+/* splice without SIGPIPE: a pipe or socket whose reader is gone raises it
+ * at the calling thread; blocked for the call, and the one raised is taken
+ * unless one was pending before (as net/socket.c does for pipe writes). */
+static ssize_t splice_nosig(int in, int out)
+{
+    sigset_t set, old, pending;
+    bool had = false;
+    ssize_t r;
+    int err = 0;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    if (sigismember(&old, SIGPIPE) && sigpending(&pending) == 0)
+        had = sigismember(&pending, SIGPIPE);
+    r = splice(in, NULL, out, NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (r < 0) {
+        err = errno;
+        if (err == EPIPE && !had) {
+            const struct timespec zero = { 0, 0 };
+
+            while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r < 0 ? -err : r;
+}
+
+static ssize_t splice_call(int in_fd, void *arg)
+{
+    const struct splice_arg *a = arg;
+
+    for (int tries = 0;; tries++) {
+        ssize_t r = splice_nosig(in_fd, a->out_fd);
+        struct pollfd p[2] = { { in_fd, POLLIN | POLLRDHUP, 0 }, { a->out_fd, POLLOUT, 0 } };
+
+        if (r != -EAGAIN)
+            return r;
+        if (poll(p, 2, 0) < 0)
+            return -errno;
+        if (p[1].revents == 0)
+            return SPLICE_OUT_FULL;
+        if (p[0].revents == 0)
+            return -EAGAIN;           /* `from` is empty: wait for it */
+        if (tries == 8)               /* both look ready, yet EAGAIN: wait on `to` */
+            return SPLICE_OUT_FULL;
+    }
+}
+
+/* `to` writable (or broken: the splice then reports it): 0, else EAGAIN. */
+static ssize_t writable_call(int fd, void *arg)
+{
+    struct pollfd p = { fd, POLLOUT, 0 };
+
+    (void)arg;
+    if (poll(&p, 1, 0) < 0)
+        return -errno;
+    return p.revents ? 0 : -EAGAIN;
+}
+
+/* Both ends' sources; splice applies: one end a pipe, the other a pipe or
+ * a stream socket. */
+static bool copy_can_splice(weft_copy *c, struct weft__io_source **in, uint32_t *in_gen,
+                            struct weft__io_source **out, uint32_t *out_gen)
+{
+    unsigned kin, kout;
+
+    if (weft__handle_source(c->from, in, in_gen, &kin) < 0 ||
+        weft__handle_source(c->to, out, out_gen, &kout) < 0)
+        return false;
+    if (kin == HK_PIPE)
+        return kout == HK_PIPE || kout == HK_STREAM;
+    return kout == HK_PIPE && kin == HK_STREAM;
+}
+
+static void copy_forget(weft_copy *c)
+{
+    struct weft__io_source *in, *out;
+    uint32_t in_gen, out_gen;
+
+    if (!c->wait_in && !c->wait_out)
+        return;
+    if (copy_can_splice(c, &in, &in_gen, &out, &out_gen)) {
+        if (c->wait_in)
+            weft__io_forget(in, in_gen, IO_READ);
+        if (c->wait_out)
+            weft__io_forget(out, out_gen, IO_WRITE);
+    }
+    c->wait_in = c->wait_out = false;
+}
+
+static weft_poll copy_splice(weft_copy *c, weft_context *cx, ssize_t *out)
+{
+    struct weft__io_source *in, *dst;
+    uint32_t in_gen, dst_gen;
+    struct splice_arg a;
+    ssize_t r;
+
+    if (!copy_can_splice(c, &in, &in_gen, &dst, &dst_gen))
+        return copy_finish(c, -EBADF, out);
+    for (;;) {
+        if (!weft_coop_proceed(cx))
+            return WEFT_PENDING;
+        a.out_fd = weft__io_begin(dst, dst_gen);
+        if (a.out_fd < 0)
+            return copy_finish(c, a.out_fd, out);
+        r = weft__io_do(in, in_gen, IO_READ, cx, splice_call, &a, 0);
+        weft__io_end(dst);
+        if (r == WEFT_IO_PENDING) {
+            c->wait_in = true;
+            return WEFT_PENDING;
+        }
+        if (r == SPLICE_OUT_FULL) {
+            r = weft__io_do(dst, dst_gen, IO_WRITE, cx, writable_call, NULL, 0);
+            if (r == WEFT_IO_PENDING) {
+                c->wait_out = true;
+                return WEFT_PENDING;
+            }
+            if (r < 0)
+                return copy_finish(c, r, out);
+            continue;
+        }
+        if (r < 0)
+            return copy_finish(c, r, out);
+        if (r == 0)
+            return copy_finish(c, c->total > (uint64_t)SSIZE_MAX ? SSIZE_MAX
+                                                                 : (ssize_t)c->total, out);
+        c->total += (uint64_t)r;
+    }
+}
+
 WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
 {
     ssize_t n;
@@ -680,6 +836,14 @@ WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
             *out = c->result;
         return WEFT_READY;
     }
+    if (c->mode == 0) {
+        struct weft__io_source *in, *dst;
+        uint32_t in_gen, dst_gen;
+
+        c->mode = copy_can_splice(c, &in, &in_gen, &dst, &dst_gen) ? 2 : 1;
+    }
+    if (c->mode == 2)
+        return copy_splice(c, cx, out);
     for (;;) {
         if (c->pos == c->len && !c->reading) {
             weft_read_init(&c->op, c->from, c->buf, sizeof(c->buf));
@@ -722,6 +886,7 @@ WEFT_API void weft_copy_drop(weft_copy *c)
 {
     if (c == NULL)
         return;
+    copy_forget(c);
     if (c->reading || c->writing) {
         weft_io_op_drop(&c->op);
         c->reading = c->writing = false;

@@ -6,6 +6,7 @@
  * close while a future waits. */
 #include "stream_test.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -724,6 +725,79 @@ TEST(bufio_copy_pipe_to_socket_and_back)
     ASSERT_OK(weft_stream_close(wr));
     ASSERT_OK(weft_socket_close(a));
     ASSERT_OK(weft_socket_close(b));
+    weft_runtime_free(rt);
+}
+
+/* Both ends sockets (no pipe: through the buffer), and pipe to pipe. */
+TEST(bufio_copy_socket_to_socket_and_pipe_to_pipe)
+{
+    weft_runtime *rt = nt_runtime(false);
+    weft_stream *rd, *wr, *rd2, *wr2;
+    weft_socket *a, *b, *c, *d;
+
+    nt_tcp_pair(rt, &a, &b);
+    nt_tcp_pair(rt, &c, &d);
+    copy_case(rt, a, true, b, c, d);
+    ASSERT_OK(weft_socket_close(a));
+    ASSERT_OK(weft_socket_close(b));
+    ASSERT_OK(weft_socket_close(c));
+    ASSERT_OK(weft_socket_close(d));
+    ASSERT_OK(weft_pipe(rt, &rd, &wr));
+    ASSERT_OK(weft_pipe(rt, &rd2, &wr2));
+    copy_case(rt, wr, false, rd, wr2, rd2);
+    ASSERT_OK(weft_stream_close(rd));
+    ASSERT_OK(weft_stream_close(rd2));
+    ASSERT_OK(weft_stream_close(wr2));
+    weft_runtime_free(rt);
+}
+
+/* Copying into a pipe nobody reads: -EPIPE, and no SIGPIPE (its default
+ * action would kill the process); from a closed stream: -EBADF. */
+TEST(bufio_copy_to_a_broken_pipe_is_epipe)
+{
+    weft_runtime *rt = nt_runtime(false);
+    weft_stream *rd, *wr, *rd2, *wr2;
+    weft_socket *a, *b;
+    weft_copy *c = malloc(sizeof(*c));
+
+    ASSERT(c != NULL);
+    ASSERT(signal(SIGPIPE, SIG_DFL) != SIG_ERR);
+    for (int splice_ = 0; splice_ < 2; splice_++) {
+        ASSERT_OK(weft_pipe(rt, &rd2, &wr2));
+        ASSERT_OK(weft_stream_close(rd2));
+        if (splice_) {
+            ASSERT_OK(weft_pipe(rt, &rd, &wr));
+            raw_write(wr, "data", 4);
+            weft_copy_init(c, rd, wr2);
+        } else {
+            nt_tcp_pair(rt, &a, &b);
+            nt_raw_write_all(weft_socket_fd(a), "data", 4);
+            weft_copy_init(c, b, wr2);
+        }
+        ASSERT_EQ(-EPIPE, bt_run(rt, &weft_copy_future, c, ST_WAIT_MS));
+        weft_copy_drop(c);
+        if (splice_) {
+            ASSERT_OK(weft_stream_close(rd));
+            ASSERT_OK(weft_stream_close(wr));
+        } else {
+            ASSERT_OK(weft_socket_close(a));
+            ASSERT_OK(weft_socket_close(b));
+        }
+        ASSERT_OK(weft_stream_close(wr2));
+    }
+    ASSERT_OK(weft_pipe(rt, &rd, &wr));
+    ASSERT_OK(weft_pipe(rt, &rd2, &wr2));
+    ASSERT_OK(weft_stream_close(rd));
+    weft_copy_init(c, rd, wr2);
+    ASSERT_EQ(-EBADF, bt_run(rt, &weft_copy_future, c, ST_WAIT_MS));
+    weft_copy_drop(c);
+    /* a copy dropped while it waits */
+    weft_copy_init(c, rd2, wr);
+    ASSERT_EQ(-ETIMEDOUT, bt_run(rt, &weft_copy_future, c, ST_SHORT_MS));
+    ASSERT_OK(weft_stream_close(wr));
+    ASSERT_OK(weft_stream_close(rd2));
+    ASSERT_OK(weft_stream_close(wr2));
+    free(c);
     weft_runtime_free(rt);
 }
 
