@@ -25,6 +25,7 @@
 #include "weft/group.h"
 #include "weft/net.h"
 #include "weft/stream.h"
+#include "weft/bufio.h"
 #include "weft/fdwatch.h"
 #include "weft/signal.h"
 #include "weft/coro.h"

@@ -83,6 +83,7 @@
 #include "chan.h"
 #include "group.h"
 #include "net.h"
+#include "bufio.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -241,6 +242,25 @@ WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out);
  * timeout_ms 0: no limit): 0 with the socket in *out, -ETIMEDOUT, -errno. */
 WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
                              uint64_t timeout_ms, weft_socket **out);
+
+/* Buffered streams (weft/bufio.h): each returns the future's output, or
+ * -ECANCELED / -EINVAL as above. A cancelled call is a dropped future: the
+ * reader's bytes stay buffered, the writer's unwritten bytes too. */
+/* read_line: the line's length with its '\n', 0 at end of stream,
+ * -EMSGSIZE (nothing consumed), -errno. */
+WEFT_API ssize_t weft_co_read_line(weft_bufreader *r, void *dst, size_t max);
+/* read_until `delim` (dst NULL: skip past it). */
+WEFT_API ssize_t weft_co_read_until(weft_bufreader *r, int delim, void *dst, size_t max);
+/* read_exact through the reader: n, -EPIPE at end of stream first. */
+WEFT_API ssize_t weft_co_bufread_exact(weft_bufreader *r, void *dst, size_t n);
+/* read_frame: the payload's length, -EMSGSIZE, -EPIPE, -EPROTO, -errno. */
+WEFT_API ssize_t weft_co_read_frame(weft_bufreader *r, void *dst, size_t max);
+/* write through the writer: len, -errno. */
+WEFT_API ssize_t weft_co_bufwrite(weft_bufwriter *w, const void *src, size_t len);
+/* write_frame through the writer (no flush): len, -EMSGSIZE, -errno. */
+WEFT_API ssize_t weft_co_write_frame(weft_bufwriter *w, const void *payload, size_t len);
+/* flush the writer: 0, -errno. */
+WEFT_API ssize_t weft_co_flush(weft_bufwriter *w);
 
 #ifdef __cplusplus
 }

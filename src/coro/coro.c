@@ -554,6 +554,79 @@ WEFT_API ssize_t weft_co_write_all(weft_socket *s, const void *buf, size_t len)
     return io_await_op(&a);
 }
 
+/* ---- Buffered streams -------------------------------------------------------------- */
+static ssize_t bufread_await(weft_bufread *f)
+{
+    ssize_t n = 0;
+    int err = co_await(weft_bufread_future.poll, weft_bufread_future.drop, f, &n);
+
+    return err < 0 ? err : n;
+}
+
+static ssize_t bufwrite_await(weft_bufwrite *f)
+{
+    ssize_t n = 0;
+    int err = co_await(weft_bufwrite_future.poll, weft_bufwrite_future.drop, f, &n);
+
+    return err < 0 ? err : n;
+}
+
+WEFT_API ssize_t weft_co_read_line(weft_bufreader *r, void *dst, size_t max)
+{
+    weft_bufread f;
+
+    weft_bufreader_read_line_init(&f, r, dst, max);
+    return bufread_await(&f);
+}
+
+WEFT_API ssize_t weft_co_read_until(weft_bufreader *r, int delim, void *dst, size_t max)
+{
+    weft_bufread f;
+
+    weft_bufreader_read_until_init(&f, r, delim, dst, max);
+    return bufread_await(&f);
+}
+
+WEFT_API ssize_t weft_co_bufread_exact(weft_bufreader *r, void *dst, size_t n)
+{
+    weft_bufread f;
+
+    weft_bufreader_read_exact_init(&f, r, dst, n);
+    return bufread_await(&f);
+}
+
+WEFT_API ssize_t weft_co_read_frame(weft_bufreader *r, void *dst, size_t max)
+{
+    weft_bufread f;
+
+    weft_bufreader_read_frame_init(&f, r, dst, max);
+    return bufread_await(&f);
+}
+
+WEFT_API ssize_t weft_co_bufwrite(weft_bufwriter *w, const void *src, size_t len)
+{
+    weft_bufwrite f;
+
+    weft_bufwriter_write_init(&f, w, src, len);
+    return bufwrite_await(&f);
+}
+
+WEFT_API ssize_t weft_co_write_frame(weft_bufwriter *w, const void *payload, size_t len)
+{
+    weft_bufwrite f;
+
+    weft_bufwriter_write_frame_init(&f, w, payload, len);
+    return bufwrite_await(&f);
+}
+
+WEFT_API ssize_t weft_co_flush(weft_bufwriter *w)
+{
+    weft_bufwrite f;
+
+    weft_bufwriter_flush_init(&f, w);
+    return bufwrite_await(&f);
+}
+
 struct conn_await {
     weft_io_op op;
     int result;

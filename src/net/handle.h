@@ -22,6 +22,7 @@
 #define WEFT_NET_HANDLE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "weft/net.h"
 
@@ -33,5 +34,13 @@ enum { HK_DGRAM = 0, HK_STREAM = 1, HK_PIPE = 2, HK_CHAR = 3 };
  * when `close_on_fail`, else left open and untouched. Thread: any. */
 int weft__handle_wrap(weft_runtime *rt, int fd, unsigned kind, unsigned reg_flags,
                       bool close_on_fail, weft_socket **out);
+
+/* The source, generation and kind (HK_*) a handle names: 0, or -EBADF for
+ * NULL or a value no handle ever had (whether it is still open is for the
+ * generation to tell). For layers that make their own system calls on a
+ * handle's descriptor through weft__io_do() (bufio's splice). */
+struct weft__io_source;
+int weft__handle_source(weft_socket *h, struct weft__io_source **src, uint32_t *gen,
+                        unsigned *kind);
 
 #endif

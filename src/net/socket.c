@@ -61,6 +61,12 @@ static int tok_get(const weft_socket *h, struct weft__io_source **src, uint32_t 
     return 0;
 }
 
+int weft__handle_source(weft_socket *h, struct weft__io_source **src, uint32_t *gen,
+                        unsigned *kind)
+{
+    return tok_get(h, src, gen, kind);
+}
+
 static bool kind_is_socket(unsigned kind)
 {
     return kind == HK_DGRAM || kind == HK_STREAM;

@@ -46,6 +46,8 @@ WEFT_API const char *weft_strerror(int err)
     case EBUSY:     return "busy";
     case EDEADLK:   return "would deadlock";
     case EOVERFLOW: return "receiver lagged: messages were missed";
+    case EMSGSIZE:  return "line or frame too long";
+    case EPROTO:    return "protocol error: a frame cut short";
     default:
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
         {
