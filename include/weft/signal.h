@@ -42,7 +42,10 @@
  * it; weft_signal_free() of the last object catching a signal unblocks it
  * again in the calling thread if weft was the one that blocked it. So make
  * and free the objects on the same thread (main), and a mask the program
- * set itself is left as the program set it. A signal that arrives after the
+ * set itself is left as the program set it: a signal blocked before
+ * weft_signal_new(), or with weft_signal_block() at any time, stays
+ * blocked. (A block made with pthread_sigmask() between new and free
+ * cannot be seen: use weft_signal_block() for that.) A signal that arrives after the
  * last receive and is still pending when its mask is restored is delivered
  * then, the ordinary way (as after any pthread_sigmask unblock): keep the
  * object alive, or set SIG_IGN, if a late one must not kill the process.

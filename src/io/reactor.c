@@ -85,7 +85,9 @@ int weft__io_reactor(struct weft__io *io, struct weft__reactor **out)
     if (r == NULL) {
         pthread_mutex_lock(&io->lock);
         r = atomic_load_explicit(&io->r, memory_order_relaxed);   /* ->lock */
-        if (r == NULL) {
+        if (r == NULL && io->shut) {
+            err = -ESHUTDOWN;
+        } else if (r == NULL) {
             err = reactor_new(io, &r);
             /* release: pollers (weft__io_poll, weft__io_active) that see
              * the pointer see the descriptors */
@@ -152,16 +154,30 @@ static void reactor_shut(struct weft__reactor *r)
     }
 }
 
+void weft__io_shut(struct weft__io *io)
+{
+    struct weft__reactor *r;
+    bool first;
+
+    pthread_mutex_lock(&io->lock);
+    first = !io->shut;
+    io->shut = true;
+    r = atomic_load_explicit(&io->r, memory_order_relaxed);   /* ->lock */
+    pthread_mutex_unlock(&io->lock);
+    if (first && r)
+        reactor_shut(r);
+}
+
 void weft__io_destroy(struct weft__io *io)
 {
+    struct weft__reactor *r;
+
+    weft__io_shut(io);
     /* acquire: pairs with the release store in weft__io_reactor() (made by
      * any thread; the runtime's free comes after every use of it) */
-    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
-
-    if (r) {
-        reactor_shut(r);
+    r = atomic_load_explicit(&io->r, memory_order_acquire);
+    if (r)
         weft__reactor_drop(r);        /* the runtime's reference */
-    }
     pthread_mutex_destroy(&io->lock);
 }
 

@@ -152,11 +152,18 @@ struct weft__io {
     _Atomic(struct weft__reactor *) r;   /* NULL until the first registration */
     void (*kick)(void *ctx);
     void *kick_ctx;
+    bool shut;                        /* ->lock: no reactor may be made */
 };
 
 void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx);
-/* The runtime is being freed: shut its reactor down (see "Lifetimes") and
- * drop the runtime's reference; sources still open keep it alive. */
+/* The runtime has shut down (no thread polls for it any more): shut its
+ * reactor (see "Lifetimes"): waiting futures are woken to see -ESHUTDOWN,
+ * new registrations fail, the kick hook is cleared. The runtime's memory
+ * may live on (join handles, wakers hold it) but its reactor must not wait
+ * for that. Idempotent. */
+void weft__io_shut(struct weft__io *io);
+/* The runtime is being freed: shut its reactor if not done yet and drop
+ * the runtime's reference; sources still open keep it alive. */
 void weft__io_destroy(struct weft__io *io);
 
 /* The runtime's reactor, made on first use (epoll + eventfd): 0 and a new

@@ -133,6 +133,11 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
     while (cancel_next(rt))
         ;
     cancelling = prev;
+    /* nobody polls this runtime's reactor any more: shut it now, not when
+     * the last join handle or waker lets the runtime's memory go, so that
+     * socket futures elsewhere see -ESHUTDOWN instead of waiting for ever
+     * (and the kick hook is gone before any worker lock is destroyed) */
+    weft__io_shut(&rt->io);
     /* cells freed on workers wait on their shards' dead stacks: no worker
      * will drain them now */
     for (unsigned i = 0; i < rt->nworkers; i++)

@@ -117,7 +117,20 @@ WEFT_API int weft_signal_block(const int *signals, size_t n)
     sigset_t set;
     int err = make_set(signals, n, &set);
 
-    return err ? err : -pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (err)
+        return err;
+    /* blocked for good: a weft_signal made before that blocked one of them
+     * must not unblock it when freed */
+    pthread_mutex_lock(&mask_lock);
+    err = -pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (err == 0) {
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sigismember(&set, sig) == 1)
+                mask_ours[sig] = false;
+        }
+    }
+    pthread_mutex_unlock(&mask_lock);
+    return err;
 }
 
 WEFT_API int weft_signal_new(weft_runtime *rt, const int *signals, size_t n,

@@ -282,6 +282,61 @@ TEST(waiter_of_another_runtime_woken_with_eshutdown)
     weft_runtime_free(rb);
 }
 
+typedef struct nothing {
+    int unused;
+} nothing;
+
+static weft_poll nothing_poll(nothing *f, weft_context *cx, void *out)
+{
+    (void)f, (void)cx, (void)out;
+    return WEFT_READY;
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(nothing, nothing_poll, NULL);
+
+static bool join_done_within(weft_join *j, unsigned ms)
+{
+    for (unsigned i = 0; i < ms && !weft_join_is_complete(j); i++)
+        usleep(1000);
+    return weft_join_is_complete(j);
+}
+
+/* The same, while a join handle of the freed runtime is still held (it
+ * keeps the runtime's memory, not its workers): the reactor shuts when the
+ * runtime shuts down, not when its last handle goes, so the waiter still
+ * sees -ESHUTDOWN (it waited for ever) and a new one too. */
+TEST(waiter_woken_while_a_join_handle_keeps_the_runtime)
+{
+    weft_runtime *ra = nt_runtime(false), *rb = nt_runtime(false);
+    weft_socket *a, *b;
+    weft_join *j, *ja;
+    ssize_t n = 0;
+
+    nt_tcp_pair(ra, &a, &b);
+    ASSERT_OK(weft_spawn(ra, &nothing_future, &(nothing){ 0 }, &ja));
+    ASSERT_OK(weft_join_wait(ja, NULL));
+    shared_sock = a;
+    atomic_store(&reader_pending, 0);
+    ASSERT_OK(weft_spawn(rb, &reader_future, &(reader){ 0 }, &j));
+    ASSERT(harness_wait_flag((const volatile int *)&reader_pending, NT_WATCHDOG_MS));
+    weft_runtime_free(ra);
+    ASSERT(join_done_within(j, NT_WATCHDOG_MS));  /* a hang fails here */
+    ASSERT_OK(weft_join_wait(j, &n));
+    weft_join_drop(j);
+    ASSERT_EQ(-ESHUTDOWN, n);
+    /* a new read on the shut reactor does not wait either */
+    atomic_store(&reader_pending, 0);
+    ASSERT_OK(weft_spawn(rb, &reader_future, &(reader){ 0 }, &j));
+    ASSERT(join_done_within(j, NT_WATCHDOG_MS));
+    ASSERT_OK(weft_join_wait(j, &n));
+    weft_join_drop(j);
+    ASSERT_EQ(-ESHUTDOWN, n);
+    weft_join_drop(ja);                   /* the runtime's memory goes now */
+    ASSERT_OK(weft_socket_close(a));
+    ASSERT_OK(weft_socket_close(b));
+    weft_runtime_free(rb);
+}
+
 static void never_fd(weft_fdwatch *w, int fd, unsigned events, void *arg)
 {
     (void)w, (void)fd, (void)events, (void)arg;

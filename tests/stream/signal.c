@@ -422,6 +422,24 @@ TEST(signal_free_restores_mask)
     weft_runtime_free(rt);
 }
 
+/* weft_signal_block() is for good, even for a signal that a weft_signal
+ * made before it had blocked: freeing that object leaves it blocked. */
+TEST(signal_block_after_new_survives_free)
+{
+    static const int one[] = { SIGUSR1 };
+    weft_runtime *rt = nt_runtime(true);
+    weft_signal *s;
+
+    unblock(SIGUSR1);
+    ASSERT_OK(weft_signal_new(rt, one, 1, &s));
+    ASSERT(is_blocked(SIGUSR1));
+    ASSERT_OK(weft_signal_block(one, 1));
+    weft_signal_free(s);
+    ASSERT(is_blocked(SIGUSR1));      /* the program's block stands */
+    unblock(SIGUSR1);
+    weft_runtime_free(rt);
+}
+
 TEST(signal_bad_arguments)
 {
     weft_runtime *rt = nt_runtime(true);
