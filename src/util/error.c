@@ -46,6 +46,9 @@ WEFT_API const char *weft_strerror(int err)
     case EBUSY:     return "busy";
     case EDEADLK:   return "would deadlock";
     case EOVERFLOW: return "receiver lagged: messages were missed";
+    case -WEFT_EAI_NONAME: return "host not found";
+    case -WEFT_EAI_AGAIN:  return "name lookup failed for now, try again";
+    case -WEFT_EAI_FAIL:   return "name lookup failed";
     default:
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
         {
