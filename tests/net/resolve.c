@@ -107,6 +107,20 @@ static void wait_flag(atomic_int *flag)
     }
 }
 
+/* Wait until the process has `n` descriptors again: a runtime's reactor
+ * is closed with the runtime's memory, by whoever drops the last reference
+ * to it, which may be a pool thread that wakes a task just after the free
+ * returns. */
+static void wait_fds(int n)
+{
+    uint64_t end = harness_now_ns() + NT_WATCHDOG_MS * 1000000ull;
+
+    while (nt_count_fds() != n) {
+        ASSERT(harness_now_ns() < end);
+        usleep(200);
+    }
+}
+
 static weft_runtime *runtime_opt(bool current, unsigned blocking_threads)
 {
     weft_runtime *rt;
@@ -446,7 +460,9 @@ static void abort_mid_lookup(bool queued)
         ASSERT_OK(weft_blocking_job_wait(blocker, NULL));
         weft_blocking_job_drop(blocker);
     }
+    pthread_mutex_lock(&gate_m);
     ASSERT_EQ(queued ? 2 : 1, gate_arrived);        /* the lookup did run */
+    pthread_mutex_unlock(&gate_m);
     atomic_store(&weft__resolve_hook, NULL);
     weft_runtime_free(rt);
     wait_pool_threads_gone();
@@ -480,7 +496,7 @@ TEST(resolve_runtime_free_with_lookup_running)
     ASSERT_EQ(1, count_named_threads("weft-b"));
     t0 = harness_now_ns();
     weft_runtime_free(rt);                          /* the gate is still closed */
-    ASSERT(harness_now_ns() - t0 < 5000000000ull);
+    ASSERT(harness_now_ns() - t0 < 2000000000ull);
     ASSERT_EQ(-ECANCELED, weft_join_wait(j, &err));
     weft_join_drop(j);
     ASSERT_EQ(1, count_named_threads("weft-b"));    /* still inside the lookup */
@@ -601,7 +617,7 @@ static void connect_host_to_listener(bool current)
     ASSERT_OK(err);
     ASSERT_OK(weft_socket_close(l));
     weft_runtime_free(rt);
-    ASSERT_EQ(before, nt_count_fds());
+    wait_fds(before);
 }
 
 TEST(connect_host_localhost_listener)
@@ -627,7 +643,7 @@ TEST(connect_host_refused_and_bad_names)
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
     ASSERT_EQ(-ENAMETOOLONG, run_dial(false, &(dial){ .host = longname, .port = 1 }));
-    ASSERT_EQ(before, nt_count_fds());              /* the refused sockets are closed */
+    wait_fds(before);                               /* the refused sockets are closed */
     close(fd);
 }
 
@@ -664,7 +680,7 @@ TEST(connect_addrs_tries_each_in_turn)
     d = (dial){ .addrs = addrs, .count = n, .listener = l, .timeout_ms = NT_WATCHDOG_MS };
     ASSERT_OK(weft_block_on(rt, &dial_future, &d, &err));
     ASSERT_OK(err);
-    ASSERT_EQ(before, nt_count_fds());
+    wait_fds(before);
     /* every address refused: the last attempt's error */
     d = (dial){ .addrs = addrs, .count = n - 2 };
     ASSERT_OK(weft_block_on(rt, &dial_future, &d, &err));
@@ -679,7 +695,7 @@ TEST(connect_addrs_tries_each_in_turn)
     d = (dial){ .addrs = NULL, .count = 1 };
     ASSERT_OK(weft_block_on(rt, &dial_future, &d, &err));
     ASSERT_EQ(-EINVAL, err);
-    ASSERT_EQ(before, nt_count_fds());
+    wait_fds(before);
     ASSERT_OK(weft_socket_close(l));
     weft_runtime_free(rt);
     close(fd);
@@ -702,7 +718,7 @@ TEST(connect_host_deadline_during_lookup)
     ASSERT_EQ(-ETIMEDOUT, err);
     ASSERT_LE(100 + 5000, t0);
     ASSERT_LE(t0, 100);
-    ASSERT_EQ(1, gate_arrived);
+    gate_wait_arrived(1);                           /* the lookup was stuck there */
     weft_runtime_free(rt);
     gate_open();
     wait_pool_threads_gone();
@@ -734,7 +750,7 @@ TEST(connect_host_deadline_during_connect)
     ASSERT_EQ(-ETIMEDOUT, err);
     ASSERT_LE(t0, 200);
     ASSERT_LE(200 + 5000, t0);
-    ASSERT_EQ(before, nt_count_fds());
+    wait_fds(before);
     for (int i = 0; i < n; i++)
         close(fds[i]);
     ASSERT_OK(weft_socket_close(l));
