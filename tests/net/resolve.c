@@ -408,6 +408,57 @@ TEST(resolve_misuse_and_explicit_pool)
     weft_blocking_pool_free(pool);
 }
 
+/* Poll a lookup on this thread until READY (an explicit pool). */
+static int resolve_by_hand(weft_blocking_pool *pool, const char *host, weft_addrlist **list)
+{
+    weft_waker w = { NULL, &hw_vtable };
+    weft_context cx = weft_context_from_waker(&w);
+    uint64_t end = harness_now_ns() + NT_WATCHDOG_MS * 1000000ull;
+    weft_resolve r;
+    int res = 12345;
+
+    weft_resolve_init(&r, pool, host, 80, NULL, list);
+    while (weft_resolve_poll(&r, &cx, &res) == WEFT_PENDING) {
+        ASSERT(harness_now_ns() < end);
+        usleep(200);
+    }
+    weft_resolve_drop(&r);
+    return res;
+}
+
+/* Fail allocation 1, 2, ...: the job, then the answer (made on the pool
+ * thread): each -ENOMEM, nothing leaked, *list untouched. */
+TEST(resolve_allocation_faults)
+{
+    weft_blocking_pool *pool;
+    weft_addrlist *list;
+    int failed = 0, r;
+
+    ASSERT_OK(weft_blocking_pool_new(&pool, NULL));
+    ASSERT_OK(resolve_by_hand(pool, "127.0.0.1", &list));   /* the thread exists now */
+    weft_addrlist_free(list);
+    for (size_t k = 1; k < 10; k++) {
+        long live = harness_live();
+
+        list = NULL;
+        harness_fail_alloc_at(k);
+        r = resolve_by_hand(pool, "127.0.0.1", &list);
+        harness_fail_alloc_at(0);
+        if (r == -ENOMEM) {
+            failed++;
+            ASSERT(list == NULL);
+            ASSERT_EQ(live, harness_live());
+            continue;
+        }
+        ASSERT_OK(r);
+        ASSERT(list != NULL && is_v4(&list->addrs[0], INADDR_LOOPBACK, 80));
+        weft_addrlist_free(list);
+        break;
+    }
+    ASSERT_EQ(2, failed);
+    weft_blocking_pool_free(pool);
+}
+
 /* ---- dropping a lookup in flight --------------------------------------------- */
 
 static void *gate_job(void *arg)
