@@ -471,10 +471,8 @@ def cmd_markdown(args):
                      "the main/block_on thread (and W2's spawner thread), so the multi-threaded "
                      "numbers include contention a larger machine would not have.")
     notes.append("W4's channels: tokio uses tokio::sync::mpsc::channel(1), Go a buffered chan of "
-                 "1; weft uses the minimal capacity-1 channel in bench/weft_bench.c (`chan1`, a "
-                 "spinlock and two waker slots). weft's general MPMC channel (weft_chan, "
-                 "src/sync/) is slower on this workload: run `weft-bench W4 mt2 1 chan` to "
-                 "compare.")
+                 "1, weft its public MPMC channel (weft_chan bounded to 1, with a fresh send or "
+                 "receive future per message). Every weft figure here comes from the public API.")
     notes.append("W3: each task counts its own yields and adds them to the shared total once, in "
                  "all three programs, so that a contended counter is not what W3 measures.")
     if any(w in SYNC_WORKLOADS for w in workloads):

@@ -3,17 +3,17 @@
  * benchmarks C1, C4, M1 (bench/peers/ has the same workloads on tokio and Go).
  * One workload per run:
  *
- *     weft-bench <W1..W5|C1|C4|M1> <mt<workers>|ct> [scale] [chan]   (mt2: 2 workers)
+ *     weft-bench <W1..W5|C1|C4|M1> <mt<workers>|ct> [scale]   (mt2: 2 workers)
  *
  * C1, C4: channel throughput, 1 producer/1 consumer and 4/4, on one weft_chan
  * bounded to 1024 messages, 10,000,000 messages in all (op = one message).
  * M1: 1,000 tasks each lock and unlock one weft_mutex 1,000 times, bumping a
  * counter it protects (op = one lock/unlock pair).
  *
- * `chan` runs W4 on weft's MPMC channel (weft_chan) instead of the minimal
- * capacity-1 channel below. Prints `RESULT <workload> weft-<flavour> <ns
- * per op>` and exits non-zero
- * when the workload's own check fails. `scale` multiplies the task count
+ * W4: pairs of tasks pass a counter over two weft_chan bounded to 1 message
+ * (the public API only, as every workload here). Prints `RESULT <workload>
+ * weft-<flavour> <ns per op>` and exits non-zero when the workload's own
+ * check fails. `scale` multiplies the task count
  * (never below 1; C1/C4: the message count); per-task iterations stay fixed. Only the workload is
  * timed, not building the runtime. */
 #define _GNU_SOURCE
@@ -112,89 +112,6 @@ static weft_poll shared_wait(weft_context *cx)
     return atomic_load_explicit(&shared.fired, memory_order_acquire) ? WEFT_READY : WEFT_PENDING;
 }
 
-/* ---- A minimal capacity-1 channel (the channel issue brings real ones) -------
- * Each side's waker stays registered while that side's task is the same
- * (will_wake), and the other side wakes it by reference only while it is
- * waiting: no waker clone and drop per message. */
-typedef struct chan1 {
-    spin lock;
-    bool full;                /* ->lock */
-    size_t value;             /* ->lock */
-    weft_waker rx, tx;        /* ->lock: registered wakers */
-    bool rx_waiting, tx_waiting;   /* ->lock: the side is pending on us */
-} chan1;
-
-static void chan1_drop(chan1 *ch)
-{
-    weft_waker_drop(&ch->rx);
-    weft_waker_drop(&ch->tx);
-}
-
-/* Register cx's waker in *slot unless it is there already; ->lock held. The
- * replaced waker is handed back to drop outside the lock. */
-static weft_waker park_waker(weft_waker *slot, weft_context *cx)
-{
-    weft_waker old = WEFT_WAKER_EMPTY;
-
-    if (!weft_waker_will_wake(slot, weft_context_waker(cx))) {
-        old = *slot;
-        *slot = weft_waker_clone(weft_context_waker(cx));
-    }
-    return old;
-}
-
-static weft_poll chan1_send(chan1 *ch, weft_context *cx, size_t v)
-{
-    weft_waker old;
-    bool wake;
-
-    if (!weft_coop_proceed(cx))
-        return WEFT_PENDING;
-    spin_lock(&ch->lock);
-    if (ch->full) {
-        old = park_waker(&ch->tx, cx);
-        ch->tx_waiting = true;
-        spin_unlock(&ch->lock);
-        weft_waker_drop(&old);
-        return WEFT_PENDING;
-    }
-    ch->value = v;
-    ch->full = true;
-    wake = ch->rx_waiting;
-    ch->rx_waiting = false;
-    /* the receiver's waker stays registered; waking it under the lock keeps
-     * it from being replaced meanwhile (the wake only queues the task) */
-    if (wake)
-        weft_waker_wake_by_ref(&ch->rx);
-    spin_unlock(&ch->lock);
-    return WEFT_READY;
-}
-
-static weft_poll chan1_recv(chan1 *ch, weft_context *cx, size_t *v)
-{
-    weft_waker old;
-    bool wake;
-
-    if (!weft_coop_proceed(cx))
-        return WEFT_PENDING;
-    spin_lock(&ch->lock);
-    if (!ch->full) {
-        old = park_waker(&ch->rx, cx);
-        ch->rx_waiting = true;
-        spin_unlock(&ch->lock);
-        weft_waker_drop(&old);
-        return WEFT_PENDING;
-    }
-    *v = ch->value;
-    ch->full = false;
-    wake = ch->tx_waiting;
-    ch->tx_waiting = false;
-    if (wake)
-        weft_waker_wake_by_ref(&ch->tx);
-    spin_unlock(&ch->lock);
-    return WEFT_READY;
-}
-
 /* ---- The leaf tasks ---------------------------------------------------------------- */
 typedef struct bump {
     char unused;
@@ -229,54 +146,10 @@ static weft_poll yielder_poll(yielder *f, weft_context *cx, void *out)
 }
 WEFT_DEFINE_FUTURE_VOID(yielder, yielder_poll, NULL);
 
+/* W4: a pinger and a ponger pass a counter back and forth over two
+ * weft_chan of capacity 1; each message is a fresh send or receive future,
+ * as `ch.send(v).await` / `ch.recv().await` are in the peers. */
 typedef struct pinger {
-    weft_async co;
-    chan1 *to_pong, *from_pong;
-    unsigned i;
-    size_t v;
-} pinger;
-
-static weft_poll pinger_poll(pinger *f, weft_context *cx, void *out)
-{
-    (void)out;
-    WEFT_BEGIN(&f->co);
-    for (f->i = 0; f->i < ROUND_TRIPS; f->i++) {
-        WEFT_AWAIT(&f->co, chan1_send(f->to_pong, cx, f->v));
-        WEFT_AWAIT(&f->co, chan1_recv(f->from_pong, cx, &f->v));
-        f->v++;
-    }
-    if (f->v == 2 * ROUND_TRIPS)
-        atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
-    shared_finish();
-    WEFT_END(&f->co);
-}
-WEFT_DEFINE_FUTURE_VOID(pinger, pinger_poll, NULL);
-
-typedef struct ponger {
-    weft_async co;
-    chan1 *from_ping, *to_ping;
-    unsigned i;
-    size_t last;
-} ponger;
-
-static weft_poll ponger_poll(ponger *f, weft_context *cx, void *out)
-{
-    (void)out;
-    WEFT_BEGIN(&f->co);
-    for (f->i = 0; f->i < ROUND_TRIPS; f->i++) {
-        WEFT_AWAIT(&f->co, chan1_recv(f->from_ping, cx, &f->last));
-        WEFT_AWAIT(&f->co, chan1_send(f->to_ping, cx, f->last + 1));
-    }
-    if (f->last == 2 * ROUND_TRIPS - 2)
-        atomic_fetch_add_explicit(&shared.count, 1, memory_order_relaxed);
-    shared_finish();
-    WEFT_END(&f->co);
-}
-WEFT_DEFINE_FUTURE_VOID(ponger, ponger_poll, NULL);
-
-/* W4 on weft's own MPMC channel (weft_chan, capacity 1) instead of the
- * minimal chan1: `weft-bench W4 <flavour> [scale] chan` */
-typedef struct pinger2 {
     weft_async co;
     weft_chan *to_pong, *from_pong;
     unsigned i;
@@ -284,9 +157,9 @@ typedef struct pinger2 {
     int res;
     weft_chan_send s;
     weft_chan_recv r;
-} pinger2;
+} pinger;
 
-static weft_poll pinger2_poll(pinger2 *f, weft_context *cx, void *out)
+static weft_poll pinger_poll(pinger *f, weft_context *cx, void *out)
 {
     (void)out;
     WEFT_BEGIN(&f->co);
@@ -304,9 +177,9 @@ static weft_poll pinger2_poll(pinger2 *f, weft_context *cx, void *out)
     shared_finish();
     WEFT_END(&f->co);
 }
-WEFT_DEFINE_FUTURE_VOID(pinger2, pinger2_poll, NULL);
+WEFT_DEFINE_FUTURE_VOID(pinger, pinger_poll, NULL);
 
-typedef struct ponger2 {
+typedef struct ponger {
     weft_async co;
     weft_chan *from_ping, *to_ping;
     unsigned i;
@@ -314,9 +187,9 @@ typedef struct ponger2 {
     int res;
     weft_chan_send s;
     weft_chan_recv r;
-} ponger2;
+} ponger;
 
-static weft_poll ponger2_poll(ponger2 *f, weft_context *cx, void *out)
+static weft_poll ponger_poll(ponger *f, weft_context *cx, void *out)
 {
     (void)out;
     WEFT_BEGIN(&f->co);
@@ -334,9 +207,7 @@ static weft_poll ponger2_poll(ponger2 *f, weft_context *cx, void *out)
     shared_finish();
     WEFT_END(&f->co);
 }
-WEFT_DEFINE_FUTURE_VOID(ponger2, ponger2_poll, NULL);
-
-static bool use_weft_chan;
+WEFT_DEFINE_FUTURE_VOID(ponger, ponger_poll, NULL);
 
 /* ---- C1, C4: channel throughput on one bounded weft_chan --------------------
  * Each producer sends the values [first, end) in order; the last producer to
@@ -473,7 +344,6 @@ typedef struct root {
     enum workload w;
     size_t n;
     uint64_t start;
-    chan1 *chans;
     weft_chan **wchans;
     size_t tasks;              /* C1, C4: producers = consumers */
     weft_mutex *mutex;         /* M1 */
@@ -497,22 +367,15 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
                 abort();
         break;
     case W4:
-        for (size_t i = 0; use_weft_chan && i < r->n; i++) {
+        for (size_t i = 0; i < r->n; i++) {
             weft_chan *a, *b;
 
             if (weft_chan_new(&a, sizeof(size_t), 1) < 0 || weft_chan_new(&b, sizeof(size_t), 1) < 0 ||
-                weft_spawn_detached(rt, &pinger2_future, &(pinger2){ .to_pong = a, .from_pong = b }) < 0 ||
-                weft_spawn_detached(rt, &ponger2_future, &(ponger2){ .from_ping = weft_chan_clone(a), .to_ping = weft_chan_clone(b) }) < 0)
+                weft_spawn_detached(rt, &pinger_future, &(pinger){ .to_pong = a, .from_pong = b }) < 0 ||
+                weft_spawn_detached(rt, &ponger_future, &(ponger){ .from_ping = weft_chan_clone(a), .to_ping = weft_chan_clone(b) }) < 0)
                 abort();
             r->wchans[2 * i] = a;
             r->wchans[2 * i + 1] = b;
-        }
-        for (size_t i = 0; !use_weft_chan && i < r->n; i++) {
-            chan1 *a = &r->chans[2 * i], *b = &r->chans[2 * i + 1];
-
-            if (weft_spawn_detached(rt, &pinger_future, &(pinger){ .to_pong = a, .from_pong = b }) < 0 ||
-                weft_spawn_detached(rt, &ponger_future, &(ponger){ .from_ping = a, .to_ping = b }) < 0)
-                abort();
         }
         break;
     case W5:
@@ -570,8 +433,7 @@ static void *spawner_main(void *arg)
 
 static int usage(void)
 {
-    fputs("usage: weft-bench <W1|W2|W3|W4|W5|C1|C4|M1> <mt<workers>|ct> [scale]\n"
-          "       weft-bench W4 <mt<workers>|ct> <scale> chan\n", stderr);
+    fputs("usage: weft-bench <W1|W2|W3|W4|W5|C1|C4|M1> <mt<workers>|ct> [scale]\n", stderr);
     return 2;
 }
 
@@ -585,17 +447,12 @@ int main(int argc, char **argv)
     size_t n, ops, want;
     uint64_t ns = 0;
     weft_runtime *rt;
-    chan1 *chans = NULL;
     weft_chan **wchans = NULL;
     weft_mutex *mutex = NULL;
     size_t tasks = 0;
     uint64_t want_sum = 0;
     int err;
 
-    if (argc == 5 && strcmp(argv[4], "chan") == 0) {
-        use_weft_chan = true;
-        argc = 4;
-    }
     if (argc < 3 || argc > 4)
         return usage();
     if (strcmp(argv[1], "C1") == 0)
@@ -607,8 +464,6 @@ int main(int argc, char **argv)
     else if (strlen(argv[1]) == 2 && argv[1][0] == 'W' && argv[1][1] >= '1' && argv[1][1] <= '5')
         w = (enum workload)(argv[1][1] - '0');
     else
-        return usage();
-    if (use_weft_chan && w != W4)
         return usage();
     if (strncmp(argv[2], "mt", 2) == 0 && atoi(argv[2] + 2) > 0) {
         opt.workers = (unsigned)atoi(argv[2] + 2);
@@ -642,8 +497,7 @@ int main(int argc, char **argv)
     shared_reset(w == W4 ? 2 * n : w == C1 || w == C4 ? tasks : n);
     if (w == M1 && weft_mutex_new(&mutex) < 0)
         return 1;
-    if (w == W4 && ((chans = calloc(2 * n, sizeof(*chans))) == NULL ||
-                    (wchans = calloc(2 * n, sizeof(*wchans))) == NULL))
+    if (w == W4 && (wchans = calloc(2 * n, sizeof(*wchans))) == NULL)
         return 1;
 
     err = weft_runtime_new(&rt, &opt);
@@ -663,7 +517,7 @@ int main(int argc, char **argv)
         pthread_join(th, NULL);
     } else {
         err = weft_block_on(rt, &root_future,
-                            &(root){ .w = w, .n = n, .chans = chans, .wchans = wchans,
+                            &(root){ .w = w, .n = n, .wchans = wchans,
                                      .tasks = tasks, .mutex = mutex }, &ns);
     }
     weft_runtime_free(rt);
@@ -671,13 +525,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "weft_block_on: %s\n", weft_strerror(err));
         return 1;
     }
-    for (size_t i = 0; chans && i < 2 * n; i++)
-        chan1_drop(&chans[i]);
-    for (size_t i = 0; use_weft_chan && wchans && i < 2 * n; i++) {
+    for (size_t i = 0; wchans && i < 2 * n; i++) {
         weft_chan_drop(wchans[i]);    /* the pinger's reference ... */
         weft_chan_drop(wchans[i]);    /* ... and the ponger's clone */
     }
-    free(chans);
     free(wchans);
     weft_mutex_free(mutex);
 

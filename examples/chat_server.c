@@ -2,12 +2,15 @@
 /* A line-based chat server on weft: every line a client sends goes to every
  * other connected client, as "client N: line".
  *
- *     chat_server [--port N] [--workers N]     (defaults: 7070, 2 workers)
+ *     chat_server [--port N] [--workers N] [--drain-ms N]
+ *                                  (defaults: 7070, 2 workers, 5000 ms)
  *
  * Try it with two or three `nc 127.0.0.1 7070`. It prints "listening on
- * PORT" once ready and runs until killed; SIGINT or SIGTERM (Ctrl-C) closes
- * the listener and shuts the runtime down cleanly (every client task is
- * cancelled and freed), so that a sanitizer build can check for leaks.
+ * PORT" once ready and runs until SIGINT or SIGTERM (Ctrl-C): then it stops
+ * accepting, gives the clients --drain-ms to leave, cancels those still
+ * connected (their drops free them) and frees everything, so that a
+ * sanitizer build can check for leaks (serve.h: the command line, the
+ * acceptor and the stop, shared with http_server.c).
  *
  * Design:
  *   - a registry (a list of clients) behind a pthread mutex. Every critical
@@ -26,11 +29,8 @@
  *     the client disconnects.
  *   - the client object is shared by its two tasks and freed (socket closed,
  *     channel dropped) when the second of them ends. */
-#define _POSIX_C_SOURCE 200809L        /* sigwait, pthread_sigmask */
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#define _POSIX_C_SOURCE 200809L        /* strsignal (serve.h) */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "serve.h"
 #include "weft.h"
 
 #define LINE_MAX_BYTES 1024
@@ -276,10 +277,12 @@ static void writer_drop(writer *w)
 
 WEFT_DEFINE_FUTURE_VOID(writer, writer_poll, writer_drop);
 
-/* ---- the acceptor -------------------------------------------------------------- */
-/* Make the client and its two tasks. On failure everything is undone. */
-static void start_client(weft_runtime *rt, weft_socket *sock)
+/* ---- serving ------------------------------------------------------------------ */
+/* Make the client and its two tasks, in the server's group (serve.h). On
+ * failure everything is undone. */
+static int on_conn(weft_group *g, weft_socket *sock)
 {
+    int err = -ENOMEM;
     client *c = calloc(1, sizeof(*c));
     writer w = { .c = c };
     reader r = { .c = c };
@@ -292,132 +295,23 @@ static void start_client(weft_runtime *rt, weft_socket *sock)
     c->id = atomic_fetch_add(&g_next_id, 1) + 1;
     atomic_init(&c->refs, 2);
     weft_socket_set_nodelay(sock, true);
-    if (weft_spawn_detached(rt, &writer_future, &w) != 0)
+    if ((err = weft_group_spawn(g, &writer_future, &w)) != 0)
         goto out_chan;
-    if (weft_spawn_detached(rt, &reader_future, &r) != 0) {
+    if ((err = weft_group_spawn(g, &reader_future, &r)) != 0) {
         weft_chan_close(c->out);       /* the writer ends and drops its ref */
         client_unref(c);               /* the reader's */
     }
-    return;
+    return err;
 out_chan:
     weft_chan_drop(c->out);
 out_free:
     free(c);
 out_close:
     weft_socket_close(sock);
-}
-
-typedef struct acceptor {
-    weft_async co;
-    weft_socket *listener;
-    weft_accept acc;
-    weft_socket *client;
-    int err;
-    weft_sleep backoff;
-} acceptor;
-
-static weft_poll acceptor_poll(acceptor *a, weft_context *cx, void *out)
-{
-    (void)out;
-    WEFT_BEGIN(&a->co);
-    for (;;) {
-        weft_accept_init(&a->acc, a->listener, &a->client, NULL, NULL);
-        WEFT_AWAIT(&a->co, weft_accept_poll(&a->acc, cx, &a->err));
-        if (a->err == 0) {
-            start_client(weft_runtime_current(), a->client);
-        } else if (a->err == -EMFILE || a->err == -ENFILE || a->err == -ENOBUFS ||
-                   a->err == -ENOMEM) {
-            /* out of descriptors: the connection waits in the kernel's
-             * queue; try again in a while rather than spin */
-            weft_sleep_init(&a->backoff, 10);
-            WEFT_AWAIT(&a->co, weft_sleep_poll(&a->backoff, cx));
-        } else if (a->err == -EBADF) {
-            break;                     /* the listener was closed: stop */
-        }
-    }
-    WEFT_END(&a->co);
-}
-
-static void acceptor_drop(acceptor *a)
-{
-    weft_io_op_drop(&a->acc);
-    weft_sleep_drop(&a->backoff);
-}
-
-WEFT_DEFINE_FUTURE_VOID(acceptor, acceptor_poll, acceptor_drop);
-
-/* ---- clean shutdown on SIGINT / SIGTERM ------------------------------------------ */
-static weft_socket *g_listener;
-static atomic_bool g_stopping;
-
-/* The signals are blocked in every thread and taken here with sigwait(), so
- * that weft may be called (a signal handler could not). Closing the
- * listener ends the acceptor, which ends weft_block_on() in main. */
-static void *signal_thread(void *arg)
-{
-    sigset_t *set = arg;
-    int sig;
-
-    if (sigwait(set, &sig) == 0) {
-        atomic_store(&g_stopping, true);
-        weft_socket_close(g_listener);
-    }
-    return NULL;
+    return err;
 }
 
 int main(int argc, char **argv)
 {
-    unsigned port = 7070, workers = 2;
-    struct sockaddr_storage addr;
-    socklen_t len;
-    weft_runtime *rt;
-    acceptor a = { 0 };
-    static sigset_t set;
-    pthread_t sig_thread;
-    int err;
-
-    for (int i = 1; i < argc; i += 2) {
-        if (i + 1 < argc && strcmp(argv[i], "--port") == 0)
-            port = (unsigned)atoi(argv[i + 1]);
-        else if (i + 1 < argc && strcmp(argv[i], "--workers") == 0)
-            workers = (unsigned)atoi(argv[i + 1]);
-        else {
-            fprintf(stderr, "usage: %s [--port N] [--workers N]\n", argv[0]);
-            return 2;
-        }
-    }
-    /* before any thread exists, so that every thread inherits the mask */
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = workers };
-
-    if ((err = weft_runtime_new(&rt, &opt)) != 0)
-        goto fail;
-    if ((err = weft_addr_ip("0.0.0.0", (uint16_t)port, &addr, &len)) != 0 ||
-        (err = weft_listen(rt, (struct sockaddr *)&addr, len, 0, &a.listener)) != 0) {
-        weft_runtime_free(rt);
-        goto fail;
-    }
-    g_listener = a.listener;
-    if ((err = -pthread_create(&sig_thread, NULL, signal_thread, &set)) != 0) {
-        weft_socket_close(a.listener);
-        weft_runtime_free(rt);
-        goto fail;
-    }
-    pthread_detach(sig_thread);
-    len = sizeof(addr);
-    weft_socket_local_addr(a.listener, &addr, &len);
-    printf("listening on %u\n", ntohs(((struct sockaddr_in *)&addr)->sin_port));
-    fflush(stdout);
-    err = weft_block_on(rt, &acceptor_future, &a, NULL);
-    if (!atomic_load(&g_stopping))
-        weft_socket_close(a.listener); /* else signal_thread closed it */
-    weft_runtime_free(rt);             /* cancels the clients left: their drops free them */
-    return err ? 1 : 0;
-fail:
-    fprintf(stderr, "chat_server: %s\n", weft_strerror(err));
-    return 1;
+    return serve_main(argc, argv, "chat_server", 7070, on_conn);
 }

@@ -3,12 +3,15 @@
  * per connection reads requests and answers each with the same 13 bytes,
  * keeping the connection open between requests (keep-alive).
  *
- *     http_server [--port N] [--workers N]     (defaults: 8080, 2 workers)
+ *     http_server [--port N] [--workers N] [--drain-ms N]
+ *                                  (defaults: 8080, 2 workers, 5000 ms)
  *
  * Try it with `curl -v http://127.0.0.1:8080/`. It prints "listening on
- * PORT" once ready and runs until killed; SIGINT or SIGTERM (Ctrl-C) closes
- * the listener and shuts the runtime down cleanly, so that a sanitizer
- * build can check for leaks at exit.
+ * PORT" once ready and runs until SIGINT or SIGTERM (Ctrl-C): then it stops
+ * accepting, gives open connections --drain-ms (5 s) to finish, closes the
+ * rest and frees everything, so that a sanitizer build can check for leaks
+ * at exit (serve.h: the command line, the acceptor and the stop, shared
+ * with chat_server.c). An idle keep-alive connection is one of "the rest".
  *
  * What a connection does, per read:
  *   - every complete request in the buffer (a head ending in CRLF CRLF)
@@ -21,17 +24,13 @@
  * Nothing is allocated per request: both buffers live in the task, which is
  * the one allocation per connection. */
 #define _GNU_SOURCE                    /* memmem */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "serve.h"
 #include "weft.h"
 
 /* ---- replies ----------------------------------------------------------------- */
@@ -298,124 +297,23 @@ static void conn_drop(conn *c)
 
 WEFT_DEFINE_FUTURE_VOID(conn, conn_poll, conn_drop);
 
-/* ---- the acceptor -------------------------------------------------------------- */
-typedef struct acceptor {
-    weft_async co;
-    weft_socket *listener;
-    weft_accept acc;
-    weft_socket *client;
+/* ---- serving ------------------------------------------------------------------ */
+/* One task per connection, in the server's group (see serve.h). */
+static int on_conn(weft_group *g, weft_socket *client)
+{
+    conn c = { .sock = client };
     int err;
-    weft_sleep backoff;
-} acceptor;
 
-static weft_poll acceptor_poll(acceptor *a, weft_context *cx, void *out)
-{
-    (void)out;
-    WEFT_BEGIN(&a->co);
-    for (;;) {
-        weft_accept_init(&a->acc, a->listener, &a->client, NULL, NULL);
-        WEFT_AWAIT(&a->co, weft_accept_poll(&a->acc, cx, &a->err));
-        if (a->err == 0) {
-            conn c = { .sock = a->client };
-
-            /* replies are written whole; don't let Nagle hold back the
-             * next batch while the previous one waits for its ACK */
-            weft_socket_set_nodelay(a->client, true);
-            if (weft_spawn_detached(weft_runtime_current(), &conn_future, &c) != 0)
-                weft_socket_close(a->client);
-        } else if (a->err == -EMFILE || a->err == -ENFILE || a->err == -ENOBUFS ||
-                   a->err == -ENOMEM) {
-            /* out of descriptors: the connection waits in the kernel's
-             * queue; try again in a while rather than spin */
-            weft_sleep_init(&a->backoff, 10);
-            WEFT_AWAIT(&a->co, weft_sleep_poll(&a->backoff, cx));
-        } else if (a->err == -EBADF) {
-            break;                     /* the listener was closed: stop */
-        }
-    }
-    WEFT_END(&a->co);
-}
-
-static void acceptor_drop(acceptor *a)
-{
-    weft_io_op_drop(&a->acc);
-    weft_sleep_drop(&a->backoff);
-}
-
-WEFT_DEFINE_FUTURE_VOID(acceptor, acceptor_poll, acceptor_drop);
-
-/* ---- clean shutdown on SIGINT / SIGTERM ------------------------------------------ */
-static weft_socket *g_listener;
-static atomic_bool g_stopping;
-
-/* The signals are blocked in every thread and taken here with sigwait(), so
- * that weft may be called (a signal handler could not). Closing the
- * listener ends the acceptor, which ends weft_block_on() in main. */
-static void *signal_thread(void *arg)
-{
-    sigset_t *set = arg;
-    int sig;
-
-    if (sigwait(set, &sig) == 0) {
-        atomic_store(&g_stopping, true);
-        weft_socket_close(g_listener);
-    }
-    return NULL;
+    /* replies are written whole; don't let Nagle hold back the next batch
+     * while the previous one waits for its ACK */
+    weft_socket_set_nodelay(client, true);
+    err = weft_group_spawn(g, &conn_future, &c);
+    if (err != 0)
+        weft_socket_close(client);
+    return err;
 }
 
 int main(int argc, char **argv)
 {
-    unsigned port = 8080, workers = 2;
-    struct sockaddr_storage addr;
-    socklen_t len;
-    weft_runtime *rt;
-    acceptor a = { 0 };
-    static sigset_t set;
-    pthread_t sig_thread;
-    int err;
-
-    for (int i = 1; i < argc; i += 2) {
-        if (i + 1 < argc && strcmp(argv[i], "--port") == 0)
-            port = (unsigned)atoi(argv[i + 1]);
-        else if (i + 1 < argc && strcmp(argv[i], "--workers") == 0)
-            workers = (unsigned)atoi(argv[i + 1]);
-        else {
-            fprintf(stderr, "usage: %s [--port N] [--workers N]\n", argv[0]);
-            return 2;
-        }
-    }
-    /* before any thread exists, so that every thread inherits the mask */
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = workers };
-
-    if ((err = weft_runtime_new(&rt, &opt)) != 0)
-        goto fail;
-    if ((err = weft_addr_ip("0.0.0.0", (uint16_t)port, &addr, &len)) != 0 ||
-        (err = weft_listen(rt, (struct sockaddr *)&addr, len, 0, &a.listener)) != 0) {
-        weft_runtime_free(rt);
-        goto fail;
-    }
-    g_listener = a.listener;
-    if ((err = -pthread_create(&sig_thread, NULL, signal_thread, &set)) != 0) {
-        weft_socket_close(a.listener);
-        weft_runtime_free(rt);
-        goto fail;
-    }
-    pthread_detach(sig_thread);
-    len = sizeof(addr);
-    weft_socket_local_addr(a.listener, &addr, &len);
-    printf("listening on %u\n", ntohs(((struct sockaddr_in *)&addr)->sin_port));
-    fflush(stdout);
-    err = weft_block_on(rt, &acceptor_future, &a, NULL);
-    if (!atomic_load(&g_stopping))
-        weft_socket_close(a.listener); /* else signal_thread closed it */
-    weft_runtime_free(rt);             /* cancels the connections left */
-    return err ? 1 : 0;
-fail:
-    fprintf(stderr, "http_server: %s\n", weft_strerror(err));
-    return 1;
+    return serve_main(argc, argv, "http_server", 8080, on_conn);
 }

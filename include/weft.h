@@ -8,8 +8,9 @@
  * weft/blocking.h, task groups, cancellation tokens and select/join_all in
  * weft/group.h, sockets in weft/net.h, pipes, ttys, eventfds and
  * other descriptors as streams in weft/stream.h, watches of foreign
- * descriptors with loop timers in weft/fdwatch.h, and stackful coroutines
- * in weft/coro.h (docs/coro.md). docs/ARCHITECTURE.md follows a task
+ * descriptors with loop timers in weft/fdwatch.h, signals as futures in
+ * weft/signal.h, and stackful coroutines in weft/coro.h (docs/coro.md).
+ * docs/ARCHITECTURE.md follows a task
  * from spawn to free. */
 #ifndef WEFT_H
 #define WEFT_H
@@ -25,6 +26,7 @@
 #include "weft/net.h"
 #include "weft/stream.h"
 #include "weft/fdwatch.h"
+#include "weft/signal.h"
 #include "weft/coro.h"
 
 #endif /* WEFT_H */

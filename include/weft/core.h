@@ -379,9 +379,9 @@ WEFT_API WEFT_NORETURN void weft__async_bad_resume(const char *func, const char 
  * Stress mode, for testing: when the environment variable WEFT_STRESS is
  * set (to anything but "" or "0") as weft_runtime_new() runs, in every build
  * type, every other weft_coop_proceed() call on that runtime's tasks returns
- * false (inside a combinator, each child starts on a random turn), so every
- * leaf operation returns WEFT_PENDING once before it completes and the
- * resume path of every await runs. `make test-stress` runs the test suite
+ * false (each task poll, and each child a combinator polls, starts on a
+ * random turn), so every leaf operation returns WEFT_PENDING once before it
+ * completes and the resume path of every await runs. `make test-stress` runs the test suite
  * so. */
 WEFT_API bool weft_coop_proceed(weft_context *cx);
 

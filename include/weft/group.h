@@ -15,6 +15,7 @@
 #include "core.h"
 #include "sched.h"
 #include "chan.h"
+#include "timer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -194,6 +195,45 @@ WEFT_API void weft_group_wait_init(weft_group_wait *w, weft_group *g);
 WEFT_API weft_poll weft_group_wait_poll(weft_group_wait *w, weft_context *cx, int *result);
 WEFT_API void weft_group_wait_drop(weft_group_wait *w);
 
+/* ---- Graceful drain ---------------------------------------------------------
+ * Shut a server down gracefully: stop making new children (close the
+ * listener, stop the acceptor), then await a drain of the group: it waits up
+ * to `ms` for every child to complete on its own, and then cancels the rest
+ * (weft_group_cancel(): each remaining child is aborted, its drop runs once;
+ * later spawns get -ECANCELED) and waits until their drops have run. So the
+ * runtime can be freed right after, with nothing of the group's left.
+ *
+ *     stop accepting  ->  drain(g, 5000)  ->  weft_group_free(g) ...
+ *
+ * Children that should end early at shutdown (an idle keep-alive
+ * connection, a client that only waits for input) can watch a token of
+ * their own and return; what still runs at the deadline is cancelled.
+ * examples/serve.h shows the whole pattern with SIGINT and SIGTERM
+ * (weft/signal.h). This needs no scheduler support: weft_runtime_shutdown()
+ * is the abrupt form (every task of the runtime cancelled at once).
+ *
+ * Output (*result): 0 when every child completed in time (the group is not
+ * cancelled and stays usable); -ETIMEDOUT when the deadline passed and the
+ * children left were cancelled (all dropped by the time it is READY);
+ * -EINVAL for a NULL group. A child spawned during the drain is waited for
+ * too. Cancel safety: dropping it cancels nothing (a drop before the
+ * deadline leaves the children running). */
+typedef struct weft_group_drain {
+    /* private: may change in any release */
+    weft_group *g;
+    uint64_t ms;
+    int result;
+    unsigned char state;
+    weft_group_wait w;
+    weft_sleep deadline;
+} weft_group_drain;
+
+/* init: drain `g` (borrowed) within `ms` milliseconds from the first poll.
+ * Thread: the future's owner. */
+WEFT_API void weft_group_drain_init(weft_group_drain *d, weft_group *g, uint64_t ms);
+WEFT_API weft_poll weft_group_drain_poll(weft_group_drain *d, weft_context *cx, int *result);
+WEFT_API void weft_group_drain_drop(weft_group_drain *d);
+
 /* ---- Combinators -------------------------------------------------------------
  * join_all, select and race drive futures the caller has initialised in its
  * own storage, described by type (weft_future_type) and address. From the
@@ -295,6 +335,7 @@ WEFT_API void weft_race_drop(weft_race *r);
  * nest (a select of a join_all and a timeout, ...). */
 WEFT_API extern const weft_future_type weft_cancel_wait_future;
 WEFT_API extern const weft_future_type weft_group_wait_future;
+WEFT_API extern const weft_future_type weft_group_drain_future;
 WEFT_API extern const weft_future_type weft_join_all_future;
 WEFT_API extern const weft_future_type weft_select_future;
 WEFT_API extern const weft_future_type weft_race_future;

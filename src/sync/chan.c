@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* MPMC channels of fixed-size messages, bounded or unbounded.
  *
- * Two wait lists (receivers, senders) under a mutex, and the messages:
+ * Two wait lists (receivers, senders) under a spinlock, and the messages:
  *   - bounded: a lock-free ring (Vyukov's bounded MPMC queue, with
  *     crossbeam's lap encoding so that any capacity works, and the closed
  *     mark in the tail). Sends and receives that neither wait nor find
- *     anyone waiting never take the mutex;
- *   - unbounded: a growable ring under the mutex.
+ *     anyone waiting never take the lock;
+ *   - unbounded: a growable ring under the lock.
  * Messages are handed over only inside poll and try_*: a notifier never
  * writes into a waiter, it only wakes it (unlinking it as WOKEN), and the
  * woken future takes its message (or its slot) when polled. So a future
@@ -78,7 +78,36 @@
  * other list directly: a parker of the other kind links under the same
  * lock and re-checks after it. (No fences, which gcc's TSan rejects: the
  * claims are locked instructions anyway and seq_cst loads are plain loads
- * on x86; the only seq_cst store, the flag, is on the slow path.) */
+ * on x86; the only seq_cst store, the flag, is on the slow path.)
+ *
+ * ---- The handoff to a woken future (bounded) -----------------------------
+ * A message reaches a parked receiver in one lock hold and one wake: the
+ * sender claims and publishes its slot without the lock, sees recv_waiting,
+ * locks, unlinks the first receiver as WOKEN (moving its waker out) and
+ * wakes it after unlocking. The woken receiver then takes a message
+ * without the lock, as a fresh receive would (ring_pop), and notifies a
+ * waiting sender the same way. Senders woken for room are the mirror image.
+ *
+ *   notifier (under ->lock)                  woken owner (no lock)
+ *   unlink node, why = READY/CLOSED,         waiter_is_woken()?   [acquire]
+ *   move waker out, state = WOKEN [release]  ring_pop / ring_push (as fresh)
+ *   (never touches the node again)           0 or -EPIPE: node DONE, no lock
+ *                                            -EAGAIN: lock, park at the front
+ *
+ * Invariant: a WOKEN node is unlinked and its waker moved out, so it
+ * belongs to its owner alone: no notifier, close or drop of another future
+ * reaches it (they only walk the lists). The owner may therefore finish it
+ * (DONE) or leave it WOKEN without the lock. A WOKEN future that does not
+ * use its wake (dropped, or -EAGAIN because a barging operation took what
+ * it was woken for) either passes the wake on under the lock (drop:
+ * chan_pass_on()) or parks again at the front and is woken by the next
+ * finisher (the Dekker argument above: it re-checks after raising the
+ * flag). A woken operation that leaves messages (room) behind wakes one
+ * more waiter of its kind, as the locked path does. Why no direct handoff
+ * into the receiver's dst: chan.h promises that dst is written only on
+ * success and that a receive dropped at any point takes no message; a
+ * message written into a future that is then dropped would have to go
+ * back to the front of the ring, which a lock-free FIFO cannot do. */
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -101,11 +130,17 @@ struct weft_chan {
     size_t cap;                    /* 0: unbounded */
     size_t one_lap, mark;          /* bounded: position encoding (immutable) */
     size_t stride;                 /* bounded: bytes per slot (stamp + message) */
-    _Atomic unsigned recv_waiting; /* bounded: changed under ->lock, read by all */
-    _Atomic unsigned send_waiting; /* bounded: changed under ->lock, read by all */
     unsigned char *buf;            /* the ring; unbounded: ->lock */
     /* the slow path */
-    pthread_mutex_t lock;
+    /* held for a few dozen instructions (link, unlink, wake bookkeeping),
+     * never across a waker call; the one longer hold is an unbounded ring
+     * doubling (an allocation and a copy), rare: waiters yield meanwhile */
+    weft__spinlock lock;
+    /* next to the lock, not among the read-mostly fields: W4 writes them
+     * on every message, and each write would take the read-mostly line
+     * away from the other side's core */
+    _Atomic unsigned recv_waiting; /* bounded: changed under ->lock, read by all */
+    _Atomic unsigned send_waiting; /* bounded: changed under ->lock, read by all */
     bool closed;                   /* ->lock */
     size_t slots;                  /* unbounded, ->lock: ring size */
     size_t head, len;              /* unbounded, ->lock */
@@ -142,10 +177,7 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
     ch = weft__calloc(1, sizeof(*ch) + bytes);
     if (ch == NULL)
         return -ENOMEM;
-    if (pthread_mutex_init(&ch->lock, NULL) != 0) {
-        weft__free(ch);
-        return -ENOMEM;
-    }
+    spin_init(&ch->lock);
     /* relaxed (atomic_init): not yet shared; publishing *out is the
      * caller's business */
     atomic_init(&ch->refs, 1);
@@ -189,7 +221,6 @@ WEFT_API void weft_chan_drop(weft_chan *ch)
     assert(waitq_empty(&ch->recvq) && waitq_empty(&ch->sendq));
     if (ch->buf != ch->inline_buf)
         weft__free(ch->buf);
-    pthread_mutex_destroy(&ch->lock);
     weft__free(ch);
 }
 
@@ -202,6 +233,17 @@ static inline _Atomic size_t *ring_stamp(const struct weft_chan *ch, size_t pos)
 static inline unsigned char *ring_msg(const struct weft_chan *ch, size_t pos)
 {
     return ch->buf + (pos & (ch->mark - 1)) * ch->stride + sizeof(size_t);
+}
+
+/* Copy one message. Word-sized messages (counters, pointers, handles: the
+ * common case) get an inlined copy instead of a call into libc's memcpy,
+ * which was ~12% of the ring's instructions in W4. */
+static inline void msg_copy(void *dst, const void *src, size_t size)
+{
+    if (size == sizeof(uint64_t))
+        memcpy(dst, src, sizeof(uint64_t));
+    else
+        memcpy(dst, src, size);
 }
 
 /* The position after `pos` (no mark). */
@@ -249,7 +291,7 @@ static int ring_push(struct weft_chan *ch, const void *msg)
             if (atomic_compare_exchange_weak_explicit(&ch->rtail, &tail, ring_next(ch, tail),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                memcpy(ring_msg(ch, tail), msg, ch->msg_size);
+                msg_copy(ring_msg(ch, tail), msg, ch->msg_size);
                 /* release: publishes the message; pairs with the
                  * receiver's acquire load of the stamp */
                 atomic_store_explicit(st, tail + 1, memory_order_release);
@@ -293,7 +335,7 @@ static int ring_pop(struct weft_chan *ch, void *dst)
             if (atomic_compare_exchange_weak_explicit(&ch->rhead, &head, ring_next(ch, head),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                memcpy(dst, ring_msg(ch, head), ch->msg_size);
+                msg_copy(dst, ring_msg(ch, head), ch->msg_size);
                 /* release: frees the slot for the next lap's sender; pairs
                  * with its acquire load of the stamp */
                 atomic_store_explicit(st, head + ch->one_lap, memory_order_release);
@@ -338,19 +380,35 @@ static size_t ring_len(const struct weft_chan *ch)
     }
 }
 
+/* Store a waiting flag; ->lock held. */
+static inline void flag_store(_Atomic unsigned *flag, unsigned v)
+{
+    if (v)
+        /* seq_cst: a 1 is the parker's half of the header's protocol */
+        atomic_store_explicit(flag, 1, memory_order_seq_cst);
+    else
+        /* relaxed: a 0 is stored under ->lock with its list empty, so it
+         * happens before (through ->lock) the seq_cst 1 of every later
+         * parker; a finisher's seq_cst load that the header's argument
+         * needs to see that 1 can then read the 1 or a later store, never
+         * this 0 (C11 7.17.3: a seq_cst load reads the last seq_cst store
+         * before it, or a store that does not happen before that one). A
+         * stale 1 only costs a finisher a look under the lock. W4 (one
+         * waiter per message) stores a 0 per message: a plain store here,
+         * an xchg as seq_cst. */
+        atomic_store_explicit(flag, 0, memory_order_relaxed);
+}
+
 /* recv_waiting / send_waiting follow their lists. ->lock held, bounded. */
 static void chan_sync_flags(struct weft_chan *ch)
 {
     unsigned r = !waitq_empty(&ch->recvq), s = !waitq_empty(&ch->sendq);
 
-    /* relaxed loads: only we (under ->lock) write them. seq_cst stores:
-     * a 1 is the parker's half of the header's protocol; a 0 could be
-     * relaxed (a stale 1 only costs a finisher a look under the lock) but
-     * is rare enough not to bother */
+    /* relaxed loads: only we (under ->lock) write them */
     if (atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed) != r)
-        atomic_store_explicit(&ch->recv_waiting, r, memory_order_seq_cst);
+        flag_store(&ch->recv_waiting, r);
     if (atomic_load_explicit(&ch->send_waiting, memory_order_relaxed) != s)
-        atomic_store_explicit(&ch->send_waiting, s, memory_order_seq_cst);
+        flag_store(&ch->send_waiting, s);
 }
 
 /* A finisher's half (header): after queueing a message (or freeing a
@@ -366,10 +424,10 @@ static void chan_notify(struct weft_chan *ch, _Atomic unsigned *flag, struct wef
      * (header) */
     if (!atomic_load_explicit(flag, memory_order_seq_cst))
         return;
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     waitq_wake_one(q, WHY_READY, &b);
     chan_sync_flags(ch);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
 }
 
@@ -455,9 +513,9 @@ WEFT_API int weft_chan_try_send(weft_chan *ch, const void *msg)
             chan_notify(ch, &ch->recv_waiting, &ch->recvq);
         return ret == RING_IN_PROGRESS ? -EAGAIN : ret;   /* its slot is not free yet */
     }
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     ret = ch->closed ? -EPIPE : lk_push(ch, msg, &b);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     return ret;
 }
@@ -489,12 +547,12 @@ WEFT_API int weft_chan_try_recv(weft_chan *ch, void *dst)
             chan_notify(ch, &ch->send_waiting, &ch->sendq);
         return ret;
     }
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     if (ch->len)
         lk_pop(ch, dst, &b);
     else
         ret = ch->closed ? -EPIPE : -EAGAIN;
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     return ret;
 }
@@ -507,7 +565,7 @@ WEFT_API void weft_chan_close(weft_chan *ch)
     wake_batch_init(&b);
     if (ch == NULL)
         return;
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     ch->closed = true;
     if (ch->cap)
         /* relaxed: nothing is published with the mark; what matters is
@@ -523,10 +581,10 @@ WEFT_API void weft_chan_close(weft_chan *ch)
         more = !waitq_empty(&ch->recvq) || !waitq_empty(&ch->sendq);
         if (ch->cap)
             chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         wake_batch_run(&b);
         if (more)
-            sync_lock(&ch->lock);
+            spin_lock(&ch->lock);
     } while (more);
 }
 
@@ -537,9 +595,9 @@ WEFT_API bool weft_chan_is_closed(const weft_chan *ch)
 
     if (c == NULL)
         return false;
-    sync_lock(&c->lock);
+    spin_lock(&c->lock);
     closed = c->closed;
-    sync_unlock(&c->lock);
+    spin_unlock(&c->lock);
     return closed;
 }
 
@@ -552,9 +610,9 @@ WEFT_API size_t weft_chan_len(const weft_chan *ch)
         return 0;
     if (c->cap)
         return ring_len(c);
-    sync_lock(&c->lock);
+    spin_lock(&c->lock);
     len = c->len;
-    sync_unlock(&c->lock);
+    spin_unlock(&c->lock);
     return len;
 }
 
@@ -570,6 +628,18 @@ static void waiter_done_unparked(weft_sync_waiter *w)
 {
     assert(w->owner == O_IDLE && w->state == W_IDLE);
     w->state = W_DONE;
+    w->owner = O_DONE;
+}
+
+/* A WOKEN future completed without the lock: nothing to undo either. The
+ * notifier unlinked the node and moved its waker out before storing WOKEN
+ * (release; our waiter_is_woken() was the acquire), and no one else reaches
+ * an unlinked node, so the owner finishes it alone. */
+static void waiter_done_woken(weft_sync_waiter *w)
+{
+    assert(w->owner == O_PARKED && w->state == W_WOKEN && w->waker.vtable == NULL);
+    w->state = W_DONE;
+    w->why = WHY_NONE;
     w->owner = O_DONE;
 }
 
@@ -601,7 +671,7 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
     if (r == -EAGAIN) {
         /* a woken sender that lost its slot to another keeps its turn */
         old = waitq_park(&ch->sendq, &s->w, cx, s->w.state == W_WOKEN);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_drop(&old);
         return WEFT_PENDING;
     }
@@ -610,7 +680,7 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
          * again soon instead of waiting for it (it would wake a sender
          * that is linked, not necessarily us) */
         chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_wake_by_ref(weft_context_waker(cx));
         return WEFT_PENDING;
     }
@@ -622,7 +692,7 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
             waitq_wake_one(&ch->sendq, WHY_READY, &b);
     }
     chan_sync_flags(ch);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
     *ret = r;
@@ -665,13 +735,35 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
                 weft_waker_wake_by_ref(weft_context_waker(cx));
                 return WEFT_PENDING;
             }
+        } else if (waiter_is_woken(&s->w)) {
+            /* woken (the handoff's fast path): the node is ours alone
+             * (waiter_done_woken()), so try the ring without the lock, as
+             * a fresh send would. Only a full ring sends us to the lock,
+             * to park again at the front. */
+            ret = ring_push(ch, s->msg);
+            if (ret == 0) {
+                chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+                /* the rule for woken ones (header): room left behind while
+                 * other senders wait wakes one more of them */
+                if (ring_len(ch) < ch->cap)
+                    chan_notify(ch, &ch->send_waiting, &ch->sendq);
+            }
+            if (ret == 0 || ret == -EPIPE) {
+                waiter_done_woken(&s->w);
+                goto out;
+            }
+            if (ret == RING_IN_PROGRESS) {
+                /* still WOKEN, still ours: poll again soon */
+                weft_waker_wake_by_ref(weft_context_waker(cx));
+                return WEFT_PENDING;
+            }
         }
-        sync_lock(&ch->lock);
+        spin_lock(&ch->lock);
         if (ring_send_locked(ch, s, cx, &ret) == WEFT_PENDING)
             return WEFT_PENDING;
         goto out;
     }
-    sync_lock(&ch->lock);                  /* unbounded: never waits */
+    spin_lock(&ch->lock);                  /* unbounded: never waits */
     if (ch->closed) {
         ret = -EPIPE;
     } else {
@@ -680,7 +772,7 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
             chan_pass_on(&ch->sendq, &s->w, &b);
     }
     old = waitq_finish(&ch->sendq, &s->w);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
 out:
@@ -700,13 +792,13 @@ WEFT_API void weft_chan_send_drop(weft_chan_send *s)
         return;
     ch = s->ch;
     if (s->w.owner == O_PARKED) {
-        sync_lock(&ch->lock);
+        spin_lock(&ch->lock);
         if (!ch->closed && (ch->cap == 0 || ring_len(ch) < ch->cap))
             chan_pass_on(&ch->sendq, &s->w, &b);
         old = waitq_finish(&ch->sendq, &s->w);
         if (ch->cap)
             chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         wake_batch_run(&b);
         weft_waker_drop(&old);
     }
@@ -742,7 +834,7 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
     if (v == -EAGAIN) {
         /* a woken receiver that lost its message to another keeps its turn */
         old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_drop(&old);
         return WEFT_PENDING;
     }
@@ -751,7 +843,7 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
          * soon instead of waiting for it (this is also how a receiver
          * waits, after close, for a send claimed before it) */
         chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_wake_by_ref(weft_context_waker(cx));
         return WEFT_PENDING;
     }
@@ -763,7 +855,7 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
             waitq_wake_one(&ch->recvq, WHY_READY, &b);
     }
     chan_sync_flags(ch);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
     *ret = v;
@@ -806,25 +898,48 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
                 weft_waker_wake_by_ref(weft_context_waker(cx));
                 return WEFT_PENDING;
             }
+        } else if (waiter_is_woken(&r->w)) {
+            /* woken (the handoff's fast path): the node is ours alone
+             * (waiter_done_woken()), so take the message without the
+             * lock, as a fresh receive would. Only an empty ring (a
+             * barger took it) sends us to the lock, to park again at the
+             * front. */
+            ret = ring_pop(ch, r->dst);
+            if (ret == 0) {
+                chan_notify(ch, &ch->send_waiting, &ch->sendq);
+                /* the rule for woken ones (header): messages left behind
+                 * while other receivers wait wake one more of them */
+                if (ring_len(ch) > 0)
+                    chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+            }
+            if (ret == 0 || ret == -EPIPE) {
+                waiter_done_woken(&r->w);
+                goto out;
+            }
+            if (ret == RING_IN_PROGRESS) {
+                /* still WOKEN, still ours: poll again soon */
+                weft_waker_wake_by_ref(weft_context_waker(cx));
+                return WEFT_PENDING;
+            }
         }
-        sync_lock(&ch->lock);
+        spin_lock(&ch->lock);
         if (ring_recv_locked(ch, r, cx, &ret) == WEFT_PENDING)
             return WEFT_PENDING;
         goto out;
     }
-    sync_lock(&ch->lock);
+    spin_lock(&ch->lock);
     if (ch->len) {
         lk_pop(ch, r->dst, &b);
     } else if (ch->closed) {
         ret = -EPIPE;
     } else {
         old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         weft_waker_drop(&old);
         return WEFT_PENDING;
     }
     old = waitq_finish(&ch->recvq, &r->w);
-    sync_unlock(&ch->lock);
+    spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
 out:
@@ -844,13 +959,13 @@ WEFT_API void weft_chan_recv_drop(weft_chan_recv *r)
         return;
     ch = r->ch;
     if (r->w.owner == O_PARKED) {
-        sync_lock(&ch->lock);
+        spin_lock(&ch->lock);
         if (ch->cap ? ring_len(ch) > 0 : ch->len > 0)
             chan_pass_on(&ch->recvq, &r->w, &b);
         old = waitq_finish(&ch->recvq, &r->w);
         if (ch->cap)
             chan_sync_flags(ch);
-        sync_unlock(&ch->lock);
+        spin_unlock(&ch->lock);
         wake_batch_run(&b);
         weft_waker_drop(&old);
     }

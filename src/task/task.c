@@ -304,6 +304,41 @@ static enum end_action end_poll(struct weft__task *t)
     }
 }
 
+/* xorshift32 state for WEFT_STRESS's coin tosses (never 0) */
+static WEFT_TLS uint32_t stress_rng = 0x9e3779b9u;
+
+/* WEFT_STRESS refuses every other budget check. Polls in a fixed order
+ * (the tasks of one worker, a combinator's children) could then meet the
+ * same parity every time: one task or child refused on every poll while
+ * the others run (a writer that never gets to queue on an rwlock read by
+ * a stream of readers). So each task poll, and each combinator child,
+ * starts on a coin toss: refused k times in a row with probability 2^-k. */
+static void stress_toss(struct weft__task_env *env)
+{
+    if (!env->stress)
+        return;
+    stress_rng ^= stress_rng << 13;
+    stress_rng ^= stress_rng >> 17;
+    stress_rng ^= stress_rng << 5;
+    env->stress_flip = stress_rng & 1;
+}
+
+/* A task poll's first budget check: it passes if the task's last poll saw
+ * a refusal (TASK_STRESS_PASS), else a coin decides. Relaxed: only the
+ * poller touches the bit, and begin_poll()'s acquire CAS already ordered
+ * the previous poll's read-modify-writes of the same word before us. */
+static void stress_begin_poll(struct weft__task *t, struct weft__task_env *env)
+{
+    if (!env->stress)
+        return;
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) & TASK_STRESS_PASS) {
+        atomic_fetch_and_explicit(&t->state, ~TASK_STRESS_PASS, memory_order_relaxed);
+        env->stress_flip = true;           /* the next check flips it: pass */
+    } else {
+        stress_toss(env);
+    }
+}
+
 /* After a poll that asked to yield: clear RUNNING, set NOTIFIED, keep the
  * running reference for the queue entry. False if cancelled meanwhile (the
  * caller cancels; the task stays RUNNING). */
@@ -339,6 +374,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         env->budget = WEFT_COOP_BUDGET;
         env->yielded = false;
         env->waker = &waker;
+        stress_begin_poll(t, env);
     }
     if (t->type->poll(weft__task_future(t), &cx, task_output(t)) == WEFT_READY) {
         if (t->type->drop)
@@ -703,7 +739,10 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
     if (env == NULL)
         return true;                       /* polled by hand: no budget */
     if (env->stress && (env->stress_flip = !env->stress_flip)) {
-        /* stress mode: fail this one, pass the next */
+        /* stress mode: fail this one, pass the next (in this poll, or the
+         * task's next one: relaxed, see stress_begin_poll()) */
+        atomic_fetch_or_explicit(&((struct weft__task *)env->waker->data)->state,
+                                 TASK_STRESS_PASS, memory_order_relaxed);
     } else if (env->budget > 0) {
         env->budget--;
         return true;
@@ -719,9 +758,6 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
     return false;
 }
 
-/* xorshift32 state for WEFT_STRESS's coin tosses (never 0) */
-static WEFT_TLS uint32_t stress_rng = 0x9e3779b9u;
-
 void weft__coop_grant_begin(weft_context *cx, struct weft__coop_grant *g, bool strict)
 {
     struct weft__task_env *env = cx ? cx->priv : NULL;
@@ -733,15 +769,8 @@ void weft__coop_grant_begin(weft_context *cx, struct weft__coop_grant *g, bool s
     env->budget = WEFT_COOP_BUDGET;
     if (strict) {
         env->stress = false;
-    } else if (env->stress) {
-        /* WEFT_STRESS refuses every other check of the thread. Children
-         * polled in a fixed order could then meet the same parity on every
-         * poll (one child refused for ever): start each child on a coin
-         * toss instead, so that each is refused, then let through, soon. */
-        stress_rng ^= stress_rng << 13;
-        stress_rng ^= stress_rng >> 17;
-        stress_rng ^= stress_rng << 5;
-        env->stress_flip = stress_rng & 1;
+    } else {
+        stress_toss(env);                  /* each child on a coin toss */
     }
 }
 

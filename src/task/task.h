@@ -93,7 +93,11 @@ struct weft__sched {
 #define TASK_CANCELLED      ((uint64_t)1 << 3)
 #define TASK_JOIN_INTEREST  ((uint64_t)1 << 4)
 #define TASK_JOIN_WAKER     ((uint64_t)1 << 5)
-#define TASK_REF_SHIFT      6
+/* WEFT_STRESS only: a budget check of the task's last poll was refused, so
+ * the first check of its next poll passes (each leaf PENDING once, not a
+ * run of refusals). Set and cleared by the poller alone (RUNNING). */
+#define TASK_STRESS_PASS    ((uint64_t)1 << 6)
+#define TASK_REF_SHIFT      7
 #define TASK_REF_ONE        ((uint64_t)1 << TASK_REF_SHIFT)
 #define TASK_FLAGS_MASK     (TASK_REF_ONE - 1)
 #define TASK_REFS(s)        ((s) >> TASK_REF_SHIFT)
@@ -165,8 +169,9 @@ struct weft__task_env {
     void *time;                /* the runtime's timers (struct weft__time) */
     _Atomic uint64_t forced_yields;
     /* WEFT_STRESS=1 (read at runtime creation): every other budget check
-     * fails, so every leaf operation returns PENDING once before it
-     * completes and each await's resume path runs (Lua's HARDSTACKTESTS) */
+     * fails (each poll starts on a coin toss), so every leaf operation
+     * returns PENDING once before it completes and each await's resume
+     * path runs (Lua's HARDSTACKTESTS) */
     bool stress;
     bool stress_flip;
 };

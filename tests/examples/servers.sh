@@ -7,7 +7,9 @@
 #   servers.sh chat  BIN   - a line from one client reaches the other
 # Each server starts on port 0 (the kernel picks) and is stopped with
 # SIGTERM; http and chat then exit 0 after freeing everything (in the ASan
-# build, a leak would make that exit status non-zero).
+# build, a leak would make that exit status non-zero). Both are stopped
+# with a connection still open: http's drain (--drain-ms 300) must close it
+# at its deadline; chat's drain is long, and a second SIGTERM must end it.
 set -euo pipefail
 kind=$1
 bin=$2
@@ -16,7 +18,10 @@ trap 'kill -9 $pid 2>/dev/null || true; rm -f "$out"' EXIT
 
 fail() { echo "FAIL ($kind): $*" >&2; exit 1; }
 
-"$bin" --port 0 --workers 2 >"$out" 2>&1 &
+extra=()
+[[ $kind == http ]] && extra=(--drain-ms 300)
+[[ $kind == chat ]] && extra=(--drain-ms 100000)   # only a second signal ends it soon
+"$bin" --port 0 --workers 2 "${extra[@]}" >"$out" 2>&1 &
 pid=$!
 port=
 for _ in $(seq 200); do
@@ -61,8 +66,18 @@ http)
     rest=$(timeout 10 cat <&3 || true)
     [[ $rest == *"Hello, World!" ]] || fail "reply before close: $rest"
     exec 3>&-
+    # an idle keep-alive connection open at SIGTERM: cancelled by the drain
+    exec 5<>/dev/tcp/127.0.0.1/$port
+    printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&5
+    IFS= read -r -t 10 -N ${#reply} -u 5 got || true
+    [[ $got == "$reply" ]] || fail "reply on the idle connection"
     kill -TERM $pid
+    rc=0
+    timeout 10 cat <&5 >/dev/null || rc=$?  # the drain closes it: end of stream
+    exec 5>&-
+    [[ $rc == 0 ]] || fail "the drain did not close the idle connection"
     wait $pid || fail "exit status $? after SIGTERM"
+    grep -q "draining" "$out" || fail "no drain: $(cat "$out")"
     ;;
 chat)
     exec 3<>/dev/tcp/127.0.0.1/$port
@@ -74,9 +89,16 @@ chat)
     printf 'hi there\n' >&4
     IFS= read -r -t 10 -u 3 line || fail "line not delivered"
     [[ $line == *"hi there" ]] || fail "got '$line'"
-    exec 3>&- 4>&-
-    kill -TERM $pid
+    exec 3>&-
+    kill -TERM $pid                     # client 2 still connected: the drain waits
+    for _ in $(seq 200); do grep -q "draining" "$out" && break; sleep 0.05; done
+    grep -q "draining" "$out" || fail "no drain: $(cat "$out")"
+    # only now: two SIGTERMs pending at once would be one (coalescing)
+    kill -TERM $pid                     # the second one: close client 2 now
+    for _ in $(seq 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+    kill -0 $pid 2>/dev/null && fail "still running 10 s after the second SIGTERM"
     wait $pid || fail "exit status $? after SIGTERM"
+    exec 4>&-
     ;;
 *)
     fail "unknown kind"

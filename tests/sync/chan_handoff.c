@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/* The bounded channel's handoff to a woken future (src/sync/chan.c: a
+ * woken send or receive takes its slot or message without the lock). Many
+ * producer and consumer tasks on rings of capacity 1 and 2, whose futures
+ * are often dropped right after a wake (while WOKEN: the wake must be passed
+ * on) and re-made, with the channel closed at the end or in the middle.
+ * Every message a send completed with 0 is received exactly once, in each
+ * producer's order; nothing else is; a lost wake-up hangs (the timeout).
+ * Run under TSan too. */
+#include <string.h>
+
+#include "sync_test.h"
+
+enum { HP = 3, HC = 3, HQ = 2 };  /* producer, consumer, quitter tasks */
+
+struct hshared {
+    weft_chan *ch;                /* borrowed by every task */
+    atomic_ullong sent, sent_sum, got, got_sum;
+    atomic_int producers_left, fail, cancels;
+    bool close_at_end;
+};
+
+/* ---- Producers: send (id << 32 | seq), seq = 0, 1, ...; sometimes drop the
+ * send future when re-polled (after a wake or a yield) and make it anew. */
+typedef struct hprod {
+    struct hshared *sh;
+    uint64_t id, seq, n, v, rng;
+    bool active;
+    weft_chan_send s;
+} hprod;
+
+static weft_poll hprod_poll(hprod *t, weft_context *cx, void *out)
+{
+    struct hshared *sh = t->sh;
+    int res;
+
+    (void)out;
+    while (t->seq < t->n) {
+        if (!t->active) {
+            t->v = t->id << 32 | t->seq;
+            weft_chan_send_init(&t->s, sh->ch, &t->v);
+            t->active = true;
+        } else if (st_rand(&t->rng) % 3 == 0) {
+            /* cancel mid-handoff: nothing may be sent, no wake lost */
+            weft_chan_send_drop(&t->s);
+            atomic_fetch_add(&sh->cancels, 1);
+            weft_chan_send_init(&t->s, sh->ch, &t->v);
+        }
+        if (weft_chan_send_poll(&t->s, cx, &res) == WEFT_PENDING)
+            return WEFT_PENDING;
+        weft_chan_send_drop(&t->s);
+        t->active = false;
+        if (res == -EPIPE)
+            break;
+        if (res != 0) {
+            atomic_fetch_add(&sh->fail, 1);
+            break;
+        }
+        atomic_fetch_add(&sh->sent, 1);
+        atomic_fetch_add(&sh->sent_sum, t->v);
+        t->seq++;
+    }
+    if (atomic_fetch_sub(&sh->producers_left, 1) == 1 && sh->close_at_end)
+        weft_chan_close(sh->ch);
+    return WEFT_READY;
+}
+
+static void hprod_drop(hprod *t)
+{
+    if (t->active)
+        weft_chan_send_drop(&t->s);
+}
+
+WEFT_DEFINE_FUTURE_VOID(hprod, hprod_poll, hprod_drop);
+
+/* ---- Consumers: receive until -EPIPE; check each producer's order; sometimes
+ * drop the receive future when re-polled and make it anew. */
+typedef struct hcons {
+    struct hshared *sh;
+    uint64_t v, rng;
+    uint64_t next[HP];            /* lowest seq still allowed per producer */
+    uint64_t quit_after, received; /* quit_after > 0: a quitter (below) */
+    bool active;
+    weft_chan_recv r;
+} hcons;
+
+static weft_poll hcons_poll(hcons *t, weft_context *cx, void *out)
+{
+    struct hshared *sh = t->sh;
+    uint64_t id, seq;
+    int res;
+
+    (void)out;
+    for (;;) {
+        if (!t->active) {
+            weft_chan_recv_init(&t->r, sh->ch, &t->v);
+            t->active = true;
+        } else if (t->quit_after && t->received >= t->quit_after) {
+            /* a quitter: re-polled (most likely woken for a message), it
+             * drops its receive and goes for good; the wake must go on to
+             * another receiver, or the message is stranded (a hang) */
+            weft_chan_recv_drop(&t->r);
+            t->active = false;
+            atomic_fetch_add(&sh->cancels, 1);
+            return WEFT_READY;
+        } else if (st_rand(&t->rng) % 3 == 0) {
+            /* cancel mid-handoff: no message may be taken, none stranded */
+            weft_chan_recv_drop(&t->r);
+            atomic_fetch_add(&sh->cancels, 1);
+            weft_chan_recv_init(&t->r, sh->ch, &t->v);
+        }
+        if (weft_chan_recv_poll(&t->r, cx, &res) == WEFT_PENDING)
+            return WEFT_PENDING;
+        weft_chan_recv_drop(&t->r);
+        t->active = false;
+        if (res == -EPIPE)
+            return WEFT_READY;
+        id = t->v >> 32;
+        seq = t->v & 0xffffffffu;
+        if (res != 0 || id >= HP || seq < t->next[id]) {
+            atomic_fetch_add(&sh->fail, 1);
+            return WEFT_READY;
+        }
+        t->next[id] = seq + 1;
+        t->received++;
+        atomic_fetch_add(&sh->got, 1);
+        atomic_fetch_add(&sh->got_sum, t->v);
+    }
+}
+
+static void hcons_drop(hcons *t)
+{
+    if (t->active)
+        weft_chan_recv_drop(&t->r);
+}
+
+WEFT_DEFINE_FUTURE_VOID(hcons, hcons_poll, hcons_drop);
+
+/* One run: HP producers, HC consumers and HQ quitters (consumers that drop a
+ * pending receive and end after a few messages) on a ring of `cap`; closed
+ * by the last producer, or by the main thread while they still send. */
+static void handoff_run(size_t cap, uint64_t per_producer, bool close_midway, uint64_t seed)
+{
+    weft_runtime *rt = st_runtime(2);
+    struct hshared sh;
+    uint64_t v;
+    int err;
+
+    memset(&sh, 0, sizeof(sh));
+    ASSERT_OK(weft_chan_new(&sh.ch, sizeof(uint64_t), cap));
+    atomic_init(&sh.producers_left, HP);
+    sh.close_at_end = !close_midway;
+    for (int i = 0; i < HC; i++)
+        ASSERT_OK(weft_spawn_detached(rt, &hcons_future,
+                                      &(hcons){ .sh = &sh, .rng = seed + 101 + (uint64_t)i }));
+    for (int i = 0; i < HQ; i++)
+        ASSERT_OK(weft_spawn_detached(rt, &hcons_future,
+                                      &(hcons){ .sh = &sh, .rng = seed + 201 + (uint64_t)i,
+                                                .quit_after = 1 + (seed + (uint64_t)i) % 64 }));
+    for (int i = 0; i < HP; i++)
+        ASSERT_OK(weft_spawn_detached(rt, &hprod_future,
+                                      &(hprod){ .sh = &sh, .id = (uint64_t)i, .n = per_producer,
+                                                .rng = seed + 1 + (uint64_t)i }));
+    if (close_midway) {
+        /* close while sends and receives are in flight */
+        ST_WAIT_UNTIL(atomic_load(&sh.got) >= per_producer / 2 ||
+                      atomic_load(&sh.producers_left) == 0);
+        weft_chan_close(sh.ch);
+    }
+    ASSERT_OK(weft_runtime_run(rt));
+    ASSERT_EQ(0, atomic_load(&sh.fail));
+    /* consumers drained it: nothing left, closed */
+    ASSERT_EQ(-EPIPE, (err = weft_chan_try_recv(sh.ch, &v)));
+    ASSERT_EQ(atomic_load(&sh.sent), atomic_load(&sh.got));
+    ASSERT_EQ(atomic_load(&sh.sent_sum), atomic_load(&sh.got_sum));
+    if (!close_midway)
+        ASSERT_EQ(HP * per_producer, atomic_load(&sh.got));
+    ASSERT_NE(0, atomic_load(&sh.cancels));
+    weft_chan_drop(sh.ch);
+    weft_runtime_free(rt);
+}
+
+/* Capacity 1 and 2, closed by the last producer: every message arrives, in
+ * each producer's order, exactly once, although about a third of the
+ * re-polled futures are dropped (many of them WOKEN). */
+TEST(chan_handoff_mpmc_cancels_loses_nothing)
+{
+    uint64_t n = harness_scale(100000), seed = st_seed(1);
+
+    handoff_run(1, n, false, seed);
+    handoff_run(2, n, false, seed + 1000);
+}
+
+/* The same, closed by another thread in the middle: what a send completed
+ * with 0 is received, nothing else is, and nobody hangs. */
+TEST(chan_handoff_close_races_loses_nothing)
+{
+    unsigned rounds = (unsigned)harness_scale(50);
+    uint64_t seed = st_seed(7);
+
+    for (unsigned i = 0; i < rounds; i++)
+        handoff_run(1 + i % 2, harness_scale(20000), true, seed + 17 * i);
+}
+
+/* One waiting receiver, one waiting sender, capacity 1 (W4's pattern),
+ * across two workers: a counter goes around pairs of tasks; each hop is a
+ * handoff to a woken future. */
+typedef struct hpong {
+    weft_async co;
+    weft_chan *in, *out;          /* borrowed */
+    uint64_t v, i, n;
+    int res;
+    bool first;
+    atomic_int *fail;
+    weft_chan_recv r;
+    weft_chan_send s;
+} hpong;
+
+static weft_poll hpong_poll(hpong *t, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&t->co);
+    for (t->i = 0; t->i < t->n; t->i++) {
+        if (!t->first || t->i > 0) {
+            weft_chan_recv_init(&t->r, t->in, &t->v);
+            WEFT_AWAIT(&t->co, weft_chan_recv_poll(&t->r, cx, &t->res));
+            weft_chan_recv_drop(&t->r);
+            if (t->res != 0 || t->v != 2 * t->i - (t->first ? 1 : 0)) {
+                atomic_fetch_add(t->fail, 1);
+                break;
+            }
+            t->v++;
+        }
+        weft_chan_send_init(&t->s, t->out, &t->v);
+        WEFT_AWAIT(&t->co, weft_chan_send_poll(&t->s, cx, &t->res));
+        weft_chan_send_drop(&t->s);
+        if (t->res != 0) {
+            atomic_fetch_add(t->fail, 1);
+            break;
+        }
+    }
+    WEFT_END(&t->co);
+}
+
+static void hpong_drop(hpong *t)
+{
+    weft_chan_recv_drop(&t->r);
+    weft_chan_send_drop(&t->s);
+}
+
+WEFT_DEFINE_FUTURE_VOID(hpong, hpong_poll, hpong_drop);
+
+TEST(chan_handoff_ping_pong_pairs)
+{
+    enum { PAIRS = 8 };
+    weft_runtime *rt = st_runtime(2);
+    weft_chan *a[PAIRS], *b[PAIRS];
+    atomic_int fail = 0;
+    uint64_t n = harness_scale(50000), v;
+
+    for (int i = 0; i < PAIRS; i++) {
+        ASSERT_OK(weft_chan_new(&a[i], sizeof(uint64_t), 1));
+        ASSERT_OK(weft_chan_new(&b[i], sizeof(uint64_t), 1));
+        /* the pinger sends 0, 2, 4, ...; the ponger answers 1, 3, 5, ... */
+        ASSERT_OK(weft_spawn_detached(rt, &hpong_future,
+                                      &(hpong){ .in = b[i], .out = a[i], .n = n, .first = true,
+                                                .fail = &fail }));
+        ASSERT_OK(weft_spawn_detached(rt, &hpong_future,
+                                      &(hpong){ .in = a[i], .out = b[i], .n = n, .fail = &fail }));
+    }
+    ASSERT_OK(weft_runtime_run(rt));
+    ASSERT_EQ(0, atomic_load(&fail));
+    for (int i = 0; i < PAIRS; i++) {
+        ASSERT_EQ(-EAGAIN, weft_chan_try_recv(a[i], &v));
+        ASSERT_OK(weft_chan_try_recv(b[i], &v));    /* the ponger's last answer */
+        ASSERT_EQ(2 * n - 1, v);
+        weft_chan_drop(a[i]);
+        weft_chan_drop(b[i]);
+    }
+    weft_runtime_free(rt);
+}
