@@ -13,7 +13,14 @@
  * "weft-b0", "weft-b1", ... and run with every signal blocked.
  *
  * The pool and its jobs do not depend on a runtime: the pool may be used
- * from tasks of any runtime and from plain threads alike. */
+ * from tasks of any runtime and from plain threads alike.
+ *
+ * Every runtime also owns a default pool, made on first use (so a runtime
+ * that never blocks starts no thread for it) with at most
+ * weft_runtime_options.blocking_threads threads. weft_blocking_default()
+ * hands it out; every call here that takes a pool (and weft_resolve_init())
+ * takes NULL to mean the default pool of the runtime whose task is running
+ * on the calling thread. Explicit pools keep working as before. */
 #ifndef WEFT_BLOCKING_H
 #define WEFT_BLOCKING_H
 
@@ -21,6 +28,7 @@
 #include <sys/types.h>
 
 #include "core.h"
+#include "sched.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,9 +59,26 @@ typedef struct weft_blocking_options {
  * allocation. Thread: any. */
 WEFT_API int weft_blocking_pool_new(weft_blocking_pool **out, const weft_blocking_options *opt);
 
-/* Run fn(arg) on a pool thread. Returns 0 and, when `job` is not NULL, a
- * handle in *job (release it with weft_blocking_job_drop()); with a NULL
- * `job` the job runs detached. -EINVAL (NULL pool or fn), -ENOMEM,
+/* The default blocking pool of runtime `rt` (NULL: the runtime of the
+ * calling worker), made now if it does not exist yet (once, thread-safely;
+ * no thread starts until a job is spawned). Returns 0 and the pool in *out,
+ * borrowed: do not free it; it stays valid until weft_runtime_free(rt).
+ * -EINVAL (NULL out, or NULL rt off a worker), -ESHUTDOWN (the runtime is
+ * shutting down or shut down; after that spawns on a pool handed out
+ * earlier return -ESHUTDOWN too), -ENOMEM, -EAGAIN.
+ * At weft_runtime_shutdown() the pool is shut down without waiting (as
+ * weft_blocking_pool_shutdown(pool, 0)): queued jobs are cancelled, a
+ * running job finishes later on its own thread, detached, and its handle
+ * still works. A job's fn must therefore not rely on the runtime (or on
+ * memory freed along with it) still existing when it returns; weft's own
+ * jobs (files, name lookups) own everything they touch. Thread: any. */
+WEFT_API int weft_blocking_default(weft_runtime *rt, weft_blocking_pool **out);
+
+/* Run fn(arg) on a pool thread (`pool` NULL: the default pool of the
+ * calling worker's runtime, see weft_blocking_default()). Returns 0 and,
+ * when `job` is not NULL, a handle in *job (release it with
+ * weft_blocking_job_drop()); with a NULL `job` the job runs detached.
+ * -EINVAL (NULL fn, or NULL pool off a worker), -ENOMEM,
  * -ESHUTDOWN (the pool was shut down), -EAGAIN (no thread could be started
  * and none exists to run it later). On failure fn is never called and *job
  * is untouched. One allocation; never waits. `arg` belongs to fn from the
@@ -133,10 +158,15 @@ WEFT_API void weft_blocking_join_drop(weft_blocking_join *j);
  * queued on the first poll (one allocation, which also holds the operation's
  * own copy of its arguments and buffers); EINTR is retried.
  *
+ * The pool given as NULL means the default pool of the runtime whose task
+ * polls the future (weft_blocking_default()), looked up at the first poll.
+ *
  * Output (*result of weft_fs_poll): >= 0 on success (what it means depends
  * on the operation), or a negative errno: the syscall's (-ENOENT, -EACCES,
- * -EBADF, ...), -ENOMEM, -ESHUTDOWN (pool shut down), -ECANCELED (cancelled
- * by a pool shutdown before it ran), -EINVAL (NULL pool or argument).
+ * -EBADF, ...), -ENOMEM, -ESHUTDOWN (pool or runtime shut down),
+ * -ECANCELED (cancelled by a pool shutdown before it ran), -EINVAL (a NULL
+ * argument, or a NULL pool polled off a worker), -EAGAIN (no pool thread
+ * could be started).
  *
  * Cancel safety: dropping a pending operation does not stop a syscall that
  * has started; the operation finishes on the pool and its result is thrown

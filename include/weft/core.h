@@ -56,9 +56,21 @@ WEFT_API const char *weft_version_string(void);
  * on a current-thread runtime that no thread runs), -EOVERFLOW (a broadcast
  * receiver lagged), and the errno of a failed system call that a socket or
  * file helper passes through (-EBADF for a closed socket, -ECONNRESET, ...).
+ * Name lookups (weft_resolve_init() in weft/net.h) add the three failures
+ * no errno describes, numbered above every errno value:
+ *   WEFT_EAI_NONAME  no such host, or it has no address of the family asked
+ *                    for (getaddrinfo's EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY)
+ *   WEFT_EAI_AGAIN   no answer for now (EAI_AGAIN: the name server timed out
+ *                    or failed temporarily; trying again later may work)
+ *   WEFT_EAI_FAIL    the name server failed for good (EAI_FAIL, and any
+ *                    EAI_* code not mapped otherwise)
  * Accepts the code with either sign; returns a static string ("unknown
  * error" for codes it cannot name). Thread: any. */
 WEFT_API const char *weft_strerror(int err);
+
+#define WEFT_EAI_NONAME (-5001)
+#define WEFT_EAI_AGAIN (-5002)
+#define WEFT_EAI_FAIL (-5003)
 
 /* ---- Allocation hook ------------------------------------------------------ */
 /* Every allocation weft makes goes through one hook. `malloc` returns memory

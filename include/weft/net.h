@@ -73,6 +73,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "blocking.h"
 #include "core.h"
 #include "sched.h"
 #include "timer.h"
@@ -92,6 +93,93 @@ WEFT_API int weft_addr_ip(const char *host, uint16_t port, struct sockaddr_stora
 /* Fill *addr / *len with a Unix-domain path; -ENAMETOOLONG if it does not
  * fit sun_path, -EINVAL for NULL or "". Thread: any. */
 WEFT_API int weft_addr_unix(const char *path, struct sockaddr_storage *addr, socklen_t *len);
+
+/* ---- Names ------------------------------------------------------------------
+ * weft_addr_ip() never looks a name up. A name ("localhost", "example.com")
+ * is looked up by a future that runs getaddrinfo(3) on a blocking pool
+ * (weft/blocking.h; NULL: the runtime's default pool), so the task's worker
+ * runs other tasks meanwhile. The lookup's job owns its copy of the name and
+ * of the answer: a lookup cannot be interrupted, but the future can be
+ * dropped (or its task aborted) at any time, and the job then finishes on
+ * its own, frees what it found, and touches nothing of the future's.
+ *
+ * Errors: getaddrinfo's EAI_* codes become WEFT_EAI_NONAME (no such host, or
+ * none of the family asked for), WEFT_EAI_AGAIN (no answer for now: the name
+ * server timed out) and WEFT_EAI_FAIL (failed for good) (weft/core.h;
+ * weft_strerror() names them), -ENOMEM (EAI_MEMORY), -EAFNOSUPPORT
+ * (EAI_FAMILY), -ESOCKTNOSUPPORT (EAI_SOCKTYPE), -EINVAL (EAI_BADFLAGS,
+ * EAI_SERVICE), and EAI_SYSTEM's errno (negated). */
+
+/* Longest host name a lookup takes, its NUL included (a DNS name has at
+ * most 253 characters): longer ones fail with -ENAMETOOLONG. */
+#define WEFT_RESOLVE_HOST_MAX 256
+
+/* One address of an answer, ready for weft_connect_init(), weft_listen()
+ * or weft_udp_bind(): (const struct sockaddr *)&a->addr, a->len. */
+typedef struct weft_addrinfo {
+    struct sockaddr_storage addr;   /* the port is set */
+    socklen_t len;
+    int family;                     /* AF_INET or AF_INET6 */
+    int socktype;                   /* SOCK_STREAM, SOCK_DGRAM, ... */
+    int protocol;                   /* IPPROTO_TCP, IPPROTO_UDP, ... */
+} weft_addrinfo;
+
+/* An answer: `count` (at least 1) addresses at `addrs`, in getaddrinfo's
+ * order (its preference: RFC 6724). One allocation, owned by whoever the
+ * lookup handed it to: release it with weft_addrlist_free(). */
+typedef struct weft_addrlist {
+    size_t count;
+    weft_addrinfo *addrs;           /* inside the same allocation */
+} weft_addrlist;
+
+/* Free an answer. NULL is ignored. Thread: any. */
+WEFT_API void weft_addrlist_free(weft_addrlist *list);
+
+/* What to look up besides the name; all zero (or a NULL pointer) means TCP
+ * addresses of either family. */
+typedef struct weft_resolve_options {
+    int family;                     /* 0 (AF_UNSPEC): both; AF_INET; AF_INET6 */
+    int socktype;                   /* 0: SOCK_STREAM; or SOCK_DGRAM, ... */
+    /* getaddrinfo's AI_* flags (<netdb.h>), passed through:
+     * AI_NUMERICHOST (numeric addresses only, never a lookup), AI_PASSIVE
+     * (with a NULL host: the wildcard address, to bind), AI_ADDRCONFIG,
+     * AI_V4MAPPED, ... (AI_CANONNAME is ignored; the port is always
+     * numeric). */
+    int flags;
+} weft_resolve_options;
+
+/* Name lookup future. Output (*result): 0 with the answer in *out (the
+ * caller's from then on: weft_addrlist_free()), or a negative code (see
+ * "Errors" above), -ENAMETOOLONG, -EINVAL (NULL out, or a NULL pool polled
+ * off a worker), -ESHUTDOWN (the pool or its runtime shut down), -ECANCELED
+ * (cancelled by a pool shutdown before it ran), -ENOMEM, -EAGAIN (no pool
+ * thread could be started). *out is written only on success, in the poll
+ * that returns READY. Cancel safety: dropping it loses nothing but the
+ * answer; the lookup may go on for a while on its pool thread (each lookup
+ * takes a pool thread until it ends, DNS timeouts included). Follows
+ * weft/lock.h's common rules for futures. Thread: the future's owner. */
+typedef struct weft_resolve {
+    /* private: may change in any release */
+    weft_blocking_pool *pool;
+    weft_blocking_job *job;
+    weft_addrlist **out;
+    weft_blocking_join join;
+    int family, socktype, flags, result;
+    uint16_t port;
+    unsigned char state, has_host;
+    char host[WEFT_RESOLVE_HOST_MAX];
+} weft_resolve;
+
+/* init: look up `host` (copied here; NULL: no name, see AI_PASSIVE) with
+ * `port` in every address, on `pool` (NULL: the default pool of the runtime
+ * whose task polls it, see weft_blocking_default()); `opt` may be NULL.
+ * Nothing starts before the first poll (which makes one allocation, the
+ * job). poll: READY once the lookup ended. drop: detaches from the job. */
+WEFT_API void weft_resolve_init(weft_resolve *r, weft_blocking_pool *pool, const char *host,
+                                uint16_t port, const weft_resolve_options *opt,
+                                weft_addrlist **out);
+WEFT_API weft_poll weft_resolve_poll(weft_resolve *r, weft_context *cx, int *result);
+WEFT_API void weft_resolve_drop(weft_resolve *r);
 
 /* ---- Making sockets ---------------------------------------------------------- */
 /* `rt` NULL means the runtime of the calling worker (-EINVAL if the caller
@@ -187,6 +275,48 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
                                 socklen_t len, uint64_t timeout_ms, weft_socket **out);
 WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *result);
 
+/* Connect by name: look `host` up (as weft_resolve_init() with TCP and no
+ * flags, on the default blocking pool of `rt`), then connect to each
+ * address in turn, in the answer's order, until one takes. `timeout_ms`
+ * (0: no limit) bounds the whole of it, fixed at init: when it runs out
+ * (during the lookup too) the output is -ETIMEDOUT. With a limit, each
+ * attempt gets an equal share of the time left, but at least 2 s (or all
+ * that is left), so that one unreachable address cannot use up the time of
+ * those after it (as Go's dialer does). Output (*result): 0 with the socket
+ * in *out (owned by the caller), or the error of the last attempt
+ * (-ECONNREFUSED, -ETIMEDOUT, ...), or the lookup's error (see "Names"),
+ * or -EINVAL (NULL out or host; NULL rt polled off a worker). `host` is
+ * copied at init (-ENAMETOOLONG at WEFT_RESOLVE_HOST_MAX bytes or more).
+ * `rt` as weft_connect_init(). Cancel safety: dropping it closes the half-made
+ * socket and detaches from the lookup (see weft_resolve_init()). Not
+ * happy eyeballs: the attempts never overlap. */
+typedef struct weft_connect_host {
+    /* private: may change in any release */
+    weft_runtime *rt;
+    weft_socket **out;
+    const weft_addrinfo *addrs;     /* the addresses tried */
+    weft_addrlist *list;            /* the lookup's answer (owned), or NULL */
+    size_t count, next;
+    uint64_t deadline;              /* weft_now_ms(); 0: none */
+    int result, last_err;
+    unsigned char state;
+    weft_resolve resolve;
+    weft_sleep sleep;               /* the deadline, while looking up */
+    weft_connect conn;              /* the attempt under way */
+} weft_connect_host;
+
+WEFT_API void weft_connect_host_init(weft_connect_host *c, weft_runtime *rt, const char *host,
+                                     uint16_t port, uint64_t timeout_ms, weft_socket **out);
+/* The same without the lookup: try `count` addresses at `addrs` (an
+ * answer's list->addrs and list->count, or the caller's own array; entries
+ * need only `addr` and `len`). `addrs` is borrowed: keep it until the
+ * future is dropped. -EINVAL for NULL addrs or a count of 0. */
+WEFT_API void weft_connect_addrs_init(weft_connect_host *c, weft_runtime *rt,
+                                      const weft_addrinfo *addrs, size_t count,
+                                      uint64_t timeout_ms, weft_socket **out);
+WEFT_API weft_poll weft_connect_host_poll(weft_connect_host *c, weft_context *cx, int *result);
+WEFT_API void weft_connect_host_drop(weft_connect_host *c);
+
 /* Read up to len bytes. Output: bytes read, 0 at end of stream (the peer
  * shut down its side), or -errno. Cancel safety: dropping it loses nothing
  * (bytes are taken from the kernel only in a poll that returns them).
@@ -225,10 +355,13 @@ WEFT_API size_t weft_io_op_moved(const weft_io_op *op);
 WEFT_API void weft_io_op_drop(weft_io_op *op);
 
 /* Descriptors for composition (weft_timeout, weft_join_all, weft_spawn of a
- * bare operation): output int for accept / connect, ssize_t for the rest. */
+ * bare operation): output int for accept / connect / resolve /
+ * connect_host, ssize_t for the rest. */
 WEFT_API extern const weft_future_type weft_accept_future;
 WEFT_API extern const weft_future_type weft_connect_future;
 WEFT_API extern const weft_future_type weft_io_op_future;
+WEFT_API extern const weft_future_type weft_resolve_future;
+WEFT_API extern const weft_future_type weft_connect_host_future;
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,13 @@ typedef struct weft_runtime_options {
     /* Threads are named prefix + index ("weft-w0", "weft-w1", ...; NULL
      * means "weft-w"), cut to the 15 characters Linux keeps. */
     const char *thread_name_prefix;
+    /* Most threads of the runtime's default blocking pool (weft/blocking.h:
+     * weft_blocking_default(), and every pool argument given as NULL:
+     * weft_blocking_spawn(), the file futures, weft_resolve_init(),
+     * weft_connect_host_init()): 1 .. WEFT_BLOCKING_MAX_THREADS, or 0 for
+     * 64. The pool is made on first use, so a runtime that never blocks
+     * starts no thread for it. */
+    unsigned blocking_threads;
 } weft_runtime_options;
 
 /* Create a runtime; `opt` may be NULL for the defaults (multi-thread, one
@@ -83,7 +90,12 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
 
 /* Stop the runtime: later spawns return -ESHUTDOWN; worker threads are
  * joined; every unfinished task is cancelled (its future's drop runs once, its
- * join reports -ECANCELED). Idempotent. Returns 0, or -EINVAL for NULL or
+ * join reports -ECANCELED). Then the default blocking pool, if one was made,
+ * is shut down without waiting: its queued jobs are cancelled, and a job
+ * already running (a getaddrinfo() stuck on a DNS timeout cannot be
+ * interrupted) finishes later on its own, detached, on its pool thread,
+ * touching nothing of the runtime's (see weft_blocking_default()).
+ * Idempotent. Returns 0, or -EINVAL for NULL or
  * when called from one of this runtime's workers. Thread: any but a
  * worker of this runtime.
  * The cancelled tasks' drops run on the calling thread, one after the other,

@@ -14,11 +14,15 @@
  * on whichever thread drops the job's last reference, whether fn ran or the
  * job was cancelled (or, if the spawn fails, before it returns): it cleans up
  * what fn produced and nobody claimed. `job` must not be NULL. Errors as
- * weft_blocking_spawn(). */
+ * weft_blocking_spawn(); `pool` NULL means the default pool as there. */
 int weft__blocking_spawn_req(weft_blocking_pool *pool, void *(*fn)(void *req), size_t req_size,
                              void (*setup)(void *req, const void *setup_arg),
                              const void *setup_arg, void (*dispose)(void *req),
                              weft_blocking_job **job);
+
+/* *pool, or (when *pool is NULL) the default pool of the calling worker's
+ * runtime put there. 0, or weft_blocking_default()'s error. */
+int weft__blocking_pick(weft_blocking_pool **pool);
 
 /* The request area of a job made by weft__blocking_spawn_req(). Once the
  * job's join has reported 0, the request is the handle holder's to read. */

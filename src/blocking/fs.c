@@ -246,7 +246,7 @@ static void fs_init(weft_fs_op *op, weft_blocking_pool *pool, unsigned char kind
     op->kind = kind;
     op->fd = -1;
     op->result = -EINVAL;
-    op->state = pool ? S_INIT : S_DONE;
+    op->state = S_INIT;                     /* a NULL pool is picked at the first poll */
 }
 
 WEFT_API void weft_fs_read_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "blocking/blocking.h"
+#include "sched/runtime.h"
 #include "task/task.h"
 #include "util/alloc.h"
 
@@ -371,8 +372,13 @@ int weft__blocking_spawn_req(weft_blocking_pool *pool, void *(*fn)(void *req), s
                              const void *setup_arg, void (*dispose)(void *req),
                              weft_blocking_job **job)
 {
+    int err;
+
     if (job == NULL || req_size == 0)
         return -EINVAL;
+    err = weft__blocking_pick(&pool);
+    if (err < 0)
+        return err;
     return spawn_common(pool, fn, NULL, req_size, setup, setup_arg, dispose, job);
 }
 
@@ -384,6 +390,13 @@ void *weft__blocking_job_req(weft_blocking_job *job)
 WEFT_API int weft_blocking_spawn(weft_blocking_pool *pool, void *(*fn)(void *arg), void *arg,
                                  weft_blocking_job **job)
 {
+    int err;
+
+    if (fn == NULL)
+        return -EINVAL;
+    err = weft__blocking_pick(&pool);
+    if (err < 0)
+        return err;
     return spawn_common(pool, fn, arg, 0, NULL, NULL, NULL, job);
 }
 
@@ -467,6 +480,63 @@ WEFT_API void weft_blocking_pool_free(weft_blocking_pool *pool)
             pool_wait_locked(p, WEFT_BLOCKING_FOREVER);
     }
     pool_unref_unlock(p);                   /* the user's reference */
+}
+
+/* ---- The runtime's default pool ------------------------------------------
+ * The scheduler keeps it (weft__runtime_blocking()); these are the calls it
+ * is handed: make it, stop it at the runtime's shutdown, release it when the
+ * runtime's memory goes. Stopping never waits: a job still running holds
+ * its own pool reference (as does its thread), so it finishes later without
+ * touching the runtime, and the pool's memory goes with the last of them. */
+static int default_make(void **obj, unsigned max_threads)
+{
+    weft_blocking_pool *p;
+    int err;
+
+    err = weft_blocking_pool_new(&p, &(weft_blocking_options){ .max_threads = max_threads });
+    if (err == 0)
+        *obj = p;
+    return err;
+}
+
+static void default_stop(void *obj)
+{
+    struct weft_blocking_pool *p = obj;
+
+    /* not weft_blocking_pool_shutdown(): that refuses a pool thread, and a
+     * job may be the one that frees the runtime; this waits for nothing */
+    bp_lock(p);
+    pool_stop_locked(p);
+    bp_unlock(p);
+}
+
+static void default_release(void *obj)
+{
+    weft_blocking_pool_free(obj);             /* stopped already: no wait */
+}
+
+WEFT_API int weft_blocking_default(weft_runtime *rt, weft_blocking_pool **out)
+{
+    void *obj;
+    int err;
+
+    if (out == NULL)
+        return -EINVAL;
+    if (rt == NULL)
+        rt = weft_runtime_current();
+    if (rt == NULL)
+        return -EINVAL;
+    err = weft__runtime_blocking(rt, default_make, default_stop, default_release, &obj);
+    if (err == 0)
+        *out = obj;
+    return err;
+}
+
+int weft__blocking_pick(weft_blocking_pool **pool)
+{
+    if (*pool)
+        return 0;
+    return weft_blocking_default(NULL, pool);
 }
 
 WEFT_API unsigned weft_blocking_pool_threads(const weft_blocking_pool *pool)

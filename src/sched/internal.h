@@ -194,6 +194,19 @@ struct weft_runtime {
     /* Tasks shutdown claimed and has not cancelled yet, linked by ->next:
      * only the thread cancelling them touches it (see shutdown.c). */
     struct weft__task *claimed;
+
+    /* The default blocking pool (weft__runtime_blocking() in runtime.c):
+     * made on first use by the blocking layer, which hands in the calls to
+     * stop it (at shutdown) and to release it (in weft__sched_destroy());
+     * the scheduler knows nothing else of it. */
+    struct {
+        /* written once, under run_lock, with release: pairs with the
+         * acquire load of the lock-free first look */
+        _Atomic(void *) obj;
+        void (*stop)(void *obj);      /* ->run_lock, then immutable */
+        void (*release)(void *obj);   /* ->run_lock, then immutable */
+        unsigned max_threads;         /* immutable: the option */
+    } blocking;
 };
 
 /* The worker this thread is (a worker thread, or a current-thread driver

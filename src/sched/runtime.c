@@ -14,6 +14,7 @@
 #include "sched/runtime.h"
 #include "util/alloc.h"
 #include "util/list.h"
+#include "weft/blocking.h"            /* WEFT_BLOCKING_MAX_THREADS, a limit only */
 
 static const struct weft__sched_ops runtime_ops = {
     weft__sched_schedule, weft__sched_completed, weft__sched_release,
@@ -23,6 +24,11 @@ static const struct weft__sched_ops runtime_ops = {
 /* ---- Lifecycle -------------------------------------------------------------------------- */
 void weft__sched_destroy(struct weft_runtime *rt)
 {
+    /* acquire: pairs with the release store in weft__runtime_blocking() */
+    void *pool = atomic_load_explicit(&rt->blocking.obj, memory_order_acquire);
+
+    if (pool)
+        rt->blocking.release(pool);   /* stopped at shutdown: waits for nothing */
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct worker *w = &rt->workers[i];
 
@@ -79,7 +85,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
 {
     const char *st = getenv("WEFT_STRESS");
     bool stress = st && *st && strcmp(st, "0") != 0;
-    static const weft_runtime_options defaults = { WEFT_MULTI_THREAD, 0, NULL };
+    static const weft_runtime_options defaults = { WEFT_MULTI_THREAD, 0, NULL, 0 };
     struct weft_runtime *rt;
     unsigned nthreads, slots;
     const char *prefix;
@@ -100,6 +106,8 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     } else {
         return -EINVAL;
     }
+    if (opt->blocking_threads > WEFT_BLOCKING_MAX_THREADS)
+        return -EINVAL;
     prefix = opt->thread_name_prefix ? opt->thread_name_prefix : "weft-w";
 
     /* the runtime, its workers and shards have cache-line-aligned members:
@@ -140,6 +148,8 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->run_waiters, 0);
     atomic_init(&rt->holds, 1);
     weft__list_init(&rt->blocked);
+    atomic_init(&rt->blocking.obj, NULL);
+    rt->blocking.max_threads = opt->blocking_threads;
     for (unsigned i = 0; i < rt->nshards; i++) {
         struct shard *sh = &rt->shards[i];
 
@@ -242,4 +252,43 @@ WEFT_API int weft_spawn_detached(weft_runtime *rt, const weft_future_type *type,
 struct weft__io *weft__runtime_io(weft_runtime *rt)
 {
     return &rt->io;
+}
+
+int weft__runtime_blocking(weft_runtime *rt, int (*make)(void **obj, unsigned max_threads),
+                           void (*stop)(void *obj), void (*release)(void *obj), void **out)
+{
+    void *obj;
+    int err = 0;
+
+    /* relaxed: a hint; a pool handed out as shutdown begins refuses spawns
+     * itself once stopped */
+    if (atomic_load_explicit(&rt->closed, memory_order_relaxed))
+        return -ESHUTDOWN;
+    /* acquire: pairs with the release store below; the pool is set up */
+    obj = atomic_load_explicit(&rt->blocking.obj, memory_order_acquire);
+    if (obj) {
+        *out = obj;
+        return 0;
+    }
+    pthread_mutex_lock(&rt->run_lock);
+    /* relaxed: written only under run_lock, which we hold */
+    obj = atomic_load_explicit(&rt->blocking.obj, memory_order_relaxed);
+    if (obj == NULL) {
+        if (rt->shutting) {
+            err = -ESHUTDOWN;         /* shutdown stops only a pool it saw */
+        } else {
+            err = make(&obj, rt->blocking.max_threads);
+            if (err == 0) {
+                rt->blocking.stop = stop;
+                rt->blocking.release = release;
+                /* release: pairs with the acquire loads above and in
+                 * weft__sched_destroy() */
+                atomic_store_explicit(&rt->blocking.obj, obj, memory_order_release);
+            }
+        }
+    }
+    pthread_mutex_unlock(&rt->run_lock);
+    if (err == 0)
+        *out = obj;
+    return err;
 }

@@ -19,4 +19,15 @@ struct weft__io *weft__runtime_io(weft_runtime *rt);
  * other thread; block. */
 int weft__runtime_help(weft_runtime *rt);
 
+/* The runtime's default blocking pool, made on first use. If none exists
+ * yet, make(&obj, max_threads) makes it (under the runtime's run lock, so
+ * once: it must not wait for anything), and the runtime keeps it with
+ * stop(obj), called once by weft_runtime_shutdown() after the tasks are
+ * cancelled, and release(obj), called once when the runtime's memory is
+ * freed (after stop). Returns 0 and the pool in *out (borrowed: valid until
+ * the runtime is freed), make's error, or -ESHUTDOWN once a shutdown has
+ * begun. Thread: any. */
+int weft__runtime_blocking(weft_runtime *rt, int (*make)(void **obj, unsigned max_threads),
+                           void (*stop)(void *obj), void (*release)(void *obj), void **out);
+
 #endif

@@ -73,6 +73,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 {
     struct weft__task *t, *claimed = NULL;
     struct weft_runtime *prev;
+    void *pool;
 
     if (rt == NULL || local_worker(rt))
         return -EINVAL;
@@ -142,6 +143,16 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
      * will drain them now */
     for (unsigned i = 0; i < rt->nworkers; i++)
         weft__sched_drain_dead(rt, &rt->shards[i]);
+    /* The default blocking pool last: the drops above only detached from
+     * its jobs. `shutting` keeps a new one from being made, so this look
+     * sees the only one there will be (relaxed: it was stored under
+     * run_lock, which this thread took after the store). Stopping it waits
+     * for no job: one still running finishes on its own, detached. */
+    pthread_mutex_lock(&rt->run_lock);
+    pool = atomic_load_explicit(&rt->blocking.obj, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->run_lock);
+    if (pool)
+        rt->blocking.stop(pool);
     pthread_mutex_lock(&rt->run_lock);
     rt->shutdown_done = true;
     pthread_cond_broadcast(&rt->run_cond);

@@ -48,6 +48,9 @@ WEFT_API const char *weft_strerror(int err)
     case EOVERFLOW: return "receiver lagged: messages were missed";
     case EMSGSIZE:  return "line or frame too long";
     case EPROTO:    return "protocol error: a frame cut short";
+    case -WEFT_EAI_NONAME: return "host not found";
+    case -WEFT_EAI_AGAIN:  return "name lookup failed for now, try again";
+    case -WEFT_EAI_FAIL:   return "name lookup failed";
     default:
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
         {

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* Name lookups' internal interface (tests only). */
+#ifndef WEFT_NET_RESOLVE_H
+#define WEFT_NET_RESOLVE_H
+
+#include <stdatomic.h>
+
+/* When set, every lookup job calls it on its pool thread first, with the
+ * name (NULL for none): tests block there to hold a lookup mid-way, as a
+ * slow name server would. NULL (the default): nothing is called. */
+typedef void (*weft__resolve_hook_fn)(const char *host);
+extern _Atomic(weft__resolve_hook_fn) weft__resolve_hook;
+
+#endif
