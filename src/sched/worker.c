@@ -2,7 +2,7 @@
 /* The worker loop: finding work (LIFO slot, local queue, inject queue,
  * stealing), running it, and a worker thread's life. */
 #include <pthread.h>
-#include <stdatomic.h>
+#include <sched.h>
 
 #include "sched/internal.h"
 
@@ -112,38 +112,13 @@ static struct weft__task *steal_work(struct worker *w)
     return pop_inject(w, true);
 }
 
-/* A busy worker's look at the timers and the reactor after a poll that
- * yielded (yield_now, the coop budget, a self-wake): a CPU-bound task that
- * yields must not hold timers up for GLOBAL_INTERVAL of its polls (61 polls
- * of 200 us are 12 ms). One relaxed load when nothing is pending; one clock
- * read while a timer is pending or a descriptor is registered. What fires
- * lands in this worker's LIFO slot and runs right after the yielder. */
-static void look_after_yield(struct worker *w)
-{
-    struct weft_runtime *rt = w->rt;
-    uint64_t next = weft__time_next(&rt->time), now;
-    bool io = weft__io_active(&rt->io);
-
-    if (next == UINT64_MAX && !io)
-        return;
-    now = weft__now_ns();
-    if (next <= now / 1000000u)
-        weft__time_drive(&rt->time, now / 1000000u);
-    if (io && now - w->io_look_ns >= BUSY_IO_LOOK_NS) {
-        w->io_look_ns = now;
-        weft__io_poll(&rt->io, 0);    /* look without waiting; -1: someone is */
-    }
-}
-
 /* Poll t, then whatever lands in the LIFO slot, MAX_LIFO_POLLS at most. */
 void weft__sched_run_task(struct worker *w, struct weft__task *t)
 {
     for (unsigned n = 0;; n++) {
         counter_add(&w->polls, 1);
-        if (weft__task_run(t, &w->env)) {
+        if (weft__task_run(t, &w->env))
             weft__sched_push_local(w, t); /* yielded or self-woken: to the back */
-            look_after_yield(w);
-        }
         t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
                 atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
                 NULL;
@@ -157,73 +132,27 @@ void weft__sched_run_task(struct worker *w, struct weft__task *t)
     }
 }
 
-/* A pause between two looks of the pre-park spin: tells the core (and a
- * hyperthread sibling) that this is a spin, without giving the CPU away. */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
-/* Before sleeping, look again for a little while: work that arrives within
- * a few microseconds (a stream of spawns from another thread) is then
- * picked up without a futex wake-up on either side.
- *
- * Invariant (timers under oversubscription): the look never stands between
- * a due deadline and the timer driver. It
- *   - lasts at most PARK_SPIN_NS by the clock;
- *   - reads the next deadline at every look and, once it is due, fires the
- *     due timers itself (what they wake lands in this worker's LIFO
- *     slot, run next round) instead of spinning past them: while it spins
- *     this worker is not the watcher, and with every other worker busy or
- *     asleep nobody else would fire them;
- *   - never gives its CPU away: no sched_yield(). With other processes
- *     competing for the CPUs, a yield hands the CPU to one of them for a
- *     whole time slice (milliseconds); the old look yielded up to 32 times
- *     and held a 1 ms timer up by 40-70 ms (issue 13). A sleeping thread
- *     that wakes at its deadline gets the CPU back at once; a yielding one
- *     waits behind everything runnable.
- * One spinner at a time: more would only race each other for the same task
- * (measured: with 16 workers, W2 cost 3.5x what it cost with 1). */
+/* Before sleeping, look again for a little while, yielding the CPU: work
+ * that arrives within a few microseconds (a stream of spawns from another
+ * thread) is then picked up without a futex wake-up on either side. A
+ * bounded spin, so an idle runtime still goes to sleep at once in CPU terms. */
 static bool spin_for_work(struct worker *w)
 {
-    struct weft_runtime *rt = w->rt;
-    _Atomic int *spinner = &rt->idle.spinner;
+    _Atomic int *spinner = &w->rt->idle.spinner;
     int idle = 0;
     bool found = false;
-    uint64_t now, end;
 
-    /* relaxed: the role guards no data, only who spins */
+    /* one spinner at a time: more would only race each other for the same
+     * task (measured: with 16 workers, W2 cost 3.5x what it cost with 1) */
     if (atomic_load_explicit(spinner, memory_order_relaxed) ||
         !atomic_compare_exchange_strong_explicit(spinner, &idle, 1, memory_order_relaxed,
                                                  memory_order_relaxed))
         return false;
-    now = weft__now_ns();
-    end = now + PARK_SPIN_NS;
-    for (;;) {
-        uint64_t next = weft__time_next(&rt->time);   /* ms; UINT64_MAX: none */
-
-        if (next <= now / 1000000u) {
-            weft__time_drive(&rt->time, now / 1000000u);   /* due: fire, don't spin */
-            found = true;
-            break;
-        }
-        /* relaxed: a hint; worker_round() re-reads `closed` with acquire */
-        if (weft__sched_work_anywhere(rt) ||
-            atomic_load_explicit(&rt->closed, memory_order_relaxed)) {
-            found = true;
-            break;
-        }
-        if (now >= end)
-            break;
-        for (unsigned i = 0; i < 16; i++)
-            cpu_relax();
-        now = weft__now_ns();
+    for (unsigned i = 0; i < PARK_SPINS && !found; i++) {
+        found = weft__sched_work_anywhere(w->rt) ||
+                atomic_load_explicit(&w->rt->closed, memory_order_relaxed);
+        if (!found)
+            sched_yield();
     }
     atomic_store_explicit(spinner, 0, memory_order_relaxed);
     return found;
