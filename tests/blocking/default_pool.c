@@ -60,32 +60,6 @@ static void *plus_one(void *arg)
     return (void *)((uintptr_t)arg + 1);
 }
 
-/* Threads of this process whose name starts with `prefix`. */
-static int count_named_threads(const char *prefix)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    char path[300], name[32];
-    int n = 0;
-
-    ASSERT(d != NULL);
-    while ((e = readdir(d)) != NULL) {
-        FILE *f;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-        f = fopen(path, "r");
-        if (f == NULL)
-            continue;                       /* gone meanwhile */
-        if (fgets(name, sizeof(name), f) && strncmp(name, prefix, strlen(prefix)) == 0)
-            n++;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
-}
-
 static weft_runtime *runtime_opt(weft_flavor flavor, unsigned blocking_threads)
 {
     weft_runtime *rt = NULL;
@@ -105,10 +79,10 @@ TEST(default_pool_is_made_on_first_use)
     weft_blocking_job *j;
     void *ret;
 
-    ASSERT_EQ(0, count_named_threads("weft-b"));    /* nothing yet */
+    ASSERT_EQ(0, harness_count_threads("weft-b"));    /* nothing yet */
     ASSERT_OK(weft_blocking_default(rt, &p));
     ASSERT(p != NULL);
-    ASSERT_EQ(0, count_named_threads("weft-b"));    /* a pool, still no thread */
+    ASSERT_EQ(0, harness_count_threads("weft-b"));    /* a pool, still no thread */
     ASSERT_EQ(0, weft_blocking_pool_threads(p));
     ASSERT_OK(weft_blocking_default(rt, &q));
     ASSERT(p == q);                                 /* the same one */
@@ -116,10 +90,10 @@ TEST(default_pool_is_made_on_first_use)
     ASSERT_OK(weft_blocking_job_wait(j, &ret));
     ASSERT_EQ(42, (uintptr_t)ret);
     weft_blocking_job_drop(j);
-    ASSERT_EQ(1, count_named_threads("weft-b"));
+    ASSERT_EQ(1, harness_count_threads("weft-b"));
     ASSERT_EQ(1, weft_blocking_pool_threads(p));
     weft_runtime_free(rt);                          /* the idle thread leaves */
-    ST_WAIT_UNTIL(count_named_threads("weft-b") == 0);
+    ST_WAIT_UNTIL(harness_count_threads("weft-b") == 0);
 }
 
 /* A runtime that never blocks never makes the pool (nothing to free). */
@@ -129,7 +103,7 @@ TEST(default_pool_never_made_without_use)
 
     ASSERT_OK(weft_runtime_run(rt));
     weft_runtime_free(rt);
-    ASSERT_EQ(0, count_named_threads("weft-b"));
+    ASSERT_EQ(0, harness_count_threads("weft-b"));
 }
 
 typedef struct racer {
@@ -263,7 +237,7 @@ static void null_pool_from_task(weft_flavor flavor)
     snprintf(u.path, sizeof(u.path), "/tmp/weft-default-pool-%d", (int)getpid());
     ASSERT_OK(weft_block_on(rt, &user_future, &u, &out));
     ASSERT_OK(out);
-    ASSERT_EQ(1, count_named_threads("weft-b"));    /* one pool, one thread */
+    ASSERT_EQ(1, harness_count_threads("weft-b"));    /* one pool, one thread */
     unlink(u.path);
     weft_runtime_free(rt);
 }
@@ -327,12 +301,12 @@ TEST(default_pool_runtime_free_with_jobs_in_flight)
     ASSERT_EQ(-ECANCELED, weft_blocking_job_wait(queued, NULL));
     weft_blocking_job_drop(queued);
     ASSERT_EQ(-EAGAIN, weft_blocking_job_try(running, NULL));
-    ASSERT_EQ(1, count_named_threads("weft-b"));
+    ASSERT_EQ(1, harness_count_threads("weft-b"));
     gate_open(&g);
     ASSERT_OK(weft_blocking_job_wait(running, &ret));
     ASSERT_EQ(0x6a7e, (uintptr_t)ret);
     weft_blocking_job_drop(running);                /* the pool's memory goes with the last */
-    ST_WAIT_UNTIL(count_named_threads("weft-b") == 0);
+    ST_WAIT_UNTIL(harness_count_threads("weft-b") == 0);
 }
 
 /* A job of the default pool frees the runtime that owns the pool. */
@@ -354,5 +328,5 @@ TEST(default_pool_job_frees_its_runtime)
     ASSERT_OK(weft_blocking_job_wait(j, &ret));
     ASSERT_EQ(7, (uintptr_t)ret);
     weft_blocking_job_drop(j);
-    ST_WAIT_UNTIL(count_named_threads("weft-b") == 0);
+    ST_WAIT_UNTIL(harness_count_threads("weft-b") == 0);
 }

@@ -68,32 +68,6 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* Threads of this process whose name starts with `prefix`. */
-static int count_named_threads(const char *prefix)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    char path[300], name[32];
-    int n = 0;
-
-    ASSERT(d != NULL);
-    while ((e = readdir(d)) != NULL) {
-        FILE *f;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-        f = fopen(path, "r");
-        if (f == NULL)
-            continue;                       /* gone meanwhile */
-        if (fgets(name, sizeof(name), f) && strncmp(name, prefix, strlen(prefix)) == 0)
-            n++;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
-}
-
 static weft_blocking_pool *new_pool(unsigned max, unsigned keep_alive_ms)
 {
     weft_blocking_pool *p = NULL;
@@ -271,7 +245,7 @@ TEST(blocking_saturation_never_exceeds_max_threads)
     }
     ASSERT_EQ(200, atomic_load(&sat_done));
     ASSERT_LE(8, atomic_load(&sat_max));
-    ASSERT_LE(8, count_named_threads("weft-b"));
+    ASSERT_LE(8, harness_count_threads("weft-b"));
     weft_blocking_pool_free(p);
 }
 
@@ -286,7 +260,7 @@ TEST(blocking_threads_start_lazily_and_idle_ones_exit)
     ASSERT_OK(weft_blocking_pool_new(&p, &(weft_blocking_options){
                   .max_threads = 8, .keep_alive_ms = 100, .thread_name_prefix = "lazy-" }));
     ASSERT_EQ(0, weft_blocking_pool_threads(p));
-    ASSERT_EQ(0, count_named_threads("lazy-"));
+    ASSERT_EQ(0, harness_count_threads("lazy-"));
     /* one at a time: the idle thread is reused, no second one starts */
     for (uintptr_t i = 0; i < 5; i++) {
         ASSERT_OK(weft_blocking_spawn(p, plus_one, (void *)i, &j[0]));
@@ -294,13 +268,13 @@ TEST(blocking_threads_start_lazily_and_idle_ones_exit)
         weft_blocking_job_drop(j[0]);
         ASSERT_EQ(1, weft_blocking_pool_threads(p));
     }
-    ST_WAIT_UNTIL(count_named_threads("lazy-") == 1); /* one that timed out may linger */
+    ST_WAIT_UNTIL(harness_count_threads("lazy-") == 1); /* one that timed out may linger */
     /* three blocked at once: three threads, named */
     for (int i = 0; i < 3; i++)
         ASSERT_OK(weft_blocking_spawn(p, gate_job, &g, &j[i]));
     ST_WAIT_UNTIL(gate_arrived(&g) == 3);
     ASSERT_EQ(3, weft_blocking_pool_threads(p));
-    ST_WAIT_UNTIL(count_named_threads("lazy-") == 3);
+    ST_WAIT_UNTIL(harness_count_threads("lazy-") == 3);
     gate_open(&g);
     for (int i = 0; i < 3; i++) {
         ASSERT_OK(weft_blocking_job_wait(j[i], NULL));
@@ -308,7 +282,7 @@ TEST(blocking_threads_start_lazily_and_idle_ones_exit)
     }
     /* idle for keep_alive_ms: every thread leaves */
     ST_WAIT_UNTIL(weft_blocking_pool_threads(p) == 0);
-    ST_WAIT_UNTIL(count_named_threads("lazy-") == 0);
+    ST_WAIT_UNTIL(harness_count_threads("lazy-") == 0);
     /* and the pool starts them again on demand */
     ASSERT_OK(weft_blocking_spawn(p, plus_one, (void *)41, &j[0]));
     ASSERT_OK(weft_blocking_job_wait(j[0], NULL));

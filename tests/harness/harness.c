@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -161,4 +162,30 @@ int main(int argc, char **argv)
     for (int i = 0; i < ntests; i++)
         failed |= run_one(i);
     return failed;
+}
+
+/* Threads of this process whose name starts with `prefix`. */
+int harness_count_threads(const char *prefix)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    char path[300], name[32];
+    int n = 0;
+
+    ASSERT(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(name, sizeof(name), f) && strncmp(name, prefix, strlen(prefix)) == 0)
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
 }

@@ -89,6 +89,9 @@ long harness_live(void);
 
 /* Wait up to `ms` for *flag to become nonzero (polls every 100 us). */
 bool harness_wait_flag(const volatile int *flag, unsigned ms);
+
+/* Threads of this process whose name starts with `prefix` (/proc/self/task). */
+int harness_count_threads(const char *prefix);
 uint64_t harness_now_ns(void);
 
 #endif

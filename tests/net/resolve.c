@@ -59,39 +59,13 @@ static void gate_wait_arrived(int n)
     pthread_mutex_unlock(&gate_m);
 }
 
-/* Threads of this process whose name starts with `prefix`. */
-static int count_named_threads(const char *prefix)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    char path[300], name[32];
-    int n = 0;
-
-    ASSERT(d != NULL);
-    while ((e = readdir(d)) != NULL) {
-        FILE *f;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-        f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        if (fgets(name, sizeof(name), f) && strncmp(name, prefix, strlen(prefix)) == 0)
-            n++;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
-}
-
 /* Wait until no pool thread is left (they leave once their pool is shut
  * down and their job ended): then every job's memory is gone too. */
 static void wait_pool_threads_gone(void)
 {
     uint64_t end = harness_now_ns() + NT_WATCHDOG_MS * 1000000ull;
 
-    while (count_named_threads("weft-b") > 0) {
+    while (harness_count_threads("weft-b") > 0) {
         ASSERT(harness_now_ns() < end);
         usleep(1000);
     }
@@ -544,13 +518,13 @@ TEST(resolve_runtime_free_with_lookup_running)
     gate_close();
     ASSERT_OK(weft_spawn(rt, &lookup_future, &l, &j));
     gate_wait_arrived(1);
-    ASSERT_EQ(1, count_named_threads("weft-b"));
+    ASSERT_EQ(1, harness_count_threads("weft-b"));
     t0 = harness_now_ns();
     weft_runtime_free(rt);                          /* the gate is still closed */
     ASSERT(harness_now_ns() - t0 < 2000000000ull);
     ASSERT_EQ(-ECANCELED, weft_join_wait(j, &err));
     weft_join_drop(j);
-    ASSERT_EQ(1, count_named_threads("weft-b"));    /* still inside the lookup */
+    ASSERT_EQ(1, harness_count_threads("weft-b"));    /* still inside the lookup */
     gate_open();
     wait_pool_threads_gone();                        /* it ended and freed all */
     atomic_store(&weft__resolve_hook, NULL);
