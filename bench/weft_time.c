@@ -15,6 +15,11 @@
  * waking it records its lateness, wake instant - deadline.
  * W7 idle memory: 1,000,000 tasks each sleep 5 s (a task is just its sleep
  * future); reports (peak RSS - RSS before spawning) / tasks.
+ * SEED: the seed article's demo scaled up: 100,000 tasks each sleep 100 ms
+ * (a duration, counted from the task's first poll, as the article's tasks
+ * do), spawned from the root task; wall is from the first spawn to the last
+ * wake-up, so the ideal is 100 ms plus the spawn loop's share that does not
+ * overlap the sleeps (usage: weft-bench-time SEED mt4).
  *
  * Both print one line of key=value metrics:
  *   RESULT W6 weft-mt2 tasks=.. check=.. wall_ms=.. spawn_ms=.. late_max_ms=.. late_p99_ms=..
@@ -44,6 +49,8 @@
 #define W6_TASKS 100000
 #define W7_TASKS 1000000
 #define W7_SLEEP_MS 5000
+#define SEED_TASKS 100000
+#define SEED_SLEEP_MS 100
 
 static uint64_t now_ns(void)
 {
@@ -198,7 +205,7 @@ typedef struct run_stats {
 
 typedef struct root {
     weft_async co;
-    int w;                       /* 6 or 7 */
+    int w;                       /* 6, 7 or 10 (SEED) */
     size_t n;
     uint64_t t0, cpu0, rss0, check, spawn_ns;
     size_t woke_during_spawn;
@@ -214,7 +221,7 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
     r->cpu0 = cpu_ns();
     r->t0 = now_ns();
     for (size_t i = 0; i < r->n; i++) {
-        uint64_t ms = r->w == 6 ? next_duration_ms() : W7_SLEEP_MS;
+        uint64_t ms = r->w == 6 ? next_duration_ms() : r->w == 7 ? W7_SLEEP_MS : SEED_SLEEP_MS;
         uint64_t deadline = now_ns() + ms * 1000000u;
         int err;
 
@@ -224,6 +231,11 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
 
             weft_sleep_until_init(&s.sleep, ceil_ms(deadline));
             err = weft_spawn_detached(rt, &sleeper_future, &s);
+        } else if (r->w == 10) {
+            napper s;
+
+            weft_sleep_init(&s.sleep, SEED_SLEEP_MS);
+            err = weft_spawn_detached(rt, &napper_future, &s);
         } else {
             napper s;
 
@@ -312,7 +324,7 @@ static int cmp_i64(const void *a, const void *b)
 
 static int usage(void)
 {
-    fputs("usage: weft-bench-time <W6|W7> <mt<workers>|ct> [scale]\n"
+    fputs("usage: weft-bench-time <W6|W7|SEED> <mt<workers>|ct> [scale]\n"
           "       weft-bench-time cell\n", stderr);
     return 2;
 }
@@ -337,6 +349,8 @@ int main(int argc, char **argv)
         w = 6;
     else if (strcmp(argv[1], "W7") == 0)
         w = 7;
+    else if (strcmp(argv[1], "SEED") == 0)
+        w = 10;
     else
         return usage();
     if (strncmp(argv[2], "mt", 2) == 0 && atoi(argv[2] + 2) > 0) {
@@ -351,7 +365,7 @@ int main(int argc, char **argv)
     }
     if (argc == 4 && (scale = strtod(argv[3], NULL)) <= 0)
         return usage();
-    n = (size_t)((w == 6 ? W6_TASKS : W7_TASKS) * scale);
+    n = (size_t)((w == 6 ? W6_TASKS : w == 7 ? W7_TASKS : SEED_TASKS) * scale);
     if (n == 0)
         n = 1;
     if (w == 6 && (lateness_ns = calloc(n, sizeof(*lateness_ns))) == NULL)
@@ -396,6 +410,11 @@ int main(int argc, char **argv)
                (double)sum / (double)n / 1e6, min / 1e6, over2, st.cpu_ns / 1e6,
                (unsigned long long)peak_kb, (unsigned long long)st.rss_base_kb);
         free(lateness_ns);
+    } else if (w == 10) {
+        printf("RESULT SEED %s tasks=%zu wall_ms=%.3f spawn_ms=%.3f ideal_ms=%d cpu_ms=%.3f "
+               "rss_peak_kb=%llu\n",
+               name, n, st.wall_ns / 1e6, st.spawn_ns / 1e6, SEED_SLEEP_MS, st.cpu_ns / 1e6,
+               (unsigned long long)peak_kb);
     } else {
         printf("RESULT W7 %s tasks=%zu wall_ms=%.3f spawn_ms=%.3f woke_during_spawn=%zu "
                "rss_per_task_b=%.1f cpu_ms=%.3f rss_peak_kb=%llu rss_base_kb=%llu\n",
