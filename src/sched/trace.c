@@ -84,7 +84,7 @@ static void set_name(struct weft__trace_ev *e, const char *name)
 uint64_t weft__trace_poll_begin(struct weft__task *t)
 {
     cur.task = t;
-    cur.name = t->type->name;
+    cur.name = weft__task_display_name(t);
     return weft__trace_now();
 }
 

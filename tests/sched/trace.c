@@ -614,3 +614,28 @@ TEST(runtime_freed_while_recording_frees_the_recording)
     run_yielders(rt, 4);
     weft_runtime_free(rt);     /* the harness fails the test on a leak */
 }
+
+TEST(group_children_are_named_after_their_own_type)
+{
+    weft_runtime *rt;
+    weft_group *g;
+    long written;
+    parsed t;
+    size_t wrapper = 0;
+
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+    ASSERT_OK(weft_trace_start(rt, 0));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(weft_group_spawn(g, &yielder_future, &(yielder){ 0 }));
+    ASSERT_OK(weft_group_join(g));     /* waits for the children */
+    weft_group_free(g);
+    ASSERT_OK(weft_trace_stop(rt));
+    t = read_trace(rt, &written);
+    ASSERT(check_trace(&t, written, 3, "yielder") + 2 >= 3u * (YIELDS + 1));
+    for (size_t i = 0; i < t.n; i++)
+        wrapper += t.evs[i].ph == 'X' && strstr(t.evs[i].name, "wrapper") != NULL;
+    ASSERT_EQ(0u, wrapper);
+    free(t.evs);
+    weft_runtime_free(rt);
+}
