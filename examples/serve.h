@@ -216,7 +216,7 @@ static int serve_main(int argc, char **argv, const char *name, unsigned port,
     err = weft_block_on(rt, &serve_root_future, &root, NULL);
     if (trace) {
         /* the last 65,536 events of each worker before the drain ended, as
-         * Chrome JSON (open it in ui.perfetto.dev; docs/debugging.md) */
+         * Chrome JSON (open it in ui.perfetto.dev; docs/trace.md) */
         FILE *f = fopen(trace, "w");
         long n;
 

@@ -11,12 +11,12 @@
  * weft_trace_write() turns the rings into Chrome's JSON trace format
  * ("trace_event"): one track per worker with a slice per poll and per park,
  * and an arrow (a flow) from each wake-up to the poll it caused. Open the
- * file in https://ui.perfetto.dev or chrome://tracing; docs/debugging.md
+ * file in https://ui.perfetto.dev or chrome://tracing; docs/trace.md
  * shows how to read one, and bench/trace_timeline.py draws one with gnuplot.
  *
  * Cost: when no trace is recording, one load and one predictable branch per
  * poll and per wake-up. When recording, two clock reads and one 64-byte
- * event per poll, one event per wake-up (measured figures: docs/debugging.md).
+ * event per poll, one event per wake-up (measured figures: docs/trace.md).
  *
  * A typical use:
  *

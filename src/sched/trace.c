@@ -418,7 +418,7 @@ WEFT_API long weft_trace_write(weft_runtime *rt, FILE *f)
                 break;
             case TR_PARK:
                 fprintf(f, "%s{\"ph\":\"X\",\"cat\":\"park\",\"pid\":1,\"tid\":%u,"
-                           "\"name\":\"parked\"", sep, i);
+                           "\"name\":\"idle\"", sep, i);
                 put_ts(f, "ts", rel(tr, e->ts));
                 put_ts(f, "dur", e->dur);
                 fputs("}", f);

@@ -194,14 +194,15 @@ static bool worker_round(struct worker *w)
         weft__sched_run_task(w, t);
         return true;
     }
-    if (spin_for_work(w))
-        return true;
     if (weft__trace_active(rt)) {
+        /* one "idle" slice: the spin, then the park */
         uint64_t t0 = weft__trace_now();
 
-        t = weft__sched_park(w);
+        t = spin_for_work(w) ? NULL : weft__sched_park(w);
         weft__trace_mark(rt, w, TR_PARK, 0, t0, weft__trace_now() - t0);
     } else {
+        if (spin_for_work(w))
+            return true;
         t = weft__sched_park(w);      /* the watcher may bring a task back */
     }
     if (t)
