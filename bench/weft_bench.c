@@ -505,6 +505,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "weft_runtime_new: %s\n", weft_strerror(err));
         return 1;
     }
+    /* WEFT_BENCH_TRACE=1: the same run with a timeline recording (weft/trace.h),
+     * to measure what recording costs (docs/trace.md) */
+    if (getenv("WEFT_BENCH_TRACE") && atoi(getenv("WEFT_BENCH_TRACE")) > 0 &&
+        (err = weft_trace_start(rt, 0)) < 0) {
+        fprintf(stderr, "weft_trace_start: %s\n", weft_strerror(err));
+        return 1;
+    }
     if (w == W2) {
         struct spawner s = { rt, n };
         pthread_t th;

@@ -35,6 +35,7 @@
 #define WEFT_EXAMPLES_SERVE_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -167,6 +168,7 @@ static int serve_main(int argc, char **argv, const char *name, unsigned port,
     static const int sigs[] = { SIGINT, SIGTERM };
     unsigned workers = 2;
     unsigned long long drain_ms = 5000;
+    const char *trace = NULL;          /* --trace FILE: weft/trace.h */
     struct sockaddr_storage addr;
     socklen_t len;
     weft_runtime *rt = NULL;
@@ -184,8 +186,11 @@ static int serve_main(int argc, char **argv, const char *name, unsigned port,
             workers = (unsigned)atoi(argv[i + 1]);
         else if (i + 1 < argc && strcmp(argv[i], "--drain-ms") == 0)
             drain_ms = strtoull(argv[i + 1], NULL, 10);
+        else if (i + 1 < argc && strcmp(argv[i], "--trace") == 0)
+            trace = argv[i + 1];
         else {
-            fprintf(stderr, "usage: %s [--port N] [--workers N] [--drain-ms N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--port N] [--workers N] [--drain-ms N] [--trace FILE]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -197,7 +202,8 @@ static int serve_main(int argc, char **argv, const char *name, unsigned port,
         (err = weft_signal_new(rt, sigs, 2, &sig)) != 0 ||
         (err = weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL)) != 0 ||
         (err = weft_addr_ip("0.0.0.0", (uint16_t)port, &addr, &len)) != 0 ||
-        (err = weft_listen(rt, (struct sockaddr *)&addr, len, 0, &listener)) != 0)
+        (err = weft_listen(rt, (struct sockaddr *)&addr, len, 0, &listener)) != 0 ||
+        (trace && (err = weft_trace_start(rt, 0)) != 0))
         goto fail;
     len = sizeof(addr);
     weft_socket_local_addr(listener, &addr, &len);
@@ -208,6 +214,21 @@ static int serve_main(int argc, char **argv, const char *name, unsigned port,
     root.drain_ms = drain_ms;
     root.name = name;
     err = weft_block_on(rt, &serve_root_future, &root, NULL);
+    if (trace) {
+        /* the last 65,536 events of each worker before the drain ended, as
+         * Chrome JSON (open it in ui.perfetto.dev; docs/trace.md) */
+        FILE *f = fopen(trace, "w");
+        long n;
+
+        weft_trace_stop(rt);
+        n = f ? weft_trace_write(rt, f) : -errno;
+        if (f)
+            fclose(f);
+        if (n < 0)
+            fprintf(stderr, "%s: trace to %s: %s\n", name, trace, weft_strerror((int)n));
+        else
+            fprintf(stderr, "%s: %ld trace events written to %s\n", name, n, trace);
+    }
 fail:
     if (err)
         fprintf(stderr, "%s: %s\n", name, weft_strerror(err));

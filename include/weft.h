@@ -29,5 +29,6 @@
 #include "weft/fdwatch.h"
 #include "weft/signal.h"
 #include "weft/coro.h"
+#include "weft/trace.h"
 
 #endif /* WEFT_H */

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "sched/internal.h"
+#include "sched/trace.h"
 #include "util/list.h"
 
 /* ---- Join waits on a current-thread runtime -----------------------------------------
@@ -100,8 +101,14 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
             break;
         }
         t = weft__sched_next_local(w);
-        if (t == NULL)
+        if (t == NULL && weft__trace_active(rt)) {
+            uint64_t t0 = weft__trace_now();
+
+            t = weft__sched_park(w);
+            weft__trace_mark(rt, w, TR_PARK, 0, t0, weft__trace_now() - t0);
+        } else if (t == NULL) {
             t = weft__sched_park(w);  /* one worker: never watches */
+        }
         if (t)
             weft__sched_run_task(w, t);
     }

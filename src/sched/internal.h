@@ -169,6 +169,11 @@ struct weft_runtime {
     } pool;
 
     _Alignas(64) _Atomic bool closed; /* queues refuse tasks; workers exit */
+    /* weft/trace.h: a recording runs (a hint read on every poll and wake;
+     * sched/trace.h has the protocol), and the recorder, made by the first
+     * weft_trace_start() and freed with the runtime */
+    _Atomic bool tracing;
+    _Atomic(struct weft__trace *) trace;
     /* Tasks spawned and completed off the workers (spawns from other
      * threads, cancellations at shutdown); the workers keep their own.
      * active = all spawned - all completed; see weft__sched_active_tasks(). */

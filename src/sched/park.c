@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "sched/internal.h"
+#include "sched/trace.h"
 
 #if defined(__SANITIZE_THREAD__)
 _Atomic unsigned weft__sched_fence_dummy;  /* see full_fence() */
@@ -236,6 +237,8 @@ static bool wait_io(struct worker *w, uint64_t timeout_ns, int *events)
                 pthread_cond_timedwait(&w->park_cond, &w->park_lock, &until);
             n = 0;
         }
+        if (n > 0 && weft__trace_active(w->rt))
+            weft__trace_mark(w->rt, w, TR_IO, (uint32_t)n, 0, 0);
     }
     got = w->notified;
     w->notified = false;
@@ -276,8 +279,12 @@ void weft__sched_drive_timers(struct weft_runtime *rt)
     if (next == UINT64_MAX)
         return;
     now = weft__now_ms();
-    if (next <= now)
-        weft__time_drive(&rt->time, now);
+    if (next <= now) {
+        unsigned n = weft__time_drive(&rt->time, now);
+
+        if (n && weft__trace_active(rt))
+            weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
+    }
 }
 
 /* The watcher's nap: WATCH_MIN..MAX_NS while others work, cut short by the

@@ -12,6 +12,7 @@
 
 #include "sched/internal.h"
 #include "sched/runtime.h"
+#include "sched/trace.h"
 #include "util/alloc.h"
 #include "util/list.h"
 #include "weft/blocking.h"            /* WEFT_BLOCKING_MAX_THREADS, a limit only */
@@ -55,6 +56,7 @@ void weft__sched_destroy(struct weft_runtime *rt)
     pthread_mutex_destroy(&rt->run_lock);
     weft__time_destroy(&rt->time);
     weft__io_destroy(&rt->io);
+    weft__trace_free(atomic_load_explicit(&rt->trace, memory_order_relaxed));
     pthread_mutex_destroy(&rt->idle.lock);
     weft__free(rt->idle.sleepers);
     weft__aligned_free(rt->shards, _Alignof(struct shard));
@@ -143,6 +145,8 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     weft__time_init(&rt->time, weft__sched_time_kick, rt);
     weft__io_init(&rt->io, weft__sched_io_kick, rt);
     atomic_init(&rt->closed, false);
+    atomic_init(&rt->tracing, false);
+    atomic_init(&rt->trace, NULL);
     atomic_init(&rt->foreign_spawned, 0);
     atomic_init(&rt->foreign_completed, 0);
     atomic_init(&rt->run_waiters, 0);

@@ -2,6 +2,7 @@
 /* Where a runnable task goes: the LIFO slot, the local queue, the inject
  * queue (wakes from other threads and the overflow of full local queues). */
 #include "sched/internal.h"
+#include "sched/trace.h"
 
 /* ---- Inject queue ------------------------------------------------------------ */
 /* Append the chain first..last (n tasks, linked by ->next); false if closed
@@ -110,6 +111,11 @@ void weft__sched_push_local(struct worker *w, struct weft__task *t)
 void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
 {
     struct worker *w = local_worker(rt);
+
+    /* before the push: once queued, t may run, finish and be freed (its
+     * address is only recorded, never read) */
+    if (weft__trace_active(rt))
+        weft__trace_wake(rt, w, t);
 
     if (w == NULL) {
         /* A foreign thread (a waker on a plain thread). Once the task is

@@ -5,6 +5,7 @@
 #include <sched.h>
 
 #include "sched/internal.h"
+#include "sched/trace.h"
 
 WEFT_TLS struct worker *weft__sched_cur_worker;
 
@@ -73,8 +74,12 @@ struct weft__task *weft__sched_next_local(struct worker *w)
          * task woken here when the queues are empty: weft__sched_park()
          * does not count LIFO slots as work) */
         weft__sched_drive_timers(w->rt);
-        if (weft__io_active(&w->rt->io))
-            weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
+        if (weft__io_active(&w->rt->io)) {
+            int n = weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
+
+            if (n > 0 && weft__trace_active(w->rt))
+                weft__trace_mark(w->rt, w, TR_IO, (uint32_t)n, 0, 0);
+        }
         if ((t = lifo_take(w)) != NULL)
             return t;
         t = pop_inject(w, false);
@@ -106,6 +111,8 @@ static struct weft__task *steal_work(struct worker *w)
         t = lq_steal_into(&v->q, &w->q, &stolen);
         if (t) {
             counter_add(&w->steals, 1);
+            if (weft__trace_active(rt))
+                weft__trace_mark(rt, w, TR_STEAL, v->index, 0, stolen + 1u);
             return t;
         }
     }
@@ -115,9 +122,19 @@ static struct weft__task *steal_work(struct worker *w)
 /* Poll t, then whatever lands in the LIFO slot, MAX_LIFO_POLLS at most. */
 void weft__sched_run_task(struct worker *w, struct weft__task *t)
 {
+    /* loaded once for the whole LIFO run: a trace started meanwhile begins
+     * with the next task */
+    bool traced = weft__trace_active(w->rt);
+
     for (unsigned n = 0;; n++) {
+        uint64_t t0 = traced ? weft__trace_poll_begin(t) : 0;
+        bool again;
+
         counter_add(&w->polls, 1);
-        if (weft__task_run(t, &w->env))
+        again = weft__task_run(t, &w->env);
+        if (traced)
+            weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
+        if (again)
             weft__sched_push_local(w, t); /* yielded or self-woken: to the back */
         t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
                 atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
@@ -177,9 +194,17 @@ static bool worker_round(struct worker *w)
         weft__sched_run_task(w, t);
         return true;
     }
-    if (spin_for_work(w))
-        return true;
-    t = weft__sched_park(w);          /* the watcher may bring a task back */
+    if (weft__trace_active(rt)) {
+        /* one "idle" slice: the spin, then the park */
+        uint64_t t0 = weft__trace_now();
+
+        t = spin_for_work(w) ? NULL : weft__sched_park(w);
+        weft__trace_mark(rt, w, TR_PARK, 0, t0, weft__trace_now() - t0);
+    } else {
+        if (spin_for_work(w))
+            return true;
+        t = weft__sched_park(w);      /* the watcher may bring a task back */
+    }
     if (t)
         weft__sched_run_task(w, t);
     return true;

@@ -68,6 +68,9 @@ struct weft_group {
 enum { CH_RUNNING = 0, CH_COMPLETED, CH_DROPPED };
 
 struct gchild {
+    /* first: weft__wrapper_name's rule (task/task.h), so that a trace or a
+     * dump names the child's own type, not the wrapper */
+    const char *display;
     struct weft_group *g;
     const weft_future_type *ut;    /* the child's type */
     size_t slot;
@@ -99,7 +102,7 @@ static void wrap_types_init(void)
         for (unsigned a = 0; a < NALIGN; a++)
             wrap_types[i][a] = (weft_future_type){
                 gchild_poll, gchild_drop, class_size(i), (size_t)1 << a, 0, 1,
-                "weft_group_child"
+                weft__wrapper_name
             };
 }
 
@@ -301,6 +304,7 @@ WEFT_API int weft_group_spawn(weft_group *g, const weft_future_type *type, const
     memset(buf + fut_off + type->size, 0, wt->size - fut_off - type->size);
     hdr.g = g;
     hdr.ut = type;
+    hdr.display = type->name;
     hdr.fut_off = (uint32_t)fut_off;
     hdr.out_off = (uint32_t)out_off;
     hdr.state = CH_RUNNING;

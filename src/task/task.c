@@ -24,6 +24,8 @@
 
 WEFT_TLS void *weft__task_driver;
 
+const char weft__wrapper_name[] = "weft_wrapper";
+
 static void *task_output(struct weft__task *t)
 {
     return (char *)t + weft__task_output_offset(t->type);

@@ -223,4 +223,21 @@ static inline struct weft__task *weft__join_task(const weft_join *j)
     return (struct weft__task *)(void *)j;
 }
 
+/* Futures that run another (a group's child wrapper, ...) are named in
+ * diagnostics (weft/trace.h) after what they run: a descriptor whose `name`
+ * is this very string ("weft_wrapper") starts with a `const char *` that
+ * names it (NULL: no name). */
+extern const char weft__wrapper_name[];
+
+/* The name a task shows in diagnostics: its descriptor's, or the wrapped
+ * future's. While the task is polled (or not yet freed). */
+static inline const char *weft__task_display_name(struct weft__task *t)
+{
+    const char *name = t->type->name;
+
+    if (name == weft__wrapper_name)
+        name = *(const char *const *)weft__task_future(t);
+    return name;
+}
+
 #endif

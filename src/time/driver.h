@@ -50,7 +50,8 @@ static inline uint64_t weft__time_next(struct weft__time *tm)
     return atomic_load_explicit(&tm->next, memory_order_relaxed);
 }
 
-/* Fire every timer due at `now`: wake their tasks. Any thread. */
-void weft__time_drive(struct weft__time *tm, uint64_t now);
+/* Fire every timer due at `now`: wake their tasks. Returns how many fired.
+ * Any thread. */
+unsigned weft__time_drive(struct weft__time *tm, uint64_t now);
 
 #endif

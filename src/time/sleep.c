@@ -77,11 +77,11 @@ static void publish_next(struct weft__time *tm)
     atomic_store_explicit(&tm->next, weft__wheel_next(&tm->wheel), memory_order_relaxed);
 }
 
-void weft__time_drive(struct weft__time *tm, uint64_t now)
+unsigned weft__time_drive(struct weft__time *tm, uint64_t now)
 {
     struct weft__timer *due[DRIVE_BATCH];
     weft_waker wakers[DRIVE_BATCH];
-    unsigned n;
+    unsigned n, fired = 0;
 
     do {
         pthread_mutex_lock(&tm->lock);
@@ -98,7 +98,9 @@ void weft__time_drive(struct weft__time *tm, uint64_t now)
         pthread_mutex_unlock(&tm->lock);
         for (unsigned i = 0; i < n; i++)
             weft_waker_wake(&wakers[i]);
+        fired += n;
     } while (n == DRIVE_BATCH);
+    return fired;
 }
 
 WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms)
