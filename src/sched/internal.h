@@ -22,7 +22,8 @@
  *   4. the inject queue (spinlock): wakes and spawns from other threads, and
  *      the overflow of full local queues, moved half a queue at a time;
  *   5. searching: steal half of another worker's local queue;
- *   6. a short look (one spinner at a time), then park. One parked worker,
+ *   6. a short look (one spinner at a time, 50 us at most by the clock,
+ *      firing due timers), then park. One parked worker,
  *      the watcher, naps instead of sleeping while others work, and takes a
  *      LIFO task stuck behind a long poll.
  *
@@ -57,7 +58,10 @@
 
 #define GLOBAL_INTERVAL 61    /* polls between inject checks; see ARCHITECTURE */
 #define MAX_LIFO_POLLS 3      /* LIFO-slot tasks run in a row */
-#define PARK_SPINS 32         /* looks (with sched_yield) before sleeping */
+#define PARK_SPINS 32         /* looks (with sched_yield) before sleeping, */
+#define PARK_SPIN_NS 50000u   /* ... and at most this long by the clock (worker.c) */
+#define PARK_SPIN_TIMER_MS 5  /* no look at all when a timer is due this soon */
+#define BUSY_IO_LOOK_NS 1000000u   /* a yielding worker looks at I/O this often */
 #define FOREIGN_SHARDS 8      /* shards for cells spawned off-runtime */
 #define CACHE_CLASSES 8       /* cell caches: 64, 128, ... 512 bytes */
 #define CACHE_DEPTH 256       /* cells kept per class per worker */
@@ -110,6 +114,7 @@ struct worker {
     _Atomic uint64_t spawned, completed;   /* owner writes; anyone reads */
     _Atomic uint64_t watch_mark;      /* the watcher writes: polls at its last look */
     uint64_t watch_ns;                /* owner only: its nap while watching */
+    uint64_t io_look_ns;              /* owner only: its last look at I/O after a yield */
     struct weft_runtime *rt;
     unsigned index;
     unsigned tick;                    /* owner only */
