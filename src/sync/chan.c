@@ -115,6 +115,7 @@
 #include <string.h>
 
 #include "sync/waitq.h"
+#include "task/task.h"
 #include "util/alloc.h"
 
 #define UNBOUNDED_FIRST_SLOTS 16
@@ -718,7 +719,7 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
         *result = s->result;
         return WEFT_READY;
     }
-    if (!weft_coop_proceed(cx))
+    if (!weft__coop_proceed(cx))
         return WEFT_PENDING;               /* the task was woken already */
     if (ch->cap) {
         if (s->w.owner == O_IDLE) {
@@ -881,7 +882,7 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
         *result = r->result;
         return WEFT_READY;
     }
-    if (!weft_coop_proceed(cx))
+    if (!weft__coop_proceed(cx))
         return WEFT_PENDING;               /* the task was woken already */
     if (ch->cap) {
         if (r->w.owner == O_IDLE) {
