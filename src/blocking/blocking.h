@@ -3,6 +3,7 @@
 #ifndef WEFT_BLOCKING_INTERNAL_H
 #define WEFT_BLOCKING_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "weft/blocking.h"
@@ -27,5 +28,12 @@ int weft__blocking_pick(weft_blocking_pool **pool);
 /* The request area of a job made by weft__blocking_spawn_req(). Once the
  * job's join has reported 0, the request is the handle holder's to read. */
 void *weft__blocking_job_req(weft_blocking_job *job);
+
+/* Withdraw a job that has not started: take it off the queue so that fn
+ * never runs; it ends as cancelled (joins report -ECANCELED) and its dispose
+ * runs with the last reference. Returns true if it was withdrawn, false if
+ * it had started, finished or been cancelled already (then nothing changes).
+ * The caller holds a handle. Thread: any. */
+bool weft__blocking_job_withdraw(weft_blocking_job *job);
 
 #endif
