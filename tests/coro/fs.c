@@ -96,6 +96,11 @@ TEST(co_fs_round_trip)
     ASSERT_EQ(0, res);                                  /* else: the failing line */
     ASSERT_EQ(0, rmdir(root));
     CT_FREE(rt);
+    /* the default pool's threads leave on their own after the shutdown,
+     * the last one freeing the pool */
+    for (uint64_t end = harness_now_ns() + 60000000000ull;
+         harness_count_threads("weft-b") > 0; usleep(1000))
+        ASSERT(harness_now_ns() < end);
     ASSERT_EQ(fds, count_fds());
     ASSERT_EQ(live, harness_live());
 }
