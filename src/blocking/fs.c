@@ -428,9 +428,17 @@ static ssize_t fs_do(struct fs_req *r)
     }
 }
 
+_Atomic(weft__fs_hook_fn) weft__fs_hook;
+
 static void *fs_run(void *arg)
 {
     struct fs_req *r = arg;
+    /* relaxed: a test sets the hook before it queues the job; the pool's
+     * lock orders the two */
+    weft__fs_hook_fn hook = atomic_load_explicit(&weft__fs_hook, memory_order_relaxed);
+
+    if (hook)
+        hook();
 
     r->result = r->setup_err < 0 ? r->setup_err : fs_do(r);
     return NULL;

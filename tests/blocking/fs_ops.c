@@ -8,10 +8,12 @@
  * pending, allocation faults; leaks by the harness and /proc/self/fd. */
 #define _GNU_SOURCE
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 
 #include "fs_test.h"
+#include "blocking/blocking.h"    /* weft__fs_hook */
 
 static void write_plain(const char *path, const char *text)
 {
@@ -352,9 +354,9 @@ static size_t pipe_bytes(int fd)
 }
 
 /* A write dropped while it runs (blocked on a full pipe) still writes every
- * byte; the caller may close its descriptor at once (the job writes through
- * its duplicate, and the reader sees end of file only once the job let go
- * of it), and may free its buffer at once (the job has its own copy). */
+ * byte, and the reader sees end of file once the job let go of the pipe; the
+ * caller may close its descriptor and free its buffer at once (the job has
+ * its own copy: ASan). */
 TEST(fs_started_write_runs_whole_after_drop)
 {
     weft_blocking_pool *p = ft_pool(1);
@@ -395,32 +397,73 @@ TEST(fs_started_write_runs_whole_after_drop)
     weft_blocking_pool_free(p);
 }
 
-/* A read dropped while it waits inside read(2) on a pipe: the caller closes
- * its descriptor and the number is reused by another file at once; the
- * job's read still reads the pipe (its duplicate), never the new file, and
- * writes nothing into the caller's buffer. */
-TEST(fs_dropped_read_never_touches_a_reused_descriptor)
+/* The hook holds a file job after it started, before its syscall. */
+static pthread_mutex_t hook_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hook_c = PTHREAD_COND_INITIALIZER;
+static bool hook_open;
+static int hook_arrived;
+
+static void hold_hook(void)
+{
+    pthread_mutex_lock(&hook_m);
+    hook_arrived++;
+    pthread_cond_broadcast(&hook_c);
+    while (!hook_open)
+        pthread_cond_wait(&hook_c, &hook_m);
+    pthread_mutex_unlock(&hook_m);
+}
+
+static void hook_set(bool on)
+{
+    pthread_mutex_lock(&hook_m);
+    hook_open = !on;
+    hook_arrived = 0;
+    pthread_cond_broadcast(&hook_c);
+    pthread_mutex_unlock(&hook_m);
+    atomic_store(&weft__fs_hook, on ? hold_hook : NULL);
+}
+
+static bool hook_has_arrived(void)
+{
+    bool a;
+
+    pthread_mutex_lock(&hook_m);
+    a = hook_arrived > 0;
+    pthread_mutex_unlock(&hook_m);
+    return a;
+}
+
+/* A read and a pwrite dropped after they started but before their syscall;
+ * the caller closes its descriptor and the number is reused by another file
+ * at once. The jobs then run on their duplicates: the read reads the pipe,
+ * the pwrite writes the first file; the file that took the number is never
+ * read or written, and the caller's read buffer is never written. */
+TEST(fs_dropped_ops_never_touch_a_reused_descriptor)
 {
     weft_blocking_pool *p = ft_pool(1);
     weft_waker nw = weft_waker_noop();
     weft_context cx = weft_context_from_waker(&nw);
-    char dir[64], path[256], buf[8] = "unused!", got[8];
-    int pfd[2], fd2, fds = ft_count_fds();
+    char dir[64], path[256], other[256], buf[8] = "unused!", got[16];
+    int pfd[2], fd, fd2, fds = ft_count_fds();
     weft_fs_op op;
     ssize_t res;
 
+    signal(SIGPIPE, SIG_IGN);         /* a pipe without reader: -EPIPE, reported */
     ft_mkdtemp(dir, "ops");
-    write_plain(ft_join(path, dir, "f"), "file data");
+    write_plain(ft_join(other, dir, "other"), "file data");
+
+    /* read */
     ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+    hook_set(true);
     weft_fs_read_init(&op, p, pfd[0], buf, sizeof(buf));
     ASSERT_EQ(WEFT_PENDING, weft_fs_poll(&op, &cx, &res));
-    ST_WAIT_UNTIL(weft_blocking_pool_threads(p) == 1);
-    usleep(20000);                                      /* most likely inside read(2) */
+    ST_WAIT_UNTIL(hook_has_arrived());                  /* started, not in read(2) */
     weft_fs_drop(&op);
     close(pfd[0]);
-    fd2 = open(path, O_RDONLY | O_CLOEXEC);
+    fd2 = open(other, O_RDONLY | O_CLOEXEC);
     ASSERT_EQ(pfd[0], fd2);                             /* the number, reused */
     ASSERT_EQ(4, write(pfd[1], "pipe", 4));             /* the job reads this */
+    hook_set(false);
     ft_pool_drain(p);
     ASSERT_EQ(0, lseek(fd2, 0, SEEK_CUR));              /* the file was not read */
     ASSERT_EQ(4, read(fd2, got, 4));
@@ -428,6 +471,26 @@ TEST(fs_dropped_read_never_touches_a_reused_descriptor)
     ASSERT(strcmp(buf, "unused!") == 0);
     close(fd2);
     close(pfd[1]);
+
+    /* pwrite */
+    fd = open(ft_join(path, dir, "mine"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT(fd >= 0);
+    hook_set(true);
+    weft_fs_pwrite_init(&op, p, fd, "WRITTEN", 7, 0);
+    ASSERT_EQ(WEFT_PENDING, weft_fs_poll(&op, &cx, &res));
+    ST_WAIT_UNTIL(hook_has_arrived());
+    weft_fs_drop(&op);
+    close(fd);
+    fd2 = open(other, O_RDWR | O_CLOEXEC);
+    ASSERT_EQ(fd, fd2);
+    hook_set(false);
+    ft_pool_drain(p);
+    ASSERT_EQ(9, pread(fd2, got, sizeof(got), 0));
+    ASSERT(memcmp(got, "file data", 9) == 0);           /* untouched */
+    close(fd2);
+    ASSERT_EQ(7, pread(fd = open(path, O_RDONLY | O_CLOEXEC), got, sizeof(got), 0));
+    ASSERT(memcmp(got, "WRITTEN", 7) == 0);             /* it ran, whole, where meant */
+    close(fd);
     ASSERT_EQ(fds, ft_count_fds());
     ft_rm_tree(dir);
     weft_blocking_pool_free(p);
