@@ -152,40 +152,62 @@ WEFT_API weft_poll weft_blocking_join_poll(weft_blocking_join *j, weft_context *
 WEFT_API void weft_blocking_join_drop(weft_blocking_join *j);
 
 /* ---- Files --------------------------------------------------------------
- * Futures that run one file operation on a blocking pool. They share one
- * struct, weft_fs_op: set it up with one of the *_init calls below, drive it
- * with weft_fs_poll(), release it with weft_fs_drop(). The operation is
- * queued on the first poll (one allocation, which also holds the operation's
- * own copy of its arguments and buffers); EINTR is retried.
+ * Futures that run one file operation on a blocking pool (docs/fs.md). They
+ * share one struct, weft_fs_op: set it up with one of the *_init calls
+ * below, drive it with weft_fs_poll(), release it with weft_fs_drop(). The
+ * operation is queued on the first poll (one allocation, which also holds
+ * the operation's own copy of its paths and of the data to write, and room
+ * for the data read); EINTR is retried.
  *
  * The pool given as NULL means the default pool of the runtime whose task
  * polls the future (weft_blocking_default()), looked up at the first poll.
  *
+ * Descriptors: an operation on a descriptor `fd` (all but open and close)
+ * works on its own duplicate of it, made on the first poll (F_DUPFD_CLOEXEC)
+ * and closed when the operation is released, so it never touches whatever
+ * file a reused descriptor number names later: closing `fd` after dropping
+ * a pending operation is safe. The duplicate shares fd's open file (its
+ * offset, flags and locks), so read/write move fd's offset as read(2) and
+ * write(2) on fd would. It costs one descriptor while the operation is
+ * pending: -EMFILE when none is left; a bad fd gives -EBADF.
+ *
  * Output (*result of weft_fs_poll): >= 0 on success (what it means depends
  * on the operation), or a negative errno: the syscall's (-ENOENT, -EACCES,
- * -EBADF, ...), -ENOMEM, -ESHUTDOWN (pool or runtime shut down),
- * -ECANCELED (cancelled by a pool shutdown before it ran), -EINVAL (a NULL
- * argument, or a NULL pool polled off a worker), -EAGAIN (no pool thread
- * could be started).
+ * -EBADF, -EEXIST, -ENOTEMPTY, ...), -ENOMEM, -ESHUTDOWN (pool or runtime
+ * shut down), -ECANCELED (cancelled by a pool shutdown before it ran),
+ * -EINVAL (a NULL argument, a negative offset or length, a zeroed or
+ * dropped future, or a NULL pool polled off a worker), -EAGAIN (no pool
+ * thread could be started). Bad arguments are reported without reaching the
+ * pool. Outputs (*st, *data, *ents, the caller's read buffer) are written
+ * only when the future completes with success.
  *
- * Cancel safety: dropping a pending operation does not stop a syscall that
- * has started; the operation finishes on the pool and its result is thrown
- * away, cleaning up after itself (a file it opened is closed, data it read
- * is freed). Bytes a dropped read took from the file are lost; a dropped
- * write may still happen. No buffer of the caller's is touched after the
- * future is dropped: reads land in the operation's own buffer and are copied
- * out when the future completes, writes copy the data when queued.
- * Follows weft/lock.h's common rules for futures. Thread: the future's
- * owner; the pool may be shared. */
+ * Cancel safety (dropping a pending operation, as a task abort or a
+ * coroutine cancel does): the operation either happens whole or not at all,
+ * and the dropper cannot tell which:
+ *   - still queued (no pool thread took it yet): it is withdrawn and never
+ *     runs. Close is the exception: a dropped close still closes fd.
+ *   - started: it runs to its end on the pool, exactly as if it had not
+ *     been dropped (a write writes all its bytes or stops at an error, a
+ *     rename renames), and its result is thrown away, cleaning up after
+ *     itself: a descriptor it opened is closed, memory it filled is freed.
+ *     Bytes a dropped read took from fd's offset are lost.
+ * No memory of the caller's is touched after the future is dropped: reads
+ * land in the operation's own buffer and are copied out when the future
+ * completes, paths and data to write are copied when it is queued. So
+ * freeing the buffers right after the drop is safe, even under a running
+ * operation. To know a mutation's outcome, await it (or check the file).
+ * Follows weft/lock.h's common rules for futures. Not copyable once polled
+ * (it holds the job). Thread: the future's owner; the pool may be shared. */
 typedef struct weft_fs_op {
     /* private: may change in any release */
     weft_blocking_pool *pool;
     weft_blocking_job *job;
-    const char *path;
-    const void *src;                /* write_file, write: the data */
-    void *dst;                      /* read: buf; read_file: void **; stat: struct stat * */
+    const char *path, *path2;       /* path2: rename's new path */
+    const void *src;                /* write_file, write, pwrite: the data */
+    void *dst;                      /* buf, void ** (read_file), struct stat *, entries ** */
     size_t len;
-    size_t *len_out;                /* read_file */
+    size_t *len_out;                /* read_file, readdir */
+    off_t off;                      /* pread, pwrite, truncate, ftruncate */
     ssize_t result;
     int fd, flags;
     mode_t mode;
@@ -193,42 +215,141 @@ typedef struct weft_fs_op {
     unsigned char kind, state;
 } weft_fs_op;
 
+/* Most bytes one read or pread asks for (a longer request is a short read). */
+#define WEFT_FS_READ_MAX ((size_t)16 << 20)
+/* Most bytes one write, pwrite or write_file takes (more: -EINVAL). */
+#define WEFT_FS_WRITE_MAX ((size_t)1 << 30)
+
+/* -- Whole files -- */
+
 /* Read the whole file at `path`. Result: the number of bytes; *data gets a
  * buffer of that many bytes plus a terminating NUL (free it with
- * weft_fs_free()) and *len the length (len may be NULL). On failure *data
- * and *len are untouched. `path` is copied on the first poll. */
+ * weft_fs_free()) and *len the length (len may be NULL). -EFBIG past 1 GiB.
+ * On failure *data and *len are untouched. */
 WEFT_API void weft_fs_read_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                      void **data, size_t *len);
 /* Create or truncate the file at `path` (mode 0666 before the umask) and
- * write `len` bytes of `data` to it. Result: 0. `path` and `data` are
- * copied on the first poll. */
+ * write `len` bytes of `data` to it. Result: 0. A dropped write_file that
+ * had started may leave the file created and partly written only if the
+ * write itself fails (-ENOSPC...), as a synchronous one would. */
 WEFT_API void weft_fs_write_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                       const void *data, size_t len);
-/* stat(2) `path` into *st (written only on success). Result: 0. */
+
+/* -- Paths -- */
+
+/* stat(2) `path` into *st. Result: 0. */
 WEFT_API void weft_fs_stat_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                 struct stat *st);
-/* open(2) `path` with `flags` (O_CLOEXEC is added) and `mode`. Result: the
- * new descriptor, which the caller owns (close it with weft_fs_close_init()
- * or close(2)). */
+/* open(2) `path` with `flags` (O_RDONLY, O_WRONLY or O_RDWR, or'ed with
+ * O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, ...; O_CLOEXEC is always
+ * added) and `mode` (the permissions of a file O_CREAT makes, before the
+ * umask; ignored otherwise). Result: the new descriptor, which the caller
+ * owns (close it with weft_fs_close_init() or close(2)). A dropped open
+ * that had started closes the descriptor it got. */
 WEFT_API void weft_fs_open_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                 int flags, mode_t mode);
-/* read(2) at most `len` bytes (at most 16 MiB in one call) from `fd` into
- * `buf`. Result: bytes read (0 at end of file). `buf` is written only when
- * the future completes. */
+/* rename(2) `from` to `to`, both copied. Result: 0. An existing file `to`
+ * is replaced atomically, an empty directory `to` too when `from` is a
+ * directory; -EISDIR (file over a directory), -ENOTDIR (directory over a
+ * file), -ENOTEMPTY (over a non-empty directory), -ENOENT, -EXDEV. */
+WEFT_API void weft_fs_rename_init(weft_fs_op *op, weft_blocking_pool *pool, const char *from,
+                                  const char *to);
+/* unlink(2) `path`. Result: 0. -EISDIR for a directory (use rmdir),
+ * -ENOENT. */
+WEFT_API void weft_fs_unlink_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path);
+/* mkdir(2) `path` with `mode` (before the umask). Result: 0. -EEXIST when
+ * anything exists there, -ENOENT when the parent does not. */
+WEFT_API void weft_fs_mkdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
+                                 mode_t mode);
+/* rmdir(2) `path`. Result: 0. -ENOTEMPTY, -ENOTDIR, -ENOENT. */
+WEFT_API void weft_fs_rmdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path);
+/* truncate(2) the file at `path` to `length` bytes: longer reads back as
+ * zeros past the old end. Result: 0. -EINVAL for a negative length,
+ * -EISDIR. */
+WEFT_API void weft_fs_truncate_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
+                                    off_t length);
+
+/* A directory entry of weft_fs_readdir_init(). */
+typedef enum weft_fs_type {
+    WEFT_FS_UNKNOWN = 0,
+    WEFT_FS_FILE,
+    WEFT_FS_DIR,
+    WEFT_FS_LINK,                   /* a symbolic link (not followed) */
+    WEFT_FS_FIFO,
+    WEFT_FS_SOCKET,
+    WEFT_FS_CHAR,
+    WEFT_FS_BLOCK
+} weft_fs_type;
+
+typedef struct weft_fs_dirent {
+    const char *name;               /* NUL-terminated, inside the same allocation */
+    weft_fs_type type;
+} weft_fs_dirent;
+
+/* List the directory at `path`: every entry but "." and "..", sorted by
+ * name (strcmp), with its type (from the directory itself, or from an
+ * lstat when the file system does not say). Result: the number of entries;
+ * *ents gets an array of that many (never NULL on success, even when empty)
+ * whose names live in the same allocation: free it all with one
+ * weft_fs_free(*ents). *count gets the number too (count may be NULL).
+ * -ENOTDIR, -ENOENT, -EACCES, -ENOMEM. A dropped readdir frees its list. */
+WEFT_API void weft_fs_readdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
+                                   weft_fs_dirent **ents, size_t *count);
+
+/* -- Descriptors (see "Descriptors" above: each works on a duplicate) -- */
+
+/* read(2) at most `len` bytes (at most WEFT_FS_READ_MAX) from `fd`'s offset
+ * into `buf`. Result: bytes read (0 at end of file). */
 WEFT_API void weft_fs_read_init(weft_fs_op *op, weft_blocking_pool *pool, int fd, void *buf,
                                 size_t len);
-/* write(2) `len` bytes of `buf` to `fd` (copied on the first poll; at most
- * 1 GiB, else -EINVAL), looping over short writes. Result: bytes written. */
+/* write(2) `len` bytes of `buf` to `fd` at its offset (copied on the first
+ * poll; at most WEFT_FS_WRITE_MAX, else -EINVAL), looping over short
+ * writes. Result: bytes written (len, unless an error stopped it after
+ * some bytes: then the error). */
 WEFT_API void weft_fs_write_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                  const void *buf, size_t len);
-/* close(2) `fd`. Result: 0. EINTR is not retried (Linux has released the
- * descriptor already) and counts as success. */
+/* pread(2) at most `len` bytes (at most WEFT_FS_READ_MAX) at offset `off`
+ * into `buf`; fd's own offset does not move. Result: bytes read, 0 at or
+ * past the end of file. -EINVAL for a negative offset, -ESPIPE for a pipe
+ * or socket, -EISDIR. */
+WEFT_API void weft_fs_pread_init(weft_fs_op *op, weft_blocking_pool *pool, int fd, void *buf,
+                                 size_t len, off_t off);
+/* pwrite(2) `len` bytes of `buf` (copied on the first poll; at most
+ * WEFT_FS_WRITE_MAX) at offset `off`, looping over short writes; fd's own
+ * offset does not move. Writing past the end of file leaves a hole that
+ * reads back as zeros. Result: bytes written. -EINVAL for a negative
+ * offset, -ESPIPE, -EBADF (fd not open for writing). Linux appends
+ * whatever `off` says when fd has O_APPEND. */
+WEFT_API void weft_fs_pwrite_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
+                                  const void *buf, size_t len, off_t off);
+/* fsync(2) / fdatasync(2) `fd` (any access mode: a read-only descriptor
+ * syncs too). Result: 0. -EIO, -EINVAL (a file that cannot be synced). */
+WEFT_API void weft_fs_fsync_init(weft_fs_op *op, weft_blocking_pool *pool, int fd);
+WEFT_API void weft_fs_fdatasync_init(weft_fs_op *op, weft_blocking_pool *pool, int fd);
+/* ftruncate(2) `fd` (open for writing) to `length`. Result: 0. -EINVAL for
+ * a negative length or a descriptor not open for writing. */
+WEFT_API void weft_fs_ftruncate_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
+                                     off_t length);
+/* fstat(2) `fd` into *st. Result: 0. */
+WEFT_API void weft_fs_fstat_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
+                                 struct stat *st);
+/* close(2) `fd` (the descriptor itself, no duplicate). Result: 0. EINTR is
+ * not retried (Linux has released the descriptor already) and counts as
+ * success. Not withdrawn when dropped: a dropped close still closes fd,
+ * so fd is never left open for nobody. */
 WEFT_API void weft_fs_close_init(weft_fs_op *op, weft_blocking_pool *pool, int fd);
 
+/* -- Driving -- */
+
+/* Poll: queue the operation on the first call, then READY with *result
+ * (may be NULL) once it is done. Thread: the owner. */
 WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *result);
+/* Release: valid in every state, idempotent; a pending operation is
+ * withdrawn or left to finish as "Cancel safety" above says. Never waits. */
 WEFT_API void weft_fs_drop(weft_fs_op *op);
 
-/* Free a buffer weft_fs_read_file_init() handed out. NULL is ignored. */
+/* Free a buffer weft_fs_read_file_init() or weft_fs_readdir_init() handed
+ * out. NULL is ignored. Thread: any. */
 WEFT_API void weft_fs_free(void *data);
 
 #ifdef __cplusplus

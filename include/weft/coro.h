@@ -84,6 +84,7 @@
 #include "group.h"
 #include "net.h"
 #include "bufio.h"
+#include "blocking.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -261,6 +262,37 @@ WEFT_API ssize_t weft_co_bufwrite(weft_bufwriter *w, const void *src, size_t len
 WEFT_API ssize_t weft_co_write_frame(weft_bufwriter *w, const void *payload, size_t len);
 /* flush the writer: 0, -errno. */
 WEFT_API ssize_t weft_co_flush(weft_bufwriter *w);
+
+/* ---- Files (weft/blocking.h, docs/fs.md) -----------------------------------------
+ * Each runs one weft_fs_op on the default blocking pool of this coroutine's
+ * runtime and returns its result (the meaning and errors of the matching
+ * weft_fs_*_init), or -ECANCELED / -EINVAL as above. A cancelled call is a
+ * dropped weft_fs_op: withdrawn if no pool thread took it yet (it never
+ * happens; a close still closes), else it runs whole on the pool and its
+ * result is thrown away (an opened descriptor closed, a list freed). The
+ * caller's buffers are never touched after the call returns. */
+WEFT_API ssize_t weft_co_fs_read_file(const char *path, void **data, size_t *len);
+WEFT_API int weft_co_fs_write_file(const char *path, const void *data, size_t len);
+WEFT_API int weft_co_fs_stat(const char *path, struct stat *st);
+/* the new descriptor (>= 0), owned by the caller */
+WEFT_API int weft_co_fs_open(const char *path, int flags, mode_t mode);
+WEFT_API int weft_co_fs_close(int fd);
+WEFT_API ssize_t weft_co_fs_read(int fd, void *buf, size_t len);
+WEFT_API ssize_t weft_co_fs_write(int fd, const void *buf, size_t len);
+WEFT_API ssize_t weft_co_fs_pread(int fd, void *buf, size_t len, off_t off);
+WEFT_API ssize_t weft_co_fs_pwrite(int fd, const void *buf, size_t len, off_t off);
+WEFT_API int weft_co_fs_fsync(int fd);
+WEFT_API int weft_co_fs_fdatasync(int fd);
+WEFT_API int weft_co_fs_ftruncate(int fd, off_t length);
+WEFT_API int weft_co_fs_fstat(int fd, struct stat *st);
+WEFT_API int weft_co_fs_rename(const char *from, const char *to);
+WEFT_API int weft_co_fs_unlink(const char *path);
+WEFT_API int weft_co_fs_mkdir(const char *path, mode_t mode);
+WEFT_API int weft_co_fs_rmdir(const char *path);
+WEFT_API int weft_co_fs_truncate(const char *path, off_t length);
+/* the number of entries; *ents as weft_fs_readdir_init (free it with
+ * weft_fs_free()) */
+WEFT_API ssize_t weft_co_fs_readdir(const char *path, weft_fs_dirent **ents);
 
 #ifdef __cplusplus
 }

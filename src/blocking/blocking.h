@@ -3,6 +3,8 @@
 #ifndef WEFT_BLOCKING_INTERNAL_H
 #define WEFT_BLOCKING_INTERNAL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "weft/blocking.h"
@@ -27,5 +29,18 @@ int weft__blocking_pick(weft_blocking_pool **pool);
 /* The request area of a job made by weft__blocking_spawn_req(). Once the
  * job's join has reported 0, the request is the handle holder's to read. */
 void *weft__blocking_job_req(weft_blocking_job *job);
+
+/* Tests only: a file job calls this on its pool thread after it started
+ * and before its syscall (NULL, the default: nothing), so that a test can
+ * hold an operation between "started" and "inside the kernel". */
+typedef void (*weft__fs_hook_fn)(void);
+extern _Atomic(weft__fs_hook_fn) weft__fs_hook;
+
+/* Withdraw a job that has not started: take it off the queue so that fn
+ * never runs; it ends as cancelled (joins report -ECANCELED) and its dispose
+ * runs with the last reference. Returns true if it was withdrawn, false if
+ * it had started, finished or been cancelled already (then nothing changes).
+ * The caller holds a handle. Thread: any. */
+bool weft__blocking_job_withdraw(weft_blocking_job *job);
 
 #endif

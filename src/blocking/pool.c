@@ -611,6 +611,32 @@ WEFT_API bool weft_blocking_job_is_complete(const weft_blocking_job *job)
     return done;
 }
 
+/* The queue is singly linked: find the job's predecessor by walking it
+ * (queues are short; a withdraw is rare). A token handed out for the job
+ * stays: the thread that takes it finds nothing and goes idle again. */
+bool weft__blocking_job_withdraw(weft_blocking_job *job)
+{
+    struct weft_blocking_pool *p = job->pool;
+    struct weft_blocking_job **pp, *prev = NULL;
+    weft_waker w;
+
+    bp_lock(p);
+    if (job->state != JOB_QUEUED) {
+        bp_unlock(p);
+        return false;
+    }
+    for (pp = &p->head; *pp != job; pp = &(*pp)->next)
+        prev = *pp;                         /* QUEUED: it is on the queue */
+    *pp = job->next;
+    if (p->tail == job)
+        p->tail = prev;
+    job->next = NULL;
+    w = job_finish_locked(job, JOB_CANCELLED);
+    job_unref_unlock(job);                  /* the queue's reference */
+    weft_waker_wake(&w);
+    return true;
+}
+
 WEFT_API void weft_blocking_job_drop(weft_blocking_job *job)
 {
     if (job == NULL)
