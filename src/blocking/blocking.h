@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "task/task.h"
 #include "weft/blocking.h"
 
 /* weft_blocking_spawn() with a request area of `req_size` (> 0) bytes inside
@@ -27,5 +28,12 @@ int weft__blocking_pick(weft_blocking_pool **pool);
 /* The request area of a job made by weft__blocking_spawn_req(). Once the
  * job's join has reported 0, the request is the handle holder's to read. */
 void *weft__blocking_job_req(weft_blocking_job *job);
+
+/* What weft_runtime_metrics() reports of a pool (under its lock). */
+struct weft__blocking_stats {
+    uint64_t threads, idle, queued, started, wait_ns;
+    uint64_t wait_hist[WEFT_HIST_BUCKETS_];
+};
+void weft__blocking_stats(weft_blocking_pool *pool, struct weft__blocking_stats *out);
 
 #endif

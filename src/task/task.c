@@ -18,11 +18,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/alloc.h"
+#include "weft/observe.h"
 #include "weft/task.h"
 
 WEFT_TLS void *weft__task_driver;
+
+/* ---- Observability: the trailer's per-poll part ------------------------------------
+ * The task this thread is polling (NULL between polls), for WEFT_AWAIT's
+ * park records and for spotting self-wakes (a wake of the polled task from
+ * its own poll, on its own thread: the busy-loop lint). Thread-local: only
+ * the polling thread reads or writes them. */
+static WEFT_TLS struct weft__task *poll_cur;
+static WEFT_TLS bool poll_parked;       /* weft__async_parked() ran this poll */
+static WEFT_TLS bool poll_self_woke;    /* poll_cur woke itself this poll */
+static WEFT_TLS uint64_t poll_t0;       /* poll_cur's poll began (0: unknown) */
+
+uint64_t weft__task_clock_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t weft__task_poll_now(void)
+{
+    return poll_cur && poll_t0 ? poll_t0 : weft__task_clock_ns();
+}
+
+WEFT_API void weft__async_parked(const weft_async_site *site)
+{
+    struct weft__task *t = poll_cur;
+    struct weft__task_dbg *d;
+
+    if (t == NULL)
+        return;
+    d = weft__task_dbg(t);
+    /* relaxed: the poller's own fields, read racily by the dump (each a
+     * pointer to a constant: a torn pair shows two true sites) */
+    if (!poll_parked) {
+        poll_parked = true;
+        atomic_store_explicit(&d->inner, site, memory_order_relaxed);
+    }
+    atomic_store_explicit(&d->site, site, memory_order_relaxed);
+}
 
 static void *task_output(struct weft__task *t)
 {
@@ -60,6 +102,19 @@ struct weft__task *weft__task_init(void *cell, const weft_future_type *ty, const
     weft__list_init(&t->owned);
     t->join_waker = WEFT_WAKER_EMPTY;
     memcpy(weft__task_future(t), init, ty->size);
+    {
+        struct weft__task_dbg *d = weft__task_dbg(t);
+
+        /* published with the cell (the books' lock, the run queue) */
+        d->id = 0;
+        d->spawned_ns = 0;
+        atomic_init(&d->polls, 0);
+        atomic_init(&d->poll_ns, 0);
+        atomic_init(&d->site, NULL);
+        atomic_init(&d->inner, NULL);
+        atomic_init(&d->worker, -1);
+        d->self_wakes = d->busy_polls = d->linted = 0;
+    }
     /* relaxed: the task is published to other threads by the run queue
      * (a release store or a lock), which orders this store */
     atomic_store_explicit(&t->state,
@@ -148,12 +203,12 @@ static void task_complete(struct weft__task *t, bool cancelled)
         memory_order_relaxed));
     if (wake) {
         /* counted first: whoever the wake releases sees the count */
-        sched->ops->completed(sched, t);
+        sched->ops->completed(sched, t, cancelled);
         weft_waker_wake_by_ref(&t->join_waker);
         ref_dec_n(t, 2);       /* the running thread's and the books' */
         return;
     }
-    sched->ops->completed(sched, t);
+    sched->ops->completed(sched, t, cancelled);
     if (TASK_REFS(next) == 0)
         task_dealloc(t);
 }
@@ -214,6 +269,9 @@ static void task_wake_by_ref(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
 
+    if (t == poll_cur)
+        poll_self_woke = true;             /* woken from its own poll */
+
     if (transition_to_notified(t, false) == WAKE_SCHEDULE)
         t->sched->ops->schedule(t->sched, t, false);
 }
@@ -221,6 +279,9 @@ static void task_wake_by_ref(const void *data)
 static void task_wake(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
+
+    if (t == poll_cur)
+        poll_self_woke = true;
 
     switch (transition_to_notified(t, true)) {
     case WAKE_SCHEDULE:                    /* our reference goes to the queue */
@@ -276,9 +337,20 @@ static bool begin_poll(struct weft__task *t, bool *cancelled)
     return true;
 }
 
-enum end_action { END_IDLE, END_REQUEUE, END_CANCEL };
+enum end_action { END_IDLE, END_IDLE_LOST, END_REQUEUE, END_CANCEL };
 
-static enum end_action end_poll(struct weft__task *t)
+/* The references a task holds on itself while idle: the books' and, while
+ * JOIN_INTEREST, the join handle's. An idle task with no more has no waker
+ * anywhere: nothing can wake it again (the lost-waker lint). */
+static uint64_t own_refs(uint64_t state)
+{
+    return 1 + ((state & TASK_JOIN_INTEREST) ? 1 : 0);
+}
+
+/* `lost`: look for a lost waker. On END_IDLE_LOST the running reference is
+ * kept (the caller reports, then drops it): the cell cannot go away under
+ * the report even if an abort completes the task at once. */
+static enum end_action end_poll(struct weft__task *t, bool lost)
 {
     uint64_t cur, next;
     enum end_action act;
@@ -290,6 +362,8 @@ static enum end_action end_poll(struct weft__task *t)
         next = cur & ~TASK_RUNNING;
         if (cur & TASK_NOTIFIED) {
             act = END_REQUEUE;             /* our reference becomes the queue's */
+        } else if (lost && TASK_REFS(cur) == own_refs(cur) + 1) {
+            act = END_IDLE_LOST;           /* keep ours for the report */
         } else {
             act = END_IDLE;
             next -= TASK_REF_ONE;          /* books hold one: never the last */
@@ -356,11 +430,63 @@ static bool end_poll_yield(struct weft__task *t)
     return true;
 }
 
+/* The lint options in force (NULL: none), for the poller. */
+static const struct weft__lint_cfg *lint_cfg(const struct weft__task_env *env)
+{
+    /* acquire: pairs with the release that published the options */
+    return env && env->lint ? atomic_load_explicit(env->lint, memory_order_acquire) : NULL;
+}
+
+/* Report lint `kind` for t once (the poller holds t: RUNNING or a reference). */
+static void lint_once(struct weft__task *t, struct weft__task_dbg *d, int kind, uint64_t value)
+{
+    if (d->linted & (1u << kind))
+        return;
+    d->linted |= (uint8_t)(1u << kind);
+    t->sched->ops->lint(t->sched, t, kind, value);
+}
+
+#define BUSY_WINDOW 64          /* polls looked at by the busy-loop lint ... */
+#define BUSY_SELF_WAKES 56      /* ... of which this many woke themselves */
+
+/* After the poll, while still RUNNING: the metrics and the lints that need
+ * the poll's time or its self-wakes. */
+static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
+                         struct weft__task_env *env, const struct weft__lint_cfg *cfg,
+                         uint64_t t0)
+{
+    uint64_t dur = weft__task_clock_ns() - t0;
+    _Atomic uint64_t *b = &env->poll_hist[weft__hist_bucket(dur)];
+
+    /* owner-only counters, read by metrics: relaxed load + store */
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&env->poll_time_ns,
+                          atomic_load_explicit(&env->poll_time_ns, memory_order_relaxed) + dur,
+                          memory_order_relaxed);
+    if (cfg == NULL)
+        return;
+    if ((cfg->mask & (1u << WEFT_LINT_LONG_POLL)) && dur > cfg->long_poll_ns)
+        lint_once(t, d, WEFT_LINT_LONG_POLL, dur);
+    if (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)) {
+        d->self_wakes += poll_self_woke;
+        if (++d->busy_polls == BUSY_WINDOW) {
+            if (d->self_wakes >= BUSY_SELF_WAKES)
+                lint_once(t, d, WEFT_LINT_BUSY_LOOP, BUSY_WINDOW);
+            d->busy_polls = d->self_wakes = 0;
+        }
+    }
+}
+
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
     weft_waker waker = { t, &task_waker_vtable };   /* borrowed: no reference */
     weft_context cx = { &waker, env };
-    bool cancelled;
+    const struct weft__lint_cfg *cfg;
+    struct weft__task_dbg *d;
+    bool cancelled, lost;
+    uint64_t t0 = 0;
+    weft_poll r;
 
     if (!begin_poll(t, &cancelled)) {
         ref_dec_n(t, 1);
@@ -370,17 +496,39 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         task_cancel_running(t);
         return false;
     }
+    d = weft__task_dbg(t);
+    /* relaxed: the poller's own fields (RUNNING), read racily by the dump */
+    atomic_store_explicit(&d->polls, atomic_load_explicit(&d->polls, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (env) {
         env->budget = WEFT_COOP_BUDGET;
         env->yielded = false;
         env->waker = &waker;
         stress_begin_poll(t, env);
+        t0 = weft__task_clock_ns();
+        atomic_store_explicit(&env->poll_start_ns, t0, memory_order_relaxed);
+        atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
+        atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
     }
-    if (t->type->poll(weft__task_future(t), &cx, task_output(t)) == WEFT_READY) {
+    poll_cur = t;
+    poll_t0 = t0;
+    poll_parked = false;
+    poll_self_woke = false;
+    r = t->type->poll(weft__task_future(t), &cx, task_output(t));
+    poll_cur = NULL;
+    cfg = lint_cfg(env);
+    if (env)
+        poll_account(t, d, env, cfg, t0);
+    if (r == WEFT_READY) {
         if (t->type->drop)
             t->type->drop(weft__task_future(t));
         task_complete(t, false);
         return false;
+    }
+    if (!poll_parked) {
+        /* parked outside WEFT_AWAIT: no site to show */
+        atomic_store_explicit(&d->site, NULL, memory_order_relaxed);
+        atomic_store_explicit(&d->inner, NULL, memory_order_relaxed);
     }
     if (env && env->yielded) {
         /* yield_now or the budget: requeued as if woken, without the wake */
@@ -389,8 +537,16 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         task_cancel_running(t);
         return false;
     }
-    switch (end_poll(t)) {
+    lost = cfg && (cfg->mask & (1u << WEFT_LINT_LOST_WAKER)) &&
+           !(d->linted & (1u << WEFT_LINT_LOST_WAKER));
+    switch (end_poll(t, lost)) {
     case END_IDLE:
+        break;
+    case END_IDLE_LOST:
+        /* idle with our reference kept: nobody can wake it, but an abort
+         * may complete it meanwhile; the report is made under our ref */
+        lint_once(t, d, WEFT_LINT_LOST_WAKER, 0);
+        ref_dec_n(t, 1);
         break;
     case END_REQUEUE:
         return true;                       /* woken during its own poll */
