@@ -363,6 +363,8 @@ struct weft__task *weft__sched_park(struct worker *w)
     bool seen;
     int events = 0;
 
+    w->env.poll_end_ns = 0;           /* owner only: the next poll reads the clock */
+    weft__task_env_mark(&w->env);
     if (weft__sched_end_search(w) && weft__sched_work_anywhere(rt)) {
         /* The last searcher sees work: pushers that saw it searching woke
          * nobody, so it hands the search on before going back to work

@@ -233,7 +233,7 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     t = weft__task_init(cell, type, init, &sh->base, join != NULL);
     /* spawned at: on a worker, the start of the poll that spawns (no clock
      * read per spawn: off by at most that poll's time); elsewhere, now */
-    now = weft__task_poll_now();
+    now = w && w->env.poll_end_ns ? w->env.poll_end_ns : weft__task_poll_now();
     spin_lock(&sh->lock);
     /* acquire: pairs with the release store of `closed` in weft__sched_close():
      * a spawn that gets in here is seen by shutdown's scan of the shards */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "util/alloc.h"
@@ -42,6 +43,26 @@ uint64_t weft__task_clock_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void weft__task_wake_soon(weft_context *cx)
+{
+    bool was = poll_self_woke;
+
+    weft_waker_wake_by_ref(weft_context_waker(cx));
+    poll_self_woke = was;              /* the library's own: not a busy loop */
+}
+
+static long thread_nivcsw(void)
+{
+    struct rusage ru;
+
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : -1;
+}
+
+void weft__task_env_mark(struct weft__task_env *env)
+{
+    env->nivcsw_mark = thread_nivcsw();
 }
 
 uint64_t weft__task_poll_now(void)
@@ -455,8 +476,10 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
                          struct weft__task_env *env, const struct weft__lint_cfg *cfg,
                          uint64_t t0)
 {
-    uint64_t dur = weft__task_clock_ns() - t0;
+    uint64_t t1 = weft__task_clock_ns(), dur = t1 - t0;
     _Atomic uint64_t *b = &env->poll_hist[weft__hist_bucket(dur)];
+
+    env->poll_end_ns = t1;
 
     /* owner-only counters, read by metrics: relaxed load + store */
     atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
@@ -466,8 +489,16 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
                           memory_order_relaxed);
     if (cfg == NULL)
         return;
-    if ((cfg->mask & (1u << WEFT_LINT_LONG_POLL)) && dur > cfg->long_poll_ns)
-        lint_once(t, d, WEFT_LINT_LONG_POLL, dur);
+    if ((cfg->mask & (1u << WEFT_LINT_LONG_POLL)) && dur > cfg->long_poll_ns &&
+        !(d->linted & (1u << WEFT_LINT_LONG_POLL))) {
+        /* preempted since the worker last parked (an overloaded machine)?
+         * then the poll may not have blocked: say nothing */
+        long n = thread_nivcsw();
+
+        if (n == env->nivcsw_mark)
+            lint_once(t, d, WEFT_LINT_LONG_POLL, dur);
+        env->nivcsw_mark = n;
+    }
     if (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)) {
         d->self_wakes += poll_self_woke;
         if (++d->busy_polls == BUSY_WINDOW) {
@@ -505,7 +536,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         env->yielded = false;
         env->waker = &waker;
         stress_begin_poll(t, env);
-        t0 = weft__task_clock_ns();
+        t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
         atomic_store_explicit(&env->poll_start_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
@@ -910,7 +941,7 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
     if (weft_waker_will_wake(cx->waker, env->waker))
         env->yielded = true;               /* requeued at the back, no wake */
     else
-        weft_waker_wake_by_ref(cx->waker); /* a combinator's own waker */
+        weft__task_wake_soon(cx);          /* a combinator's own waker */
     return false;
 }
 

@@ -185,6 +185,14 @@ uint64_t weft__task_clock_ns(void);
 /* For spawn times: the start of the poll running on this thread, if any
  * (no clock read: off by at most that poll's time), else the clock. */
 uint64_t weft__task_poll_now(void);
+/* Wake cx's waker to be polled again soon (a yield the library makes on
+ * the task's behalf: a channel slot being freed, a combinator's budget):
+ * not counted as the task waking itself by the busy-loop lint. */
+struct weft__task_env;
+void weft__task_wake_soon(weft_context *cx);
+/* The worker is about to park: note its involuntary context switches for
+ * the long-poll lint (one getrusage(); parking makes system calls anyway). */
+void weft__task_env_mark(struct weft__task_env *env);
 
 static inline size_t weft__task_cell_align(const weft_future_type *ty)
 {
@@ -250,6 +258,15 @@ struct weft__task_env {
     int worker;                /* index for the trailer; -1: not a worker */
     _Atomic uint64_t poll_start_ns;   /* start of the current/last poll; a
                                        * stall detector would read it */
+    /* owner only: when the last poll ended, if the worker has done nothing
+     * but pick the next task since (a clock read saved per poll: the next
+     * poll starts then); 0 after anything longer (a park, a spin, driving
+     * timers or I/O), and the next poll reads the clock */
+    uint64_t poll_end_ns;
+    /* owner only: the thread's involuntary context switches when it last
+     * parked (weft__task_env_mark()): a long poll during which the count
+     * grew may have been preempted, not blocked, and is not reported */
+    long nivcsw_mark;
     _Atomic uint64_t poll_time_ns;    /* total time inside polls */
     _Atomic uint64_t poll_hist[WEFT_HIST_BUCKETS_];
     /* lints: the runtime's options (the scheduler keeps them alive for the
