@@ -116,7 +116,8 @@ typedef struct weft_metrics {
     unsigned long long uptime_ns;   /* since weft_runtime_new() */
 
     /* scheduler (sums over the workers; per worker: weft_runtime_worker_metrics) */
-    unsigned long long polls;
+    unsigned long long polls;           /* task runs: polls, and the runs that
+                                         * only drop an aborted task */
     unsigned long long steals;
     unsigned long long overflows;       /* half-queue moves to the inject queue */
     unsigned long long parks;           /* times a worker went to sleep */
@@ -125,7 +126,8 @@ typedef struct weft_metrics {
     unsigned long long local_queue_depth;  /* now, summed */
     unsigned long long inject_queue_depth; /* now */
     unsigned long long poll_time_ns;    /* total time inside polls */
-    unsigned long long poll_time_hist[WEFT_HIST_BUCKETS];   /* one per poll */
+    unsigned long long poll_time_hist[WEFT_HIST_BUCKETS];   /* one per poll of
+                                         * a future (drops not included) */
 
     /* tasks */
     unsigned long long tasks_spawned;
