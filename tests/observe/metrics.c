@@ -231,8 +231,10 @@ TEST(metrics_count_every_layer_exactly)
     if (!harness_stress())            /* else the first look may be refused */
         ASSERT(mid.io_eagain >= 1);
     ASSERT_EQ(0, m.io_sources);
-    ASSERT(m.io_polls >= 1);
-    ASSERT(m.io_events >= 1);
+    if (!harness_stress()) {          /* the read waited for the byte's edge */
+        ASSERT(m.io_polls >= 1);
+        ASSERT(m.io_events >= 1);
+    }
     ASSERT_EQ(m.io_polls, hist_sum(m.io_events_hist, 8));
     ASSERT_EQ(0, m.lints);
     weft_runtime_free(rt);
