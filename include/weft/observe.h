@@ -11,7 +11,18 @@
  * recent, not all from one instant), and a dump holds each shard of the
  * task books for the time it takes to copy that shard's records (about
  * 100 ns per task), never more than one shard at a time and never while
- * calling back or printing. */
+ * calling back or printing.
+ *
+ * Time. No clock is read per poll or per spawn unless poll timing is on:
+ * a task's spawn and last-poll times are the clock as its worker last read
+ * it, which a worker does every few dozen polls and whenever it wakes, so
+ * ages and idle times are right to within that (milliseconds on a busy
+ * worker; a spawn from outside the workers while they all sleep may look
+ * older than it is, by up to the time they slept). Poll timing (two clock
+ * reads per poll: about 40 ns on bare metal, 500 ns on a VM that traps the
+ * TSC) adds the poll-time histogram, exact poll times in the dump, and the
+ * long-poll lint: weft_runtime_set_poll_timing(), or WEFT_POLL_TIMING=1 in
+ * the environment when the runtime is made. */
 #ifndef WEFT_OBSERVE_H
 #define WEFT_OBSERVE_H
 
@@ -46,11 +57,12 @@ typedef struct weft_task_info {
     bool cancelled;                 /* abort requested (or ended by it) */
     int worker;                     /* worker it last ran on; -1: never polled
                                      * (or polled off the workers) */
-    unsigned long long age_ns;      /* since spawn */
+    unsigned long long age_ns;      /* since spawn (see "Time" above) */
     unsigned long long polls;       /* polls so far */
     unsigned long long since_poll_ns; /* since its last poll began (0: never
                                        * polled); for a running task: how
-                                       * long the current poll has run */
+                                       * long the current poll has run (to
+                                       * the worker's clock: see "Time") */
     /* Where its last poll returned PENDING: the outermost await of the task's
      * own async function (its weft_async's resume line), and the innermost
      * await reached in that poll (a nested async function's), or for a
@@ -125,9 +137,10 @@ typedef struct weft_metrics {
     unsigned long long lifo_polls;
     unsigned long long local_queue_depth;  /* now, summed */
     unsigned long long inject_queue_depth; /* now */
+    /* while poll timing is on (weft_runtime_set_poll_timing()); else 0 */
     unsigned long long poll_time_ns;    /* total time inside polls */
-    unsigned long long poll_time_hist[WEFT_HIST_BUCKETS];   /* one per poll of
-                                         * a future (drops not included) */
+    unsigned long long poll_time_hist[WEFT_HIST_BUCKETS];   /* one per timed
+                                         * poll of a future (drops not included) */
 
     /* tasks */
     unsigned long long tasks_spawned;
@@ -182,12 +195,22 @@ WEFT_API unsigned long long weft_hist_bucket_upper_ns(unsigned i);
  * -EINVAL. Writes a NUL-terminated prefix when len > 0. Thread: any. */
 WEFT_API int weft_metrics_prometheus(const weft_metrics *m, char *buf, size_t len);
 
+/* Turn poll timing on or off (see "Time" above); off by default, on when
+ * WEFT_POLL_TIMING is set (and not "0") at weft_runtime_new(). Returns 0 or
+ * -EINVAL (NULL). Thread: any; workers pick it up at their next poll. */
+WEFT_API int weft_runtime_set_poll_timing(weft_runtime *rt, bool on);
+
+/* Whether poll timing is on; false for NULL. Thread: any. */
+WEFT_API bool weft_runtime_poll_timing(const weft_runtime *rt);
+
 /* ---- Lints ----------------------------------------------------------------------
  * Bugs the runtime can see from where it stands, reported through a hook
  * once per task and kind (default: one line on stderr). */
 typedef enum weft_lint_kind {
     /* a poll ran longer than long_poll_ns: a blocking call inside a task
-     * (value: the poll's ns) */
+     * (value: the poll's ns). Needs poll timing (it is what reads the
+     * clock); not reported for a poll during which its thread was
+     * preempted (an overloaded machine makes any poll long) */
     WEFT_LINT_LONG_POLL = 1,
     /* the task returned PENDING and nobody holds its waker: nothing can wake
      * it again (only an abort or shutdown ends it) (value: 0) */

@@ -109,6 +109,21 @@ WEFT_API int weft_runtime_metrics(weft_runtime *rt, weft_metrics *m)
     return 0;
 }
 
+WEFT_API int weft_runtime_set_poll_timing(weft_runtime *rt, bool on)
+{
+    if (rt == NULL)
+        return -EINVAL;
+    /* relaxed: a switch, read once per poll; polls already started keep
+     * what they saw */
+    atomic_store_explicit(&rt->poll_timing, on, memory_order_relaxed);
+    return 0;
+}
+
+WEFT_API bool weft_runtime_poll_timing(const weft_runtime *rt)
+{
+    return rt && atomic_load_explicit(&rt->poll_timing, memory_order_relaxed);
+}
+
 /* ---- Prometheus text format ------------------------------------------------------- */
 struct out {
     char *buf;

@@ -100,8 +100,10 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
             break;
         }
         t = weft__sched_next_local(w);
-        if (t == NULL)
+        if (t == NULL) {
             t = weft__sched_park(w);  /* one worker: never watches */
+            weft__sched_clock(w);
+        }
         if (t)
             weft__sched_run_task(w, t);
     }

@@ -178,6 +178,10 @@ struct weft_runtime {
     _Atomic uint64_t foreign_spawned, foreign_completed, foreign_aborted;
     /* observability (src/observe/, weft/observe.h) */
     uint64_t created_ns;              /* immutable: weft_runtime_new() */
+    /* the clock as a worker last read it (relaxed: a hint for the spawn
+     * times of foreign spawns; see weft__sched_clock()) */
+    _Atomic uint64_t clock_ns;
+    _Atomic bool poll_timing;         /* weft_runtime_set_poll_timing() */
     /* the lint options in force (never NULL); older ones are kept, linked,
      * until destroy, so a worker may still read the one it loaded. Release
      * store under run_lock; workers load with acquire. */
@@ -236,6 +240,15 @@ static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
      * locked RMW; readers see some recent value */
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
                           memory_order_relaxed);
+}
+
+/* Refresh w's reading of the clock (env.now_ns, and the runtime's copy for
+ * foreign spawns): at cheap moments only, see struct weft__task_env. */
+static inline void weft__sched_clock(struct worker *w)
+{
+    w->env.now_ns = weft__task_clock_ns();
+    /* relaxed: a hint */
+    atomic_store_explicit(&w->rt->clock_ns, w->env.now_ns, memory_order_relaxed);
 }
 
 static inline struct worker *local_worker(struct weft_runtime *rt)

@@ -157,6 +157,12 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->lints, 0);
     atomic_init(&rt->lint, &weft__lint_default);
     rt->created_ns = weft__task_clock_ns();
+    atomic_init(&rt->clock_ns, rt->created_ns);
+    {
+        const char *pt = getenv("WEFT_POLL_TIMING");
+
+        atomic_init(&rt->poll_timing, pt && *pt && strcmp(pt, "0") != 0);
+    }
     atomic_init(&rt->run_waiters, 0);
     atomic_init(&rt->holds, 1);
     weft__list_init(&rt->blocked);
@@ -178,6 +184,8 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         atomic_init(&w->lifo, NULL);
         w->env.time = &rt->time;
         w->env.worker = (int)i;
+        w->env.timing = &rt->poll_timing;
+        w->env.now_ns = rt->created_ns;
         w->env.lint = &rt->lint;
         w->env.stress = stress;
         w->watch_ns = WATCH_MIN_NS;
@@ -231,9 +239,9 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     sh = w ? &rt->shards[w->index]
            : &rt->shards[rt->nworkers + ((uintptr_t)cell >> 6) % FOREIGN_SHARDS];
     t = weft__task_init(cell, type, init, &sh->base, join != NULL);
-    /* spawned at: on a worker, the start of the poll that spawns (no clock
-     * read per spawn: off by at most that poll's time); elsewhere, now */
-    now = w && w->env.poll_end_ns ? w->env.poll_end_ns : weft__task_poll_now();
+    /* spawned at: the clock as the worker (or, off the workers, any
+     * worker) last read it: no clock read per spawn (see env.now_ns) */
+    now = w ? w->env.now_ns : atomic_load_explicit(&rt->clock_ns, memory_order_relaxed);
     spin_lock(&sh->lock);
     /* acquire: pairs with the release store of `closed` in weft__sched_close():
      * a spawn that gets in here is seen by shutdown's scan of the shards */

@@ -76,6 +76,7 @@ struct weft__task *weft__sched_next_local(struct worker *w)
         if (weft__io_active(&w->rt->io))
             weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
         w->env.poll_end_ns = 0;       /* not the next poll's time */
+        weft__sched_clock(w);         /* every GLOBAL_INTERVAL polls */
         if ((t = lifo_take(w)) != NULL)
             return t;
         t = pop_inject(w, false);
@@ -157,6 +158,8 @@ static bool spin_for_work(struct worker *w)
             sched_yield();
     }
     atomic_store_explicit(spinner, 0, memory_order_relaxed);
+    if (found)
+        weft__sched_clock(w);         /* back to work after a while */
     return found;
 }
 
@@ -182,6 +185,7 @@ static bool worker_round(struct worker *w)
     if (spin_for_work(w))
         return true;
     t = weft__sched_park(w);          /* the watcher may bring a task back */
+    weft__sched_clock(w);             /* it slept, or may have */
     if (t)
         weft__sched_run_task(w, t);
     return true;
@@ -191,6 +195,7 @@ void weft__sched_enter(struct worker *w)
 {
     w->env.poll_end_ns = 0;
     weft__task_env_mark(&w->env);
+    weft__sched_clock(w);
     weft__sched_cur_worker = w;
     weft__task_driver = w;
 }

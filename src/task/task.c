@@ -35,7 +35,6 @@ WEFT_TLS void *weft__task_driver;
 static WEFT_TLS struct weft__task *poll_cur;
 static WEFT_TLS bool poll_parked;       /* weft__async_parked() ran this poll */
 static WEFT_TLS bool poll_self_woke;    /* poll_cur woke itself this poll */
-static WEFT_TLS uint64_t poll_t0;       /* poll_cur's poll began (0: unknown) */
 
 uint64_t weft__task_clock_ns(void)
 {
@@ -63,11 +62,6 @@ static long thread_nivcsw(void)
 void weft__task_env_mark(struct weft__task_env *env)
 {
     env->nivcsw_mark = thread_nivcsw();
-}
-
-uint64_t weft__task_poll_now(void)
-{
-    return poll_cur && poll_t0 ? poll_t0 : weft__task_clock_ns();
 }
 
 WEFT_API void weft__async_parked(const weft_async_site *site)
@@ -470,8 +464,8 @@ static void lint_once(struct weft__task *t, struct weft__task_dbg *d, int kind, 
 #define BUSY_WINDOW 64          /* polls looked at by the busy-loop lint ... */
 #define BUSY_SELF_WAKES 56      /* ... of which this many woke themselves */
 
-/* After the poll, while still RUNNING: the metrics and the lints that need
- * the poll's time or its self-wakes. */
+/* After a timed poll, while still RUNNING: the poll-time histogram and the
+ * long-poll lint. */
 static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
                          struct weft__task_env *env, const struct weft__lint_cfg *cfg,
                          uint64_t t0)
@@ -479,7 +473,7 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
     uint64_t t1 = weft__task_clock_ns(), dur = t1 - t0;
     _Atomic uint64_t *b = &env->poll_hist[weft__hist_bucket(dur)];
 
-    env->poll_end_ns = t1;
+    env->poll_end_ns = env->now_ns = t1;
 
     /* owner-only counters, read by metrics: relaxed load + store */
     atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
@@ -487,9 +481,7 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
     atomic_store_explicit(&env->poll_time_ns,
                           atomic_load_explicit(&env->poll_time_ns, memory_order_relaxed) + dur,
                           memory_order_relaxed);
-    if (cfg == NULL)
-        return;
-    if ((cfg->mask & (1u << WEFT_LINT_LONG_POLL)) && dur > cfg->long_poll_ns &&
+    if (cfg && (cfg->mask & (1u << WEFT_LINT_LONG_POLL)) && dur > cfg->long_poll_ns &&
         !(d->linted & (1u << WEFT_LINT_LONG_POLL))) {
         /* preempted since the worker last parked (an overloaded machine)?
          * then the poll may not have blocked: say nothing */
@@ -499,13 +491,16 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
             lint_once(t, d, WEFT_LINT_LONG_POLL, dur);
         env->nivcsw_mark = n;
     }
-    if (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)) {
-        d->self_wakes += poll_self_woke;
-        if (++d->busy_polls == BUSY_WINDOW) {
-            if (d->self_wakes >= BUSY_SELF_WAKES)
-                lint_once(t, d, WEFT_LINT_BUSY_LOOP, BUSY_WINDOW);
-            d->busy_polls = d->self_wakes = 0;
-        }
+}
+
+/* The busy-loop lint: most of the last BUSY_WINDOW polls woke themselves. */
+static void busy_account(struct weft__task *t, struct weft__task_dbg *d)
+{
+    d->self_wakes += poll_self_woke;
+    if (++d->busy_polls == BUSY_WINDOW) {
+        if (d->self_wakes >= BUSY_SELF_WAKES)
+            lint_once(t, d, WEFT_LINT_BUSY_LOOP, BUSY_WINDOW);
+        d->busy_polls = d->self_wakes = 0;
     }
 }
 
@@ -515,7 +510,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     weft_context cx = { &waker, env };
     const struct weft__lint_cfg *cfg;
     struct weft__task_dbg *d;
-    bool cancelled, lost;
+    bool cancelled, lost, timed = false;
     uint64_t t0 = 0;
     weft_poll r;
 
@@ -536,20 +531,26 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         env->yielded = false;
         env->waker = &waker;
         stress_begin_poll(t, env);
-        t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
+        /* relaxed: a switch; a poll more or less timed does not matter */
+        timed = env->timing && atomic_load_explicit(env->timing, memory_order_relaxed);
+        if (timed)
+            t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
+        else
+            t0 = env->now_ns;         /* the worker's last clock reading */
         atomic_store_explicit(&env->poll_start_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
     }
     poll_cur = t;
-    poll_t0 = t0;
     poll_parked = false;
     poll_self_woke = false;
     r = t->type->poll(weft__task_future(t), &cx, task_output(t));
     poll_cur = NULL;
     cfg = lint_cfg(env);
-    if (env)
+    if (timed)
         poll_account(t, d, env, cfg, t0);
+    if (cfg && (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)))
+        busy_account(t, d);
     if (r == WEFT_READY) {
         if (t->type->drop)
             t->type->drop(weft__task_future(t));

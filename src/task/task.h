@@ -182,9 +182,6 @@ static inline struct weft__task_dbg *weft__task_dbg(struct weft__task *t)
 /* Nanoseconds on CLOCK_MONOTONIC (the task layer's own: it sits below the
  * time layer). */
 uint64_t weft__task_clock_ns(void);
-/* For spawn times: the start of the poll running on this thread, if any
- * (no clock read: off by at most that poll's time), else the clock. */
-uint64_t weft__task_poll_now(void);
 /* Wake cx's waker to be polled again soon (a yield the library makes on
  * the task's behalf: a channel slot being freed, a combinator's budget):
  * not counted as the task waking itself by the busy-loop lint. */
@@ -258,10 +255,20 @@ struct weft__task_env {
     int worker;                /* index for the trailer; -1: not a worker */
     _Atomic uint64_t poll_start_ns;   /* start of the current/last poll; a
                                        * stall detector would read it */
-    /* owner only: when the last poll ended, if the worker has done nothing
-     * but pick the next task since (a clock read saved per poll: the next
-     * poll starts then); 0 after anything longer (a park, a spin, driving
-     * timers or I/O), and the next poll reads the clock */
+    /* Poll timing (weft_runtime_set_poll_timing()): the runtime's switch,
+     * read (relaxed) once per poll; NULL: off. Reading the clock twice per
+     * poll is what it costs (about 250 ns per read on a VM that traps
+     * rdtsc), so it is off unless asked for. */
+    const _Atomic bool *timing;
+    /* owner only: the clock as this worker last read it: refreshed every
+     * GLOBAL_INTERVAL polls, when it wakes or stops spinning, and after
+     * every poll while timing; what the trailer's spawn and poll times are
+     * taken from (no clock read per poll or per spawn) */
+    uint64_t now_ns;
+    /* owner only, while timing: when the last poll ended, if the worker has
+     * done nothing but pick the next task since (a clock read saved per
+     * poll: the next poll starts then); 0 after anything longer (a park, a
+     * spin, driving timers or I/O), and the next poll reads the clock */
     uint64_t poll_end_ns;
     /* owner only: the thread's involuntary context switches when it last
      * parked (weft__task_env_mark()): a long poll during which the count

@@ -53,6 +53,7 @@ static weft_runtime *lint_runtime(unsigned mask, unsigned long long long_ns)
     ASSERT_OK(weft_runtime_set_lints(rt, &(weft_lint_options){
                                              .mask = mask, .long_poll_ns = long_ns,
                                              .hook = record }));
+    ASSERT_OK(weft_runtime_set_poll_timing(rt, true));   /* the long-poll lint's clock */
     return rt;
 }
 
@@ -287,4 +288,16 @@ TEST(lint_default_hook_prints_to_stderr)
     buf[n] = '\0';
     ASSERT(strstr(buf, "weft lint: lost-waker: task ") != NULL);
     ASSERT(strstr(buf, "(loser)") != NULL);
+}
+
+/* Without poll timing there is no clock to see a long poll with. */
+TEST(lint_long_poll_needs_poll_timing)
+{
+    weft_runtime *rt = lint_runtime(1u << WEFT_LINT_LONG_POLL, 1000);
+
+    ASSERT_OK(weft_runtime_set_poll_timing(rt, false));
+    ASSERT_OK(weft_spawn_detached(rt, &blocker_future, &(blocker){ .max = 3, .sleep_ms = 5 }));
+    ASSERT_OK(weft_runtime_run(rt));
+    ASSERT_EQ(0, seen_count(WEFT_LINT_LONG_POLL));
+    weft_runtime_free(rt);
 }

@@ -197,6 +197,7 @@ TEST(metrics_count_every_layer_exactly)
     int n = 0;
 
     ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .flavor = WEFT_CURRENT_THREAD }));
+    ASSERT_OK(weft_runtime_set_poll_timing(rt, true));
     memset(&r, 0, sizeof(r));
     ASSERT_OK(weft_block_on(rt, &root_future, &r, &n));
     ASSERT_EQ(1, n);
@@ -272,6 +273,7 @@ TEST(metrics_multi_thread_tasks_and_polls)
     unsigned k = (unsigned)harness_scale(2000);
 
     ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 3 }));
+    ASSERT_OK(weft_runtime_set_poll_timing(rt, true));
     for (unsigned i = 0; i < k; i++)
         ASSERT_OK(weft_spawn_detached(rt, &quick_future, &(quick){ 1 }));
     ASSERT_OK(weft_runtime_run(rt));
@@ -295,6 +297,7 @@ TEST(metrics_prometheus_text)
     int need, again;
 
     ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    ASSERT_OK(weft_runtime_set_poll_timing(rt, true));
     ASSERT_OK(weft_spawn_detached(rt, &quick_future, &(quick){ 1 }));
     ASSERT_OK(weft_runtime_run(rt));
     ASSERT_OK(weft_runtime_metrics(rt, &m));
@@ -319,4 +322,37 @@ TEST(metrics_prometheus_text)
     ASSERT(buf[need - 1] == '\n');
     free(buf);
     weft_runtime_free(rt);
+}
+
+/* Poll timing is off by default: polls are counted, not timed. */
+TEST(metrics_poll_timing_off_by_default)
+{
+    weft_runtime *rt;
+    weft_metrics m = { .size = sizeof(m) };
+
+    unsetenv("WEFT_POLL_TIMING");
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 1 }));
+    ASSERT(!weft_runtime_poll_timing(rt));
+    ASSERT(!weft_runtime_poll_timing(NULL));
+    ASSERT_EQ(-EINVAL, weft_runtime_set_poll_timing(NULL, true));
+    ASSERT_OK(weft_spawn_detached(rt, &quick_future, &(quick){ 1 }));
+    ASSERT_OK(weft_runtime_run(rt));
+    ASSERT_OK(weft_runtime_metrics(rt, &m));
+    ASSERT_EQ(1, m.polls);
+    ASSERT_EQ(0, hist_sum(m.poll_time_hist, WEFT_HIST_BUCKETS));
+    ASSERT_EQ(0, m.poll_time_ns);
+    ASSERT_OK(weft_runtime_set_poll_timing(rt, true));
+    ASSERT(weft_runtime_poll_timing(rt));
+    ASSERT_OK(weft_spawn_detached(rt, &quick_future, &(quick){ 1 }));
+    ASSERT_OK(weft_runtime_run(rt));
+    ASSERT_OK(weft_runtime_metrics(rt, &m));
+    ASSERT_EQ(2, m.polls);
+    ASSERT_EQ(1, hist_sum(m.poll_time_hist, WEFT_HIST_BUCKETS));
+    weft_runtime_free(rt);
+    /* the environment turns it on */
+    setenv("WEFT_POLL_TIMING", "1", 1);
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 1 }));
+    ASSERT(weft_runtime_poll_timing(rt));
+    weft_runtime_free(rt);
+    unsetenv("WEFT_POLL_TIMING");
 }
