@@ -33,6 +33,7 @@ WEFT_TLS void *weft__task_driver;
  * its own poll, on its own thread: the busy-loop lint). Thread-local: only
  * the polling thread reads or writes them. */
 static WEFT_TLS struct weft__task *poll_cur;
+static WEFT_TLS struct weft__task_dbg *poll_dbg;   /* poll_cur's trailer */
 static WEFT_TLS bool poll_parked;       /* weft__async_parked() ran this poll */
 static WEFT_TLS bool poll_self_woke;    /* poll_cur woke itself this poll */
 
@@ -66,12 +67,10 @@ void weft__task_env_mark(struct weft__task_env *env)
 
 WEFT_API void weft__async_parked(const weft_async_site *site)
 {
-    struct weft__task *t = poll_cur;
-    struct weft__task_dbg *d;
+    struct weft__task_dbg *d = poll_dbg;
 
-    if (t == NULL)
+    if (poll_cur == NULL)
         return;
-    d = weft__task_dbg(t);
     /* relaxed: the poller's own fields, read racily by the dump (each a
      * pointer to a constant: a torn pair shows two true sites) */
     if (!poll_parked) {
@@ -128,7 +127,7 @@ struct weft__task *weft__task_init(void *cell, const weft_future_type *ty, const
         atomic_init(&d->site, NULL);
         atomic_init(&d->inner, NULL);
         atomic_init(&d->worker, -1);
-        d->self_wakes = d->busy_polls = d->linted = 0;
+        d->self_wakes = d->linted = 0;
     }
     /* relaxed: the task is published to other threads by the run queue
      * (a release store or a lock), which orders this store */
@@ -493,14 +492,18 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
     }
 }
 
-/* The busy-loop lint: most of the last BUSY_WINDOW polls woke themselves. */
-static void busy_account(struct weft__task *t, struct weft__task_dbg *d)
+/* The busy-loop lint: most of the polls of a window of BUSY_WINDOW (by the
+ * task's poll count) woke themselves. Called only for a poll that woke
+ * itself or ends a window: the common poll pays two tests. */
+static void busy_account(struct weft__task *t, struct weft__task_dbg *d,
+                         const struct weft__lint_cfg *cfg, uint64_t polls)
 {
-    d->self_wakes += poll_self_woke;
-    if (++d->busy_polls == BUSY_WINDOW) {
-        if (d->self_wakes >= BUSY_SELF_WAKES)
+    if (poll_self_woke)
+        d->self_wakes++;
+    if (polls % BUSY_WINDOW == 0) {
+        if (d->self_wakes >= BUSY_SELF_WAKES && cfg && (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)))
             lint_once(t, d, WEFT_LINT_BUSY_LOOP, BUSY_WINDOW);
-        d->busy_polls = d->self_wakes = 0;
+        d->self_wakes = 0;
     }
 }
 
@@ -511,7 +514,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     const struct weft__lint_cfg *cfg;
     struct weft__task_dbg *d;
     bool cancelled, lost, timed = false;
-    uint64_t t0 = 0;
+    uint64_t t0 = 0, polls;
     weft_poll r;
 
     if (!begin_poll(t, &cancelled)) {
@@ -524,15 +527,15 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     }
     d = weft__task_dbg(t);
     /* relaxed: the poller's own fields (RUNNING), read racily by the dump */
-    atomic_store_explicit(&d->polls, atomic_load_explicit(&d->polls, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    polls = atomic_load_explicit(&d->polls, memory_order_relaxed) + 1;
+    atomic_store_explicit(&d->polls, polls, memory_order_relaxed);
     if (env) {
         env->budget = WEFT_COOP_BUDGET;
         env->yielded = false;
         env->waker = &waker;
         stress_begin_poll(t, env);
         /* relaxed: a switch; a poll more or less timed does not matter */
-        timed = env->timing && atomic_load_explicit(env->timing, memory_order_relaxed);
+        timed = atomic_load_explicit(env->timing, memory_order_relaxed);
         if (timed)
             t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
         else
@@ -542,6 +545,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
     }
     poll_cur = t;
+    poll_dbg = d;
     poll_parked = false;
     poll_self_woke = false;
     r = t->type->poll(weft__task_future(t), &cx, task_output(t));
@@ -549,8 +553,8 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     cfg = lint_cfg(env);
     if (timed)
         poll_account(t, d, env, cfg, t0);
-    if (cfg && (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)))
-        busy_account(t, d);
+    if (poll_self_woke || polls % BUSY_WINDOW == 0)
+        busy_account(t, d, cfg, polls);
     if (r == WEFT_READY) {
         if (t->type->drop)
             t->type->drop(weft__task_future(t));

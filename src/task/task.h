@@ -148,8 +148,7 @@ static inline size_t weft__task_output_offset(const weft_future_type *ty)
  *   polls .. worker  written by the thread polling the task (RUNNING), with
  *                    relaxed stores; read racily (relaxed) by the dump
  *   self_wakes,      the poller's alone (RUNNING; begin_poll()'s acquire
- *   busy_polls,      orders one poller's writes before the next's)
- *   linted */
+ *   linted           orders one poller's writes before the next's) */
 struct weft__task_dbg {
     uint64_t id;
     uint64_t spawned_ns;
@@ -159,7 +158,6 @@ struct weft__task_dbg {
     _Atomic(const weft_async_site *) inner; /* innermost */
     _Atomic int32_t worker;                 /* -1: never on a worker */
     uint8_t self_wakes;                     /* in the current window */
-    uint8_t busy_polls;                     /* polls in the current window */
     uint8_t linted;                         /* 1 << WEFT_LINT_*: reported */
 };
 
@@ -256,7 +254,7 @@ struct weft__task_env {
     _Atomic uint64_t poll_start_ns;   /* start of the current/last poll; a
                                        * stall detector would read it */
     /* Poll timing (weft_runtime_set_poll_timing()): the runtime's switch,
-     * read (relaxed) once per poll; NULL: off. Reading the clock twice per
+     * read (relaxed) once per poll; never NULL in an env. Reading the clock twice per
      * poll is what it costs (about 250 ns per read on a VM that traps
      * rdtsc), so it is off unless asked for. */
     const _Atomic bool *timing;
