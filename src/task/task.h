@@ -161,6 +161,8 @@ struct weft__task_dbg {
     uint8_t linted;                         /* 1 << WEFT_LINT_*: reported */
 };
 
+_Static_assert(sizeof(struct weft__task_dbg) == 56, "the trailer's size, as documented");
+
 static inline size_t weft__task_dbg_offset(const weft_future_type *ty)
 {
     return weft__round_up(weft__task_output_offset(ty) + ty->output_size,

@@ -115,6 +115,13 @@ TEST(dump_rejects_bad_arguments)
     ASSERT_EQ(-EINVAL, weft_runtime_tasks(rt, NULL, NULL));
     ASSERT_EQ(-EINVAL, weft_runtime_dump(rt, NULL));
     ASSERT_EQ(0, weft_runtime_tasks(rt, collect, &(struct seen){ .n = 0 }));
+    {
+        FILE *ro = fopen("/dev/null", "r");   /* every write fails */
+
+        ASSERT(ro != NULL);
+        ASSERT_EQ(-EIO, weft_runtime_dump(rt, ro));
+        fclose(ro);
+    }
     ASSERT(strcmp(weft_task_state_name(WEFT_TASK_NOTIFIED), "notified") == 0);
     ASSERT(strcmp(weft_task_state_name((weft_task_state)99), "?") == 0);
     weft_runtime_free(rt);
