@@ -177,9 +177,11 @@ typedef struct weft_metrics {
     unsigned long long lints;
 } weft_metrics;
 
-/* Fill *m (m->size bytes of it, which the caller sets first) with a
- * snapshot of every layer's counters. Returns 0, or -EINVAL (NULL, or
- * m->size smaller than the fields of version 1 up to `uptime_ns`).
+/* Fill *m (m->size bytes of it, which the caller sets first; a larger
+ * size leaves the bytes past sizeof(weft_metrics) untouched) with a
+ * snapshot of every layer's counters; m->size keeps the caller's value.
+ * Returns 0, or -EINVAL (NULL, or m->size smaller than the fields of
+ * version 1 up to `uptime_ns`). Copyable, plain data.
  * Thread: any, while the user holds `rt`. Takes the timers' and the
  * blocking pool's locks for a few loads each; never blocks on a task. */
 WEFT_API int weft_runtime_metrics(weft_runtime *rt, weft_metrics *m);
@@ -191,8 +193,12 @@ WEFT_API unsigned long long weft_hist_bucket_upper_ns(unsigned i);
 /* Write the snapshot in the Prometheus text exposition format (version
  * 0.0.4) to buf: counters as weft_*_total, gauges, histograms with
  * cumulative `le` buckets in seconds. Returns the length it needs (not
- * counting the NUL; call again with a bigger buffer when it is >= len), or
- * -EINVAL. Writes a NUL-terminated prefix when len > 0. Thread: any. */
+ * counting the NUL; call again with a bigger buffer when it is >= len);
+ * -EINVAL for a NULL m, a NULL buf with len > 0, or m->size below
+ * sizeof(weft_metrics) (a snapshot from an older caller); -EOVERFLOW if the
+ * text would pass INT_MAX bytes. Writes a NUL-terminated prefix when
+ * len > 0 (buf may be NULL when len is 0: ask for the length). The caller
+ * owns buf. Thread: any. */
 WEFT_API int weft_metrics_prometheus(const weft_metrics *m, char *buf, size_t len);
 
 /* Turn poll timing on or off (see "Time" above); off by default, on when
