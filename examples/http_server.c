@@ -22,7 +22,12 @@
  *     ends the connection after its reply; a body announced with
  *     Content-Length is skipped; chunked bodies get 501 and a close.
  * Nothing is allocated per request: both buffers live in the task, which is
- * the one allocation per connection. */
+ * the one allocation per connection.
+ *
+ * GET /metrics answers with the runtime's metrics in the Prometheus text
+ * format (weft/observe.h: weft_runtime_metrics(), weft_metrics_prometheus();
+ * that reply is built in a buffer allocated for it), and SIGQUIT (Ctrl-\)
+ * prints a dump of every task to stderr (serve.h): docs/debugging.md. */
 #define _GNU_SOURCE                    /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +84,7 @@ static const struct reply {
 /* ---- parsing one request head ------------------------------------------------ */
 typedef struct request {
     const struct reply *reply;
+    bool metrics;                      /* GET /metrics: the reply is built */
     bool close;                        /* the connection ends after the reply */
     unsigned long long body;           /* Content-Length bytes to skip */
 } request;
@@ -109,12 +115,19 @@ static void parse_request(const char *p, size_t n, request *rq)
     rq->reply = &reply_400;
     rq->close = true;
     rq->body = 0;
+    rq->metrics = false;
     eol = memmem(line, (size_t)(end - line), "\r\n", 2);
     /* request line: METHOD SP TARGET SP HTTP/1.x */
     if (eol == NULL || eol - line < 14 || memcmp(eol - 9, " HTTP/1.", 8) != 0 ||
         (eol[-1] != '0' && eol[-1] != '1') || memchr(line, ' ', (size_t)(eol - line)) == eol - 9)
         return;
     http10 = eol[-1] == '0';
+    {
+        const char *sp = memchr(line, ' ', (size_t)(eol - line));
+
+        rq->metrics = sp != NULL && sp - line == 3 && memcmp(line, "GET", 3) == 0 &&
+                      eol - 9 - (sp + 1) == 8 && memcmp(sp + 1, "/metrics", 8) == 0;
+    }
     for (line = eol + 2; line < end; line = eol + 2) {
         const char *colon, *v, *vend;
 
@@ -174,12 +187,13 @@ typedef struct conn {
     unsigned long long skip;           /* body bytes still to discard */
     size_t out_len;
     size_t drained;
+    char *mbuf;                        /* a /metrics reply being written */
     uint64_t deadline;
     char in[IN_SIZE];
     char out[OUT_SIZE];
 } conn;
 
-enum step { STEP_MORE, STEP_FLUSH, STEP_REPLIED };
+enum step { STEP_MORE, STEP_FLUSH, STEP_REPLIED, STEP_METRICS };
 
 /* Consume what can be consumed at c->in + c->pos: a body being skipped, the
  * empty lines a client may send between requests, one request head (its
@@ -222,6 +236,10 @@ static enum step next_request(conn *c)
     c->pos = (size_t)(hit + 4 - c->in);
     c->scan = c->pos;
     c->skip = rq.body;
+    if (rq.metrics && rq.reply != &reply_400 && rq.reply != &reply_501) {
+        c->closing = rq.close;
+        return STEP_METRICS;           /* after what c->out holds */
+    }
 reply:
     memcpy(c->out + c->out_len, rq.reply->text, rq.reply->len);
     c->out_len += rq.reply->len;
@@ -229,10 +247,34 @@ reply:
     return STEP_REPLIED;
 }
 
+/* The /metrics reply, whole, in a new buffer (NULL: out of memory). */
+static char *metrics_reply(size_t *len, bool close)
+{
+    weft_metrics m = { .size = sizeof(m) };
+    char head[160], *buf;
+    int n, h;
+
+    if (weft_runtime_metrics(weft_runtime_current(), &m) != 0 ||
+        (n = weft_metrics_prometheus(&m, NULL, 0)) < 0)
+        return NULL;
+    h = snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                 "Content-Type: text/plain; version=0.0.4\r\n%s\r\n",
+                 n, close ? "Connection: close\r\n" : "");
+    buf = malloc((size_t)h + (size_t)n + 1);
+    if (buf == NULL)
+        return NULL;
+    memcpy(buf, head, (size_t)h);
+    weft_metrics_prometheus(&m, buf + h, (size_t)n + 1);
+    *len = (size_t)h + (size_t)n;
+    return buf;
+}
+
 static weft_poll conn_poll(conn *c, weft_context *cx, void *out)
 {
     enum step step;
     uint64_t now;                      /* not across an await */
+    size_t mlen = 0;                   /* not across an await */
 
     (void)out;
     WEFT_BEGIN(&c->co);
@@ -248,6 +290,25 @@ static weft_poll conn_poll(conn *c, weft_context *cx, void *out)
                 break;
             if (step == STEP_REPLIED)
                 continue;
+            if (step == STEP_METRICS) {
+                if (c->out_len > 0) {  /* the replies before it first */
+                    weft_write_all_init(&c->op, c->sock, c->out, c->out_len);
+                    WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
+                    if (c->n < 0)
+                        goto done;
+                    c->out_len = 0;
+                }
+                c->mbuf = metrics_reply(&mlen, c->closing);
+                if (c->mbuf == NULL)
+                    goto done;
+                weft_write_all_init(&c->op, c->sock, c->mbuf, mlen);
+                WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
+                free(c->mbuf);
+                c->mbuf = NULL;
+                if (c->n < 0)
+                    goto done;
+                continue;
+            }
             /* STEP_FLUSH: more pipelined requests than c->out holds */
             weft_write_all_init(&c->op, c->sock, c->out, c->out_len);
             WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
@@ -292,6 +353,7 @@ static void conn_drop(conn *c)
 {
     weft_timeout_drop(&c->linger);    /* drops c->op if it owns it */
     weft_io_op_drop(&c->op);          /* idempotent */
+    free(c->mbuf);                    /* a /metrics reply cut short */
     weft_socket_close(c->sock);
 }
 

@@ -30,7 +30,12 @@
  *      build can check for leaks.
  * A second signal during the drain (Ctrl-C twice) cancels the connections
  * left at once. Two signals sent before the first is received are one
- * (standard signals coalesce: weft/signal.h). */
+ * (standard signals coalesce: weft/signal.h).
+ *
+ * SIGQUIT (Ctrl-\) prints a dump of every task and a line of metrics to
+ * stderr and the server goes on (Go dumps its goroutines on SIGQUIT and
+ * exits; a dump you can take twice is more use): a task of its own waits
+ * for the signal (weft/observe.h, docs/debugging.md). */
 #ifndef WEFT_EXAMPLES_SERVE_H
 #define WEFT_EXAMPLES_SERVE_H
 
@@ -161,11 +166,53 @@ static void serve_root_drop(serve_root *r)
 
 WEFT_DEFINE_FUTURE_VOID_STATIC(serve_root, serve_root_poll, serve_root_drop);
 
+/* ---- SIGQUIT: dump the tasks ------------------------------------------------------ */
+typedef struct serve_dumper {
+    weft_async co;
+    weft_signal *sig;
+    int signo, res;
+    bool receiving;
+    weft_signal_recv rx;
+} serve_dumper;
+
+static weft_poll serve_dumper_poll(serve_dumper *d, weft_context *cx, void *out)
+{
+    weft_runtime *rt = weft_runtime_current();
+    weft_metrics m = { .size = sizeof(m) };
+
+    (void)out;
+    WEFT_BEGIN(&d->co);
+    for (;;) {
+        weft_signal_recv_init(&d->rx, d->sig, NULL);
+        d->receiving = true;
+        WEFT_AWAIT(&d->co, weft_signal_recv_poll(&d->rx, cx, &d->signo));
+        d->receiving = false;
+        weft_signal_recv_drop(&d->rx);
+        if (d->signo < 0)
+            break;                     /* the signal object is gone */
+        weft_runtime_dump(rt, stderr);
+        if (weft_runtime_metrics(rt, &m) == 0)
+            fprintf(stderr, "metrics: %llu tasks live, %llu spawned, %llu polls, "
+                            "%llu parks, %llu steals, inject queue %llu, %llu lints\n",
+                    m.tasks_live, m.tasks_spawned, m.polls, m.parks, m.steals,
+                    m.inject_queue_depth, m.lints);
+    }
+    WEFT_END(&d->co);
+}
+
+static void serve_dumper_drop(serve_dumper *d)
+{
+    if (d->receiving)
+        weft_signal_recv_drop(&d->rx);
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(serve_dumper, serve_dumper_poll, serve_dumper_drop);
+
 /* ---- main ------------------------------------------------------------------------ */
 static int serve_main(int argc, char **argv, const char *name, unsigned port,
                       serve_conn_fn on_conn)
 {
-    static const int sigs[] = { SIGINT, SIGTERM };
+    static const int sigs[] = { SIGINT, SIGTERM }, quit[] = { SIGQUIT };
     unsigned workers = 2;
     unsigned long long drain_ms = 5000;
     const char *trace = NULL;          /* --trace FILE: weft/trace.h */
@@ -174,7 +221,7 @@ static int serve_main(int argc, char **argv, const char *name, unsigned port,
     weft_runtime *rt = NULL;
     weft_socket *listener = NULL;
     weft_group *g = NULL;
-    weft_signal *sig = NULL;
+    weft_signal *sig = NULL, *qsig = NULL;
     serve_root root = { 0 };
     weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD };
     int err;
@@ -195,11 +242,14 @@ static int serve_main(int argc, char **argv, const char *name, unsigned port,
         }
     }
     /* before any thread exists, so that every thread inherits the mask */
-    if ((err = weft_signal_block(sigs, 2)) != 0)
+    if ((err = weft_signal_block(sigs, 2)) != 0 || (err = weft_signal_block(quit, 1)) != 0)
         goto fail;
     opt.workers = workers;
     if ((err = weft_runtime_new(&rt, &opt)) != 0 ||
         (err = weft_signal_new(rt, sigs, 2, &sig)) != 0 ||
+        (err = weft_signal_new(rt, quit, 1, &qsig)) != 0 ||
+        (err = weft_spawn_detached(rt, &serve_dumper_future,
+                                   &(serve_dumper){ .sig = qsig })) != 0 ||
         (err = weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL)) != 0 ||
         (err = weft_addr_ip("0.0.0.0", (uint16_t)port, &addr, &len)) != 0 ||
         (err = weft_listen(rt, (struct sockaddr *)&addr, len, 0, &listener)) != 0 ||
@@ -235,6 +285,9 @@ fail:
     weft_socket_close(listener);       /* closed already, or NULL: -EBADF, harmless */
     if (g != NULL)
         weft_group_free(g);            /* empty after the drain: returns at once */
+    if (rt != NULL)
+        weft_runtime_shutdown(rt);     /* cancels the dumper: its receive goes */
+    weft_signal_free(qsig);
     weft_signal_free(sig);
     weft_runtime_free(rt);
     return err ? 1 : 0;

@@ -9,7 +9,8 @@
  * weft/group.h, sockets in weft/net.h, pipes, ttys, eventfds and
  * other descriptors as streams in weft/stream.h, watches of foreign
  * descriptors with loop timers in weft/fdwatch.h, signals as futures in
- * weft/signal.h, and stackful coroutines in weft/coro.h (docs/coro.md).
+ * weft/signal.h, stackful coroutines in weft/coro.h (docs/coro.md), and the
+ * task dump, metrics and lints in weft/observe.h (docs/debugging.md).
  * docs/ARCHITECTURE.md follows a task
  * from spawn to free. */
 #ifndef WEFT_H
@@ -30,5 +31,6 @@
 #include "weft/signal.h"
 #include "weft/coro.h"
 #include "weft/trace.h"
+#include "weft/observe.h"
 
 #endif /* WEFT_H */

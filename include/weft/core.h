@@ -335,6 +335,20 @@ typedef struct weft_async {
 WEFT_API WEFT_NORETURN void weft__async_bad_resume(const char *func, const char *file,
                                                    unsigned line);
 
+/* Where an await parked: WEFT_AWAIT keeps one of these (static, constant)
+ * per await, and tells the task dump about it (weft/observe.h). */
+typedef struct weft_async_site {
+    const char *func;       /* __func__ of the async function */
+    const char *file;       /* __FILE__; NULL for a coroutine's blocking call */
+    unsigned line;          /* the await's line (its resume point) */
+} weft_async_site;
+
+/* Called by WEFT_AWAIT when its future returned PENDING: records `site` for
+ * the task being polled on this thread (the first call of a poll is the
+ * innermost await, the last the task's own). A no-op off the workers. Not
+ * for direct use. Thread: the one polling. */
+WEFT_API void weft__async_parked(const weft_async_site *site);
+
 #define WEFT_BEGIN(co)                                                        \
     switch ((co)->line) {                                                     \
     case WEFT_ASYNC_DONE:                                                     \
@@ -346,8 +360,13 @@ WEFT_API WEFT_NORETURN void weft__async_bad_resume(const char *func, const char 
         (co)->line = __LINE__;                                                \
         WEFT_FALLTHROUGH;                                                     \
     case __LINE__:                                                            \
-        if ((expr) == WEFT_PENDING)                                           \
+        if ((expr) == WEFT_PENDING) {                                         \
+            static const weft_async_site weft__site_ = {                      \
+                __func__, __FILE__, __LINE__                                  \
+            };                                                                \
+            weft__async_parked(&weft__site_);                                 \
             return WEFT_PENDING;                                              \
+        }                                                                     \
     } while (0)
 
 /* (the leading `;` lets a label stand right before WEFT_END; running off

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "task/task.h"
 #include "weft/blocking.h"
 
 /* weft_blocking_spawn() with a request area of `req_size` (> 0) bytes inside
@@ -42,5 +43,11 @@ extern _Atomic(weft__fs_hook_fn) weft__fs_hook;
  * it had started, finished or been cancelled already (then nothing changes).
  * The caller holds a handle. Thread: any. */
 bool weft__blocking_job_withdraw(weft_blocking_job *job);
+/* What weft_runtime_metrics() reports of a pool (under its lock). */
+struct weft__blocking_stats {
+    uint64_t threads, idle, queued, started, wait_ns;
+    uint64_t wait_hist[WEFT_HIST_BUCKETS_];
+};
+void weft__blocking_stats(weft_blocking_pool *pool, struct weft__blocking_stats *out);
 
 #endif

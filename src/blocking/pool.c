@@ -54,6 +54,7 @@ struct weft_blocking_job {
     weft_waker waker;                       /* ->lock: the pending join's */
     unsigned refs;                          /* ->lock: handle, queue/thread */
     unsigned char state;                    /* ->lock: JOB_* */
+    uint64_t queued_ns;                     /* immutable: when spawned */
     alignas(max_align_t) unsigned char req[];
 };
 
@@ -74,6 +75,10 @@ struct weft_blocking_pool {
     unsigned max_threads;                   /* immutable */
     unsigned keep_alive_ms;                 /* immutable */
     char prefix[16];                        /* immutable */
+    /* metrics (weft/observe.h), ->lock */
+    uint64_t started;                       /* jobs taken by a thread */
+    uint64_t wait_ns;                       /* their total wait */
+    uint64_t wait_hist[WEFT_HIST_BUCKETS_]; /* ns from spawn to start */
 };
 
 /* The pool whose thread this is (NULL elsewhere): shutdown from inside a
@@ -237,6 +242,14 @@ static void *pool_thread(void *arg)
                 j->next = NULL;
                 j->state = JOB_RUNNING;     /* the queue's reference is ours now */
                 p->nrunning++;
+                p->started++;
+                {
+                    uint64_t now = weft__task_clock_ns();
+                    uint64_t waited = now > j->queued_ns ? now - j->queued_ns : 0;
+
+                    p->wait_ns += waited;
+                    p->wait_hist[weft__hist_bucket(waited)]++;
+                }
                 bp_unlock(p);
                 ret = j->fn(j->arg);
                 bp_lock(p);
@@ -330,6 +343,7 @@ static int spawn_common(struct weft_blocking_pool *p, void *(*fn)(void *), void 
     j->waker = WEFT_WAKER_EMPTY;
     j->refs = job ? 2 : 1;
     j->state = JOB_QUEUED;
+    j->queued_ns = weft__task_clock_ns();
     if (setup)
         setup(j->req, setup_arg);
 
@@ -550,6 +564,24 @@ WEFT_API unsigned weft_blocking_pool_threads(const weft_blocking_pool *pool)
     n = p->nthreads;
     bp_unlock(p);
     return n;
+}
+
+void weft__blocking_stats(weft_blocking_pool *pool, struct weft__blocking_stats *out)
+{
+    struct weft_blocking_pool *p = pool;
+
+    memset(out, 0, sizeof(*out));
+    if (p == NULL)
+        return;
+    bp_lock(p);
+    out->threads = p->nthreads;
+    out->idle = p->nidle;
+    for (const struct weft_blocking_job *j = p->head; j; j = j->next)
+        out->queued++;
+    out->started = p->started;
+    out->wait_ns = p->wait_ns;
+    memcpy(out->wait_hist, p->wait_hist, sizeof(out->wait_hist));
+    bp_unlock(p);
 }
 
 /* ---- Handles ------------------------------------------------------------- */

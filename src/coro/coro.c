@@ -290,6 +290,23 @@ WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
 /* ---- Awaiting ------------------------------------------------------------------------ */
 typedef weft_poll co_poll_fn(void *self, weft_context *cx, void *out);
 
+/* The blocking call a coroutine is in, for the task dump: each public call
+ * names itself (CO_CALL at its top; weft_co_await() is "weft_co_await");
+ * weft__async_parked() records it when the await parks. */
+static const weft_async_site co_generic_site = { "weft_co_await", NULL, 0 };
+
+static void co_mark(const weft_async_site *site)
+{
+    struct weft__co *co = co_self();
+
+    if (co)
+        co->site = site;
+}
+
+#define CO_CALL()                                                             \
+    static const weft_async_site co_site_ = { __func__, NULL, 0 };            \
+    co_mark(&co_site_)
+
 static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *out)
 {
     struct weft__co *co = co_self();
@@ -305,6 +322,7 @@ static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *ou
             }
             if (poll(self, co->cx, out) == WEFT_READY)
                 break;
+            weft__async_parked(co->site ? co->site : &co_generic_site);
             co_suspend(co);      /* co->cx is the new poll's context after this */
         }
     }
@@ -317,6 +335,7 @@ WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out
 {
     if (type == NULL || type->poll == NULL)
         return -EINVAL;
+    co_mark(&co_generic_site);
     return co_await(type->poll, type->drop, future, out);
 }
 
@@ -325,6 +344,7 @@ WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, vo
 {
     if (poll == NULL)
         return -EINVAL;
+    co_mark(&co_generic_site);
     return co_await(poll, drop, self, out);
 }
 
@@ -361,6 +381,7 @@ static void sleep_drop(void *self)
 
 WEFT_API int weft_co_sleep(uint64_t ms)
 {
+    CO_CALL();
     weft_sleep s;
 
     weft_sleep_init(&s, ms);
@@ -375,6 +396,7 @@ static weft_poll yield_thunk(void *self, weft_context *cx, void *out)
 
 WEFT_API int weft_co_yield(void)
 {
+    CO_CALL();
     weft_yield y;
 
     weft_yield_init(&y);
@@ -397,6 +419,7 @@ static weft_poll join_thunk(void *self, weft_context *cx, void *out)
 
 WEFT_API int weft_co_join(weft_join *join, void *out)
 {
+    CO_CALL();
     struct join_await a = { join, out, 0 };
     int err;
 
@@ -426,6 +449,7 @@ static void send_drop(void *self)
 
 WEFT_API int weft_co_chan_send(weft_chan *ch, const void *msg)
 {
+    CO_CALL();
     struct send_await a;
     int err;
 
@@ -455,6 +479,7 @@ static void recv_drop(void *self)
 
 WEFT_API int weft_co_chan_recv(weft_chan *ch, void *dst)
 {
+    CO_CALL();
     struct recv_await a;
     int err;
 
@@ -484,6 +509,7 @@ static void oneshot_drop(void *self)
 
 WEFT_API int weft_co_oneshot_recv(weft_oneshot_rx *rx, void *dst)
 {
+    CO_CALL();
     struct oneshot_await a;
     int err;
 
@@ -524,6 +550,7 @@ static ssize_t io_await_op(struct io_await *a)
 
 WEFT_API ssize_t weft_co_read(weft_socket *s, void *buf, size_t len)
 {
+    CO_CALL();
     struct io_await a;
 
     weft_read_init(&a.op, s, buf, len);
@@ -532,6 +559,7 @@ WEFT_API ssize_t weft_co_read(weft_socket *s, void *buf, size_t len)
 
 WEFT_API ssize_t weft_co_read_exact(weft_socket *s, void *buf, size_t len)
 {
+    CO_CALL();
     struct io_await a;
 
     weft_read_exact_init(&a.op, s, buf, len);
@@ -540,6 +568,7 @@ WEFT_API ssize_t weft_co_read_exact(weft_socket *s, void *buf, size_t len)
 
 WEFT_API ssize_t weft_co_write(weft_socket *s, const void *buf, size_t len)
 {
+    CO_CALL();
     struct io_await a;
 
     weft_write_init(&a.op, s, buf, len);
@@ -548,6 +577,7 @@ WEFT_API ssize_t weft_co_write(weft_socket *s, const void *buf, size_t len)
 
 WEFT_API ssize_t weft_co_write_all(weft_socket *s, const void *buf, size_t len)
 {
+    CO_CALL();
     struct io_await a;
 
     weft_write_all_init(&a.op, s, buf, len);
@@ -573,6 +603,7 @@ static ssize_t bufwrite_await(weft_bufwrite *f)
 
 WEFT_API ssize_t weft_co_read_line(weft_bufreader *r, void *dst, size_t max)
 {
+    CO_CALL();
     weft_bufread f;
 
     weft_bufreader_read_line_init(&f, r, dst, max);
@@ -581,6 +612,7 @@ WEFT_API ssize_t weft_co_read_line(weft_bufreader *r, void *dst, size_t max)
 
 WEFT_API ssize_t weft_co_read_until(weft_bufreader *r, int delim, void *dst, size_t max)
 {
+    CO_CALL();
     weft_bufread f;
 
     weft_bufreader_read_until_init(&f, r, delim, dst, max);
@@ -589,6 +621,7 @@ WEFT_API ssize_t weft_co_read_until(weft_bufreader *r, int delim, void *dst, siz
 
 WEFT_API ssize_t weft_co_bufread_exact(weft_bufreader *r, void *dst, size_t n)
 {
+    CO_CALL();
     weft_bufread f;
 
     weft_bufreader_read_exact_init(&f, r, dst, n);
@@ -597,6 +630,7 @@ WEFT_API ssize_t weft_co_bufread_exact(weft_bufreader *r, void *dst, size_t n)
 
 WEFT_API ssize_t weft_co_read_frame(weft_bufreader *r, void *dst, size_t max)
 {
+    CO_CALL();
     weft_bufread f;
 
     weft_bufreader_read_frame_init(&f, r, dst, max);
@@ -605,6 +639,7 @@ WEFT_API ssize_t weft_co_read_frame(weft_bufreader *r, void *dst, size_t max)
 
 WEFT_API ssize_t weft_co_bufwrite(weft_bufwriter *w, const void *src, size_t len)
 {
+    CO_CALL();
     weft_bufwrite f;
 
     weft_bufwriter_write_init(&f, w, src, len);
@@ -613,6 +648,7 @@ WEFT_API ssize_t weft_co_bufwrite(weft_bufwriter *w, const void *src, size_t len
 
 WEFT_API ssize_t weft_co_write_frame(weft_bufwriter *w, const void *payload, size_t len)
 {
+    CO_CALL();
     weft_bufwrite f;
 
     weft_bufwriter_write_frame_init(&f, w, payload, len);
@@ -621,6 +657,7 @@ WEFT_API ssize_t weft_co_write_frame(weft_bufwriter *w, const void *payload, siz
 
 WEFT_API ssize_t weft_co_flush(weft_bufwriter *w)
 {
+    CO_CALL();
     weft_bufwrite f;
 
     weft_bufwriter_flush_init(&f, w);
@@ -650,6 +687,7 @@ static void conn_drop(void *self)
 
 WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out)
 {
+    CO_CALL();
     struct conn_await a;
     int err;
 
@@ -663,6 +701,7 @@ WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out)
 WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
                              uint64_t timeout_ms, weft_socket **out)
 {
+    CO_CALL();
     struct conn_await a;
     int err;
 
@@ -710,6 +749,7 @@ CO_INT_FUTURE(weft_group_wait)
 
 WEFT_API int weft_co_mutex_lock(weft_mutex *m)
 {
+    CO_CALL();
     struct weft_mutex_lock_await a;
 
     weft_mutex_lock_init(&a.f, m);
@@ -718,6 +758,7 @@ WEFT_API int weft_co_mutex_lock(weft_mutex *m)
 
 WEFT_API int weft_co_sem_acquire(weft_sem *s, size_t n)
 {
+    CO_CALL();
     struct weft_sem_acquire_await a;
 
     weft_sem_acquire_init(&a.f, s, n);
@@ -726,6 +767,7 @@ WEFT_API int weft_co_sem_acquire(weft_sem *s, size_t n)
 
 WEFT_API int weft_co_notify_wait(weft_notify *n)
 {
+    CO_CALL();
     struct weft_notify_wait_await a;
 
     weft_notify_wait_init(&a.f, n);
@@ -734,6 +776,7 @@ WEFT_API int weft_co_notify_wait(weft_notify *n)
 
 WEFT_API int weft_co_rwlock_read(weft_rwlock *rw)
 {
+    CO_CALL();
     struct weft_rwlock_read_await a;
 
     weft_rwlock_read_init(&a.f, rw);
@@ -742,6 +785,7 @@ WEFT_API int weft_co_rwlock_read(weft_rwlock *rw)
 
 WEFT_API int weft_co_rwlock_write(weft_rwlock *rw)
 {
+    CO_CALL();
     struct weft_rwlock_write_await a;
 
     weft_rwlock_write_init(&a.f, rw);
@@ -750,6 +794,7 @@ WEFT_API int weft_co_rwlock_write(weft_rwlock *rw)
 
 WEFT_API int weft_co_barrier_wait(weft_barrier *b)
 {
+    CO_CALL();
     struct weft_barrier_wait_await a;
 
     weft_barrier_wait_init(&a.f, b);
@@ -758,6 +803,7 @@ WEFT_API int weft_co_barrier_wait(weft_barrier *b)
 
 WEFT_API int weft_co_cancel_wait(weft_cancel *t)
 {
+    CO_CALL();
     struct weft_cancel_wait_await a;
 
     weft_cancel_wait_init(&a.f, t);
@@ -766,6 +812,7 @@ WEFT_API int weft_co_cancel_wait(weft_cancel *t)
 
 WEFT_API int weft_co_group_wait(weft_group *g)
 {
+    CO_CALL();
     struct weft_group_wait_await a;
 
     weft_group_wait_init(&a.f, g);
@@ -792,6 +839,7 @@ static void timeout_drop(void *self)
 WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, void *out,
                                    uint64_t ms)
 {
+    CO_CALL();
     struct timeout_await a;
     int err;
 

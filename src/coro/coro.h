@@ -71,6 +71,9 @@ struct weft__co {
     weft_co_fn *fn;
     void *arg;
     const char *name;
+    /* the blocking call (weft_co_read, ...) the coroutine is in, for the
+     * task dump; NULL outside one (the coroutine's own) */
+    const weft_async_site *site;
     struct weft__co_stack stack;
     int result;                 /* what fn returned */
     int err;                    /* the coroutine's errno while it is not running */

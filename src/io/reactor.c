@@ -543,6 +543,9 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
         while (r == -EINTR);
         weft__io_end(s);
         if (r == -EAGAIN || r == -EWOULDBLOCK) {
+            /* relaxed: a counter (s->r: set at registration, before the
+             * generation we hold was handed out) */
+            atomic_fetch_add_explicit(&s->r->eagain, 1, memory_order_relaxed);
             /* nothing now, whatever an older hang-up or error said: clear
              * the sticky bits too (see reactor.h), or this would loop */
             io_clear(s, sticky_or(dir), ready);
@@ -650,6 +653,31 @@ static int wait_events(struct weft__reactor *r, struct epoll_event *evs, int64_t
     return epoll_wait(r->epfd, evs, EVENTS_PER_POLL, timeout_ns < 0 ? -1 : 0);
 }
 
+static void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    /* one writer at a time (see struct weft__reactor): relaxed suffices */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+void weft__io_stats(struct weft__io *io, struct weft__io_stats *out)
+{
+    /* acquire: pairs with the release store in weft__io_reactor() */
+    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
+
+    memset(out, 0, sizeof(*out));
+    if (r == NULL)
+        return;
+    /* relaxed: counters, read as a snapshot; the runtime's reference keeps
+     * the reactor alive while the user holds the runtime */
+    out->sources = atomic_load_explicit(&r->live, memory_order_relaxed);
+    out->polls = atomic_load_explicit(&r->polls, memory_order_relaxed);
+    out->events = atomic_load_explicit(&r->events, memory_order_relaxed);
+    out->eagain = atomic_load_explicit(&r->eagain, memory_order_relaxed);
+    for (unsigned i = 0; i < 8; i++)
+        out->events_hist[i] = atomic_load_explicit(&r->events_hist[i], memory_order_relaxed);
+}
+
 int weft__io_poll(struct weft__io *io, int64_t timeout_ns)
 {
     struct epoll_event evs[EVENTS_PER_POLL];
@@ -668,6 +696,14 @@ int weft__io_poll(struct weft__io *io, int64_t timeout_ns)
     do
         n = wait_events(r, evs, timeout_ns);
     while (n < 0 && errno == EINTR && timeout_ns == 0);
+    if (n >= 0) {
+        unsigned b = n == 0 ? 0 : 32u - (unsigned)__builtin_clz((unsigned)n);
+
+        /* the poller's own counters (still `polling`): load + store */
+        stat_add(&r->polls, 1);
+        stat_add(&r->events, (uint64_t)n);
+        stat_add(&r->events_hist[b < 7 ? b : 7], 1);
+    }
     atomic_store_explicit(&r->polling, false, memory_order_release);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == WAKE_TOKEN) {

@@ -139,6 +139,12 @@ struct weft__reactor {
     _Atomic unsigned live;            /* open sources: the watcher blocks in epoll */
     _Atomic bool polling;             /* a thread is inside epoll_wait */
     _Atomic bool shut;                /* the runtime is gone (release: see destroy) */
+    /* metrics (weft/observe.h): polls, events and events_hist are written
+     * by the polling thread only (relaxed load + store, ordered between
+     * pollers by `polling`), eagain by any thread (relaxed RMW: after a
+     * failed system call, so its cost is lost in the call's) */
+    _Atomic uint64_t polls, events, eagain;
+    _Atomic uint64_t events_hist[8];  /* per poll: 0, 1, 2-3, ... 64+ */
     pthread_mutex_t lock;             /* kick, kick_ctx */
     /* the scheduler's hook: the first source was registered (live 0 -> 1);
      * NULL once the runtime is gone */
@@ -185,6 +191,14 @@ static inline bool weft__io_active(struct weft__io *io)
  * wake what is ready. Returns the number of sources woken, or -1 if
  * another thread is polling (nothing done). Any thread. */
 int weft__io_poll(struct weft__io *io, int64_t timeout_ns);
+
+/* What weft_runtime_metrics() reports of the reactor (zeros before the
+ * first registration). */
+struct weft__io_stats {
+    uint64_t sources, polls, events, eagain;
+    uint64_t events_hist[8];
+};
+void weft__io_stats(struct weft__io *io, struct weft__io_stats *out);
 
 /* Wake the thread inside epoll_wait (if any): write the eventfd. */
 void weft__io_wake(struct weft__io *io);

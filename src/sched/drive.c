@@ -106,8 +106,10 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
 
             t = weft__sched_park(w);
             weft__trace_mark(rt, w, TR_PARK, 0, t0, weft__trace_now() - t0);
+            weft__sched_clock(w);
         } else if (t == NULL) {
             t = weft__sched_park(w);  /* one worker: never watches */
+            weft__sched_clock(w);
         }
         if (t)
             weft__sched_run_task(w, t);

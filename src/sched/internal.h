@@ -8,7 +8,8 @@
  *   cells.c     the cell cache and pool; a cell's release
  *   drive.c     run(), block_on(), the current-thread driver
  *   shutdown.c  closing, cancelling what is left
- *   metrics.c   counting active tasks; metrics and introspection
+ *   metrics.c   counting active tasks; per-worker metrics; lint reports
+ *   (the task dump and the snapshot of every layer: src/observe/)
  *   queue.h     the local run queue
  *
  * Where a runnable task waits (checked in this order by a worker):
@@ -100,6 +101,7 @@ struct shard {
     _Alignas(64) struct spinlock lock;
     struct weft__list cells;          /* ->lock */
     size_t count;                     /* ->lock */
+    uint64_t seq;                     /* ->lock: cells linked so far (task ids) */
     /* Cells of this (worker) shard whose last reference was dropped on a
      * worker: pushed here without the lock, unlinked and recycled by the
      * owning worker in batches (weft__sched_drain_dead()). Linked through
@@ -122,6 +124,7 @@ struct worker {
     struct weft__task_env env;        /* budget: owner only */
     /* metrics: owner writes (relaxed load+store), anyone reads */
     _Atomic uint64_t steals, overflows, parks, lifo_polls, stranded_taken;
+    _Atomic uint64_t aborted;         /* of `completed`: by cancellation */
     struct weft__task *cache[CACHE_CLASSES];   /* owner only (and destroy) */
     unsigned cached[CACHE_CLASSES];
     pthread_t thread;
@@ -182,7 +185,18 @@ struct weft_runtime {
     /* Tasks spawned and completed off the workers (spawns from other
      * threads, cancellations at shutdown); the workers keep their own.
      * active = all spawned - all completed; see weft__sched_active_tasks(). */
-    _Atomic uint64_t foreign_spawned, foreign_completed;
+    _Atomic uint64_t foreign_spawned, foreign_completed, foreign_aborted;
+    /* observability (src/observe/, weft/observe.h) */
+    uint64_t created_ns;              /* immutable: weft_runtime_new() */
+    /* the clock as a worker last read it (relaxed: a hint for the spawn
+     * times of foreign spawns; see weft__sched_clock()) */
+    _Atomic uint64_t clock_ns;
+    _Atomic bool poll_timing;         /* weft_runtime_set_poll_timing() */
+    /* the lint options in force (never NULL); older ones are kept, linked,
+     * until destroy, so a worker may still read the one it loaded. Release
+     * store under run_lock; workers load with acquire. */
+    _Atomic(const struct weft__lint_cfg *) lint;
+    _Atomic uint64_t lints;           /* reported (any thread: relaxed RMW, rare) */
     _Atomic unsigned run_waiters;     /* threads in run(): workers check */
     /* non-empty shards + 1 while the user holds the runtime: the struct is
      * freed when it reaches 0 */
@@ -238,6 +252,15 @@ static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* Refresh w's reading of the clock (env.now_ns, and the runtime's copy for
+ * foreign spawns): at cheap moments only, see struct weft__task_env. */
+static inline void weft__sched_clock(struct worker *w)
+{
+    w->env.now_ns = weft__task_clock_ns();
+    /* relaxed: a hint */
+    atomic_store_explicit(&w->rt->clock_ns, w->env.now_ns, memory_order_relaxed);
+}
+
 static inline struct worker *local_worker(struct weft_runtime *rt)
 {
     struct worker *w = weft__sched_cur_worker;
@@ -287,7 +310,9 @@ void weft__sched_drain_dead(struct weft_runtime *rt, struct shard *sh);
 
 /* metrics.c */
 void weft__sched_count_spawn(struct weft_runtime *rt, struct worker *w);
-void weft__sched_completed(void *s, struct weft__task *t);
+void weft__sched_completed(void *s, struct weft__task *t, bool cancelled);
+void weft__sched_lint(void *s, struct weft__task *t, int kind, uint64_t value);
+extern const struct weft__lint_cfg weft__lint_default;
 uint64_t weft__sched_active_tasks(const struct weft_runtime *rt);
 void weft__sched_check_quiescent(struct weft_runtime *rt);
 

@@ -2,8 +2,12 @@
 /* Counting active tasks (what run() waits for), and the runtime's metrics
  * and introspection. */
 #include <pthread.h>
+#include <stdio.h>
+
+#include "weft/observe.h"
 
 #include "sched/internal.h"
+#include "util/alloc.h"
 
 /* ---- Counting active tasks ----------------------------------------------------
  * No shared counter on the hot path: each worker counts the tasks it
@@ -28,12 +32,19 @@ void weft__sched_count_spawn(struct weft_runtime *rt, struct worker *w)
         atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_release);
 }
 
-void weft__sched_completed(void *s, struct weft__task *t)
+void weft__sched_completed(void *s, struct weft__task *t, bool cancelled)
 {
     struct weft_runtime *rt = shard_rt(s);
     struct worker *w = local_worker(rt);
 
     (void)t;                          /* may be freed already: not touched */
+    if (cancelled) {
+        /* before `completed`: a reader that sees the completion sees this */
+        if (w)
+            counter_add(&w->aborted, 1);
+        else
+            atomic_fetch_add_explicit(&rt->foreign_aborted, 1, memory_order_relaxed);
+    }
     if (w) {
         /* release: this completion (and what the task did) before anyone
          * who reads the count with acquire */
@@ -100,3 +111,92 @@ WEFT_API int weft_runtime_worker_metrics(const weft_runtime *rt, unsigned worker
     return 0;
 }
 
+
+/* ---- Lints ---------------------------------------------------------------------------- */
+const struct weft__lint_cfg weft__lint_default = {
+    (1u << WEFT_LINT_LONG_POLL) | (1u << WEFT_LINT_LOST_WAKER) | (1u << WEFT_LINT_BUSY_LOOP),
+    50u * 1000u * 1000u, NULL, NULL, NULL
+};
+
+static void lint_print(const weft_lint *l)
+{
+    const weft_async_site *at = l->parked_at;
+
+    /* one write: lines from several workers do not interleave */
+    if (at)
+        fprintf(stderr, "weft lint: %s: task %llu (%s) on worker %d, value %llu, parked at %s (%s:%u)\n",
+                weft_lint_name(l->kind), l->task_id, l->type_name ? l->type_name : "?",
+                l->worker, l->value, at->func ? at->func : "?", at->file ? at->file : "?",
+                at->line);
+    else
+        fprintf(stderr, "weft lint: %s: task %llu (%s) on worker %d, value %llu\n",
+                weft_lint_name(l->kind), l->task_id, l->type_name ? l->type_name : "?",
+                l->worker, l->value);
+}
+
+/* The task layer saw a lint on `t` (held: RUNNING or a reference). */
+void weft__sched_lint(void *s, struct weft__task *t, int kind, uint64_t value)
+{
+    struct weft_runtime *rt = shard_rt(s);
+    const struct weft__lint_cfg *cfg;
+    struct weft__task_dbg *d = weft__task_dbg(t);
+    struct worker *w = local_worker(rt);
+    weft_lint l;
+
+    /* acquire: pairs with the release in weft_runtime_set_lints() */
+    cfg = atomic_load_explicit(&rt->lint, memory_order_acquire);
+    l.kind = (weft_lint_kind)kind;
+    l.task_id = d->id;
+    l.type_name = weft__task_display_name(t);
+    l.worker = w ? (int)w->index : -1;
+    l.value = value;
+    /* relaxed: the poller's own store (this thread) */
+    l.parked_at = atomic_load_explicit(&d->site, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->lints, 1, memory_order_relaxed);
+    if (cfg->hook)
+        cfg->hook(&l, cfg->arg);
+    else
+        lint_print(&l);
+}
+
+WEFT_API const char *weft_lint_name(weft_lint_kind kind)
+{
+    switch (kind) {
+    case WEFT_LINT_LONG_POLL:
+        return "long-poll";
+    case WEFT_LINT_LOST_WAKER:
+        return "lost-waker";
+    case WEFT_LINT_BUSY_LOOP:
+        return "busy-loop";
+    }
+    return "?";
+}
+
+WEFT_API int weft_runtime_set_lints(weft_runtime *rt, const weft_lint_options *opt)
+{
+    struct weft__lint_cfg *c;
+
+    if (rt == NULL)
+        return -EINVAL;
+    c = weft__calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    *c = weft__lint_default;
+    if (opt) {
+        if (opt->mask & WEFT_LINTS_OFF)
+            c->mask = 0;
+        else if (opt->mask != 0)
+            c->mask = opt->mask & weft__lint_default.mask;
+        if (opt->long_poll_ns != 0)
+            c->long_poll_ns = opt->long_poll_ns;
+        c->hook = opt->hook;
+        c->arg = opt->arg;
+    }
+    pthread_mutex_lock(&rt->run_lock);
+    /* relaxed: run_lock orders the writers; the chain is freed at destroy */
+    c->older = (struct weft__lint_cfg *)atomic_load_explicit(&rt->lint, memory_order_relaxed);
+    /* release: the copy's fields, for the workers' acquire loads */
+    atomic_store_explicit(&rt->lint, c, memory_order_release);
+    pthread_mutex_unlock(&rt->run_lock);
+    return 0;
+}

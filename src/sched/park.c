@@ -370,6 +370,10 @@ struct weft__task *weft__sched_park(struct worker *w)
     bool seen;
     int events = 0;
 
+    w->env.poll_end_ns = 0;           /* owner only: the next poll reads the clock */
+    /* relaxed: a switch */
+    if (atomic_load_explicit(&rt->poll_timing, memory_order_relaxed))
+        weft__task_env_mark(&w->env); /* for the long-poll lint */
     if (weft__sched_end_search(w) && weft__sched_work_anywhere(rt)) {
         /* The last searcher sees work: pushers that saw it searching woke
          * nobody, so it hands the search on before going back to work

@@ -18,7 +18,7 @@
 #include "weft/blocking.h"            /* WEFT_BLOCKING_MAX_THREADS, a limit only */
 
 static const struct weft__sched_ops runtime_ops = {
-    weft__sched_schedule, weft__sched_completed, weft__sched_release,
+    weft__sched_schedule, weft__sched_completed, weft__sched_lint, weft__sched_release,
     weft__sched_block, weft__sched_unblock
 };
 
@@ -51,6 +51,14 @@ void weft__sched_destroy(struct weft_runtime *rt)
             rt->pool.head[c] = t->next;
             weft__free(t);
         }
+    }
+    /* relaxed: nobody else is left */
+    for (const struct weft__lint_cfg *c = atomic_load_explicit(&rt->lint, memory_order_relaxed);
+         c != &weft__lint_default;) {
+        struct weft__lint_cfg *dead = (struct weft__lint_cfg *)c;
+
+        c = dead->older;
+        weft__free(dead);
     }
     pthread_cond_destroy(&rt->run_cond);
     pthread_mutex_destroy(&rt->run_lock);
@@ -149,6 +157,16 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->trace, NULL);
     atomic_init(&rt->foreign_spawned, 0);
     atomic_init(&rt->foreign_completed, 0);
+    atomic_init(&rt->foreign_aborted, 0);
+    atomic_init(&rt->lints, 0);
+    atomic_init(&rt->lint, &weft__lint_default);
+    rt->created_ns = weft__task_clock_ns();
+    atomic_init(&rt->clock_ns, rt->created_ns);
+    {
+        const char *pt = getenv("WEFT_POLL_TIMING");
+
+        atomic_init(&rt->poll_timing, pt && *pt && strcmp(pt, "0") != 0);
+    }
     atomic_init(&rt->run_waiters, 0);
     atomic_init(&rt->holds, 1);
     weft__list_init(&rt->blocked);
@@ -169,6 +187,10 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         lq_init(&w->q);
         atomic_init(&w->lifo, NULL);
         w->env.time = &rt->time;
+        w->env.worker = (int)i;
+        w->env.timing = &rt->poll_timing;
+        w->env.now_ns = rt->created_ns;
+        w->env.lint = &rt->lint;
         w->env.stress = stress;
         w->watch_ns = WATCH_MIN_NS;
         w->rt = rt;
@@ -205,6 +227,7 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     struct worker *w;
     struct shard *sh;
     struct weft__task *t;
+    uint64_t now;
     void *cell;
     int err;
 
@@ -220,6 +243,9 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     sh = w ? &rt->shards[w->index]
            : &rt->shards[rt->nworkers + ((uintptr_t)cell >> 6) % FOREIGN_SHARDS];
     t = weft__task_init(cell, type, init, &sh->base, join != NULL);
+    /* spawned at: the clock as the worker (or, off the workers, any
+     * worker) last read it: no clock read per spawn (see env.now_ns) */
+    now = w ? w->env.now_ns : atomic_load_explicit(&rt->clock_ns, memory_order_relaxed);
     spin_lock(&sh->lock);
     /* acquire: pairs with the release store of `closed` in weft__sched_close():
      * a spawn that gets in here is seen by shutdown's scan of the shards */
@@ -228,6 +254,9 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
         weft__sched_cell_free(rt, t);
         return -ESHUTDOWN;
     }
+    /* ids: shard i's k-th cell is k * nshards + i + 1, unique, and growing
+     * along each shard's list (the dump reports them in that order) */
+    weft__task_set_id(t, sh->seq++ * rt->nshards + (uint64_t)(sh - rt->shards) + 1, now);
     weft__list_push_back(&sh->cells, &t->owned);
     if (sh->count++ == 0)
         atomic_fetch_add_explicit(&rt->holds, 1, memory_order_relaxed);

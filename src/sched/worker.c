@@ -80,6 +80,8 @@ struct weft__task *weft__sched_next_local(struct worker *w)
             if (n > 0 && weft__trace_active(w->rt))
                 weft__trace_mark(w->rt, w, TR_IO, (uint32_t)n, 0, 0);
         }
+        w->env.poll_end_ns = 0;       /* not the next poll's time */
+        weft__sched_clock(w);         /* every GLOBAL_INTERVAL polls */
         if ((t = lifo_take(w)) != NULL)
             return t;
         t = pop_inject(w, false);
@@ -209,6 +211,7 @@ static bool spin_for_work(struct worker *w)
     bool found = false;
     uint64_t start = 0, now;
 
+    w->env.poll_end_ns = 0;           /* the next poll reads the clock */
     /* relaxed: the role guards no data, only who spins */
     if (atomic_load_explicit(spinner, memory_order_relaxed) ||
         !atomic_compare_exchange_strong_explicit(spinner, &idle, 1, memory_order_relaxed,
@@ -238,6 +241,8 @@ static bool spin_for_work(struct worker *w)
         sched_yield();
     }
     atomic_store_explicit(spinner, 0, memory_order_relaxed);
+    if (found)
+        weft__sched_clock(w);         /* back to work after a while */
     return found;
 }
 
@@ -271,6 +276,7 @@ static bool worker_round(struct worker *w)
             return true;
         t = weft__sched_park(w);      /* the watcher may bring a task back */
     }
+    weft__sched_clock(w);             /* it slept, or may have */
     if (t)
         weft__sched_run_task(w, t);
     return true;
@@ -278,6 +284,9 @@ static bool worker_round(struct worker *w)
 
 void weft__sched_enter(struct worker *w)
 {
+    w->env.poll_end_ns = 0;
+    weft__task_env_mark(&w->env);
+    weft__sched_clock(w);
     weft__sched_cur_worker = w;
     weft__task_driver = w;
 }

@@ -682,7 +682,7 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
          * that is linked, not necessarily us) */
         chan_sync_flags(ch);
         spin_unlock(&ch->lock);
-        weft_waker_wake_by_ref(weft_context_waker(cx));
+        weft__task_wake_soon(cx);
         return WEFT_PENDING;
     }
     old = waitq_finish(&ch->sendq, &s->w);
@@ -733,7 +733,7 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
             }
             if (ret == RING_IN_PROGRESS) {
                 /* our slot is being freed: poll again soon (a yield) */
-                weft_waker_wake_by_ref(weft_context_waker(cx));
+                weft__task_wake_soon(cx);
                 return WEFT_PENDING;
             }
         } else if (waiter_is_woken(&s->w)) {
@@ -755,7 +755,7 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
             }
             if (ret == RING_IN_PROGRESS) {
                 /* still WOKEN, still ours: poll again soon */
-                weft_waker_wake_by_ref(weft_context_waker(cx));
+                weft__task_wake_soon(cx);
                 return WEFT_PENDING;
             }
         }
@@ -845,7 +845,7 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
          * waits, after close, for a send claimed before it) */
         chan_sync_flags(ch);
         spin_unlock(&ch->lock);
-        weft_waker_wake_by_ref(weft_context_waker(cx));
+        weft__task_wake_soon(cx);
         return WEFT_PENDING;
     }
     old = waitq_finish(&ch->recvq, &r->w);
@@ -896,7 +896,7 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
             }
             if (ret == RING_IN_PROGRESS) {
                 /* the head is being written: poll again soon (a yield) */
-                weft_waker_wake_by_ref(weft_context_waker(cx));
+                weft__task_wake_soon(cx);
                 return WEFT_PENDING;
             }
         } else if (waiter_is_woken(&r->w)) {
@@ -919,7 +919,7 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
             }
             if (ret == RING_IN_PROGRESS) {
                 /* still WOKEN, still ours: poll again soon */
-                weft_waker_wake_by_ref(weft_context_waker(cx));
+                weft__task_wake_soon(cx);
                 return WEFT_PENDING;
             }
         }

@@ -18,13 +18,68 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "util/alloc.h"
+#include "weft/observe.h"
 #include "weft/task.h"
 
 WEFT_TLS void *weft__task_driver;
 
 const char weft__wrapper_name[] = "weft_wrapper";
+/* ---- Observability: the trailer's per-poll part ------------------------------------
+ * The task this thread is polling (NULL between polls), for WEFT_AWAIT's
+ * park records and for spotting self-wakes (a wake of the polled task from
+ * its own poll, on its own thread: the busy-loop lint). Thread-local: only
+ * the polling thread reads or writes them. */
+static WEFT_TLS struct weft__task *poll_cur;
+static WEFT_TLS struct weft__task_dbg *poll_dbg;   /* poll_cur's trailer */
+static WEFT_TLS bool poll_parked;       /* weft__async_parked() ran this poll */
+static WEFT_TLS bool poll_self_woke;    /* poll_cur woke itself this poll */
+
+uint64_t weft__task_clock_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void weft__task_wake_soon(weft_context *cx)
+{
+    bool was = poll_self_woke;
+
+    weft_waker_wake_by_ref(weft_context_waker(cx));
+    poll_self_woke = was;              /* the library's own: not a busy loop */
+}
+
+static long thread_nivcsw(void)
+{
+    struct rusage ru;
+
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : -1;
+}
+
+void weft__task_env_mark(struct weft__task_env *env)
+{
+    env->nivcsw_mark = thread_nivcsw();
+}
+
+WEFT_API void weft__async_parked(const weft_async_site *site)
+{
+    struct weft__task_dbg *d = poll_dbg;
+
+    if (poll_cur == NULL)
+        return;
+    /* relaxed: the poller's own fields, read racily by the dump (each a
+     * pointer to a constant: a torn pair shows two true sites) */
+    if (!poll_parked) {
+        poll_parked = true;
+        atomic_store_explicit(&d->inner, site, memory_order_relaxed);
+    }
+    atomic_store_explicit(&d->site, site, memory_order_relaxed);
+}
 
 static void *task_output(struct weft__task *t)
 {
@@ -62,6 +117,19 @@ struct weft__task *weft__task_init(void *cell, const weft_future_type *ty, const
     weft__list_init(&t->owned);
     t->join_waker = WEFT_WAKER_EMPTY;
     memcpy(weft__task_future(t), init, ty->size);
+    {
+        struct weft__task_dbg *d = weft__task_dbg(t);
+
+        /* published with the cell (the books' lock, the run queue) */
+        d->id = 0;
+        d->spawned_ns = 0;
+        atomic_init(&d->polls, 0);
+        atomic_init(&d->poll_ns, 0);
+        atomic_init(&d->site, NULL);
+        atomic_init(&d->inner, NULL);
+        atomic_init(&d->worker, -1);
+        d->self_wakes = d->linted = 0;
+    }
     /* relaxed: the task is published to other threads by the run queue
      * (a release store or a lock), which orders this store */
     atomic_store_explicit(&t->state,
@@ -150,12 +218,12 @@ static void task_complete(struct weft__task *t, bool cancelled)
         memory_order_relaxed));
     if (wake) {
         /* counted first: whoever the wake releases sees the count */
-        sched->ops->completed(sched, t);
+        sched->ops->completed(sched, t, cancelled);
         weft_waker_wake_by_ref(&t->join_waker);
         ref_dec_n(t, 2);       /* the running thread's and the books' */
         return;
     }
-    sched->ops->completed(sched, t);
+    sched->ops->completed(sched, t, cancelled);
     if (TASK_REFS(next) == 0)
         task_dealloc(t);
 }
@@ -216,6 +284,9 @@ static void task_wake_by_ref(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
 
+    if (t == poll_cur)
+        poll_self_woke = true;             /* woken from its own poll */
+
     if (transition_to_notified(t, false) == WAKE_SCHEDULE)
         t->sched->ops->schedule(t->sched, t, false);
 }
@@ -223,6 +294,9 @@ static void task_wake_by_ref(const void *data)
 static void task_wake(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
+
+    if (t == poll_cur)
+        poll_self_woke = true;
 
     switch (transition_to_notified(t, true)) {
     case WAKE_SCHEDULE:                    /* our reference goes to the queue */
@@ -278,9 +352,20 @@ static bool begin_poll(struct weft__task *t, bool *cancelled)
     return true;
 }
 
-enum end_action { END_IDLE, END_REQUEUE, END_CANCEL };
+enum end_action { END_IDLE, END_IDLE_LOST, END_REQUEUE, END_CANCEL };
 
-static enum end_action end_poll(struct weft__task *t)
+/* The references a task holds on itself while idle: the books' and, while
+ * JOIN_INTEREST, the join handle's. An idle task with no more has no waker
+ * anywhere: nothing can wake it again (the lost-waker lint). */
+static uint64_t own_refs(uint64_t state)
+{
+    return 1 + ((state & TASK_JOIN_INTEREST) ? 1 : 0);
+}
+
+/* `lost`: look for a lost waker. On END_IDLE_LOST the running reference is
+ * kept (the caller reports, then drops it): the cell cannot go away under
+ * the report even if an abort completes the task at once. */
+static enum end_action end_poll(struct weft__task *t, bool lost)
 {
     uint64_t cur, next;
     enum end_action act;
@@ -292,6 +377,8 @@ static enum end_action end_poll(struct weft__task *t)
         next = cur & ~TASK_RUNNING;
         if (cur & TASK_NOTIFIED) {
             act = END_REQUEUE;             /* our reference becomes the queue's */
+        } else if (lost && TASK_REFS(cur) == own_refs(cur) + 1) {
+            act = END_IDLE_LOST;           /* keep ours for the report */
         } else {
             act = END_IDLE;
             next -= TASK_REF_ONE;          /* books hold one: never the last */
@@ -358,11 +445,78 @@ static bool end_poll_yield(struct weft__task *t)
     return true;
 }
 
+/* The lint options in force (NULL: none), for the poller. */
+static const struct weft__lint_cfg *lint_cfg(const struct weft__task_env *env)
+{
+    /* acquire: pairs with the release that published the options */
+    return env && env->lint ? atomic_load_explicit(env->lint, memory_order_acquire) : NULL;
+}
+
+/* Report lint `kind` for t once (the poller holds t: RUNNING or a reference). */
+static void lint_once(struct weft__task *t, struct weft__task_dbg *d, int kind, uint64_t value)
+{
+    if (d->linted & (1u << kind))
+        return;
+    d->linted |= (uint8_t)(1u << kind);
+    t->sched->ops->lint(t->sched, t, kind, value);
+}
+
+#define BUSY_WINDOW 64          /* polls looked at by the busy-loop lint ... */
+#define BUSY_SELF_WAKES 56      /* ... of which this many woke themselves */
+
+/* After a timed poll, while still RUNNING: the poll-time histogram and the
+ * long-poll lint. */
+static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
+                         struct weft__task_env *env, const struct weft__lint_cfg *cfg,
+                         uint64_t t0)
+{
+    uint64_t t1 = weft__task_clock_ns(), dur = t1 - t0;
+    _Atomic uint64_t *b = &env->poll_hist[weft__hist_bucket(dur)];
+
+    env->poll_end_ns = env->now_ns = t1;
+
+    /* owner-only counters, read by metrics: relaxed load + store */
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&env->poll_time_ns,
+                          atomic_load_explicit(&env->poll_time_ns, memory_order_relaxed) + dur,
+                          memory_order_relaxed);
+    if (cfg && (cfg->mask & (1u << WEFT_LINT_LONG_POLL)) && dur > cfg->long_poll_ns &&
+        !(d->linted & (1u << WEFT_LINT_LONG_POLL))) {
+        /* preempted since the worker last parked (an overloaded machine)?
+         * then the poll may not have blocked: say nothing */
+        long n = thread_nivcsw();
+
+        if (n == env->nivcsw_mark)
+            lint_once(t, d, WEFT_LINT_LONG_POLL, dur);
+        env->nivcsw_mark = n;
+    }
+}
+
+/* The busy-loop lint: most of the polls of a window of BUSY_WINDOW (by the
+ * task's poll count) woke themselves. Called only for a poll that woke
+ * itself or ends a window: the common poll pays two tests. */
+static void busy_account(struct weft__task *t, struct weft__task_dbg *d,
+                         const struct weft__lint_cfg *cfg, uint64_t polls)
+{
+    if (poll_self_woke)
+        d->self_wakes++;
+    if (polls % BUSY_WINDOW == 0) {
+        if (d->self_wakes >= BUSY_SELF_WAKES && cfg && (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)))
+            lint_once(t, d, WEFT_LINT_BUSY_LOOP, BUSY_WINDOW);
+        d->self_wakes = 0;
+    }
+}
+
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
     weft_waker waker = { t, &task_waker_vtable };   /* borrowed: no reference */
     weft_context cx = { &waker, env };
-    bool cancelled;
+    const struct weft__lint_cfg *cfg;
+    struct weft__task_dbg *d;
+    bool cancelled, lost, timed = false;
+    uint64_t t0 = 0, polls;
+    weft_poll r;
 
     if (!begin_poll(t, &cancelled)) {
         ref_dec_n(t, 1);
@@ -372,17 +526,46 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         task_cancel_running(t);
         return false;
     }
+    d = weft__task_dbg(t);
+    /* relaxed: the poller's own fields (RUNNING), read racily by the dump */
+    polls = atomic_load_explicit(&d->polls, memory_order_relaxed) + 1;
+    atomic_store_explicit(&d->polls, polls, memory_order_relaxed);
     if (env) {
         env->budget = WEFT_COOP_BUDGET;
         env->yielded = false;
         env->waker = &waker;
         stress_begin_poll(t, env);
+        /* relaxed: a switch; a poll more or less timed does not matter */
+        timed = atomic_load_explicit(env->timing, memory_order_relaxed);
+        if (timed)
+            t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
+        else
+            t0 = env->now_ns;         /* the worker's last clock reading */
+        atomic_store_explicit(&env->poll_start_ns, t0, memory_order_relaxed);
+        atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
+        atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
     }
-    if (t->type->poll(weft__task_future(t), &cx, task_output(t)) == WEFT_READY) {
+    poll_cur = t;
+    poll_dbg = d;
+    poll_parked = false;
+    poll_self_woke = false;
+    r = t->type->poll(weft__task_future(t), &cx, task_output(t));
+    poll_cur = NULL;
+    cfg = lint_cfg(env);
+    if (timed)
+        poll_account(t, d, env, cfg, t0);
+    if (poll_self_woke || polls % BUSY_WINDOW == 0)
+        busy_account(t, d, cfg, polls);
+    if (r == WEFT_READY) {
         if (t->type->drop)
             t->type->drop(weft__task_future(t));
         task_complete(t, false);
         return false;
+    }
+    if (!poll_parked) {
+        /* parked outside WEFT_AWAIT: no site to show */
+        atomic_store_explicit(&d->site, NULL, memory_order_relaxed);
+        atomic_store_explicit(&d->inner, NULL, memory_order_relaxed);
     }
     if (env && env->yielded) {
         /* yield_now or the budget: requeued as if woken, without the wake */
@@ -391,8 +574,16 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         task_cancel_running(t);
         return false;
     }
-    switch (end_poll(t)) {
+    lost = cfg && (cfg->mask & (1u << WEFT_LINT_LOST_WAKER)) &&
+           !(d->linted & (1u << WEFT_LINT_LOST_WAKER));
+    switch (end_poll(t, lost)) {
     case END_IDLE:
+        break;
+    case END_IDLE_LOST:
+        /* idle with our reference kept: nobody can wake it, but an abort
+         * may complete it meanwhile; the report is made under our ref */
+        lint_once(t, d, WEFT_LINT_LOST_WAKER, 0);
+        ref_dec_n(t, 1);
         break;
     case END_REQUEUE:
         return true;                       /* woken during its own poll */
@@ -756,7 +947,7 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
     if (weft_waker_will_wake(cx->waker, env->waker))
         env->yielded = true;               /* requeued at the back, no wake */
     else
-        weft_waker_wake_by_ref(cx->waker); /* a combinator's own waker */
+        weft__task_wake_soon(cx);          /* a combinator's own waker */
     return false;
 }
 

@@ -46,7 +46,10 @@ struct weft__sched_ops {
      * `yield` says the task asked to go to the back (yield_now). */
     void (*schedule)(void *sched, struct weft__task *t, bool yield);
     /* `t` has just completed (normally or cancelled). */
-    void (*completed)(void *sched, struct weft__task *t);
+    void (*completed)(void *sched, struct weft__task *t, bool cancelled);
+    /* A lint fired for `t` (RUNNING, or its reference held): report it.
+     * `kind` is a weft_lint_kind, `value` as weft_lint. */
+    void (*lint)(void *sched, struct weft__task *t, int kind, uint64_t value);
     /* `t` is about to be freed: unlink it from the scheduler's books and
      * free its memory. */
     void (*release)(void *sched, struct weft__task *t);
@@ -136,10 +139,57 @@ static inline size_t weft__task_output_offset(const weft_future_type *ty)
     return weft__round_up(fut + ty->size, ty->output_align);
 }
 
+/* ---- The debug trailer --------------------------------------------------------
+ * What the task dump and the lints know of a task (weft/observe.h), at the
+ * end of the cell, after the output (the header's cache line stays as it
+ * was; the trailer's line is touched once per poll).
+ *   id, spawned_ns   written before the cell is linked into the books, under
+ *                    the shard's lock: read under that lock by the dump
+ *   polls .. worker  written by the thread polling the task (RUNNING), with
+ *                    relaxed stores; read racily (relaxed) by the dump
+ *   self_wakes,      the poller's alone (RUNNING; begin_poll()'s acquire
+ *   linted           orders one poller's writes before the next's) */
+struct weft__task_dbg {
+    uint64_t id;
+    uint64_t spawned_ns;
+    _Atomic uint64_t polls;
+    _Atomic uint64_t poll_ns;               /* start of the last poll */
+    _Atomic(const weft_async_site *) site;  /* outermost await parked at */
+    _Atomic(const weft_async_site *) inner; /* innermost */
+    _Atomic int32_t worker;                 /* -1: never on a worker */
+    uint8_t self_wakes;                     /* in the current window */
+    uint8_t linted;                         /* 1 << WEFT_LINT_*: reported */
+};
+
+_Static_assert(sizeof(struct weft__task_dbg) == 56, "the trailer's size, as documented");
+
+static inline size_t weft__task_dbg_offset(const weft_future_type *ty)
+{
+    return weft__round_up(weft__task_output_offset(ty) + ty->output_size,
+                          _Alignof(struct weft__task_dbg));
+}
+
 static inline size_t weft__task_cell_size(const weft_future_type *ty)
 {
-    return weft__task_output_offset(ty) + ty->output_size;
+    return weft__task_dbg_offset(ty) + sizeof(struct weft__task_dbg);
 }
+
+static inline struct weft__task_dbg *weft__task_dbg(struct weft__task *t)
+{
+    return (struct weft__task_dbg *)(void *)((char *)t + weft__task_dbg_offset(t->type));
+}
+
+/* Nanoseconds on CLOCK_MONOTONIC (the task layer's own: it sits below the
+ * time layer). */
+uint64_t weft__task_clock_ns(void);
+/* Wake cx's waker to be polled again soon (a yield the library makes on
+ * the task's behalf: a channel slot being freed, a combinator's budget):
+ * not counted as the task waking itself by the busy-loop lint. */
+struct weft__task_env;
+void weft__task_wake_soon(weft_context *cx);
+/* The worker is about to park: note its involuntary context switches for
+ * the long-poll lint (one getrusage(); parking makes system calls anyway). */
+void weft__task_env_mark(struct weft__task_env *env);
 
 static inline size_t weft__task_cell_align(const weft_future_type *ty)
 {
@@ -154,6 +204,39 @@ static inline size_t weft__task_cell_align(const weft_future_type *ty)
  * handle when `join`). The type must have passed weft__future_type_check(). */
 struct weft__task *weft__task_init(void *cell, const weft_future_type *type, const void *init,
                                    struct weft__sched *sched, bool join);
+/* Set the trailer's id and spawn time: before the task is published (the
+ * books' lock orders these for the dump). */
+static inline void weft__task_set_id(struct weft__task *t, uint64_t id, uint64_t spawned_ns)
+{
+    struct weft__task_dbg *d = weft__task_dbg(t);
+
+    d->id = id;
+    d->spawned_ns = spawned_ns;
+}
+
+#define WEFT_HIST_BUCKETS_ 20      /* WEFT_HIST_BUCKETS of weft/observe.h */
+
+/* Bucket of a duration in the log2 histograms of weft/observe.h. */
+static inline unsigned weft__hist_bucket(uint64_t ns)
+{
+    unsigned b;
+
+    if (ns < 1024)
+        return 0;
+    b = 63u - (unsigned)__builtin_clzll(ns) - 9u;   /* 2^10 .. : 1 .. */
+    return b < WEFT_HIST_BUCKETS_ - 1 ? b : WEFT_HIST_BUCKETS_ - 1;
+}
+
+struct weft_lint;
+
+/* The lint options a runtime's workers read (weft_lint_options, checked). */
+struct weft__lint_cfg {
+    unsigned mask;             /* 1 << WEFT_LINT_*; 0: none */
+    uint64_t long_poll_ns;
+    void (*hook)(const struct weft_lint *lint, void *arg);   /* weft_lint_fn */
+    void *arg;
+    struct weft__lint_cfg *older;   /* kept until the runtime is freed */
+};
 
 /* What a worker lends the tasks it polls (reached through weft_context's
  * private pointer): the cooperative budget of the current poll, the yield
@@ -168,6 +251,34 @@ struct weft__task_env {
     const weft_waker *waker;   /* the polled task's own waker */
     void *time;                /* the runtime's timers (struct weft__time) */
     _Atomic uint64_t forced_yields;
+    /* observability (weft/observe.h); owner writes (relaxed), anyone reads */
+    int worker;                /* index for the trailer; -1: not a worker */
+    _Atomic uint64_t poll_start_ns;   /* start of the current/last poll; a
+                                       * stall detector would read it */
+    /* Poll timing (weft_runtime_set_poll_timing()): the runtime's switch,
+     * read (relaxed) once per poll; never NULL in an env. Reading the clock twice per
+     * poll is what it costs (about 250 ns per read on a VM that traps
+     * rdtsc), so it is off unless asked for. */
+    const _Atomic bool *timing;
+    /* owner only: the clock as this worker last read it: refreshed every
+     * GLOBAL_INTERVAL polls, when it wakes or stops spinning, and after
+     * every poll while timing; what the trailer's spawn and poll times are
+     * taken from (no clock read per poll or per spawn) */
+    uint64_t now_ns;
+    /* owner only, while timing: when the last poll ended, if the worker has
+     * done nothing but pick the next task since (a clock read saved per
+     * poll: the next poll starts then); 0 after anything longer (a park, a
+     * spin, driving timers or I/O), and the next poll reads the clock */
+    uint64_t poll_end_ns;
+    /* owner only: the thread's involuntary context switches when it last
+     * parked (weft__task_env_mark()): a long poll during which the count
+     * grew may have been preempted, not blocked, and is not reported */
+    long nivcsw_mark;
+    _Atomic uint64_t poll_time_ns;    /* total time inside polls */
+    _Atomic uint64_t poll_hist[WEFT_HIST_BUCKETS_];
+    /* lints: the runtime's options (the scheduler keeps them alive for the
+     * runtime's life; acquire load pairs with the release that set it) */
+    _Atomic(const struct weft__lint_cfg *) *lint;
     /* WEFT_STRESS=1 (read at runtime creation): every other budget check
      * fails (each poll starts on a coin toss), so every leaf operation
      * returns PENDING once before it completes and each await's resume

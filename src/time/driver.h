@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "task/task.h"
 #include "time/wheel.h"
 
 struct weft__time {
@@ -17,6 +18,9 @@ struct weft__time {
     /* the wheel's next deadline (ms), UINT64_MAX when empty: read without
      * the lock by parking workers (a hint, re-read under it when driving) */
     _Atomic uint64_t next;
+    /* metrics (weft/observe.h), ->lock */
+    uint64_t registered, fired, cancelled, late_ns;
+    uint64_t late_hist[WEFT_HIST_BUCKETS_];   /* ns after the deadline */
     /* set by the scheduler: wake whoever sleeps past `deadline` */
     void (*kick)(void *ctx, uint64_t deadline);
     void *kick_ctx;
@@ -49,6 +53,13 @@ static inline uint64_t weft__time_next(struct weft__time *tm)
     /* relaxed: a hint (see above) */
     return atomic_load_explicit(&tm->next, memory_order_relaxed);
 }
+
+/* What weft_runtime_metrics() reports of the timers. */
+struct weft__time_stats {
+    uint64_t armed, registered, fired, cancelled, late_ns;
+    uint64_t late_hist[WEFT_HIST_BUCKETS_];
+};
+void weft__time_stats(struct weft__time *tm, struct weft__time_stats *out);
 
 /* Fire every timer due at `now`: wake their tasks. Returns how many fired.
  * Any thread. */

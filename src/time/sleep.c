@@ -10,6 +10,7 @@
  * state is written under the lock and read without it by poll and drop; a
  * FIRED read (acquire) pairs with the driver's release store. */
 #include <stddef.h>
+#include <string.h>
 #include <time.h>
 
 #include "task/task.h"
@@ -60,10 +61,24 @@ WEFT_API uint64_t weft_now_ms(void)
 void weft__time_init(struct weft__time *tm, void (*kick)(void *, uint64_t), void *ctx)
 {
     pthread_mutex_init(&tm->lock, NULL);
+    tm->registered = tm->fired = tm->cancelled = tm->late_ns = 0;
+    memset(tm->late_hist, 0, sizeof(tm->late_hist));
     weft__wheel_init(&tm->wheel, weft__now_ms());
     atomic_init(&tm->next, UINT64_MAX);
     tm->kick = kick;
     tm->kick_ctx = ctx;
+}
+
+void weft__time_stats(struct weft__time *tm, struct weft__time_stats *out)
+{
+    pthread_mutex_lock(&tm->lock);
+    out->armed = tm->wheel.count;
+    out->registered = tm->registered;
+    out->fired = tm->fired;
+    out->cancelled = tm->cancelled;
+    out->late_ns = tm->late_ns;
+    memcpy(out->late_hist, tm->late_hist, sizeof(out->late_hist));
+    pthread_mutex_unlock(&tm->lock);
 }
 
 void weft__time_destroy(struct weft__time *tm)
@@ -81,13 +96,23 @@ unsigned weft__time_drive(struct weft__time *tm, uint64_t now)
 {
     struct weft__timer *due[DRIVE_BATCH];
     weft_waker wakers[DRIVE_BATCH];
+    uint64_t now_ns = 0;
     unsigned n, fired = 0;
 
     do {
         pthread_mutex_lock(&tm->lock);
         n = weft__wheel_advance(&tm->wheel, now, due, DRIVE_BATCH);
+        if (n > 0 && now_ns == 0)
+            now_ns = weft__now_ns();
+        tm->fired += n;
         for (unsigned i = 0; i < n; i++) {
             weft_sleep *s = (weft_sleep *)((char *)due[i] - offsetof(weft_sleep, entry));
+            uint64_t dl = weft__time_mul_sat(due[i]->deadline, 1000000u);
+
+            uint64_t late = now_ns > dl ? now_ns - dl : 0;
+
+            tm->late_ns += late;
+            tm->late_hist[weft__hist_bucket(late)]++;
 
             wakers[i] = due[i]->waker;
             due[i]->waker = WEFT_WAKER_EMPTY;
@@ -162,6 +187,7 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
             return WEFT_READY;
         }
         t->waker = weft_waker_clone(cx->waker);
+        tm->registered++;
         s->time = tm;
         __atomic_store_n(&s->state, TIMER_REGISTERED, __ATOMIC_RELAXED);
         first = weft__time_next(tm) > t->deadline;
@@ -190,6 +216,7 @@ WEFT_API void weft_sleep_drop(weft_sleep *s)
     pthread_mutex_lock(&tm->lock);
     if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) == TIMER_REGISTERED) {
         weft__wheel_remove(&tm->wheel, t);
+        tm->cancelled++;
         __atomic_store_n(&s->state, TIMER_IDLE, __ATOMIC_RELAXED);
         w = t->waker;
         t->waker = WEFT_WAKER_EMPTY;

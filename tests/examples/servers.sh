@@ -3,7 +3,8 @@
 # End-to-end checks of the example servers, with bash's /dev/tcp as the
 # client (no curl or nc needed on the CI machine):
 #   servers.sh echo  BIN   - bytes come back unchanged, two connections at once
-#   servers.sh http  BIN   - keep-alive, two pipelined requests, Connection: close
+#   servers.sh http  BIN   - keep-alive, two pipelined requests, Connection: close,
+#                            GET /metrics (Prometheus text), a task dump on SIGQUIT
 #   servers.sh chat  BIN   - a line from one client reaches the other
 # Each server starts on port 0 (the kernel picks) and is stopped with
 # SIGTERM; http and chat then exit 0 after freeing everything (in the ASan
@@ -66,11 +67,32 @@ http)
     rest=$(timeout 10 cat <&3 || true)
     [[ $rest == *"Hello, World!" ]] || fail "reply before close: $rest"
     exec 3>&-
+    # the metrics, in Prometheus text, then a plain reply on the same connection
+    exec 6<>/dev/tcp/127.0.0.1/$port
+    printf 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&6
+    metrics=$(timeout 10 cat <&6 || true)
+    exec 6>&-
+    [[ $metrics == "HTTP/1.1 200 OK"*"Content-Type: text/plain; version=0.0.4"* ]] ||
+        fail "/metrics head: ${metrics:0:200}"
+    [[ $metrics == *$'\n# TYPE weft_polls_total counter\nweft_polls_total '* ]] ||
+        fail "/metrics body: no weft_polls_total"
+    [[ $metrics == *'weft_poll_duration_seconds_bucket{le="+Inf"} '* ]] ||
+        fail "/metrics body: no poll histogram"
+    [[ $metrics == *$'weft_lints_total 0\n'*"Hello, World!" ]] ||
+        fail "/metrics then the next reply: ${metrics: -300}"
     # an idle keep-alive connection open at SIGTERM: cancelled by the drain
     exec 5<>/dev/tcp/127.0.0.1/$port
     printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&5
     IFS= read -r -t 10 -N ${#reply} -u 5 got || true
     [[ $got == "$reply" ]] || fail "reply on the idle connection"
+    # SIGQUIT: a dump of the tasks on stderr, the server goes on
+    kill -QUIT $pid
+    for _ in $(seq 200); do grep -q "^weft task dump: .* listed" "$out" && break; sleep 0.05; done
+    grep -q "^weft task dump: .* listed" "$out" || fail "no dump after SIGQUIT: $(cat "$out")"
+    grep -q " idle .*at conn_poll (" "$out" || fail "the idle connection is not in the dump: $(cat "$out")"
+    printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&5
+    IFS= read -r -t 10 -N ${#reply} -u 5 got || true
+    [[ $got == "$reply" ]] || fail "reply after the dump"
     kill -TERM $pid
     rc=0
     timeout 10 cat <&5 >/dev/null || rc=$?  # the drain closes it: end of stream
@@ -104,4 +126,6 @@ chat)
     fail "unknown kind"
     ;;
 esac
+# the lints (weft/observe.h) stay silent on a correct program
+grep -q "weft lint" "$out" && fail "lint: $(grep "weft lint" "$out")"
 echo "ok $kind"
