@@ -28,6 +28,7 @@
 #include "weft/bufio.h"
 #include "weft/fdwatch.h"
 #include "weft/signal.h"
+#include "weft/process.h"
 #include "weft/coro.h"
 
 #endif /* WEFT_H */

@@ -84,6 +84,7 @@
 #include "group.h"
 #include "net.h"
 #include "bufio.h"
+#include "process.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -261,6 +262,12 @@ WEFT_API ssize_t weft_co_bufwrite(weft_bufwriter *w, const void *src, size_t len
 WEFT_API ssize_t weft_co_write_frame(weft_bufwriter *w, const void *payload, size_t len);
 /* flush the writer: 0, -errno. */
 WEFT_API ssize_t weft_co_flush(weft_bufwriter *w);
+
+/* Child processes (weft/process.h): wait for the child to exit
+ * (weft_process_wait_init): 0 with its status in *st (st may be NULL),
+ * -ECHILD, -ECANCELED / -EINVAL as above. Cancelled, it loses nothing: the
+ * status stays in the handle for the next wait. */
+WEFT_API int weft_co_process_wait(weft_process *p, weft_process_status *st);
 
 #ifdef __cplusplus
 }
