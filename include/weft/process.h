@@ -76,7 +76,7 @@ extern "C" {
 typedef struct weft_process weft_process;     /* opaque, reference-counted */
 
 /* What a child's descriptor 0, 1 or 2 is. */
-enum weft_stdio_mode {
+typedef enum weft_stdio_mode {
     WEFT_STDIO_INHERIT = 0,   /* the parent's own 0/1/2 (the default) */
     WEFT_STDIO_NULL = 1,      /* /dev/null (read: end of file; write: discarded) */
     WEFT_STDIO_PIPE = 2,      /* a pipe whose other end is a weft stream of the
@@ -86,10 +86,10 @@ enum weft_stdio_mode {
                                * caller's: weft duplicates it for the child and
                                * never closes it); any descriptor, even 0, 1, 2
                                * ({ WEFT_STDIO_FD, 1 } as stderr is "2>&1") */
-};
+} weft_stdio_mode;
 
 typedef struct weft_stdio {
-    int mode;                 /* enum weft_stdio_mode */
+    int mode;                 /* a weft_stdio_mode */
     int fd;                   /* WEFT_STDIO_FD only */
 } weft_stdio;
 
