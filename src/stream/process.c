@@ -716,8 +716,11 @@ WEFT_API weft_poll weft_process_wait_poll(weft_process_wait *w, weft_context *cx
     const weft_waker *mine;
     int res;
 
-    if (w == NULL)
+    if (w == NULL) {
+        if (result)
+            *result = -EINVAL;
         return WEFT_READY;
+    }
     if (w->done)
         return wait_finish(w, w->result, result);
     p = w->p;

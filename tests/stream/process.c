@@ -516,6 +516,21 @@ TEST(process_spawn_errors_leave_nothing)
     o.cwd = NULL;
     o.file = "";
     ASSERT_EQ(-ENOENT, weft_process_spawn(rt, &o, &p));
+    o.file = NULL;
+    {
+        /* one argument over the kernel's 128 KiB per string */
+        size_t big = 256 * 1024;
+        char *arg = malloc(big + 1);
+        char *argv_big[] = { "true", arg, NULL };
+
+        ASSERT(arg != NULL);
+        memset(arg, 'x', big);
+        arg[big] = '\0';
+        o.argv = argv_big;
+        ASSERT_EQ(-E2BIG, weft_process_spawn(rt, &o, &p));
+        o.argv = ok;
+        free(arg);
+    }
     ASSERT(p == (weft_process *)(uintptr_t)1);   /* untouched */
     ASSERT_EQ(fds0, nt_count_fds());
     ASSERT_EQ(live0, harness_live());
@@ -573,6 +588,9 @@ TEST(process_bad_arguments)
     ASSERT_EQ(-EINVAL, res);
     weft_process_wait_drop(&w);
     weft_process_wait_drop(&w);
+    res = 0;
+    ASSERT_EQ(WEFT_READY, weft_process_wait_poll(NULL, &cx, &res));
+    ASSERT_EQ(-EINVAL, res);
     weft_process_wait_init(NULL, NULL, NULL);
     weft_process_wait_drop(NULL);
 
@@ -629,6 +647,26 @@ TEST(process_spawn_alloc_failures)
     }
     ASSERT(ok);
     ASSERT(enomem >= 1);
+    weft_runtime_free(rt);
+}
+
+/* SIGCHLD set to SIG_IGN makes the kernel reap children itself: the wait
+ * reports -ECHILD (documented as unsupported, but no hang and no crash). */
+TEST(process_sigchld_ignored_reports_echild)
+{
+    weft_runtime *rt = nt_runtime(false);
+    weft_process *p;
+    char *argv[] = { "true", NULL };
+    weft_process_options o = { .argv = argv };
+
+    ASSERT(signal(SIGCHLD, SIG_IGN) != SIG_ERR);
+    ASSERT_OK(weft_process_spawn(rt, &o, &p));
+    ASSERT_EQ(-ECHILD, pw_wait(rt, p, NULL));
+    ASSERT_EQ(-ECHILD, weft_process_try_wait(p, NULL));
+    ASSERT_EQ(-ESRCH, weft_process_kill(p, SIGTERM));
+    weft_process_free(p);
+    watcher_idle();
+    ASSERT(signal(SIGCHLD, SIG_DFL) != SIG_ERR);
     weft_runtime_free(rt);
 }
 
