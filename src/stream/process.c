@@ -358,6 +358,15 @@ static int watcher_add(struct weft_process *p, bool sweep)
         if (err)
             goto out;             /* a running thread keeps its epfd */
         watcher.nsweep++;
+        /* wake the thread as a SIGCHLD would: it sweeps (the child may have
+         * exited before the handler was there) and, if it was waiting
+         * without a time limit, starts looking every SWEEP_MS */
+        {
+            char b = 0;
+            ssize_t n = write(chld_pipe[1], &b, 1);
+
+            (void)n;
+        }
     } else {
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = p };
 

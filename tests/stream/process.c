@@ -809,6 +809,41 @@ TEST(process_free_before_exit_is_reaped_fallback)
     free_before_exit(true);
 }
 
+/* SIGCHLD blocked in every thread (the program catches it with a
+ * weft_signal, say): the handler never runs, and the watcher, asleep in
+ * epoll_wait without a time limit because its only other child has a
+ * pidfd, must still be woken by the new fallback entry and then look every
+ * 100 ms. */
+TEST(process_fallback_with_sigchld_blocked)
+{
+    static const int sigs[] = { SIGCHLD };
+    weft_runtime *rt;
+    weft_process *keep, *p;
+    char *argv[] = { "true", NULL };
+    weft_process_options o = { .argv = argv };
+    weft_process_status st;
+    int pid;
+
+    ASSERT_OK(weft_signal_block(sigs, 1));    /* before any thread exists */
+    rt = nt_runtime(false);
+    use_fallback(false);
+    ASSERT_OK(sh(rt, "cat", WEFT_STDIO_PIPE, WEFT_STDIO_NULL, WEFT_STDIO_NULL, &keep));
+    usleep(20000);                    /* the watcher is asleep in epoll_wait */
+    use_fallback(true);
+    ASSERT_OK(weft_process_spawn(rt, &o, &p));
+    pid = weft_process_pid(p);
+    weft_process_free(p);             /* nobody waits: only the watcher looks */
+    wait_reaped(pid);
+    /* and a wait on such a child completes too */
+    ASSERT_OK(weft_process_spawn(rt, &o, &p));
+    ASSERT_EQ(0, pw_wait(rt, p, &st));
+    ASSERT_EQ(0, st.code);
+    weft_process_free(p);
+    weft_process_free(keep);
+    watcher_idle();
+    weft_runtime_free(rt);
+}
+
 /* Free after the runtime is gone; the child outlives both. */
 TEST(process_free_after_runtime)
 {
