@@ -323,12 +323,12 @@ TEST(process_many_children_fallback)
 }
 
 /* The SIGCHLD handler calls on to the program's own. */
-static volatile sig_atomic_t user_chld;
+static int user_chld;                  /* __atomic: set in a handler on any thread */
 
 static void on_user_chld(int sig)
 {
     (void)sig;
-    user_chld = 1;
+    __atomic_store_n(&user_chld, 1, __ATOMIC_RELAXED);
 }
 
 TEST(process_fallback_chains_sigchld_handler)
@@ -348,11 +348,11 @@ TEST(process_fallback_chains_sigchld_handler)
     ASSERT_EQ(0, pw_wait(rt, p, NULL));
     weft_process_free(p);
     watcher_idle();
-    user_chld = 0;
+    __atomic_store_n(&user_chld, 0, __ATOMIC_RELAXED);
     ASSERT_OK(weft_process_spawn(rt, &o, &p));  /* the handler is in place now */
     ASSERT_EQ(0, pw_wait(rt, p, NULL));
     weft_process_free(p);
-    for (unsigned i = 0; !user_chld; i++) {
+    for (unsigned i = 0; !__atomic_load_n(&user_chld, __ATOMIC_RELAXED); i++) {
         ASSERT(i < 20000);
         usleep(1000);
     }
