@@ -41,8 +41,9 @@
  * on to the handler that was there before, if any) that only writes a byte
  * to a pipe the watcher reads, and the watcher then looks at each of its
  * children with waitid(WNOHANG); it also looks every 100 ms while such
- * children live, in case SIGCHLD is blocked in every thread. That handler
- * and its pipe stay for the life of the process. The watcher does not
+ * children live, in case SIGCHLD is blocked in every thread or a handler
+ * installed later replaced weft's. That handler and its pipe stay for the
+ * life of the process. The watcher does not
  * depend on any runtime: waits complete, and children are reaped, even
  * after the runtime that spawned them is freed.
  *
