@@ -29,6 +29,7 @@
 #include "weft/bufio.h"
 #include "weft/fdwatch.h"
 #include "weft/signal.h"
+#include "weft/process.h"
 #include "weft/coro.h"
 #include "weft/trace.h"
 #include "weft/observe.h"

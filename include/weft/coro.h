@@ -85,6 +85,7 @@
 #include "net.h"
 #include "bufio.h"
 #include "blocking.h"
+#include "process.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -293,6 +294,11 @@ WEFT_API int weft_co_fs_truncate(const char *path, off_t length);
 /* the number of entries; *ents as weft_fs_readdir_init (free it with
  * weft_fs_free()) */
 WEFT_API ssize_t weft_co_fs_readdir(const char *path, weft_fs_dirent **ents);
+/* Child processes (weft/process.h): wait for the child to exit
+ * (weft_process_wait_init): 0 with its status in *st (st may be NULL),
+ * -ECHILD, -ECANCELED / -EINVAL as above. Cancelled, it loses nothing: the
+ * status stays in the handle for the next wait. */
+WEFT_API int weft_co_process_wait(weft_process *p, weft_process_status *st);
 
 #ifdef __cplusplus
 }

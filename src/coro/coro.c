@@ -851,3 +851,14 @@ WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, v
     err = co_await(timeout_thunk, timeout_drop, &a, out);
     return err < 0 ? err : a.result;
 }
+
+/* ---- Child processes ------------------------------------------------------------- */
+WEFT_API int weft_co_process_wait(weft_process *p, weft_process_status *st)
+{
+    weft_process_wait w;
+    int res = 0, err;
+
+    weft_process_wait_init(&w, p, st);
+    err = co_await(weft_process_wait_future.poll, weft_process_wait_future.drop, &w, &res);
+    return err < 0 ? err : res;
+}
