@@ -223,7 +223,20 @@ typedef enum weft_lint_kind {
     WEFT_LINT_LOST_WAKER = 2,
     /* the task woke itself during most of its last polls: a busy loop
      * (value: the polls looked at) */
-    WEFT_LINT_BUSY_LOOP = 3
+    WEFT_LINT_BUSY_LOOP = 3,
+    /* a worker has been inside one poll for longer than long_poll_ns, and
+     * the poll is still running: reported by another worker (the one
+     * watching, which also takes over the stuck worker's LIFO task and
+     * drives the timers and I/O meanwhile; see docs/debugging.md), once per
+     * stalled poll and not again for the same task while it keeps stalling
+     * the same worker (value: the ns it has been stuck at least; parked_at:
+     * NULL). Only while the stuck thread is blocked in the kernel or
+     * burning the CPU: a thread that is runnable but preempted (an
+     * overloaded machine) is not reported. Needs no poll timing and costs
+     * the polling worker nothing but three relaxed stores per poll. Needs a second worker: a runtime of one
+     * worker has nobody to notice (the long-poll lint reports after the
+     * poll). */
+    WEFT_LINT_STALL = 4
 } weft_lint_kind;
 
 typedef struct weft_lint {
@@ -235,15 +248,16 @@ typedef struct weft_lint {
     const weft_async_site *parked_at;   /* as weft_task_info; may be NULL */
 } weft_lint;
 
-/* Called on the worker that saw the bug, right after the poll; it must not
- * block (it runs in the worker's loop). */
+/* Called on the worker that saw the bug, right after the poll (a stall: on
+ * the worker watching, while the stuck poll runs on); it must not block (it
+ * runs in the worker's loop). */
 typedef void weft_lint_fn(const weft_lint *lint, void *arg);
 
 typedef struct weft_lint_options {
-    /* Which lints run: a mask of 1u << WEFT_LINT_*; 0 means all three.
+    /* Which lints run: a mask of 1u << WEFT_LINT_*; 0 means all four.
      * WEFT_LINTS_OFF disables them. */
     unsigned mask;
-    /* WEFT_LINT_LONG_POLL threshold; 0 means 50 ms. */
+    /* WEFT_LINT_LONG_POLL and WEFT_LINT_STALL threshold; 0 means 50 ms. */
     unsigned long long long_poll_ns;
     weft_lint_fn *hook;             /* NULL: print one line to stderr */
     void *arg;
@@ -257,7 +271,8 @@ typedef struct weft_lint_options {
  * workers pick the change up at their next poll. */
 WEFT_API int weft_runtime_set_lints(weft_runtime *rt, const weft_lint_options *opt);
 
-/* Name of a lint kind ("long-poll", "lost-waker", "busy-loop"), "?" else. */
+/* Name of a lint kind ("long-poll", "lost-waker", "busy-loop", "stall"),
+ * "?" else. */
 WEFT_API const char *weft_lint_name(weft_lint_kind kind);
 
 #ifdef __cplusplus

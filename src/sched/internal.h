@@ -115,6 +115,13 @@ struct worker {
     _Atomic uint64_t polls;           /* owner writes; anyone reads */
     _Atomic uint64_t spawned, completed;   /* owner writes; anyone reads */
     _Atomic uint64_t watch_mark;      /* the watcher writes: polls at its last look */
+    /* the stall lint (park.c, watch_stall()): written by whichever worker
+     * is the watcher (relaxed: heuristics, no data behind them) */
+    _Atomic uint64_t stall_polls;     /* the poll count it is stuck at */
+    _Atomic uint64_t stall_since_ns;  /* when the watcher first saw it stuck */
+    _Atomic uint64_t stall_reported;  /* task id last reported, 0: none */
+    _Atomic uint64_t stall_cpu_ns;    /* the thread's CPU time when first due, 0: not yet */
+    _Atomic int tid;                  /* the worker thread's kernel id (0: none) */
     uint64_t watch_ns;                /* owner only: its nap while watching */
     uint64_t io_look_ns;              /* owner only: its last look at I/O after a yield */
     struct weft_runtime *rt;
@@ -312,6 +319,8 @@ void weft__sched_drain_dead(struct weft_runtime *rt, struct shard *sh);
 void weft__sched_count_spawn(struct weft_runtime *rt, struct worker *w);
 void weft__sched_completed(void *s, struct weft__task *t, bool cancelled);
 void weft__sched_lint(void *s, struct weft__task *t, int kind, uint64_t value);
+void weft__sched_lint_stall(struct weft_runtime *rt, unsigned victim, uint64_t id,
+                            const char *name, uint64_t ns);
 extern const struct weft__lint_cfg weft__lint_default;
 uint64_t weft__sched_active_tasks(const struct weft_runtime *rt);
 void weft__sched_check_quiescent(struct weft_runtime *rt);

@@ -114,7 +114,8 @@ WEFT_API int weft_runtime_worker_metrics(const weft_runtime *rt, unsigned worker
 
 /* ---- Lints ---------------------------------------------------------------------------- */
 const struct weft__lint_cfg weft__lint_default = {
-    (1u << WEFT_LINT_LONG_POLL) | (1u << WEFT_LINT_LOST_WAKER) | (1u << WEFT_LINT_BUSY_LOOP),
+    (1u << WEFT_LINT_LONG_POLL) | (1u << WEFT_LINT_LOST_WAKER) | (1u << WEFT_LINT_BUSY_LOOP) |
+        (1u << WEFT_LINT_STALL),
     50u * 1000u * 1000u, NULL, NULL, NULL
 };
 
@@ -159,6 +160,30 @@ void weft__sched_lint(void *s, struct weft__task *t, int kind, uint64_t value)
         lint_print(&l);
 }
 
+/* The watcher saw worker `victim` inside one poll (task `id`, named
+ * `name`) for `ns` at least, still running. The task is not touched: it
+ * may end and be freed at any moment; id and name were published by the
+ * polling worker (a name is a descriptor's constant string). */
+void weft__sched_lint_stall(struct weft_runtime *rt, unsigned victim, uint64_t id,
+                            const char *name, uint64_t ns)
+{
+    /* acquire: pairs with the release in weft_runtime_set_lints() */
+    const struct weft__lint_cfg *cfg = atomic_load_explicit(&rt->lint, memory_order_acquire);
+    weft_lint l;
+
+    l.kind = WEFT_LINT_STALL;
+    l.task_id = id;
+    l.type_name = name;
+    l.worker = (int)victim;
+    l.value = ns;
+    l.parked_at = NULL;
+    atomic_fetch_add_explicit(&rt->lints, 1, memory_order_relaxed);
+    if (cfg->hook)
+        cfg->hook(&l, cfg->arg);
+    else
+        lint_print(&l);
+}
+
 WEFT_API const char *weft_lint_name(weft_lint_kind kind)
 {
     switch (kind) {
@@ -168,6 +193,8 @@ WEFT_API const char *weft_lint_name(weft_lint_kind kind)
         return "lost-waker";
     case WEFT_LINT_BUSY_LOOP:
         return "busy-loop";
+    case WEFT_LINT_STALL:
+        return "stall";
     }
     return "?";
 }

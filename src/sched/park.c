@@ -2,11 +2,16 @@
 /* Searching, parking and notifying workers without lost wake-ups, and the
  * watcher: the parked worker that drives the timers and the I/O reactor and
  * takes LIFO tasks stuck behind a long poll. */
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sched/internal.h"
 #include "sched/trace.h"
+#include "weft/observe.h"           /* the lint kinds */
 
 #if defined(__SANITIZE_THREAD__)
 _Atomic unsigned weft__sched_fence_dummy;  /* see full_fence() */
@@ -142,11 +147,113 @@ static void resign_watch(struct worker *w)
                                             memory_order_relaxed, memory_order_relaxed);
 }
 
+/* The stall lint (weft/observe.h, WEFT_LINT_STALL): is v inside the same
+ * poll as at the last look, for cfg->long_poll_ns or more? Then report it,
+ * once per stalled poll, and not again for the same task while it keeps
+ * stalling v. The watcher never touches the task (it may end and be freed
+ * at any moment): v publishes the task's id and name at each poll's start
+ * (cur_id last, release), and the report is made only if v's poll count
+ * and cur_id read the same after the name was read, so the name is the
+ * stuck task's. A new poll count restarts the clock. */
+/* The state letter of thread `tid` of this process (R running or
+ * runnable, S sleeping, D in uninterruptible wait, ...), or 0. */
+static char thread_state(int tid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')');            /* the name may hold spaces and ')' */
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static uint64_t thread_cpu_ns(pthread_t th)
+{
+    clockid_t cid;
+    struct timespec ts;
+
+    if (pthread_getcpuclockid(th, &cid) != 0 || clock_gettime(cid, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Is v's thread stuck by its own doing: blocked in the kernel (a blocking
+ * call in a task), or burning the CPU (a loop that never returns)? Not when
+ * it is runnable without getting the CPU: on an overloaded machine any
+ * thread can be preempted for tens of milliseconds, and that is no bug of
+ * the task's. Runnable: it counts as burning once it has used STALL_CPU_NS
+ * of CPU since the first look that found it due (so it is reported a look
+ * or a few later; a preempted poll of a few microseconds ends long before,
+ * and a hog that gets a fifth of a CPU still gets there in 10 ms). */
+#define STALL_CPU_NS 2000000u
+static bool stuck_by_itself(struct worker *v)
+{
+    int tid = atomic_load_explicit(&v->tid, memory_order_relaxed);
+    char st = tid ? thread_state(tid) : 0;
+    uint64_t cpu, cpu0;
+
+    if (st == 'S' || st == 'D')
+        return true;
+    if (st != 'R')
+        return false;                 /* unknown: do not guess */
+    cpu = thread_cpu_ns(v->thread);
+    cpu0 = atomic_load_explicit(&v->stall_cpu_ns, memory_order_relaxed);
+    if (cpu == 0)
+        return false;
+    if (cpu0 == 0) {
+        atomic_store_explicit(&v->stall_cpu_ns, cpu, memory_order_relaxed);
+        return false;
+    }
+    return cpu - cpu0 >= STALL_CPU_NS;
+}
+
+static void watch_stall(struct worker *w, struct worker *v, uint64_t polls, uint64_t now,
+                        const struct weft__lint_cfg *cfg)
+{
+    /* acquire: pairs with the release store of the id (the name before it) */
+    uint64_t id = atomic_load_explicit(&v->env.cur_id, memory_order_acquire), since;
+    const char *name;
+
+    if (id == 0 || polls != atomic_load_explicit(&v->stall_polls, memory_order_relaxed)) {
+        /* between polls, or a new poll since the last look */
+        atomic_store_explicit(&v->stall_polls, polls, memory_order_relaxed);
+        atomic_store_explicit(&v->stall_since_ns, now, memory_order_relaxed);
+        atomic_store_explicit(&v->stall_cpu_ns, 0, memory_order_relaxed);
+        return;
+    }
+    since = atomic_load_explicit(&v->stall_since_ns, memory_order_relaxed);
+    if (now - since < cfg->long_poll_ns ||
+        id == atomic_load_explicit(&v->stall_reported, memory_order_relaxed) ||
+        !stuck_by_itself(v))
+        return;
+    name = atomic_load_explicit(&v->env.cur_name, memory_order_relaxed);
+    /* acquire: the loads above come before these */
+    if (atomic_load_explicit(&v->env.cur_id, memory_order_acquire) != id ||
+        atomic_load_explicit(&v->polls, memory_order_relaxed) != polls)
+        return;                       /* it moved on meanwhile */
+    atomic_store_explicit(&v->stall_reported, id, memory_order_relaxed);
+    weft__sched_lint_stall(w->rt, v->index, id, name, now - since);
+}
+
 /* The watcher's look: take a LIFO task whose worker has not polled since
- * the last look. *seen: some slot was full (look again soon). */
+ * the last look, and look for stalls (above). *seen: some slot was full
+ * (look again soon). */
 static struct weft__task *watch_look(struct worker *w, bool *seen)
 {
     struct weft_runtime *rt = w->rt;
+    /* acquire: pairs with the release in weft_runtime_set_lints() */
+    const struct weft__lint_cfg *cfg = atomic_load_explicit(&rt->lint, memory_order_acquire);
+    bool stall = cfg->mask & (1u << WEFT_LINT_STALL);
+    uint64_t now = stall ? weft__now_ns() : 0;
 
     *seen = false;
     for (unsigned i = 0; i < rt->nworkers; i++) {
@@ -156,6 +263,8 @@ static struct weft__task *watch_look(struct worker *w, bool *seen)
         if (v == w)
             continue;
         polls = atomic_load_explicit(&v->polls, memory_order_relaxed);
+        if (stall)
+            watch_stall(w, v, polls, now, cfg);
         if (atomic_load_explicit(&v->lifo, memory_order_relaxed)) {
             *seen = true;
             if (polls == atomic_load_explicit(&v->watch_mark, memory_order_relaxed)) {

@@ -2,6 +2,8 @@
 /* The worker loop: finding work (LIFO slot, local queue, inject queue,
  * stealing), running it, and a worker thread's life. */
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sched.h>
 
 #include "sched/internal.h"
@@ -302,6 +304,8 @@ void *weft__sched_worker_main(void *arg)
     struct worker *w = arg;
 
     pthread_setname_np(pthread_self(), w->name);
+    /* relaxed: read by the watcher's stall lint, a hint */
+    atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
     weft__sched_enter(w);
     while (worker_round(w))
         ;

@@ -544,6 +544,10 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         atomic_store_explicit(&env->poll_start_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
+        /* release, the id: a watcher that reads it (acquire) sees the name
+         * stored before it (plain stores on x86) */
+        atomic_store_explicit(&env->cur_name, weft__task_display_name(t), memory_order_relaxed);
+        atomic_store_explicit(&env->cur_id, d->id, memory_order_release);
     }
     poll_cur = t;
     poll_dbg = d;
@@ -551,6 +555,8 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     poll_self_woke = false;
     r = t->type->poll(weft__task_future(t), &cx, task_output(t));
     poll_cur = NULL;
+    if (env)
+        atomic_store_explicit(&env->cur_id, 0, memory_order_relaxed);
     cfg = lint_cfg(env);
     if (timed)
         poll_account(t, d, env, cfg, t0);

@@ -253,8 +253,13 @@ struct weft__task_env {
     _Atomic uint64_t forced_yields;
     /* observability (weft/observe.h); owner writes (relaxed), anyone reads */
     int worker;                /* index for the trailer; -1: not a worker */
-    _Atomic uint64_t poll_start_ns;   /* start of the current/last poll; a
-                                       * stall detector would read it */
+    _Atomic uint64_t poll_start_ns;   /* start of the current/last poll */
+    /* the task being polled, for the stall lint of another worker (which
+     * must not touch the task: it may end and be freed meanwhile): its id
+     * (0 between polls) and name; stored name first, then id, at each
+     * poll's start, id 0 at its end */
+    _Atomic uint64_t cur_id;
+    _Atomic(const char *) cur_name;
     /* Poll timing (weft_runtime_set_poll_timing()): the runtime's switch,
      * read (relaxed) once per poll; never NULL in an env. Reading the clock twice per
      * poll is what it costs (about 250 ns per read on a VM that traps

@@ -18,18 +18,24 @@
 #include "weft.h"
 
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
-static int seen[4];
-static char seen_type[4][32];
-static unsigned long long seen_value[4];
+static int seen[5];
+static char seen_type[5][32];
+static unsigned long long seen_value[5];
+static int seen_worker[5];
+static atomic_int stall_running;      /* the stalling poll still ran at the report */
+static atomic_int seen_running;
 
 static void record(const weft_lint *l, void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&seen_lock);
-    if (l->kind >= 1 && l->kind <= 3) {
+    if (l->kind >= 1 && l->kind <= 4) {
         seen[l->kind]++;
         snprintf(seen_type[l->kind], sizeof(seen_type[0]), "%s", l->type_name);
         seen_value[l->kind] = l->value;
+        seen_worker[l->kind] = l->worker;
+        if (l->kind == WEFT_LINT_STALL)
+            atomic_store(&seen_running, atomic_load(&stall_running));
     }
     pthread_mutex_unlock(&seen_lock);
 }
@@ -299,5 +305,163 @@ TEST(lint_long_poll_needs_poll_timing)
     ASSERT_OK(weft_spawn_detached(rt, &blocker_future, &(blocker){ .max = 3, .sleep_ms = 5 }));
     ASSERT_OK(weft_runtime_run(rt));
     ASSERT_EQ(0, seen_count(WEFT_LINT_LONG_POLL));
+    weft_runtime_free(rt);
+}
+
+/* ---- a stall: one poll that does not return, seen while it runs ------------------------ */
+typedef struct staller {
+    unsigned ms;
+    bool spin;                        /* burn the CPU instead of sleeping */
+    atomic_int *worker;
+    uint64_t *ended_ns;
+} staller;
+
+static weft_poll staller_poll(staller *s, weft_context *cx, void *out)
+{
+    uint64_t end = harness_now_ns() + (uint64_t)s->ms * 1000000u;
+
+    (void)cx;
+    (void)out;
+    atomic_store(s->worker, weft_worker_index());
+    atomic_store(&stall_running, 1);
+    if (s->spin) {
+        while (harness_now_ns() < end)
+            ;                         /* the bug: a loop that never yields */
+    } else {
+        while (harness_now_ns() < end)
+            usleep(10000);            /* the bug: a blocking call in a task */
+    }
+    atomic_store(&stall_running, 0);
+    if (s->ended_ns)
+        *s->ended_ns = harness_now_ns();
+    return WEFT_READY;
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(staller, staller_poll, NULL);
+
+static void stall_case(bool spin)
+{
+    weft_runtime *rt;
+    atomic_int worker = -1;
+    weft_join *j;
+
+    memset(seen, 0, sizeof(seen));
+    atomic_store(&seen_running, 0);
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    /* no poll timing: the stall lint needs none */
+    ASSERT_OK(weft_runtime_set_lints(rt, &(weft_lint_options){
+                                             .mask = 1u << WEFT_LINT_STALL,
+                                             .long_poll_ns = 50u * 1000 * 1000,
+                                             .hook = record }));
+    ASSERT_OK(weft_spawn(rt, &staller_future,
+                         &(staller){ .ms = 600, .spin = spin, .worker = &worker }, &j));
+    ASSERT_OK(weft_join_wait(j, NULL));
+    weft_join_drop(j);
+    ASSERT_EQ(1, seen_count(WEFT_LINT_STALL));
+    ASSERT(strcmp(seen_type[WEFT_LINT_STALL], "staller") == 0);
+    ASSERT(seen_value[WEFT_LINT_STALL] >= 50u * 1000 * 1000);
+    ASSERT_EQ(atomic_load(&worker), seen_worker[WEFT_LINT_STALL]);
+    ASSERT_EQ(1, atomic_load(&seen_running));   /* reported while it ran */
+    weft_runtime_free(rt);
+}
+
+TEST(lint_stall_reported_while_a_blocking_poll_runs)
+{
+    stall_case(false);
+}
+
+TEST(lint_stall_reported_while_a_cpu_hog_runs)
+{
+    stall_case(true);
+}
+
+/* The same stuck worker, while another task sleeps 10 x 10 ms: the timers
+ * keep firing (the watching worker drives them) and the sleeper is done
+ * long before the stuck poll returns. */
+typedef struct napper {
+    weft_async co;
+    weft_sleep s;
+    int i;
+    uint64_t *done_ns;
+} napper;
+
+static weft_poll napper_poll(napper *n, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&n->co);
+    for (n->i = 0; n->i < 10; n->i++) {
+        weft_sleep_init(&n->s, 10);
+        WEFT_AWAIT(&n->co, weft_sleep_poll(&n->s, cx));
+    }
+    *n->done_ns = harness_now_ns();
+    WEFT_END(&n->co);
+}
+
+static void napper_drop(napper *n)
+{
+    weft_sleep_drop(&n->s);
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(napper, napper_poll, napper_drop);
+
+TEST(lint_stall_timers_keep_firing_beside_it)
+{
+    weft_runtime *rt;
+    atomic_int worker = -1;
+    uint64_t stall_end = 0, nap_done = 0;
+    weft_join *js, *jn;
+
+    memset(seen, 0, sizeof(seen));
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    ASSERT_OK(weft_runtime_set_lints(rt, &(weft_lint_options){
+                                             .mask = 1u << WEFT_LINT_STALL, .hook = record }));
+    ASSERT_OK(weft_spawn(rt, &staller_future,
+                         &(staller){ .ms = 1500, .worker = &worker, .ended_ns = &stall_end },
+                         &js));
+    while (atomic_load(&worker) < 0)
+        usleep(1000);
+    ASSERT_OK(weft_spawn(rt, &napper_future, &(napper){ .done_ns = &nap_done }, &jn));
+    ASSERT_OK(weft_join_wait(jn, NULL));
+    ASSERT_OK(weft_join_wait(js, NULL));
+    weft_join_drop(jn);
+    weft_join_drop(js);
+    ASSERT(nap_done != 0 && stall_end != 0);
+    ASSERT(nap_done < stall_end);     /* the sleeps did not wait for the stall */
+    ASSERT_EQ(1, seen_count(WEFT_LINT_STALL));
+    weft_runtime_free(rt);
+}
+
+/* Many short polls (a task that yields for 300 ms) are no stall. */
+typedef struct yielder {
+    weft_async co;
+    weft_yield y;
+    uint64_t end;
+} yielder;
+
+static weft_poll yielder_poll(yielder *y, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&y->co);
+    y->end = harness_now_ns() + 300u * 1000 * 1000;
+    while (harness_now_ns() < y->end)
+        WEFT_YIELD(&y->co, &y->y, cx);
+    WEFT_END(&y->co);
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(yielder, yielder_poll, NULL);
+
+TEST(lint_stall_silent_for_short_polls)
+{
+    weft_runtime *rt;
+    weft_join *j;
+
+    memset(seen, 0, sizeof(seen));
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    ASSERT_OK(weft_runtime_set_lints(rt, &(weft_lint_options){
+                                             .mask = 1u << WEFT_LINT_STALL, .hook = record }));
+    ASSERT_OK(weft_spawn(rt, &yielder_future, &(yielder){ 0 }, &j));
+    ASSERT_OK(weft_join_wait(j, NULL));
+    weft_join_drop(j);
+    ASSERT_EQ(0, seen_count(WEFT_LINT_STALL));
     weft_runtime_free(rt);
 }
