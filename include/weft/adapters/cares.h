@@ -123,7 +123,8 @@ static inline void weft__ares_sock_state(void *data, ares_socket_t fd, int reada
 {
     weft_ares *a = (weft_ares *)data;
     struct weft__ares_sock **pp, *s;
-    unsigned events = (readable ? WEFT_READABLE : 0u) | (writable ? WEFT_WRITABLE : 0u);
+    unsigned events = (readable ? (unsigned)WEFT_READABLE : 0u) |
+                      (writable ? (unsigned)WEFT_WRITABLE : 0u);
 
     for (pp = &a->socks; *pp != NULL && (*pp)->fd != fd; pp = &(*pp)->next)
         ;
