@@ -25,6 +25,7 @@ static char pattern_byte(unsigned seed, size_t i)
 }
 
 struct hconn {
+    struct hconn *prev, *next;            /* every open connection: server_down frees them */
     int fd;
     char in[4096];
     size_t inlen;
@@ -35,9 +36,16 @@ struct hconn {
 static int srv_listen_fd, srv_port, srv_epfd;
 static atomic_int srv_stop;
 static pthread_t srv_thread;
+static struct hconn *srv_conns;           /* server thread only, then server_down */
 
 static void hconn_close(struct hconn *h)
 {
+    if (h->prev != NULL)
+        h->prev->next = h->next;
+    else
+        srv_conns = h->next;
+    if (h->next != NULL)
+        h->next->prev = h->prev;
     epoll_ctl(srv_epfd, EPOLL_CTL_DEL, h->fd, NULL);
     close(h->fd);
     free(h->out);
@@ -118,6 +126,10 @@ static void *server_main(void *arg)
                     h = (struct hconn *)calloc(1, sizeof(*h));
                     ASSERT(h != NULL);
                     h->fd = fd;
+                    h->next = srv_conns;
+                    if (srv_conns != NULL)
+                        srv_conns->prev = h;
+                    srv_conns = h;
                     ev.data.ptr = h;
                     ASSERT_EQ(0, epoll_ctl(srv_epfd, EPOLL_CTL_ADD, fd, &ev));
                 }
@@ -168,6 +180,8 @@ static void server_down(void)
 {
     atomic_store(&srv_stop, 1);
     pthread_join(srv_thread, NULL);
+    while (srv_conns != NULL)
+        hconn_close(srv_conns);
     close(srv_epfd);
     close(srv_listen_fd);                 /* open connections: the process exits */
 }
