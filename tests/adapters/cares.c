@@ -88,15 +88,16 @@ static void *dns_main(void *arg)
 
         if (poll(&p, 1, 50) <= 0)
             continue;
-        n = recvfrom(dns_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
-        if (n <= 0)
-            continue;
-        if (atomic_fetch_add(&dns_queries, 1) < atomic_load(&dns_drop_first) ||
-            atomic_load(&dns_silent))
-            continue;                              /* dropped: c-ares must retry */
-        out = dns_answer(buf, (size_t)n, sizeof(buf));
-        if (out > 0)
-            sendto(dns_fd, buf, out, 0, (struct sockaddr *)&from, fl);
+        while ((n = recvfrom(dns_fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+                             &fl)) > 0) {
+            if (atomic_fetch_add(&dns_queries, 1) < atomic_load(&dns_drop_first) ||
+                atomic_load(&dns_silent))
+                continue;                          /* dropped: c-ares must retry */
+            out = dns_answer(buf, (size_t)n, sizeof(buf));
+            if (out > 0)
+                sendto(dns_fd, buf, out, 0, (struct sockaddr *)&from, fl);
+            fl = sizeof(from);
+        }
     }
     return NULL;
 }
@@ -213,11 +214,13 @@ TEST(parallel_lookups_every_address_checked)
     weft_runtime *rt = at_runtime(2);
     weft_ares *a;
     weft_join **j = (weft_join **)calloc(n, sizeof(*j));
+    uint64_t t0;
     int out;
 
     ASSERT(j != NULL);
     dns_up(0, false);
-    a = resolver(rt, 500, 4);
+    a = resolver(rt, 500, 6);        /* the burst overflows socket buffers: retries */
+    t0 = harness_now_ns();
     for (unsigned i = 0; i < n; i++)
         ASSERT_OK(weft_spawn(rt, &looker_future, &(looker){ .a = a, .n = i * 977 + 1 }, &j[i]));
     for (unsigned i = 0; i < n; i++) {
@@ -228,6 +231,8 @@ TEST(parallel_lookups_every_address_checked)
     /* one query each, and a retry for any the kernel dropped (a burst of
      * hundreds can overflow the responder's socket buffer) */
     ASSERT((int)n <= atomic_load(&dns_queries));
+    printf("%u lookups in %.1f ms, %d queries\n", n, (double)(harness_now_ns() - t0) / 1e6,
+           atomic_load(&dns_queries));
     weft_ares_free(a);
     weft_runtime_free(rt);
     dns_down();
