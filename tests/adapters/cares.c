@@ -488,3 +488,26 @@ TEST(bad_arguments)
     weft_ares_free(NULL);
     weft_runtime_free(rt);
 }
+
+/* A current-thread runtime: the loop runs only inside block_on. */
+TEST(current_thread_runtime)
+{
+    weft_runtime *rt = at_runtime(0);
+    weft_ares *a;
+    char name[64];
+
+    dns_up(1, false);                                        /* one retry on the way */
+    a = resolver(rt, 100, 3);
+    for (unsigned i = 0; i < 10; i++) {
+        weft_ares_result res;
+
+        snprintf(name, sizeof(name), "h%u.weft.test", i);
+        res = lookup(rt, a, name);
+        ASSERT_OK(res.result);
+        check_addr(res.ai, i);
+        ares_freeaddrinfo(res.ai);
+    }
+    weft_ares_free(a);
+    weft_runtime_free(rt);
+    dns_down();
+}

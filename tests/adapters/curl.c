@@ -677,3 +677,26 @@ TEST(bad_arguments)
     weft_curl_free(NULL);
     weft_runtime_free(rt);
 }
+
+/* A current-thread runtime: the loop runs only inside block_on. */
+TEST(current_thread_runtime)
+{
+    weft_runtime *rt = at_runtime(0);
+    weft_curl *c;
+    char url[128];
+
+    server_up();
+    c = multi(rt);
+    for (unsigned i = 0; i < 10; i++) {
+        weft_curl_xfer *x;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/b/%u/%u", srv_port, i, i * 1000);
+        x = xfer(url, 0);
+        ASSERT_EQ(CURLE_OK, run_xfer(rt, c, x));
+        check_body(x, i, i * 1000);
+        weft_curl_xfer_free(x);
+    }
+    weft_curl_free(c);
+    weft_runtime_free(rt);
+    server_down();
+}

@@ -824,3 +824,22 @@ TEST(bad_arguments)
     weft_redis_free(NULL);
     weft_runtime_free(rt);
 }
+
+/* A current-thread runtime: the loop runs only inside block_on. */
+TEST(current_thread_runtime)
+{
+    weft_runtime *rt = at_runtime(0);
+    weft_redis *r;
+
+    server_up();
+    r = client(rt, server_port, 0, 0);
+    for (int i = 0; i < 20; i++) {
+        char want[16];
+
+        snprintf(want, sizeof(want), "x%d", i);
+        expect_status(run_cmd(rt, r, "ECHO %s", want), want);
+    }
+    weft_redis_free(r);
+    weft_runtime_free(rt);
+    server_down();
+}
