@@ -322,8 +322,10 @@ static inline void weft_ares_free(weft_ares *a)
  * (NULL), -ENOMEM, -ECANCELED (weft_ares_free() ran first). Cancel safety:
  * dropping it while pending does not stop the query (c-ares has no
  * per-query cancel); it runs to its end (bounded by the timeouts) and its
- * answer is freed. May be moved before its first poll, polled and dropped
- * from any thread; does not keep the resolver alive. Compose it with
+ * answer is freed. May be moved before its first poll; init: any thread
+ * (not concurrently with weft_ares_free() of the same resolver); poll: the
+ * owning task; drop: any thread, every state. Does not keep the resolver
+ * alive. Compose it with
  *     WEFT_DEFINE_FUTURE_STATIC(weft_ares_getaddrinfo, weft_ares_getaddrinfo_poll,
  *                               weft_ares_getaddrinfo_drop, weft_ares_result);
  */

@@ -131,14 +131,16 @@ static inline void weft__curl_xfer_unref(weft_curl_xfer *x)
 }
 
 /* The easy handle, to set options on while the transfer is not in flight
- * (and to read curl_easy_getinfo() after). NULL for NULL. */
+ * (and to read curl_easy_getinfo() after). NULL for NULL. Thread: the
+ * transfer's owner, while it is not in flight. */
 static inline CURL *weft_curl_xfer_easy(weft_curl_xfer *x)
 {
     return x != NULL ? x->easy : NULL;
 }
 
-/* The body of the last transfer (NUL-terminated; *len without the NUL).
- * 0; -EINVAL; -EBUSY while a transfer is in flight. */
+/* The body of the last transfer (NUL-terminated; *len without the NUL),
+ * owned by x and valid until its next perform or its release. 0; -EINVAL;
+ * -EBUSY while a transfer is in flight. Thread: the transfer's owner. */
 static inline int weft_curl_xfer_body(weft_curl_xfer *x, const char **data, size_t *len)
 {
     if (x == NULL || data == NULL || len == NULL)
@@ -152,7 +154,8 @@ static inline int weft_curl_xfer_body(weft_curl_xfer *x, const char **data, size
 
 /* Call fn(arg) when the transfer is finally released (after
  * weft_curl_xfer_free() and once curl has let go of it), on whichever
- * thread that happens: free what your own options point at there. */
+ * thread that happens: free what your own options point at there. Set it
+ * while the transfer is not in flight. */
 static inline void weft_curl_xfer_on_release(weft_curl_xfer *x, weft_curl_release_fn fn, void *arg)
 {
     if (x != NULL) {
@@ -500,7 +503,8 @@ static inline void weft_curl_free(weft_curl *c)
     weft__curl_unref(c);
 }
 
-/* Transfers in the multi right now (loop's count; racy hint). */
+/* Transfers in the multi right now (the loop's count: a hint, racy by
+ * nature); 0 for NULL. Thread: any. */
 static inline unsigned long weft_curl_running(weft_curl *c)
 {
     return c != NULL ? __atomic_load_n(&c->running, __ATOMIC_RELAXED) : 0;
@@ -515,8 +519,10 @@ static inline unsigned long weft_curl_running(weft_curl *c)
  * -ECANCELED (weft_curl_free() ran first). Cancel safety: dropping it while
  * pending cancels the transfer (on the loop, soon after; x stays valid and
  * is reusable once the drop's cancel has run, i.e. when weft_curl_xfer_body
- * stops returning -EBUSY). The future may be moved before its first poll,
- * polled and dropped from any thread. Compose it with
+ * stops returning -EBUSY). The future may be moved before its first poll;
+ * init: any thread (not concurrently with weft_curl_free() of the same
+ * multi); poll: the owning task; drop: any thread, every state. Compose
+ * it with
  *     WEFT_DEFINE_FUTURE_STATIC(weft_curl_perform, weft_curl_perform_poll,
  *                               weft_curl_perform_drop, int);
  */

@@ -610,7 +610,8 @@ static inline void weft_redis_free(weft_redis *r)
     free(r);
 }
 
-/* Connection attempts made so far (a test's and a dashboard's figure). */
+/* Connection attempts made so far (a test's and a dashboard's figure); 0
+ * for NULL. Thread: any. */
 static inline unsigned long weft_redis_connects(weft_redis *r)
 {
     unsigned long n;
@@ -623,7 +624,8 @@ static inline unsigned long weft_redis_connects(weft_redis *r)
     return n;
 }
 
-/* Copy the text of the last connection error ("" if none) into buf. */
+/* Copy the text of the last connection error ("" if none, or for a NULL
+ * client) into buf, truncated to `size`. Thread: any. */
 static inline void weft_redis_last_error(weft_redis *r, char *buf, size_t size)
 {
     if (buf == NULL || size == 0)
@@ -647,7 +649,9 @@ static inline void weft_redis_last_error(weft_redis *r, char *buf, size_t size)
  * Cancel safety: dropping it while pending does not unsend the command
  * (Redis may still run it); its reply is freed when it arrives. The future
  * may be moved before its first poll and dropped from any thread; it does
- * not keep the client alive. To compose it (weft_timeout, weft_select):
+ * not keep the client alive. init: any thread (not concurrently with
+ * weft_redis_free() of the same client); poll: the owning task; drop:
+ * any, valid in every state. To compose it (weft_timeout, weft_select):
  *     WEFT_DEFINE_FUTURE_STATIC(weft_redis_command, weft_redis_command_poll,
  *                               weft_redis_command_drop, weft_redis_result);
  */
