@@ -227,3 +227,70 @@ TEST(uring_poll_survives_submitter_exit)
     ASSERT_OK(weft_socket_close(b));
     weft_runtime_free(rt);
 }
+
+/* The same for a watch (a oneshot poll, re-armed after each callback): a
+ * cancellation by the submitter's exit is told from the cancellation of a
+ * poll that a re-arm replaced by the poll's arm count, and re-armed. */
+static atomic_int watch_calls;
+
+static void count_read(weft_fdwatch *w, int fd, unsigned events, void *arg)
+{
+    char c;
+
+    (void)w;
+    (void)events;
+    (void)arg;
+    while (read(fd, &c, 1) == 1)
+        ;
+    atomic_fetch_add(&watch_calls, 1);
+}
+
+static void nap_on(weft_runtime *rt, uint64_t ms)
+{
+    weft_sleep s;
+
+    weft_sleep_init(&s, ms);
+    ASSERT_OK(weft_block_on(rt, &weft_sleep_future, &s, NULL));
+}
+
+static void *nap_and_exit(void *arg)
+{
+    nap_on(arg, ST_SHORT_MS);          /* this thread submits the watch's poll */
+    return NULL;
+}
+
+TEST(uring_watch_survives_submitter_exit)
+{
+    weft_runtime *rt;
+    weft_loop *l;
+    weft_fdwatch *w;
+    pthread_t t;
+    int p[2];
+
+    if (!uring_usable()) {
+        fprintf(stderr, "io_uring unavailable here: skipped\n");
+        return;
+    }
+    rt = rt_with(WEFT_CURRENT_THREAD, WEFT_IO_URING);
+    ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
+    ASSERT_OK(weft_loop_new(rt, &l));
+    ASSERT_OK(weft_fdwatch_add(l, p[0], WEFT_READABLE, count_read, NULL, &w));
+    for (int round = 1; round <= 3; round++) {
+        uint64_t until;
+
+        ASSERT_EQ(0, pthread_create(&t, NULL, nap_and_exit, rt));
+        ASSERT_EQ(0, pthread_join(t, NULL));
+        nap_on(rt, ST_SHORT_MS);       /* reaps the cancellation, re-arms */
+        ASSERT_EQ(round - 1, atomic_load(&watch_calls));
+        ASSERT_EQ(1, write(p[1], "x", 1));
+        until = weft_now_ms() + ST_WAIT_MS;
+        while (atomic_load(&watch_calls) < round && weft_now_ms() < until)
+            nap_on(rt, 5);
+        ASSERT_EQ(round, atomic_load(&watch_calls));
+    }
+    ASSERT_OK(weft_fdwatch_remove(w));
+    weft_loop_free(l);
+    weft_runtime_free(rt);
+    close(p[0]);
+    close(p[1]);
+}
