@@ -412,7 +412,7 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
          * is blocked); until then the optimistic bits above let the first
          * calls try, and a poll armed late still reports what is ready */
         (void)weft__uring_poll(r->ring, fd, uring_mask(oneshot, events), !oneshot,
-                               src_key(s->index, arm, g), false);
+                               src_key(s->index, arm, g), false, NULL, 0);
     }
     return 0;
 }
@@ -450,10 +450,9 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
          * late is stale in dispatch; then remove it and arm the new one
          * (in this order in the kernel) */
         atomic_store_explicit(&s->hook_events, events, memory_order_relaxed);
-        atomic_store_explicit(&s->arm, (old + 1) & 0xffu, memory_order_relaxed);
         return weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), fd,
                                   uring_mask(true, events), src_key(s->index, old + 1, gen),
-                                  false);
+                                  false, &s->arm, (old + 1) & 0xffu);
     }
     ev.events = epoll_bits(true, events);
     ev.data.u64 = (uint64_t)s->index << 32 | gen;
@@ -487,7 +486,7 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
                                  src_key(s->index, atomic_load_explicit(&s->arm,
                                                                         memory_order_relaxed),
                                          gen),
-                                 -1, 0, 0, true);
+                                 -1, 0, 0, true, NULL, 0);
     }
     atomic_fetch_sub_explicit(&s->r->live, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->lock);
@@ -768,7 +767,7 @@ static void uring_dispatch(struct weft__reactor *r, const struct weft__uring_cqe
             (void)weft__uring_poll(
                 r->ring, s->fd,
                 uring_mask(true, atomic_load_explicit(&s->hook_events, memory_order_relaxed)),
-                false, c->key, false);
+                false, c->key, false, &s->arm, arm);
         } else {
             s->notify(s->notify_arg, c->res >= 0 ? bits_of((uint32_t)c->res) : IO_ERR);
         }
@@ -778,7 +777,8 @@ static void uring_dispatch(struct weft__reactor *r, const struct weft__uring_cqe
     bits = c->res >= 0 ? bits_of((uint32_t)c->res)
                        : IO_READ | IO_WRITE | (c->res == -ECANCELED ? 0 : IO_ERR);
     if (!(c->flags & IORING_CQE_F_MORE) && again)
-        (void)weft__uring_poll(r->ring, s->fd, uring_mask(false, 0), true, c->key, false);
+        (void)weft__uring_poll(r->ring, s->fd, uring_mask(false, 0), true, c->key, false, NULL,
+                               0);
     deliver(s, bits);
 }
 

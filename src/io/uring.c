@@ -199,11 +199,15 @@ static int done_queuing(struct weft__uring *u, bool now)
 }
 
 int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, uint64_t key,
-                     bool now)
+                     bool now, _Atomic uint32_t *arm, uint32_t want)
 {
-    int r;
+    int r = 0;
 
     pthread_mutex_lock(&u->lock);
+    if (arm && atomic_load_explicit(arm, memory_order_relaxed) != want) {
+        pthread_mutex_unlock(&u->lock);
+        return 0;                     /* a re-arm came first: its poll stands */
+    }
     prep_poll(sqe_get(u), fd, mask, multi, key);
     sqe_commit(u);
     r = done_queuing(u, now);
@@ -212,12 +216,14 @@ int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, u
 }
 
 int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
-                       bool now)
+                       bool now, _Atomic uint32_t *arm, uint32_t set)
 {
     struct io_uring_sqe *sqe;
     int r;
 
     pthread_mutex_lock(&u->lock);
+    if (arm)
+        atomic_store_explicit(arm, set, memory_order_relaxed);
     sqe = sqe_get(u);
     /* a cancel, not IORING_OP_POLL_REMOVE: a removal fails (EALREADY) while
      * the poll's wake-up is being handled, and a multishot poll would stay

@@ -42,6 +42,7 @@
 #define WEFT_IO_URING_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -64,17 +65,21 @@ void weft__uring_fail_setup(int err);
 
 /* Queue a poll of `fd` for `mask` (POLLIN...; hang-ups and errors always
  * count) with user_data `key`: multishot (`multi`) or oneshot. `now`:
- * submit before returning. 0 or -errno (-EBUSY: the kernel would take
- * nothing; the request is still queued). */
+ * submit before returning. With `arm`, only if *arm is still `want`
+ * (checked under ->lock, where weft__uring_repoll() changes it: a poll
+ * armed again after a cancellation cannot slip in after the re-arm that
+ * replaced it). 0 or -errno (-EBUSY: the kernel would take nothing; the
+ * request is still queued). */
 int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, uint64_t key,
-                     bool now);
-/* Queue the cancellation of every poll with user_data `old` (none armed:
+                     bool now, _Atomic uint32_t *arm, uint32_t want);
+/* With `arm`: store `set` there first, under ->lock (see above). Queue the
+ * cancellation of every poll with user_data `old` (none armed:
  * nothing happens; the kernel lets a cancelled poll's file go when the
  * thread that submitted it next returns to user space, at once if that is
  * the caller), then, with `fd` >= 0, a new oneshot poll (`mask`, `key`): the
  * kernel runs them in this order. `now` as above. */
 int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
-                       bool now);
+                       bool now, _Atomic uint32_t *arm, uint32_t set);
 
 /* Wake the thread in weft__uring_wait(), or the next one to wait. */
 void weft__uring_wake(struct weft__uring *u);
