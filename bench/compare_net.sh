@@ -118,8 +118,9 @@ server_cmd() {
     case $rt in
         weft|weft-uring)
             # weft: the epoll backend; weft-uring: io_uring (docs/io.md)
-            cmd=(env "WEFT_IO_BACKEND=$([[ $rt == weft ]] && echo epoll || echo uring)")
-            if [[ $mode == http ]]; then cmd+=("$WEFT_HTTP"); else cmd+=("$WEFT_ECHO"); fi
+            # (exported: the server is started as "${cmd[@]}"; the peers ignore it)
+            if [[ $rt == weft ]]; then export WEFT_IO_BACKEND=epoll; else export WEFT_IO_BACKEND=uring; fi
+            if [[ $mode == http ]]; then cmd=("$WEFT_HTTP"); else cmd=("$WEFT_ECHO"); fi
             cmd+=(--port "$port" --workers "$WEFT_WORKERS") ;;
         tokio) cmd=("$TOKIO_NET" "$mode" --port "$port") ;;
         go)    cmd=("$GO_NET" "$mode" -port "$port") ;;
