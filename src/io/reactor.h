@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The runtime's I/O reactor (internal): epoll, edge-triggered, with an
- * eventfd to wake the worker blocked in epoll_wait.
+ * eventfd to wake the worker blocked in epoll_wait. Or, when the runtime
+ * asks for it (WEFT_IO_URING), io_uring (io/uring.h): one multishot poll
+ * per source plays the part of the edge-triggered registration, the ring's
+ * wait that of epoll_wait, a NOP that of the eventfd; everything below
+ * (sources, generations, the readiness protocol) is the same for both.
  *
  * There is no I/O thread. The worker that parks as the watcher (see
  * sched/runtime.c) blocks in epoll_wait instead of on its condition variable
