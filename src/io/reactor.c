@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -280,6 +281,10 @@ static void slot_release(struct weft__io_source *s)
             if (fl >= 0)
                 fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
         }
+        /* io_uring: the cancelled poll may still hold the file for a
+         * moment (see IO_REG_LISTENER); a listener stops listening now */
+        if (r->ring && s->listener)
+            shutdown(s->fd, SHUT_RDWR);
         close(s->fd);
     }
     s->fd = -1;
@@ -374,6 +379,7 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
     s->notify_arg = arg;
     s->r = r;
     s->fresh = (flags & IO_REG_FRESH) != 0;
+    s->listener = (flags & IO_REG_LISTENER) != 0;
     atomic_store_explicit(&s->hook_events, events, memory_order_relaxed);
     /* written before the unlock: a hook may run as soon as the descriptor
      * is added, and it reads what the caller keeps here (it takes this

@@ -135,6 +135,7 @@ struct weft__io_source {
     _Atomic uint32_t arm;
     _Atomic uint32_t hook_events;     /* io_uring: a hooked source's events */
     bool fresh;                       /* ->lock: registered with IO_REG_FRESH */
+    bool listener;                    /* ->lock: registered with IO_REG_LISTENER */
 };
 
 #define IO_PAGE_SHIFT 8
@@ -233,6 +234,12 @@ int weft__io_register(struct weft__reactor *r, int fd, struct weft__io_source **
  * backend skips the epoll check of user descriptors (one system call less
  * per connection). */
 #define IO_REG_FRESH 2u
+/* IO_REG_LISTENER: a listening socket. The io_uring backend shuts it down
+ * before it closes it: the kernel holds a polled file until the thread
+ * that submitted the poll has run the cancellation (microseconds later, on
+ * that thread), and a connect meanwhile would still be queued, not
+ * refused. */
+#define IO_REG_LISTENER 4u
 int weft__io_register_flags(struct weft__reactor *r, int fd, unsigned flags,
                             struct weft__io_source **out, uint32_t *gen);
 

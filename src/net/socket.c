@@ -212,7 +212,7 @@ WEFT_API int weft_listen(weft_runtime *rt, const struct sockaddr *addr, socklen_
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, HK_STREAM, IO_REG_FRESH, out);
+    return wrap_rt(rt, fd, HK_STREAM, IO_REG_FRESH | IO_REG_LISTENER, out);
 }
 
 WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
@@ -235,6 +235,14 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
     return wrap_rt(rt, fd, HK_DGRAM, IO_REG_FRESH, out);
 }
 
+static bool is_listener(int fd)
+{
+    int v = 0;
+    socklen_t l = sizeof(v);
+
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) == 0 && v != 0;
+}
+
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
 {
     int type, flags;
@@ -255,7 +263,8 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM, 0, out);
+    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM,
+                   type == SOCK_STREAM && is_listener(fd) ? IO_REG_LISTENER : 0, out);
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)

@@ -294,3 +294,71 @@ TEST(uring_watch_survives_submitter_exit)
     close(p[0]);
     close(p[1]);
 }
+
+/* An accept on l under a limit of `ms`: its result, or -ETIMEDOUT. */
+typedef struct acc_timed {
+    weft_socket *l, *out;
+    uint64_t ms;
+    weft_accept a;
+    weft_timeout t;
+    bool init;
+    int n;
+} acc_timed;
+
+static weft_poll acc_timed_poll(acc_timed *f, weft_context *cx, int *out)
+{
+    int err = 0;
+
+    if (!f->init) {
+        weft_accept_init(&f->a, f->l, &f->out, NULL, NULL);
+        weft_timeout_init(&f->t, &weft_accept_future, &f->a, f->ms);
+        f->init = true;
+    }
+    if (weft_timeout_poll(&f->t, cx, &err, &f->n) == WEFT_PENDING)
+        return WEFT_PENDING;
+    *out = err ? err : f->n;
+    return WEFT_READY;
+}
+
+static void acc_timed_drop(acc_timed *f)
+{
+    if (f->init)
+        weft_timeout_drop(&f->t);
+}
+
+WEFT_DEFINE_FUTURE(acc_timed, acc_timed_poll, acc_timed_drop, int);
+
+static int st_accept_for(weft_runtime *rt, weft_socket *l, uint64_t ms)
+{
+    int r = -12345;
+
+    ASSERT_OK(weft_block_on(rt, &acc_timed_future, &(acc_timed){ .l = l, .ms = ms }, &r));
+    return r;
+}
+
+/* A cancelled poll holds its file until the thread that submitted it runs
+ * the cancellation (microseconds later, on that thread): a listener closed
+ * on one thread while a worker's poll watched it must refuse a connect made
+ * right after the close all the same (the backend shuts it down first). */
+TEST(uring_closed_listener_refuses_at_once)
+{
+    weft_runtime *rt = rt_with(WEFT_MULTI_THREAD, WEFT_IO_URING);
+
+    for (size_t i = 0; i < harness_scale(50); i++) {
+        struct sockaddr_storage addr;
+        socklen_t len;
+        weft_socket *l;
+        int fd;
+
+        nt_listen(rt, &l, &addr, &len);
+        /* an accept that waits: a worker submits the listener's poll */
+        ASSERT_EQ(-ETIMEDOUT, st_accept_for(rt, l, 5));
+        ASSERT_OK(weft_socket_close(l));
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT(fd >= 0);
+        ASSERT_EQ(-1, connect(fd, (const struct sockaddr *)&addr, len));
+        ASSERT_EQ(ECONNREFUSED, errno);
+        close(fd);
+    }
+    weft_runtime_free(rt);
+}
