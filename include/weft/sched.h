@@ -38,7 +38,12 @@ typedef enum weft_io_backend {
      * kernel has no io_uring or forbids it (ENOSYS, EPERM: seccomp in
      * containers, /proc/sys/kernel/io_uring_disabled), or lacks what weft
      * needs (EOPNOTSUPP), the runtime uses epoll instead and
-     * weft_runtime_io_backend() says so and why. */
+     * weft_runtime_io_backend() says so and why. One difference: the
+     * kernel holds a polled descriptor's file until the thread that armed
+     * the poll has run its cancellation, so a close takes effect
+     * microseconds after weft_socket_close() returns (a peer's end of
+     * file; a UDP port bound again at once may still be in use); a
+     * listening socket stops listening before the close returns. */
     WEFT_IO_URING = 2
 } weft_io_backend;
 
