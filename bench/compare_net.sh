@@ -22,6 +22,8 @@
 #   CONNS=100 MSGS=10000 SIZE=64   W9's load
 #   WORKLOADS="W8 W9"              workloads to run, in order
 #   RUNTIMES="weft tokio go libuv" runtimes per round, in this order
+#                                  (weft-uring: weft's servers on the io_uring
+#                                  backend, WEFT_IO_BACKEND=uring; weft: epoll)
 #   WEFT_WORKERS=2                 --workers for weft's servers
 #   OUT=docs/benchmarks-net.md     report; the .csv goes next to it
 #   WEFT_ECHO=build/examples/echo_server   WEFT_HTTP=build/examples/http_server
@@ -69,7 +71,8 @@ for w in $WORKLOADS; do
     [[ $w =~ ^W[89]$ ]] || die "unknown workload '$w' (want W8, W9)"
 done
 for rt in $RUNTIMES; do
-    [[ $rt =~ ^(weft|tokio|go|libuv)$ ]] || die "unknown runtime '$rt' (want weft tokio go libuv)"
+    [[ $rt =~ ^(weft|weft-uring|tokio|go|libuv)$ ]] ||
+        die "unknown runtime '$rt' (want weft weft-uring tokio go libuv)"
 done
 [[ $OUT == *.md ]] || die "OUT must end in .md, got '$OUT'"
 
@@ -113,7 +116,10 @@ server_cmd() {
     local rt=$1 w=$2 port=$3 mode
     if [[ $w == W8 ]]; then mode='http'; else mode='echo'; fi
     case $rt in
-        weft)
+        weft|weft-uring)
+            # weft: the epoll backend; weft-uring: io_uring (docs/io.md)
+            # (exported: the server is started as "${cmd[@]}"; the peers ignore it)
+            if [[ $rt == weft ]]; then export WEFT_IO_BACKEND=epoll; else export WEFT_IO_BACKEND=uring; fi
             if [[ $mode == http ]]; then cmd=("$WEFT_HTTP"); else cmd=("$WEFT_ECHO"); fi
             cmd+=(--port "$port" --workers "$WEFT_WORKERS") ;;
         tokio) cmd=("$TOKIO_NET" "$mode" --port "$port") ;;

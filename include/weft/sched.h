@@ -25,6 +25,28 @@ typedef enum weft_flavor {
 
 #define WEFT_MAX_WORKERS 1024
 
+/* How the runtime's reactor waits for descriptors (weft_runtime_options
+ * .io_backend; see docs/io.md for what each costs). */
+typedef enum weft_io_backend {
+    /* epoll, unless the environment variable WEFT_IO_BACKEND is "uring" at
+     * weft_runtime_new() ("epoll" or anything else: epoll). */
+    WEFT_IO_AUTO = 0,
+    /* epoll, edge-triggered. */
+    WEFT_IO_EPOLL = 1,
+    /* io_uring (Linux 5.13 or later): readiness through multishot poll
+     * requests, submitted in batches with the reactor's wait. Where the
+     * kernel has no io_uring or forbids it (ENOSYS, EPERM: seccomp in
+     * containers, /proc/sys/kernel/io_uring_disabled), or lacks what weft
+     * needs (EOPNOTSUPP), the runtime uses epoll instead and
+     * weft_runtime_io_backend() says so and why. One difference: the
+     * kernel holds a polled descriptor's file until the thread that armed
+     * the poll has run its cancellation, so a close takes effect
+     * microseconds after weft_socket_close() returns (a peer's end of
+     * file; a UDP port bound again at once may still be in use); a
+     * listening socket stops listening before the close returns. */
+    WEFT_IO_URING = 2
+} weft_io_backend;
+
 typedef struct weft_runtime_options {
     weft_flavor flavor;
     /* Worker threads for WEFT_MULTI_THREAD: 1 .. WEFT_MAX_WORKERS, or 0 for
@@ -40,6 +62,9 @@ typedef struct weft_runtime_options {
      * 64. The pool is made on first use, so a runtime that never blocks
      * starts no thread for it. */
     unsigned blocking_threads;
+    /* The I/O backend to try (see weft_io_backend); 0 is WEFT_IO_AUTO.
+     * Any other value is -EINVAL. */
+    weft_io_backend io_backend;
 } weft_runtime_options;
 
 /* Create a runtime; `opt` may be NULL for the defaults (multi-thread, one
@@ -123,6 +148,19 @@ WEFT_API const char *weft_worker_name(void);
 
 /* Index of this thread's worker (0 .. workers-1), or -1. */
 WEFT_API int weft_worker_index(void);
+
+/* The I/O backend the runtime uses: WEFT_IO_EPOLL or WEFT_IO_URING (never
+ * WEFT_IO_AUTO). The reactor is made on first use; this call makes it if
+ * no socket, stream or watch has yet, so the answer is final. *fallback
+ * (may be NULL) receives 0, or, when io_uring was asked for (the option or
+ * WEFT_IO_AUTO with WEFT_IO_BACKEND=uring) and the runtime uses epoll
+ * instead, the negative errno that io_uring's setup gave: -ENOSYS (no
+ * io_uring in this kernel), -EPERM (forbidden: seccomp, a container,
+ * io_uring_disabled), -EOPNOTSUPP (a kernel older than 5.13), -ENOMEM,
+ * -EMFILE. Returns the backend, or -EINVAL (NULL), -ESHUTDOWN (the runtime
+ * was shut down before anything made its reactor), -ENOMEM or -EMFILE (the
+ * reactor could not be made; a later call tries again). Thread: any. */
+WEFT_API int weft_runtime_io_backend(weft_runtime *rt, int *fallback);
 
 /* Number of tasks spawned and not yet completed (a snapshot). */
 WEFT_API size_t weft_runtime_active_tasks(const weft_runtime *rt);

@@ -2,16 +2,20 @@
 /* The I/O reactor: see reactor.h for the design and the readiness protocol. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "io/reactor.h"
+#include "io/uring.h"
 #include "util/alloc.h"
+#include "weft/sched.h"
 
 #define EVENTS_PER_POLL 256
 #define WAKE_TOKEN UINT64_MAX
@@ -31,9 +35,10 @@ static struct {
     struct weft__io_source *pages[IO_MAX_PAGES];
 } table = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx)
+void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx, int want)
 {
     memset(io, 0, sizeof(*io));
+    io->want = want;
     pthread_mutex_init(&io->lock, NULL);
     atomic_init(&io->r, NULL);
     io->kick = kick;
@@ -51,15 +56,25 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
 
     if (r == NULL)
         return -ENOMEM;
+    r->evfd = -1;
     r->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (r->epfd < 0) {
         err = -errno;
         goto out_free;
     }
-    r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (r->evfd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) < 0) {
-        err = -errno;
-        goto out_close;
+    if (io->want == WEFT_IO_URING) {
+        /* ENOSYS, EPERM (seccomp, io_uring_disabled), EOPNOTSUPP (too
+         * old a kernel)...: epoll, and the reason is kept */
+        io->fallback = weft__uring_new(&r->ring);
+        if (io->fallback)
+            r->ring = NULL;
+    }
+    if (r->ring == NULL) {
+        r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (r->evfd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) < 0) {
+            err = -errno;
+            goto out_close;
+        }
     }
     atomic_init(&r->refs, 1);
     pthread_mutex_init(&r->lock, NULL);
@@ -70,6 +85,7 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
 out_close:
     if (r->evfd >= 0)
         close(r->evfd);
+    weft__uring_free(r->ring);
     close(r->epfd);
 out_free:
     weft__free(r);
@@ -103,6 +119,23 @@ int weft__io_reactor(struct weft__io *io, struct weft__reactor **out)
     return 0;
 }
 
+int weft__io_backend(struct weft__io *io, int *fallback)
+{
+    struct weft__reactor *r;
+    int err = weft__io_reactor(io, &r), b;
+
+    if (err)
+        return err;
+    b = r->ring ? WEFT_IO_URING : WEFT_IO_EPOLL;
+    weft__reactor_drop(r);
+    if (fallback) {
+        pthread_mutex_lock(&io->lock);
+        *fallback = io->fallback;
+        pthread_mutex_unlock(&io->lock);
+    }
+    return b;
+}
+
 void weft__reactor_clone(struct weft__reactor *r)
 {
     /* relaxed: the caller already holds a reference (as Arc::clone) */
@@ -114,7 +147,9 @@ void weft__reactor_drop(struct weft__reactor *r)
     /* acq_rel: the last one out sees every other holder's use (as Arc) */
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
-    close(r->evfd);
+    if (r->evfd >= 0)
+        close(r->evfd);
+    weft__uring_free(r->ring);        /* the kernel cancels what is armed */
     close(r->epfd);
     pthread_mutex_destroy(&r->lock);
     weft__free(r);
@@ -246,6 +281,10 @@ static void slot_release(struct weft__io_source *s)
             if (fl >= 0)
                 fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
         }
+        /* io_uring: the cancelled poll may still hold the file for a
+         * moment (see IO_REG_LISTENER); a listener stops listening now */
+        if (r->ring && s->listener)
+            shutdown(s->fd, SHUT_RDWR);
         close(s->fd);
     }
     s->fd = -1;
@@ -256,6 +295,28 @@ static void slot_release(struct weft__io_source *s)
     table.free = s;
     pthread_mutex_unlock(&table.lock);
     weft__reactor_drop(r);
+}
+
+/* io_uring: a source's poll key (user_data): slot + 1, arm count,
+ * generation; the top bit stays clear (the ring's own keys). */
+static uint64_t src_key(uint32_t index, uint32_t arm, uint32_t gen)
+{
+    return (uint64_t)(index + 1) << 40 | (uint64_t)(arm & 0xffu) << 32 | gen;
+}
+
+/* io_uring: the poll mask (multishot polls are edge-triggered, as EPOLLET;
+ * hooked ones oneshot). */
+static uint32_t uring_mask(bool oneshot, uint32_t events)
+{
+    uint32_t ev = 0;
+
+    if (!oneshot)
+        return EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+    if (events & IO_READ)
+        ev |= EPOLLIN | EPOLLRDHUP;
+    if (events & IO_WRITE)
+        ev |= EPOLLOUT;
+    return ev;
 }
 
 static uint32_t epoll_bits(bool oneshot, uint32_t events)
@@ -317,6 +378,9 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
     s->notify = notify;
     s->notify_arg = arg;
     s->r = r;
+    s->fresh = (flags & IO_REG_FRESH) != 0;
+    s->listener = (flags & IO_REG_LISTENER) != 0;
+    atomic_store_explicit(&s->hook_events, events, memory_order_relaxed);
     /* written before the unlock: a hook may run as soon as the descriptor
      * is added, and it reads what the caller keeps here (it takes this
      * lock first, which orders the writes before it) */
@@ -331,7 +395,9 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
     /* seq_cst: pairs with the watcher's fence (see io_kick in the scheduler) */
     if (atomic_fetch_add_explicit(&r->live, 1, memory_order_seq_cst) == 0)
         kick_runtime(r);
-    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (r->ring)
+        ev.events = 0;                /* only the check (see struct weft__reactor) */
+    if ((!r->ring || !(flags & IO_REG_FRESH)) && epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         err = -errno;
         pthread_mutex_lock(&s->lock);
         atomic_store_explicit(&s->gen, g + 1, memory_order_relaxed);
@@ -344,6 +410,15 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
         if (atomic_fetch_or_explicit(&s->use, USE_CLOSED, memory_order_acq_rel) == 0)
             slot_release(s);
         return err;
+    }
+    if (r->ring) {
+        uint32_t arm = atomic_load_explicit(&s->arm, memory_order_relaxed);
+
+        /* queued: it goes in with the poller's next wait (at once if one
+         * is blocked); until then the optimistic bits above let the first
+         * calls try, and a poll armed late still reports what is ready */
+        (void)weft__uring_poll(r->ring, fd, uring_mask(oneshot, events), !oneshot,
+                               src_key(s->index, arm, g), false, NULL, 0);
     }
     return 0;
 }
@@ -374,6 +449,17 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
     /* no lock: index and r do not change while the source is open, and the
      * caller guarantees the
      * registration is still its own (see reactor.h) */
+    if (s->r->ring) {
+        uint32_t old = atomic_load_explicit(&s->arm, memory_order_relaxed);
+
+        /* the new count first: a completion of the old poll that comes
+         * late is stale in dispatch; then remove it and arm the new one
+         * (in this order in the kernel) */
+        atomic_store_explicit(&s->hook_events, events, memory_order_relaxed);
+        return weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), fd,
+                                  uring_mask(true, events), src_key(s->index, old + 1, gen),
+                                  false, &s->arm, (old + 1) & 0xffu);
+    }
     ev.events = epoll_bits(true, events);
     ev.data.u64 = (uint64_t)s->index << 32 | gen;
     return epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
@@ -396,7 +482,18 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
     s->reader = s->writer = WEFT_WAKER_EMPTY;
     /* deregister before the descriptor can be closed and its number reused;
      * an event already taken by a poller carries the old generation */
-    epoll_ctl(s->r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    if (!s->r->ring || !s->fresh)
+        epoll_ctl(s->r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    if (s->r->ring) {
+        /* now: the kernel holds the file while the poll is armed, so the
+         * descriptor's close would not close it (a peer would wait for
+         * its FIN) */
+        (void)weft__uring_repoll(s->r->ring,
+                                 src_key(s->index, atomic_load_explicit(&s->arm,
+                                                                        memory_order_relaxed),
+                                         gen),
+                                 -1, 0, 0, true, NULL, 0);
+    }
     atomic_fetch_sub_explicit(&s->r->live, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->lock);
     /* no call in flight: release now; else the last end() does */
@@ -565,6 +662,10 @@ void weft__io_wake(struct weft__io *io)
 
     if (r == NULL)
         return;                       /* no reactor: nobody waits in epoll */
+    if (r->ring) {
+        weft__uring_wake(r->ring);
+        return;
+    }
 
     /* always write: the poller may be between its decision to wait and
      * epoll_wait itself (the eventfd stays readable until it is read, so
@@ -574,48 +675,36 @@ void weft__io_wake(struct weft__io *io)
     }
 }
 
-static void dispatch(struct weft__reactor *r, const struct epoll_event *ev)
+/* Readiness bits of an event mask (epoll's and poll's bits are the same). */
+static uint32_t bits_of(uint32_t ev)
 {
-    uint32_t index = (uint32_t)(ev->data.u64 >> 32), gen = (uint32_t)ev->data.u64;
-    struct weft__io_source *s;
-    weft_waker rd = WEFT_WAKER_EMPTY, wr = WEFT_WAKER_EMPTY;
     uint32_t bits = 0;
 
-    if (ev->events & (EPOLLIN | EPOLLPRI))
+    if (ev & (EPOLLIN | EPOLLPRI))
         bits |= IO_READ;
-    if (ev->events & EPOLLRDHUP)
+    if (ev & EPOLLRDHUP)
         bits |= IO_READ | IO_RDHUP;
-    if (ev->events & EPOLLOUT)
+    if (ev & EPOLLOUT)
         bits |= IO_WRITE;
-    if (ev->events & EPOLLHUP)
+    if (ev & EPOLLHUP)
         bits |= IO_HUP | IO_READ | IO_WRITE;
-    if (ev->events & EPOLLERR)
+    if (ev & EPOLLERR)
         bits |= IO_ERR | IO_READ | IO_WRITE;
+    return bits;
+}
 
-    s = weft__io_slot(index);
-    if (s == NULL)
-        return;                       /* cannot happen: epoll names registered slots */
-    pthread_mutex_lock(&s->lock);
-    if (s->closed || s->r != r || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
-        pthread_mutex_unlock(&s->lock);
-        return;                       /* closed since: stale */
-    }
-    if (s->notify) {
-        s->notify(s->notify_arg, bits);
-        pthread_mutex_unlock(&s->lock);
-        return;
-    }
+/* s->lock held (released here): record `bits` and wake the waiters. */
+static void deliver(struct weft__io_source *s, uint32_t bits)
+{
+    weft_waker rd = WEFT_WAKER_EMPTY, wr = WEFT_WAKER_EMPTY;
+
     /* one RMW for the bits and the tick (see io_clear); release: pairs
      * with the futures' acquire loads */
-    {
-        uint32_t cur = atomic_load_explicit(&s->ready, memory_order_relaxed);
+    uint32_t cur = atomic_load_explicit(&s->ready, memory_order_relaxed);
 
-        while (!atomic_compare_exchange_weak_explicit(&s->ready, &cur,
-                                                      (cur + READY_TICK_ONE) | bits,
-                                                      memory_order_release,
-                                                      memory_order_relaxed))
-            ;
-    }
+    while (!atomic_compare_exchange_weak_explicit(&s->ready, &cur, (cur + READY_TICK_ONE) | bits,
+                                                  memory_order_release, memory_order_relaxed))
+        ;
     if (bits & IO_READ) {
         rd = s->reader;
         s->reader = WEFT_WAKER_EMPTY;
@@ -627,6 +716,79 @@ static void dispatch(struct weft__reactor *r, const struct epoll_event *ev)
     pthread_mutex_unlock(&s->lock);
     weft_waker_wake(&rd);
     weft_waker_wake(&wr);
+}
+
+/* The source an event names, locked, or NULL when the event is stale. */
+static struct weft__io_source *event_source(struct weft__reactor *r, uint32_t index,
+                                            uint32_t gen)
+{
+    struct weft__io_source *s = weft__io_slot(index);
+
+    if (s == NULL)
+        return NULL;                  /* cannot happen: events name registered slots */
+    pthread_mutex_lock(&s->lock);
+    if (s->closed || s->r != r || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
+        pthread_mutex_unlock(&s->lock);
+        return NULL;                  /* closed since: stale */
+    }
+    return s;
+}
+
+static void dispatch(struct weft__reactor *r, const struct epoll_event *ev)
+{
+    struct weft__io_source *s =
+        event_source(r, (uint32_t)(ev->data.u64 >> 32), (uint32_t)ev->data.u64);
+    uint32_t bits = bits_of(ev->events);
+
+    if (s == NULL)
+        return;
+    if (s->notify) {
+        s->notify(s->notify_arg, bits);
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    deliver(s, bits);
+}
+
+/* io_uring: a poll's completion. Result: the ready mask, or -errno (the
+ * poll ended: -ECANCELED when the thread that submitted it exited). A
+ * multishot poll that ended (no IORING_CQE_F_MORE: the kernel stops one
+ * when it cannot post, or it was cancelled) is armed again while its
+ * source is open; the bits it brings, or all of them, are delivered: a
+ * spurious readiness costs a call that finds EAGAIN, a lost one a hang. */
+static void uring_dispatch(struct weft__reactor *r, const struct weft__uring_cqe *c)
+{
+    uint32_t index = (uint32_t)(c->key >> 40) - 1, arm = (uint32_t)(c->key >> 32) & 0xffu;
+    struct weft__io_source *s = event_source(r, index, (uint32_t)c->key);
+    bool again = c->res >= 0 || c->res == -ECANCELED;
+    uint32_t bits;
+
+    if (s == NULL)
+        return;
+    if (s->notify) {
+        /* oneshot: a late completion of a poll that a re-arm replaced has
+         * an older arm count */
+        if (arm != (atomic_load_explicit(&s->arm, memory_order_relaxed) & 0xffu)) {
+            pthread_mutex_unlock(&s->lock);
+            return;
+        }
+        if (c->res == -ECANCELED) {
+            (void)weft__uring_poll(
+                r->ring, s->fd,
+                uring_mask(true, atomic_load_explicit(&s->hook_events, memory_order_relaxed)),
+                false, c->key, false, &s->arm, arm);
+        } else {
+            s->notify(s->notify_arg, c->res >= 0 ? bits_of((uint32_t)c->res) : IO_ERR);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    bits = c->res >= 0 ? bits_of((uint32_t)c->res)
+                       : IO_READ | IO_WRITE | (c->res == -ECANCELED ? 0 : IO_ERR);
+    if (!(c->flags & IORING_CQE_F_MORE) && again)
+        (void)weft__uring_poll(r->ring, s->fd, uring_mask(false, 0), true, c->key, false, NULL,
+                               0);
+    deliver(s, bits);
 }
 
 /* epoll_pwait2 (Linux 5.11) takes a timespec: a nap ends at the timer's
@@ -678,6 +840,27 @@ void weft__io_stats(struct weft__io *io, struct weft__io_stats *out)
         out->events_hist[i] = atomic_load_explicit(&r->events_hist[i], memory_order_relaxed);
 }
 
+/* io_uring: weft__io_poll() once `polling` is ours: reap (the one
+ * consumer of the CQ), give the flag back, then dispatch, as epoll does. */
+static int uring_poll(struct weft__reactor *r, int64_t timeout_ns)
+{
+    struct weft__uring_cqe batch[URING_BATCH];
+    int n = weft__uring_reap(r->ring, timeout_ns, batch);
+
+    if (n >= 0) {
+        unsigned b = n == 0 ? 0 : 32u - (unsigned)__builtin_clz((unsigned)n);
+
+        /* the poller's own counters (still `polling`): load + store */
+        stat_add(&r->polls, 1);
+        stat_add(&r->events, (uint64_t)n);
+        stat_add(&r->events_hist[b < 7 ? b : 7], 1);
+    }
+    atomic_store_explicit(&r->polling, false, memory_order_release);
+    for (int i = 0; i < n; i++)
+        uring_dispatch(r, &batch[i]);
+    return n;
+}
+
 int weft__io_poll(struct weft__io *io, int64_t timeout_ns)
 {
     struct epoll_event evs[EVENTS_PER_POLL];
@@ -693,6 +876,8 @@ int weft__io_poll(struct weft__io *io, int64_t timeout_ns)
         !atomic_compare_exchange_strong_explicit(&r->polling, &idle, true,
                                                  memory_order_acquire, memory_order_relaxed))
         return -1;
+    if (r->ring)
+        return uring_poll(r, timeout_ns);
     do
         n = wait_events(r, evs, timeout_ns);
     while (n < 0 && errno == EINTR && timeout_ns == 0);

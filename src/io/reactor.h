@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The runtime's I/O reactor (internal): epoll, edge-triggered, with an
- * eventfd to wake the worker blocked in epoll_wait.
+ * eventfd to wake the worker blocked in epoll_wait. Or, when the runtime
+ * asks for it (WEFT_IO_URING), io_uring (io/uring.h): one multishot poll
+ * per source plays the part of the edge-triggered registration, the ring's
+ * wait that of epoll_wait, a NOP that of the eventfd; everything below
+ * (sources, generations, the readiness protocol) is the same for both.
  *
  * There is no I/O thread. The worker that parks as the watcher (see
  * sched/runtime.c) blocks in epoll_wait instead of on its condition variable
@@ -125,6 +129,13 @@ struct weft__io_source {
      * the source is open; stale (never cleared) once it is free */
     struct weft__reactor *r;
     struct weft__io_source *next_free;   /* the table's lock */
+    /* io_uring backend: the poll's arm count, part of its key (a re-arm of
+     * a hooked source bumps it, so the old poll's late completion is
+     * stale); written by registration and weft__io_rearm() */
+    _Atomic uint32_t arm;
+    _Atomic uint32_t hook_events;     /* io_uring: a hooked source's events */
+    bool fresh;                       /* ->lock: registered with IO_REG_FRESH */
+    bool listener;                    /* ->lock: registered with IO_REG_LISTENER */
 };
 
 #define IO_PAGE_SHIFT 8
@@ -135,7 +146,12 @@ struct weft__io_source {
 /* The reactor: heap, reference-counted (see "Lifetimes" above). */
 struct weft__reactor {
     _Atomic unsigned refs;            /* runtime + open sources + loops */
-    int epfd, evfd;                   /* fixed at creation */
+    /* fixed at creation. epoll backend: epfd waits, evfd wakes. io_uring
+     * backend: `ring` waits and wakes (evfd is -1); epfd only checks the
+     * descriptors given by users (adopted, watched) as epoll would, and
+     * holds them so that a second registration is -EEXIST as with epoll */
+    int epfd, evfd;
+    struct weft__uring *ring;         /* NULL: the epoll backend */
     _Atomic unsigned live;            /* open sources: the watcher blocks in epoll */
     _Atomic bool polling;             /* a thread is inside epoll_wait */
     _Atomic bool shut;                /* the runtime is gone (release: see destroy) */
@@ -159,9 +175,19 @@ struct weft__io {
     void (*kick)(void *ctx);
     void *kick_ctx;
     bool shut;                        /* ->lock: no reactor may be made */
+    int want;                         /* WEFT_IO_EPOLL or WEFT_IO_URING (fixed) */
+    int fallback;                     /* ->lock: why io_uring was not used (-errno) */
 };
 
-void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx);
+/* `want`: WEFT_IO_EPOLL or WEFT_IO_URING (weft/sched.h), the backend the
+ * reactor tries when it is made; io_uring falls back to epoll when its
+ * setup fails (the error is kept for weft__io_backend()). */
+void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx, int want);
+/* The backend in use (WEFT_IO_EPOLL or WEFT_IO_URING), making the reactor
+ * if it was not made yet; *fallback (may be NULL): 0, or the -errno that
+ * made an io_uring reactor fall back to epoll. Or -errno (the reactor
+ * cannot be made: -ESHUTDOWN, -ENOMEM, -EMFILE). */
+int weft__io_backend(struct weft__io *io, int *fallback);
 /* The runtime has shut down (no thread polls for it any more): shut its
  * reactor (see "Lifetimes"): waiting futures are woken to see -ESHUTDOWN,
  * new registrations fail, the kick hook is cleared. The runtime's memory
@@ -217,6 +243,17 @@ int weft__io_register(struct weft__reactor *r, int fd, struct weft__io_source **
  * on the descriptor again just before release closes it (weft set it on a
  * file description that others may share: weft_fd_adopt()). */
 #define IO_REG_UNSET_NONBLOCK 1u
+/* IO_REG_FRESH: weft made the descriptor just now (socket(), accept(),
+ * pipe()): a socket or a pipe that no one else registered, so the io_uring
+ * backend skips the epoll check of user descriptors (one system call less
+ * per connection). */
+#define IO_REG_FRESH 2u
+/* IO_REG_LISTENER: a listening socket. The io_uring backend shuts it down
+ * before it closes it: the kernel holds a polled file until the thread
+ * that submitted the poll has run the cancellation (microseconds later, on
+ * that thread), and a connect meanwhile would still be queued, not
+ * refused. */
+#define IO_REG_LISTENER 4u
 int weft__io_register_flags(struct weft__reactor *r, int fd, unsigned flags,
                             struct weft__io_source **out, uint32_t *gen);
 

@@ -146,7 +146,7 @@ static int wrap_flags(struct weft__reactor *r, int fd, unsigned kind, unsigned r
 /* Register fd (owned: closed on failure) on reactor r and make a handle. */
 static int wrap(struct weft__reactor *r, int fd, unsigned kind, weft_socket **out)
 {
-    return wrap_flags(r, fd, kind, 0, true, out);
+    return wrap_flags(r, fd, kind, IO_REG_FRESH, true, out);
 }
 
 int weft__handle_wrap(weft_runtime *rt, int fd, unsigned kind, unsigned reg_flags,
@@ -173,9 +173,10 @@ int weft__handle_wrap(weft_runtime *rt, int fd, unsigned kind, unsigned reg_flag
 }
 
 /* Register fd (owned: closed on failure) on rt's reactor. */
-static int wrap_rt(weft_runtime *rt, int fd, unsigned kind, weft_socket **out)
+static int wrap_rt(weft_runtime *rt, int fd, unsigned kind, unsigned reg_flags,
+                   weft_socket **out)
 {
-    return weft__handle_wrap(rt, fd, kind, 0, true, out);
+    return weft__handle_wrap(rt, fd, kind, reg_flags, true, out);
 }
 
 static int set_int_opt(int fd, int level, int name, int v)
@@ -211,7 +212,7 @@ WEFT_API int weft_listen(weft_runtime *rt, const struct sockaddr *addr, socklen_
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, HK_STREAM, out);
+    return wrap_rt(rt, fd, HK_STREAM, IO_REG_FRESH | IO_REG_LISTENER, out);
 }
 
 WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
@@ -231,7 +232,15 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, HK_DGRAM, out);
+    return wrap_rt(rt, fd, HK_DGRAM, IO_REG_FRESH, out);
+}
+
+static bool is_listener(int fd)
+{
+    int v = 0;
+    socklen_t l = sizeof(v);
+
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) == 0 && v != 0;
 }
 
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
@@ -254,7 +263,8 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM, out);
+    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM,
+                   type == SOCK_STREAM && is_listener(fd) ? IO_REG_LISTENER : 0, out);
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)
@@ -418,7 +428,7 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
 
         r = weft__io_reactor(weft__runtime_io(rt), &re);
         if (r == 0) {
-            r = weft__io_register(re, fd, &src, &c->gen);
+            r = weft__io_register_flags(re, fd, IO_REG_FRESH, &src, &c->gen);
             weft__reactor_drop(re);   /* the source holds its own */
         }
     }

@@ -95,7 +95,9 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
 {
     const char *st = getenv("WEFT_STRESS");
     bool stress = st && *st && strcmp(st, "0") != 0;
-    static const weft_runtime_options defaults = { WEFT_MULTI_THREAD, 0, NULL, 0 };
+    static const weft_runtime_options defaults = { WEFT_MULTI_THREAD, 0, NULL, 0, WEFT_IO_AUTO };
+    const char *be = getenv("WEFT_IO_BACKEND");
+    int io_want;
     struct weft_runtime *rt;
     unsigned nthreads, slots;
     const char *prefix;
@@ -119,6 +121,17 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     if (opt->blocking_threads > WEFT_BLOCKING_MAX_THREADS)
         return -EINVAL;
     prefix = opt->thread_name_prefix ? opt->thread_name_prefix : "weft-w";
+    switch (opt->io_backend) {
+    case WEFT_IO_AUTO:
+        io_want = be && strcmp(be, "uring") == 0 ? WEFT_IO_URING : WEFT_IO_EPOLL;
+        break;
+    case WEFT_IO_EPOLL:
+    case WEFT_IO_URING:
+        io_want = (int)opt->io_backend;
+        break;
+    default:
+        return -EINVAL;
+    }
 
     /* the runtime, its workers and shards have cache-line-aligned members:
      * more than the hook promises */
@@ -151,7 +164,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.spinner, 0);
     atomic_init(&rt->idle.nap_until, UINT64_MAX);
     weft__time_init(&rt->time, weft__sched_time_kick, rt);
-    weft__io_init(&rt->io, weft__sched_io_kick, rt);
+    weft__io_init(&rt->io, weft__sched_io_kick, rt, io_want);
     atomic_init(&rt->closed, false);
     atomic_init(&rt->tracing, false);
     atomic_init(&rt->trace, NULL);
@@ -324,4 +337,11 @@ int weft__runtime_blocking(weft_runtime *rt, int (*make)(void **obj, unsigned ma
     if (err == 0)
         *out = obj;
     return err;
+}
+
+WEFT_API int weft_runtime_io_backend(weft_runtime *rt, int *fallback)
+{
+    if (rt == NULL)
+        return -EINVAL;
+    return weft__io_backend(&rt->io, fallback);
 }

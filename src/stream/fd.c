@@ -79,12 +79,12 @@ WEFT_API int weft_pipe(weft_runtime *rt, weft_stream **rd, weft_stream **wr)
         return -EINVAL;
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
         return -errno;
-    err = weft__handle_wrap(rt, p[0], HK_PIPE, 0, true, &r);
+    err = weft__handle_wrap(rt, p[0], HK_PIPE, IO_REG_FRESH, true, &r);
     if (err) {
         close(p[1]);
         return err;
     }
-    err = weft__handle_wrap(rt, p[1], HK_PIPE, 0, true, wr);
+    err = weft__handle_wrap(rt, p[1], HK_PIPE, IO_REG_FRESH, true, wr);
     if (err) {
         weft_socket_close(r);
         return err;

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/* The io_uring ring of the reactor: see uring.h. */
+#include <errno.h>
+#include <linux/io_uring.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/uring.h"
+#include "util/alloc.h"
+
+#define SQ_ENTRIES 256u
+#define CQ_ENTRIES 8192u
+
+#define KEY_WAKE (URING_KEY_OWN | 1u)
+#define KEY_REMOVE (URING_KEY_OWN | 2u)
+
+struct weft__uring {
+    int fd;
+    unsigned sq_entries, sq_mask, cq_mask;
+    /* shared with the kernel (one mapping: IORING_FEAT_SINGLE_MMAP) */
+    unsigned *sq_khead, *sq_ktail, *sq_flags, *sq_array;
+    unsigned *cq_khead, *cq_ktail;
+    struct io_uring_cqe *cqes;
+    struct io_uring_sqe *sqes;
+    void *ring;
+    size_t ring_sz, sqes_sz;
+
+    pthread_mutex_t lock;             /* the SQ and the flags below */
+    unsigned sq_tail;                 /* ->lock: the next free entry */
+    bool waiting;                     /* ->lock: a thread blocks in the wait */
+    bool wake_sent;                   /* ->lock: a NOP is on its way to it */
+    bool wake_pending;                /* ->lock: a wake came while nobody waited */
+};
+
+static _Atomic int fail_setup;
+
+void weft__uring_fail_setup(int err)
+{
+    atomic_store_explicit(&fail_setup, err, memory_order_relaxed);
+}
+
+static int sys_setup(unsigned entries, struct io_uring_params *p)
+{
+    return (int)syscall(__NR_io_uring_setup, entries, p);
+}
+
+static int sys_enter(int fd, unsigned submit, unsigned complete, unsigned flags, void *arg,
+                     size_t argsz)
+{
+    return (int)syscall(__NR_io_uring_enter, fd, submit, complete, flags, arg, argsz);
+}
+
+int weft__uring_new(struct weft__uring **out)
+{
+    struct io_uring_params p;
+    struct weft__uring *u;
+    const unsigned need = IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG |
+                          IORING_FEAT_RSRC_TAGS;   /* RSRC_TAGS: 5.13, multishot poll */
+    size_t sq_sz, cq_sz;
+    int fd, err = atomic_load_explicit(&fail_setup, memory_order_relaxed);
+
+    if (err)
+        return err < 0 ? err : -err;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    p.cq_entries = CQ_ENTRIES;
+    fd = sys_setup(SQ_ENTRIES, &p);
+    if (fd < 0)
+        return -errno;
+    if ((p.features & need) != need) {
+        close(fd);
+        return -EOPNOTSUPP;
+    }
+    u = weft__calloc(1, sizeof(*u));
+    if (u == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    u->fd = fd;
+    sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    u->ring_sz = sq_sz > cq_sz ? sq_sz : cq_sz;
+    u->ring = mmap(NULL, u->ring_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                   IORING_OFF_SQ_RING);
+    if (u->ring == MAP_FAILED) {
+        err = -errno;
+        goto out_fd;
+    }
+    u->sqes_sz = p.sq_entries * sizeof(struct io_uring_sqe);
+    u->sqes = mmap(NULL, u->sqes_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                   IORING_OFF_SQES);
+    if (u->sqes == MAP_FAILED) {
+        err = -errno;
+        munmap(u->ring, u->ring_sz);
+        goto out_fd;
+    }
+    u->sq_entries = p.sq_entries;
+    u->sq_khead = (unsigned *)((char *)u->ring + p.sq_off.head);
+    u->sq_ktail = (unsigned *)((char *)u->ring + p.sq_off.tail);
+    u->sq_mask = *(unsigned *)((char *)u->ring + p.sq_off.ring_mask);
+    u->sq_flags = (unsigned *)((char *)u->ring + p.sq_off.flags);
+    u->sq_array = (unsigned *)((char *)u->ring + p.sq_off.array);
+    u->cq_khead = (unsigned *)((char *)u->ring + p.cq_off.head);
+    u->cq_ktail = (unsigned *)((char *)u->ring + p.cq_off.tail);
+    u->cq_mask = *(unsigned *)((char *)u->ring + p.cq_off.ring_mask);
+    u->cqes = (struct io_uring_cqe *)((char *)u->ring + p.cq_off.cqes);
+    for (unsigned i = 0; i < p.sq_entries; i++)
+        u->sq_array[i] = i;           /* entry i of the ring is sqes[i], always */
+    u->sq_tail = *u->sq_ktail;
+    pthread_mutex_init(&u->lock, NULL);
+    *out = u;
+    return 0;
+out_fd:
+    close(fd);
+    weft__free(u);
+    return err;
+}
+
+void weft__uring_free(struct weft__uring *u)
+{
+    if (u == NULL)
+        return;
+    munmap(u->sqes, u->sqes_sz);
+    munmap(u->ring, u->ring_sz);
+    close(u->fd);
+    pthread_mutex_destroy(&u->lock);
+    weft__free(u);
+}
+
+/* ->lock held: entries queued and not yet taken by the kernel. */
+static unsigned queued(struct weft__uring *u)
+{
+    /* acquire: the kernel has read the entries before it moved its head */
+    return u->sq_tail - __atomic_load_n(u->sq_khead, __ATOMIC_ACQUIRE);
+}
+
+/* ->lock held: submit what is queued (no wait). 0 or -errno. */
+static int submit_locked(struct weft__uring *u)
+{
+    unsigned n = queued(u);
+    int r;
+
+    if (n == 0)
+        return 0;
+    do
+        r = sys_enter(u->fd, n, 0, 0, NULL, 0);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : 0;
+}
+
+/* ->lock held: a zeroed entry, submitting to make room if the queue is
+ * full (the kernel takes entries at once: a full queue only means nobody
+ * entered for a while). */
+static struct io_uring_sqe *sqe_get(struct weft__uring *u)
+{
+    struct io_uring_sqe *sqe;
+
+    while (queued(u) >= u->sq_entries) {
+        if (submit_locked(u) < 0 && queued(u) >= u->sq_entries) {
+            /* -EBUSY/-EAGAIN: completions must be reaped first; the poller
+             * does that without this lock */
+            pthread_mutex_unlock(&u->lock);
+            sched_yield();
+            pthread_mutex_lock(&u->lock);
+        }
+    }
+    sqe = &u->sqes[u->sq_tail & u->sq_mask];
+    memset(sqe, 0, sizeof(*sqe));
+    return sqe;
+}
+
+/* ->lock held: publish the entry filled last. */
+static void sqe_commit(struct weft__uring *u)
+{
+    u->sq_tail++;
+    /* release: the kernel reads the entry after it sees the tail */
+    __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
+}
+
+static void prep_poll(struct io_uring_sqe *sqe, int fd, uint32_t mask, bool multi, uint64_t key)
+{
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = fd;
+    sqe->poll32_events = mask;        /* little-endian hosts (x86-64, arm64) */
+    sqe->len = multi ? IORING_POLL_ADD_MULTI : 0;
+    sqe->user_data = key;
+}
+
+/* ->lock held, entries queued: submit now if asked or if a thread blocks
+ * in the wait (it would not come back for them). */
+static int done_queuing(struct weft__uring *u, bool now)
+{
+    return now || u->waiting ? submit_locked(u) : 0;
+}
+
+int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, uint64_t key,
+                     bool now, _Atomic uint32_t *arm, uint32_t want)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&u->lock);
+    if (arm && atomic_load_explicit(arm, memory_order_relaxed) != want) {
+        pthread_mutex_unlock(&u->lock);
+        return 0;                     /* a re-arm came first: its poll stands */
+    }
+    prep_poll(sqe_get(u), fd, mask, multi, key);
+    sqe_commit(u);
+    r = done_queuing(u, now);
+    pthread_mutex_unlock(&u->lock);
+    return r;
+}
+
+int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
+                       bool now, _Atomic uint32_t *arm, uint32_t set)
+{
+    struct io_uring_sqe *sqe;
+    int r;
+
+    pthread_mutex_lock(&u->lock);
+    if (arm)
+        atomic_store_explicit(arm, set, memory_order_relaxed);
+    sqe = sqe_get(u);
+    /* a cancel, not IORING_OP_POLL_REMOVE: a removal fails (EALREADY) while
+     * the poll's wake-up is being handled, and a multishot poll would stay
+     * armed, holding its file; a cancel marks it and it ends in any case */
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = old;
+    sqe->cancel_flags = IORING_ASYNC_CANCEL_ALL;
+    sqe->user_data = KEY_REMOVE;
+    sqe_commit(u);
+    if (fd >= 0) {
+        prep_poll(sqe_get(u), fd, mask, false, key);
+        sqe_commit(u);
+    }
+    r = done_queuing(u, now);
+    pthread_mutex_unlock(&u->lock);
+    return r;
+}
+
+void weft__uring_wake(struct weft__uring *u)
+{
+    pthread_mutex_lock(&u->lock);
+    if (!u->waiting) {
+        u->wake_pending = true;       /* the next wait returns at once */
+    } else if (!u->wake_sent) {
+        struct io_uring_sqe *sqe = sqe_get(u);
+
+        sqe->opcode = IORING_OP_NOP;
+        sqe->user_data = KEY_WAKE;
+        sqe_commit(u);
+        u->wake_sent = true;
+        (void)submit_locked(u);
+    }
+    pthread_mutex_unlock(&u->lock);
+}
+
+int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
+                     struct weft__uring_cqe batch[URING_BATCH])
+{
+    unsigned head, tail, n = 0, submit;
+    bool wait;
+
+    pthread_mutex_lock(&u->lock);
+    wait = timeout_ns != 0;
+    if (wait && u->wake_pending) {
+        u->wake_pending = false;      /* consumed by a wait that would block */
+        wait = false;
+    }
+    /* acquire: completions already there need no wait */
+    if (wait && __atomic_load_n(u->cq_ktail, __ATOMIC_ACQUIRE) != *u->cq_khead)
+        wait = false;
+    if (wait) {
+        u->waiting = true;
+        u->wake_sent = false;
+    }
+    submit = queued(u);
+    pthread_mutex_unlock(&u->lock);
+
+    if (wait) {
+        struct __kernel_timespec ts = { 0, 0 };
+        struct io_uring_getevents_arg arg;
+
+        memset(&arg, 0, sizeof(arg));
+        if (timeout_ns > 0) {
+            ts.tv_sec = timeout_ns / 1000000000;
+            ts.tv_nsec = timeout_ns % 1000000000;
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+        }
+        /* ETIME (timed out), EINTR (a signal): the same as no events */
+        (void)sys_enter(u->fd, submit, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+                        sizeof(arg));
+        pthread_mutex_lock(&u->lock);
+        u->waiting = false;
+        pthread_mutex_unlock(&u->lock);
+    } else if (submit ||
+               (__atomic_load_n(u->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW)) {
+        /* GETEVENTS with nothing to wait for flushes completions the
+         * kernel kept aside when the CQ was full */
+        (void)sys_enter(u->fd, submit, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+    }
+
+    head = *u->cq_khead;              /* ours alone: the one poller */
+    /* acquire: the entries are written before the tail moves */
+    tail = __atomic_load_n(u->cq_ktail, __ATOMIC_ACQUIRE);
+    while (head != tail && n < URING_BATCH) {
+        const struct io_uring_cqe *c = &u->cqes[head & u->cq_mask];
+
+        head++;
+        if (c->user_data & URING_KEY_OWN)
+            continue;                 /* a wake-up's NOP, a removal's result */
+        batch[n].key = c->user_data;
+        batch[n].res = c->res;
+        batch[n].flags = c->flags;
+        n++;
+    }
+    /* release: the kernel may reuse the entries once it sees the head */
+    __atomic_store_n(u->cq_khead, head, __ATOMIC_RELEASE);
+    return (int)n;
+}
