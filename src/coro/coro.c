@@ -98,6 +98,11 @@ static void co_resume(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+    /* a slab stack has no guard page: check its canary at every switch out
+     * (and that it is not parked below its stack) */
+    if (co->stack.slab &&
+        (!weft__co_canary_ok(&co->stack) || (char *)co->sp < co->stack.lo))
+        weft__co_canary_abort(co);
     cur_co = prev;
     co->err = errno;
     errno = werr;
