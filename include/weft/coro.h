@@ -95,7 +95,9 @@ extern "C" {
 typedef int weft_co_fn(void *arg);
 
 /* Default stack size: 64 KiB of address space, committed as touched (256
- * KiB in builds of weft with a sanitizer, whose frames are larger). */
+ * KiB in builds of weft with a sanitizer, whose frames are larger). A
+ * runtime may set its own (weft_runtime_options.coro_stack_size, weft/sched.h),
+ * and each spawn (weft_go_options.stack_size). */
 #define WEFT_CO_STACK_DEFAULT ((size_t)64 * 1024)
 /* Smallest and largest stack sizes weft_go_opt() accepts. */
 #define WEFT_CO_STACK_MIN ((size_t)16 * 1024)
@@ -103,7 +105,9 @@ typedef int weft_co_fn(void *arg);
 
 typedef struct weft_go_options {
     /* Usable stack bytes (rounded up to pages), WEFT_CO_STACK_MIN ..
-     * WEFT_CO_STACK_MAX; 0 for the default. */
+     * WEFT_CO_STACK_MAX; 0 for the runtime's default
+     * (weft_runtime_options.coro_stack_size, itself WEFT_CO_STACK_DEFAULT
+     * when 0). */
     size_t stack_size;
     /* Shown by the stack overflow report; a static string (not copied).
      * NULL: "coroutine". */

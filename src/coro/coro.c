@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include "coro/coro.h"
+#include "sched/runtime.h"
+#include "sync/group_rt.h"
 #include "task/task.h"
 #include "weft/timer.h"
 
@@ -204,10 +206,14 @@ WEFT_DEFINE_FUTURE_STATIC(weft_coroutine, coroutine_poll, coroutine_drop, int);
 
 /* Fill in a coroutine (not yet at its final address: the first frame is
  * prepared at the first resume, when it is) and map its stack. */
-static int co_init(weft_coroutine *f, weft_co_fn *fn, void *arg, const weft_go_options *opt)
+static int co_init(weft_coroutine *f, weft_runtime *rt, weft_co_fn *fn, void *arg,
+                   const weft_go_options *opt)
 {
-    size_t size = opt && opt->stack_size ? opt->stack_size : CO_STACK_DEFAULT;
+    size_t size = opt && opt->stack_size ? opt->stack_size : weft__runtime_coro_stack_size(rt);
     int err;
+
+    if (size == 0)
+        size = CO_STACK_DEFAULT;
 
     if (fn == NULL || size < WEFT_CO_STACK_MIN || size > WEFT_CO_STACK_MAX)
         return -EINVAL;
@@ -231,7 +237,7 @@ WEFT_API int weft_go_opt(weft_runtime *rt, weft_co_fn *fn, void *arg,
 
     if (rt == NULL)
         return -EINVAL;
-    err = co_init(&init, fn, arg, opt);
+    err = co_init(&init, rt, fn, arg, opt);
     if (err < 0)
         return err;
     if (join)
@@ -262,7 +268,7 @@ WEFT_API int weft_go_group(weft_group *g, weft_co_fn *fn, void *arg, const weft_
 
     if (g == NULL)
         return -EINVAL;
-    err = co_init(&init, fn, arg, opt);
+    err = co_init(&init, weft__group_runtime(g), fn, arg, opt);
     if (err < 0)
         return err;
     err = weft_group_spawn(g, &weft_coroutine_future, &init);
@@ -279,7 +285,7 @@ WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
 
     if (rt == NULL || weft__task_driver != NULL)
         return -EINVAL;
-    err = co_init(&init, fn, arg, opt);
+    err = co_init(&init, rt, fn, arg, opt);
     if (err < 0)
         return err;
     err = weft_block_on(rt, &weft_coroutine_future, &init, &out);

@@ -38,6 +38,7 @@
 
 #include "weft/group.h"
 #include "sched/runtime.h"
+#include "sync/group_rt.h"
 #include "sync/waitq.h"
 #include "task/task.h"
 #include "util/alloc.h"
@@ -502,4 +503,9 @@ WEFT_API void weft_group_wait_drop(weft_group_wait *w)
     }
     w->w.owner = O_DONE;
     w->g = NULL;
+}
+
+weft_runtime *weft__group_runtime(const weft_group *g)
+{
+    return g->rt;
 }
