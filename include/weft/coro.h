@@ -84,6 +84,8 @@
 #include "group.h"
 #include "net.h"
 #include "bufio.h"
+#include "blocking.h"
+#include "timer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -184,7 +186,8 @@ WEFT_API const char *weft_co_name(void);
 
 /* ---- Blocking-style calls ------------------------------------------------------
  * Each is an await of the future in its comment. All return 0 on success,
- * -ECANCELED once the coroutine is aborted, -EINVAL outside a coroutine. */
+ * -ECANCELED once the coroutine is aborted, -EINVAL outside a coroutine,
+ * and -ETIMEDOUT once the coroutine's deadline has passed (below). */
 
 /* Sleep `ms` milliseconds (weft_sleep). */
 WEFT_API int weft_co_sleep(uint64_t ms);
@@ -265,6 +268,89 @@ WEFT_API ssize_t weft_co_bufwrite(weft_bufwriter *w, const void *src, size_t len
 WEFT_API ssize_t weft_co_write_frame(weft_bufwriter *w, const void *payload, size_t len);
 /* flush the writer: 0, -errno. */
 WEFT_API ssize_t weft_co_flush(weft_bufwriter *w);
+
+/* ==== Deadlines, select, watch and broadcast, UDP, blocking pool ================
+ * (issue 10's second part; other wrapper sections go after this one) */
+
+/* ---- Deadlines (libdill's, set once for a stretch of calls) --------------------
+ * Set the running coroutine's deadline, in weft_now_ms() milliseconds (0:
+ * none, the default). While it is set, every blocking-style call of this
+ * header (weft_co_await and weft_co_await_fn included; weft_co_yield
+ * excepted) that is still waiting when the deadline passes returns
+ * -ETIMEDOUT, its future dropped (what that loses is the future's cancel
+ * safety, in its header: a pending channel send sends nothing, a pending
+ * receive takes nothing). The future is polled first: one ready at the
+ * deadline wins, and a call made after the deadline still completes if it
+ * need not wait. The deadline stays until changed: to bound one call or a
+ * sequence, save and restore it:
+ *
+ *     uint64_t old = weft_co_deadline_set(weft_now_ms() + 500);
+ *     n = weft_co_read(s, buf, sizeof(buf));     // -ETIMEDOUT after 500 ms
+ *     weft_co_deadline_set(old);
+ *
+ * Returns the previous deadline; outside a coroutine does nothing and
+ * returns 0. Cancellation wins over the deadline (-ECANCELED). */
+WEFT_API uint64_t weft_co_deadline_set(uint64_t deadline_ms);
+/* The running coroutine's deadline (0: none, or not in a coroutine). */
+WEFT_API uint64_t weft_co_deadline(void);
+
+/* ---- Select ----------------------------------------------------------------------
+ * Await weft_select over `n` futures the caller has initialised (see
+ * weft/group.h: the select owns them from this call on and drops each
+ * exactly once, winners and losers, before this returns, in every case).
+ * Returns the winner's index (its output in its slot's `out`), or
+ * -EINVAL (n == 0, NULL refs, a bad slot: then the futures are dropped as
+ * the select's init documents), -ECANCELED, -ETIMEDOUT (every future
+ * dropped). */
+WEFT_API int weft_co_select(weft_future_ref *refs, size_t n);
+
+/* Receive from whichever of `n` channels has a message first (a select over
+ * n receives; biased: the lowest index wins when several are ready).
+ * chans[i] receives into dsts[i] (the channel's message size). Returns 0
+ * with the message in dsts[*which]; -EPIPE with *which the channel that is
+ * closed and empty (the others may still have messages); -ECANCELED;
+ * -ETIMEDOUT; -EINVAL (n == 0 or above WEFT_CO_SELECT_MAX, NULL chans, dsts,
+ * which, or a NULL entry: nothing received); -ENOMEM (more than 8
+ * channels: their futures are allocated). No message is lost by a loser,
+ * a cancel or a timeout: a receive takes a message only when it completes.
+ * *which is untouched unless 0 or -EPIPE is returned. */
+#define WEFT_CO_SELECT_MAX 4096
+WEFT_API int weft_co_chan_select(weft_chan *const *chans, void *const *dsts, size_t n,
+                                 size_t *which);
+
+/* ---- Watch and broadcast receives (weft/chan.h) -----------------------------------
+ * weft_watch_changed: 0 with the new value in dst (marked seen), -EPIPE
+ * (closed, last value seen), -EINVAL; a cancel or timeout marks nothing
+ * seen. */
+WEFT_API int weft_co_watch_changed(weft_watch_rx *rx, void *dst);
+/* weft_bcast_recv: 0 with the message in dst, -EOVERFLOW with the number
+ * missed in *missed (may be NULL), -EPIPE, -EINVAL; a cancel or timeout
+ * takes nothing. */
+WEFT_API int weft_co_bcast_recv(weft_bcast_rx *rx, void *dst, uint64_t *missed);
+
+/* ---- UDP (weft/net.h) --------------------------------------------------------------
+ * recv_from: the datagram's length (truncated to len), the sender in *from
+ * and *fromlen when not NULL, or -errno. send_to: the bytes sent, or -errno.
+ * A cancel or timeout loses no datagram (one is taken only when the call
+ * returns it). */
+WEFT_API ssize_t weft_co_recv_from(weft_socket *s, void *buf, size_t len,
+                                   struct sockaddr_storage *from, socklen_t *fromlen);
+WEFT_API ssize_t weft_co_send_to(weft_socket *s, const void *buf, size_t len,
+                                 const struct sockaddr *to, socklen_t tolen);
+
+/* ---- Blocking pool (weft/blocking.h) -------------------------------------------------
+ * Run fn(arg) on a pool thread (`pool` NULL: the default pool of this
+ * coroutine's runtime) and wait for it: 0 with fn's return value in *ret
+ * (may be NULL); -ECANCELED (the pool was shut down before the job started,
+ * so fn never ran; or this coroutine was aborted: weft_co_cancelled() tells);
+ * -ETIMEDOUT; the spawn's errors (-ENOMEM, -ESHUTDOWN, -EAGAIN; fn never
+ * runs); -EINVAL (NULL fn, or not in a coroutine). On -ECANCELED from an
+ * abort and on -ETIMEDOUT the job is detached, not stopped: fn may still be
+ * running or not started yet, and its return value is discarded; so `arg`
+ * must not point into this coroutine's stack unless the call returned 0 or
+ * an error from the spawn. */
+WEFT_API int weft_co_blocking(weft_blocking_pool *pool, void *(*fn)(void *arg), void *arg,
+                              void **ret);
 
 #ifdef __cplusplus
 }

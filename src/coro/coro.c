@@ -301,13 +301,55 @@ WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
 /* ---- Awaiting ------------------------------------------------------------------------ */
 typedef weft_poll co_poll_fn(void *self, weft_context *cx, void *out);
 
-static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *out)
+/* The await with the coroutine's deadline (weft_co_deadline_set()) in
+ * force: poll the future; while it is pending, a sleep until the deadline
+ * (on this stack, registered on the first pending poll) wakes the task too.
+ * Once the deadline has passed, the future gets one more real look (a
+ * budget of its own, as weft_timeout gives its inner future), and a
+ * PENDING then is -ETIMEDOUT. */
+__attribute__((noinline)) static int co_await_deadline(struct weft__co *co, co_poll_fn *poll,
+                                                       void *self, void *out)
+{
+    weft_sleep dl;
+    int err = 0;
+
+    weft_sleep_until_init(&dl, co->deadline);
+    for (;;) {
+        if (co->cancelled) {
+            err = -ECANCELED;
+            break;
+        }
+        if (poll(self, co->cx, out) == WEFT_READY)
+            break;
+        if (weft_sleep_poll(&dl, co->cx) == WEFT_READY) {
+            struct weft__coop_grant g;
+            weft_poll p;
+
+            weft__coop_grant_begin(co->cx, &g, true);
+            p = poll(self, co->cx, out);
+            weft__coop_grant_end(co->cx, &g);
+            if (p != WEFT_READY)
+                err = -ETIMEDOUT;
+            break;
+        }
+        co_suspend(co);
+    }
+    weft_sleep_drop(&dl);
+    return err;
+}
+
+/* `timed`: the coroutine's deadline applies (every blocking call but a
+ * yield). */
+static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *self, void *out,
+                               bool timed)
 {
     struct weft__co *co = co_self();
     int err = 0;
 
     if (co == NULL) {
         err = -EINVAL;
+    } else if (timed && co->deadline != 0 && !co->cancelled) {
+        err = co_await_deadline(co, poll, self, out);
     } else {
         for (;;) {
             if (co->cancelled) {
@@ -322,6 +364,36 @@ static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *ou
     if (drop)
         drop(self);
     return err;
+}
+
+static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *out)
+{
+    return co_await_opt(poll, drop, self, out, true);
+}
+
+int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
+                   void (*drop)(void *self), void *self, void *out)
+{
+    return co_await(poll, drop, self, out);
+}
+
+WEFT_API uint64_t weft_co_deadline_set(uint64_t deadline_ms)
+{
+    struct weft__co *co = co_self();
+    uint64_t old;
+
+    if (co == NULL)
+        return 0;
+    old = co->deadline;
+    co->deadline = deadline_ms;
+    return old;
+}
+
+WEFT_API uint64_t weft_co_deadline(void)
+{
+    struct weft__co *co = co_self();
+
+    return co ? co->deadline : 0;
 }
 
 WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out)
@@ -389,7 +461,7 @@ WEFT_API int weft_co_yield(void)
     weft_yield y;
 
     weft_yield_init(&y);
-    return co_await(yield_thunk, NULL, &y, NULL);
+    return co_await_opt(yield_thunk, NULL, &y, NULL, false);
 }
 
 struct join_await {

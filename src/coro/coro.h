@@ -81,6 +81,7 @@ struct weft__co {
     struct weft__co_stack stack;
     int result;                 /* what fn returned */
     int err;                    /* the coroutine's errno while it is not running */
+    uint64_t deadline;          /* weft_co_deadline_set(); 0: none */
     unsigned char state;        /* CO_* */
     bool cancelled;             /* set by the drop: every await returns -ECANCELED */
 #if WEFT_CO_ASAN
@@ -107,6 +108,12 @@ void *weft__co_prepare(struct weft__co *co);
 /* The coroutine's first function (switch.c calls it on the new stack);
  * never returns: its last act is the switch back to the worker. */
 WEFT_NORETURN void weft__co_entry(struct weft__co *co);
+
+/* ---- coro.c ------------------------------------------------------------------
+ * The await every blocking-style call is made of (weft_co_await_fn's, with
+ * the coroutine's deadline in force); for the wrappers in other files. */
+int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
+                   void (*drop)(void *self), void *self, void *out);
 
 /* ---- stack.c ----------------------------------------------------------------- */
 /* Map a stack of `size` usable bytes (page-rounded) plus a guard page, or
