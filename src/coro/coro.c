@@ -96,7 +96,7 @@ static void co_resume(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    weft__co_switch(&co->wsp, co->sp);
+    weft__co_switch_in(&co->wsp, co->sp);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
@@ -125,7 +125,7 @@ __attribute__((noinline)) static void co_suspend(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->w_bottom, co->w_size);
 #endif
-    weft__co_switch(&co->sp, co->wsp);
+    weft__co_switch_out(&co->sp, co->wsp);
 #if WEFT_CO_ASAN
     /* the worker that resumed us: its stack, for the next switch out */
     __sanitizer_finish_switch_fiber(fake, &co->w_bottom, &co->w_size);
@@ -146,7 +146,7 @@ void weft__co_entry(struct weft__co *co)
     /* NULL: this fiber ends, ASan may free its fake stack */
     __sanitizer_start_switch_fiber(NULL, co->w_bottom, co->w_size);
 #endif
-    weft__co_switch(&co->sp, co->wsp);
+    weft__co_switch_out(&co->sp, co->wsp);
     abort();                            /* a DONE coroutine is never resumed */
 }
 

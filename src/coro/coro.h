@@ -102,6 +102,15 @@ struct weft__co {
  * `load`. Returns when some later switch loads *save again. An out-of-line
  * call: a full compiler barrier for everything but registers it saves. */
 void weft__co_switch(void **save, void *load);
+/* x86-64 has two copies of it, the same code, so that each one's final
+ * jump has one usual target (switch.c): in (worker to coroutine) and out. */
+#if defined(__x86_64__) && !WEFT_CO_UCONTEXT
+void weft__co_switch_in(void **save, void *load);
+void weft__co_switch_out(void **save, void *load);
+#else
+#define weft__co_switch_in weft__co_switch
+#define weft__co_switch_out weft__co_switch
+#endif
 /* Prepare a fresh context on `stack` that starts weft__co_entry(co) when
  * first switched to; returns its handle. */
 void *weft__co_prepare(struct weft__co *co);
