@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 enum kind { K_CHAN_SELECT, K_SELECT, K_WATCH, K_BCAST, K_RECV_FROM, K_BLOCKING, K_COUNT };
-enum mode { M_COMPLETE, M_ABORT, M_TIMEOUT, M_SHUTDOWN };
+enum mode { M_COMPLETE, M_ABORT, M_TIMEOUT, M_SHUTDOWN, M_ABORT_DL };
 
 static const char *const kind_name[K_COUNT] = { "chan_select", "select", "watch", "bcast",
                                                 "recv_from", "blocking" };
@@ -142,6 +142,10 @@ static int caller(void *arg)
         uint64_t old = weft_co_deadline_set(weft_now_ms() + 30);
 
         ASSERT_EQ(0, (long)old);
+    } else if (e->mode == M_ABORT_DL) {
+        /* parked with a deadline's timer registered on this stack: the
+         * abort must unregister it before the stack is released */
+        weft_co_deadline_set(weft_now_ms() + 60000);
     }
     atomic_store(&e->parked, 1);
     e->result = call(e, &e->value);
@@ -214,6 +218,7 @@ static void run_case(enum kind k, enum mode m)
             ASSERT_EQ(2, (int)e->which);
         break;
     case M_ABORT:
+    case M_ABORT_DL:
         weft_join_abort(j);
         ASSERT_EQ(-ECANCELED, weft_join_wait(j, NULL));
         ASSERT(harness_wait_flag((volatile int *)&e->done, 10000));
@@ -242,7 +247,7 @@ static void run_case(enum kind k, enum mode m)
     if (j)
         weft_join_drop(j);
     env_teardown(e);
-    if (k == K_BLOCKING && m != M_SHUTDOWN && m != M_ABORT)
+    if (k == K_BLOCKING && (m == M_COMPLETE || m == M_TIMEOUT))
         ASSERT(atomic_load(&e->job_ran) >= 1);
     free(e);
 }
@@ -253,6 +258,7 @@ static void all_modes(enum kind k)
     run_case(k, M_ABORT);
     run_case(k, M_TIMEOUT);
     run_case(k, M_SHUTDOWN);
+    run_case(k, M_ABORT_DL);
 }
 
 TEST(chan_select)
@@ -445,6 +451,25 @@ static int misc_calls(void *arg)
         ASSERT_EQ(2, got);
     }
     return 0;
+}
+
+static int default_pool_call(void *arg)
+{
+    void *ret = NULL;
+
+    (void)arg;
+    ASSERT_OK(weft_co_blocking(NULL, triple, (void *)(uintptr_t)5, &ret));
+    return (int)(uintptr_t)ret;
+}
+
+TEST(blocking_call_on_a_current_thread_runtime)
+{
+    weft_runtime *rt = ct_current_thread();
+    int out = 0;
+
+    ASSERT_OK(weft_co_block_on(rt, default_pool_call, NULL, NULL, &out));
+    ASSERT_EQ(15, out);
+    CT_FREE(rt);
 }
 
 TEST(misc_calls)
