@@ -71,7 +71,8 @@
  * process's memory map, which Linux caps at vm.max_map_count (65,530 by
  * default). So once a quarter of that many guarded stacks are mapped
  * (16,382 by default; read from /proc/sys/vm/max_map_count once), or when
- * the kernel refuses a mapping, new stacks come from slabs: one mapping of
+ * the kernel refuses a mapping, new stacks come from slabs (until the
+ * guarded ones fall back to half the limit): one mapping of
  * up to 64 stacks with no guard page, but a 128-byte canary below each
  * stack, checked every time the coroutine switches out (each blocking
  * call, and when it ends) and by the fault handler. A broken canary prints

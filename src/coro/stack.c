@@ -66,6 +66,9 @@ static _Atomic long stacks_mapped;
 static _Atomic long guarded_mapped;
 /* -1 until first read (guard_limit()); relaxed: a setting */
 static _Atomic long guard_limit_v = -1;
+/* relaxed: a hint; past the limit, stay on slabs until the guarded stacks
+ * fall to half of it (weft__co_stack_get) */
+static _Atomic bool slab_sticky;
 
 /* The shared level. `users`: threads whose destructor is registered. */
 static struct {
@@ -212,6 +215,7 @@ long weft__co_guard_limit_set(long n)
 
     atomic_store_explicit(&guard_limit_v, n >= 0 ? n : guard_limit_default(),
                           memory_order_relaxed);
+    atomic_store_explicit(&slab_sticky, false, memory_order_relaxed);
     return old;
 }
 
@@ -266,11 +270,29 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
     }
     pthread_mutex_unlock(&shared.lock);
     /* guarded while under the limit; a slab stack past it, or when the
-     * kernel refuses the mapping (mprotect's ENOMEM: the map is full) */
-    if (atomic_load_explicit(&guarded_mapped, memory_order_relaxed) < guard_limit())
-        err = guarded_map(s, usable, ps);
-    if (err < 0)
-        err = weft__co_slab_get(s, usable, ps);
+     * kernel refuses the mapping (mprotect's ENOMEM: the map is full). Once
+     * past it, slabs until the guarded stacks fall to half the limit: at
+     * the limit, each guarded stack released would otherwise let one more
+     * be mapped, and a long burst would pay an mmap, an mprotect and a
+     * munmap per coroutine (serialised on the memory-map lock, with a TLB
+     * shootdown each), the cost the slabs are there to avoid. */
+    {
+        long g = atomic_load_explicit(&guarded_mapped, memory_order_relaxed);
+        long lim = guard_limit();
+        bool sticky = atomic_load_explicit(&slab_sticky, memory_order_relaxed);
+
+        if (sticky && g <= lim / 2) {
+            sticky = false;
+            atomic_store_explicit(&slab_sticky, false, memory_order_relaxed);
+        }
+        if (!sticky && g < lim)
+            err = guarded_map(s, usable, ps);
+        if (err < 0) {
+            if (lim > 0 && !sticky)
+                atomic_store_explicit(&slab_sticky, true, memory_order_relaxed);
+            err = weft__co_slab_get(s, usable, ps);
+        }
+    }
     if (err < 0)
         return err;
     atomic_fetch_add_explicit(&stacks_mapped, 1, memory_order_relaxed);
