@@ -38,93 +38,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "chat_room.h"
 #include "serve.h"
 #include "weft.h"
-
-#define LINE_MAX_BYTES 1024
-#define QUEUE_CAP 256                  /* messages; ~270 KiB per client */
-
-typedef struct message {
-    uint32_t len;
-    char text[LINE_MAX_BYTES + 32];    /* "client N: " + line + "\n" */
-} message;
-
-/* ---- clients and the registry ------------------------------------------------- */
-typedef struct client {
-    struct client *prev, *next;        /* g_lock, while registered */
-    unsigned id;
-    weft_socket *sock;                 /* read by the reader, written by the writer */
-    weft_chan *out;                    /* messages for this client */
-    atomic_uint refs;                  /* reader + writer */
-    atomic_ulong dropped;              /* messages lost to a full queue */
-} client;
-
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static client *g_clients;              /* g_lock */
-static atomic_uint g_next_id;
-
-/* Hand msg to every registered client but `from`. Caller holds g_lock. */
-static void broadcast_locked(const client *from, const message *msg)
-{
-    for (client *c = g_clients; c != NULL; c = c->next) {
-        if (c == from)
-            continue;
-        /* relaxed: a statistic; the writer reads it with an exchange */
-        if (weft_chan_try_send(c->out, msg) == -EAGAIN)
-            atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);
-    }
-}
-
-static void message_printf(message *m, const char *fmt, unsigned id)
-{
-    m->len = (uint32_t)snprintf(m->text, sizeof(m->text), fmt, id);
-}
-
-/* Send the welcome to c itself, then link it and tell the others. The
- * welcome is queued before anyone can reach c, so it comes first. */
-static void client_join(client *c)
-{
-    message m;
-
-    message_printf(&m, "welcome, you are client %u\n", c->id);
-    weft_chan_try_send(c->out, &m);    /* empty queue: cannot be full */
-    message_printf(&m, "client %u joined\n", c->id);
-    pthread_mutex_lock(&g_lock);
-    c->prev = NULL;
-    c->next = g_clients;
-    if (g_clients)
-        g_clients->prev = c;
-    g_clients = c;
-    broadcast_locked(c, &m);
-    pthread_mutex_unlock(&g_lock);
-}
-
-static void client_leave(client *c)
-{
-    message m;
-
-    message_printf(&m, "client %u left\n", c->id);
-    pthread_mutex_lock(&g_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        g_clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    broadcast_locked(c, &m);
-    pthread_mutex_unlock(&g_lock);
-}
-
-static void client_unref(client *c)
-{
-    /* acq_rel: the last one to leave sees everything the other task did
-     * to the client before its own decrement */
-    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    weft_socket_close(c->sock);
-    weft_chan_drop(c->out);
-    free(c);
-}
 
 /* ---- the reader: lines in, broadcasts out ------------------------------------- */
 typedef struct reader {
@@ -133,58 +49,9 @@ typedef struct reader {
     weft_io_op op;
     ssize_t n;
     bool registered;
-    bool cut;                          /* discarding the rest of a long line */
-    size_t line_len;
     char buf[4096];
-    char line[LINE_MAX_BYTES + 1];     /* + a CR that the LF may follow */
+    line_splitter ls;
 } reader;
-
-static void reader_send_line(reader *r)
-{
-    size_t n = r->line_len;
-    message m;
-    int head;
-
-    r->line_len = 0;
-    r->cut = false;
-    if (n > 0 && r->line[n - 1] == '\r')
-        n--;
-    if (n > LINE_MAX_BYTES)
-        n = LINE_MAX_BYTES;
-    if (n == 0)
-        return;                        /* empty lines are not worth a message */
-    head = snprintf(m.text, sizeof(m.text), "client %u: ", r->c->id);
-    memcpy(m.text + head, r->line, n);
-    m.text[head + n] = '\n';
-    m.len = (uint32_t)(head + n + 1);
-    pthread_mutex_lock(&g_lock);
-    broadcast_locked(r->c, &m);
-    pthread_mutex_unlock(&g_lock);
-}
-
-static void reader_feed(reader *r, const char *p, size_t n)
-{
-    while (n > 0) {
-        const char *nl = memchr(p, '\n', n);
-        size_t take = nl ? (size_t)(nl - p) : n;
-
-        if (!r->cut) {
-            size_t room = sizeof(r->line) - r->line_len;
-
-            if (take > room) {
-                r->cut = true;         /* keep the head, drop the tail */
-                take = room;
-            }
-            memcpy(r->line + r->line_len, p, take);
-            r->line_len += take;
-        }
-        if (nl == NULL)
-            return;
-        reader_send_line(r);
-        n -= (size_t)(nl + 1 - p);
-        p = nl + 1;
-    }
-}
 
 static weft_poll reader_poll(reader *r, weft_context *cx, void *out)
 {
@@ -197,10 +64,10 @@ static weft_poll reader_poll(reader *r, weft_context *cx, void *out)
         WEFT_AWAIT(&r->co, weft_io_op_poll(&r->op, cx, &r->n));
         if (r->n <= 0)
             break;                     /* end of stream or error */
-        reader_feed(r, r->buf, (size_t)r->n);
+        line_feed(&r->ls, r->buf, (size_t)r->n);
     }
-    if (r->line_len > 0)
-        reader_send_line(r);           /* a last line without a newline */
+    if (r->ls.line_len > 0)
+        line_send(&r->ls);           /* a last line without a newline */
     WEFT_END(&r->co);
 }
 
@@ -283,17 +150,12 @@ WEFT_DEFINE_FUTURE_VOID(writer, writer_poll, writer_drop);
 static int on_conn(weft_group *g, weft_socket *sock)
 {
     int err = -ENOMEM;
-    client *c = calloc(1, sizeof(*c));
+    client *c = client_new(sock);
     writer w = { .c = c };
-    reader r = { .c = c };
+    reader r = { .c = c, .ls.c = c };
 
     if (c == NULL)
         goto out_close;
-    if (weft_chan_new(&c->out, sizeof(message), QUEUE_CAP) != 0)
-        goto out_free;
-    c->sock = sock;
-    c->id = atomic_fetch_add(&g_next_id, 1) + 1;
-    atomic_init(&c->refs, 2);
     weft_socket_set_nodelay(sock, true);
     if ((err = weft_group_spawn(g, &writer_future, &w)) != 0)
         goto out_chan;
@@ -304,7 +166,6 @@ static int on_conn(weft_group *g, weft_socket *sock)
     return err;
 out_chan:
     weft_chan_drop(c->out);
-out_free:
     free(c);
 out_close:
     weft_socket_close(sock);

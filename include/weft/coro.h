@@ -67,6 +67,29 @@
  * when the thread exits, and up to 64 shared, released when the last such
  * thread exits (so none stays mapped once every runtime is freed).
  *
+ * Many coroutines (degraded mode): a guarded stack takes two entries of the
+ * process's memory map, which Linux caps at vm.max_map_count (65,530 by
+ * default). So once a quarter of that many guarded stacks are mapped
+ * (16,382 by default; read from /proc/sys/vm/max_map_count once), or when
+ * the kernel refuses a mapping, new stacks come from slabs (until the
+ * guarded ones fall back to half the limit): one mapping of
+ * up to 64 stacks with no guard page, but a 128-byte canary below each
+ * stack, checked every time the coroutine switches out (each blocking
+ * call, and when it ends) and by the fault handler. A broken canary prints
+ *   weft: stack overflow in coroutine "NAME" (stack LO-HI, N bytes, a slab
+ *   stack without guard page; its canary at ADDR was overwritten): aborting
+ * and aborts. Detection is later than with a guard page (at the switch,
+ * not at the write), and until then the overflow may have damaged the
+ * stack below (another coroutine's); a frame that skips the canary
+ * entirely (a big local array left unwritten) goes unseen. The environment
+ * variable WEFT_CO_GUARD_MAX (read once, at the first spawn) sets the
+ * number of guarded stacks instead: 0 takes every stack from slabs (about
+ * 2x faster to spawn and release in bursts of thousands, one map entry per
+ * 64 stacks), a large number keeps every stack guarded (weft_go() then
+ * returns -ENOMEM when the map is full). A coroutine parked in a shallow
+ * call costs about 4.3 KiB of memory in either mode (one stack page and
+ * its task); 1,000,000 parked take about 4.1 GiB (docs/coro.md).
+ *
  * Thread: the awaits and blocking-style calls below (weft_co_await*,
  * weft_co_sleep, ...) must be made from a coroutine (they return -EINVAL
  * elsewhere); weft_go*() may be called from any thread, weft_co_block_on()
@@ -86,6 +109,7 @@
 #include "bufio.h"
 #include "blocking.h"
 #include "process.h"
+#include "timer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -97,7 +121,9 @@ extern "C" {
 typedef int weft_co_fn(void *arg);
 
 /* Default stack size: 64 KiB of address space, committed as touched (256
- * KiB in builds of weft with a sanitizer, whose frames are larger). */
+ * KiB in builds of weft with a sanitizer, whose frames are larger). A
+ * runtime may set its own (weft_runtime_options.coro_stack_size, weft/sched.h),
+ * and each spawn (weft_go_options.stack_size). */
 #define WEFT_CO_STACK_DEFAULT ((size_t)64 * 1024)
 /* Smallest and largest stack sizes weft_go_opt() accepts. */
 #define WEFT_CO_STACK_MIN ((size_t)16 * 1024)
@@ -105,7 +131,9 @@ typedef int weft_co_fn(void *arg);
 
 typedef struct weft_go_options {
     /* Usable stack bytes (rounded up to pages), WEFT_CO_STACK_MIN ..
-     * WEFT_CO_STACK_MAX; 0 for the default. */
+     * WEFT_CO_STACK_MAX; 0 for the runtime's default
+     * (weft_runtime_options.coro_stack_size, itself WEFT_CO_STACK_DEFAULT
+     * when 0). */
     size_t stack_size;
     /* Shown by the stack overflow report; a static string (not copied).
      * NULL: "coroutine". */
@@ -182,7 +210,8 @@ WEFT_API const char *weft_co_name(void);
 
 /* ---- Blocking-style calls ------------------------------------------------------
  * Each is an await of the future in its comment. All return 0 on success,
- * -ECANCELED once the coroutine is aborted, -EINVAL outside a coroutine. */
+ * -ECANCELED once the coroutine is aborted, -EINVAL outside a coroutine,
+ * and -ETIMEDOUT once the coroutine's deadline has passed (below). */
 
 /* Sleep `ms` milliseconds (weft_sleep). */
 WEFT_API int weft_co_sleep(uint64_t ms);
@@ -299,6 +328,88 @@ WEFT_API ssize_t weft_co_fs_readdir(const char *path, weft_fs_dirent **ents);
  * -ECHILD, -ECANCELED / -EINVAL as above. Cancelled, it loses nothing: the
  * status stays in the handle for the next wait. */
 WEFT_API int weft_co_process_wait(weft_process *p, weft_process_status *st);
+/* ==== Deadlines, select, watch and broadcast, UDP, blocking pool ================
+ * (issue 10's second part; other wrapper sections go after this one) */
+
+/* ---- Deadlines (libdill's, set once for a stretch of calls) --------------------
+ * Set the running coroutine's deadline, in weft_now_ms() milliseconds (0:
+ * none, the default). While it is set, every blocking-style call of this
+ * header (weft_co_await and weft_co_await_fn included; weft_co_yield
+ * excepted) that is still waiting when the deadline passes returns
+ * -ETIMEDOUT, its future dropped (what that loses is the future's cancel
+ * safety, in its header: a pending channel send sends nothing, a pending
+ * receive takes nothing). The future is polled first: one ready at the
+ * deadline wins, and a call made after the deadline still completes if it
+ * need not wait. The deadline stays until changed: to bound one call or a
+ * sequence, save and restore it:
+ *
+ *     uint64_t old = weft_co_deadline_set(weft_now_ms() + 500);
+ *     n = weft_co_read(s, buf, sizeof(buf));     // -ETIMEDOUT after 500 ms
+ *     weft_co_deadline_set(old);
+ *
+ * Returns the previous deadline; outside a coroutine does nothing and
+ * returns 0. Cancellation wins over the deadline (-ECANCELED). */
+WEFT_API uint64_t weft_co_deadline_set(uint64_t deadline_ms);
+/* The running coroutine's deadline (0: none, or not in a coroutine). */
+WEFT_API uint64_t weft_co_deadline(void);
+
+/* ---- Select ----------------------------------------------------------------------
+ * Await weft_select over `n` futures the caller has initialised (see
+ * weft/group.h: the select owns them from this call on and drops each
+ * exactly once, winners and losers, before this returns, in every case).
+ * Returns the winner's index (its output in its slot's `out`), or
+ * -EINVAL (n == 0, NULL refs, a bad slot: then the futures are dropped as
+ * the select's init documents; or not called from a coroutine: every
+ * future dropped), -ECANCELED, -ETIMEDOUT (every future dropped). */
+WEFT_API int weft_co_select(weft_future_ref *refs, size_t n);
+
+/* Receive from whichever of `n` channels has a message first (a select over
+ * n receives; biased: the lowest index wins when several are ready).
+ * chans[i] receives into dsts[i] (the channel's message size). Returns 0
+ * with the message in dsts[*which]; -EPIPE with *which the channel that is
+ * closed and empty (the others may still have messages); -ECANCELED;
+ * -ETIMEDOUT; -EINVAL (n == 0 or above WEFT_CO_SELECT_MAX, NULL chans, dsts,
+ * which, or a NULL entry: nothing received); -ENOMEM (more than 8
+ * channels: their futures are allocated). No message is lost by a loser,
+ * a cancel or a timeout: a receive takes a message only when it completes.
+ * *which is untouched unless 0 or -EPIPE is returned. */
+#define WEFT_CO_SELECT_MAX 4096
+WEFT_API int weft_co_chan_select(weft_chan *const *chans, void *const *dsts, size_t n,
+                                 size_t *which);
+
+/* ---- Watch and broadcast receives (weft/chan.h) -----------------------------------
+ * weft_watch_changed: 0 with the new value in dst (marked seen), -EPIPE
+ * (closed, last value seen), -EINVAL; a cancel or timeout marks nothing
+ * seen. */
+WEFT_API int weft_co_watch_changed(weft_watch_rx *rx, void *dst);
+/* weft_bcast_recv: 0 with the message in dst, -EOVERFLOW with the number
+ * missed in *missed (may be NULL), -EPIPE, -EINVAL; a cancel or timeout
+ * takes nothing. */
+WEFT_API int weft_co_bcast_recv(weft_bcast_rx *rx, void *dst, uint64_t *missed);
+
+/* ---- UDP (weft/net.h) --------------------------------------------------------------
+ * recv_from: the datagram's length (truncated to len), the sender in *from
+ * and *fromlen when not NULL, or -errno. send_to: the bytes sent, or -errno.
+ * A cancel or timeout loses no datagram (one is taken only when the call
+ * returns it). */
+WEFT_API ssize_t weft_co_recv_from(weft_socket *s, void *buf, size_t len,
+                                   struct sockaddr_storage *from, socklen_t *fromlen);
+WEFT_API ssize_t weft_co_send_to(weft_socket *s, const void *buf, size_t len,
+                                 const struct sockaddr *to, socklen_t tolen);
+
+/* ---- Blocking pool (weft/blocking.h) -------------------------------------------------
+ * Run fn(arg) on a pool thread (`pool` NULL: the default pool of this
+ * coroutine's runtime) and wait for it: 0 with fn's return value in *ret
+ * (may be NULL); -ECANCELED (the pool was shut down before the job started,
+ * so fn never ran; or this coroutine was aborted: weft_co_cancelled() tells);
+ * -ETIMEDOUT; the spawn's errors (-ENOMEM, -ESHUTDOWN, -EAGAIN; fn never
+ * runs); -EINVAL (NULL fn, or not in a coroutine). On -ECANCELED from an
+ * abort and on -ETIMEDOUT the job is detached, not stopped: fn may still be
+ * running or not started yet, and its return value is discarded; so `arg`
+ * must not point into this coroutine's stack unless the call returned 0 or
+ * an error from the spawn. */
+WEFT_API int weft_co_blocking(weft_blocking_pool *pool, void *(*fn)(void *arg), void *arg,
+                              void **ret);
 
 #ifdef __cplusplus
 }

@@ -65,6 +65,12 @@ typedef struct weft_runtime_options {
     /* The I/O backend to try (see weft_io_backend); 0 is WEFT_IO_AUTO.
      * Any other value is -EINVAL. */
     weft_io_backend io_backend;
+    /* Default stack size of this runtime's coroutines (weft/coro.h:
+     * weft_go() and every spawn whose weft_go_options.stack_size is 0):
+     * 16 KiB .. 1 GiB (WEFT_CO_STACK_MIN .. WEFT_CO_STACK_MAX), rounded up
+     * to pages, or 0 for WEFT_CO_STACK_DEFAULT (64 KiB; 256 KiB in builds
+     * of weft with a sanitizer). Out of range: -EINVAL. */
+    size_t coro_stack_size;
 } weft_runtime_options;
 
 /* Create a runtime; `opt` may be NULL for the defaults (multi-thread, one

@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include "coro/coro.h"
+#include "sched/runtime.h"
+#include "sync/group_rt.h"
 #include "task/task.h"
 #include "weft/timer.h"
 
@@ -94,10 +96,15 @@ static void co_resume(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    weft__co_switch(&co->wsp, co->sp);
+    weft__co_switch_in(&co->wsp, co->sp);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+    /* a slab stack has no guard page: check its canary at every switch out
+     * (and that it is not parked below its stack) */
+    if (co->stack.slab &&
+        (!weft__co_canary_ok(&co->stack) || (char *)co->sp < co->stack.lo))
+        weft__co_canary_abort(co);
     cur_co = prev;
     co->err = errno;
     errno = werr;
@@ -118,7 +125,7 @@ __attribute__((noinline)) static void co_suspend(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->w_bottom, co->w_size);
 #endif
-    weft__co_switch(&co->sp, co->wsp);
+    weft__co_switch_out(&co->sp, co->wsp);
 #if WEFT_CO_ASAN
     /* the worker that resumed us: its stack, for the next switch out */
     __sanitizer_finish_switch_fiber(fake, &co->w_bottom, &co->w_size);
@@ -139,7 +146,7 @@ void weft__co_entry(struct weft__co *co)
     /* NULL: this fiber ends, ASan may free its fake stack */
     __sanitizer_start_switch_fiber(NULL, co->w_bottom, co->w_size);
 #endif
-    weft__co_switch(&co->sp, co->wsp);
+    weft__co_switch_out(&co->sp, co->wsp);
     abort();                            /* a DONE coroutine is never resumed */
 }
 
@@ -157,6 +164,9 @@ static void co_release(struct weft__co *co)
 
 /* ---- The future ------------------------------------------------------------------ */
 typedef struct weft_coroutine {
+    /* first, by weft__wrapper_name's rule (task/task.h): the task dump and
+     * the trace show the coroutine's name (weft_go_options.name) */
+    const char *display;
     struct weft__co co;
 } weft_coroutine;
 
@@ -195,14 +205,22 @@ static void coroutine_drop(weft_coroutine *f)
     co_release(co);
 }
 
-WEFT_DEFINE_FUTURE_STATIC(weft_coroutine, coroutine_poll, coroutine_drop, int);
+WEFT_DEFINE_FUTURE_THUNKS_(weft_coroutine, coroutine_poll, coroutine_drop)
+static const weft_future_type weft_coroutine_future = {
+    weft_coroutine__weft_poll, weft_coroutine__weft_drop, sizeof(weft_coroutine),
+    _Alignof(weft_coroutine), sizeof(int), _Alignof(int), weft__wrapper_name
+};
 
 /* Fill in a coroutine (not yet at its final address: the first frame is
  * prepared at the first resume, when it is) and map its stack. */
-static int co_init(weft_coroutine *f, weft_co_fn *fn, void *arg, const weft_go_options *opt)
+static int co_init(weft_coroutine *f, weft_runtime *rt, weft_co_fn *fn, void *arg,
+                   const weft_go_options *opt)
 {
-    size_t size = opt && opt->stack_size ? opt->stack_size : CO_STACK_DEFAULT;
+    size_t size = opt && opt->stack_size ? opt->stack_size : weft__runtime_coro_stack_size(rt);
     int err;
+
+    if (size == 0)
+        size = CO_STACK_DEFAULT;
 
     if (fn == NULL || size < WEFT_CO_STACK_MIN || size > WEFT_CO_STACK_MAX)
         return -EINVAL;
@@ -210,6 +228,7 @@ static int co_init(weft_coroutine *f, weft_co_fn *fn, void *arg, const weft_go_o
     f->co.fn = fn;
     f->co.arg = arg;
     f->co.name = opt && opt->name ? opt->name : "coroutine";
+    f->display = f->co.name;
     f->co.state = CO_NEW;
     err = weft__co_stack_get(&f->co.stack, size);
     if (err < 0)
@@ -226,7 +245,7 @@ WEFT_API int weft_go_opt(weft_runtime *rt, weft_co_fn *fn, void *arg,
 
     if (rt == NULL)
         return -EINVAL;
-    err = co_init(&init, fn, arg, opt);
+    err = co_init(&init, rt, fn, arg, opt);
     if (err < 0)
         return err;
     if (join)
@@ -257,7 +276,7 @@ WEFT_API int weft_go_group(weft_group *g, weft_co_fn *fn, void *arg, const weft_
 
     if (g == NULL)
         return -EINVAL;
-    err = co_init(&init, fn, arg, opt);
+    err = co_init(&init, weft__group_runtime(g), fn, arg, opt);
     if (err < 0)
         return err;
     err = weft_group_spawn(g, &weft_coroutine_future, &init);
@@ -274,7 +293,7 @@ WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
 
     if (rt == NULL || weft__task_driver != NULL)
         return -EINVAL;
-    err = co_init(&init, fn, arg, opt);
+    err = co_init(&init, rt, fn, arg, opt);
     if (err < 0)
         return err;
     err = weft_block_on(rt, &weft_coroutine_future, &init, &out);
@@ -307,13 +326,57 @@ static void co_mark(const weft_async_site *site)
     static const weft_async_site co_site_ = { __func__, NULL, 0 };            \
     co_mark(&co_site_)
 
-static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *out)
+
+/* The await with the coroutine's deadline (weft_co_deadline_set()) in
+ * force: poll the future; while it is pending, a sleep until the deadline
+ * (on this stack, registered on the first pending poll) wakes the task too.
+ * Once the deadline has passed, the future gets one more real look (a
+ * budget of its own, as weft_timeout gives its inner future), and a
+ * PENDING then is -ETIMEDOUT. */
+__attribute__((noinline)) static int co_await_deadline(struct weft__co *co, co_poll_fn *poll,
+                                                       void *self, void *out)
+{
+    weft_sleep dl;
+    int err = 0;
+
+    weft_sleep_until_init(&dl, co->deadline);
+    for (;;) {
+        if (co->cancelled) {
+            err = -ECANCELED;
+            break;
+        }
+        if (poll(self, co->cx, out) == WEFT_READY)
+            break;
+        if (weft_sleep_poll(&dl, co->cx) == WEFT_READY) {
+            struct weft__coop_grant g;
+            weft_poll p;
+
+            weft__coop_grant_begin(co->cx, &g, true);
+            p = poll(self, co->cx, out);
+            weft__coop_grant_end(co->cx, &g);
+            if (p != WEFT_READY)
+                err = -ETIMEDOUT;
+            break;
+        }
+        weft__async_parked(co->site ? co->site : &co_generic_site);
+        co_suspend(co);
+    }
+    weft_sleep_drop(&dl);
+    return err;
+}
+
+/* `timed`: the coroutine's deadline applies (every blocking call but a
+ * yield). */
+static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *self, void *out,
+                               bool timed)
 {
     struct weft__co *co = co_self();
     int err = 0;
 
     if (co == NULL) {
         err = -EINVAL;
+    } else if (timed && co->deadline != 0 && !co->cancelled) {
+        err = co_await_deadline(co, poll, self, out);
     } else {
         for (;;) {
             if (co->cancelled) {
@@ -329,6 +392,36 @@ static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *ou
     if (drop)
         drop(self);
     return err;
+}
+
+static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *out)
+{
+    return co_await_opt(poll, drop, self, out, true);
+}
+
+int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
+                   void (*drop)(void *self), void *self, void *out)
+{
+    return co_await(poll, drop, self, out);
+}
+
+WEFT_API uint64_t weft_co_deadline_set(uint64_t deadline_ms)
+{
+    struct weft__co *co = co_self();
+    uint64_t old;
+
+    if (co == NULL)
+        return 0;
+    old = co->deadline;
+    co->deadline = deadline_ms;
+    return old;
+}
+
+WEFT_API uint64_t weft_co_deadline(void)
+{
+    struct weft__co *co = co_self();
+
+    return co ? co->deadline : 0;
 }
 
 WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out)
@@ -400,7 +493,7 @@ WEFT_API int weft_co_yield(void)
     weft_yield y;
 
     weft_yield_init(&y);
-    return co_await(yield_thunk, NULL, &y, NULL);
+    return co_await_opt(yield_thunk, NULL, &y, NULL, false);
 }
 
 struct join_await {

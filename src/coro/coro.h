@@ -57,11 +57,18 @@ enum {
     CO_DONE            /* fn returned; the stack may be released */
 };
 
-/* One mapping: guard page(s) at the low end, then the usable stack. */
+struct weft__co_slab;
+
+/* A guarded stack is one mapping: a guard page at the low end, then the
+ * usable stack. A slab stack (slab.c) is a slot of a shared mapping, with
+ * a canary below it instead of a guard page. */
 struct weft__co_stack {
-    char *map;                  /* start of the mapping (the guard) */
-    size_t map_size;            /* guard + usable */
+    char *map;                  /* start of the mapping (the guard); for a slab
+                                 * stack, lo; NULL: no stack */
+    size_t map_size;            /* guard + usable; 0 for a slab stack */
     char *lo, *hi;              /* the usable stack: [lo, hi) */
+    size_t cls;                 /* the page-rounded size asked for (the caches' key) */
+    struct weft__co_slab *slab; /* NULL: a guarded stack */
 };
 
 struct weft__co {
@@ -77,6 +84,7 @@ struct weft__co {
     struct weft__co_stack stack;
     int result;                 /* what fn returned */
     int err;                    /* the coroutine's errno while it is not running */
+    uint64_t deadline;          /* weft_co_deadline_set(); 0: none */
     unsigned char state;        /* CO_* */
     bool cancelled;             /* set by the drop: every await returns -ECANCELED */
 #if WEFT_CO_ASAN
@@ -97,12 +105,27 @@ struct weft__co {
  * `load`. Returns when some later switch loads *save again. An out-of-line
  * call: a full compiler barrier for everything but registers it saves. */
 void weft__co_switch(void **save, void *load);
+/* x86-64 has two copies of it, the same code, so that each one's final
+ * jump has one usual target (switch.c): in (worker to coroutine) and out. */
+#if defined(__x86_64__) && !WEFT_CO_UCONTEXT
+void weft__co_switch_in(void **save, void *load);
+void weft__co_switch_out(void **save, void *load);
+#else
+#define weft__co_switch_in weft__co_switch
+#define weft__co_switch_out weft__co_switch
+#endif
 /* Prepare a fresh context on `stack` that starts weft__co_entry(co) when
  * first switched to; returns its handle. */
 void *weft__co_prepare(struct weft__co *co);
 /* The coroutine's first function (switch.c calls it on the new stack);
  * never returns: its last act is the switch back to the worker. */
 WEFT_NORETURN void weft__co_entry(struct weft__co *co);
+
+/* ---- coro.c ------------------------------------------------------------------
+ * The await every blocking-style call is made of (weft_co_await_fn's, with
+ * the coroutine's deadline in force); for the wrappers in other files. */
+int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
+                   void (*drop)(void *self), void *self, void *out);
 
 /* ---- stack.c ----------------------------------------------------------------- */
 /* Map a stack of `size` usable bytes (page-rounded) plus a guard page, or
@@ -119,5 +142,28 @@ void weft__co_install_handler(void);
 struct weft__co *weft__co_running(void);
 /* Stacks mapped now (cached ones included): for tests. */
 long weft__co_stacks_mapped(void);
+/* Guarded stacks mapped now (cached ones included). */
+long weft__co_stacks_guarded(void);
+/* The most guarded stacks before new ones come from slabs: n >= 0 sets it
+ * (0: slabs only), n < 0 restores the default (WEFT_CO_GUARD_MAX from the
+ * environment, else vm.max_map_count / 4). Returns the previous limit.
+ * For tests and benchmarks. */
+long weft__co_guard_limit_set(long n);
+/* Abort with the report of a coroutine whose slab stack's canary is broken
+ * (async-signal-safe). */
+WEFT_NORETURN void weft__co_canary_abort(const struct weft__co *co);
+
+/* ---- slab.c ------------------------------------------------------------------ */
+/* A stack of at least `cls` usable bytes (page-rounded; `ps` the page size)
+ * from a slab, its canary written. 0 or -ENOMEM. */
+int weft__co_slab_get(struct weft__co_stack *s, size_t cls, size_t ps);
+/* Give it back to its slab (unmapped with the slab's last stack). */
+void weft__co_slab_put(struct weft__co_stack *s);
+/* True while a slab stack's canary is intact. */
+bool weft__co_canary_ok(const struct weft__co_stack *s);
+const void *weft__co_canary_addr(const struct weft__co_stack *s);
+/* Slab stacks handed out now (cached ones included), and slabs mapped. */
+long weft__co_stacks_slab(void);
+long weft__co_slabs_mapped(void);
 
 #endif

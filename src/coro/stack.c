@@ -26,6 +26,7 @@
  * shared cache while some registered thread lives, and unmap otherwise.
  * Pages a coroutine touched stay committed while its stack is cached. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -60,6 +61,14 @@ static WEFT_TLS struct thread_co tco;
 
 /* relaxed: a statistic for tests, read once every thread has been joined */
 static _Atomic long stacks_mapped;
+/* relaxed: guarded stacks mapped, against guard_limit (a soft limit: two
+ * threads may both pass it by one) */
+static _Atomic long guarded_mapped;
+/* -1 until first read (guard_limit()); relaxed: a setting */
+static _Atomic long guard_limit_v = -1;
+/* relaxed: a hint; past the limit, stay on slabs until the guarded stacks
+ * fall to half of it (weft__co_stack_get) */
+static _Atomic bool slab_sticky;
 
 /* The shared level. `users`: threads whose destructor is registered. */
 static struct {
@@ -94,8 +103,13 @@ static void stack_unmap(struct weft__co_stack *s)
      * at these addresses must not inherit them */
     __asan_unpoison_memory_region(s->lo, (size_t)(s->hi - s->lo));
 #endif
-    munmap(s->map, s->map_size);
     atomic_fetch_sub_explicit(&stacks_mapped, 1, memory_order_relaxed);
+    if (s->slab) {
+        weft__co_slab_put(s);
+        return;
+    }
+    munmap(s->map, s->map_size);
+    atomic_fetch_sub_explicit(&guarded_mapped, 1, memory_order_relaxed);
     s->map = NULL;
 }
 
@@ -153,14 +167,93 @@ static bool tco_can_keep(void)
     return true;
 }
 
+/* The default limit on guarded stacks: WEFT_CO_GUARD_MAX (a count; 0:
+ * slabs only) if set, else a quarter of vm.max_map_count (two entries per
+ * guarded stack: half the map is left to the rest of the program). */
+static long guard_limit_default(void)
+{
+    const char *env = getenv("WEFT_CO_GUARD_MAX");
+    char buf[32];
+    long v = 65530;
+    int fd;
+
+    if (env && *env) {
+        char *end;
+        long e = strtol(env, &end, 10);
+
+        if (*end == '\0' && e >= 0)
+            return e;
+    }
+    fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+        if (n > 0) {
+            buf[n] = '\0';
+            if (strtol(buf, NULL, 10) > 0)
+                v = strtol(buf, NULL, 10);
+        }
+        close(fd);
+    }
+    return v / 4;
+}
+
+static long guard_limit(void)
+{
+    long v = atomic_load_explicit(&guard_limit_v, memory_order_relaxed);
+
+    if (v < 0) {
+        v = guard_limit_default();
+        atomic_store_explicit(&guard_limit_v, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+long weft__co_guard_limit_set(long n)
+{
+    long old = guard_limit();
+
+    atomic_store_explicit(&guard_limit_v, n >= 0 ? n : guard_limit_default(),
+                          memory_order_relaxed);
+    atomic_store_explicit(&slab_sticky, false, memory_order_relaxed);
+    return old;
+}
+
+long weft__co_stacks_guarded(void)
+{
+    return atomic_load_explicit(&guarded_mapped, memory_order_relaxed);
+}
+
+/* A new guarded stack, or -ENOMEM (no memory, or the map is full). */
+static int guarded_map(struct weft__co_stack *s, size_t usable, size_t ps)
+{
+    char *p = mmap(NULL, usable + ps, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    if (mprotect(p, ps, PROT_NONE) < 0) {
+        munmap(p, usable + ps);
+        return -ENOMEM;
+    }
+    atomic_fetch_add_explicit(&guarded_mapped, 1, memory_order_relaxed);
+    s->map = p;
+    s->map_size = usable + ps;
+    s->lo = p + ps;
+    s->hi = p + ps + usable;
+    s->cls = usable;
+    s->slab = NULL;
+    return 0;
+}
+
 int weft__co_stack_get(struct weft__co_stack *s, size_t size)
 {
     size_t ps = page_size();
     size_t usable = (size + ps - 1) & ~(ps - 1);
-    char *p;
+    int err = -ENOMEM;
 
     for (unsigned i = tco.n; i-- > 0;) {
-        if ((size_t)(tco.cache[i].hi - tco.cache[i].lo) == usable) {
+        if (tco.cache[i].cls == usable) {
             *s = tco.cache[i];
             tco.cache[i] = tco.cache[--tco.n];
             return 0;
@@ -168,7 +261,7 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
     }
     pthread_mutex_lock(&shared.lock);
     for (unsigned i = shared.n; i-- > 0;) {
-        if ((size_t)(shared.s[i].hi - shared.s[i].lo) == usable) {
+        if (shared.s[i].cls == usable) {
             *s = shared.s[i];
             shared.s[i] = shared.s[--shared.n];
             pthread_mutex_unlock(&shared.lock);
@@ -176,19 +269,33 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
         }
     }
     pthread_mutex_unlock(&shared.lock);
-    p = mmap(NULL, usable + ps, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (p == MAP_FAILED)
-        return -ENOMEM;
-    if (mprotect(p, ps, PROT_NONE) < 0) {
-        munmap(p, usable + ps);
-        return -ENOMEM;
+    /* guarded while under the limit; a slab stack past it, or when the
+     * kernel refuses the mapping (mprotect's ENOMEM: the map is full). Once
+     * past it, slabs until the guarded stacks fall to half the limit: at
+     * the limit, each guarded stack released would otherwise let one more
+     * be mapped, and a long burst would pay an mmap, an mprotect and a
+     * munmap per coroutine (serialised on the memory-map lock, with a TLB
+     * shootdown each), the cost the slabs are there to avoid. */
+    {
+        long g = atomic_load_explicit(&guarded_mapped, memory_order_relaxed);
+        long lim = guard_limit();
+        bool sticky = atomic_load_explicit(&slab_sticky, memory_order_relaxed);
+
+        if (sticky && g <= lim / 2) {
+            sticky = false;
+            atomic_store_explicit(&slab_sticky, false, memory_order_relaxed);
+        }
+        if (!sticky && g < lim)
+            err = guarded_map(s, usable, ps);
+        if (err < 0) {
+            if (lim > 0 && !sticky)
+                atomic_store_explicit(&slab_sticky, true, memory_order_relaxed);
+            err = weft__co_slab_get(s, usable, ps);
+        }
     }
+    if (err < 0)
+        return err;
     atomic_fetch_add_explicit(&stacks_mapped, 1, memory_order_relaxed);
-    s->map = p;
-    s->map_size = usable + ps;
-    s->lo = p + ps;
-    s->hi = p + ps + usable;
     return 0;
 }
 
@@ -327,6 +434,30 @@ static void report_overflow(const struct weft__co *co, const void *addr)
     (void)w;
 }
 
+/* A slab stack (no guard page) whose canary, the 128 bytes below it, was
+ * overwritten: found at a switch out of the coroutine or in a fault. */
+void weft__co_canary_abort(const struct weft__co *co)
+{
+    char buf[512];
+    size_t n = 0, cap = sizeof(buf) - 1;
+    ssize_t w;
+
+    n = put_str(buf, n, cap, "weft: stack overflow in coroutine \"");
+    n = put_str(buf, n, cap, co->name ? co->name : "coroutine");
+    n = put_str(buf, n, cap, "\" (stack ");
+    n = put_hex(buf, n, cap, (uintptr_t)co->stack.lo);
+    n = put_str(buf, n, cap, "-");
+    n = put_hex(buf, n, cap, (uintptr_t)co->stack.hi);
+    n = put_str(buf, n, cap, ", ");
+    n = put_dec(buf, n, cap, (size_t)(co->stack.hi - co->stack.lo));
+    n = put_str(buf, n, cap, " bytes, a slab stack without guard page; its canary at ");
+    n = put_hex(buf, n, cap, (uintptr_t)weft__co_canary_addr(&co->stack));
+    n = put_str(buf, n, cap, " was overwritten): aborting\n");
+    w = write(STDERR_FILENO, buf, n);
+    (void)w;
+    abort();
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     struct weft__co *co = weft__co_running();
@@ -337,6 +468,10 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
         report_overflow(co, a);
         abort();
     }
+    /* a slab stack has no guard: an overflow shows as a broken canary (the
+     * fault itself may be anywhere below) */
+    if (co && co->stack.slab && !weft__co_canary_ok(&co->stack))
+        weft__co_canary_abort(co);
     /* not ours: the handler we replaced */
     if (old->sa_flags & SA_SIGINFO) {
         old->sa_sigaction(sig, si, uc);

@@ -235,6 +235,7 @@ struct weft_runtime {
         void (*release)(void *obj);   /* ->run_lock, then immutable */
         unsigned max_threads;         /* immutable: the option */
     } blocking;
+    size_t coro_stack_size;           /* immutable: the option (0: the default) */
 };
 
 /* The worker this thread is (a worker thread, or a current-thread driver

@@ -95,7 +95,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
 {
     const char *st = getenv("WEFT_STRESS");
     bool stress = st && *st && strcmp(st, "0") != 0;
-    static const weft_runtime_options defaults = { WEFT_MULTI_THREAD, 0, NULL, 0, WEFT_IO_AUTO };
+    static const weft_runtime_options defaults = { WEFT_MULTI_THREAD, 0, NULL, 0, WEFT_IO_AUTO, 0 };
     const char *be = getenv("WEFT_IO_BACKEND");
     int io_want;
     struct weft_runtime *rt;
@@ -119,6 +119,10 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         return -EINVAL;
     }
     if (opt->blocking_threads > WEFT_BLOCKING_MAX_THREADS)
+        return -EINVAL;
+    /* weft/coro.h's WEFT_CO_STACK_MIN and WEFT_CO_STACK_MAX (a layer up) */
+    if (opt->coro_stack_size != 0 &&
+        (opt->coro_stack_size < ((size_t)16 << 10) || opt->coro_stack_size > ((size_t)1 << 30)))
         return -EINVAL;
     prefix = opt->thread_name_prefix ? opt->thread_name_prefix : "weft-w";
     switch (opt->io_backend) {
@@ -185,6 +189,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     weft__list_init(&rt->blocked);
     atomic_init(&rt->blocking.obj, NULL);
     rt->blocking.max_threads = opt->blocking_threads;
+    rt->coro_stack_size = opt->coro_stack_size;
     for (unsigned i = 0; i < rt->nshards; i++) {
         struct shard *sh = &rt->shards[i];
 
@@ -344,4 +349,9 @@ WEFT_API int weft_runtime_io_backend(weft_runtime *rt, int *fallback)
     if (rt == NULL)
         return -EINVAL;
     return weft__io_backend(&rt->io, fallback);
+}
+
+size_t weft__runtime_coro_stack_size(const weft_runtime *rt)
+{
+    return rt->coro_stack_size;
 }

@@ -30,4 +30,8 @@ int weft__runtime_help(weft_runtime *rt);
 int weft__runtime_blocking(weft_runtime *rt, int (*make)(void **obj, unsigned max_threads),
                            void (*stop)(void *obj), void (*release)(void *obj), void **out);
 
+/* The coroutines' default stack size (weft_runtime_options.coro_stack_size;
+ * 0: weft's default). */
+size_t weft__runtime_coro_stack_size(const weft_runtime *rt);
+
 #endif

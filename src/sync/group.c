@@ -38,6 +38,7 @@
 
 #include "weft/group.h"
 #include "sched/runtime.h"
+#include "sync/group_rt.h"
 #include "sync/waitq.h"
 #include "task/task.h"
 #include "util/alloc.h"
@@ -304,7 +305,8 @@ WEFT_API int weft_group_spawn(weft_group *g, const weft_future_type *type, const
     memset(buf + fut_off + type->size, 0, wt->size - fut_off - type->size);
     hdr.g = g;
     hdr.ut = type;
-    hdr.display = type->name;
+    /* a wrapper spawned into a group (a coroutine) keeps its own name */
+    hdr.display = type->name == weft__wrapper_name ? *(const char *const *)init : type->name;
     hdr.fut_off = (uint32_t)fut_off;
     hdr.out_off = (uint32_t)out_off;
     hdr.state = CH_RUNNING;
@@ -506,4 +508,9 @@ WEFT_API void weft_group_wait_drop(weft_group_wait *w)
     }
     w->w.owner = O_DONE;
     w->g = NULL;
+}
+
+weft_runtime *weft__group_runtime(const weft_group *g)
+{
+    return g->rt;
 }
