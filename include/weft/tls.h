@@ -224,7 +224,7 @@ typedef struct weft_tls_op {
     /* private: may change in any release */
     weft_tls *t;
     unsigned char kind;
-    bool started, done, claimed, wsock, sleeping, rio_active, wio_active;
+    bool started, done, claimed, wsock, sleeping, rio_active, wio_active, flip;
     const unsigned char *src;
     unsigned char *dst;
     size_t len, moved;
@@ -241,7 +241,10 @@ typedef struct weft_tls_op {
  * closed during the handshake), the stream's error, -EBUSY, -EBADF. A
  * second handshake after one succeeded completes with 0 at once.
  * Cancel safety: none; a handshake dropped before it completed leaves the
- * stream broken (every later future: -ECANCELED); free it. */
+ * stream broken (every later future: -ECANCELED); free it. (Dropped when
+ * OpenSSL had finished and only our last flight was still being sent, it
+ * counts as done: the flight goes out first with the next future, and a
+ * second handshake completes with 0.) */
 WEFT_API void weft_tls_handshake_init(weft_tls_op *f, weft_tls *t, uint64_t timeout_ms);
 
 /* Read up to len bytes of plaintext into dst. Output: the count (> 0), 0

@@ -423,6 +423,8 @@ static ssize_t handshake_step(weft_tls_op *f, weft_context *cx)
 
     for (;;) {
         r = flush_step(f, cx);       /* our flight first: the peer waits for it */
+        if (f->result < 0)           /* failed: that was the alert, for the peer */
+            return r == PEND ? PEND : f->result;
         if (r == PEND)
             return PEND;
         if (r < 0)
@@ -458,8 +460,8 @@ static ssize_t handshake_step(weft_tls_op *f, weft_context *cx)
         done = done && !out_queued_locked(t);
         unlock(t);
         if (err) {
-            (void)flush_step(f, cx); /* best effort: tell the peer (an alert) */
-            return err;
+            f->result = err;         /* tell the peer why (an alert), then fail */
+            continue;
         }
         if (done)
             return 0;
@@ -476,6 +478,18 @@ static ssize_t handshake_step(weft_tls_op *f, weft_context *cx)
         if (r < 0)
             return stream_fatal(t, r, true);
     }
+}
+
+/* The read side sends what is queued: 0 (sent, or sending), or -errno. */
+static ssize_t read_flush(weft_tls_op *f, weft_context *cx)
+{
+    ssize_t r = flush_step(f, cx);
+
+    if (r == 0)
+        wsock_release(f);
+    else if (r != PEND)
+        return stream_fatal(f->t, r, false);
+    return 0;
 }
 
 static ssize_t read_step(weft_tls_op *f, weft_context *cx)
@@ -504,16 +518,16 @@ static ssize_t read_step(weft_tls_op *f, weft_context *cx)
         }
         if (err)
             return err;
-        if (f->wsock) {              /* WANT_READ: the peer may wait for these */
-            r = flush_step(f, cx);
-            if (r < 0 && r != PEND)
-                return stream_fatal(t, r, false);
-            if (r == 0)
-                wsock_release(f);
-        }
+        /* WANT_READ: send what is queued (the peer may wait for it) and
+         * read; in turns, which goes first (see weft_tls_op_poll()) */
+        if (f->wsock && !f->flip && (r = read_flush(f, cx)) < 0)
+            return r;
         r = fill_step(f, cx);
-        if (r == PEND)
+        if (r == PEND) {
+            if (f->wsock && f->flip && (r = read_flush(f, cx)) < 0)
+                return r;
             return PEND;
+        }
         if (r < 0)
             return stream_fatal(t, r, false);
     }
@@ -730,10 +744,20 @@ static void store_waker_locked(weft_tls_op *f, weft_context *cx)
     *slot = weft_waker_clone(w);
 }
 
+/* The handshake's deadline passed: -ETIMEDOUT, or the error whose alert
+ * it was still sending. */
+static ssize_t timed_out(weft_tls_op *f)
+{
+    if (f->result < 0)
+        return f->result;
+    return fatal(f->t, -ETIMEDOUT, "the handshake timed out");
+}
+
 WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *out)
 {
     weft_tls *t = f->t;
     ssize_t r;
+    bool coop;
 
     if (f->done) {
         if (out)
@@ -742,8 +766,6 @@ WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *o
     }
     if (t == NULL)
         return finish(f, f->kind == K_NONE ? -EINVAL : f->result, out);
-    if (!weft_coop_proceed(cx))
-        return WEFT_PENDING;
     lock(t);
     if (t->freed) {
         unlock(t);
@@ -758,7 +780,19 @@ WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *o
         f->started = true;
     }
     store_waker_locked(f, cx);
+    /* The cooperative budget is spent by the stream futures inside; a read
+     * that OpenSSL can answer without them spends it here. */
+    coop = f->kind == K_READ && (SSL_pending(t->ssl) > 0 || BIO_ctrl_pending(t->in) > 0);
     unlock(t);
+    if (coop && !weft_coop_proceed(cx))
+        return WEFT_PENDING;
+    /* When one poll waits on two things (a read and a write, or a stream
+     * and the deadline), they take turns at going first: WEFT_STRESS
+     * refuses every other budget check, and a fixed order would refuse the
+     * second one on every poll. */
+    f->flip = !f->flip;
+    if (f->sleeping && f->flip && weft_sleep_poll(&f->sleep, cx) == WEFT_READY)
+        return finish(f, timed_out(f), out);
     switch (f->kind) {
     case K_HANDSHAKE:
         r = handshake_step(f, cx);
@@ -771,9 +805,9 @@ WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *o
         break;
     }
     if (r == PEND) {
-        if (!f->sleeping || weft_sleep_poll(&f->sleep, cx) == WEFT_PENDING)
+        if (!f->sleeping || f->flip || weft_sleep_poll(&f->sleep, cx) == WEFT_PENDING)
             return WEFT_PENDING;
-        r = fatal(t, -ETIMEDOUT, "the handshake timed out");
+        r = timed_out(f);
     }
     return finish(f, r, out);
 }
