@@ -22,7 +22,8 @@
  *     ends the connection after its reply; a body announced with
  *     Content-Length is skipped; chunked bodies get 501 and a close.
  * Nothing is allocated per request: both buffers live in the task, which is
- * the one allocation per connection. */
+ * the one allocation per connection. The parsing is in http_parse.h,
+ * shared with https_server.c. */
 #define _GNU_SOURCE                    /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,133 +32,11 @@
 #include <sys/socket.h>
 
 #include "serve.h"
+#include "http_parse.h"
 #include "weft.h"
 
-/* ---- replies ----------------------------------------------------------------- */
-#define REPLY(s) { s, sizeof(s) - 1 }
-
-static const struct reply {
-    const char *text;
-    size_t len;
-} reply_ok = REPLY("HTTP/1.1 200 OK\r\n"
-                   "Content-Length: 13\r\n"
-                   "Content-Type: text/plain\r\n"
-                   "\r\n"
-                   "Hello, World!"),
-  /* HTTP/1.0 closes by default: say so when it asked to stay open */
-  reply_ok_keep = REPLY("HTTP/1.1 200 OK\r\n"
-                        "Content-Length: 13\r\n"
-                        "Content-Type: text/plain\r\n"
-                        "Connection: keep-alive\r\n"
-                        "\r\n"
-                        "Hello, World!"),
-  reply_ok_close = REPLY("HTTP/1.1 200 OK\r\n"
-                         "Content-Length: 13\r\n"
-                         "Content-Type: text/plain\r\n"
-                         "Connection: close\r\n"
-                         "\r\n"
-                         "Hello, World!"),
-  reply_400 = REPLY("HTTP/1.1 400 Bad Request\r\n"
-                    "Content-Length: 0\r\n"
-                    "Connection: close\r\n"
-                    "\r\n"),
-  reply_431 = REPLY("HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                    "Content-Length: 0\r\n"
-                    "Connection: close\r\n"
-                    "\r\n"),
-  reply_501 = REPLY("HTTP/1.1 501 Not Implemented\r\n"
-                    "Content-Length: 0\r\n"
-                    "Connection: close\r\n"
-                    "\r\n");
-
-#define REPLY_MAX 128                  /* longer than any reply above */
-#define IN_SIZE 8192                   /* the largest request head accepted */
-#define OUT_SIZE 8192                  /* replies batched per write */
 #define LINGER_MS 1000                 /* see conn_poll's closing path */
 #define LINGER_BYTES 65536
-
-/* ---- parsing one request head ------------------------------------------------ */
-typedef struct request {
-    const struct reply *reply;
-    bool close;                        /* the connection ends after the reply */
-    unsigned long long body;           /* Content-Length bytes to skip */
-} request;
-
-static bool token_eq(const char *p, size_t n, const char *lit)
-{
-    return n == strlen(lit) && strncasecmp(p, lit, n) == 0;
-}
-
-static const char *trim(const char *p, const char *end, const char **tend)
-{
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    *tend = end;
-    return p;
-}
-
-/* The head is p[0..n), its last four bytes CRLF CRLF. Only what decides the
- * reply is read: the version, Connection, Content-Length, Transfer-Encoding. */
-static void parse_request(const char *p, size_t n, request *rq)
-{
-    const char *end = p + n - 2;       /* the final empty line's CRLF */
-    const char *line = p, *eol;
-    bool http10, keep_alive = false, close = false;
-
-    rq->reply = &reply_400;
-    rq->close = true;
-    rq->body = 0;
-    eol = memmem(line, (size_t)(end - line), "\r\n", 2);
-    /* request line: METHOD SP TARGET SP HTTP/1.x */
-    if (eol == NULL || eol - line < 14 || memcmp(eol - 9, " HTTP/1.", 8) != 0 ||
-        (eol[-1] != '0' && eol[-1] != '1') || memchr(line, ' ', (size_t)(eol - line)) == eol - 9)
-        return;
-    http10 = eol[-1] == '0';
-    for (line = eol + 2; line < end; line = eol + 2) {
-        const char *colon, *v, *vend;
-
-        eol = memmem(line, (size_t)(end - line) + 2, "\r\n", 2);
-        colon = memchr(line, ':', (size_t)(eol - line));
-        if (colon == NULL)
-            return;                    /* 400: a header line without a name */
-        v = trim(colon + 1, eol, &vend);
-        if (token_eq(line, (size_t)(colon - line), "connection")) {
-            /* a comma-separated list of options */
-            while (v < vend) {
-                const char *comma = memchr(v, ',', (size_t)(vend - v));
-                const char *t, *tend;
-
-                if (comma == NULL)
-                    comma = vend;
-                t = trim(v, comma, &tend);
-                if (token_eq(t, (size_t)(tend - t), "close"))
-                    close = true;
-                else if (token_eq(t, (size_t)(tend - t), "keep-alive"))
-                    keep_alive = true;
-                v = comma + 1;
-            }
-        } else if (token_eq(line, (size_t)(colon - line), "content-length")) {
-            unsigned long long len = 0;
-
-            if (v == vend)
-                return;
-            for (; v < vend; v++) {
-                if (*v < '0' || *v > '9' || len > (~0ULL - 9) / 10)
-                    return;            /* 400: not a length */
-                len = len * 10 + (unsigned)(*v - '0');
-            }
-            rq->body = len;
-        } else if (token_eq(line, (size_t)(colon - line), "transfer-encoding")) {
-            rq->reply = &reply_501;    /* chunked bodies are not read */
-            rq->body = 0;
-            return;
-        }
-    }
-    rq->close = close || (http10 && !keep_alive);
-    rq->reply = rq->close ? &reply_ok_close : http10 ? &reply_ok_keep : &reply_ok;
-}
 
 /* ---- one connection ------------------------------------------------------------ */
 typedef struct conn {
@@ -167,67 +46,10 @@ typedef struct conn {
     weft_timeout linger;
     ssize_t n;
     int err;
-    bool closing;                      /* a reply said Connection: close */
-    size_t len;                        /* bytes in `in` */
-    size_t pos;                        /* first byte not consumed yet */
-    size_t scan;                       /* where to look for CRLF CRLF next */
-    unsigned long long skip;           /* body bytes still to discard */
-    size_t out_len;
     size_t drained;
     uint64_t deadline;
-    char in[IN_SIZE];
-    char out[OUT_SIZE];
+    http_conn h;                       /* buffers and parsing state */
 } conn;
-
-enum step { STEP_MORE, STEP_FLUSH, STEP_REPLIED };
-
-/* Consume what can be consumed at c->in + c->pos: a body being skipped, the
- * empty lines a client may send between requests, one request head (its
- * reply appended to c->out). STEP_MORE: nothing complete is left, read
- * more; STEP_FLUSH: c->out is too full for another reply, write it first. */
-static enum step next_request(conn *c)
-{
-    const char *hit;
-    request rq;
-    size_t avail;
-
-    if (c->skip > 0) {
-        avail = c->len - c->pos;
-        if (c->skip >= avail) {
-            c->skip -= avail;
-            c->pos = c->len;
-            return STEP_MORE;
-        }
-        c->pos += (size_t)c->skip;
-        c->skip = 0;
-    }
-    while (c->len - c->pos >= 2 && c->in[c->pos] == '\r' && c->in[c->pos + 1] == '\n')
-        c->pos += 2;                   /* RFC 9112 2.2: ignore leading CRLFs */
-    if (c->scan < c->pos)
-        c->scan = c->pos;
-    if (OUT_SIZE - c->out_len < REPLY_MAX)
-        return STEP_FLUSH;
-    hit = memmem(c->in + c->scan, c->len - c->scan, "\r\n\r\n", 4);
-    if (hit == NULL) {
-        if (c->pos == 0 && c->len == IN_SIZE) {
-            rq.reply = &reply_431;     /* the head can never fit */
-            rq.close = true;
-            goto reply;
-        }
-        /* resume the search where a terminator could still begin */
-        c->scan = c->len >= c->pos + 3 ? c->len - 3 : c->pos;
-        return STEP_MORE;
-    }
-    parse_request(c->in + c->pos, (size_t)(hit + 4 - (c->in + c->pos)), &rq);
-    c->pos = (size_t)(hit + 4 - c->in);
-    c->scan = c->pos;
-    c->skip = rq.body;
-reply:
-    memcpy(c->out + c->out_len, rq.reply->text, rq.reply->len);
-    c->out_len += rq.reply->len;
-    c->closing = rq.close;
-    return STEP_REPLIED;
-}
 
 static weft_poll conn_poll(conn *c, weft_context *cx, void *out)
 {
@@ -236,36 +58,32 @@ static weft_poll conn_poll(conn *c, weft_context *cx, void *out)
 
     (void)out;
     WEFT_BEGIN(&c->co);
-    while (!c->closing) {
-        weft_read_init(&c->op, c->sock, c->in + c->len, IN_SIZE - c->len);
+    while (!c->h.closing) {
+        weft_read_init(&c->op, c->sock, c->h.in + c->h.len, IN_SIZE - c->h.len);
         WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
         if (c->n <= 0)
             goto done;                 /* end of stream or error */
-        c->len += (size_t)c->n;
-        while (!c->closing) {
-            step = next_request(c);
+        c->h.len += (size_t)c->n;
+        while (!c->h.closing) {
+            step = next_request(&c->h);
             if (step == STEP_MORE)
                 break;
             if (step == STEP_REPLIED)
                 continue;
-            /* STEP_FLUSH: more pipelined requests than c->out holds */
-            weft_write_all_init(&c->op, c->sock, c->out, c->out_len);
+            /* STEP_FLUSH: more pipelined requests than c->h.out holds */
+            weft_write_all_init(&c->op, c->sock, c->h.out, c->h.out_len);
             WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
             if (c->n < 0)
                 goto done;
-            c->out_len = 0;
+            c->h.out_len = 0;
         }
-        /* keep the unconsumed tail (a partial request) at the front */
-        memmove(c->in, c->in + c->pos, c->len - c->pos);
-        c->len -= c->pos;
-        c->scan -= c->scan >= c->pos ? c->pos : c->scan;
-        c->pos = 0;
-        if (c->out_len > 0) {
-            weft_write_all_init(&c->op, c->sock, c->out, c->out_len);
+        http_compact(&c->h);           /* a partial request to the front */
+        if (c->h.out_len > 0) {
+            weft_write_all_init(&c->op, c->sock, c->h.out, c->h.out_len);
             WEFT_AWAIT(&c->co, weft_io_op_poll(&c->op, cx, &c->n));
             if (c->n < 0)
                 goto done;
-            c->out_len = 0;
+            c->h.out_len = 0;
         }
     }
     /* We close first. Closing a socket with unread input makes the kernel
@@ -278,7 +96,7 @@ static weft_poll conn_poll(conn *c, weft_context *cx, void *out)
         now = weft_now_ms();
         if (now >= c->deadline)
             break;
-        weft_read_init(&c->op, c->sock, c->in, IN_SIZE);
+        weft_read_init(&c->op, c->sock, c->h.in, IN_SIZE);
         weft_timeout_init(&c->linger, &weft_io_op_future, &c->op, c->deadline - now);
         WEFT_AWAIT(&c->co, weft_timeout_poll(&c->linger, cx, &c->err, &c->n));
         if (c->err != 0 || c->n <= 0)
