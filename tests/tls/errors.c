@@ -502,8 +502,7 @@ static bool await_cut(peer *p, size_t *pendings, weft_tls_op *f, ssize_t *out)
     ASSERT_OK(weft_co_await_fn(cut_poll, NULL, &c, out));
     if (c.was_cut)
         p->cut = true;
-    if (getenv("TT_DEBUG"))
-        fprintf(stderr, " client op %d: cut %d result %zd pendings %zu\n", f->kind, c.was_cut, *out, *pendings);
+
     return !c.was_cut;
 }
 
@@ -518,15 +517,10 @@ static int echo_server(void *arg)
     ssize_t r;
 
     ASSERT_OK(weft_tls_new(&t, p->scfg, tt_accept(p->l), &o));
-    r = weft_co_tls_handshake(t, TT_HS_MS);
-    if (getenv("TT_DEBUG")) fprintf(stderr, " server hs %zd\n", r);
-    if (r == 0)
-        while ((r = weft_co_tls_read(t, buf, sizeof(buf))) > 0) {
-            if (getenv("TT_DEBUG")) fprintf(stderr, " server read %zd\n", r);
+    if (weft_co_tls_handshake(t, TT_HS_MS) == 0)
+        while ((r = weft_co_tls_read(t, buf, sizeof(buf))) > 0)
             if (weft_co_tls_write(t, buf, (size_t)r) != r)
                 break;
-        }
-    if (getenv("TT_DEBUG")) fprintf(stderr, " server end %zd\n", r);
     weft_tls_free(t);                /* the client may be gone: that's fine */
     return 0;
 }
@@ -591,7 +585,6 @@ TEST(dropped_at_every_await)
     p.ccfg = tt_client_cfg(NULL);
     for (k = 1; k <= limit; k++) {
         p.cut_at = k;
-        if (getenv("TT_DEBUG")) fprintf(stderr, "k=%zu\n", k);
         p.cut = false;
         peer_run(&p, echo_server, cut_client);
         if (!p.cut)
@@ -599,6 +592,90 @@ TEST(dropped_at_every_await)
     }
     printf("ran to the end with the cut at await %zu\n", k);
     ASSERT(k > 1);                   /* something was cut */
+    ASSERT(k <= limit);
+    peer_close(&p);
+}
+
+/* the same on the server's side, against a client that gives up on errors */
+static int cut_server(void *arg)
+{
+    peer *p = arg;
+    weft_tls *t;
+    weft_tls_options o = { .flags = WEFT_TLS_OWN_STREAM };
+    unsigned char *buf = malloc(CUT_BYTES);
+    size_t pendings = 0, got = 0;
+    weft_tls_op f;
+    ssize_t r = 0;
+
+    ASSERT(buf != NULL);
+    ASSERT_OK(weft_tls_new(&t, p->scfg, tt_accept(p->l), &o));
+    weft_tls_handshake_init(&f, t, TT_HS_MS);
+    if (!await_cut(p, &pendings, &f, &r) || r != 0)
+        goto out;
+    while (got < CUT_BYTES) {
+        weft_tls_read_init(&f, t, buf + got, CUT_BYTES - got);
+        if (!await_cut(p, &pendings, &f, &r))
+            goto out;
+        ASSERT(r > 0);
+        got += (size_t)r;
+    }
+    ASSERT(tt_check(buf, CUT_BYTES, 3, 0));
+    weft_tls_write_init(&f, t, buf, CUT_BYTES);
+    if (!await_cut(p, &pendings, &f, &r))
+        goto out;
+    weft_tls_shutdown_init(&f, t);
+    (void)await_cut(p, &pendings, &f, &r);
+out:
+    weft_tls_op_drop(&f);
+    weft_tls_free(t);
+    free(buf);
+    return 0;
+}
+
+static int plain_client(void *arg)
+{
+    peer *p = arg;
+    weft_tls *t;
+    weft_tls_options o = { .server_name = "localhost", .flags = WEFT_TLS_OWN_STREAM };
+    unsigned char *buf = malloc(CUT_BYTES);
+    size_t got = 0;
+    ssize_t r;
+
+    ASSERT(buf != NULL);
+    ASSERT_OK(weft_tls_new(&t, p->ccfg, tt_connect(&p->addr, p->len), &o));
+    if (weft_co_tls_handshake(t, TT_HS_MS) != 0)
+        goto out;
+    tt_fill(buf, CUT_BYTES, 3, 0);
+    if (weft_co_tls_write(t, buf, CUT_BYTES) != CUT_BYTES)
+        goto out;
+    while (got < CUT_BYTES && (r = weft_co_tls_read(t, buf, CUT_BYTES - got)) > 0)
+        got += (size_t)r;
+    if (got == CUT_BYTES)
+        (void)weft_co_tls_shutdown(t);
+out:
+    weft_tls_free(t);
+    free(buf);
+    return 0;
+}
+
+TEST(dropped_at_every_await_server_side)
+{
+    peer p = { 0 };
+    size_t k, limit = 400;
+
+    if (!tt_certs())
+        return;
+    peer_open(&p);
+    p.scfg = tt_server_cfg("srv.pem", "srv.key", NULL);
+    p.ccfg = tt_client_cfg(NULL);
+    for (k = 1; k <= limit; k++) {
+        p.cut_at = k;
+        p.cut = false;
+        peer_run(&p, cut_server, plain_client);
+        if (!p.cut)
+            break;
+    }
+    ASSERT(k > 1);
     ASSERT(k <= limit);
     peer_close(&p);
 }
