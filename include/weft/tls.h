@@ -64,8 +64,8 @@
  *                        mismatch", ...). Verification is on by default.
  *   WEFT_TLS_EPROTO      a TLS protocol failure: garbage instead of TLS
  *                        records, a fatal alert from the peer, no common
- *                        version, cipher or ALPN protocol, a renegotiation
- *                        request (refused: see below), ... (text: as above).
+ *                        version, cipher or ALPN protocol, ... (text: as
+ *                        above).
  *   WEFT_TLS_ETRUNCATED  the stream ended (EOF) without the peer's
  *                        close_notify: the data may have been cut short by
  *                        an attacker, so this is an error, never end of
@@ -82,9 +82,11 @@
  * an error: see the cancel-safety notes). weft_strerror() names the codes.
  *
  * Renegotiation. TLS 1.3 has none; weft refuses TLS 1.2 renegotiation
- * (SSL_OP_NO_RENEGOTIATION): a peer's request makes the read fail with
- * WEFT_TLS_EPROTO. TLS 1.3 KeyUpdate and session tickets are handled inside
- * read (answered on the stream, never seen by the caller). */
+ * (SSL_OP_NO_RENEGOTIATION): a peer's request is answered inside read with
+ * a no_renegotiation warning alert, and the connection goes on (a peer
+ * that insists closes it). TLS 1.3 KeyUpdate (answered when the peer asks)
+ * and session tickets are handled inside read too, never seen by the
+ * caller. */
 #ifndef WEFT_TLS_H
 #define WEFT_TLS_H
 

@@ -222,3 +222,159 @@ TEST(s_client_with_weft_server)
     s_client_case(NULL, "TLSv1.3");
     s_client_case("-tls1_2", "TLSv1.2");
 }
+
+/* ---- s_server's commands: KeyUpdate (TLS 1.3), renegotiation (TLS 1.2) ------------ */
+typedef struct ku {
+    uint16_t port;
+    weft_tls_config *cfg;
+    int cmd_fd;                      /* s_server's stdin */
+    const char *cmd;                 /* a command line for s_server */
+    ssize_t after;                   /* the read after the command */
+    char line[64];
+} ku;
+
+static bool file_has(const char *path, const char *what)
+{
+    char buf[8192];
+    FILE *fp = fopen(path, "r");
+    size_t got = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+
+    if (fp)
+        fclose(fp);
+    buf[got] = '\0';
+    return strstr(buf, what) != NULL;
+}
+
+static int ku_client(void *arg)
+{
+    ku *k = arg;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    weft_tls *t;
+    weft_tls_options to = { .server_name = "localhost", .flags = WEFT_TLS_OWN_STREAM };
+    size_t got = 0;
+
+    ASSERT_OK(weft_addr_ip("127.0.0.1", k->port, &addr, &len));
+    ASSERT_OK(weft_tls_new(&t, k->cfg, tt_connect(&addr, len), &to));
+    ASSERT_OK(weft_co_tls_handshake(t, TT_HS_MS));
+    ASSERT_EQ(6, weft_co_tls_write(t, "first\n", 6));
+    /* the command, then a line of data from s_server: our read meets the
+     * KeyUpdate (or HelloRequest) first */
+    ASSERT_EQ((ssize_t)strlen(k->cmd), write(k->cmd_fd, k->cmd, strlen(k->cmd)));
+    /* s_server takes a command only as a read of its own: wait until it
+     * has acted on this one before the data line */
+    for (int i = 0; i < 2000 && !file_has(tt_path("s_server.out"), "SSL_do_handshake"); i++)
+        weft_co_sleep(10);
+    ASSERT_EQ(6, write(k->cmd_fd, "hello\n", 6));
+    while (got == 0 || k->line[got - 1] != '\n') {
+        ssize_t r = weft_co_tls_read(t, k->line + got, sizeof(k->line) - 1 - got);
+
+        k->after = r;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    k->line[got] = '\0';
+    if (k->after > 0) {
+        /* sent under our new keys (TLS 1.3: we answered the KeyUpdate) */
+        ASSERT_EQ(4, weft_co_tls_write(t, "bye\n", 4));
+        ASSERT_EQ(0, weft_co_tls_shutdown(t));
+    }
+    weft_tls_free(t);
+    return 0;
+}
+
+static void s_server_command(const char *cmd, const char *extra, ku *k, char *out, size_t outlen)
+{
+    weft_runtime *rt = tt_runtime();
+    posix_spawn_file_actions_t fa;
+    char portbuf[16], certp[192], keyp[192];
+    char *argv[16];
+    int n = 0, res = -1, fds[2];
+    pid_t pid;
+    FILE *fp;
+    size_t got;
+
+    k->port = tt_free_port();
+    k->cmd = cmd;
+    snprintf(portbuf, sizeof(portbuf), "%u", k->port);
+    snprintf(certp, sizeof(certp), "%s", tt_path("srv.pem"));
+    snprintf(keyp, sizeof(keyp), "%s", tt_path("srv.key"));
+    argv[n++] = (char *)tt_openssl();
+    argv[n++] = "s_server";
+    argv[n++] = "-accept";
+    argv[n++] = portbuf;
+    argv[n++] = "-cert";
+    argv[n++] = certp;
+    argv[n++] = "-key";
+    argv[n++] = keyp;
+    argv[n++] = "-ign_eof";
+    if (extra != NULL)
+        argv[n++] = (char *)extra;
+    argv[n] = NULL;
+    ASSERT_OK(pipe(fds));
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
+    posix_spawn_file_actions_addclose(&fa, fds[1]);
+    posix_spawn_file_actions_addopen(&fa, 1, tt_path("s_server.out"),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    ASSERT_OK(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ));
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[0]);
+    k->cmd_fd = fds[1];
+    /* connect only once it listens: a probe connection would take the
+     * commands (s_server serves one connection at a time) */
+    for (int i = 0; i < 2000; i++) {
+        fp = fopen(tt_path("s_server.out"), "r");
+        got = fp ? fread(out, 1, outlen - 1, fp) : 0;
+        if (fp)
+            fclose(fp);
+        out[got] = '\0';
+        if (strstr(out, "ACCEPT") != NULL)
+            break;
+        usleep(10000);
+    }
+    ASSERT(strstr(out, "ACCEPT") != NULL);
+    ASSERT_OK(weft_co_block_on(rt, ku_client, k, NULL, &res));
+    ASSERT_EQ(0, res);
+    usleep(200000);                  /* let s_server write what it got */
+    close(k->cmd_fd);
+    tt_kill(pid);
+    fp = fopen(tt_path("s_server.out"), "r");
+    ASSERT(fp != NULL);
+    got = fread(out, 1, outlen - 1, fp);
+    out[got] = '\0';
+    fclose(fp);
+    weft_runtime_free(rt);
+}
+
+TEST(s_server_key_update_is_answered)
+{
+    ku k = { 0 };
+    char out[8192];
+
+    if (!tt_certs())
+        return;
+    k.cfg = tt_client_cfg(NULL);
+    s_server_command("K\n", NULL, &k, out, sizeof(out));
+    if (k.after <= 0 || strcmp(k.line, "hello\n") != 0 || strstr(out, "bye") == NULL)
+        harness_fail(__FILE__, __LINE__, "read %zd \"%s\"; s_server:\n%s", k.after, k.line, out);
+    ASSERT(strstr(out, "first") != NULL);
+    weft_tls_config_free(k.cfg);
+}
+
+TEST(s_server_renegotiation_is_refused)
+{
+    ku k = { 0 };
+    char out[8192];
+
+    if (!tt_certs())
+        return;
+    k.cfg = tt_client_cfg(NULL);
+    s_server_command("r\n", "-tls1_2", &k, out, sizeof(out));
+    /* refused with a no_renegotiation alert; our read goes on */
+    if (k.after <= 0 || strcmp(k.line, "hello\n") != 0 || strstr(out, "no renegotiation") == NULL)
+        harness_fail(__FILE__, __LINE__, "read %zd \"%s\"; s_server:\n%s", k.after, k.line, out);
+    weft_tls_config_free(k.cfg);
+}
