@@ -172,15 +172,20 @@ typedef struct weft_tls_options {
      * ignored (see weft_tls_server_name()). Copied. */
     const char *server_name;
     unsigned flags;                               /* WEFT_TLS_OWN_STREAM */
+    /* A separate stream to write to (a pipe pair: read from one pipe,
+     * write to another), or NULL: the same stream both ways. Owned or
+     * borrowed as the first (WEFT_TLS_OWN_STREAM closes both). */
+    weft_socket *write_stream;
 } weft_tls_options;
 
 /* Make a TLS stream of configuration `cfg` (its role: client or server)
  * over byte stream `s`. Nothing is sent yet: await weft_tls_handshake_init()
  * first. 0 with the stream in *out (the caller's; free it with
  * weft_tls_free()), or -EINVAL (NULL out, cfg or s; a verifying client
- * without server_name; unknown flags), -ENOMEM. On failure with
- * WEFT_TLS_OWN_STREAM, `s` has been closed. `opt` may be NULL (no name,
- * borrowed stream). Thread: any. */
+ * without server_name, or one of 256 bytes or more; unknown flags),
+ * -ENOMEM. On failure with WEFT_TLS_OWN_STREAM, `s` (and write_stream)
+ * have been closed. `opt` may be NULL (no name, one borrowed stream).
+ * Thread: any. */
 WEFT_API int weft_tls_new(weft_tls **out, weft_tls_config *cfg, weft_socket *s,
                           const weft_tls_options *opt);
 
@@ -193,7 +198,8 @@ WEFT_API int weft_tls_new(weft_tls **out, weft_tls_config *cfg, weft_socket *s,
  * any. */
 WEFT_API void weft_tls_free(weft_tls *t);
 
-/* The byte stream under t (borrowed; NULL for NULL t). */
+/* The byte stream under t (borrowed; NULL for NULL t); the one it reads
+ * from when it was given a separate write_stream. */
 WEFT_API weft_socket *weft_tls_socket(const weft_tls *t);
 
 /* After a successful handshake (else NULL or ""): the ALPN protocol agreed

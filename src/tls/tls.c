@@ -51,7 +51,7 @@ struct weft_tls {
     pthread_mutex_t lock;
     atomic_int refs;                 /* the user's + one per live future */
     weft_tls_config *cfg;
-    weft_socket *s;
+    weft_socket *s, *ws;             /* read from s, write to ws (often s) */
     SSL *ssl;
     BIO *in, *out;                   /* owned by ssl */
     bool own;
@@ -110,6 +110,7 @@ WEFT_API int weft_tls_new(weft_tls **out, weft_tls_config *cfg, weft_socket *s,
 {
     const char *name = opt ? opt->server_name : NULL;
     unsigned flags = opt ? opt->flags : 0;
+    weft_socket *ws = opt && opt->write_stream ? opt->write_stream : s;
     bool own = (flags & WEFT_TLS_OWN_STREAM) != 0;
     weft_tls *t;
     int err = -EINVAL;
@@ -130,6 +131,7 @@ WEFT_API int weft_tls_new(weft_tls **out, weft_tls_config *cfg, weft_socket *s,
         goto fail_free;
     atomic_init(&t->refs, 1);
     t->s = s;
+    t->ws = ws;
     t->own = own;
     t->version = t->cipher = "";
     ERR_clear_error();
@@ -181,6 +183,8 @@ fail:
     ERR_clear_error();
     if (own && s != NULL)
         weft_socket_close(s);
+    if (own && ws != s)
+        weft_socket_close(ws);
     return err;
 }
 
@@ -199,8 +203,11 @@ WEFT_API void weft_tls_free(weft_tls *t)
     unlock(t);
     weft_waker_wake(&r);             /* pending futures see -EBADF */
     weft_waker_wake(&w);
-    if (t->own)
+    if (t->own) {
         weft_socket_close(t->s);     /* and their stream futures wake with -EBADF */
+        if (t->ws != t->s)
+            weft_socket_close(t->ws);
+    }
     tls_unref(t);
 }
 
@@ -374,7 +381,7 @@ static ssize_t flush_step(weft_tls_op *f, weft_context *cx)
         unlock(t);
         if (start == end)
             return 0;
-        weft_write_init(&f->wio, t->s, t->wbuf + start, end - start);
+        weft_write_init(&f->wio, t->ws, t->wbuf + start, end - start);
         f->wio_active = true;
     }
 }

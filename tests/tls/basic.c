@@ -650,3 +650,87 @@ TEST(runtime_freed_while_reads_are_pending)
     /* pair_run frees the runtime: both owners are cancelled there */
     pair_run(&p, rt_server, rt_client);
 }
+
+/* ---- over other byte streams: a pipe each way, a Unix socket pair ------------------ */
+typedef struct duplex {
+    weft_tls_config *scfg, *ccfg;
+    weft_socket *crd, *cwr, *srd, *swr;  /* the client's and the server's ends */
+    size_t n;
+} duplex;
+
+static int duplex_server(void *arg)
+{
+    duplex *d = arg;
+    weft_tls *t;
+    weft_tls_options o = { .flags = WEFT_TLS_OWN_STREAM,
+                           .write_stream = d->swr != d->srd ? d->swr : NULL };
+
+    ASSERT_OK(weft_tls_new(&t, d->scfg, d->srd, &o));
+    ASSERT_OK(weft_co_tls_handshake(t, TT_HS_MS));
+    both_ways(t, d->n, 5, 6);
+    weft_tls_free(t);
+    return 0;
+}
+
+static int duplex_client(void *arg)
+{
+    duplex *d = arg;
+    weft_tls *t;
+    weft_tls_options o = { .server_name = "localhost", .flags = WEFT_TLS_OWN_STREAM,
+                           .write_stream = d->cwr != d->crd ? d->cwr : NULL };
+
+    ASSERT_OK(weft_tls_new(&t, d->ccfg, d->crd, &o));
+    ASSERT(weft_tls_socket(t) == d->crd);
+    ASSERT_OK(weft_co_tls_handshake(t, TT_HS_MS));
+    both_ways(t, d->n, 6, 5);
+    weft_tls_free(t);
+    return 0;
+}
+
+static void duplex_run(weft_runtime *rt, duplex *d)
+{
+    weft_join *js, *jc;
+    int rs = -1, rc = -1;
+
+    ASSERT_OK(weft_go(rt, duplex_server, d, &js));
+    ASSERT_OK(weft_go(rt, duplex_client, d, &jc));
+    ASSERT_OK(weft_join_wait(jc, &rc));
+    ASSERT_OK(weft_join_wait(js, &rs));
+    weft_join_drop(js);
+    weft_join_drop(jc);
+    ASSERT_EQ(0, rc);
+    ASSERT_EQ(0, rs);
+    /* owned: all closed by weft_tls_free() */
+    ASSERT_EQ(-EBADF, weft_stream_fd(d->crd));
+    ASSERT_EQ(-EBADF, weft_stream_fd(d->cwr));
+    ASSERT_EQ(-EBADF, weft_stream_fd(d->srd));
+    ASSERT_EQ(-EBADF, weft_stream_fd(d->swr));
+}
+
+TEST(over_pipes_and_unix_sockets)
+{
+    weft_runtime *rt;
+    duplex d = { 0 };
+    int sv[2];
+
+    if (!tt_certs())
+        return;
+    rt = tt_runtime();
+    d.scfg = tt_server_cfg("srv.pem", "srv.key", NULL);
+    d.ccfg = tt_client_cfg(NULL);
+    d.n = harness_scale(2u << 20);
+    /* two pipes: client -> server and server -> client */
+    ASSERT_OK(weft_pipe(rt, &d.srd, &d.cwr));
+    ASSERT_OK(weft_pipe(rt, &d.crd, &d.swr));
+    duplex_run(rt, &d);
+    /* a Unix stream socket pair */
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    ASSERT_OK(weft_socket_adopt(rt, sv[0], &d.crd));
+    ASSERT_OK(weft_socket_adopt(rt, sv[1], &d.srd));
+    d.cwr = d.crd;
+    d.swr = d.srd;
+    duplex_run(rt, &d);
+    weft_tls_config_free(d.scfg);
+    weft_tls_config_free(d.ccfg);
+    weft_runtime_free(rt);
+}
