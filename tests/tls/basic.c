@@ -158,7 +158,9 @@ static void read_half(half *h)
     while (off < h->n) {
         ssize_t r = weft_co_tls_read(h->t, buf, cap);
 
-        ASSERT(r > 0);
+        if (r <= 0)
+            harness_fail(__FILE__, __LINE__, "read %zd (%s: %s) at %zu of %zu", r,
+                         weft_strerror((int)r), weft_tls_error_text(h->t), off, h->n);
         ASSERT((size_t)r <= h->n - off);
         ASSERT(tt_check(buf, (size_t)r, h->seed, off));
         off += (size_t)r;
@@ -507,6 +509,7 @@ static int cw_server(void *arg)
     tt_read_exact(t, tail, 4);
     ASSERT_EQ(0, memcmp(tail, "TAIL", 4));
     ASSERT_EQ(0, weft_co_tls_read(t, tail, 1));
+    ASSERT_EQ(0, weft_co_tls_shutdown(t));
     weft_tls_free(t);
     return 0;
 }
@@ -530,6 +533,10 @@ static int cw_client(void *arg)
     /* the records it queued go out first, then the next write's */
     ASSERT_EQ(4, weft_co_tls_write(t, "TAIL", 4));
     ASSERT_EQ(0, weft_co_tls_shutdown(t));
+    /* until the server's close_notify: closing a TCP socket with unread
+     * input (the server's session tickets) sends a reset, which could
+     * destroy what the server has not read yet */
+    ASSERT_EQ(0, weft_co_tls_read(t, buf, 1));
     free(buf);
     weft_tls_free(t);
     return 0;
