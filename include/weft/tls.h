@@ -130,7 +130,7 @@ typedef struct weft_tls_config_options {
      * man in the middle is then accepted). Server: ignored. */
     bool insecure_no_verify;
     /* Server: ask for a client certificate and verify it against the trust
-     * above (the handshake fails without a valid one). */
+     * above (the handshake fails without a valid one). Client: ignored. */
     bool verify_client;
     /* ALPN, a comma-separated list in order of preference ("h2,http/1.1"),
      * NULL or "" for none. Client: offered to the server. Server: the
