@@ -64,6 +64,8 @@ WEFT_API const char *weft_version_string(void);
  *                    or failed temporarily; trying again later may work)
  *   WEFT_EAI_FAIL    the name server failed for good (EAI_FAIL, and any
  *                    EAI_* code not mapped otherwise)
+ * TLS (weft/tls.h, the optional libweft_tls) adds WEFT_TLS_EVERIFY (-5101),
+ * WEFT_TLS_EPROTO (-5102) and WEFT_TLS_ETRUNCATED (-5103), named here too.
  * Accepts the code with either sign; returns a static string ("unknown
  * error" for codes it cannot name). Thread: any. */
 WEFT_API const char *weft_strerror(int err);

@@ -51,6 +51,10 @@ WEFT_API const char *weft_strerror(int err)
     case -WEFT_EAI_NONAME: return "host not found";
     case -WEFT_EAI_AGAIN:  return "name lookup failed for now, try again";
     case -WEFT_EAI_FAIL:   return "name lookup failed";
+    /* weft/tls.h (libweft_tls); the numbers are fixed in core.h's range */
+    case 5101: return "TLS certificate verification failed";
+    case 5102: return "TLS protocol error";
+    case 5103: return "TLS stream truncated: end of stream without close_notify";
     default:
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
         {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Every weft_* name that a public header mentions (in a comment or in code)
-# exists: a function, object or type that <weft.h> declares. A comment that
+# exists: a function, object or type that <weft.h> (or <weft/tls.h>) declares. A comment that
 # names a function that does not exist (weft_tcp_listen()) fails here.
 #   header_names.sh C_COMPILER INCLUDE_DIR
 set -euo pipefail
@@ -18,6 +18,7 @@ names=$(grep -oE '\bweft_[a-z0-9_]*[a-z0-9]\b' <<<"$text" | grep -v '^weft__' | 
 {
     echo '#define _GNU_SOURCE'
     echo '#include <weft.h>'
+    echo '#include <weft/tls.h>'    # optional libweft_tls: not in the umbrella
     i=0
     for n in $names; do
         # a type, a function or an object alike: typeof accepts each

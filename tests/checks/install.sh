@@ -93,12 +93,12 @@ sub=${sub:-lib64}
 
 # 1. absolute libdir (inside the prefix, as /usr/lib/x86_64-linux-gnu is)
 configure "$work/abs" "$work/abs/$sub"
-"$cmake" --build "$build" --target weft weft_static -j "$jobs" >/dev/null
+"$cmake" --build "$build" -j "$jobs" >/dev/null   # weft, weft_static (and libweft_tls where OpenSSL is)
 "$cmake" --install "$build" >/dev/null
 consume "absolute libdir" "$work/abs" "$work/abs/$sub"
 
 # 2. relative libdir; installed under another prefix than configured
 configure "$work/configured" "$sub"
-"$cmake" --build "$build" --target weft weft_static -j "$jobs" >/dev/null
+"$cmake" --build "$build" -j "$jobs" >/dev/null   # weft, weft_static (and libweft_tls where OpenSSL is)
 "$cmake" --install "$build" --prefix "$work/rel" >/dev/null
 consume "relative libdir" "$work/rel" "$work/rel/$sub"
