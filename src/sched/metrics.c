@@ -124,7 +124,11 @@ static void lint_print(const weft_lint *l)
     const weft_async_site *at = l->parked_at;
 
     /* one write: lines from several workers do not interleave */
-    if (at)
+    if (at && at->file == NULL)        /* a coroutine's blocking call */
+        fprintf(stderr, "weft lint: %s: task %llu (%s) on worker %d, value %llu, parked in %s\n",
+                weft_lint_name(l->kind), l->task_id, l->type_name ? l->type_name : "?",
+                l->worker, l->value, at->func ? at->func : "?");
+    else if (at)
         fprintf(stderr, "weft lint: %s: task %llu (%s) on worker %d, value %llu, parked at %s (%s:%u)\n",
                 weft_lint_name(l->kind), l->task_id, l->type_name ? l->type_name : "?",
                 l->worker, l->value, at->func ? at->func : "?", at->file ? at->file : "?",
