@@ -5,9 +5,18 @@
 #include "util/alloc.h"
 #include "util/list.h"
 
+/* Cells are rounded up to a class, so that any cell of a class fits any
+ * task of that class. Class c holds c * 16 - 8 bytes: with glibc's 8-byte
+ * chunk header that is a whole 16-byte step, so no byte of the heap chunk
+ * is padding (64-byte classes put a sleeping task's 184-byte cell in a
+ * 192-byte class, a 208-byte heap chunk instead of 192). */
+#define CELL_STEP 16
+#define CELL_HEAD 8
+
 static unsigned cache_class(size_t size)
 {
-    return (unsigned)((size + 63) / 64);      /* 1..CACHE_CLASSES: cacheable */
+    /* 1..CACHE_CLASSES: cacheable */
+    return (unsigned)((size + CELL_HEAD + CELL_STEP - 1) / CELL_STEP);
 }
 
 /* Cells live in three places on their way back to the allocator: the
@@ -126,7 +135,7 @@ void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *ty
         return t;
     }
     /* round cells up to their class so any cell of a class fits */
-    return weft__malloc((size_t)(c + 1) * 64);
+    return weft__malloc((size_t)(c + 1) * CELL_STEP - CELL_HEAD);
 }
 
 /* A cell's last reference is gone.

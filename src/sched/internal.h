@@ -64,7 +64,7 @@
 #define PARK_SPIN_TIMER_MS 5  /* no look at all when a timer is due this soon */
 #define BUSY_IO_LOOK_NS 1000000u   /* a yielding worker looks at I/O this often */
 #define FOREIGN_SHARDS 8      /* shards for cells spawned off-runtime */
-#define CACHE_CLASSES 8       /* cell caches: 64, 128, ... 512 bytes */
+#define CACHE_CLASSES 32      /* cell caches: 8, 24, ... 504 bytes (cells.c) */
 #define CACHE_DEPTH 256       /* cells kept per class per worker */
 #define POOL_DEPTH 4096       /* cells kept per class in the shared pool */
 #define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
