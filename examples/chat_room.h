@@ -54,14 +54,17 @@ static void message_printf(message *m, const char *fmt, unsigned id)
     m->len = (uint32_t)snprintf(m->text, sizeof(m->text), fmt, id);
 }
 
-/* Send the welcome to c itself, then link it and tell the others. The
- * welcome is queued before anyone can reach c, so it comes first. */
+/* Link c, send the welcome to c itself and tell the others, all under
+ * g_lock. Every other message reaches c through broadcast_locked(), under
+ * the same lock, so the welcome comes first; and it is queued only once c
+ * is linked, so a client that has read its welcome hears of every later
+ * join (with the welcome queued before the link, a second client could
+ * join in between, unheard by the first one, which had its welcome). */
 static void client_join(client *c)
 {
-    message m;
+    message w, m;
 
-    message_printf(&m, "welcome, you are client %u\n", c->id);
-    weft_chan_try_send(c->out, &m);    /* empty queue: cannot be full */
+    message_printf(&w, "welcome, you are client %u\n", c->id);
     message_printf(&m, "client %u joined\n", c->id);
     pthread_mutex_lock(&g_lock);
     c->prev = NULL;
@@ -69,6 +72,7 @@ static void client_join(client *c)
     if (g_clients)
         g_clients->prev = c;
     g_clients = c;
+    weft_chan_try_send(c->out, &w);    /* empty queue: cannot be full */
     broadcast_locked(c, &m);
     pthread_mutex_unlock(&g_lock);
 }
