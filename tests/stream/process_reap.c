@@ -157,6 +157,25 @@ static int wait_co(void *arg)
     return weft_co_process_wait(co_proc, &co_st);
 }
 
+/* The same wait, but it says when its wait future holds its reference to
+ * the process (weft_process_wait_init), so that the handle's owner may free
+ * it from then on: a coroutine not yet started when the owner frees the
+ * handle would call weft_co_process_wait() on freed memory (the test did,
+ * once in a while, under load). */
+static volatile int co_holds;
+
+static int wait_co_holding(void *arg)
+{
+    weft_process_wait w;
+    int res = 0, err;
+
+    (void)arg;
+    weft_process_wait_init(&w, co_proc, &co_st);
+    co_holds = 1;
+    err = weft_co_await(&weft_process_wait_future, &w, &res);   /* drops w */
+    return err < 0 ? err : res;
+}
+
 static void *free_thread(void *arg)
 {
     weft_process_free(arg);
@@ -177,9 +196,11 @@ TEST(process_several_waiters_and_free_from_thread)
     ja = pw_spawn(rt, p, &a, &wa);
     jb = pw_spawn(rt, p, &b, &wb);
     co_proc = p;
-    ASSERT_OK(weft_go(rt, wait_co, NULL, &jc));
+    co_holds = 0;
+    ASSERT_OK(weft_go(rt, wait_co_holding, NULL, &jc));
     ASSERT(harness_wait_flag(&wa, PW_MS));
     ASSERT(harness_wait_flag(&wb, PW_MS));
+    ASSERT(harness_wait_flag(&co_holds, PW_MS));   /* before the handle may go */
     ASSERT_EQ(0, pthread_create(&t, NULL, free_thread, p));   /* closes stdin too */
     ASSERT_EQ(0, pthread_join(t, NULL));
     ASSERT_EQ(0, join_int(ja));
