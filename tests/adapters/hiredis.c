@@ -11,6 +11,10 @@
 #include "adapter_test.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "weft/adapters/hiredis.h"
 
@@ -510,6 +514,54 @@ TEST(silent_server_times_out)
     weft_redis_free(r);
     weft_runtime_free(rt);
     close(lfd);
+}
+
+/* hiredis's write(2) to a connection whose peer is gone raises SIGPIPE,
+ * which kills the process at its default action; the adapter's write
+ * handler keeps it off (weft__hiredis_write). Made certain, not timed: a
+ * Unix socket whose peer has closed makes the very next write fail with
+ * EPIPE and raise SIGPIPE, and the handler is called directly (through a
+ * readiness callback a read would see the end of file first). */
+static int closer_fd;
+static volatile int closer_done;
+
+static void *closer_main(void *arg)
+{
+    int c = accept(closer_fd, NULL, NULL);
+
+    (void)arg;
+    if (c >= 0)
+        close(c);
+    closer_done = 1;
+    return NULL;
+}
+
+TEST(write_to_a_closed_connection_raises_no_sigpipe)
+{
+    char path[] = "/tmp/weft-hiredis-XXXXXX";
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    redisAsyncContext *ac;
+    pthread_t th;
+    int tmp = mkstemp(path);
+
+    ASSERT(tmp >= 0);
+    close(tmp);
+    unlink(path);
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    closer_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT(closer_fd >= 0);
+    ASSERT_EQ(0, bind(closer_fd, (struct sockaddr *)&a, sizeof(a)));
+    ASSERT_EQ(0, listen(closer_fd, 4));
+    signal(SIGPIPE, SIG_DFL);         /* as a program that never touched it */
+    ASSERT_EQ(0, pthread_create(&th, NULL, closer_main, NULL));
+    ac = redisAsyncConnectUnix(path);
+    ASSERT(ac != NULL && ac->err == 0);
+    pthread_join(th, NULL);           /* accepted and closed */
+    ASSERT(closer_done);
+    ASSERT_EQ(REDIS_OK, redisAsyncCommand(ac, NULL, NULL, "SET k v"));
+    weft__hiredis_write(ac);          /* EPIPE: hiredis frees ac; we live on */
+    close(closer_fd);
+    unlink(path);
 }
 
 /* The accept queue is full, so the SYN goes unanswered: the connect

@@ -44,6 +44,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -51,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -131,6 +133,33 @@ static inline void weft__hiredis_cleanup(void *p)
         free(e);
 }
 
+/* hiredis writes with write(2): to a connection the server has closed (a
+ * CLIENT KILL, a restart) that raises SIGPIPE, whose default action kills
+ * the process. So SIGPIPE is blocked in this thread around hiredis's write
+ * handler, and a SIGPIPE the write raised (it goes to the writing thread and
+ * stays pending there) is taken before the old mask comes back, unless one
+ * was pending already (it stays, as the caller left it). The program need
+ * not ignore SIGPIPE. Cost: two pthread_sigmask calls per writable event. */
+static inline void weft__hiredis_write(redisAsyncContext *ac)
+{
+    sigset_t pipe_set, old, pending;
+    int had = 0;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    if (sigismember(&old, SIGPIPE) && sigpending(&pending) == 0)
+        had = sigismember(&pending, SIGPIPE);
+    redisAsyncHandleWrite(ac);
+    if (!had) {
+        const struct timespec zero = { 0, 0 };
+
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* Readiness: read first (a reply may complete), then write; either handler
  * may free the context (cleanup sets `gone`). A hang-up comes with the side
  * hiredis wants, whose handler finds EOF or the connect error. */
@@ -145,7 +174,7 @@ static inline void weft__hiredis_on_ready(weft_fdwatch *w, int fd, unsigned even
     if (events & WEFT_READABLE)
         redisAsyncHandleRead(ac);
     if (!e->gone && (events & WEFT_WRITABLE))
-        redisAsyncHandleWrite(ac);
+        weft__hiredis_write(ac);
     e->busy = false;
     if (e->gone)
         free(e);                        /* the context went inside a handler */
