@@ -171,7 +171,7 @@ static int wait_co_holding(void *arg)
 
     (void)arg;
     weft_process_wait_init(&w, co_proc, &co_st);
-    co_holds = 1;
+    __atomic_store_n(&co_holds, 1, __ATOMIC_RELEASE);   /* harness_wait_flag reads it */
     err = weft_co_await(&weft_process_wait_future, &w, &res);   /* drops w */
     return err < 0 ? err : res;
 }
@@ -196,7 +196,7 @@ TEST(process_several_waiters_and_free_from_thread)
     ja = pw_spawn(rt, p, &a, &wa);
     jb = pw_spawn(rt, p, &b, &wb);
     co_proc = p;
-    co_holds = 0;
+    __atomic_store_n(&co_holds, 0, __ATOMIC_RELAXED);
     ASSERT_OK(weft_go(rt, wait_co_holding, NULL, &jc));
     ASSERT(harness_wait_flag(&wa, PW_MS));
     ASSERT(harness_wait_flag(&wb, PW_MS));
