@@ -11,10 +11,9 @@
  * it) when it spawns or frees a cell of that shard, and nothing the
  * callback does (spawn, dump again, block on a full pipe) can deadlock with
  * the runtime. Fields written by the poller are read with relaxed atomics:
- * each is recent, a record is not one instant's picture.
- *
- * A later timeline trace or stall detector would read the same trailers
- * and each worker's env.poll_start_ns (the start of the poll it is in). */
+ * each is recent, a record is not one instant's picture. (The timeline
+ * trace is src/sched/trace.c; the stall lint reads each worker's published
+ * env.cur_id / cur_name, src/sched/park.c.) */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

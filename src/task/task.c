@@ -541,7 +541,6 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
             t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
         else
             t0 = env->now_ns;         /* the worker's last clock reading */
-        atomic_store_explicit(&env->poll_start_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
         /* release, the id: a watcher that reads it (acquire) sees the name

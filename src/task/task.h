@@ -254,7 +254,6 @@ struct weft__task_env {
     _Atomic uint64_t forced_yields;
     /* observability (weft/observe.h); owner writes (relaxed), anyone reads */
     int worker;                /* index for the trailer; -1: not a worker */
-    _Atomic uint64_t poll_start_ns;   /* start of the current/last poll */
     /* the task being polled, for the stall lint of another worker (which
      * must not touch the task: it may end and be freed meanwhile): its id
      * (0 between polls) and name; stored name first, then id, at each
