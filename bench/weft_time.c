@@ -2,7 +2,7 @@
 /* weft's side of the timer benchmarks W6 and W7 (bench/peers/ has the same
  * workloads on tokio, Go and libuv; bench/compare_time.sh runs them all).
  *
- *     weft-bench-time <W6|W7> <mt<workers>|ct> [scale]
+ *     weft-bench-time <W6|W7|SEED|TIMEOUT> <mt<workers>|ct> [scale]
  *     weft-bench-time cell        what one sleeping task's cell costs
  *
  * W6 timers: 100,000 tasks each sleep a pseudo-random 1..1000 ms, drawn in
@@ -21,7 +21,19 @@
  * wake-up, so the ideal is 100 ms plus the spawn loop's share that does not
  * overlap the sleeps (usage: weft-bench-time SEED mt4).
  *
- * Both print one line of key=value metrics:
+ * TIMEOUT: what a weft_timeout costs around a future that is ready without
+ * the timer ever firing (every server's read or write under a deadline).
+ * One task runs four loops of N (1,000,000 x scale) operations each and
+ * reports ns per operation: `ready` a future ready at its first poll,
+ * `once` a future that wakes itself and returns PENDING once, then READY
+ * (one trip through the run queue), and each of them inside a 10 s
+ * weft_timeout (`timeout_ready`, `timeout_once`). The timeout around a
+ * ready future never arms its timer; around `once` it arms it at the
+ * PENDING and cancels it at the READY: arm_cancel_ns = timeout_once -
+ * once is that pair's price. With `workers` > 1, the other workers only
+ * park (usage: weft-bench-time TIMEOUT mt1).
+ *
+ * Each prints one line of key=value metrics:
  *   RESULT W6 weft-mt2 tasks=.. check=.. wall_ms=.. spawn_ms=.. late_max_ms=.. late_p99_ms=..
  *          late_mean_ms=.. late_min_ms=.. cpu_ms=.. rss_peak_kb=.. rss_base_kb=..
  *   RESULT W7 weft-mt2 tasks=.. wall_ms=.. spawn_ms=.. woke_during_spawn=..
@@ -261,6 +273,90 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
 }
 WEFT_DEFINE_FUTURE(root, root_poll, NULL, run_stats);
 
+/* ---- TIMEOUT: arm + cancel of a timer that never fires --------------------- */
+typedef struct once {
+    bool polled;
+    bool ready;                  /* ready at the first poll */
+} once;
+
+static weft_poll once_poll(once *f, weft_context *cx, void *out)
+{
+    (void)out;
+    if (f->ready || f->polled)
+        return WEFT_READY;
+    f->polled = true;
+    weft_waker_wake_by_ref(weft_context_waker(cx));
+    return WEFT_PENDING;
+}
+WEFT_DEFINE_FUTURE_VOID(once, once_poll, NULL);
+
+typedef struct timeout_loop {
+    weft_async co;
+    size_t n, i;
+    int kind;                    /* 0 ready, 1 once, 2 timeout_ready, 3 timeout_once */
+    uint64_t t0;
+    uint64_t ns[4];
+    once inner;
+    weft_timeout to;
+    int result;
+} timeout_loop;
+
+static weft_poll timeout_loop_poll(timeout_loop *f, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&f->co);
+    for (f->kind = 0; f->kind < 4; f->kind++) {
+        f->t0 = now_ns();
+        for (f->i = 0; f->i < f->n; f->i++) {
+            f->inner = (once){ .ready = f->kind % 2 == 0 };
+            if (f->kind < 2) {
+                WEFT_AWAIT(&f->co, once_poll(&f->inner, cx, NULL));
+            } else {
+                weft_timeout_init(&f->to, &once_future, &f->inner, 10000);
+                WEFT_AWAIT(&f->co, weft_timeout_poll(&f->to, cx, &f->result, NULL));
+                weft_timeout_drop(&f->to);
+                if (f->result != 0)
+                    abort();
+            }
+        }
+        f->ns[f->kind] = now_ns() - f->t0;
+    }
+    memcpy(out, f->ns, sizeof(f->ns));
+    WEFT_END(&f->co);
+}
+
+static void timeout_loop_drop(timeout_loop *f)
+{
+    if (f->kind >= 2)
+        weft_timeout_drop(&f->to);
+}
+WEFT_DEFINE_FUTURE(timeout_loop, timeout_loop_poll, timeout_loop_drop, uint64_t[4]);
+
+static int run_timeout(weft_runtime_options *opt, const char *name, double scale)
+{
+    size_t n = (size_t)(1000000 * scale);
+    uint64_t ns[4];
+    weft_runtime *rt;
+    int err;
+
+    if (n == 0)
+        n = 1;
+    if ((err = weft_runtime_new(&rt, opt)) < 0) {
+        fprintf(stderr, "weft_runtime_new: %s\n", weft_strerror(err));
+        return 1;
+    }
+    err = weft_block_on(rt, &timeout_loop_future, &(timeout_loop){ .n = n }, ns);
+    weft_runtime_free(rt);
+    if (err < 0) {
+        fprintf(stderr, "weft_block_on: %s\n", weft_strerror(err));
+        return 1;
+    }
+    printf("RESULT TIMEOUT %s ops=%zu ready_ns=%.1f once_ns=%.1f timeout_ready_ns=%.1f "
+           "timeout_once_ns=%.1f arm_cancel_ns=%.1f\n",
+           name, n, (double)ns[0] / n, (double)ns[1] / n, (double)ns[2] / n, (double)ns[3] / n,
+           ((double)ns[3] - (double)ns[1]) / n);
+    return 0;
+}
+
 /* ---- `cell`: what one spawn of each task allocates --------------------------- */
 static size_t last_alloc, alloc_calls;
 
@@ -325,7 +421,7 @@ static int cmp_i64(const void *a, const void *b)
 
 static int usage(void)
 {
-    fputs("usage: weft-bench-time <W6|W7|SEED> <mt<workers>|ct> [scale]\n"
+    fputs("usage: weft-bench-time <W6|W7|SEED|TIMEOUT> <mt<workers>|ct> [scale]\n"
           "       weft-bench-time cell\n", stderr);
     return 2;
 }
@@ -352,6 +448,8 @@ int main(int argc, char **argv)
         w = 7;
     else if (strcmp(argv[1], "SEED") == 0)
         w = 10;
+    else if (strcmp(argv[1], "TIMEOUT") == 0)
+        w = 11;
     else
         return usage();
     if (strncmp(argv[2], "mt", 2) == 0 && atoi(argv[2] + 2) > 0) {
@@ -366,6 +464,8 @@ int main(int argc, char **argv)
     }
     if (argc == 4 && (scale = strtod(argv[3], NULL)) <= 0)
         return usage();
+    if (w == 11)
+        return run_timeout(&opt, name, scale);
     n = (size_t)((w == 6 ? W6_TASKS : w == 7 ? W7_TASKS : SEED_TASKS) * scale);
     if (n == 0)
         n = 1;

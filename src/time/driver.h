@@ -15,8 +15,12 @@
 struct weft__time {
     pthread_mutex_t lock;
     struct weft__wheel wheel;         /* ->lock */
-    /* the wheel's next deadline (ms), UINT64_MAX when empty: read without
-     * the lock by parking workers (a hint, re-read under it when driving) */
+    /* a lower bound of the wheel's next deadline (ms), UINT64_MAX exactly
+     * when the wheel is empty; written under ->lock, read without it by
+     * parking and busy workers (a hint). Invariant: never later than the
+     * earliest armed deadline (an arm lowers it to its own deadline); it
+     * may be earlier (a cancel leaves it as it was): the driver that then
+     * looks fires nothing and publishes the wheel's true next. */
     _Atomic uint64_t next;
     /* metrics (weft/observe.h), ->lock */
     uint64_t registered, fired, cancelled, late_ns;

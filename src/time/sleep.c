@@ -190,9 +190,11 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
         tm->registered++;
         s->time = tm;
         __atomic_store_n(&s->state, TIMER_REGISTERED, __ATOMIC_RELAXED);
+        /* The new entry is the earliest: its deadline is the wheel's next
+         * (no scan of the wheel). Otherwise `next` stays what it was. */
         first = weft__time_next(tm) > t->deadline;
         if (first)
-            publish_next(tm);
+            atomic_store_explicit(&tm->next, t->deadline, memory_order_relaxed);
     } else if (!weft_waker_will_wake(&t->waker, cx->waker)) {
         old = t->waker;
         t->waker = weft_waker_clone(cx->waker);
@@ -220,7 +222,12 @@ WEFT_API void weft_sleep_drop(weft_sleep *s)
         __atomic_store_n(&s->state, TIMER_IDLE, __ATOMIC_RELAXED);
         w = t->waker;
         t->waker = WEFT_WAKER_EMPTY;
-        publish_next(tm);
+        /* Lazy: `next` may stay at the cancelled deadline (an early hint
+         * costs the driver one look that fires nothing and publishes the
+         * true next); scanning the wheel here was most of a cancel's cost.
+         * An empty wheel says so at once, so that idle workers sleep. */
+        if (tm->wheel.count == 0)
+            atomic_store_explicit(&tm->next, UINT64_MAX, memory_order_relaxed);
     }
     pthread_mutex_unlock(&tm->lock);
     s->time = NULL;
