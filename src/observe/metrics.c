@@ -76,7 +76,9 @@ WEFT_API int weft_runtime_metrics(weft_runtime *rt, weft_metrics *m)
     v.tasks_aborted = aborted;
     v.tasks_live = spawned > done ? spawned - done : 0;
 
-    weft__time_stats(&rt->time, &ts);
+    memset(&ts, 0, sizeof(ts));
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__time_stats_add(&rt->workers[i].time, &ts);
     v.timers_armed = ts.armed;
     v.timers_registered = ts.registered;
     v.timers_fired = ts.fired;

@@ -144,6 +144,11 @@ struct worker {
     bool in_io;                       /* ->park_lock: waiting in epoll_wait (wake
                                        * it through the eventfd, not the cond) */
     bool sleeping;                    /* ->idle.lock: on the sleepers list */
+    /* The timers armed by tasks polled on this worker (a wheel per worker,
+     * see "Timers" in park.c): armed and cancelled under its own lock, so
+     * a timeout around a fast future touches no shared line; fired by
+     * whichever worker drives. */
+    struct weft__time time;
 };
 
 struct weft_runtime {
@@ -173,7 +178,6 @@ struct weft_runtime {
         _Atomic uint64_t nap_until;   /* ms the watcher wakes at; UINT64_MAX */
     } idle;
 
-    struct weft__time time;           /* timers, driven by the watcher */
     struct weft__io io;               /* epoll, driven by the watcher */
 
     struct cell_pool {
@@ -306,6 +310,7 @@ void weft__sched_unpark_all(struct weft_runtime *rt);
 bool weft__sched_end_search(struct worker *w);
 bool weft__sched_work_anywhere(struct weft_runtime *rt);
 void weft__sched_drive_timers(struct weft_runtime *rt);
+uint64_t weft__sched_timers_next(struct weft_runtime *rt);
 void weft__sched_time_kick(void *ctx, uint64_t deadline);
 void weft__sched_io_kick(void *ctx);
 struct weft__task *weft__sched_park(struct worker *w);

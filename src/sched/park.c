@@ -123,7 +123,7 @@ static bool try_watch(struct worker *w)
     _Atomic int *watcher = &w->rt->idle.watcher;
     int cur = atomic_load_explicit(watcher, memory_order_relaxed);
 
-    bool timers = weft__time_next(&w->rt->time) != UINT64_MAX;
+    bool timers = weft__sched_timers_next(w->rt) != UINT64_MAX;
     bool needed = timers || weft__io_active(&w->rt->io) ||
                   (w->rt->nworkers > 1 && others_awake(w));
 
@@ -380,20 +380,59 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
     return got;
 }
 
-/* Fire due timers, if any are due. */
+/* ---- Timers ------------------------------------------------------------------
+ * Each worker has a wheel of its own (worker.time). Invariants:
+ *  - a timer is armed in the wheel of the worker whose task polled it
+ *    (env->time) and stays there (weft_sleep.time) until it fires or is
+ *    cancelled: a task that migrates, a drop on another worker or a
+ *    foreign thread, shutdown's drops on the closing thread all take that
+ *    wheel's lock, as they took the one shared lock before; the wheels
+ *    live in the worker array, freed with the runtime's memory, after
+ *    every cell (so after every weft_sleep that could point at them);
+ *  - every wheel's `next` is a lower bound of its earliest deadline,
+ *    UINT64_MAX exactly when it is empty (driver.h); the runtime's next is
+ *    their minimum, read without locks (one line per worker that changes
+ *    only when an arm lowers it or a driver fires);
+ *  - any worker drives any wheel that is due (the watcher after its nap,
+ *    busy workers every GLOBAL_INTERVAL polls and after a yield, the look
+ *    before parking): a worker stuck in a long poll holds nobody's timers;
+ *  - what a wheel promises holds per wheel (never early; due timers fire
+ *    in deadline order); across wheels, timers due in the same millisecond
+ *    may fire in either order, as they could on different workers before.
+ * An arm that lowers its wheel's next below the watcher's nap kicks the
+ * watcher (weft__sched_time_kick), as with one wheel. */
+uint64_t weft__sched_timers_next(struct weft_runtime *rt)
+{
+    uint64_t next = UINT64_MAX;
+
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        uint64_t n = weft__time_next(&rt->workers[i].time);
+
+        if (n < next)
+            next = n;
+    }
+    return next;
+}
+
+/* Fire due timers, if any are due, in every wheel. */
 void weft__sched_drive_timers(struct weft_runtime *rt)
 {
-    uint64_t next = weft__time_next(&rt->time), now;
+    uint64_t now = 0;
+    unsigned n = 0;
 
-    if (next == UINT64_MAX)
-        return;
-    now = weft__now_ms();
-    if (next <= now) {
-        unsigned n = weft__time_drive(&rt->time, now);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct weft__time *tm = &rt->workers[i].time;
+        uint64_t next = weft__time_next(tm);
 
-        if (n && weft__trace_active(rt))
-            weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
+        if (next == UINT64_MAX)
+            continue;
+        if (now == 0)
+            now = weft__now_ms();
+        if (next <= now)
+            n += weft__time_drive(tm, now);
     }
+    if (n && weft__trace_active(rt))
+        weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
 }
 
 /* The watcher's nap: WATCH_MIN..MAX_NS while others work, cut short by the
@@ -402,7 +441,7 @@ static uint64_t nap_ns(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
     uint64_t nap = rt->nworkers > 1 && others_awake(w) ? w->watch_ns : UINT64_MAX;
-    uint64_t next = weft__time_next(&rt->time), now_ns = weft__now_ns(), now = now_ns / 1000000u;
+    uint64_t next = weft__sched_timers_next(rt), now_ns = weft__now_ns(), now = now_ns / 1000000u;
 
     if (next != UINT64_MAX) {
         /* to the nanosecond: a nap computed from whole milliseconds would

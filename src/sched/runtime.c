@@ -43,6 +43,7 @@ void weft__sched_destroy(struct weft_runtime *rt)
         }
         pthread_cond_destroy(&w->park_cond);
         pthread_mutex_destroy(&w->park_lock);
+        weft__time_destroy(&w->time);
     }
     for (unsigned c = 0; c < CACHE_CLASSES; c++) {
         while (rt->pool.head[c]) {
@@ -62,7 +63,6 @@ void weft__sched_destroy(struct weft_runtime *rt)
     }
     pthread_cond_destroy(&rt->run_cond);
     pthread_mutex_destroy(&rt->run_lock);
-    weft__time_destroy(&rt->time);
     weft__io_destroy(&rt->io);
     weft__trace_free(atomic_load_explicit(&rt->trace, memory_order_relaxed));
     pthread_mutex_destroy(&rt->idle.lock);
@@ -167,7 +167,6 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.watcher, -1);
     atomic_init(&rt->idle.spinner, 0);
     atomic_init(&rt->idle.nap_until, UINT64_MAX);
-    weft__time_init(&rt->time, weft__sched_time_kick, rt);
     weft__io_init(&rt->io, weft__sched_io_kick, rt, io_want);
     atomic_init(&rt->closed, false);
     atomic_init(&rt->tracing, false);
@@ -204,7 +203,8 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
 
         lq_init(&w->q);
         atomic_init(&w->lifo, NULL);
-        w->env.time = &rt->time;
+        weft__time_init(&w->time, weft__sched_time_kick, rt);
+        w->env.time = &w->time;
         w->env.worker = (int)i;
         w->env.timing = &rt->poll_timing;
         w->env.now_ns = rt->created_ns;

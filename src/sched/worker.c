@@ -132,7 +132,7 @@ static struct weft__task *steal_work(struct worker *w)
 static void look_after_yield(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
-    uint64_t next = weft__time_next(&rt->time), now;
+    uint64_t next = weft__sched_timers_next(rt), now;
     bool io = weft__io_active(&rt->io);
 
     if (next == UINT64_MAX && !io)
@@ -220,7 +220,7 @@ static bool spin_for_work(struct worker *w)
                                                  memory_order_relaxed))
         return false;
     for (unsigned i = 0; i < PARK_SPINS; i++) {
-        uint64_t next = weft__time_next(&rt->time);   /* ms; UINT64_MAX: none */
+        uint64_t next = weft__sched_timers_next(rt);   /* ms; UINT64_MAX: none */
 
         /* relaxed: a hint; worker_round() re-reads `closed` with acquire */
         if (weft__sched_work_anywhere(rt) ||

@@ -5,7 +5,7 @@
 #ifndef WEFT_TIME_DRIVER_H
 #define WEFT_TIME_DRIVER_H
 
-#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -13,7 +13,12 @@
 #include "time/wheel.h"
 
 struct weft__time {
-    pthread_mutex_t lock;
+    /* A spinlock (time_lock()): each worker arms and cancels in its own
+     * wheel, so it is nearly always free, and a pthread mutex's call and
+     * unlock RMW were a third of an arm + cancel's instructions. Held for
+     * a wheel operation, or a driver's batch of DRIVE_BATCH entries (plus
+     * PRECASCADE moves), never across a waker call. */
+    _Alignas(64) _Atomic unsigned char lock;
     struct weft__wheel wheel;         /* ->lock */
     /* a lower bound of the wheel's next deadline (ms), UINT64_MAX exactly
      * when the wheel is empty; written under ->lock, read without it by
@@ -21,7 +26,7 @@ struct weft__time {
      * earliest armed deadline (an arm lowers it to its own deadline); it
      * may be earlier (a cancel leaves it as it was): the driver that then
      * looks fires nothing and publishes the wheel's true next. */
-    _Atomic uint64_t next;
+    _Alignas(64) _Atomic uint64_t next;   /* its own line: read by every worker */
     /* metrics (weft/observe.h), ->lock */
     uint64_t registered, fired, cancelled, late_ns;
     uint64_t late_hist[WEFT_HIST_BUCKETS_];   /* ns after the deadline */
@@ -29,6 +34,31 @@ struct weft__time {
     void (*kick)(void *ctx, uint64_t deadline);
     void *kick_ctx;
 };
+
+static inline void weft__time_lock(struct weft__time *tm)
+{
+    unsigned spins = 0;
+
+    /* acquire: pairs with the release store in weft__time_unlock() */
+    while (atomic_exchange_explicit(&tm->lock, 1, memory_order_acquire)) {
+        /* relaxed: only waits for a 0; the exchange above re-checks it */
+        while (atomic_load_explicit(&tm->lock, memory_order_relaxed)) {
+            if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+            } else {
+                sched_yield();        /* the holder may be preempted */
+            }
+        }
+    }
+}
+
+static inline void weft__time_unlock(struct weft__time *tm)
+{
+    /* release: pairs with the acquire exchange in weft__time_lock() */
+    atomic_store_explicit(&tm->lock, 0, memory_order_release);
+}
 
 /* Nanoseconds on CLOCK_MONOTONIC. */
 uint64_t weft__now_ns(void);
@@ -63,7 +93,8 @@ struct weft__time_stats {
     uint64_t armed, registered, fired, cancelled, late_ns;
     uint64_t late_hist[WEFT_HIST_BUCKETS_];
 };
-void weft__time_stats(struct weft__time *tm, struct weft__time_stats *out);
+/* Add tm's figures to *out (the runtime sums its workers' wheels). */
+void weft__time_stats_add(struct weft__time *tm, struct weft__time_stats *out);
 
 /* Fire every timer due at `now`: wake their tasks. Returns how many fired.
  * Any thread. */

@@ -60,7 +60,7 @@ WEFT_API uint64_t weft_now_ms(void)
 
 void weft__time_init(struct weft__time *tm, void (*kick)(void *, uint64_t), void *ctx)
 {
-    pthread_mutex_init(&tm->lock, NULL);
+    atomic_init(&tm->lock, 0);
     tm->registered = tm->fired = tm->cancelled = tm->late_ns = 0;
     memset(tm->late_hist, 0, sizeof(tm->late_hist));
     weft__wheel_init(&tm->wheel, weft__now_ms());
@@ -69,21 +69,22 @@ void weft__time_init(struct weft__time *tm, void (*kick)(void *, uint64_t), void
     tm->kick_ctx = ctx;
 }
 
-void weft__time_stats(struct weft__time *tm, struct weft__time_stats *out)
+void weft__time_stats_add(struct weft__time *tm, struct weft__time_stats *out)
 {
-    pthread_mutex_lock(&tm->lock);
-    out->armed = tm->wheel.count;
-    out->registered = tm->registered;
-    out->fired = tm->fired;
-    out->cancelled = tm->cancelled;
-    out->late_ns = tm->late_ns;
-    memcpy(out->late_hist, tm->late_hist, sizeof(out->late_hist));
-    pthread_mutex_unlock(&tm->lock);
+    weft__time_lock(tm);
+    out->armed += tm->wheel.count;
+    out->registered += tm->registered;
+    out->fired += tm->fired;
+    out->cancelled += tm->cancelled;
+    out->late_ns += tm->late_ns;
+    for (unsigned b = 0; b < WEFT_HIST_BUCKETS_; b++)
+        out->late_hist[b] += tm->late_hist[b];
+    weft__time_unlock(tm);
 }
 
 void weft__time_destroy(struct weft__time *tm)
 {
-    pthread_mutex_destroy(&tm->lock);
+    (void)tm;                         /* nothing to release */
 }
 
 /* ->lock held */
@@ -100,7 +101,7 @@ unsigned weft__time_drive(struct weft__time *tm, uint64_t now)
     unsigned n, fired = 0;
 
     do {
-        pthread_mutex_lock(&tm->lock);
+        weft__time_lock(tm);
         n = weft__wheel_advance(&tm->wheel, now, due, DRIVE_BATCH);
         if (n > 0 && now_ns == 0)
             now_ns = weft__now_ns();
@@ -120,7 +121,7 @@ unsigned weft__time_drive(struct weft__time *tm, uint64_t now)
             __atomic_store_n(&s->state, TIMER_FIRED, __ATOMIC_RELEASE);
         }
         publish_next(tm);
-        pthread_mutex_unlock(&tm->lock);
+        weft__time_unlock(tm);
         for (unsigned i = 0; i < n; i++)
             weft_waker_wake(&wakers[i]);
         fired += n;
@@ -175,14 +176,14 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
         return WEFT_PENDING;
     }
     t = (struct weft__timer *)(void *)&s->entry;
-    pthread_mutex_lock(&tm->lock);
+    weft__time_lock(tm);
     if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) == TIMER_FIRED) {
-        pthread_mutex_unlock(&tm->lock);
+        weft__time_unlock(tm);
         return WEFT_READY;
     }
     if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) == TIMER_IDLE) {
         if (!weft__wheel_insert(&tm->wheel, t)) {
-            pthread_mutex_unlock(&tm->lock);
+            weft__time_unlock(tm);
             __atomic_store_n(&s->state, TIMER_FIRED, __ATOMIC_RELAXED);
             return WEFT_READY;
         }
@@ -199,7 +200,7 @@ WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
         old = t->waker;
         t->waker = weft_waker_clone(cx->waker);
     }
-    pthread_mutex_unlock(&tm->lock);
+    weft__time_unlock(tm);
     weft_waker_drop(&old);
     if (first && tm->kick)
         tm->kick(tm->kick_ctx, s->entry.deadline);   /* earlier than anyone sleeps */
@@ -215,7 +216,7 @@ WEFT_API void weft_sleep_drop(weft_sleep *s)
     if (s == NULL || (tm = s->time) == NULL)
         return;
     t = (struct weft__timer *)(void *)&s->entry;
-    pthread_mutex_lock(&tm->lock);
+    weft__time_lock(tm);
     if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) == TIMER_REGISTERED) {
         weft__wheel_remove(&tm->wheel, t);
         tm->cancelled++;
@@ -229,7 +230,7 @@ WEFT_API void weft_sleep_drop(weft_sleep *s)
         if (tm->wheel.count == 0)
             atomic_store_explicit(&tm->next, UINT64_MAX, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&tm->lock);
+    weft__time_unlock(tm);
     s->time = NULL;
     weft_waker_drop(&w);
 }
