@@ -17,6 +17,24 @@
 #define WATCHDOG_MS 30000u
 #define SLOTS 2000
 
+/* A hang is a failure: each test arms this first (a test takes well under
+ * a second; a timer that never fires would hang it). */
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    sleep(40);
+    fprintf(stderr, "watchdog: still running after 40 s (a timer that never fired?)\n");
+    _exit(1);
+}
+
+static void watchdog(void)
+{
+    pthread_t th;
+
+    ASSERT_OK(pthread_create(&th, NULL, watchdog_main, NULL));
+    ASSERT_OK(pthread_detach(th));
+}
+
 static weft_metrics metrics(weft_runtime *rt)
 {
     weft_metrics m;
@@ -118,11 +136,13 @@ static void cancel_elsewhere(unsigned workers, int rounds)
 
 TEST(timer_cancelled_by_other_worker_and_foreign_thread)
 {
+    watchdog();
     cancel_elsewhere(4, harness_stress() ? 2 : 5);
 }
 
 TEST(timer_cancelled_elsewhere_two_workers)
 {
+    watchdog();
     cancel_elsewhere(2, 3);
 }
 
@@ -195,6 +215,7 @@ TEST(timers_follow_no_task_across_workers)
     weft_metrics m;
     uint64_t t0 = weft_now_ms();
 
+    watchdog();
     atomic_store(&migrated_done, 0);
     atomic_store(&migrated_early, 0);
     ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 4 }));
@@ -224,6 +245,7 @@ TEST(shutdown_with_timers_armed_in_every_wheel)
     weft_runtime *rt;
     uint64_t t0 = weft_now_ms();
 
+    watchdog();
     ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 4 }));
     for (int i = 0; i < n; i++)
         ASSERT_OK(weft_spawn_detached(rt, &waiter_future, &(waiter){ .ms = 60000 + (uint64_t)i }));
@@ -249,8 +271,9 @@ static weft_poll two_poll(two *f, weft_context *cx, void *out)
     weft_sleep_init(&f->a, 20);
     weft_sleep_init(&f->b, 80);
     f->deadline = weft_sleep_deadline(&f->b);
+    ASSERT_EQ(WEFT_PENDING, weft_sleep_poll(&f->b, cx));
     ASSERT_EQ(WEFT_PENDING, weft_sleep_poll(&f->a, cx));
-    weft_sleep_drop(&f->a);           /* the earliest, cancelled */
+    weft_sleep_drop(&f->a);           /* the earliest, cancelled: b stays armed */
     WEFT_AWAIT(&f->co, weft_sleep_poll(&f->b, cx));
     f->woke = weft_now_ms();
     ASSERT(f->woke >= f->deadline);
@@ -267,8 +290,11 @@ WEFT_DEFINE_FUTURE_STATIC(two, two_poll, two_drop, uint64_t);
 
 TEST(cancelled_earliest_timer_leaves_the_next_one_on_time)
 {
+
     static const weft_runtime_options opts[] = { { .workers = 1 }, { .workers = 3 },
                                                  { .flavor = WEFT_CURRENT_THREAD } };
+
+    watchdog();
 
     for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
         weft_runtime *rt;
@@ -281,4 +307,68 @@ TEST(cancelled_earliest_timer_leaves_the_next_one_on_time)
         ASSERT_EQ(0, (long long)metrics(rt).timers_armed);
         weft_runtime_free(rt);
     }
+}
+
+/* ---- A worker stuck in a long poll holds nobody's timers ------------------
+ * A task arms a 20 ms sleep on its worker, then spawns a task that blocks
+ * that worker for a second (it runs next, from the LIFO slot, on the same
+ * worker). The timer sits in the stuck worker's wheel: another worker must
+ * fire it, and the sleeper then runs there. */
+static atomic_int blocker_ran;
+
+typedef struct blocker {
+    int unused;
+} blocker;
+
+static weft_poll blocker_poll(blocker *f, weft_context *cx, void *out)
+{
+    (void)f;
+    (void)cx;
+    (void)out;
+    usleep(1000 * 1000);              /* a blocking call in a task: the bug we survive */
+    atomic_store(&blocker_ran, 1);
+    return WEFT_READY;
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(blocker, blocker_poll, NULL);
+
+typedef struct armed_then_stuck {
+    weft_async co;
+    weft_sleep s;
+    uint64_t deadline;
+} armed_then_stuck;
+
+static weft_poll armed_then_stuck_poll(armed_then_stuck *f, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&f->co);
+    weft_sleep_init(&f->s, 20);
+    f->deadline = weft_sleep_deadline(&f->s);
+    if (weft_sleep_poll(&f->s, cx) == WEFT_PENDING)
+        ASSERT_OK(weft_spawn_detached(weft_runtime_current(), &blocker_future, &(blocker){ 0 }));
+    WEFT_AWAIT(&f->co, weft_sleep_poll(&f->s, cx));
+    *(uint64_t *)out = weft_now_ms() - f->deadline;
+    WEFT_END(&f->co);
+}
+
+static void armed_then_stuck_drop(armed_then_stuck *f)
+{
+    weft_sleep_drop(&f->s);
+}
+WEFT_DEFINE_FUTURE_STATIC(armed_then_stuck, armed_then_stuck_poll, armed_then_stuck_drop,
+                          uint64_t);
+
+TEST(timer_of_a_stuck_worker_fires_elsewhere)
+{
+    weft_runtime *rt;
+    weft_join *j;
+    uint64_t late = 0;
+
+    watchdog();
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    ASSERT_OK(weft_spawn(rt, &armed_then_stuck_future, &(armed_then_stuck){ 0 }, &j));
+    ASSERT_OK(weft_join_wait(j, &late));
+    weft_join_drop(j);
+    printf("the stuck worker's timer fired %llu ms late (its worker blocked 1,000 ms; "
+           "blocker done: %d)\n", (unsigned long long)late, atomic_load(&blocker_ran));
+    ASSERT(late < 500);               /* without another driver: ~980 */
+    weft_runtime_free(rt);
 }
