@@ -394,8 +394,10 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
  *    their minimum, read without locks (one line per worker that changes
  *    only when an arm lowers it or a driver fires);
  *  - any worker drives any wheel that is due (the watcher after its nap,
- *    busy workers every GLOBAL_INTERVAL polls and after a yield, the look
- *    before parking): a worker stuck in a long poll holds nobody's timers;
+ *    busy workers every GLOBAL_INTERVAL polls, the look before parking;
+ *    after a yield, a worker looks at its own wheel only: see
+ *    look_after_yield()): a worker stuck in a long poll holds nobody's
+ *    timers;
  *  - what a wheel promises holds per wheel (never early; due timers fire
  *    in deadline order); across wheels, timers due in the same millisecond
  *    may fire in either order, as they could on different workers before.

@@ -128,18 +128,29 @@ static struct weft__task *steal_work(struct worker *w)
  * yields must not hold timers up for GLOBAL_INTERVAL of its polls (61 polls
  * of 200 us are 12 ms). One relaxed load when nothing is pending; one clock
  * read while a timer is pending or a descriptor is registered. What fires
- * lands in this worker's LIFO slot and runs right after the yielder. */
+ * lands in this worker's LIFO slot and runs right after the yielder.
+ * Only this worker's own wheel is looked at here (the timers of the tasks
+ * polled here, the yielder's among them): scanning every worker's wheel at
+ * every yield cost W3 (yield_many, 2 workers) 9% more instructions. The
+ * other wheels are driven by their own workers, by the watcher when a
+ * worker parks, and by this worker's full look every GLOBAL_INTERVAL
+ * polls, so a wheel whose worker is stuck in a long poll waits at most one
+ * such round of another busy worker. */
 static void look_after_yield(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
-    uint64_t next = weft__sched_timers_next(rt), now;
+    uint64_t next = weft__time_next(&w->time), now;
     bool io = weft__io_active(&rt->io);
 
     if (next == UINT64_MAX && !io)
         return;
     now = weft__now_ns();
-    if (next <= now / 1000000u)
-        weft__sched_drive_timers(rt);
+    if (next <= now / 1000000u) {
+        unsigned n = weft__time_drive(&w->time, now / 1000000u);
+
+        if (n && weft__trace_active(rt))
+            weft__trace_mark(rt, w, TR_TIMERS, n, 0, 0);
+    }
     if (io && now - w->io_look_ns >= BUSY_IO_LOOK_NS) {
         w->io_look_ns = now;
         weft__io_poll(&rt->io, 0);    /* look without waiting; -1: someone is */
