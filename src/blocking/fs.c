@@ -556,6 +556,8 @@ static void fs_bad_if(weft_fs_op *op, bool bad)
 WEFT_API void weft_fs_read_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                      void **data, size_t *len)
 {
+    if (op == NULL)
+        return;
     fs_init(op, pool, FS_READ_FILE);
     op->path = path;
     op->dst = data;
@@ -566,6 +568,8 @@ WEFT_API void weft_fs_read_file_init(weft_fs_op *op, weft_blocking_pool *pool, c
 WEFT_API void weft_fs_write_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                       const void *data, size_t len)
 {
+    if (op == NULL)
+        return;
     fs_init(op, pool, FS_WRITE_FILE);
     op->path = path;
     op->src = data;
@@ -576,6 +580,8 @@ WEFT_API void weft_fs_write_file_init(weft_fs_op *op, weft_blocking_pool *pool, 
 WEFT_API void weft_fs_stat_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                 struct stat *st)
 {
+    if (op == NULL)
+        return;
     fs_init(op, pool, FS_STAT);
     op->path = path;
     op->dst = st;
@@ -585,6 +591,8 @@ WEFT_API void weft_fs_stat_init(weft_fs_op *op, weft_blocking_pool *pool, const 
 WEFT_API void weft_fs_open_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                 int flags, mode_t mode)
 {
+    if (op == NULL)
+        return;
     fs_init(op, pool, FS_OPEN);
     op->path = path;
     op->flags = flags;
@@ -603,6 +611,8 @@ static void fs_path_init(weft_fs_op *op, weft_blocking_pool *pool, unsigned char
 WEFT_API void weft_fs_rename_init(weft_fs_op *op, weft_blocking_pool *pool, const char *from,
                                   const char *to)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_RENAME, from);
     op->path2 = to;
     fs_bad_if(op, to == NULL);
@@ -610,24 +620,32 @@ WEFT_API void weft_fs_rename_init(weft_fs_op *op, weft_blocking_pool *pool, cons
 
 WEFT_API void weft_fs_unlink_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_UNLINK, path);
 }
 
 WEFT_API void weft_fs_mkdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                  mode_t mode)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_MKDIR, path);
     op->mode = mode;
 }
 
 WEFT_API void weft_fs_rmdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_RMDIR, path);
 }
 
 WEFT_API void weft_fs_truncate_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                     off_t length)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_TRUNCATE, path);
     op->off = length;
     fs_bad_if(op, length < 0);
@@ -636,6 +654,8 @@ WEFT_API void weft_fs_truncate_init(weft_fs_op *op, weft_blocking_pool *pool, co
 WEFT_API void weft_fs_readdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                    weft_fs_dirent **ents, size_t *count)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_READDIR, path);
     op->dst = ents;
     op->len_out = count;
@@ -651,6 +671,8 @@ static void fs_fd_init(weft_fs_op *op, weft_blocking_pool *pool, unsigned char k
 WEFT_API void weft_fs_read_init(weft_fs_op *op, weft_blocking_pool *pool, int fd, void *buf,
                                 size_t len)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_READ, fd);
     op->dst = buf;
     op->len = len;
@@ -660,6 +682,8 @@ WEFT_API void weft_fs_read_init(weft_fs_op *op, weft_blocking_pool *pool, int fd
 WEFT_API void weft_fs_write_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                  const void *buf, size_t len)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_WRITE, fd);
     op->src = buf;
     op->len = len;
@@ -669,6 +693,8 @@ WEFT_API void weft_fs_write_init(weft_fs_op *op, weft_blocking_pool *pool, int f
 WEFT_API void weft_fs_pread_init(weft_fs_op *op, weft_blocking_pool *pool, int fd, void *buf,
                                  size_t len, off_t off)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_PREAD, fd);
     op->dst = buf;
     op->len = len;
@@ -679,6 +705,8 @@ WEFT_API void weft_fs_pread_init(weft_fs_op *op, weft_blocking_pool *pool, int f
 WEFT_API void weft_fs_pwrite_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                   const void *buf, size_t len, off_t off)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_PWRITE, fd);
     op->src = buf;
     op->len = len;
@@ -688,17 +716,23 @@ WEFT_API void weft_fs_pwrite_init(weft_fs_op *op, weft_blocking_pool *pool, int 
 
 WEFT_API void weft_fs_fsync_init(weft_fs_op *op, weft_blocking_pool *pool, int fd)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_FSYNC, fd);
 }
 
 WEFT_API void weft_fs_fdatasync_init(weft_fs_op *op, weft_blocking_pool *pool, int fd)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_FDATASYNC, fd);
 }
 
 WEFT_API void weft_fs_ftruncate_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                      off_t length)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_FTRUNCATE, fd);
     op->off = length;
     fs_bad_if(op, length < 0);
@@ -707,6 +741,8 @@ WEFT_API void weft_fs_ftruncate_init(weft_fs_op *op, weft_blocking_pool *pool, i
 WEFT_API void weft_fs_fstat_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                  struct stat *st)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_FSTAT, fd);
     op->dst = st;
     fs_bad_if(op, st == NULL);
@@ -714,6 +750,8 @@ WEFT_API void weft_fs_fstat_init(weft_fs_op *op, weft_blocking_pool *pool, int f
 
 WEFT_API void weft_fs_close_init(weft_fs_op *op, weft_blocking_pool *pool, int fd)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_CLOSE, fd);
 }
 
@@ -753,6 +791,11 @@ WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *resul
 {
     int err, jr;
 
+    if (op == NULL) {                       /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (op->state == S_INIT) {
         if (op->kind == FS_NONE) {          /* zeroed */
             op->result = -EINVAL;
@@ -788,6 +831,8 @@ done:
 
 WEFT_API void weft_fs_drop(weft_fs_op *op)
 {
+    if (op == NULL)
+        return;
     if (op->state == S_RUNNING) {
         weft_blocking_join_drop(&op->join);
         if (op->kind != FS_CLOSE)           /* a close is carried out regardless */

@@ -679,3 +679,23 @@ TEST(dropped_at_every_await_server_side)
     ASSERT(k <= limit);
     peer_close(&p);
 }
+
+/* A NULL future pointer: init does nothing, poll completes with -EINVAL
+ * (crashed before the audit). */
+TEST(tls_null_future)
+{
+    weft_waker nw = weft_waker_noop();
+    weft_context cx = weft_context_from_waker(&nw);
+    char buf[4];
+    ssize_t res = 0;
+
+    weft_tls_handshake_init(NULL, NULL, 0);
+    weft_tls_read_init(NULL, NULL, buf, sizeof(buf));
+    weft_tls_write_init(NULL, NULL, buf, sizeof(buf));
+    weft_tls_flush_init(NULL, NULL);
+    weft_tls_shutdown_init(NULL, NULL);
+    ASSERT_EQ(WEFT_READY, weft_tls_op_poll(NULL, &cx, &res));
+    ASSERT_EQ(-EINVAL, res);
+    ASSERT_EQ(0, weft_tls_op_moved(NULL));
+    weft_tls_op_drop(NULL);
+}
