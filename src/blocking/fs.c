@@ -55,6 +55,10 @@ struct fs_req {
     unsigned char kind;
     bool claimed;               /* the owner took the result */
     bool own_fd;                /* fd is our duplicate: dispose closes it */
+    bool ran;                   /* fn ran (the pool thread; read by dispose) */
+    bool dropped;               /* a close the owner dropped: dispose closes
+                                 * fd if fn never ran (a pool shutdown
+                                 * cancelled it), so fd is never left open */
     int fd, flags;
     mode_t mode;
     off_t off;
@@ -441,6 +445,7 @@ static void *fs_run(void *arg)
         hook();
 
     r->result = r->setup_err < 0 ? r->setup_err : fs_do(r);
+    r->ran = true;
     return NULL;
 }
 
@@ -452,6 +457,8 @@ static void fs_dispose(void *arg)
 
     if (r->own_fd)
         fs_close(r->fd);
+    if (r->kind == FS_CLOSE && r->dropped && !r->ran)
+        fs_close(r->fd);                    /* a dropped close still closes */
     if (r->claimed || r->result < 0)
         return;
     if (r->kind == FS_OPEN)
@@ -829,14 +836,36 @@ done:
     return WEFT_READY;
 }
 
+/* A close dropped before its first poll is carried out all the same: queued
+ * on the pool (detached), or, when that fails, done here. */
+static void fs_close_unpolled(weft_fs_op *op)
+{
+    weft_blocking_job *job;
+
+    if (op->fd < 0)
+        return;
+    if (weft__blocking_spawn_req(op->pool, fs_run, sizeof(struct fs_req), fs_setup, op,
+                                 fs_dispose, &job) < 0) {
+        fs_close(op->fd);
+        return;
+    }
+    /* we hold a handle: dispose cannot have run yet */
+    ((struct fs_req *)weft__blocking_job_req(job))->dropped = true;
+    weft_blocking_job_drop(job);
+}
+
 WEFT_API void weft_fs_drop(weft_fs_op *op)
 {
     if (op == NULL)
         return;
-    if (op->state == S_RUNNING) {
+    if (op->state == S_INIT && op->kind == FS_CLOSE) {
+        fs_close_unpolled(op);
+    } else if (op->state == S_RUNNING) {
         weft_blocking_join_drop(&op->join);
         if (op->kind != FS_CLOSE)           /* a close is carried out regardless */
             weft__blocking_job_withdraw(op->job);
+        else                                /* even if a pool shutdown cancels it */
+            ((struct fs_req *)weft__blocking_job_req(op->job))->dropped = true;
         weft_blocking_job_drop(op->job);    /* a started job runs on; dispose cleans up */
         op->job = NULL;
     }
