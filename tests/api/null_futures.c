@@ -14,6 +14,11 @@
 #include <weft/bufio.h>
 #include <weft/signal.h>
 #include <weft/timer.h>
+#include <weft/chan.h>
+#include <weft/group.h>
+#include <weft/lock.h>
+#include <weft/net.h>
+#include <weft/process.h>
 
 static weft_context cx_noop(weft_waker *w)
 {
@@ -130,4 +135,79 @@ TEST(timer_null_future)
     weft_timeout_drop(NULL);
     weft_interval_init(NULL, 5);
     weft_interval_drop(NULL);
+}
+
+/* The sockets' futures, name lookups, connect by name and the group drain
+ * (crashed before the audit too); and the older futures, which held. */
+TEST(net_null_future)
+{
+    weft_waker nw;
+    weft_context cx = cx_noop(&nw);
+    char buf[4];
+    ssize_t sres = 0;
+    int res = 0;
+
+    weft_accept_init(NULL, NULL, NULL, NULL, NULL);
+    weft_connect_init(NULL, NULL, NULL, 0, 0, NULL);
+    weft_read_init(NULL, NULL, buf, sizeof(buf));
+    weft_read_exact_init(NULL, NULL, buf, sizeof(buf));
+    weft_write_init(NULL, NULL, buf, sizeof(buf));
+    weft_write_all_init(NULL, NULL, buf, sizeof(buf));
+    weft_recv_from_init(NULL, NULL, buf, sizeof(buf), NULL, NULL);
+    weft_send_to_init(NULL, NULL, buf, sizeof(buf), NULL, 0);
+    ASSERT_EQ(WEFT_READY, weft_io_op_poll(NULL, &cx, &sres));
+    ASSERT_EQ(-EINVAL, sres);
+    ASSERT_EQ(0, weft_io_op_moved(NULL));
+    weft_io_op_drop(NULL);
+    ASSERT_EQ(WEFT_READY, weft_accept_poll(NULL, &cx, &res));
+    ASSERT_EQ(-EINVAL, res);
+    res = 0;
+    ASSERT_EQ(WEFT_READY, weft_connect_poll(NULL, &cx, &res));
+    ASSERT_EQ(-EINVAL, res);
+    weft_resolve_init(NULL, NULL, "localhost", 80, NULL, NULL);
+    res = 0;
+    ASSERT_EQ(WEFT_READY, weft_resolve_poll(NULL, &cx, &res));
+    ASSERT_EQ(-EINVAL, res);
+    weft_resolve_drop(NULL);
+    weft_connect_host_init(NULL, NULL, "localhost", 80, 0, NULL);
+    weft_connect_addrs_init(NULL, NULL, NULL, 0, 0, NULL);
+    res = 0;
+    ASSERT_EQ(WEFT_READY, weft_connect_host_poll(NULL, &cx, &res));
+    ASSERT_EQ(-EINVAL, res);
+    weft_connect_host_drop(NULL);
+}
+
+#define NULL_TRIO(pfx, ...)                                                   \
+    do {                                                                      \
+        int r_ = 0;                                                           \
+        pfx##_init(NULL, __VA_ARGS__);                                        \
+        ASSERT_EQ(WEFT_READY, pfx##_poll(NULL, &cx, &r_));                    \
+        ASSERT_EQ(-EINVAL, r_);                                               \
+        pfx##_drop(NULL);                                                     \
+    } while (0)
+
+TEST(sync_group_null_future)
+{
+    weft_waker nw;
+    weft_context cx = cx_noop(&nw);
+    int x = 0;
+
+    NULL_TRIO(weft_group_drain, NULL, 5);
+    NULL_TRIO(weft_oneshot_recv, NULL, &x);
+    NULL_TRIO(weft_chan_send, NULL, &x);
+    NULL_TRIO(weft_chan_recv, NULL, &x);
+    NULL_TRIO(weft_watch_changed, NULL, &x);
+    NULL_TRIO(weft_bcast_recv, NULL, &x, NULL);
+    NULL_TRIO(weft_notify_wait, NULL);
+    NULL_TRIO(weft_sem_acquire, NULL, 1);
+    NULL_TRIO(weft_mutex_lock, NULL);
+    NULL_TRIO(weft_rwlock_read, NULL);
+    NULL_TRIO(weft_rwlock_write, NULL);
+    NULL_TRIO(weft_barrier_wait, NULL);
+    NULL_TRIO(weft_cancel_wait, NULL);
+    NULL_TRIO(weft_group_wait, NULL);
+    NULL_TRIO(weft_join_all, NULL, 0);
+    NULL_TRIO(weft_select, NULL, 0);
+    NULL_TRIO(weft_race, NULL, NULL, 0, NULL);
+    NULL_TRIO(weft_process_wait, NULL, NULL);
 }
