@@ -212,8 +212,11 @@ WEFT_API void weft_group_wait_drop(weft_group_wait *w);
  * (weft/signal.h). This needs no scheduler support: weft_runtime_shutdown()
  * is the abrupt form (every task of the runtime cancelled at once).
  *
- * Output (*result): 0 when every child completed in time (the group is not
- * cancelled and stays usable); -ETIMEDOUT when the deadline passed and the
+ * Output (*result): 0 when no child was left by the deadline (the drain
+ * cancelled nothing; the group stays usable unless its own policy or an
+ * earlier weft_group_cancel() cancelled it: 0 says nothing of how the
+ * children ended, a weft_group_wait tells that, failures included);
+ * -ETIMEDOUT when the deadline passed and the
  * children left were cancelled (all dropped by the time it is READY);
  * -EINVAL for a NULL group. A child spawned during the drain is waited for
  * too. Cancel safety: dropping it cancels nothing (a drop before the
