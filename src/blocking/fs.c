@@ -50,6 +50,9 @@ enum { S_INIT = 0, S_RUNNING, S_DONE };      /* weft_fs_op.state */
 
 #define FS_READ_MAX WEFT_FS_READ_MAX
 #define FS_DATA_MAX WEFT_FS_WRITE_MAX
+/* read_file's largest buffer: FS_DATA_MAX bytes, one more to see that the
+ * end of file comes there, and the NUL */
+#define FS_FILE_CAP (FS_DATA_MAX + 2)
 
 struct fs_req {
     unsigned char kind;
@@ -146,9 +149,13 @@ static ssize_t fs_read_file(struct fs_req *r)
     fd = fs_open_retry(r->buf, O_RDONLY, 0);
     if (fd < 0)
         return fd;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        (uintmax_t)st.st_size < FS_DATA_MAX)
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        if ((uintmax_t)st.st_size > FS_DATA_MAX) {
+            n = -EFBIG;                     /* past 1 GiB: not read at all */
+            goto out_close;
+        }
         cap = (size_t)st.st_size + 2;       /* room to see EOF, and the NUL */
+    }
     data = weft__malloc(cap);
     if (data == NULL) {
         n = -ENOMEM;
@@ -156,11 +163,15 @@ static ssize_t fs_read_file(struct fs_req *r)
     }
     for (;;) {
         if (len + 1 == cap) {               /* full: grow */
-            if (cap > FS_DATA_MAX) {
+            size_t ncap;
+
+            /* len is past FS_DATA_MAX once cap is FS_FILE_CAP and full */
+            if (cap >= FS_FILE_CAP) {
                 n = -EFBIG;
                 goto out_free;
             }
-            bigger = weft__malloc(cap * 2);
+            ncap = cap > FS_FILE_CAP / 2 ? FS_FILE_CAP : cap * 2;
+            bigger = weft__malloc(ncap);
             if (bigger == NULL) {
                 n = -ENOMEM;
                 goto out_free;
@@ -168,7 +179,7 @@ static ssize_t fs_read_file(struct fs_req *r)
             memcpy(bigger, data, len);
             weft__free(data);
             data = bigger;
-            cap *= 2;
+            cap = ncap;
         }
         n = fs_read_retry(fd, data + len, cap - 1 - len);
         if (n < 0)

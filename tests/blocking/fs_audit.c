@@ -178,3 +178,29 @@ TEST(fs_absurd_sizes_and_offsets)
     close(fd);
     weft_blocking_pool_free(p);
 }
+
+/* read_file: -EFBIG past 1 GiB (WEFT_FS_WRITE_MAX), found from the size
+ * without reading (a sparse file: no disk used). Before the audit the
+ * buffer doubled to 2 GiB and a file of 1 GiB + 1 byte was read whole. */
+TEST(fs_read_file_past_one_gib_is_efbig)
+{
+    weft_blocking_pool *p = ft_pool(1);
+    weft_fs_op op;
+    void *data = (void *)1;
+    size_t len = 7;
+    char dir[64], path[256];
+    int f;
+
+    ft_mkdtemp(dir, "audit");
+    ft_join(path, dir, "big");
+    f = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT(f >= 0);
+    ASSERT_EQ(0, ftruncate(f, (off_t)WEFT_FS_WRITE_MAX + 1));
+    close(f);
+    weft_fs_read_file_init(&op, p, path, &data, &len);
+    ASSERT_EQ(-EFBIG, ft_drive(&op));
+    ASSERT(data == (void *)1);                    /* untouched on failure */
+    ASSERT_EQ(7, len);
+    ft_rm_tree(dir);
+    weft_blocking_pool_free(p);
+}
