@@ -174,3 +174,54 @@ TEST(process_huge_argument_count)
     free(argv);
     watcher_idle();
 }
+
+/* "Every call may be made from any thread": four threads hammer kill(0),
+ * try_wait, pid and stdio on one process while a task waits for it and the
+ * child exits; then the handle is freed from one of them. No race (TSan),
+ * every answer one of the documented ones. */
+typedef struct hammer {
+    weft_process *p;
+    atomic_int stop;
+    atomic_int bad;
+} hammer;
+
+static void *hammer_main(void *arg)
+{
+    hammer *h = arg;
+
+    while (!atomic_load(&h->stop)) {
+        int k = weft_process_kill(h->p, 0);
+        int t = weft_process_try_wait(h->p, NULL);
+
+        if ((k != 0 && k != -ESRCH) || (t != 0 && t != -EAGAIN) || weft_process_pid(h->p) <= 0)
+            atomic_fetch_add(&h->bad, 1);
+        (void)weft_process_stdio(h->p, 1);
+        sched_yield();
+    }
+    return NULL;
+}
+
+TEST(process_calls_from_many_threads)
+{
+    weft_runtime *rt = nt_runtime(false);
+    int rounds = (int)harness_scale(20);
+
+    for (int r = 0; r < rounds; r++) {
+        hammer h = { .p = NULL };
+        pthread_t th[4];
+        weft_process_status st = { 0, 0 };
+
+        ASSERT_OK(sh(rt, "exit 4", WEFT_STDIO_NULL, WEFT_STDIO_PIPE, WEFT_STDIO_NULL, &h.p));
+        for (int i = 0; i < 4; i++)
+            ASSERT_EQ(0, pthread_create(&th[i], NULL, hammer_main, &h));
+        ASSERT_EQ(0, pw_wait(rt, h.p, &st));
+        ASSERT_EQ(4, st.code);
+        atomic_store(&h.stop, 1);
+        for (int i = 0; i < 4; i++)
+            ASSERT_EQ(0, pthread_join(th[i], NULL));
+        ASSERT_EQ(0, atomic_load(&h.bad));
+        weft_process_free(h.p);
+    }
+    weft_runtime_free(rt);
+    watcher_idle();
+}
