@@ -295,7 +295,9 @@ WEFT_API void weft_join_all_drop(weft_join_all *ja);
  * in one poll, the lowest index wins); the first READY wins: its output is
  * in its slot's `out`, every other future is dropped at once (the losers'
  * outputs are never written). Output (*result): the winner's index;
- * -EINVAL for n == 0, a NULL array, or a bad slot (checked at init).
+ * -EINVAL for n == 0, a NULL array, or a bad slot (checked at init, as
+ * for join_all: such a select owns nothing and drops no future, not even
+ * the good slots'; they stay the caller's).
  * Cancel safety: dropping a pending select drops every future; whether a
  * loser loses anything by being dropped is that future's own cancel safety
  * (a channel receive loses no message, for one). */
