@@ -185,7 +185,11 @@ WEFT_API void weft_blocking_join_drop(weft_blocking_join *j);
  * coroutine cancel does): the operation either happens whole or not at all,
  * and the dropper cannot tell which:
  *   - still queued (no pool thread took it yet): it is withdrawn and never
- *     runs. Close is the exception: a dropped close still closes fd.
+ *     runs. Close is the exception: a dropped close still closes fd, even
+ *     one dropped before its first poll (queued then, detached, or closed
+ *     on the spot when it cannot be queued) or cancelled by a pool shutdown
+ *     after its drop. (A close that its owner awaits and that a shutdown
+ *     cancels reports -ECANCELED and leaves fd open: it is still yours.)
  *   - started: it runs to its end on the pool, exactly as if it had not
  *     been dropped (a write writes all its bytes or stops at an error, a
  *     rename renames), and its result is thrown away, cleaning up after
@@ -335,8 +339,8 @@ WEFT_API void weft_fs_fstat_init(weft_fs_op *op, weft_blocking_pool *pool, int f
                                  struct stat *st);
 /* close(2) `fd` (the descriptor itself, no duplicate). Result: 0. EINTR is
  * not retried (Linux has released the descriptor already) and counts as
- * success. Not withdrawn when dropped: a dropped close still closes fd,
- * so fd is never left open for nobody. */
+ * success. Not withdrawn when dropped: a dropped close still closes fd
+ * (polled or not), so fd is never left open for nobody. */
 WEFT_API void weft_fs_close_init(weft_fs_op *op, weft_blocking_pool *pool, int fd);
 
 /* -- Driving -- */

@@ -75,7 +75,13 @@ WEFT_API const char *weft_strerror(int err);
 #define WEFT_EAI_FAIL (-5003)
 
 /* ---- Allocation hook ------------------------------------------------------ */
-/* Every allocation weft makes goes through one hook. `malloc` returns memory
+/* Every allocation libweft makes goes through one hook, with two
+ * exceptions that use libc's calloc/free: the descriptor table's pages
+ * (made as sockets and streams are first registered, and kept for the
+ * life of the process because handles are checked against them even
+ * after their runtime is freed: they must not live in a hook's arena),
+ * and libweft_tls (weft/tls.h: its configuration and stream
+ * objects, and OpenSSL's own memory). `malloc` returns memory
  * aligned for any standard type (to _Alignof(max_align_t), as malloc does:
  * 16 bytes on x86-64), or NULL; weft asks for no more: an object it needs
  * more strictly aligned (cache-line-aligned runtime structures, futures of

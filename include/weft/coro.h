@@ -356,11 +356,12 @@ WEFT_API uint64_t weft_co_deadline(void);
 /* ---- Select ----------------------------------------------------------------------
  * Await weft_select over `n` futures the caller has initialised (see
  * weft/group.h: the select owns them from this call on and drops each
- * exactly once, winners and losers, before this returns, in every case).
- * Returns the winner's index (its output in its slot's `out`), or
- * -EINVAL (n == 0, NULL refs, a bad slot: then the futures are dropped as
- * the select's init documents; or not called from a coroutine: every
- * future dropped), -ECANCELED, -ETIMEDOUT (every future dropped). */
+ * exactly once, winners and losers, before this returns, in every case
+ * but an invalid set). Returns the winner's index (its output in its
+ * slot's `out`), or -EINVAL (n == 0, NULL refs, a bad slot: then, as
+ * weft_select_init() says, the select owns nothing and no future is
+ * dropped, they stay yours; or a valid set not called from a coroutine:
+ * every future dropped), -ECANCELED, -ETIMEDOUT (every future dropped). */
 WEFT_API int weft_co_select(weft_future_ref *refs, size_t n);
 
 /* Receive from whichever of `n` channels has a message first (a select over

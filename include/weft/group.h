@@ -212,8 +212,11 @@ WEFT_API void weft_group_wait_drop(weft_group_wait *w);
  * (weft/signal.h). This needs no scheduler support: weft_runtime_shutdown()
  * is the abrupt form (every task of the runtime cancelled at once).
  *
- * Output (*result): 0 when every child completed in time (the group is not
- * cancelled and stays usable); -ETIMEDOUT when the deadline passed and the
+ * Output (*result): 0 when no child was left by the deadline (the drain
+ * cancelled nothing; the group stays usable unless its own policy or an
+ * earlier weft_group_cancel() cancelled it: 0 says nothing of how the
+ * children ended, a weft_group_wait tells that, failures included);
+ * -ETIMEDOUT when the deadline passed and the
  * children left were cancelled (all dropped by the time it is READY);
  * -EINVAL for a NULL group. A child spawned during the drain is waited for
  * too. Cancel safety: dropping it cancels nothing (a drop before the
@@ -292,7 +295,9 @@ WEFT_API void weft_join_all_drop(weft_join_all *ja);
  * in one poll, the lowest index wins); the first READY wins: its output is
  * in its slot's `out`, every other future is dropped at once (the losers'
  * outputs are never written). Output (*result): the winner's index;
- * -EINVAL for n == 0, a NULL array, or a bad slot (checked at init).
+ * -EINVAL for n == 0, a NULL array, or a bad slot (checked at init, as
+ * for join_all: such a select owns nothing and drops no future, not even
+ * the good slots'; they stay the caller's).
  * Cancel safety: dropping a pending select drops every future; whether a
  * loser loses anything by being dropped is that future's own cancel safety
  * (a channel receive loses no message, for one). */

@@ -146,7 +146,8 @@ typedef struct weft_tls_config_options {
 /* Make a configuration from `opt` (copied; the files are read now). 0 with
  * a reference in *out (release it with weft_tls_config_free()), or
  * -EINVAL (NULL out or opt, a server without a certificate and key, an
- * ALPN name longer than 255 bytes or empty, min_version not 0, 12 or 13),
+ * ALPN name longer than 255 bytes or empty, an ALPN list longer than 511
+ * bytes in all, min_version not 0, 12 or 13),
  * -ENOENT (a file that cannot be read; weft_tls_last_error_text() on this
  * thread says what OpenSSL found), WEFT_TLS_EPROTO (a file that is not a
  * valid PEM certificate or key, or a key that does not match the

@@ -50,11 +50,18 @@ enum { S_INIT = 0, S_RUNNING, S_DONE };      /* weft_fs_op.state */
 
 #define FS_READ_MAX WEFT_FS_READ_MAX
 #define FS_DATA_MAX WEFT_FS_WRITE_MAX
+/* read_file's largest buffer: FS_DATA_MAX bytes, one more to see that the
+ * end of file comes there, and the NUL */
+#define FS_FILE_CAP (FS_DATA_MAX + 2)
 
 struct fs_req {
     unsigned char kind;
     bool claimed;               /* the owner took the result */
     bool own_fd;                /* fd is our duplicate: dispose closes it */
+    bool ran;                   /* fn ran (the pool thread; read by dispose) */
+    bool dropped;               /* a close the owner dropped: dispose closes
+                                 * fd if fn never ran (a pool shutdown
+                                 * cancelled it), so fd is never left open */
     int fd, flags;
     mode_t mode;
     off_t off;
@@ -142,9 +149,13 @@ static ssize_t fs_read_file(struct fs_req *r)
     fd = fs_open_retry(r->buf, O_RDONLY, 0);
     if (fd < 0)
         return fd;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        (uintmax_t)st.st_size < FS_DATA_MAX)
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        if ((uintmax_t)st.st_size > FS_DATA_MAX) {
+            n = -EFBIG;                     /* past 1 GiB: not read at all */
+            goto out_close;
+        }
         cap = (size_t)st.st_size + 2;       /* room to see EOF, and the NUL */
+    }
     data = weft__malloc(cap);
     if (data == NULL) {
         n = -ENOMEM;
@@ -152,11 +163,15 @@ static ssize_t fs_read_file(struct fs_req *r)
     }
     for (;;) {
         if (len + 1 == cap) {               /* full: grow */
-            if (cap > FS_DATA_MAX) {
+            size_t ncap;
+
+            /* len is past FS_DATA_MAX once cap is FS_FILE_CAP and full */
+            if (cap >= FS_FILE_CAP) {
                 n = -EFBIG;
                 goto out_free;
             }
-            bigger = weft__malloc(cap * 2);
+            ncap = cap > FS_FILE_CAP / 2 ? FS_FILE_CAP : cap * 2;
+            bigger = weft__malloc(ncap);
             if (bigger == NULL) {
                 n = -ENOMEM;
                 goto out_free;
@@ -164,7 +179,7 @@ static ssize_t fs_read_file(struct fs_req *r)
             memcpy(bigger, data, len);
             weft__free(data);
             data = bigger;
-            cap *= 2;
+            cap = ncap;
         }
         n = fs_read_retry(fd, data + len, cap - 1 - len);
         if (n < 0)
@@ -441,6 +456,7 @@ static void *fs_run(void *arg)
         hook();
 
     r->result = r->setup_err < 0 ? r->setup_err : fs_do(r);
+    r->ran = true;
     return NULL;
 }
 
@@ -452,6 +468,8 @@ static void fs_dispose(void *arg)
 
     if (r->own_fd)
         fs_close(r->fd);
+    if (r->kind == FS_CLOSE && r->dropped && !r->ran)
+        fs_close(r->fd);                    /* a dropped close still closes */
     if (r->claimed || r->result < 0)
         return;
     if (r->kind == FS_OPEN)
@@ -556,6 +574,8 @@ static void fs_bad_if(weft_fs_op *op, bool bad)
 WEFT_API void weft_fs_read_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                      void **data, size_t *len)
 {
+    if (op == NULL)
+        return;
     fs_init(op, pool, FS_READ_FILE);
     op->path = path;
     op->dst = data;
@@ -566,6 +586,8 @@ WEFT_API void weft_fs_read_file_init(weft_fs_op *op, weft_blocking_pool *pool, c
 WEFT_API void weft_fs_write_file_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                       const void *data, size_t len)
 {
+    if (op == NULL)
+        return;
     fs_init(op, pool, FS_WRITE_FILE);
     op->path = path;
     op->src = data;
@@ -576,6 +598,8 @@ WEFT_API void weft_fs_write_file_init(weft_fs_op *op, weft_blocking_pool *pool, 
 WEFT_API void weft_fs_stat_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                 struct stat *st)
 {
+    if (op == NULL)
+        return;
     fs_init(op, pool, FS_STAT);
     op->path = path;
     op->dst = st;
@@ -585,6 +609,8 @@ WEFT_API void weft_fs_stat_init(weft_fs_op *op, weft_blocking_pool *pool, const 
 WEFT_API void weft_fs_open_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                 int flags, mode_t mode)
 {
+    if (op == NULL)
+        return;
     fs_init(op, pool, FS_OPEN);
     op->path = path;
     op->flags = flags;
@@ -603,6 +629,8 @@ static void fs_path_init(weft_fs_op *op, weft_blocking_pool *pool, unsigned char
 WEFT_API void weft_fs_rename_init(weft_fs_op *op, weft_blocking_pool *pool, const char *from,
                                   const char *to)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_RENAME, from);
     op->path2 = to;
     fs_bad_if(op, to == NULL);
@@ -610,24 +638,32 @@ WEFT_API void weft_fs_rename_init(weft_fs_op *op, weft_blocking_pool *pool, cons
 
 WEFT_API void weft_fs_unlink_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_UNLINK, path);
 }
 
 WEFT_API void weft_fs_mkdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                  mode_t mode)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_MKDIR, path);
     op->mode = mode;
 }
 
 WEFT_API void weft_fs_rmdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_RMDIR, path);
 }
 
 WEFT_API void weft_fs_truncate_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                     off_t length)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_TRUNCATE, path);
     op->off = length;
     fs_bad_if(op, length < 0);
@@ -636,6 +672,8 @@ WEFT_API void weft_fs_truncate_init(weft_fs_op *op, weft_blocking_pool *pool, co
 WEFT_API void weft_fs_readdir_init(weft_fs_op *op, weft_blocking_pool *pool, const char *path,
                                    weft_fs_dirent **ents, size_t *count)
 {
+    if (op == NULL)
+        return;
     fs_path_init(op, pool, FS_READDIR, path);
     op->dst = ents;
     op->len_out = count;
@@ -651,6 +689,8 @@ static void fs_fd_init(weft_fs_op *op, weft_blocking_pool *pool, unsigned char k
 WEFT_API void weft_fs_read_init(weft_fs_op *op, weft_blocking_pool *pool, int fd, void *buf,
                                 size_t len)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_READ, fd);
     op->dst = buf;
     op->len = len;
@@ -660,6 +700,8 @@ WEFT_API void weft_fs_read_init(weft_fs_op *op, weft_blocking_pool *pool, int fd
 WEFT_API void weft_fs_write_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                  const void *buf, size_t len)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_WRITE, fd);
     op->src = buf;
     op->len = len;
@@ -669,6 +711,8 @@ WEFT_API void weft_fs_write_init(weft_fs_op *op, weft_blocking_pool *pool, int f
 WEFT_API void weft_fs_pread_init(weft_fs_op *op, weft_blocking_pool *pool, int fd, void *buf,
                                  size_t len, off_t off)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_PREAD, fd);
     op->dst = buf;
     op->len = len;
@@ -679,6 +723,8 @@ WEFT_API void weft_fs_pread_init(weft_fs_op *op, weft_blocking_pool *pool, int f
 WEFT_API void weft_fs_pwrite_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                   const void *buf, size_t len, off_t off)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_PWRITE, fd);
     op->src = buf;
     op->len = len;
@@ -688,17 +734,23 @@ WEFT_API void weft_fs_pwrite_init(weft_fs_op *op, weft_blocking_pool *pool, int 
 
 WEFT_API void weft_fs_fsync_init(weft_fs_op *op, weft_blocking_pool *pool, int fd)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_FSYNC, fd);
 }
 
 WEFT_API void weft_fs_fdatasync_init(weft_fs_op *op, weft_blocking_pool *pool, int fd)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_FDATASYNC, fd);
 }
 
 WEFT_API void weft_fs_ftruncate_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                      off_t length)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_FTRUNCATE, fd);
     op->off = length;
     fs_bad_if(op, length < 0);
@@ -707,6 +759,8 @@ WEFT_API void weft_fs_ftruncate_init(weft_fs_op *op, weft_blocking_pool *pool, i
 WEFT_API void weft_fs_fstat_init(weft_fs_op *op, weft_blocking_pool *pool, int fd,
                                  struct stat *st)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_FSTAT, fd);
     op->dst = st;
     fs_bad_if(op, st == NULL);
@@ -714,6 +768,8 @@ WEFT_API void weft_fs_fstat_init(weft_fs_op *op, weft_blocking_pool *pool, int f
 
 WEFT_API void weft_fs_close_init(weft_fs_op *op, weft_blocking_pool *pool, int fd)
 {
+    if (op == NULL)
+        return;
     fs_fd_init(op, pool, FS_CLOSE, fd);
 }
 
@@ -753,6 +809,11 @@ WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *resul
 {
     int err, jr;
 
+    if (op == NULL) {                       /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (op->state == S_INIT) {
         if (op->kind == FS_NONE) {          /* zeroed */
             op->result = -EINVAL;
@@ -786,12 +847,36 @@ done:
     return WEFT_READY;
 }
 
+/* A close dropped before its first poll is carried out all the same: queued
+ * on the pool (detached), or, when that fails, done here. */
+static void fs_close_unpolled(weft_fs_op *op)
+{
+    weft_blocking_job *job;
+
+    if (op->fd < 0)
+        return;
+    if (weft__blocking_spawn_req(op->pool, fs_run, sizeof(struct fs_req), fs_setup, op,
+                                 fs_dispose, &job) < 0) {
+        fs_close(op->fd);
+        return;
+    }
+    /* we hold a handle: dispose cannot have run yet */
+    ((struct fs_req *)weft__blocking_job_req(job))->dropped = true;
+    weft_blocking_job_drop(job);
+}
+
 WEFT_API void weft_fs_drop(weft_fs_op *op)
 {
-    if (op->state == S_RUNNING) {
+    if (op == NULL)
+        return;
+    if (op->state == S_INIT && op->kind == FS_CLOSE) {
+        fs_close_unpolled(op);
+    } else if (op->state == S_RUNNING) {
         weft_blocking_join_drop(&op->join);
         if (op->kind != FS_CLOSE)           /* a close is carried out regardless */
             weft__blocking_job_withdraw(op->job);
+        else                                /* even if a pool shutdown cancels it */
+            ((struct fs_req *)weft__blocking_job_req(op->job))->dropped = true;
         weft_blocking_job_drop(op->job);    /* a started job runs on; dispose cleans up */
         op->job = NULL;
     }

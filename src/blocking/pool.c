@@ -681,6 +681,8 @@ WEFT_API void weft_blocking_job_drop(weft_blocking_job *job)
 
 WEFT_API void weft_blocking_join_init(weft_blocking_join *j, weft_blocking_job *job, void **ret)
 {
+    if (j == NULL)
+        return;
     j->job = job;
     j->ret = ret;
     j->result = -EINVAL;
@@ -689,10 +691,16 @@ WEFT_API void weft_blocking_join_init(weft_blocking_join *j, weft_blocking_job *
 
 WEFT_API weft_poll weft_blocking_join_poll(weft_blocking_join *j, weft_context *cx, int *result)
 {
-    struct weft_blocking_job *job = j->job;
+    struct weft_blocking_job *job;
     weft_waker mine, old = WEFT_WAKER_EMPTY;
     int r;
 
+    if (j == NULL) {                        /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    job = j->job;
     if (j->state == J_DONE || job == NULL) {
         if (j->state != J_DONE)
             j->result = -EINVAL;            /* zeroed */
@@ -733,9 +741,12 @@ WEFT_API weft_poll weft_blocking_join_poll(weft_blocking_join *j, weft_context *
 
 WEFT_API void weft_blocking_join_drop(weft_blocking_join *j)
 {
-    struct weft_blocking_job *job = j->job;
+    struct weft_blocking_job *job;
     weft_waker w;
 
+    if (j == NULL)
+        return;
+    job = j->job;
     if (j->state == J_PARKED && job) {
         bp_lock(job->pool);
         w = job->waker;

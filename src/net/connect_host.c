@@ -48,6 +48,8 @@ static void common_init(weft_connect_host *c, weft_runtime *rt, uint64_t timeout
 WEFT_API void weft_connect_host_init(weft_connect_host *c, weft_runtime *rt, const char *host,
                                      uint16_t port, uint64_t timeout_ms, weft_socket **out)
 {
+    if (c == NULL)
+        return;
     common_init(c, rt, timeout_ms, out);
     if (out == NULL || host == NULL) {
         c->state = C_DONE;
@@ -64,6 +66,8 @@ WEFT_API void weft_connect_addrs_init(weft_connect_host *c, weft_runtime *rt,
                                       const weft_addrinfo *addrs, size_t count,
                                       uint64_t timeout_ms, weft_socket **out)
 {
+    if (c == NULL)
+        return;
     common_init(c, rt, timeout_ms, out);
     c->addrs = addrs;
     c->count = count;
@@ -95,6 +99,11 @@ WEFT_API weft_poll weft_connect_host_poll(weft_connect_host *c, weft_context *cx
     int64_t ms;
     int r;
 
+    if (c == NULL) {                 /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     switch (c->state) {
     case C_INIT:
         rt = c->rt ? c->rt : weft_runtime_current();
@@ -178,6 +187,8 @@ out:
 
 WEFT_API void weft_connect_host_drop(weft_connect_host *c)
 {
+    if (c == NULL)
+        return;
     switch (c->state) {
     case C_RESOLVE:
         weft_resolve_drop(&c->resolve);

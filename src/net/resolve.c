@@ -171,6 +171,8 @@ WEFT_API void weft_resolve_init(weft_resolve *r, weft_blocking_pool *pool, const
 {
     size_t len = host ? strlen(host) : 0;
 
+    if (r == NULL)
+        return;
     memset(r, 0, sizeof(*r));
     r->pool = pool;
     r->out = out;
@@ -198,6 +200,11 @@ WEFT_API weft_poll weft_resolve_poll(weft_resolve *r, weft_context *cx, int *res
     struct resolve_req *req;
     int err, jr;
 
+    if (r == NULL) {                 /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (r->state == R_INIT) {
         if (r->out == NULL) {               /* zeroed */
             r->result = -EINVAL;
@@ -242,6 +249,8 @@ done:
 
 WEFT_API void weft_resolve_drop(weft_resolve *r)
 {
+    if (r == NULL)
+        return;
     if (r->state == R_RUNNING) {
         weft_blocking_join_drop(&r->join);
         weft_blocking_job_drop(r->job);     /* the lookup runs on; dispose frees */

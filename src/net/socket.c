@@ -386,6 +386,8 @@ static void op_init(weft_io_op *op, int kind, weft_socket *s, void *buf, size_t 
 WEFT_API void weft_accept_init(weft_accept *a, weft_socket *l, weft_socket **out,
                                struct sockaddr_storage *peer, socklen_t *peerlen)
 {
+    if (a == NULL)
+        return;
     op_init(a, OP_ACCEPT, l, NULL, 0);
     a->out = out;
     a->addr = peer;
@@ -402,6 +404,8 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
     struct weft__io_source *src;
     int fd, r;
 
+    if (c == NULL)
+        return;
     op_init(c, OP_CONNECT, NULL, NULL, 0);
     c->out = out;
     c->dir = IO_WRITE;
@@ -445,24 +449,32 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
 
 WEFT_API void weft_read_init(weft_read *r, weft_socket *s, void *buf, size_t len)
 {
+    if (r == NULL)
+        return;
     op_init(r, OP_READ, s, buf, len);
     r->dir = IO_READ;
 }
 
 WEFT_API void weft_read_exact_init(weft_read *r, weft_socket *s, void *buf, size_t len)
 {
+    if (r == NULL)
+        return;
     op_init(r, OP_READ_EXACT, s, buf, len);
     r->dir = IO_READ;
 }
 
 WEFT_API void weft_write_init(weft_write *w, weft_socket *s, const void *buf, size_t len)
 {
+    if (w == NULL)
+        return;
     op_init(w, OP_WRITE, s, (void *)buf, len);
     w->dir = IO_WRITE;
 }
 
 WEFT_API void weft_write_all_init(weft_write *w, weft_socket *s, const void *buf, size_t len)
 {
+    if (w == NULL)
+        return;
     op_init(w, OP_WRITE_ALL, s, (void *)buf, len);
     w->dir = IO_WRITE;
 }
@@ -470,6 +482,8 @@ WEFT_API void weft_write_all_init(weft_write *w, weft_socket *s, const void *buf
 WEFT_API void weft_recv_from_init(weft_recv_from *r, weft_socket *s, void *buf, size_t len,
                                   struct sockaddr_storage *from, socklen_t *fromlen)
 {
+    if (r == NULL)
+        return;
     op_init(r, OP_RECV_FROM, s, buf, len);
     r->dir = IO_READ;
     r->addr = from;
@@ -479,6 +493,8 @@ WEFT_API void weft_recv_from_init(weft_recv_from *r, weft_socket *s, void *buf, 
 WEFT_API void weft_send_to_init(weft_send_to *w, weft_socket *s, const void *buf, size_t len,
                                 const struct sockaddr *to, socklen_t tolen)
 {
+    if (w == NULL)
+        return;
     op_init(w, OP_SEND_TO, s, (void *)buf, len);
     w->dir = IO_WRITE;
     w->addr = (struct sockaddr_storage *)(void *)to;
@@ -621,6 +637,11 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
 {
     ssize_t r;
 
+    if (op == NULL) {                 /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (op->done) {
         if (result)
             *result = op->result;
@@ -667,6 +688,11 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
 {
     ssize_t r;
 
+    if (a == NULL) {                 /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (a->done) {
         if (result)
             *result = (int)a->result;
@@ -725,6 +751,11 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
 {
     ssize_t r;
 
+    if (c == NULL) {                 /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (c->done)
         goto out;
     if (c->kind != OP_CONNECT || c->src == NULL) {

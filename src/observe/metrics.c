@@ -25,7 +25,8 @@ static uint64_t rd(const _Atomic uint64_t *c)
 
 WEFT_API unsigned long long weft_hist_bucket_upper_ns(unsigned i)
 {
-    return i + 1 < WEFT_HIST_BUCKETS ? 1ull << (10 + i) : UINT64_MAX;
+    /* not i + 1 < ...: UINT_MAX + 1 wraps to 0 (then a shift by 9) */
+    return i < WEFT_HIST_BUCKETS - 1 ? 1ull << (10 + i) : UINT64_MAX;
 }
 
 WEFT_API int weft_runtime_metrics(weft_runtime *rt, weft_metrics *m)

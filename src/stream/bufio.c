@@ -107,6 +107,8 @@ WEFT_API size_t weft_bufreader_consume(weft_bufreader *r, size_t n)
 static void rd_init(weft_bufread *f, weft_bufreader *r, int kind, void *dst, size_t n,
                     size_t max)
 {
+    if (f == NULL)
+        return;
     memset(f, 0, sizeof(*f));
     f->r = r;
     f->kind = (unsigned char)kind;
@@ -128,6 +130,8 @@ static void rd_invalid(weft_bufread *f)
 WEFT_API void weft_bufreader_read_until_init(weft_bufread *f, weft_bufreader *r, int delim,
                                              void *dst, size_t max)
 {
+    if (f == NULL)
+        return;
     rd_init(f, r, RK_UNTIL, dst, 0, max);
     f->delim = delim;
     if (delim < 0 || delim > 255)
@@ -143,6 +147,8 @@ WEFT_API void weft_bufreader_read_line_init(weft_bufread *f, weft_bufreader *r, 
 WEFT_API void weft_bufreader_read_exact_init(weft_bufread *f, weft_bufreader *r, void *dst,
                                              size_t n)
 {
+    if (f == NULL)
+        return;
     rd_init(f, r, RK_EXACT, dst, n, 0);
     if (!f->done)
         f->direct = dst == NULL || n > r->cap;   /* piecewise */
@@ -151,6 +157,8 @@ WEFT_API void weft_bufreader_read_exact_init(weft_bufread *f, weft_bufreader *r,
 WEFT_API void weft_bufreader_read_init(weft_bufread *f, weft_bufreader *r, void *dst,
                                        size_t len)
 {
+    if (f == NULL)
+        return;
     rd_init(f, r, RK_READ, dst, len, 0);
     if (!f->done && dst == NULL && len > 0)
         rd_invalid(f);
@@ -158,6 +166,8 @@ WEFT_API void weft_bufreader_read_init(weft_bufread *f, weft_bufreader *r, void 
 
 WEFT_API void weft_bufreader_fill_init(weft_bufread *f, weft_bufreader *r, size_t n)
 {
+    if (f == NULL)
+        return;
     rd_init(f, r, RK_FILL, NULL, n, 0);
     if (!f->done && n > r->cap)
         rd_invalid(f);
@@ -166,6 +176,8 @@ WEFT_API void weft_bufreader_fill_init(weft_bufread *f, weft_bufreader *r, size_
 WEFT_API void weft_bufreader_read_frame_init(weft_bufread *f, weft_bufreader *r, void *dst,
                                              size_t max)
 {
+    if (f == NULL)
+        return;
     rd_init(f, r, RK_FRAME, dst, 0, max);
     if (!f->done && r->cap < 4)
         rd_invalid(f);
@@ -319,10 +331,16 @@ static weft_poll rd_finish(weft_bufread *f, ssize_t res, ssize_t *out)
 
 WEFT_API weft_poll weft_bufread_poll(weft_bufread *f, weft_context *cx, ssize_t *out)
 {
-    weft_bufreader *r = f->r;
+    weft_bufreader *r;
     bool eof = false;
     ssize_t n, res;
 
+    if (f == NULL) {                  /* a NULL future: only *out */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
+    r = f->r;
     if (f->done) {
         if (out)
             *out = f->result;
@@ -446,6 +464,8 @@ WEFT_API size_t weft_bufwriter_buffered(const weft_bufwriter *w)
 
 static void wr_init(weft_bufwrite *f, weft_bufwriter *w, int kind, const void *src, size_t len)
 {
+    if (f == NULL)
+        return;
     memset(f, 0, sizeof(*f));
     f->w = w;
     f->kind = (unsigned char)kind;
@@ -471,6 +491,8 @@ WEFT_API void weft_bufwriter_flush_init(weft_bufwrite *f, weft_bufwriter *w)
 WEFT_API void weft_bufwriter_write_frame_init(weft_bufwrite *f, weft_bufwriter *w,
                                               const void *payload, size_t len)
 {
+    if (f == NULL)
+        return;
     wr_init(f, w, WK_FRAME, payload, len);
     if (f->done)
         return;
@@ -571,9 +593,15 @@ static weft_poll wr_finish(weft_bufwrite *f, ssize_t res, ssize_t *out)
 
 WEFT_API weft_poll weft_bufwrite_poll(weft_bufwrite *f, weft_context *cx, ssize_t *out)
 {
-    weft_bufwriter *w = f->w;
+    weft_bufwriter *w;
     ssize_t n;
 
+    if (f == NULL) {                  /* a NULL future: only *out */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
+    w = f->w;
     if (f->done) {
         if (out)
             *out = f->result;
@@ -655,6 +683,8 @@ WEFT_API const weft_future_type weft_bufwrite_future = {
 /* ---- Copy ---------------------------------------------------------------------------- */
 WEFT_API void weft_copy_init(weft_copy *c, weft_socket *from, weft_socket *to)
 {
+    if (c == NULL)
+        return;
     memset(c, 0, offsetof(weft_copy, buf));   /* the buffer needs no zeroing */
     c->from = from;
     c->to = to;
@@ -831,6 +861,11 @@ WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
 {
     ssize_t n;
 
+    if (c == NULL) {                  /* a NULL future: only *out */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
     if (c->done) {
         if (out)
             *out = c->result;

@@ -277,6 +277,8 @@ WEFT_API void weft_signal_free(weft_signal *s)
 WEFT_API void weft_signal_recv_init(weft_signal_recv *r, weft_signal *s,
                                     weft_signal_info *info)
 {
+    if (r == NULL)
+        return;
     memset(r, 0, sizeof(*r));
     r->info = info;
     r->sig = s;
@@ -298,11 +300,17 @@ static weft_poll recv_finish(weft_signal_recv *r, int res, int *result)
 
 WEFT_API weft_poll weft_signal_recv_poll(weft_signal_recv *r, weft_context *cx, int *result)
 {
-    struct weft_signal *s = r->sig;
+    struct weft_signal *s;
     const weft_waker *mine;
     ssize_t n;
     int res;
 
+    if (r == NULL) {                  /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    s = r->sig;
     if (r->done)
         return recv_finish(r, r->result, result);
     if (s == NULL)

@@ -104,8 +104,11 @@ WEFT_API weft_poll weft_barrier_wait_poll(weft_barrier_wait *w, weft_context *cx
     weft_waker old = WEFT_WAKER_EMPTY;
     int ret = 0;
 
-    if (w == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (w == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     b = w->bar;
     if (b == NULL || cx == NULL) {
         *result = -EINVAL;

@@ -213,8 +213,11 @@ WEFT_API weft_poll weft_bcast_recv_poll(weft_bcast_recv *r, weft_context *cx, in
     weft_waker old = WEFT_WAKER_EMPTY;
     int ret;
 
-    if (r == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (r == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (r->rx == NULL || r->dst == NULL || cx == NULL) {
         *result = -EINVAL;
         return WEFT_READY;

@@ -257,8 +257,11 @@ WEFT_API weft_poll weft_cancel_wait_poll(weft_cancel_wait *w, weft_context *cx, 
     struct weft_cancel *t;
     weft_waker old;
 
-    if (w == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (w == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     t = w->tok;
     if (t == NULL || cx == NULL) {
         *result = -EINVAL;

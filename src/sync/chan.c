@@ -708,8 +708,11 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
     int ret;
 
     wake_batch_init(&b);
-    if (s == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (s == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     ch = s->ch;
     if (ch == NULL || s->msg == NULL || cx == NULL) {
         *result = -EINVAL;
@@ -871,8 +874,11 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
     int ret = 0;
 
     wake_batch_init(&b);
-    if (r == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (r == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     ch = r->ch;
     if (ch == NULL || r->dst == NULL || cx == NULL) {
         *result = -EINVAL;

@@ -81,8 +81,11 @@ WEFT_API void weft_join_all_init(weft_join_all *ja, weft_future_ref *refs, size_
 
 WEFT_API weft_poll weft_join_all_poll(weft_join_all *ja, weft_context *cx, int *result)
 {
-    if (ja == NULL || result == NULL)
-        return WEFT_READY;                   /* misuse: nothing to report to */
+    if (ja == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (!ja->done && cx == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
@@ -142,8 +145,11 @@ WEFT_API void weft_select_init(weft_select *s, weft_future_ref *refs, size_t n)
 
 WEFT_API weft_poll weft_select_poll(weft_select *s, weft_context *cx, int *result)
 {
-    if (s == NULL || result == NULL)
+    if (s == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
         return WEFT_READY;
+    }
     if (!s->done && cx == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
@@ -217,8 +223,11 @@ WEFT_API void weft_race_init(weft_race *r, const weft_future_type *type, void *f
 
 WEFT_API weft_poll weft_race_poll(weft_race *r, weft_context *cx, int *result)
 {
-    if (r == NULL || result == NULL)
+    if (r == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
         return WEFT_READY;
+    }
     if (!r->done && cx == NULL) {
         *result = -EINVAL;
         return WEFT_READY;

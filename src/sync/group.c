@@ -467,8 +467,11 @@ WEFT_API weft_poll weft_group_wait_poll(weft_group_wait *w, weft_context *cx, in
     struct weft_group *g;
     weft_waker old;
 
-    if (w == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (w == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     g = w->g;
     if (g == NULL || cx == NULL) {
         *result = -EINVAL;

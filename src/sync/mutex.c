@@ -54,8 +54,11 @@ WEFT_API void weft_mutex_lock_init(weft_mutex_lock *l, weft_mutex *m)
 
 WEFT_API weft_poll weft_mutex_lock_poll(weft_mutex_lock *l, weft_context *cx, int *result)
 {
-    if (l == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (l == NULL) {                  /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     return weft_sem_acquire_poll(&l->acq, cx, result);
 }
 

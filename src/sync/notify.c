@@ -111,8 +111,11 @@ WEFT_API weft_poll weft_notify_wait_poll(weft_notify_wait *w, weft_context *cx, 
     struct weft_notify *n;
     weft_waker old = WEFT_WAKER_EMPTY;
 
-    if (w == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (w == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     n = w->nt;
     if (n == NULL || cx == NULL) {
         *result = -EINVAL;

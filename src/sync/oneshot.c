@@ -190,8 +190,11 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_recv *r, weft_context *cx
     weft_waker old = WEFT_WAKER_EMPTY;
     int ret;
 
-    if (r == NULL || result == NULL)
-        return WEFT_READY;                /* misuse: nothing to report to */
+    if (r == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     os = r->os;
     if (os == NULL || cx == NULL || (r->dst == NULL && os->size > 0)) {
         *result = -EINVAL;

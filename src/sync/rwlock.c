@@ -88,8 +88,11 @@ WEFT_API void weft_rwlock_read_init(weft_rwlock_read *f, weft_rwlock *rw)
 
 WEFT_API weft_poll weft_rwlock_read_poll(weft_rwlock_read *f, weft_context *cx, int *result)
 {
-    if (f == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (f == NULL) {                  /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     return weft_sem_acquire_poll(&f->acq, cx, result);
 }
 
@@ -107,8 +110,11 @@ WEFT_API void weft_rwlock_write_init(weft_rwlock_write *f, weft_rwlock *rw)
 
 WEFT_API weft_poll weft_rwlock_write_poll(weft_rwlock_write *f, weft_context *cx, int *result)
 {
-    if (f == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (f == NULL) {                  /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     return weft_sem_acquire_poll(&f->acq, cx, result);
 }
 

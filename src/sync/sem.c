@@ -314,8 +314,11 @@ WEFT_API weft_poll weft_sem_acquire_poll(weft_sem_acquire *a, weft_context *cx, 
     weft_waker old = WEFT_WAKER_EMPTY;
     int ret = 0;
 
-    if (a == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (a == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     s = a->sem;
     if (s == NULL || cx == NULL || a->w.n > s->max) {
         *result = -EINVAL;

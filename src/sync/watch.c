@@ -222,8 +222,11 @@ WEFT_API weft_poll weft_watch_changed_poll(weft_watch_changed *c, weft_context *
     weft_waker old = WEFT_WAKER_EMPTY;
     int ret = 0;
 
-    if (c == NULL || result == NULL)
-        return WEFT_READY;                 /* misuse: nothing to report to */
+    if (c == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (c->rx == NULL || c->dst == NULL || cx == NULL) {
         *result = -EINVAL;
         return WEFT_READY;

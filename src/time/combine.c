@@ -10,6 +10,8 @@
 WEFT_API void weft_timeout_init(weft_timeout *t, const weft_future_type *type, void *inner,
                                 uint64_t ms)
 {
+    if (t == NULL)
+        return;
     t->type = type;
     t->inner = inner;
     t->inner_live = inner != NULL;
@@ -85,6 +87,8 @@ WEFT_API void weft_timeout_drop(weft_timeout *t)
 
 WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms)
 {
+    if (iv == NULL)
+        return;
     iv->period = period_ms ? period_ms : 1;
     iv->next = weft__time_add_sat(weft_now_ms(), iv->period);   /* huge: never */
     iv->armed = false;

@@ -21,6 +21,8 @@ _Static_assert(sizeof(weft_group_drain) <= 192, "a group wait, a sleep and a few
 
 WEFT_API void weft_group_drain_init(weft_group_drain *d, weft_group *g, uint64_t ms)
 {
+    if (d == NULL)
+        return;
     d->g = g;
     d->ms = ms;
     d->result = 0;
@@ -42,6 +44,11 @@ WEFT_API weft_poll weft_group_drain_poll(weft_group_drain *d, weft_context *cx, 
 {
     int r;
 
+    if (d == NULL) {                 /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     switch (d->state) {
     case DR_DONE:
         if (result)

@@ -138,11 +138,15 @@ WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms)
 
 WEFT_API uint64_t weft_sleep_deadline(const weft_sleep *s)
 {
+    if (s == NULL)
+        return 0;
     return s->entry.deadline;
 }
 
 WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms)
 {
+    if (s == NULL)
+        return;
     s->entry.deadline = deadline_ms;
     __atomic_store_n(&s->state, TIMER_IDLE, __ATOMIC_RELAXED);
     s->time = NULL;

@@ -598,6 +598,8 @@ static ssize_t write_step(weft_tls_op *f, weft_context *cx)
 /* ---- the future ----------------------------------------------------------------- */
 static void op_init(weft_tls_op *f, int kind, weft_tls *t, bool bad)
 {
+    if (f == NULL)
+        return;
     memset(f, 0, sizeof(*f));
     f->kind = (unsigned char)kind;
     if (t == NULL || bad) {
@@ -612,12 +614,16 @@ static void op_init(weft_tls_op *f, int kind, weft_tls *t, bool bad)
 WEFT_API void weft_tls_handshake_init(weft_tls_op *f, weft_tls *t, uint64_t timeout_ms)
 {
     op_init(f, K_HANDSHAKE, t, false);
+    if (f == NULL)
+        return;
     f->timeout_ms = timeout_ms;
 }
 
 WEFT_API void weft_tls_read_init(weft_tls_op *f, weft_tls *t, void *dst, size_t len)
 {
     op_init(f, K_READ, t, (dst == NULL && len > 0) || len > SSIZE_MAX);
+    if (f == NULL)
+        return;
     f->dst = dst;
     f->len = len;
 }
@@ -625,6 +631,8 @@ WEFT_API void weft_tls_read_init(weft_tls_op *f, weft_tls *t, void *dst, size_t 
 WEFT_API void weft_tls_write_init(weft_tls_op *f, weft_tls *t, const void *src, size_t len)
 {
     op_init(f, K_WRITE, t, (src == NULL && len > 0) || len > SSIZE_MAX);
+    if (f == NULL)
+        return;
     f->src = src;
     f->len = len;
 }
@@ -762,10 +770,16 @@ static ssize_t timed_out(weft_tls_op *f)
 
 WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *out)
 {
-    weft_tls *t = f->t;
+    weft_tls *t;
     ssize_t r;
     bool coop;
 
+    if (f == NULL) {                  /* a NULL future: only *out */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
+    t = f->t;
     if (f->done) {
         if (out)
             *out = f->result;

@@ -679,3 +679,56 @@ TEST(dropped_at_every_await_server_side)
     ASSERT(k <= limit);
     peer_close(&p);
 }
+
+/* A NULL future pointer: init does nothing, poll completes with -EINVAL
+ * (crashed before the audit). */
+TEST(tls_null_future)
+{
+    weft_waker nw = weft_waker_noop();
+    weft_context cx = weft_context_from_waker(&nw);
+    char buf[4];
+    ssize_t res = 0;
+
+    weft_tls_handshake_init(NULL, NULL, 0);
+    weft_tls_read_init(NULL, NULL, buf, sizeof(buf));
+    weft_tls_write_init(NULL, NULL, buf, sizeof(buf));
+    weft_tls_flush_init(NULL, NULL);
+    weft_tls_shutdown_init(NULL, NULL);
+    ASSERT_EQ(WEFT_READY, weft_tls_op_poll(NULL, &cx, &res));
+    ASSERT_EQ(-EINVAL, res);
+    ASSERT_EQ(0, weft_tls_op_moved(NULL));
+    weft_tls_op_drop(NULL);
+}
+
+/* ALPN lists at their limits: 255-byte names and a 511-byte list pass, a
+ * 256-byte name, an empty name and a 512-byte list are -EINVAL. */
+TEST(tls_alpn_list_limits)
+{
+    weft_tls_config *cfg = NULL;
+    weft_tls_config_options o = { .insecure_no_verify = true };
+    char list[1024];
+
+    memset(list, 'a', 255);
+    list[255] = ',';
+    memset(list + 256, 'b', 255);
+    list[511] = '\0';                             /* 511 bytes: wire 512 */
+    o.alpn = list;
+    ASSERT_OK(weft_tls_config_new(&cfg, &o));
+    weft_tls_config_free(cfg);
+    list[511] = 'c';
+    list[512] = '\0';                             /* a 256-byte name */
+    ASSERT_EQ(-EINVAL, weft_tls_config_new(&cfg, &o));
+    memset(list, 'a', 200);
+    list[200] = ',';
+    memset(list + 201, 'b', 200);
+    list[401] = ',';
+    memset(list + 402, 'c', 110);
+    list[512] = '\0';                             /* three names, 512 bytes */
+    ASSERT_EQ(-EINVAL, weft_tls_config_new(&cfg, &o));
+    o.alpn = "h2,,http/1.1";
+    ASSERT_EQ(-EINVAL, weft_tls_config_new(&cfg, &o));
+    o.alpn = ",h2";
+    ASSERT_EQ(-EINVAL, weft_tls_config_new(&cfg, &o));
+    o.alpn = "h2,";
+    ASSERT_EQ(-EINVAL, weft_tls_config_new(&cfg, &o));
+}
