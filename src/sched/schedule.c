@@ -95,7 +95,7 @@ void weft__sched_push_local(struct worker *w, struct weft__task *t)
                 while (first) {
                     struct weft__task *next = first->next;
 
-                    weft__task_ref_dec(first);
+                    weft__task_drop_entry(first);
                     first = next;
                 }
             }
@@ -103,7 +103,7 @@ void weft__sched_push_local(struct worker *w, struct weft__task *t)
         }
         /* a stealer is at work: it will make room */
         if (!inject_push(w->rt, t, t, 1))
-            weft__task_ref_dec(t);
+            weft__task_drop_entry(t);
         return;
     }
 }

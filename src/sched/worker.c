@@ -66,11 +66,13 @@ static struct weft__task *pop_inject(struct worker *w, bool batch)
     return t;
 }
 
-struct weft__task *weft__sched_next_local(struct worker *w)
+/* Every GLOBAL_INTERVAL polls: timers, I/O, the clock, then the LIFO slot
+ * and the inject queue (one task) before the local queue. */
+static __attribute__((noinline)) struct weft__task *next_periodic(struct worker *w)
 {
     struct weft__task *t;
 
-    if (++w->tick % GLOBAL_INTERVAL == 0) {
+    {
         /* timers and I/O first: what they wake lands in our LIFO slot,
          * which is looked at next (looking at it before would strand a
          * task woken here when the queues are empty: weft__sched_park()
@@ -89,14 +91,33 @@ struct weft__task *weft__sched_next_local(struct worker *w)
         t = pop_inject(w, false);
         if (t)
             return t;
-    } else if ((t = lifo_take(w)) != NULL) {
-        /* a task woken into our slot outside a poll (the timers we drove) */
-        return t;
     }
     t = lq_pop(&w->q);
     if (t)
         return t;
     return pop_inject(w, true);
+}
+
+/* Inline in the worker loop: the common round is a tick, a look at the
+ * LIFO slot and a pop. */
+static inline struct weft__task *next_local(struct worker *w)
+{
+    struct weft__task *t;
+
+    if (++w->tick % GLOBAL_INTERVAL == 0)
+        return next_periodic(w);
+    if ((t = lifo_take(w)) != NULL)
+        /* a task woken into our slot outside a poll (the timers we drove) */
+        return t;
+    t = lq_pop(&w->q);
+    if (t)
+        return t;
+    return pop_inject(w, true);
+}
+
+struct weft__task *weft__sched_next_local(struct worker *w)
+{
+    return next_local(w);
 }
 
 /* Steal from the others, starting at a different victim each time. */
@@ -162,7 +183,9 @@ void weft__sched_run_task(struct worker *w, struct weft__task *t)
         if (traced)
             weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
         if (again) {
-            weft__sched_push_local(w, t); /* yielded or self-woken: to the back */
+            /* yielded or self-woken: to the back (overflow out of line) */
+            if (!lq_try_push(&w->q, t))
+                weft__sched_push_local(w, t);
             look_after_yield(w);
         }
         t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
@@ -257,12 +280,12 @@ static bool worker_round(struct worker *w)
 
     if (atomic_load_explicit(&rt->closed, memory_order_acquire))
         return false;
-    t = weft__sched_next_local(w);
+    t = next_local(w);
     if (t == NULL && rt->nworkers > 1 && begin_search(w))
         t = steal_work(w);
     if (t) {
         /* a searcher that found work hands the search on */
-        if (weft__sched_end_search(w))
+        if (w->searching && weft__sched_end_search(w))
             weft__sched_notify_one(rt);
         weft__sched_run_task(w, t);
         return true;
