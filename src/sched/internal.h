@@ -132,7 +132,11 @@ struct worker {
     /* metrics: owner writes (relaxed load+store), anyone reads */
     _Atomic uint64_t steals, overflows, parks, lifo_polls, stranded_taken;
     _Atomic uint64_t aborted;         /* of `completed`: by cancellation */
-    struct weft__task *cache[CACHE_CLASSES];   /* owner only (and destroy) */
+    /* cell caches (cells.c), owner only (and destroy): per class a LIFO of
+     * at most CACHE_DEPTH / 2 cells (its bottom cell kept, so that it moves
+     * as one chain) and a spare full chain of CACHE_DEPTH / 2, or NULL */
+    struct weft__task *cache[CACHE_CLASSES], *cache_tail[CACHE_CLASSES];
+    struct weft__task *spare[CACHE_CLASSES], *spare_tail[CACHE_CLASSES];
     unsigned cached[CACHE_CLASSES];
     pthread_t thread;
     char name[16];
@@ -288,9 +292,10 @@ void weft__sched_destroy(struct weft_runtime *rt);
 
 /* schedule.c */
 struct weft__task *weft__sched_inject_pop(struct weft_runtime *rt, size_t max,
-                                          struct weft__task **rest, size_t *nrest);
+                                          struct weft__task **rest, size_t *nrest, bool *left);
 void weft__sched_push_local(struct worker *w, struct weft__task *t);
 void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield);
+void weft__sched_push_new(struct weft_runtime *rt, struct weft__task *t);
 void weft__sched_schedule(void *s, struct weft__task *t, bool yield);
 
 /* worker.c */

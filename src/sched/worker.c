@@ -55,14 +55,17 @@ static struct weft__task *pop_inject(struct worker *w, bool batch)
     struct weft_runtime *rt = w->rt;
     size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed), n, max = 1;
     struct weft__task *t, *rest = NULL;
+    bool left = false;
 
     if (batch) {
         max = len / rt->nworkers + 1;
         if (max > LQ_CAP / 2)
             max = LQ_CAP / 2;
     }
-    t = weft__sched_inject_pop(rt, max, &rest, &n);
+    t = weft__sched_inject_pop(rt, max, &rest, &n, &left);
     take_chain(w, rest);
+    if (left)
+        weft__sched_notify_one(rt);   /* the wake policy (schedule.c) */
     return t;
 }
 
