@@ -75,26 +75,24 @@ static __attribute__((noinline)) struct weft__task *next_periodic(struct worker 
 {
     struct weft__task *t;
 
-    {
-        /* timers and I/O first: what they wake lands in our LIFO slot,
-         * which is looked at next (looking at it before would strand a
-         * task woken here when the queues are empty: weft__sched_park()
-         * does not count LIFO slots as work) */
-        weft__sched_drive_timers(w->rt);
-        if (weft__io_active(&w->rt->io)) {
-            int n = weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
+    /* timers and I/O first: what they wake lands in our LIFO slot,
+     * which is looked at next (looking at it before would strand a
+     * task woken here when the queues are empty: weft__sched_park()
+     * does not count LIFO slots as work) */
+    weft__sched_drive_timers(w->rt);
+    if (weft__io_active(&w->rt->io)) {
+        int n = weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
 
-            if (n > 0 && weft__trace_active(w->rt))
-                weft__trace_mark(w->rt, w, TR_IO, (uint32_t)n, 0, 0);
-        }
-        w->env.poll_end_ns = 0;       /* not the next poll's time */
-        weft__sched_clock(w);         /* every GLOBAL_INTERVAL polls */
-        if ((t = lifo_take(w)) != NULL)
-            return t;
-        t = pop_inject(w, false);
-        if (t)
-            return t;
+        if (n > 0 && weft__trace_active(w->rt))
+            weft__trace_mark(w->rt, w, TR_IO, (uint32_t)n, 0, 0);
     }
+    w->env.poll_end_ns = 0;       /* not the next poll's time */
+    weft__sched_clock(w);         /* every GLOBAL_INTERVAL polls */
+    if ((t = lifo_take(w)) != NULL)
+        return t;
+    t = pop_inject(w, false);
+    if (t)
+        return t;
     t = lq_pop(&w->q);
     if (t)
         return t;
