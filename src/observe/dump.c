@@ -40,10 +40,13 @@ WEFT_API const char *weft_task_state_name(weft_task_state s)
     return "?";
 }
 
-static weft_task_state state_of(uint64_t st)
+static weft_task_state state_of(uint64_t st, bool yield_queued)
 {
     if (st & TASK_COMPLETE)
         return WEFT_TASK_COMPLETED;
+    /* a yield entry keeps RUNNING while it waits in a run queue (task.h) */
+    if ((st & TASK_RUNNING) && yield_queued)
+        return WEFT_TASK_SCHEDULED;
     if (st & TASK_RUNNING)
         return (st & TASK_NOTIFIED) ? WEFT_TASK_NOTIFIED : WEFT_TASK_RUNNING;
     return (st & TASK_NOTIFIED) ? WEFT_TASK_SCHEDULED : WEFT_TASK_IDLE;
@@ -63,7 +66,8 @@ static bool read_cell(struct weft__task *t, uint64_t now, weft_task_info *out)
     d = weft__task_dbg(t);           /* t->type: set before the cell was linked */
     out->id = d->id;
     out->type_name = weft__task_display_name(t);
-    out->state = state_of(st);
+    /* relaxed: the queued flag, racy as the rest of the picture */
+    out->state = state_of(st, atomic_load_explicit(&d->yield_queued, memory_order_relaxed));
     out->cancelled = (st & TASK_CANCELLED) != 0;
     /* relaxed: the poller's fields, racy by design (see above) */
     out->worker = atomic_load_explicit(&d->worker, memory_order_relaxed);

@@ -47,9 +47,10 @@ static void pool_put(struct weft_runtime *rt, unsigned c, struct weft__task *fir
     }
 }
 
-/* Take up to `max` cells of class c; returns the chain, *n its length. */
+/* Take up to `max` cells of class c; returns the chain, *n its length,
+ * *tail its last cell. */
 static struct weft__task *pool_take(struct weft_runtime *rt, unsigned c, unsigned max,
-                                    unsigned *n)
+                                    unsigned *n, struct weft__task **tail)
 {
     struct cell_pool *p = &rt->pool;
     struct weft__task *first, *t;
@@ -69,6 +70,7 @@ static struct weft__task *pool_take(struct weft_runtime *rt, unsigned c, unsigne
     }
     spin_unlock(&p->lock);
     *n = k;
+    *tail = t;
     return first;
 }
 
@@ -91,21 +93,22 @@ void weft__sched_cell_free(struct weft_runtime *rt, struct weft__task *t)
         pool_put(rt, c, t, t, 1);
         return;
     }
+    if (w->cached[c] == CACHE_DEPTH / 2) {
+        /* full: it becomes the spare, and the older spare goes to the pool
+         * in one batch (no walk: both ends of each chain are known; walking
+         * 128 cells to split a list cost a cache miss each) */
+        if (w->spare[c])
+            pool_put(rt, c, w->spare[c], w->spare_tail[c], CACHE_DEPTH / 2);
+        w->spare[c] = w->cache[c];
+        w->spare_tail[c] = w->cache_tail[c];
+        w->cache[c] = NULL;
+        w->cached[c] = 0;
+    }
+    if (w->cache[c] == NULL)
+        w->cache_tail[c] = t;
     t->next = w->cache[c];
     w->cache[c] = t;
-    if (++w->cached[c] == CACHE_DEPTH) {
-        /* full: the older half goes to the pool in one batch */
-        struct weft__task *keep = w->cache[c], *first, *last;
-
-        for (unsigned i = 1; i < CACHE_DEPTH / 2; i++)
-            keep = keep->next;
-        first = last = keep->next;
-        while (last->next)
-            last = last->next;
-        keep->next = NULL;
-        w->cached[c] = CACHE_DEPTH / 2;
-        pool_put(rt, c, first, last, CACHE_DEPTH / 2);
-    }
+    w->cached[c]++;
 }
 
 void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *type)
@@ -113,17 +116,23 @@ void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *ty
     size_t size = weft__task_cell_size(type), align = weft__task_cell_align(type);
     unsigned c = cache_class(size) - 1, n;
     struct worker *w = local_worker(rt);
-    struct weft__task *t;
+    struct weft__task *t, *tail;
 
     if (align > WEFT__MALLOC_ALIGN)     /* not cached: rare, and sized apart */
         return weft__aligned_alloc(size, align);
     if (c >= CACHE_CLASSES)
         return weft__malloc(size);
     if (w) {
+        if (w->cache[c] == NULL && w->spare[c]) {   /* the spare chain */
+            w->cache[c] = w->spare[c];
+            w->cache_tail[c] = w->spare_tail[c];
+            w->cached[c] = CACHE_DEPTH / 2;
+            w->spare[c] = NULL;
+        }
         if (w->cache[c] == NULL)      /* recycle what the others freed */
             weft__sched_drain_dead(rt, &rt->shards[w->index]);
         if (w->cache[c] == NULL) {    /* refill from the pool */
-            w->cache[c] = pool_take(rt, c, CACHE_DEPTH / 8, &n);
+            w->cache[c] = pool_take(rt, c, CACHE_DEPTH / 8, &n, &w->cache_tail[c]);
             w->cached[c] = w->cache[c] ? n : 0;
         }
         if ((t = w->cache[c]) != NULL) {
@@ -131,7 +140,7 @@ void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *ty
             w->cached[c]--;
             return t;
         }
-    } else if ((t = pool_take(rt, c, 1, &n)) != NULL) {
+    } else if ((t = pool_take(rt, c, 1, &n, &tail)) != NULL) {
         return t;
     }
     /* round cells up to their class so any cell of a class fits */

@@ -132,7 +132,11 @@ struct worker {
     /* metrics: owner writes (relaxed load+store), anyone reads */
     _Atomic uint64_t steals, overflows, parks, lifo_polls, stranded_taken;
     _Atomic uint64_t aborted;         /* of `completed`: by cancellation */
-    struct weft__task *cache[CACHE_CLASSES];   /* owner only (and destroy) */
+    /* cell caches (cells.c), owner only (and destroy): per class a LIFO of
+     * at most CACHE_DEPTH / 2 cells (its bottom cell kept, so that it moves
+     * as one chain) and a spare full chain of CACHE_DEPTH / 2, or NULL */
+    struct weft__task *cache[CACHE_CLASSES], *cache_tail[CACHE_CLASSES];
+    struct weft__task *spare[CACHE_CLASSES], *spare_tail[CACHE_CLASSES];
     unsigned cached[CACHE_CLASSES];
     pthread_t thread;
     char name[16];
@@ -187,26 +191,31 @@ struct weft_runtime {
         _Atomic int nonempty;         /* set once a cell was ever freed */
     } pool;
 
+    /* Read on every round or poll by every worker, rarely written: a line
+     * of its own, apart from the counters below (a spawn from a plain
+     * thread wrote foreign_spawned, and every worker wrote clock_ns, on
+     * this line: each write cost the other cores a miss on `closed`) */
     _Alignas(64) _Atomic bool closed; /* queues refuse tasks; workers exit */
     /* weft/trace.h: a recording runs (a hint read on every poll and wake;
      * sched/trace.h has the protocol), and the recorder, made by the first
      * weft_trace_start() and freed with the runtime */
     _Atomic bool tracing;
     _Atomic(struct weft__trace *) trace;
-    /* Tasks spawned and completed off the workers (spawns from other
-     * threads, cancellations at shutdown); the workers keep their own.
-     * active = all spawned - all completed; see weft__sched_active_tasks(). */
-    _Atomic uint64_t foreign_spawned, foreign_completed, foreign_aborted;
     /* observability (src/observe/, weft/observe.h) */
     uint64_t created_ns;              /* immutable: weft_runtime_new() */
-    /* the clock as a worker last read it (relaxed: a hint for the spawn
-     * times of foreign spawns; see weft__sched_clock()) */
-    _Atomic uint64_t clock_ns;
     _Atomic bool poll_timing;         /* weft_runtime_set_poll_timing() */
     /* the lint options in force (never NULL); older ones are kept, linked,
      * until destroy, so a worker may still read the one it loaded. Release
      * store under run_lock; workers load with acquire. */
     _Atomic(const struct weft__lint_cfg *) lint;
+    /* Written often, from several threads. Tasks spawned and completed off
+     * the workers (spawns from other threads, cancellations at shutdown);
+     * the workers keep their own. active = all spawned - all completed; see
+     * weft__sched_active_tasks(). */
+    _Alignas(64) _Atomic uint64_t foreign_spawned, foreign_completed, foreign_aborted;
+    /* the clock as a worker last read it (relaxed: a hint for the spawn
+     * times of foreign spawns; see weft__sched_clock()) */
+    _Atomic uint64_t clock_ns;
     _Atomic uint64_t lints;           /* reported (any thread: relaxed RMW, rare) */
     _Atomic unsigned run_waiters;     /* threads in run(): workers check */
     /* non-empty shards + 1 while the user holds the runtime: the struct is
@@ -292,9 +301,10 @@ void weft__sched_destroy(struct weft_runtime *rt);
 
 /* schedule.c */
 struct weft__task *weft__sched_inject_pop(struct weft_runtime *rt, size_t max,
-                                          struct weft__task **rest, size_t *nrest);
+                                          struct weft__task **rest, size_t *nrest, bool *left);
 void weft__sched_push_local(struct worker *w, struct weft__task *t);
 void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield);
+void weft__sched_push_new(struct weft_runtime *rt, struct weft__task *t);
 void weft__sched_schedule(void *s, struct weft__task *t, bool yield);
 
 /* worker.c */

@@ -40,6 +40,12 @@ void weft__sched_destroy(struct weft_runtime *rt)
                 w->cache[c] = t->next;
                 weft__free(t);
             }
+            while (w->spare[c]) {
+                struct weft__task *t = w->spare[c];
+
+                w->spare[c] = t->next;
+                weft__free(t);
+            }
         }
         pthread_cond_destroy(&w->park_cond);
         pthread_mutex_destroy(&w->park_lock);
@@ -282,7 +288,7 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     weft__sched_count_spawn(rt, w);
     if (join)
         *join = (weft_join *)(void *)t;
-    weft__sched_push(rt, t, false);
+    weft__sched_push_new(rt, t);
     return 0;
 }
 

@@ -5,18 +5,35 @@
 #include "sched/trace.h"
 
 /* ---- Inject queue ------------------------------------------------------------ */
-/* Append the chain first..last (n tasks, linked by ->next); false if closed
- * (the caller still owns the chain). */
-static bool inject_push(struct weft_runtime *rt, struct weft__task *first,
-                        struct weft__task *last, size_t n)
+/* Wake policy (batched wakes, issue 13). A push notifies a worker (the
+ * fence-and-look of weft__sched_notify_one()) only when it makes the queue
+ * non-empty; a push behind queued tasks does not: it rides on the notify
+ * that the queue's first task got. So that this never strands a task, a
+ * pop that leaves tasks behind notifies in turn (weft__sched_inject_pop()'s
+ * *left). Invariant: while the queue is non-empty, the last push that found
+ * it empty, or the last pop that left it non-empty, has been or is about to
+ * be followed by weft__sched_notify_one(), whose fence pairs with a parking
+ * worker's (a sleeper is woken, or the parker sees the queue non-empty);
+ * every task is behind that moment's head, so whoever takes the head takes
+ * it too, or leaves it behind and notifies again. A spawner's stream of
+ * pushes into a busy runtime thus costs one lock and no fence per task. */
+
+/* Append the chain first..last (n tasks, linked by ->next). Returns -1 if
+ * closed (the caller still owns the chain), else 1 if the queue was empty
+ * (the caller notifies), 0 if not. */
+static int inject_push(struct weft_runtime *rt, struct weft__task *first,
+                       struct weft__task *last, size_t n)
 {
+    bool was_empty;
+
     spin_lock(&rt->inject.lock);
     /* relaxed: `closed` is set before shutdown drains this queue under the
      * same lock, so a push that misses it is drained */
     if (atomic_load_explicit(&rt->closed, memory_order_relaxed)) {
         spin_unlock(&rt->inject.lock);
-        return false;
+        return -1;
     }
+    was_empty = rt->inject.head == NULL;
     last->next = NULL;
     if (rt->inject.tail)
         rt->inject.tail->next = first;
@@ -27,16 +44,29 @@ static bool inject_push(struct weft_runtime *rt, struct weft__task *first,
                           atomic_load_explicit(&rt->inject.len, memory_order_relaxed) + n,
                           memory_order_relaxed);
     spin_unlock(&rt->inject.lock);
-    return true;
+    return was_empty ? 1 : 0;
 }
 
-/* Take up to `max` tasks: returns the first, links the rest into *rest. */
+/* Take up to `max` tasks: returns the first, links the rest into *rest.
+ * *left: tasks stayed behind (the caller notifies: see the wake policy).
+ *
+ * A batch is not cut out under the lock: finding its end walks `max` cells
+ * that the pushing thread has just written (a cache miss each, on another
+ * core), and a spawner pushing a stream of tasks would spin on the lock
+ * meanwhile (W2). So a batch takes the whole queue under the lock (three
+ * stores), walks it outside, and puts what is left back at the front under
+ * the lock again (FIFO order kept: what was pushed meanwhile stays behind).
+ * Meanwhile the queue looks shorter or empty: a parking worker may then
+ * sleep, but the pop reports *left, whose notify wakes it. Only workers and
+ * a current-thread driver pop, and shutdown drains the queue only once they
+ * have all left, so the chain in hand is never missed by the drain. */
 struct weft__task *weft__sched_inject_pop(struct weft_runtime *rt, size_t max,
-                                          struct weft__task **rest, size_t *nrest)
+                                          struct weft__task **rest, size_t *nrest, bool *left)
 {
-    struct weft__task *first, *t;
+    struct weft__task *first, *last, *t, *more;
     size_t n, len;
 
+    *left = false;
     /* relaxed: a hint; the lock below decides (see weft__sched_notify_one for why a
      * stale 0 cannot lose a task) */
     if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed) == 0)
@@ -48,18 +78,45 @@ struct weft__task *weft__sched_inject_pop(struct weft_runtime *rt, size_t max,
         spin_unlock(&rt->inject.lock);
         return NULL;
     }
+    if (max <= 1 || len == 1) {
+        /* one task: no walk */
+        rt->inject.head = first->next;
+        if (rt->inject.head == NULL)
+            rt->inject.tail = NULL;
+        *left = rt->inject.head != NULL;
+        atomic_store_explicit(&rt->inject.len, len - 1, memory_order_relaxed);
+        spin_unlock(&rt->inject.lock);
+        first->next = NULL;
+        *rest = NULL;
+        *nrest = 0;
+        return first;
+    }
+    last = rt->inject.tail;
+    rt->inject.head = rt->inject.tail = NULL;
+    atomic_store_explicit(&rt->inject.len, 0, memory_order_relaxed);
+    spin_unlock(&rt->inject.lock);
+    /* the whole chain is ours: walk it without the lock */
     n = 1;
     t = first;
-    while (n < max && t->next) {
+    while (n < max && t != last) {
         t = t->next;
         n++;
     }
-    rt->inject.head = t->next;
-    if (rt->inject.head == NULL)
-        rt->inject.tail = NULL;
-    atomic_store_explicit(&rt->inject.len, len - n, memory_order_relaxed);
-    spin_unlock(&rt->inject.lock);
+    more = t == last ? NULL : t->next;
     t->next = NULL;
+    if (more) {
+        spin_lock(&rt->inject.lock);
+        last->next = rt->inject.head;
+        rt->inject.head = more;
+        if (rt->inject.tail == NULL)
+            rt->inject.tail = last;
+        atomic_store_explicit(&rt->inject.len,
+                              atomic_load_explicit(&rt->inject.len, memory_order_relaxed) +
+                                  (len - n),
+                              memory_order_relaxed);
+        spin_unlock(&rt->inject.lock);
+        *left = true;
+    }
     *rest = first->next;
     *nrest = n - 1;
     return first;
@@ -90,22 +147,61 @@ void weft__sched_push_local(struct worker *w, struct weft__task *t)
             last->next = t;
             t->next = NULL;           /* the chain ends here even if the push fails */
             counter_add(&w->overflows, 1);
-            if (!inject_push(w->rt, first, t, LQ_CAP / 2 + 1)) {
+            /* no notify: this worker is awake and comes back to the
+             * inject queue itself; pop_inject() notifies if it leaves some */
+            if (inject_push(w->rt, first, t, LQ_CAP / 2 + 1) < 0) {
                 /* closed: shutdown drops queue references; do it here */
                 while (first) {
                     struct weft__task *next = first->next;
 
-                    weft__task_ref_dec(first);
+                    weft__task_drop_entry(first);
                     first = next;
                 }
             }
             return;
         }
         /* a stealer is at work: it will make room */
-        if (!inject_push(w->rt, t, t, 1))
-            weft__task_ref_dec(t);
+        if (inject_push(w->rt, t, t, 1) < 0)
+            weft__task_drop_entry(t);
         return;
     }
+}
+
+/* A foreign thread's push (a wake or a spawn from a plain thread). `held`:
+ * the caller holds the runtime (a spawn: the user's hold, which the
+ * contract of weft_spawn() keeps until the call returns); else it is held
+ * here (see below). */
+static void push_foreign(struct weft_runtime *rt, struct weft__task *t, bool held)
+{
+    int r;
+
+    /* Once the task is in the inject queue, a worker may run it to
+     * completion and free it, the last cell, and with it the runtime, while
+     * this thread still reads the runtime in weft__sched_notify_one(): hold
+     * the runtime for the duration. Safe to take: the caller's reference
+     * keeps the cell, so its shard, so the runtime, alive at this point. */
+    if (!held)
+        atomic_fetch_add_explicit(&rt->holds, 1, memory_order_relaxed);
+    r = inject_push(rt, t, t, 1);
+    if (r < 0)
+        weft__task_drop_entry(t);     /* closed: drop the queue's reference */
+    else if (r > 0)
+        weft__sched_notify_one(rt);   /* made it non-empty: see the wake policy */
+    if (!held && atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
+        weft__sched_destroy(rt);
+}
+
+/* A new task, from spawn() (the caller holds the runtime): from a plain
+ * thread, two atomic RMWs on the runtime's hold count fewer than a wake. */
+void weft__sched_push_new(struct weft_runtime *rt, struct weft__task *t)
+{
+    if (local_worker(rt) == NULL) {
+        if (weft__trace_active(rt))
+            weft__trace_wake(rt, NULL, t);
+        push_foreign(rt, t, true);
+        return;
+    }
+    weft__sched_push(rt, t, false);
 }
 
 void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
@@ -118,19 +214,7 @@ void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
         weft__trace_wake(rt, w, t);
 
     if (w == NULL) {
-        /* A foreign thread (a waker on a plain thread). Once the task is
-         * in the inject queue, a worker may run it to completion and free
-         * it, the last cell, and with it the runtime, while this thread
-         * still reads the runtime in weft__sched_notify_one(): hold the runtime for
-         * the duration. Safe to take: the caller's reference keeps the
-         * cell, so its shard, so the runtime, alive at this point. */
-        atomic_fetch_add_explicit(&rt->holds, 1, memory_order_relaxed);
-        if (!inject_push(rt, t, t, 1))
-            weft__task_ref_dec(t);    /* closed: drop the queue's reference */
-        else
-            weft__sched_notify_one(rt);
-        if (atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
-            weft__sched_destroy(rt);
+        push_foreign(rt, t, false);   /* a waker on a plain thread */
         return;
     }
     if (yield) {

@@ -64,7 +64,7 @@ static void drop_chain(struct weft__task *t)
     while (t) {
         struct weft__task *next = t->next;
 
-        weft__task_ref_dec(t);        /* the queue entry's; may free the cell */
+        weft__task_drop_entry(t);     /* the queue entry's; may free the cell */
         t = next;
     }
 }
@@ -108,9 +108,9 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 
         t = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acquire);
         if (t)
-            weft__task_ref_dec(t);
+            weft__task_drop_entry(t);
         while ((t = lq_pop(&w->q)) != NULL)
-            weft__task_ref_dec(t);
+            weft__task_drop_entry(t);    /* a yield entry ends its poll first */
     }
     /* ...then cancel every unfinished task. Claimed tasks are RUNNING, so no
      * waker can queue them: their queue link is free to chain them here. */

@@ -55,48 +55,70 @@ static struct weft__task *pop_inject(struct worker *w, bool batch)
     struct weft_runtime *rt = w->rt;
     size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed), n, max = 1;
     struct weft__task *t, *rest = NULL;
+    bool left = false;
 
     if (batch) {
         max = len / rt->nworkers + 1;
         if (max > LQ_CAP / 2)
             max = LQ_CAP / 2;
     }
-    t = weft__sched_inject_pop(rt, max, &rest, &n);
+    t = weft__sched_inject_pop(rt, max, &rest, &n, &left);
     take_chain(w, rest);
+    if (left)
+        weft__sched_notify_one(rt);   /* the wake policy (schedule.c) */
     return t;
 }
 
-struct weft__task *weft__sched_next_local(struct worker *w)
+/* Every GLOBAL_INTERVAL polls: timers, I/O, the clock, then the LIFO slot
+ * and the inject queue (one task) before the local queue. */
+static __attribute__((noinline)) struct weft__task *next_periodic(struct worker *w)
 {
     struct weft__task *t;
 
-    if (++w->tick % GLOBAL_INTERVAL == 0) {
-        /* timers and I/O first: what they wake lands in our LIFO slot,
-         * which is looked at next (looking at it before would strand a
-         * task woken here when the queues are empty: weft__sched_park()
-         * does not count LIFO slots as work) */
-        weft__sched_drive_timers(w->rt);
-        if (weft__io_active(&w->rt->io)) {
-            int n = weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
+    /* timers and I/O first: what they wake lands in our LIFO slot,
+     * which is looked at next (looking at it before would strand a
+     * task woken here when the queues are empty: weft__sched_park()
+     * does not count LIFO slots as work) */
+    weft__sched_drive_timers(w->rt);
+    if (weft__io_active(&w->rt->io)) {
+        int n = weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
 
-            if (n > 0 && weft__trace_active(w->rt))
-                weft__trace_mark(w->rt, w, TR_IO, (uint32_t)n, 0, 0);
-        }
-        w->env.poll_end_ns = 0;       /* not the next poll's time */
-        weft__sched_clock(w);         /* every GLOBAL_INTERVAL polls */
-        if ((t = lifo_take(w)) != NULL)
-            return t;
-        t = pop_inject(w, false);
-        if (t)
-            return t;
-    } else if ((t = lifo_take(w)) != NULL) {
-        /* a task woken into our slot outside a poll (the timers we drove) */
-        return t;
+        if (n > 0 && weft__trace_active(w->rt))
+            weft__trace_mark(w->rt, w, TR_IO, (uint32_t)n, 0, 0);
     }
+    w->env.poll_end_ns = 0;       /* not the next poll's time */
+    weft__sched_clock(w);         /* every GLOBAL_INTERVAL polls */
+    if ((t = lifo_take(w)) != NULL)
+        return t;
+    t = pop_inject(w, false);
+    if (t)
+        return t;
     t = lq_pop(&w->q);
     if (t)
         return t;
     return pop_inject(w, true);
+}
+
+/* Inline in the worker loop: the common round is a tick, a look at the
+ * LIFO slot and a pop. */
+static inline struct weft__task *next_local(struct worker *w)
+{
+    struct weft__task *t;
+
+    if (++w->tick % GLOBAL_INTERVAL == 0)
+        return next_periodic(w);
+    if ((t = lifo_take(w)) != NULL)
+        /* a task woken into our slot outside a poll (the timers we drove) */
+        return t;
+    t = lq_pop(&w->q);
+    if (t)
+        return t;
+    return pop_inject(w, true);
+}
+
+struct weft__task *weft__sched_next_local(struct worker *w)
+{
+    return next_local(w);
 }
 
 /* Steal from the others, starting at a different victim each time. */
@@ -173,7 +195,9 @@ void weft__sched_run_task(struct worker *w, struct weft__task *t)
         if (traced)
             weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
         if (again) {
-            weft__sched_push_local(w, t); /* yielded or self-woken: to the back */
+            /* yielded or self-woken: to the back (overflow out of line) */
+            if (!lq_try_push(&w->q, t))
+                weft__sched_push_local(w, t);
             look_after_yield(w);
         }
         t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
@@ -268,12 +292,12 @@ static bool worker_round(struct worker *w)
 
     if (atomic_load_explicit(&rt->closed, memory_order_acquire))
         return false;
-    t = weft__sched_next_local(w);
+    t = next_local(w);
     if (t == NULL && rt->nworkers > 1 && begin_search(w))
         t = steal_work(w);
     if (t) {
         /* a searcher that found work hands the search on */
-        if (weft__sched_end_search(w))
+        if (w->searching && weft__sched_end_search(w))
             weft__sched_notify_one(rt);
         weft__sched_run_task(w, t);
         return true;

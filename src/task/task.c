@@ -33,10 +33,11 @@ const char weft__wrapper_name[] = "weft_wrapper";
  * park records and for spotting self-wakes (a wake of the polled task from
  * its own poll, on its own thread: the busy-loop lint). Thread-local: only
  * the polling thread reads or writes them. */
-static WEFT_TLS struct weft__task *poll_cur;
-static WEFT_TLS struct weft__task_dbg *poll_dbg;   /* poll_cur's trailer */
-static WEFT_TLS bool poll_parked;       /* weft__async_parked() ran this poll */
-static WEFT_TLS bool poll_self_woke;    /* poll_cur woke itself this poll */
+static WEFT_TLS struct {
+    struct weft__task *cur;             /* NULL between polls */
+    bool parked;                        /* weft__async_parked() ran this poll */
+    bool self_woke;                     /* cur woke itself this poll */
+} pt;                                   /* one block: set up with two stores */
 
 uint64_t weft__task_clock_ns(void)
 {
@@ -48,10 +49,10 @@ uint64_t weft__task_clock_ns(void)
 
 void weft__task_wake_soon(weft_context *cx)
 {
-    bool was = poll_self_woke;
+    bool was = pt.self_woke;
 
     weft_waker_wake_by_ref(weft_context_waker(cx));
-    poll_self_woke = was;              /* the library's own: not a busy loop */
+    pt.self_woke = was;              /* the library's own: not a busy loop */
 }
 
 static long thread_nivcsw(void)
@@ -68,14 +69,15 @@ void weft__task_env_mark(struct weft__task_env *env)
 
 WEFT_API void weft__async_parked(const weft_async_site *site)
 {
-    struct weft__task_dbg *d = poll_dbg;
+    struct weft__task_dbg *d;
 
-    if (poll_cur == NULL)
+    if (pt.cur == NULL)
         return;
+    d = weft__task_dbg(pt.cur);
     /* relaxed: the poller's own fields, read racily by the dump (each a
      * pointer to a constant: a torn pair shows two true sites) */
-    if (!poll_parked) {
-        poll_parked = true;
+    if (!pt.parked) {
+        pt.parked = true;
         atomic_store_explicit(&d->inner, site, memory_order_relaxed);
     }
     atomic_store_explicit(&d->site, site, memory_order_relaxed);
@@ -129,6 +131,7 @@ struct weft__task *weft__task_init(void *cell, const weft_future_type *ty, const
         atomic_init(&d->inner, NULL);
         atomic_init(&d->worker, -1);
         d->self_wakes = d->linted = 0;
+        atomic_init(&d->yield_queued, 0);
     }
     /* relaxed: the task is published to other threads by the run queue
      * (a release store or a lock), which orders this store */
@@ -284,8 +287,8 @@ static void task_wake_by_ref(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
 
-    if (t == poll_cur)
-        poll_self_woke = true;             /* woken from its own poll */
+    if (t == pt.cur)
+        pt.self_woke = true;             /* woken from its own poll */
 
     if (transition_to_notified(t, false) == WAKE_SCHEDULE)
         t->sched->ops->schedule(t->sched, t, false);
@@ -295,8 +298,8 @@ static void task_wake(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
 
-    if (t == poll_cur)
-        poll_self_woke = true;
+    if (t == pt.cur)
+        pt.self_woke = true;
 
     switch (transition_to_notified(t, true)) {
     case WAKE_SCHEDULE:                    /* our reference goes to the queue */
@@ -328,16 +331,35 @@ static const weft_waker_vtable task_waker_vtable = {
 };
 
 /* ---- Running --------------------------------------------------------------------- */
-static bool begin_poll(struct weft__task *t, bool *cancelled)
+enum begin_action { BEGIN_POLL, BEGIN_CANCEL, BEGIN_DONE };
+
+/* Take over a task popped from a run queue (its entry's reference). */
+static enum begin_action begin_poll(struct weft__task *t)
 {
     uint64_t cur, next;
 
+    /* relaxed: a yield entry's RUNNING came to us through the queue (our
+     * pop's acquire), and an ordinary entry's idle -> NOTIFIED edge did the
+     * same; nobody else sets RUNNING meanwhile ("Yield entries", task.h) */
     cur = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if (cur & TASK_RUNNING) {
+        /* A yield entry: the last poll's ownership came with it; no CAS.
+         * A CANCELLED set since (an abort that saw RUNNING and left the
+         * rest to the poller) is ours to act on. */
+        struct weft__task_dbg *d = weft__task_dbg(t);
+
+        if (!atomic_load_explicit(&d->yield_queued, memory_order_relaxed)) {
+            fprintf(stderr, "weft: queued task in state %#llx\n", (unsigned long long)cur);
+            abort();
+        }
+        atomic_store_explicit(&d->yield_queued, 0, memory_order_relaxed);
+        return (cur & TASK_CANCELLED) ? BEGIN_CANCEL : BEGIN_POLL;
+    }
     do {
         if (cur & TASK_COMPLETE)
-            return false;                  /* cancelled at shutdown */
+            return BEGIN_DONE;             /* cancelled at shutdown */
         /* a queue entry exists only for a NOTIFIED, idle task */
-        if ((cur & TASK_RUNNING) || !(cur & TASK_NOTIFIED)) {
+        if (!(cur & TASK_NOTIFIED)) {
             fprintf(stderr, "weft: queued task in state %#llx\n",
                     (unsigned long long)cur);
             abort();
@@ -348,8 +370,7 @@ static bool begin_poll(struct weft__task *t, bool *cancelled)
         memory_order_acquire,  /* pairs: release in transition_to_notified()
                                 * and in end_poll() of the previous poll */
         memory_order_relaxed));
-    *cancelled = (cur & TASK_CANCELLED) != 0;
-    return true;
+    return (cur & TASK_CANCELLED) ? BEGIN_CANCEL : BEGIN_POLL;
 }
 
 enum end_action { END_IDLE, END_IDLE_LOST, END_REQUEUE, END_CANCEL };
@@ -428,21 +449,22 @@ static void stress_begin_poll(struct weft__task *t, struct weft__task_env *env)
     }
 }
 
-/* After a poll that asked to yield: clear RUNNING, set NOTIFIED, keep the
- * running reference for the queue entry. False if cancelled meanwhile (the
- * caller cancels; the task stays RUNNING). */
-static bool end_poll_yield(struct weft__task *t)
+/* End the poll a yield entry stands for, as end_poll() would have for a
+ * task woken during its poll: clear RUNNING, set NOTIFIED; the entry's
+ * reference stays (the caller drops it). */
+void weft__task_drop_entry(struct weft__task *t)
 {
     uint64_t cur = atomic_load_explicit(&t->state, memory_order_relaxed);
 
-    do {
-        if (cur & TASK_CANCELLED)
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(
-        &t->state, &cur, (cur & ~TASK_RUNNING) | TASK_NOTIFIED,
-        memory_order_acq_rel,  /* as end_poll() */
-        memory_order_relaxed));
-    return true;
+    if (cur & TASK_RUNNING) {
+        atomic_store_explicit(&weft__task_dbg(t)->yield_queued, 0, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(
+            &t->state, &cur, (cur & ~TASK_RUNNING) | TASK_NOTIFIED,
+            memory_order_acq_rel,  /* as end_poll() */
+            memory_order_relaxed))
+            ;
+    }
+    ref_dec_n(t, 1);
 }
 
 /* The lint options in force (NULL: none), for the poller. */
@@ -499,7 +521,7 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
 static void busy_account(struct weft__task *t, struct weft__task_dbg *d,
                          const struct weft__lint_cfg *cfg, uint64_t polls)
 {
-    if (poll_self_woke)
+    if (pt.self_woke)
         d->self_wakes++;
     if (polls % BUSY_WINDOW == 0) {
         if (d->self_wakes >= BUSY_SELF_WAKES && cfg && (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)))
@@ -514,71 +536,71 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     weft_context cx = { &waker, env };
     const struct weft__lint_cfg *cfg;
     struct weft__task_dbg *d;
-    bool cancelled, lost, timed = false;
+    bool lost, timed = false;
     uint64_t t0 = 0, polls;
     weft_poll r;
 
-    if (!begin_poll(t, &cancelled)) {
-        ref_dec_n(t, 1);
-        return false;
-    }
-    if (cancelled) {
+    switch (begin_poll(t)) {
+    case BEGIN_POLL:
+        break;
+    case BEGIN_CANCEL:
         task_cancel_running(t);
+        return false;
+    case BEGIN_DONE:
+        ref_dec_n(t, 1);
         return false;
     }
     d = weft__task_dbg(t);
     /* relaxed: the poller's own fields (RUNNING), read racily by the dump */
     polls = atomic_load_explicit(&d->polls, memory_order_relaxed) + 1;
     atomic_store_explicit(&d->polls, polls, memory_order_relaxed);
-    if (env) {
-        env->budget = WEFT_COOP_BUDGET;
-        env->yielded = false;
-        env->waker = &waker;
-        stress_begin_poll(t, env);
-        /* relaxed: a switch; a poll more or less timed does not matter */
-        timed = atomic_load_explicit(env->timing, memory_order_relaxed);
-        if (timed)
-            t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
-        else
-            t0 = env->now_ns;         /* the worker's last clock reading */
-        atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
-        atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
-        /* release, the id: a watcher that reads it (acquire) sees the name
-         * stored before it (plain stores on x86) */
-        atomic_store_explicit(&env->cur_name, weft__task_display_name(t), memory_order_relaxed);
-        atomic_store_explicit(&env->cur_id, d->id, memory_order_release);
-    }
-    poll_cur = t;
-    poll_dbg = d;
-    poll_parked = false;
-    poll_self_woke = false;
-    r = t->type->poll(weft__task_future(t), &cx, task_output(t));
-    poll_cur = NULL;
-    if (env)
-        atomic_store_explicit(&env->cur_id, 0, memory_order_relaxed);
-    cfg = lint_cfg(env);
+    env->budget = WEFT_COOP_BUDGET;
+    env->yielded = false;
+    env->waker = &waker;
+    stress_begin_poll(t, env);
+    /* relaxed: a switch; a poll more or less timed does not matter */
+    timed = atomic_load_explicit(env->timing, memory_order_relaxed);
     if (timed)
-        poll_account(t, d, env, cfg, t0);
-    if (poll_self_woke || polls % BUSY_WINDOW == 0)
-        busy_account(t, d, cfg, polls);
+        t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
+    else
+        t0 = env->now_ns;             /* the worker's last clock reading */
+    atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
+    atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
+    /* release, the id: a watcher that reads it (acquire) sees the name
+     * stored before it (plain stores on x86) */
+    atomic_store_explicit(&env->cur_name, weft__task_display_name(t), memory_order_relaxed);
+    atomic_store_explicit(&env->cur_id, d->id, memory_order_release);
+    pt.cur = t;
+    pt.parked = false;
+    pt.self_woke = false;
+    r = t->type->poll(weft__task_future(t), &cx, task_output(t));
+    pt.cur = NULL;
+    atomic_store_explicit(&env->cur_id, 0, memory_order_relaxed);
+    /* the lint options are loaded only where a lint may look (not on the
+     * common yield or idle path) */
+    if (timed)
+        poll_account(t, d, env, lint_cfg(env), t0);
+    if (pt.self_woke || polls % BUSY_WINDOW == 0)
+        busy_account(t, d, lint_cfg(env), polls);
     if (r == WEFT_READY) {
         if (t->type->drop)
             t->type->drop(weft__task_future(t));
         task_complete(t, false);
         return false;
     }
-    if (!poll_parked) {
+    if (!pt.parked) {
         /* parked outside WEFT_AWAIT: no site to show */
         atomic_store_explicit(&d->site, NULL, memory_order_relaxed);
         atomic_store_explicit(&d->inner, NULL, memory_order_relaxed);
     }
-    if (env && env->yielded) {
-        /* yield_now or the budget: requeued as if woken, without the wake */
-        if (end_poll_yield(t))
-            return true;
-        task_cancel_running(t);
-        return false;
+    if (env->yielded) {
+        /* yield_now or the budget: to the back as a yield entry, still
+         * RUNNING, with no atomic RMW ("Yield entries", task.h); an abort
+         * meanwhile is acted on when the entry is popped */
+        atomic_store_explicit(&d->yield_queued, 1, memory_order_relaxed);
+        return true;
     }
+    cfg = lint_cfg(env);
     lost = cfg && (cfg->mask & (1u << WEFT_LINT_LOST_WAKER)) &&
            !(d->linted & (1u << WEFT_LINT_LOST_WAKER));
     switch (end_poll(t, lost)) {

@@ -73,7 +73,8 @@ struct weft__sched {
 
 /* ---- The state word ---------------------------------------------------------
  *
- *   bit 0  RUNNING        a thread owns the future (polling or dropping it)
+ *   bit 0  RUNNING        a thread owns the future (polling or dropping it),
+ *                         or a yield entry on a run queue does (see below)
  *   bit 1  NOTIFIED       woken since the last poll began; if the task is not
  *                         RUNNING, exactly one run queue entry exists for it
  *   bit 2  COMPLETE       output (or cancellation) published; future dropped
@@ -89,7 +90,29 @@ struct weft__sched {
  * last reference frees the cell.
  *
  * Every transition is one CAS loop or one fetch-op; see task.c for the
- * two-column drawings of the races. */
+ * two-column drawings of the races.
+ *
+ * Yield entries. A poll that asked to go to the back (yield_now, the coop
+ * budget: env->yielded) ends without touching the state word: the task
+ * stays RUNNING, and the running thread's reference and its ownership of
+ * the future travel with a queue entry (weft__task_run() returns true, the
+ * caller pushes it; the trailer's `yield_queued` says so, for the dump).
+ * The thread that pops the entry owns the task as the poller did (the
+ * queue's release/acquire orders the last poll's writes before the next)
+ * and polls it without a begin-poll CAS. That saves two atomic RMWs per
+ * yield (half of W3's cost). Meanwhile:
+ *   - a wake sees RUNNING: it only sets NOTIFIED (no second entry); the
+ *     next poll's end_poll() sees it and requeues the task once more (the
+ *     waker's writes reach that later poll through end_poll's acquire);
+ *   - an abort sees RUNNING: it only sets CANCELLED; the popper checks it
+ *     before polling, and cancels instead;
+ *   - a popped entry is a yield entry exactly when the state has RUNNING:
+ *     an ordinary entry is queued on the idle -> NOTIFIED edge, and no one
+ *     sets RUNNING but its popper (the pusher's writes, RUNNING included,
+ *     reach the popper through the queue);
+ *   - whoever drops an entry without running it (shutdown, a closed inject
+ *     queue) calls weft__task_drop_entry(), which first ends the yield as
+ *     the poll would have (clear RUNNING, set NOTIFIED). */
 #define TASK_RUNNING        ((uint64_t)1 << 0)
 #define TASK_NOTIFIED       ((uint64_t)1 << 1)
 #define TASK_COMPLETE       ((uint64_t)1 << 2)
@@ -143,7 +166,11 @@ static inline size_t weft__round_up(size_t n, size_t a)
  *   polls .. worker  written by the thread polling the task (RUNNING), with
  *                    relaxed stores; read racily (relaxed) by the dump
  *   self_wakes,      the poller's alone (RUNNING; begin_poll()'s acquire
- *   linted           orders one poller's writes before the next's) */
+ *   linted           orders one poller's writes before the next's)
+ *   yield_queued     1 while a yield entry for the task is queued: set by
+ *                    the poller before the push, cleared by the popper
+ *                    (relaxed; read racily by the dump, which shows such a
+ *                    task as scheduled, not running) */
 struct weft__task_dbg {
     uint64_t id;
     uint64_t spawned_ns;
@@ -154,6 +181,7 @@ struct weft__task_dbg {
     _Atomic int32_t worker;                 /* -1: never on a worker */
     uint8_t self_wakes;                     /* in the current window */
     uint8_t linted;                         /* 1 << WEFT_LINT_*: reported */
+    _Atomic uint8_t yield_queued;
 };
 
 _Static_assert(sizeof(struct weft__task_dbg) == 56, "the trailer's size, as documented");
@@ -313,9 +341,11 @@ void weft__coop_grant_end(weft_context *cx, const struct weft__coop_grant *g);
 
 /* Run a task popped from a run queue, consuming the queue's reference:
  * poll it (or cancel it, if aborted) and complete or idle it. Returns true
- * when the task must go back to the run queue, at the back (it yielded, or
- * was woken during its poll): the caller pushes it, handing over the
- * reference it now holds. */
+ * when the task must go back to the run queue, at the back (it yielded: a
+ * yield entry, still RUNNING; or it was woken during its poll): the caller
+ * pushes it, handing over the reference it now holds. An entry that is
+ * not run after all goes to weft__task_drop_entry(). `env`: the polling
+ * worker's, never NULL. */
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env);
 
 /* At shutdown, with no worker running: if `t` has not completed, claim it
@@ -325,6 +355,10 @@ bool weft__task_shutdown_claim(struct weft__task *t);
 void weft__task_cancel_claimed(struct weft__task *t);
 
 void weft__task_ref_dec(struct weft__task *t);
+/* Drop a run queue entry without running it (shutdown, a closed queue):
+ * ends a yield entry's poll first (see "Yield entries"), then drops the
+ * entry's reference. */
+void weft__task_drop_entry(struct weft__task *t);
 
 static inline void *weft__task_future(struct weft__task *t)
 {
