@@ -54,7 +54,9 @@
  *
  * ---- Waiting without lost wake-ups (bounded) ------------------------------
  * recv_waiting (send_waiting) is 1 while the receive (send) list is not
- * empty, and while a parker re-checks; both change only under ->lock. The
+ * empty, and while a parker re-checks; it may stay 1 a while after the list
+ * empties (a stale 1: chan_notify_locked() lowers it), never 0 while the
+ * list is not empty; both change only under ->lock. The
  * claim is the finisher's write, the flag the parker's, Dekker-style:
  *
  *   finisher (sender, no lock)            parker (receiver, under ->lock)
@@ -130,6 +132,7 @@ struct weft_chan {
     size_t msg_size;
     size_t cap;                    /* 0: unbounded */
     size_t one_lap, mark;          /* bounded: position encoding (immutable) */
+    size_t mask;                   /* bounded: mark - 1, a position's index bits */
     size_t stride;                 /* bounded: bytes per slot (stamp + message) */
     unsigned char *buf;            /* the ring; unbounded: ->lock */
     /* the slow path */
@@ -191,6 +194,7 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
     ch->slots = cap;
     ch->mark = mark;
     ch->one_lap = mark * 2;
+    ch->mask = mark ? mark - 1 : 0;
     ch->stride = stride;
     ch->buf = cap ? ch->inline_buf : NULL;
     for (size_t i = 0; i < cap; i++)    /* slot i is free for position i */
@@ -228,12 +232,12 @@ WEFT_API void weft_chan_drop(weft_chan *ch)
 /* ---- The bounded ring (lock-free) ------------------------------------------- */
 static inline _Atomic size_t *ring_stamp(const struct weft_chan *ch, size_t pos)
 {
-    return (_Atomic size_t *)(void *)(ch->buf + (pos & (ch->mark - 1)) * ch->stride);
+    return (_Atomic size_t *)(void *)(ch->buf + (pos & ch->mask) * ch->stride);
 }
 
 static inline unsigned char *ring_msg(const struct weft_chan *ch, size_t pos)
 {
-    return ch->buf + (pos & (ch->mark - 1)) * ch->stride + sizeof(size_t);
+    return ch->buf + (pos & ch->mask) * ch->stride + sizeof(size_t);
 }
 
 /* Copy one message. Word-sized messages (counters, pointers, handles: the
@@ -250,7 +254,7 @@ static inline void msg_copy(void *dst, const void *src, size_t size)
 /* The position after `pos` (no mark). */
 static inline size_t ring_next(const struct weft_chan *ch, size_t pos)
 {
-    if ((pos & (ch->mark - 1)) + 1 < ch->cap)
+    if ((pos & ch->mask) + 1 < ch->cap)
         return pos + 1;
     return (pos & ~(ch->one_lap - 1)) + ch->one_lap;   /* index 0 of the next lap */
 }
@@ -270,7 +274,8 @@ static inline void ring_backoff(void)
 /* Queue one message: 0; -EAGAIN full; RING_IN_PROGRESS the slot at the
  * tail still holds a message whose receive has begun; -EPIPE closed. An
  * -EAGAIN is decided by a seq_cst load of head (the parker's re-check). */
-static int ring_push(struct weft_chan *ch, const void *msg)
+static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
+                                                            const void *msg)
 {
     /* relaxed: only a first guess; the CAS below checks it */
     size_t tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
@@ -318,7 +323,7 @@ static int ring_push(struct weft_chan *ch, const void *msg)
  * claimed by a send still writing it; -EPIPE closed and drained. An -EAGAIN
  * (or -EPIPE) is decided by a seq_cst load of tail (the parker's
  * re-check). */
-static int ring_pop(struct weft_chan *ch, void *dst)
+static inline __attribute__((always_inline)) int ring_pop(struct weft_chan *ch, void *dst)
 {
     /* relaxed: only a first guess; the CAS below checks it */
     size_t head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
@@ -412,24 +417,55 @@ static void chan_sync_flags(struct weft_chan *ch)
         flag_store(&ch->send_waiting, s);
 }
 
+/* The parker's write (header): raise `flag` before the re-check. ->lock
+ * held, bounded. A flag that is 1 already is left alone: every store of a
+ * flag is made under ->lock, so the 1 we read is the last store in its
+ * modification order, and it was a seq_cst store that happens before (and
+ * so precedes in the total order) our re-check; the finisher's argument
+ * needs just that: a seq_cst 1, no 0 after it, before the re-check. A 0
+ * can follow only once the list is empty again, that is after our node was
+ * woken or dropped. This saves the xchg of a seq_cst store whenever the
+ * flag was left raised (chan_notify() leaves it so: W4's one waiter per
+ * message parks on a flag still raised from the last one). */
+static inline void flag_raise(_Atomic unsigned *flag)
+{
+    /* relaxed: only we (under ->lock) write it */
+    if (atomic_load_explicit(flag, memory_order_relaxed) != 1)
+        flag_store(flag, 1);
+}
+
+/* The locked part of chan_notify(): wake the first waiter of `q`, or, when
+ * nobody waits, lower the stale flag. The flag is not lowered when the wake
+ * empties the list: a ping-pong's waiter parks again at once (flag_raise()
+ * then has nothing to store), and a stale 1 costs a later finisher only
+ * this look under the lock, which lowers it. The waiting flags therefore
+ * mean "1 while the list is not empty, and maybe a while after". */
+static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
+                                                          _Atomic unsigned *flag,
+                                                          struct weft__waitq *q)
+{
+    weft_waker waker = WEFT_WAKER_EMPTY;
+
+    spin_lock(&ch->lock);
+    if (q->first)
+        waker = waitq_unlink_woken(q, q->first, WHY_READY);
+    else
+        flag_store(flag, 0);               /* the list is empty: allowed */
+    spin_unlock(&ch->lock);
+    weft_waker_wake(&waker);
+}
+
 /* A finisher's half (header): after queueing a message (or freeing a
  * slot) without the lock, wake the first waiting receiver (sender), if
  * any. */
-static void chan_notify(struct weft_chan *ch, _Atomic unsigned *flag, struct weft__waitq *q)
+static inline void chan_notify(struct weft_chan *ch, _Atomic unsigned *flag,
+                               struct weft__waitq *q)
 {
-    struct wake_batch b;
-
-    wake_batch_init(&b);
     /* seq_cst: after our claim (a seq_cst CAS) in the single total order:
      * either this sees the parker's flag or its re-check saw our claim
      * (header) */
-    if (!atomic_load_explicit(flag, memory_order_seq_cst))
-        return;
-    spin_lock(&ch->lock);
-    waitq_wake_one(q, WHY_READY, &b);
-    chan_sync_flags(ch);
-    spin_unlock(&ch->lock);
-    wake_batch_run(&b);
+    if (atomic_load_explicit(flag, memory_order_seq_cst))
+        chan_notify_locked(ch, flag, q);
 }
 
 /* ---- The unbounded ring (under ->lock) ------------------------------------------ */
@@ -655,19 +691,22 @@ WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *
     waiter_reset(&s->w);
 }
 
-/* Bounded send, slow path: ->lock held on entry, released on return.
- * Returns PENDING parked, or READY with *ret. */
-static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_context *cx,
-                                  int *ret)
+/* Bounded send, slow path: takes ->lock and releases it. Returns PENDING
+ * parked, or READY with *ret. */
+static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch,
+                                                            weft_chan_send *s,
+                                                            weft_context *cx, int *ret)
 {
     struct wake_batch b;
     weft_waker old;
     int r;
 
     wake_batch_init(&b);
+    spin_lock(&ch->lock);
     /* the parker's half (header): raise the flag, then look again */
-    /* seq_cst: before the re-check in ring_push() in the total order */
-    atomic_store_explicit(&ch->send_waiting, 1, memory_order_seq_cst);
+    /* seq_cst (flag_raise()): before the re-check in ring_push() in the
+     * total order */
+    flag_raise(&ch->send_waiting);
     r = ring_push(ch, s->msg);
     if (r == -EAGAIN) {
         /* a woken sender that lost its slot to another keeps its turn */
@@ -700,14 +739,38 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
     return WEFT_READY;
 }
 
-WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result)
+/* Unbounded send (never waits): under ->lock. */
+static __attribute__((noinline)) int chan_send_unbounded(struct weft_chan *ch,
+                                                         weft_chan_send *s)
 {
     struct wake_batch b;
-    struct weft_chan *ch;
-    weft_waker old = WEFT_WAKER_EMPTY;
+    weft_waker old;
     int ret;
 
     wake_batch_init(&b);
+    spin_lock(&ch->lock);
+    if (ch->closed) {
+        ret = -EPIPE;
+    } else {
+        ret = lk_push(ch, s->msg, &b);
+        if (ret < 0)                        /* -ENOMEM: let another try */
+            chan_pass_on(&ch->sendq, &s->w, &b);
+    }
+    old = waitq_finish(&ch->sendq, &s->w);
+    spin_unlock(&ch->lock);
+    wake_batch_run(&b);
+    weft_waker_drop(&old);
+    return ret;
+}
+
+/* The paths below keep no wake batch of their own (the slow ones above
+ * and below do), so that the common bounded send or receive runs in a
+ * small frame: W4 polls two of these and drops two per message. */
+WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result)
+{
+    struct weft_chan *ch;
+    int ret;
+
     if (s == NULL || result == NULL)
         return WEFT_READY;                 /* misuse: nothing to report to */
     ch = s->ch;
@@ -721,88 +784,83 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
     }
     if (!weft__coop_proceed(cx))
         return WEFT_PENDING;               /* the task was woken already */
-    if (ch->cap) {
-        if (s->w.owner == O_IDLE) {
-            /* never parked: no notifier knows the node; no lock */
-            ret = ring_push(ch, s->msg);
-            if (ret == 0)
-                chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-            if (ret == 0 || ret == -EPIPE) {
-                waiter_done_unparked(&s->w);
-                goto out;
-            }
-            if (ret == RING_IN_PROGRESS) {
-                /* our slot is being freed: poll again soon (a yield) */
-                weft__task_wake_soon(cx);
-                return WEFT_PENDING;
-            }
-        } else if (waiter_is_woken(&s->w)) {
-            /* woken (the handoff's fast path): the node is ours alone
-             * (waiter_done_woken()), so try the ring without the lock, as
-             * a fresh send would. Only a full ring sends us to the lock,
-             * to park again at the front. */
-            ret = ring_push(ch, s->msg);
-            if (ret == 0) {
-                chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-                /* the rule for woken ones (header): room left behind while
-                 * other senders wait wakes one more of them */
-                if (ring_len(ch) < ch->cap)
-                    chan_notify(ch, &ch->send_waiting, &ch->sendq);
-            }
-            if (ret == 0 || ret == -EPIPE) {
-                waiter_done_woken(&s->w);
-                goto out;
-            }
-            if (ret == RING_IN_PROGRESS) {
-                /* still WOKEN, still ours: poll again soon */
-                weft__task_wake_soon(cx);
-                return WEFT_PENDING;
-            }
-        }
-        spin_lock(&ch->lock);
-        if (ring_send_locked(ch, s, cx, &ret) == WEFT_PENDING)
-            return WEFT_PENDING;
+    if (ch->cap == 0) {
+        ret = chan_send_unbounded(ch, s);
         goto out;
     }
-    spin_lock(&ch->lock);                  /* unbounded: never waits */
-    if (ch->closed) {
-        ret = -EPIPE;
-    } else {
-        ret = lk_push(ch, s->msg, &b);
-        if (ret < 0)                        /* -ENOMEM: let another try */
-            chan_pass_on(&ch->sendq, &s->w, &b);
+    if (s->w.owner == O_IDLE) {
+        /* never parked: no notifier knows the node; no lock */
+        ret = ring_push(ch, s->msg);
+        if (ret == 0)
+            chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+        if (ret == 0 || ret == -EPIPE) {
+            waiter_done_unparked(&s->w);
+            goto out;
+        }
+        if (ret == RING_IN_PROGRESS) {
+            /* our slot is being freed: poll again soon (a yield) */
+            weft__task_wake_soon(cx);
+            return WEFT_PENDING;
+        }
+    } else if (waiter_is_woken(&s->w)) {
+        /* woken (the handoff's fast path): the node is ours alone
+         * (waiter_done_woken()), so try the ring without the lock, as a
+         * fresh send would. Only a full ring sends us to the lock, to park
+         * again at the front. */
+        ret = ring_push(ch, s->msg);
+        if (ret == 0) {
+            chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+            /* the rule for woken ones (header): room left behind while
+             * other senders wait wakes one more of them. seq_cst: the
+             * flag is read as chan_notify() reads it; the snapshot of the
+             * length only when someone may wait */
+            if (atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) &&
+                ring_len(ch) < ch->cap)
+                chan_notify_locked(ch, &ch->send_waiting, &ch->sendq);
+        }
+        if (ret == 0 || ret == -EPIPE) {
+            waiter_done_woken(&s->w);
+            goto out;
+        }
+        if (ret == RING_IN_PROGRESS) {
+            /* still WOKEN, still ours: poll again soon */
+            weft__task_wake_soon(cx);
+            return WEFT_PENDING;
+        }
     }
-    old = waitq_finish(&ch->sendq, &s->w);
-    spin_unlock(&ch->lock);
-    wake_batch_run(&b);
-    weft_waker_drop(&old);
+    if (ring_send_locked(ch, s, cx, &ret) == WEFT_PENDING)
+        return WEFT_PENDING;
 out:
     s->result = ret;
     *result = ret;
     return WEFT_READY;
 }
 
-WEFT_API void weft_chan_send_drop(weft_chan_send *s)
+/* Drop of a parked send: leave the list, passing on a wake it was handed. */
+static __attribute__((noinline)) void chan_send_drop_parked(struct weft_chan *ch,
+                                                            weft_chan_send *s)
 {
     struct wake_batch b;
     weft_waker old;
-    struct weft_chan *ch;
 
     wake_batch_init(&b);
+    spin_lock(&ch->lock);
+    if (!ch->closed && (ch->cap == 0 || ring_len(ch) < ch->cap))
+        chan_pass_on(&ch->sendq, &s->w, &b);
+    old = waitq_finish(&ch->sendq, &s->w);
+    if (ch->cap)
+        chan_sync_flags(ch);
+    spin_unlock(&ch->lock);
+    wake_batch_run(&b);
+    weft_waker_drop(&old);
+}
+
+WEFT_API void weft_chan_send_drop(weft_chan_send *s)
+{
     if (s == NULL || s->ch == NULL)
         return;
-    ch = s->ch;
-    if (s->w.owner == O_PARKED) {
-        spin_lock(&ch->lock);
-        if (!ch->closed && (ch->cap == 0 || ring_len(ch) < ch->cap))
-            chan_pass_on(&ch->sendq, &s->w, &b);
-        old = waitq_finish(&ch->sendq, &s->w);
-        if (ch->cap)
-            chan_sync_flags(ch);
-        spin_unlock(&ch->lock);
-        wake_batch_run(&b);
-        weft_waker_drop(&old);
-    }
+    if (s->w.owner == O_PARKED)
+        chan_send_drop_parked(s->ch, s);
     s->w.owner = O_DONE;
     s->ch = NULL;
 }
@@ -818,19 +876,22 @@ WEFT_API void weft_chan_recv_init(weft_chan_recv *r, weft_chan *ch, void *dst)
     waiter_reset(&r->w);
 }
 
-/* Bounded receive, slow path: ->lock held on entry, released on return.
- * Returns PENDING parked, or READY with *ret. */
-static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_context *cx,
-                                  int *ret)
+/* Bounded receive, slow path: takes ->lock and releases it. Returns
+ * PENDING parked, or READY with *ret. */
+static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch,
+                                                            weft_chan_recv *r,
+                                                            weft_context *cx, int *ret)
 {
     struct wake_batch b;
     weft_waker old;
     int v;
 
     wake_batch_init(&b);
+    spin_lock(&ch->lock);
     /* the parker's half (header): raise the flag, then look again */
-    /* seq_cst: before the re-check in ring_pop() in the total order */
-    atomic_store_explicit(&ch->recv_waiting, 1, memory_order_seq_cst);
+    /* seq_cst (flag_raise()): before the re-check in ring_pop() in the
+     * total order */
+    flag_raise(&ch->recv_waiting);
     v = ring_pop(ch, r->dst);
     if (v == -EAGAIN) {
         /* a woken receiver that lost its message to another keeps its turn */
@@ -863,14 +924,40 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
     return WEFT_READY;
 }
 
-WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result)
+/* Unbounded receive: under ->lock. Returns PENDING parked, or READY with
+ * *ret. */
+static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan *ch,
+                                                               weft_chan_recv *r,
+                                                               weft_context *cx, int *ret)
 {
     struct wake_batch b;
-    struct weft_chan *ch;
-    weft_waker old = WEFT_WAKER_EMPTY;
-    int ret = 0;
+    weft_waker old;
 
     wake_batch_init(&b);
+    *ret = 0;
+    spin_lock(&ch->lock);
+    if (ch->len) {
+        lk_pop(ch, r->dst, &b);
+    } else if (ch->closed) {
+        *ret = -EPIPE;
+    } else {
+        old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
+        spin_unlock(&ch->lock);
+        weft_waker_drop(&old);
+        return WEFT_PENDING;
+    }
+    old = waitq_finish(&ch->recvq, &r->w);
+    spin_unlock(&ch->lock);
+    wake_batch_run(&b);
+    weft_waker_drop(&old);
+    return WEFT_READY;
+}
+
+WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result)
+{
+    struct weft_chan *ch;
+    int ret;
+
     if (r == NULL || result == NULL)
         return WEFT_READY;                 /* misuse: nothing to report to */
     ch = r->ch;
@@ -884,92 +971,85 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
     }
     if (!weft__coop_proceed(cx))
         return WEFT_PENDING;               /* the task was woken already */
-    if (ch->cap) {
-        if (r->w.owner == O_IDLE) {
-            /* never parked: no notifier knows the node; no lock */
-            ret = ring_pop(ch, r->dst);
-            if (ret == 0)
-                chan_notify(ch, &ch->send_waiting, &ch->sendq);
-            if (ret == 0 || ret == -EPIPE) {
-                waiter_done_unparked(&r->w);
-                goto out;
-            }
-            if (ret == RING_IN_PROGRESS) {
-                /* the head is being written: poll again soon (a yield) */
-                weft__task_wake_soon(cx);
-                return WEFT_PENDING;
-            }
-        } else if (waiter_is_woken(&r->w)) {
-            /* woken (the handoff's fast path): the node is ours alone
-             * (waiter_done_woken()), so take the message without the
-             * lock, as a fresh receive would. Only an empty ring (a
-             * barger took it) sends us to the lock, to park again at the
-             * front. */
-            ret = ring_pop(ch, r->dst);
-            if (ret == 0) {
-                chan_notify(ch, &ch->send_waiting, &ch->sendq);
-                /* the rule for woken ones (header): messages left behind
-                 * while other receivers wait wake one more of them */
-                if (ring_len(ch) > 0)
-                    chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-            }
-            if (ret == 0 || ret == -EPIPE) {
-                waiter_done_woken(&r->w);
-                goto out;
-            }
-            if (ret == RING_IN_PROGRESS) {
-                /* still WOKEN, still ours: poll again soon */
-                weft__task_wake_soon(cx);
-                return WEFT_PENDING;
-            }
-        }
-        spin_lock(&ch->lock);
-        if (ring_recv_locked(ch, r, cx, &ret) == WEFT_PENDING)
+    if (ch->cap == 0) {
+        if (chan_recv_unbounded(ch, r, cx, &ret) == WEFT_PENDING)
             return WEFT_PENDING;
         goto out;
     }
-    spin_lock(&ch->lock);
-    if (ch->len) {
-        lk_pop(ch, r->dst, &b);
-    } else if (ch->closed) {
-        ret = -EPIPE;
-    } else {
-        old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
-        spin_unlock(&ch->lock);
-        weft_waker_drop(&old);
-        return WEFT_PENDING;
+    if (r->w.owner == O_IDLE) {
+        /* never parked: no notifier knows the node; no lock */
+        ret = ring_pop(ch, r->dst);
+        if (ret == 0)
+            chan_notify(ch, &ch->send_waiting, &ch->sendq);
+        if (ret == 0 || ret == -EPIPE) {
+            waiter_done_unparked(&r->w);
+            goto out;
+        }
+        if (ret == RING_IN_PROGRESS) {
+            /* the head is being written: poll again soon (a yield) */
+            weft__task_wake_soon(cx);
+            return WEFT_PENDING;
+        }
+    } else if (waiter_is_woken(&r->w)) {
+        /* woken (the handoff's fast path): the node is ours alone
+         * (waiter_done_woken()), so take the message without the lock, as
+         * a fresh receive would. Only an empty ring (a barger took it)
+         * sends us to the lock, to park again at the front. */
+        ret = ring_pop(ch, r->dst);
+        if (ret == 0) {
+            chan_notify(ch, &ch->send_waiting, &ch->sendq);
+            /* the rule for woken ones (header): messages left behind
+             * while other receivers wait wake one more of them. seq_cst:
+             * the flag is read as chan_notify() reads it; the snapshot of
+             * the length only when someone may wait */
+            if (atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) &&
+                ring_len(ch) > 0)
+                chan_notify_locked(ch, &ch->recv_waiting, &ch->recvq);
+        }
+        if (ret == 0 || ret == -EPIPE) {
+            waiter_done_woken(&r->w);
+            goto out;
+        }
+        if (ret == RING_IN_PROGRESS) {
+            /* still WOKEN, still ours: poll again soon */
+            weft__task_wake_soon(cx);
+            return WEFT_PENDING;
+        }
     }
-    old = waitq_finish(&ch->recvq, &r->w);
-    spin_unlock(&ch->lock);
-    wake_batch_run(&b);
-    weft_waker_drop(&old);
+    if (ring_recv_locked(ch, r, cx, &ret) == WEFT_PENDING)
+        return WEFT_PENDING;
 out:
     r->result = ret;
     *result = ret;
     return WEFT_READY;
 }
 
-WEFT_API void weft_chan_recv_drop(weft_chan_recv *r)
+/* Drop of a parked receive: leave the list, passing on a wake it was
+ * handed. */
+static __attribute__((noinline)) void chan_recv_drop_parked(struct weft_chan *ch,
+                                                            weft_chan_recv *r)
 {
     struct wake_batch b;
     weft_waker old;
-    struct weft_chan *ch;
 
     wake_batch_init(&b);
+    spin_lock(&ch->lock);
+    if (ch->cap ? ring_len(ch) > 0 : ch->len > 0)
+        chan_pass_on(&ch->recvq, &r->w, &b);
+    old = waitq_finish(&ch->recvq, &r->w);
+    if (ch->cap)
+        chan_sync_flags(ch);
+    spin_unlock(&ch->lock);
+    wake_batch_run(&b);
+    weft_waker_drop(&old);
+}
+
+WEFT_API void weft_chan_recv_drop(weft_chan_recv *r)
+{
     if (r == NULL || r->ch == NULL)
         return;
-    ch = r->ch;
-    if (r->w.owner == O_PARKED) {
-        spin_lock(&ch->lock);
-        if (ch->cap ? ring_len(ch) > 0 : ch->len > 0)
-            chan_pass_on(&ch->recvq, &r->w, &b);
-        old = waitq_finish(&ch->recvq, &r->w);
-        if (ch->cap)
-            chan_sync_flags(ch);
-        spin_unlock(&ch->lock);
-        wake_batch_run(&b);
-        weft_waker_drop(&old);
-    }
+    if (r->w.owner == O_PARKED)
+        chan_recv_drop_parked(r->ch, r);
     r->w.owner = O_DONE;
     r->ch = NULL;
 }
