@@ -53,11 +53,13 @@
  * so "closed and head == tail" means drained for good.
  *
  * ---- Waiting without lost wake-ups (bounded) ------------------------------
- * recv_waiting (send_waiting) is 1 while the receive (send) list is not
- * empty, and while a parker re-checks; it may stay 1 a while after the list
- * empties (a stale 1: chan_notify_locked() lowers it), never 0 while the
- * list is not empty; both change only under ->lock. The
- * claim is the finisher's write, the flag the parker's, Dekker-style:
+ * recv_waiting (send_waiting) is raised ("1" below) while the receive
+ * (send) list is not empty, and while a parker re-checks; it may stay
+ * raised a while after the list empties (stale: chan_notify_locked() lowers
+ * it when it finds nobody to wake), never lowered while the list is not
+ * empty; both change only under ->lock, and count their lowerings (see
+ * chan_flag). The claim is the finisher's write, the flag the parker's,
+ * Dekker-style:
  *
  *   finisher (sender, no lock)            parker (receiver, under ->lock)
  *   CAS tail (claim)        [seq_cst]     recv_waiting = 1          [seq_cst]
@@ -81,6 +83,15 @@
  * lock and re-checks after it. (No fences, which gcc's TSan rejects: the
  * claims are locked instructions anyway and seq_cst loads are plain loads
  * on x86; the only seq_cst store, the flag, is on the slow path.)
+ *
+ * Two shortcuts keep W4 (one waiter per message, on a flag raised for the
+ * previous one) off the slow path's extra steps: a parker that finds its
+ * flag raised already does not store it again (flag_raise()), and a fresh
+ * future that read the flag raised before its lock-free attempt, and finds
+ * it unchanged under the lock, parks without a second re-check
+ * (flag_recheck_done(): its attempt was the re-check). Both rest on the
+ * same facts: every flag store is made under ->lock, a lowering needs an
+ * empty list, and the count makes any lowering visible.
  *
  * ---- The handoff to a woken future (bounded) -----------------------------
  * A message reaches a parked receiver in one lock hold and one wake: the
@@ -126,6 +137,14 @@
  * claimed by a send that has not written it yet. */
 #define RING_IN_PROGRESS (-EINPROGRESS)
 
+/* A waiting flag (header): bit 0 (FLAG_UP) raised; the bits above count
+ * the times it was lowered, so that a parker can tell "still the 1 I saw"
+ * from "lowered and raised again" (ring_recv_locked()). size_t: it does not
+ * wrap in any real run. */
+typedef _Atomic size_t chan_flag;
+
+#define FLAG_UP ((size_t)1)
+
 struct weft_chan {
     /* read-mostly */
     _Atomic size_t refs;
@@ -143,8 +162,8 @@ struct weft_chan {
     /* next to the lock, not among the read-mostly fields: W4 writes them
      * on every message, and each write would take the read-mostly line
      * away from the other side's core */
-    _Atomic unsigned recv_waiting; /* bounded: changed under ->lock, read by all */
-    _Atomic unsigned send_waiting; /* bounded: changed under ->lock, read by all */
+    chan_flag recv_waiting;        /* bounded: changed under ->lock, read by all */
+    chan_flag send_waiting;        /* bounded: changed under ->lock, read by all */
     bool closed;                   /* ->lock */
     size_t slots;                  /* unbounded, ->lock: ring size */
     size_t head, len;              /* unbounded, ->lock */
@@ -386,52 +405,94 @@ static size_t ring_len(const struct weft_chan *ch)
     }
 }
 
-/* Store a waiting flag; ->lock held. */
-static inline void flag_store(_Atomic unsigned *flag, unsigned v)
+/* ring_len(ch) > 0, cheaper: head read first, then tail. Positions only
+ * grow and head never passes tail, so tail == head here means the ring was
+ * empty when tail was read: any message left earlier was taken by then. A
+ * snapshot as ring_len()'s is (relaxed loads). */
+static inline bool ring_nonempty(const struct weft_chan *ch)
 {
-    if (v)
-        /* seq_cst: a 1 is the parker's half of the header's protocol */
-        atomic_store_explicit(flag, 1, memory_order_seq_cst);
-    else
-        /* relaxed: a 0 is stored under ->lock with its list empty, so it
-         * happens before (through ->lock) the seq_cst 1 of every later
-         * parker; a finisher's seq_cst load that the header's argument
-         * needs to see that 1 can then read the 1 or a later store, never
-         * this 0 (C11 7.17.3: a seq_cst load reads the last seq_cst store
-         * before it, or a store that does not happen before that one). A
-         * stale 1 only costs a finisher a look under the lock. W4 (one
-         * waiter per message) stores a 0 per message: a plain store here,
-         * an xchg as seq_cst. */
-        atomic_store_explicit(flag, 0, memory_order_relaxed);
+    size_t head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
+
+    return (tail & ~ch->mark) != head;
 }
 
-/* recv_waiting / send_waiting follow their lists. ->lock held, bounded. */
+/* Raise (v) or lower (!v) a waiting flag; ->lock held. */
+static inline void flag_store(chan_flag *flag, unsigned v)
+{
+    /* relaxed: only we (under ->lock) write it */
+    size_t cur = atomic_load_explicit(flag, memory_order_relaxed);
+
+    if (v)
+        /* seq_cst: a raise is the parker's half of the header's protocol */
+        atomic_store_explicit(flag, cur | FLAG_UP, memory_order_seq_cst);
+    else
+        /* relaxed: a lowering is stored under ->lock with its list empty,
+         * so it happens before (through ->lock) the seq_cst raise of every
+         * later parker; a finisher's seq_cst load that the header's
+         * argument needs to see that raise can then read it or a later
+         * store, never this one (C11 7.17.3: a seq_cst load reads the last
+         * seq_cst store before it, or a store that does not happen before
+         * that one). A stale raise only costs a finisher a look under the
+         * lock. A plain store here, an xchg as seq_cst. The count goes up:
+         * (cur | 1) + 1 clears bit 0 and adds one lowering. */
+        atomic_store_explicit(flag, (cur | FLAG_UP) + 1, memory_order_relaxed);
+}
+
+/* recv_waiting / send_waiting follow their lists (a raised flag over an
+ * empty list is lowered too). ->lock held, bounded. */
 static void chan_sync_flags(struct weft_chan *ch)
 {
     unsigned r = !waitq_empty(&ch->recvq), s = !waitq_empty(&ch->sendq);
 
     /* relaxed loads: only we (under ->lock) write them */
-    if (atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed) != r)
+    if ((atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed) & FLAG_UP) != r)
         flag_store(&ch->recv_waiting, r);
-    if (atomic_load_explicit(&ch->send_waiting, memory_order_relaxed) != s)
+    if ((atomic_load_explicit(&ch->send_waiting, memory_order_relaxed) & FLAG_UP) != s)
         flag_store(&ch->send_waiting, s);
 }
 
 /* The parker's write (header): raise `flag` before the re-check. ->lock
- * held, bounded. A flag that is 1 already is left alone: every store of a
- * flag is made under ->lock, so the 1 we read is the last store in its
+ * held, bounded. A flag raised already is left alone: every store of a
+ * flag is made under ->lock, so the raise we read is the last store in its
  * modification order, and it was a seq_cst store that happens before (and
  * so precedes in the total order) our re-check; the finisher's argument
- * needs just that: a seq_cst 1, no 0 after it, before the re-check. A 0
- * can follow only once the list is empty again, that is after our node was
- * woken or dropped. This saves the xchg of a seq_cst store whenever the
- * flag was left raised (chan_notify() leaves it so: W4's one waiter per
- * message parks on a flag still raised from the last one). */
-static inline void flag_raise(_Atomic unsigned *flag)
+ * needs just that: a seq_cst raise, no lowering after it, before the
+ * re-check. A lowering can follow only once the list is empty again, that
+ * is after our node was woken or dropped. This saves the xchg of a seq_cst
+ * store whenever the flag was left raised (chan_notify_locked() leaves it
+ * so: W4's one waiter per message parks on a flag still raised from the
+ * last one). */
+static inline void flag_raise(chan_flag *flag)
 {
     /* relaxed: only we (under ->lock) write it */
-    if (atomic_load_explicit(flag, memory_order_relaxed) != 1)
+    if (!(atomic_load_explicit(flag, memory_order_relaxed) & FLAG_UP))
         flag_store(flag, 1);
+}
+
+/* Under ->lock, before parking: may the lock-free attempt made just before
+ * serve as the parker's re-check, so that we park without a second one?
+ * `seen` is the flag as read (seq_cst) before that attempt. Yes when it was
+ * raised then and is still exactly that value now, and the channel is open:
+ *   - the raise we saw (a seq_cst store S) precedes our seq_cst load of it,
+ *     which precedes the attempt's seq_cst re-check load in the total
+ *     order: S comes before the re-check, as the header asks;
+ *   - every store of a flag is made under ->lock and any lowering changes
+ *     its count, so an equal value now means no store since S: S is still
+ *     the last one, and from here on (we link under this hold) a lowering
+ *     needs the list empty, that is our node woken or dropped;
+ *   - close sets ->closed under ->lock before it marks the tail; open here
+ *     means close, if it comes, wakes us after we are linked.
+ * So a finisher's claim that the attempt missed is followed, in the total
+ * order, by that finisher's load of the flag, which reads S or a later
+ * raise: it takes the lock and wakes the first waiter, exactly as when the
+ * re-check is made under the lock. W4's receives always find the flag so
+ * (chan_notify_locked() leaves it raised), and skip a second ring_pop(). */
+static inline bool flag_recheck_done(const struct weft_chan *ch, chan_flag *flag, size_t seen)
+{
+    /* relaxed: only ->lock holders write it, and we hold it */
+    return (seen & FLAG_UP) && !ch->closed &&
+           atomic_load_explicit(flag, memory_order_relaxed) == seen;
 }
 
 /* The locked part of chan_notify(): wake the first waiter of `q`, or, when
@@ -441,7 +502,7 @@ static inline void flag_raise(_Atomic unsigned *flag)
  * this look under the lock, which lowers it. The waiting flags therefore
  * mean "1 while the list is not empty, and maybe a while after". */
 static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
-                                                          _Atomic unsigned *flag,
+                                                          chan_flag *flag,
                                                           struct weft__waitq *q)
 {
     weft_waker waker = WEFT_WAKER_EMPTY;
@@ -458,13 +519,13 @@ static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
 /* A finisher's half (header): after queueing a message (or freeing a
  * slot) without the lock, wake the first waiting receiver (sender), if
  * any. */
-static inline void chan_notify(struct weft_chan *ch, _Atomic unsigned *flag,
+static inline void chan_notify(struct weft_chan *ch, chan_flag *flag,
                                struct weft__waitq *q)
 {
     /* seq_cst: after our claim (a seq_cst CAS) in the single total order:
      * either this sees the parker's flag or its re-check saw our claim
      * (header) */
-    if (atomic_load_explicit(flag, memory_order_seq_cst))
+    if (atomic_load_explicit(flag, memory_order_seq_cst) & FLAG_UP)
         chan_notify_locked(ch, flag, q);
 }
 
@@ -691,11 +752,14 @@ WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *
     waiter_reset(&s->w);
 }
 
-/* Bounded send, slow path: takes ->lock and releases it. Returns PENDING
- * parked, or READY with *ret. */
+/* Bounded send, slow path: takes ->lock and releases it. `seen`: the send
+ * flag as read before a fresh send's lock-free attempt (which found the
+ * ring full), or 0 (flag_recheck_done()). Returns PENDING parked, or READY
+ * with *ret. */
 static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch,
                                                             weft_chan_send *s,
-                                                            weft_context *cx, int *ret)
+                                                            weft_context *cx, int *ret,
+                                                            size_t seen)
 {
     struct wake_batch b;
     weft_waker old;
@@ -703,11 +767,15 @@ static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch
 
     wake_batch_init(&b);
     spin_lock(&ch->lock);
-    /* the parker's half (header): raise the flag, then look again */
-    /* seq_cst (flag_raise()): before the re-check in ring_push() in the
-     * total order */
-    flag_raise(&ch->send_waiting);
-    r = ring_push(ch, s->msg);
+    if (flag_recheck_done(ch, &ch->send_waiting, seen)) {
+        r = -EAGAIN;                       /* full, re-checked already */
+    } else {
+        /* the parker's half (header): raise the flag, then look again.
+         * seq_cst (flag_raise()): before the re-check in ring_push() in
+         * the total order */
+        flag_raise(&ch->send_waiting);
+        r = ring_push(ch, s->msg);
+    }
     if (r == -EAGAIN) {
         /* a woken sender that lost its slot to another keeps its turn */
         old = waitq_park(&ch->sendq, &s->w, cx, s->w.state == W_WOKEN);
@@ -769,6 +837,7 @@ static __attribute__((noinline)) int chan_send_unbounded(struct weft_chan *ch,
 WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result)
 {
     struct weft_chan *ch;
+    size_t seen = 0;                       /* flag_recheck_done() */
     int ret;
 
     if (s == NULL || result == NULL)
@@ -789,7 +858,9 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
         goto out;
     }
     if (s->w.owner == O_IDLE) {
-        /* never parked: no notifier knows the node; no lock */
+        /* never parked: no notifier knows the node; no lock. seq_cst:
+         * before ring_push()'s re-check load (flag_recheck_done()) */
+        seen = atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst);
         ret = ring_push(ch, s->msg);
         if (ret == 0)
             chan_notify(ch, &ch->recv_waiting, &ch->recvq);
@@ -814,7 +885,7 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
              * other senders wait wakes one more of them. seq_cst: the
              * flag is read as chan_notify() reads it; the snapshot of the
              * length only when someone may wait */
-            if (atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) &&
+            if ((atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) & FLAG_UP) &&
                 ring_len(ch) < ch->cap)
                 chan_notify_locked(ch, &ch->send_waiting, &ch->sendq);
         }
@@ -828,7 +899,7 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
             return WEFT_PENDING;
         }
     }
-    if (ring_send_locked(ch, s, cx, &ret) == WEFT_PENDING)
+    if (ring_send_locked(ch, s, cx, &ret, seen) == WEFT_PENDING)
         return WEFT_PENDING;
 out:
     s->result = ret;
@@ -876,11 +947,14 @@ WEFT_API void weft_chan_recv_init(weft_chan_recv *r, weft_chan *ch, void *dst)
     waiter_reset(&r->w);
 }
 
-/* Bounded receive, slow path: takes ->lock and releases it. Returns
- * PENDING parked, or READY with *ret. */
+/* Bounded receive, slow path: takes ->lock and releases it. `seen`: the
+ * receive flag as read before a fresh receive's lock-free attempt (which
+ * found the ring empty), or 0 (flag_recheck_done()). Returns PENDING
+ * parked, or READY with *ret. */
 static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch,
                                                             weft_chan_recv *r,
-                                                            weft_context *cx, int *ret)
+                                                            weft_context *cx, int *ret,
+                                                            size_t seen)
 {
     struct wake_batch b;
     weft_waker old;
@@ -888,11 +962,15 @@ static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch
 
     wake_batch_init(&b);
     spin_lock(&ch->lock);
-    /* the parker's half (header): raise the flag, then look again */
-    /* seq_cst (flag_raise()): before the re-check in ring_pop() in the
-     * total order */
-    flag_raise(&ch->recv_waiting);
-    v = ring_pop(ch, r->dst);
+    if (flag_recheck_done(ch, &ch->recv_waiting, seen)) {
+        v = -EAGAIN;                       /* empty, re-checked already */
+    } else {
+        /* the parker's half (header): raise the flag, then look again.
+         * seq_cst (flag_raise()): before the re-check in ring_pop() in the
+         * total order */
+        flag_raise(&ch->recv_waiting);
+        v = ring_pop(ch, r->dst);
+    }
     if (v == -EAGAIN) {
         /* a woken receiver that lost its message to another keeps its turn */
         old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
@@ -956,6 +1034,7 @@ static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan 
 WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result)
 {
     struct weft_chan *ch;
+    size_t seen = 0;                       /* flag_recheck_done() */
     int ret;
 
     if (r == NULL || result == NULL)
@@ -977,7 +1056,9 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
         goto out;
     }
     if (r->w.owner == O_IDLE) {
-        /* never parked: no notifier knows the node; no lock */
+        /* never parked: no notifier knows the node; no lock. seq_cst:
+         * before ring_pop()'s re-check load (flag_recheck_done()) */
+        seen = atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst);
         ret = ring_pop(ch, r->dst);
         if (ret == 0)
             chan_notify(ch, &ch->send_waiting, &ch->sendq);
@@ -1002,8 +1083,8 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
              * while other receivers wait wake one more of them. seq_cst:
              * the flag is read as chan_notify() reads it; the snapshot of
              * the length only when someone may wait */
-            if (atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) &&
-                ring_len(ch) > 0)
+            if ((atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) & FLAG_UP) &&
+                ring_nonempty(ch))
                 chan_notify_locked(ch, &ch->recv_waiting, &ch->recvq);
         }
         if (ret == 0 || ret == -EPIPE) {
@@ -1016,7 +1097,7 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
             return WEFT_PENDING;
         }
     }
-    if (ring_recv_locked(ch, r, cx, &ret) == WEFT_PENDING)
+    if (ring_recv_locked(ch, r, cx, &ret, seen) == WEFT_PENDING)
         return WEFT_PENDING;
 out:
     r->result = ret;
