@@ -761,11 +761,9 @@ static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch
                                                             weft_context *cx, int *ret,
                                                             size_t seen)
 {
-    struct wake_batch b;
-    weft_waker old;
+    weft_waker old, wk[2] = { WEFT_WAKER_EMPTY, WEFT_WAKER_EMPTY };
     int r;
 
-    wake_batch_init(&b);
     spin_lock(&ch->lock);
     if (flag_recheck_done(ch, &ch->send_waiting, seen)) {
         r = -EAGAIN;                       /* full, re-checked already */
@@ -795,13 +793,15 @@ static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch
     old = waitq_finish(&ch->sendq, &s->w);
     if (r == 0) {
         /* queued a message: a receiver that waits links under this lock */
-        waitq_wake_one(&ch->recvq, WHY_READY, &b);
-        if (!waitq_empty(&ch->sendq) && ring_len(ch) < ch->cap)
-            waitq_wake_one(&ch->sendq, WHY_READY, &b);
+        if (ch->recvq.first)
+            wk[0] = waitq_unlink_woken(&ch->recvq, ch->recvq.first, WHY_READY);
+        if (ch->sendq.first && ring_len(ch) < ch->cap)
+            wk[1] = waitq_unlink_woken(&ch->sendq, ch->sendq.first, WHY_READY);
     }
     chan_sync_flags(ch);
     spin_unlock(&ch->lock);
-    wake_batch_run(&b);
+    weft_waker_wake(&wk[0]);               /* wakers: after unlocking */
+    weft_waker_wake(&wk[1]);
     weft_waker_drop(&old);
     *ret = r;
     return WEFT_READY;
@@ -956,11 +956,9 @@ static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch
                                                             weft_context *cx, int *ret,
                                                             size_t seen)
 {
-    struct wake_batch b;
-    weft_waker old;
+    weft_waker old, wk[2] = { WEFT_WAKER_EMPTY, WEFT_WAKER_EMPTY };
     int v;
 
-    wake_batch_init(&b);
     spin_lock(&ch->lock);
     if (flag_recheck_done(ch, &ch->recv_waiting, seen)) {
         v = -EAGAIN;                       /* empty, re-checked already */
@@ -990,13 +988,15 @@ static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch
     old = waitq_finish(&ch->recvq, &r->w);
     if (v == 0) {
         /* freed a slot: a sender that waits links under this lock */
-        waitq_wake_one(&ch->sendq, WHY_READY, &b);
-        if (!waitq_empty(&ch->recvq) && ring_len(ch) > 0)
-            waitq_wake_one(&ch->recvq, WHY_READY, &b);
+        if (ch->sendq.first)
+            wk[0] = waitq_unlink_woken(&ch->sendq, ch->sendq.first, WHY_READY);
+        if (ch->recvq.first && ring_len(ch) > 0)
+            wk[1] = waitq_unlink_woken(&ch->recvq, ch->recvq.first, WHY_READY);
     }
     chan_sync_flags(ch);
     spin_unlock(&ch->lock);
-    wake_batch_run(&b);
+    weft_waker_wake(&wk[0]);               /* wakers: after unlocking */
+    weft_waker_wake(&wk[1]);
     weft_waker_drop(&old);
     *ret = v;
     return WEFT_READY;
