@@ -272,8 +272,14 @@ static inline void flag_raise(chan_flag *flag)
  * So a finisher's claim that the attempt missed is followed, in the total
  * order, by that finisher's load of the flag, which reads S or a later
  * raise: it takes the lock and wakes the first waiter, exactly as when the
- * re-check is made under the lock. W4's receives always find the flag so
- * (chan_notify_locked() leaves it raised), and skip a second ring_pop(). */
+ * re-check is made under the lock. The finishers that claim under ->lock
+ * (ring_send_locked() and ring_recv_locked() completing) read no flag:
+ * they wake the first waiter of the other list directly, then
+ * chan_sync_flags() lowers that list's flag if it is empty. So either the
+ * list was empty and the flag changed (we re-check after all), or someone
+ * waits ahead of us and is woken for that claim (we queue behind it, as
+ * FIFO wants). W4's receives always find the flag raised and unchanged
+ * (chan_notify_locked() leaves it so), and skip a second ring_pop(). */
 static inline bool flag_recheck_done(const struct weft_chan *ch, chan_flag *flag, size_t seen)
 {
     /* relaxed: only ->lock holders write it, and we hold it */
