@@ -23,7 +23,7 @@
  *   - a WOKEN future that finds nothing re-parks at the front;
  *   - close wakes everyone; nobody parks after close.
  *
- * ---- The bounded ring ----------------------------------------------------
+ * ---- The bounded ring (its code: sync/chan_ring.h) ----------------------
  * Positions: lap | index, index < cap, lap a multiple of one_lap (a power of
  * two above 2 * cap); `mark` (one_lap / 2) is never part of a position.
  * head: the next position to receive; tail: the next position to send to,
@@ -53,9 +53,13 @@
  * so "closed and head == tail" means drained for good.
  *
  * ---- Waiting without lost wake-ups (bounded) ------------------------------
- * recv_waiting (send_waiting) is 1 while the receive (send) list is not
- * empty, and while a parker re-checks; both change only under ->lock. The
- * claim is the finisher's write, the flag the parker's, Dekker-style:
+ * recv_waiting (send_waiting) is raised ("1" below) while the receive
+ * (send) list is not empty, and while a parker re-checks; it may stay
+ * raised a while after the list empties (stale: chan_notify_locked() lowers
+ * it when it finds nobody to wake), never lowered while the list is not
+ * empty; both change only under ->lock, and count their lowerings (see
+ * chan_flag). The claim is the finisher's write, the flag the parker's,
+ * Dekker-style:
  *
  *   finisher (sender, no lock)            parker (receiver, under ->lock)
  *   CAS tail (claim)        [seq_cst]     recv_waiting = 1          [seq_cst]
@@ -79,6 +83,15 @@
  * lock and re-checks after it. (No fences, which gcc's TSan rejects: the
  * claims are locked instructions anyway and seq_cst loads are plain loads
  * on x86; the only seq_cst store, the flag, is on the slow path.)
+ *
+ * Two shortcuts keep W4 (one waiter per message, on a flag raised for the
+ * previous one) off the slow path's extra steps: a parker that finds its
+ * flag raised already does not store it again (flag_raise()), and a fresh
+ * future that read the flag raised before its lock-free attempt, and finds
+ * it unchanged under the lock, parks without a second re-check
+ * (flag_recheck_done(): its attempt was the re-check). Both rest on the
+ * same facts: every flag store is made under ->lock, a lowering needs an
+ * empty list, and the count makes any lowering visible.
  *
  * ---- The handoff to a woken future (bounded) -----------------------------
  * A message reaches a parked receiver in one lock hold and one wake: the
@@ -114,48 +127,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sync/chan_ring.h"
 #include "sync/waitq.h"
 #include "task/task.h"
 #include "util/alloc.h"
 
 #define UNBOUNDED_FIRST_SLOTS 16
-
-/* Bounded ring results besides 0, -EAGAIN and -EPIPE: the head position is
- * claimed by a send that has not written it yet. */
-#define RING_IN_PROGRESS (-EINPROGRESS)
-
-struct weft_chan {
-    /* read-mostly */
-    _Atomic size_t refs;
-    size_t msg_size;
-    size_t cap;                    /* 0: unbounded */
-    size_t one_lap, mark;          /* bounded: position encoding (immutable) */
-    size_t stride;                 /* bounded: bytes per slot (stamp + message) */
-    unsigned char *buf;            /* the ring; unbounded: ->lock */
-    /* the slow path */
-    /* held for a few dozen instructions (link, unlink, wake bookkeeping),
-     * never across a waker call; the one longer hold is an unbounded ring
-     * doubling (an allocation and a copy), rare: waiters yield meanwhile */
-    weft__spinlock lock;
-    /* next to the lock, not among the read-mostly fields: W4 writes them
-     * on every message, and each write would take the read-mostly line
-     * away from the other side's core */
-    _Atomic unsigned recv_waiting; /* bounded: changed under ->lock, read by all */
-    _Atomic unsigned send_waiting; /* bounded: changed under ->lock, read by all */
-    bool closed;                   /* ->lock */
-    size_t slots;                  /* unbounded, ->lock: ring size */
-    size_t head, len;              /* unbounded, ->lock */
-    struct weft__waitq recvq;      /* ->lock */
-    struct weft__waitq sendq;      /* ->lock */
-    /* bounded: the two ends, each on a cache line of its own (the padding
-     * keeps them 64 bytes apart whatever the allocation's alignment) */
-    char pad0[64];
-    _Atomic size_t rhead;          /* next position to receive from */
-    char pad1[64 - sizeof(size_t)];
-    _Atomic size_t rtail;          /* next position to send to | mark */
-    char pad2[64 - sizeof(size_t)];
-    alignas(max_align_t) unsigned char inline_buf[];   /* bounded: the ring */
-};
 
 WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
 {
@@ -191,6 +168,7 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
     ch->slots = cap;
     ch->mark = mark;
     ch->one_lap = mark * 2;
+    ch->mask = mark ? mark - 1 : 0;
     ch->stride = stride;
     ch->buf = cap ? ch->inline_buf : NULL;
     for (size_t i = 0; i < cap; i++)    /* slot i is free for position i */
@@ -225,211 +203,122 @@ WEFT_API void weft_chan_drop(weft_chan *ch)
     weft__free(ch);
 }
 
-/* ---- The bounded ring (lock-free) ------------------------------------------- */
-static inline _Atomic size_t *ring_stamp(const struct weft_chan *ch, size_t pos)
+/* Raise (v) or lower (!v) a waiting flag; ->lock held. */
+static inline void flag_store(chan_flag *flag, unsigned v)
 {
-    return (_Atomic size_t *)(void *)(ch->buf + (pos & (ch->mark - 1)) * ch->stride);
-}
+    /* relaxed: only we (under ->lock) write it */
+    size_t cur = atomic_load_explicit(flag, memory_order_relaxed);
 
-static inline unsigned char *ring_msg(const struct weft_chan *ch, size_t pos)
-{
-    return ch->buf + (pos & (ch->mark - 1)) * ch->stride + sizeof(size_t);
-}
-
-/* Copy one message. Word-sized messages (counters, pointers, handles: the
- * common case) get an inlined copy instead of a call into libc's memcpy,
- * which was ~12% of the ring's instructions in W4. */
-static inline void msg_copy(void *dst, const void *src, size_t size)
-{
-    if (size == sizeof(uint64_t))
-        memcpy(dst, src, sizeof(uint64_t));
-    else
-        memcpy(dst, src, size);
-}
-
-/* The position after `pos` (no mark). */
-static inline size_t ring_next(const struct weft_chan *ch, size_t pos)
-{
-    if ((pos & (ch->mark - 1)) + 1 < ch->cap)
-        return pos + 1;
-    return (pos & ~(ch->one_lap - 1)) + ch->one_lap;   /* index 0 of the next lap */
-}
-
-/* After losing a claim to another thread: let the winner finish its run of
- * operations while it owns the line, instead of pulling the line back at
- * once (which only makes it lose the next one). On two cores, C4 (4
- * senders, 4 receivers) went from 149 to 74 ns per message. */
-#define RING_BACKOFF_SPINS 64
-
-static inline void ring_backoff(void)
-{
-    for (unsigned i = 0; i < RING_BACKOFF_SPINS; i++)
-        spin_relax();
-}
-
-/* Queue one message: 0; -EAGAIN full; RING_IN_PROGRESS the slot at the
- * tail still holds a message whose receive has begun; -EPIPE closed. An
- * -EAGAIN is decided by a seq_cst load of head (the parker's re-check). */
-static int ring_push(struct weft_chan *ch, const void *msg)
-{
-    /* relaxed: only a first guess; the CAS below checks it */
-    size_t tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
-
-    for (;;) {
-        _Atomic size_t *st;
-        size_t stamp;
-
-        if (tail & ch->mark)
-            return -EPIPE;
-        st = ring_stamp(ch, tail);
-        /* acquire: pairs with the receiver's release of the slot (its
-         * copy-out happens before our copy-in) */
-        stamp = atomic_load_explicit(st, memory_order_acquire);
-        if (stamp == tail) {
-            /* seq_cst: the claim is the finisher's write in the header's
-             * protocol (before our load of recv_waiting); failure relaxed:
-             * retry with the tail it returns */
-            if (atomic_compare_exchange_weak_explicit(&ch->rtail, &tail, ring_next(ch, tail),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
-                msg_copy(ring_msg(ch, tail), msg, ch->msg_size);
-                /* release: publishes the message; pairs with the
-                 * receiver's acquire load of the stamp */
-                atomic_store_explicit(st, tail + 1, memory_order_release);
-                return 0;
-            }
-            ring_backoff();                /* lost the position to another sender */
-        } else if (stamp + ch->one_lap == tail + 1) {
-            /* the previous lap's message is still there: is its receive
-             * claimed? seq_cst: the parker's re-check (header) */
-            size_t head = atomic_load_explicit(&ch->rhead, memory_order_seq_cst);
-
-            if (head + ch->one_lap == tail)
-                return -EAGAIN;        /* full: no receive has begun */
-            return RING_IN_PROGRESS;
-        } else {
-            /* another sender took this position: look again (relaxed: as above) */
-            tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
-        }
-    }
-}
-
-/* Take the oldest message: 0; -EAGAIN empty; RING_IN_PROGRESS the head is
- * claimed by a send still writing it; -EPIPE closed and drained. An -EAGAIN
- * (or -EPIPE) is decided by a seq_cst load of tail (the parker's
- * re-check). */
-static int ring_pop(struct weft_chan *ch, void *dst)
-{
-    /* relaxed: only a first guess; the CAS below checks it */
-    size_t head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
-
-    for (;;) {
-        _Atomic size_t *st = ring_stamp(ch, head);
-        /* acquire: pairs with the sender's publishing store (its copy-in
-         * happens before our copy-out) */
-        size_t stamp = atomic_load_explicit(st, memory_order_acquire), tail;
-
-        if (stamp == head + 1) {
-            /* seq_cst: the claim is the finisher's write in the header's
-             * protocol (before our load of send_waiting); failure relaxed:
-             * retry with the head it returns */
-            if (atomic_compare_exchange_weak_explicit(&ch->rhead, &head, ring_next(ch, head),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
-                msg_copy(dst, ring_msg(ch, head), ch->msg_size);
-                /* release: frees the slot for the next lap's sender; pairs
-                 * with its acquire load of the stamp */
-                atomic_store_explicit(st, head + ch->one_lap, memory_order_release);
-                return 0;
-            }
-            ring_backoff();                /* lost the position to another receiver */
-        } else if (stamp == head) {
-            /* not written at this lap: is it claimed? seq_cst: the
-             * parker's re-check (header). A tail with mark is final
-             * (nothing claims after close): mark and tail == head is
-             * drained for good */
-            tail = atomic_load_explicit(&ch->rtail, memory_order_seq_cst);
-            if ((tail & ~ch->mark) == head)
-                return tail & ch->mark ? -EPIPE : -EAGAIN;
-            return RING_IN_PROGRESS;
-        } else {
-            /* another receiver took this position: look again (relaxed: as above) */
-            head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
-        }
-    }
-}
-
-/* Positions claimed by senders and not yet by receivers (a snapshot). */
-static size_t ring_len(const struct weft_chan *ch)
-{
-    for (;;) {
-        /* relaxed: a snapshot; re-reading tail makes the pair consistent */
-        size_t tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
-        size_t head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
-        size_t hix, tix;
-
-        if (atomic_load_explicit(&ch->rtail, memory_order_relaxed) != tail)
-            continue;
-        tail &= ~ch->mark;
-        hix = head & (ch->mark - 1);
-        tix = tail & (ch->mark - 1);
-        if (hix < tix)
-            return tix - hix;
-        if (hix > tix)
-            return ch->cap - hix + tix;
-        return tail == head ? 0 : ch->cap;
-    }
-}
-
-/* Store a waiting flag; ->lock held. */
-static inline void flag_store(_Atomic unsigned *flag, unsigned v)
-{
     if (v)
-        /* seq_cst: a 1 is the parker's half of the header's protocol */
-        atomic_store_explicit(flag, 1, memory_order_seq_cst);
+        /* seq_cst: a raise is the parker's half of the header's protocol */
+        atomic_store_explicit(flag, cur | FLAG_UP, memory_order_seq_cst);
     else
-        /* relaxed: a 0 is stored under ->lock with its list empty, so it
-         * happens before (through ->lock) the seq_cst 1 of every later
-         * parker; a finisher's seq_cst load that the header's argument
-         * needs to see that 1 can then read the 1 or a later store, never
-         * this 0 (C11 7.17.3: a seq_cst load reads the last seq_cst store
-         * before it, or a store that does not happen before that one). A
-         * stale 1 only costs a finisher a look under the lock. W4 (one
-         * waiter per message) stores a 0 per message: a plain store here,
-         * an xchg as seq_cst. */
-        atomic_store_explicit(flag, 0, memory_order_relaxed);
+        /* relaxed: a lowering is stored under ->lock with its list empty,
+         * so it happens before (through ->lock) the seq_cst raise of every
+         * later parker; a finisher's seq_cst load that the header's
+         * argument needs to see that raise can then read it or a later
+         * store, never this one (C11 7.17.3: a seq_cst load reads the last
+         * seq_cst store before it, or a store that does not happen before
+         * that one). A stale raise only costs a finisher a look under the
+         * lock. A plain store here, an xchg as seq_cst. The count goes up:
+         * (cur | 1) + 1 clears bit 0 and adds one lowering. */
+        atomic_store_explicit(flag, (cur | FLAG_UP) + 1, memory_order_relaxed);
 }
 
-/* recv_waiting / send_waiting follow their lists. ->lock held, bounded. */
+/* recv_waiting / send_waiting follow their lists (a raised flag over an
+ * empty list is lowered too). ->lock held, bounded. */
 static void chan_sync_flags(struct weft_chan *ch)
 {
     unsigned r = !waitq_empty(&ch->recvq), s = !waitq_empty(&ch->sendq);
 
     /* relaxed loads: only we (under ->lock) write them */
-    if (atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed) != r)
+    if ((atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed) & FLAG_UP) != r)
         flag_store(&ch->recv_waiting, r);
-    if (atomic_load_explicit(&ch->send_waiting, memory_order_relaxed) != s)
+    if ((atomic_load_explicit(&ch->send_waiting, memory_order_relaxed) & FLAG_UP) != s)
         flag_store(&ch->send_waiting, s);
+}
+
+/* The parker's write (header): raise `flag` before the re-check. ->lock
+ * held, bounded. A flag raised already is left alone: every store of a
+ * flag is made under ->lock, so the raise we read is the last store in its
+ * modification order, and it was a seq_cst store that happens before (and
+ * so precedes in the total order) our re-check; the finisher's argument
+ * needs just that: a seq_cst raise, no lowering after it, before the
+ * re-check. A lowering can follow only once the list is empty again, that
+ * is after our node was woken or dropped. This saves the xchg of a seq_cst
+ * store whenever the flag was left raised (chan_notify_locked() leaves it
+ * so: W4's one waiter per message parks on a flag still raised from the
+ * last one). */
+static inline void flag_raise(chan_flag *flag)
+{
+    /* relaxed: only we (under ->lock) write it */
+    if (!(atomic_load_explicit(flag, memory_order_relaxed) & FLAG_UP))
+        flag_store(flag, 1);
+}
+
+/* Under ->lock, before parking: may the lock-free attempt made just before
+ * serve as the parker's re-check, so that we park without a second one?
+ * `seen` is the flag as read (seq_cst) before that attempt. Yes when it was
+ * raised then and is still exactly that value now, and the channel is open:
+ *   - the raise we saw (a seq_cst store S) precedes our seq_cst load of it,
+ *     which precedes the attempt's seq_cst re-check load in the total
+ *     order: S comes before the re-check, as the header asks;
+ *   - every store of a flag is made under ->lock and any lowering changes
+ *     its count, so an equal value now means no store since S: S is still
+ *     the last one, and from here on (we link under this hold) a lowering
+ *     needs the list empty, that is our node woken or dropped;
+ *   - close sets ->closed under ->lock before it marks the tail; open here
+ *     means close, if it comes, wakes us after we are linked.
+ * So a finisher's claim that the attempt missed is followed, in the total
+ * order, by that finisher's load of the flag, which reads S or a later
+ * raise: it takes the lock and wakes the first waiter, exactly as when the
+ * re-check is made under the lock. The finishers that claim under ->lock
+ * (ring_send_locked() and ring_recv_locked() completing) read no flag:
+ * they wake the first waiter of the other list directly, then
+ * chan_sync_flags() lowers that list's flag if it is empty. So either the
+ * list was empty and the flag changed (we re-check after all), or someone
+ * waits ahead of us and is woken for that claim (we queue behind it, as
+ * FIFO wants). W4's receives always find the flag raised and unchanged
+ * (chan_notify_locked() leaves it so), and skip a second ring_pop(). */
+static inline bool flag_recheck_done(const struct weft_chan *ch, chan_flag *flag, size_t seen)
+{
+    /* relaxed: only ->lock holders write it, and we hold it */
+    return (seen & FLAG_UP) && !ch->closed &&
+           atomic_load_explicit(flag, memory_order_relaxed) == seen;
+}
+
+/* The locked part of chan_notify(): wake the first waiter of `q`, or, when
+ * nobody waits, lower the stale flag. The flag is not lowered when the wake
+ * empties the list: a ping-pong's waiter parks again at once (flag_raise()
+ * then has nothing to store), and a stale 1 costs a later finisher only
+ * this look under the lock, which lowers it. The waiting flags therefore
+ * mean "1 while the list is not empty, and maybe a while after". */
+static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
+                                                          chan_flag *flag,
+                                                          struct weft__waitq *q)
+{
+    weft_waker waker = WEFT_WAKER_EMPTY;
+
+    spin_lock(&ch->lock);
+    if (q->first)
+        waker = waitq_unlink_woken(q, q->first, WHY_READY);
+    else
+        flag_store(flag, 0);               /* the list is empty: allowed */
+    spin_unlock(&ch->lock);
+    weft_waker_wake(&waker);
 }
 
 /* A finisher's half (header): after queueing a message (or freeing a
  * slot) without the lock, wake the first waiting receiver (sender), if
  * any. */
-static void chan_notify(struct weft_chan *ch, _Atomic unsigned *flag, struct weft__waitq *q)
+static inline void chan_notify(struct weft_chan *ch, chan_flag *flag,
+                               struct weft__waitq *q)
 {
-    struct wake_batch b;
-
-    wake_batch_init(&b);
     /* seq_cst: after our claim (a seq_cst CAS) in the single total order:
      * either this sees the parker's flag or its re-check saw our claim
      * (header) */
-    if (!atomic_load_explicit(flag, memory_order_seq_cst))
-        return;
-    spin_lock(&ch->lock);
-    waitq_wake_one(q, WHY_READY, &b);
-    chan_sync_flags(ch);
-    spin_unlock(&ch->lock);
-    wake_batch_run(&b);
+    if (atomic_load_explicit(flag, memory_order_seq_cst) & FLAG_UP)
+        chan_notify_locked(ch, flag, q);
 }
 
 /* ---- The unbounded ring (under ->lock) ------------------------------------------ */
@@ -655,20 +544,28 @@ WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *
     waiter_reset(&s->w);
 }
 
-/* Bounded send, slow path: ->lock held on entry, released on return.
- * Returns PENDING parked, or READY with *ret. */
-static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_context *cx,
-                                  int *ret)
+/* Bounded send, slow path: takes ->lock and releases it. `seen`: the send
+ * flag as read before a fresh send's lock-free attempt (which found the
+ * ring full), or 0 (flag_recheck_done()). Returns PENDING parked, or READY
+ * with *ret. */
+static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch,
+                                                            weft_chan_send *s,
+                                                            weft_context *cx, int *ret,
+                                                            size_t seen)
 {
-    struct wake_batch b;
-    weft_waker old;
+    weft_waker old, wk[2] = { WEFT_WAKER_EMPTY, WEFT_WAKER_EMPTY };
     int r;
 
-    wake_batch_init(&b);
-    /* the parker's half (header): raise the flag, then look again */
-    /* seq_cst: before the re-check in ring_push() in the total order */
-    atomic_store_explicit(&ch->send_waiting, 1, memory_order_seq_cst);
-    r = ring_push(ch, s->msg);
+    spin_lock(&ch->lock);
+    if (flag_recheck_done(ch, &ch->send_waiting, seen)) {
+        r = -EAGAIN;                       /* full, re-checked already */
+    } else {
+        /* the parker's half (header): raise the flag, then look again.
+         * seq_cst (flag_raise()): before the re-check in ring_push() in
+         * the total order */
+        flag_raise(&ch->send_waiting);
+        r = ring_push(ch, s->msg);
+    }
     if (r == -EAGAIN) {
         /* a woken sender that lost its slot to another keeps its turn */
         old = waitq_park(&ch->sendq, &s->w, cx, s->w.state == W_WOKEN);
@@ -688,26 +585,53 @@ static weft_poll ring_send_locked(struct weft_chan *ch, weft_chan_send *s, weft_
     old = waitq_finish(&ch->sendq, &s->w);
     if (r == 0) {
         /* queued a message: a receiver that waits links under this lock */
-        waitq_wake_one(&ch->recvq, WHY_READY, &b);
-        if (!waitq_empty(&ch->sendq) && ring_len(ch) < ch->cap)
-            waitq_wake_one(&ch->sendq, WHY_READY, &b);
+        if (ch->recvq.first)
+            wk[0] = waitq_unlink_woken(&ch->recvq, ch->recvq.first, WHY_READY);
+        if (ch->sendq.first && ring_len(ch) < ch->cap)
+            wk[1] = waitq_unlink_woken(&ch->sendq, ch->sendq.first, WHY_READY);
     }
     chan_sync_flags(ch);
     spin_unlock(&ch->lock);
-    wake_batch_run(&b);
+    weft_waker_wake(&wk[0]);               /* wakers: after unlocking */
+    weft_waker_wake(&wk[1]);
     weft_waker_drop(&old);
     *ret = r;
     return WEFT_READY;
 }
 
-WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result)
+/* Unbounded send (never waits): under ->lock. */
+static __attribute__((noinline)) int chan_send_unbounded(struct weft_chan *ch,
+                                                         weft_chan_send *s)
 {
     struct wake_batch b;
-    struct weft_chan *ch;
-    weft_waker old = WEFT_WAKER_EMPTY;
+    weft_waker old;
     int ret;
 
     wake_batch_init(&b);
+    spin_lock(&ch->lock);
+    if (ch->closed) {
+        ret = -EPIPE;
+    } else {
+        ret = lk_push(ch, s->msg, &b);
+        if (ret < 0)                        /* -ENOMEM: let another try */
+            chan_pass_on(&ch->sendq, &s->w, &b);
+    }
+    old = waitq_finish(&ch->sendq, &s->w);
+    spin_unlock(&ch->lock);
+    wake_batch_run(&b);
+    weft_waker_drop(&old);
+    return ret;
+}
+
+/* The paths below keep no wake batch of their own (the slow ones above
+ * and below do), so that the common bounded send or receive runs in a
+ * small frame: W4 polls two of these and drops two per message. */
+WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result)
+{
+    struct weft_chan *ch;
+    size_t seen = 0;                       /* flag_recheck_done() */
+    int ret;
+
     if (s == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
         if (result)
             *result = -EINVAL;
@@ -724,88 +648,85 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
     }
     if (!weft__coop_proceed(cx))
         return WEFT_PENDING;               /* the task was woken already */
-    if (ch->cap) {
-        if (s->w.owner == O_IDLE) {
-            /* never parked: no notifier knows the node; no lock */
-            ret = ring_push(ch, s->msg);
-            if (ret == 0)
-                chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-            if (ret == 0 || ret == -EPIPE) {
-                waiter_done_unparked(&s->w);
-                goto out;
-            }
-            if (ret == RING_IN_PROGRESS) {
-                /* our slot is being freed: poll again soon (a yield) */
-                weft__task_wake_soon(cx);
-                return WEFT_PENDING;
-            }
-        } else if (waiter_is_woken(&s->w)) {
-            /* woken (the handoff's fast path): the node is ours alone
-             * (waiter_done_woken()), so try the ring without the lock, as
-             * a fresh send would. Only a full ring sends us to the lock,
-             * to park again at the front. */
-            ret = ring_push(ch, s->msg);
-            if (ret == 0) {
-                chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-                /* the rule for woken ones (header): room left behind while
-                 * other senders wait wakes one more of them */
-                if (ring_len(ch) < ch->cap)
-                    chan_notify(ch, &ch->send_waiting, &ch->sendq);
-            }
-            if (ret == 0 || ret == -EPIPE) {
-                waiter_done_woken(&s->w);
-                goto out;
-            }
-            if (ret == RING_IN_PROGRESS) {
-                /* still WOKEN, still ours: poll again soon */
-                weft__task_wake_soon(cx);
-                return WEFT_PENDING;
-            }
-        }
-        spin_lock(&ch->lock);
-        if (ring_send_locked(ch, s, cx, &ret) == WEFT_PENDING)
-            return WEFT_PENDING;
+    if (ch->cap == 0) {
+        ret = chan_send_unbounded(ch, s);
         goto out;
     }
-    spin_lock(&ch->lock);                  /* unbounded: never waits */
-    if (ch->closed) {
-        ret = -EPIPE;
-    } else {
-        ret = lk_push(ch, s->msg, &b);
-        if (ret < 0)                        /* -ENOMEM: let another try */
-            chan_pass_on(&ch->sendq, &s->w, &b);
+    if (s->w.owner == O_IDLE) {
+        /* never parked: no notifier knows the node; no lock. seq_cst:
+         * before ring_push()'s re-check load (flag_recheck_done()) */
+        seen = atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst);
+        ret = ring_push(ch, s->msg);
+        if (ret == 0)
+            chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+        if (ret == 0 || ret == -EPIPE) {
+            waiter_done_unparked(&s->w);
+            goto out;
+        }
+        if (ret == RING_IN_PROGRESS) {
+            /* our slot is being freed: poll again soon (a yield) */
+            weft__task_wake_soon(cx);
+            return WEFT_PENDING;
+        }
+    } else if (waiter_is_woken(&s->w)) {
+        /* woken (the handoff's fast path): the node is ours alone
+         * (waiter_done_woken()), so try the ring without the lock, as a
+         * fresh send would. Only a full ring sends us to the lock, to park
+         * again at the front. */
+        ret = ring_push(ch, s->msg);
+        if (ret == 0) {
+            chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+            /* the rule for woken ones (header): room left behind while
+             * other senders wait wakes one more of them. seq_cst: the
+             * flag is read as chan_notify() reads it; the snapshot of the
+             * length only when someone may wait */
+            if ((atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) & FLAG_UP) &&
+                ring_len(ch) < ch->cap)
+                chan_notify_locked(ch, &ch->send_waiting, &ch->sendq);
+        }
+        if (ret == 0 || ret == -EPIPE) {
+            waiter_done_woken(&s->w);
+            goto out;
+        }
+        if (ret == RING_IN_PROGRESS) {
+            /* still WOKEN, still ours: poll again soon */
+            weft__task_wake_soon(cx);
+            return WEFT_PENDING;
+        }
     }
-    old = waitq_finish(&ch->sendq, &s->w);
-    spin_unlock(&ch->lock);
-    wake_batch_run(&b);
-    weft_waker_drop(&old);
+    if (ring_send_locked(ch, s, cx, &ret, seen) == WEFT_PENDING)
+        return WEFT_PENDING;
 out:
     s->result = ret;
     *result = ret;
     return WEFT_READY;
 }
 
-WEFT_API void weft_chan_send_drop(weft_chan_send *s)
+/* Drop of a parked send: leave the list, passing on a wake it was handed. */
+static __attribute__((noinline)) void chan_send_drop_parked(struct weft_chan *ch,
+                                                            weft_chan_send *s)
 {
     struct wake_batch b;
     weft_waker old;
-    struct weft_chan *ch;
 
     wake_batch_init(&b);
+    spin_lock(&ch->lock);
+    if (!ch->closed && (ch->cap == 0 || ring_len(ch) < ch->cap))
+        chan_pass_on(&ch->sendq, &s->w, &b);
+    old = waitq_finish(&ch->sendq, &s->w);
+    if (ch->cap)
+        chan_sync_flags(ch);
+    spin_unlock(&ch->lock);
+    wake_batch_run(&b);
+    weft_waker_drop(&old);
+}
+
+WEFT_API void weft_chan_send_drop(weft_chan_send *s)
+{
     if (s == NULL || s->ch == NULL)
         return;
-    ch = s->ch;
-    if (s->w.owner == O_PARKED) {
-        spin_lock(&ch->lock);
-        if (!ch->closed && (ch->cap == 0 || ring_len(ch) < ch->cap))
-            chan_pass_on(&ch->sendq, &s->w, &b);
-        old = waitq_finish(&ch->sendq, &s->w);
-        if (ch->cap)
-            chan_sync_flags(ch);
-        spin_unlock(&ch->lock);
-        wake_batch_run(&b);
-        weft_waker_drop(&old);
-    }
+    if (s->w.owner == O_PARKED)
+        chan_send_drop_parked(s->ch, s);
     s->w.owner = O_DONE;
     s->ch = NULL;
 }
@@ -821,20 +742,28 @@ WEFT_API void weft_chan_recv_init(weft_chan_recv *r, weft_chan *ch, void *dst)
     waiter_reset(&r->w);
 }
 
-/* Bounded receive, slow path: ->lock held on entry, released on return.
- * Returns PENDING parked, or READY with *ret. */
-static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_context *cx,
-                                  int *ret)
+/* Bounded receive, slow path: takes ->lock and releases it. `seen`: the
+ * receive flag as read before a fresh receive's lock-free attempt (which
+ * found the ring empty), or 0 (flag_recheck_done()). Returns PENDING
+ * parked, or READY with *ret. */
+static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch,
+                                                            weft_chan_recv *r,
+                                                            weft_context *cx, int *ret,
+                                                            size_t seen)
 {
-    struct wake_batch b;
-    weft_waker old;
+    weft_waker old, wk[2] = { WEFT_WAKER_EMPTY, WEFT_WAKER_EMPTY };
     int v;
 
-    wake_batch_init(&b);
-    /* the parker's half (header): raise the flag, then look again */
-    /* seq_cst: before the re-check in ring_pop() in the total order */
-    atomic_store_explicit(&ch->recv_waiting, 1, memory_order_seq_cst);
-    v = ring_pop(ch, r->dst);
+    spin_lock(&ch->lock);
+    if (flag_recheck_done(ch, &ch->recv_waiting, seen)) {
+        v = -EAGAIN;                       /* empty, re-checked already */
+    } else {
+        /* the parker's half (header): raise the flag, then look again.
+         * seq_cst (flag_raise()): before the re-check in ring_pop() in the
+         * total order */
+        flag_raise(&ch->recv_waiting);
+        v = ring_pop(ch, r->dst);
+    }
     if (v == -EAGAIN) {
         /* a woken receiver that lost its message to another keeps its turn */
         old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
@@ -854,26 +783,55 @@ static weft_poll ring_recv_locked(struct weft_chan *ch, weft_chan_recv *r, weft_
     old = waitq_finish(&ch->recvq, &r->w);
     if (v == 0) {
         /* freed a slot: a sender that waits links under this lock */
-        waitq_wake_one(&ch->sendq, WHY_READY, &b);
-        if (!waitq_empty(&ch->recvq) && ring_len(ch) > 0)
-            waitq_wake_one(&ch->recvq, WHY_READY, &b);
+        if (ch->sendq.first)
+            wk[0] = waitq_unlink_woken(&ch->sendq, ch->sendq.first, WHY_READY);
+        if (ch->recvq.first && ring_len(ch) > 0)
+            wk[1] = waitq_unlink_woken(&ch->recvq, ch->recvq.first, WHY_READY);
     }
     chan_sync_flags(ch);
     spin_unlock(&ch->lock);
-    wake_batch_run(&b);
+    weft_waker_wake(&wk[0]);               /* wakers: after unlocking */
+    weft_waker_wake(&wk[1]);
     weft_waker_drop(&old);
     *ret = v;
     return WEFT_READY;
 }
 
-WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result)
+/* Unbounded receive: under ->lock. Returns PENDING parked, or READY with
+ * *ret. */
+static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan *ch,
+                                                               weft_chan_recv *r,
+                                                               weft_context *cx, int *ret)
 {
     struct wake_batch b;
-    struct weft_chan *ch;
-    weft_waker old = WEFT_WAKER_EMPTY;
-    int ret = 0;
+    weft_waker old;
 
     wake_batch_init(&b);
+    *ret = 0;
+    spin_lock(&ch->lock);
+    if (ch->len) {
+        lk_pop(ch, r->dst, &b);
+    } else if (ch->closed) {
+        *ret = -EPIPE;
+    } else {
+        old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
+        spin_unlock(&ch->lock);
+        weft_waker_drop(&old);
+        return WEFT_PENDING;
+    }
+    old = waitq_finish(&ch->recvq, &r->w);
+    spin_unlock(&ch->lock);
+    wake_batch_run(&b);
+    weft_waker_drop(&old);
+    return WEFT_READY;
+}
+
+WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result)
+{
+    struct weft_chan *ch;
+    size_t seen = 0;                       /* flag_recheck_done() */
+    int ret;
+
     if (r == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
         if (result)
             *result = -EINVAL;
@@ -890,92 +848,87 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
     }
     if (!weft__coop_proceed(cx))
         return WEFT_PENDING;               /* the task was woken already */
-    if (ch->cap) {
-        if (r->w.owner == O_IDLE) {
-            /* never parked: no notifier knows the node; no lock */
-            ret = ring_pop(ch, r->dst);
-            if (ret == 0)
-                chan_notify(ch, &ch->send_waiting, &ch->sendq);
-            if (ret == 0 || ret == -EPIPE) {
-                waiter_done_unparked(&r->w);
-                goto out;
-            }
-            if (ret == RING_IN_PROGRESS) {
-                /* the head is being written: poll again soon (a yield) */
-                weft__task_wake_soon(cx);
-                return WEFT_PENDING;
-            }
-        } else if (waiter_is_woken(&r->w)) {
-            /* woken (the handoff's fast path): the node is ours alone
-             * (waiter_done_woken()), so take the message without the
-             * lock, as a fresh receive would. Only an empty ring (a
-             * barger took it) sends us to the lock, to park again at the
-             * front. */
-            ret = ring_pop(ch, r->dst);
-            if (ret == 0) {
-                chan_notify(ch, &ch->send_waiting, &ch->sendq);
-                /* the rule for woken ones (header): messages left behind
-                 * while other receivers wait wake one more of them */
-                if (ring_len(ch) > 0)
-                    chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-            }
-            if (ret == 0 || ret == -EPIPE) {
-                waiter_done_woken(&r->w);
-                goto out;
-            }
-            if (ret == RING_IN_PROGRESS) {
-                /* still WOKEN, still ours: poll again soon */
-                weft__task_wake_soon(cx);
-                return WEFT_PENDING;
-            }
-        }
-        spin_lock(&ch->lock);
-        if (ring_recv_locked(ch, r, cx, &ret) == WEFT_PENDING)
+    if (ch->cap == 0) {
+        if (chan_recv_unbounded(ch, r, cx, &ret) == WEFT_PENDING)
             return WEFT_PENDING;
         goto out;
     }
-    spin_lock(&ch->lock);
-    if (ch->len) {
-        lk_pop(ch, r->dst, &b);
-    } else if (ch->closed) {
-        ret = -EPIPE;
-    } else {
-        old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
-        spin_unlock(&ch->lock);
-        weft_waker_drop(&old);
-        return WEFT_PENDING;
+    if (r->w.owner == O_IDLE) {
+        /* never parked: no notifier knows the node; no lock. seq_cst:
+         * before ring_pop()'s re-check load (flag_recheck_done()) */
+        seen = atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst);
+        ret = ring_pop(ch, r->dst);
+        if (ret == 0)
+            chan_notify(ch, &ch->send_waiting, &ch->sendq);
+        if (ret == 0 || ret == -EPIPE) {
+            waiter_done_unparked(&r->w);
+            goto out;
+        }
+        if (ret == RING_IN_PROGRESS) {
+            /* the head is being written: poll again soon (a yield) */
+            weft__task_wake_soon(cx);
+            return WEFT_PENDING;
+        }
+    } else if (waiter_is_woken(&r->w)) {
+        /* woken (the handoff's fast path): the node is ours alone
+         * (waiter_done_woken()), so take the message without the lock, as
+         * a fresh receive would. Only an empty ring (a barger took it)
+         * sends us to the lock, to park again at the front. */
+        ret = ring_pop(ch, r->dst);
+        if (ret == 0) {
+            chan_notify(ch, &ch->send_waiting, &ch->sendq);
+            /* the rule for woken ones (header): messages left behind
+             * while other receivers wait wake one more of them. seq_cst:
+             * the flag is read as chan_notify() reads it; the snapshot of
+             * the length only when someone may wait */
+            if ((atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) & FLAG_UP) &&
+                ring_nonempty(ch))
+                chan_notify_locked(ch, &ch->recv_waiting, &ch->recvq);
+        }
+        if (ret == 0 || ret == -EPIPE) {
+            waiter_done_woken(&r->w);
+            goto out;
+        }
+        if (ret == RING_IN_PROGRESS) {
+            /* still WOKEN, still ours: poll again soon */
+            weft__task_wake_soon(cx);
+            return WEFT_PENDING;
+        }
     }
-    old = waitq_finish(&ch->recvq, &r->w);
-    spin_unlock(&ch->lock);
-    wake_batch_run(&b);
-    weft_waker_drop(&old);
+    if (ring_recv_locked(ch, r, cx, &ret, seen) == WEFT_PENDING)
+        return WEFT_PENDING;
 out:
     r->result = ret;
     *result = ret;
     return WEFT_READY;
 }
 
-WEFT_API void weft_chan_recv_drop(weft_chan_recv *r)
+/* Drop of a parked receive: leave the list, passing on a wake it was
+ * handed. */
+static __attribute__((noinline)) void chan_recv_drop_parked(struct weft_chan *ch,
+                                                            weft_chan_recv *r)
 {
     struct wake_batch b;
     weft_waker old;
-    struct weft_chan *ch;
 
     wake_batch_init(&b);
+    spin_lock(&ch->lock);
+    if (ch->cap ? ring_len(ch) > 0 : ch->len > 0)
+        chan_pass_on(&ch->recvq, &r->w, &b);
+    old = waitq_finish(&ch->recvq, &r->w);
+    if (ch->cap)
+        chan_sync_flags(ch);
+    spin_unlock(&ch->lock);
+    wake_batch_run(&b);
+    weft_waker_drop(&old);
+}
+
+WEFT_API void weft_chan_recv_drop(weft_chan_recv *r)
+{
     if (r == NULL || r->ch == NULL)
         return;
-    ch = r->ch;
-    if (r->w.owner == O_PARKED) {
-        spin_lock(&ch->lock);
-        if (ch->cap ? ring_len(ch) > 0 : ch->len > 0)
-            chan_pass_on(&ch->recvq, &r->w, &b);
-        old = waitq_finish(&ch->recvq, &r->w);
-        if (ch->cap)
-            chan_sync_flags(ch);
-        spin_unlock(&ch->lock);
-        wake_batch_run(&b);
-        weft_waker_drop(&old);
-    }
+    if (r->w.owner == O_PARKED)
+        chan_recv_drop_parked(r->ch, r);
     r->w.owner = O_DONE;
     r->ch = NULL;
 }

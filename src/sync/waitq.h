@@ -131,23 +131,33 @@ static inline void wake_batch_run(struct wake_batch *b)
     b->n = 0;
 }
 
-/* Unlink waiter `w` (WAITING) as WOKEN for `why`, moving its waker into `b`
- * (which must have room). ->lock held.
+/* Unlink waiter `w` (WAITING) as WOKEN for `why` and return its waker, to
+ * be woken after unlocking (waitq_wake(): into `b`, which must have room).
+ * ->lock held.
  *
  * WOKEN is stored last, with release: an owner that reads it with
  * waiter_is_woken() may then use `why` and the node without the lock (no
  * notifier touches an unlinked node). Every other write of `state` is made
  * by the owner itself, so this is the only store that can race with that
  * read. */
-static inline void waitq_wake(struct weft__waitq *q, weft_sync_waiter *w, unsigned why,
-                              struct wake_batch *b)
+static inline weft_waker waitq_unlink_woken(struct weft__waitq *q, weft_sync_waiter *w,
+                                            unsigned why)
 {
+    weft_waker waker = w->waker;
+
     waitq_remove(q, w);
     w->why = (unsigned char)why;
-    b->w[b->n++] = w->waker;
     w->waker = WEFT_WAKER_EMPTY;
     /* release: pairs with the acquire load in waiter_is_woken() */
     __atomic_store_n(&w->state, (unsigned char)W_WOKEN, __ATOMIC_RELEASE);
+    return waker;
+}
+
+static inline void waitq_wake(struct weft__waitq *q, weft_sync_waiter *w, unsigned why,
+                              struct wake_batch *b)
+{
+    b->w[b->n] = waitq_unlink_woken(q, w, why);
+    b->n++;
 }
 
 /* Without the lock, by the owner of a parked node: true when a notifier has

@@ -279,3 +279,151 @@ TEST(chan_handoff_ping_pong_pairs)
     }
     weft_runtime_free(rt);
 }
+
+/* ---- Waiting flags left raised (chan.c: flag_raise(), chan_notify_locked()) --
+ * A plain thread plays W4's pattern against tasks with the try_ forms, so
+ * that every one of its operations is a lock-free finisher racing a park:
+ *   - it sends i on `a` and waits for i back on `b`: the relay task parks
+ *     on `a` with the receive flag still raised from its previous wake
+ *     (no store), and on nothing else;
+ *   - meanwhile a producer task fills `c` (capacity 1), parking as a sender
+ *     on the send flag still raised, and the thread takes one message of
+ *     `c` per round, a finisher for that park.
+ * A stale flag lowered at the wrong time, or a park that trusted a flag it
+ * should have raised, loses a wake: the thread's watchdog reports it (the
+ * task never answers, or `c` never refills) instead of a hang. */
+struct stale_shared {
+    weft_chan *a, *b, *c;
+    uint64_t n;
+    atomic_int fail;
+};
+
+typedef struct stale_prod {
+    weft_async co;
+    struct stale_shared *sh;
+    uint64_t i, v;
+    int res;
+    weft_chan_send s;
+} stale_prod;
+
+static weft_poll stale_prod_poll(stale_prod *t, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&t->co);
+    for (t->i = 0; t->i < t->sh->n; t->i++) {
+        t->v = t->i;
+        weft_chan_send_init(&t->s, t->sh->c, &t->v);
+        WEFT_AWAIT(&t->co, weft_chan_send_poll(&t->s, cx, &t->res));
+        weft_chan_send_drop(&t->s);
+        if (t->res != 0) {
+            atomic_fetch_add(&t->sh->fail, 1);
+            break;
+        }
+    }
+    WEFT_END(&t->co);
+}
+
+static void stale_prod_drop(stale_prod *t)
+{
+    weft_chan_send_drop(&t->s);
+}
+
+WEFT_DEFINE_FUTURE_VOID(stale_prod, stale_prod_poll, stale_prod_drop);
+
+/* Receive i on a, check it, send it back on b. */
+typedef struct stale_relay {
+    weft_async co;
+    struct stale_shared *sh;
+    uint64_t i, v;
+    int res;
+    weft_chan_recv r;
+    weft_chan_send s;
+} stale_relay;
+
+static weft_poll stale_relay_poll(stale_relay *t, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&t->co);
+    for (t->i = 0; t->i < t->sh->n; t->i++) {
+        weft_chan_recv_init(&t->r, t->sh->a, &t->v);
+        WEFT_AWAIT(&t->co, weft_chan_recv_poll(&t->r, cx, &t->res));
+        weft_chan_recv_drop(&t->r);
+        if (t->res != 0 || t->v != t->i) {
+            atomic_fetch_add(&t->sh->fail, 1);
+            break;
+        }
+        weft_chan_send_init(&t->s, t->sh->b, &t->v);
+        WEFT_AWAIT(&t->co, weft_chan_send_poll(&t->s, cx, &t->res));
+        weft_chan_send_drop(&t->s);
+        if (t->res != 0) {
+            atomic_fetch_add(&t->sh->fail, 1);
+            break;
+        }
+    }
+    WEFT_END(&t->co);
+}
+
+static void stale_relay_drop(stale_relay *t)
+{
+    weft_chan_recv_drop(&t->r);
+    weft_chan_send_drop(&t->s);
+}
+
+WEFT_DEFINE_FUTURE_VOID(stale_relay, stale_relay_poll, stale_relay_drop);
+
+/* Spin on a try_ operation until it stops saying -EAGAIN; a hang fails. */
+#define STALE_RETRY(expr, rc)                                                  \
+    do {                                                                      \
+        uint64_t end_ = harness_now_ns() + ST_WATCHDOG_NS;                    \
+        while (((rc) = (expr)) == -EAGAIN) {                                  \
+            if (harness_now_ns() > end_)                                      \
+                harness_fail(__FILE__, __LINE__, "watchdog: lost wake-up (%s)", \
+                             #expr);                                          \
+            sched_yield();                                                    \
+        }                                                                     \
+    } while (0)
+
+static void *stale_thread(void *p)
+{
+    struct stale_shared *sh = p;
+    uint64_t v, next_c = 0;
+    int rc;
+
+    for (uint64_t i = 0; i < sh->n; i++) {
+        STALE_RETRY(weft_chan_try_send(sh->a, &i), rc);
+        if (rc != 0)
+            atomic_fetch_add(&sh->fail, 1);
+        STALE_RETRY(weft_chan_try_recv(sh->b, &v), rc);
+        if (rc != 0 || v != i)
+            atomic_fetch_add(&sh->fail, 1);
+        STALE_RETRY(weft_chan_try_recv(sh->c, &v), rc);
+        if (rc != 0 || v != next_c++)
+            atomic_fetch_add(&sh->fail, 1);
+    }
+    return NULL;
+}
+
+TEST(chan_stale_flags_thread_finishers_no_lost_wakeup)
+{
+    weft_runtime *rt = st_runtime(2);
+    struct stale_shared sh = { .n = harness_scale(100000) };
+    pthread_t th;
+    uint64_t v;
+
+    ASSERT_OK(weft_chan_new(&sh.a, sizeof(uint64_t), 1));
+    ASSERT_OK(weft_chan_new(&sh.b, sizeof(uint64_t), 1));
+    ASSERT_OK(weft_chan_new(&sh.c, sizeof(uint64_t), 1));
+    ASSERT_OK(weft_spawn_detached(rt, &stale_relay_future, &(stale_relay){ .sh = &sh }));
+    ASSERT_OK(weft_spawn_detached(rt, &stale_prod_future, &(stale_prod){ .sh = &sh }));
+    ASSERT_OK(pthread_create(&th, NULL, stale_thread, &sh));
+    pthread_join(th, NULL);
+    ASSERT_OK(weft_runtime_run(rt));
+    ASSERT_EQ(0, atomic_load(&sh.fail));
+    ASSERT_EQ(-EAGAIN, weft_chan_try_recv(sh.a, &v));
+    ASSERT_EQ(-EAGAIN, weft_chan_try_recv(sh.b, &v));
+    ASSERT_EQ(-EAGAIN, weft_chan_try_recv(sh.c, &v));
+    weft_chan_drop(sh.a);
+    weft_chan_drop(sh.b);
+    weft_chan_drop(sh.c);
+    weft_runtime_free(rt);
+}
