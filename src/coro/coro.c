@@ -70,8 +70,11 @@ __attribute__((noinline)) static struct weft__co *co_self(void)
 /* ---- The two sides of a switch ------------------------------------------------ */
 
 /* Worker side: run `co` until it parks or finishes. This frame never
- * changes threads, so errno and cur_co are plain thread-locals here. */
-static void co_resume(struct weft__co *co)
+ * changes threads, so errno and cur_co are plain thread-locals here.
+ * Inlined into the poll (and the drop), so that the poll is the only frame
+ * between the task layer and the switch (coro.h: each return left after a
+ * switch is a mispredicted one). */
+__attribute__((always_inline)) static inline void co_resume(struct weft__co *co)
 {
     struct weft__co *prev = cur_co;
     int werr = errno;
@@ -81,7 +84,7 @@ static void co_resume(struct weft__co *co)
 
     weft__co_thread_enter();
     if (co->state == CO_NEW) {
-        co->sp = weft__co_prepare(co);
+        weft__co_prepare(co);
 #if WEFT_CO_TSAN
         co->fiber = __tsan_create_fiber(0);
 #endif
@@ -96,14 +99,14 @@ static void co_resume(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    weft__co_switch_in(&co->wsp, co->sp);
+    weft__co_jump(&co->w, &co->c);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
     /* a slab stack has no guard page: check its canary at every switch out
      * (and that it is not parked below its stack) */
     if (co->stack.slab &&
-        (!weft__co_canary_ok(&co->stack) || (char *)co->sp < co->stack.lo))
+        (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
         weft__co_canary_abort(co);
     cur_co = prev;
     co->err = errno;
@@ -111,8 +114,9 @@ static void co_resume(struct weft__co *co)
 }
 
 /* Coroutine side: park until the next resume (which may come on another
- * thread). */
-__attribute__((noinline)) static void co_suspend(struct weft__co *co)
+ * thread). Inlined into the awaits: after a resume the coroutine returns
+ * once, from the blocking call to its caller. */
+__attribute__((always_inline)) static inline void co_suspend(struct weft__co *co)
 {
 #if WEFT_CO_ASAN
     void *fake = NULL;
@@ -125,7 +129,7 @@ __attribute__((noinline)) static void co_suspend(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->w_bottom, co->w_size);
 #endif
-    weft__co_switch_out(&co->sp, co->wsp);
+    weft__co_jump(&co->c, &co->w);
 #if WEFT_CO_ASAN
     /* the worker that resumed us: its stack, for the next switch out */
     __sanitizer_finish_switch_fiber(fake, &co->w_bottom, &co->w_size);
@@ -146,7 +150,7 @@ void weft__co_entry(struct weft__co *co)
     /* NULL: this fiber ends, ASan may free its fake stack */
     __sanitizer_start_switch_fiber(NULL, co->w_bottom, co->w_size);
 #endif
-    weft__co_switch_out(&co->sp, co->wsp);
+    weft__co_jump(&co->c, &co->w);
     abort();                            /* a DONE coroutine is never resumed */
 }
 
