@@ -55,6 +55,10 @@ struct weft__co *weft__co_running(void)
     return cur_co;
 }
 
+/* weft__co_thread_enter() ran on this thread (it is cheap after the first
+ * call, but a call: this keeps it off the resume path). */
+static WEFT_TLS bool co_thread_entered;
+
 /* The coroutine side reads cur_co only through this: out of line, and not
  * pure (the empty asm may touch memory), so the compiler can neither cache
  * the thread pointer nor the result across a switch that may have moved the
@@ -82,7 +86,10 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co)
     void *fake = NULL;
 #endif
 
-    weft__co_thread_enter();
+    if (!co_thread_entered) {
+        weft__co_thread_enter();
+        co_thread_entered = true;
+    }
     if (co->state == CO_NEW) {
         weft__co_prepare(co);
 #if WEFT_CO_TSAN
@@ -370,13 +377,16 @@ __attribute__((noinline)) static int co_await_deadline(struct weft__co *co, co_p
 }
 
 /* `timed`: the coroutine's deadline applies (every blocking call but a
- * yield). */
+ * yield). `site`: the call, for the task dump, when the caller did not mark
+ * it with CO_CALL (one co_self() less). */
 static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *self, void *out,
-                               bool timed)
+                               bool timed, const weft_async_site *site)
 {
     struct weft__co *co = co_self();
     int err = 0;
 
+    if (co != NULL && site != NULL)
+        co->site = site;
     if (co == NULL) {
         err = -EINVAL;
     } else if (timed && co->deadline != 0 && !co->cancelled) {
@@ -400,7 +410,7 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
 
 static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *out)
 {
-    return co_await_opt(poll, drop, self, out, true);
+    return co_await_opt(poll, drop, self, out, true, NULL);
 }
 
 int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
@@ -493,11 +503,11 @@ static weft_poll yield_thunk(void *self, weft_context *cx, void *out)
 
 WEFT_API int weft_co_yield(void)
 {
-    CO_CALL();
+    static const weft_async_site site = { __func__, NULL, 0 };   /* CO_CALL's */
     weft_yield y;
 
     weft_yield_init(&y);
-    return co_await_opt(yield_thunk, NULL, &y, NULL, false);
+    return co_await_opt(yield_thunk, NULL, &y, NULL, false, &site);
 }
 
 struct join_await {

@@ -64,12 +64,13 @@ struct weft__co_slab;
  * usable stack. A slab stack (slab.c) is a slot of a shared mapping, with
  * a canary below it instead of a guard page. */
 struct weft__co_stack {
+    struct weft__co_slab *slab; /* NULL: a guarded stack (first: read at every
+                                 * switch out, with the record's hot fields) */
     char *map;                  /* start of the mapping (the guard); for a slab
                                  * stack, lo; NULL: no stack */
     size_t map_size;            /* guard + usable; 0 for a slab stack */
     char *lo, *hi;              /* the usable stack: [lo, hi) */
     size_t cls;                 /* the page-rounded size asked for (the caches' key) */
-    struct weft__co_slab *slab; /* NULL: a guarded stack */
 };
 
 /* A saved context (switch.c). On x86-64 the switch is inline asm and the
@@ -98,19 +99,22 @@ struct weft__co {
     /* first: weft__co_start finds the record at the context it jumped to */
     struct weft__co_ctx c;      /* the coroutine's saved context (suspended or new) */
     struct weft__co_ctx w;      /* the worker's saved context (while running) */
+    /* the rest of what a switch pair touches, next to the contexts: the
+     * record's first 104 bytes are its hot part */
     weft_context *cx;           /* the current poll's context; NULL in a drop */
-    weft_co_fn *fn;
-    void *arg;
-    const char *name;
     /* the blocking call (weft_co_read, ...) the coroutine is in, for the
      * task dump; NULL outside one (the coroutine's own) */
     const weft_async_site *site;
-    struct weft__co_stack stack;
-    int result;                 /* what fn returned */
-    int err;                    /* the coroutine's errno while it is not running */
     uint64_t deadline;          /* weft_co_deadline_set(); 0: none */
+    int err;                    /* the coroutine's errno while it is not running */
     unsigned char state;        /* CO_* */
     bool cancelled;             /* set by the drop: every await returns -ECANCELED */
+    struct weft__co_stack stack;    /* .slab first: hot */
+    /* cold */
+    int result;                 /* what fn returned */
+    weft_co_fn *fn;
+    void *arg;
+    const char *name;
 #if WEFT_CO_ASAN
     void *fake_co;              /* ASan fake stacks of both sides */
     void *fake_w;
