@@ -78,9 +78,11 @@ __attribute__((noinline)) static struct weft__co *co_self(void)
  * Inlined into the poll (and the drop), so that the poll is the only frame
  * between the task layer and the switch (coro.h: each return left after a
  * switch is a mispredicted one). */
-__attribute__((always_inline)) static inline void co_resume(struct weft__co *co)
+__attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
+                                                           weft_context *cx)
 {
     struct weft__co *prev = cur_co;
+    struct weft__co_wside ws;
     int werr = errno;
 #if WEFT_CO_ASAN
     void *fake = NULL;
@@ -98,6 +100,8 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co)
     }
     errno = co->err;                   /* errno follows the coroutine */
     cur_co = co;
+    ws.cx = cx;
+    co->w = &ws;
     co->state = CO_RUNNING;
 #if WEFT_CO_TSAN
     co->w_fiber = __tsan_get_current_fiber();
@@ -106,13 +110,14 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    weft__co_jump(&co->w, &co->c);
+    weft__co_jump(&ws.ctx, &co->c);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+    co->w = NULL;
     /* a slab stack has no guard page: check its canary at every switch out
      * (and that it is not parked below its stack) */
-    if (co->stack.slab &&
+    if (co->on_slab &&
         (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
         weft__co_canary_abort(co);
     cur_co = prev;
@@ -136,7 +141,7 @@ __attribute__((always_inline)) static inline void co_suspend(struct weft__co *co
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->w_bottom, co->w_size);
 #endif
-    weft__co_jump(&co->c, &co->w);
+    weft__co_jump(&co->c, &co->w->ctx);
 #if WEFT_CO_ASAN
     /* the worker that resumed us: its stack, for the next switch out */
     __sanitizer_finish_switch_fiber(fake, &co->w_bottom, &co->w_size);
@@ -157,7 +162,7 @@ void weft__co_entry(struct weft__co *co)
     /* NULL: this fiber ends, ASan may free its fake stack */
     __sanitizer_start_switch_fiber(NULL, co->w_bottom, co->w_size);
 #endif
-    weft__co_jump(&co->c, &co->w);
+    weft__co_jump(&co->c, &co->w->ctx);
     abort();                            /* a DONE coroutine is never resumed */
 }
 
@@ -186,9 +191,7 @@ static weft_poll coroutine_poll(weft_coroutine *f, weft_context *cx, void *out)
     struct weft__co *co = &f->co;
 
     if (co->state != CO_DONE) {
-        co->cx = cx;
-        co_resume(co);
-        co->cx = NULL;
+        co_resume(co, cx);
         if (co->state != CO_DONE)
             return WEFT_PENDING;
         co_release(co);
@@ -205,8 +208,7 @@ static void coroutine_drop(weft_coroutine *f)
         /* aborted (or never started): fn runs to its end, every await
          * returning -ECANCELED at once */
         co->cancelled = true;
-        co->cx = NULL;
-        co_resume(co);
+        co_resume(co, NULL);
         if (co->state != CO_DONE) {
             fprintf(stderr, "weft: coroutine \"%s\" parked while being cancelled\n",
                     co->name);
@@ -244,6 +246,7 @@ static int co_init(weft_coroutine *f, weft_runtime *rt, weft_co_fn *fn, void *ar
     err = weft__co_stack_get(&f->co.stack, size);
     if (err < 0)
         return err;
+    f->co.on_slab = f->co.stack.slab != NULL;
     weft__co_install_handler();
     return 0;
 }
@@ -356,15 +359,15 @@ __attribute__((noinline)) static int co_await_deadline(struct weft__co *co, co_p
             err = -ECANCELED;
             break;
         }
-        if (poll(self, co->cx, out) == WEFT_READY)
+        if (poll(self, co->w->cx, out) == WEFT_READY)
             break;
-        if (weft_sleep_poll(&dl, co->cx) == WEFT_READY) {
+        if (weft_sleep_poll(&dl, co->w->cx) == WEFT_READY) {
             struct weft__coop_grant g;
             weft_poll p;
 
-            weft__coop_grant_begin(co->cx, &g, true);
-            p = poll(self, co->cx, out);
-            weft__coop_grant_end(co->cx, &g);
+            weft__coop_grant_begin(co->w->cx, &g, true);
+            p = poll(self, co->w->cx, out);
+            weft__coop_grant_end(co->w->cx, &g);
             if (p != WEFT_READY)
                 err = -ETIMEDOUT;
             break;
@@ -397,10 +400,10 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
                 err = -ECANCELED;
                 break;
             }
-            if (poll(self, co->cx, out) == WEFT_READY)
+            if (poll(self, co->w->cx, out) == WEFT_READY)
                 break;
             weft__async_parked(co->site ? co->site : &co_generic_site);
-            co_suspend(co);      /* co->cx is the new poll's context after this */
+            co_suspend(co);      /* co->w->cx is the new poll's context after this */
         }
     }
     if (drop)

@@ -7,10 +7,10 @@
  *   worker side (co_resume, never migrates)    coroutine side (its own stack)
  *   save the worker's errno, load the co's     ...
  *   cur_co = co                                 ...
- *   weft__co_jump(&co->w, &co->c)      ─────►  continues after its last jump
+ *   weft__co_jump(&co->w->ctx, &co->c) ─────►  continues after its last jump
  *                                               (or starts at weft__co_entry)
  *                                               runs until an await is pending
- *   continues after the jump           ◄─────  weft__co_jump(&co->c, &co->w)
+ *   continues after the jump           ◄─────  weft__co_jump(&co->c, &co->w->ctx)
  *   save the co's errno, restore ours
  *
  * Everything thread-specific (errno, cur_co, the sanitizers' fiber state)
@@ -64,8 +64,7 @@ struct weft__co_slab;
  * usable stack. A slab stack (slab.c) is a slot of a shared mapping, with
  * a canary below it instead of a guard page. */
 struct weft__co_stack {
-    struct weft__co_slab *slab; /* NULL: a guarded stack (first: read at every
-                                 * switch out, with the record's hot fields) */
+    struct weft__co_slab *slab; /* NULL: a guarded stack */
     char *map;                  /* start of the mapping (the guard); for a slab
                                  * stack, lo; NULL: no stack */
     size_t map_size;            /* guard + usable; 0 for a slab stack */
@@ -95,13 +94,18 @@ struct weft__co_ctx {
 };
 #endif
 
-struct weft__co {
-    /* first: weft__co_start finds the record at the context it jumped to */
-    struct weft__co_ctx c;      /* the coroutine's saved context (suspended or new) */
-    struct weft__co_ctx w;      /* the worker's saved context (while running) */
-    /* the rest of what a switch pair touches, next to the contexts: the
-     * record's first 104 bytes are its hot part */
+/* The worker's side of a resume: on the worker's stack (co_resume's frame),
+ * which stays in the worker's cache whichever coroutine it runs. */
+struct weft__co_wside {
+    struct weft__co_ctx ctx;    /* the worker's saved context */
     weft_context *cx;           /* the current poll's context; NULL in a drop */
+};
+
+struct weft__co {
+    /* The hot part, what a switch pair touches: 64 bytes. `c` first:
+     * weft__co_start finds the record at the context it jumped to. */
+    struct weft__co_ctx c;      /* the coroutine's saved context (suspended or new) */
+    struct weft__co_wside *w;   /* the resuming worker's side; NULL while not running */
     /* the blocking call (weft_co_read, ...) the coroutine is in, for the
      * task dump; NULL outside one (the coroutine's own) */
     const weft_async_site *site;
@@ -109,8 +113,9 @@ struct weft__co {
     int err;                    /* the coroutine's errno while it is not running */
     unsigned char state;        /* CO_* */
     bool cancelled;             /* set by the drop: every await returns -ECANCELED */
-    struct weft__co_stack stack;    /* .slab first: hot */
+    bool on_slab;               /* stack.slab != NULL: its canary is checked */
     /* cold */
+    struct weft__co_stack stack;
     int result;                 /* what fn returned */
     weft_co_fn *fn;
     void *arg;
