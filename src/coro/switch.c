@@ -1,30 +1,36 @@
 /* SPDX-License-Identifier: MIT */
-/* The context switch: hand-written for x86-64 and aarch64, ucontext
- * elsewhere.
+/* The context switch: inline asm on x86-64 (weft__co_jump in coro/coro.h),
+ * hand-written out-of-line asm on aarch64, ucontext elsewhere.
  *
- * A switch is an ordinary function call as far as the compiler is
- * concerned: weft__co_switch(&save, load) is called, and "returns" when
- * some later switch loads `save` again (maybe on another thread). So it
- * only has to keep what the calling convention says a callee preserves;
- * everything else (caller-saved registers, flags, the red zone below the
- * stack pointer) the caller already assumes clobbered. Being an external
- * call to code the compiler cannot see, it is also a full compiler barrier
- * for memory: nothing is cached in a caller-saved register across it.
+ * On aarch64 (and with ucontext) a switch is an ordinary function call as
+ * far as the compiler is concerned: weft__co_switch(&save, load) is
+ * called, and "returns" when some later switch loads `save` again (maybe
+ * on another thread). So it only has to keep what the calling convention
+ * says a callee preserves; everything else (caller-saved registers, flags,
+ * the red zone below the stack pointer) the caller already assumes
+ * clobbered. Being an external call to code the compiler cannot see, it
+ * is also a full compiler barrier for memory.
  *
- * x86-64 (System V ABI, section 3.2.1 and 3.2.3): callee-saved are rbx,
- * rbp, r12-r15 and rsp; "the control bits of the MXCSR register are
- * callee-saved, while the status bits are caller-saved", and "the x87 CPU
- * control word is callee-saved". A coroutine that sets a rounding mode or
- * flush-to-zero with fesetround()/_MM_SET_FLUSH_ZERO_MODE must keep it
- * when it moves to another thread, and must not leak it into the worker:
- * so the switch saves mxcsr (stmxcsr; the status bits ride along, which is
- * allowed: they are caller-saved, anything may change them) and the x87
- * control word (fnstcw), and loads the other side's. The direction flag is
- * clear at every call by the ABI; nothing to do. The six registers and the
- * 8-byte FP slot are pushed on the running stack, whose pointer is the
- * handle:
+ * x86-64 (System V ABI, section 3.2.1 and 3.2.3): the switch is inline asm
+ * that tells the compiler it clobbers every general register but rsp and
+ * rbp, the vector, x87 and mask registers, the flags and memory, so the
+ * compiler itself keeps what is live (on its own stack) and saves the
+ * callee-saved registers for its caller in the prologue; the asm saves
+ * rsp, rbp, its resume address and the FP control into a context in the
+ * coroutine record (or, for the worker, in co_resume's frame), and loads
+ * the other side's. Being inline, it is neither a call nor a return: the
+ * return stack buffer stays paired with the calls that run (coro.h). "The
+ * control bits of the MXCSR register are callee-saved, while the status
+ * bits are caller-saved", and "the x87 CPU control word is callee-saved":
+ * a coroutine that sets a rounding mode or flush-to-zero with
+ * fesetround()/_MM_SET_FLUSH_ZERO_MODE must keep it when it moves to
+ * another thread, and must not leak it into the worker: so the switch
+ * saves mxcsr (stmxcsr; the status bits ride along, which is allowed: they
+ * are caller-saved, anything may change them) and the x87 control word
+ * (fnstcw), and loads the other side's where it differs. The direction
+ * flag is clear on both sides, as at any call.
  *
- *     handle -> [mxcsr | x87 cw] r15 r14 r13 r12 rbx rbp [return address]
+ *     context: rsp, resume address, rbp, mxcsr, x87 cw     (32 bytes)
  *
  * aarch64 (AAPCS64, section 6.1.1 and 6.1.2): callee-saved are x19-x28,
  * the frame pointer x29, the link register x30 (our return address), sp,
@@ -33,21 +39,24 @@
  * bits are expected to be unchanged across a call, like mxcsr's: it is
  * saved too, and written back only when it differs (a write to FPCR can
  * cost tens of cycles; the read is cheap). FPSR (the cumulative exception
- * flags) is caller-saved. x18 is the platform register (left alone).
+ * flags) is caller-saved. x18 is the platform register (left alone). They
+ * are pushed on the running stack, whose pointer is the handle:
  *
  *     handle -> x19..x28 x29 x30 d8..d15 fpcr pad     (176 bytes)
  *
- * A new context is a fake frame of the same shape whose "return address"
- * is weft__co_start and whose callee-saved register (r12 / x19) holds the
- * coroutine: the first switch into it pops the frame and "returns" into
- * weft__co_start, which calls weft__co_entry(co) with the stack aligned
- * as a call expects (16 bytes at the call) and the frame-pointer chain and
- * the unwind info ended there (the return address column is undefined), so
- * debuggers and sanitizers stop unwinding at the coroutine's first frame.
+ * A new context starts in weft__co_start, which calls weft__co_entry(co)
+ * with the stack aligned as a call expects (16 bytes at the call) and the
+ * frame-pointer chain and the unwind info ended there (the return address
+ * column is undefined), so debuggers and sanitizers stop unwinding at the
+ * coroutine's first frame. On x86-64 the context's resume address is
+ * weft__co_start and rsi points at the record; on aarch64 it is a fake
+ * frame of the switch's shape whose x30 is weft__co_start and x19 the
+ * coroutine.
  *
- * Intel CET: with -fcf-protection the entry points start with endbr64;
- * the shadow stack is not supported (a switch does not switch it), as in
- * every other stackful coroutine library without kernel help. */
+ * Intel CET: with -fcf-protection the entry points (and the inline
+ * switch's resume point) start with endbr64; the shadow stack is not
+ * supported (a switch does not switch it), as in every other stackful
+ * coroutine library without kernel help. */
 #include <stdint.h>
 #include <stdlib.h>
 
