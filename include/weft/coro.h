@@ -54,7 +54,14 @@
  *     value set before a blocking call is there after it (blocking calls
  *     themselves leave errno alone). The compiler rule above still applies
  *     to how you read it; the weft_co_* calls return negative errno codes,
- *     so you rarely need errno at all.
+ *     so you rarely need errno at all;
+ *   - the FP control state belongs to the coroutine as the ABI makes it
+ *     callee-saved (x86-64: MXCSR's control bits and the x87 control word;
+ *     aarch64: FPCR): a rounding mode, flush-to-zero or exception mask set
+ *     in a coroutine stays in force for it on whichever thread resumes it,
+ *     and never leaks into the worker or other tasks. (A build of weft with
+ *     -DWEFT_CO_NO_FP_SAVE=1 leaves this out, for speed, for programs in
+ *     which no coroutine changes it.)
  *
  * Stacks: mmap'ed, committed page by page as they are touched, with a
  * guard page below. A stack overflow faults on the guard page; weft's

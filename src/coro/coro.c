@@ -55,6 +55,10 @@ struct weft__co *weft__co_running(void)
     return cur_co;
 }
 
+/* weft__co_thread_enter() ran on this thread (it is cheap after the first
+ * call, but a call: this keeps it off the resume path). */
+static WEFT_TLS bool co_thread_entered;
+
 /* The coroutine side reads cur_co only through this: out of line, and not
  * pure (the empty asm may touch memory), so the compiler can neither cache
  * the thread pointer nor the result across a switch that may have moved the
@@ -70,24 +74,34 @@ __attribute__((noinline)) static struct weft__co *co_self(void)
 /* ---- The two sides of a switch ------------------------------------------------ */
 
 /* Worker side: run `co` until it parks or finishes. This frame never
- * changes threads, so errno and cur_co are plain thread-locals here. */
-static void co_resume(struct weft__co *co)
+ * changes threads, so errno and cur_co are plain thread-locals here.
+ * Inlined into the poll (and the drop), so that the poll is the only frame
+ * between the task layer and the switch (coro.h: each return left after a
+ * switch is a mispredicted one). */
+__attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
+                                                           weft_context *cx)
 {
     struct weft__co *prev = cur_co;
+    struct weft__co_wside ws;
     int werr = errno;
 #if WEFT_CO_ASAN
     void *fake = NULL;
 #endif
 
-    weft__co_thread_enter();
+    if (!co_thread_entered) {
+        weft__co_thread_enter();
+        co_thread_entered = true;
+    }
     if (co->state == CO_NEW) {
-        co->sp = weft__co_prepare(co);
+        weft__co_prepare(co);
 #if WEFT_CO_TSAN
         co->fiber = __tsan_create_fiber(0);
 #endif
     }
     errno = co->err;                   /* errno follows the coroutine */
     cur_co = co;
+    ws.cx = cx;
+    co->w = &ws;
     co->state = CO_RUNNING;
 #if WEFT_CO_TSAN
     co->w_fiber = __tsan_get_current_fiber();
@@ -96,14 +110,15 @@ static void co_resume(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    weft__co_switch_in(&co->wsp, co->sp);
+    weft__co_jump(&ws.ctx, &co->c);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+    co->w = NULL;
     /* a slab stack has no guard page: check its canary at every switch out
      * (and that it is not parked below its stack) */
-    if (co->stack.slab &&
-        (!weft__co_canary_ok(&co->stack) || (char *)co->sp < co->stack.lo))
+    if (co->on_slab &&
+        (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
         weft__co_canary_abort(co);
     cur_co = prev;
     co->err = errno;
@@ -111,8 +126,9 @@ static void co_resume(struct weft__co *co)
 }
 
 /* Coroutine side: park until the next resume (which may come on another
- * thread). */
-__attribute__((noinline)) static void co_suspend(struct weft__co *co)
+ * thread). Inlined into the awaits: after a resume the coroutine returns
+ * once, from the blocking call to its caller. */
+__attribute__((always_inline)) static inline void co_suspend(struct weft__co *co)
 {
 #if WEFT_CO_ASAN
     void *fake = NULL;
@@ -125,7 +141,7 @@ __attribute__((noinline)) static void co_suspend(struct weft__co *co)
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->w_bottom, co->w_size);
 #endif
-    weft__co_switch_out(&co->sp, co->wsp);
+    weft__co_jump(&co->c, &co->w->ctx);
 #if WEFT_CO_ASAN
     /* the worker that resumed us: its stack, for the next switch out */
     __sanitizer_finish_switch_fiber(fake, &co->w_bottom, &co->w_size);
@@ -146,7 +162,7 @@ void weft__co_entry(struct weft__co *co)
     /* NULL: this fiber ends, ASan may free its fake stack */
     __sanitizer_start_switch_fiber(NULL, co->w_bottom, co->w_size);
 #endif
-    weft__co_switch_out(&co->sp, co->wsp);
+    weft__co_jump(&co->c, &co->w->ctx);
     abort();                            /* a DONE coroutine is never resumed */
 }
 
@@ -175,9 +191,7 @@ static weft_poll coroutine_poll(weft_coroutine *f, weft_context *cx, void *out)
     struct weft__co *co = &f->co;
 
     if (co->state != CO_DONE) {
-        co->cx = cx;
-        co_resume(co);
-        co->cx = NULL;
+        co_resume(co, cx);
         if (co->state != CO_DONE)
             return WEFT_PENDING;
         co_release(co);
@@ -194,8 +208,7 @@ static void coroutine_drop(weft_coroutine *f)
         /* aborted (or never started): fn runs to its end, every await
          * returning -ECANCELED at once */
         co->cancelled = true;
-        co->cx = NULL;
-        co_resume(co);
+        co_resume(co, NULL);
         if (co->state != CO_DONE) {
             fprintf(stderr, "weft: coroutine \"%s\" parked while being cancelled\n",
                     co->name);
@@ -233,6 +246,7 @@ static int co_init(weft_coroutine *f, weft_runtime *rt, weft_co_fn *fn, void *ar
     err = weft__co_stack_get(&f->co.stack, size);
     if (err < 0)
         return err;
+    f->co.on_slab = f->co.stack.slab != NULL;
     weft__co_install_handler();
     return 0;
 }
@@ -345,15 +359,15 @@ __attribute__((noinline)) static int co_await_deadline(struct weft__co *co, co_p
             err = -ECANCELED;
             break;
         }
-        if (poll(self, co->cx, out) == WEFT_READY)
+        if (poll(self, co->w->cx, out) == WEFT_READY)
             break;
-        if (weft_sleep_poll(&dl, co->cx) == WEFT_READY) {
+        if (weft_sleep_poll(&dl, co->w->cx) == WEFT_READY) {
             struct weft__coop_grant g;
             weft_poll p;
 
-            weft__coop_grant_begin(co->cx, &g, true);
-            p = poll(self, co->cx, out);
-            weft__coop_grant_end(co->cx, &g);
+            weft__coop_grant_begin(co->w->cx, &g, true);
+            p = poll(self, co->w->cx, out);
+            weft__coop_grant_end(co->w->cx, &g);
             if (p != WEFT_READY)
                 err = -ETIMEDOUT;
             break;
@@ -366,13 +380,16 @@ __attribute__((noinline)) static int co_await_deadline(struct weft__co *co, co_p
 }
 
 /* `timed`: the coroutine's deadline applies (every blocking call but a
- * yield). */
+ * yield). `site`: the call, for the task dump, when the caller did not mark
+ * it with CO_CALL (one co_self() less). */
 static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *self, void *out,
-                               bool timed)
+                               bool timed, const weft_async_site *site)
 {
     struct weft__co *co = co_self();
     int err = 0;
 
+    if (co != NULL && site != NULL)
+        co->site = site;
     if (co == NULL) {
         err = -EINVAL;
     } else if (timed && co->deadline != 0 && !co->cancelled) {
@@ -383,10 +400,10 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
                 err = -ECANCELED;
                 break;
             }
-            if (poll(self, co->cx, out) == WEFT_READY)
+            if (poll(self, co->w->cx, out) == WEFT_READY)
                 break;
             weft__async_parked(co->site ? co->site : &co_generic_site);
-            co_suspend(co);      /* co->cx is the new poll's context after this */
+            co_suspend(co);      /* co->w->cx is the new poll's context after this */
         }
     }
     if (drop)
@@ -396,7 +413,7 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
 
 static int co_await(co_poll_fn *poll, void (*drop)(void *), void *self, void *out)
 {
-    return co_await_opt(poll, drop, self, out, true);
+    return co_await_opt(poll, drop, self, out, true, NULL);
 }
 
 int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
@@ -489,11 +506,11 @@ static weft_poll yield_thunk(void *self, weft_context *cx, void *out)
 
 WEFT_API int weft_co_yield(void)
 {
-    CO_CALL();
+    static const weft_async_site site = { __func__, NULL, 0 };   /* CO_CALL's */
     weft_yield y;
 
     weft_yield_init(&y);
-    return co_await_opt(yield_thunk, NULL, &y, NULL, false);
+    return co_await_opt(yield_thunk, NULL, &y, NULL, false, &site);
 }
 
 struct join_await {

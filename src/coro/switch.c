@@ -1,30 +1,36 @@
 /* SPDX-License-Identifier: MIT */
-/* The context switch: hand-written for x86-64 and aarch64, ucontext
- * elsewhere.
+/* The context switch: inline asm on x86-64 (weft__co_jump in coro/coro.h),
+ * hand-written out-of-line asm on aarch64, ucontext elsewhere.
  *
- * A switch is an ordinary function call as far as the compiler is
- * concerned: weft__co_switch(&save, load) is called, and "returns" when
- * some later switch loads `save` again (maybe on another thread). So it
- * only has to keep what the calling convention says a callee preserves;
- * everything else (caller-saved registers, flags, the red zone below the
- * stack pointer) the caller already assumes clobbered. Being an external
- * call to code the compiler cannot see, it is also a full compiler barrier
- * for memory: nothing is cached in a caller-saved register across it.
+ * On aarch64 (and with ucontext) a switch is an ordinary function call as
+ * far as the compiler is concerned: weft__co_switch(&save, load) is
+ * called, and "returns" when some later switch loads `save` again (maybe
+ * on another thread). So it only has to keep what the calling convention
+ * says a callee preserves; everything else (caller-saved registers, flags,
+ * the red zone below the stack pointer) the caller already assumes
+ * clobbered. Being an external call to code the compiler cannot see, it
+ * is also a full compiler barrier for memory.
  *
- * x86-64 (System V ABI, section 3.2.1 and 3.2.3): callee-saved are rbx,
- * rbp, r12-r15 and rsp; "the control bits of the MXCSR register are
- * callee-saved, while the status bits are caller-saved", and "the x87 CPU
- * control word is callee-saved". A coroutine that sets a rounding mode or
- * flush-to-zero with fesetround()/_MM_SET_FLUSH_ZERO_MODE must keep it
- * when it moves to another thread, and must not leak it into the worker:
- * so the switch saves mxcsr (stmxcsr; the status bits ride along, which is
- * allowed: they are caller-saved, anything may change them) and the x87
- * control word (fnstcw), and loads the other side's. The direction flag is
- * clear at every call by the ABI; nothing to do. The six registers and the
- * 8-byte FP slot are pushed on the running stack, whose pointer is the
- * handle:
+ * x86-64 (System V ABI, section 3.2.1 and 3.2.3): the switch is inline asm
+ * that tells the compiler it clobbers every general register but rsp and
+ * rbp, the vector, x87 and mask registers, the flags and memory, so the
+ * compiler itself keeps what is live (on its own stack) and saves the
+ * callee-saved registers for its caller in the prologue; the asm saves
+ * rsp, rbp, its resume address and the FP control into a context in the
+ * coroutine record (or, for the worker, in co_resume's frame), and loads
+ * the other side's. Being inline, it is neither a call nor a return: the
+ * return stack buffer stays paired with the calls that run (coro.h). "The
+ * control bits of the MXCSR register are callee-saved, while the status
+ * bits are caller-saved", and "the x87 CPU control word is callee-saved":
+ * a coroutine that sets a rounding mode or flush-to-zero with
+ * fesetround()/_MM_SET_FLUSH_ZERO_MODE must keep it when it moves to
+ * another thread, and must not leak it into the worker: so the switch
+ * saves mxcsr (stmxcsr; the status bits ride along, which is allowed: they
+ * are caller-saved, anything may change them) and the x87 control word
+ * (fnstcw), and loads the other side's where it differs. The direction
+ * flag is clear on both sides, as at any call.
  *
- *     handle -> [mxcsr | x87 cw] r15 r14 r13 r12 rbx rbp [return address]
+ *     context: rsp, resume address, rbp, mxcsr, x87 cw     (32 bytes)
  *
  * aarch64 (AAPCS64, section 6.1.1 and 6.1.2): callee-saved are x19-x28,
  * the frame pointer x29, the link register x30 (our return address), sp,
@@ -33,21 +39,24 @@
  * bits are expected to be unchanged across a call, like mxcsr's: it is
  * saved too, and written back only when it differs (a write to FPCR can
  * cost tens of cycles; the read is cheap). FPSR (the cumulative exception
- * flags) is caller-saved. x18 is the platform register (left alone).
+ * flags) is caller-saved. x18 is the platform register (left alone). They
+ * are pushed on the running stack, whose pointer is the handle:
  *
  *     handle -> x19..x28 x29 x30 d8..d15 fpcr pad     (176 bytes)
  *
- * A new context is a fake frame of the same shape whose "return address"
- * is weft__co_start and whose callee-saved register (r12 / x19) holds the
- * coroutine: the first switch into it pops the frame and "returns" into
- * weft__co_start, which calls weft__co_entry(co) with the stack aligned
- * as a call expects (16 bytes at the call) and the frame-pointer chain and
- * the unwind info ended there (the return address column is undefined), so
- * debuggers and sanitizers stop unwinding at the coroutine's first frame.
+ * A new context starts in weft__co_start, which calls weft__co_entry(co)
+ * with the stack aligned as a call expects (16 bytes at the call) and the
+ * frame-pointer chain and the unwind info ended there (the return address
+ * column is undefined), so debuggers and sanitizers stop unwinding at the
+ * coroutine's first frame. On x86-64 the context's resume address is
+ * weft__co_start and rsi points at the record; on aarch64 it is a fake
+ * frame of the switch's shape whose x30 is weft__co_start and x19 the
+ * coroutine.
  *
- * Intel CET: with -fcf-protection the entry points start with endbr64;
- * the shadow stack is not supported (a switch does not switch it), as in
- * every other stackful coroutine library without kernel help. */
+ * Intel CET: with -fcf-protection the entry points (and the inline
+ * switch's resume point) start with endbr64; the shadow stack is not
+ * supported (a switch does not switch it), as in every other stackful
+ * coroutine library without kernel help. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -59,103 +68,23 @@ void weft__co_start(void);    /* the asm below */
 
 #if defined(__x86_64__)
 
-/* The return: `ret` would "return" to the other side's call site, which the
- * return stack buffer never predicts (it pairs each ret with this side's
- * call): a mispredict on every switch, 3-5 times the cost of the rest on
- * the development machine (25 ns per switch pair against 5). An indirect
- * jump to the popped address is predicted by the branch target buffer
- * instead (Boost.Context does the same). Under IBT (-fcf-protection=branch)
- * an indirect jump must land on endbr64, which a return address is not:
- * there the plain ret stays. */
+/* The switch itself is inline asm (weft__co_jump in coro/coro.h), emitted
+ * where the two sides call it; here only the start of a new context.
+ *
+ * weft__co_start is jumped to (not called) by the first switch into a new
+ * coroutine, with rsp = the top of its stack (16-aligned, a zero "return
+ * address" above it) and rsi = its context, which is the start of the
+ * coroutine record (coro.h: `c` is its first member). */
 #if defined(__CET__) && (__CET__ & 1)
 #define WEFT_ENDBR "endbr64\n"
-#define WEFT_CO_RETURN "    ret\n"
 #else
 #define WEFT_ENDBR ""
-#define WEFT_CO_RETURN "    popq %rdx\n" ".cfi_adjust_cfa_offset -8\n" "    jmp *%rdx\n"
 #endif
 
-/* -DWEFT_CO_NO_FP_SAVE=1 leaves the FP control words out of the switch: a
- * switch pair then costs about 5 ns instead of 12-16 on the development
- * machine (stmxcsr and fnstcw are the slow part), for programs in which no
- * coroutine changes the rounding mode, FTZ/DAZ or the exception masks. */
-#if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
-#define WEFT_CO_FP_SAVE ""
-#define WEFT_CO_FP_LOAD ""
-#else
-#define WEFT_CO_FP_SAVE "    stmxcsr (%rsp)\n" "    fnstcw 4(%rsp)\n"
-#define WEFT_CO_FP_LOAD                                                       \
-    "    cmpl (%rsp), %eax\n" "    je 1f\n" "    ldmxcsr (%rsp)\n" "1:\n"           \
-    "    cmpw 4(%rsp), %cx\n" "    je 2f\n" "    fldcw 4(%rsp)\n" "2:\n"
-#endif
-
-/* The switch, emitted twice with the same body: weft__co_switch_in (worker
- * to coroutine) and weft__co_switch_out (coroutine to worker). Each one's
- * final jump then nearly always goes to one place (the in-switch to the
- * coroutine's suspend point, the out-switch to the worker's resume point),
- * which the branch target buffer predicts even without history; one shared
- * jump alternates between the two.
- *
- * The FP control words: the ones just saved stay in eax / cx (caller-saved:
- * free in a call), and the other side's are loaded only when they differ
- * (ldmxcsr and fldcw are the slow part of a switch; they nearly never
- * differ). */
-#if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
-#define WEFT_CO_FP_KEEP ""
-#else
-#define WEFT_CO_FP_KEEP "    movl (%rsp), %eax\n" "    movzwl 4(%rsp), %ecx\n"
-#endif
-
-#define WEFT_CO_SWITCH_ASM(name)                                              \
-    ".text\n"                                                                 \
-    ".globl " name "\n"                                                       \
-    ".hidden " name "\n"                                                      \
-    ".type " name ", @function\n"                                             \
-    ".p2align 4\n"                                                            \
-    name ":\n"                                                                \
-    ".cfi_startproc\n"                                                        \
-    WEFT_ENDBR                                                                \
-    "    pushq %rbp\n"                                                        \
-    ".cfi_adjust_cfa_offset 8\n"                                              \
-    "    pushq %rbx\n"                                                        \
-    ".cfi_adjust_cfa_offset 8\n"                                              \
-    "    pushq %r12\n"                                                        \
-    ".cfi_adjust_cfa_offset 8\n"                                              \
-    "    pushq %r13\n"                                                        \
-    ".cfi_adjust_cfa_offset 8\n"                                              \
-    "    pushq %r14\n"                                                        \
-    ".cfi_adjust_cfa_offset 8\n"                                              \
-    "    pushq %r15\n"                                                        \
-    ".cfi_adjust_cfa_offset 8\n"                                              \
-    "    subq $8, %rsp\n"                                                     \
-    ".cfi_adjust_cfa_offset 8\n"                                              \
-    WEFT_CO_FP_SAVE                                                           \
-    WEFT_CO_FP_KEEP                                                           \
-    "    movq %rsp, (%rdi)\n"      /* *save = our handle */                   \
-    "    movq %rsi, %rsp\n"        /* the other side's stack */               \
-    WEFT_CO_FP_LOAD                                                           \
-    "    addq $8, %rsp\n"                                                     \
-    ".cfi_adjust_cfa_offset -8\n"                                             \
-    "    popq %r15\n"                                                         \
-    ".cfi_adjust_cfa_offset -8\n"                                             \
-    "    popq %r14\n"                                                         \
-    ".cfi_adjust_cfa_offset -8\n"                                             \
-    "    popq %r13\n"                                                         \
-    ".cfi_adjust_cfa_offset -8\n"                                             \
-    "    popq %r12\n"                                                         \
-    ".cfi_adjust_cfa_offset -8\n"                                             \
-    "    popq %rbx\n"                                                         \
-    ".cfi_adjust_cfa_offset -8\n"                                             \
-    "    popq %rbp\n"                                                         \
-    ".cfi_adjust_cfa_offset -8\n"                                             \
-    WEFT_CO_RETURN                                                            \
-    ".cfi_endproc\n"                                                          \
-    ".size " name ", .-" name "\n"
+_Static_assert(offsetof(struct weft__co, c) == 0, "weft__co_start needs the context first");
 
 __asm__(
-    WEFT_CO_SWITCH_ASM("weft__co_switch_in")
-    WEFT_CO_SWITCH_ASM("weft__co_switch_out")
-    "\n"
+    ".text\n"
     ".globl weft__co_start\n"
     ".hidden weft__co_start\n"
     ".type weft__co_start, @function\n"
@@ -164,7 +93,7 @@ __asm__(
     ".cfi_startproc\n"
     ".cfi_undefined rip\n"
     WEFT_ENDBR
-    "    movq %r12, %rdi\n"
+    "    movq %rsi, %rdi\n"        /* the record: weft__co_entry's argument */
     "    xorl %ebp, %ebp\n"        /* end of the frame-pointer chain */
     "    call weft__co_entry\n"
     "    ud2\n"                    /* weft__co_entry never returns */
@@ -177,23 +106,19 @@ __asm__(
 #define CO_MXCSR_INIT 0x1f80u
 #define CO_X87CW_INIT 0x037fu
 
-void *weft__co_prepare(struct weft__co *co)
+void weft__co_prepare(struct weft__co *co)
 {
     uintptr_t top = (uintptr_t)co->stack.hi & ~(uintptr_t)15;
-    uint64_t *a = (uint64_t *)(top - 16);    /* 16-aligned: rsp after the ret */
-    uint64_t *f = a - 8;
+    uint64_t *a = (uint64_t *)(top - 16);    /* 16-aligned: rsp at the start */
 
-    a[0] = 0;
+    a[0] = 0;                                 /* a zero "return address" */
     a[1] = 0;
-    f[0] = CO_MXCSR_INIT | ((uint64_t)CO_X87CW_INIT << 32);
-    f[1] = 0;                                 /* r15 */
-    f[2] = 0;                                 /* r14 */
-    f[3] = 0;                                 /* r13 */
-    f[4] = (uint64_t)(uintptr_t)co;           /* r12: weft__co_start's argument */
-    f[5] = 0;                                 /* rbx */
-    f[6] = 0;                                 /* rbp */
-    f[7] = (uint64_t)(uintptr_t)&weft__co_start;   /* "return address" */
-    return f;
+    co->c.rsp = a;
+    co->c.rip = (void *)&weft__co_start;
+    co->c.rbp = NULL;
+    co->c.mxcsr = CO_MXCSR_INIT;
+    co->c.x87cw = CO_X87CW_INIT;
+    co->c.pad = 0;
 }
 
 #elif defined(__aarch64__)
@@ -266,7 +191,7 @@ __asm__(
     ".cfi_endproc\n"
     ".size weft__co_start, .-weft__co_start\n");
 
-void *weft__co_prepare(struct weft__co *co)
+void weft__co_prepare(struct weft__co *co)
 {
     uintptr_t top = (uintptr_t)co->stack.hi & ~(uintptr_t)15;
     uint64_t *f = (uint64_t *)(top - 176);
@@ -275,7 +200,7 @@ void *weft__co_prepare(struct weft__co *co)
         f[i] = 0;                             /* d8-d15 0, fpcr 0: the default */
     f[0] = (uint64_t)(uintptr_t)co;           /* x19: weft__co_start's argument */
     f[11] = (uint64_t)(uintptr_t)&weft__co_start;  /* x30: "return address" */
-    return f;
+    co->c.sp = f;
 }
 
 #endif /* arch */
@@ -302,7 +227,7 @@ static void co_start_uc(void)
     weft__co_entry(weft__co_running());
 }
 
-void *weft__co_prepare(struct weft__co *co)
+void weft__co_prepare(struct weft__co *co)
 {
     uintptr_t top = (uintptr_t)co->stack.hi - sizeof(ucontext_t);
     ucontext_t *uc = (ucontext_t *)(top & ~(uintptr_t)63);
@@ -313,7 +238,7 @@ void *weft__co_prepare(struct weft__co *co)
     uc->uc_stack.ss_size = (size_t)((char *)uc - co->stack.lo);
     uc->uc_link = NULL;
     makecontext(uc, co_start_uc, 0);
-    return uc;
+    co->c.sp = uc;
 }
 
 #endif

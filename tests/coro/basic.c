@@ -437,6 +437,91 @@ TEST(fp_control_follows_the_coroutine)
     weft_join_drop(b);
     CT_FREE(rt);
 }
+
+/* The x87 control word and MXCSR's FTZ/DAZ bits, set by one coroutine,
+ * stay its own across yields on two workers (migrations included), while
+ * other coroutines and future tasks on the same workers keep the default. */
+static unsigned short x87_cw(void)
+{
+    unsigned short cw;
+
+    __asm__ __volatile__("fnstcw %0" : "=m"(cw));
+    return cw;
+}
+
+static void x87_cw_set(unsigned short cw)
+{
+    __asm__ __volatile__("fldcw %0" : : "m"(cw));
+}
+
+#define CW_MINE 0x047fu      /* 24-bit precision, round down, all masked */
+#define CSR_MINE 0x9f80u     /* FTZ | DAZ, all masked, round to nearest */
+
+static int fp_x87_mine(void *arg)
+{
+    (void)arg;
+    x87_cw_set(CW_MINE);
+    __builtin_ia32_ldmxcsr(CSR_MINE);
+    for (int i = 0; i < 300; i++) {
+        ASSERT_OK(weft_co_yield());
+        ASSERT_EQ(CW_MINE, x87_cw() & 0x0f7fu);
+        ASSERT_EQ(CSR_MINE, __builtin_ia32_stmxcsr() & 0xffc0u);
+    }
+    return 0;
+}
+
+static int fp_x87_default(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 300; i++) {
+        ASSERT_EQ(0x037fu, x87_cw() & 0x0f7fu);
+        ASSERT_EQ(0x1f80u, __builtin_ia32_stmxcsr() & 0xffc0u);
+        ASSERT_OK(weft_co_yield());
+    }
+    return 0;
+}
+
+typedef struct fp_fut {
+    weft_async co;
+    int i, bad;
+    weft_yield y;
+} fp_fut;
+
+static weft_poll fp_fut_poll(fp_fut *f, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < 300; f->i++) {
+        if ((x87_cw() & 0x0f7fu) != 0x037fu || (__builtin_ia32_stmxcsr() & 0xffc0u) != 0x1f80u)
+            f->bad++;
+        WEFT_YIELD(&f->co, &f->y, cx);
+    }
+    *(int *)out = f->bad;
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_STATIC(fp_fut, fp_fut_poll, NULL, int);
+
+TEST(fp_x87_control_follows_the_coroutine_across_workers)
+{
+    weft_runtime *rt = ct_runtime(2);
+    weft_join *j[6];
+    int bad = 0;
+
+    ASSERT_OK(weft_go(rt, fp_x87_mine, NULL, &j[0]));
+    ASSERT_OK(weft_go(rt, fp_x87_mine, NULL, &j[1]));
+    ASSERT_OK(weft_go(rt, fp_x87_default, NULL, &j[2]));
+    ASSERT_OK(weft_go(rt, fp_x87_default, NULL, &j[3]));
+    ASSERT_OK(weft_spawn(rt, &fp_fut_future, &(fp_fut){ 0 }, &j[4]));
+    ASSERT_OK(weft_spawn(rt, &fp_fut_future, &(fp_fut){ 0 }, &j[5]));
+    for (int i = 0; i < 6; i++) {
+        int out = 0;
+
+        ASSERT_OK(weft_join_wait(j[i], i >= 4 ? &out : NULL));
+        bad += out;
+        weft_join_drop(j[i]);
+    }
+    ASSERT_EQ(0, bad);
+    CT_FREE(rt);
+}
 #endif
 
 /* ---- options, misuse ------------------------------------------------------------- */
