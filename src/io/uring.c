@@ -417,6 +417,10 @@ int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
     if (rearm_wake) {
         pthread_mutex_lock(&u->lock);
         arm_wake(u);                  /* with the owner's next reap */
+        /* unless it already waits (another thread reaped the end): its
+         * wake-ups need the poll armed now, so submit it here */
+        if (u->waiting)
+            (void)submit_locked(u);
         pthread_mutex_unlock(&u->lock);
     }
     return (int)n;
