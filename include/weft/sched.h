@@ -43,10 +43,12 @@ typedef enum weft_io_backend {
      * the poll has run its cancellation, so a close takes effect
      * microseconds after weft_socket_close() returns (a peer's end of
      * file; a UDP port bound again at once may still be in use); a
-     * listening socket stops listening before the close returns. Today
-     * it is slower than epoll: 0.52-0.62x its throughput on the network
-     * benchmarks, with twice its p99 (docs/io.md, "Backends"); it exists
-     * for the completion-based I/O still to come, not for speed. */
+     * listening socket stops listening before the close returns. One
+     * worker owns the ring (submits and waits in it; the others look), so
+     * while that worker runs a long poll, events wait for the others'
+     * looks. Not faster than epoll on the network benchmarks yet
+     * (docs/io.md, "Backends": phase 1 measured 0.52-0.62x; the owner
+     * fixes the cause found since); the default stays epoll. */
     WEFT_IO_URING = 2
 } weft_io_backend;
 

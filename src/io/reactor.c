@@ -840,6 +840,14 @@ void weft__io_stats(struct weft__io *io, struct weft__io_stats *out)
         out->events_hist[i] = atomic_load_explicit(&r->events_hist[i], memory_order_relaxed);
 }
 
+int weft__io_claim(struct weft__io *io, bool take)
+{
+    /* acquire: pairs with the release store in weft__io_reactor() */
+    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
+
+    return r == NULL || r->ring == NULL ? 0 : weft__uring_claim(r->ring, take);
+}
+
 /* io_uring: weft__io_poll() once `polling` is ours: reap (the one
  * consumer of the CQ), give the flag back, then dispatch, as epoll does. */
 static int uring_poll(struct weft__reactor *r, int64_t timeout_ns)

@@ -3,7 +3,8 @@
  * eventfd to wake the worker blocked in epoll_wait. Or, when the runtime
  * asks for it (WEFT_IO_URING), io_uring (io/uring.h): one multishot poll
  * per source plays the part of the edge-triggered registration, the ring's
- * wait that of epoll_wait, a NOP that of the eventfd; everything below
+ * wait that of epoll_wait, an eventfd polled by the ring that of the
+ * eventfd; everything below
  * (sources, generations, the readiness protocol) is the same for both.
  *
  * There is no I/O thread. The worker that parks as the watcher (see
@@ -212,6 +213,14 @@ static inline bool weft__io_active(struct weft__io *io)
 
     return r != NULL && atomic_load_explicit(&r->live, memory_order_relaxed) != 0;
 }
+
+/* May the calling thread block in weft__io_poll()? 0: yes, any thread may
+ * (epoll; no reactor yet); 1: yes, it is the io_uring ring's owner (now:
+ * the first caller becomes it; with `take`, a current-thread runtime's
+ * driver takes it over) and must wait in the ring whenever it parks while
+ * descriptors are open (see uring.h, "The owner"); -1: no, another thread
+ * owns the ring (this one only looks, timeout 0). Workers only. */
+int weft__io_claim(struct weft__io *io, bool take);
 
 /* Poll for events for at most timeout_ns (-1: no limit, 0: just look) and
  * wake what is ready. Returns the number of sources woken, or -1 if

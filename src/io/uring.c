@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -17,6 +18,7 @@
 #define CQ_ENTRIES 8192u
 
 #define KEY_WAKE (URING_KEY_OWN | 1u)
+#define POLLIN_BIT 0x001u             /* POLLIN (<poll.h> would clash with <linux/...>) */
 #define KEY_REMOVE (URING_KEY_OWN | 2u)
 
 struct weft__uring {
@@ -30,11 +32,17 @@ struct weft__uring {
     void *ring;
     size_t ring_sz, sqes_sz;
 
-    pthread_mutex_t lock;             /* the SQ and the flags below */
+    int wake_fd;                      /* eventfd: others wake the owner's wait */
+
+    pthread_mutex_t lock;             /* the SQ and the fields below */
     unsigned sq_tail;                 /* ->lock: the next free entry */
-    bool waiting;                     /* ->lock: a thread blocks in the wait */
-    bool wake_sent;                   /* ->lock: a NOP is on its way to it */
+    bool waiting;                     /* ->lock: the owner blocks in the wait */
+    bool wake_sent;                   /* ->lock: a wake is on its way to it */
     bool wake_pending;                /* ->lock: a wake came while nobody waited */
+    bool has_owner;                   /* ->lock: `owner` is set */
+    pthread_t owner;                  /* ->lock: the thread that submits and waits */
+    uint64_t owner_enters;            /* ->lock: the owner's reaps */
+    uint64_t seen_enters;             /* ->lock: owner_enters at others' last look */
 };
 
 static _Atomic int fail_setup;
@@ -67,9 +75,19 @@ int weft__uring_new(struct weft__uring **out)
     if (err)
         return err < 0 ? err : -err;
     memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    /* COOP_TASKRUN (5.19): a completion owed to the owner while it runs
+     * in user space waits for its next entry into the kernel (any system
+     * call, or the next timer tick) instead of an interrupt; a sleeping
+     * owner is still woken. Older kernels: without it. */
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_COOP_TASKRUN;
     p.cq_entries = CQ_ENTRIES;
     fd = sys_setup(SQ_ENTRIES, &p);
+    if (fd < 0 && errno == EINVAL) {
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        p.cq_entries = CQ_ENTRIES;
+        fd = sys_setup(SQ_ENTRIES, &p);
+    }
     if (fd < 0)
         return -errno;
     if ((p.features & need) != need) {
@@ -82,6 +100,11 @@ int weft__uring_new(struct weft__uring **out)
         return -ENOMEM;
     }
     u->fd = fd;
+    u->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (u->wake_fd < 0) {
+        err = -errno;
+        goto out_fd;
+    }
     sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
     cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
     u->ring_sz = sq_sz > cq_sz ? sq_sz : cq_sz;
@@ -116,6 +139,8 @@ int weft__uring_new(struct weft__uring **out)
     *out = u;
     return 0;
 out_fd:
+    if (u->wake_fd >= 0)
+        close(u->wake_fd);
     close(fd);
     weft__free(u);
     return err;
@@ -128,6 +153,7 @@ void weft__uring_free(struct weft__uring *u)
     munmap(u->sqes, u->sqes_sz);
     munmap(u->ring, u->ring_sz);
     close(u->fd);
+    close(u->wake_fd);
     pthread_mutex_destroy(&u->lock);
     weft__free(u);
 }
@@ -191,11 +217,43 @@ static void prep_poll(struct io_uring_sqe *sqe, int fd, uint32_t mask, bool mult
     sqe->user_data = key;
 }
 
-/* ->lock held, entries queued: submit now if asked or if a thread blocks
- * in the wait (it would not come back for them). */
+/* ->lock held: the caller is the owner. */
+static bool is_owner(struct weft__uring *u)
+{
+    return u->has_owner && pthread_equal(u->owner, pthread_self());
+}
+
+/* ->lock held: wake the owner's wait, once per wait (see uring.h). The
+ * eventfd's poll was submitted by the owner, so its completion is made in
+ * the owner's own wait: one system call here, one wake-up there, as
+ * epoll's eventfd. */
+static void wake_locked(struct weft__uring *u)
+{
+    uint64_t one = 1;
+
+    if (!u->waiting) {
+        u->wake_pending = true;       /* the next wait returns at once */
+    } else if (!u->wake_sent) {
+        u->wake_sent = true;
+        if (write(u->wake_fd, &one, sizeof(one)) < 0) {
+            /* EAGAIN: the counter is saturated, the poll fires anyway */
+        }
+    }
+}
+
+/* ->lock held, entries queued: submit now if asked (closes: the kernel
+ * holds a polled file until the cancel is submitted, and the owner may
+ * leave the ring for its condition variable once the last source is
+ * closed, submitting nothing more); else, if the owner blocks in the
+ * wait, wake it to submit them (it would not come back for them); else
+ * they go with the owner's next reap. */
 static int done_queuing(struct weft__uring *u, bool now)
 {
-    return now || u->waiting ? submit_locked(u) : 0;
+    if (now)
+        return submit_locked(u);
+    if (u->waiting)
+        wake_locked(u);
+    return 0;
 }
 
 int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, uint64_t key,
@@ -246,28 +304,46 @@ int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mas
 void weft__uring_wake(struct weft__uring *u)
 {
     pthread_mutex_lock(&u->lock);
-    if (!u->waiting) {
-        u->wake_pending = true;       /* the next wait returns at once */
-    } else if (!u->wake_sent) {
-        struct io_uring_sqe *sqe = sqe_get(u);
+    wake_locked(u);
+    pthread_mutex_unlock(&u->lock);
+}
 
-        sqe->opcode = IORING_OP_NOP;
-        sqe->user_data = KEY_WAKE;
-        sqe_commit(u);
-        u->wake_sent = true;
-        (void)submit_locked(u);
+/* ->lock held: queue the multishot poll of the wake eventfd (the owner
+ * submits it: its completions are the owner's). */
+static void arm_wake(struct weft__uring *u)
+{
+    prep_poll(sqe_get(u), u->wake_fd, POLLIN_BIT, true, KEY_WAKE);
+    sqe_commit(u);
+}
+
+int weft__uring_claim(struct weft__uring *u, bool take)
+{
+    int r = 1;
+
+    pthread_mutex_lock(&u->lock);
+    if (!u->has_owner) {
+        u->has_owner = true;
+        u->owner = pthread_self();
+        arm_wake(u);
+    } else if (!pthread_equal(u->owner, pthread_self())) {
+        if (take && !u->waiting)
+            u->owner = pthread_self();
+        else
+            r = -1;
     }
     pthread_mutex_unlock(&u->lock);
+    return r;
 }
 
 int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
                      struct weft__uring_cqe batch[URING_BATCH])
 {
     unsigned head, tail, n = 0, submit;
-    bool wait;
+    bool wait, owner, rearm_wake = false;
 
     pthread_mutex_lock(&u->lock);
-    wait = timeout_ns != 0;
+    owner = is_owner(u);
+    wait = timeout_ns != 0 && owner;  /* only the owner blocks (see uring.h) */
     if (wait && u->wake_pending) {
         u->wake_pending = false;      /* consumed by a wait that would block */
         wait = false;
@@ -280,6 +356,18 @@ int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
         u->wake_sent = false;
     }
     submit = queued(u);
+    if (owner) {
+        u->owner_enters++;
+    } else if (submit) {
+        /* another thread's look: the queued requests are the owner's to
+         * submit (a waiting owner was woken for them), unless it runs and
+         * has not reaped since this thread's last look (a long poll holds
+         * it), or there is no owner yet: then now, so that no request
+         * waits on one busy thread */
+        if (u->waiting || (u->has_owner && u->owner_enters != u->seen_enters))
+            submit = 0;
+        u->seen_enters = u->owner_enters;
+    }
     pthread_mutex_unlock(&u->lock);
 
     if (wait) {
@@ -312,8 +400,13 @@ int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
         const struct io_uring_cqe *c = &u->cqes[head & u->cq_mask];
 
         head++;
-        if (c->user_data & URING_KEY_OWN)
-            continue;                 /* a wake-up's NOP, a removal's result */
+        if (c->user_data & URING_KEY_OWN) {
+            /* a wake-up, a removal's result; the wake poll ended (the
+             * kernel stops a multishot poll it cannot post for) */
+            if (c->user_data == KEY_WAKE && !(c->flags & IORING_CQE_F_MORE))
+                rearm_wake = true;
+            continue;
+        }
         batch[n].key = c->user_data;
         batch[n].res = c->res;
         batch[n].flags = c->flags;
@@ -321,5 +414,14 @@ int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
     }
     /* release: the kernel may reuse the entries once it sees the head */
     __atomic_store_n(u->cq_khead, head, __ATOMIC_RELEASE);
+    if (rearm_wake) {
+        pthread_mutex_lock(&u->lock);
+        arm_wake(u);                  /* with the owner's next reap */
+        /* unless it already waits (another thread reaped the end): its
+         * wake-ups need the poll armed now, so submit it here */
+        if (u->waiting)
+            (void)submit_locked(u);
+        pthread_mutex_unlock(&u->lock);
+    }
     return (int)n;
 }

@@ -10,30 +10,45 @@
  * wake-up of the thread waiting. Completions are handed to a callback with
  * their user_data (the reactor's key: the source's slot and generation).
  *
- * Submission. Any thread may queue a request (the submission queue is
- * guarded by ->lock). Queued requests go to the kernel with the next
- * io_uring_enter of anyone: the poller's wait (so the requests made while
- * it dispatched one batch of completions go in with its next wait: one
- * system call per poll tick for all of them), or at once when a thread is
- * blocked waiting (it would not come back to submit them) or when the
- * caller asks for it (removals: the descriptor may be closed next, and the
- * kernel holds its file while a poll is armed).
+ * The owner. Requests belong to the thread that submitted them: the
+ * kernel completes a poll by task work run on that thread, woken for it if
+ * it sleeps. So a poll submitted by a worker that then sleeps on its
+ * condition variable costs two wake-ups per event (that worker's, to post
+ * the completion, then the waiting thread's), where epoll costs one: phase
+ * 1 measured 0.52-0.62x epoll's throughput so. Hence one thread, the
+ * owner, submits the queued requests and is the only one that blocks in
+ * the wait: the completions of its polls are then made inside its own
+ * wait (or, while it runs, at its next system call: COOP_TASKRUN, no
+ * interrupt). The scheduler makes the first worker that parks with
+ * descriptors open the owner (weft__uring_claim) and has it wait in the
+ * ring whenever it parks (sched/park.c). Ownership is a preference, not a
+ * kernel rule (no SINGLE_ISSUER): any thread may still submit, so nothing
+ * hangs on a busy owner, only costs more:
+ *   - closes submit their cancel at once (the caller's thread);
+ *   - another thread's look (timeout 0: reap only) submits what is queued
+ *     when the owner has not reaped since that thread's previous look
+ *     (the owner is held by a long poll, or there is none yet);
+ *   - a full submission queue is submitted by whoever needs room.
  *
- *   queuing thread                         poller
- *   lock; queue; waiting? enter now        lock; waiting = true;
+ * Submission. Any thread may queue a request (the submission queue is
+ * guarded by ->lock). The owner's reap submits what is queued with its
+ * wait: one system call per poll tick for all of them. While it blocks,
+ * a thread that queues wakes it (it would not come back for them).
+ *
+ *   queuing thread                         owner
+ *   lock; queue; waiting? wake it          lock; waiting = true;
  *   unlock                                 n = queued; unlock
  *                                          enter(submit n, wait)
- * Both under ->lock: either the poller counts the request in its n, or the
- * queuing thread sees `waiting` and submits it itself.
+ * Both under ->lock: either the owner counts the request in its n, or the
+ * queuing thread sees `waiting` and wakes it.
  *
- * Wake-ups: a wake while a thread waits queues a NOP and submits it (its
- * completion ends the wait: one system call, nothing to read back); a wake
- * while nobody waits sets wake_pending, and the next wait that would block
- * returns at once instead (as an eventfd left readable would).
- *
- * Completions: only the thread that holds the reactor's `polling` flag
- * reaps (one consumer), so the CQ head needs no lock.
- *
+ * Wake-ups: a wake while the owner waits writes an eventfd whose multishot
+ * poll the owner submitted (so its completion is made in the owner's own
+ * wait: one system call, one wake-up, as epoll's eventfd); a wake while
+ * it does not wait sets wake_pending, and its next wait that would block
+ * returns at once instead (as an eventfd left readable would). The
+ * eventfd is never read: each write is a wake-up of its poll.
+
  * Requests belong to the thread that submitted them: if it exits, the
  * kernel cancels them (-ECANCELED). The reactor re-arms a poll whose
  * completion says it ended while its source is open, so sockets survive
@@ -81,13 +96,20 @@ int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, u
 int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
                        bool now, _Atomic uint32_t *arm, uint32_t set);
 
-/* Wake the thread in weft__uring_wait(), or the next one to wait. */
+/* Wake the owner in weft__uring_reap(), or its next wait. */
 void weft__uring_wake(struct weft__uring *u);
 
-/* Submit what is queued, wait up to timeout_ns (-1: no limit; 0: do not
- * wait) for completions and hand each (key, result, flags) to fn(ctx, ...)
- * in a local batch after the CQ is released. Returns the number handed to
- * fn. The caller is the one poller (see above). */
+/* Make the calling thread the owner (see above): 1 if it is the owner now,
+ * -1 if another thread is. With `take`, the caller takes the role from
+ * another thread that is not waiting (a current-thread runtime's driver:
+ * one at a time, from any thread). */
+int weft__uring_claim(struct weft__uring *u, bool take);
+
+/* Submit what is queued (the owner; others see above), wait up to
+ * timeout_ns (-1: no limit; 0: do not wait; only the owner waits, others
+ * look) for completions and copy each (key, result, flags) into `batch`
+ * after the CQ is released. Returns the number copied. The caller is the
+ * one poller (see above). */
 struct weft__uring_cqe {
     uint64_t key;
     int32_t res;

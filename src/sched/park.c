@@ -488,12 +488,29 @@ void weft__sched_time_kick(void *ctx, uint64_t deadline)
  * seq_cst load against the watcher's claim of the role, fence, and load of
  * `live`: either the watcher sees the descriptor, or this sees the watcher
  * and kicks it. */
+static void kick_worker(struct worker *w)
+{
+    pthread_mutex_lock(&w->park_lock);
+    w->kicked = true;
+    wake_parked(w);
+    pthread_mutex_unlock(&w->park_lock);
+}
+
 void weft__sched_io_kick(void *ctx)
 {
     struct weft_runtime *rt = ctx;
     int idx = atomic_load_explicit(&rt->idle.watcher, memory_order_seq_cst);
-    struct worker *w;
+    /* io_uring: the ring's owner waits in it, watcher or not; asleep on its
+     * condition variable (no descriptor was open when it parked), it must
+     * move into the ring. The owner stored its index when it first claimed
+     * the ring (with a descriptor open: no kick was due), so before the
+     * fence and the load of `live` of every later park: either that load
+     * sees the descriptor, or this one (seq_cst, after the increment of
+     * `live`) sees the owner and kicks it. */
+    int own = atomic_load_explicit(&rt->idle.io_owner, memory_order_seq_cst);
 
+    if (own >= 0)
+        kick_worker(&rt->workers[own]);
     if (idx < 0) {
         /* no watcher: every worker is busy (one will look every few dozen
          * polls and park as the watcher) or asleep without a role (wake
@@ -503,11 +520,8 @@ void weft__sched_io_kick(void *ctx)
         weft__sched_notify_one(rt);
         return;
     }
-    w = &rt->workers[idx];
-    pthread_mutex_lock(&w->park_lock);
-    w->kicked = true;
-    wake_parked(w);
-    pthread_mutex_unlock(&w->park_lock);
+    if (idx != own)
+        kick_worker(&rt->workers[idx]);
 }
 
 /* Sleep until there may be work. Returns with w->searching set if a
@@ -517,8 +531,8 @@ struct weft__task *weft__sched_park(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
     struct weft__task *t;
-    bool seen;
-    int events = 0;
+    bool seen, watching, io;
+    int events = 0, own;
 
     w->env.poll_end_ns = 0;           /* owner only: the next poll reads the clock */
     /* relaxed: a switch */
@@ -550,11 +564,21 @@ struct weft__task *weft__sched_park(struct worker *w)
     weft__sched_check_quiescent(rt);
     weft__sched_drain_dead(rt, &rt->shards[w->index]);
     counter_add(&w->parks, 1);
-    if (!try_watch(w)) {
+    watching = try_watch(w);
+    full_fence();                     /* pairs: weft__sched_io_kick() */
+    io = weft__io_active(&rt->io);
+    /* io_uring: one worker owns the ring and waits in it whenever it
+     * parks, watcher or not; the others only look (see io/uring.h, "The
+     * owner"). epoll: own == 0, any watcher waits in epoll_wait. */
+    own = io ? weft__io_claim(&rt->io, rt->flavor == WEFT_CURRENT_THREAD) : 0;
+    if (own > 0 && atomic_load_explicit(&rt->idle.io_owner, memory_order_relaxed) != (int)w->index)
+        atomic_store_explicit(&rt->idle.io_owner, (int)w->index, memory_order_seq_cst);
+    if (own < 0)
+        io = false;                   /* naps, then looks (below) */
+    if (!watching && own <= 0) {
         wait_notified(w, 0);          /* sleep */
-    } else if (full_fence(), /* pairs: weft__sched_io_kick() */
-               !(weft__io_active(&rt->io) ? wait_io(w, nap_ns(w), &events)
-                                          : wait_notified(w, nap_ns(w)))) {
+    } else if (!(io ? wait_io(w, watching ? nap_ns(w) : 0, &events)
+                    : wait_notified(w, nap_ns(w)))) {
         if (!leave_sleepers(w)) {     /* a notifier took us meanwhile */
             while (!wait_notified(w, 0))
                 ;
@@ -562,13 +586,23 @@ struct weft__task *weft__sched_park(struct worker *w)
             w->searching = true;
             return NULL;
         }
-        atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
+        if (watching)
+            atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
         weft__sched_drive_timers(rt);
-        t = rt->nworkers > 1 ? watch_look(w, &seen) : NULL;
-        if (rt->nworkers < 2)
+        if (own < 0) {
+            /* not the ring's owner: look at what it completed (and submit
+             * what waits on an owner held by a long poll) */
+            int n = weft__io_poll(&rt->io, 0);
+
+            events = n > 0 ? n : 0;
+        }
+        t = watching && rt->nworkers > 1 ? watch_look(w, &seen) : NULL;
+        if (!watching || rt->nworkers < 2)
             seen = false;
-        w->watch_ns = seen ? WATCH_MIN_NS
-                           : w->watch_ns * 2 > WATCH_MAX_NS ? WATCH_MAX_NS : w->watch_ns * 2;
+        if (watching)
+            w->watch_ns = seen ? WATCH_MIN_NS
+                               : w->watch_ns * 2 > WATCH_MAX_NS ? WATCH_MAX_NS
+                                                                : w->watch_ns * 2;
         /* Awake now, and it may find work before it parks again: an awake
          * watcher watches nobody, so give the role up; the next worker to
          * park (this one, most likely) takes it again. */

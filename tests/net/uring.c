@@ -362,3 +362,46 @@ TEST(uring_closed_listener_refuses_at_once)
     }
     weft_runtime_free(rt);
 }
+
+/* The ring's owner (the first worker that parks with descriptors open)
+ * is the only thread that blocks in the ring. With every descriptor
+ * closed it sleeps on its condition variable; the next registration must
+ * move it back into the ring (weft__sched_io_kick), or a read that waits
+ * for an event waits for nothing: its poll is queued but nobody submits
+ * it, and the other worker, not the owner, only looks. Each round closes
+ * everything, lets both workers fall asleep, adopts a fresh socket and
+ * waits for bytes written a moment later. (Other wake-ups, the timer of
+ * the read's limit among them, usually bring the owner back as well:
+ * without the kick this passed 200 rounds; it checks the owner's way out
+ * of the ring and back, not the kick alone.) */
+static void *write_later(void *arg)
+{
+    int fd = *(int *)arg;
+
+    usleep(10000);
+    ASSERT_EQ(1, write(fd, "x", 1));
+    return NULL;
+}
+
+TEST(uring_owner_moves_back_into_the_ring)
+{
+    weft_runtime *rt = rt_with(WEFT_MULTI_THREAD, WEFT_IO_URING);
+    unsigned rounds = harness_stress() ? 60u : 20u;
+
+    for (unsigned i = 0; i < rounds; i++) {
+        weft_socket *s;
+        pthread_t t;
+        char buf[4];
+        int sv[2];
+
+        ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+        ASSERT_OK(weft_socket_adopt(rt, sv[0], &s));
+        ASSERT_EQ(0, pthread_create(&t, NULL, write_later, &sv[1]));
+        ASSERT_EQ(1, st_read(rt, s, buf, sizeof(buf), ST_WAIT_MS));
+        ASSERT_EQ(0, pthread_join(t, NULL));
+        ASSERT_OK(weft_socket_close(s));
+        close(sv[1]);
+        usleep(20000);                /* both workers asleep, nothing open */
+    }
+    weft_runtime_free(rt);
+}
