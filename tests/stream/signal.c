@@ -25,6 +25,7 @@ typedef struct sig_task {
     weft_signal_recv r;
     weft_timeout t;
     weft_signal_info info;
+    int *started;                     /* if set: raised once the receive holds its reference */
     bool init;
     int res;
 } sig_task;
@@ -38,6 +39,8 @@ static weft_poll sig_task_poll(sig_task *f, weft_context *cx, int *out)
         weft_signal_recv_init(&f->r, f->sig, &f->info);
         weft_timeout_init(&f->t, &weft_signal_recv_future, &f->r, f->ms);
         f->init = true;
+        if (f->started)
+            __atomic_store_n(f->started, 1, __ATOMIC_RELEASE);
     }
     if (weft_timeout_poll(&f->t, cx, &err, &f->res) == WEFT_PENDING)
         return WEFT_PENDING;
@@ -383,13 +386,19 @@ TEST(signal_free_wakes_waiters_with_ebadf)
     weft_runtime *rt;
     weft_signal *sig;
     weft_join *a, *b;
+    int sa = 0, sb = 0;
 
     ASSERT_OK(weft_signal_block(sigs, 1));
     rt = nt_runtime(false);
     ASSERT_OK(weft_signal_new(rt, sigs, 1, &sig));
-    a = spawn_recv(rt, sig, SIG_WAIT_MS);
-    b = spawn_recv(rt, sig, SIG_WAIT_MS);
-    sleep_ms(30);
+    /* the receives must exist before the free: a receive made after it
+     * would use a freed object (the caller's bug, not what is tested) */
+    ASSERT_OK(weft_spawn(rt, &sig_task_future,
+                         &(sig_task){ .sig = sig, .ms = SIG_WAIT_MS, .started = &sa }, &a));
+    ASSERT_OK(weft_spawn(rt, &sig_task_future,
+                         &(sig_task){ .sig = sig, .ms = SIG_WAIT_MS, .started = &sb }, &b));
+    ASSERT(harness_wait_flag(&sa, 20000) && harness_wait_flag(&sb, 20000));
+    sleep_ms(30);                     /* most runs: both parked */
     weft_signal_free(sig);
     ASSERT_EQ(-EBADF, join_int(a));
     ASSERT_EQ(-EBADF, join_int(b));
