@@ -90,6 +90,13 @@ long harness_live(void);
 /* Wait up to `ms` for *flag to become nonzero (polls every 100 us). */
 bool harness_wait_flag(const volatile int *flag, unsigned ms);
 
+/* Skip the running test: it prints `skip <name>: <why>` and the test ends
+ * with exit status 77, which ctest reports as skipped (SKIP_RETURN_CODE),
+ * not passed. Only for a test whose promise does not exist in this build
+ * (an x86-64 check on another CPU, a part compiled out by an option), and
+ * only as the test's first step, before it makes anything. */
+_Noreturn void harness_skip(const char *why);
+
 /* Threads of this process whose name starts with `prefix` (/proc/self/task). */
 int harness_count_threads(const char *prefix);
 uint64_t harness_now_ns(void);
