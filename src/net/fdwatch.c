@@ -186,7 +186,12 @@ static bool run_one_watch(struct weft_loop *l)
         w->in_cb = false;
         callback_leave(l);
         if (w->removed) {
-            if (w->closed)
+            /* queued again meanwhile (the reactor delivered before the
+             * callback removed it): the dequeue above frees it when it comes
+             * to it; freeing it here left the queue pointing at freed
+             * memory (ASan: use after free in the next delivery; glibc:
+             * double free; seen with the hiredis adapter) */
+            if (w->closed && !w->queued)
                 weft__free(w);
             return true;
         }
