@@ -341,20 +341,6 @@ TEST(process_take_stdio_outlives_process)
 }
 
 /* ---- errors ------------------------------------------------------------------------ */
-/* Wait for the exit with try_wait, no task: these tests count weft's live
- * allocations, and a weft_block_on()'s task cell may be released by a
- * worker a moment after it returned. */
-static int poll_exit(weft_process *p, weft_process_status *st)
-{
-    int err;
-
-    for (unsigned i = 0; (err = weft_process_try_wait(p, st)) == -EAGAIN; i++) {
-        ASSERT(i < 20000);
-        usleep(1000);
-    }
-    return err;
-}
-
 TEST(process_spawn_errors_leave_nothing)
 {
     weft_runtime *rt = nt_runtime(false);

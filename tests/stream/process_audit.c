@@ -5,17 +5,6 @@
  * argument lists. */
 #include "process_test.h"
 
-static int poll_exit(weft_process *p, weft_process_status *st)
-{
-    int err;
-
-    for (unsigned i = 0; (err = weft_process_try_wait(p, st)) == -EAGAIN; i++) {
-        ASSERT(i < 20000);
-        usleep(1000);
-    }
-    return err;
-}
-
 /* A pipe for stdin is made, then stdout's descriptor is bad: -EBADF and
  * the pipe made first is closed again; no child runs. */
 TEST(process_failure_after_a_pipe_leaves_nothing)

@@ -121,6 +121,20 @@ static NT_UNUSED size_t read_all(weft_runtime *rt, weft_stream *s, char *buf, si
     return n;
 }
 
+/* Wait for the exit with try_wait, no task: tests that count weft's live
+ * allocations must not use weft_block_on(), whose task cell a worker may
+ * release a moment after it returned. */
+static NT_UNUSED int poll_exit(weft_process *p, weft_process_status *st)
+{
+    int err;
+
+    for (unsigned i = 0; (err = weft_process_try_wait(p, st)) == -EAGAIN; i++) {
+        ASSERT(i < 20000);
+        usleep(1000);
+    }
+    return err;
+}
+
 /* Wait until the child watcher has nothing left (every child reaped, its
  * thread gone): then weft holds no memory or descriptor for children. */
 static NT_UNUSED void watcher_idle(void)
