@@ -6,6 +6,10 @@
  * once, the descriptor is then disarmed until the loop task has run the
  * callback and re-armed it with the current interest. That gives the
  * level-triggered semantics adapters expect without a flood of events.
+ * (A modify re-arms a watch that is neither queued nor in a callback; if
+ * that falls between an event and its notify, a second event can queue the
+ * watch again while the first one's callback runs: harmless for a level-
+ * triggered watch, and the freeing rules below allow for it.)
  *
  * Locks: source lock -> loop lock (watch_notify); nothing takes them in the
  * other order: weft__io_close() is always called without the loop lock,
@@ -190,7 +194,12 @@ static bool run_one_watch(struct weft_loop *l)
              * callback removed it): the dequeue above frees it when it comes
              * to it; freeing it here left the queue pointing at freed
              * memory (ASan: use after free in the next delivery; glibc:
-             * double free; seen with the hiredis adapter) */
+             * double free; seen with the hiredis adapter). How it gets
+             * queued again although one-shot: a weft_fdwatch_modify() from
+             * another thread between the reactor's event and watch_notify()
+             * finds the watch neither queued nor in a callback and re-arms
+             * it, so a second event follows the first (test:
+             * fdwatch_remove.self_remove_after_requeue_by_modify_from_thread) */
             if (w->closed && !w->queued)
                 weft__free(w);
             return true;
