@@ -443,12 +443,14 @@ static uint64_t nap_ns(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
     uint64_t nap = rt->nworkers > 1 && others_awake(w) ? w->watch_ns : UINT64_MAX;
-    uint64_t next = weft__sched_timers_next(rt), now_ns = weft__now_ns(), now = now_ns / 1000000u;
+    uint64_t next = weft__sched_timers_next(rt), now_ns = weft__now_ns();
 
     if (next != UINT64_MAX) {
         /* to the nanosecond: a nap computed from whole milliseconds would
          * wake up to a millisecond after the deadline */
-        uint64_t until = next * 1000000u > now_ns ? next * 1000000u - now_ns : 1;
+        uint64_t until = next >= UINT64_MAX / 1000000u ? UINT64_MAX /* centuries away */
+                         : next * 1000000u > now_ns    ? next * 1000000u - now_ns
+                                                       : 1;
 
         if (until < nap)
             nap = until;
@@ -461,7 +463,13 @@ static uint64_t nap_ns(struct worker *w)
         }
         nap = WATCH_MAX_NS;           /* nothing to wait for: look now and then */
     }
-    atomic_store_explicit(&rt->idle.nap_until, now + nap / 1000000u, memory_order_relaxed);
+    /* the millisecond by which the watcher is awake again, rounded up: a
+     * timer due at or after it needs no kick (weft__sched_time_kick). The
+     * nap ends at now_ns + nap; rounding down (now + nap / 1 ms, as before)
+     * published up to 2 ms too early, so a timer armed for a deadline in
+     * between was not kicked and fired up to 2 ms late. */
+    atomic_store_explicit(&rt->idle.nap_until, (now_ns + nap + 999999u) / 1000000u,
+                          memory_order_relaxed);
     return nap;
 }
 
