@@ -308,6 +308,16 @@ static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
     weft_waker_wake(&waker);
 }
 
+/* chan_notify_locked(), then READY: the hot polls end in a call to this,
+ * a tail call, so that they need no frame of their own. */
+static __attribute__((noinline)) weft_poll chan_notify_locked_ready(struct weft_chan *ch,
+                                                                    chan_flag *flag,
+                                                                    struct weft__waitq *q)
+{
+    chan_notify_locked(ch, flag, q);
+    return WEFT_READY;
+}
+
 /* A finisher's half (header): after queueing a message (or freeing a
  * slot) without the lock, wake the first waiting receiver (sender), if
  * any. */
@@ -547,10 +557,10 @@ WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *
 /* Bounded send, slow path: takes ->lock and releases it. `seen`: the send
  * flag as read before a fresh send's lock-free attempt (which found the
  * ring full), or 0 (flag_recheck_done()). Returns PENDING parked, or READY
- * with *ret. */
+ * with the result in s->result and *result. */
 static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch,
                                                             weft_chan_send *s,
-                                                            weft_context *cx, int *ret,
+                                                            weft_context *cx, int *result,
                                                             size_t seen)
 {
     weft_waker old, wk[2] = { WEFT_WAKER_EMPTY, WEFT_WAKER_EMPTY };
@@ -595,7 +605,8 @@ static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch
     weft_waker_wake(&wk[0]);               /* wakers: after unlocking */
     weft_waker_wake(&wk[1]);
     weft_waker_drop(&old);
-    *ret = r;
+    s->result = r;
+    *result = r;
     return WEFT_READY;
 }
 
@@ -623,83 +634,137 @@ static __attribute__((noinline)) int chan_send_unbounded(struct weft_chan *ch,
     return ret;
 }
 
-/* The paths below keep no wake batch of their own (the slow ones above
- * and below do), so that the common bounded send or receive runs in a
- * small frame: W4 polls two of these and drops two per message. */
+/* A bounded send's first poll (never parked: no notifier knows the node,
+ * so no lock unless it has to wait). The paths below keep no wake batch of
+ * their own (the slow ones above and below do), so that the common bounded
+ * send or receive runs in a small frame: W4 polls two of these and drops
+ * two per message. */
+static __attribute__((noinline)) weft_poll ring_send_fresh(struct weft_chan *ch,
+                                                           weft_chan_send *s,
+                                                           weft_context *cx, int *result)
+{
+    /* seq_cst: before ring_push()'s re-check load (flag_recheck_done()) */
+    size_t seen = atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst);
+    int ret = ring_push(ch, s->msg);
+
+    if (ret == -EAGAIN)
+        return ring_send_locked(ch, s, cx, result, seen);
+    if (ret == RING_IN_PROGRESS) {
+        /* our slot is being freed: poll again soon (a yield) */
+        weft__task_wake_soon(cx);
+        return WEFT_PENDING;
+    }
+    waiter_done_unparked(&s->w);
+    s->result = ret;
+    *result = ret;
+    /* seq_cst: chan_notify()'s load (after our claim) */
+    if (ret == 0 && (atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) & FLAG_UP))
+        return chan_notify_locked_ready(ch, &ch->recv_waiting, &ch->recvq);
+    return WEFT_READY;
+}
+
+/* A woken send queued a message and a flag is raised: wake a waiting
+ * receiver (chan_notify()), and (the rule for woken ones, header) one more
+ * sender if room is left behind while other senders wait. seq_cst loads:
+ * as chan_notify()'s, after our claim. */
+static __attribute__((noinline)) weft_poll ring_send_woken_notify(struct weft_chan *ch)
+{
+    chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+    if ((atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) & FLAG_UP) &&
+        ring_len(ch) < ch->cap)
+        chan_notify_locked(ch, &ch->send_waiting, &ch->sendq);
+    return WEFT_READY;
+}
+
+/* A parked bounded send polled again. */
+static __attribute__((noinline)) weft_poll ring_send_parked(struct weft_chan *ch,
+                                                            weft_chan_send *s,
+                                                            weft_context *cx, int *result)
+{
+    int ret;
+
+    if (!waiter_is_woken(&s->w))
+        return ring_send_locked(ch, s, cx, result, 0);
+    /* woken (the handoff's fast path): the node is ours alone
+     * (waiter_done_woken()), so try the ring without the lock, as a fresh
+     * send would. Only a full ring sends us to the lock, to park again at
+     * the front. */
+    ret = ring_push(ch, s->msg);
+    if (ret == -EAGAIN)
+        return ring_send_locked(ch, s, cx, result, 0);
+    if (ret == RING_IN_PROGRESS) {
+        /* still WOKEN, still ours: poll again soon */
+        weft__task_wake_soon(cx);
+        return WEFT_PENDING;
+    }
+    waiter_done_woken(&s->w);
+    s->result = ret;
+    *result = ret;
+    /* seq_cst: as in ring_recv_parked() */
+    if (ret == 0 &&
+        ((atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) |
+          atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst)) & FLAG_UP))
+        return ring_send_woken_notify(ch);
+    return WEFT_READY;
+}
+
+/* Misuse: -EINVAL if it can be told. */
+static __attribute__((noinline)) weft_poll send_poll_invalid(int *result)
+{
+    if (result)
+        *result = -EINVAL;
+    return WEFT_READY;
+}
+
+/* Unbounded send (never waits). */
+static __attribute__((noinline)) weft_poll chan_send_unbounded_poll(struct weft_chan *ch,
+                                                                    weft_chan_send *s,
+                                                                    int *result)
+{
+    int ret = chan_send_unbounded(ch, s);
+
+    s->result = ret;
+    *result = ret;
+    return WEFT_READY;
+}
+
+static inline __attribute__((always_inline)) weft_poll send_dispatch(struct weft_chan *ch,
+                                                                     weft_chan_send *s,
+                                                                     weft_context *cx,
+                                                                     int *result)
+{
+    if (ch->cap == 0)
+        return chan_send_unbounded_poll(ch, s, result);
+    if (s->w.owner == O_IDLE)
+        return ring_send_fresh(ch, s, cx, result);
+    return ring_send_parked(ch, s, cx, result);
+}
+
+/* The budget's uncommon cases (used up, stress mode, no runtime). */
+static __attribute__((noinline)) weft_poll send_poll_coop(struct weft_chan *ch,
+                                                          weft_chan_send *s,
+                                                          weft_context *cx, int *result)
+{
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;               /* the task was woken already */
+    return send_dispatch(ch, s, cx, result);
+}
+
+/* As weft_chan_recv_poll(): a dispatch that tail-calls each path. */
 WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result)
 {
     struct weft_chan *ch;
-    size_t seen = 0;                       /* flag_recheck_done() */
-    int ret;
 
-    if (s == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
-        if (result)
-            *result = -EINVAL;
-        return WEFT_READY;
-    }
+    if (s == NULL || result == NULL || s->ch == NULL || s->msg == NULL || cx == NULL)
+        return send_poll_invalid(result);
     ch = s->ch;
-    if (ch == NULL || s->msg == NULL || cx == NULL) {
-        *result = -EINVAL;
-        return WEFT_READY;
-    }
     if (s->w.owner == O_DONE) {
         *result = s->result;
         return WEFT_READY;
     }
-    if (!weft__coop_proceed(cx))
-        return WEFT_PENDING;               /* the task was woken already */
-    if (ch->cap == 0) {
-        ret = chan_send_unbounded(ch, s);
-        goto out;
-    }
-    if (s->w.owner == O_IDLE) {
-        /* never parked: no notifier knows the node; no lock. seq_cst:
-         * before ring_push()'s re-check load (flag_recheck_done()) */
-        seen = atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst);
-        ret = ring_push(ch, s->msg);
-        if (ret == 0)
-            chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-        if (ret == 0 || ret == -EPIPE) {
-            waiter_done_unparked(&s->w);
-            goto out;
-        }
-        if (ret == RING_IN_PROGRESS) {
-            /* our slot is being freed: poll again soon (a yield) */
-            weft__task_wake_soon(cx);
-            return WEFT_PENDING;
-        }
-    } else if (waiter_is_woken(&s->w)) {
-        /* woken (the handoff's fast path): the node is ours alone
-         * (waiter_done_woken()), so try the ring without the lock, as a
-         * fresh send would. Only a full ring sends us to the lock, to park
-         * again at the front. */
-        ret = ring_push(ch, s->msg);
-        if (ret == 0) {
-            chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-            /* the rule for woken ones (header): room left behind while
-             * other senders wait wakes one more of them. seq_cst: the
-             * flag is read as chan_notify() reads it; the snapshot of the
-             * length only when someone may wait */
-            if ((atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) & FLAG_UP) &&
-                ring_len(ch) < ch->cap)
-                chan_notify_locked(ch, &ch->send_waiting, &ch->sendq);
-        }
-        if (ret == 0 || ret == -EPIPE) {
-            waiter_done_woken(&s->w);
-            goto out;
-        }
-        if (ret == RING_IN_PROGRESS) {
-            /* still WOKEN, still ours: poll again soon */
-            weft__task_wake_soon(cx);
-            return WEFT_PENDING;
-        }
-    }
-    if (ring_send_locked(ch, s, cx, &ret, seen) == WEFT_PENDING)
-        return WEFT_PENDING;
-out:
-    s->result = ret;
-    *result = ret;
-    return WEFT_READY;
+    if (!weft__coop_take_fast(cx))
+        return send_poll_coop(ch, s, cx, result);
+    return send_dispatch(ch, s, cx, result);
 }
 
 /* Drop of a parked send: leave the list, passing on a wake it was handed. */
@@ -745,10 +810,10 @@ WEFT_API void weft_chan_recv_init(weft_chan_recv *r, weft_chan *ch, void *dst)
 /* Bounded receive, slow path: takes ->lock and releases it. `seen`: the
  * receive flag as read before a fresh receive's lock-free attempt (which
  * found the ring empty), or 0 (flag_recheck_done()). Returns PENDING
- * parked, or READY with *ret. */
+ * parked, or READY with the result in r->result and *result. */
 static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch,
                                                             weft_chan_recv *r,
-                                                            weft_context *cx, int *ret,
+                                                            weft_context *cx, int *result,
                                                             size_t seen)
 {
     weft_waker old, wk[2] = { WEFT_WAKER_EMPTY, WEFT_WAKER_EMPTY };
@@ -793,26 +858,27 @@ static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch
     weft_waker_wake(&wk[0]);               /* wakers: after unlocking */
     weft_waker_wake(&wk[1]);
     weft_waker_drop(&old);
-    *ret = v;
+    r->result = v;
+    *result = v;
     return WEFT_READY;
 }
 
 /* Unbounded receive: under ->lock. Returns PENDING parked, or READY with
- * *ret. */
+ * the result in r->result and *result. */
 static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan *ch,
                                                                weft_chan_recv *r,
-                                                               weft_context *cx, int *ret)
+                                                               weft_context *cx, int *result)
 {
     struct wake_batch b;
     weft_waker old;
+    int ret = 0;
 
     wake_batch_init(&b);
-    *ret = 0;
     spin_lock(&ch->lock);
     if (ch->len) {
         lk_pop(ch, r->dst, &b);
     } else if (ch->closed) {
-        *ret = -EPIPE;
+        ret = -EPIPE;
     } else {
         old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
         spin_unlock(&ch->lock);
@@ -823,84 +889,122 @@ static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan 
     spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
+    r->result = ret;
+    *result = ret;
     return WEFT_READY;
+}
+
+/* A bounded receive's first poll (never parked: no notifier knows the node,
+ * so no lock unless it has to wait). */
+static __attribute__((noinline)) weft_poll ring_recv_fresh(struct weft_chan *ch,
+                                                           weft_chan_recv *r,
+                                                           weft_context *cx, int *result)
+{
+    /* seq_cst: before ring_pop()'s re-check load (flag_recheck_done()) */
+    size_t seen = atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst);
+    int ret = ring_pop(ch, r->dst);
+
+    if (ret == -EAGAIN)
+        return ring_recv_locked(ch, r, cx, result, seen);
+    if (ret == RING_IN_PROGRESS) {
+        /* the head is being written: poll again soon (a yield) */
+        weft__task_wake_soon(cx);
+        return WEFT_PENDING;
+    }
+    waiter_done_unparked(&r->w);
+    r->result = ret;
+    *result = ret;
+    /* seq_cst: chan_notify()'s load (after our claim) */
+    if (ret == 0 && (atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) & FLAG_UP))
+        return chan_notify_locked_ready(ch, &ch->send_waiting, &ch->sendq);
+    return WEFT_READY;
+}
+
+/* A parked bounded receive polled again. */
+static __attribute__((noinline)) weft_poll ring_recv_parked(struct weft_chan *ch,
+                                                            weft_chan_recv *r,
+                                                            weft_context *cx, int *result)
+{
+    int ret;
+
+    if (!waiter_is_woken(&r->w))
+        return ring_recv_locked(ch, r, cx, result, 0);
+    /* woken (the handoff's fast path): the node is ours alone
+     * (waiter_done_woken()), so take the message without the lock, as a
+     * fresh receive would. Only an empty ring (a barger took it) sends us
+     * to the lock, to park again at the front. */
+    ret = ring_pop(ch, r->dst);
+    if (ret == -EAGAIN)
+        return ring_recv_locked(ch, r, cx, result, 0);
+    if (ret == RING_IN_PROGRESS) {
+        /* still WOKEN, still ours: poll again soon */
+        weft__task_wake_soon(cx);
+        return WEFT_PENDING;
+    }
+    waiter_done_woken(&r->w);
+    r->result = ret;
+    *result = ret;
+    if (ret == 0) {
+        chan_notify(ch, &ch->send_waiting, &ch->sendq);
+        /* the rule for woken ones (header): messages left behind while
+         * other receivers wait wake one more of them. seq_cst: the flag is
+         * read as chan_notify() reads it; the snapshot of the length only
+         * when someone may wait (W4's own flag stays raised: the length
+         * decides) */
+        if ((atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) & FLAG_UP) &&
+            ring_nonempty(ch))
+            return chan_notify_locked_ready(ch, &ch->recv_waiting, &ch->recvq);
+    }
+    return WEFT_READY;
+}
+
+/* Misuse: -EINVAL if it can be told. */
+static __attribute__((noinline)) weft_poll recv_poll_invalid(int *result)
+{
+    if (result)
+        *result = -EINVAL;
+    return WEFT_READY;
+}
+
+/* The dispatch keeps no state of its own and tail-calls each path, so
+ * that none of it pays for the registers the others need: W4 polls two
+ * receives per message. */
+static inline __attribute__((always_inline)) weft_poll recv_dispatch(struct weft_chan *ch,
+                                                                      weft_chan_recv *r,
+                                                                      weft_context *cx,
+                                                                      int *result)
+{
+    if (ch->cap == 0)
+        return chan_recv_unbounded(ch, r, cx, result);
+    if (r->w.owner == O_IDLE)
+        return ring_recv_fresh(ch, r, cx, result);
+    return ring_recv_parked(ch, r, cx, result);
+}
+
+/* The budget's uncommon cases (used up, stress mode, no runtime). */
+static __attribute__((noinline)) weft_poll recv_poll_coop(struct weft_chan *ch,
+                                                          weft_chan_recv *r,
+                                                          weft_context *cx, int *result)
+{
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;               /* the task was woken already */
+    return recv_dispatch(ch, r, cx, result);
 }
 
 WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result)
 {
     struct weft_chan *ch;
-    size_t seen = 0;                       /* flag_recheck_done() */
-    int ret;
 
-    if (r == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
-        if (result)
-            *result = -EINVAL;
-        return WEFT_READY;
-    }
+    if (r == NULL || result == NULL || r->ch == NULL || r->dst == NULL || cx == NULL)
+        return recv_poll_invalid(result);
     ch = r->ch;
-    if (ch == NULL || r->dst == NULL || cx == NULL) {
-        *result = -EINVAL;
-        return WEFT_READY;
-    }
     if (r->w.owner == O_DONE) {
         *result = r->result;
         return WEFT_READY;
     }
-    if (!weft__coop_proceed(cx))
-        return WEFT_PENDING;               /* the task was woken already */
-    if (ch->cap == 0) {
-        if (chan_recv_unbounded(ch, r, cx, &ret) == WEFT_PENDING)
-            return WEFT_PENDING;
-        goto out;
-    }
-    if (r->w.owner == O_IDLE) {
-        /* never parked: no notifier knows the node; no lock. seq_cst:
-         * before ring_pop()'s re-check load (flag_recheck_done()) */
-        seen = atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst);
-        ret = ring_pop(ch, r->dst);
-        if (ret == 0)
-            chan_notify(ch, &ch->send_waiting, &ch->sendq);
-        if (ret == 0 || ret == -EPIPE) {
-            waiter_done_unparked(&r->w);
-            goto out;
-        }
-        if (ret == RING_IN_PROGRESS) {
-            /* the head is being written: poll again soon (a yield) */
-            weft__task_wake_soon(cx);
-            return WEFT_PENDING;
-        }
-    } else if (waiter_is_woken(&r->w)) {
-        /* woken (the handoff's fast path): the node is ours alone
-         * (waiter_done_woken()), so take the message without the lock, as
-         * a fresh receive would. Only an empty ring (a barger took it)
-         * sends us to the lock, to park again at the front. */
-        ret = ring_pop(ch, r->dst);
-        if (ret == 0) {
-            chan_notify(ch, &ch->send_waiting, &ch->sendq);
-            /* the rule for woken ones (header): messages left behind
-             * while other receivers wait wake one more of them. seq_cst:
-             * the flag is read as chan_notify() reads it; the snapshot of
-             * the length only when someone may wait */
-            if ((atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) & FLAG_UP) &&
-                ring_nonempty(ch))
-                chan_notify_locked(ch, &ch->recv_waiting, &ch->recvq);
-        }
-        if (ret == 0 || ret == -EPIPE) {
-            waiter_done_woken(&r->w);
-            goto out;
-        }
-        if (ret == RING_IN_PROGRESS) {
-            /* still WOKEN, still ours: poll again soon */
-            weft__task_wake_soon(cx);
-            return WEFT_PENDING;
-        }
-    }
-    if (ring_recv_locked(ch, r, cx, &ret, seen) == WEFT_PENDING)
-        return WEFT_PENDING;
-out:
-    r->result = ret;
-    *result = ret;
-    return WEFT_READY;
+    if (!weft__coop_take_fast(cx))
+        return recv_poll_coop(ch, r, cx, result);
+    return recv_dispatch(ch, r, cx, result);
 }
 
 /* Drop of a parked receive: leave the list, passing on a wake it was
