@@ -408,7 +408,7 @@ WEFT_API int weft_chan_try_send(weft_chan *ch, const void *msg)
     if (ch == NULL || msg == NULL)
         return -EINVAL;
     if (ch->cap) {
-        ret = ring_push(ch, msg);
+        ret = ring_push(ch, msg, ch->msg_size);
         if (ret == 0)
             chan_notify(ch, &ch->recv_waiting, &ch->recvq);
         return ret == RING_IN_PROGRESS ? -EAGAIN : ret;   /* its slot is not free yet */
@@ -430,7 +430,7 @@ WEFT_API int weft_chan_try_recv(weft_chan *ch, void *dst)
         return -EINVAL;
     if (ch->cap) {
         for (;;) {
-            ret = ring_pop(ch, dst);
+            ret = ring_pop(ch, dst, ch->msg_size);
             if (ret != RING_IN_PROGRESS)
                 break;
             /* relaxed: as in ring_pop(); the send in progress was claimed
@@ -574,7 +574,7 @@ static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch
          * seq_cst (flag_raise()): before the re-check in ring_push() in
          * the total order */
         flag_raise(&ch->send_waiting);
-        r = ring_push(ch, s->msg);
+        r = ring_push(ch, s->msg, ch->msg_size);
     }
     if (r == -EAGAIN) {
         /* a woken sender that lost its slot to another keeps its turn */
@@ -639,13 +639,12 @@ static __attribute__((noinline)) int chan_send_unbounded(struct weft_chan *ch,
  * their own (the slow ones above and below do), so that the common bounded
  * send or receive runs in a small frame: W4 polls two of these and drops
  * two per message. */
-static __attribute__((noinline)) weft_poll ring_send_fresh(struct weft_chan *ch,
-                                                           weft_chan_send *s,
-                                                           weft_context *cx, int *result)
+static inline __attribute__((always_inline)) weft_poll ring_send_fresh_n(struct weft_chan *ch, weft_chan_send *s,
+        weft_context *cx, int *result, size_t msg_size)
 {
     /* seq_cst: before ring_push()'s re-check load (flag_recheck_done()) */
     size_t seen = atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst);
-    int ret = ring_push(ch, s->msg);
+    int ret = ring_push(ch, s->msg, msg_size);
 
     if (ret == -EAGAIN)
         return ring_send_locked(ch, s, cx, result, seen);
@@ -663,6 +662,28 @@ static __attribute__((noinline)) weft_poll ring_send_fresh(struct weft_chan *ch,
     return WEFT_READY;
 }
 
+/* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
+ * frame) and for any size. */
+static __attribute__((noinline)) weft_poll ring_send_fresh_word(struct weft_chan *ch, weft_chan_send *s,
+        weft_context *cx, int *result)
+{
+    return ring_send_fresh_n(ch, s, cx, result, MSG_WORD);
+}
+
+static __attribute__((noinline)) weft_poll ring_send_fresh_any(struct weft_chan *ch, weft_chan_send *s,
+        weft_context *cx, int *result)
+{
+    return ring_send_fresh_n(ch, s, cx, result, ch->msg_size);
+}
+
+static inline weft_poll ring_send_fresh(struct weft_chan *ch, weft_chan_send *s, weft_context *cx,
+        int *result)
+{
+    if (ch->msg_size == MSG_WORD)
+        return ring_send_fresh_word(ch, s, cx, result);
+    return ring_send_fresh_any(ch, s, cx, result);
+}
+
 /* A woken send queued a message and a flag is raised: wake a waiting
  * receiver (chan_notify()), and (the rule for woken ones, header) one more
  * sender if room is left behind while other senders wait. seq_cst loads:
@@ -677,9 +698,8 @@ static __attribute__((noinline)) weft_poll ring_send_woken_notify(struct weft_ch
 }
 
 /* A parked bounded send polled again. */
-static __attribute__((noinline)) weft_poll ring_send_parked(struct weft_chan *ch,
-                                                            weft_chan_send *s,
-                                                            weft_context *cx, int *result)
+static inline __attribute__((always_inline)) weft_poll ring_send_parked_n(struct weft_chan *ch, weft_chan_send *s,
+        weft_context *cx, int *result, size_t msg_size)
 {
     int ret;
 
@@ -689,7 +709,7 @@ static __attribute__((noinline)) weft_poll ring_send_parked(struct weft_chan *ch
      * (waiter_done_woken()), so try the ring without the lock, as a fresh
      * send would. Only a full ring sends us to the lock, to park again at
      * the front. */
-    ret = ring_push(ch, s->msg);
+    ret = ring_push(ch, s->msg, msg_size);
     if (ret == -EAGAIN)
         return ring_send_locked(ch, s, cx, result, 0);
     if (ret == RING_IN_PROGRESS) {
@@ -706,6 +726,28 @@ static __attribute__((noinline)) weft_poll ring_send_parked(struct weft_chan *ch
           atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst)) & FLAG_UP))
         return ring_send_woken_notify(ch);
     return WEFT_READY;
+}
+
+/* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
+ * frame) and for any size. */
+static __attribute__((noinline)) weft_poll ring_send_parked_word(struct weft_chan *ch, weft_chan_send *s,
+        weft_context *cx, int *result)
+{
+    return ring_send_parked_n(ch, s, cx, result, MSG_WORD);
+}
+
+static __attribute__((noinline)) weft_poll ring_send_parked_any(struct weft_chan *ch, weft_chan_send *s,
+        weft_context *cx, int *result)
+{
+    return ring_send_parked_n(ch, s, cx, result, ch->msg_size);
+}
+
+static inline weft_poll ring_send_parked(struct weft_chan *ch, weft_chan_send *s, weft_context *cx,
+        int *result)
+{
+    if (ch->msg_size == MSG_WORD)
+        return ring_send_parked_word(ch, s, cx, result);
+    return ring_send_parked_any(ch, s, cx, result);
 }
 
 /* Misuse: -EINVAL if it can be told. */
@@ -827,7 +869,7 @@ static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch
          * seq_cst (flag_raise()): before the re-check in ring_pop() in the
          * total order */
         flag_raise(&ch->recv_waiting);
-        v = ring_pop(ch, r->dst);
+        v = ring_pop(ch, r->dst, ch->msg_size);
     }
     if (v == -EAGAIN) {
         /* a woken receiver that lost its message to another keeps its turn */
@@ -896,13 +938,12 @@ static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan 
 
 /* A bounded receive's first poll (never parked: no notifier knows the node,
  * so no lock unless it has to wait). */
-static __attribute__((noinline)) weft_poll ring_recv_fresh(struct weft_chan *ch,
-                                                           weft_chan_recv *r,
-                                                           weft_context *cx, int *result)
+static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_n(struct weft_chan *ch, weft_chan_recv *r,
+        weft_context *cx, int *result, size_t msg_size)
 {
     /* seq_cst: before ring_pop()'s re-check load (flag_recheck_done()) */
     size_t seen = atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst);
-    int ret = ring_pop(ch, r->dst);
+    int ret = ring_pop(ch, r->dst, msg_size);
 
     if (ret == -EAGAIN)
         return ring_recv_locked(ch, r, cx, result, seen);
@@ -920,10 +961,31 @@ static __attribute__((noinline)) weft_poll ring_recv_fresh(struct weft_chan *ch,
     return WEFT_READY;
 }
 
+/* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
+ * frame) and for any size. */
+static __attribute__((noinline)) weft_poll ring_recv_fresh_word(struct weft_chan *ch, weft_chan_recv *r,
+        weft_context *cx, int *result)
+{
+    return ring_recv_fresh_n(ch, r, cx, result, MSG_WORD);
+}
+
+static __attribute__((noinline)) weft_poll ring_recv_fresh_any(struct weft_chan *ch, weft_chan_recv *r,
+        weft_context *cx, int *result)
+{
+    return ring_recv_fresh_n(ch, r, cx, result, ch->msg_size);
+}
+
+static inline weft_poll ring_recv_fresh(struct weft_chan *ch, weft_chan_recv *r, weft_context *cx,
+        int *result)
+{
+    if (ch->msg_size == MSG_WORD)
+        return ring_recv_fresh_word(ch, r, cx, result);
+    return ring_recv_fresh_any(ch, r, cx, result);
+}
+
 /* A parked bounded receive polled again. */
-static __attribute__((noinline)) weft_poll ring_recv_parked(struct weft_chan *ch,
-                                                            weft_chan_recv *r,
-                                                            weft_context *cx, int *result)
+static inline __attribute__((always_inline)) weft_poll ring_recv_parked_n(struct weft_chan *ch, weft_chan_recv *r,
+        weft_context *cx, int *result, size_t msg_size)
 {
     int ret;
 
@@ -933,7 +995,7 @@ static __attribute__((noinline)) weft_poll ring_recv_parked(struct weft_chan *ch
      * (waiter_done_woken()), so take the message without the lock, as a
      * fresh receive would. Only an empty ring (a barger took it) sends us
      * to the lock, to park again at the front. */
-    ret = ring_pop(ch, r->dst);
+    ret = ring_pop(ch, r->dst, msg_size);
     if (ret == -EAGAIN)
         return ring_recv_locked(ch, r, cx, result, 0);
     if (ret == RING_IN_PROGRESS) {
@@ -956,6 +1018,28 @@ static __attribute__((noinline)) weft_poll ring_recv_parked(struct weft_chan *ch
             return chan_notify_locked_ready(ch, &ch->recv_waiting, &ch->recvq);
     }
     return WEFT_READY;
+}
+
+/* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
+ * frame) and for any size. */
+static __attribute__((noinline)) weft_poll ring_recv_parked_word(struct weft_chan *ch, weft_chan_recv *r,
+        weft_context *cx, int *result)
+{
+    return ring_recv_parked_n(ch, r, cx, result, MSG_WORD);
+}
+
+static __attribute__((noinline)) weft_poll ring_recv_parked_any(struct weft_chan *ch, weft_chan_recv *r,
+        weft_context *cx, int *result)
+{
+    return ring_recv_parked_n(ch, r, cx, result, ch->msg_size);
+}
+
+static inline weft_poll ring_recv_parked(struct weft_chan *ch, weft_chan_recv *r, weft_context *cx,
+        int *result)
+{
+    if (ch->msg_size == MSG_WORD)
+        return ring_recv_parked_word(ch, r, cx, result);
+    return ring_recv_parked_any(ch, r, cx, result);
 }
 
 /* Misuse: -EINVAL if it can be told. */

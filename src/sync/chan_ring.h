@@ -76,14 +76,21 @@ static inline unsigned char *ring_msg(const struct weft_chan *ch, size_t pos)
 
 /* Copy one message. Word-sized messages (counters, pointers, handles: the
  * common case) get an inlined copy instead of a call into libc's memcpy,
- * which was ~12% of the ring's instructions in W4. */
-static inline void msg_copy(void *dst, const void *src, size_t size)
+ * which was ~12% of the ring's instructions in W4. Where `size` is a
+ * constant (the paths chan.c specialises for MSG_WORD, below) the test
+ * folds away, and with it the call: such a path needs no stack frame. */
+static inline __attribute__((always_inline)) void msg_copy(void *dst, const void *src,
+                                                           size_t size)
 {
     if (size == sizeof(uint64_t))
         memcpy(dst, src, sizeof(uint64_t));
     else
         memcpy(dst, src, size);
 }
+
+/* The message size chan.c compiles its hot paths for a second time:
+ * ring_push()/ring_pop() called with this constant copy inline. */
+#define MSG_WORD sizeof(uint64_t)
 
 /* The position after `pos` (no mark). */
 static inline size_t ring_next(const struct weft_chan *ch, size_t pos)
@@ -105,11 +112,13 @@ static inline void ring_backoff(void)
         spin_relax();
 }
 
-/* Queue one message: 0; -EAGAIN full; RING_IN_PROGRESS the slot at the
+/* Queue one message (`msg_size`: ch->msg_size, or MSG_WORD when it is
+ * known to be that): 0; -EAGAIN full; RING_IN_PROGRESS the slot at the
  * tail still holds a message whose receive has begun; -EPIPE closed. An
  * -EAGAIN is decided by a seq_cst load of head (the parker's re-check). */
 static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
-                                                            const void *msg)
+                                                            const void *msg,
+                                                            size_t msg_size)
 {
     /* relaxed: only a first guess; the CAS below checks it */
     size_t tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
@@ -131,7 +140,7 @@ static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
             if (atomic_compare_exchange_weak_explicit(&ch->rtail, &tail, ring_next(ch, tail),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                msg_copy(ring_msg(ch, tail), msg, ch->msg_size);
+                msg_copy(ring_msg(ch, tail), msg, msg_size);
                 /* release: publishes the message; pairs with the
                  * receiver's acquire load of the stamp */
                 atomic_store_explicit(st, tail + 1, memory_order_release);
@@ -153,11 +162,12 @@ static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
     }
 }
 
-/* Take the oldest message: 0; -EAGAIN empty; RING_IN_PROGRESS the head is
- * claimed by a send still writing it; -EPIPE closed and drained. An -EAGAIN
- * (or -EPIPE) is decided by a seq_cst load of tail (the parker's
- * re-check). */
-static inline __attribute__((always_inline)) int ring_pop(struct weft_chan *ch, void *dst)
+/* Take the oldest message (`msg_size` as for ring_push()): 0; -EAGAIN
+ * empty; RING_IN_PROGRESS the head is claimed by a send still writing it;
+ * -EPIPE closed and drained. An -EAGAIN (or -EPIPE) is decided by a
+ * seq_cst load of tail (the parker's re-check). */
+static inline __attribute__((always_inline)) int ring_pop(struct weft_chan *ch, void *dst,
+                                                           size_t msg_size)
 {
     /* relaxed: only a first guess; the CAS below checks it */
     size_t head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
@@ -175,7 +185,7 @@ static inline __attribute__((always_inline)) int ring_pop(struct weft_chan *ch, 
             if (atomic_compare_exchange_weak_explicit(&ch->rhead, &head, ring_next(ch, head),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                msg_copy(dst, ring_msg(ch, head), ch->msg_size);
+                msg_copy(dst, ring_msg(ch, head), msg_size);
                 /* release: frees the slot for the next lap's sender; pairs
                  * with its acquire load of the stamp */
                 atomic_store_explicit(st, head + ch->one_lap, memory_order_release);
