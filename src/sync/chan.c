@@ -137,7 +137,7 @@
 WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
 {
     struct weft_chan *ch;
-    size_t bytes = 0, stride = 0, mark = 0;
+    size_t bytes = 0, stride = 0, mark = 0, base;
 
     if (out == NULL || msg_size == 0 || msg_size > WEFT_FUTURE_MAX_SIZE)
         return -EINVAL;
@@ -145,14 +145,17 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
         /* a stamp then the message, keeping the next stamp aligned */
         stride = (sizeof(size_t) + msg_size + _Alignof(size_t) - 1) &
                  ~(_Alignof(size_t) - 1);
-        if (cap > (SIZE_MAX - sizeof(*ch)) / stride)
+        if (cap > (SIZE_MAX - sizeof(*ch) - CHAN_ALIGN) / stride)
             return -EINVAL;
         bytes = cap * stride;
         /* one_lap = 2 * mark must not overflow: cap < SIZE_MAX / 16 here */
         for (mark = 1; mark <= cap; mark <<= 1)
             ;
     }
-    ch = weft__calloc(1, sizeof(*ch) + bytes);
+    /* the ring starts inside the struct's last line (inline_buf): the
+     * size is at least sizeof(*ch), which rounds that line up */
+    base = offsetof(struct weft_chan, inline_buf) + bytes;
+    ch = weft__aligned_calloc(1, base > sizeof(*ch) ? base : sizeof(*ch), CHAN_ALIGN);
     if (ch == NULL)
         return -ENOMEM;
     spin_init(&ch->lock);
@@ -200,7 +203,7 @@ WEFT_API void weft_chan_drop(weft_chan *ch)
     assert(waitq_empty(&ch->recvq) && waitq_empty(&ch->sendq));
     if (ch->buf != ch->inline_buf)
         weft__free(ch->buf);
-    weft__free(ch);
+    weft__aligned_free(ch, CHAN_ALIGN);
 }
 
 /* Raise (v) or lower (!v) a waiting flag; ->lock held. */

@@ -29,39 +29,44 @@ typedef _Atomic size_t chan_flag;
 
 #define FLAG_UP ((size_t)1)
 
+/* The layout is by cache line (the object is 64-byte aligned), so that an
+ * operation touches as few lines as it can and the two ends do not share
+ * one: a capacity-1 channel is four lines, where it was six or seven
+ * before (W4's 2,000 channels do not stay in L1, so every line an
+ * operation touches is a miss). */
 struct weft_chan {
-    /* read-mostly */
-    _Atomic size_t refs;
+    /* line 0: read-mostly (refs: written by clone and drop only) */
     size_t msg_size;
     size_t cap;                    /* 0: unbounded */
     size_t one_lap, mark;          /* bounded: position encoding (immutable) */
     size_t mask;                   /* bounded: mark - 1, a position's index bits */
     size_t stride;                 /* bounded: bytes per slot (stamp + message) */
     unsigned char *buf;            /* the ring; unbounded: ->lock */
-    /* the slow path */
-    /* held for a few dozen instructions (link, unlink, wake bookkeeping),
-     * never across a waker call; the one longer hold is an unbounded ring
-     * doubling (an allocation and a copy), rare: waiters yield meanwhile */
-    weft__spinlock lock;
-    /* next to the lock, not among the read-mostly fields: W4 writes them
-     * on every message, and each write would take the read-mostly line
-     * away from the other side's core */
+    _Atomic size_t refs;
+    /* line 1: the slow path. The lock is held for a few dozen instructions
+     * (link, unlink, wake bookkeeping), never across a waker call; the one
+     * longer hold is an unbounded ring doubling (an allocation and a copy),
+     * rare: waiters yield meanwhile. The flags live here, not among the
+     * read-mostly fields: parkers write them, and each write would take the
+     * read-mostly line away from the other side's core */
+    alignas(64) weft__spinlock lock;
+    bool closed;                   /* ->lock */
     chan_flag recv_waiting;        /* bounded: changed under ->lock, read by all */
     chan_flag send_waiting;        /* bounded: changed under ->lock, read by all */
-    bool closed;                   /* ->lock */
-    size_t slots;                  /* unbounded, ->lock: ring size */
-    size_t head, len;              /* unbounded, ->lock */
     struct weft__waitq recvq;      /* ->lock */
     struct weft__waitq sendq;      /* ->lock */
-    /* bounded: the two ends, each on a cache line of its own (the padding
-     * keeps them 64 bytes apart whatever the allocation's alignment) */
-    char pad0[64];
-    _Atomic size_t rhead;          /* next position to receive from */
-    char pad1[64 - sizeof(size_t)];
-    _Atomic size_t rtail;          /* next position to send to | mark */
-    char pad2[64 - sizeof(size_t)];
+    /* line 2: the receivers' end (bounded); an unbounded ring's state */
+    alignas(64) _Atomic size_t rhead;  /* next position to receive from */
+    size_t slots;                  /* unbounded, ->lock: ring size */
+    size_t head, len;              /* unbounded, ->lock */
+    /* line 3: the senders' end, then the ring: its first slots share the
+     * senders' line, which they write anyway (a small ring: all of it) */
+    alignas(64) _Atomic size_t rtail;  /* next position to send to | mark */
     alignas(max_align_t) unsigned char inline_buf[];   /* bounded: the ring */
 };
+
+#define CHAN_ALIGN 64
+_Static_assert(_Alignof(struct weft_chan) == CHAN_ALIGN, "a channel is line-aligned");
 
 /* ---- The bounded ring (lock-free) ------------------------------------------- */
 static inline _Atomic size_t *ring_stamp(const struct weft_chan *ch, size_t pos)
