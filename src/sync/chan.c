@@ -138,6 +138,7 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
 {
     struct weft_chan *ch;
     size_t bytes = 0, stride = 0, mark = 0, base;
+    bool near;
 
     if (out == NULL || msg_size == 0 || msg_size > WEFT_FUTURE_MAX_SIZE)
         return -EINVAL;
@@ -152,9 +153,11 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
         for (mark = 1; mark <= cap; mark <<= 1)
             ;
     }
-    /* the ring starts inside the struct's last line (inline_buf): the
-     * size is at least sizeof(*ch), which rounds that line up */
-    base = offsetof(struct weft_chan, inline_buf) + bytes;
+    /* a small ring lives in line 2 (near_buf); a large one starts inside
+     * the struct's last line (inline_buf): the size is at least
+     * sizeof(*ch), which rounds that line up */
+    near = cap && bytes <= CHAN_NEAR_BYTES;
+    base = near ? sizeof(*ch) : offsetof(struct weft_chan, inline_buf) + bytes;
     ch = weft__aligned_calloc(1, base > sizeof(*ch) ? base : sizeof(*ch), CHAN_ALIGN);
     if (ch == NULL)
         return -ENOMEM;
@@ -165,15 +168,16 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
     atomic_init(&ch->recv_waiting, 0);
     atomic_init(&ch->send_waiting, 0);
     atomic_init(&ch->rhead, 0);
-    atomic_init(&ch->rtail, 0);
+    atomic_init(&ch->rtail_near, 0);
+    atomic_init(&ch->rtail_far, 0);
     ch->msg_size = msg_size;
     ch->cap = cap;
-    ch->slots = cap;
     ch->mark = mark;
     ch->one_lap = mark * 2;
     ch->mask = mark ? mark - 1 : 0;
     ch->stride = stride;
-    ch->buf = cap ? ch->inline_buf : NULL;
+    ch->rtailp = near ? &ch->rtail_near : &ch->rtail_far;
+    ch->buf = cap ? (near ? ch->near_buf : ch->inline_buf) : NULL;
     for (size_t i = 0; i < cap; i++)    /* slot i is free for position i */
         atomic_init((_Atomic size_t *)(void *)(ch->buf + i * stride), i);
     *out = ch;
@@ -201,8 +205,8 @@ WEFT_API void weft_chan_drop(weft_chan *ch)
      * every earlier one (a load, not a fence: TSan does not model fences) */
     (void)atomic_load_explicit(&ch->refs, memory_order_acquire);
     assert(waitq_empty(&ch->recvq) && waitq_empty(&ch->sendq));
-    if (ch->buf != ch->inline_buf)
-        weft__free(ch->buf);
+    if (ch->cap == 0)
+        weft__free(ch->buf);               /* unbounded: grown by chan_grow() */
     weft__aligned_free(ch, CHAN_ALIGN);
 }
 
@@ -440,7 +444,7 @@ WEFT_API int weft_chan_try_recv(weft_chan *ch, void *dst)
              * before any close, so its message is queued: open, it is
              * simply not there yet; closed, -EPIPE would lose it: wait
              * for its copy to end (a few instructions, unless preempted) */
-            if (!(atomic_load_explicit(&ch->rtail, memory_order_relaxed) & ch->mark)) {
+            if (!(atomic_load_explicit(ch->rtailp, memory_order_relaxed) & ch->mark)) {
                 ret = -EAGAIN;
                 break;
             }
@@ -474,7 +478,7 @@ WEFT_API void weft_chan_close(weft_chan *ch)
         /* relaxed: nothing is published with the mark; what matters is
          * that it is one RMW on tail (a claim either precedes it or fails),
          * and that the waiters are woken below, under ->lock */
-        atomic_fetch_or_explicit(&ch->rtail, ch->mark, memory_order_relaxed);
+        atomic_fetch_or_explicit(ch->rtailp, ch->mark, memory_order_relaxed);
     do {
         /* nobody parks once closed, so the lists only shrink */
         while (!wake_batch_full(&b) && !waitq_empty(&ch->recvq))

@@ -30,43 +30,71 @@ typedef _Atomic size_t chan_flag;
 #define FLAG_UP ((size_t)1)
 
 /* The layout is by cache line (the object is 64-byte aligned), so that an
- * operation touches as few lines as it can and the two ends do not share
- * one: a capacity-1 channel is four lines, where it was six or seven
- * before (W4's 2,000 channels do not stay in L1, so every line an
- * operation touches is a miss). */
+ * operation touches as few lines as it can, and a ring large enough to be
+ * shared by busy senders and receivers on two cores keeps its two ends on
+ * lines of their own:
+ *
+ *   line 0  read-mostly: sizes, position encoding, buf, rtailp
+ *   line 1  the slow path: lock, closed, waiting flags, wait lists, refs
+ *   line 2  rhead | a small ring's tail and the ring itself, or an
+ *           unbounded channel's ring state
+ *   line 3  a large ring's tail, then the ring
+ *
+ * A small ring (cap * stride <= CHAN_NEAR_BYTES: capacity 1 to 3 of words)
+ * lives with both its ends in line 2: its senders and receivers touch the
+ * slot anyway, and W4's 2,000 channels do not stay in L1, so every line an
+ * operation touches is a miss (a capacity-1 channel was six or seven lines
+ * before, with 64-byte paddings; now three). rtailp says where the tail
+ * is: &rtail_near or &rtail_far. */
+#define CHAN_NEAR_BYTES (64 - 2 * sizeof(size_t))
+
 struct weft_chan {
-    /* line 0: read-mostly (refs: written by clone and drop only) */
+    /* line 0: read-mostly */
     size_t msg_size;
     size_t cap;                    /* 0: unbounded */
     size_t one_lap, mark;          /* bounded: position encoding (immutable) */
     size_t mask;                   /* bounded: mark - 1, a position's index bits */
     size_t stride;                 /* bounded: bytes per slot (stamp + message) */
     unsigned char *buf;            /* the ring; unbounded: ->lock */
-    _Atomic size_t refs;
+    _Atomic size_t *rtailp;        /* bounded: &rtail_near or &rtail_far */
     /* line 1: the slow path. The lock is held for a few dozen instructions
      * (link, unlink, wake bookkeeping), never across a waker call; the one
      * longer hold is an unbounded ring doubling (an allocation and a copy),
      * rare: waiters yield meanwhile. The flags live here, not among the
      * read-mostly fields: parkers write them, and each write would take the
-     * read-mostly line away from the other side's core */
+     * read-mostly line away from the other side's core. refs: written by
+     * clone and drop only */
     alignas(64) weft__spinlock lock;
     bool closed;                   /* ->lock */
     chan_flag recv_waiting;        /* bounded: changed under ->lock, read by all */
     chan_flag send_waiting;        /* bounded: changed under ->lock, read by all */
     struct weft__waitq recvq;      /* ->lock */
     struct weft__waitq sendq;      /* ->lock */
-    /* line 2: the receivers' end (bounded); an unbounded ring's state */
-    alignas(64) _Atomic size_t rhead;  /* next position to receive from */
-    size_t slots;                  /* unbounded, ->lock: ring size */
-    size_t head, len;              /* unbounded, ->lock */
-    /* line 3: the senders' end, then the ring: its first slots share the
-     * senders' line, which they write anyway (a small ring: all of it) */
-    alignas(64) _Atomic size_t rtail;  /* next position to send to | mark */
-    alignas(max_align_t) unsigned char inline_buf[];   /* bounded: the ring */
+    _Atomic size_t refs;
+    /* line 2: the receivers' end */
+    alignas(64) _Atomic size_t rhead;  /* bounded: next position to receive from */
+    _Atomic size_t rtail_near;     /* small ring: next position to send to | mark */
+    union {
+        /* a small ring: its slots (buf) */
+        alignas(max_align_t) unsigned char near_buf[CHAN_NEAR_BYTES];
+        /* unbounded, ->lock */
+        struct {
+            size_t slots;          /* ring size */
+            size_t head, len;
+        };
+    };
+    /* line 3: a large ring's senders' end, then the ring: its first slots
+     * share the senders' line, which they write anyway */
+    alignas(64) _Atomic size_t rtail_far;  /* next position to send to | mark */
+    alignas(max_align_t) unsigned char inline_buf[];   /* large ring */
 };
 
 #define CHAN_ALIGN 64
 _Static_assert(_Alignof(struct weft_chan) == CHAN_ALIGN, "a channel is line-aligned");
+_Static_assert(offsetof(struct weft_chan, lock) == 64 && offsetof(struct weft_chan, rhead) == 128 &&
+               offsetof(struct weft_chan, near_buf) == 128 + 2 * sizeof(size_t) &&
+               offsetof(struct weft_chan, rtail_far) == 192,
+               "one line each: read-mostly, slow path, receivers' end (and a small ring)");
 
 /* ---- The bounded ring (lock-free) ------------------------------------------- */
 static inline _Atomic size_t *ring_stamp(const struct weft_chan *ch, size_t pos)
@@ -126,7 +154,7 @@ static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
                                                             size_t msg_size)
 {
     /* relaxed: only a first guess; the CAS below checks it */
-    size_t tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(ch->rtailp, memory_order_relaxed);
 
     for (;;) {
         _Atomic size_t *st;
@@ -142,7 +170,7 @@ static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
             /* seq_cst: the claim is the finisher's write in the header's
              * protocol (before our load of recv_waiting); failure relaxed:
              * retry with the tail it returns */
-            if (atomic_compare_exchange_weak_explicit(&ch->rtail, &tail, ring_next(ch, tail),
+            if (atomic_compare_exchange_weak_explicit(ch->rtailp, &tail, ring_next(ch, tail),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 msg_copy(ring_msg(ch, tail), msg, msg_size);
@@ -162,7 +190,7 @@ static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
             return RING_IN_PROGRESS;
         } else {
             /* another sender took this position: look again (relaxed: as above) */
-            tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
+            tail = atomic_load_explicit(ch->rtailp, memory_order_relaxed);
         }
     }
 }
@@ -202,7 +230,7 @@ static inline __attribute__((always_inline)) int ring_pop(struct weft_chan *ch, 
              * parker's re-check (header). A tail with mark is final
              * (nothing claims after close): mark and tail == head is
              * drained for good */
-            tail = atomic_load_explicit(&ch->rtail, memory_order_seq_cst);
+            tail = atomic_load_explicit(ch->rtailp, memory_order_seq_cst);
             if ((tail & ~ch->mark) == head)
                 return tail & ch->mark ? -EPIPE : -EAGAIN;
             return RING_IN_PROGRESS;
@@ -218,11 +246,11 @@ static size_t ring_len(const struct weft_chan *ch)
 {
     for (;;) {
         /* relaxed: a snapshot; re-reading tail makes the pair consistent */
-        size_t tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
+        size_t tail = atomic_load_explicit(ch->rtailp, memory_order_relaxed);
         size_t head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
         size_t hix, tix;
 
-        if (atomic_load_explicit(&ch->rtail, memory_order_relaxed) != tail)
+        if (atomic_load_explicit(ch->rtailp, memory_order_relaxed) != tail)
             continue;
         tail &= ~ch->mark;
         hix = head & (ch->mark - 1);
@@ -242,7 +270,7 @@ static size_t ring_len(const struct weft_chan *ch)
 static inline bool ring_nonempty(const struct weft_chan *ch)
 {
     size_t head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
-    size_t tail = atomic_load_explicit(&ch->rtail, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(ch->rtailp, memory_order_relaxed);
 
     return (tail & ~ch->mark) != head;
 }
