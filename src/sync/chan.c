@@ -670,8 +670,9 @@ static inline __attribute__((always_inline)) weft_poll ring_send_fresh_n(struct 
 }
 
 /* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
- * frame) and for any size. */
-static __attribute__((noinline)) weft_poll ring_send_fresh_word(struct weft_chan *ch, weft_chan_send *s,
+ * frame; inlined into the poll's dispatch, which stays frameless too) and
+ * for any size. */
+static inline __attribute__((always_inline)) weft_poll ring_send_fresh_word(struct weft_chan *ch, weft_chan_send *s,
         weft_context *cx, int *result)
 {
     return ring_send_fresh_n(ch, s, cx, result, MSG_WORD);
@@ -736,8 +737,9 @@ static inline __attribute__((always_inline)) weft_poll ring_send_parked_n(struct
 }
 
 /* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
- * frame) and for any size. */
-static __attribute__((noinline)) weft_poll ring_send_parked_word(struct weft_chan *ch, weft_chan_send *s,
+ * frame; inlined into the poll's dispatch, which stays frameless too) and
+ * for any size. */
+static inline __attribute__((always_inline)) weft_poll ring_send_parked_word(struct weft_chan *ch, weft_chan_send *s,
         weft_context *cx, int *result)
 {
     return ring_send_parked_n(ch, s, cx, result, MSG_WORD);
@@ -969,8 +971,9 @@ static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_n(struct 
 }
 
 /* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
- * frame) and for any size. */
-static __attribute__((noinline)) weft_poll ring_recv_fresh_word(struct weft_chan *ch, weft_chan_recv *r,
+ * frame; inlined into the poll's dispatch, which stays frameless too) and
+ * for any size. */
+static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_word(struct weft_chan *ch, weft_chan_recv *r,
         weft_context *cx, int *result)
 {
     return ring_recv_fresh_n(ch, r, cx, result, MSG_WORD);
@@ -1028,8 +1031,9 @@ static inline __attribute__((always_inline)) weft_poll ring_recv_parked_n(struct
 }
 
 /* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
- * frame) and for any size. */
-static __attribute__((noinline)) weft_poll ring_recv_parked_word(struct weft_chan *ch, weft_chan_recv *r,
+ * frame; inlined into the poll's dispatch, which stays frameless too) and
+ * for any size. */
+static inline __attribute__((always_inline)) weft_poll ring_recv_parked_word(struct weft_chan *ch, weft_chan_recv *r,
         weft_context *cx, int *result)
 {
     return ring_recv_parked_n(ch, r, cx, result, MSG_WORD);
