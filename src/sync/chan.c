@@ -646,8 +646,11 @@ static __attribute__((noinline)) int chan_send_unbounded(struct weft_chan *ch,
  * their own (the slow ones above and below do), so that the common bounded
  * send or receive runs in a small frame: W4 polls two of these and drops
  * two per message. */
-static inline __attribute__((always_inline)) weft_poll ring_send_fresh_n(struct weft_chan *ch, weft_chan_send *s,
-        weft_context *cx, int *result, size_t msg_size)
+static inline __attribute__((always_inline)) weft_poll ring_send_fresh_n(struct weft_chan *ch,
+                                                                         weft_chan_send *s,
+                                                                         weft_context *cx,
+                                                                         int *result,
+                                                                         size_t msg_size)
 {
     /* seq_cst: before ring_push()'s re-check load (flag_recheck_done()) */
     size_t seen = atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst);
@@ -672,20 +675,23 @@ static inline __attribute__((always_inline)) weft_poll ring_send_fresh_n(struct 
 /* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
  * frame; inlined into the poll's dispatch, which stays frameless too) and
  * for any size. */
-static inline __attribute__((always_inline)) weft_poll ring_send_fresh_word(struct weft_chan *ch, weft_chan_send *s,
-        weft_context *cx, int *result)
+static inline __attribute__((always_inline)) weft_poll ring_send_fresh_word(struct weft_chan *ch,
+                                                                            weft_chan_send *s,
+                                                                            weft_context *cx,
+                                                                            int *result)
 {
     return ring_send_fresh_n(ch, s, cx, result, MSG_WORD);
 }
 
-static __attribute__((noinline)) weft_poll ring_send_fresh_any(struct weft_chan *ch, weft_chan_send *s,
-        weft_context *cx, int *result)
+static __attribute__((noinline)) weft_poll ring_send_fresh_any(struct weft_chan *ch,
+                                                               weft_chan_send *s, weft_context *cx,
+                                                               int *result)
 {
     return ring_send_fresh_n(ch, s, cx, result, ch->msg_size);
 }
 
 static inline weft_poll ring_send_fresh(struct weft_chan *ch, weft_chan_send *s, weft_context *cx,
-        int *result)
+                                        int *result)
 {
     if (ch->msg_size == MSG_WORD)
         return ring_send_fresh_word(ch, s, cx, result);
@@ -706,8 +712,11 @@ static __attribute__((noinline)) weft_poll ring_send_woken_notify(struct weft_ch
 }
 
 /* A parked bounded send polled again. */
-static inline __attribute__((always_inline)) weft_poll ring_send_parked_n(struct weft_chan *ch, weft_chan_send *s,
-        weft_context *cx, int *result, size_t msg_size)
+static inline __attribute__((always_inline)) weft_poll ring_send_parked_n(struct weft_chan *ch,
+                                                                          weft_chan_send *s,
+                                                                          weft_context *cx,
+                                                                          int *result,
+                                                                          size_t msg_size)
 {
     int ret;
 
@@ -739,20 +748,23 @@ static inline __attribute__((always_inline)) weft_poll ring_send_parked_n(struct
 /* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
  * frame; inlined into the poll's dispatch, which stays frameless too) and
  * for any size. */
-static inline __attribute__((always_inline)) weft_poll ring_send_parked_word(struct weft_chan *ch, weft_chan_send *s,
-        weft_context *cx, int *result)
+static inline __attribute__((always_inline)) weft_poll ring_send_parked_word(struct weft_chan *ch,
+                                                                             weft_chan_send *s,
+                                                                             weft_context *cx,
+                                                                             int *result)
 {
     return ring_send_parked_n(ch, s, cx, result, MSG_WORD);
 }
 
-static __attribute__((noinline)) weft_poll ring_send_parked_any(struct weft_chan *ch, weft_chan_send *s,
-        weft_context *cx, int *result)
+static __attribute__((noinline)) weft_poll ring_send_parked_any(struct weft_chan *ch,
+                                                                weft_chan_send *s, weft_context *cx,
+                                                                int *result)
 {
     return ring_send_parked_n(ch, s, cx, result, ch->msg_size);
 }
 
 static inline weft_poll ring_send_parked(struct weft_chan *ch, weft_chan_send *s, weft_context *cx,
-        int *result)
+                                         int *result)
 {
     if (ch->msg_size == MSG_WORD)
         return ring_send_parked_word(ch, s, cx, result);
@@ -947,8 +959,11 @@ static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan 
 
 /* A bounded receive's first poll (never parked: no notifier knows the node,
  * so no lock unless it has to wait). */
-static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_n(struct weft_chan *ch, weft_chan_recv *r,
-        weft_context *cx, int *result, size_t msg_size)
+static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_n(struct weft_chan *ch,
+                                                                         weft_chan_recv *r,
+                                                                         weft_context *cx,
+                                                                         int *result,
+                                                                         size_t msg_size)
 {
     /* seq_cst: before ring_pop()'s re-check load (flag_recheck_done()) */
     size_t seen = atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst);
@@ -973,20 +988,23 @@ static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_n(struct 
 /* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
  * frame; inlined into the poll's dispatch, which stays frameless too) and
  * for any size. */
-static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_word(struct weft_chan *ch, weft_chan_recv *r,
-        weft_context *cx, int *result)
+static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_word(struct weft_chan *ch,
+                                                                            weft_chan_recv *r,
+                                                                            weft_context *cx,
+                                                                            int *result)
 {
     return ring_recv_fresh_n(ch, r, cx, result, MSG_WORD);
 }
 
-static __attribute__((noinline)) weft_poll ring_recv_fresh_any(struct weft_chan *ch, weft_chan_recv *r,
-        weft_context *cx, int *result)
+static __attribute__((noinline)) weft_poll ring_recv_fresh_any(struct weft_chan *ch,
+                                                               weft_chan_recv *r, weft_context *cx,
+                                                               int *result)
 {
     return ring_recv_fresh_n(ch, r, cx, result, ch->msg_size);
 }
 
 static inline weft_poll ring_recv_fresh(struct weft_chan *ch, weft_chan_recv *r, weft_context *cx,
-        int *result)
+                                        int *result)
 {
     if (ch->msg_size == MSG_WORD)
         return ring_recv_fresh_word(ch, r, cx, result);
@@ -994,8 +1012,11 @@ static inline weft_poll ring_recv_fresh(struct weft_chan *ch, weft_chan_recv *r,
 }
 
 /* A parked bounded receive polled again. */
-static inline __attribute__((always_inline)) weft_poll ring_recv_parked_n(struct weft_chan *ch, weft_chan_recv *r,
-        weft_context *cx, int *result, size_t msg_size)
+static inline __attribute__((always_inline)) weft_poll ring_recv_parked_n(struct weft_chan *ch,
+                                                                          weft_chan_recv *r,
+                                                                          weft_context *cx,
+                                                                          int *result,
+                                                                          size_t msg_size)
 {
     int ret;
 
@@ -1033,20 +1054,23 @@ static inline __attribute__((always_inline)) weft_poll ring_recv_parked_n(struct
 /* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
  * frame; inlined into the poll's dispatch, which stays frameless too) and
  * for any size. */
-static inline __attribute__((always_inline)) weft_poll ring_recv_parked_word(struct weft_chan *ch, weft_chan_recv *r,
-        weft_context *cx, int *result)
+static inline __attribute__((always_inline)) weft_poll ring_recv_parked_word(struct weft_chan *ch,
+                                                                             weft_chan_recv *r,
+                                                                             weft_context *cx,
+                                                                             int *result)
 {
     return ring_recv_parked_n(ch, r, cx, result, MSG_WORD);
 }
 
-static __attribute__((noinline)) weft_poll ring_recv_parked_any(struct weft_chan *ch, weft_chan_recv *r,
-        weft_context *cx, int *result)
+static __attribute__((noinline)) weft_poll ring_recv_parked_any(struct weft_chan *ch,
+                                                                weft_chan_recv *r, weft_context *cx,
+                                                                int *result)
 {
     return ring_recv_parked_n(ch, r, cx, result, ch->msg_size);
 }
 
 static inline weft_poll ring_recv_parked(struct weft_chan *ch, weft_chan_recv *r, weft_context *cx,
-        int *result)
+                                         int *result)
 {
     if (ch->msg_size == MSG_WORD)
         return ring_recv_parked_word(ch, r, cx, result);
