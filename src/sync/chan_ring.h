@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The channel object and its bounded lock-free ring (internal to
- * src/sync/chan.c, which explains the protocol in its header comment:
- * positions, stamps, claims, and the waiting flags the ring's seq_cst
- * loads pair with). Split out only to keep chan.c short; nothing else
- * includes it. */
+/* The channel object, its bounded lock-free ring and its waiting flags
+ * (internal to src/sync/chan.c, which explains the protocol in its header
+ * comment: positions, stamps, claims, and the waiting flags the ring's
+ * seq_cst loads pair with). Split out only to keep chan.c short; nothing
+ * else includes it. */
 #ifndef WEFT_SYNC_CHAN_RING_H
 #define WEFT_SYNC_CHAN_RING_H
 
@@ -273,6 +273,137 @@ static inline bool ring_nonempty(const struct weft_chan *ch)
     size_t tail = atomic_load_explicit(ch->rtailp, memory_order_relaxed);
 
     return (tail & ~ch->mark) != head;
+}
+
+/* ---- The waiting flags and the finisher's notify (bounded) ------------------
+ * The protocol is in chan.c's header comment ("Waiting without lost
+ * wake-ups"). */
+/* Raise (v) or lower (!v) a waiting flag; ->lock held. */
+static inline void flag_store(chan_flag *flag, unsigned v)
+{
+    /* relaxed: only we (under ->lock) write it */
+    size_t cur = atomic_load_explicit(flag, memory_order_relaxed);
+
+    if (v)
+        /* seq_cst: a raise is the parker's half of the header's protocol */
+        atomic_store_explicit(flag, cur | FLAG_UP, memory_order_seq_cst);
+    else
+        /* relaxed: a lowering is stored under ->lock with its list empty,
+         * so it happens before (through ->lock) the seq_cst raise of every
+         * later parker; a finisher's seq_cst load that the header's
+         * argument needs to see that raise can then read it or a later
+         * store, never this one (C11 7.17.3: a seq_cst load reads the last
+         * seq_cst store before it, or a store that does not happen before
+         * that one). A stale raise only costs a finisher a look under the
+         * lock. A plain store here, an xchg as seq_cst. The count goes up:
+         * (cur | 1) + 1 clears bit 0 and adds one lowering. */
+        atomic_store_explicit(flag, (cur | FLAG_UP) + 1, memory_order_relaxed);
+}
+
+/* recv_waiting / send_waiting follow their lists (a raised flag over an
+ * empty list is lowered too). ->lock held, bounded. */
+static void chan_sync_flags(struct weft_chan *ch)
+{
+    unsigned r = !waitq_empty(&ch->recvq), s = !waitq_empty(&ch->sendq);
+
+    /* relaxed loads: only we (under ->lock) write them */
+    if ((atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed) & FLAG_UP) != r)
+        flag_store(&ch->recv_waiting, r);
+    if ((atomic_load_explicit(&ch->send_waiting, memory_order_relaxed) & FLAG_UP) != s)
+        flag_store(&ch->send_waiting, s);
+}
+
+/* The parker's write (header): raise `flag` before the re-check. ->lock
+ * held, bounded. A flag raised already is left alone: every store of a
+ * flag is made under ->lock, so the raise we read is the last store in its
+ * modification order, and it was a seq_cst store that happens before (and
+ * so precedes in the total order) our re-check; the finisher's argument
+ * needs just that: a seq_cst raise, no lowering after it, before the
+ * re-check. A lowering can follow only once the list is empty again, that
+ * is after our node was woken or dropped. This saves the xchg of a seq_cst
+ * store whenever the flag was left raised (chan_notify_locked() leaves it
+ * so: W4's one waiter per message parks on a flag still raised from the
+ * last one). */
+static inline void flag_raise(chan_flag *flag)
+{
+    /* relaxed: only we (under ->lock) write it */
+    if (!(atomic_load_explicit(flag, memory_order_relaxed) & FLAG_UP))
+        flag_store(flag, 1);
+}
+
+/* Under ->lock, before parking: may the lock-free attempt made just before
+ * serve as the parker's re-check, so that we park without a second one?
+ * `seen` is the flag as read (seq_cst) before that attempt. Yes when it was
+ * raised then and is still exactly that value now, and the channel is open:
+ *   - the raise we saw (a seq_cst store S) precedes our seq_cst load of it,
+ *     which precedes the attempt's seq_cst re-check load in the total
+ *     order: S comes before the re-check, as the header asks;
+ *   - every store of a flag is made under ->lock and any lowering changes
+ *     its count, so an equal value now means no store since S: S is still
+ *     the last one, and from here on (we link under this hold) a lowering
+ *     needs the list empty, that is our node woken or dropped;
+ *   - close sets ->closed under ->lock before it marks the tail; open here
+ *     means close, if it comes, wakes us after we are linked.
+ * So a finisher's claim that the attempt missed is followed, in the total
+ * order, by that finisher's load of the flag, which reads S or a later
+ * raise: it takes the lock and wakes the first waiter, exactly as when the
+ * re-check is made under the lock. The finishers that claim under ->lock
+ * (ring_send_locked() and ring_recv_locked() completing) read no flag:
+ * they wake the first waiter of the other list directly, then
+ * chan_sync_flags() lowers that list's flag if it is empty. So either the
+ * list was empty and the flag changed (we re-check after all), or someone
+ * waits ahead of us and is woken for that claim (we queue behind it, as
+ * FIFO wants). W4's receives always find the flag raised and unchanged
+ * (chan_notify_locked() leaves it so), and skip a second ring_pop(). */
+static inline bool flag_recheck_done(const struct weft_chan *ch, chan_flag *flag, size_t seen)
+{
+    /* relaxed: only ->lock holders write it, and we hold it */
+    return (seen & FLAG_UP) && !ch->closed &&
+           atomic_load_explicit(flag, memory_order_relaxed) == seen;
+}
+
+/* The locked part of chan_notify(): wake the first waiter of `q`, or, when
+ * nobody waits, lower the stale flag. The flag is not lowered when the wake
+ * empties the list: a ping-pong's waiter parks again at once (flag_raise()
+ * then has nothing to store), and a stale 1 costs a later finisher only
+ * this look under the lock, which lowers it. The waiting flags therefore
+ * mean "1 while the list is not empty, and maybe a while after". */
+static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
+                                                          chan_flag *flag,
+                                                          struct weft__waitq *q)
+{
+    weft_waker waker = WEFT_WAKER_EMPTY;
+
+    spin_lock(&ch->lock);
+    if (q->first)
+        waker = waitq_unlink_woken(q, q->first, WHY_READY);
+    else
+        flag_store(flag, 0);               /* the list is empty: allowed */
+    spin_unlock(&ch->lock);
+    weft_waker_wake(&waker);
+}
+
+/* chan_notify_locked(), then READY: the hot polls end in a call to this,
+ * a tail call, so that they need no frame of their own. */
+static __attribute__((noinline)) weft_poll chan_notify_locked_ready(struct weft_chan *ch,
+                                                                    chan_flag *flag,
+                                                                    struct weft__waitq *q)
+{
+    chan_notify_locked(ch, flag, q);
+    return WEFT_READY;
+}
+
+/* A finisher's half (header): after queueing a message (or freeing a
+ * slot) without the lock, wake the first waiting receiver (sender), if
+ * any. */
+static inline void chan_notify(struct weft_chan *ch, chan_flag *flag,
+                               struct weft__waitq *q)
+{
+    /* seq_cst: after our claim (a seq_cst CAS) in the single total order:
+     * either this sees the parker's flag or its re-check saw our claim
+     * (header) */
+    if (atomic_load_explicit(flag, memory_order_seq_cst) & FLAG_UP)
+        chan_notify_locked(ch, flag, q);
 }
 
 #endif
