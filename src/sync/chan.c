@@ -137,7 +137,8 @@
 WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
 {
     struct weft_chan *ch;
-    size_t bytes = 0, stride = 0, mark = 0;
+    size_t bytes = 0, stride = 0, mark = 0, base;
+    bool near;
 
     if (out == NULL || msg_size == 0 || msg_size > WEFT_FUTURE_MAX_SIZE)
         return -EINVAL;
@@ -145,14 +146,19 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
         /* a stamp then the message, keeping the next stamp aligned */
         stride = (sizeof(size_t) + msg_size + _Alignof(size_t) - 1) &
                  ~(_Alignof(size_t) - 1);
-        if (cap > (SIZE_MAX - sizeof(*ch)) / stride)
+        if (cap > (SIZE_MAX - sizeof(*ch) - CHAN_ALIGN) / stride)
             return -EINVAL;
         bytes = cap * stride;
         /* one_lap = 2 * mark must not overflow: cap < SIZE_MAX / 16 here */
         for (mark = 1; mark <= cap; mark <<= 1)
             ;
     }
-    ch = weft__calloc(1, sizeof(*ch) + bytes);
+    /* a small ring lives in line 2 (near_buf); a large one starts inside
+     * the struct's last line (inline_buf): the size is at least
+     * sizeof(*ch), which rounds that line up */
+    near = cap && bytes <= CHAN_NEAR_BYTES;
+    base = near ? sizeof(*ch) : offsetof(struct weft_chan, inline_buf) + bytes;
+    ch = weft__aligned_calloc(1, base > sizeof(*ch) ? base : sizeof(*ch), CHAN_ALIGN);
     if (ch == NULL)
         return -ENOMEM;
     spin_init(&ch->lock);
@@ -162,15 +168,16 @@ WEFT_API int weft_chan_new(weft_chan **out, size_t msg_size, size_t cap)
     atomic_init(&ch->recv_waiting, 0);
     atomic_init(&ch->send_waiting, 0);
     atomic_init(&ch->rhead, 0);
-    atomic_init(&ch->rtail, 0);
+    atomic_init(&ch->rtail_near, 0);
+    atomic_init(&ch->rtail_far, 0);
     ch->msg_size = msg_size;
     ch->cap = cap;
-    ch->slots = cap;
     ch->mark = mark;
     ch->one_lap = mark * 2;
     ch->mask = mark ? mark - 1 : 0;
     ch->stride = stride;
-    ch->buf = cap ? ch->inline_buf : NULL;
+    ch->rtailp = near ? &ch->rtail_near : &ch->rtail_far;
+    ch->buf = cap ? (near ? ch->near_buf : ch->inline_buf) : NULL;
     for (size_t i = 0; i < cap; i++)    /* slot i is free for position i */
         atomic_init((_Atomic size_t *)(void *)(ch->buf + i * stride), i);
     *out = ch;
@@ -198,127 +205,9 @@ WEFT_API void weft_chan_drop(weft_chan *ch)
      * every earlier one (a load, not a fence: TSan does not model fences) */
     (void)atomic_load_explicit(&ch->refs, memory_order_acquire);
     assert(waitq_empty(&ch->recvq) && waitq_empty(&ch->sendq));
-    if (ch->buf != ch->inline_buf)
-        weft__free(ch->buf);
-    weft__free(ch);
-}
-
-/* Raise (v) or lower (!v) a waiting flag; ->lock held. */
-static inline void flag_store(chan_flag *flag, unsigned v)
-{
-    /* relaxed: only we (under ->lock) write it */
-    size_t cur = atomic_load_explicit(flag, memory_order_relaxed);
-
-    if (v)
-        /* seq_cst: a raise is the parker's half of the header's protocol */
-        atomic_store_explicit(flag, cur | FLAG_UP, memory_order_seq_cst);
-    else
-        /* relaxed: a lowering is stored under ->lock with its list empty,
-         * so it happens before (through ->lock) the seq_cst raise of every
-         * later parker; a finisher's seq_cst load that the header's
-         * argument needs to see that raise can then read it or a later
-         * store, never this one (C11 7.17.3: a seq_cst load reads the last
-         * seq_cst store before it, or a store that does not happen before
-         * that one). A stale raise only costs a finisher a look under the
-         * lock. A plain store here, an xchg as seq_cst. The count goes up:
-         * (cur | 1) + 1 clears bit 0 and adds one lowering. */
-        atomic_store_explicit(flag, (cur | FLAG_UP) + 1, memory_order_relaxed);
-}
-
-/* recv_waiting / send_waiting follow their lists (a raised flag over an
- * empty list is lowered too). ->lock held, bounded. */
-static void chan_sync_flags(struct weft_chan *ch)
-{
-    unsigned r = !waitq_empty(&ch->recvq), s = !waitq_empty(&ch->sendq);
-
-    /* relaxed loads: only we (under ->lock) write them */
-    if ((atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed) & FLAG_UP) != r)
-        flag_store(&ch->recv_waiting, r);
-    if ((atomic_load_explicit(&ch->send_waiting, memory_order_relaxed) & FLAG_UP) != s)
-        flag_store(&ch->send_waiting, s);
-}
-
-/* The parker's write (header): raise `flag` before the re-check. ->lock
- * held, bounded. A flag raised already is left alone: every store of a
- * flag is made under ->lock, so the raise we read is the last store in its
- * modification order, and it was a seq_cst store that happens before (and
- * so precedes in the total order) our re-check; the finisher's argument
- * needs just that: a seq_cst raise, no lowering after it, before the
- * re-check. A lowering can follow only once the list is empty again, that
- * is after our node was woken or dropped. This saves the xchg of a seq_cst
- * store whenever the flag was left raised (chan_notify_locked() leaves it
- * so: W4's one waiter per message parks on a flag still raised from the
- * last one). */
-static inline void flag_raise(chan_flag *flag)
-{
-    /* relaxed: only we (under ->lock) write it */
-    if (!(atomic_load_explicit(flag, memory_order_relaxed) & FLAG_UP))
-        flag_store(flag, 1);
-}
-
-/* Under ->lock, before parking: may the lock-free attempt made just before
- * serve as the parker's re-check, so that we park without a second one?
- * `seen` is the flag as read (seq_cst) before that attempt. Yes when it was
- * raised then and is still exactly that value now, and the channel is open:
- *   - the raise we saw (a seq_cst store S) precedes our seq_cst load of it,
- *     which precedes the attempt's seq_cst re-check load in the total
- *     order: S comes before the re-check, as the header asks;
- *   - every store of a flag is made under ->lock and any lowering changes
- *     its count, so an equal value now means no store since S: S is still
- *     the last one, and from here on (we link under this hold) a lowering
- *     needs the list empty, that is our node woken or dropped;
- *   - close sets ->closed under ->lock before it marks the tail; open here
- *     means close, if it comes, wakes us after we are linked.
- * So a finisher's claim that the attempt missed is followed, in the total
- * order, by that finisher's load of the flag, which reads S or a later
- * raise: it takes the lock and wakes the first waiter, exactly as when the
- * re-check is made under the lock. The finishers that claim under ->lock
- * (ring_send_locked() and ring_recv_locked() completing) read no flag:
- * they wake the first waiter of the other list directly, then
- * chan_sync_flags() lowers that list's flag if it is empty. So either the
- * list was empty and the flag changed (we re-check after all), or someone
- * waits ahead of us and is woken for that claim (we queue behind it, as
- * FIFO wants). W4's receives always find the flag raised and unchanged
- * (chan_notify_locked() leaves it so), and skip a second ring_pop(). */
-static inline bool flag_recheck_done(const struct weft_chan *ch, chan_flag *flag, size_t seen)
-{
-    /* relaxed: only ->lock holders write it, and we hold it */
-    return (seen & FLAG_UP) && !ch->closed &&
-           atomic_load_explicit(flag, memory_order_relaxed) == seen;
-}
-
-/* The locked part of chan_notify(): wake the first waiter of `q`, or, when
- * nobody waits, lower the stale flag. The flag is not lowered when the wake
- * empties the list: a ping-pong's waiter parks again at once (flag_raise()
- * then has nothing to store), and a stale 1 costs a later finisher only
- * this look under the lock, which lowers it. The waiting flags therefore
- * mean "1 while the list is not empty, and maybe a while after". */
-static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
-                                                          chan_flag *flag,
-                                                          struct weft__waitq *q)
-{
-    weft_waker waker = WEFT_WAKER_EMPTY;
-
-    spin_lock(&ch->lock);
-    if (q->first)
-        waker = waitq_unlink_woken(q, q->first, WHY_READY);
-    else
-        flag_store(flag, 0);               /* the list is empty: allowed */
-    spin_unlock(&ch->lock);
-    weft_waker_wake(&waker);
-}
-
-/* A finisher's half (header): after queueing a message (or freeing a
- * slot) without the lock, wake the first waiting receiver (sender), if
- * any. */
-static inline void chan_notify(struct weft_chan *ch, chan_flag *flag,
-                               struct weft__waitq *q)
-{
-    /* seq_cst: after our claim (a seq_cst CAS) in the single total order:
-     * either this sees the parker's flag or its re-check saw our claim
-     * (header) */
-    if (atomic_load_explicit(flag, memory_order_seq_cst) & FLAG_UP)
-        chan_notify_locked(ch, flag, q);
+    if (ch->cap == 0)
+        weft__free(ch->buf);               /* unbounded: grown by chan_grow() */
+    weft__aligned_free(ch, CHAN_ALIGN);
 }
 
 /* ---- The unbounded ring (under ->lock) ------------------------------------------ */
@@ -398,7 +287,7 @@ WEFT_API int weft_chan_try_send(weft_chan *ch, const void *msg)
     if (ch == NULL || msg == NULL)
         return -EINVAL;
     if (ch->cap) {
-        ret = ring_push(ch, msg);
+        ret = ring_push(ch, msg, ch->msg_size);
         if (ret == 0)
             chan_notify(ch, &ch->recv_waiting, &ch->recvq);
         return ret == RING_IN_PROGRESS ? -EAGAIN : ret;   /* its slot is not free yet */
@@ -420,14 +309,14 @@ WEFT_API int weft_chan_try_recv(weft_chan *ch, void *dst)
         return -EINVAL;
     if (ch->cap) {
         for (;;) {
-            ret = ring_pop(ch, dst);
+            ret = ring_pop(ch, dst, ch->msg_size);
             if (ret != RING_IN_PROGRESS)
                 break;
             /* relaxed: as in ring_pop(); the send in progress was claimed
              * before any close, so its message is queued: open, it is
              * simply not there yet; closed, -EPIPE would lose it: wait
              * for its copy to end (a few instructions, unless preempted) */
-            if (!(atomic_load_explicit(&ch->rtail, memory_order_relaxed) & ch->mark)) {
+            if (!(atomic_load_explicit(ch->rtailp, memory_order_relaxed) & ch->mark)) {
                 ret = -EAGAIN;
                 break;
             }
@@ -461,7 +350,7 @@ WEFT_API void weft_chan_close(weft_chan *ch)
         /* relaxed: nothing is published with the mark; what matters is
          * that it is one RMW on tail (a claim either precedes it or fails),
          * and that the waiters are woken below, under ->lock */
-        atomic_fetch_or_explicit(&ch->rtail, ch->mark, memory_order_relaxed);
+        atomic_fetch_or_explicit(ch->rtailp, ch->mark, memory_order_relaxed);
     do {
         /* nobody parks once closed, so the lists only shrink */
         while (!wake_batch_full(&b) && !waitq_empty(&ch->recvq))
@@ -547,10 +436,10 @@ WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *
 /* Bounded send, slow path: takes ->lock and releases it. `seen`: the send
  * flag as read before a fresh send's lock-free attempt (which found the
  * ring full), or 0 (flag_recheck_done()). Returns PENDING parked, or READY
- * with *ret. */
+ * with the result in s->result and *result. */
 static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch,
                                                             weft_chan_send *s,
-                                                            weft_context *cx, int *ret,
+                                                            weft_context *cx, int *result,
                                                             size_t seen)
 {
     weft_waker old, wk[2] = { WEFT_WAKER_EMPTY, WEFT_WAKER_EMPTY };
@@ -564,7 +453,7 @@ static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch
          * seq_cst (flag_raise()): before the re-check in ring_push() in
          * the total order */
         flag_raise(&ch->send_waiting);
-        r = ring_push(ch, s->msg);
+        r = ring_push(ch, s->msg, ch->msg_size);
     }
     if (r == -EAGAIN) {
         /* a woken sender that lost its slot to another keeps its turn */
@@ -595,7 +484,8 @@ static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch
     weft_waker_wake(&wk[0]);               /* wakers: after unlocking */
     weft_waker_wake(&wk[1]);
     weft_waker_drop(&old);
-    *ret = r;
+    s->result = r;
+    *result = r;
     return WEFT_READY;
 }
 
@@ -623,83 +513,193 @@ static __attribute__((noinline)) int chan_send_unbounded(struct weft_chan *ch,
     return ret;
 }
 
-/* The paths below keep no wake batch of their own (the slow ones above
- * and below do), so that the common bounded send or receive runs in a
- * small frame: W4 polls two of these and drops two per message. */
+/* A bounded send's first poll (never parked: no notifier knows the node,
+ * so no lock unless it has to wait). The paths below keep no wake batch of
+ * their own (the slow ones above and below do), so that the common bounded
+ * send or receive runs in a small frame: W4 polls two of these and drops
+ * two per message. */
+static inline __attribute__((always_inline)) weft_poll ring_send_fresh_n(struct weft_chan *ch,
+                                                                         weft_chan_send *s,
+                                                                         weft_context *cx,
+                                                                         int *result,
+                                                                         size_t msg_size)
+{
+    /* seq_cst: before ring_push()'s re-check load (flag_recheck_done()) */
+    size_t seen = atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst);
+    int ret = ring_push(ch, s->msg, msg_size);
+
+    if (ret == -EAGAIN)
+        return ring_send_locked(ch, s, cx, result, seen);
+    if (ret == RING_IN_PROGRESS) {
+        /* our slot is being freed: poll again soon (a yield) */
+        weft__task_wake_soon(cx);
+        return WEFT_PENDING;
+    }
+    waiter_done_unparked(&s->w);
+    s->result = ret;
+    *result = ret;
+    /* seq_cst: chan_notify()'s load (after our claim) */
+    if (ret == 0 && (atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) & FLAG_UP))
+        return chan_notify_locked_ready(ch, &ch->recv_waiting, &ch->recvq);
+    return WEFT_READY;
+}
+
+/* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
+ * frame; inlined into the poll's dispatch, which stays frameless too) and
+ * for any size. */
+static inline __attribute__((always_inline)) weft_poll ring_send_fresh_word(struct weft_chan *ch,
+                                                                            weft_chan_send *s,
+                                                                            weft_context *cx,
+                                                                            int *result)
+{
+    return ring_send_fresh_n(ch, s, cx, result, MSG_WORD);
+}
+
+static __attribute__((noinline)) weft_poll ring_send_fresh_any(struct weft_chan *ch,
+                                                               weft_chan_send *s, weft_context *cx,
+                                                               int *result)
+{
+    return ring_send_fresh_n(ch, s, cx, result, ch->msg_size);
+}
+
+static inline weft_poll ring_send_fresh(struct weft_chan *ch, weft_chan_send *s, weft_context *cx,
+                                        int *result)
+{
+    if (ch->msg_size == MSG_WORD)
+        return ring_send_fresh_word(ch, s, cx, result);
+    return ring_send_fresh_any(ch, s, cx, result);
+}
+
+/* A woken send queued a message and a flag is raised: wake a waiting
+ * receiver (chan_notify()), and (the rule for woken ones, header) one more
+ * sender if room is left behind while other senders wait. seq_cst loads:
+ * as chan_notify()'s, after our claim. */
+static __attribute__((noinline)) weft_poll ring_send_woken_notify(struct weft_chan *ch)
+{
+    chan_notify(ch, &ch->recv_waiting, &ch->recvq);
+    if ((atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) & FLAG_UP) &&
+        ring_len(ch) < ch->cap)
+        chan_notify_locked(ch, &ch->send_waiting, &ch->sendq);
+    return WEFT_READY;
+}
+
+/* A parked bounded send polled again. */
+static inline __attribute__((always_inline)) weft_poll ring_send_parked_n(struct weft_chan *ch,
+                                                                          weft_chan_send *s,
+                                                                          weft_context *cx,
+                                                                          int *result,
+                                                                          size_t msg_size)
+{
+    int ret;
+
+    if (!waiter_is_woken(&s->w))
+        return ring_send_locked(ch, s, cx, result, 0);
+    /* woken (the handoff's fast path): the node is ours alone
+     * (waiter_done_woken()), so try the ring without the lock, as a fresh
+     * send would. Only a full ring sends us to the lock, to park again at
+     * the front. */
+    ret = ring_push(ch, s->msg, msg_size);
+    if (ret == -EAGAIN)
+        return ring_send_locked(ch, s, cx, result, 0);
+    if (ret == RING_IN_PROGRESS) {
+        /* still WOKEN, still ours: poll again soon */
+        weft__task_wake_soon(cx);
+        return WEFT_PENDING;
+    }
+    waiter_done_woken(&s->w);
+    s->result = ret;
+    *result = ret;
+    /* seq_cst: as in ring_recv_parked() */
+    if (ret == 0 &&
+        ((atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) |
+          atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst)) & FLAG_UP))
+        return ring_send_woken_notify(ch);
+    return WEFT_READY;
+}
+
+/* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
+ * frame; inlined into the poll's dispatch, which stays frameless too) and
+ * for any size. */
+static inline __attribute__((always_inline)) weft_poll ring_send_parked_word(struct weft_chan *ch,
+                                                                             weft_chan_send *s,
+                                                                             weft_context *cx,
+                                                                             int *result)
+{
+    return ring_send_parked_n(ch, s, cx, result, MSG_WORD);
+}
+
+static __attribute__((noinline)) weft_poll ring_send_parked_any(struct weft_chan *ch,
+                                                                weft_chan_send *s, weft_context *cx,
+                                                                int *result)
+{
+    return ring_send_parked_n(ch, s, cx, result, ch->msg_size);
+}
+
+static inline weft_poll ring_send_parked(struct weft_chan *ch, weft_chan_send *s, weft_context *cx,
+                                         int *result)
+{
+    if (ch->msg_size == MSG_WORD)
+        return ring_send_parked_word(ch, s, cx, result);
+    return ring_send_parked_any(ch, s, cx, result);
+}
+
+/* Misuse: -EINVAL if it can be told. */
+static __attribute__((noinline)) weft_poll send_poll_invalid(int *result)
+{
+    if (result)
+        *result = -EINVAL;
+    return WEFT_READY;
+}
+
+/* Unbounded send (never waits). */
+static __attribute__((noinline)) weft_poll chan_send_unbounded_poll(struct weft_chan *ch,
+                                                                    weft_chan_send *s,
+                                                                    int *result)
+{
+    int ret = chan_send_unbounded(ch, s);
+
+    s->result = ret;
+    *result = ret;
+    return WEFT_READY;
+}
+
+static inline __attribute__((always_inline)) weft_poll send_dispatch(struct weft_chan *ch,
+                                                                     weft_chan_send *s,
+                                                                     weft_context *cx,
+                                                                     int *result)
+{
+    if (ch->cap == 0)
+        return chan_send_unbounded_poll(ch, s, result);
+    if (s->w.owner == O_IDLE)
+        return ring_send_fresh(ch, s, cx, result);
+    return ring_send_parked(ch, s, cx, result);
+}
+
+/* The budget's uncommon cases (used up, stress mode, no runtime). */
+static __attribute__((noinline)) weft_poll send_poll_coop(struct weft_chan *ch,
+                                                          weft_chan_send *s,
+                                                          weft_context *cx, int *result)
+{
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;               /* the task was woken already */
+    return send_dispatch(ch, s, cx, result);
+}
+
+/* As weft_chan_recv_poll(): a dispatch that tail-calls each path. */
 WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int *result)
 {
     struct weft_chan *ch;
-    size_t seen = 0;                       /* flag_recheck_done() */
-    int ret;
 
-    if (s == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
-        if (result)
-            *result = -EINVAL;
-        return WEFT_READY;
-    }
+    if (s == NULL || result == NULL || s->ch == NULL || s->msg == NULL || cx == NULL)
+        return send_poll_invalid(result);
     ch = s->ch;
-    if (ch == NULL || s->msg == NULL || cx == NULL) {
-        *result = -EINVAL;
-        return WEFT_READY;
-    }
     if (s->w.owner == O_DONE) {
         *result = s->result;
         return WEFT_READY;
     }
-    if (!weft__coop_proceed(cx))
-        return WEFT_PENDING;               /* the task was woken already */
-    if (ch->cap == 0) {
-        ret = chan_send_unbounded(ch, s);
-        goto out;
-    }
-    if (s->w.owner == O_IDLE) {
-        /* never parked: no notifier knows the node; no lock. seq_cst:
-         * before ring_push()'s re-check load (flag_recheck_done()) */
-        seen = atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst);
-        ret = ring_push(ch, s->msg);
-        if (ret == 0)
-            chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-        if (ret == 0 || ret == -EPIPE) {
-            waiter_done_unparked(&s->w);
-            goto out;
-        }
-        if (ret == RING_IN_PROGRESS) {
-            /* our slot is being freed: poll again soon (a yield) */
-            weft__task_wake_soon(cx);
-            return WEFT_PENDING;
-        }
-    } else if (waiter_is_woken(&s->w)) {
-        /* woken (the handoff's fast path): the node is ours alone
-         * (waiter_done_woken()), so try the ring without the lock, as a
-         * fresh send would. Only a full ring sends us to the lock, to park
-         * again at the front. */
-        ret = ring_push(ch, s->msg);
-        if (ret == 0) {
-            chan_notify(ch, &ch->recv_waiting, &ch->recvq);
-            /* the rule for woken ones (header): room left behind while
-             * other senders wait wakes one more of them. seq_cst: the
-             * flag is read as chan_notify() reads it; the snapshot of the
-             * length only when someone may wait */
-            if ((atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) & FLAG_UP) &&
-                ring_len(ch) < ch->cap)
-                chan_notify_locked(ch, &ch->send_waiting, &ch->sendq);
-        }
-        if (ret == 0 || ret == -EPIPE) {
-            waiter_done_woken(&s->w);
-            goto out;
-        }
-        if (ret == RING_IN_PROGRESS) {
-            /* still WOKEN, still ours: poll again soon */
-            weft__task_wake_soon(cx);
-            return WEFT_PENDING;
-        }
-    }
-    if (ring_send_locked(ch, s, cx, &ret, seen) == WEFT_PENDING)
-        return WEFT_PENDING;
-out:
-    s->result = ret;
-    *result = ret;
-    return WEFT_READY;
+    if (!weft__coop_take_fast(cx))
+        return send_poll_coop(ch, s, cx, result);
+    return send_dispatch(ch, s, cx, result);
 }
 
 /* Drop of a parked send: leave the list, passing on a wake it was handed. */
@@ -745,10 +745,10 @@ WEFT_API void weft_chan_recv_init(weft_chan_recv *r, weft_chan *ch, void *dst)
 /* Bounded receive, slow path: takes ->lock and releases it. `seen`: the
  * receive flag as read before a fresh receive's lock-free attempt (which
  * found the ring empty), or 0 (flag_recheck_done()). Returns PENDING
- * parked, or READY with *ret. */
+ * parked, or READY with the result in r->result and *result. */
 static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch,
                                                             weft_chan_recv *r,
-                                                            weft_context *cx, int *ret,
+                                                            weft_context *cx, int *result,
                                                             size_t seen)
 {
     weft_waker old, wk[2] = { WEFT_WAKER_EMPTY, WEFT_WAKER_EMPTY };
@@ -762,7 +762,7 @@ static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch
          * seq_cst (flag_raise()): before the re-check in ring_pop() in the
          * total order */
         flag_raise(&ch->recv_waiting);
-        v = ring_pop(ch, r->dst);
+        v = ring_pop(ch, r->dst, ch->msg_size);
     }
     if (v == -EAGAIN) {
         /* a woken receiver that lost its message to another keeps its turn */
@@ -793,26 +793,27 @@ static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch
     weft_waker_wake(&wk[0]);               /* wakers: after unlocking */
     weft_waker_wake(&wk[1]);
     weft_waker_drop(&old);
-    *ret = v;
+    r->result = v;
+    *result = v;
     return WEFT_READY;
 }
 
 /* Unbounded receive: under ->lock. Returns PENDING parked, or READY with
- * *ret. */
+ * the result in r->result and *result. */
 static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan *ch,
                                                                weft_chan_recv *r,
-                                                               weft_context *cx, int *ret)
+                                                               weft_context *cx, int *result)
 {
     struct wake_batch b;
     weft_waker old;
+    int ret = 0;
 
     wake_batch_init(&b);
-    *ret = 0;
     spin_lock(&ch->lock);
     if (ch->len) {
         lk_pop(ch, r->dst, &b);
     } else if (ch->closed) {
-        *ret = -EPIPE;
+        ret = -EPIPE;
     } else {
         old = waitq_park(&ch->recvq, &r->w, cx, r->w.state == W_WOKEN);
         spin_unlock(&ch->lock);
@@ -823,84 +824,178 @@ static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan 
     spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
+    r->result = ret;
+    *result = ret;
     return WEFT_READY;
+}
+
+/* A bounded receive's first poll (never parked: no notifier knows the node,
+ * so no lock unless it has to wait). */
+static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_n(struct weft_chan *ch,
+                                                                         weft_chan_recv *r,
+                                                                         weft_context *cx,
+                                                                         int *result,
+                                                                         size_t msg_size)
+{
+    /* seq_cst: before ring_pop()'s re-check load (flag_recheck_done()) */
+    size_t seen = atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst);
+    int ret = ring_pop(ch, r->dst, msg_size);
+
+    if (ret == -EAGAIN)
+        return ring_recv_locked(ch, r, cx, result, seen);
+    if (ret == RING_IN_PROGRESS) {
+        /* the head is being written: poll again soon (a yield) */
+        weft__task_wake_soon(cx);
+        return WEFT_PENDING;
+    }
+    waiter_done_unparked(&r->w);
+    r->result = ret;
+    *result = ret;
+    /* seq_cst: chan_notify()'s load (after our claim) */
+    if (ret == 0 && (atomic_load_explicit(&ch->send_waiting, memory_order_seq_cst) & FLAG_UP))
+        return chan_notify_locked_ready(ch, &ch->send_waiting, &ch->sendq);
+    return WEFT_READY;
+}
+
+/* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
+ * frame; inlined into the poll's dispatch, which stays frameless too) and
+ * for any size. */
+static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_word(struct weft_chan *ch,
+                                                                            weft_chan_recv *r,
+                                                                            weft_context *cx,
+                                                                            int *result)
+{
+    return ring_recv_fresh_n(ch, r, cx, result, MSG_WORD);
+}
+
+static __attribute__((noinline)) weft_poll ring_recv_fresh_any(struct weft_chan *ch,
+                                                               weft_chan_recv *r, weft_context *cx,
+                                                               int *result)
+{
+    return ring_recv_fresh_n(ch, r, cx, result, ch->msg_size);
+}
+
+static inline weft_poll ring_recv_fresh(struct weft_chan *ch, weft_chan_recv *r, weft_context *cx,
+                                        int *result)
+{
+    if (ch->msg_size == MSG_WORD)
+        return ring_recv_fresh_word(ch, r, cx, result);
+    return ring_recv_fresh_any(ch, r, cx, result);
+}
+
+/* A parked bounded receive polled again. */
+static inline __attribute__((always_inline)) weft_poll ring_recv_parked_n(struct weft_chan *ch,
+                                                                          weft_chan_recv *r,
+                                                                          weft_context *cx,
+                                                                          int *result,
+                                                                          size_t msg_size)
+{
+    int ret;
+
+    if (!waiter_is_woken(&r->w))
+        return ring_recv_locked(ch, r, cx, result, 0);
+    /* woken (the handoff's fast path): the node is ours alone
+     * (waiter_done_woken()), so take the message without the lock, as a
+     * fresh receive would. Only an empty ring (a barger took it) sends us
+     * to the lock, to park again at the front. */
+    ret = ring_pop(ch, r->dst, msg_size);
+    if (ret == -EAGAIN)
+        return ring_recv_locked(ch, r, cx, result, 0);
+    if (ret == RING_IN_PROGRESS) {
+        /* still WOKEN, still ours: poll again soon */
+        weft__task_wake_soon(cx);
+        return WEFT_PENDING;
+    }
+    waiter_done_woken(&r->w);
+    r->result = ret;
+    *result = ret;
+    if (ret == 0) {
+        chan_notify(ch, &ch->send_waiting, &ch->sendq);
+        /* the rule for woken ones (header): messages left behind while
+         * other receivers wait wake one more of them. seq_cst: the flag is
+         * read as chan_notify() reads it; the snapshot of the length only
+         * when someone may wait (W4's own flag stays raised: the length
+         * decides) */
+        if ((atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) & FLAG_UP) &&
+            ring_nonempty(ch))
+            return chan_notify_locked_ready(ch, &ch->recv_waiting, &ch->recvq);
+    }
+    return WEFT_READY;
+}
+
+/* Compiled twice: for word-sized messages (W4's, C1's: the copy inline, no
+ * frame; inlined into the poll's dispatch, which stays frameless too) and
+ * for any size. */
+static inline __attribute__((always_inline)) weft_poll ring_recv_parked_word(struct weft_chan *ch,
+                                                                             weft_chan_recv *r,
+                                                                             weft_context *cx,
+                                                                             int *result)
+{
+    return ring_recv_parked_n(ch, r, cx, result, MSG_WORD);
+}
+
+static __attribute__((noinline)) weft_poll ring_recv_parked_any(struct weft_chan *ch,
+                                                                weft_chan_recv *r, weft_context *cx,
+                                                                int *result)
+{
+    return ring_recv_parked_n(ch, r, cx, result, ch->msg_size);
+}
+
+static inline weft_poll ring_recv_parked(struct weft_chan *ch, weft_chan_recv *r, weft_context *cx,
+                                         int *result)
+{
+    if (ch->msg_size == MSG_WORD)
+        return ring_recv_parked_word(ch, r, cx, result);
+    return ring_recv_parked_any(ch, r, cx, result);
+}
+
+/* Misuse: -EINVAL if it can be told. */
+static __attribute__((noinline)) weft_poll recv_poll_invalid(int *result)
+{
+    if (result)
+        *result = -EINVAL;
+    return WEFT_READY;
+}
+
+/* The dispatch keeps no state of its own and tail-calls each path, so
+ * that none of it pays for the registers the others need: W4 polls two
+ * receives per message. */
+static inline __attribute__((always_inline)) weft_poll recv_dispatch(struct weft_chan *ch,
+                                                                      weft_chan_recv *r,
+                                                                      weft_context *cx,
+                                                                      int *result)
+{
+    if (ch->cap == 0)
+        return chan_recv_unbounded(ch, r, cx, result);
+    if (r->w.owner == O_IDLE)
+        return ring_recv_fresh(ch, r, cx, result);
+    return ring_recv_parked(ch, r, cx, result);
+}
+
+/* The budget's uncommon cases (used up, stress mode, no runtime). */
+static __attribute__((noinline)) weft_poll recv_poll_coop(struct weft_chan *ch,
+                                                          weft_chan_recv *r,
+                                                          weft_context *cx, int *result)
+{
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;               /* the task was woken already */
+    return recv_dispatch(ch, r, cx, result);
 }
 
 WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int *result)
 {
     struct weft_chan *ch;
-    size_t seen = 0;                       /* flag_recheck_done() */
-    int ret;
 
-    if (r == NULL || result == NULL) {   /* misuse: -EINVAL if it can be told */
-        if (result)
-            *result = -EINVAL;
-        return WEFT_READY;
-    }
+    if (r == NULL || result == NULL || r->ch == NULL || r->dst == NULL || cx == NULL)
+        return recv_poll_invalid(result);
     ch = r->ch;
-    if (ch == NULL || r->dst == NULL || cx == NULL) {
-        *result = -EINVAL;
-        return WEFT_READY;
-    }
     if (r->w.owner == O_DONE) {
         *result = r->result;
         return WEFT_READY;
     }
-    if (!weft__coop_proceed(cx))
-        return WEFT_PENDING;               /* the task was woken already */
-    if (ch->cap == 0) {
-        if (chan_recv_unbounded(ch, r, cx, &ret) == WEFT_PENDING)
-            return WEFT_PENDING;
-        goto out;
-    }
-    if (r->w.owner == O_IDLE) {
-        /* never parked: no notifier knows the node; no lock. seq_cst:
-         * before ring_pop()'s re-check load (flag_recheck_done()) */
-        seen = atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst);
-        ret = ring_pop(ch, r->dst);
-        if (ret == 0)
-            chan_notify(ch, &ch->send_waiting, &ch->sendq);
-        if (ret == 0 || ret == -EPIPE) {
-            waiter_done_unparked(&r->w);
-            goto out;
-        }
-        if (ret == RING_IN_PROGRESS) {
-            /* the head is being written: poll again soon (a yield) */
-            weft__task_wake_soon(cx);
-            return WEFT_PENDING;
-        }
-    } else if (waiter_is_woken(&r->w)) {
-        /* woken (the handoff's fast path): the node is ours alone
-         * (waiter_done_woken()), so take the message without the lock, as
-         * a fresh receive would. Only an empty ring (a barger took it)
-         * sends us to the lock, to park again at the front. */
-        ret = ring_pop(ch, r->dst);
-        if (ret == 0) {
-            chan_notify(ch, &ch->send_waiting, &ch->sendq);
-            /* the rule for woken ones (header): messages left behind
-             * while other receivers wait wake one more of them. seq_cst:
-             * the flag is read as chan_notify() reads it; the snapshot of
-             * the length only when someone may wait */
-            if ((atomic_load_explicit(&ch->recv_waiting, memory_order_seq_cst) & FLAG_UP) &&
-                ring_nonempty(ch))
-                chan_notify_locked(ch, &ch->recv_waiting, &ch->recvq);
-        }
-        if (ret == 0 || ret == -EPIPE) {
-            waiter_done_woken(&r->w);
-            goto out;
-        }
-        if (ret == RING_IN_PROGRESS) {
-            /* still WOKEN, still ours: poll again soon */
-            weft__task_wake_soon(cx);
-            return WEFT_PENDING;
-        }
-    }
-    if (ring_recv_locked(ch, r, cx, &ret, seen) == WEFT_PENDING)
-        return WEFT_PENDING;
-out:
-    r->result = ret;
-    *result = ret;
-    return WEFT_READY;
+    if (!weft__coop_take_fast(cx))
+        return recv_poll_coop(ch, r, cx, result);
+    return recv_dispatch(ch, r, cx, result);
 }
 
 /* Drop of a parked receive: leave the list, passing on a wake it was

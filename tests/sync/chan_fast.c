@@ -49,6 +49,66 @@ TEST(chan_ring_laps_at_every_capacity)
     }
 }
 
+/* Every message size around the small-ring limit (a ring of up to 48
+ * bytes lives in the line of the receivers' end, with its tail next to its
+ * head; a larger one has its tail on a line of its own) at capacities 1 to
+ * 6: FIFO and every byte intact across laps, full and empty exact, close
+ * drains then -EPIPE, on both layouts and at the boundary between them. */
+TEST(chan_ring_small_and_large_layouts)
+{
+    static const size_t sizes[] = { 1, 4, 7, 8, 12, 16, 24, 32, 40, 41, 48, 56 };
+    unsigned char in[64], out[64];
+
+    for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+        for (size_t cap = 1; cap <= 6; cap++) {
+            size_t size = sizes[si];
+            unsigned sent = 0, got = 0;
+            weft_chan *ch;
+
+            ASSERT_OK(weft_chan_new(&ch, size, cap));
+            for (int round = 0; round < 40; round++) {
+                size_t fill = (size_t)round * 5 % (cap + 1);
+
+                while (weft_chan_len(ch) < fill) {
+                    for (size_t b = 0; b < size; b++)
+                        in[b] = (unsigned char)(sent * 31 + b * 7 + size);
+                    ASSERT_OK(weft_chan_try_send(ch, in));
+                    sent++;
+                }
+                if (weft_chan_len(ch) == cap)
+                    ASSERT_EQ(-EAGAIN, weft_chan_try_send(ch, in));
+                while (weft_chan_len(ch) > fill / 2) {
+                    memset(out, 0xee, sizeof(out));
+                    ASSERT_OK(weft_chan_try_recv(ch, out));
+                    for (size_t b = 0; b < size; b++)
+                        ASSERT_EQ((unsigned char)(got * 31 + b * 7 + size), out[b]);
+                    ASSERT_EQ(0xee, out[size]);        /* nothing past the message */
+                    got++;
+                }
+                if (weft_chan_len(ch) == 0)
+                    ASSERT_EQ(-EAGAIN, weft_chan_try_recv(ch, out));
+            }
+            for (size_t b = 0; b < size; b++)
+                in[b] = (unsigned char)(sent * 31 + b * 7 + size);
+            if (weft_chan_len(ch) < cap) {
+                ASSERT_OK(weft_chan_try_send(ch, in));
+                sent++;
+            }
+            weft_chan_close(ch);
+            ASSERT(weft_chan_is_closed(ch));
+            ASSERT_EQ(-EPIPE, weft_chan_try_send(ch, in));
+            while (got < sent) {
+                ASSERT_OK(weft_chan_try_recv(ch, out));
+                ASSERT_EQ((unsigned char)(got * 31 + size), out[0]);
+                got++;
+            }
+            ASSERT_EQ(-EPIPE, weft_chan_try_recv(ch, out));
+            ASSERT_EQ(0, weft_chan_len(ch));
+            weft_chan_drop(ch);
+        }
+    }
+}
+
 /* Messages larger than a word, at a capacity that is not a power of two:
  * every byte survives the ring. */
 TEST(chan_ring_large_messages)

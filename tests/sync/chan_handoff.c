@@ -13,8 +13,26 @@
 
 enum { HP = 3, HC = 3, HQ = 2 };  /* producer, consumer, quitter tasks */
 
+/* A wide message: the value, then two words derived from it, so that a
+ * torn or mixed copy shows. A channel of words runs the paths chan.c
+ * compiles for word-sized messages; a wide one the general paths. */
+enum { WIDE = 3 };
+
+static void wide_fill(uint64_t m[WIDE], uint64_t v)
+{
+    m[0] = v;
+    m[1] = ~v;
+    m[2] = v * 3 + 1;
+}
+
+static bool wide_ok(const uint64_t m[WIDE], size_t words)
+{
+    return words == 1 || (m[1] == ~m[0] && m[2] == m[0] * 3 + 1);
+}
+
 struct hshared {
     weft_chan *ch;                /* borrowed by every task */
+    size_t words;                 /* message size in uint64_t: 1, or WIDE */
     atomic_ullong sent, sent_sum, got, got_sum;
     atomic_int producers_left, fail, cancels;
     bool close_at_end;
@@ -25,6 +43,7 @@ struct hshared {
 typedef struct hprod {
     struct hshared *sh;
     uint64_t id, seq, n, v, rng;
+    uint64_t m[WIDE];             /* the message: m[0] = v (words == 1: alone) */
     bool active;
     weft_chan_send s;
 } hprod;
@@ -38,13 +57,14 @@ static weft_poll hprod_poll(hprod *t, weft_context *cx, void *out)
     while (t->seq < t->n) {
         if (!t->active) {
             t->v = t->id << 32 | t->seq;
-            weft_chan_send_init(&t->s, sh->ch, &t->v);
+            wide_fill(t->m, t->v);
+            weft_chan_send_init(&t->s, sh->ch, t->m);
             t->active = true;
         } else if (st_rand(&t->rng) % 3 == 0) {
             /* cancel mid-handoff: nothing may be sent, no wake lost */
             weft_chan_send_drop(&t->s);
             atomic_fetch_add(&sh->cancels, 1);
-            weft_chan_send_init(&t->s, sh->ch, &t->v);
+            weft_chan_send_init(&t->s, sh->ch, t->m);
         }
         if (weft_chan_send_poll(&t->s, cx, &res) == WEFT_PENDING)
             return WEFT_PENDING;
@@ -78,6 +98,7 @@ WEFT_DEFINE_FUTURE_VOID(hprod, hprod_poll, hprod_drop);
 typedef struct hcons {
     struct hshared *sh;
     uint64_t v, rng;
+    uint64_t m[WIDE];             /* the message received (m[0]: the value) */
     uint64_t next[HP];            /* lowest seq still allowed per producer */
     uint64_t quit_after, received; /* quit_after > 0: a quitter (below) */
     bool active;
@@ -93,7 +114,7 @@ static weft_poll hcons_poll(hcons *t, weft_context *cx, void *out)
     (void)out;
     for (;;) {
         if (!t->active) {
-            weft_chan_recv_init(&t->r, sh->ch, &t->v);
+            weft_chan_recv_init(&t->r, sh->ch, t->m);
             t->active = true;
         } else if (t->quit_after && t->received >= t->quit_after) {
             /* a quitter: re-polled (most likely woken for a message), it
@@ -107,7 +128,7 @@ static weft_poll hcons_poll(hcons *t, weft_context *cx, void *out)
             /* cancel mid-handoff: no message may be taken, none stranded */
             weft_chan_recv_drop(&t->r);
             atomic_fetch_add(&sh->cancels, 1);
-            weft_chan_recv_init(&t->r, sh->ch, &t->v);
+            weft_chan_recv_init(&t->r, sh->ch, t->m);
         }
         if (weft_chan_recv_poll(&t->r, cx, &res) == WEFT_PENDING)
             return WEFT_PENDING;
@@ -115,10 +136,12 @@ static weft_poll hcons_poll(hcons *t, weft_context *cx, void *out)
         t->active = false;
         if (res == -EPIPE)
             return WEFT_READY;
+        t->v = t->m[0];
         id = t->v >> 32;
         seq = t->v & 0xffffffffu;
-        if (res != 0 || id >= HP || seq < t->next[id]) {
+        if (res != 0 || id >= HP || seq < t->next[id] || !wide_ok(t->m, sh->words)) {
             atomic_fetch_add(&sh->fail, 1);
+            weft_chan_close(sh->ch);      /* fail now, not by the timeout */
             return WEFT_READY;
         }
         t->next[id] = seq + 1;
@@ -139,15 +162,17 @@ WEFT_DEFINE_FUTURE_VOID(hcons, hcons_poll, hcons_drop);
 /* One run: HP producers, HC consumers and HQ quitters (consumers that drop a
  * pending receive and end after a few messages) on a ring of `cap`; closed
  * by the last producer, or by the main thread while they still send. */
-static void handoff_run(size_t cap, uint64_t per_producer, bool close_midway, uint64_t seed)
+static void handoff_run_words(size_t cap, uint64_t per_producer, bool close_midway,
+                              uint64_t seed, size_t words)
 {
     weft_runtime *rt = st_runtime(2);
     struct hshared sh;
-    uint64_t v;
+    uint64_t v[WIDE];
     int err;
 
     memset(&sh, 0, sizeof(sh));
-    ASSERT_OK(weft_chan_new(&sh.ch, sizeof(uint64_t), cap));
+    sh.words = words;
+    ASSERT_OK(weft_chan_new(&sh.ch, words * sizeof(uint64_t), cap));
     atomic_init(&sh.producers_left, HP);
     sh.close_at_end = !close_midway;
     for (int i = 0; i < HC; i++)
@@ -170,7 +195,7 @@ static void handoff_run(size_t cap, uint64_t per_producer, bool close_midway, ui
     ASSERT_OK(weft_runtime_run(rt));
     ASSERT_EQ(0, atomic_load(&sh.fail));
     /* consumers drained it: nothing left, closed */
-    ASSERT_EQ(-EPIPE, (err = weft_chan_try_recv(sh.ch, &v)));
+    ASSERT_EQ(-EPIPE, (err = weft_chan_try_recv(sh.ch, v)));
     ASSERT_EQ(atomic_load(&sh.sent), atomic_load(&sh.got));
     ASSERT_EQ(atomic_load(&sh.sent_sum), atomic_load(&sh.got_sum));
     if (!close_midway)
@@ -178,6 +203,11 @@ static void handoff_run(size_t cap, uint64_t per_producer, bool close_midway, ui
     ASSERT_NE(0, atomic_load(&sh.cancels));
     weft_chan_drop(sh.ch);
     weft_runtime_free(rt);
+}
+
+static void handoff_run(size_t cap, uint64_t per_producer, bool close_midway, uint64_t seed)
+{
+    handoff_run_words(cap, per_producer, close_midway, seed, 1);
 }
 
 /* Capacity 1 and 2, closed by the last producer: every message arrives, in
@@ -200,6 +230,18 @@ TEST(chan_handoff_close_races_loses_nothing)
 
     for (unsigned i = 0; i < rounds; i++)
         handoff_run(1 + i % 2, harness_scale(20000), true, seed + 17 * i);
+}
+
+/* The same two runs with messages of three words: the general paths (the
+ * copy through memcpy), where the two above run the word-sized ones; each
+ * message arrives whole. */
+TEST(chan_handoff_wide_messages_loses_nothing)
+{
+    uint64_t n = harness_scale(50000), seed = st_seed(11);
+
+    handoff_run_words(1, n, false, seed, WIDE);
+    handoff_run_words(2, n, false, seed + 1000, WIDE);
+    handoff_run_words(1, harness_scale(20000), true, seed + 2000, WIDE);
 }
 
 /* One waiting receiver, one waiting sender, capacity 1 (W4's pattern),
