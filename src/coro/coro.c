@@ -498,19 +498,33 @@ WEFT_API int weft_co_sleep(uint64_t ms)
     return co_await(sleep_thunk, sleep_drop, &s, NULL);
 }
 
-static weft_poll yield_thunk(void *self, weft_context *cx, void *out)
-{
-    (void)out;
-    return weft_yield_poll(self, cx);
-}
-
+/* The yield: co_await_opt() of a weft_yield, unrolled. The generic loop
+ * would run: cancelled? -ECANCELED; poll (PENDING, the task requeued at
+ * the back); park; and after the resume: cancelled? -ECANCELED; poll again,
+ * which a weft_yield answers READY without looking at anything (its
+ * `yielded` is set); no drop (a weft_yield has none). So after the resume
+ * only the cancelled check is left; the second poll, the loop and the
+ * thunk are the instructions saved on every yield. No deadline: a yield is
+ * not a wait for something (coro.h). */
 WEFT_API int weft_co_yield(void)
 {
     static const weft_async_site site = { __func__, NULL, 0 };   /* CO_CALL's */
+    struct weft__co *co = co_self();
     weft_yield y;
 
+    if (co == NULL)
+        return -EINVAL;
+    co->site = &site;
+    if (co->cancelled)
+        return -ECANCELED;
     weft_yield_init(&y);
-    return co_await_opt(yield_thunk, NULL, &y, NULL, false, &site);
+    /* co->w->cx is never NULL here: only a drop resumes with a NULL context,
+     * and a drop sets `cancelled` first */
+    if (weft_yield_poll(&y, co->w->cx) == WEFT_READY)
+        return 0;
+    weft__async_parked(&site);
+    co_suspend(co);
+    return co->cancelled ? -ECANCELED : 0;
 }
 
 struct join_await {
