@@ -55,9 +55,27 @@ struct weft__co *weft__co_running(void)
     return cur_co;
 }
 
-/* weft__co_thread_enter() ran on this thread (it is cheap after the first
- * call, but a call: this keeps it off the resume path). */
-static WEFT_TLS bool co_thread_entered;
+/* This thread's errno (&errno), set once weft__co_thread_enter() has run
+ * on it: NULL before. The worker side reads errno through it instead of
+ * calling __errno_location() at every resume (the call, its PLT jump and
+ * its return), and the same load tells whether the thread was entered.
+ * Sound because it is a thread-local holding the address of this thread's
+ * own errno, read only by the worker side, whose frame never changes
+ * threads; the coroutine side never uses it. */
+static WEFT_TLS int *co_errno;
+
+/* The first resume on this thread: enter it (the alternate signal stack;
+ * errno as it was, whatever the set-up did to it) and note &errno. */
+__attribute__((noinline, cold)) static int *co_thread_first(void)
+{
+    int *ep = &errno;
+    int saved = *ep;
+
+    weft__co_thread_enter();
+    *ep = saved;
+    co_errno = ep;
+    return ep;
+}
 
 /* The coroutine side reads cur_co only through this: out of line, and not
  * pure (the empty asm may touch memory), so the compiler can neither cache
@@ -83,22 +101,22 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
 {
     struct weft__co *prev = cur_co;
     struct weft__co_wside ws;
-    int werr = errno;
+    int *ep = co_errno;
+    int werr;
 #if WEFT_CO_ASAN
     void *fake = NULL;
 #endif
 
-    if (!co_thread_entered) {
-        weft__co_thread_enter();
-        co_thread_entered = true;
-    }
+    if (__builtin_expect(ep == NULL, 0))
+        ep = co_thread_first();
+    werr = *ep;
     if (co->state == CO_NEW) {
         weft__co_prepare(co);
 #if WEFT_CO_TSAN
         co->fiber = __tsan_create_fiber(0);
 #endif
     }
-    errno = co->err;                   /* errno follows the coroutine */
+    *ep = co->err;                     /* errno follows the coroutine */
     cur_co = co;
     ws.cx = cx;
     co->w = &ws;
@@ -121,8 +139,8 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
         (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
         weft__co_canary_abort(co);
     cur_co = prev;
-    co->err = errno;
-    errno = werr;
+    co->err = *ep;
+    *ep = werr;
 }
 
 /* Coroutine side: park until the next resume (which may come on another
@@ -498,19 +516,33 @@ WEFT_API int weft_co_sleep(uint64_t ms)
     return co_await(sleep_thunk, sleep_drop, &s, NULL);
 }
 
-static weft_poll yield_thunk(void *self, weft_context *cx, void *out)
-{
-    (void)out;
-    return weft_yield_poll(self, cx);
-}
-
+/* The yield: co_await_opt() of a weft_yield, unrolled. The generic loop
+ * would run: cancelled? -ECANCELED; poll (PENDING, the task requeued at
+ * the back); park; and after the resume: cancelled? -ECANCELED; poll again,
+ * which a weft_yield answers READY without looking at anything (its
+ * `yielded` is set); no drop (a weft_yield has none). So after the resume
+ * only the cancelled check is left; the second poll, the loop and the
+ * thunk are the instructions saved on every yield. No deadline: a yield is
+ * not a wait for something (coro.h). */
 WEFT_API int weft_co_yield(void)
 {
     static const weft_async_site site = { __func__, NULL, 0 };   /* CO_CALL's */
+    struct weft__co *co = co_self();
     weft_yield y;
 
+    if (co == NULL)
+        return -EINVAL;
+    co->site = &site;
+    if (co->cancelled)
+        return -ECANCELED;
     weft_yield_init(&y);
-    return co_await_opt(yield_thunk, NULL, &y, NULL, false, &site);
+    /* co->w->cx is never NULL here: only a drop resumes with a NULL context,
+     * and a drop sets `cancelled` first */
+    if (weft_yield_poll(&y, co->w->cx) == WEFT_READY)
+        return 0;
+    weft__async_parked(&site);
+    co_suspend(co);
+    return co->cancelled ? -ECANCELED : 0;
 }
 
 struct join_await {

@@ -134,6 +134,66 @@ TEST(abort_many_while_parked)
     CT_FREE(rt);
 }
 
+/* Aborted while yielding: a yielding coroutine is always queued, so the
+ * abort is acted on when its entry is popped, and the drop resumes it in
+ * weft_co_yield (its own path, not the generic await): that yield returns
+ * -ECANCELED, never 0 with the coroutine cancelled, and so does every later
+ * one, at once. */
+struct yield_seen {
+    atomic_int yields;
+    atomic_int ok_while_cancelled;   /* a yield that returned 0 after the abort */
+    atomic_int first_err;
+    atomic_int later;
+    atomic_int done;
+};
+
+static struct yield_seen yseen;
+
+static int yields_forever(void *arg)
+{
+    int err;
+
+    (void)arg;
+    for (;;) {
+        err = weft_co_yield();
+        if (err < 0)
+            break;
+        if (weft_co_cancelled())
+            atomic_fetch_add(&yseen.ok_while_cancelled, 1);
+        atomic_fetch_add(&yseen.yields, 1);
+    }
+    atomic_store(&yseen.first_err, err);
+    atomic_store(&yseen.later, weft_co_yield());
+    atomic_fetch_add(&yseen.done, 1);
+    return 0;
+}
+
+TEST(abort_while_yielding)
+{
+    weft_runtime *rt = ct_runtime(2);
+    int n = (int)harness_scale(40);
+    weft_join **js = calloc((size_t)n, sizeof(*js));
+
+    memset(&yseen, 0, sizeof(yseen));
+    ASSERT(js != NULL);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(weft_go(rt, yields_forever, NULL, &js[i]));
+    while (atomic_load(&yseen.yields) < 50 * n)
+        usleep(1000);
+    for (int i = 0; i < n; i++)
+        weft_join_abort(js[i]);
+    for (int i = 0; i < n; i++) {
+        ASSERT_EQ(-ECANCELED, weft_join_wait(js[i], NULL));
+        weft_join_drop(js[i]);
+    }
+    ASSERT_EQ(n, atomic_load(&yseen.done));
+    ASSERT_EQ(0, atomic_load(&yseen.ok_while_cancelled));
+    ASSERT_EQ(-ECANCELED, atomic_load(&yseen.first_err));
+    ASSERT_EQ(-ECANCELED, atomic_load(&yseen.later));
+    free(js);
+    CT_FREE(rt);
+}
+
 /* Aborted before its first poll (a current-thread runtime runs nothing
  * until run()): fn still runs, with every blocking call cancelled. */
 TEST(abort_before_start)
