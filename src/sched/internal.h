@@ -126,7 +126,8 @@ struct worker {
     uint64_t io_look_ns;              /* owner only: its last look at I/O after a yield */
     struct weft_runtime *rt;
     unsigned index;
-    unsigned tick;                    /* owner only */
+    unsigned tick;                    /* owner only: polls to the next
+                                       * periodic round (next_local()) */
     bool searching;                   /* owner only */
     struct weft__task_env env;        /* budget: owner only */
     /* metrics: owner writes (relaxed load+store), anyone reads */

@@ -218,6 +218,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         w->env.lint = &rt->lint;
         w->env.stress = stress;
         w->watch_ns = WATCH_MIN_NS;
+        w->tick = GLOBAL_INTERVAL;    /* the first periodic round after as many */
         w->rt = rt;
         w->index = i;
         pthread_mutex_init(&w->park_lock, NULL);

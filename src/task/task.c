@@ -488,7 +488,7 @@ static void lint_once(struct weft__task *t, struct weft__task_dbg *d, int kind, 
 
 /* After a timed poll, while still RUNNING: the poll-time histogram and the
  * long-poll lint. */
-static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
+static __attribute__((noinline, cold)) void poll_account(struct weft__task *t, struct weft__task_dbg *d,
                          struct weft__task_env *env, const struct weft__lint_cfg *cfg,
                          uint64_t t0)
 {
@@ -518,7 +518,7 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
 /* The busy-loop lint: most of the polls of a window of BUSY_WINDOW (by the
  * task's poll count) woke themselves. Called only for a poll that woke
  * itself or ends a window: the common poll pays two tests. */
-static void busy_account(struct weft__task *t, struct weft__task_dbg *d,
+static __attribute__((noinline)) void busy_account(struct weft__task *t, struct weft__task_dbg *d,
                          const struct weft__lint_cfg *cfg, uint64_t polls)
 {
     if (pt.self_woke)
@@ -1016,7 +1016,7 @@ WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)
     y->yielded = true;
     /* Our own task's waker: let the worker requeue us at the back without
      * a wake. Any other waker (a combinator's): wake it. */
-    if (env && weft_waker_will_wake(cx->waker, env->waker))
+    if (env && (cx->waker == env->waker || weft_waker_will_wake(cx->waker, env->waker)))
         env->yielded = true;
     else
         weft_waker_wake_by_ref(cx->waker);
