@@ -29,8 +29,9 @@
  *      LIFO task stuck behind a long poll.
  *
  * Cells come from the worker's cache, then the runtime's shared pool, then
- * malloc; a cell freed on a worker that did not spawn it goes back through
- * its shard's lock-free dead stack.
+ * (on a worker) a block the worker carves cells from, else malloc; a cell
+ * freed on a worker that did not spawn it goes back through its shard's
+ * lock-free dead stack.
  *
  * Locks (never two at once, never held while a future runs):
  *   inject.lock   the inject queue (a spinlock: a few pointer moves)
@@ -109,6 +110,8 @@ struct shard {
     _Alignas(64) _Atomic(struct weft__task *) dead;
 };
 
+struct cell_block;                    /* cells.c */
+
 struct worker {
     struct local_queue q;             /* first: 64-aligned */
     _Alignas(64) _Atomic(struct weft__task *) lifo;   /* owner and thieves */
@@ -139,6 +142,15 @@ struct worker {
     struct weft__task *cache[CACHE_CLASSES], *cache_tail[CACHE_CLASSES];
     struct weft__task *spare[CACHE_CLASSES], *spare_tail[CACHE_CLASSES];
     unsigned cached[CACHE_CLASSES];
+    /* cell blocks (cells.c), owner only (and destroy): per class the rest
+     * of the block being carved (next cell, cells left) and the cells the
+     * next block will hold; every block this worker made, linked through
+     * its header, freed with the runtime; the bytes they hold (capped) */
+    char *carve[CACHE_CLASSES];
+    unsigned carve_left[CACHE_CLASSES];
+    unsigned block_cells[CACHE_CLASSES];
+    struct cell_block *blocks;
+    size_t block_bytes;
     pthread_t thread;
     char name[16];
     _Alignas(64) pthread_mutex_t park_lock;
@@ -334,6 +346,7 @@ void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *ty
 void weft__sched_cell_free(struct weft_runtime *rt, struct weft__task *t);
 void weft__sched_release(void *s, struct weft__task *t);
 void weft__sched_drain_dead(struct weft_runtime *rt, struct shard *sh);
+void weft__sched_cells_destroy(struct weft_runtime *rt);
 
 /* metrics.c */
 void weft__sched_count_spawn(struct weft_runtime *rt, struct worker *w);

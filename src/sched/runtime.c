@@ -30,34 +30,13 @@ void weft__sched_destroy(struct weft_runtime *rt)
 
     if (pool)
         rt->blocking.release(pool);   /* stopped at shutdown: waits for nothing */
+    weft__sched_cells_destroy(rt);    /* the caches, the pool, the blocks */
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct worker *w = &rt->workers[i];
 
-        for (unsigned c = 0; c < CACHE_CLASSES; c++) {
-            while (w->cache[c]) {
-                struct weft__task *t = w->cache[c];
-
-                w->cache[c] = t->next;
-                weft__free(t);
-            }
-            while (w->spare[c]) {
-                struct weft__task *t = w->spare[c];
-
-                w->spare[c] = t->next;
-                weft__free(t);
-            }
-        }
         pthread_cond_destroy(&w->park_cond);
         pthread_mutex_destroy(&w->park_lock);
         weft__time_destroy(&w->time);
-    }
-    for (unsigned c = 0; c < CACHE_CLASSES; c++) {
-        while (rt->pool.head[c]) {
-            struct weft__task *t = rt->pool.head[c];
-
-            rt->pool.head[c] = t->next;
-            weft__free(t);
-        }
     }
     /* relaxed: nobody else is left */
     for (const struct weft__lint_cfg *c = atomic_load_explicit(&rt->lint, memory_order_relaxed);
