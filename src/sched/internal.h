@@ -320,7 +320,7 @@ struct weft__task *weft__sched_inject_pop(struct weft_runtime *rt, size_t max,
                                           struct weft__task **rest, size_t *nrest, bool *left);
 void weft__sched_push_local(struct worker *w, struct weft__task *t);
 void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield);
-void weft__sched_push_new(struct weft_runtime *rt, struct weft__task *t);
+void weft__sched_push_new(struct weft_runtime *rt, struct worker *w, struct weft__task *t);
 void weft__sched_schedule(void *s, struct weft__task *t, bool yield);
 
 /* worker.c */

@@ -269,7 +269,7 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     weft__sched_count_spawn(rt, w);
     if (join)
         *join = (weft_join *)(void *)t;
-    weft__sched_push_new(rt, t);
+    weft__sched_push_new(rt, w, t);
     return 0;
 }
 
