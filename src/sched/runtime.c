@@ -190,6 +190,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         lq_init(&w->q);
         atomic_init(&w->lifo, NULL);
         weft__time_init(&w->time, weft__sched_time_kick, rt);
+        weft__task_env_init(&w->env);
         w->env.time = &w->time;
         w->env.worker = (int)i;
         w->env.timing = &rt->poll_timing;

@@ -530,10 +530,15 @@ static __attribute__((noinline)) void busy_account(struct weft__task *t, struct 
     }
 }
 
+void weft__task_env_init(struct weft__task_env *env)
+{
+    env->poll_waker = (weft_waker){ NULL, &task_waker_vtable };
+    env->poll_cx = (weft_context){ &env->poll_waker, env };
+    env->waker = &env->poll_waker;
+}
+
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
-    weft_waker waker = { t, &task_waker_vtable };   /* borrowed: no reference */
-    weft_context cx = { &waker, env };
     const struct weft__lint_cfg *cfg;
     struct weft__task_dbg *d;
     bool lost, timed = false;
@@ -556,7 +561,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     atomic_store_explicit(&d->polls, polls, memory_order_relaxed);
     env->budget = WEFT_COOP_BUDGET;
     env->yielded = false;
-    env->waker = &waker;
+    env->poll_waker.data = t;         /* borrowed: no reference */
     stress_begin_poll(t, env);
     /* relaxed: a switch; a poll more or less timed does not matter */
     timed = atomic_load_explicit(env->timing, memory_order_relaxed);
@@ -573,7 +578,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     pt.cur = t;
     pt.parked = false;
     pt.self_woke = false;
-    r = t->type->poll(weft__task_future(t), &cx, task_output(t));
+    r = t->type->poll(weft__task_future(t), &env->poll_cx, task_output(t));
     pt.cur = NULL;
     atomic_store_explicit(&env->cur_id, 0, memory_order_relaxed);
     /* the lint options are loaded only where a lint may look (not on the

@@ -284,7 +284,13 @@ struct weft__lint_cfg {
 struct weft__task_env {
     unsigned budget;
     bool yielded;              /* the poll asked to go to the back */
-    const weft_waker *waker;   /* the polled task's own waker */
+    const weft_waker *waker;   /* the polled task's own waker: &poll_waker */
+    /* The waker and context every poll on this env gets (borrowed: no
+     * reference): set up once by weft__task_env_init(); each poll only
+     * points poll_waker at its task (no poll nests inside another on one
+     * env: block_on refuses to run on a worker). */
+    weft_waker poll_waker;
+    weft_context poll_cx;
     void *time;                /* the runtime's timers (struct weft__time) */
     _Atomic uint64_t forced_yields;
     /* observability (weft/observe.h); owner writes (relaxed), anyone reads */
@@ -326,6 +332,10 @@ struct weft__task_env {
     bool stress;
     bool stress_flip;
 };
+
+/* Set up the parts of a new env (zeroed by its owner) that the task layer
+ * owns: its poll waker and context. */
+void weft__task_env_init(struct weft__task_env *env);
 
 /* The cooperative budget, for combinators (weft/group.h, weft/timer.h).
  *
