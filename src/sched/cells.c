@@ -30,11 +30,15 @@ static unsigned cache_class(size_t size)
  * doubling up to BLOCK_MAX bytes (one malloc per 340 cells of 192 bytes).
  *
  * A carved cell (sched_mem = 1 in its trailer) is never freed on its own:
- * it is recycled through the caches and the pool like any cell, kept by
- * the pool past POOL_DEPTH, and its block goes back to the allocator with
- * the runtime (weft__sched_cells_destroy()). So the memory of a burst stays
- * with the runtime for the next one, at most BLOCK_TOTAL_MAX per worker;
- * past that, the worker mallocs cells one by one. Under AddressSanitizer
+ * it is recycled through the caches and the pool like any cell, and its
+ * block goes back to the allocator with the runtime
+ * (weft__sched_cells_destroy()). Once a class has a block, the pool keeps
+ * every free cell of that class, past POOL_DEPTH (a chain may mix carved
+ * and malloc'd cells; sorting it on each put read every cell's second
+ * line). So the memory of a burst stays with the runtime for the next one,
+ * at most BLOCK_TOTAL_MAX of blocks per worker (plus the malloc'd cells
+ * of those classes, as many as were ever alive at once); past the cap, the
+ * worker mallocs cells one by one. Under AddressSanitizer
  * there are no blocks: every cell is its own allocation, so that a use
  * after free of a cell is still reported. */
 #define BLOCK_FIRST 8
@@ -97,6 +101,12 @@ static struct weft__task *carve(struct worker *w, unsigned c, bool *use_malloc)
         b = weft__malloc(bytes);
         if (b == NULL)
             return NULL;
+        if (w->blocks_made[c] == 0) {   /* the pool keeps this class now */
+            spin_lock(&w->rt->pool.lock);
+            w->rt->pool.carved[c] = true;
+            spin_unlock(&w->rt->pool.lock);
+        }
+        w->blocks_made[c]++;
         b->next = w->blocks;
         b->bytes = bytes;
         w->blocks = b;
@@ -165,12 +175,14 @@ static void pool_put(struct weft_runtime *rt, unsigned c, struct weft__task *fir
                      struct weft__task *last, unsigned n)
 {
     struct cell_pool *p = &rt->pool;
-
     struct weft__task *keep = NULL, *keep_last = NULL;
     unsigned kept = 0;
 
     spin_lock(&p->lock);
-    if (p->count[c] + n <= POOL_DEPTH) {
+    /* A class with carved cells keeps every cell (a chain can mix both
+     * kinds, and sorting it meant reading every cell's second cache line:
+     * W1 spent a third more CPU time when the pool overflowed on each put) */
+    if (p->count[c] + n <= POOL_DEPTH || p->carved[c]) {
         last->next = p->head[c];
         p->head[c] = first;
         p->count[c] += n;
@@ -178,7 +190,8 @@ static void pool_put(struct weft_runtime *rt, unsigned c, struct weft__task *fir
     }
     spin_unlock(&p->lock);
     /* the pool is full: back to malloc, but for carved cells (kept past
-     * the depth: their blocks go back with the runtime) */
+     * the depth: their blocks go back with the runtime); a block made
+     * since the look above may have put some in this chain */
     while (first) {
         struct weft__task *next = first == last ? NULL : first->next;
 

@@ -149,6 +149,7 @@ struct worker {
     char *carve[CACHE_CLASSES];
     unsigned carve_left[CACHE_CLASSES];
     unsigned block_cells[CACHE_CLASSES];
+    unsigned blocks_made[CACHE_CLASSES];
     struct cell_block *blocks;
     size_t block_bytes;
     pthread_t thread;
@@ -205,6 +206,8 @@ struct weft_runtime {
         struct weft__task *head[CACHE_CLASSES];   /* ->lock */
         unsigned count[CACHE_CLASSES];            /* ->lock */
         _Atomic int nonempty;         /* set once a cell was ever freed */
+        bool carved[CACHE_CLASSES];   /* ->lock: a block of the class exists
+                                       * (cells.c: the pool then keeps all) */
     } pool;
 
     /* Read on every round or poll by every worker, rarely written: a line

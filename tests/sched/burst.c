@@ -6,8 +6,9 @@
  * tasks (one per block; not under AddressSanitizer, where every cell is its
  * own allocation), a second burst reuses the first one's cells, a failed
  * block allocation is a spawn's -ENOMEM, cells freed off the runtime past
- * the pool's depth are neither lost nor freed twice, and everything goes
- * back to the allocator with the runtime (the harness's leak check). */
+ * the pool's depth are neither lost nor freed twice, carved and allocated
+ * cells of one class mix safely, and everything goes back to the
+ * allocator with the runtime (the harness's leak check). */
 #define _GNU_SOURCE
 #include "sched_test.h"
 
@@ -209,8 +210,9 @@ TEST(burst_block_allocation_failure_is_enomem_current_thread)
  * A worker spawns more joinable tasks than the shared pool keeps (4,096 a
  * class); the plain thread waits for and drops every join handle, so each
  * cell's last reference goes away off the runtime and the cell goes to the
- * pool: carved cells must stay there (their block is the runtime's), the
- * others go back to the allocator; then the runtime frees it all. */
+ * pool, which keeps them (their blocks are the runtime's). Then the plain
+ * thread spawns into the same class, taking carved cells from the pool and
+ * allocating the rest; the runtime frees both kinds, each the right way. */
 #define MAX_JOINS 6000
 static weft_join *joins[MAX_JOINS];
 
@@ -249,6 +251,13 @@ TEST(burst_cells_freed_off_runtime_past_pool_depth)
             weft_join_drop(joins[i]);         /* the last reference, off the runtime */
         }
     }
-    ASSERT_EQ(2 * n, atomic_load(&odd_runs));
+    /* and from this thread, into the same class: cells from the pool
+     * (carved) or, past those, from the allocator; freed on the workers,
+     * both kinds mixed in the caches and the pool until the free */
+    for (int round = 0; round < 2; round++)
+        for (long i = 0; i < 2 * n; i++)
+            ASSERT_OK(weft_spawn_detached(rt, &odd_future, &(odd){ { 0 } }));
+    ASSERT_OK(weft_runtime_run(rt));
+    ASSERT_EQ(6 * n, atomic_load(&odd_runs));
     weft_runtime_free(rt);
 }
