@@ -433,11 +433,13 @@ static inline void weft_yield_drop(weft_yield *y)
     (void)y;
 }
 
-/* Await a fresh yield inside an async function; `y` is a weft_yield field. */
+/* Await a fresh yield inside an async function; `y` is a weft_yield field.
+ * (The resume finds the yield made and is ready without a call: the same
+ * answer weft_yield_poll() gives.) */
 #define WEFT_YIELD(co, y, cx)                                                 \
     do {                                                                      \
         weft_yield_init(y);                                                   \
-        WEFT_AWAIT(co, weft_yield_poll((y), (cx)));                           \
+        WEFT_AWAIT(co, (y)->yielded ? WEFT_READY : weft_yield_poll((y), (cx))); \
     } while (0)
 
 #ifdef __cplusplus

@@ -19,6 +19,151 @@ static unsigned cache_class(size_t size)
     return (unsigned)((size + CELL_HEAD + CELL_STEP - 1) / CELL_STEP);
 }
 
+/* ---- Blocks ---------------------------------------------------------------
+ * A burst of spawns on a worker, while every earlier cell is still alive
+ * (the SEED workload: 100,000 sleeping tasks), finds the caches and the
+ * pool empty and would malloc every cell. Measured there: glibc grows a
+ * thread's arena a page at a time, one mprotect() per 21 cells of 192
+ * bytes (a fifth of the spawn loop's samples), besides malloc's own ~70
+ * instructions per cell. So a worker carves such cells from blocks it
+ * allocates through the hook: BLOCK_FIRST cells for a class's first block,
+ * doubling up to BLOCK_MAX bytes (one malloc per 340 cells of 192 bytes).
+ *
+ * A carved cell (sched_mem = 1 in its trailer) is never freed on its own:
+ * it is recycled through the caches and the pool like any cell, and its
+ * block goes back to the allocator with the runtime
+ * (weft__sched_cells_destroy()). Once a class has a block, the pool keeps
+ * every free cell of that class, past POOL_DEPTH (a chain may mix carved
+ * and malloc'd cells; sorting it on each put read every cell's second
+ * line). So the memory of a burst stays with the runtime for the next one,
+ * at most BLOCK_TOTAL_MAX of blocks per worker (plus the malloc'd cells
+ * of those classes, as many as were ever alive at once); past the cap, the
+ * worker mallocs cells one by one. Under AddressSanitizer
+ * there are no blocks: every cell is its own allocation, so that a use
+ * after free of a cell is still reported. */
+#define BLOCK_FIRST 8
+#define BLOCK_MAX ((size_t)64 << 10)          /* under glibc's mmap threshold */
+#define BLOCK_TOTAL_MAX ((size_t)32 << 20)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CELL_BLOCKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CELL_BLOCKS 0
+#endif
+#endif
+#ifndef CELL_BLOCKS
+#define CELL_BLOCKS 1
+#endif
+
+struct cell_block {
+    struct cell_block *next;          /* the worker's list */
+    size_t bytes;
+};                                    /* 16 bytes: the cells after it stay aligned */
+
+_Static_assert(sizeof(struct cell_block) % WEFT__MALLOC_ALIGN == 0,
+               "cells carved after a block header keep malloc's alignment");
+
+static void cell_set_mem(struct weft__task *t, uint8_t carved)
+{
+    weft__task_dbg(t)->sched_mem = carved;
+}
+
+static bool cell_carved(struct weft__task *t)
+{
+    return weft__task_dbg(t)->sched_mem != 0;
+}
+
+/* Owner: a fresh cell of class c from the worker's block. Returns it, or
+ * NULL with *use_malloc set (no blocks here, or the cap is reached: the
+ * caller mallocs the one cell), or NULL alone (the block's allocation
+ * failed: -ENOMEM, as the cell's own would have, so that a test failing
+ * the k-th allocation sees the spawn fail). */
+static struct weft__task *carve(struct worker *w, unsigned c, bool *use_malloc)
+{
+    size_t stride = (size_t)(c + 1) * CELL_STEP;
+    struct weft__task *t;
+
+    if (!CELL_BLOCKS) {
+        *use_malloc = true;
+        return NULL;
+    }
+    if (w->carve_left[c] == 0) {
+        unsigned n = w->block_cells[c] ? w->block_cells[c] : BLOCK_FIRST;
+        size_t bytes = sizeof(struct cell_block) + n * stride;
+        size_t most = (BLOCK_MAX - sizeof(struct cell_block)) / stride;
+        struct cell_block *b;
+
+        if (w->block_bytes + bytes > BLOCK_TOTAL_MAX) {
+            *use_malloc = true;
+            return NULL;
+        }
+        b = weft__malloc(bytes);
+        if (b == NULL)
+            return NULL;
+        if (w->blocks_made[c] == 0) {   /* the pool keeps this class now */
+            spin_lock(&w->rt->pool.lock);
+            w->rt->pool.carved[c] = true;
+            spin_unlock(&w->rt->pool.lock);
+        }
+        w->blocks_made[c]++;
+        b->next = w->blocks;
+        b->bytes = bytes;
+        w->blocks = b;
+        w->block_bytes += bytes;
+        w->carve[c] = (char *)(b + 1);
+        w->carve_left[c] = n;
+        n *= 2;
+        w->block_cells[c] = n < most ? n : most > 0 ? (unsigned)most : 1;
+    }
+    t = (struct weft__task *)(void *)w->carve[c];
+    w->carve[c] += stride;
+    w->carve_left[c]--;
+    cell_set_mem(t, 1);
+    return t;
+}
+
+/* Free a chain of free cells (NULL-terminated), skipping carved ones. */
+static void free_chain(struct weft__task *t)
+{
+    while (t) {
+        struct weft__task *next = t->next;
+
+        if (!cell_carved(t))
+            weft__free(t);
+        t = next;
+    }
+}
+
+/* The runtime is being freed: every cell is free (in a cache or the pool),
+ * none is used. The malloc'd ones first, then the blocks under the rest. */
+void weft__sched_cells_destroy(struct weft_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *w = &rt->workers[i];
+
+        for (unsigned c = 0; c < CACHE_CLASSES; c++) {
+            free_chain(w->cache[c]);
+            free_chain(w->spare[c]);
+            w->cache[c] = w->spare[c] = NULL;
+        }
+    }
+    for (unsigned c = 0; c < CACHE_CLASSES; c++) {
+        free_chain(rt->pool.head[c]);
+        rt->pool.head[c] = NULL;
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *w = &rt->workers[i];
+
+        while (w->blocks) {
+            struct cell_block *b = w->blocks;
+
+            w->blocks = b->next;
+            weft__free(b);
+        }
+    }
+}
+
 /* Cells live in three places on their way back to the allocator: the
  * worker's own cache (no lock), the runtime's shared pool (a spinlock, moved
  * in batches of half a cache), then free(). The pool is what lets cells freed
@@ -30,20 +175,43 @@ static void pool_put(struct weft_runtime *rt, unsigned c, struct weft__task *fir
                      struct weft__task *last, unsigned n)
 {
     struct cell_pool *p = &rt->pool;
+    struct weft__task *keep = NULL, *keep_last = NULL;
+    unsigned kept = 0;
 
     spin_lock(&p->lock);
-    if (p->count[c] + n <= POOL_DEPTH) {
+    /* A class with carved cells keeps every cell (a chain can mix both
+     * kinds, and sorting it meant reading every cell's second cache line:
+     * W1 spent a third more CPU time when the pool overflowed on each put) */
+    if (p->count[c] + n <= POOL_DEPTH || p->carved[c]) {
         last->next = p->head[c];
         p->head[c] = first;
         p->count[c] += n;
         first = NULL;
     }
     spin_unlock(&p->lock);
-    while (first) {                   /* the pool is full: back to malloc */
+    /* the pool is full: back to malloc, but for carved cells (kept past
+     * the depth: their blocks go back with the runtime); a block made
+     * since the look above may have put some in this chain */
+    while (first) {
         struct weft__task *next = first == last ? NULL : first->next;
 
-        weft__free(first);
+        if (cell_carved(first)) {
+            if (keep == NULL)
+                keep_last = first;
+            first->next = keep;
+            keep = first;
+            kept++;
+        } else {
+            weft__free(first);
+        }
         first = next;
+    }
+    if (keep) {
+        spin_lock(&p->lock);
+        keep_last->next = p->head[c];
+        p->head[c] = keep;
+        p->count[c] += kept;
+        spin_unlock(&p->lock);
     }
 }
 
@@ -117,20 +285,25 @@ void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *ty
     unsigned c = cache_class(size) - 1, n;
     struct worker *w = local_worker(rt);
     struct weft__task *t, *tail;
+    bool use_malloc = false;
 
     if (align > WEFT__MALLOC_ALIGN)     /* not cached: rare, and sized apart */
         return weft__aligned_alloc(size, align);
     if (c >= CACHE_CLASSES)
         return weft__malloc(size);
     if (w) {
+        struct shard *own = &rt->shards[w->index];
+
         if (w->cache[c] == NULL && w->spare[c]) {   /* the spare chain */
             w->cache[c] = w->spare[c];
             w->cache_tail[c] = w->spare_tail[c];
             w->cached[c] = CACHE_DEPTH / 2;
             w->spare[c] = NULL;
         }
-        if (w->cache[c] == NULL)      /* recycle what the others freed */
-            weft__sched_drain_dead(rt, &rt->shards[w->index]);
+        /* recycle what the others freed (relaxed: a first look, as in
+         * weft__sched_drain_dead(), here without a call) */
+        if (w->cache[c] == NULL && atomic_load_explicit(&own->dead, memory_order_relaxed))
+            weft__sched_drain_dead(rt, own);
         if (w->cache[c] == NULL) {    /* refill from the pool */
             w->cache[c] = pool_take(rt, c, CACHE_DEPTH / 8, &n, &w->cache_tail[c]);
             w->cached[c] = w->cache[c] ? n : 0;
@@ -140,11 +313,17 @@ void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *ty
             w->cached[c]--;
             return t;
         }
+        t = carve(w, c, &use_malloc);   /* a burst: cells from a block */
+        if (t != NULL || !use_malloc)
+            return t;
     } else if ((t = pool_take(rt, c, 1, &n, &tail)) != NULL) {
         return t;
     }
     /* round cells up to their class so any cell of a class fits */
-    return weft__malloc((size_t)(c + 1) * CELL_STEP - CELL_HEAD);
+    t = weft__malloc((size_t)(c + 1) * CELL_STEP - CELL_HEAD);
+    if (t)
+        cell_set_mem(t, 0);
+    return t;
 }
 
 /* A cell's last reference is gone.

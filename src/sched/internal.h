@@ -29,8 +29,9 @@
  *      LIFO task stuck behind a long poll.
  *
  * Cells come from the worker's cache, then the runtime's shared pool, then
- * malloc; a cell freed on a worker that did not spawn it goes back through
- * its shard's lock-free dead stack.
+ * (on a worker) a block the worker carves cells from, else malloc; a cell
+ * freed on a worker that did not spawn it goes back through its shard's
+ * lock-free dead stack.
  *
  * Locks (never two at once, never held while a future runs):
  *   inject.lock   the inject queue (a spinlock: a few pointer moves)
@@ -109,6 +110,8 @@ struct shard {
     _Alignas(64) _Atomic(struct weft__task *) dead;
 };
 
+struct cell_block;                    /* cells.c */
+
 struct worker {
     struct local_queue q;             /* first: 64-aligned */
     _Alignas(64) _Atomic(struct weft__task *) lifo;   /* owner and thieves */
@@ -126,7 +129,8 @@ struct worker {
     uint64_t io_look_ns;              /* owner only: its last look at I/O after a yield */
     struct weft_runtime *rt;
     unsigned index;
-    unsigned tick;                    /* owner only */
+    unsigned tick;                    /* owner only: polls to the next
+                                       * periodic round (next_local()) */
     bool searching;                   /* owner only */
     struct weft__task_env env;        /* budget: owner only */
     /* metrics: owner writes (relaxed load+store), anyone reads */
@@ -138,6 +142,16 @@ struct worker {
     struct weft__task *cache[CACHE_CLASSES], *cache_tail[CACHE_CLASSES];
     struct weft__task *spare[CACHE_CLASSES], *spare_tail[CACHE_CLASSES];
     unsigned cached[CACHE_CLASSES];
+    /* cell blocks (cells.c), owner only (and destroy): per class the rest
+     * of the block being carved (next cell, cells left) and the cells the
+     * next block will hold; every block this worker made, linked through
+     * its header, freed with the runtime; the bytes they hold (capped) */
+    char *carve[CACHE_CLASSES];
+    unsigned carve_left[CACHE_CLASSES];
+    unsigned block_cells[CACHE_CLASSES];
+    unsigned blocks_made[CACHE_CLASSES];
+    struct cell_block *blocks;
+    size_t block_bytes;
     pthread_t thread;
     char name[16];
     _Alignas(64) pthread_mutex_t park_lock;
@@ -195,6 +209,8 @@ struct weft_runtime {
         struct weft__task *head[CACHE_CLASSES];   /* ->lock */
         unsigned count[CACHE_CLASSES];            /* ->lock */
         _Atomic int nonempty;         /* set once a cell was ever freed */
+        bool carved[CACHE_CLASSES];   /* ->lock: a block of the class exists
+                                       * (cells.c: the pool then keeps all) */
     } pool;
 
     /* Read on every round or poll by every worker, rarely written: a line
@@ -310,7 +326,7 @@ struct weft__task *weft__sched_inject_pop(struct weft_runtime *rt, size_t max,
                                           struct weft__task **rest, size_t *nrest, bool *left);
 void weft__sched_push_local(struct worker *w, struct weft__task *t);
 void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield);
-void weft__sched_push_new(struct weft_runtime *rt, struct weft__task *t);
+void weft__sched_push_new(struct weft_runtime *rt, struct worker *w, struct weft__task *t);
 void weft__sched_schedule(void *s, struct weft__task *t, bool yield);
 
 /* worker.c */
@@ -336,6 +352,7 @@ void *weft__sched_cell_alloc(struct weft_runtime *rt, const weft_future_type *ty
 void weft__sched_cell_free(struct weft_runtime *rt, struct weft__task *t);
 void weft__sched_release(void *s, struct weft__task *t);
 void weft__sched_drain_dead(struct weft_runtime *rt, struct shard *sh);
+void weft__sched_cells_destroy(struct weft_runtime *rt);
 
 /* metrics.c */
 void weft__sched_count_spawn(struct weft_runtime *rt, struct worker *w);

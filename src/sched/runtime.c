@@ -30,34 +30,13 @@ void weft__sched_destroy(struct weft_runtime *rt)
 
     if (pool)
         rt->blocking.release(pool);   /* stopped at shutdown: waits for nothing */
+    weft__sched_cells_destroy(rt);    /* the caches, the pool, the blocks */
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct worker *w = &rt->workers[i];
 
-        for (unsigned c = 0; c < CACHE_CLASSES; c++) {
-            while (w->cache[c]) {
-                struct weft__task *t = w->cache[c];
-
-                w->cache[c] = t->next;
-                weft__free(t);
-            }
-            while (w->spare[c]) {
-                struct weft__task *t = w->spare[c];
-
-                w->spare[c] = t->next;
-                weft__free(t);
-            }
-        }
         pthread_cond_destroy(&w->park_cond);
         pthread_mutex_destroy(&w->park_lock);
         weft__time_destroy(&w->time);
-    }
-    for (unsigned c = 0; c < CACHE_CLASSES; c++) {
-        while (rt->pool.head[c]) {
-            struct weft__task *t = rt->pool.head[c];
-
-            rt->pool.head[c] = t->next;
-            weft__free(t);
-        }
     }
     /* relaxed: nobody else is left */
     for (const struct weft__lint_cfg *c = atomic_load_explicit(&rt->lint, memory_order_relaxed);
@@ -212,6 +191,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         lq_init(&w->q);
         atomic_init(&w->lifo, NULL);
         weft__time_init(&w->time, weft__sched_time_kick, rt);
+        weft__task_env_init(&w->env);
         w->env.time = &w->time;
         w->env.worker = (int)i;
         w->env.timing = &rt->poll_timing;
@@ -219,6 +199,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         w->env.lint = &rt->lint;
         w->env.stress = stress;
         w->watch_ns = WATCH_MIN_NS;
+        w->tick = GLOBAL_INTERVAL;    /* the first periodic round after as many */
         w->rt = rt;
         w->index = i;
         pthread_mutex_init(&w->park_lock, NULL);
@@ -290,7 +271,7 @@ static int spawn(struct weft_runtime *rt, const weft_future_type *type,
     weft__sched_count_spawn(rt, w);
     if (join)
         *join = (weft_join *)(void *)t;
-    weft__sched_push_new(rt, t);
+    weft__sched_push_new(rt, w, t);
     return 0;
 }
 

@@ -191,32 +191,10 @@ static void push_foreign(struct weft_runtime *rt, struct weft__task *t, bool hel
         weft__sched_destroy(rt);
 }
 
-/* A new task, from spawn() (the caller holds the runtime): from a plain
- * thread, two atomic RMWs on the runtime's hold count fewer than a wake. */
-void weft__sched_push_new(struct weft_runtime *rt, struct weft__task *t)
+/* A push on worker w of rt (this thread's). */
+static inline void push_worker(struct weft_runtime *rt, struct worker *w, struct weft__task *t,
+                               bool yield)
 {
-    if (local_worker(rt) == NULL) {
-        if (weft__trace_active(rt))
-            weft__trace_wake(rt, NULL, t);
-        push_foreign(rt, t, true);
-        return;
-    }
-    weft__sched_push(rt, t, false);
-}
-
-void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
-{
-    struct worker *w = local_worker(rt);
-
-    /* before the push: once queued, t may run, finish and be freed (its
-     * address is only recorded, never read) */
-    if (weft__trace_active(rt))
-        weft__trace_wake(rt, w, t);
-
-    if (w == NULL) {
-        push_foreign(rt, t, false);   /* a waker on a plain thread */
-        return;
-    }
     if (yield) {
         weft__sched_push_local(w, t);
     } else if (atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL) {
@@ -235,6 +213,34 @@ void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
             weft__sched_push_local(w, prev);
     }
     notify_local(rt);
+}
+
+/* A new task, from spawn() (the caller holds the runtime, and has looked
+ * up w = local_worker(rt)): from a plain thread, two atomic RMWs on the
+ * runtime's hold count fewer than a wake. */
+void weft__sched_push_new(struct weft_runtime *rt, struct worker *w, struct weft__task *t)
+{
+    /* before the push: once queued, t may run, finish and be freed (its
+     * address is only recorded, never read) */
+    if (weft__trace_active(rt))
+        weft__trace_wake(rt, w, t);
+    if (w == NULL)
+        push_foreign(rt, t, true);
+    else
+        push_worker(rt, w, t, false);
+}
+
+void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
+{
+    struct worker *w = local_worker(rt);
+
+    /* before the push, as above */
+    if (weft__trace_active(rt))
+        weft__trace_wake(rt, w, t);
+    if (w == NULL)
+        push_foreign(rt, t, false);   /* a waker on a plain thread */
+    else
+        push_worker(rt, w, t, yield);
 }
 
 void weft__sched_schedule(void *s, struct weft__task *t, bool yield)

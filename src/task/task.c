@@ -488,7 +488,7 @@ static void lint_once(struct weft__task *t, struct weft__task_dbg *d, int kind, 
 
 /* After a timed poll, while still RUNNING: the poll-time histogram and the
  * long-poll lint. */
-static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
+static __attribute__((noinline, cold)) void poll_account(struct weft__task *t, struct weft__task_dbg *d,
                          struct weft__task_env *env, const struct weft__lint_cfg *cfg,
                          uint64_t t0)
 {
@@ -518,7 +518,7 @@ static void poll_account(struct weft__task *t, struct weft__task_dbg *d,
 /* The busy-loop lint: most of the polls of a window of BUSY_WINDOW (by the
  * task's poll count) woke themselves. Called only for a poll that woke
  * itself or ends a window: the common poll pays two tests. */
-static void busy_account(struct weft__task *t, struct weft__task_dbg *d,
+static __attribute__((noinline)) void busy_account(struct weft__task *t, struct weft__task_dbg *d,
                          const struct weft__lint_cfg *cfg, uint64_t polls)
 {
     if (pt.self_woke)
@@ -530,10 +530,15 @@ static void busy_account(struct weft__task *t, struct weft__task_dbg *d,
     }
 }
 
+void weft__task_env_init(struct weft__task_env *env)
+{
+    env->poll_waker = (weft_waker){ NULL, &task_waker_vtable };
+    env->poll_cx = (weft_context){ &env->poll_waker, env };
+    env->waker = &env->poll_waker;
+}
+
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
-    weft_waker waker = { t, &task_waker_vtable };   /* borrowed: no reference */
-    weft_context cx = { &waker, env };
     const struct weft__lint_cfg *cfg;
     struct weft__task_dbg *d;
     bool lost, timed = false;
@@ -556,7 +561,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     atomic_store_explicit(&d->polls, polls, memory_order_relaxed);
     env->budget = WEFT_COOP_BUDGET;
     env->yielded = false;
-    env->waker = &waker;
+    env->poll_waker.data = t;         /* borrowed: no reference */
     stress_begin_poll(t, env);
     /* relaxed: a switch; a poll more or less timed does not matter */
     timed = atomic_load_explicit(env->timing, memory_order_relaxed);
@@ -573,7 +578,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     pt.cur = t;
     pt.parked = false;
     pt.self_woke = false;
-    r = t->type->poll(weft__task_future(t), &cx, task_output(t));
+    r = t->type->poll(weft__task_future(t), &env->poll_cx, task_output(t));
     pt.cur = NULL;
     atomic_store_explicit(&env->cur_id, 0, memory_order_relaxed);
     /* the lint options are loaded only where a lint may look (not on the
@@ -1016,7 +1021,7 @@ WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)
     y->yielded = true;
     /* Our own task's waker: let the worker requeue us at the back without
      * a wake. Any other waker (a combinator's): wake it. */
-    if (env && weft_waker_will_wake(cx->waker, env->waker))
+    if (env && (cx->waker == env->waker || weft_waker_will_wake(cx->waker, env->waker)))
         env->yielded = true;
     else
         weft_waker_wake_by_ref(cx->waker);

@@ -170,7 +170,8 @@ static inline size_t weft__round_up(size_t n, size_t a)
  *   yield_queued     1 while a yield entry for the task is queued: set by
  *                    the poller before the push, cleared by the popper
  *                    (relaxed; read racily by the dump, which shows such a
- *                    task as scheduled, not running) */
+ *                    task as scheduled, not running)
+ *   sched_mem        the cell allocator's (kept across weft__task_init()) */
 struct weft__task_dbg {
     uint64_t id;
     uint64_t spawned_ns;
@@ -182,6 +183,12 @@ struct weft__task_dbg {
     uint8_t self_wakes;                     /* in the current window */
     uint8_t linted;                         /* 1 << WEFT_LINT_*: reported */
     _Atomic uint8_t yield_queued;
+    /* Not the task's: the scheduler's note of where the cell's memory came
+     * from (src/sched/cells.c: 1, carved from a block it owns; 0, one
+     * allocation of its own). Written by the cell allocator before
+     * weft__task_init(), which leaves it alone, and read when the cell is
+     * recycled or freed: by whoever owns the free cell. */
+    uint8_t sched_mem;
 };
 
 _Static_assert(sizeof(struct weft__task_dbg) == 56, "the trailer's size, as documented");
@@ -277,7 +284,13 @@ struct weft__lint_cfg {
 struct weft__task_env {
     unsigned budget;
     bool yielded;              /* the poll asked to go to the back */
-    const weft_waker *waker;   /* the polled task's own waker */
+    const weft_waker *waker;   /* the polled task's own waker: &poll_waker */
+    /* The waker and context every poll on this env gets (borrowed: no
+     * reference): set up once by weft__task_env_init(); each poll only
+     * points poll_waker at its task (no poll nests inside another on one
+     * env: block_on refuses to run on a worker). */
+    weft_waker poll_waker;
+    weft_context poll_cx;
     void *time;                /* the runtime's timers (struct weft__time) */
     _Atomic uint64_t forced_yields;
     /* observability (weft/observe.h); owner writes (relaxed), anyone reads */
@@ -319,6 +332,10 @@ struct weft__task_env {
     bool stress;
     bool stress_flip;
 };
+
+/* Set up the parts of a new env (zeroed by its owner) that the task layer
+ * owns: its poll waker and context. */
+void weft__task_env_init(struct weft__task_env *env);
 
 /* The cooperative budget, for combinators (weft/group.h, weft/timer.h).
  *
