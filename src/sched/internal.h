@@ -194,9 +194,6 @@ struct weft_runtime {
         _Atomic int watcher;
         _Atomic int spinner;          /* a worker looks before it sleeps */
         _Atomic uint64_t nap_until;   /* ms the watcher wakes at; UINT64_MAX */
-        /* a second sleeping worker that naps until the next timer too (the
-         * timers' backup, see park.c), -1: none */
-        _Atomic int backup;
         /* io_uring: the worker that owns the ring (waits in it whenever
          * it parks; see park.c), -1 before one claimed it or on epoll */
         _Atomic int io_owner;

@@ -473,53 +473,6 @@ static uint64_t nap_ns(struct worker *w)
     return nap;
 }
 
-/* ---- The timers' backup ----------------------------------------------------
- * The watcher's timed wait is the one thing between a deadline and its
- * timers while every worker sleeps, and on a virtual machine an idle CPU's
- * timed wait now and then ends milliseconds late (measured on a 2-vCPU VM:
- * a 1 ms wait loop overshot by 1.8-5.2 ms in the worst of 3,000 waits,
- * about 1 wait in 300 by more than 1 ms, idle or not). Two threads waiting
- * for the same deadlines on two CPUs are rarely late together (the later
- * of the two was within 0.16-0.8 ms of the deadline over 3,000 waits in 4
- * of 6 runs). So with two workers or more, one sleeping worker besides the
- * watcher (the backup) also naps until the next timer, and drives the due
- * timers if it wakes first; whichever comes second finds nothing due. The
- * price: one more wake-up per timer deadline while the runtime is idle.
- * The role is a hint like the watcher's (relaxed CAS, guards no data): a
- * kick for an earlier timer goes to the watcher only, and a backup that
- * naps too long costs nothing but its purpose. */
-static bool try_backup(struct worker *w)
-{
-    _Atomic int *backup = &w->rt->idle.backup;
-    int cur = atomic_load_explicit(backup, memory_order_relaxed);
-
-    if (w->rt->nworkers < 2 || weft__sched_timers_next(w->rt) == UINT64_MAX)
-        return false;
-    return cur == (int)w->index ||
-           (cur == -1 && atomic_compare_exchange_strong_explicit(
-                             backup, &cur, (int)w->index, memory_order_relaxed,
-                             memory_order_relaxed));
-}
-
-static void resign_backup(struct worker *w)
-{
-    int me = (int)w->index;
-
-    atomic_compare_exchange_strong_explicit(&w->rt->idle.backup, &me, -1,
-                                            memory_order_relaxed, memory_order_relaxed);
-}
-
-/* The backup's nap: to the next timer's deadline, to the nanosecond (as the
- * watcher's); at least 1 ns (0 would mean no limit). */
-static uint64_t backup_nap_ns(struct weft_runtime *rt)
-{
-    uint64_t next = weft__sched_timers_next(rt), now_ns = weft__now_ns();
-
-    if (next == UINT64_MAX || next >= UINT64_MAX / 1000000u)
-        return WATCH_MAX_NS;          /* gone meanwhile, or centuries away */
-    return next * 1000000u > now_ns ? next * 1000000u - now_ns : 1;
-}
-
 /* A timer was registered for `deadline`: if the watcher naps past it, wake
  * it early (it re-reads the next deadline). Called by the time layer. */
 void weft__sched_time_kick(void *ctx, uint64_t deadline)
@@ -630,22 +583,7 @@ struct weft__task *weft__sched_park(struct worker *w)
         atomic_store_explicit(&rt->idle.io_owner, (int)w->index, memory_order_seq_cst);
     if (own < 0)
         io = false;                   /* naps, then looks (below) */
-    if (!watching && own <= 0 && try_backup(w)) {
-        if (!wait_notified(w, backup_nap_ns(w->rt))) {
-            /* the nap ended (or a stray kick): fire what is due, as the
-             * watcher would; back to the worker loop, which parks again */
-            resign_backup(w);
-            if (!leave_sleepers(w)) { /* a notifier took us meanwhile */
-                while (!wait_notified(w, 0))
-                    ;
-                w->searching = true;
-                return NULL;
-            }
-            weft__sched_drive_timers(rt);
-            return NULL;
-        }
-        resign_backup(w);
-    } else if (!watching && own <= 0) {
+    if (!watching && own <= 0) {
         wait_notified(w, 0);          /* sleep */
     } else if (!(io ? wait_io(w, watching ? nap_ns(w) : 0, &events)
                     : wait_notified(w, nap_ns(w)))) {

@@ -150,7 +150,6 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.num_sleeping, 0);
     atomic_init(&rt->idle.num_searching, 0);
     atomic_init(&rt->idle.watcher, -1);
-    atomic_init(&rt->idle.backup, -1);
     atomic_init(&rt->idle.io_owner, -1);
     atomic_init(&rt->idle.spinner, 0);
     atomic_init(&rt->idle.nap_until, UINT64_MAX);
