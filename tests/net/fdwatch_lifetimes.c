@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/* fd watches queued again while their own callback runs, made deterministic.
+ *
+ * How a watch comes to be queued during its own callback. Watches are armed
+ * EPOLLONESHOT and re-armed by the loop task after the callback; the loop
+ * queues a watch once (`queued`). But between the moment epoll_wait hands
+ * a worker the watch's event (the kernel disarms the descriptor) and the
+ * moment that worker's dispatch takes the loop's lock to queue the watch,
+ * the watch is neither queued nor in a callback, so weft_fdwatch_modify()
+ * re-arms it (EPOLL_CTL_MOD) at once. The descriptor is then armed AND an
+ * event is in flight: the event in hand queues the watch, its callback
+ * starts, and the re-armed descriptor fires again (still readable: the
+ * callback has not read yet) and the parked worker queues the watch a
+ * second time, during the callback. The hiredis adapter does exactly that:
+ * hiredis calls addWrite / addRead (weft_fdwatch_modify) from a timer
+ * callback or another task while the reactor holds a write event of the
+ * connecting socket; when that callback then removes its own watch (a
+ * refused connect: hiredis's cleanup), the watch is still in the queue.
+ * Before the fix it was freed on the callback's way out and the queue read
+ * it afterwards (use after free, then a double free).
+ *
+ * The window is a few instructions wide; these tests hold it open. The test
+ * binary defines epoll_ctl, epoll_wait and epoll_pwait2 (the static library's
+ * calls bind to them; they call the C library's through dlsym(RTLD_NEXT)):
+ * the first event of the trapped descriptor is held inside epoll_wait until
+ * the test has called weft_fdwatch_modify(); and the callback waits until
+ * the second event has been dispatched (the harvesting thread is back in
+ * epoll_wait) before it removes its watch, so the watch is queued again
+ * every time. The io_uring backend checks an arm count instead and drops the
+ * stale completion: the tests pin the epoll backend. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "weft.h"
+
+#define WAIT_MS 20000u
+
+/* ---- the trap ------------------------------------------------------------------- */
+static atomic_int trap_fd = -1;       /* the descriptor whose events are traced */
+static _Atomic uint64_t trap_data;    /* its epoll data (set by ADD / MOD) */
+static atomic_int trap_known;
+static atomic_int hold_next;          /* 1: hold the next event of trap_fd */
+static atomic_int holding;            /* 1: a worker holds it, waiting for release */
+static atomic_int release;
+static atomic_int harvested;          /* events of trap_fd epoll_wait returned */
+static atomic_int dispatched;         /* ... whose harvesting thread came back */
+static atomic_int rearms;             /* EPOLL_CTL_MOD on trap_fd */
+static _Atomic pid_t harvester;      /* the thread that harvested the last one */
+static __thread int my_harvest;       /* harvested by this thread, not yet counted back */
+
+static void sleep_us(unsigned us)
+{
+    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000L };
+
+    nanosleep(&ts, NULL);
+}
+
+static bool wait_at_least(atomic_int *v, int want)
+{
+    uint64_t until = weft_now_ms() + WAIT_MS;
+
+    while (atomic_load(v) < want) {
+        if (weft_now_ms() >= until)
+            return false;
+        sleep_us(100);
+    }
+    return true;
+}
+
+typedef int (*ctl_fn)(int, int, int, struct epoll_event *);
+typedef int (*wait_fn)(int, struct epoll_event *, int, int);
+typedef int (*pwait2_fn)(int, struct epoll_event *, int, const struct timespec *,
+                         const sigset_t *);
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    static _Atomic(ctl_fn) real;
+    ctl_fn f = atomic_load(&real);
+
+    if (f == NULL) {
+        f = (ctl_fn)dlsym(RTLD_NEXT, "epoll_ctl");
+        atomic_store(&real, f);
+    }
+    if (fd == atomic_load(&trap_fd) && ev != NULL &&
+        (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD)) {
+        atomic_store(&trap_data, ev->data.u64);
+        atomic_store(&trap_known, 1);
+        if (op == EPOLL_CTL_MOD)
+            atomic_fetch_add(&rearms, 1);
+    }
+    return f(epfd, op, fd, ev);
+}
+
+static void before_wait(void)
+{
+    /* back in epoll_wait: the events this thread harvested last time have
+     * been dispatched (the watch is queued) */
+    if (my_harvest) {
+        atomic_fetch_add(&dispatched, my_harvest);
+        my_harvest = 0;
+    }
+}
+
+/* The state letter of thread `tid` (/proc/self/task/<tid>/stat), '?' if
+ * unknown. */
+static char thread_state(pid_t tid)
+{
+    char path[64], buf[256], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return '?';
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/* Wait until the second event of trap_fd has been dispatched: its worker
+ * came back to epoll_wait, or went to sleep elsewhere (parked on its
+ * condition variable: the dispatch, which never blocks, is behind it). */
+static bool wait_second_dispatched(void)
+{
+    uint64_t until = weft_now_ms() + WAIT_MS;
+    int asleep = 0;
+
+    if (!wait_at_least(&harvested, 2))
+        return false;
+    while (atomic_load(&dispatched) < 2 && asleep < 3) {
+        if (weft_now_ms() >= until)
+            return false;
+        asleep = thread_state(atomic_load(&harvester)) == 'S' ? asleep + 1 : 0;
+        sleep_us(1000);
+    }
+    return true;
+}
+
+static int after_wait(struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!atomic_load(&trap_known) || evs[i].data.u64 != atomic_load(&trap_data))
+            continue;
+        atomic_store(&harvester, (pid_t)gettid());
+        atomic_fetch_add(&harvested, 1);
+        my_harvest++;
+        if (atomic_exchange(&hold_next, 0)) {
+            uint64_t until = weft_now_ms() + WAIT_MS;
+
+            atomic_store(&holding, 1);
+            while (!atomic_load(&release) && weft_now_ms() < until)
+                sleep_us(100);
+            atomic_store(&holding, 0);
+        }
+    }
+    return n;
+}
+
+int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
+{
+    static _Atomic(wait_fn) real;
+    wait_fn f = atomic_load(&real);
+
+    if (f == NULL) {
+        f = (wait_fn)dlsym(RTLD_NEXT, "epoll_wait");
+        atomic_store(&real, f);
+    }
+    before_wait();
+    return after_wait(evs, f(epfd, evs, max, timeout));
+}
+
+int epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *ts,
+                 const sigset_t *mask)
+{
+    static _Atomic(pwait2_fn) real;
+    pwait2_fn f = atomic_load(&real);
+
+    if (f == NULL) {
+        f = (pwait2_fn)dlsym(RTLD_NEXT, "epoll_pwait2");
+        atomic_store(&real, f);
+    }
+    if (f == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    before_wait();
+    return after_wait(evs, f(epfd, evs, max, ts, mask));
+}
+
+/* ---- the scenario ----------------------------------------------------------------- */
+enum how { SELF_REMOVE, OTHER_THREAD_REMOVE, SELF_LOOP_FREE };
+
+typedef struct scene {
+    enum how how;
+    weft_loop *loop;
+    weft_fdwatch *w;
+    atomic_int calls;
+    atomic_int queued_again;          /* the callback saw the second event dispatched */
+    atomic_int in_cb;                 /* OTHER_THREAD_REMOVE: the callback is waiting */
+    atomic_int removed;               /* OTHER_THREAD_REMOVE: remove returned */
+    atomic_int done;                  /* the callback returned */
+} scene;
+
+static void on_ready(weft_fdwatch *w, int fd, unsigned events, void *arg)
+{
+    scene *s = arg;
+
+    (void)fd;
+    ASSERT(events & WEFT_READABLE);
+    ASSERT_EQ(0, atomic_load(&s->removed));
+    if (atomic_fetch_add(&s->calls, 1) != 0)
+        return;                       /* never after removal: checked below */
+    /* the re-armed descriptor fires again while we run: wait until that
+     * event has been dispatched, i.e. this watch is queued again */
+    atomic_store(&s->queued_again, wait_second_dispatched());
+    switch (s->how) {
+    case SELF_REMOVE:
+        ASSERT_OK(weft_fdwatch_remove(w));
+        ASSERT_EQ(-EINVAL, weft_fdwatch_remove(w));   /* still valid memory until we return */
+        ASSERT_EQ(-EINVAL, weft_fdwatch_modify(w, WEFT_READABLE));
+        break;
+    case OTHER_THREAD_REMOVE:
+        atomic_store(&s->in_cb, 1);
+        sleep_us(20000);              /* let the remover reach its wait (either order is valid) */
+        break;
+    case SELF_LOOP_FREE:
+        weft_loop_free(s->loop);
+        s->loop = NULL;
+        break;
+    }
+    atomic_store(&s->done, 1);
+}
+
+static void run_scene(enum how how)
+{
+    weft_runtime *rt;
+    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = 2 };
+    scene s = { .how = how };
+    long live0;
+    int p[2];
+
+    /* the io_uring backend drops the stale completion by its arm count:
+     * this is the epoll backend's story (the uring.net.* rerun pins it) */
+    setenv("WEFT_IO_BACKEND", "epoll", 1);
+    live0 = harness_live();
+    ASSERT_OK(weft_runtime_new(&rt, &opt));
+    ASSERT_OK(weft_loop_new(rt, &s.loop));
+    ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
+    atomic_store(&trap_fd, p[0]);
+    ASSERT_OK(weft_fdwatch_add(s.loop, p[0], WEFT_READABLE, on_ready, &s, &s.w));
+    ASSERT(atomic_load(&trap_known));
+
+    /* 1. the first event is held in the worker's epoll_wait ... */
+    atomic_store(&hold_next, 1);
+    ASSERT_EQ(1, write(p[1], "x", 1));   /* readable until the end: never read */
+    ASSERT(wait_at_least(&holding, 1));
+    /* 2. ... while the watch is neither queued nor in a callback: modify
+     * re-arms the descriptor, which fires again once released */
+    ASSERT_EQ(0, atomic_load(&s.calls));
+    ASSERT_OK(weft_fdwatch_modify(s.w, WEFT_READABLE));
+    ASSERT_LE(1, atomic_load(&rearms));
+    atomic_store(&release, 1);
+
+    if (how == OTHER_THREAD_REMOVE) {
+        ASSERT(wait_at_least(&s.in_cb, 1));
+        ASSERT_OK(weft_fdwatch_remove(s.w));  /* waits for the running callback */
+        ASSERT_EQ(1, atomic_load(&s.done));
+        atomic_store(&s.removed, 1);
+    }
+    ASSERT(wait_at_least(&s.done, 1));
+    ASSERT_EQ(1, atomic_load(&s.queued_again));  /* the window was hit: the test means something */
+    ASSERT(wait_at_least(&harvested, 2));
+    /* the queued entry of a removed watch is dropped, not called */
+    sleep_us(20000);
+    ASSERT_EQ(1, atomic_load(&s.calls));
+    weft_loop_free(s.loop);           /* NULL after SELF_LOOP_FREE: ignored */
+    weft_runtime_free(rt);
+    atomic_store(&trap_fd, -1);
+    close(p[0]);
+    close(p[1]);
+    ASSERT_EQ(live0, harness_live());  /* the watch and the loop were freed once */
+}
+
+/* A callback removes its own watch while the watch is queued again: the
+ * watch is freed once, by the queue's dequeue, after the callback. */
+TEST(requeued_self_remove)
+{
+    run_scene(SELF_REMOVE);
+}
+
+/* A plain thread removes the watch while its callback runs and the watch is
+ * queued again: remove waits for the callback, the dequeue frees it. */
+TEST(requeued_remove_from_thread)
+{
+    run_scene(OTHER_THREAD_REMOVE);
+}
+
+/* A callback frees its loop while its own watch is queued again: the loop's
+ * last reference frees the queued watch. */
+TEST(requeued_loop_free_from_callback)
+{
+    run_scene(SELF_LOOP_FREE);
+}
