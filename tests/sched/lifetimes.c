@@ -239,7 +239,14 @@ static void free_with_everything_live(weft_flavor flavor)
     weft_join_drop(kept_future);
     ASSERT_EQ(0, weft_group_live(g));
     ASSERT_OK(weft_group_free(g));
-    /* loop, watch and timer: removable and freeable after the runtime */
+    /* loop, watch and timer: removable and freeable after the runtime;
+     * a new watch is refused */
+    {
+        weft_fdwatch *w2 = NULL;
+
+        ASSERT_EQ(-ESHUTDOWN, weft_fdwatch_add(loop, pfd[1], WEFT_WRITABLE, on_watch, NULL, &w2));
+        ASSERT(w2 == NULL);
+    }
     ASSERT_OK(weft_timer_arm(tm, 1));
     weft_timer_free(tm);
     ASSERT_OK(weft_fdwatch_remove(fw));
@@ -614,6 +621,113 @@ TEST(calls_after_shutdown_report_eshutdown)
     ASSERT_EQ(0, m.tasks_live);
     ASSERT_EQ(m.tasks_spawned, m.tasks_completed);
     ASSERT_OK(weft_group_join(g));
+    ASSERT_OK(weft_group_free(g));
+    weft_runtime_free(rt);
+    wait_live_back(live0);
+}
+
+/* ---- what a drop may do (weft/core.h): spawn, wake, abort, drop handles ---------
+ * A drop run by weft_runtime_shutdown() spawns (-ESHUTDOWN, nothing leaks),
+ * starts a coroutine (-ESHUTDOWN), spawns into a group (-ESHUTDOWN or
+ * -ECANCELED), aborts and drops the join handle of a sibling that shutdown
+ * has not reached yet, and wakes a waker it kept; a drop run by an abort
+ * spawns for real and the new task runs. */
+typedef struct dropper_task {
+    weft_async co;
+    weft_join *sibling;               /* aborted and dropped in our drop */
+    weft_group *g;
+    weft_waker kept;
+    bool has_waker;
+    int *results;                     /* where the drop writes what it got */
+} dropper_task;
+
+static atomic_int spawned_by_drop_ran;
+
+typedef struct marker {
+    int unused;
+} marker;
+
+static weft_poll marker_poll(marker *f, weft_context *cx, void *out)
+{
+    (void)f, (void)cx, (void)out;
+    atomic_fetch_add(&spawned_by_drop_ran, 1);
+    return WEFT_READY;
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(marker, marker_poll, NULL);
+
+static weft_poll dropper_task_poll(dropper_task *f, weft_context *cx, void *out)
+{
+    (void)out;
+    if (!f->has_waker) {
+        f->kept = weft_waker_clone(weft_context_waker(cx));
+        f->has_waker = true;
+    }
+    return WEFT_PENDING;              /* until aborted or shut down */
+}
+
+static void dropper_task_drop(dropper_task *f)
+{
+    f->results[0] = weft_group_spawn(f->g, &marker_future, &(marker){ 0 });
+    f->results[1] = weft_go_group(f->g, co_sleep_long, NULL, NULL);
+    if (f->sibling) {
+        weft_join_abort(f->sibling);
+        weft_join_drop(f->sibling);
+    }
+    if (f->has_waker) {
+        weft_waker_wake_by_ref(&f->kept);
+        weft_waker_drop(&f->kept);
+    }
+    f->results[2] = 1;
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(dropper_task, dropper_task_poll, dropper_task_drop);
+
+TEST(drops_spawn_abort_and_wake_at_shutdown_and_after_abort)
+{
+    long live0 = harness_live();
+    weft_runtime *rt = new_rt(WEFT_MULTI_THREAD, 2);
+    weft_group *g;
+    weft_join *a, *sib1, *sib2;
+    int res_abort[3] = { 99, 99, 0 }, res_shut[3] = { 99, 99, 0 };
+    int res_s1[3] = { 99, 99, 0 }, res_s2[3] = { 99, 99, 0 };
+    uint64_t end;
+
+    atomic_store(&spawned_by_drop_ran, 0);
+    ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+    ASSERT_OK(weft_spawn(rt, &dropper_task_future, &(dropper_task){ .g = g, .results = res_s1 },
+                         &sib1));
+    ASSERT_OK(weft_spawn(rt, &dropper_task_future, &(dropper_task){ .g = g, .results = res_s2 },
+                         &sib2));
+    /* aborted: its drop runs on a worker, its spawns are real */
+    ASSERT_OK(weft_spawn(rt, &dropper_task_future,
+                         &(dropper_task){ .g = g, .sibling = NULL, .results = res_abort }, &a));
+    sleep_ms(10);
+    weft_join_abort(a);
+    ASSERT_EQ(-ECANCELED, weft_join_wait(a, NULL));
+    weft_join_drop(a);
+    ASSERT_EQ(1, res_abort[2]);
+    ASSERT_OK(res_abort[0]);
+    ASSERT_OK(res_abort[1]);
+    end = harness_now_ns() + ms_to_ns(WATCHDOG_MS);
+    while (atomic_load(&spawned_by_drop_ran) < 1 && harness_now_ns() < end)
+        sleep_ms(1);
+    ASSERT_EQ(1, atomic_load(&spawned_by_drop_ran));
+    /* at shutdown: sib1's drop aborts and drops sib2's handle (sib2 may be
+     * cancelled before or after) */
+    ASSERT_OK(weft_spawn_detached(rt, &dropper_task_future,
+                                  &(dropper_task){ .g = g, .sibling = sib2,
+                                                   .results = res_shut }));
+    (void)sib1;
+    sleep_ms(10);
+    weft_join_drop(sib1);
+    ASSERT_OK(weft_runtime_shutdown(rt));
+    ASSERT_EQ(1, res_shut[2]);
+    ASSERT_EQ(1, res_s1[2]);
+    ASSERT_EQ(1, res_s2[2]);
+    ASSERT(res_shut[0] == -ESHUTDOWN || res_shut[0] == -ECANCELED);
+    ASSERT(res_shut[1] == -ESHUTDOWN || res_shut[1] == -ECANCELED);
+    ASSERT_EQ(0, weft_group_live(g));
     ASSERT_OK(weft_group_free(g));
     weft_runtime_free(rt);
     wait_live_back(live0);
