@@ -54,7 +54,7 @@ typedef struct ctx {
     char brbuf[64];
     weft_process *proc;
     weft_join *other;
-    atomic_int job_release, job_done;
+    atomic_int job_release, job_done, job_started;
     /* what the coroutine saw */
     atomic_int parking;
     long result;
@@ -67,6 +67,7 @@ typedef struct park_case {
     long (*park)(ctx *c);             /* in the coroutine */
     void (*after)(ctx *c);            /* the object is consistent */
     void (*teardown)(ctx *c);
+    void (*parked)(ctx *c);           /* optional: more to wait for once parked */
 } park_case;
 
 static void sleep_ms(unsigned ms)
@@ -557,12 +558,24 @@ static void *held_job(void *arg)
     ctx *c = arg;
     uint64_t until = weft_now_ms() + WAIT_MS;
 
+    atomic_store(&c->job_started, 1);
     while (!atomic_load(&c->job_release) && weft_now_ms() < until)
         sleep_ms(1);
     atomic_store(&c->job_done, 1);
     return NULL;
 }
 static long park_blocking(ctx *c) { void *ret; return weft_co_blocking(NULL, held_job, c, &ret); }
+/* a job still queued at shutdown is cancelled, never run: wait until a
+ * pool thread has it */
+static void blocking_started(ctx *c)
+{
+    uint64_t until = weft_now_ms() + WAIT_MS;
+
+    while (!atomic_load(&c->job_started)) {
+        ASSERT(weft_now_ms() < until);
+        sleep_ms(1);
+    }
+}
 static void after_blocking(ctx *c)
 {
     uint64_t until = weft_now_ms() + WAIT_MS;
@@ -634,34 +647,34 @@ static long park_await_timeout(ctx *c)
 static void nothing(ctx *c) { (void)c; }
 
 static const park_case cases[] = {
-    { "weft_co_sleep", nothing, park_sleep, nothing, nothing },
-    { "weft_co_join", setup_join, park_join, after_join, teardown_join },
-    { "weft_co_chan_recv", setup_chan, park_chan_recv, after_chan_recv, teardown_chan },
-    { "weft_co_chan_send", setup_chan_full, park_chan_send, after_chan_send, teardown_chan },
+    { "weft_co_sleep", nothing, park_sleep, nothing, nothing, NULL },
+    { "weft_co_join", setup_join, park_join, after_join, teardown_join, NULL },
+    { "weft_co_chan_recv", setup_chan, park_chan_recv, after_chan_recv, teardown_chan, NULL },
+    { "weft_co_chan_send", setup_chan_full, park_chan_send, after_chan_send, teardown_chan, NULL },
     { "weft_co_chan_select", setup_chan_select, park_chan_select, after_chan_select,
-      teardown_chan_select },
-    { "weft_co_oneshot_recv", setup_oneshot, park_oneshot, after_oneshot, teardown_oneshot },
-    { "weft_co_mutex_lock", setup_mutex, park_mutex, after_mutex, teardown_mutex },
-    { "weft_co_sem_acquire", setup_sem, park_sem, after_sem, teardown_sem },
-    { "weft_co_rwlock_write", setup_rw_read_held, park_rw_write, after_rw_read_held, teardown_rw },
-    { "weft_co_rwlock_read", setup_rw_write_held, park_rw_read, after_rw_write_held, teardown_rw },
-    { "weft_co_notify_wait", setup_notify, park_notify, nothing, teardown_notify },
-    { "weft_co_barrier_wait", setup_barrier, park_barrier, after_barrier, teardown_barrier },
-    { "weft_co_cancel_wait", setup_token, park_token, after_token, teardown_token },
-    { "weft_co_group_wait", setup_group, park_group, after_group, teardown_group },
-    { "weft_co_read", setup_read, park_read, after_read, close_pair },
-    { "weft_co_read_exact", setup_read_exact, park_read_exact, nothing, close_pair },
-    { "weft_co_write_all", setup_write, park_write_all, nothing, close_pair },
-    { "weft_co_accept", setup_accept, park_accept, after_accept, teardown_accept },
-    { "weft_co_recv_from", setup_udp, park_recv_from, nothing, teardown_udp },
-    { "weft_co_read_line", setup_bufread, park_read_line, after_bufread, teardown_bufread },
-    { "weft_co_watch_changed", setup_watch, park_watch, after_watch, teardown_watch },
-    { "weft_co_bcast_recv", setup_bcast, park_bcast, after_bcast, teardown_bcast },
-    { "weft_co_process_wait", setup_process, park_process, after_process, teardown_process },
-    { "weft_co_blocking", nothing, park_blocking, after_blocking, nothing },
-    { "weft_co_fs_read", setup_fs_read, park_fs_read, after_fs_read, teardown_fs_read },
-    { "weft_co_select", setup_chan, park_select, after_chan_recv, teardown_chan },
-    { "weft_co_await_timeout", setup_chan, park_await_timeout, after_chan_recv, teardown_chan },
+      teardown_chan_select, NULL },
+    { "weft_co_oneshot_recv", setup_oneshot, park_oneshot, after_oneshot, teardown_oneshot, NULL },
+    { "weft_co_mutex_lock", setup_mutex, park_mutex, after_mutex, teardown_mutex, NULL },
+    { "weft_co_sem_acquire", setup_sem, park_sem, after_sem, teardown_sem, NULL },
+    { "weft_co_rwlock_write", setup_rw_read_held, park_rw_write, after_rw_read_held, teardown_rw, NULL },
+    { "weft_co_rwlock_read", setup_rw_write_held, park_rw_read, after_rw_write_held, teardown_rw, NULL },
+    { "weft_co_notify_wait", setup_notify, park_notify, nothing, teardown_notify, NULL },
+    { "weft_co_barrier_wait", setup_barrier, park_barrier, after_barrier, teardown_barrier, NULL },
+    { "weft_co_cancel_wait", setup_token, park_token, after_token, teardown_token, NULL },
+    { "weft_co_group_wait", setup_group, park_group, after_group, teardown_group, NULL },
+    { "weft_co_read", setup_read, park_read, after_read, close_pair, NULL },
+    { "weft_co_read_exact", setup_read_exact, park_read_exact, nothing, close_pair, NULL },
+    { "weft_co_write_all", setup_write, park_write_all, nothing, close_pair, NULL },
+    { "weft_co_accept", setup_accept, park_accept, after_accept, teardown_accept, NULL },
+    { "weft_co_recv_from", setup_udp, park_recv_from, nothing, teardown_udp, NULL },
+    { "weft_co_read_line", setup_bufread, park_read_line, after_bufread, teardown_bufread, NULL },
+    { "weft_co_watch_changed", setup_watch, park_watch, after_watch, teardown_watch, NULL },
+    { "weft_co_bcast_recv", setup_bcast, park_bcast, after_bcast, teardown_bcast, NULL },
+    { "weft_co_process_wait", setup_process, park_process, after_process, teardown_process, NULL },
+    { "weft_co_blocking", nothing, park_blocking, after_blocking, nothing, blocking_started },
+    { "weft_co_fs_read", setup_fs_read, park_fs_read, after_fs_read, teardown_fs_read, NULL },
+    { "weft_co_select", setup_chan, park_select, after_chan_recv, teardown_chan, NULL },
+    { "weft_co_await_timeout", setup_chan, park_await_timeout, after_chan_recv, teardown_chan, NULL },
 };
 
 /* ---- the coroutine ---------------------------------------------------------------- */
@@ -703,6 +716,8 @@ static void run_case(const park_case *pc, enum mode mode)
     ASSERT_OK(weft_go(c->rt, parker, &a, &j));
     if (mode != DEADLINE) {
         wait_parked_in(c->rt, pc->name);
+        if (pc->parked)
+            pc->parked(c);
     }
     switch (mode) {
     case ABORT:
