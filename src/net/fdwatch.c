@@ -350,7 +350,17 @@ WEFT_API void weft_loop_free(weft_loop *l)
     if (l == NULL)
         return;
     pthread_mutex_lock(&l->lock);
-    l->closing = true;
+    l->closing = true;                /* no callback starts after this */
+    /* Off the loop, wait for a running callback BEFORE removing anything:
+     * the header promises that weft_loop_free() first waits for it, so the
+     * callback may use any handle of the loop (modify another watch, arm or
+     * free a timer) until it returns. Removing first freed those handles
+     * under it (use after free). Invariant: once `closing` is set and
+     * in_callback is clear, no callback of this loop runs or will start
+     * (loop_task_poll checks `closing` under ->lock before each one), so
+     * the removals below free nothing a callback holds. From a callback
+     * of the loop this returns at once (the caller is the callback). */
+    wait_callback(l, &l->in_callback);
     while (!weft__list_empty(&l->watches)) {
         struct weft_fdwatch *wt = weft__container_of(l->watches.next, struct weft_fdwatch, node);
 
@@ -365,9 +375,8 @@ WEFT_API void weft_loop_free(weft_loop *l)
         weft_timer_free(t);
         pthread_mutex_lock(&l->lock);
     }
-    /* a callback that removed its own watch (or freed its own timer) may
-     * still be running: off the loop, wait for it too (`closing` keeps any
-     * other from starting) */
+    /* (off the loop no callback can be running here: waited above, and
+     * `closing` keeps any other from starting; kept as a cheap check) */
     wait_callback(l, &l->in_callback);
     w = task_waker(l);
     pthread_mutex_unlock(&l->lock);

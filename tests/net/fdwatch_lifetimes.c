@@ -314,3 +314,85 @@ TEST(requeued_loop_free_from_callback)
 {
     run_scene(SELF_LOOP_FREE);
 }
+
+/* ---- weft_loop_free() from a plain thread while a callback uses other handles ------
+ * weft/fdwatch.h: off the loop, weft_loop_free() "first waits until a
+ * callback ... (of any watch or timer, for weft_loop_free) that is running
+ * has returned". So the running callback may still use the loop's other
+ * watches and timers until it returns. Before the fix, weft_loop_free()
+ * removed and freed every other watch and timer first, and waited only
+ * after: the callback then modified a freed watch and armed a freed timer
+ * (ASan: heap-use-after-free). The callback sees weft_loop_free() begin as
+ * weft_timer_new() on the loop turning to -EINVAL. */
+typedef struct other_handles {
+    weft_loop *loop;
+    weft_fdwatch *b;                  /* another watch of the loop, silent */
+    weft_timer *t;                    /* a timer of the loop, armed far away */
+    atomic_int in_cb, freeing_seen, done;
+    int modify_result, arm_result;
+} other_handles;
+
+static void on_timer_never(weft_timer *t, void *arg)
+{
+    (void)t, (void)arg;
+    ASSERT(!"the far timer fired");
+}
+
+static void on_silent(weft_fdwatch *w, int fd, unsigned events, void *arg)
+{
+    (void)w, (void)fd, (void)events, (void)arg;
+}
+
+static void uses_other_handles(weft_fdwatch *w, int fd, unsigned events, void *arg)
+{
+    other_handles *o = arg;
+    uint64_t until = weft_now_ms() + WAIT_MS;
+    weft_timer *probe;
+
+    (void)w, (void)fd, (void)events;
+    if (atomic_exchange(&o->in_cb, 1))
+        return;                       /* once */
+    /* until weft_loop_free() has begun on the other thread */
+    while (weft_timer_new(o->loop, on_timer_never, NULL, &probe) == 0) {
+        weft_timer_free(probe);
+        ASSERT(weft_now_ms() < until);
+        sleep_us(1000);
+    }
+    atomic_store(&o->freeing_seen, 1);
+    sleep_us(20000);                  /* let it get on, if it does not wait for us */
+    o->modify_result = weft_fdwatch_modify(o->b, WEFT_READABLE | WEFT_WRITABLE);
+    o->arm_result = weft_timer_arm(o->t, 600000);
+    atomic_store(&o->done, 1);
+}
+
+TEST(loop_free_from_thread_waits_before_removing_other_handles)
+{
+    weft_runtime *rt;
+    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = 2 };
+    other_handles o = { 0 };
+    weft_fdwatch *a;
+    int pa[2], pb[2];
+    long live0 = harness_live();
+
+    ASSERT_OK(weft_runtime_new(&rt, &opt));
+    ASSERT_OK(weft_loop_new(rt, &o.loop));
+    ASSERT_EQ(0, pipe2(pa, O_NONBLOCK | O_CLOEXEC));
+    ASSERT_EQ(0, pipe2(pb, O_NONBLOCK | O_CLOEXEC));
+    ASSERT_OK(weft_fdwatch_add(o.loop, pb[0], 0, on_silent, NULL, &o.b));
+    ASSERT_OK(weft_timer_new(o.loop, on_timer_never, NULL, &o.t));
+    ASSERT_OK(weft_timer_arm(o.t, 600000));
+    ASSERT_OK(weft_fdwatch_add(o.loop, pa[0], WEFT_READABLE, uses_other_handles, &o, &a));
+    ASSERT_EQ(1, write(pa[1], "x", 1));
+    ASSERT(wait_at_least(&o.in_cb, 1));
+    weft_loop_free(o.loop);           /* waits for the callback first */
+    ASSERT_EQ(1, atomic_load(&o.done));
+    ASSERT_EQ(1, atomic_load(&o.freeing_seen));
+    ASSERT_OK(o.modify_result);       /* the handles were still valid */
+    ASSERT_OK(o.arm_result);
+    weft_runtime_free(rt);
+    close(pa[0]);
+    close(pa[1]);
+    close(pb[0]);
+    close(pb[1]);
+    ASSERT_EQ(live0, harness_live());
+}
