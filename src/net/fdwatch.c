@@ -563,15 +563,22 @@ WEFT_API int weft_timer_arm(weft_timer *t, uint64_t ms)
 
 WEFT_API int weft_timer_disarm(weft_timer *t)
 {
+    int err = 0;
+
     if (t == NULL)
         return -EINVAL;
     pthread_mutex_lock(&t->loop->lock);
-    if (t->armed) {
+    if (t->freed) {
+        /* only reachable from the timer's own callback, which freed it (its
+         * memory lives until the callback returns): -EINVAL, as every call
+         * on such a handle (weft/fdwatch.h); a freed timer is never armed */
+        err = -EINVAL;
+    } else if (t->armed) {
         weft__list_remove(&t->anode);
         t->armed = false;
     }
     pthread_mutex_unlock(&t->loop->lock);
-    return 0;
+    return err;
 }
 
 WEFT_API void weft_timer_free(weft_timer *t)

@@ -396,3 +396,70 @@ TEST(loop_free_from_thread_waits_before_removing_other_handles)
     close(pb[1]);
     ASSERT_EQ(live0, harness_live());
 }
+
+/* ---- calls on a callback's own handle after it freed / removed it -----------------
+ * weft/fdwatch.h: "A callback's own handle, removed or freed by it, stays
+ * valid memory until it returns (calls on it return -EINVAL)". Before the
+ * fix weft_timer_disarm() on its own freed timer returned 0. Freeing or
+ * removing it twice is harmless. */
+typedef struct own_calls {
+    atomic_int done;
+    int arm, disarm, modify, remove2;
+} own_calls;
+
+static void timer_frees_itself(weft_timer *t, void *arg)
+{
+    own_calls *o = arg;
+
+    weft_timer_free(t);
+    o->arm = weft_timer_arm(t, 1);
+    o->disarm = weft_timer_disarm(t);
+    weft_timer_free(t);               /* twice: harmless */
+    atomic_store(&o->done, 1);
+}
+
+static void watch_removes_itself(weft_fdwatch *w, int fd, unsigned events, void *arg)
+{
+    own_calls *o = arg;
+
+    (void)fd, (void)events;
+    ASSERT_OK(weft_fdwatch_remove(w));
+    o->modify = weft_fdwatch_modify(w, WEFT_READABLE);
+    o->remove2 = weft_fdwatch_remove(w);
+    atomic_store(&o->done, 1);
+}
+
+TEST(own_handle_calls_after_free_or_remove_return_einval)
+{
+    weft_runtime *rt;
+    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = 1 };
+    weft_loop *loop;
+    weft_timer *t;
+    weft_fdwatch *w;
+    own_calls ot = { .arm = 1, .disarm = 1 }, ow = { .modify = 1, .remove2 = 1 };
+    int p[2];
+    long live0 = harness_live();
+
+    ASSERT_OK(weft_runtime_new(&rt, &opt));
+    ASSERT_OK(weft_loop_new(rt, &loop));
+    ASSERT_OK(weft_timer_new(loop, timer_frees_itself, &ot, &t));
+    ASSERT_OK(weft_timer_arm(t, 0));
+    ASSERT(wait_at_least(&ot.done, 1));
+    ASSERT_EQ(-EINVAL, ot.arm);
+    ASSERT_EQ(-EINVAL, ot.disarm);
+    ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
+    ASSERT_OK(weft_fdwatch_add(loop, p[0], WEFT_READABLE, watch_removes_itself, &ow, &w));
+    ASSERT_EQ(1, write(p[1], "x", 1));
+    ASSERT(wait_at_least(&ow.done, 1));
+    ASSERT_EQ(-EINVAL, ow.modify);
+    ASSERT_EQ(-EINVAL, ow.remove2);
+    /* the descriptor can be watched again */
+    ASSERT_OK(weft_fdwatch_add(loop, p[0], 0, on_silent, NULL, &w));
+    ASSERT_EQ(-EEXIST, weft_fdwatch_add(loop, p[0], 0, on_silent, NULL, &w));
+    ASSERT_OK(weft_fdwatch_remove(w));
+    weft_loop_free(loop);
+    weft_runtime_free(rt);
+    close(p[0]);
+    close(p[1]);
+    ASSERT_EQ(live0, harness_live());
+}
