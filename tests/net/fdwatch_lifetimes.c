@@ -463,3 +463,46 @@ TEST(own_handle_calls_after_free_or_remove_return_einval)
     close(p[1]);
     ASSERT_EQ(live0, harness_live());
 }
+
+/* ---- one descriptor, one registration per runtime -----------------------------------
+ * weft_fdwatch_add(): -EEXIST when the fd is already watched in this
+ * runtime, a socket or stream of it included; weft_fd_adopt(): -EEXIST
+ * when the descriptor is registered already (a watch included), leaving it
+ * open. A loop of another runtime may watch it. */
+TEST(watch_and_stream_of_one_descriptor_exclude_each_other)
+{
+    weft_runtime *rt, *rt2;
+    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = 1 };
+    weft_loop *loop, *loop2;
+    weft_fdwatch *w = NULL, *w2;
+    weft_stream *rd, *wr, *s = NULL;
+    int p[2];
+    long live0 = harness_live();
+
+    ASSERT_OK(weft_runtime_new(&rt, &opt));
+    ASSERT_OK(weft_runtime_new(&rt2, &opt));
+    ASSERT_OK(weft_loop_new(rt, &loop));
+    ASSERT_OK(weft_loop_new(rt2, &loop2));
+    ASSERT_OK(weft_pipe(rt, &rd, &wr));
+    ASSERT_EQ(-EEXIST, weft_fdwatch_add(loop, weft_stream_fd(rd), WEFT_READABLE, on_silent,
+                                        NULL, &w));
+    ASSERT(w == NULL);
+    ASSERT_OK(weft_fdwatch_add(loop2, weft_stream_fd(rd), WEFT_READABLE, on_silent, NULL, &w2));
+    ASSERT_OK(weft_fdwatch_remove(w2));
+    ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
+    ASSERT_OK(weft_fdwatch_add(loop, p[0], WEFT_READABLE, on_silent, NULL, &w));
+    ASSERT_EQ(-EEXIST, weft_fd_adopt(rt, p[0], 0, &s));
+    ASSERT(s == NULL);
+    ASSERT(fcntl(p[0], F_GETFD) >= 0);     /* left open */
+    ASSERT_OK(weft_fdwatch_remove(w));
+    ASSERT_OK(weft_fd_adopt(rt, p[0], 0, &s));   /* free again */
+    ASSERT_OK(weft_stream_close(s));
+    ASSERT_OK(weft_stream_close(rd));
+    ASSERT_OK(weft_stream_close(wr));
+    weft_loop_free(loop);
+    weft_loop_free(loop2);
+    weft_runtime_free(rt);
+    weft_runtime_free(rt2);
+    close(p[1]);
+    ASSERT_EQ(live0, harness_live());
+}
