@@ -732,3 +732,82 @@ TEST(drops_spawn_abort_and_wake_at_shutdown_and_after_abort)
     weft_runtime_free(rt);
     wait_live_back(live0);
 }
+
+/* ---- a join handle awaited by one task, abandoned, then awaited by another -------
+ * weft/task.h: dropping the awaiting future loses nothing and the handle
+ * stays valid; the next task to await it must be the one woken. */
+typedef struct join_once {
+    weft_join *j;
+    int pending;                      /* out: the one poll was pending */
+} join_once;
+
+static weft_poll join_once_poll(join_once *f, weft_context *cx, void *out)
+{
+    int res;
+
+    (void)out;
+    f->pending = weft_join_poll(f->j, cx, &res, NULL) == WEFT_PENDING;
+    return WEFT_READY;                /* abandon the await with the waker registered */
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(join_once, join_once_poll, NULL);
+
+typedef struct join_full {
+    weft_join *j;
+} join_full;
+
+static weft_poll join_full_poll(join_full *f, weft_context *cx, int *out)
+{
+    int res = 1;
+
+    if (weft_join_poll(f->j, cx, &res, NULL) == WEFT_PENDING)
+        return WEFT_PENDING;
+    *out = res;
+    return WEFT_READY;
+}
+
+static void join_full_drop(join_full *f)
+{
+    weft_join_drop(f->j);
+}
+
+WEFT_DEFINE_FUTURE_STATIC(join_full, join_full_poll, join_full_drop, int);
+
+static int waits_notify(void *arg)
+{
+    return weft_co_notify_wait(arg);
+}
+
+TEST(join_handle_awaited_then_abandoned_then_awaited_elsewhere)
+{
+    long live0 = harness_live();
+    weft_runtime *rt = new_rt(WEFT_MULTI_THREAD, 2);
+    int rounds = (int)harness_scale(300);
+
+    for (int r = 0; r < rounds; r++) {
+        weft_notify *n;
+        weft_join *target, *b;
+        join_once once = { 0 };
+        int out = -1;
+        uint64_t end;
+
+        ASSERT_OK(weft_notify_new(&n));
+        ASSERT_OK(weft_go(rt, waits_notify, n, &target));
+        once.j = target;
+        ASSERT_OK(weft_block_on(rt, &join_once_future, &once, NULL));
+        ASSERT_OK(weft_spawn(rt, &join_full_future, &(join_full){ target }, &b));
+        if (r % 2)
+            sleep_ms(1);              /* b parked first, or not yet */
+        weft_notify_one(n);
+        end = harness_now_ns() + ms_to_ns(WATCHDOG_MS);
+        while (weft_join_try(b, &out) == -EAGAIN) {
+            ASSERT(harness_now_ns() < end);   /* a lost wake-up */
+            usleep(100);
+        }
+        ASSERT_EQ(0, out);
+        weft_join_drop(b);
+        weft_notify_free(n);
+    }
+    weft_runtime_free(rt);
+    wait_live_back(live0);
+}
