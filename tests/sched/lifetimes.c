@@ -811,3 +811,86 @@ TEST(join_handle_awaited_then_abandoned_then_awaited_elsewhere)
     weft_runtime_free(rt);
     wait_live_back(live0);
 }
+
+/* ---- a pool shut down under a coroutine waiting for its queued job ----------------
+ * weft/coro.h, weft_co_blocking(): -ECANCELED "the pool was shut down
+ * before the job started, so fn never ran" (the coroutine itself is not
+ * cancelled); a job already running is waited for by weft_blocking_pool_free. */
+static atomic_int queued_job_ran;
+
+static void *queued_job(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&queued_job_ran, 1);
+    return NULL;
+}
+
+typedef struct pool_user {
+    weft_blocking_pool *pool;
+    atomic_int waiting;
+    int result;
+    bool cancelled;
+} pool_user;
+
+static int co_waits_queued_job(void *arg)
+{
+    pool_user *u = arg;
+
+    atomic_store(&u->waiting, 1);
+    u->result = weft_co_blocking(u->pool, queued_job, NULL, NULL);
+    u->cancelled = weft_co_cancelled();
+    return 0;
+}
+
+static int parked_in_blocking(const weft_task_info *t, void *arg)
+{
+    if (t->state == WEFT_TASK_IDLE && t->parked_at && t->parked_at->func &&
+        strcmp(t->parked_at->func, "weft_co_blocking") == 0)
+        *(int *)arg = 1;
+    return 0;
+}
+
+TEST(pool_shut_down_under_a_coroutine_waiting_for_its_queued_job)
+{
+    long live0 = harness_live();
+    weft_runtime *rt = new_rt(WEFT_MULTI_THREAD, 2);
+    weft_blocking_options bo = { .max_threads = 1 };
+    pool_user u = { 0 };
+    weft_blocking_job *held;
+    weft_join *j;
+
+    atomic_store(&job_release, 0);
+    atomic_store(&queued_job_ran, 0);
+    ASSERT_OK(weft_blocking_pool_new(&u.pool, &bo));
+    ASSERT_OK(weft_blocking_spawn(u.pool, held_job, NULL, &held));   /* takes the thread */
+    ASSERT_OK(weft_go(rt, co_waits_queued_job, &u, &j));
+    WAIT_AT_LEAST(&u.waiting, 1, WATCHDOG_MS, "the coroutine");
+    {
+        /* parked in weft_co_blocking (the task dump says so): its job is
+         * queued behind the held one */
+        int found = 0;
+        uint64_t end = harness_now_ns() + ms_to_ns(WATCHDOG_MS);
+
+        while (!found) {
+            ASSERT(harness_now_ns() < end);
+            ASSERT_OK(weft_runtime_tasks(rt, parked_in_blocking, &found));
+            sleep_ms(1);
+        }
+    }
+    ASSERT_EQ(1, weft_blocking_pool_shutdown(u.pool, 0));   /* one still running */
+    ASSERT_OK(weft_join_wait(j, NULL));
+    ASSERT_EQ(-ECANCELED, u.result);
+    ASSERT(!u.cancelled);
+    ASSERT_EQ(0, atomic_load(&queued_job_ran));
+    atomic_store(&job_release, 1);
+    /* shut down already: the free waits no more; the handle stays valid
+     * and the running job finishes on its own */
+    weft_blocking_pool_free(u.pool);
+    ASSERT_OK(weft_blocking_job_wait(held, NULL));
+    ASSERT(weft_blocking_job_is_complete(held));
+    ASSERT_OK(weft_blocking_job_try(held, NULL));
+    weft_blocking_job_drop(held);
+    weft_join_drop(j);
+    weft_runtime_free(rt);
+    wait_live_back(live0);
+}
