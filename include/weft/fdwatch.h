@@ -24,7 +24,12 @@
  *     they return, the caller may close the descriptor and free `arg`.
  *     The wait is as long as the callback runs (callbacks are short: they
  *     must not block); do not make two loops' callbacks remove each
- *     other's watches (each would wait for the other);
+ *     other's watches (each would wait for the other). While
+ *     weft_fdwatch_remove() / weft_timer_free() wait, the watch / timer is
+ *     already marked removed: calls on it from its running callback return
+ *     -EINVAL (its memory stays valid until the wait is over).
+ *     weft_loop_free() waits before it removes anything, so the running
+ *     callback may use every handle of the loop until it returns;
  *   - called from inside a callback of the same loop (on its own watch or
  *     timer, on another one of the loop, or weft_loop_free), they take
  *     effect at once for every later callback and return without waiting
