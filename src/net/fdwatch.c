@@ -483,6 +483,12 @@ WEFT_API int weft_fdwatch_remove(weft_fdwatch *w)
         pthread_mutex_unlock(&l->lock);
         return -EINVAL;
     }
+    /* A reference to the loop for the time of the call: the callback we may
+     * wait for can free the loop (allowed from a callback), and the loop
+     * task then ends; without it the task's last reference freed the loop,
+     * its lock and cb_done under this wait. Taken under ->lock, while the
+     * handle is valid (the loop has a reference: the user's or the task's). */
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
     w->removed = true;                /* no callback starts after this */
     weft__list_remove(&w->node);
     pthread_mutex_unlock(&l->lock);
@@ -496,6 +502,7 @@ WEFT_API int weft_fdwatch_remove(weft_fdwatch *w)
     pthread_mutex_unlock(&l->lock);
     if (free_now)
         weft__free(w);
+    loop_unref(l);                    /* last: it may free a queued w (closed now) */
     return 0;
 }
 
@@ -590,6 +597,9 @@ WEFT_API void weft_timer_free(weft_timer *t)
         return;
     l = t->loop;
     pthread_mutex_lock(&l->lock);
+    /* a reference for the call, as in weft_fdwatch_remove(): the callback
+     * waited for may free the loop */
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
     if (t->armed) {
         weft__list_remove(&t->anode);
         t->armed = false;
@@ -604,4 +614,5 @@ WEFT_API void weft_timer_free(weft_timer *t)
     pthread_mutex_unlock(&l->lock);
     if (free_now)
         weft__free(t);
+    loop_unref(l);
 }

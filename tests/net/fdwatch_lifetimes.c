@@ -506,3 +506,84 @@ TEST(watch_and_stream_of_one_descriptor_exclude_each_other)
     close(p[1]);
     ASSERT_EQ(live0, harness_live());
 }
+
+/* ---- a plain thread removes a watch whose running callback frees the loop ---------
+ * The remove waits for the callback (weft/fdwatch.h); the callback frees the
+ * loop from inside (allowed: it returns at once), and the loop task then
+ * ends. Before the fix nothing kept the loop's memory for the waiting
+ * remover: the task's end freed the loop (its lock and condition variable
+ * included) while the remover still waited on them (ASan:
+ * heap-use-after-free). The same for a timer freed from a thread while its
+ * callback frees the loop. */
+typedef struct frees_loop {
+    weft_loop *loop;
+    atomic_int in_cb, remover_going, done;
+} frees_loop;
+
+static void watch_frees_loop(weft_fdwatch *w, int fd, unsigned events, void *arg)
+{
+    frees_loop *f = arg;
+
+    (void)w, (void)fd, (void)events;
+    if (atomic_exchange(&f->in_cb, 1))
+        return;
+    ASSERT(wait_at_least(&f->remover_going, 1));
+    sleep_us(20000);                  /* the remover is waiting for us now */
+    weft_loop_free(f->loop);
+    atomic_store(&f->done, 1);
+}
+
+static void timer_frees_loop(weft_timer *t, void *arg)
+{
+    frees_loop *f = arg;
+
+    (void)t;
+    atomic_store(&f->in_cb, 1);
+    ASSERT(wait_at_least(&f->remover_going, 1));
+    sleep_us(20000);
+    weft_loop_free(f->loop);
+    atomic_store(&f->done, 1);
+}
+
+static void remove_while_callback_frees_loop(bool timer)
+{
+    weft_runtime *rt;
+    weft_runtime_options opt = { .flavor = WEFT_MULTI_THREAD, .workers = 2 };
+    frees_loop f = { 0 };
+    weft_fdwatch *w;
+    weft_timer *t;
+    int p[2];
+    long live0 = harness_live();
+
+    ASSERT_OK(weft_runtime_new(&rt, &opt));
+    ASSERT_OK(weft_loop_new(rt, &f.loop));
+    ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
+    if (timer) {
+        ASSERT_OK(weft_timer_new(f.loop, timer_frees_loop, &f, &t));
+        ASSERT_OK(weft_timer_arm(t, 0));
+    } else {
+        ASSERT_OK(weft_fdwatch_add(f.loop, p[0], WEFT_READABLE, watch_frees_loop, &f, &w));
+        ASSERT_EQ(1, write(p[1], "x", 1));
+    }
+    ASSERT(wait_at_least(&f.in_cb, 1));
+    atomic_store(&f.remover_going, 1);
+    if (timer)
+        weft_timer_free(t);           /* waits for the callback */
+    else
+        ASSERT_OK(weft_fdwatch_remove(w));
+    ASSERT_EQ(1, atomic_load(&f.done));
+    weft_runtime_free(rt);
+    close(p[0]);
+    close(p[1]);
+    ASSERT_EQ(live0, harness_live());
+}
+
+TEST(remove_from_thread_while_the_callback_frees_the_loop)
+{
+    remove_while_callback_frees_loop(false);
+}
+
+TEST(timer_free_from_thread_while_the_callback_frees_the_loop)
+{
+    remove_while_callback_frees_loop(true);
+}
