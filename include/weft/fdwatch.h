@@ -85,8 +85,12 @@ WEFT_API void weft_loop_free(weft_loop *l);
  * remove the watch before closing it) for `events` (WEFT_READABLE and/or
  * WEFT_WRITABLE; 0 is allowed: registered, silent). Returns 0 and *out;
  * -EINVAL (bad arguments or loop freed), -EEXIST (fd already watched in
- * this runtime), -EPERM (not pollable, e.g. a regular file), -ENOMEM,
- * -ESHUTDOWN (the runtime was freed). */
+ * this runtime, or adopted there as a stream or socket), -EPERM (not
+ * pollable, e.g. a regular file), -ENOMEM, -ESHUTDOWN (the runtime was
+ * freed). Never watch a descriptor a weft handle owns: with the io_uring
+ * backend (weft/sched.h) one that weft opened itself (weft_pipe(),
+ * weft_listen(), weft_udp_bind(), an accepted or connected socket) is not
+ * recognised, and the watch is then made (not -EEXIST). */
 WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatch_fn fn, void *arg,
                             weft_fdwatch **out);
 /* Replace the interest. 0 or -EINVAL. */

@@ -484,9 +484,13 @@ TEST(watch_and_stream_of_one_descriptor_exclude_each_other)
     ASSERT_OK(weft_loop_new(rt, &loop));
     ASSERT_OK(weft_loop_new(rt2, &loop2));
     ASSERT_OK(weft_pipe(rt, &rd, &wr));
-    ASSERT_EQ(-EEXIST, weft_fdwatch_add(loop, weft_stream_fd(rd), WEFT_READABLE, on_silent,
-                                        NULL, &w));
-    ASSERT(w == NULL);
+    if (weft_runtime_io_backend(rt, NULL) == WEFT_IO_EPOLL) {
+        /* io_uring does not recognise a descriptor weft opened itself
+         * (weft/fdwatch.h) */
+        ASSERT_EQ(-EEXIST, weft_fdwatch_add(loop, weft_stream_fd(rd), WEFT_READABLE, on_silent,
+                                            NULL, &w));
+        ASSERT(w == NULL);
+    }
     ASSERT_OK(weft_fdwatch_add(loop2, weft_stream_fd(rd), WEFT_READABLE, on_silent, NULL, &w2));
     ASSERT_OK(weft_fdwatch_remove(w2));
     ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
