@@ -20,18 +20,12 @@
  * from its callback (only when remove did not wait: it was called from that
  * callback). Timers: the same with `freed` and `in_cb`.
  *
- * A watch may be queued again while its own callback runs (so "in a
- * callback" never implies "not queued"): weft_fdwatch_modify() re-arms a
- * watch that is neither queued nor in a callback, and that includes the
- * window where a worker's epoll_wait has already returned the watch's
- * oneshot event but its dispatch has not yet queued it (hiredis calls
- * addWrite from a timer callback or another task while the reactor holds
- * the connecting socket's event). The descriptor is then armed with an
- * event in flight: the event queues the watch, the callback starts, the
- * re-armed descriptor fires again and queues it once more. Harmless for
- * delivery (level-triggered: one more call, or one that finds EAGAIN), but
- * the callback's way out must not free a watch it removed while it is
- * queued (tests/net/fdwatch_lifetimes.c holds that window open).
+ * Invariant: "in a callback" never implies "not queued": a modify that
+ * re-arms a watch between the reactor's one-shot event and its notify
+ * queues it again during its callback (hiredis does this: addWrite from a
+ * timer callback or a task), so the callback's way out frees a removed
+ * watch only when it is not queued (tests/net/fdwatch_lifetimes.c holds
+ * that window open by interposing epoll_wait).
  *
  * Waiting for a running callback. The task runs a callback only after
  * checking `removed` (or `freed`) under ->lock and setting `in_cb` in the
