@@ -118,3 +118,82 @@ TEST(a_task_of_one_runtime_frees_another_whose_drops_wait_for_siblings)
     ASSERT_OK(group_free_result);
     ASSERT_EQ(live0, harness_live());
 }
+
+/* ---- a coroutine frees a runtime whose coroutine never started ---------------------
+ * weft/coro.h: "fn always runs ... even if the task is aborted (or the
+ * runtime shut down) before it was first polled". Here the shutdown runs
+ * inside a coroutine of another runtime: the cancelled coroutine's fn runs
+ * on its own stack from there, and the freeing coroutine carries on as a
+ * coroutine afterwards (its blocking calls still work). */
+static atomic_int b_fn_runs, b_fn_cancelled;
+
+static int b_coroutine(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&b_fn_runs, 1);
+    if (weft_co_sleep(600000) == -ECANCELED && weft_co_cancelled())
+        atomic_fetch_add(&b_fn_cancelled, 1);
+    return 0;
+}
+
+static int frees_other_then_sleeps(void *arg)
+{
+    weft_runtime_free(arg);
+    if (!weft_co_is_coroutine() || weft_co_cancelled())
+        return -1;
+    return weft_co_sleep(1) == 0 ? 9 : -2;
+}
+
+TEST(a_coroutine_frees_a_runtime_whose_coroutine_never_started)
+{
+    long live0 = harness_live();
+    weft_runtime *a, *b;
+    weft_join *j;
+    int out = 0;
+
+    atomic_store(&b_fn_runs, 0);
+    atomic_store(&b_fn_cancelled, 0);
+    ASSERT_OK(weft_runtime_new(&a, &(weft_runtime_options){ .workers = 1 }));
+    ASSERT_OK(weft_runtime_new(&b, &(weft_runtime_options){ .flavor = WEFT_CURRENT_THREAD }));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(weft_go_detached(b, b_coroutine, NULL));   /* never driven */
+    ASSERT_OK(weft_go(a, frees_other_then_sleeps, b, &j));
+    ASSERT_OK(weft_join_wait(j, &out));
+    ASSERT_EQ(9, out);
+    ASSERT_EQ(3, atomic_load(&b_fn_runs));
+    ASSERT_EQ(3, atomic_load(&b_fn_cancelled));
+    weft_join_drop(j);
+    weft_runtime_free(a);
+    ASSERT_EQ(live0, harness_live());
+}
+
+/* The same with B's coroutines parked (started on B's worker): their stacks
+ * are resumed from the freeing coroutine's thread to return -ECANCELED. */
+TEST(a_coroutine_frees_a_runtime_whose_coroutines_are_parked)
+{
+    long live0 = harness_live();
+    weft_runtime *a, *b;
+    weft_join *j;
+    int out = 0;
+    uint64_t end;
+
+    atomic_store(&b_fn_runs, 0);
+    atomic_store(&b_fn_cancelled, 0);
+    ASSERT_OK(weft_runtime_new(&a, &(weft_runtime_options){ .workers = 1 }));
+    ASSERT_OK(weft_runtime_new(&b, &(weft_runtime_options){ .workers = 1 }));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(weft_go_detached(b, b_coroutine, NULL));
+    end = harness_now_ns() + ms_to_ns(WATCHDOG_MS);
+    while (atomic_load(&b_fn_runs) < 3) {
+        ASSERT(harness_now_ns() < end);
+        sleep_ms(1);
+    }
+    sleep_ms(10);                     /* parked in their sleeps */
+    ASSERT_OK(weft_go(a, frees_other_then_sleeps, b, &j));
+    ASSERT_OK(weft_join_wait(j, &out));
+    ASSERT_EQ(9, out);
+    ASSERT_EQ(3, atomic_load(&b_fn_cancelled));
+    weft_join_drop(j);
+    weft_runtime_free(a);
+    ASSERT_EQ(live0, harness_live());
+}
