@@ -24,7 +24,12 @@
  *     they return, the caller may close the descriptor and free `arg`.
  *     The wait is as long as the callback runs (callbacks are short: they
  *     must not block); do not make two loops' callbacks remove each
- *     other's watches (each would wait for the other);
+ *     other's watches (each would wait for the other). While
+ *     weft_fdwatch_remove() / weft_timer_free() wait, the watch / timer is
+ *     already marked removed: calls on it from its running callback return
+ *     -EINVAL (its memory stays valid until the wait is over).
+ *     weft_loop_free() waits before it removes anything, so the running
+ *     callback may use every handle of the loop until it returns;
  *   - called from inside a callback of the same loop (on its own watch or
  *     timer, on another one of the loop, or weft_loop_free), they take
  *     effect at once for every later callback and return without waiting
@@ -80,8 +85,12 @@ WEFT_API void weft_loop_free(weft_loop *l);
  * remove the watch before closing it) for `events` (WEFT_READABLE and/or
  * WEFT_WRITABLE; 0 is allowed: registered, silent). Returns 0 and *out;
  * -EINVAL (bad arguments or loop freed), -EEXIST (fd already watched in
- * this runtime), -EPERM (not pollable, e.g. a regular file), -ENOMEM,
- * -ESHUTDOWN (the runtime was freed). */
+ * this runtime, or adopted there as a stream or socket), -EPERM (not
+ * pollable, e.g. a regular file), -ENOMEM, -ESHUTDOWN (the runtime was
+ * freed). Never watch a descriptor a weft handle owns: with the io_uring
+ * backend (weft/sched.h) one that weft opened itself (weft_pipe(),
+ * weft_listen(), weft_udp_bind(), an accepted or connected socket) is not
+ * recognised, and the watch is then made (not -EEXIST). */
 WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatch_fn fn, void *arg,
                             weft_fdwatch **out);
 /* Replace the interest. 0 or -EINVAL. */

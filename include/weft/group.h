@@ -159,7 +159,8 @@ WEFT_API size_t weft_group_live(const weft_group *g);
  * In a future's drop run by the runtime's shutdown (a supervisor task that
  * owns the group; see weft_runtime_shutdown()) it completes: children not
  * cancelled yet are cancelled there and then, on the same thread, whatever
- * the order the tasks were spawned in. -EDEADLK (group cancelled, NOT
+ * the order the tasks were spawned in (also when that thread is a worker
+ * of another runtime whose task shut this one down: no -EINVAL there). -EDEADLK (group cancelled, NOT
  * freed) only when a child's own drop is what is waiting, further up the
  * same thread (a child freeing its own group).
  * Thread: any (see above). */

@@ -52,7 +52,9 @@ typedef enum weft_task_state {
  * NULL. Copyable. */
 typedef struct weft_task_info {
     unsigned long long id;          /* unique in its runtime, never reused; 1.. */
-    const char *type_name;          /* weft_future_type.name ("coro" for weft_go) */
+    const char *type_name;          /* weft_future_type.name; for a coroutine
+                                     * its weft_go_options.name, or
+                                     * "coroutine" (weft/coro.h) */
     weft_task_state state;
     bool cancelled;                 /* abort requested (or ended by it) */
     int worker;                     /* worker it last ran on; -1: never polled

@@ -36,7 +36,9 @@ WEFT_API int weft_join_try(weft_join *j, void *out);
  * called on a worker thread of any weft runtime, the thread inside a
  * current-thread runtime's weft_runtime_run()/weft_block_on() included (it
  * would block the thread that may have to run the task: await
- * weft_join_poll() there instead).
+ * weft_join_poll() there instead), except in a drop run by the shutdown of
+ * the task's runtime (below): that holds on whatever thread the shutdown
+ * runs, a worker of another runtime included.
  * -EDEADLK when nothing would ever complete the task while this waits:
  *  - WEFT_CURRENT_THREAD: its tasks run only while some thread is inside
  *    weft_runtime_run() or weft_block_on() on it (the driver). With no

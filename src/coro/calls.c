@@ -27,7 +27,7 @@ static void select_drop(void *self)
     weft_select_drop(&((struct select_await *)self)->s);
 }
 
-WEFT_API int weft_co_select(weft_future_ref *refs, size_t n)
+static int co_select_at(weft_future_ref *refs, size_t n, const weft_async_site *site)
 {
     struct select_await a;
     int err;
@@ -37,8 +37,15 @@ WEFT_API int weft_co_select(weft_future_ref *refs, size_t n)
      * its drop drops whatever it owns */
     weft_select_init(&a.s, refs, n);
     a.result = 0;
-    err = weft__co_await(select_thunk, select_drop, &a, NULL);
+    err = weft__co_await_at(select_thunk, select_drop, &a, NULL, site);
     return err < 0 ? err : a.result;
+}
+
+WEFT_API int weft_co_select(weft_future_ref *refs, size_t n)
+{
+    WEFT__CO_SITE_DECL(site);
+
+    return co_select_at(refs, n, &site);
 }
 
 #define SELECT_INLINE 8
@@ -46,6 +53,7 @@ WEFT_API int weft_co_select(weft_future_ref *refs, size_t n)
 WEFT_API int weft_co_chan_select(weft_chan *const *chans, void *const *dsts, size_t n,
                                  size_t *which)
 {
+    WEFT__CO_SITE_DECL(site);
     weft_chan_recv recv_in[SELECT_INLINE];
     weft_future_ref refs_in[SELECT_INLINE];
     int outs_in[SELECT_INLINE];
@@ -82,7 +90,7 @@ WEFT_API int weft_co_chan_select(weft_chan *const *chans, void *const *dsts, siz
         refs[i].future = &recv[i];
         refs[i].out = &outs[i];
     }
-    win = weft_co_select(refs, n);
+    win = co_select_at(refs, n, &site);
     if (win >= 0) {
         *which = (size_t)win;
         win = outs[win];           /* that receive's result: 0 or -EPIPE */
@@ -112,12 +120,13 @@ static void watch_drop(void *self)
 
 WEFT_API int weft_co_watch_changed(weft_watch_rx *rx, void *dst)
 {
+    WEFT__CO_SITE_DECL(site);
     struct watch_await a;
     int err;
 
     weft_watch_changed_init(&a.f, rx, dst);
     a.result = 0;
-    err = weft__co_await(watch_thunk, watch_drop, &a, NULL);
+    err = weft__co_await_at(watch_thunk, watch_drop, &a, NULL, &site);
     return err < 0 ? err : a.result;
 }
 
@@ -141,12 +150,13 @@ static void bcast_drop(void *self)
 
 WEFT_API int weft_co_bcast_recv(weft_bcast_rx *rx, void *dst, uint64_t *missed)
 {
+    WEFT__CO_SITE_DECL(site);
     struct bcast_await a;
     int err;
 
     weft_bcast_recv_init(&a.f, rx, dst, missed);
     a.result = 0;
-    err = weft__co_await(bcast_thunk, bcast_drop, &a, NULL);
+    err = weft__co_await_at(bcast_thunk, bcast_drop, &a, NULL, &site);
     return err < 0 ? err : a.result;
 }
 
@@ -169,31 +179,33 @@ static void dgram_drop(void *self)
     weft_io_op_drop(&((struct dgram_await *)self)->op);
 }
 
-static ssize_t dgram_run(struct dgram_await *a)
+static ssize_t dgram_run(struct dgram_await *a, const weft_async_site *site)
 {
     int err;
 
     a->result = 0;
-    err = weft__co_await(dgram_thunk, dgram_drop, a, NULL);
+    err = weft__co_await_at(dgram_thunk, dgram_drop, a, NULL, site);
     return err < 0 ? err : a->result;
 }
 
 WEFT_API ssize_t weft_co_recv_from(weft_socket *s, void *buf, size_t len,
                                    struct sockaddr_storage *from, socklen_t *fromlen)
 {
+    WEFT__CO_SITE_DECL(site);
     struct dgram_await a;
 
     weft_recv_from_init(&a.op, s, buf, len, from, fromlen);
-    return dgram_run(&a);
+    return dgram_run(&a, &site);
 }
 
 WEFT_API ssize_t weft_co_send_to(weft_socket *s, const void *buf, size_t len,
                                  const struct sockaddr *to, socklen_t tolen)
 {
+    WEFT__CO_SITE_DECL(site);
     struct dgram_await a;
 
     weft_send_to_init(&a.op, s, buf, len, to, tolen);
-    return dgram_run(&a);
+    return dgram_run(&a, &site);
 }
 
 /* ---- Blocking pool ----------------------------------------------------------------- */
@@ -218,6 +230,7 @@ static void bjoin_drop(void *self)
 WEFT_API int weft_co_blocking(weft_blocking_pool *pool, void *(*fn)(void *arg), void *arg,
                               void **ret)
 {
+    WEFT__CO_SITE_DECL(site);
     struct bjoin_await a;
     weft_blocking_job *job = NULL;
     uint64_t dl = weft_co_deadline();
@@ -236,7 +249,7 @@ WEFT_API int weft_co_blocking(weft_blocking_pool *pool, void *(*fn)(void *arg), 
         return err;
     weft_blocking_join_init(&a.j, job, ret);
     a.result = 0;
-    err = weft__co_await(bjoin_thunk, bjoin_drop, &a, NULL);
+    err = weft__co_await_at(bjoin_thunk, bjoin_drop, &a, NULL, &site);
     weft_blocking_job_drop(job);            /* detaches a job still running */
     return err < 0 ? err : a.result;
 }

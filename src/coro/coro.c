@@ -440,6 +440,13 @@ int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
     return co_await(poll, drop, self, out);
 }
 
+int weft__co_await_at(weft_poll (*poll)(void *self, weft_context *cx, void *out),
+                      void (*drop)(void *self), void *self, void *out,
+                      const weft_async_site *site)
+{
+    return co_await_opt(poll, drop, self, out, true, site);
+}
+
 WEFT_API uint64_t weft_co_deadline_set(uint64_t deadline_ms)
 {
     struct weft__co *co = co_self();
@@ -997,6 +1004,7 @@ WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, v
 /* ---- Child processes ------------------------------------------------------------- */
 WEFT_API int weft_co_process_wait(weft_process *p, weft_process_status *st)
 {
+    CO_CALL();
     weft_process_wait w;
     int res = 0, err;
 

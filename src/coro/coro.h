@@ -253,6 +253,15 @@ WEFT_NORETURN void weft__co_entry(struct weft__co *co);
  * the coroutine's deadline in force); for the wrappers in other files. */
 int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
                    void (*drop)(void *self), void *self, void *out);
+/* The same, naming the public call the coroutine parks in for the task
+ * dump (weft/observe.h promises a coroutine's dump line names "the blocking
+ * call it is parked in"): every public weft_co_* wrapper passes its own
+ * site (WEFT__CO_SITE_DECL), so a call never shows the name of an earlier one
+ * (the site stays set until the next call marks its own). */
+int weft__co_await_at(weft_poll (*poll)(void *self, weft_context *cx, void *out),
+                      void (*drop)(void *self), void *self, void *out,
+                      const weft_async_site *site);
+#define WEFT__CO_SITE_DECL(name) static const weft_async_site name = { __func__, NULL, 0 }
 
 /* ---- stack.c ----------------------------------------------------------------- */
 /* Map a stack of `size` usable bytes (page-rounded) plus a guard page, or

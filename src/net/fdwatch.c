@@ -24,6 +24,13 @@
  * from its callback (only when remove did not wait: it was called from that
  * callback). Timers: the same with `freed` and `in_cb`.
  *
+ * Invariant: "in a callback" never implies "not queued": a modify that
+ * re-arms a watch between the reactor's one-shot event and its notify
+ * queues it again during its callback (hiredis does this: addWrite from a
+ * timer callback or a task), so the callback's way out frees a removed
+ * watch only when it is not queued (tests/net/fdwatch_lifetimes.c holds
+ * that window open by interposing epoll_wait).
+ *
  * Waiting for a running callback. The task runs a callback only after
  * checking `removed` (or `freed`) under ->lock and setting `in_cb` in the
  * same critical section, so once remove has set `removed`, the only
@@ -346,7 +353,17 @@ WEFT_API void weft_loop_free(weft_loop *l)
     if (l == NULL)
         return;
     pthread_mutex_lock(&l->lock);
-    l->closing = true;
+    l->closing = true;                /* no callback starts after this */
+    /* Off the loop, wait for a running callback BEFORE removing anything:
+     * the header promises that weft_loop_free() first waits for it, so the
+     * callback may use any handle of the loop (modify another watch, arm or
+     * free a timer) until it returns. Removing first freed those handles
+     * under it (use after free). Invariant: once `closing` is set and
+     * in_callback is clear, no callback of this loop runs or will start
+     * (loop_task_poll checks `closing` under ->lock before each one), so
+     * the removals below free nothing a callback holds. From a callback
+     * of the loop this returns at once (the caller is the callback). */
+    wait_callback(l, &l->in_callback);
     while (!weft__list_empty(&l->watches)) {
         struct weft_fdwatch *wt = weft__container_of(l->watches.next, struct weft_fdwatch, node);
 
@@ -361,9 +378,8 @@ WEFT_API void weft_loop_free(weft_loop *l)
         weft_timer_free(t);
         pthread_mutex_lock(&l->lock);
     }
-    /* a callback that removed its own watch (or freed its own timer) may
-     * still be running: off the loop, wait for it too (`closing` keeps any
-     * other from starting) */
+    /* (off the loop no callback can be running here: waited above, and
+     * `closing` keeps any other from starting; kept as a cheap check) */
     wait_callback(l, &l->in_callback);
     w = task_waker(l);
     pthread_mutex_unlock(&l->lock);
@@ -470,6 +486,12 @@ WEFT_API int weft_fdwatch_remove(weft_fdwatch *w)
         pthread_mutex_unlock(&l->lock);
         return -EINVAL;
     }
+    /* A reference to the loop for the time of the call: the callback we may
+     * wait for can free the loop (allowed from a callback), and the loop
+     * task then ends; without it the task's last reference freed the loop,
+     * its lock and cb_done under this wait. Taken under ->lock, while the
+     * handle is valid (the loop has a reference: the user's or the task's). */
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
     w->removed = true;                /* no callback starts after this */
     weft__list_remove(&w->node);
     pthread_mutex_unlock(&l->lock);
@@ -483,6 +505,7 @@ WEFT_API int weft_fdwatch_remove(weft_fdwatch *w)
     pthread_mutex_unlock(&l->lock);
     if (free_now)
         weft__free(w);
+    loop_unref(l);                    /* last: it may free a queued w (closed now) */
     return 0;
 }
 
@@ -550,15 +573,22 @@ WEFT_API int weft_timer_arm(weft_timer *t, uint64_t ms)
 
 WEFT_API int weft_timer_disarm(weft_timer *t)
 {
+    int err = 0;
+
     if (t == NULL)
         return -EINVAL;
     pthread_mutex_lock(&t->loop->lock);
-    if (t->armed) {
+    if (t->freed) {
+        /* only reachable from the timer's own callback, which freed it (its
+         * memory lives until the callback returns): -EINVAL, as every call
+         * on such a handle (weft/fdwatch.h); a freed timer is never armed */
+        err = -EINVAL;
+    } else if (t->armed) {
         weft__list_remove(&t->anode);
         t->armed = false;
     }
     pthread_mutex_unlock(&t->loop->lock);
-    return 0;
+    return err;
 }
 
 WEFT_API void weft_timer_free(weft_timer *t)
@@ -570,6 +600,9 @@ WEFT_API void weft_timer_free(weft_timer *t)
         return;
     l = t->loop;
     pthread_mutex_lock(&l->lock);
+    /* a reference for the call, as in weft_fdwatch_remove(): the callback
+     * waited for may free the loop */
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
     if (t->armed) {
         weft__list_remove(&t->anode);
         t->armed = false;
@@ -584,4 +617,5 @@ WEFT_API void weft_timer_free(weft_timer *t)
     pthread_mutex_unlock(&l->lock);
     if (free_now)
         weft__free(t);
+    loop_unref(l);
 }

@@ -364,6 +364,7 @@ void weft__sched_check_quiescent(struct weft_runtime *rt);
 /* drive.c */
 int weft__sched_block(void *s, struct weft__task *t, struct weft__blocked *b);
 void weft__sched_unblock(void *s, struct weft__blocked *b);
+bool weft__sched_cancelling(void *s);
 
 /* shutdown.c */
 void weft__sched_close(struct weft_runtime *rt);

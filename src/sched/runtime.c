@@ -19,7 +19,7 @@
 
 static const struct weft__sched_ops runtime_ops = {
     weft__sched_schedule, weft__sched_completed, weft__sched_lint, weft__sched_release,
-    weft__sched_block, weft__sched_unblock
+    weft__sched_block, weft__sched_unblock, weft__sched_cancelling
 };
 
 /* ---- Lifecycle -------------------------------------------------------------------------- */

@@ -18,6 +18,10 @@ struct weft__io *weft__runtime_io(weft_runtime *rt);
  * cancel, so what it waits for is a drop further up its own stack. 0: any
  * other thread; block. */
 int weft__runtime_help(weft_runtime *rt);
+/* True when the calling thread is cancelling rt's tasks at rt's shutdown
+ * (a drop run there): its waits for rt's tasks help instead of sleeping,
+ * so they are allowed even on a worker of another runtime. */
+bool weft__runtime_cancelling(weft_runtime *rt);
 
 /* The runtime's default blocking pool, made on first use. If none exists
  * yet, make(&obj, max_threads) makes it (under the runtime's run lock, so

@@ -59,6 +59,16 @@ int weft__runtime_help(weft_runtime *rt)
     return weft__sched_help(rt);
 }
 
+bool weft__runtime_cancelling(weft_runtime *rt)
+{
+    return rt != NULL && cancelling == rt;
+}
+
+bool weft__sched_cancelling(void *s)
+{
+    return cancelling != NULL && cancelling == shard_rt(s);
+}
+
 static void drop_chain(struct weft__task *t)
 {
     while (t) {

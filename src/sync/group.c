@@ -409,7 +409,7 @@ WEFT_API int weft_group_free(weft_group *g)
     group_cancel_locked(g);
     /* relaxed: ->lock held */
     if (atomic_load_explicit(&g->live, memory_order_relaxed) != 0) {
-        if (weft__task_driver != NULL) {
+        if (weft__task_driver != NULL && !weft__runtime_cancelling(g->rt)) {
             sync_unlock(&g->lock);             /* would block a worker */
             weft_cancel_cancel(g->tok);
             return -EINVAL;
@@ -442,7 +442,7 @@ WEFT_API int weft_group_join(weft_group *g)
 {
     int res;
 
-    if (g == NULL || weft__task_driver != NULL)
+    if (g == NULL || (weft__task_driver != NULL && !weft__runtime_cancelling(g->rt)))
         return -EINVAL;
     sync_lock(&g->lock);
     res = wait_idle_locked(g);

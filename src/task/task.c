@@ -844,7 +844,13 @@ WEFT_API int weft_join_wait(weft_join *j, void *out)
     struct weft__blocked b;
     int err = 0;
 
-    if (t == NULL || weft__task_driver != NULL)
+    if (t == NULL)
+        return -EINVAL;
+    /* A worker must not block, except in a drop run by the shutdown of t's
+     * runtime on this thread (a task of another runtime may shut it down):
+     * there block() cancels the siblings left instead of sleeping
+     * (weft/task.h, weft/sched.h). */
+    if (weft__task_driver != NULL && !t->sched->ops->cancelling(t->sched))
         return -EINVAL;
     for (;;) {
         /* acquire: pairs with the completion CAS (read by weft_join_try) */

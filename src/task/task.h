@@ -65,6 +65,12 @@ struct weft__sched_ops {
     int (*block)(void *sched, struct weft__task *t, struct weft__blocked *b);
     /* The thread that block() let block is done waiting: forget `b`. */
     void (*unblock)(void *sched, struct weft__blocked *b);
+    /* True when the calling thread is the one cancelling this scheduler's
+     * tasks at its shutdown (it runs their drops). A drop run there may
+     * wait for a sibling even when the thread is a worker of ANOTHER
+     * runtime (a task that shut this one down): block() then helps
+     * instead of sleeping, so the worker rule (-EINVAL) does not apply. */
+    bool (*cancelling)(void *sched);
 };
 
 struct weft__sched {
