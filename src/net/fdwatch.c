@@ -5,11 +5,8 @@
  * EPOLLONESHOT: the reactor calls watch_notify() (under the source's lock)
  * once, the descriptor is then disarmed until the loop task has run the
  * callback and re-armed it with the current interest. That gives the
- * level-triggered semantics adapters expect without a flood of events.
- * (A modify re-arms a watch that is neither queued nor in a callback; if
- * that falls between an event and its notify, a second event can queue the
- * watch again while the first one's callback runs: harmless for a level-
- * triggered watch, and the freeing rules below allow for it.)
+ * level-triggered semantics adapters expect without a flood of events
+ * (except for a modify in between: see the invariant below).
  *
  * Locks: source lock -> loop lock (watch_notify); nothing takes them in the
  * other order: weft__io_close() is always called without the loop lock,
