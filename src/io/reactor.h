@@ -90,6 +90,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "weft/core.h"
@@ -137,6 +138,16 @@ struct weft__io_source {
     _Atomic uint32_t hook_events;     /* io_uring: a hooked source's events */
     bool fresh;                       /* ->lock: registered with IO_REG_FRESH */
     bool listener;                    /* ->lock: registered with IO_REG_LISTENER */
+    /* io_uring receive (reactor.c, "Receive"), all ->lock: a multishot
+     * receive is in the kernel (its last completion not yet taken); its
+     * cancellation was queued (the queue reached RX_CAP); an end result
+     * (0: end of stream, or -errno) waits behind the queued bytes; the
+     * queue of filled buffers (ids, -1: none; linked by the reactor's
+     * rx_next), the offset read in the first and the bytes queued */
+    bool rx_armed, rx_cancel, rx_end_set;
+    int32_t rx_end;
+    int32_t rx_head, rx_tail;
+    uint32_t rx_off, rx_bytes;
 };
 
 #define IO_PAGE_SHIFT 8
@@ -162,6 +173,12 @@ struct weft__reactor {
      * failed system call, so its cost is lost in the call's) */
     _Atomic uint64_t polls, events, eagain;
     _Atomic uint64_t events_hist[8];  /* per poll: 0, 1, 2-3, ... 64+ */
+    /* io_uring receive: per buffer id, the next in its source's queue and
+     * the bytes it holds (written under the lock of the source whose queue
+     * holds the buffer); NULL: the ring has no receive buffers */
+    int32_t *rx_next;
+    uint32_t *rx_len;
+    char *rx_mem;
     pthread_mutex_t lock;             /* kick, kick_ctx */
     /* the scheduler's hook: the first source was registered (live 0 -> 1);
      * NULL once the runtime is gone */
@@ -307,7 +324,25 @@ void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir);
  * not byte streams: accept, datagrams, connect). `op` runs between begin
  * and end: the source (and its reactor) cannot go away under it. */
 #define WEFT_IO_PENDING (-1000000)
+/* weft__io_recv(): the reactor has no completion-based receive (epoll, or a
+ * ring without receive buffers): use weft__io_do(). */
+#define WEFT_IO_NO_RX (-1000001)
 ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx,
                     ssize_t (*op)(int fd, void *arg), void *arg, size_t want);
+
+/* Read a stream socket through the io_uring receive queue (reactor.c,
+ * "Receive"): bytes queued by the multishot receive first, then an end
+ * result queued behind them; with nothing queued and no receive in the
+ * kernel, one recv() (recvfrom() with `addr`) on the descriptor, and on
+ * EAGAIN the receive is armed and the waker stored. Returns the bytes
+ * (*addrlen set to 0 when they came from the queue), 0 at end of stream,
+ * WEFT_IO_PENDING, -errno, or WEFT_IO_NO_RX (not an io_uring reactor with
+ * receive buffers: use weft__io_do). */
+ssize_t weft__io_recv(struct weft__io_source *s, uint32_t gen, weft_context *cx, void *buf,
+                      size_t len, struct sockaddr_storage *addr, socklen_t *addrlen);
+/* Anything of the source's stream is held by the receive queue, or a
+ * receive is in the kernel (bufio's splice then copies through reads:
+ * reading the descriptor would skip or reorder bytes). */
+bool weft__io_rx_busy(struct weft__io_source *s, uint32_t gen);
 
 #endif
