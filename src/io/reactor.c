@@ -315,20 +315,9 @@ static void slot_release(struct weft__io_source *s)
     weft__reactor_drop(r);
 }
 
-/* io_uring: a source's poll key (user_data): slot + 1, arm count,
- * generation; the top bit stays clear (the ring's own keys). */
 static uint64_t src_key(uint32_t index, uint32_t arm, uint32_t gen)
 {
-    return (uint64_t)(index + 1) << 40 | (uint64_t)(arm & 0xffu) << 32 | gen;
-}
-
-/* io_uring: a source's receive key: the poll key's slot and generation
- * (arm count 0) with KEY_RX set; the top bit stays clear. */
-#define KEY_RX (1ull << 62)
-
-static uint64_t rx_key(uint32_t index, uint32_t gen)
-{
-    return src_key(index, 0, gen) | KEY_RX;
+    return weft__io_key(index, arm, gen);
 }
 
 /* io_uring: the poll mask (multishot polls are edge-triggered, as EPOLLET;
@@ -496,30 +485,9 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
     return epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
-/* ->lock held: take the source's receive queue (its buffer ids into
- * `bids`, at most `max`; the rest stays queued). */
-static unsigned rx_drain(struct weft__io_source *s, uint16_t *bids, unsigned max)
-{
-    unsigned n = 0;
-
-    while (s->rx_head >= 0 && n < max) {
-        bids[n++] = (uint16_t)s->rx_head;
-        s->rx_bytes -= s->r->rx_len[s->rx_head] - s->rx_off;
-        s->rx_off = 0;
-        s->rx_head = s->r->rx_next[s->rx_head];
-    }
-    if (s->rx_head < 0)
-        s->rx_tail = -1;
-    return n;
-}
-
 int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
 {
     weft_waker r, w;
-    uint16_t bids[64];
-    struct weft__uring *ring = NULL;
-    unsigned nb;
-
     pthread_mutex_lock(&s->lock);
     if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
         pthread_mutex_unlock(&s->lock);
@@ -536,13 +504,9 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
     if (!s->r->ring || !s->fresh)
         epoll_ctl(s->r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     if (s->r->ring) {
-        /* the receive too (its late completions carry the old generation:
-         * dispatch gives their buffers back), with the poll's cancel */
-        if (s->rx_armed)
-            (void)weft__uring_repoll(s->r->ring, rx_key(s->index, gen), -1, 0, 0, false, NULL,
-                                     0);
-        s->rx_armed = s->rx_end_set = false;
-        ring = s->r->ring;
+        /* the receive too, with the poll's cancel; its queued buffers
+         * back to the kernel */
+        weft__io_rx_close(s, gen);
         /* now: the kernel holds the file while the poll is armed, so the
          * descriptor's close would not close it (a peer would wait for
          * its FIN) */
@@ -553,12 +517,6 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
                                  -1, 0, 0, true, NULL, 0);
     }
     atomic_fetch_sub_explicit(&s->r->live, 1, memory_order_relaxed);
-    /* the queued bytes are nobody's now: their buffers back to the kernel
-     * (the reactor outlives the ring: this source's reference, dropped
-     * only by the release below) */
-    while (ring && (nb = rx_drain(s, bids, 64)) > 0) {
-        weft__uring_rx_put(ring, bids, nb);
-    }
     pthread_mutex_unlock(&s->lock);
     /* no call in flight: release now; else the last end() does */
     if (atomic_fetch_or_explicit(&s->use, USE_CLOSED, memory_order_acq_rel) == 0)
@@ -718,234 +676,6 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
     }
 }
 
-/* ---- Receive: io_uring's multishot receive into provided buffers ----
- *
- * On an io_uring reactor with receive buffers (uring.h), a stream socket's
- * reads do not call recv() once the socket has been found empty: a
- * multishot IORING_OP_RECV is armed instead, and each of its completions
- * (a buffer the kernel filled, in the order of the stream) is appended to
- * the source's queue under its lock by the poller; reads take bytes from
- * the queue under the same lock. So the bytes of a message cost no system
- * call of their own: they come with the poller's one io_uring_enter per
- * tick. The rules (docs/io.md, "Receive"):
- *
- *   - bytes leave the queue only inside a read that returns them: a read
- *     dropped while it waits loses nothing (they wait for the next read);
- *   - an end result (0: end of stream; an error such as -ECONNRESET) is
- *     the receive's last completion and is queued behind its bytes: it is
- *     reported once the queue is empty, once; the next read then goes to
- *     the descriptor (which reports the end again, as after epoll);
- *   - the completions are appended while the poller still holds
- *     `polling`, so the next poller's, which come later in the stream,
- *     cannot overtake them (dispatch of readiness runs after the flag is
- *     given back, and order does not matter there);
- *   - a read that finds the queue empty and no receive in the kernel
- *     (before the first one; after its end: -ENOBUFS when the buffers ran
- *     out, -ECANCELED when its submitter exited or the cap below stopped
- *     it) calls recv() itself: nothing else can be in flight then, so no
- *     byte is overtaken; on EAGAIN it arms the receive and parks, under
- *     the lock, so a completion either finds the waker or comes after;
- *   - a queue that reaches RX_CAP bytes cancels its receive: a peer that
- *     writes faster than the reader reads then waits in the kernel's
- *     receive buffer (TCP's window), as with epoll; the reader drains the
- *     queue, then reads the rest from the descriptor and arms again;
- *   - close cancels the receive and gives the queued buffers back; a
- *     completion that comes later carries the old generation and its
- *     buffer is given back by dispatch. The buffers belong to the ring,
- *     which lives as long as the reactor, which every open source holds.
- *
- * A readiness event of the same socket does not wake a reader while a
- * receive is armed (it would find the queue empty and park again). */
-#define RX_CAP (64u * 1024u)
-
-static struct weft__io_source *event_source(struct weft__reactor *r, uint32_t index,
-                                            uint32_t gen);
-
-bool weft__io_rx_busy(struct weft__io_source *s, uint32_t gen)
-{
-    bool busy;
-
-    pthread_mutex_lock(&s->lock);
-    busy = !s->closed && atomic_load_explicit(&s->gen, memory_order_relaxed) == gen &&
-           (s->rx_armed || s->rx_head >= 0 || s->rx_end_set);
-    pthread_mutex_unlock(&s->lock);
-    return busy;
-}
-
-/* ->lock held: copy up to `len` queued bytes into buf; the buffers emptied
- * go to `bids` (at most `max`: the copy stops there). */
-static size_t rx_take(struct weft__io_source *s, char *buf, size_t len, uint16_t *bids,
-                      unsigned max, unsigned *nb)
-{
-    struct weft__reactor *r = s->r;
-    size_t got = 0;
-
-    *nb = 0;
-    while (got < len && s->rx_head >= 0 && *nb < max) {
-        int32_t b = s->rx_head;
-        size_t k = r->rx_len[b] - s->rx_off;
-
-        if (k > len - got)
-            k = len - got;
-        memcpy(buf + got, r->rx_mem + (size_t)b * URING_RX_SIZE + s->rx_off, k);
-        got += k;
-        s->rx_off += (uint32_t)k;
-        s->rx_bytes -= (uint32_t)k;
-        if (s->rx_off == r->rx_len[b]) {
-            bids[(*nb)++] = (uint16_t)b;
-            s->rx_off = 0;
-            s->rx_head = r->rx_next[b];
-            if (s->rx_head < 0)
-                s->rx_tail = -1;
-        }
-    }
-    return got;
-}
-
-ssize_t weft__io_recv(struct weft__io_source *s, uint32_t gen, weft_context *cx, void *buf,
-                      size_t len, struct sockaddr_storage *addr, socklen_t *addrlen)
-{
-    const weft_waker *mine = weft_context_waker(cx);
-
-    for (;;) {
-        struct weft__reactor *r;
-        uint16_t bids[64];
-        unsigned nb;
-        weft_waker old = WEFT_WAKER_EMPTY;
-        ssize_t n;
-        int fd;
-
-        pthread_mutex_lock(&s->lock);
-        if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
-            pthread_mutex_unlock(&s->lock);
-            return -EBADF;
-        }
-        r = s->r;
-        if (r->rx_mem == NULL) {
-            pthread_mutex_unlock(&s->lock);
-            return WEFT_IO_NO_RX;
-        }
-        if (atomic_load_explicit(&r->shut, memory_order_relaxed)) {
-            /* relaxed: as in io_park() */
-            pthread_mutex_unlock(&s->lock);
-            return -ESHUTDOWN;
-        }
-        if (s->rx_head >= 0) {
-            n = (ssize_t)rx_take(s, buf, len, bids, 64, &nb);
-            pthread_mutex_unlock(&s->lock);
-            weft__uring_rx_put(r->ring, bids, nb);
-            if (addrlen)
-                *addrlen = 0;
-            return n;
-        }
-        if (s->rx_end_set) {
-            s->rx_end_set = false;
-            n = s->rx_end;
-            pthread_mutex_unlock(&s->lock);
-            return n;
-        }
-        if (s->rx_armed) {
-            /* the receive's next completion wakes us */
-            if (!weft_waker_will_wake(&s->reader, mine)) {
-                old = s->reader;
-                s->reader = weft_waker_clone(mine);
-            }
-            pthread_mutex_unlock(&s->lock);
-            weft_waker_drop(&old);
-            return WEFT_IO_PENDING;
-        }
-        pthread_mutex_unlock(&s->lock);
-
-        /* nothing queued, nothing in flight: the descriptor itself */
-        fd = weft__io_begin(s, gen);
-        if (fd < 0)
-            return fd;
-        do {
-            n = addr ? recvfrom(fd, buf, len, 0, (struct sockaddr *)addr, addrlen)
-                     : recv(fd, buf, len, 0);
-            if (n < 0)
-                n = -errno;
-        } while (n == -EINTR);
-        weft__io_end(s);
-        if (n != -EAGAIN && n != -EWOULDBLOCK)
-            return n;
-        /* relaxed: a counter */
-        atomic_fetch_add_explicit(&r->eagain, 1, memory_order_relaxed);
-
-        pthread_mutex_lock(&s->lock);
-        if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
-            pthread_mutex_unlock(&s->lock);
-            return -EBADF;
-        }
-        if (!s->rx_armed && s->rx_head < 0 && !s->rx_end_set) {
-            /* queued: the owner submits it with its next wait (woken for
-             * it if it waits); the receive looks at the socket first, so
-             * bytes that came after our EAGAIN are not missed */
-            if (weft__uring_recv(r->ring, s->fd, rx_key(s->index, gen)) == 0)
-                s->rx_armed = true;
-        }
-        if (s->rx_armed) {
-            if (!weft_waker_will_wake(&s->reader, mine)) {
-                old = s->reader;
-                s->reader = weft_waker_clone(mine);
-            }
-            pthread_mutex_unlock(&s->lock);
-            weft_waker_drop(&old);
-            return WEFT_IO_PENDING;
-        }
-        pthread_mutex_unlock(&s->lock);   /* something came meanwhile: again */
-    }
-}
-
-/* A receive completion (the poller, still holding `polling`: see
- * "Receive"): queue its buffer, note its end, and hand the reader's waker
- * to `wk` for the caller to wake. A completion of a closed source gives
- * its buffer back. */
-static void rx_complete(struct weft__reactor *r, const struct weft__uring_cqe *c,
-                        weft_waker *wk)
-{
-    uint32_t index = (uint32_t)((c->key & ~KEY_RX) >> 40) - 1;
-    struct weft__io_source *s = event_source(r, index, (uint32_t)c->key);
-    bool more = (c->flags & IORING_CQE_F_MORE) != 0;
-    int32_t bid = (c->flags & IORING_CQE_F_BUFFER) ? (int32_t)(c->flags >> IORING_CQE_BUFFER_SHIFT)
-                                                    : -1;
-    uint16_t back;
-
-    *wk = WEFT_WAKER_EMPTY;
-    if (s && bid >= 0 && c->res > 0) {
-        r->rx_len[bid] = (uint32_t)c->res;
-        r->rx_next[bid] = -1;
-        if (s->rx_tail >= 0)
-            r->rx_next[s->rx_tail] = bid;
-        else
-            s->rx_head = bid;
-        s->rx_tail = bid;
-        s->rx_bytes += (uint32_t)c->res;
-        bid = -1;                     /* the queue's now */
-    }
-    if (bid >= 0 && bid < (int32_t)URING_RX_BUFS) {
-        back = (uint16_t)bid;
-        weft__uring_rx_put(r->ring, &back, 1);
-    }
-    if (s == NULL)
-        return;
-    if (!more) {
-        /* its last completion: nothing of it is in the kernel any more */
-        s->rx_armed = false;
-        s->rx_cancel = false;
-        if (c->res == 0 || (c->res < 0 && c->res != -ENOBUFS && c->res != -ECANCELED)) {
-            s->rx_end_set = true;
-            s->rx_end = c->res;
-        }
-    } else if (s->rx_bytes >= RX_CAP && !s->rx_cancel) {
-        s->rx_cancel = true;          /* the rest waits in the kernel */
-        (void)weft__uring_repoll(r->ring, c->key, -1, 0, 0, false, NULL, 0);
-    }
-    *wk = s->reader;
-    s->reader = WEFT_WAKER_EMPTY;
-    pthread_mutex_unlock(&s->lock);
-}
-
 void weft__io_wake(struct weft__io *io)
 {
     /* acquire: pairs with the release store in weft__io_reactor() */
@@ -1012,8 +742,8 @@ static void deliver(struct weft__io_source *s, uint32_t bits)
 }
 
 /* The source an event names, locked, or NULL when the event is stale. */
-static struct weft__io_source *event_source(struct weft__reactor *r, uint32_t index,
-                                            uint32_t gen)
+struct weft__io_source *weft__io_event_source(struct weft__reactor *r, uint32_t index,
+                                             uint32_t gen)
 {
     struct weft__io_source *s = weft__io_slot(index);
 
@@ -1030,7 +760,7 @@ static struct weft__io_source *event_source(struct weft__reactor *r, uint32_t in
 static void dispatch(struct weft__reactor *r, const struct epoll_event *ev)
 {
     struct weft__io_source *s =
-        event_source(r, (uint32_t)(ev->data.u64 >> 32), (uint32_t)ev->data.u64);
+        weft__io_event_source(r, (uint32_t)(ev->data.u64 >> 32), (uint32_t)ev->data.u64);
     uint32_t bits = bits_of(ev->events);
 
     if (s == NULL)
@@ -1052,7 +782,7 @@ static void dispatch(struct weft__reactor *r, const struct epoll_event *ev)
 static void uring_dispatch(struct weft__reactor *r, const struct weft__uring_cqe *c)
 {
     uint32_t index = (uint32_t)(c->key >> 40) - 1, arm = (uint32_t)(c->key >> 32) & 0xffu;
-    struct weft__io_source *s = event_source(r, index, (uint32_t)c->key);
+    struct weft__io_source *s = weft__io_event_source(r, index, (uint32_t)c->key);
     bool again = c->res >= 0 || c->res == -ECANCELED;
     uint32_t bits;
 
@@ -1160,8 +890,10 @@ static int uring_poll(struct weft__reactor *r, int64_t timeout_ns)
     /* receive completions are queued in order before `polling` is given
      * back: the next poller's come later in the stream (see "Receive") */
     for (int i = 0; i < n; i++) {
-        if (batch[i].key & KEY_RX) {
-            rx_complete(r, &batch[i], &wk[nw]);
+        if (batch[i].key & IO_KEY_RX) {
+            if (nw == 0)
+                weft__uring_rx_acquire(r->ring);
+            weft__io_rx_complete(r, &batch[i], &wk[nw]);
             nw++;
         }
     }
@@ -1169,7 +901,7 @@ static int uring_poll(struct weft__reactor *r, int64_t timeout_ns)
     for (int i = 0; i < nw; i++)
         weft_waker_wake(&wk[i]);
     for (int i = 0; i < n; i++) {
-        if (!(batch[i].key & KEY_RX))
+        if (!(batch[i].key & IO_KEY_RX))
             uring_dispatch(r, &batch[i]);
     }
     return n;

@@ -179,6 +179,7 @@ struct weft__reactor {
     int32_t *rx_next;
     uint32_t *rx_len;
     char *rx_mem;
+    _Atomic int64_t rx_out;           /* buffers taken from the kernel, not given back (tests) */
     pthread_mutex_t lock;             /* kick, kick_ctx */
     /* the scheduler's hook: the first source was registered (live 0 -> 1);
      * NULL once the runtime is gone */
@@ -344,5 +345,28 @@ ssize_t weft__io_recv(struct weft__io_source *s, uint32_t gen, weft_context *cx,
  * receive is in the kernel (bufio's splice then copies through reads:
  * reading the descriptor would skip or reorder bytes). */
 bool weft__io_rx_busy(struct weft__io_source *s, uint32_t gen);
+
+/* ---- Between reactor.c and recv.c (the io_uring backend) ---- */
+/* A source's io_uring key (user_data): slot + 1, arm count, generation;
+ * IO_KEY_RX marks its receive's; the top bit stays clear (the ring's own
+ * keys, uring.h). */
+#define IO_KEY_RX (1ull << 62)
+static inline uint64_t weft__io_key(uint32_t index, uint32_t arm, uint32_t gen)
+{
+    return (uint64_t)(index + 1) << 40 | (uint64_t)(arm & 0xffu) << 32 | gen;
+}
+/* The source a completion names, locked, or NULL when it is stale (closed
+ * since, or of another reactor). */
+struct weft__io_source *weft__io_event_source(struct weft__reactor *r, uint32_t index,
+                                              uint32_t gen);
+/* A receive completion (the poller, holding `polling`): queued; the
+ * reader's waker is moved to *wk for the caller to wake once `polling` is
+ * given back. */
+struct weft__uring_cqe;
+void weft__io_rx_complete(struct weft__reactor *r, const struct weft__uring_cqe *c,
+                          weft_waker *wk);
+/* Close (->lock held, io_uring reactor): cancel the receive, give the
+ * queued buffers back. */
+void weft__io_rx_close(struct weft__io_source *s, uint32_t gen);
 
 #endif

@@ -426,6 +426,12 @@ int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mas
     return r;
 }
 
+void weft__uring_rx_acquire(struct weft__uring *u)
+{
+    pthread_mutex_lock(&u->rx_lock);
+    pthread_mutex_unlock(&u->rx_lock);
+}
+
 int weft__uring_recv(struct weft__uring *u, int fd, uint64_t key)
 {
 #if HAVE_RX

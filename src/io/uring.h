@@ -97,6 +97,11 @@ void weft__uring_no_rx(bool off);
 char *weft__uring_rx_mem(struct weft__uring *u);
 /* Give buffers back to the kernel (any thread). */
 void weft__uring_rx_put(struct weft__uring *u, const uint16_t *bids, unsigned n);
+/* The poller, before it reads completions that name buffers: take the
+ * lock under which they were given back (the kernel's reuse of a buffer
+ * follows its return, but sanitizers cannot see the kernel: this makes
+ * the order visible to them; it costs one uncontended lock per poll). */
+void weft__uring_rx_acquire(struct weft__uring *u);
 /* Queue a multishot receive of `fd` into the buffers, user_data `key`
  * (goes in with the owner's next wait, as polls do). 0 or -errno. */
 int weft__uring_recv(struct weft__uring *u, int fd, uint64_t key);
