@@ -37,10 +37,16 @@
  *     it) calls recv() itself: nothing else can be in flight then, so no
  *     byte is overtaken; on EAGAIN it arms the receive and parks, under
  *     the lock, so a completion either finds the waker or comes after;
- *   - a queue that reaches RX_CAP bytes cancels its receive: a peer that
- *     writes faster than the reader reads then waits in the kernel's
- *     receive buffer (TCP's window), as with epoll; the reader drains the
- *     queue, then reads the rest from the descriptor and arms again;
+ *   - a queue that reaches RX_CAP bytes cancels its receive (again at each
+ *     completion past it): a peer that writes faster than the reader reads
+ *     then waits in the kernel's receive buffer (TCP's window), as with
+ *     epoll; the reader drains the queue, then reads the rest from the
+ *     descriptor and arms again. The cancel is best effort: a receive that
+ *     the kernel is running again at once (the socket never empties) is
+ *     not found by it, so a flood can take more, up to every buffer of the
+ *     ring; the ring (URING_RX_BUFS buffers) is the hard bound on memory,
+ *     and a receive that finds no buffer ends (-ENOBUFS): its reader reads
+ *     the descriptor, as below;
  *   - close cancels the receive and gives the queued buffers back; a
  *     completion that comes later carries the old generation and its
  *     buffer is given back by dispatch. The buffers belong to the ring,
@@ -255,8 +261,13 @@ void weft__io_rx_complete(struct weft__reactor *r, const struct weft__uring_cqe 
             s->rx_end_set = true;
             s->rx_end = c->res;
         }
-    } else if (s->rx_bytes >= RX_CAP && !s->rx_cancel) {
-        s->rx_cancel = true;          /* the rest waits in the kernel */
+    } else if (s->rx_bytes >= RX_CAP) {
+        /* the rest waits in the kernel. Again at every completion past the
+         * cap: a receive that the kernel runs again at once (the socket
+         * still had bytes) is not where a cancel looks for it (only one
+         * parked on the socket's wait queue is), and that cancel finds
+         * nothing (its result is the ring's own, not seen here) */
+        s->rx_cancel = true;
         (void)weft__uring_repoll(r->ring, c->key, -1, 0, 0, false, NULL, 0);
     }
     *wk = s->reader;
