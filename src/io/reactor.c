@@ -326,6 +326,8 @@ static uint32_t uring_mask(bool oneshot, uint32_t events)
 {
     uint32_t ev = 0;
 
+    if (!oneshot && events == IO_WRITE)
+        return EPOLLOUT;              /* rx_mode: input comes by the receive */
     if (!oneshot)
         return EPOLLIN | EPOLLOUT | EPOLLRDHUP;
     if (events & IO_READ)
@@ -396,7 +398,7 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
     s->r = r;
     s->fresh = (flags & IO_REG_FRESH) != 0;
     s->listener = (flags & IO_REG_LISTENER) != 0;
-    s->rx_armed = s->rx_cancel = s->rx_end_set = false;
+    s->rx_armed = s->rx_cancel = s->rx_end_set = s->rx_mode = false;
     s->rx_end = 0;
     s->rx_head = s->rx_tail = -1;
     s->rx_off = s->rx_bytes = 0;
@@ -478,11 +480,24 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
         atomic_store_explicit(&s->hook_events, events, memory_order_relaxed);
         return weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), fd,
                                   uring_mask(true, events), src_key(s->index, old + 1, gen),
-                                  false, &s->arm, (old + 1) & 0xffu);
+                                  false, false, &s->arm, (old + 1) & 0xffu);
     }
     ev.events = epoll_bits(true, events);
     ev.data.u64 = (uint64_t)s->index << 32 | gen;
     return epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void weft__io_rx_mode(struct weft__io_source *s, uint32_t gen)
+{
+    uint32_t old = atomic_load_explicit(&s->arm, memory_order_relaxed);
+
+    s->rx_mode = true;
+    /* the new arm count first (under the ring's lock): the old poll's
+     * cancellation, and any completion of it still to come, is stale in
+     * uring_dispatch() and armed again by nobody */
+    (void)weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), s->fd,
+                             uring_mask(false, IO_WRITE), src_key(s->index, old + 1, gen), true,
+                             false, &s->arm, (old + 1) & 0xffu);
 }
 
 int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
@@ -514,7 +529,7 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
                                  src_key(s->index, atomic_load_explicit(&s->arm,
                                                                         memory_order_relaxed),
                                          gen),
-                                 -1, 0, 0, true, NULL, 0);
+                                 -1, 0, 0, false, true, NULL, 0);
     }
     atomic_fetch_sub_explicit(&s->r->live, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->lock);
@@ -806,11 +821,16 @@ static void uring_dispatch(struct weft__reactor *r, const struct weft__uring_cqe
         pthread_mutex_unlock(&s->lock);
         return;
     }
+    if (arm != (atomic_load_explicit(&s->arm, memory_order_relaxed) & 0xffu)) {
+        /* a poll that weft__io_rx_mode() replaced: its last words */
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
     bits = c->res >= 0 ? bits_of((uint32_t)c->res)
                        : IO_READ | IO_WRITE | (c->res == -ECANCELED ? 0 : IO_ERR);
     if (!(c->flags & IORING_CQE_F_MORE) && again)
-        (void)weft__uring_poll(r->ring, s->fd, uring_mask(false, 0), true, c->key, false, NULL,
-                               0);
+        (void)weft__uring_poll(r->ring, s->fd, uring_mask(false, s->rx_mode ? IO_WRITE : 0), true,
+                               c->key, false, &s->arm, arm);
     deliver(s, bits);
 }
 

@@ -145,6 +145,8 @@ struct weft__io_source {
      * queue of filled buffers (ids, -1: none; linked by the reactor's
      * rx_next), the offset read in the first and the bytes queued */
     bool rx_armed, rx_cancel, rx_end_set;
+    bool rx_mode;                     /* reads go through the receive: the
+                                         multishot poll asks for output only */
     int32_t rx_end;
     int32_t rx_head, rx_tail;
     uint32_t rx_off, rx_bytes;
@@ -365,6 +367,11 @@ struct weft__io_source *weft__io_event_source(struct weft__reactor *r, uint32_t 
 struct weft__uring_cqe;
 void weft__io_rx_complete(struct weft__reactor *r, const struct weft__uring_cqe *c,
                           weft_waker *wk);
+/* ->lock held, io_uring reactor: the source's reads go through the
+ * receive from now on (rx_mode): its multishot poll is replaced by one
+ * for output (and hang-ups) only, so that bytes that come wake nothing
+ * but the receive. Until close. */
+void weft__io_rx_mode(struct weft__io_source *s, uint32_t gen);
 /* Close (->lock held, io_uring reactor): cancel the receive, give the
  * queued buffers back. */
 void weft__io_rx_close(struct weft__io_source *s, uint32_t gen);

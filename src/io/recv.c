@@ -52,8 +52,14 @@
  *     buffer is given back by dispatch. The buffers belong to the ring,
  *     which lives as long as the reactor, which every open source holds.
  *
- * A readiness event of the same socket does not wake a reader while a
- * receive is armed (it would find the queue empty and park again). */
+ * Once a receive was armed, the socket's multishot poll is replaced by one
+ * for output only (weft__io_rx_mode): each arrival of bytes then costs the
+ * receive's completion alone, not a poll's as well. Reads never need input
+ * readiness again (they read the queue, or the descriptor and then arm the
+ * receive); a copy through splice, which would, copies through reads
+ * instead (weft__io_rx_busy). A readiness event (a hang-up) does not wake a
+ * reader while a receive is armed (it would find the queue empty and park
+ * again: the receive reports the hang-up). */
 #define RX_CAP (64u * 1024u)
 
 /* ->lock held: take the source's receive queue (its buffer ids into
@@ -89,7 +95,7 @@ bool weft__io_rx_busy(struct weft__io_source *s, uint32_t gen)
 
     pthread_mutex_lock(&s->lock);
     busy = !s->closed && atomic_load_explicit(&s->gen, memory_order_relaxed) == gen &&
-           (s->rx_armed || s->rx_head >= 0 || s->rx_end_set);
+           (s->rx_mode || s->rx_armed || s->rx_head >= 0 || s->rx_end_set);
     pthread_mutex_unlock(&s->lock);
     return busy;
 }
@@ -205,6 +211,8 @@ ssize_t weft__io_recv(struct weft__io_source *s, uint32_t gen, weft_context *cx,
              * bytes that came after our EAGAIN are not missed */
             if (weft__uring_recv(r->ring, s->fd, (weft__io_key(s->index, 0, gen) | IO_KEY_RX)) == 0)
                 s->rx_armed = true;
+            if (s->rx_armed && !s->rx_mode)
+                weft__io_rx_mode(s, gen);
         }
         if (s->rx_armed) {
             if (!weft_waker_will_wake(&s->reader, mine)) {
@@ -268,7 +276,7 @@ void weft__io_rx_complete(struct weft__reactor *r, const struct weft__uring_cqe 
          * parked on the socket's wait queue is), and that cancel finds
          * nothing (its result is the ring's own, not seen here) */
         s->rx_cancel = true;
-        (void)weft__uring_repoll(r->ring, c->key, -1, 0, 0, false, NULL, 0);
+        (void)weft__uring_repoll(r->ring, c->key, -1, 0, 0, false, false, NULL, 0);
     }
     *wk = s->reader;
     s->reader = WEFT_WAKER_EMPTY;
@@ -284,7 +292,7 @@ void weft__io_rx_close(struct weft__io_source *s, uint32_t gen)
      * gives their buffers back */
     if (s->rx_armed)
         (void)weft__uring_repoll(s->r->ring, weft__io_key(s->index, 0, gen) | IO_KEY_RX, -1, 0,
-                                 0, false, NULL, 0);
+                                 0, false, false, NULL, 0);
     s->rx_armed = s->rx_end_set = s->rx_cancel = false;
     /* the queued bytes are nobody's now (the reactor, and so the ring,
      * outlives this: the source's reference is dropped at its release) */

@@ -399,7 +399,7 @@ int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, u
 }
 
 int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
-                       bool now, _Atomic uint32_t *arm, uint32_t set)
+                       bool multi, bool now, _Atomic uint32_t *arm, uint32_t set)
 {
     struct io_uring_sqe *sqe;
     int r;
@@ -418,7 +418,7 @@ int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mas
     sqe->user_data = KEY_REMOVE;
     sqe_commit(u);
     if (fd >= 0) {
-        prep_poll(sqe_get(u), fd, mask, false, key);
+        prep_poll(sqe_get(u), fd, mask, multi, key);
         sqe_commit(u);
     }
     r = done_queuing(u, now);

@@ -119,10 +119,10 @@ int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, u
  * cancellation of every poll with user_data `old` (none armed:
  * nothing happens; the kernel lets a cancelled poll's file go when the
  * thread that submitted it next returns to user space, at once if that is
- * the caller), then, with `fd` >= 0, a new oneshot poll (`mask`, `key`): the
- * kernel runs them in this order. `now` as above. */
+ * the caller), then, with `fd` >= 0, a new poll (`mask`, `key`; multishot with `multi`,
+ * else oneshot): the kernel runs them in this order. `now` as above. */
 int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
-                       bool now, _Atomic uint32_t *arm, uint32_t set);
+                       bool multi, bool now, _Atomic uint32_t *arm, uint32_t set);
 
 /* Wake the owner in weft__uring_reap(), or its next wait. */
 void weft__uring_wake(struct weft__uring *u);
