@@ -394,6 +394,26 @@ TEST(rx_close_with_bytes_queued)
     weft_runtime_free(rt);
 }
 
+TEST(rx_shutdown_read_ends_the_receive)
+{
+    weft_runtime *rt = rx_runtime_or_skip();
+    weft_socket *b;
+    char buf[8];
+    int c;
+
+    rx_pair(rt, &c, &b);
+    rx_arm(rt, b);
+    nt_raw_write_all(c, "ab", 2);
+    rx_wait_queued(b, 2, false);
+    ASSERT_OK(weft_socket_shutdown(b, SHUT_RD));
+    ASSERT_EQ(2, st_read(rt, b, buf, sizeof(buf), ST_WAIT_MS));
+    ASSERT_EQ(0, st_read(rt, b, buf, sizeof(buf), ST_WAIT_MS));
+    ASSERT_OK(weft_socket_close(b));
+    close(c);
+    rx_wait_all_back(rt);
+    weft_runtime_free(rt);
+}
+
 TEST(rx_without_buffers_reads_by_readiness)
 {
     weft_runtime *rt;
