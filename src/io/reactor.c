@@ -27,6 +27,8 @@
  * runtime and outlive any allocator a user installs (and a test's count of
  * live allocations). Like the kernel's descriptor table, the table grows to
  * the most sources ever open at once and does not shrink. */
+_Atomic bool weft__io_rx_any;
+
 static struct {
     pthread_mutex_t lock;             /* nslots, free list, growth */
     uint32_t nslots;                  /* ->lock */
@@ -75,6 +77,7 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
         r->rx_len = weft__calloc(URING_RX_BUFS, sizeof(*r->rx_len));
         if (r->rx_next && r->rx_len) {
             r->rx_mem = weft__uring_rx_mem(r->ring);
+            atomic_store_explicit(&weft__io_rx_any, true, memory_order_relaxed);
         } else {
             weft__free(r->rx_next);
             weft__free(r->rx_len);

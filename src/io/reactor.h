@@ -343,6 +343,11 @@ ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_
  * receive buffers: use weft__io_do). */
 ssize_t weft__io_recv(struct weft__io_source *s, uint32_t gen, weft_context *cx, void *buf,
                       size_t len, struct sockaddr_storage *addr, socklen_t *addrlen);
+/* Some reactor of the process has receive buffers (set once, never
+ * cleared): while it is false, weft__io_recv() would answer WEFT_IO_NO_RX
+ * and callers skip it (an epoll-only process takes no extra lock per
+ * read). A relaxed hint: a reactor is made before any of its sockets. */
+extern _Atomic bool weft__io_rx_any;
 /* Anything of the source's stream is held by the receive queue, or a
  * receive is in the kernel (bufio's splice then copies through reads:
  * reading the descriptor would skip or reorder bytes). */

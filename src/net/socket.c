@@ -612,7 +612,7 @@ static ssize_t step(weft_io_op *op, weft_context *cx)
 
     /* a stream socket's reads: through io_uring's receive queue when the
      * reactor has one (io/reactor.c, "Receive") */
-    if (op->hkind == HK_STREAM &&
+    if (op->hkind == HK_STREAM && atomic_load_explicit(&weft__io_rx_any, memory_order_relaxed) &&
         (op->kind == OP_READ || op->kind == OP_READ_EXACT || op->kind == OP_RECV_FROM))
         r = weft__io_recv(op->src, op->gen, cx, (char *)op->buf + op->moved, op->len - op->moved,
                           op->kind == OP_RECV_FROM ? op->addr : NULL,
