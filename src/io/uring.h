@@ -97,10 +97,10 @@ void weft__uring_no_rx(bool off);
 char *weft__uring_rx_mem(struct weft__uring *u);
 /* Give buffers back to the kernel (any thread). */
 void weft__uring_rx_put(struct weft__uring *u, const uint16_t *bids, unsigned n);
-/* The poller, before it reads completions that name buffers: take the
- * lock under which they were given back (the kernel's reuse of a buffer
- * follows its return, but sanitizers cannot see the kernel: this makes
- * the order visible to them; it costs one uncontended lock per poll). */
+/* The poller, before it reads completions that name buffers: under
+ * ThreadSanitizer, take the lock under which they were given back (the
+ * kernel's reuse of a buffer follows its return, but the sanitizer cannot
+ * see the kernel: this makes the order visible to it); a no-op otherwise. */
 void weft__uring_rx_acquire(struct weft__uring *u);
 /* Queue a multishot receive of `fd` into the buffers, user_data `key`
  * (goes in with the owner's next wait, as polls do). 0 or -errno. */
