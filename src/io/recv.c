@@ -205,13 +205,24 @@ ssize_t weft__io_recv(struct weft__io_source *s, uint32_t gen, weft_context *cx,
             pthread_mutex_unlock(&s->lock);
             return -EBADF;
         }
+        if (atomic_load_explicit(&r->shut, memory_order_relaxed)) {
+            /* relaxed: as in io_park(): reactor_shut() stores it before its
+             * sweep takes this lock, so a waker stored below is found */
+            pthread_mutex_unlock(&s->lock);
+            return -ESHUTDOWN;
+        }
         if (!s->rx_armed && s->rx_head < 0 && !s->rx_end_set) {
             /* queued: the owner submits it with its next wait (woken for
              * it if it waits); the receive looks at the socket first, so
              * bytes that came after our EAGAIN are not missed */
-            if (weft__uring_recv(r->ring, s->fd, (weft__io_key(s->index, 0, gen) | IO_KEY_RX)) == 0)
-                s->rx_armed = true;
-            if (s->rx_armed && !s->rx_mode)
+            if (weft__uring_recv(r->ring, s->fd, weft__io_key(s->index, 0, gen) | IO_KEY_RX) < 0) {
+                /* cannot happen: rx_mem is set only for a ring with
+                 * buffers, and queuing takes no memory */
+                pthread_mutex_unlock(&s->lock);
+                return WEFT_IO_NO_RX;
+            }
+            s->rx_armed = true;
+            if (!s->rx_mode)
                 weft__io_rx_mode(s, gen);
         }
         if (s->rx_armed) {
