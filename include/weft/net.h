@@ -204,7 +204,10 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out);
 /* ---- Plain calls (never wait) ------------------------------------------------ */
 /* All of them: -EBADF for NULL or a closed handle; they keep working after
  * the runtime is freed. Thread: any. */
-/* The descriptor (for getsockopt and the like; do not close it), or -EBADF. */
+/* The descriptor (for getsockopt and the like; do not close it), or -EBADF.
+ * Do not read from it either while weft reads the socket: on the io_uring
+ * backend a stream socket's bytes may already wait in weft's receive queue
+ * (docs/io.md, "Receive"), and reading the descriptor would skip them. */
 WEFT_API int weft_socket_fd(weft_socket *s);
 /* getsockname / getpeername into *addr, *len (in: size of *addr). */
 WEFT_API int weft_socket_local_addr(weft_socket *s, struct sockaddr_storage *addr,

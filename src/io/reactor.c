@@ -27,6 +27,8 @@
  * runtime and outlive any allocator a user installs (and a test's count of
  * live allocations). Like the kernel's descriptor table, the table grows to
  * the most sources ever open at once and does not shrink. */
+_Atomic bool weft__io_rx_any;
+
 static struct {
     pthread_mutex_t lock;             /* nslots, free list, growth */
     uint32_t nslots;                  /* ->lock */
@@ -69,6 +71,20 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
         if (io->fallback)
             r->ring = NULL;
     }
+    if (r->ring && weft__uring_rx_mem(r->ring)) {
+        /* no memory for the links: readiness only, as without buffers */
+        r->rx_next = weft__calloc(URING_RX_BUFS, sizeof(*r->rx_next));
+        r->rx_len = weft__calloc(URING_RX_BUFS, sizeof(*r->rx_len));
+        if (r->rx_next && r->rx_len) {
+            r->rx_mem = weft__uring_rx_mem(r->ring);
+            atomic_store_explicit(&weft__io_rx_any, true, memory_order_relaxed);
+        } else {
+            weft__free(r->rx_next);
+            weft__free(r->rx_len);
+            r->rx_next = NULL;
+            r->rx_len = NULL;
+        }
+    }
     if (r->ring == NULL) {
         r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (r->evfd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) < 0) {
@@ -86,6 +102,8 @@ out_close:
     if (r->evfd >= 0)
         close(r->evfd);
     weft__uring_free(r->ring);
+    weft__free(r->rx_next);
+    weft__free(r->rx_len);
     close(r->epfd);
 out_free:
     weft__free(r);
@@ -150,6 +168,8 @@ void weft__reactor_drop(struct weft__reactor *r)
     if (r->evfd >= 0)
         close(r->evfd);
     weft__uring_free(r->ring);        /* the kernel cancels what is armed */
+    weft__free(r->rx_next);
+    weft__free(r->rx_len);
     close(r->epfd);
     pthread_mutex_destroy(&r->lock);
     weft__free(r);
@@ -244,6 +264,7 @@ static struct weft__io_source *slot_take(void)
         for (uint32_t i = IO_PAGE_SLOTS; i-- > 0;) {
             page[i].index = table.nslots + i;
             page[i].fd = -1;
+            page[i].rx_head = page[i].rx_tail = -1;
             atomic_init(&page[i].use, USE_CLOSED);
             pthread_mutex_init(&page[i].lock, NULL);
             page[i].next_free = table.free;
@@ -297,11 +318,9 @@ static void slot_release(struct weft__io_source *s)
     weft__reactor_drop(r);
 }
 
-/* io_uring: a source's poll key (user_data): slot + 1, arm count,
- * generation; the top bit stays clear (the ring's own keys). */
 static uint64_t src_key(uint32_t index, uint32_t arm, uint32_t gen)
 {
-    return (uint64_t)(index + 1) << 40 | (uint64_t)(arm & 0xffu) << 32 | gen;
+    return weft__io_key(index, arm, gen);
 }
 
 /* io_uring: the poll mask (multishot polls are edge-triggered, as EPOLLET;
@@ -310,6 +329,8 @@ static uint32_t uring_mask(bool oneshot, uint32_t events)
 {
     uint32_t ev = 0;
 
+    if (!oneshot && events == IO_WRITE)
+        return EPOLLOUT;              /* rx_mode: input comes by the receive */
     if (!oneshot)
         return EPOLLIN | EPOLLOUT | EPOLLRDHUP;
     if (events & IO_READ)
@@ -380,6 +401,10 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
     s->r = r;
     s->fresh = (flags & IO_REG_FRESH) != 0;
     s->listener = (flags & IO_REG_LISTENER) != 0;
+    s->rx_armed = s->rx_cancel = s->rx_end_set = s->rx_mode = false;
+    s->rx_end = 0;
+    s->rx_head = s->rx_tail = -1;
+    s->rx_off = s->rx_bytes = 0;
     atomic_store_explicit(&s->hook_events, events, memory_order_relaxed);
     /* written before the unlock: a hook may run as soon as the descriptor
      * is added, and it reads what the caller keeps here (it takes this
@@ -458,17 +483,29 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
         atomic_store_explicit(&s->hook_events, events, memory_order_relaxed);
         return weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), fd,
                                   uring_mask(true, events), src_key(s->index, old + 1, gen),
-                                  false, &s->arm, (old + 1) & 0xffu);
+                                  false, false, &s->arm, (old + 1) & 0xffu);
     }
     ev.events = epoll_bits(true, events);
     ev.data.u64 = (uint64_t)s->index << 32 | gen;
     return epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
+void weft__io_rx_mode(struct weft__io_source *s, uint32_t gen)
+{
+    uint32_t old = atomic_load_explicit(&s->arm, memory_order_relaxed);
+
+    s->rx_mode = true;
+    /* the new arm count first (under the ring's lock): the old poll's
+     * cancellation, and any completion of it still to come, is stale in
+     * uring_dispatch() and armed again by nobody */
+    (void)weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), s->fd,
+                             uring_mask(false, IO_WRITE), src_key(s->index, old + 1, gen), true,
+                             false, &s->arm, (old + 1) & 0xffu);
+}
+
 int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
 {
     weft_waker r, w;
-
     pthread_mutex_lock(&s->lock);
     if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen) {
         pthread_mutex_unlock(&s->lock);
@@ -485,6 +522,9 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
     if (!s->r->ring || !s->fresh)
         epoll_ctl(s->r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     if (s->r->ring) {
+        /* the receive too, with the poll's cancel; its queued buffers
+         * back to the kernel */
+        weft__io_rx_close(s, gen);
         /* now: the kernel holds the file while the poll is armed, so the
          * descriptor's close would not close it (a peer would wait for
          * its FIN) */
@@ -492,7 +532,7 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
                                  src_key(s->index, atomic_load_explicit(&s->arm,
                                                                         memory_order_relaxed),
                                          gen),
-                                 -1, 0, 0, true, NULL, 0);
+                                 -1, 0, 0, false, true, NULL, 0);
     }
     atomic_fetch_sub_explicit(&s->r->live, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->lock);
@@ -705,7 +745,8 @@ static void deliver(struct weft__io_source *s, uint32_t bits)
     while (!atomic_compare_exchange_weak_explicit(&s->ready, &cur, (cur + READY_TICK_ONE) | bits,
                                                   memory_order_release, memory_order_relaxed))
         ;
-    if (bits & IO_READ) {
+    if ((bits & IO_READ) && !s->rx_armed) {
+        /* (an armed receive wakes the reader itself: see "Receive") */
         rd = s->reader;
         s->reader = WEFT_WAKER_EMPTY;
     }
@@ -719,8 +760,8 @@ static void deliver(struct weft__io_source *s, uint32_t bits)
 }
 
 /* The source an event names, locked, or NULL when the event is stale. */
-static struct weft__io_source *event_source(struct weft__reactor *r, uint32_t index,
-                                            uint32_t gen)
+struct weft__io_source *weft__io_event_source(struct weft__reactor *r, uint32_t index,
+                                             uint32_t gen)
 {
     struct weft__io_source *s = weft__io_slot(index);
 
@@ -737,7 +778,7 @@ static struct weft__io_source *event_source(struct weft__reactor *r, uint32_t in
 static void dispatch(struct weft__reactor *r, const struct epoll_event *ev)
 {
     struct weft__io_source *s =
-        event_source(r, (uint32_t)(ev->data.u64 >> 32), (uint32_t)ev->data.u64);
+        weft__io_event_source(r, (uint32_t)(ev->data.u64 >> 32), (uint32_t)ev->data.u64);
     uint32_t bits = bits_of(ev->events);
 
     if (s == NULL)
@@ -759,7 +800,7 @@ static void dispatch(struct weft__reactor *r, const struct epoll_event *ev)
 static void uring_dispatch(struct weft__reactor *r, const struct weft__uring_cqe *c)
 {
     uint32_t index = (uint32_t)(c->key >> 40) - 1, arm = (uint32_t)(c->key >> 32) & 0xffu;
-    struct weft__io_source *s = event_source(r, index, (uint32_t)c->key);
+    struct weft__io_source *s = weft__io_event_source(r, index, (uint32_t)c->key);
     bool again = c->res >= 0 || c->res == -ECANCELED;
     uint32_t bits;
 
@@ -783,11 +824,16 @@ static void uring_dispatch(struct weft__reactor *r, const struct weft__uring_cqe
         pthread_mutex_unlock(&s->lock);
         return;
     }
+    if (arm != (atomic_load_explicit(&s->arm, memory_order_relaxed) & 0xffu)) {
+        /* a poll that weft__io_rx_mode() replaced: its last words */
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
     bits = c->res >= 0 ? bits_of((uint32_t)c->res)
                        : IO_READ | IO_WRITE | (c->res == -ECANCELED ? 0 : IO_ERR);
     if (!(c->flags & IORING_CQE_F_MORE) && again)
-        (void)weft__uring_poll(r->ring, s->fd, uring_mask(false, 0), true, c->key, false, NULL,
-                               0);
+        (void)weft__uring_poll(r->ring, s->fd, uring_mask(false, s->rx_mode ? IO_WRITE : 0), true,
+                               c->key, false, &s->arm, arm);
     deliver(s, bits);
 }
 
@@ -853,7 +899,8 @@ int weft__io_claim(struct weft__io *io, bool take)
 static int uring_poll(struct weft__reactor *r, int64_t timeout_ns)
 {
     struct weft__uring_cqe batch[URING_BATCH];
-    int n = weft__uring_reap(r->ring, timeout_ns, batch);
+    weft_waker wk[URING_BATCH];
+    int n = weft__uring_reap(r->ring, timeout_ns, batch), nw = 0;
 
     if (n >= 0) {
         unsigned b = n == 0 ? 0 : 32u - (unsigned)__builtin_clz((unsigned)n);
@@ -863,9 +910,23 @@ static int uring_poll(struct weft__reactor *r, int64_t timeout_ns)
         stat_add(&r->events, (uint64_t)n);
         stat_add(&r->events_hist[b < 7 ? b : 7], 1);
     }
+    /* receive completions are queued in order before `polling` is given
+     * back: the next poller's come later in the stream (see "Receive") */
+    for (int i = 0; i < n; i++) {
+        if (batch[i].key & IO_KEY_RX) {
+            if (nw == 0)
+                weft__uring_rx_acquire(r->ring);
+            weft__io_rx_complete(r, &batch[i], &wk[nw]);
+            nw++;
+        }
+    }
     atomic_store_explicit(&r->polling, false, memory_order_release);
-    for (int i = 0; i < n; i++)
-        uring_dispatch(r, &batch[i]);
+    for (int i = 0; i < nw; i++)
+        weft_waker_wake(&wk[i]);
+    for (int i = 0; i < n; i++) {
+        if (!(batch[i].key & IO_KEY_RX))
+            uring_dispatch(r, &batch[i]);
+    }
     return n;
 }
 

@@ -90,6 +90,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "weft/core.h"
@@ -137,6 +138,18 @@ struct weft__io_source {
     _Atomic uint32_t hook_events;     /* io_uring: a hooked source's events */
     bool fresh;                       /* ->lock: registered with IO_REG_FRESH */
     bool listener;                    /* ->lock: registered with IO_REG_LISTENER */
+    /* io_uring receive (reactor.c, "Receive"), all ->lock: a multishot
+     * receive is in the kernel (its last completion not yet taken); its
+     * cancellation was queued (the queue reached RX_CAP); an end result
+     * (0: end of stream, or -errno) waits behind the queued bytes; the
+     * queue of filled buffers (ids, -1: none; linked by the reactor's
+     * rx_next), the offset read in the first and the bytes queued */
+    bool rx_armed, rx_cancel, rx_end_set;
+    bool rx_mode;                     /* reads go through the receive: the
+                                         multishot poll asks for output only */
+    int32_t rx_end;
+    int32_t rx_head, rx_tail;
+    uint32_t rx_off, rx_bytes;
 };
 
 #define IO_PAGE_SHIFT 8
@@ -162,6 +175,13 @@ struct weft__reactor {
      * failed system call, so its cost is lost in the call's) */
     _Atomic uint64_t polls, events, eagain;
     _Atomic uint64_t events_hist[8];  /* per poll: 0, 1, 2-3, ... 64+ */
+    /* io_uring receive: per buffer id, the next in its source's queue and
+     * the bytes it holds (written under the lock of the source whose queue
+     * holds the buffer); NULL: the ring has no receive buffers */
+    int32_t *rx_next;
+    uint32_t *rx_len;
+    char *rx_mem;
+    _Atomic int64_t rx_out;           /* buffers taken from the kernel, not given back (tests) */
     pthread_mutex_t lock;             /* kick, kick_ctx */
     /* the scheduler's hook: the first source was registered (live 0 -> 1);
      * NULL once the runtime is gone */
@@ -307,7 +327,58 @@ void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir);
  * not byte streams: accept, datagrams, connect). `op` runs between begin
  * and end: the source (and its reactor) cannot go away under it. */
 #define WEFT_IO_PENDING (-1000000)
+/* weft__io_recv(): the reactor has no completion-based receive (epoll, or a
+ * ring without receive buffers): use weft__io_do(). */
+#define WEFT_IO_NO_RX (-1000001)
 ssize_t weft__io_do(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx,
                     ssize_t (*op)(int fd, void *arg), void *arg, size_t want);
+
+/* Read a stream socket through the io_uring receive queue (reactor.c,
+ * "Receive"): bytes queued by the multishot receive first, then an end
+ * result queued behind them; with nothing queued and no receive in the
+ * kernel, one recv() (recvfrom() with `addr`) on the descriptor, and on
+ * EAGAIN the receive is armed and the waker stored. Returns the bytes
+ * (*addrlen set to 0 when they came from the queue), 0 at end of stream,
+ * WEFT_IO_PENDING, -errno, or WEFT_IO_NO_RX (not an io_uring reactor with
+ * receive buffers: use weft__io_do). */
+ssize_t weft__io_recv(struct weft__io_source *s, uint32_t gen, weft_context *cx, void *buf,
+                      size_t len, struct sockaddr_storage *addr, socklen_t *addrlen);
+/* Some reactor of the process has receive buffers (set once, never
+ * cleared): while it is false, weft__io_recv() would answer WEFT_IO_NO_RX
+ * and callers skip it (an epoll-only process takes no extra lock per
+ * read). A relaxed hint: a reactor is made before any of its sockets. */
+extern _Atomic bool weft__io_rx_any;
+/* Anything of the source's stream is held by the receive queue, or a
+ * receive is in the kernel (bufio's splice then copies through reads:
+ * reading the descriptor would skip or reorder bytes). */
+bool weft__io_rx_busy(struct weft__io_source *s, uint32_t gen);
+
+/* ---- Between reactor.c and recv.c (the io_uring backend) ---- */
+/* A source's io_uring key (user_data): slot + 1, arm count, generation;
+ * IO_KEY_RX marks its receive's; the top bit stays clear (the ring's own
+ * keys, uring.h). */
+#define IO_KEY_RX (1ull << 62)
+static inline uint64_t weft__io_key(uint32_t index, uint32_t arm, uint32_t gen)
+{
+    return (uint64_t)(index + 1) << 40 | (uint64_t)(arm & 0xffu) << 32 | gen;
+}
+/* The source a completion names, locked, or NULL when it is stale (closed
+ * since, or of another reactor). */
+struct weft__io_source *weft__io_event_source(struct weft__reactor *r, uint32_t index,
+                                              uint32_t gen);
+/* A receive completion (the poller, holding `polling`): queued; the
+ * reader's waker is moved to *wk for the caller to wake once `polling` is
+ * given back. */
+struct weft__uring_cqe;
+void weft__io_rx_complete(struct weft__reactor *r, const struct weft__uring_cqe *c,
+                          weft_waker *wk);
+/* ->lock held, io_uring reactor: the source's reads go through the
+ * receive from now on (rx_mode): its multishot poll is replaced by one
+ * for output (and hang-ups) only, so that bytes that come wake nothing
+ * but the receive. Until close. */
+void weft__io_rx_mode(struct weft__io_source *s, uint32_t gen);
+/* Close (->lock held, io_uring reactor): cancel the receive, give the
+ * queued buffers back. */
+void weft__io_rx_close(struct weft__io_source *s, uint32_t gen);
 
 #endif

@@ -14,6 +14,18 @@
 #include "io/uring.h"
 #include "util/alloc.h"
 
+/* Headers older than the kernel: the feature bit of Linux 6.3 (registered
+ * rings), the mark by which rx_setup() knows multishot receive (6.0). */
+#ifndef IORING_FEAT_REG_REG_RING
+#define IORING_FEAT_REG_REG_RING (1U << 13)
+#endif
+/* Receive buffers need headers of Linux 6.0 or later to build. */
+#ifdef IORING_RECV_MULTISHOT
+#define HAVE_RX 1
+#else
+#define HAVE_RX 0
+#endif
+
 #define SQ_ENTRIES 256u
 #define CQ_ENTRIES 8192u
 
@@ -43,13 +55,33 @@ struct weft__uring {
     pthread_t owner;                  /* ->lock: the thread that submits and waits */
     uint64_t owner_enters;            /* ->lock: the owner's reaps */
     uint64_t seen_enters;             /* ->lock: owner_enters at others' last look */
+
+    /* receive buffers (uring.h); rx_ring NULL: none. The ring's tail is
+     * ours (rx_lock); the kernel moves its head as it takes buffers */
+    struct io_uring_buf_ring *rx_ring;
+    char *rx_mem;
+    pthread_mutex_t rx_lock;
+    uint16_t rx_tail;                 /* ->rx_lock */
 };
 
+#if HAVE_RX
+#define RX_RING_SZ (URING_RX_BUFS * sizeof(struct io_uring_buf))
+#endif
+#define RX_MEM_SZ ((size_t)URING_RX_BUFS * URING_RX_SIZE)
+_Static_assert((URING_RX_BUFS & (URING_RX_BUFS - 1)) == 0 && URING_RX_BUFS <= 32768,
+               "a power of two that fits the 16-bit ring");
+
 static _Atomic int fail_setup;
+static _Atomic bool no_rx;
 
 void weft__uring_fail_setup(int err)
 {
     atomic_store_explicit(&fail_setup, err, memory_order_relaxed);
+}
+
+void weft__uring_no_rx(bool off)
+{
+    atomic_store_explicit(&no_rx, off, memory_order_relaxed);
 }
 
 static int sys_setup(unsigned entries, struct io_uring_params *p)
@@ -61,6 +93,87 @@ static int sys_enter(int fd, unsigned submit, unsigned complete, unsigned flags,
                      size_t argsz)
 {
     return (int)syscall(__NR_io_uring_enter, fd, submit, complete, flags, arg, argsz);
+}
+
+#if HAVE_RX
+/* ->rx_lock held (or no other thread yet): buffer `bid` into the ring's
+ * next free entry. Entry 0 shares its last 16 bits with the ring's tail:
+ * only the named fields are written. */
+static void rx_add(struct weft__uring *u, uint16_t bid)
+{
+    struct io_uring_buf *b = &u->rx_ring->bufs[u->rx_tail & (URING_RX_BUFS - 1)];
+
+    b->addr = (uint64_t)(uintptr_t)(u->rx_mem + (size_t)bid * URING_RX_SIZE);
+    b->len = URING_RX_SIZE;
+    b->bid = bid;
+    u->rx_tail++;
+}
+
+/* The receive buffers, when the kernel has multishot receive: registered
+ * and all given to the kernel; else none (the reactor reads by readiness). */
+static void rx_setup(struct weft__uring *u, unsigned features)
+{
+    struct io_uring_buf_reg reg;
+    void *ring, *mem;
+
+    if (!(features & IORING_FEAT_REG_REG_RING) ||
+        atomic_load_explicit(&no_rx, memory_order_relaxed))
+        return;                       /* before 6.3: no multishot receive known */
+    ring = mmap(NULL, RX_RING_SZ, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ring == MAP_FAILED)
+        return;
+    mem = mmap(NULL, RX_MEM_SZ, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) {
+        munmap(ring, RX_RING_SZ);
+        return;
+    }
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)ring;
+    reg.ring_entries = URING_RX_BUFS;
+    reg.bgid = 0;
+    if (syscall(__NR_io_uring_register, u->fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
+        munmap(mem, RX_MEM_SZ);
+        munmap(ring, RX_RING_SZ);
+        return;
+    }
+    u->rx_ring = ring;
+    u->rx_mem = mem;
+    u->rx_tail = 0;
+    for (unsigned i = 0; i < URING_RX_BUFS; i++)
+        rx_add(u, (uint16_t)i);
+    /* release: the kernel reads the entries after it sees the tail */
+    __atomic_store_n(&u->rx_ring->tail, u->rx_tail, __ATOMIC_RELEASE);
+}
+#else
+static void rx_setup(struct weft__uring *u, unsigned features)
+{
+    (void)u;
+    (void)features;                   /* built without: readiness only */
+}
+#endif
+
+char *weft__uring_rx_mem(struct weft__uring *u)
+{
+    return u->rx_mem;
+}
+
+void weft__uring_rx_put(struct weft__uring *u, const uint16_t *bids, unsigned n)
+{
+#if HAVE_RX
+    if (n == 0 || u->rx_ring == NULL)
+        return;
+    pthread_mutex_lock(&u->rx_lock);
+    for (unsigned i = 0; i < n; i++)
+        rx_add(u, bids[i]);
+    /* release: as in rx_setup() */
+    __atomic_store_n(&u->rx_ring->tail, u->rx_tail, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&u->rx_lock);
+#else
+    (void)u;
+    (void)bids;
+    (void)n;
+#endif
 }
 
 int weft__uring_new(struct weft__uring **out)
@@ -136,6 +249,8 @@ int weft__uring_new(struct weft__uring **out)
         u->sq_array[i] = i;           /* entry i of the ring is sqes[i], always */
     u->sq_tail = *u->sq_ktail;
     pthread_mutex_init(&u->lock, NULL);
+    pthread_mutex_init(&u->rx_lock, NULL);
+    rx_setup(u, p.features);
     *out = u;
     return 0;
 out_fd:
@@ -152,8 +267,18 @@ void weft__uring_free(struct weft__uring *u)
         return;
     munmap(u->sqes, u->sqes_sz);
     munmap(u->ring, u->ring_sz);
+    /* the ring first: the kernel cancels what is armed and then no longer
+     * writes into the buffers (every receive is done or cancelled: the
+     * reactor is freed when no source is open any more) */
     close(u->fd);
     close(u->wake_fd);
+#if HAVE_RX
+    if (u->rx_ring) {
+        munmap(u->rx_mem, RX_MEM_SZ);
+        munmap(u->rx_ring, RX_RING_SZ);
+    }
+#endif
+    pthread_mutex_destroy(&u->rx_lock);
     pthread_mutex_destroy(&u->lock);
     weft__free(u);
 }
@@ -274,7 +399,7 @@ int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, u
 }
 
 int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
-                       bool now, _Atomic uint32_t *arm, uint32_t set)
+                       bool multi, bool now, _Atomic uint32_t *arm, uint32_t set)
 {
     struct io_uring_sqe *sqe;
     int r;
@@ -293,12 +418,62 @@ int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mas
     sqe->user_data = KEY_REMOVE;
     sqe_commit(u);
     if (fd >= 0) {
-        prep_poll(sqe_get(u), fd, mask, false, key);
+        prep_poll(sqe_get(u), fd, mask, multi, key);
         sqe_commit(u);
     }
     r = done_queuing(u, now);
     pthread_mutex_unlock(&u->lock);
     return r;
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define URING_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define URING_TSAN 1
+#endif
+#endif
+
+void weft__uring_rx_acquire(struct weft__uring *u)
+{
+#ifdef URING_TSAN
+    pthread_mutex_lock(&u->rx_lock);
+    pthread_mutex_unlock(&u->rx_lock);
+#else
+    /* the order comes through the kernel: a reader's use of a buffer comes
+     * before its release store of the ring's tail, which the kernel reads
+     * (acquire) before it fills the buffer and publishes the completion
+     * (release) that the poller reads (acquire) */
+    (void)u;
+#endif
+}
+
+int weft__uring_recv(struct weft__uring *u, int fd, uint64_t key)
+{
+#if HAVE_RX
+    struct io_uring_sqe *sqe;
+    int r;
+
+    if (u->rx_ring == NULL)
+        return -EOPNOTSUPP;
+    pthread_mutex_lock(&u->lock);
+    sqe = sqe_get(u);
+    sqe->opcode = IORING_OP_RECV;
+    sqe->fd = fd;
+    sqe->ioprio = IORING_RECV_MULTISHOT;
+    sqe->flags = IOSQE_BUFFER_SELECT;
+    sqe->buf_group = 0;
+    sqe->user_data = key;
+    sqe_commit(u);
+    r = done_queuing(u, false);
+    pthread_mutex_unlock(&u->lock);
+    return r;
+#else
+    (void)u;
+    (void)fd;
+    (void)key;
+    return -EOPNOTSUPP;
+#endif
 }
 
 void weft__uring_wake(struct weft__uring *u)

@@ -77,6 +77,34 @@ void weft__uring_free(struct weft__uring *u);
 
 /* Tests: make every later weft__uring_new() fail with `err` (0: stop). */
 void weft__uring_fail_setup(int err);
+/* Tests: with `off`, later rings are made without receive buffers (the
+ * readiness-only path of kernels older than 6.3). */
+void weft__uring_no_rx(bool off);
+
+/* Receive buffers (the reactor's completion-based receive, reactor.c
+ * "Receive"): a provided-buffer ring (IORING_REGISTER_PBUF_RING, group 0)
+ * of URING_RX_BUFS buffers of URING_RX_SIZE bytes, registered at setup
+ * when the kernel has multishot receive (detected by IORING_FEAT_REG_REG_RING,
+ * Linux 6.3; older kernels, or a failed registration: none, and the
+ * reactor reads by readiness as before). A buffer id the kernel names in
+ * a completion (IORING_CQE_F_BUFFER) belongs to user space until it is
+ * given back with weft__uring_rx_put(); the kernel fills only buffers in
+ * the ring. */
+#define URING_RX_BUFS 1024u
+#define URING_RX_SIZE 4096u
+/* The buffers' memory (buffer `bid` at + bid * URING_RX_SIZE), or NULL when
+ * the ring has no receive buffers. Fixed for the ring's life. */
+char *weft__uring_rx_mem(struct weft__uring *u);
+/* Give buffers back to the kernel (any thread). */
+void weft__uring_rx_put(struct weft__uring *u, const uint16_t *bids, unsigned n);
+/* The poller, before it reads completions that name buffers: under
+ * ThreadSanitizer, take the lock under which they were given back (the
+ * kernel's reuse of a buffer follows its return, but the sanitizer cannot
+ * see the kernel: this makes the order visible to it); a no-op otherwise. */
+void weft__uring_rx_acquire(struct weft__uring *u);
+/* Queue a multishot receive of `fd` into the buffers, user_data `key`
+ * (goes in with the owner's next wait, as polls do). 0 or -errno. */
+int weft__uring_recv(struct weft__uring *u, int fd, uint64_t key);
 
 /* Queue a poll of `fd` for `mask` (POLLIN...; hang-ups and errors always
  * count) with user_data `key`: multishot (`multi`) or oneshot. `now`:
@@ -91,10 +119,10 @@ int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, u
  * cancellation of every poll with user_data `old` (none armed:
  * nothing happens; the kernel lets a cancelled poll's file go when the
  * thread that submitted it next returns to user space, at once if that is
- * the caller), then, with `fd` >= 0, a new oneshot poll (`mask`, `key`): the
- * kernel runs them in this order. `now` as above. */
+ * the caller), then, with `fd` >= 0, a new poll (`mask`, `key`; multishot with `multi`,
+ * else oneshot): the kernel runs them in this order. `now` as above. */
 int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
-                       bool now, _Atomic uint32_t *arm, uint32_t set);
+                       bool multi, bool now, _Atomic uint32_t *arm, uint32_t set);
 
 /* Wake the owner in weft__uring_reap(), or its next wait. */
 void weft__uring_wake(struct weft__uring *u);

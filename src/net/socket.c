@@ -608,8 +608,18 @@ static ssize_t step(weft_io_op *op, weft_context *cx)
     /* a short read or write drains a byte stream: a stream socket or a pipe */
     bool stream = (op->hkind == HK_STREAM || op->hkind == HK_PIPE) &&
                   op->kind >= OP_READ && op->kind <= OP_WRITE_ALL;
-    ssize_t r = weft__io_do(op->src, op->gen, op->dir, cx, op_call, op,
-                            stream ? op->len - op->moved : 0);
+    ssize_t r = WEFT_IO_NO_RX;
+
+    /* a stream socket's reads: through io_uring's receive queue when the
+     * reactor has one (io/reactor.c, "Receive") */
+    if (op->hkind == HK_STREAM && atomic_load_explicit(&weft__io_rx_any, memory_order_relaxed) &&
+        (op->kind == OP_READ || op->kind == OP_READ_EXACT || op->kind == OP_RECV_FROM))
+        r = weft__io_recv(op->src, op->gen, cx, (char *)op->buf + op->moved, op->len - op->moved,
+                          op->kind == OP_RECV_FROM ? op->addr : NULL,
+                          op->kind == OP_RECV_FROM && op->addr ? op->addrlen : NULL);
+    if (r == WEFT_IO_NO_RX)
+        r = weft__io_do(op->src, op->gen, op->dir, cx, op_call, op,
+                        stream ? op->len - op->moved : 0);
 
     op->waiting = r == WEFT_IO_PENDING;
     return r;

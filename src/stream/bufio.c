@@ -875,7 +875,11 @@ WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
         struct weft__io_source *in, *dst;
         uint32_t in_gen, dst_gen;
 
-        c->mode = copy_can_splice(c, &in, &in_gen, &dst, &dst_gen) ? 2 : 1;
+        /* a socket whose bytes io_uring's receive holds (or is taking)
+         * is copied through reads, which take them in order */
+        c->mode = copy_can_splice(c, &in, &in_gen, &dst, &dst_gen) &&
+                          !(atomic_load_explicit(&weft__io_rx_any, memory_order_relaxed) &&
+                            weft__io_rx_busy(in, in_gen)) ? 2 : 1;
     }
     if (c->mode == 2)
         return copy_splice(c, cx, out);
