@@ -49,6 +49,7 @@
 #include "weft/fdwatch.h"
 
 #define CALLBACKS_PER_POLL 64
+#define ARM_FAILED (~0u)              /* the last arm failed: nothing armed */
 
 struct weft_loop {
     pthread_mutex_t lock;
@@ -72,6 +73,7 @@ struct weft_fdwatch {
     uint32_t gen;
     int fd;
     unsigned events;                  /* ->loop->lock: interest */
+    unsigned armed;                   /* ->loop->lock: interest of the last arm, ARM_FAILED */
     unsigned pending;                 /* ->loop->lock: ready, not delivered */
     bool queued, in_cb, removed, closed;   /* ->loop->lock */
     weft_fdwatch_fn fn;
@@ -210,7 +212,10 @@ static bool run_one_watch(struct weft_loop *l)
         }
     }
     if (w->events)
-        weft__io_rearm(w->src, w->fd, w->gen, io_events(w->events));
+        w->armed = weft__io_rearm(w->src, w->fd, w->gen, io_events(w->events)) == 0 ? w->events
+                                                                                   : ARM_FAILED;
+    else
+        w->armed = 0;                 /* nothing wanted: left disarmed */
     return true;
 }
 
@@ -426,6 +431,7 @@ WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatc
     w->loop = l;
     w->fd = fd;
     w->events = events;
+    w->armed = events;                /* by the registration below */
     w->fn = fn;
     w->arg = arg;
     pthread_mutex_lock(&l->lock);
@@ -462,9 +468,18 @@ WEFT_API int weft_fdwatch_modify(weft_fdwatch *w, unsigned events)
         err = -EINVAL;
     } else {
         w->events = events;
-        /* queued or in a callback: the task re-arms when it is done */
-        if (!w->queued && !w->in_cb)
+        /* Queued or in a callback: the task re-arms when it is done. Else
+         * the watch is armed with `armed` (or its event is on its way to
+         * watch_notify, which queues it): the same interest again needs no
+         * re-arm. Re-arming anyway cost a system call per call and, on
+         * io_uring, replaced the armed poll each time, so that a thread
+         * calling this in a loop kept every completion stale and the watch
+         * never fired (net.fdwatch_remove.modify_in_a_loop_from_thread_
+         * does_not_starve_the_watch). */
+        if (!w->queued && !w->in_cb && events != w->armed) {
             err = weft__io_rearm(w->src, w->fd, w->gen, io_events(events));
+            w->armed = err == 0 ? events : ARM_FAILED;
+        }
     }
     pthread_mutex_unlock(&l->lock);
     return err;
