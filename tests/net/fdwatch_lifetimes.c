@@ -7,7 +7,8 @@
  * a worker the watch's event (the kernel disarms the descriptor) and the
  * moment that worker's dispatch takes the loop's lock to queue the watch,
  * the watch is neither queued nor in a callback, so weft_fdwatch_modify()
- * re-arms it (EPOLL_CTL_MOD) at once. The descriptor is then armed AND an
+ * with a new interest re-arms it (EPOLL_CTL_MOD) at once (the same interest
+ * re-arms nothing). The descriptor is then armed AND an
  * event is in flight: the event in hand queues the watch, its callback
  * starts, and the re-armed descriptor fires again (still readable: the
  * callback has not read yet) and the parked worker queues the watch a
@@ -272,7 +273,7 @@ static void run_scene(enum how how)
     /* 2. ... while the watch is neither queued nor in a callback: modify
      * re-arms the descriptor, which fires again once released */
     ASSERT_EQ(0, atomic_load(&s.calls));
-    ASSERT_OK(weft_fdwatch_modify(s.w, WEFT_READABLE));
+    ASSERT_OK(weft_fdwatch_modify(s.w, WEFT_READABLE | WEFT_WRITABLE));  /* a read end: never writable */
     ASSERT(atomic_load(&rearms) >= 1);
     atomic_store(&release, 1);
 
