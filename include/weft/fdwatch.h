@@ -93,7 +93,15 @@ WEFT_API void weft_loop_free(weft_loop *l);
  * recognised, and the watch is then made (not -EEXIST). */
 WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatch_fn fn, void *arg,
                             weft_fdwatch **out);
-/* Replace the interest. 0 or -EINVAL. */
+/* Replace the interest (WEFT_READABLE and/or WEFT_WRITABLE, or 0: silent).
+ * The interest the watch is armed with again re-arms nothing (a cheap call,
+ * also in a loop). Returns 0; -EINVAL (NULL, unknown bits, or removed
+ * already while the handle is still valid: from the removing callback); or
+ * the negative errno of re-arming the descriptor (e.g. -EBADF or -ENOENT if
+ * it was closed while watched, -ENOMEM), after which the watch stays
+ * silent until a modify succeeds. From a callback of the watch, or while
+ * its event waits to be delivered, the loop applies the new interest when
+ * that callback returns. */
 WEFT_API int weft_fdwatch_modify(weft_fdwatch *w, unsigned events);
 /* Stop watching and release the handle. Off the loop, waits until a
  * running callback of this watch has returned; from a callback of the
