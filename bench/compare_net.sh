@@ -16,6 +16,13 @@
 # stop the server (SIGTERM, then SIGKILL). It prints a table per workload and
 # writes OUT (markdown) and the per-run results (.csv) beside it.
 #
+# Besides the load generator's throughput and latency, each run records the
+# CPU time (user + system) that the server and the load generator spent per
+# request or message: the server's from /proc/PID/stat before and after the
+# load, the load generator's from its rusage. On a machine where the load
+# generator shares the CPUs with the server, throughput mostly measures the
+# sum of the two, and these say which side a difference comes from.
+#
 # Environment:
 #   ROUNDS=3                       rounds per workload
 #   DURATION=10                    seconds of wrk per W8 run
@@ -23,8 +30,10 @@
 #   WORKLOADS="W8 W9"              workloads to run, in order
 #   RUNTIMES="weft tokio go libuv" runtimes per round, in this order
 #                                  (weft-uring: weft's servers on the io_uring
-#                                  backend, WEFT_IO_BACKEND=uring; weft: epoll)
-#   WEFT_WORKERS=2                 --workers for weft's servers
+#                                  backend, WEFT_IO_BACKEND=uring; weft: epoll;
+#                                  weft@N, weft-uring@N: with --workers N, so
+#                                  that worker counts can be interleaved)
+#   WEFT_WORKERS=2                 --workers for weft's servers (weft, weft-uring)
 #   OUT=docs/benchmarks-net.md     report; the .csv goes next to it
 #   WEFT_ECHO=build/examples/echo_server   WEFT_HTTP=build/examples/http_server
 #   LOADGEN=build/bench/weft-loadgen
@@ -71,8 +80,8 @@ for w in $WORKLOADS; do
     [[ $w =~ ^W[89]$ ]] || die "unknown workload '$w' (want W8, W9)"
 done
 for rt in $RUNTIMES; do
-    [[ $rt =~ ^(weft|weft-uring|tokio|go|libuv)$ ]] ||
-        die "unknown runtime '$rt' (want weft weft-uring tokio go libuv)"
+    [[ $rt =~ ^(weft|weft-uring)(@[1-9][0-9]?)?$|^(tokio|go|libuv)$ ]] ||
+        die "unknown runtime '$rt' (want weft weft-uring weft@N weft-uring@N tokio go libuv)"
 done
 [[ $OUT == *.md ]] || die "OUT must end in .md, got '$OUT'"
 
@@ -115,13 +124,15 @@ fi
 server_cmd() {
     local rt=$1 w=$2 port=$3 mode
     if [[ $w == W8 ]]; then mode='http'; else mode='echo'; fi
+    local workers=$WEFT_WORKERS
+    if [[ $rt == *@* ]]; then workers=${rt#*@}; rt=${rt%@*}; fi
     case $rt in
         weft|weft-uring)
             # weft: the epoll backend; weft-uring: io_uring (docs/io.md)
             # (exported: the server is started as "${cmd[@]}"; the peers ignore it)
             if [[ $rt == weft ]]; then export WEFT_IO_BACKEND=epoll; else export WEFT_IO_BACKEND=uring; fi
             if [[ $mode == http ]]; then cmd=("$WEFT_HTTP"); else cmd=("$WEFT_ECHO"); fi
-            cmd+=(--port "$port" --workers "$WEFT_WORKERS") ;;
+            cmd+=(--port "$port" --workers "$workers") ;;
         tokio) cmd=("$TOKIO_NET" "$mode" --port "$port") ;;
         go)    cmd=("$GO_NET" "$mode" -port "$port") ;;
         libuv) cmd=("$LIBUV_NET" "$mode" --port "$port") ;;
@@ -176,6 +187,25 @@ stop_server() {
 }
 
 num='[0-9]+(\.[0-9]+)?'
+clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+# proc_cpu <pid>: the process's user + system time so far, in clock ticks (all
+# its threads; empty if it is gone)
+proc_cpu() {
+    # the name field (2) may hold spaces: count the fields after its ')'
+    sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+}
+# times_s <file>: the children's user + system seconds from bash's `times`
+# output (its second line: "0m1.234s 0m0.567s")
+times_s() {
+    sed -n 2p "$1" 2>/dev/null | awk '{
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+        printf "%.3f\n", t }'
+}
+# per_op_us <seconds or ticks> <divisor to seconds> <count>: µs per operation
+per_op_us() {
+    awk -v v="$1" -v d="$2" -v n="$3" 'BEGIN { if (n > 0 && v != "") printf "%.2f\n", v / d * 1e6 / n }'
+}
 # wrk's latency "1.23ms" / "850.00us" / "1.02s" in µs
 wrk_us() {
     awk -v x="$1" 'BEGIN {
@@ -188,6 +218,7 @@ wrk_us() {
 # run_one <runtime> <workload> <round>: appends one csv line; returns 1 if failed.
 run_one() {
     local rt=$1 w=$2 r=$3 port='' line='' got_port='' i rc='' why='' tput='' p50='' p99='' note=''
+    local cpu0='' cpu1='' nops='' srv_us='' load_us=''
     rm -f "$tmp"/srv.* "$tmp"/load.* "$tmp/probe"
     port=$(free_port) || { why="no free port"; }
     server_cmd "$rt" "$w" "$port"
@@ -216,10 +247,15 @@ run_one() {
         http_probe "$port" >"$tmp/probe" 2>&1 || why="wrong HTTP answer: $(tail -n1 "$tmp/probe")"
     fi
     if [[ -z $why ]]; then
+        cpu0=$(proc_cpu "$server_pid")
         if [[ $w == W8 ]]; then
-            timeout -k 10 "$RUN_TIMEOUT" wrk -t1 -c64 -d"${DURATION}s" --latency \
+            # in a subshell, whose `times` then reports the load's CPU alone
+            (timeout -k 10 "$RUN_TIMEOUT" wrk -t1 -c64 -d"${DURATION}s" --latency \
                 "http://127.0.0.1:$port/" >"$tmp/load.out" 2>"$tmp/load.err"
+             rc=$?; times >"$tmp/load.times"; exit $rc)
             rc=$?
+            cpu1=$(proc_cpu "$server_pid")
+            nops=$(awk '$2 == "requests" && $3 == "in" { print $1; exit }' "$tmp/load.out")
             tput=$(awk '$1 == "Requests/sec:" { print $2 }' "$tmp/load.out")
             p50=$(awk '$1 == "50%" { print $2; exit }' "$tmp/load.out")
             p99=$(awk '$1 == "99%" { print $2; exit }' "$tmp/load.out")
@@ -236,9 +272,12 @@ run_one() {
                 [[ $why == *"timeout 0"* ]] || why+=" (timeout: no answer within wrk's 2 s)"
             fi
         else
-            timeout -k 10 "$RUN_TIMEOUT" "$LOADGEN" --port "$port" --conns "$CONNS" \
+            (timeout -k 10 "$RUN_TIMEOUT" "$LOADGEN" --port "$port" --conns "$CONNS" \
                 --msgs "$MSGS" --size "$SIZE" >"$tmp/load.out" 2>"$tmp/load.err"
+             rc=$?; times >"$tmp/load.times"; exit $rc)
             rc=$?
+            cpu1=$(proc_cpu "$server_pid")
+            nops=$((CONNS * MSGS))
             line=$(grep '^RESULT echo ' "$tmp/load.out")
             tput=$(grep -oE 'msgs_per_s=[0-9.]+' <<<"$line" | cut -d= -f2)
             p50=$(grep -oE 'p50_us=[0-9.]+' <<<"$line" | cut -d= -f2)
@@ -254,8 +293,13 @@ run_one() {
     fi
     if [[ -n $server_pid ]]; then stop_server; fi
     if [[ -z $why ]]; then
-        printf '%s/s, p50 %s us, p99 %s us\n' "$tput" "$p50" "$p99" >&2
-        echo "$w,$rt,$r,ok,$tput,$p50,$p99," >>"$csv"
+        if [[ $cpu0 =~ ^[0-9]+$ && $cpu1 =~ ^[0-9]+$ ]]; then
+            srv_us=$(per_op_us "$((cpu1 - cpu0))" "$clk_tck" "$nops")
+        fi
+        load_us=$(per_op_us "$(times_s "$tmp/load.times")" 1 "$nops")
+        printf '%s/s, p50 %s us, p99 %s us, CPU per op: server %s us, load %s us\n' \
+            "$tput" "$p50" "$p99" "${srv_us:-?}" "${load_us:-?}" >&2
+        echo "$w,$rt,$r,ok,$tput,$p50,$p99,$srv_us,$load_us," >>"$csv"
         return 0
     fi
     echo "FAILED ($why)" >&2
@@ -264,12 +308,12 @@ run_one() {
         [[ -s $tmp/$f ]] && sed "s/^/  $f: /" "$tmp/$f" | tail -n 5 >&2
     done
     note=${why//,/;}
-    echo "$w,$rt,$r,failed,,,,\"${note//\"/\'}\"" >>"$csv"
+    echo "$w,$rt,$r,failed,,,,,,\"${note//\"/\'}\"" >>"$csv"
     return 1
 }
 
 csv=$tmp/results.csv
-echo "workload,runtime,round,status,throughput_per_s,p50_us,p99_us,note" >"$csv"
+echo "workload,runtime,round,status,throughput_per_s,p50_us,p99_us,server_cpu_us,load_cpu_us,note" >"$csv"
 failed=0
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
@@ -317,13 +361,15 @@ for row in rows:
     key = (row["workload"], row["runtime"])
     if row["status"] == "ok":
         ok.setdefault(key, []).append((float(row["throughput_per_s"]),
-                                       float(row["p50_us"] or "nan"), float(row["p99_us"])))
+                                       float(row["p50_us"] or "nan"), float(row["p99_us"]),
+                                       float(row.get("server_cpu_us") or "nan"),
+                                       float(row.get("load_cpu_us") or "nan")))
     else:
         fails.setdefault(key, []).append((row["round"], row["note"]))
 workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in rows)]
 
 def st(key, i):
-    vals = [s[i] for s in ok.get(key, [])]
+    vals = [s[i] for s in ok.get(key, []) if s[i] == s[i]]   # NaN: not measured
     if not vals:
         return None
     return statistics.median(vals), min(vals), max(vals)
@@ -335,6 +381,10 @@ def fnum(x, unit=""):
 
 def cell(s, unit=""):
     return "failed" if s is None else f"{fnum(s[0], unit)} ({fnum(s[1])}–{fnum(s[2])})"
+
+def cellf(s):
+    """A CPU time per operation: two decimals (µs)."""
+    return "—" if s is None else f"{s[0]:.2f} ({s[1]:.2f}–{s[2]:.2f})"
 
 def sh(cmd):
     try:
@@ -363,15 +413,15 @@ def yn(b):
 for w in workloads:
     name, unit, _ = WORKLOADS[w]
     print(f"\n{w} {name}")
-    print(f"  {'runtime':<8} {'median ' + unit:>18} {'min':>10} {'max':>10} {'p99 µs':>9}  runs")
+    print(f"  {'runtime':<14} {'median ' + unit:>18} {'min':>10} {'max':>10} {'p99 µs':>9}  runs")
     for rt in rts:
         s, p = st((w, rt), 0), st((w, rt), 2)
         n, nf = len(ok.get((w, rt), [])), len(fails.get((w, rt), []))
         runs = f"{n}" + (f" ({nf} FAILED)" if nf else "")
         if s is None:
-            print(f"  {rt:<8} {'—':>18} {'—':>10} {'—':>10} {'—':>9}  {runs}")
+            print(f"  {rt:<14} {'—':>18} {'—':>10} {'—':>10} {'—':>9}  {runs}")
         else:
-            print(f"  {rt:<8} {fnum(s[0]):>18} {fnum(s[1]):>10} {fnum(s[2]):>10} "
+            print(f"  {rt:<14} {fnum(s[0]):>18} {fnum(s[1]):>10} {fnum(s[2]):>10} "
                   f"{fnum(p[0]):>9}  {runs}")
     ratio, _, _ = judge(w)
     print(f"  weft / max(tokio, libuv) throughput: {'—' if ratio is None else f'{ratio:.2f}'}"
@@ -448,14 +498,17 @@ L.append("")
 L += ["## Results", "", "Each cell: median (min–max) over the successful rounds.", ""]
 for w in workloads:
     name, unit, _ = WORKLOADS[w]
+    per = "request" if w == "W8" else "message"
     L += [f"### {w} {name}", "",
-          f"| Runtime | {unit} | p99 latency µs | p50 latency µs | runs |",
-          "|:---|---:|---:|---:|---:|"]
+          f"| Runtime | {unit} | p99 latency µs | p50 latency µs | server CPU µs per {per} | "
+          f"load generator CPU µs per {per} | runs |",
+          "|:---|---:|---:|---:|---:|---:|---:|"]
     for rt in rts:
         n, nf = len(ok.get((w, rt), [])), len(fails.get((w, rt), []))
         runs = f"{n} of {n + nf}"
         L.append(f"| `{rt}` | {cell(st((w, rt), 0))} | {cell(st((w, rt), 2))} | "
-                 f"{cell(st((w, rt), 1))} | {runs} |")
+                 f"{cell(st((w, rt), 1))} | {cellf(st((w, rt), 3))} | {cellf(st((w, rt), 4))} | "
+                 f"{runs} |")
     L.append("")
 
 L += ["## Targets", "",
@@ -485,11 +538,23 @@ if load_start:
     notes.append(f"Load average when the runs began: {load_start} (1, 5, 15 min). Other work on "
                  "the machine competes for the same CPUs: compare the min–max ranges before "
                  "reading much into a difference of medians.")
+notes.append("CPU per request or message: the user + system time the server process (all its "
+             "threads) and the load generator spent during the load, divided by the requests or "
+             "messages served (the server's from /proc/PID/stat, in clock ticks of "
+             "1/CLK_TCK s; the load generator's from its rusage). When the load generator "
+             "shares the CPUs with the server, throughput is bounded by the CPUs over the sum "
+             "of the two, so a server's CPU per message says more about its own cost than its "
+             "throughput does. Most of it is the kernel's TCP path, which every runtime pays "
+             "alike (over loopback a send also runs the receiving side's TCP input): see "
+             "docs/io.md, \"Where a message's CPU goes\".")
 notes.append("Over loopback (127.0.0.1), not a network: no NIC, no interrupts, no packet loss; "
              "the costs measured are the runtimes' and the kernel's TCP path.")
 notes.append("Go's net sets TCP_NODELAY by default; the tokio and libuv peers set it "
              "themselves. With one message in flight per connection Nagle's algorithm would not "
              "delay anything anyway.")
+if any("@" in rt for rt in rts):
+    notes.append("`weft@N`, `weft-uring@N`: weft's servers with `--workers N` instead of "
+                 f"{workers} (the rest as `weft`, `weft-uring`).")
 fl = [(w, rt, r, why) for (w, rt), lst in fails.items() for r, why in lst]
 if fl:
     notes.append("Failed runs (left out of the medians): "
