@@ -10,7 +10,7 @@
 #      per connection. Metrics: messages/s, p99 round trip.
 #
 # For each workload it runs ROUNDS rounds; each round runs every runtime once,
-# interleaved in a fixed order (weft tokio go libuv), so drifting noise hits
+# interleaved in a fixed order (weft weft@1 tokio go libuv), so drifting noise hits
 # them alike. A run: start the server on a free port, wait for its
 # "listening on PORT" line, check one exchange by hand (W8), run the load,
 # stop the server (SIGTERM, then SIGKILL). It prints a table per workload and
@@ -28,7 +28,7 @@
 #   DURATION=10                    seconds of wrk per W8 run
 #   CONNS=100 MSGS=10000 SIZE=64   W9's load
 #   WORKLOADS="W8 W9"              workloads to run, in order
-#   RUNTIMES="weft tokio go libuv" runtimes per round, in this order
+#   RUNTIMES="weft weft@1 tokio go libuv"  runtimes per round, in this order
 #                                  (weft-uring: weft's servers on the io_uring
 #                                  backend, WEFT_IO_BACKEND=uring; weft: epoll;
 #                                  weft@N, weft-uring@N: with --workers N, so
@@ -58,7 +58,7 @@ CONNS=${CONNS:-100}
 MSGS=${MSGS:-10000}
 SIZE=${SIZE:-64}
 WORKLOADS=${WORKLOADS:-"W8 W9"}
-RUNTIMES=${RUNTIMES:-"weft tokio go libuv"}
+RUNTIMES=${RUNTIMES:-"weft weft@1 tokio go libuv"}
 WEFT_WORKERS=${WEFT_WORKERS:-2}
 OUT=${OUT:-docs/benchmarks-net.md}
 WEFT_ECHO=${WEFT_ECHO:-build/examples/echo_server}
@@ -364,6 +364,9 @@ for row in rows:
                                        float(row["p50_us"] or "nan"), float(row["p99_us"]),
                                        float(row.get("server_cpu_us") or "nan"),
                                        float(row.get("load_cpu_us") or "nan")))
+        t, lu = ok[key][-1][0], ok[key][-1][4]
+        # the load generator's CPUs busy: its CPU per operation times the rate
+        ok[key][-1] += (t * lu / 1e6,)
     else:
         fails.setdefault(key, []).append((row["round"], row["note"]))
 workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in rows)]
@@ -501,14 +504,14 @@ for w in workloads:
     per = "request" if w == "W8" else "message"
     L += [f"### {w} {name}", "",
           f"| Runtime | {unit} | p99 latency µs | p50 latency µs | server CPU µs per {per} | "
-          f"load generator CPU µs per {per} | runs |",
-          "|:---|---:|---:|---:|---:|---:|---:|"]
+          f"load generator CPU µs per {per} | load generator busy, CPUs | runs |",
+          "|:---|---:|---:|---:|---:|---:|---:|---:|"]
     for rt in rts:
         n, nf = len(ok.get((w, rt), [])), len(fails.get((w, rt), []))
         runs = f"{n} of {n + nf}"
         L.append(f"| `{rt}` | {cell(st((w, rt), 0))} | {cell(st((w, rt), 2))} | "
                  f"{cell(st((w, rt), 1))} | {cellf(st((w, rt), 3))} | {cellf(st((w, rt), 4))} | "
-                 f"{runs} |")
+                 f"{cellf(st((w, rt), 5))} | {runs} |")
     L.append("")
 
 L += ["## Targets", "",
@@ -546,7 +549,11 @@ notes.append("CPU per request or message: the user + system time the server proc
              "of the two, so a server's CPU per message says more about its own cost than its "
              "throughput does. Most of it is the kernel's TCP path, which every runtime pays "
              "alike (over loopback a send also runs the receiving side's TCP input): see "
-             "docs/io.md, \"Where a message's CPU goes\".")
+             "docs/io.md, \"Where a message's CPU goes\". *Load generator busy*: its CPU per "
+             "operation times the throughput, in CPUs; wrk -t1 and weft-loadgen are one thread "
+             "each, so near 1.0 the run is bounded by the load generator, not by the server, "
+             "and a throughput ratio between servers then says little (it can move only as far "
+             "as a server changes the load generator's own CPU per operation).")
 notes.append("Over loopback (127.0.0.1), not a network: no NIC, no interrupts, no packet loss; "
              "the costs measured are the runtimes' and the kernel's TCP path.")
 notes.append("Go's net sets TCP_NODELAY by default; the tokio and libuv peers set it "
@@ -554,7 +561,11 @@ notes.append("Go's net sets TCP_NODELAY by default; the tokio and libuv peers se
              "delay anything anyway.")
 if any("@" in rt for rt in rts):
     notes.append("`weft@N`, `weft-uring@N`: weft's servers with `--workers N` instead of "
-                 f"{workers} (the rest as `weft`, `weft-uring`).")
+                 f"{workers} (the rest as `weft`, `weft-uring`). `weft@1` is among the default "
+                 "runtimes since 2026-12-05: libuv serves on one thread, and where the load "
+                 "generator shares 2 CPUs with the server a second worker has no CPU of its own "
+                 "and costs cross-thread hand-offs (docs/io.md, \"Workers: 1 or 2\"); the "
+                 "targets still judge `weft`, weft's default multi-thread configuration.")
 fl = [(w, rt, r, why) for (w, rt), lst in fails.items() for r, why in lst]
 if fl:
     notes.append("Failed runs (left out of the medians): "
