@@ -55,14 +55,50 @@ struct weft__co *weft__co_running(void)
     return cur_co;
 }
 
-/* This thread's errno (&errno), set once weft__co_thread_enter() has run
- * on it: NULL before. The worker side reads errno through it instead of
- * calling __errno_location() at every resume (the call, its PLT jump and
- * its return), and the same load tells whether the thread was entered.
- * Sound because it is a thread-local holding the address of this thread's
- * own errno, read only by the worker side, whose frame never changes
- * threads; the coroutine side never uses it. */
-static WEFT_TLS int *co_errno;
+/* What the worker side knows about its thread (thread-local; read and
+ * written only by the worker side, whose frame never changes threads; the
+ * coroutine side never uses it):
+ *
+ * errno_p: this thread's errno (&errno), set once weft__co_thread_enter()
+ * has run on it, NULL before. The worker side reads errno through it
+ * instead of calling __errno_location() at every resume (the call, its PLT
+ * jump and its return).
+ *
+ * fp: the thread's FP control words (x86-64: MXCSR and the x87 control
+ * word), read at the thread's first resume of each driving session
+ * (weft__task_drive_epoch, task/task.h; epoch says which session they were
+ * read in) and stored as the worker's side of every resume in that session
+ * instead of being read at each one (stmxcsr costs about 4 ns of throughput
+ * on AMD EPYC: it was half of a bare switch pair). Why that is the
+ * thread's word at every resume of the session: within a session only
+ * code weft calls runs on the thread (weft's own, which never changes the
+ * words but in a switch; coroutines, after which the switch loads these
+ * words again; and polls, drops, wakers and callbacks, which the ABI
+ * requires to return with the control bits they were called with, as any
+ * function must); the owner's code runs only between sessions, and the
+ * next session reads the words again (weft_block_on() on a thread whose
+ * rounding mode changed since the last one). A poll that breaks the ABI
+ * rule and leaves a mode set on its worker sees it undone at the next
+ * coroutine switch on that thread; the coroutine's own words do not depend
+ * on it: the resume loads them unconditionally (coro.h). A drop may run
+ * outside any session (shutdown on the user's thread): it reads the words
+ * itself (co_resume's `fresh`). */
+static WEFT_TLS struct co_thread {
+    int *errno_p;
+    uint64_t epoch;                 /* the session fp was read in */
+#if WEFT_CO_FP_KNOWN
+    uint32_t mxcsr;
+    uint16_t x87cw;
+#endif
+} ct = { .epoch = UINT64_MAX };         /* matches no session: read at the first */
+
+#if WEFT_CO_FP_KNOWN
+/* This thread's FP control words now, into c (the worker's side). */
+static inline void co_fp_read(struct weft__co_ctx *c)
+{
+    __asm__ __volatile__("stmxcsr %0\n\tfnstcw %1" : "=m"(c->mxcsr), "=m"(c->x87cw));
+}
+#endif
 
 /* The first resume on this thread: enter it (the alternate signal stack;
  * errno as it was, whatever the set-up did to it) and note &errno. */
@@ -73,8 +109,24 @@ __attribute__((noinline, cold)) static int *co_thread_first(void)
 
     weft__co_thread_enter();
     *ep = saved;
-    co_errno = ep;
+    ct.errno_p = ep;
     return ep;
+}
+
+/* The first resume of this driving session on this thread (the first one
+ * ever included): read the FP words (above). */
+__attribute__((noinline, cold)) static void co_thread_session(void)
+{
+#if WEFT_CO_FP_KNOWN
+    struct weft__co_ctx c;
+
+    co_fp_read(&c);
+    ct.mxcsr = c.mxcsr;
+    ct.x87cw = c.x87cw;
+#endif
+    if (ct.errno_p == NULL)
+        co_thread_first();
+    ct.epoch = weft__task_drive_epoch;
 }
 
 /* The coroutine side reads cur_co only through this: out of line, and not
@@ -95,20 +147,36 @@ __attribute__((noinline)) static struct weft__co *co_self(void)
  * changes threads, so errno and cur_co are plain thread-locals here.
  * Inlined into the poll (and the drop), so that the poll is the only frame
  * between the task layer and the switch (coro.h: each return left after a
- * switch is a mispredicted one). */
+ * switch is a mispredicted one). `fresh`: read the thread's FP words now
+ * (a drop, maybe outside any driving session) rather than take the
+ * session's (a poll: struct co_thread). */
 __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
-                                                           weft_context *cx)
+                                                           weft_context *cx, bool fresh)
 {
     struct weft__co *prev = cur_co;
     struct weft__co_wside ws;
-    int *ep = co_errno;
+    int *ep;
     int werr;
 #if WEFT_CO_ASAN
     void *fake = NULL;
 #endif
 
-    if (__builtin_expect(ep == NULL, 0))
-        ep = co_thread_first();
+    if (fresh) {
+        ep = ct.errno_p;
+        if (__builtin_expect(ep == NULL, 0))
+            ep = co_thread_first();
+#if WEFT_CO_FP_KNOWN
+        co_fp_read(&ws.ctx);
+#endif
+    } else {
+        if (__builtin_expect(ct.epoch != weft__task_drive_epoch, 0))
+            co_thread_session();
+        ep = ct.errno_p;
+#if WEFT_CO_FP_KNOWN
+        ws.ctx.mxcsr = ct.mxcsr;
+        ws.ctx.x87cw = ct.x87cw;
+#endif
+    }
     werr = *ep;
     if (co->state == CO_NEW) {
         weft__co_prepare(co);
@@ -128,7 +196,7 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    weft__co_jump(&ws.ctx, &co->c);
+    weft__co_jump_in(&ws.ctx, &co->c);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
@@ -209,7 +277,7 @@ static weft_poll coroutine_poll(weft_coroutine *f, weft_context *cx, void *out)
     struct weft__co *co = &f->co;
 
     if (co->state != CO_DONE) {
-        co_resume(co, cx);
+        co_resume(co, cx, false);
         if (co->state != CO_DONE)
             return WEFT_PENDING;
         co_release(co);
@@ -226,7 +294,7 @@ static void coroutine_drop(weft_coroutine *f)
         /* aborted (or never started): fn runs to its end, every await
          * returning -ECANCELED at once */
         co->cancelled = true;
-        co_resume(co, NULL);
+        co_resume(co, NULL, true);
         if (co->state != CO_DONE) {
             fprintf(stderr, "weft: coroutine \"%s\" parked while being cancelled\n",
                     co->name);

@@ -26,6 +26,7 @@
 #include "weft/task.h"
 
 WEFT_TLS void *weft__task_driver;
+WEFT_TLS uint64_t weft__task_drive_epoch;
 
 const char weft__wrapper_name[] = "weft_wrapper";
 /* ---- Observability: the trailer's per-poll part ------------------------------------

@@ -151,6 +151,16 @@ _Static_assert(sizeof(struct weft__task) <= 64, "task header fits a cache line")
  * current-thread runtime's run/block_on); the scheduler sets it. Blocking
  * calls refuse to run there. */
 extern WEFT_TLS void *weft__task_driver;
+/* This thread's driving sessions, counted: the scheduler adds one each
+ * time the thread starts running tasks (a worker's start, each entry into
+ * a current-thread runtime's run/block_on), before the first poll. 0: the
+ * thread has never driven. Between two sessions the thread's owner runs its
+ * own code, which may change the thread's environment; within one, only
+ * code weft calls runs on it (polls, drops, wakers, callbacks). What a
+ * layer reads once about the thread and keeps (the coroutines' record of
+ * the thread's FP control words, coro/coro.c) is valid for one session.
+ * Thread-local: only its thread reads or writes it. */
+extern WEFT_TLS uint64_t weft__task_drive_epoch;
 
 /* Validate a future type: 0 or -EINVAL. */
 int weft__future_type_check(const weft_future_type *type);
