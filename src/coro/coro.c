@@ -64,33 +64,33 @@ struct weft__co *weft__co_running(void)
  * instead of calling __errno_location() at every resume (the call, its PLT
  * jump and its return).
  *
- * fp: the thread's FP control words (x86-64: MXCSR and the x87 control
- * word), read at the thread's first resume of each driving session
- * (weft__task_drive_epoch, task/task.h; epoch says which session they were
- * read in) and stored as the worker's side of every resume in that session
- * instead of being read at each one (stmxcsr costs about 4 ns of throughput
- * on AMD EPYC: it was half of a bare switch pair). Why that is the
- * thread's word at every resume of the session: within a session only
- * code weft calls runs on the thread (weft's own, which never changes the
- * words but in a switch; coroutines, after which the switch loads these
- * words again; and polls, drops, wakers and callbacks, which the ABI
- * requires to return with the control bits they were called with, as any
- * function must); the owner's code runs only between sessions, and the
- * next session reads the words again (weft_block_on() on a thread whose
- * rounding mode changed since the last one). A poll that breaks the ABI
- * rule and leaves a mode set on its worker sees it undone at the next
- * coroutine switch on that thread; the coroutine's own words do not depend
- * on it: the resume loads them unconditionally (coro.h). A drop may run
- * outside any session (shutdown on the user's thread): it reads the words
- * itself (co_resume's `fresh`). */
+ * mxcsr, x87cw: the thread's FP control words as the last coroutine poll on
+ * it left them (the switch back loads the worker's words), valid for the
+ * next resume if nothing else can have changed them since: the thread is
+ * in the same driving session (epoch: weft__task_drive_epoch, task/task.h;
+ * between two sessions the thread's owner runs its own code, e.g. sets a
+ * rounding mode between two weft_block_on calls) and no other task was
+ * polled on it (mark: the worker's poll count, env->polls, at that poll; a
+ * future's poll may set a mode and leave it, and the worker's words are
+ * then its). Then the resume stores these as the worker's words instead of
+ * reading them (stmxcsr costs about 4 ns of throughput on AMD EPYC: half of
+ * a bare switch pair); otherwise it reads them. So in a run of coroutine
+ * polls (a loop of coroutines yielding) the words are read once.
+ * What else runs on a worker between two polls (the scheduler, the timer
+ * and I/O drivers, the wakers they call, the drops of aborted tasks) must
+ * return with the control bits it was called with, as the ABI requires of
+ * any function (weft's own code never changes them but in a switch).
+ * A drop reads the words itself (co_resume's `env` NULL): it may run
+ * outside any session (shutdown on the user's thread). */
 static WEFT_TLS struct co_thread {
     int *errno_p;
-    uint64_t epoch;                 /* the session fp was read in */
 #if WEFT_CO_FP_KNOWN
-    uint32_t mxcsr;
+    uint64_t epoch;                 /* the session of the last coroutine poll */
+    uint64_t mark;                  /* its env->polls */
+    uint32_t mxcsr;                 /* the words it left */
     uint16_t x87cw;
 #endif
-} ct = { .epoch = UINT64_MAX };         /* matches no session: read at the first */
+} ct;
 
 #if WEFT_CO_FP_KNOWN
 /* This thread's FP control words now, into c (the worker's side). */
@@ -113,22 +113,6 @@ __attribute__((noinline, cold)) static int *co_thread_first(void)
     return ep;
 }
 
-/* The first resume of this driving session on this thread (the first one
- * ever included): read the FP words (above). */
-__attribute__((noinline, cold)) static void co_thread_session(void)
-{
-#if WEFT_CO_FP_KNOWN
-    struct weft__co_ctx c;
-
-    co_fp_read(&c);
-    ct.mxcsr = c.mxcsr;
-    ct.x87cw = c.x87cw;
-#endif
-    if (ct.errno_p == NULL)
-        co_thread_first();
-    ct.epoch = weft__task_drive_epoch;
-}
-
 /* The coroutine side reads cur_co only through this: out of line, and not
  * pure (the empty asm may touch memory), so the compiler can neither cache
  * the thread pointer nor the result across a switch that may have moved the
@@ -147,36 +131,43 @@ __attribute__((noinline)) static struct weft__co *co_self(void)
  * changes threads, so errno and cur_co are plain thread-locals here.
  * Inlined into the poll (and the drop), so that the poll is the only frame
  * between the task layer and the switch (coro.h: each return left after a
- * switch is a mispredicted one). `fresh`: read the thread's FP words now
- * (a drop, maybe outside any driving session) rather than take the
- * session's (a poll: struct co_thread). */
+ * switch is a mispredicted one). `env`: the poll's task env, whose poll
+ * count tells whether the thread's FP words are known (struct co_thread);
+ * NULL in a drop, which reads them. */
 __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
-                                                           weft_context *cx, bool fresh)
+                                                           weft_context *cx,
+                                                           struct weft__task_env *env)
 {
     struct weft__co *prev = cur_co;
     struct weft__co_wside ws;
-    int *ep;
+    int *ep = ct.errno_p;
     int werr;
+#if WEFT_CO_FP_KNOWN
+    const _Atomic uint64_t *pc = env ? env->polls : NULL;
+    uint64_t n = 0, epoch = weft__task_drive_epoch;
+#endif
 #if WEFT_CO_ASAN
     void *fake = NULL;
 #endif
 
-    if (fresh) {
-        ep = ct.errno_p;
-        if (__builtin_expect(ep == NULL, 0))
-            ep = co_thread_first();
+    if (__builtin_expect(ep == NULL, 0))
+        ep = co_thread_first();
 #if WEFT_CO_FP_KNOWN
-        co_fp_read(&ws.ctx);
-#endif
+    if (pc != NULL) {
+        /* relaxed: this thread's own count (the owner writes it) */
+        n = atomic_load_explicit(pc, memory_order_relaxed);
+        if (n == ct.mark + 1 && epoch == ct.epoch) {
+            ws.ctx.mxcsr = ct.mxcsr;       /* nothing else ran: still these */
+            ws.ctx.x87cw = ct.x87cw;
+        } else {
+            co_fp_read(&ws.ctx);
+        }
     } else {
-        if (__builtin_expect(ct.epoch != weft__task_drive_epoch, 0))
-            co_thread_session();
-        ep = ct.errno_p;
-#if WEFT_CO_FP_KNOWN
-        ws.ctx.mxcsr = ct.mxcsr;
-        ws.ctx.x87cw = ct.x87cw;
-#endif
+        co_fp_read(&ws.ctx);
     }
+#else
+    (void)env;
+#endif
     werr = *ep;
     if (co->state == CO_NEW) {
         weft__co_prepare(co);
@@ -199,6 +190,15 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
     weft__co_jump_in(&ws.ctx, &co->c);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+#if WEFT_CO_FP_KNOWN
+    if (pc != NULL) {
+        /* the switch back loaded the worker's words: the thread has them */
+        ct.mxcsr = ws.ctx.mxcsr;
+        ct.x87cw = ws.ctx.x87cw;
+        ct.mark = n;
+        ct.epoch = epoch;
+    }
 #endif
     co->w = NULL;
     /* a slab stack has no guard page: check its canary at every switch out
@@ -277,7 +277,7 @@ static weft_poll coroutine_poll(weft_coroutine *f, weft_context *cx, void *out)
     struct weft__co *co = &f->co;
 
     if (co->state != CO_DONE) {
-        co_resume(co, cx, false);
+        co_resume(co, cx, cx->priv);
         if (co->state != CO_DONE)
             return WEFT_PENDING;
         co_release(co);
@@ -294,7 +294,7 @@ static void coroutine_drop(weft_coroutine *f)
         /* aborted (or never started): fn runs to its end, every await
          * returning -ECANCELED at once */
         co->cancelled = true;
-        co_resume(co, NULL, true);
+        co_resume(co, NULL, NULL);
         if (co->state != CO_DONE) {
             fprintf(stderr, "weft: coroutine \"%s\" parked while being cancelled\n",
                     co->name);

@@ -150,23 +150,21 @@ struct weft__co {
  * for programs in which no coroutine changes the rounding mode, FTZ/DAZ or
  * the exception masks (stmxcsr is the slow part of a switch).
  *
- * The FP words cost one read per switch pair, on the coroutine's side:
+ * The FP words cost one read per switch pair in the common case, on the
+ * coroutine's side:
  *
  *   resume (worker -> coroutine)          suspend (coroutine -> worker)
- *   the worker's words are not read:      read the coroutine's (stmxcsr,
- *   the caller stored them in *save       fnstcw: its code may have set
- *   (the thread's words as coro.c         them since it was resumed), and
- *   knows them: read at the thread's      load the worker's from *load
- *   first resume of each driving          where they differ
- *   session); load the coroutine's
- *   unconditionally (ldmxcsr and fldcw
- *   are cheap; a compare would trust
- *   the known words to be the thread's)
+ *   the worker's words are not read       read the coroutine's (stmxcsr,
+ *   here: the caller stored them in       fnstcw: its code may have set
+ *   *save (coro.c knows them without a    them since it was resumed), and
+ *   read when no other poll ran on the    load the worker's from *load
+ *   thread since the last coroutine's,    where they differ
+ *   and reads them otherwise); load
+ *   the coroutine's where they differ
  *
  * stmxcsr is the slow one (about 4 ns of throughput on AMD EPYC, against
- * about 0.5 for ldmxcsr, fnstcw and fldcw): one per pair instead of two.
- * Why the worker's words need no read at each resume: coro.c,
- * co_thread_session(). */
+ * about 0.5 for ldmxcsr, fnstcw and fldcw). When the worker's words are
+ * known: coro.c, struct co_thread. */
 #if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
 #define WEFT_CO_FP_KNOWN 0
 #define WEFT_CO_FP_SWAP ""
@@ -188,10 +186,19 @@ struct weft__co {
     "je 3f\n\t"                                                               \
     "fldcw 28(%%rsi)\n"                                                       \
     "3:\n\t"
-/* Ours are in *save already; load the other side's. */
+/* Ours are in *save already (not read here); load the other side's where
+ * they differ. */
 #define WEFT_CO_FP_LOAD                                                       \
-    "ldmxcsr 24(%%rsi)\n\t"                                                   \
-    "fldcw 28(%%rsi)\n\t"
+    "movl 24(%%rdi), %%eax\n\t"                                               \
+    "cmpl 24(%%rsi), %%eax\n\t"                                               \
+    "je 2f\n\t"                                                               \
+    "ldmxcsr 24(%%rsi)\n"                                                     \
+    "2:\n\t"                                                                  \
+    "movzwl 28(%%rdi), %%eax\n\t"                                             \
+    "cmpw 28(%%rsi), %%ax\n\t"                                                \
+    "je 3f\n\t"                                                               \
+    "fldcw 28(%%rsi)\n"                                                       \
+    "3:\n\t"
 #endif
 #if defined(__AVX512F__)
 #define WEFT_CO_CLOBBER_AVX512                                                \
@@ -256,7 +263,8 @@ __attribute__((always_inline)) static inline void weft__co_jump(struct weft__co_
     WEFT_CO_JUMP_ASM(WEFT_CO_FP_SWAP);
 }
 /* The resume: the caller has stored the worker's FP words in save->mxcsr
- * and save->x87cw (they are not read here); the coroutine's are loaded. */
+ * and save->x87cw (they are not read here); the coroutine's are loaded
+ * where they differ. */
 __attribute__((always_inline)) static inline void weft__co_jump_in(struct weft__co_ctx *save,
                                                                    struct weft__co_ctx *load)
 {

@@ -322,6 +322,13 @@ struct weft__task_env {
      * poll is what it costs (about 250 ns per read on a VM that traps
      * rdtsc), so it is off unless asked for. */
     const _Atomic bool *timing;
+    /* The worker's poll count (sched: one more before every poll on this
+     * env, LIFO polls included; the owner writes, relaxed); NULL where no
+     * scheduler counts. For a layer that must know whether any other poll
+     * ran on this env since its own last one: coro/coro.c keeps the
+     * thread's FP control words known across consecutive coroutine polls
+     * and reads them again after any other task's poll. */
+    const _Atomic uint64_t *polls;
     /* owner only: the clock as this worker last read it: refreshed every
      * GLOBAL_INTERVAL polls, when it wakes or stops spinning, and after
      * every poll while timing; what the trailer's spawn and poll times are

@@ -134,6 +134,83 @@ static void sessions_body(void)
     CT_FREE(rt);
 }
 
+/* ---- A future that sets its words and leaves them --------------------------------
+ * On one worker, between coroutines: a coroutine that keeps the default
+ * words and one that sets its own. The future's words are the worker's
+ * from its second poll on: each coroutine switch must give them back to
+ * it, and each coroutine must run with its own (the default one too: the
+ * thread's words are not the ones known before the future's poll). */
+#define CSR_LEAK 0x5f80u       /* round up */
+#define CW_LEAK 0x0b7fu
+
+typedef struct leaky {
+    weft_async co;
+    int i, bad;
+    weft_yield y;
+} leaky;
+
+static weft_poll leaky_poll(leaky *f, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&f->co);
+    WEFT_YIELD(&f->co, &f->y, cx);     /* the coroutines have run once */
+    csr_set(CSR_LEAK);
+    cw_set(CW_LEAK);
+    for (f->i = 0; f->i < 50; f->i++) {
+        WEFT_YIELD(&f->co, &f->y, cx);
+        if (csr_get() != CSR_LEAK || cw_get() != CW_LEAK)
+            f->bad++;
+    }
+    csr_set(CSR_DEFAULT);
+    cw_set(CW_DEFAULT);
+    *(int *)out = f->bad;
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_STATIC(leaky, leaky_poll, NULL, int);
+
+static atomic_int leak_co_bad;
+
+static int leak_default_co(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50; i++) {
+        ASSERT_OK(weft_co_yield());
+        if (csr_get() != CSR_DEFAULT || cw_get() != CW_DEFAULT)
+            atomic_fetch_add(&leak_co_bad, 1);
+    }
+    return 0;
+}
+
+static int leak_own_co(void *arg)
+{
+    (void)arg;
+    csr_set(0x9f80u);          /* FTZ | DAZ */
+    cw_set(0x027fu);
+    for (int i = 0; i < 50; i++) {
+        ASSERT_OK(weft_co_yield());
+        if (csr_get() != 0x9f80u || cw_get() != 0x027fu)
+            atomic_fetch_add(&leak_co_bad, 1);
+    }
+    return 0;
+}
+
+static void leak_body(void)
+{
+    weft_runtime *rt = ct_runtime(1);
+    weft_join *j[3];
+    int bad = -1;
+
+    ASSERT_OK(weft_go(rt, leak_default_co, NULL, &j[0]));
+    ASSERT_OK(weft_spawn(rt, &leaky_future, &(leaky){ 0 }, &j[1]));
+    ASSERT_OK(weft_go(rt, leak_own_co, NULL, &j[2]));
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(weft_join_wait(j[i], i == 1 ? &bad : NULL));
+        weft_join_drop(j[i]);
+    }
+    ASSERT_EQ(0, bad);
+    ASSERT_EQ(0, atomic_load(&leak_co_bad));
+    CT_FREE(rt);
+}
+
 /* ---- A drop outside any session -------------------------------------------------- */
 static atomic_int parked_result = 1, parked_bad;
 
@@ -192,6 +269,15 @@ TEST(driver_words_read_again_each_session)
 {
 #ifdef FP_CHECKED
     sessions_body();
+#else
+    harness_skip("FP control words are checked on x86-64 with the assembly switch only");
+#endif
+}
+
+TEST(a_future_keeps_the_words_it_set_past_coroutines)
+{
+#ifdef FP_CHECKED
+    leak_body();
 #else
     harness_skip("FP control words are checked on x86-64 with the assembly switch only");
 #endif
