@@ -55,50 +55,14 @@ struct weft__co *weft__co_running(void)
     return cur_co;
 }
 
-/* What the worker side knows about its thread (thread-local; read and
- * written only by the worker side, whose frame never changes threads; the
- * coroutine side never uses it):
- *
- * errno_p: this thread's errno (&errno), set once weft__co_thread_enter()
- * has run on it, NULL before. The worker side reads errno through it
- * instead of calling __errno_location() at every resume (the call, its PLT
- * jump and its return).
- *
- * mxcsr, x87cw: the thread's FP control words as the last coroutine poll on
- * it left them (the switch back loads the worker's words), valid for the
- * next resume if nothing else can have changed them since: the thread is
- * in the same driving session (epoch: weft__task_drive_epoch, task/task.h;
- * between two sessions the thread's owner runs its own code, e.g. sets a
- * rounding mode between two weft_block_on calls) and no other task was
- * polled on it (mark: the worker's poll count, env->polls, at that poll; a
- * future's poll may set a mode and leave it, and the worker's words are
- * then its). Then the resume stores these as the worker's words instead of
- * reading them (stmxcsr costs about 4 ns of throughput on AMD EPYC: half of
- * a bare switch pair); otherwise it reads them. So in a run of coroutine
- * polls (a loop of coroutines yielding) the words are read once.
- * What else runs on a worker between two polls (the scheduler, the timer
- * and I/O drivers, the wakers they call, the drops of aborted tasks) must
- * return with the control bits it was called with, as the ABI requires of
- * any function (weft's own code never changes them but in a switch).
- * A drop reads the words itself (co_resume's `env` NULL): it may run
- * outside any session (shutdown on the user's thread). */
-static WEFT_TLS struct co_thread {
-    int *errno_p;
-#if WEFT_CO_FP_KNOWN
-    uint64_t epoch;                 /* the session of the last coroutine poll */
-    uint64_t mark;                  /* its env->polls */
-    uint32_t mxcsr;                 /* the words it left */
-    uint16_t x87cw;
-#endif
-} ct;
-
-#if WEFT_CO_FP_KNOWN
-/* This thread's FP control words now, into c (the worker's side). */
-static inline void co_fp_read(struct weft__co_ctx *c)
-{
-    __asm__ __volatile__("stmxcsr %0\n\tfnstcw %1" : "=m"(c->mxcsr), "=m"(c->x87cw));
-}
-#endif
+/* This thread's errno (&errno), set once weft__co_thread_enter() has run
+ * on it: NULL before. The worker side reads errno through it instead of
+ * calling __errno_location() at every resume (the call, its PLT jump and
+ * its return), and the same load tells whether the thread was entered.
+ * Sound because it is a thread-local holding the address of this thread's
+ * own errno, read only by the worker side, whose frame never changes
+ * threads; the coroutine side never uses it. */
+static WEFT_TLS int *co_errno;
 
 /* The first resume on this thread: enter it (the alternate signal stack;
  * errno as it was, whatever the set-up did to it) and note &errno. */
@@ -109,7 +73,7 @@ __attribute__((noinline, cold)) static int *co_thread_first(void)
 
     weft__co_thread_enter();
     *ep = saved;
-    ct.errno_p = ep;
+    co_errno = ep;
     return ep;
 }
 
@@ -131,43 +95,20 @@ __attribute__((noinline)) static struct weft__co *co_self(void)
  * changes threads, so errno and cur_co are plain thread-locals here.
  * Inlined into the poll (and the drop), so that the poll is the only frame
  * between the task layer and the switch (coro.h: each return left after a
- * switch is a mispredicted one). `env`: the poll's task env, whose poll
- * count tells whether the thread's FP words are known (struct co_thread);
- * NULL in a drop, which reads them. */
+ * switch is a mispredicted one). */
 __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
-                                                           weft_context *cx,
-                                                           struct weft__task_env *env)
+                                                           weft_context *cx)
 {
     struct weft__co *prev = cur_co;
     struct weft__co_wside ws;
-    int *ep = ct.errno_p;
+    int *ep = co_errno;
     int werr;
-#if WEFT_CO_FP_KNOWN
-    const _Atomic uint64_t *pc = env ? env->polls : NULL;
-    uint64_t n = 0, epoch = weft__task_drive_epoch;
-#endif
 #if WEFT_CO_ASAN
     void *fake = NULL;
 #endif
 
     if (__builtin_expect(ep == NULL, 0))
         ep = co_thread_first();
-#if WEFT_CO_FP_KNOWN
-    if (pc != NULL) {
-        /* relaxed: this thread's own count (the owner writes it) */
-        n = atomic_load_explicit(pc, memory_order_relaxed);
-        if (n == ct.mark + 1 && epoch == ct.epoch) {
-            ws.ctx.mxcsr = ct.mxcsr;       /* nothing else ran: still these */
-            ws.ctx.x87cw = ct.x87cw;
-        } else {
-            co_fp_read(&ws.ctx);
-        }
-    } else {
-        co_fp_read(&ws.ctx);
-    }
-#else
-    (void)env;
-#endif
     werr = *ep;
     if (co->state == CO_NEW) {
         weft__co_prepare(co);
@@ -187,18 +128,9 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    weft__co_jump_in(&ws.ctx, &co->c);
+    weft__co_jump(&ws.ctx, &co->c);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#endif
-#if WEFT_CO_FP_KNOWN
-    if (pc != NULL) {
-        /* the switch back loaded the worker's words: the thread has them */
-        ct.mxcsr = ws.ctx.mxcsr;
-        ct.x87cw = ws.ctx.x87cw;
-        ct.mark = n;
-        ct.epoch = epoch;
-    }
 #endif
     co->w = NULL;
     /* a slab stack has no guard page: check its canary at every switch out
@@ -277,7 +209,7 @@ static weft_poll coroutine_poll(weft_coroutine *f, weft_context *cx, void *out)
     struct weft__co *co = &f->co;
 
     if (co->state != CO_DONE) {
-        co_resume(co, cx, cx->priv);
+        co_resume(co, cx);
         if (co->state != CO_DONE)
             return WEFT_PENDING;
         co_release(co);
@@ -294,7 +226,7 @@ static void coroutine_drop(weft_coroutine *f)
         /* aborted (or never started): fn runs to its end, every await
          * returning -ECANCELED at once */
         co->cancelled = true;
-        co_resume(co, NULL, NULL);
+        co_resume(co, NULL);
         if (co->state != CO_DONE) {
             fprintf(stderr, "weft: coroutine \"%s\" parked while being cancelled\n",
                     co->name);

@@ -89,7 +89,6 @@ struct weft__co_ctx {
 };
 #else
 #define WEFT_CO_INLINE_SWITCH 0
-#define WEFT_CO_FP_KNOWN 0
 struct weft__co_ctx {
     void *sp;                   /* the switch's handle */
 };
@@ -148,47 +147,15 @@ struct weft__co {
 #endif
 /* -DWEFT_CO_NO_FP_SAVE=1 leaves the FP control words out of the switch,
  * for programs in which no coroutine changes the rounding mode, FTZ/DAZ or
- * the exception masks (stmxcsr is the slow part of a switch).
- *
- * The FP words cost one read per switch pair in the common case, on the
- * coroutine's side:
- *
- *   resume (worker -> coroutine)          suspend (coroutine -> worker)
- *   the worker's words are not read       read the coroutine's (stmxcsr,
- *   here: the caller stored them in       fnstcw: its code may have set
- *   *save (coro.c knows them without a    them since it was resumed), and
- *   read when no other poll ran on the    load the worker's from *load
- *   thread since the last coroutine's,    where they differ
- *   and reads them otherwise); load
- *   the coroutine's where they differ
- *
- * stmxcsr is the slow one (about 4 ns of throughput on AMD EPYC, against
- * about 0.5 for ldmxcsr, fnstcw and fldcw). When the worker's words are
- * known: coro.c, struct co_thread. */
+ * the exception masks (stmxcsr is the slow part of a switch). */
 #if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
-#define WEFT_CO_FP_KNOWN 0
 #define WEFT_CO_FP_SWAP ""
-#define WEFT_CO_FP_LOAD ""
 #else
-/* 1: the worker side's FP words are known without a read (coro.c) */
-#define WEFT_CO_FP_KNOWN 1
-/* Save ours; load the other side's only where it differs. */
+/* Save ours; load the other side's only where it differs (ldmxcsr and
+ * fldcw are slow, and the words nearly never differ). */
 #define WEFT_CO_FP_SWAP                                                       \
     "stmxcsr 24(%%rdi)\n\t"                                                   \
     "fnstcw 28(%%rdi)\n\t"                                                    \
-    "movl 24(%%rdi), %%eax\n\t"                                               \
-    "cmpl 24(%%rsi), %%eax\n\t"                                               \
-    "je 2f\n\t"                                                               \
-    "ldmxcsr 24(%%rsi)\n"                                                     \
-    "2:\n\t"                                                                  \
-    "movzwl 28(%%rdi), %%eax\n\t"                                             \
-    "cmpw 28(%%rsi), %%ax\n\t"                                                \
-    "je 3f\n\t"                                                               \
-    "fldcw 28(%%rsi)\n"                                                       \
-    "3:\n\t"
-/* Ours are in *save already (not read here); load the other side's where
- * they differ. */
-#define WEFT_CO_FP_LOAD                                                       \
     "movl 24(%%rdi), %%eax\n\t"                                               \
     "cmpl 24(%%rsi), %%eax\n\t"                                               \
     "je 2f\n\t"                                                               \
@@ -234,41 +201,28 @@ struct weft__co {
  * The ABI's callee-saved FP control (the MXCSR control bits, the x87
  * control word) moves with each side; the direction flag is clear on both
  * sides, as at any call. */
-#define WEFT_CO_JUMP_ASM(fp)                                                  \
-    __asm__ __volatile__(                                                     \
-        "leaq 1f(%%rip), %%rax\n\t"                                            \
-        "movq %%rsp, 0(%%rdi)\n\t"                                             \
-        "movq %%rax, 8(%%rdi)\n\t"                                             \
-        "movq %%rbp, 16(%%rdi)\n\t"                                            \
-        fp                                                                    \
-        "movq 0(%%rsi), %%rsp\n\t"                                             \
-        "movq 16(%%rsi), %%rbp\n\t"                                            \
-        "jmpq *8(%%rsi)\n"                                                     \
-        "1:\n\t"                                                              \
-        WEFT_CO_ENDBR                                                         \
-        : "+D"(save), "+S"(load)                                              \
-        :                                                                     \
-        : "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", \
-          "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",       \
-          "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", \
-          "xmm14", "xmm15", "st", "st(1)", "st(2)", "st(3)", "st(4)",         \
-          "st(5)", "st(6)", "st(7)", "mm0", "mm1", "mm2", "mm3", "mm4", "mm5", \
-          "mm6", "mm7", "cc", "memory", "fpsr" WEFT_CO_CLOBBER_AVX512)
-
-/* Any switch whose saving side's FP words are not known: the coroutine's
- * (suspend, the end of fn). */
 __attribute__((always_inline)) static inline void weft__co_jump(struct weft__co_ctx *save,
                                                                 struct weft__co_ctx *load)
 {
-    WEFT_CO_JUMP_ASM(WEFT_CO_FP_SWAP);
-}
-/* The resume: the caller has stored the worker's FP words in save->mxcsr
- * and save->x87cw (they are not read here); the coroutine's are loaded
- * where they differ. */
-__attribute__((always_inline)) static inline void weft__co_jump_in(struct weft__co_ctx *save,
-                                                                   struct weft__co_ctx *load)
-{
-    WEFT_CO_JUMP_ASM(WEFT_CO_FP_LOAD);
+    __asm__ __volatile__(
+        "leaq 1f(%%rip), %%rax\n\t"
+        "movq %%rsp, 0(%%rdi)\n\t"
+        "movq %%rax, 8(%%rdi)\n\t"
+        "movq %%rbp, 16(%%rdi)\n\t"
+        WEFT_CO_FP_SWAP
+        "movq 0(%%rsi), %%rsp\n\t"
+        "movq 16(%%rsi), %%rbp\n\t"
+        "jmpq *8(%%rsi)\n"
+        "1:\n\t"
+        WEFT_CO_ENDBR
+        : "+D"(save), "+S"(load)
+        :
+        : "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+          "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
+          "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
+          "mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7",
+          "cc", "memory", "fpsr" WEFT_CO_CLOBBER_AVX512);
 }
 static inline void *weft__co_ctx_sp(const struct weft__co_ctx *c)
 {
@@ -279,10 +233,6 @@ static inline void *weft__co_ctx_sp(const struct weft__co_ctx *c)
  * state on the running stack; the handle is the saved stack pointer. */
 void weft__co_switch(void **save, void *load);
 static inline void weft__co_jump(struct weft__co_ctx *save, struct weft__co_ctx *load)
-{
-    weft__co_switch(&save->sp, load->sp);
-}
-static inline void weft__co_jump_in(struct weft__co_ctx *save, struct weft__co_ctx *load)
 {
     weft__co_switch(&save->sp, load->sp);
 }

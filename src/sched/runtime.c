@@ -196,7 +196,6 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         w->env.timing = &rt->poll_timing;
         w->env.now_ns = rt->created_ns;
         w->env.lint = &rt->lint;
-        w->env.polls = &w->polls;
         w->env.stress = stress;
         w->watch_ns = WATCH_MIN_NS;
         w->tick = GLOBAL_INTERVAL;    /* the first periodic round after as many */

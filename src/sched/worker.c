@@ -348,7 +348,6 @@ void weft__sched_enter(struct worker *w)
     weft__sched_clock(w);
     weft__sched_cur_worker = w;
     weft__task_driver = w;
-    weft__task_drive_epoch++;         /* a new session: task.h */
 }
 
 void weft__sched_leave(void)

@@ -26,7 +26,6 @@
 #include "weft/task.h"
 
 WEFT_TLS void *weft__task_driver;
-WEFT_TLS uint64_t weft__task_drive_epoch;
 
 const char weft__wrapper_name[] = "weft_wrapper";
 /* ---- Observability: the trailer's per-poll part ------------------------------------

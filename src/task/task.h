@@ -151,16 +151,6 @@ _Static_assert(sizeof(struct weft__task) <= 64, "task header fits a cache line")
  * current-thread runtime's run/block_on); the scheduler sets it. Blocking
  * calls refuse to run there. */
 extern WEFT_TLS void *weft__task_driver;
-/* This thread's driving sessions, counted: the scheduler adds one each
- * time the thread starts running tasks (a worker's start, each entry into
- * a current-thread runtime's run/block_on), before the first poll. 0: the
- * thread has never driven. Between two sessions the thread's owner runs its
- * own code, which may change the thread's environment; within one, only
- * code weft calls runs on it (polls, drops, wakers, callbacks). What a
- * layer reads once about the thread and keeps (the coroutines' record of
- * the thread's FP control words, coro/coro.c) is valid for one session.
- * Thread-local: only its thread reads or writes it. */
-extern WEFT_TLS uint64_t weft__task_drive_epoch;
 
 /* Validate a future type: 0 or -EINVAL. */
 int weft__future_type_check(const weft_future_type *type);
@@ -322,13 +312,6 @@ struct weft__task_env {
      * poll is what it costs (about 250 ns per read on a VM that traps
      * rdtsc), so it is off unless asked for. */
     const _Atomic bool *timing;
-    /* The worker's poll count (sched: one more before every poll on this
-     * env, LIFO polls included; the owner writes, relaxed); NULL where no
-     * scheduler counts. For a layer that must know whether any other poll
-     * ran on this env since its own last one: coro/coro.c keeps the
-     * thread's FP control words known across consecutive coroutine polls
-     * and reads them again after any other task's poll. */
-    const _Atomic uint64_t *polls;
     /* owner only: the clock as this worker last read it: refreshed every
      * GLOBAL_INTERVAL polls, when it wakes or stops spinning, and after
      * every poll while timing; what the trailer's spawn and poll times are

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* The FP control words (x86-64: MXCSR's control bits, the x87 control
- * word) between a coroutine and the thread that runs it, where that thread
- * is the user's own: a current-thread runtime's driver, whose words the
- * user may change between two weft_block_on() calls, and the thread whose
- * weft_runtime_free() drops a parked coroutine. The worker side's words
- * are read once per driving session, not at every resume (src/coro/coro.c,
- * struct co_thread): these tests fail if a session kept the words of an
- * earlier one, or if a drop outside any session used them.
- * (tests/coro/basic.c has the coroutine-side tests: a coroutine's words
- * stay its own across yields and workers.) */
+ * word) of the thread that runs a coroutine, where they are not weft's:
+ * a current-thread runtime's driver, whose words the user may change
+ * between two weft_block_on() calls; the thread whose weft_runtime_free()
+ * drops a parked coroutine; a worker on which a future set its own words
+ * and left them. The switch reads the worker's words at every resume;
+ * these tests are what a switch that knew them without a read would have
+ * to pass (docs/coro.md, "Cost": tried, measured, not kept): each fails
+ * against such a switch that kept the words of an earlier driving session,
+ * used them in a drop outside any session, or kept them past a future's
+ * poll that set its own. (tests/coro/basic.c has the coroutine-side tests:
+ * a coroutine's words stay its own across yields and workers.) */
 #include "coro_test.h"
 
 #if defined(__x86_64__) && !(defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE) && \
