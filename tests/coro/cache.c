@@ -81,6 +81,7 @@ TEST(trimmed_slab_stacks_keep_the_canaries_above)
 }
 
 /* ---- trimmed: what a cached stack keeps committed ---------------------------------- */
+#if !(WEFT_CO_ASAN || WEFT_CO_TSAN)
 static long rss_kib(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -107,6 +108,7 @@ static int deep(void *arg)
         buf[i] = 1;
     return buf[0] - 1;
 }
+#endif
 
 TEST(cached_stacks_past_the_first_keep_one_page)
 {
