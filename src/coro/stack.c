@@ -273,6 +273,9 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
             return 0;
         }
     }
+    /* newest first: with one size class in use the match is the last
+     * entry; a miss scans up to SHARED_MAX entries (microseconds at most,
+     * under the lock: still less than a mapping) */
     pthread_mutex_lock(&shared.lock);
     for (unsigned i = shared.n; i-- > 0;) {
         if (shared.s[i].cls == usable) {
