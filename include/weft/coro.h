@@ -71,8 +71,10 @@
  * aborts. Frames larger than a page can jump over the guard: build code
  * that uses big local arrays on coroutines with -fstack-clash-protection.
  * Freed stacks are kept for reuse: up to 16 per worker thread, released
- * when the thread exits, and up to 64 shared, released when the last such
- * thread exits (so none stays mapped once every runtime is freed).
+ * when the thread exits, and up to 1,024 shared, released when the last
+ * such thread exits (so none stays mapped once every runtime is freed).
+ * Cached stacks keep the pages their coroutine touched, except those in
+ * the shared cache past its first 64, which keep only their top page.
  *
  * Many coroutines (degraded mode): a guarded stack takes two entries of the
  * process's memory map, which Linux caps at vm.max_map_count (65,530 by

@@ -16,7 +16,19 @@
  *     usually a worker;
  *   - a process-wide array of up to SHARED_MAX, behind a mutex, takes what
  *     a full thread cache cannot and serves a thread whose cache is empty
- *     (a worker that spawns coroutines that finish on other workers).
+ *     (a worker that spawns coroutines that finish on other workers, the
+ *     main thread spawning a burst). It is large (1,024) so that a program
+ *     that runs bursts of up to a thousand coroutines maps their stacks
+ *     once, not at every burst: a fresh stack costs an mmap, an mprotect,
+ *     a page fault and later a munmap (with a TLB shootdown when other
+ *     threads of the process run), about 10 us each on the development
+ *     machine, which in a loop of 1,000 coroutines x 1,000 yields was 10-14
+ *     ns of each yield's 61-67 (docs/coro.md, "Cost"). To bound the memory
+ *     it holds, only the first SHARED_FULL stacks in it keep every page
+ *     their coroutine touched; one cached past those has its pages given
+ *     back (madvise MADV_DONTNEED) except the top one, which the next
+ *     coroutine touches first: at most SHARED_FULL stacks' touched pages
+ *     plus one page each for the rest stay committed.
  * A thread's cache is emptied by a pthread key destructor when it exits,
  * and the shared one when the last thread that registered a cache exits:
  * weft's workers exit in weft_runtime_shutdown(), so once the runtimes are
@@ -24,7 +36,8 @@
  * its own (its thread-local destructors never run: exit() does not run
  * them), nor does a thread where the key could not be set; they use the
  * shared cache while some registered thread lives, and unmap otherwise.
- * Pages a coroutine touched stay committed while its stack is cached. */
+ * Pages a coroutine touched stay committed while its stack is cached
+ * (but in the shared cache past SHARED_FULL: above). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -45,7 +58,8 @@
 #endif
 
 #define CACHE_MAX 16
-#define SHARED_MAX 64
+#define SHARED_MAX 1024
+#define SHARED_FULL 64          /* kept with all their pages; the rest trimmed */
 #define ALT_STACK_SIZE ((size_t)64 * 1024)
 
 struct thread_co {
@@ -259,6 +273,9 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
             return 0;
         }
     }
+    /* newest first: with one size class in use the match is the last
+     * entry; a miss scans up to SHARED_MAX entries (microseconds at most,
+     * under the lock: still less than a mapping) */
     pthread_mutex_lock(&shared.lock);
     for (unsigned i = shared.n; i-- > 0;) {
         if (shared.s[i].cls == usable) {
@@ -299,9 +316,23 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
     return 0;
 }
 
+/* Give back every page of s but the top one (the one holding its top
+ * bytes, which a new coroutine touches first; in a slab it also holds the
+ * canary of the stack above, which must survive). The stack must be ours
+ * alone: not in any cache yet. Its memory reads as zeros afterwards, which
+ * is all a stack needs. */
+static void stack_trim(struct weft__co_stack *s)
+{
+    size_t ps = page_size();
+    char *top = (char *)(((uintptr_t)s->hi - 1) & ~(uintptr_t)(ps - 1));
+
+    if (top > s->lo)                        /* lo is page-aligned */
+        (void)madvise(s->lo, (size_t)(top - s->lo), MADV_DONTNEED);
+}
+
 void weft__co_stack_put(struct weft__co_stack *s)
 {
-    bool kept = false;
+    bool kept = false, trim = false;
 
     if (s->map == NULL)
         return;
@@ -316,10 +347,25 @@ void weft__co_stack_put(struct weft__co_stack *s)
     }
     pthread_mutex_lock(&shared.lock);
     if (shared.users > 0 && shared.n < SHARED_MAX) {
-        shared.s[shared.n++] = *s;
-        kept = true;
+        if (shared.n < SHARED_FULL) {
+            shared.s[shared.n++] = *s;
+            kept = true;
+        } else {
+            trim = true;                    /* trimmed first, then cached */
+        }
     }
     pthread_mutex_unlock(&shared.lock);
+    if (trim) {
+        /* not under the lock (a system call), and before the stack is in
+         * the cache, where another thread could take it and write to it */
+        stack_trim(s);
+        pthread_mutex_lock(&shared.lock);
+        if (shared.users > 0 && shared.n < SHARED_MAX) {
+            shared.s[shared.n++] = *s;
+            kept = true;
+        }
+        pthread_mutex_unlock(&shared.lock);
+    }
     if (kept)
         s->map = NULL;
     else
