@@ -90,7 +90,10 @@ WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms)
     if (iv == NULL)
         return;
     iv->period = period_ms ? period_ms : 1;
-    iv->next = weft__time_add_sat(weft_now_ms(), iv->period);   /* huge: never */
+    /* the grid starts at now rounded up, as weft_sleep_init()'s deadline
+     * does: from the floor, a tick could come up to 1 ms less than a period
+     * after init (timer.h: "one period after init ... Never early") */
+    iv->next = weft__time_add_sat(weft__now_ms_ceil(), iv->period);   /* huge: never */
     iv->armed = false;
     weft_sleep_until_init(&iv->sleep, iv->next);
 }
