@@ -210,3 +210,52 @@ TEST(addr_ip_bad_strings)
     ASSERT_EQ(-EINVAL, weft_addr_ip("127.0.0.1", 1, NULL, &len));
     ASSERT_EQ(-EINVAL, weft_addr_ip("127.0.0.1", 1, &a, NULL));
 }
+
+/* Timeouts are never early: a connect that hangs (a full accept queue
+ * drops our SYN) times out no sooner than its limit after init, measured
+ * in nanoseconds: weft_connect's own limit, and weft_connect_addrs'
+ * (net.h: "`timeout_ms` ... bounds the whole of it, fixed at init"). */
+TEST(connect_timeouts_never_early)
+{
+    weft_runtime *rt = nt_runtime(false);
+    struct sockaddr_storage addr;
+    socklen_t len;
+    weft_socket *l;
+    int fds[MAX_FILL], n, early = 0;
+
+    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &addr, &len));
+    ASSERT_OK(weft_listen(rt, (struct sockaddr *)&addr, len, 1, &l));
+    len = sizeof(addr);
+    ASSERT_OK(weft_socket_local_addr(l, &addr, &len));
+    n = nt_fill_accept_queue(weft_socket_fd(l), &addr, len, fds);
+    for (int i = 0; i < 40; i++) {
+        weft_socket *c = NULL;
+        weft_join *j;
+        int r = 1;
+        uint64_t ms = 3 + (uint64_t)i % 3, t0 = harness_now_ns();
+
+        if (i % 4 == 0) {
+            weft_io_op op;
+
+            weft_connect_init(&op, rt, (struct sockaddr *)&addr, len, ms, &c);
+            ASSERT_OK(weft_spawn(rt, &weft_connect_future, &op, &j));
+        } else {
+            weft_connect_host ch;
+            weft_addrinfo ai = { .len = len };
+
+            memcpy(&ai.addr, &addr, sizeof(addr));
+            weft_connect_addrs_init(&ch, rt, &ai, 1, ms, &c);
+            ASSERT_OK(weft_spawn(rt, &weft_connect_host_future, &ch, &j));
+        }
+        ASSERT_OK(weft_join_wait(j, &r));
+        weft_join_drop(j);
+        ASSERT_EQ(-ETIMEDOUT, r);
+        if (harness_now_ns() - t0 < ms * 1000000u)
+            early++;
+    }
+    ASSERT_EQ(0, early);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    ASSERT_OK(weft_socket_close(l));
+    weft_runtime_free(rt);
+}
