@@ -222,6 +222,7 @@ TEST(connect_timeouts_never_early)
     socklen_t len;
     weft_socket *l;
     int fds[MAX_FILL], n, early = 0;
+    weft_addrinfo ai = { 0 };               /* borrowed by connect_addrs: outlives it */
 
     ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &addr, &len));
     ASSERT_OK(weft_listen(rt, (struct sockaddr *)&addr, len, 1, &l));
@@ -241,8 +242,8 @@ TEST(connect_timeouts_never_early)
             ASSERT_OK(weft_spawn(rt, &weft_connect_future, &op, &j));
         } else {
             weft_connect_host ch;
-            weft_addrinfo ai = { .len = len };
 
+            ai.len = len;
             memcpy(&ai.addr, &addr, sizeof(addr));
             weft_connect_addrs_init(&ch, rt, &ai, 1, ms, &c);
             ASSERT_OK(weft_spawn(rt, &weft_connect_host_future, &ch, &j));

@@ -151,8 +151,14 @@ TEST(chan_absurd_sizes)
     weft_watch *w = (weft_watch *)0x1;
     weft_oneshot_tx *tx = (weft_oneshot_tx *)0x1;
     weft_oneshot_rx *rx = (weft_oneshot_rx *)0x1;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* the sanitizers' allocators abort on absurd requests rather than
+     * return NULL: only the sizes refused before any allocation */
+    static const size_t caps[] = { SIZE_MAX, SIZE_MAX / 2 };
+#else
     static const size_t caps[] = { SIZE_MAX, SIZE_MAX / 2, SIZE_MAX / 16, (size_t)1 << 40,
                                    SIZE_MAX / 24 };
+#endif
     int v = 0, r;
 
     for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
