@@ -414,3 +414,182 @@ TEST(oneshot_signal_and_blocking_form)
     ASSERT(weft_oneshot_tx_is_closed(tx));
     ASSERT_EQ(-EPIPE, weft_oneshot_send(tx, &(int){ 3 }));
 }
+
+/* ---- nothing lost under timeouts, tasks and plain threads together ---------
+ * Producer tasks send with a timeout of 0-1 ms and resend the same message
+ * when it runs out (a send dropped while pending sent nothing); consumer
+ * tasks receive with a timeout of 0-2 ms and try again (a receive dropped
+ * while pending took nothing); one plain thread sends with send_wait, one
+ * receives with recv_wait. After the producers, close: the consumers drain
+ * and stop at -EPIPE. Every message is received exactly once. */
+#define NL_PRODUCERS 3
+#define NL_CONSUMERS 3
+
+struct nl_shared {
+    weft_chan *ch;
+    int per;                              /* messages per producer */
+    _Atomic unsigned char *seen;          /* (NL_PRODUCERS + 1) * per */
+    atomic_int dups, timeouts;
+};
+
+static struct nl_shared nl;
+
+typedef struct nl_prod {
+    weft_async co;
+    int id, i, msg, res, err;
+    uint64_t rng;
+    weft_chan_send s;
+    weft_timeout t;
+} nl_prod;
+
+static weft_poll nl_prod_poll(nl_prod *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < nl.per; f->i++) {
+        f->msg = f->id * nl.per + f->i;
+        do {
+            weft_chan_send_init(&f->s, nl.ch, &f->msg);
+            weft_timeout_init(&f->t, &weft_chan_send_future, &f->s, st_rand(&f->rng) % 2);
+            WEFT_AWAIT(&f->co, weft_timeout_poll(&f->t, cx, &f->err, &f->res));
+            weft_timeout_drop(&f->t);
+            if (f->err == -ETIMEDOUT)
+                atomic_fetch_add(&nl.timeouts, 1);
+        } while (f->err == -ETIMEDOUT);
+        ASSERT_OK(f->err);
+        ASSERT_OK(f->res);
+    }
+    WEFT_END(&f->co);
+}
+
+static void nl_prod_drop(nl_prod *f)
+{
+    weft_timeout_drop(&f->t);
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(nl_prod, nl_prod_poll, nl_prod_drop);
+
+static void nl_take(int v)
+{
+    if (v < 0 || v >= (NL_PRODUCERS + 1) * nl.per || atomic_fetch_add(&nl.seen[v], 1) != 0)
+        atomic_fetch_add(&nl.dups, 1);
+}
+
+typedef struct nl_cons {
+    weft_async co;
+    int got, res, err;
+    uint64_t rng;
+    weft_chan_recv r;
+    weft_timeout t;
+} nl_cons;
+
+static weft_poll nl_cons_poll(nl_cons *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (;;) {
+        f->got = -1;
+        weft_chan_recv_init(&f->r, nl.ch, &f->got);
+        weft_timeout_init(&f->t, &weft_chan_recv_future, &f->r, st_rand(&f->rng) % 3);
+        WEFT_AWAIT(&f->co, weft_timeout_poll(&f->t, cx, &f->err, &f->res));
+        weft_timeout_drop(&f->t);
+        if (f->err == -ETIMEDOUT) {
+            ASSERT_EQ(-1, f->got);                  /* dst written only on success */
+            continue;
+        }
+        ASSERT_OK(f->err);
+        if (f->res == -EPIPE)
+            break;
+        ASSERT_OK(f->res);
+        nl_take(f->got);
+    }
+    WEFT_END(&f->co);
+}
+
+static void nl_cons_drop(nl_cons *f)
+{
+    weft_timeout_drop(&f->t);
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(nl_cons, nl_cons_poll, nl_cons_drop);
+
+static void *nl_thread_send(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < nl.per; i++) {
+        int v = NL_PRODUCERS * nl.per + i;
+
+        if (weft_chan_send_wait(nl.ch, &v) != 0)
+            atomic_fetch_add(&nl.dups, 1000);
+    }
+    return NULL;
+}
+
+static void *nl_thread_recv(void *arg)
+{
+    int v, r;
+
+    (void)arg;
+    while ((r = weft_chan_recv_wait(nl.ch, &v)) == 0)
+        nl_take(v);
+    if (r != -EPIPE)
+        atomic_fetch_add(&nl.dups, 1000);
+    return NULL;
+}
+
+static void nothing_lost(size_t cap)
+{
+    weft_runtime *rt = st_runtime(2);
+    weft_join *prod[NL_PRODUCERS], *cons[NL_CONSUMERS];
+    pthread_t ts, tr;
+    int total;
+
+    memset(&nl, 0, sizeof(nl));
+    nl.per = (int)harness_scale(3000);
+    total = (NL_PRODUCERS + 1) * nl.per;
+    nl.seen = calloc((size_t)total, 1);
+    ASSERT(nl.seen != NULL);
+    ASSERT_OK(weft_chan_new(&nl.ch, sizeof(int), cap));
+    for (int i = 0; i < NL_CONSUMERS; i++)
+        ASSERT_OK(weft_spawn(rt, &nl_cons_future, &(nl_cons){ .rng = 77u + (unsigned)i }, &cons[i]));
+    ASSERT_EQ(0, pthread_create(&tr, NULL, nl_thread_recv, NULL));
+    for (int i = 0; i < NL_PRODUCERS; i++)
+        ASSERT_OK(weft_spawn(rt, &nl_prod_future, &(nl_prod){ .id = i, .rng = 5u + (unsigned)i },
+                             &prod[i]));
+    ASSERT_EQ(0, pthread_create(&ts, NULL, nl_thread_send, NULL));
+    for (int i = 0; i < NL_PRODUCERS; i++) {
+        ASSERT_OK(weft_join_wait(prod[i], NULL));
+        weft_join_drop(prod[i]);
+    }
+    pthread_join(ts, NULL);
+    weft_chan_close(nl.ch);
+    for (int i = 0; i < NL_CONSUMERS; i++) {
+        ASSERT_OK(weft_join_wait(cons[i], NULL));
+        weft_join_drop(cons[i]);
+    }
+    pthread_join(tr, NULL);
+    ASSERT_EQ(0, atomic_load(&nl.dups));
+    for (int v = 0; v < total; v++)
+        if (atomic_load(&nl.seen[v]) != 1)
+            harness_fail(__FILE__, __LINE__, "message %d received %d times (cap %zu)", v,
+                         (int)atomic_load(&nl.seen[v]), cap);
+    ASSERT_EQ(0, weft_chan_len(nl.ch));
+    weft_chan_drop(nl.ch);
+    free((void *)nl.seen);
+    weft_runtime_free(rt);
+}
+
+TEST(chan_nothing_lost_under_timeouts_bounded_1)
+{
+    nothing_lost(1);
+}
+
+TEST(chan_nothing_lost_under_timeouts_bounded_3)
+{
+    nothing_lost(3);
+}
+
+TEST(chan_nothing_lost_under_timeouts_unbounded)
+{
+    nothing_lost(0);
+}
