@@ -83,6 +83,10 @@ WEFT_API void weft_timeout_drop(weft_timeout *t)
         return;
     drop_inner(t);
     weft_sleep_drop(&t->sleep);
+    /* a poll after the drop must not reach the inner future it dropped:
+     * it completes with -EINVAL (timer.h), as a dropped lock.h future does */
+    t->done = true;
+    t->result = -EINVAL;
 }
 
 WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms)

@@ -139,11 +139,14 @@ TEST(sleep_deadline_saturates_and_is_reported)
 /* ---- timeout at 0 ---------------------------------------------------------------- */
 typedef struct never {
     int *drops;
+    int *polls;
 } never;
 
 static weft_poll never_poll(never *f, weft_context *cx, void *out)
 {
-    (void)f, (void)cx, (void)out;
+    (void)cx, (void)out;
+    if (f->polls)
+        (*f->polls)++;
     return WEFT_PENDING;
 }
 
@@ -271,4 +274,28 @@ TEST(interval_drop_keeps_the_grid)
     ASSERT_OK(weft_block_on(rt, &regrid_future, &(regrid){ 0 }, &early));
     weft_runtime_free(rt);
     ASSERT_EQ(0, early);
+}
+
+/* A timeout polled after weft_timeout_drop() must not poll the inner future
+ * it has dropped (a use after drop): it completes with -EINVAL, `out`
+ * untouched, as lock.h's futures do once dropped. */
+TEST(timeout_polled_after_drop_is_einval_and_polls_nothing)
+{
+    weft_waker nw = weft_waker_noop();
+    weft_context cx = weft_context_from_waker(&nw);
+    int drops = 0, polls = 0, r = 1, out = -1;
+    never n = { &drops, &polls };
+    weft_timeout t;
+
+    weft_timeout_init(&t, &never_future, &n, 60000);
+    ASSERT_EQ(WEFT_PENDING, weft_timeout_poll(&t, &cx, &r, &out));
+    ASSERT_EQ(1, polls);
+    weft_timeout_drop(&t);
+    ASSERT_EQ(1, drops);
+    ASSERT_EQ(WEFT_READY, weft_timeout_poll(&t, &cx, &r, &out));
+    ASSERT_EQ(-EINVAL, r);
+    ASSERT_EQ(-1, out);
+    ASSERT_EQ(1, polls);                             /* the dropped inner: never again */
+    weft_timeout_drop(&t);
+    ASSERT_EQ(1, drops);                             /* dropped exactly once */
 }
