@@ -246,8 +246,8 @@ static weft_poll regrid_poll(regrid *f, weft_context *cx, void *out)
     WEFT_AWAIT(&f->co, weft_interval_tick(&f->iv, cx, &f->missed));
     if (harness_now_ns() - f->t0 < 20u * 1000000u)
         f->early++;
-    ASSERT_EQ(0, f->missed);
-    /* stall past 3 more grid points: one tick at once, missed counts the rest */
+    /* stall 75 ms: at least 2 grid points pass unseen (a lower bound only:
+     * a loaded machine makes every tick later, never fewer missed) */
     weft_sleep_init(&f->s, 75);
     WEFT_AWAIT(&f->co, weft_sleep_poll(&f->s, cx));
     weft_sleep_drop(&f->s);
