@@ -108,6 +108,8 @@ WEFT_API weft_poll weft_interval_tick(weft_interval *iv, weft_context *cx, uint6
 
     if (iv == NULL || cx == NULL)
         return WEFT_READY;
+    if (iv->period == 0)
+        iv->period = 1;                    /* zeroed, never initialised: as init */
     if (!iv->armed) {
         weft_sleep_until_init(&iv->sleep, iv->next);
         iv->armed = true;

@@ -299,3 +299,21 @@ TEST(timeout_polled_after_drop_is_einval_and_polls_nothing)
     weft_timeout_drop(&t);
     ASSERT_EQ(1, drops);                             /* dropped exactly once */
 }
+
+/* timer.h: "period 0 is treated as 1" -- also for an interval that was
+ * zeroed rather than initialised (period 0 in the struct): ticking it must
+ * not divide by zero (SIGFPE before the fix). Polled by hand: its sleep is
+ * due at once (deadline 0). */
+TEST(zeroed_interval_ticks_without_dividing_by_zero)
+{
+    weft_waker nw = weft_waker_noop();
+    weft_context cx = weft_context_from_waker(&nw);
+    weft_interval iv;
+    uint64_t missed = 0;
+
+    memset(&iv, 0, sizeof(iv));
+    ASSERT_EQ(WEFT_READY, weft_interval_tick(&iv, &cx, &missed));
+    ASSERT(missed > 0);                             /* the grid from 0: all missed */
+    weft_interval_drop(&iv);
+    weft_interval_drop(&iv);
+}
