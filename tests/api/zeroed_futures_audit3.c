@@ -10,10 +10,13 @@
 #include <string.h>
 
 #include "harness.h"
+#include <weft/blocking.h>
+#include <weft/bufio.h>
 #include <weft/chan.h>
 #include <weft/group.h>
 #include <weft/lock.h>
 #include <weft/net.h>
+#include <weft/process.h>
 #include <weft/signal.h>
 
 static weft_context cx_noop(weft_waker *w)
@@ -309,4 +312,77 @@ TEST(zeroed_net_futures_complete_at_once)
     ASSERT_EQ(-EINVAL, r);
     weft_resolve_drop(&rs);
     weft_resolve_drop(&rs);
+}
+
+/* The other layers' futures zeroed: never a crash (core rule: bad input is
+ * a clear negative errno). Before the fix a zeroed bufio read future
+ * dereferenced its NULL reader (SIGSEGV) and a zeroed write future
+ * reported success (0). */
+TEST(zeroed_bufio_blocking_process_futures_never_crash)
+{
+    weft_waker nw;
+    weft_context cx = cx_noop(&nw);
+    ssize_t n;
+    int r;
+
+    {
+        weft_bufread f;
+
+        memset(&f, 0, sizeof(f));
+        n = 12345;
+        ASSERT_EQ(WEFT_READY, weft_bufread_poll(&f, &cx, &n));
+        ASSERT_EQ(-EINVAL, n);
+        weft_bufread_drop(&f);
+        weft_bufread_drop(&f);
+    }
+    {
+        weft_bufwrite f;
+
+        memset(&f, 0, sizeof(f));
+        n = 12345;
+        ASSERT_EQ(WEFT_READY, weft_bufwrite_poll(&f, &cx, &n));
+        ASSERT_EQ(-EINVAL, n);
+        weft_bufwrite_drop(&f);
+        weft_bufwrite_drop(&f);
+    }
+    {
+        weft_copy f;
+
+        memset(&f, 0, sizeof(f));
+        n = 12345;
+        ASSERT_EQ(WEFT_READY, weft_copy_poll(&f, &cx, &n));
+        ASSERT(n == -EINVAL || n == -EBADF);
+        weft_copy_drop(&f);
+        weft_copy_drop(&f);
+    }
+    {
+        weft_process_wait f;
+
+        memset(&f, 0, sizeof(f));
+        r = 12345;
+        ASSERT_EQ(WEFT_READY, weft_process_wait_poll(&f, &cx, &r));
+        ASSERT_EQ(-EINVAL, r);
+        weft_process_wait_drop(&f);
+        weft_process_wait_drop(&f);
+    }
+    {
+        weft_blocking_join f;
+
+        memset(&f, 0, sizeof(f));
+        r = 12345;
+        ASSERT_EQ(WEFT_READY, weft_blocking_join_poll(&f, &cx, &r));
+        ASSERT_EQ(-EINVAL, r);
+        weft_blocking_join_drop(&f);
+        weft_blocking_join_drop(&f);
+    }
+    {
+        weft_fs_op f;
+
+        memset(&f, 0, sizeof(f));
+        n = 12345;
+        ASSERT_EQ(WEFT_READY, weft_fs_poll(&f, &cx, &n));
+        ASSERT_EQ(-EINVAL, n);
+        weft_fs_drop(&f);
+        weft_fs_drop(&f);
+    }
 }
