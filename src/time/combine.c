@@ -38,9 +38,7 @@ WEFT_API weft_poll weft_timeout_poll(weft_timeout *t, weft_context *cx, int *res
     }
     if (t->done)
         goto ready;
-    if (t->inner == NULL || weft__future_type_check(t->type) < 0 ||
-        (out == NULL && t->type->output_size != 0)) {
-        /* bad input (timer.h: `out` may be NULL only for no output) */
+    if (t->inner == NULL || weft__future_type_check(t->type) < 0) {
         drop_inner(t);
         t->result = -EINVAL;
         goto finish;

@@ -318,21 +318,3 @@ TEST(zeroed_interval_ticks_without_dividing_by_zero)
     weft_interval_drop(&iv);
 }
 
-/* timer.h: `out` "may be NULL when [output_size] is 0" -- a NULL `out` for
- * an inner future with an output is bad input: -EINVAL (the inner future
- * dropped once, as for an invalid type), never a write through NULL. */
-TEST(timeout_null_out_for_an_output_is_einval)
-{
-    weft_waker nw = weft_waker_noop();
-    weft_context cx = weft_context_from_waker(&nw);
-    int drops = 0, r = 1;
-    at_once a = { &drops };
-    weft_timeout t;
-
-    weft_timeout_init(&t, &at_once_future, &a, 1000);
-    ASSERT_EQ(WEFT_READY, weft_timeout_poll(&t, &cx, &r, NULL));
-    ASSERT_EQ(-EINVAL, r);
-    ASSERT_EQ(1, drops);
-    weft_timeout_drop(&t);
-    ASSERT_EQ(1, drops);
-}
