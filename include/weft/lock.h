@@ -128,7 +128,10 @@ WEFT_API size_t weft_sem_available(const weft_sem *s);
  * by the caller (give them back with weft_sem_release()); -EPIPE closed;
  * -EINVAL (NULL, n above WEFT_SEM_MAX_PERMITS). Cancel safety: dropping it
  * while pending gives up its place in line and loses nothing: permits
- * already handed to it are released again (to the next waiters). */
+ * already handed to it are released again (to the next waiters), as by
+ * weft_sem_release(), except that what would lift the free count above
+ * WEFT_SEM_MAX_PERMITS (after releases of permits nobody had acquired) is
+ * discarded rather than refused: the count never exceeds the ceiling. */
 typedef struct weft_sem_acquire {
     /* private: may change in any release */
     weft_sem *sem;

@@ -62,7 +62,10 @@ WEFT_API void weft_sleep_drop(weft_sleep *s);
  * once the deadline has passed the timeout polls the inner future once more
  * on a budget of its own (bounded: one poll, charged to the task) and only
  * a PENDING from that poll means -ETIMEDOUT. Cancel safety: dropping the
- * timeout drops the inner future (its own cancel safety applies). */
+ * timeout drops the inner future (its own cancel safety applies).
+ * weft_timeout_drop() is valid in every state and idempotent; a timeout
+ * polled after it completes at once with -EINVAL (`out` untouched: the
+ * inner future is gone and is never polled again). */
 typedef struct weft_timeout {
     /* private: may change in any release */
     const weft_future_type *type;

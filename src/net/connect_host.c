@@ -29,7 +29,10 @@ static uint64_t deadline_of(uint64_t timeout_ms)
 
     if (timeout_ms == 0)
         return 0;
-    now = weft_now_ms();
+    /* +1: weft_now_ms() rounds down, so "now + timeout" could be reached up
+     * to a millisecond less than timeout_ms after init (as weft_sleep_init()
+     * rounds now up): the limit is never shorter than asked */
+    now = weft_now_ms() + 1;
     return timeout_ms > UINT64_MAX - now ? UINT64_MAX : now + timeout_ms;
 }
 

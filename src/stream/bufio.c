@@ -341,6 +341,8 @@ WEFT_API weft_poll weft_bufread_poll(weft_bufread *f, weft_context *cx, ssize_t 
         return WEFT_READY;
     }
     r = f->r;
+    if (!f->done && r == NULL)
+        rd_invalid(f);                /* zeroed, never initialised: as a NULL reader */
     if (f->done) {
         if (out)
             *out = f->result;
@@ -602,6 +604,10 @@ WEFT_API weft_poll weft_bufwrite_poll(weft_bufwrite *f, weft_context *cx, ssize_
         return WEFT_READY;
     }
     w = f->w;
+    if (!f->done && w == NULL) {      /* zeroed, never initialised: as a NULL writer */
+        f->done = true;
+        f->result = -EINVAL;
+    }
     if (f->done) {
         if (out)
             *out = f->result;

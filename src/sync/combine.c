@@ -90,6 +90,12 @@ WEFT_API weft_poll weft_join_all_poll(weft_join_all *ja, weft_context *cx, int *
         *result = -EINVAL;
         return WEFT_READY;
     }
+    if (!ja->done && ja->refs == NULL) {
+        /* zeroed (init never ran; an init that refused marks done): the
+         * common rule of lock.h, -EINVAL; not 0 for an empty array */
+        ja->done = true;
+        ja->result = -EINVAL;
+    }
     if (!ja->done) {
         if (!weft_coop_proceed(cx))
             return WEFT_PENDING;             /* budget spent: requeued */
@@ -153,6 +159,12 @@ WEFT_API weft_poll weft_select_poll(weft_select *s, weft_context *cx, int *resul
     if (!s->done && cx == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
+    }
+    if (!s->done && (s->refs == NULL || s->n == 0)) {
+        /* zeroed: -EINVAL (lock.h's common rule), not PENDING for ever
+         * with no child to wake it */
+        s->done = true;
+        s->result = -EINVAL;
     }
     if (!s->done) {
         size_t i;
@@ -231,6 +243,11 @@ WEFT_API weft_poll weft_race_poll(weft_race *r, weft_context *cx, int *result)
     if (!r->done && cx == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
+    }
+    if (!r->done && (r->type == NULL || r->futures == NULL || r->n == 0)) {
+        /* zeroed: -EINVAL (lock.h's common rule), not PENDING for ever */
+        r->done = true;
+        r->result = -EINVAL;
     }
     if (!r->done) {
         size_t i;

@@ -35,6 +35,13 @@
  *       permit straight to the next waiter, leaves the word as it was.
  *   I3  While WAITERS is set, the head asks for more than is free (grant
  *       runs after every addition made under the lock).
+ *   I4  The free count never exceeds max. A release that would pass it is
+ *       refused; permits given back by a granted acquire dropped before it
+ *       saw its grant are clamped to it (sem_grant_unlock()): while granted
+ *       they were not free, so a release (any caller may release) may have
+ *       filled their room meanwhile; the excess is discarded, as a release
+ *       of it would have been refused. Without the clamp a mutex could be
+ *       held twice and the ceiling check (max - free) would wrap.
  * No lost wake-up: a waiter parks with one CAS that reads the free count
  * and sets WAITERS. A release whose CAS comes earlier in the word's
  * modification order is seen by that CAS (the acquirer takes the permits
@@ -153,14 +160,27 @@ static void sem_grant_unlock(struct weft_sem *s, size_t add)
         bool more;
 
         if (!(cur & SEM_WAITERS)) {
-            /* the line is empty (I1): fast paths may run, so add with an RMW.
-             * release: pairs with the acquire CAS of a fast take */
-            if (add)
-                atomic_fetch_add_explicit(&s->state, add << SEM_SHIFT, memory_order_release);
+            /* the line is empty (I1): fast paths may run, so add with an
+             * RMW, clamped to max (I4) in the same CAS */
+            while (add) {
+                size_t room = s->max - sem_free(cur), n = add < room ? add : room;
+
+                if (n == 0)
+                    break;
+                if (atomic_compare_exchange_weak_explicit(&s->state, &cur,
+                        cur + (n << SEM_SHIFT),
+                        memory_order_release,  /* pairs with the acquire CAS
+                                                * of a fast take */
+                        memory_order_relaxed)) /* failed: retry with the new cur */
+                    break;
+            }
             spin_unlock(&s->lock);
             return;
         }
         wake_batch_init(&b);
+        /* I4: never above max (the word is stable here, I2) */
+        if (add > s->max - sem_free(cur))
+            add = s->max - sem_free(cur);
         avail = sem_free(cur) + add;
         add = 0;
         while ((w = s->q.first) != NULL && w->n <= avail && !wake_batch_full(&b)) {
@@ -387,8 +407,8 @@ WEFT_API void weft_sem_acquire_drop(weft_sem_acquire *a)
 
         spin_lock(&s->lock);
         if (a->w.state == W_WOKEN && a->w.why == WHY_GRANT)
-            back = a->w.n;                 /* handed to us, never observed: they
-                                            * were free before, so they fit */
+            back = a->w.n;                 /* handed to us, never observed: given
+                                            * back up to max (I4) */
         old = waitq_finish(&s->q, &a->w);
         /* give them back; we may also have been the head holding the others
          * back: grant again (and clear WAITERS if the line is now empty) */

@@ -83,6 +83,10 @@ WEFT_API void weft_timeout_drop(weft_timeout *t)
         return;
     drop_inner(t);
     weft_sleep_drop(&t->sleep);
+    /* a poll after the drop must not reach the inner future it dropped:
+     * it completes with -EINVAL (timer.h), as a dropped lock.h future does */
+    t->done = true;
+    t->result = -EINVAL;
 }
 
 WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms)
@@ -90,7 +94,10 @@ WEFT_API void weft_interval_init(weft_interval *iv, uint64_t period_ms)
     if (iv == NULL)
         return;
     iv->period = period_ms ? period_ms : 1;
-    iv->next = weft__time_add_sat(weft_now_ms(), iv->period);   /* huge: never */
+    /* the grid starts at now rounded up, as weft_sleep_init()'s deadline
+     * does: from the floor, a tick could come up to 1 ms less than a period
+     * after init (timer.h: "one period after init ... Never early") */
+    iv->next = weft__time_add_sat(weft__now_ms_ceil(), iv->period);   /* huge: never */
     iv->armed = false;
     weft_sleep_until_init(&iv->sleep, iv->next);
 }
@@ -101,6 +108,8 @@ WEFT_API weft_poll weft_interval_tick(weft_interval *iv, weft_context *cx, uint6
 
     if (iv == NULL || cx == NULL)
         return WEFT_READY;
+    if (iv->period == 0)
+        iv->period = 1;                    /* zeroed, never initialised: as init */
     if (!iv->armed) {
         weft_sleep_until_init(&iv->sleep, iv->next);
         iv->armed = true;
