@@ -58,7 +58,10 @@ typedef struct weft_runtime_options {
      * one per online CPU. Must be 0 for WEFT_CURRENT_THREAD. */
     unsigned workers;
     /* Threads are named prefix + index ("weft-w0", "weft-w1", ...; NULL
-     * means "weft-w"), cut to the 15 characters Linux keeps. */
+     * means "weft-w"). Linux keeps 15 characters of a thread name: a
+     * longer prefix is cut so that the whole index survives (prefix
+     * "my-service-worker", index 12: "my-service-wo12"). Read only
+     * during weft_runtime_new(). */
     const char *thread_name_prefix;
     /* Most threads of the runtime's default blocking pool (weft/blocking.h:
      * weft_blocking_default(), and every pool argument given as NULL:
