@@ -54,7 +54,11 @@ static unsigned cache_class(size_t size)
  * allocation). A huge block counts against BLOCK_TOTAL_MAX like any other
  * and is unmapped with the runtime. The price: a worker's class may hold
  * up to 2 MiB resident that no cell has used yet (one huge page is
- * faulted whole), only after a burst of HUGE_AFTER bytes.
+ * faulted whole), only after a burst of HUGE_AFTER bytes; and where the
+ * kernel compacts memory on such a fault (THP defrag "madvise", the
+ * default) and free memory is fragmented, that fault may wait for the
+ * compaction. On the development VM (22 GB free) no fault did
+ * (compact_stall stayed 0 in /proc/vmstat).
  *
  * Under AddressSanitizer
  * there are no blocks: every cell is its own allocation, so that a use
