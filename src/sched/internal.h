@@ -339,7 +339,7 @@ void weft__sched_notify_one(struct weft_runtime *rt);
 void weft__sched_unpark_all(struct weft_runtime *rt);
 bool weft__sched_end_search(struct worker *w);
 bool weft__sched_work_anywhere(struct weft_runtime *rt);
-void weft__sched_drive_timers(struct weft_runtime *rt, bool may_skip);
+void weft__sched_drive_timers(struct weft_runtime *rt);
 uint64_t weft__sched_timers_next(struct weft_runtime *rt);
 void weft__sched_time_kick(void *ctx, uint64_t deadline);
 void weft__sched_io_kick(void *ctx);

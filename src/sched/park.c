@@ -419,13 +419,12 @@ uint64_t weft__sched_timers_next(struct weft_runtime *rt)
 /* Fire due timers, if any are due, in every wheel, this worker's own
  * first: workers that drive at the same moment start on different wheels
  * and fire them side by side, rather than queue on one wheel's lock in the
- * same order (W6, SEED: ~12,000 timers due in a millisecond, fired by
- * whoever looks). With `may_skip` (busy workers, every GLOBAL_INTERVAL polls)
- * a wheel whose lock is held is passed over: its driver fires what is
- * due, and a spinning wait there ended in sched_yield(), which on a
- * crowded machine gives the CPU away for a time slice. The watcher, which
- * naps for the timers, takes every lock. */
-void weft__sched_drive_timers(struct weft_runtime *rt, bool may_skip)
+ * same order (SEED: ~12,000 timers due in a millisecond, fired by whoever
+ * looks). Every wheel's lock is taken (a busy worker that passed over a
+ * wheel whose lock was held, leaving it to that wheel's driver, was tried:
+ * no gain in SEED, and under oversubscription it stops yielding to a
+ * preempted holder). */
+void weft__sched_drive_timers(struct weft_runtime *rt)
 {
     struct worker *self = local_worker(rt);
     unsigned first = self ? self->index : 0;
@@ -442,7 +441,7 @@ void weft__sched_drive_timers(struct weft_runtime *rt, bool may_skip)
         if (now == 0)
             now = weft__now_ms();
         if (next <= now)
-            n += weft__time_drive(tm, now, may_skip);
+            n += weft__time_drive(tm, now);
     }
     if (n && weft__trace_active(rt))
         weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
@@ -607,7 +606,7 @@ struct weft__task *weft__sched_park(struct worker *w)
         }
         if (watching)
             atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
-        weft__sched_drive_timers(rt, false);
+        weft__sched_drive_timers(rt);
         if (own < 0) {
             /* not the ring's owner: look at what it completed (and submit
              * what waits on an owner held by a long poll) */

@@ -79,7 +79,7 @@ static __attribute__((noinline)) struct weft__task *next_periodic(struct worker 
      * which is looked at next (looking at it before would strand a
      * task woken here when the queues are empty: weft__sched_park()
      * does not count LIFO slots as work) */
-    weft__sched_drive_timers(w->rt, true);
+    weft__sched_drive_timers(w->rt);
     if (weft__io_active(&w->rt->io)) {
         int n = weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
 
@@ -171,7 +171,7 @@ static __attribute__((noinline)) void look_after_yield_slow(struct worker *w, ui
 
     now = weft__now_ns();
     if (next <= now / 1000000u) {
-        unsigned n = weft__time_drive(&w->time, now / 1000000u, false);
+        unsigned n = weft__time_drive(&w->time, now / 1000000u);
 
         if (n && weft__trace_active(rt))
             weft__trace_mark(rt, w, TR_TIMERS, n, 0, 0);
@@ -291,7 +291,7 @@ static bool spin_for_work(struct worker *w)
         else if (now - start >= PARK_SPIN_NS)
             break;
         if (next <= now / 1000000u) {
-            weft__sched_drive_timers(rt, false); /* due: fire, don't yield past it */
+            weft__sched_drive_timers(rt);  /* due: fire, don't yield past it */
             found = true;
             break;
         }

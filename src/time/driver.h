@@ -6,7 +6,6 @@
 #define WEFT_TIME_DRIVER_H
 
 #include <sched.h>
-#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -55,15 +54,6 @@ static inline void weft__time_lock(struct weft__time *tm)
     }
 }
 
-/* One try: true with the lock held. */
-static inline bool weft__time_trylock(struct weft__time *tm)
-{
-    /* relaxed: a look; acquire on the exchange that takes it, which pairs
-     * with the release store in weft__time_unlock() */
-    return atomic_load_explicit(&tm->lock, memory_order_relaxed) == 0 &&
-           !atomic_exchange_explicit(&tm->lock, 1, memory_order_acquire);
-}
-
 static inline void weft__time_unlock(struct weft__time *tm)
 {
     /* release: pairs with the acquire exchange in weft__time_lock() */
@@ -107,9 +97,7 @@ struct weft__time_stats {
 void weft__time_stats_add(struct weft__time *tm, struct weft__time_stats *out);
 
 /* Fire every timer due at `now`: wake their tasks. Returns how many fired.
- * Any thread. With `may_skip`, a wheel whose lock is held at the first
- * look is left alone (0): another driver is firing it, or an arm or a
- * cancel holds it for a moment; the caller looks again soon. */
-unsigned weft__time_drive(struct weft__time *tm, uint64_t now, bool may_skip);
+ * Any thread. */
+unsigned weft__time_drive(struct weft__time *tm, uint64_t now);
 
 #endif

@@ -94,20 +94,15 @@ static void publish_next(struct weft__time *tm)
     atomic_store_explicit(&tm->next, weft__wheel_next(&tm->wheel), memory_order_relaxed);
 }
 
-unsigned weft__time_drive(struct weft__time *tm, uint64_t now, bool may_skip)
+unsigned weft__time_drive(struct weft__time *tm, uint64_t now)
 {
     struct weft__timer *due[DRIVE_BATCH];
     weft_waker wakers[DRIVE_BATCH];
     uint64_t now_ns = 0;
     unsigned n, fired = 0;
 
-    if (may_skip && !weft__time_trylock(tm))
-        return 0;
     do {
-        if (may_skip)
-            may_skip = false;         /* taken above */
-        else
-            weft__time_lock(tm);
+        weft__time_lock(tm);
         n = weft__wheel_advance(&tm->wheel, now, due, DRIVE_BATCH);
         if (n > 0 && now_ns == 0)
             now_ns = weft__now_ns();
