@@ -87,7 +87,12 @@ WEFT_API const char *weft_strerror(int err);
  * more strictly aligned (cache-line-aligned runtime structures, futures of
  * over-aligned types) it over-allocates and aligns itself. `free` accepts
  * NULL and gets exactly the pointers `malloc` returned. `ctx` is passed back
- * unchanged. */
+ * unchanged. While no hook is installed (libc's own malloc/free), a worker
+ * that spawns a burst of tasks (past a few hundred KiB of task cells) takes
+ * the memory for their cells in 2 MiB blocks it maps itself (mmap, marked
+ * for transparent huge pages: far fewer page faults), unmapped when the
+ * runtime is freed; with a hook installed, those blocks come from the hook
+ * like everything else. */
 typedef struct weft_allocator {
     void *(*malloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *ptr);

@@ -150,6 +150,7 @@ struct worker {
     unsigned carve_left[CACHE_CLASSES];
     unsigned block_cells[CACHE_CLASSES];
     unsigned blocks_made[CACHE_CLASSES];
+    size_t class_bytes[CACHE_CLASSES];    /* bytes of the class's blocks */
     struct cell_block *blocks;
     size_t block_bytes;
     pthread_t thread;

@@ -5,8 +5,9 @@
  *  lock; insert entry + waker clone;       lock; take due entries, move
  *  state = REGISTERED; unlock                their wakers out; state = FIRED
  *  later poll: state FIRED? ready           [release]; unlock; wake them
- *  drop: lock; REGISTERED? remove; unlock  (never touches an entry after
- *                                           the unlock: it may be gone)
+ *  drop: FIRED? done, no lock;             (never touches an entry after
+ *    else lock; REGISTERED? remove; unlock   its FIRED store: it may be
+ *                                            gone as soon as it is seen)
  * state is written under the lock and read without it by poll and drop; a
  * FIRED read (acquire) pairs with the driver's release store. */
 #include <stddef.h>
@@ -117,6 +118,11 @@ unsigned weft__time_drive(struct weft__time *tm, uint64_t now)
 
             wakers[i] = due[i]->waker;
             due[i]->waker = WEFT_WAKER_EMPTY;
+            /* the woken task's header (a task waker's data): its line is
+             * read and written by the wake below; fetched while the
+             * wheel is still being walked, the batch's misses overlap
+             * (a prefetch never faults, whatever the waker's data is) */
+            __builtin_prefetch(wakers[i].data, 1, 3);
             /* release: pairs with the acquire in weft_sleep_poll/_drop */
             __atomic_store_n(&s->state, TIMER_FIRED, __ATOMIC_RELEASE);
         }
@@ -219,6 +225,15 @@ WEFT_API void weft_sleep_drop(weft_sleep *s)
 
     if (s == NULL || (tm = s->time) == NULL)
         return;
+    /* Fired: the driver unlinked the entry, took the waker out and stored
+     * FIRED last (release), and never touches the entry after that store,
+     * so there is nothing to remove and no lock to take (acquire: pairs
+     * with that store). Every fired sleep's task drops it: taking the
+     * wheel's lock here fought the driver firing the rest of that wheel. */
+    if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == TIMER_FIRED) {
+        s->time = NULL;
+        return;
+    }
     t = (struct weft__timer *)(void *)&s->entry;
     weft__time_lock(tm);
     if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) == TIMER_REGISTERED) {

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "weft/core.h"
 
@@ -95,4 +96,44 @@ void weft__aligned_free(void *p, size_t align)
         weft__free(p);
     else
         weft__free(((void **)p)[-1]);
+}
+
+/* Large blocks on huge pages (alloc.h). Only while the hook is libc's own:
+ * a user's hook gets every byte, as weft/core.h promises; then the caller
+ * falls back to ordinary blocks through it. mmap() rather than
+ * posix_memalign(): an exact 2 MiB-aligned range (the head and tail of an
+ * over-sized mapping are unmapped), which goes back to the system at
+ * weft__huge_free() instead of staying in malloc's heap. */
+void *weft__huge_alloc(size_t size)
+{
+    size_t span, head, tail;
+    uintptr_t p;
+    char *m;
+
+    if (hook.malloc != libc_malloc || size == 0 || size % WEFT__HUGE_SIZE != 0 ||
+        size > SIZE_MAX - WEFT__HUGE_SIZE)
+        return NULL;
+    span = size + WEFT__HUGE_SIZE;
+    m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    p = ((uintptr_t)m + WEFT__HUGE_SIZE - 1) & ~(uintptr_t)(WEFT__HUGE_SIZE - 1);
+    head = p - (uintptr_t)m;
+    tail = span - head - size;
+    if (head)
+        munmap(m, head);
+    if (tail)
+        munmap((char *)p + size, tail);
+#ifdef MADV_HUGEPAGE
+    /* a hint: with THP off, or no huge page free, the range is still
+     * ordinary memory, faulted a page at a time */
+    madvise((void *)p, size, MADV_HUGEPAGE);
+#endif
+    return (void *)p;
+}
+
+void weft__huge_free(void *p, size_t size)
+{
+    if (p)
+        munmap(p, size);
 }

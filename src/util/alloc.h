@@ -24,4 +24,17 @@ void *weft__aligned_alloc(size_t size, size_t align);
 void *weft__aligned_calloc(size_t n, size_t size, size_t align);
 void weft__aligned_free(void *p, size_t align);
 
+/* Huge pages for large, long-lived blocks (the cell blocks of a burst of
+ * spawns: src/sched/cells.c). While the hook is libc's own (no
+ * weft_set_allocator(), or NULL), weft__huge_alloc() maps `size` bytes (a
+ * multiple of WEFT__HUGE_SIZE) at a WEFT__HUGE_SIZE boundary and asks the
+ * kernel for transparent huge pages there (MADV_HUGEPAGE: one page fault
+ * per 2 MiB instead of 512); zeroed, like any fresh mapping. It returns
+ * NULL with a user's hook installed (every byte goes through that hook, as
+ * weft/core.h promises), or when the mapping fails: the caller then
+ * allocates through the hook. Release with weft__huge_free(p, size). */
+#define WEFT__HUGE_SIZE ((size_t)2 << 20)
+void *weft__huge_alloc(size_t size);
+void weft__huge_free(void *p, size_t size);
+
 #endif

@@ -70,6 +70,9 @@ static void open_gate(long n)
     }
 }
 
+/* called by the burster while every holder of its burst is alive, or NULL */
+static void (*mid_burst)(void);
+
 /* ---- burster: spawns n holders, waits until all are parked, notes the
  * allocations the burst made, opens the gate, waits until all are done. */
 typedef struct burster {
@@ -91,6 +94,8 @@ static weft_poll burster_poll(burster *b, weft_context *cx, void *out)
     while (atomic_load(&registered) < b->n - atomic_load(&spawn_errors))
         WEFT_YIELD(&b->co, &b->y, cx);        /* every holder alive at once */
     *allocs = harness_allocs();
+    if (mid_burst)
+        mid_burst();                          /* every holder alive */
     open_gate(atomic_load(&registered));
     while (atomic_load(&finished) < atomic_load(&registered))
         WEFT_YIELD(&b->co, &b->y, cx);
@@ -259,5 +264,84 @@ TEST(burst_cells_freed_off_runtime_past_pool_depth)
             ASSERT_OK(weft_spawn_detached(rt, &odd_future, &(odd){ { 0 } }));
     ASSERT_OK(weft_runtime_run(rt));
     ASSERT_EQ(6 * n, atomic_load(&odd_runs));
+    weft_runtime_free(rt);
+}
+
+/* ---- huge blocks (src/sched/cells.c, "Huge blocks") ------------------------------
+ * With libc's own allocator (no hook), a burst past a few hundred KiB of
+ * cells takes its next blocks from 2 MiB-aligned mappings marked
+ * MADV_HUGEPAGE ("hg" in /proc/self/smaps' VmFlags), and the runtime's free
+ * unmaps them. With a user's hook every block goes through the hook: no
+ * such mapping appears. */
+static int count_hg_vmas(void)
+{
+    char line[512];
+    int n = 0;
+    FILE *f = fopen("/proc/self/smaps", "r");
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " hg"))
+            n++;
+    fclose(f);
+    return n;
+}
+
+static int hg_mid_burst;
+
+static void note_hg_vmas(void)
+{
+    hg_mid_burst = count_hg_vmas();
+}
+
+static int hg_before(void)
+{
+    int before;
+
+    if (!CELL_BLOCKS)
+        harness_skip("no cell blocks under AddressSanitizer");
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+        harness_skip("this kernel has no transparent huge pages");
+    if ((before = count_hg_vmas()) < 0)
+        harness_skip("no /proc/self/smaps");
+    return before;
+}
+
+static void burst_once(weft_runtime *rt, long n)
+{
+    size_t allocs = 0;
+
+    reset();
+    hg_mid_burst = -1;
+    mid_burst = note_hg_vmas;
+    ASSERT_OK(weft_block_on(rt, &burster_future, &(burster){ .n = n }, &allocs));
+    mid_burst = NULL;
+    ASSERT_EQ(0, atomic_load(&spawn_errors));
+    ASSERT_EQ(n, atomic_load(&finished));
+}
+
+TEST(burst_default_allocator_maps_huge_blocks_and_unmaps_them)
+{
+    int before = hg_before();
+    weft_runtime *rt;
+
+    weft_set_allocator(NULL);                 /* libc's own: huge blocks allowed */
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    burst_once(rt, MAX_HOLDERS);              /* ~3 MiB of cells: past HUGE_AFTER */
+    ASSERT_LE(hg_mid_burst - 1, before);      /* at least one huge block mapped */
+    burst_once(rt, MAX_HOLDERS);              /* reuses the first burst's cells */
+    weft_runtime_free(rt);
+    ASSERT_EQ(before, count_hg_vmas());       /* unmapped with the runtime */
+}
+
+TEST(burst_user_allocator_gets_every_block)
+{
+    int before = hg_before();                 /* the harness's counting hook is on */
+    weft_runtime *rt;
+
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    burst_once(rt, MAX_HOLDERS);
+    ASSERT_EQ(before, hg_mid_burst);          /* no mapping past the hook */
     weft_runtime_free(rt);
 }
