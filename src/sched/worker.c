@@ -348,12 +348,17 @@ void weft__sched_enter(struct worker *w)
     weft__sched_clock(w);
     weft__sched_cur_worker = w;
     weft__task_driver = w;
+    /* a wake of one of rt's tasks made on this thread now goes to w's LIFO
+     * slot (push_worker()), so it may hand the task over RUNNING
+     * ("Local wakes", task/task.h): the same test as local_worker() */
+    weft__task_domain = w->rt;
 }
 
 void weft__sched_leave(void)
 {
     weft__sched_cur_worker = NULL;
     weft__task_driver = NULL;
+    weft__task_domain = NULL;
 }
 
 void *weft__sched_worker_main(void *arg)

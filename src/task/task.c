@@ -26,6 +26,7 @@
 #include "weft/task.h"
 
 WEFT_TLS void *weft__task_driver;
+WEFT_TLS const void *weft__task_domain;
 
 const char weft__wrapper_name[] = "weft_wrapper";
 /* ---- Observability: the trailer's per-poll part ------------------------------------
@@ -246,9 +247,19 @@ static void task_cancel_running(struct weft__task *t)
  * A task is queued only on the idle -> NOTIFIED edge, so it is never queued
  * twice and never polled by two threads. A wake while RUNNING only sets
  * NOTIFIED; the worker requeues it once after the poll. */
-enum wake_action { WAKE_NOTHING, WAKE_SCHEDULE, WAKE_COMPLETE };
+enum wake_action { WAKE_NOTHING, WAKE_SCHEDULE, WAKE_SCHEDULE_RUNNING, WAKE_COMPLETE };
 
-static enum wake_action transition_to_notified(struct weft__task *t, bool by_val)
+/* `local`: the wake is made on a thread that will queue the task in its
+ * own LIFO slot (t->sched->domain == weft__task_domain); an idle task is
+ * then handed over RUNNING, as a yield entry ("Local wakes", task.h):
+ *
+ *  local waker (worker W)                 any other thread
+ *  publish what the task waits for        wake: sees RUNNING, sets NOTIFIED
+ *  CAS idle -> RUNNING        [acq_rel]   abort: sees RUNNING, sets CANCELLED
+ *  yield_queued = 1, push to W's slot     (the poll after this one, or the
+ *  W (or a thief) pops: polls, no CAS      popper, acts on them)
+ */
+static enum wake_action transition_to_notified(struct weft__task *t, bool by_val, bool local)
 {
     uint64_t cur, next;
     enum wake_action act;
@@ -265,6 +276,11 @@ static enum wake_action transition_to_notified(struct weft__task *t, bool by_val
                 next -= TASK_REF_ONE;      /* books hold one: never the last */
         } else {
             act = WAKE_SCHEDULE;
+            if (local) {
+                /* idle -> RUNNING: the queue entry owns the future */
+                next = cur | TASK_RUNNING;
+                act = WAKE_SCHEDULE_RUNNING;
+            }
             if (!by_val)
                 next += TASK_REF_ONE;      /* the queue entry's reference */
         }
@@ -277,10 +293,30 @@ static enum wake_action transition_to_notified(struct weft__task *t, bool by_val
                                             * end_poll(); acquire: a waker
                                             * that queues the task takes over
                                             * its queue link from the last
-                                            * runner (end_poll's release) */
+                                            * runner (end_poll's release);
+                                            * a local wake also takes over
+                                            * the future, as begin_poll()'s
+                                            * acquire would */
                 memory_order_relaxed))
             return act;
     }
+}
+
+/* Will a wake made here queue t in this thread's own LIFO slot? */
+static inline bool wake_is_local(const struct weft__task *t)
+{
+    const void *dom = weft__task_domain;
+
+    return dom != NULL && t->sched->domain == dom;
+}
+
+/* Queue a task handed over RUNNING by a local wake: a yield entry (the
+ * dump shows it scheduled), in this thread's LIFO slot. yield_queued:
+ * relaxed, ours since the CAS (RUNNING); the slot carries it to a thief. */
+static void schedule_running(struct weft__task *t)
+{
+    atomic_store_explicit(&weft__task_dbg(t)->yield_queued, YQ_WOKEN, memory_order_relaxed);
+    t->sched->ops->schedule(t->sched, t, false);
 }
 
 static void task_wake_by_ref(const void *data)
@@ -290,8 +326,16 @@ static void task_wake_by_ref(const void *data)
     if (t == pt.cur)
         pt.self_woke = true;             /* woken from its own poll */
 
-    if (transition_to_notified(t, false) == WAKE_SCHEDULE)
+    switch (transition_to_notified(t, false, wake_is_local(t))) {
+    case WAKE_SCHEDULE:
         t->sched->ops->schedule(t->sched, t, false);
+        break;
+    case WAKE_SCHEDULE_RUNNING:
+        schedule_running(t);
+        break;
+    default:
+        break;
+    }
 }
 
 static void task_wake(const void *data)
@@ -301,9 +345,12 @@ static void task_wake(const void *data)
     if (t == pt.cur)
         pt.self_woke = true;
 
-    switch (transition_to_notified(t, true)) {
+    switch (transition_to_notified(t, true, wake_is_local(t))) {
     case WAKE_SCHEDULE:                    /* our reference goes to the queue */
         t->sched->ops->schedule(t->sched, t, false);
+        break;
+    case WAKE_SCHEDULE_RUNNING:            /* ours goes to the entry */
+        schedule_running(t);
         break;
     case WAKE_COMPLETE:
         ref_dec_n(t, 1);
@@ -347,12 +394,23 @@ static enum begin_action begin_poll(struct weft__task *t)
          * A CANCELLED set since (an abort that saw RUNNING and left the
          * rest to the poller) is ours to act on. */
         struct weft__task_dbg *d = weft__task_dbg(t);
+        uint8_t q = atomic_load_explicit(&d->yield_queued, memory_order_relaxed);
 
-        if (!atomic_load_explicit(&d->yield_queued, memory_order_relaxed)) {
+        if (!q) {
             fprintf(stderr, "weft: queued task in state %#llx\n", (unsigned long long)cur);
             abort();
         }
         atomic_store_explicit(&d->yield_queued, 0, memory_order_relaxed);
+        if (q == YQ_WOKEN && (cur & TASK_NOTIFIED)) {
+            /* Woken again since a local wake handed it over: this poll
+             * covers that wake, as it would have had begin_poll()'s CAS
+             * cleared NOTIFIED ("Local wakes", task.h). acquire: pairs
+             * with the late waker's release RMW */
+            while (!atomic_compare_exchange_weak_explicit(&t->state, &cur, cur & ~TASK_NOTIFIED,
+                                                          memory_order_acquire,
+                                                          memory_order_relaxed))
+                ;
+        }
         return (cur & TASK_CANCELLED) ? BEGIN_CANCEL : BEGIN_POLL;
     }
     do {
@@ -602,7 +660,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         /* yield_now or the budget: to the back as a yield entry, still
          * RUNNING, with no atomic RMW ("Yield entries", task.h); an abort
          * meanwhile is acted on when the entry is popped */
-        atomic_store_explicit(&d->yield_queued, 1, memory_order_relaxed);
+        atomic_store_explicit(&d->yield_queued, YQ_YIELD, memory_order_relaxed);
         return true;
     }
     cfg = lint_cfg(env);
