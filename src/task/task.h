@@ -103,8 +103,9 @@ extern WEFT_TLS const void *weft__task_domain;
  *
  * References are held by: the scheduler's books (from spawn until COMPLETE),
  * each run queue entry (NOTIFIED && !RUNNING), the running thread (taken
- * over from the queue entry), the join handle, and every task waker. The
- * last reference frees the cell.
+ * over from the queue entry; lent to the first clone of the task's own
+ * waker made during the poll: task.c, "The lent reference"), the join
+ * handle, and every task waker. The last reference frees the cell.
  *
  * Every transition is one CAS loop or one fetch-op; see task.c for the
  * two-column drawings of the races.
