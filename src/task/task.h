@@ -126,8 +126,9 @@ extern WEFT_TLS const void *weft__task_domain;
  *     before polling, and cancels instead;
  *   - a popped entry is a yield entry exactly when the state has RUNNING:
  *     an ordinary entry is queued on the idle -> NOTIFIED edge, and no one
- *     sets RUNNING but its popper (the pusher's writes, RUNNING included,
- *     reach the popper through the queue);
+ *     sets RUNNING but its popper; a yield entry (or a locally woken one,
+ *     below) has RUNNING set by the thread that pushes it (the pusher's
+ *     writes, RUNNING included, reach the popper through the queue);
  *   - whoever drops an entry without running it (shutdown, a closed inject
  *     queue) calls weft__task_drop_entry(), which first ends the yield as
  *     the poll would have (clear RUNNING, set NOTIFIED).
@@ -138,26 +139,26 @@ extern WEFT_TLS const void *weft__task_domain;
  * task over RUNNING in one CAS (idle -> RUNNING, no NOTIFIED) and queues it
  * as a yield entry (yield_queued = YQ_WOKEN, stored by the waker, which
  * owns the future from its CAS on). The popper then polls it without the
- * begin-poll CAS:
- * one atomic RMW fewer per message in a ping-pong (W4), where the wake's
- * CAS and the begin-poll's used to follow each other on one core. The
- * CAS's acquire takes the future over from the last end_poll() (release),
- * as begin_poll() would have, and the slot's release/acquire (or program
- * order, when the waker's own worker pops it) carries that to the popper
- * with the waker's writes. Everything said above of yield entries holds:
- * an abort sets CANCELLED (the popper cancels), the watcher may steal the
- * entry from the
- * slot (ownership travels with it), shutdown drops it with
- * weft__task_drop_entry(). One difference keeps duplicate wakes coalesced
- * as they were (woken any number of times before its poll begins, a task
- * is polled once): a wake meanwhile sees RUNNING and sets NOTIFIED, and
- * the popper of a YQ_WOKEN entry that finds NOTIFIED set clears it with an
- * acquire CAS (the late waker's writes are seen by this poll) instead of
- * leaving it for a requeue after the poll. A wake after that CAS (or after
- * the popper's first look) requeues the task once more, as a wake after
- * begin_poll()'s CAS always did. Between the CAS and the yield_queued store (a
- * few instructions) the dump shows the task as running: the waker's thread
- * owns its future then, as RUNNING says. */
+ * begin-poll CAS: one atomic RMW fewer per message in a ping-pong (W4),
+ * where the wake's CAS and the begin-poll's used to follow each other on
+ * one core. The CAS's acquire takes the future over from the last
+ * end_poll() (release), as begin_poll() would have, and the slot's
+ * release/acquire (or program order, when the waker's own worker pops it)
+ * carries that to the popper with the waker's writes. Everything said
+ * above of yield entries holds (RUNNING is set before the push, by the
+ * thread that pushes): an abort sets CANCELLED (the popper cancels), the
+ * watcher may steal the entry from the slot (ownership travels with it),
+ * shutdown drops it with weft__task_drop_entry(). One difference keeps
+ * duplicate wakes coalesced as they were (woken any number of times before
+ * its poll begins, a task is polled once): a wake meanwhile sees RUNNING
+ * and sets NOTIFIED, and the popper of a YQ_WOKEN entry that finds
+ * NOTIFIED set clears it with an acquire CAS (the late waker's writes are
+ * seen by this poll) instead of leaving it for a requeue after the poll. A
+ * wake after that CAS (or after the popper's first look) requeues the task
+ * once more, as a wake after begin_poll()'s CAS always did. Between the
+ * CAS and the yield_queued store (a few instructions) the dump shows the
+ * task as running: the waker's thread owns its future then, as RUNNING
+ * says. */
 #define TASK_RUNNING        ((uint64_t)1 << 0)
 #define TASK_NOTIFIED       ((uint64_t)1 << 1)
 #define TASK_COMPLETE       ((uint64_t)1 << 2)
