@@ -192,7 +192,8 @@ static inline void look_after_yield(struct worker *w)
         look_after_yield_slow(w, next, io);
 }
 
-/* Poll t, then whatever lands in the LIFO slot, MAX_LIFO_POLLS at most.
+/* Poll t, then whatever lands in the LIFO slot, MAX_LIFO_POLLS at most
+ * and up to the periodic look.
  * Inline in the worker loop's common round (a call's register saves and
  * restores were 18 of W3's instructions per yield); the other callers use
  * weft__sched_run_task(). */
@@ -222,10 +223,17 @@ static inline __attribute__((always_inline)) void run_task(struct worker *w,
                 NULL;
         if (t == NULL)
             return;
-        if (n == MAX_LIFO_POLLS) {
+        /* A chain ends after MAX_LIFO_POLLS slot tasks, or when the
+         * periodic look is due (a slot poll counts towards it: the inject
+         * queue and the timers wait GLOBAL_INTERVAL polls at most, not
+         * that many chains); either way its task goes after the queue's
+         * (left in the slot, next_periodic() would take it before the
+         * inject queue). */
+        if (n == MAX_LIFO_POLLS || w->tick <= 1) {
             weft__sched_push_local(w, t); /* its turn comes after the queue's */
             return;
         }
+        w->tick--;
         counter_add(&w->lifo_polls, 1);
     }
 }
