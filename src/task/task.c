@@ -286,7 +286,7 @@ enum wake_action { WAKE_NOTHING, WAKE_SCHEDULE, WAKE_SCHEDULE_RUNNING, WAKE_COMP
  *  local waker (worker W)                 any other thread
  *  publish what the task waits for        wake: sees RUNNING, sets NOTIFIED
  *  CAS idle -> RUNNING        [acq_rel]   abort: sees RUNNING, sets CANCELLED
- *  yield_queued = 1, push to W's slot     (the poll after this one, or the
+ *  yield_queued = WOKEN, push to W's slot (the poll after this one, or the
  *  W (or a thief) pops: polls, no CAS      popper, acts on them)
  */
 static enum wake_action transition_to_notified(struct weft__task *t, bool by_val, bool local)
