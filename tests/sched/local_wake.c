@@ -14,6 +14,7 @@
 static weft_waker sleeper_waker;         /* the test's; dropped by the test */
 static atomic_long sleeper_polls, sleeper_drops;
 static atomic_bool sleeper_finish;
+static atomic_bool sleeper_parked;       /* sleeper_waker is set (published) */
 
 typedef struct sleeper {
     int unused;
@@ -25,6 +26,7 @@ static weft_poll sleeper_poll(sleeper *s, weft_context *cx, void *out)
     (void)out;
     if (atomic_fetch_add(&sleeper_polls, 1) == 0) {
         sleeper_waker = weft_waker_clone(weft_context_waker(cx));
+        atomic_store(&sleeper_parked, true); /* after the waker: publishes it */
         return WEFT_PENDING;                 /* the first poll always parks */
     }
     return atomic_load(&sleeper_finish) ? WEFT_READY : WEFT_PENDING;
@@ -43,6 +45,7 @@ static void sleeper_reset(void)
     atomic_store(&sleeper_polls, 0);
     atomic_store(&sleeper_drops, 0);
     atomic_store(&sleeper_finish, false);
+    atomic_store(&sleeper_parked, false);
     sleeper_waker = WEFT_WAKER_EMPTY;
 }
 
@@ -81,8 +84,8 @@ static weft_poll waker_task_poll(waker_task *w, weft_context *cx, void *out)
 {
     (void)out;
     WEFT_BEGIN(&w->co);
-    /* until the sleeper has parked */
-    while (atomic_load(&sleeper_polls) == 0)
+    /* until the sleeper has parked (and published its waker) */
+    while (!atomic_load(&sleeper_parked))
         WEFT_YIELD(&w->co, &w->y, cx);
     if (w->what & DO_WAKE_MANY) {
         for (int k = 0; k < 500; k++) {      /* no await in here */
