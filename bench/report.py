@@ -534,10 +534,14 @@ def cmd_markdown(args):
                  "atomic operations and 0.08 L1 misses per message (tokio 1.24 bounds a LIFO "
                  "chain by its coop budget, about 64 of W4's polls), W3 500 instructions and 6.1 "
                  "atomic operations per yield. Interleaved "
-                 "wall-clock A/B runs on the shared 2-CPU machine (2026-12-05 05:51 and 06:18 "
-                 "UTC) ran at load average 13-19 with other sessions building, every figure "
-                 "3-10 times its quiet value and spreads of 5-10x: not evidence either way; "
-                 "the lead's quiet-machine table above is the one to read.")
+                 "wall-clock A/B runs of the binaries before and after on the shared 2-CPU "
+                 "machine (2026-12-05 06:48 UTC, load average 6-8.5, 21 rounds each, the order "
+                 "alternating every round) show nothing beyond the noise: W4 on 2 workers "
+                 "after/before per round 1.015 (medians 86.6 → 87.2 ns, tokio 122), on 1 worker "
+                 "0.961, current-thread 0.958; W3, whose instructions did not change, 0.941 "
+                 "(fixed-order runs at the same load gave W4 0.81-0.83 and W3 0.77: the order "
+                 "alone moves a run by that much); at load 13-19 every figure was 3-10 times "
+                 "its quiet value. The lead's quiet-machine table above is the one to read.")
     notes.append("How the costs grow with 1 to 16 workers: [scaling.md](scaling.md).")
     if failures:
         notes.append("Failed runs (left out of the medians): "
