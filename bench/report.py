@@ -510,6 +510,38 @@ def cmd_markdown(args):
                      "guarded counter ends at tasks × 1,000 (1,000,000).")
     notes.append("W4 and issue 13 (item 1): per message, callgrind on a Release build (`valgrind --tool=callgrind build/bench/weft-bench W4 mt2 0.1`) counts 740 instructions (795 before the third channel pass, tokio's peer 914 on the same run); about 420 of them are the channel's three polls (a send, a receive that parks, the same receive woken), two inits and two drops, a park under the lock and a wake under it; the rest is the scheduler's poll and wake (~250) and the benchmark's own futures (~70). cachegrind's simulated L1 (`--tool=cachegrind --cache-sim=yes`, scale 1) misses 4.4 times per message, 5.7 before: W4's 2,000 channels and 2,000 task cells do not stay in L1, so each line a message touches is a miss, and a capacity-1 channel now takes three lines instead of six or seven. The wall-clock table above is what the lead's quiet-machine run measures.")
     notes.append("W2, W3 and issue 13: instruction counts per operation from callgrind on a Release build (`valgrind --tool=callgrind build/bench/weft-bench W3 mt2`; W2 at scale 0.2; threads run one at a time there, so the counts are free of the machine's load): W3 went from 340 to 270 instructions per yield (a yielding task goes back to the run queue without an atomic operation on its state, two compare-and-swaps fewer per yield; the worker loop's common round is inline), then to 224 (`WEFT_YIELD`'s resume is ready without calling `weft_yield_poll`: one call per yield instead of two; the worker loop runs the task inline instead of calling `weft__sched_run_task`, whose register saves were 18 instructions; a countdown instead of `tick % 61`; the poll's waker and context set up once per worker instead of on the stack at every poll; the poll-timing and busy-loop accounting out of line, so `weft__task_run` keeps a small frame). What is left per yield (224): about 94 in `weft__task_run` itself (the trailer and stall-lint stores the dump reads, begin-poll, the future's and output's addresses from the type, saves and restores), 76 in the worker loop (the local queue's push and its one compare-and-swap pop, about 31; the LIFO, closed, trace and timer/I/O looks), 31 in the benchmark's own poll function, 18 in `weft_yield_poll` and 11 in `weft__async_parked` (the await site for the dump). With the cell blocks (docs/benchmarks-time.md, SEED), W1 (spawns from a task, whose queued tasks pile up faster than they complete) went from 795-1,007 to 690-700 instructions per task (three runs each; the count varies with how callgrind interleaves the threads) at the same L1 misses; W5 644 → 603; W4 795 → 784 per message; W2 899-1,118 → 782-919 (all at scale 0.2, whole process, 2 workers). Interleaved A/B runs of the binaries before and after these changes on the shared 2-CPU machine (2026-12-05 04:14 UTC, load average 3.6-3.8, other sessions building), medians: on the current-thread runtime (7 rounds, spreads under 2% but for one outlier each) W1 155.5 → 133.8 ns, W2 108.6 → 97.1, W3 18.5 → 16.1, W4 55.0 → 55.2, W5 36.3 → 34.6; on 2 workers (11 rounds, spreads of 20-300%) W1 87.6 → 89.3, W2 112.4 → 106.9, W3 17.0 → 17.6 (minimum 16.6 → 14.5), W4 57.0 → 55.6, W5 36.2 → 34.2: the 2-worker differences are inside the noise there, and W3's 17% fewer instructions did not show as a clear 2-worker gain on that machine; the quiet-machine table above is the one to trust. W2's count is unchanged within callgrind's run-to-run spread (about 390 instructions to spawn a task from the plain thread, 365 to run it): its changes cut what callgrind does not model, lock hold times and cross-core traffic (the inject queue wakes a worker only when a push makes it non-empty and cuts batches outside its lock, the cell cache no longer walks its lists, the flags the workers read on every round no longer share a cache line with the counter every remote spawn writes). The wall-clock table above is what the lead's quiet-machine run measures.")
+    notes.append("W4, W3 and issue 13 (item 1 and W3, third pass): counts per operation from "
+                 "callgrind and cachegrind on Release builds (threads run one at a time there). "
+                 "Atomic read-modify-writes are counted by running callgrind with "
+                 "`--dump-instr=yes` and summing the executions of the binary's lock-prefixed "
+                 "instructions (and `xchg` with memory). W4 (scale 1, 2,000,000 messages): 9.26 "
+                 "→ 7.06 atomic operations, 729 → 744 instructions and 4.56 → 0.64 simulated "
+                 "L1 misses per message. The misses are the big change: a LIFO chain now runs "
+                 "up to 32 slot polls instead of 3 (cut at the periodic look, so the inject "
+                 "queue and the timers wait no longer), and W4's 1,000 pairs no longer go "
+                 "round the whole run queue every 4 messages, touching each pair's two cells "
+                 "and two channels cold (chain of 8: 2.04 misses, 16: 1.07, 32 without the "
+                 "cut: 0.49). The atomic operations: a wake made on a worker of the task's own "
+                 "runtime hands the idle task over already RUNNING, as a yield entry, so the "
+                 "wake's compare-and-swap also does the begin-poll's (src/task/task.h, "
+                 "\"Local wakes\"), and the first clone of a task's own waker during its poll "
+                 "(the park in the channel's wait list) takes over the poll's reference, so "
+                 "end-poll drops nothing (src/task/task.c, \"The lent reference\"); the wake "
+                 "now asks whether it is local (a thread-local and the task's scheduler), "
+                 "which is most of the 15 instructions more. W3 is unchanged: 224 "
+                 "instructions, 1.02 atomic operations (the local queue's pop) and 1.98 L1 "
+                 "misses per yield. tokio's peer on the same runs: W4 914 instructions, 15.3 "
+                 "atomic operations and 0.08 L1 misses per message (tokio 1.24 bounds a LIFO "
+                 "chain by its coop budget, about 64 of W4's polls), W3 500 instructions and 6.1 "
+                 "atomic operations per yield. Interleaved "
+                 "wall-clock A/B runs of the binaries before and after on the shared 2-CPU "
+                 "machine (2026-12-05 06:48 UTC, load average 6-8.5, 21 rounds each, the order "
+                 "alternating every round) show nothing beyond the noise: W4 on 2 workers "
+                 "after/before per round 1.015 (medians 86.6 → 87.2 ns, tokio 122), on 1 worker "
+                 "0.961, current-thread 0.958; W3, whose instructions did not change, 0.941 "
+                 "(fixed-order runs at the same load gave W4 0.81-0.83 and W3 0.77: the order "
+                 "alone moves a run by that much); at load 13-19 every figure was 3-10 times "
+                 "its quiet value. The lead's quiet-machine table above is the one to read.")
     notes.append("How the costs grow with 1 to 16 workers: [scaling.md](scaling.md).")
     if failures:
         notes.append("Failed runs (left out of the medians): "

@@ -15,8 +15,9 @@
  * Where a runnable task waits (checked in this order by a worker):
  *   1. its LIFO slot: the task last woken or spawned by the task running on
  *      this worker (runs next: message passing stays in cache). At most
- *      MAX_LIFO_POLLS slot tasks run in a row, then the slot's task goes to
- *      the back of the local queue, so a ping-pong pair cannot starve it.
+ *      MAX_LIFO_POLLS slot tasks run in a row, and never past the
+ *      GLOBAL_INTERVAL-th poll; then the slot's task goes to the back of
+ *      the local queue, so a ping-pong pair cannot starve it.
  *   2. every GLOBAL_INTERVAL-th poll, one task from the inject queue first
  *      (fairness for tasks woken from outside);
  *   3. its local queue (queue.h): bounded, stealable, FIFO;
@@ -59,7 +60,14 @@
 #include "weft/sched.h"
 
 #define GLOBAL_INTERVAL 61    /* polls between inject checks; see ARCHITECTURE */
-#define MAX_LIFO_POLLS 3      /* LIFO-slot tasks run in a row */
+/* LIFO-slot tasks run in a row (each counts towards GLOBAL_INTERVAL too).
+ * Long enough that a message-passing pair stays in cache: with 3, W4's
+ * 1,000 pairs went round the whole local queue every 4 messages and each
+ * message missed L1 4.6 times (cachegrind); 8: 2.0, 16: 1.1, 32: 0.5. The
+ * peer's tokio (1.24) bounds a chain by its coop budget (128 units: about
+ * 64 of W4's polls). Short enough to bound what the queue waits: 32 polls
+ * of the pair, which the periodic look also cuts (worker.c, run_task()). */
+#define MAX_LIFO_POLLS 32
 #define PARK_SPINS 32         /* looks (with sched_yield) before sleeping, */
 #define PARK_SPIN_NS 50000u   /* ... and at most this long by the clock (worker.c) */
 #define PARK_SPIN_TIMER_MS 5  /* no look at all when a timer is due this soon */

@@ -179,6 +179,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
         struct shard *sh = &rt->shards[i];
 
         sh->base.ops = &runtime_ops;
+        sh->base.domain = rt;         /* weft__sched_enter() sets the thread's */
         sh->rt = rt;
         atomic_flag_clear(&sh->lock.f);
         weft__list_init(&sh->cells);

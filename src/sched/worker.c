@@ -192,10 +192,55 @@ static inline void look_after_yield(struct worker *w)
         look_after_yield_slow(w, next, io);
 }
 
-/* Poll t, then whatever lands in the LIFO slot, MAX_LIFO_POLLS at most.
+/* Poll t, then whatever lands in the LIFO slot, MAX_LIFO_POLLS at most
+ * and up to the periodic look.
  * Inline in the worker loop's common round (a call's register saves and
  * restores were 18 of W3's instructions per yield); the other callers use
  * weft__sched_run_task(). */
+static inline __attribute__((always_inline)) void run_one(struct worker *w,
+                                                          struct weft__task *t, bool traced)
+{
+    uint64_t t0 = traced ? weft__trace_poll_begin(t) : 0;
+    bool again;
+
+    counter_add(&w->polls, 1);
+    again = weft__task_run(t, &w->env);
+    if (traced)
+        weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
+    if (again) {
+        /* yielded or self-woken: to the back (overflow out of line) */
+        if (!lq_try_push(&w->q, t))
+            weft__sched_push_local(w, t);
+        look_after_yield(w);
+    }
+}
+
+/* The task t just taken from the LIFO slot, and what lands there after it.
+ * A chain ends after MAX_LIFO_POLLS slot tasks, or when the periodic look
+ * is due (a slot poll counts towards it: the inject queue and the timers
+ * wait GLOBAL_INTERVAL polls at most, not that many chains); either way
+ * its task goes after the queue's (left in the slot, next_periodic() would
+ * take it before the inject queue). Out of line: a yield's round (W3)
+ * keeps only the look at the slot. */
+static __attribute__((noinline)) void run_lifo_chain(struct worker *w, struct weft__task *t,
+                                                     bool traced)
+{
+    for (unsigned n = 0;; n++) {
+        if (n == MAX_LIFO_POLLS || w->tick <= 1) {
+            weft__sched_push_local(w, t); /* its turn comes after the queue's */
+            return;
+        }
+        w->tick--;
+        counter_add(&w->lifo_polls, 1);
+        run_one(w, t, traced);
+        t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
+                atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
+                NULL;
+        if (t == NULL)
+            return;
+    }
+}
+
 static inline __attribute__((always_inline)) void run_task(struct worker *w,
                                                            struct weft__task *t)
 {
@@ -203,31 +248,13 @@ static inline __attribute__((always_inline)) void run_task(struct worker *w,
      * with the next task */
     bool traced = weft__trace_active(w->rt);
 
-    for (unsigned n = 0;; n++) {
-        uint64_t t0 = traced ? weft__trace_poll_begin(t) : 0;
-        bool again;
-
-        counter_add(&w->polls, 1);
-        again = weft__task_run(t, &w->env);
-        if (traced)
-            weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
-        if (again) {
-            /* yielded or self-woken: to the back (overflow out of line) */
-            if (!lq_try_push(&w->q, t))
-                weft__sched_push_local(w, t);
-            look_after_yield(w);
-        }
-        t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
-                atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
-                NULL;
-        if (t == NULL)
-            return;
-        if (n == MAX_LIFO_POLLS) {
-            weft__sched_push_local(w, t); /* its turn comes after the queue's */
-            return;
-        }
-        counter_add(&w->lifo_polls, 1);
-    }
+    run_one(w, t, traced);
+    /* acq_rel: pairs with the release store/exchange that filled it */
+    t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
+            atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
+            NULL;
+    if (t != NULL)
+        run_lifo_chain(w, t, traced);
 }
 
 void weft__sched_run_task(struct worker *w, struct weft__task *t)
@@ -348,12 +375,17 @@ void weft__sched_enter(struct worker *w)
     weft__sched_clock(w);
     weft__sched_cur_worker = w;
     weft__task_driver = w;
+    /* a wake of one of rt's tasks made on this thread now goes to w's LIFO
+     * slot (push_worker()), so it may hand the task over RUNNING
+     * ("Local wakes", task/task.h): the same test as local_worker() */
+    weft__task_domain = w->rt;
 }
 
 void weft__sched_leave(void)
 {
     weft__sched_cur_worker = NULL;
     weft__task_driver = NULL;
+    weft__task_domain = NULL;
 }
 
 void *weft__sched_worker_main(void *arg)

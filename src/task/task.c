@@ -26,6 +26,7 @@
 #include "weft/task.h"
 
 WEFT_TLS void *weft__task_driver;
+WEFT_TLS const void *weft__task_domain;
 
 const char weft__wrapper_name[] = "weft_wrapper";
 /* ---- Observability: the trailer's per-poll part ------------------------------------
@@ -35,9 +36,36 @@ const char weft__wrapper_name[] = "weft_wrapper";
  * the polling thread reads or writes them. */
 static WEFT_TLS struct {
     struct weft__task *cur;             /* NULL between polls */
-    bool parked;                        /* weft__async_parked() ran this poll */
-    bool self_woke;                     /* cur woke itself this poll */
+    union {
+        struct {
+            bool parked;                /* weft__async_parked() ran this poll */
+            bool self_woke;             /* cur woke itself this poll */
+            bool lent;                  /* cur's running reference is a waker's */
+        };
+        uint32_t flags;                 /* all three, cleared with one store */
+    };
 } pt;                                   /* one block: set up with two stores */
+
+/* ---- The lent reference (issue 13) ------------------------------------------
+ * A task that parks clones its own waker during its poll (a channel's wait
+ * list, a timer, a join handle), and the poll's end then drops the running
+ * thread's reference: a fetch_add and, in end_poll()'s CAS, a decrement of
+ * the same count, one poll apart. So the first clone of cur's waker made
+ * on the polling thread during the poll takes no new reference: the
+ * running thread's reference becomes that waker's (pt.lent), and the end
+ * of the poll drops nothing (end_poll(), task_complete()'s `held`), or
+ * takes a reference where it needs one of its own (a requeue: in the same
+ * CAS; a yield entry, a lost-waker report: one increment).
+ * Invariant: while RUNNING the cell cannot be freed without the running
+ * thread's reference, because the books hold one until COMPLETE and only
+ * the running thread completes a RUNNING task (abort only sets CANCELLED;
+ * shutdown claims only tasks that are not RUNNING). So the lent waker may
+ * be woken by value or dropped, on any thread, while the poll goes on: the
+ * count then falls to what the books (and the join handle) hold, and the
+ * poller, which holds nothing countable, still touches a live cell. The
+ * count is exact at every moment: it never counts a reference twice, and
+ * end of poll gives back only what it still holds. Only the polling thread
+ * reads or writes pt, and only during the poll (pt.cur == t). */
 
 uint64_t weft__task_clock_ns(void)
 {
@@ -198,7 +226,10 @@ void weft__task_ref_dec(struct weft__task *t)
  * The CAS that sets COMPLETE reads JOIN_WAKER: if it was set, the waker is
  * the runtime's to wake (its acquire sees the stored waker); if not, the join
  * side's next CAS sees COMPLETE and reads the output itself. */
-static void task_complete(struct weft__task *t, bool cancelled)
+/* `held`: the references the completing thread holds besides the books'
+ * (1, its running reference; 0 when that was lent to a waker: see "The
+ * lent reference"). */
+static void task_complete(struct weft__task *t, bool cancelled, uint64_t held)
 {
     struct weft__sched *sched = t->sched;
     uint64_t cur, next;
@@ -212,7 +243,7 @@ static void task_complete(struct weft__task *t, bool cancelled)
          * references in the same CAS (we touch the cell no more). */
         wake = (cur & TASK_JOIN_INTEREST) && (cur & TASK_JOIN_WAKER);
         if (!wake)
-            next -= 2 * TASK_REF_ONE;
+            next -= (1 + held) * TASK_REF_ONE;
     } while (!atomic_compare_exchange_weak_explicit(
         &t->state, &cur, next,
         memory_order_acq_rel,  /* release: output, drop; pairs with the join's
@@ -223,7 +254,7 @@ static void task_complete(struct weft__task *t, bool cancelled)
         /* counted first: whoever the wake releases sees the count */
         sched->ops->completed(sched, t, cancelled);
         weft_waker_wake_by_ref(&t->join_waker);
-        ref_dec_n(t, 2);       /* the running thread's and the books' */
+        ref_dec_n(t, 1 + held);   /* the running thread's and the books' */
         return;
     }
     sched->ops->completed(sched, t, cancelled);
@@ -231,11 +262,11 @@ static void task_complete(struct weft__task *t, bool cancelled)
         task_dealloc(t);
 }
 
-static void task_cancel_running(struct weft__task *t)
+static void task_cancel_running(struct weft__task *t, uint64_t held)
 {
     if (t->type->drop)
         t->type->drop(weft__task_future(t));
-    task_complete(t, true);
+    task_complete(t, true, held);
 }
 
 /* ---- Waking -----------------------------------------------------------------------
@@ -246,9 +277,19 @@ static void task_cancel_running(struct weft__task *t)
  * A task is queued only on the idle -> NOTIFIED edge, so it is never queued
  * twice and never polled by two threads. A wake while RUNNING only sets
  * NOTIFIED; the worker requeues it once after the poll. */
-enum wake_action { WAKE_NOTHING, WAKE_SCHEDULE, WAKE_COMPLETE };
+enum wake_action { WAKE_NOTHING, WAKE_SCHEDULE, WAKE_SCHEDULE_RUNNING, WAKE_COMPLETE };
 
-static enum wake_action transition_to_notified(struct weft__task *t, bool by_val)
+/* `local`: the wake is made on a thread that will queue the task in its
+ * own LIFO slot (t->sched->domain == weft__task_domain); an idle task is
+ * then handed over RUNNING, as a yield entry ("Local wakes", task.h):
+ *
+ *  local waker (worker W)                 any other thread
+ *  publish what the task waits for        wake: sees RUNNING, sets NOTIFIED
+ *  CAS idle -> RUNNING        [acq_rel]   abort: sees RUNNING, sets CANCELLED
+ *  yield_queued = WOKEN, push to W's slot (the poll after this one, or the
+ *  W (or a thief) pops: polls, no CAS      popper, acts on them)
+ */
+static enum wake_action transition_to_notified(struct weft__task *t, bool by_val, bool local)
 {
     uint64_t cur, next;
     enum wake_action act;
@@ -265,6 +306,11 @@ static enum wake_action transition_to_notified(struct weft__task *t, bool by_val
                 next -= TASK_REF_ONE;      /* books hold one: never the last */
         } else {
             act = WAKE_SCHEDULE;
+            if (local) {
+                /* idle -> RUNNING: the queue entry owns the future */
+                next = cur | TASK_RUNNING;
+                act = WAKE_SCHEDULE_RUNNING;
+            }
             if (!by_val)
                 next += TASK_REF_ONE;      /* the queue entry's reference */
         }
@@ -277,10 +323,30 @@ static enum wake_action transition_to_notified(struct weft__task *t, bool by_val
                                             * end_poll(); acquire: a waker
                                             * that queues the task takes over
                                             * its queue link from the last
-                                            * runner (end_poll's release) */
+                                            * runner (end_poll's release);
+                                            * a local wake also takes over
+                                            * the future, as begin_poll()'s
+                                            * acquire would */
                 memory_order_relaxed))
             return act;
     }
+}
+
+/* Will a wake made here queue t in this thread's own LIFO slot? */
+static inline bool wake_is_local(const struct weft__task *t)
+{
+    const void *dom = weft__task_domain;
+
+    return dom != NULL && t->sched->domain == dom;
+}
+
+/* Queue a task handed over RUNNING by a local wake: a yield entry (the
+ * dump shows it scheduled), in this thread's LIFO slot. yield_queued:
+ * relaxed, ours since the CAS (RUNNING); the slot carries it to a thief. */
+static void schedule_running(struct weft__task *t)
+{
+    atomic_store_explicit(&weft__task_dbg(t)->yield_queued, YQ_WOKEN, memory_order_relaxed);
+    t->sched->ops->schedule(t->sched, t, false);
 }
 
 static void task_wake_by_ref(const void *data)
@@ -290,8 +356,16 @@ static void task_wake_by_ref(const void *data)
     if (t == pt.cur)
         pt.self_woke = true;             /* woken from its own poll */
 
-    if (transition_to_notified(t, false) == WAKE_SCHEDULE)
+    switch (transition_to_notified(t, false, wake_is_local(t))) {
+    case WAKE_SCHEDULE:
         t->sched->ops->schedule(t->sched, t, false);
+        break;
+    case WAKE_SCHEDULE_RUNNING:
+        schedule_running(t);
+        break;
+    default:
+        break;
+    }
 }
 
 static void task_wake(const void *data)
@@ -301,9 +375,12 @@ static void task_wake(const void *data)
     if (t == pt.cur)
         pt.self_woke = true;
 
-    switch (transition_to_notified(t, true)) {
+    switch (transition_to_notified(t, true, wake_is_local(t))) {
     case WAKE_SCHEDULE:                    /* our reference goes to the queue */
         t->sched->ops->schedule(t->sched, t, false);
+        break;
+    case WAKE_SCHEDULE_RUNNING:            /* ours goes to the entry */
+        schedule_running(t);
         break;
     case WAKE_COMPLETE:
         ref_dec_n(t, 1);
@@ -317,7 +394,10 @@ static const weft_waker_vtable task_waker_vtable;
 
 static weft_waker task_waker_clone(const void *data)
 {
-    ref_inc((struct weft__task *)data);
+    if (data == pt.cur && !pt.lent)
+        pt.lent = true;        /* the running reference becomes this waker's */
+    else
+        ref_inc((struct weft__task *)data);
     return (weft_waker){ data, &task_waker_vtable };
 }
 
@@ -347,12 +427,25 @@ static enum begin_action begin_poll(struct weft__task *t)
          * A CANCELLED set since (an abort that saw RUNNING and left the
          * rest to the poller) is ours to act on. */
         struct weft__task_dbg *d = weft__task_dbg(t);
+        uint8_t q = atomic_load_explicit(&d->yield_queued, memory_order_relaxed);
 
-        if (!atomic_load_explicit(&d->yield_queued, memory_order_relaxed)) {
+        atomic_store_explicit(&d->yield_queued, 0, memory_order_relaxed);
+        if (q == YQ_YIELD)
+            return (cur & TASK_CANCELLED) ? BEGIN_CANCEL : BEGIN_POLL;
+        if (q != YQ_WOKEN) {
             fprintf(stderr, "weft: queued task in state %#llx\n", (unsigned long long)cur);
             abort();
         }
-        atomic_store_explicit(&d->yield_queued, 0, memory_order_relaxed);
+        if (cur & TASK_NOTIFIED) {
+            /* Woken again since a local wake handed it over: this poll
+             * covers that wake, as it would have had begin_poll()'s CAS
+             * cleared NOTIFIED ("Local wakes", task.h). acquire: pairs
+             * with the late waker's release RMW */
+            while (!atomic_compare_exchange_weak_explicit(&t->state, &cur, cur & ~TASK_NOTIFIED,
+                                                          memory_order_acquire,
+                                                          memory_order_relaxed))
+                ;
+        }
         return (cur & TASK_CANCELLED) ? BEGIN_CANCEL : BEGIN_POLL;
     }
     do {
@@ -385,9 +478,12 @@ static uint64_t own_refs(uint64_t state)
 
 /* `lost`: look for a lost waker. On END_IDLE_LOST the running reference is
  * kept (the caller reports, then drops it): the cell cannot go away under
- * the report even if an abort completes the task at once. */
-static enum end_action end_poll(struct weft__task *t, bool lost)
+ * the report even if an abort completes the task at once. `lent`: the
+ * running reference was lent to a waker ("The lent reference"): nothing to
+ * drop, and a requeue or a report takes a reference in the same CAS. */
+static enum end_action end_poll(struct weft__task *t, bool lost, bool lent)
 {
+    uint64_t mine = lent ? 0 : TASK_REF_ONE;   /* what we hold besides the books */
     uint64_t cur, next;
     enum end_action act;
 
@@ -398,11 +494,13 @@ static enum end_action end_poll(struct weft__task *t, bool lost)
         next = cur & ~TASK_RUNNING;
         if (cur & TASK_NOTIFIED) {
             act = END_REQUEUE;             /* our reference becomes the queue's */
-        } else if (lost && TASK_REFS(cur) == own_refs(cur) + 1) {
+            next += TASK_REF_ONE - mine;
+        } else if (lost && TASK_REFS(cur) == own_refs(cur) + mine / TASK_REF_ONE) {
             act = END_IDLE_LOST;           /* keep ours for the report */
+            next += TASK_REF_ONE - mine;
         } else {
             act = END_IDLE;
-            next -= TASK_REF_ONE;          /* books hold one: never the last */
+            next -= mine;                  /* books hold one: never the last */
         }
         if (atomic_compare_exchange_weak_explicit(
                 &t->state, &cur, next,
@@ -541,7 +639,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
     const struct weft__lint_cfg *cfg;
     struct weft__task_dbg *d;
-    bool lost, timed = false;
+    bool lost, lent, timed = false;
     uint64_t t0 = 0, polls;
     weft_poll r;
 
@@ -549,7 +647,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     case BEGIN_POLL:
         break;
     case BEGIN_CANCEL:
-        task_cancel_running(t);
+        task_cancel_running(t, 1);
         return false;
     case BEGIN_DONE:
         ref_dec_n(t, 1);
@@ -576,10 +674,10 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     atomic_store_explicit(&env->cur_name, weft__task_display_name(t), memory_order_relaxed);
     atomic_store_explicit(&env->cur_id, d->id, memory_order_release);
     pt.cur = t;
-    pt.parked = false;
-    pt.self_woke = false;
+    pt.flags = 0;                     /* parked, self_woke, lent */
     r = t->type->poll(weft__task_future(t), &env->poll_cx, task_output(t));
-    pt.cur = NULL;
+    pt.cur = NULL;                    /* no more lending: the drop below clones as usual */
+    lent = pt.lent;
     atomic_store_explicit(&env->cur_id, 0, memory_order_relaxed);
     /* the lint options are loaded only where a lint may look (not on the
      * common yield or idle path) */
@@ -590,7 +688,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     if (r == WEFT_READY) {
         if (t->type->drop)
             t->type->drop(weft__task_future(t));
-        task_complete(t, false);
+        task_complete(t, false, !lent);
         return false;
     }
     if (!pt.parked) {
@@ -602,13 +700,15 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         /* yield_now or the budget: to the back as a yield entry, still
          * RUNNING, with no atomic RMW ("Yield entries", task.h); an abort
          * meanwhile is acted on when the entry is popped */
-        atomic_store_explicit(&d->yield_queued, 1, memory_order_relaxed);
+        if (lent)
+            ref_inc(t);                    /* the entry's reference */
+        atomic_store_explicit(&d->yield_queued, YQ_YIELD, memory_order_relaxed);
         return true;
     }
     cfg = lint_cfg(env);
     lost = cfg && (cfg->mask & (1u << WEFT_LINT_LOST_WAKER)) &&
            !(d->linted & (1u << WEFT_LINT_LOST_WAKER));
-    switch (end_poll(t, lost)) {
+    switch (end_poll(t, lost, lent)) {
     case END_IDLE:
         break;
     case END_IDLE_LOST:
@@ -620,7 +720,7 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     case END_REQUEUE:
         return true;                       /* woken during its own poll */
     case END_CANCEL:
-        task_cancel_running(t);
+        task_cancel_running(t, !lent);
         break;
     }
     return false;
@@ -651,7 +751,7 @@ bool weft__task_shutdown_claim(struct weft__task *t)
 
 void weft__task_cancel_claimed(struct weft__task *t)
 {
-    task_cancel_running(t);
+    task_cancel_running(t, 1);
 }
 
 /* ---- Join handles -----------------------------------------------------------------

@@ -75,7 +75,18 @@ struct weft__sched_ops {
 
 struct weft__sched {
     const struct weft__sched_ops *ops;
+    /* Who runs this scheduler's tasks: a thread whose weft__task_domain
+     * equals it queues a task it wakes in its own LIFO slot (schedule()
+     * with yield false takes it there), so the wake may hand the task over
+     * already RUNNING ("Local wakes" below). NULL: never. */
+    const void *domain;
 };
+
+/* The domain (struct weft__sched.domain) of the scheduler this thread
+ * works for, NULL on other threads: set by the scheduler when the thread
+ * starts running its tasks (a worker, a current-thread driver) and cleared
+ * when it stops. Only that thread reads or writes it. */
+extern WEFT_TLS const void *weft__task_domain;
 
 /* ---- The state word ---------------------------------------------------------
  *
@@ -92,8 +103,9 @@ struct weft__sched {
  *
  * References are held by: the scheduler's books (from spawn until COMPLETE),
  * each run queue entry (NOTIFIED && !RUNNING), the running thread (taken
- * over from the queue entry), the join handle, and every task waker. The
- * last reference frees the cell.
+ * over from the queue entry; lent to the first clone of the task's own
+ * waker made during the poll: task.c, "The lent reference"), the join
+ * handle, and every task waker. The last reference frees the cell.
  *
  * Every transition is one CAS loop or one fetch-op; see task.c for the
  * two-column drawings of the races.
@@ -114,11 +126,39 @@ struct weft__sched {
  *     before polling, and cancels instead;
  *   - a popped entry is a yield entry exactly when the state has RUNNING:
  *     an ordinary entry is queued on the idle -> NOTIFIED edge, and no one
- *     sets RUNNING but its popper (the pusher's writes, RUNNING included,
- *     reach the popper through the queue);
+ *     sets RUNNING but its popper; a yield entry (or a locally woken one,
+ *     below) has RUNNING set by the thread that pushes it (the pusher's
+ *     writes, RUNNING included, reach the popper through the queue);
  *   - whoever drops an entry without running it (shutdown, a closed inject
  *     queue) calls weft__task_drop_entry(), which first ends the yield as
- *     the poll would have (clear RUNNING, set NOTIFIED). */
+ *     the poll would have (clear RUNNING, set NOTIFIED).
+ *
+ * Local wakes (issue 13). A wake of an idle task made on a thread that
+ * queues it in its own LIFO slot (t->sched->domain == weft__task_domain: a
+ * worker of the task's runtime, in a poll or driving its timers) hands the
+ * task over RUNNING in one CAS (idle -> RUNNING, no NOTIFIED) and queues it
+ * as a yield entry (yield_queued = YQ_WOKEN, stored by the waker, which
+ * owns the future from its CAS on). The popper then polls it without the
+ * begin-poll CAS: one atomic RMW fewer per message in a ping-pong (W4),
+ * where the wake's CAS and the begin-poll's used to follow each other on
+ * one core. The CAS's acquire takes the future over from the last
+ * end_poll() (release), as begin_poll() would have, and the slot's
+ * release/acquire (or program order, when the waker's own worker pops it)
+ * carries that to the popper with the waker's writes. Everything said
+ * above of yield entries holds (RUNNING is set before the push, by the
+ * thread that pushes): an abort sets CANCELLED (the popper cancels), the
+ * watcher may steal the entry from the slot (ownership travels with it),
+ * shutdown drops it with weft__task_drop_entry(). One difference keeps
+ * duplicate wakes coalesced as they were (woken any number of times before
+ * its poll begins, a task is polled once): a wake meanwhile sees RUNNING
+ * and sets NOTIFIED, and the popper of a YQ_WOKEN entry that finds
+ * NOTIFIED set clears it with an acquire CAS (the late waker's writes are
+ * seen by this poll) instead of leaving it for a requeue after the poll. A
+ * wake after that CAS (or after the popper's first look) requeues the task
+ * once more, as a wake after begin_poll()'s CAS always did. Between the
+ * CAS and the yield_queued store (a few instructions) the dump shows the
+ * task as running: the waker's thread owns its future then, as RUNNING
+ * says. */
 #define TASK_RUNNING        ((uint64_t)1 << 0)
 #define TASK_NOTIFIED       ((uint64_t)1 << 1)
 #define TASK_COMPLETE       ((uint64_t)1 << 2)
@@ -173,8 +213,10 @@ static inline size_t weft__round_up(size_t n, size_t a)
  *                    relaxed stores; read racily (relaxed) by the dump
  *   self_wakes,      the poller's alone (RUNNING; begin_poll()'s acquire
  *   linted           orders one poller's writes before the next's)
- *   yield_queued     1 while a yield entry for the task is queued: set by
- *                    the poller before the push, cleared by the popper
+ *   yield_queued     non-zero while a yield entry for the task is queued
+ *                    (YQ_YIELD: the poll yielded; YQ_WOKEN: a local wake
+ *                    handed the task over RUNNING): set by the poller (the
+ *                    local waker) before the push, cleared by the popper
  *                    (relaxed; read racily by the dump, which shows such a
  *                    task as scheduled, not running)
  *   sched_mem        the cell allocator's (kept across weft__task_init()) */
@@ -196,6 +238,10 @@ struct weft__task_dbg {
      * recycled or freed: by whoever owns the free cell. */
     uint8_t sched_mem;
 };
+
+/* yield_queued's values (0: no yield entry queued) */
+#define YQ_YIELD 1
+#define YQ_WOKEN 2
 
 _Static_assert(sizeof(struct weft__task_dbg) == 56, "the trailer's size, as documented");
 
