@@ -78,7 +78,7 @@ struct weft__ares_sock {
 /* private */
 struct weft__ares_req {
     struct weft__adapter_req q;         /* first: the queue holds &q */
-    weft_ares *a;                       /* loop use only */
+    weft_ares *a;                       /* loop use only (and ares_destroy in teardown) */
     char *name, *service;
     struct ares_addrinfo_hints hints;
 };
@@ -175,6 +175,12 @@ static inline void weft__ares_on_result(void *arg, int status, int timeouts,
     int r = status;
 
     (void)timeouts;
+    /* Inside ares_destroy() (weft_ares_free(), `dead`): a cancellation,
+     * whatever c-ares says. It ends an any-family lookup whose A answer
+     * came before its AAAA one with ARES_SUCCESS and half the addresses,
+     * and weft_ares_free() promises -ECANCELED for every unfinished one. */
+    if (req->a->dead)
+        status = ARES_EDESTRUCTION;
     if (status == ARES_SUCCESS)
         r = 0;
     else if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED)
