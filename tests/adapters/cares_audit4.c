@@ -262,3 +262,27 @@ TEST(many_lookups_half_dropped)
     dns_down();
 }
 
+
+/* A server address where nothing listens (ICMP port unreachable): the
+ * lookup completes with c-ares's status (> 0) after its tries, never
+ * hangs; the error event reaches c-ares through the watch. */
+TEST(nobody_listening_fails_not_hangs)
+{
+    weft_runtime *rt = at_runtime(2);
+    weft_ares_getaddrinfo g;
+    weft_ares_result res = { 12345, NULL };
+    weft_ares_options opt = { .timeout_ms = 200, .tries = 2, .flags = ARES_FLAG_NOSEARCH,
+                              .lookups = "b" };
+    char servers[64];
+    weft_ares *a;
+
+    snprintf(servers, sizeof(servers), "127.0.0.1:%d", at_free_port(SOCK_DGRAM));
+    opt.servers = servers;
+    ASSERT_OK(weft_ares_new(rt, &opt, &a));
+    weft_ares_getaddrinfo_init(&g, a, "h1.weft.test", NULL, &v4);
+    ASSERT_OK(weft_block_on(rt, &weft_ares_getaddrinfo_future, &g, &res));
+    ASSERT(res.result > 0);
+    ASSERT(res.ai == NULL);
+    weft_ares_free(a);
+    weft_runtime_free(rt);
+}
