@@ -472,3 +472,42 @@ TEST(ready_output_repeats_and_drop_is_idempotent)
     close(sv[1]);
     weft_runtime_free(rt);
 }
+
+/* weft_tls_options.server_name is "Server: ignored": a server given any
+ * name (an IP literal, one of 300 bytes) is made, and reports the SNI the
+ * client sent, not that name. A client's name of 256 bytes or more is
+ * -EINVAL (it could not be sent as SNI). */
+TEST(server_ignores_server_name)
+{
+    weft_runtime *rt;
+    weft_tls_config *scfg, *ccfg;
+    weft_tls *t;
+    weft_tls_options o = { 0 };
+    weft_socket *s;
+    char long_name[301];
+    int sv[2];
+
+    if (!tt_certs())
+        return;
+    rt = tt_runtime();
+    scfg = tt_server_cfg("srv.pem", "srv.key", NULL);
+    ccfg = tt_client_cfg(NULL);
+    memset(long_name, 'a', 300);
+    long_name[300] = '\0';
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    ASSERT_OK(weft_socket_adopt(rt, sv[0], &s));
+    o.server_name = long_name;
+    ASSERT_OK(weft_tls_new(&t, scfg, s, &o));
+    ASSERT(weft_tls_server_name(t) == NULL);           /* no handshake, no SNI */
+    weft_tls_free(t);
+    o.server_name = "127.0.0.1";
+    ASSERT_OK(weft_tls_new(&t, scfg, s, &o));
+    weft_tls_free(t);
+    o.server_name = long_name;
+    ASSERT_EQ(-EINVAL, weft_tls_new(&t, ccfg, s, &o));
+    weft_socket_close(s);
+    close(sv[1]);
+    weft_tls_config_free(scfg);
+    weft_tls_config_free(ccfg);
+    weft_runtime_free(rt);
+}
