@@ -286,3 +286,27 @@ TEST(nobody_listening_fails_not_hangs)
     weft_ares_free(a);
     weft_runtime_free(rt);
 }
+
+/* weft_ares_co_getaddrinfo() outside a coroutine is -EINVAL and sends no
+ * query: the responder answers only the lookup made next. */
+TEST(co_getaddrinfo_outside_a_coroutine_sends_nothing)
+{
+    weft_runtime *rt = at_runtime(2);
+    weft_ares_getaddrinfo g;
+    weft_ares_result res = { 12345, NULL };
+    struct ares_addrinfo *ai = (struct ares_addrinfo *)1;
+    weft_ares *a;
+
+    dns_up();
+    a = resolver(rt, 2000, 3);
+    ASSERT_EQ(-EINVAL, weft_ares_co_getaddrinfo(a, "h1.weft.test", NULL, &v4, &ai));
+    ASSERT(ai == NULL);
+    weft_ares_getaddrinfo_init(&g, a, "h2.weft.test", NULL, &v4);
+    ASSERT_OK(weft_block_on(rt, &weft_ares_getaddrinfo_future, &g, &res));
+    ASSERT_OK(res.result);
+    ares_freeaddrinfo(res.ai);
+    ASSERT_EQ(1, atomic_load(&dns_a_answered));
+    weft_ares_free(a);
+    weft_runtime_free(rt);
+    dns_down();
+}

@@ -437,3 +437,29 @@ TEST(https_verification)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     ASSERT_EQ(0, system(cmd));
 }
+
+/* weft_curl_co_perform() outside a coroutine is -EINVAL and starts
+ * nothing: x is not left in flight (-EBUSY), and the server sees only the
+ * transfer made next. */
+TEST(co_perform_outside_a_coroutine_starts_nothing)
+{
+    weft_runtime *rt = at_runtime(2);
+    weft_curl *c;
+    weft_curl_xfer *x;
+    const char *b;
+    size_t n;
+
+    server_up();
+    ASSERT_OK(weft_curl_new(rt, NULL, &c));
+    x = xfer("/b/1/10", 0);
+    ASSERT_EQ(-EINVAL, weft_curl_co_perform(c, x));
+    ASSERT_OK(weft_curl_xfer_body(x, &b, &n));         /* not in flight */
+    ASSERT_EQ(0, (long long)n);
+    ASSERT_EQ(CURLE_OK, run_xfer(rt, c, x));
+    check_body(x, 1, 10);
+    ASSERT_EQ(1, atomic_load(&srv_conns));
+    weft_curl_xfer_free(x);
+    weft_curl_free(c);
+    weft_runtime_free(rt);
+    server_down();
+}

@@ -378,3 +378,26 @@ TEST(free_from_a_thread_with_a_stalled_pipeline)
     weft_runtime_free(rt);
     server_down();
 }
+
+/* weft_redis_co_command() outside a coroutine is -EINVAL, and a misuse
+ * changes nothing: the command must not reach the server. */
+TEST(co_command_outside_a_coroutine_sends_nothing)
+{
+    weft_runtime *rt = at_runtime(2);
+    weft_redis *r;
+    redisReply *rep = (redisReply *)1;
+    weft_redis_result res;
+
+    server_up(false);
+    r = client(rt, 0);
+    ping_until_ok(rt, r);
+    ASSERT_EQ(-EINVAL, weft_redis_co_command(r, &rep, "SET audit4 %s", "sent"));
+    ASSERT(rep == NULL);
+    res = run_cmd(rt, r, "GET audit4");               /* after it, on the same connection */
+    ASSERT_OK(res.result);
+    ASSERT_EQ(REDIS_REPLY_NIL, res.reply->type);
+    freeReplyObject(res.reply);
+    weft_redis_free(r);
+    weft_runtime_free(rt);
+    server_down();
+}

@@ -817,7 +817,7 @@ static inline void weft__redis_command_drop_thunk(void *self)
 /* Coroutine form (weft/coro.h): send a command and wait for its reply.
  * Returns 0 with *reply (yours: freeReplyObject()), or the future's errors,
  * or -ECANCELED when the coroutine is aborted (the reply is then freed when
- * it arrives), -EINVAL outside a coroutine. */
+ * it arrives), -EINVAL outside a coroutine (the command is not sent). */
 static inline int weft_redis_co_command(weft_redis *r, redisReply **reply, const char *fmt, ...)
 {
     weft_redis_command c;
@@ -828,6 +828,8 @@ static inline int weft_redis_co_command(weft_redis *r, redisReply **reply, const
     if (reply == NULL)
         return -EINVAL;
     *reply = NULL;
+    if (!weft_co_is_coroutine())
+        return -EINVAL;                 /* before init: a misuse sends nothing */
     va_start(ap, fmt);
     weft_redis_command_initv(&c, r, fmt, ap);
     va_end(ap);
