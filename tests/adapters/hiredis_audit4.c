@@ -401,3 +401,49 @@ TEST(co_command_outside_a_coroutine_sends_nothing)
     weft_runtime_free(rt);
     server_down();
 }
+
+/* A coroutine aborted before it calls weft_redis_co_command(): -ECANCELED
+ * (coro.h: every blocking call of an aborted coroutine), and the command
+ * is not sent. */
+static atomic_int aborted_ready, aborted_result;
+
+static int co_aborted_set(void *arg)
+{
+    redisReply *rep = NULL;
+
+    atomic_store(&aborted_ready, 1);
+    while (weft_co_sleep(5) == 0)
+        ;                                             /* until aborted */
+    atomic_store(&aborted_result,
+                 weft_redis_co_command((weft_redis *)arg, &rep, "SET audit4b %s", "sent"));
+    return 0;
+}
+
+TEST(co_command_after_abort_sends_nothing)
+{
+    weft_runtime *rt = at_runtime(2);
+    weft_redis *r;
+    weft_redis_result res;
+    weft_join *j;
+    int out = 0;
+
+    server_up(false);
+    r = client(rt, 0);
+    ping_until_ok(rt, r);
+    atomic_store(&aborted_ready, 0);
+    ASSERT_OK(weft_go(rt, co_aborted_set, r, &j));
+    while (!atomic_load(&aborted_ready))
+        at_sleep_ms(1);
+    atomic_store(&aborted_result, 1);
+    weft_join_abort(j);
+    (void)weft_join_wait(j, &out);                    /* -ECANCELED: it was aborted */
+    weft_join_drop(j);
+    ASSERT_EQ(-ECANCELED, atomic_load(&aborted_result));
+    res = run_cmd(rt, r, "GET audit4b");
+    ASSERT_OK(res.result);
+    ASSERT_EQ(REDIS_REPLY_NIL, res.reply->type);
+    freeReplyObject(res.reply);
+    weft_redis_free(r);
+    weft_runtime_free(rt);
+    server_down();
+}

@@ -432,8 +432,9 @@ static inline void weft__ares_drop_thunk(void *self)
 }
 
 /* Coroutine form (weft/coro.h): look up and wait. Returns the future's
- * result with *ai (yours when 0), -ECANCELED when the coroutine is aborted,
- * -EINVAL outside a coroutine (no query is sent). */
+ * result with *ai (yours when 0), -ECANCELED when the coroutine is aborted
+ * (aborted before the call: no query is sent), -EINVAL outside a coroutine
+ * (no query is sent). */
 static inline int weft_ares_co_getaddrinfo(weft_ares *a, const char *name, const char *service,
                                            const struct ares_addrinfo_hints *hints,
                                            struct ares_addrinfo **ai)
@@ -447,6 +448,8 @@ static inline int weft_ares_co_getaddrinfo(weft_ares *a, const char *name, const
     *ai = NULL;
     if (!weft_co_is_coroutine())
         return -EINVAL;                 /* before init: a misuse sends no query */
+    if (weft_co_cancelled())
+        return -ECANCELED;              /* aborted already: no query either */
     weft_ares_getaddrinfo_init(&g, a, name, service, hints);
     err = weft_co_await_fn(weft__ares_poll_thunk, weft__ares_drop_thunk, &g, &res);
     if (err < 0)

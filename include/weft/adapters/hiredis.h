@@ -817,7 +817,8 @@ static inline void weft__redis_command_drop_thunk(void *self)
 /* Coroutine form (weft/coro.h): send a command and wait for its reply.
  * Returns 0 with *reply (yours: freeReplyObject()), or the future's errors,
  * or -ECANCELED when the coroutine is aborted (the reply is then freed when
- * it arrives), -EINVAL outside a coroutine (the command is not sent). */
+ * it arrives; a coroutine aborted before the call gets -ECANCELED and the
+ * command is not sent), -EINVAL outside a coroutine (not sent either). */
 static inline int weft_redis_co_command(weft_redis *r, redisReply **reply, const char *fmt, ...)
 {
     weft_redis_command c;
@@ -830,6 +831,8 @@ static inline int weft_redis_co_command(weft_redis *r, redisReply **reply, const
     *reply = NULL;
     if (!weft_co_is_coroutine())
         return -EINVAL;                 /* before init: a misuse sends nothing */
+    if (weft_co_cancelled())
+        return -ECANCELED;              /* aborted already: send nothing either */
     va_start(ap, fmt);
     weft_redis_command_initv(&c, r, fmt, ap);
     va_end(ap);
