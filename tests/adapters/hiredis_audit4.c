@@ -447,3 +447,26 @@ TEST(co_command_after_abort_sends_nothing)
     weft_runtime_free(rt);
     server_down();
 }
+
+/* Bad input is a clear -EINVAL, never a crash: a NULL argument in the argv
+ * form (with and without lengths). Needs no server. */
+TEST(argv_with_a_null_argument)
+{
+    weft_runtime *rt = at_runtime(1);
+    weft_redis *r;
+    weft_redis_command c;
+    weft_redis_result res = { 1, NULL };
+    const char *argv[] = { "SET", NULL, "v" };
+    const size_t lens[] = { 3, 1, 1 };
+
+    ASSERT_OK(weft_redis_new(rt, NULL, &r));
+    weft_redis_command_init_argv(&c, r, 3, argv, NULL);
+    ASSERT_OK(weft_block_on(rt, &weft_redis_command_future, &c, &res));
+    ASSERT_EQ(-EINVAL, res.result);
+    weft_redis_command_init_argv(&c, r, 3, argv, lens);
+    ASSERT_OK(weft_block_on(rt, &weft_redis_command_future, &c, &res));
+    ASSERT_EQ(-EINVAL, res.result);
+    ASSERT_EQ(0, (long long)weft_redis_connects(r));   /* nothing was sent */
+    weft_redis_free(r);
+    weft_runtime_free(rt);
+}

@@ -756,7 +756,9 @@ static inline void weft_redis_command_init(weft_redis_command *c, weft_redis *r,
     va_end(ap);
 }
 
-/* argv form: argc arguments, binary-safe (argvlen NULL: strlen each). */
+/* argv form: argc arguments, binary-safe (argvlen NULL: strlen each). A
+ * NULL argv or argument, or argc <= 0: the future completes with -EINVAL
+ * and nothing is sent. */
 static inline void weft_redis_command_init_argv(weft_redis_command *c, weft_redis *r, int argc,
                                                 const char **argv, const size_t *argvlen)
 {
@@ -770,6 +772,12 @@ static inline void weft_redis_command_init_argv(weft_redis_command *c, weft_redi
         c->err = -EINVAL;
         return;
     }
+    for (int i = 0; i < argc; i++)
+        if (argv[i] == NULL) {          /* hiredis would read through it */
+            c->req = NULL;
+            c->err = -EINVAL;
+            return;
+        }
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     weft__redis_submit(c, r, len < 0 ? NULL : cmd, len < 0 ? -1 : len);
 }
