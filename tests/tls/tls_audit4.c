@@ -511,3 +511,120 @@ TEST(server_ignores_server_name)
     weft_tls_config_free(ccfg);
     weft_runtime_free(rt);
 }
+
+/* ---- a real peer killed mid-transfer ------------------------------------------------------- */
+/* openssl s_client (kept connected with -ign_eof) is killed while a weft
+ * server reads from it and writes to it at once (two coroutines on one
+ * stream): both futures end with an error, truncation or the stream's, and
+ * neither hangs. */
+typedef struct killed {
+    weft_tls *t;
+    atomic_long written;
+    ssize_t read_result, write_result;
+} killed;
+
+static int killed_writer(void *arg)
+{
+    killed *k = arg;
+    static char block[65536];
+
+    for (;;) {
+        ssize_t r = weft_co_tls_write(k->t, block, sizeof(block));
+
+        if (r < 0) {
+            k->write_result = r;
+            return 0;
+        }
+        atomic_fetch_add(&k->written, (long)r);
+    }
+}
+
+static int killed_reader(void *arg)
+{
+    killed *k = arg;
+    char buf[4096];
+
+    for (;;) {
+        ssize_t r = weft_co_tls_read(k->t, buf, sizeof(buf));
+
+        if (r <= 0) {
+            k->read_result = r;
+            return 0;
+        }
+    }
+}
+
+typedef struct killed_accept_args {
+    weft_socket *l;
+    weft_tls_config *cfg;
+    weft_tls **t;
+} killed_accept_args;
+
+/* Accept one connection and handshake (the stream in *a->t). */
+static int killed_accept(void *arg)
+{
+    killed_accept_args *a = arg;
+    weft_tls_options o = { .flags = WEFT_TLS_OWN_STREAM };
+
+    ASSERT_OK(weft_tls_new(a->t, a->cfg, tt_accept(a->l), &o));
+    ASSERT_OK(weft_co_tls_handshake(*a->t, TT_HS_MS));
+    return 0;
+}
+
+static bool stream_error(ssize_t r)
+{
+    return r == WEFT_TLS_ETRUNCATED || r == -ECONNRESET || r == -EPIPE;
+}
+
+TEST(s_client_killed_mid_transfer)
+{
+    weft_runtime *rt;
+    weft_tls_config *scfg;
+    weft_socket *l;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    killed k = { 0 };
+    weft_join *jh, *jw, *jr;
+    weft_tls *t = NULL;
+    char connect[64];
+    pid_t pid;
+    int out;
+
+    if (!tt_certs())
+        return;
+    rt = tt_runtime();
+    scfg = tt_server_cfg("srv.pem", "srv.key", NULL);
+    tt_listen(rt, &l, &addr, &len);
+    snprintf(connect, sizeof(connect), "127.0.0.1:%u", tt_port(&addr));
+    {
+        char *argv[] = { (char *)tt_openssl(), "s_client", "-connect", connect, "-ign_eof",
+                         "-quiet", NULL };
+
+        pid = tt_spawn(argv, NULL);
+    }
+    ASSERT_OK(weft_go(rt, killed_accept, &(killed_accept_args){ l, scfg, &t }, &jh));
+    ASSERT_OK(weft_join_wait(jh, &out));
+    weft_join_drop(jh);
+    ASSERT_EQ(0, out);
+    k.t = t;
+    ASSERT_OK(weft_go(rt, killed_writer, &k, &jw));
+    ASSERT_OK(weft_go(rt, killed_reader, &k, &jr));
+    while (atomic_load(&k.written) < 4 * 65536)
+        usleep(1000);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ASSERT_OK(weft_join_wait(jw, &out));
+    ASSERT_OK(weft_join_wait(jr, &out));
+    weft_join_drop(jw);
+    weft_join_drop(jr);
+    if (!stream_error(k.read_result) || !stream_error(k.write_result))
+        harness_fail(__FILE__, __LINE__, "read %zd (%s), write %zd (%s)", k.read_result,
+                     weft_strerror((int)k.read_result), k.write_result,
+                     weft_strerror((int)k.write_result));
+    printf("read: %s, write: %s\n", weft_strerror((int)k.read_result),
+           weft_strerror((int)k.write_result));
+    weft_tls_free(t);
+    weft_socket_close(l);
+    weft_tls_config_free(scfg);
+    weft_runtime_free(rt);
+}
