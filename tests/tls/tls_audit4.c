@@ -584,6 +584,7 @@ TEST(s_client_killed_mid_transfer)
     struct sockaddr_storage addr;
     socklen_t len;
     killed k = { 0 };
+    killed_accept_args acc;
     weft_join *jh, *jw, *jr;
     weft_tls *t = NULL;
     char connect[64];
@@ -602,7 +603,8 @@ TEST(s_client_killed_mid_transfer)
 
         pid = tt_spawn(argv, NULL);
     }
-    ASSERT_OK(weft_go(rt, killed_accept, &(killed_accept_args){ l, scfg, &t }, &jh));
+    acc = (killed_accept_args){ l, scfg, &t };
+    ASSERT_OK(weft_go(rt, killed_accept, &acc, &jh));
     ASSERT_OK(weft_join_wait(jh, &out));
     weft_join_drop(jh);
     ASSERT_EQ(0, out);
