@@ -119,6 +119,8 @@ WEFT_API int weft_tls_new(weft_tls **out, weft_tls_config *cfg, weft_socket *s,
         name = NULL;
     if (out == NULL || cfg == NULL || s == NULL || (flags & ~WEFT_TLS_OWN_STREAM) != 0)
         goto fail;
+    if (cfg->server)
+        name = NULL;                 /* the header: "Server: ignored" */
     if (!cfg->server && cfg->verify && name == NULL)
         goto fail;
     if (name != NULL && strlen(name) >= sizeof(t->sni))

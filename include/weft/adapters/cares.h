@@ -78,7 +78,7 @@ struct weft__ares_sock {
 /* private */
 struct weft__ares_req {
     struct weft__adapter_req q;         /* first: the queue holds &q */
-    weft_ares *a;                       /* loop use only */
+    weft_ares *a;                       /* loop use only (and ares_destroy in teardown) */
     char *name, *service;
     struct ares_addrinfo_hints hints;
 };
@@ -175,6 +175,12 @@ static inline void weft__ares_on_result(void *arg, int status, int timeouts,
     int r = status;
 
     (void)timeouts;
+    /* Inside ares_destroy() (weft_ares_free(), `dead`): a cancellation,
+     * whatever c-ares says. It ends an any-family lookup whose A answer
+     * came before its AAAA one with ARES_SUCCESS and half the addresses,
+     * and weft_ares_free() promises -ECANCELED for every unfinished one. */
+    if (req->a->dead)
+        status = ARES_EDESTRUCTION;
     if (status == ARES_SUCCESS)
         r = 0;
     else if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED)
@@ -426,8 +432,9 @@ static inline void weft__ares_drop_thunk(void *self)
 }
 
 /* Coroutine form (weft/coro.h): look up and wait. Returns the future's
- * result with *ai (yours when 0), -ECANCELED when the coroutine is aborted,
- * -EINVAL outside a coroutine. */
+ * result with *ai (yours when 0), -ECANCELED when the coroutine is aborted
+ * (aborted before the call: no query is sent), -EINVAL outside a coroutine
+ * (no query is sent). */
 static inline int weft_ares_co_getaddrinfo(weft_ares *a, const char *name, const char *service,
                                            const struct ares_addrinfo_hints *hints,
                                            struct ares_addrinfo **ai)
@@ -439,6 +446,10 @@ static inline int weft_ares_co_getaddrinfo(weft_ares *a, const char *name, const
     if (ai == NULL)
         return -EINVAL;
     *ai = NULL;
+    if (!weft_co_is_coroutine())
+        return -EINVAL;                 /* before init: a misuse sends no query */
+    if (weft_co_cancelled())
+        return -ECANCELED;              /* aborted already: no query either */
     weft_ares_getaddrinfo_init(&g, a, name, service, hints);
     err = weft_co_await_fn(weft__ares_poll_thunk, weft__ares_drop_thunk, &g, &res);
     if (err < 0)

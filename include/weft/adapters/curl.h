@@ -644,13 +644,18 @@ static inline void weft__curl_perform_drop_thunk(void *self)
 
 /* Coroutine form (weft/coro.h): run the transfer and wait. Returns the
  * future's result (a CURLcode >= 0, or a negative errno), -ECANCELED when
- * the coroutine is aborted (the transfer is cancelled), -EINVAL outside a
- * coroutine. */
+ * the coroutine is aborted (the transfer is cancelled; aborted before the
+ * call, nothing is started), -EINVAL outside a coroutine (nothing is
+ * started: x is not in flight). */
 static inline int weft_curl_co_perform(weft_curl *c, weft_curl_xfer *x)
 {
     weft_curl_perform p;
     int res = -EINVAL, err;
 
+    if (!weft_co_is_coroutine())
+        return -EINVAL;                 /* before init: a misuse starts no transfer */
+    if (weft_co_cancelled())
+        return -ECANCELED;              /* aborted already: no transfer either */
     weft_curl_perform_init(&p, c, x);
     err = weft_co_await_fn(weft__curl_perform_poll_thunk, weft__curl_perform_drop_thunk, &p, &res);
     return err < 0 ? err : res;

@@ -756,7 +756,9 @@ static inline void weft_redis_command_init(weft_redis_command *c, weft_redis *r,
     va_end(ap);
 }
 
-/* argv form: argc arguments, binary-safe (argvlen NULL: strlen each). */
+/* argv form: argc arguments, binary-safe (argvlen NULL: strlen each). A
+ * NULL argv or argument, or argc <= 0: the future completes with -EINVAL
+ * and nothing is sent. */
 static inline void weft_redis_command_init_argv(weft_redis_command *c, weft_redis *r, int argc,
                                                 const char **argv, const size_t *argvlen)
 {
@@ -770,6 +772,12 @@ static inline void weft_redis_command_init_argv(weft_redis_command *c, weft_redi
         c->err = -EINVAL;
         return;
     }
+    for (int i = 0; i < argc; i++)
+        if (argv[i] == NULL) {          /* hiredis would read through it */
+            c->req = NULL;
+            c->err = -EINVAL;
+            return;
+        }
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     weft__redis_submit(c, r, len < 0 ? NULL : cmd, len < 0 ? -1 : len);
 }
@@ -817,7 +825,8 @@ static inline void weft__redis_command_drop_thunk(void *self)
 /* Coroutine form (weft/coro.h): send a command and wait for its reply.
  * Returns 0 with *reply (yours: freeReplyObject()), or the future's errors,
  * or -ECANCELED when the coroutine is aborted (the reply is then freed when
- * it arrives), -EINVAL outside a coroutine. */
+ * it arrives; a coroutine aborted before the call gets -ECANCELED and the
+ * command is not sent), -EINVAL outside a coroutine (not sent either). */
 static inline int weft_redis_co_command(weft_redis *r, redisReply **reply, const char *fmt, ...)
 {
     weft_redis_command c;
@@ -828,6 +837,10 @@ static inline int weft_redis_co_command(weft_redis *r, redisReply **reply, const
     if (reply == NULL)
         return -EINVAL;
     *reply = NULL;
+    if (!weft_co_is_coroutine())
+        return -EINVAL;                 /* before init: a misuse sends nothing */
+    if (weft_co_cancelled())
+        return -ECANCELED;              /* aborted already: send nothing either */
     va_start(ap, fmt);
     weft_redis_command_initv(&c, r, fmt, ap);
     va_end(ap);
