@@ -148,8 +148,10 @@ typedef struct weft_tls_config_options {
  * -EINVAL (NULL out or opt, a server without a certificate and key, an
  * ALPN name longer than 255 bytes or empty, an ALPN list longer than 511
  * bytes in all, min_version not 0, 12 or 13),
- * -ENOENT (a file that cannot be read; weft_tls_last_error_text() on this
- * thread says what OpenSSL found), WEFT_TLS_EPROTO (a file that is not a
+ * -EACCES (a file or CA directory this process may not read), -ENOENT (one
+ * that cannot be read for another reason: missing, a bad path;
+ * for both, weft_tls_last_error_text() on this thread names the path and
+ * the reason), WEFT_TLS_EPROTO (a file that is not a
  * valid PEM certificate or key, or a key that does not match the
  * certificate; the same text), -ENOMEM. Thread: any. */
 WEFT_API int weft_tls_config_new(weft_tls_config **out, const weft_tls_config_options *opt);
