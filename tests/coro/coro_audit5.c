@@ -328,3 +328,81 @@ TEST(abort_after_finish_keeps_the_output)
     weft_join_drop(j);
     CT_FREE(rt);
 }
+
+/* Absurd time limits mean "no limit in practice", never "already passed":
+ * an await with a limit of UINT64_MAX ms, a deadline of UINT64_MAX, a sleep
+ * of UINT64_MAX ms that only an abort ends. */
+typedef struct later5 { int polls; } later5;
+static weft_poll later5_poll(later5 *f, weft_context *cx, int *out)
+{
+    if (f->polls++ < 3) {
+        weft_waker_wake_by_ref(weft_context_waker(cx));
+        return WEFT_PENDING;
+    }
+    *out = 77;
+    return WEFT_READY;
+}
+WEFT_DEFINE_FUTURE_STATIC(later5, later5_poll, NULL, int);
+
+static int huge_limits_body(void *arg)
+{
+    later5 f = { 0 };
+    int out = 0, err;
+
+    (void)arg;
+    err = weft_co_await_timeout(&later5_future, &f, &out, UINT64_MAX);
+    if (err != 0 || out != 77)
+        return 1;
+    f.polls = 0;
+    out = 0;
+    err = weft_co_await_timeout(&later5_future, &f, &out, UINT64_MAX / 2 + 1);
+    if (err != 0 || out != 77)
+        return 2;
+    if (weft_co_deadline_set(UINT64_MAX) != 0)
+        return 3;
+    f.polls = 0;
+    out = 0;
+    err = weft_co_await(&later5_future, &f, &out);
+    if (err != 0 || out != 77)
+        return 4;
+    if (weft_co_sleep(1) != 0)
+        return 5;
+    weft_co_deadline_set(0);
+    return 0;
+}
+
+TEST(huge_time_limits_never_expire_at_once)
+{
+    weft_runtime *rt = ct_runtime(2);
+    int res = -1;
+
+    ASSERT_OK(weft_co_block_on(rt, huge_limits_body, NULL, NULL, &res));
+    ASSERT_EQ(0, res);
+    CT_FREE(rt);
+}
+
+static atomic_int long_sleep_started;
+static int long_sleeper(void *arg)
+{
+    int err;
+
+    (void)arg;
+    atomic_store(&long_sleep_started, 1);
+    err = weft_co_sleep(UINT64_MAX);
+    return err == -ECANCELED ? 0 : 1;
+}
+
+TEST(endless_sleep_ends_by_abort)
+{
+    weft_runtime *rt = ct_runtime(2);
+    weft_join *j = NULL;
+    int res = -1;
+
+    atomic_store(&long_sleep_started, 0);
+    ASSERT_OK(weft_go(rt, long_sleeper, NULL, &j));
+    ASSERT(harness_wait_flag((volatile int *)&long_sleep_started, 20000));
+    weft_join_abort(j);
+    ASSERT_EQ(-ECANCELED, weft_join_wait(j, &res));
+    weft_join_drop(j);
+    CT_FREE(rt);
+}
