@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 static int ret_arg(void *arg)
 {
@@ -404,5 +405,79 @@ TEST(endless_sleep_ends_by_abort)
     weft_join_abort(j);
     ASSERT_EQ(-ECANCELED, weft_join_wait(j, &res));
     weft_join_drop(j);
+    CT_FREE(rt);
+}
+
+/* weft_co_blocking on an explicit pool: -ESHUTDOWN once the pool is shut
+ * down (fn never runs); -ECANCELED when a shutdown cancels the job while
+ * it is queued (fn never runs, and weft_co_cancelled() says it was not
+ * this coroutine's abort). */
+static atomic_int gate5, blk_started, blk_ran_late;
+static void *hold_job(void *arg)
+{
+    atomic_store(&blk_started, 1);
+    while (!atomic_load(&gate5))
+        usleep(200);
+    return arg;
+}
+static void *late_job(void *arg)
+{
+    atomic_fetch_add(&blk_ran_late, 1);
+    return arg;
+}
+
+struct blk_env {
+    weft_blocking_pool *pool;
+    atomic_int queued;
+    int err, cancelled;
+};
+
+static int queued_blocking(void *arg)
+{
+    struct blk_env *e = arg;
+    void *ret = (void *)0x5;
+
+    atomic_store(&e->queued, 1);
+    e->err = weft_co_blocking(e->pool, late_job, NULL, &ret);
+    e->cancelled = weft_co_cancelled();
+    return ret == (void *)0x5 ? 0 : 1;     /* *ret untouched on failure */
+}
+
+TEST(co_blocking_on_a_shut_down_pool)
+{
+    weft_runtime *rt = ct_runtime(2);
+    struct blk_env e = { 0 };
+    weft_blocking_job *holder = NULL;
+    weft_join *j = NULL;
+    int res = -1;
+
+    atomic_store(&gate5, 0);
+    atomic_store(&blk_started, 0);
+    atomic_store(&blk_ran_late, 0);
+    ASSERT_OK(weft_blocking_pool_new(&e.pool, &(weft_blocking_options){ .max_threads = 1 }));
+    ASSERT_OK(weft_blocking_spawn(e.pool, hold_job, NULL, &holder));
+    ASSERT(harness_wait_flag((volatile int *)&blk_started, 20000));
+    ASSERT_OK(weft_go(rt, queued_blocking, &e, &j));
+    ASSERT(harness_wait_flag((volatile int *)&e.queued, 20000));
+    /* the coroutine's job is queued behind the holder, or about to be */
+    for (int i = 0; i < 50; i++)
+        usleep(1000);
+    ASSERT_EQ(1, weft_blocking_pool_shutdown(e.pool, 0));   /* the holder runs on */
+    ASSERT_OK(weft_join_wait(j, &res));
+    weft_join_drop(j);
+    ASSERT_EQ(0, res);
+    ASSERT(e.err == -ECANCELED || e.err == -ESHUTDOWN);
+    ASSERT_EQ(0, e.cancelled);
+    atomic_store(&gate5, 1);
+    ASSERT_OK(weft_blocking_job_wait(holder, NULL));
+    weft_blocking_job_drop(holder);
+    /* on the shut-down pool: refused */
+    e.err = 0;
+    atomic_store(&e.queued, 0);
+    ASSERT_OK(weft_co_block_on(rt, queued_blocking, &e, NULL, &res));
+    ASSERT_EQ(0, res);
+    ASSERT_EQ(-ESHUTDOWN, e.err);
+    ASSERT_EQ(0, atomic_load(&blk_ran_late));
+    weft_blocking_pool_free(e.pool);
     CT_FREE(rt);
 }
