@@ -669,6 +669,11 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
      * -EFAULT from a pipe, a successful short recv() on a socket) */
     if (op->len > (size_t)SSIZE_MAX)
         return finish(op, -EINVAL, result);
+    /* A NULL buffer with a length: refused the same way. recv(2) would
+     * only have said -EFAULT, but a stream socket's reads on io_uring copy
+     * from weft's receive buffers with memcpy (io/recv.c), which crashed */
+    if (op->buf == NULL && op->len > 0)
+        return finish(op, -EINVAL, result);
     if (op->len == 0 && zero_is_noop(op)) {
         /* nothing to move: 0 at once (read(2) of 0 bytes), whatever the
          * readiness; a closed socket or a runtime gone is still reported */
