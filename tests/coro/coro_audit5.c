@@ -481,3 +481,46 @@ TEST(co_blocking_on_a_shut_down_pool)
     weft_blocking_pool_free(e.pool);
     CT_FREE(rt);
 }
+
+/* "fn always runs": coroutines spawned into a group that is cancelled
+ * before they are polled (on a current-thread runtime nobody drives yet)
+ * each run exactly once, and every blocking call in them is -ECANCELED;
+ * a spawn into the cancelled group is -ECANCELED and fn never runs. */
+static atomic_int group_runs, group_cancel_seen;
+static int group_child(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&group_runs, 1);
+    if (weft_co_sleep(1) == -ECANCELED && weft_co_yield() == -ECANCELED &&
+        weft_co_cancelled())
+        atomic_fetch_add(&group_cancel_seen, 1);
+    return -ECANCELED;
+}
+
+TEST(group_cancelled_before_start_runs_each_fn_once)
+{
+    weft_runtime *rt = ct_current_thread();
+    weft_group *g = NULL;
+
+    atomic_store(&group_runs, 0);
+    atomic_store(&group_cancel_seen, 0);
+    ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(weft_go_group(g, group_child, NULL, NULL));
+    weft_group_cancel(g);
+    ASSERT_EQ(-ECANCELED, weft_go_group(g, group_child, NULL, NULL));
+    {
+        /* drive the runtime until no child is live (group.h: a
+         * current-thread runtime's children need a driver) */
+        weft_group_wait w;
+        int gres = 0;
+
+        weft_group_wait_init(&w, g);
+        ASSERT_OK(weft_block_on(rt, &weft_group_wait_future, &w, &gres));
+        ASSERT_EQ(-ECANCELED, gres);
+    }
+    ASSERT_OK(weft_group_free(g));
+    ASSERT_EQ(5, atomic_load(&group_runs));
+    ASSERT_EQ(5, atomic_load(&group_cancel_seen));
+    CT_FREE(rt);
+}
