@@ -178,3 +178,22 @@ TEST(totals_only_grow_under_load)
     ASSERT(m.tasks_spawned <= m.polls);
     weft_runtime_free(rt);
 }
+
+/* The histogram shape observe.h gives: bucket 0 below 1,024 ns, bucket i
+ * up to 2^(10+i) ns, the last one (and beyond) unbounded; names of states
+ * and lints, "?" for others. */
+TEST(histogram_bounds_and_names)
+{
+    for (unsigned i = 0; i + 1 < WEFT_HIST_BUCKETS; i++)
+        ASSERT_EQ(1ull << (10 + i), weft_hist_bucket_upper_ns(i));
+    ASSERT(weft_hist_bucket_upper_ns(WEFT_HIST_BUCKETS - 1) == UINT64_MAX);
+    ASSERT(weft_hist_bucket_upper_ns(WEFT_HIST_BUCKETS) == UINT64_MAX);
+    ASSERT(weft_hist_bucket_upper_ns(~0u) == UINT64_MAX);
+    ASSERT(strcmp(weft_task_state_name(WEFT_TASK_IDLE), "idle") == 0);
+    ASSERT(strcmp(weft_task_state_name(WEFT_TASK_COMPLETED), "completed") == 0);
+    ASSERT(strcmp(weft_task_state_name((weft_task_state)99), "?") == 0);
+    ASSERT(strcmp(weft_task_state_name((weft_task_state)-1), "?") == 0);
+    ASSERT(strcmp(weft_lint_name(WEFT_LINT_STALL), "stall") == 0);
+    ASSERT(strcmp(weft_lint_name((weft_lint_kind)0), "?") == 0);
+    ASSERT(strcmp(weft_lint_name((weft_lint_kind)77), "?") == 0);
+}
