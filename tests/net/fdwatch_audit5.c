@@ -176,6 +176,18 @@ TEST(bad_and_closed_descriptors)
     err = weft_fdwatch_add(l, p[0], WEFT_READABLE, rec_cb, &r, &w);
     ASSERT(err < 0);
     ASSERT((weft_fdwatch *)0x1 == w);
+    {
+        /* not pollable: a regular file, a directory */
+        int f = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+        int d = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        ASSERT(f >= 0 && d >= 0);
+        ASSERT_EQ(-EPERM, weft_fdwatch_add(l, f, WEFT_READABLE, rec_cb, &r, &w));
+        ASSERT_EQ(-EPERM, weft_fdwatch_add(l, d, WEFT_READABLE, rec_cb, &r, &w));
+        ASSERT((weft_fdwatch *)0x1 == w);
+        close(f);
+        close(d);
+    }
     ASSERT_EQ(-EINVAL, weft_fdwatch_add(l, 0, 1u << 5, rec_cb, &r, &w));
     ASSERT_EQ(-EINVAL, weft_fdwatch_add(l, 0, WEFT_HANGUP, rec_cb, &r, &w));
 
