@@ -524,3 +524,28 @@ TEST(group_cancelled_before_start_runs_each_fn_once)
     ASSERT_EQ(5, atomic_load(&group_cancel_seen));
     CT_FREE(rt);
 }
+
+/* On a shut-down runtime every spawn is -ESHUTDOWN, fn is never called and
+ * no stack stays mapped (CT_FREE checks). */
+TEST(spawns_on_a_shut_down_runtime_never_call_fn)
+{
+    weft_runtime *rt = ct_runtime(1);
+    weft_group *g = NULL;
+    weft_join *j = (weft_join *)0x1;
+    int res = 12345;
+
+    atomic_store(&ran, 0);
+    ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+    ASSERT_OK(weft_runtime_shutdown(rt));
+    ASSERT_EQ(-ESHUTDOWN, weft_go(rt, count_run, NULL, &j));
+    ASSERT((weft_join *)0x1 == j);
+    ASSERT_EQ(-ESHUTDOWN, weft_go_detached(rt, count_run, NULL));
+    ASSERT_EQ(-ESHUTDOWN, weft_go_opt(rt, count_run, NULL,
+                                      &(weft_go_options){ .stack_size = WEFT_CO_STACK_MAX }, NULL));
+    ASSERT(weft_go_group(g, count_run, NULL, NULL) < 0);
+    ASSERT(weft_co_block_on(rt, count_run, NULL, NULL, &res) < 0);
+    ASSERT_EQ(12345, res);
+    ASSERT_EQ(0, atomic_load(&ran));
+    ASSERT_OK(weft_group_free(g));
+    CT_FREE(rt);
+}
