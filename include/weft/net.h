@@ -330,7 +330,13 @@ WEFT_API void weft_connect_host_drop(weft_connect_host *c);
  * nothing (buf may be NULL). So a 0 from a read of len > 0 always means end
  * of stream. On a datagram socket (UDP) an empty datagram is a real one: a
  * read / recv_from of 0 bytes waits for a datagram and consumes it
- * (output 0), a write / send_to of 0 bytes sends an empty datagram. */
+ * (output 0), a write / send_to of 0 bytes sends an empty datagram.
+ *
+ * Bad buffers: a len above SSIZE_MAX (no buffer is that large, and the
+ * output could not report it), or a NULL buf with len > 0, makes every
+ * read, read_exact, write, write_all, recv_from and send_to complete at its
+ * first poll with -EINVAL, before any system call: nothing is moved, buf is
+ * not touched. */
 WEFT_API void weft_read_init(weft_read *r, weft_socket *s, void *buf, size_t len);
 /* Read exactly len bytes. Output: len, or -errno; at end of stream before
  * len bytes, -EPIPE (weft_io_op_moved() tells how many came). Cancel safety:

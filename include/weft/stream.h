@@ -46,7 +46,9 @@
  *                 of 8 bytes do it.
  *   other devices whatever read(2) / write(2) do; a descriptor epoll cannot
  *                 watch (/dev/null, /dev/zero, ...) is refused with -EPERM.
- * Zero-length reads and writes complete at once with 0 on every stream.
+ * Zero-length reads and writes complete at once with 0 on every stream; a
+ * length above SSIZE_MAX, or a NULL buffer with a length, completes at once
+ * with -EINVAL, moving nothing (weft/net.h, "Bad buffers").
  *
  * Regular files, directories and block devices are always "ready" to epoll
  * (it refuses them): weft_fd_adopt() answers -EPERM; read them with the file

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -661,6 +662,18 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
         return finish(op, op->src == NULL ? -EBADF : -EINVAL, result);
     if ((op->kind == OP_RECV_FROM || op->kind == OP_SEND_TO) && !kind_is_socket(op->hkind))
         return finish(op, not_a_socket(op), result);
+    /* A length above SSIZE_MAX is no real buffer's, and the output (a
+     * ssize_t) could not report it: refused before any system call, so no
+     * backend copies into (or sends from) memory the caller does not own
+     * and no byte is taken from the kernel (the system's own answer varied:
+     * -EFAULT from a pipe, a successful short recv() on a socket) */
+    if (op->len > (size_t)SSIZE_MAX)
+        return finish(op, -EINVAL, result);
+    /* A NULL buffer with a length: refused the same way. recv(2) would
+     * only have said -EFAULT, but a stream socket's reads on io_uring copy
+     * from weft's receive buffers with memcpy (io/recv.c), which crashed */
+    if (op->buf == NULL && op->len > 0)
+        return finish(op, -EINVAL, result);
     if (op->len == 0 && zero_is_noop(op)) {
         /* nothing to move: 0 at once (read(2) of 0 bytes), whatever the
          * readiness; a closed socket or a runtime gone is still reported */
