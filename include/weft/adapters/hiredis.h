@@ -266,7 +266,11 @@ typedef struct weft_redis_options {
     uint64_t connect_timeout_ms;        /* 0: none; else a connect that takes longer fails */
     uint64_t command_timeout_ms;        /* 0: none; else a connection with replies
                                          * outstanding and no reply for this long is
-                                         * closed: its commands fail with -ETIMEDOUT */
+                                         * closed: its commands fail with -ETIMEDOUT.
+                                         * It runs only once connected: a connect
+                                         * that hangs is bounded by connect_timeout_ms
+                                         * alone (0 there: no bound but the
+                                         * kernel's) */
 } weft_redis_options;
 
 /* The output of a command: result 0 and a reply the receiver owns (free it
