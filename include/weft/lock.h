@@ -180,9 +180,11 @@ WEFT_API int weft_mutex_unlock(weft_mutex *m);
 /* Lock future. Output (*result): 0 with the mutex held by the caller;
  * -EINVAL (NULL). Cancel safety: dropping it while pending gives up its
  * place; if the mutex had already been handed to it, it is unlocked again
- * (passed to the next waiter), unless a weft_mutex_unlock() by someone
- * else has unlocked it meanwhile: then the drop unlocks nothing more, and
- * the mutex is never held twice. */
+ * (passed to the next waiter). If someone else unlocked it while it was
+ * handed to the future (a misuse: the future held it), the drop's unlock
+ * is still one unlock: of a mutex found unlocked it is discarded (the
+ * mutex never counts as free twice, so two try_locks cannot both take it
+ * from one unlocked state); of a mutex found held it unlocks that hold. */
 typedef struct weft_mutex_lock {
     /* private: may change in any release */
     weft_sem_acquire acq;
