@@ -6,77 +6,13 @@
  * write that leaves the stream intact. */
 #include "tls_test.h"
 
-typedef struct pair {
-    weft_runtime *rt;
-    weft_socket *l;
-    struct sockaddr_storage addr;
-    socklen_t len;
-    weft_tls_config *scfg, *ccfg;
-    size_t big;                      /* bytes each way in the large test */
-    size_t conns;
-    atomic_int flag;
-    atomic_size_t moved;
-    atomic_int moved_flag;           /* a second flag */
-    weft_tls *shared;                /* the stream two coroutines share */
-} pair;
-
-static void pair_init(pair *p, const char *salpn, const char *calpn)
-{
-    p->rt = tt_runtime();
-    tt_listen(p->rt, &p->l, &p->addr, &p->len);
-    p->scfg = tt_server_cfg("srv.pem", "srv.key", salpn);
-    p->ccfg = tt_client_cfg(calpn);
-}
-
-/* Run server(p) and client(p) as two coroutines; both must return 0. */
-static void pair_run(pair *p, weft_co_fn *server, weft_co_fn *client)
-{
-    weft_join *js, *jc;
-    int rs = -1, rc = -1;
-
-    ASSERT_OK(weft_go(p->rt, server, p, &js));
-    ASSERT_OK(weft_go(p->rt, client, p, &jc));
-    ASSERT_OK(weft_join_wait(jc, &rc));
-    ASSERT_OK(weft_join_wait(js, &rs));
-    weft_join_drop(js);
-    weft_join_drop(jc);
-    ASSERT_EQ(0, rc);
-    ASSERT_EQ(0, rs);
-    weft_socket_close(p->l);
-    weft_tls_config_free(p->scfg);
-    weft_tls_config_free(p->ccfg);
-    weft_runtime_free(p->rt);
-}
-
-static weft_tls *server_hs(pair *p)
-{
-    weft_tls *t;
-    weft_tls_options o = { .flags = WEFT_TLS_OWN_STREAM };
-
-    ASSERT_OK(weft_tls_new(&t, p->scfg, tt_accept(p->l), &o));
-    ASSERT_OK(weft_co_tls_handshake(t, TT_HS_MS));
-    return t;
-}
-
-static weft_tls *client_hs(pair *p)
-{
-    weft_tls *t;
-    weft_tls_options o = { .server_name = "localhost", .flags = WEFT_TLS_OWN_STREAM };
-    int r;
-
-    ASSERT_OK(weft_tls_new(&t, p->ccfg, tt_connect(&p->addr, p->len), &o));
-    r = weft_co_tls_handshake(t, TT_HS_MS);
-    if (r != 0)
-        harness_fail(__FILE__, __LINE__, "handshake: %s: %s", weft_strerror(r),
-                     weft_tls_error_text(t));
-    return t;
-}
+typedef tt_pair pair;
 
 /* ---- handshake, SNI, ALPN, close_notify ------------------------------------------ */
 static int hello_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
     char buf[16];
 
     ASSERT(weft_tls_alpn(t) != NULL);
@@ -99,7 +35,7 @@ static int hello_server(void *arg)
 static int hello_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     char buf[16];
 
     ASSERT_EQ(0, strcmp(weft_tls_alpn(t), "http/1.1"));
@@ -120,8 +56,8 @@ TEST(handshake_sni_alpn_close_notify)
 
     if (!tt_certs())
         return;
-    pair_init(&p, "h2,http/1.1", "spdy/1,http/1.1");
-    pair_run(&p, hello_server, hello_client);
+    tt_pair_init(&p, "h2,http/1.1", "spdy/1,http/1.1");
+    tt_pair_run(&p, hello_server, hello_client);
 }
 
 /* ---- large transfers both ways at once ------------------------------------------- */
@@ -189,7 +125,7 @@ static void both_ways(weft_tls *t, size_t n, uint32_t wseed, uint32_t rseed)
 static int big_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
 
     both_ways(t, p->big, 2, 1);
     weft_tls_free(t);
@@ -199,7 +135,7 @@ static int big_server(void *arg)
 static int big_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
 
     both_ways(t, p->big, 1, 2);
     weft_tls_free(t);
@@ -212,9 +148,9 @@ TEST(large_transfer_both_ways_at_once)
 
     if (!tt_certs())
         return;
-    pair_init(&p, NULL, NULL);
+    tt_pair_init(&p, NULL, NULL);
     p.big = harness_scale(16u << 20);
-    pair_run(&p, big_server, big_client);
+    tt_pair_run(&p, big_server, big_client);
 }
 
 /* ---- many connections ------------------------------------------------------------ */
@@ -267,7 +203,7 @@ typedef struct one {
 static int many_one(void *arg)
 {
     one *o = arg;
-    weft_tls *t = client_hs(o->p);
+    weft_tls *t = tt_client_hs(o->p);
     half w = { t, ECHO_BYTES, o->seed }, r = { t, ECHO_BYTES, o->seed };
     weft_join *j;
     int res = -1;
@@ -312,16 +248,16 @@ TEST(many_connections)
 
     if (!tt_certs())
         return;
-    pair_init(&p, NULL, NULL);
+    tt_pair_init(&p, NULL, NULL);
     p.conns = harness_scale(64);
-    pair_run(&p, many_server, many_client);
+    tt_pair_run(&p, many_server, many_client);
 }
 
 /* ---- truncation: EOF without close_notify ------------------------------------------ */
 static int trunc_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
 
     ASSERT_EQ(4, weft_co_tls_write(t, "data", 4));
     weft_tls_free(t);                /* closes the socket: FIN, no close_notify */
@@ -331,7 +267,7 @@ static int trunc_server(void *arg)
 static int trunc_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     char buf[16];
 
     tt_read_exact(t, buf, 4);
@@ -351,8 +287,8 @@ TEST(eof_without_close_notify_is_truncation)
 
     if (!tt_certs())
         return;
-    pair_init(&p, NULL, NULL);
-    pair_run(&p, trunc_server, trunc_client);
+    tt_pair_init(&p, NULL, NULL);
+    tt_pair_run(&p, trunc_server, trunc_client);
 }
 
 /* ---- usage rules: -ENOTCONN, -EBUSY, -EINVAL, freeing under a read ----------------- */
@@ -371,7 +307,7 @@ static int reader(void *arg)
 static int rules_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
     char c;
 
     /* wait for the client to be done with its checks, then answer */
@@ -433,8 +369,8 @@ TEST(usage_rules)
 
     if (!tt_certs())
         return;
-    pair_init(&p, NULL, NULL);
-    pair_run(&p, rules_server, rules_client);
+    tt_pair_init(&p, NULL, NULL);
+    tt_pair_run(&p, rules_server, rules_client);
 }
 
 static int freed_reader(void *arg)
@@ -453,7 +389,7 @@ static int freed_reader(void *arg)
 static int free_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
     char c;
 
     ASSERT(weft_co_tls_read(t, &c, 1) < 0);      /* the client goes without a word */
@@ -464,7 +400,7 @@ static int free_server(void *arg)
 static int free_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     weft_join *j;
     int r = 0;
 
@@ -486,8 +422,8 @@ TEST(free_while_a_read_is_pending)
 
     if (!tt_certs())
         return;
-    pair_init(&p, NULL, NULL);
-    pair_run(&p, free_server, free_client);
+    tt_pair_init(&p, NULL, NULL);
+    tt_pair_run(&p, free_server, free_client);
 }
 
 /* ---- a cancelled write leaves the stream intact ------------------------------------ */
@@ -496,7 +432,7 @@ TEST(free_while_a_read_is_pending)
 static int cw_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
     size_t moved;
     half h;
     char tail[4];
@@ -517,7 +453,7 @@ static int cw_server(void *arg)
 static int cw_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     unsigned char *buf = malloc(CANCEL_BIG);
     weft_tls_op f;
     size_t moved;
@@ -548,15 +484,15 @@ TEST(cancelled_write_keeps_the_stream_in_step)
 
     if (!tt_certs())
         return;
-    pair_init(&p, NULL, NULL);
-    pair_run(&p, cw_server, cw_client);
+    tt_pair_init(&p, NULL, NULL);
+    tt_pair_run(&p, cw_server, cw_client);
 }
 
 /* ---- shutdown while a read is pending, and the runtime going away ---------------- */
 static int sd_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
     char c;
 
     ASSERT_EQ(0, weft_co_tls_read(t, &c, 1));  /* the client's close_notify */
@@ -568,7 +504,7 @@ static int sd_server(void *arg)
 static int sd_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     weft_join *j;
     int r = -1;
 
@@ -589,8 +525,8 @@ TEST(shutdown_while_a_read_is_pending)
 
     if (!tt_certs())
         return;
-    pair_init(&p, NULL, NULL);
-    pair_run(&p, sd_server, sd_client);
+    tt_pair_init(&p, NULL, NULL);
+    tt_pair_run(&p, sd_server, sd_client);
 }
 
 /* A task owning a TLS stream with a read pending, cancelled when the
@@ -625,7 +561,7 @@ WEFT_DEFINE_FUTURE_VOID(owner, owner_poll, owner_drop);
 static int rt_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
     owner o = { .t = t, .pending = &p->flag };
 
     /* left waiting for a byte that never comes */
@@ -638,7 +574,7 @@ static int rt_server(void *arg)
 static int rt_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     owner o = { .t = t, .pending = &p->moved_flag };
 
     ASSERT_OK(weft_spawn_detached(weft_runtime_current(), &owner_future, &o));
@@ -653,9 +589,9 @@ TEST(runtime_freed_while_reads_are_pending)
 
     if (!tt_certs())
         return;
-    pair_init(&p, NULL, NULL);
+    tt_pair_init(&p, NULL, NULL);
     /* pair_run frees the runtime: both owners are cancelled there */
-    pair_run(&p, rt_server, rt_client);
+    tt_pair_run(&p, rt_server, rt_client);
 }
 
 /* ---- over other byte streams: a pipe each way, a Unix socket pair ------------------ */

@@ -14,65 +14,7 @@
 
 #include <poll.h>
 
-typedef struct pair {
-    weft_runtime *rt;
-    weft_socket *l;
-    struct sockaddr_storage addr;    /* where the client connects (maybe the relay) */
-    socklen_t len;
-    weft_tls_config *scfg, *ccfg;
-    atomic_int flag;
-} pair;
-
-static void pair_init(pair *p)
-{
-    p->rt = tt_runtime();
-    tt_listen(p->rt, &p->l, &p->addr, &p->len);
-    p->scfg = tt_server_cfg("srv.pem", "srv.key", NULL);
-    p->ccfg = tt_client_cfg(NULL);
-}
-
-static void pair_run(pair *p, weft_co_fn *server, weft_co_fn *client)
-{
-    weft_join *js, *jc;
-    int rs = -1, rc = -1;
-
-    ASSERT_OK(weft_go(p->rt, server, p, &js));
-    ASSERT_OK(weft_go(p->rt, client, p, &jc));
-    ASSERT_OK(weft_join_wait(jc, &rc));
-    ASSERT_OK(weft_join_wait(js, &rs));
-    weft_join_drop(js);
-    weft_join_drop(jc);
-    ASSERT_EQ(0, rc);
-    ASSERT_EQ(0, rs);
-    weft_socket_close(p->l);
-    weft_tls_config_free(p->scfg);
-    weft_tls_config_free(p->ccfg);
-    weft_runtime_free(p->rt);
-}
-
-static weft_tls *server_hs(pair *p)
-{
-    weft_tls *t;
-    weft_tls_options o = { .flags = WEFT_TLS_OWN_STREAM };
-
-    ASSERT_OK(weft_tls_new(&t, p->scfg, tt_accept(p->l), &o));
-    ASSERT_OK(weft_co_tls_handshake(t, TT_HS_MS));
-    return t;
-}
-
-static weft_tls *client_hs(pair *p)
-{
-    weft_tls *t;
-    weft_tls_options o = { .server_name = "localhost", .flags = WEFT_TLS_OWN_STREAM };
-    int r;
-
-    ASSERT_OK(weft_tls_new(&t, p->ccfg, tt_connect(&p->addr, p->len), &o));
-    r = weft_co_tls_handshake(t, TT_HS_MS);
-    if (r != 0)
-        harness_fail(__FILE__, __LINE__, "handshake: %s: %s", weft_strerror(r),
-                     weft_tls_error_text(t));
-    return t;
-}
+typedef tt_pair pair;
 
 /* ---- a relay that passes the server's bytes on 13 at a time ---------------------------- */
 typedef struct relay {
@@ -152,7 +94,7 @@ enum { TRICKLE_BYTES = 48 * 1024 };
 static int trickle_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
     unsigned char *buf = malloc(TRICKLE_BYTES);
     char c;
 
@@ -175,7 +117,7 @@ static int trickle_server(void *arg)
 static int trickle_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     unsigned char *got = malloc(TRICKLE_BYTES + 1);
     size_t have = 0;
     unsigned long drops = 0;
@@ -217,9 +159,9 @@ TEST(read_dropped_mid_record_loses_nothing)
 
     if (!tt_certs())
         return;
-    pair_init(&p);
+    tt_pair_init(&p, NULL, NULL);
     relay_start(&r, &p);
-    pair_run(&p, trickle_server, trickle_client);
+    tt_pair_run(&p, trickle_server, trickle_client);
     relay_stop(&r);
 }
 
@@ -227,7 +169,7 @@ TEST(read_dropped_mid_record_loses_nothing)
 static int half_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
     char buf[16];
 
     ASSERT_EQ(0, weft_co_tls_shutdown(t));            /* we are done writing */
@@ -244,7 +186,7 @@ static int half_server(void *arg)
 static int half_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     char buf[16];
 
     ASSERT_EQ(0, weft_co_tls_read(t, buf, sizeof(buf)));   /* the server's close_notify */
@@ -260,15 +202,15 @@ TEST(half_close_both_ways)
 
     if (!tt_certs())
         return;
-    pair_init(&p);
-    pair_run(&p, half_server, half_client);
+    tt_pair_init(&p, NULL, NULL);
+    tt_pair_run(&p, half_server, half_client);
 }
 
 /* ---- writing to a peer that is gone -------------------------------------------------------- */
 static int gone_server(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = server_hs(p);
+    weft_tls *t = tt_server_hs(p);
 
     ASSERT_EQ(0, weft_co_tls_shutdown(t));
     weft_tls_free(t);                                  /* closes the socket */
@@ -279,7 +221,7 @@ static int gone_server(void *arg)
 static int gone_client(void *arg)
 {
     pair *p = arg;
-    weft_tls *t = client_hs(p);
+    weft_tls *t = tt_client_hs(p);
     static char block[16384];
     char c;
     ssize_t r = 0;
@@ -312,8 +254,8 @@ TEST(write_after_the_peer_is_gone)
     if (!tt_certs())
         return;
     signal(SIGPIPE, SIG_DFL);                          /* a SIGPIPE would kill the test */
-    pair_init(&p);
-    pair_run(&p, gone_server, gone_client);
+    tt_pair_init(&p, NULL, NULL);
+    tt_pair_run(&p, gone_server, gone_client);
 }
 
 /* ---- no common version with OpenSSL's tools ------------------------------------------------ */

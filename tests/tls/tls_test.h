@@ -271,4 +271,74 @@ static TT_UNUSED void tt_wait_port(uint16_t port)
     harness_fail(__FILE__, __LINE__, "nothing listens on port %u", port);
 }
 
+/* ---- a weft server and a weft client on one runtime ----------------------------- */
+typedef struct tt_pair {
+    weft_runtime *rt;
+    weft_socket *l;
+    struct sockaddr_storage addr;    /* where the client connects (maybe a relay) */
+    socklen_t len;
+    weft_tls_config *scfg, *ccfg;
+    size_t big;                      /* bytes each way in a large test */
+    size_t conns;
+    atomic_int flag;
+    atomic_size_t moved;
+    atomic_int moved_flag;           /* a second flag */
+    weft_tls *shared;                /* a stream two coroutines share */
+} tt_pair;
+
+static TT_UNUSED void tt_pair_init(tt_pair *p, const char *salpn, const char *calpn)
+{
+    p->rt = tt_runtime();
+    tt_listen(p->rt, &p->l, &p->addr, &p->len);
+    p->scfg = tt_server_cfg("srv.pem", "srv.key", salpn);
+    p->ccfg = tt_client_cfg(calpn);
+}
+
+/* Run server(p) and client(p) as two coroutines; both must return 0. Then
+ * close the listener, free the configurations and the runtime. */
+static TT_UNUSED void tt_pair_run(tt_pair *p, weft_co_fn *server, weft_co_fn *client)
+{
+    weft_join *js, *jc;
+    int rs = -1, rc = -1;
+
+    ASSERT_OK(weft_go(p->rt, server, p, &js));
+    ASSERT_OK(weft_go(p->rt, client, p, &jc));
+    ASSERT_OK(weft_join_wait(jc, &rc));
+    ASSERT_OK(weft_join_wait(js, &rs));
+    weft_join_drop(js);
+    weft_join_drop(jc);
+    ASSERT_EQ(0, rc);
+    ASSERT_EQ(0, rs);
+    weft_socket_close(p->l);
+    weft_tls_config_free(p->scfg);
+    weft_tls_config_free(p->ccfg);
+    weft_runtime_free(p->rt);
+}
+
+/* From a coroutine: accept one connection and complete the server's handshake. */
+static TT_UNUSED weft_tls *tt_server_hs(tt_pair *p)
+{
+    weft_tls *t;
+    weft_tls_options o = { .flags = WEFT_TLS_OWN_STREAM };
+
+    ASSERT_OK(weft_tls_new(&t, p->scfg, tt_accept(p->l), &o));
+    ASSERT_OK(weft_co_tls_handshake(t, TT_HS_MS));
+    return t;
+}
+
+/* From a coroutine: connect to p->addr as "localhost" and handshake. */
+static TT_UNUSED weft_tls *tt_client_hs(tt_pair *p)
+{
+    weft_tls *t;
+    weft_tls_options o = { .server_name = "localhost", .flags = WEFT_TLS_OWN_STREAM };
+    int r;
+
+    ASSERT_OK(weft_tls_new(&t, p->ccfg, tt_connect(&p->addr, p->len), &o));
+    r = weft_co_tls_handshake(t, TT_HS_MS);
+    if (r != 0)
+        harness_fail(__FILE__, __LINE__, "handshake: %s: %s", weft_strerror(r),
+                     weft_tls_error_text(t));
+    return t;
+}
+
 #endif
