@@ -530,3 +530,79 @@ TEST(select_never_writes_losers_and_refusals_own_nothing)
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(1, drops[i]);
 }
+
+/* A drain with a deadline past the clock's range never times out (the sum
+ * saturates): it waits for every child, those spawned during the drain
+ * included, and answers 0 without cancelling the group. */
+typedef struct drainer {
+    weft_group *g;
+    weft_cancel *tok;
+    bool init;
+    weft_group_drain d;
+} drainer;
+
+static atomic_int drainer_polled;
+
+static weft_poll drainer_poll(drainer *s, weft_context *cx, void *out)
+{
+    int r;
+
+    if (!s->init) {
+        weft_group_drain_init(&s->d, s->g, UINT64_MAX);
+        s->init = true;
+    }
+    if (weft_group_drain_poll(&s->d, cx, &r) == WEFT_PENDING) {
+        atomic_store(&drainer_polled, 1);
+        return WEFT_PENDING;
+    }
+    memcpy(out, &r, sizeof(int));
+    return WEFT_READY;
+}
+
+static void drainer_drop(drainer *s)
+{
+    if (s->init)
+        weft_group_drain_drop(&s->d);
+}
+WEFT_DEFINE_FUTURE_STATIC_(drainer, drainer_poll, drainer_drop, sizeof(int), _Alignof(int));
+
+static atomic_int late_drops;
+
+static void *spawn_then_cancel(void *p)
+{
+    drainer *s = p;
+
+    ST_WAIT_UNTIL(atomic_load(&drainer_polled));
+    ASSERT_OK(weft_group_spawn(s->g, &sleeper_future,
+                               &(sleeper){ .tok = s->tok, .drops = &late_drops }));
+    ASSERT_OK(weft_group_spawn(s->g, &quick_future, &(quick){ 0 }));
+    weft_cancel_cancel(s->tok);                /* the children end on their own */
+    return NULL;
+}
+
+TEST(drain_with_an_endless_deadline_waits_for_late_children)
+{
+    weft_runtime *rt = st_runtime(2);
+    weft_cancel *tok;
+    weft_group *g;
+    drainer s = { 0 };
+    pthread_t th;
+    int res = 1;
+
+    ASSERT_OK(weft_cancel_new(&tok));
+    ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+    ASSERT_OK(weft_group_spawn(g, &sleeper_future, &(sleeper){ .tok = tok, .drops = &late_drops }));
+    s.g = g;
+    s.tok = tok;
+    ASSERT_EQ(0, pthread_create(&th, NULL, spawn_then_cancel, &s));
+    ASSERT_OK(weft_block_on(rt, &drainer_future, &s, &res));
+    pthread_join(th, NULL);
+    ASSERT_EQ(0, res);
+    ASSERT_EQ(0, weft_group_live(g));
+    ASSERT_EQ(2, atomic_load(&late_drops));
+    ASSERT(!weft_group_is_cancelled(g));
+    ASSERT_EQ(0, wait_group(rt, g));           /* they completed: no cancel seen */
+    ASSERT_OK(weft_group_free(g));
+    weft_cancel_drop(tok);
+    weft_runtime_free(rt);
+}
