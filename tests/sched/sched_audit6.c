@@ -340,3 +340,171 @@ TEST(runtime_freed_from_its_own_blocking_pool_job)
     /* the pool thread leaves on its own; give it the chance before exit */
     ST_WAIT_UNTIL(harness_count_threads("weft-b") == 0);
 }
+
+/* Two threads shut one runtime down at once while its tasks wait: both get
+ * 0, and when either returns every task's drop has run exactly once. */
+static atomic_int many_drops;
+
+typedef struct waitless {
+    bool parked;
+    weft_waker w;                              /* kept, never woken */
+} waitless;
+
+static weft_poll waitless_poll(waitless *f, weft_context *cx, void *out)
+{
+    (void)out;
+    if (!f->parked) {
+        f->w = weft_waker_clone(weft_context_waker(cx));
+        f->parked = true;
+    }
+    return WEFT_PENDING;
+}
+
+static void waitless_drop(waitless *f)
+{
+    if (f->parked)
+        weft_waker_drop(&f->w);
+    f->parked = false;
+    atomic_fetch_add(&many_drops, 1);
+}
+WEFT_DEFINE_FUTURE_STATIC(waitless, waitless_poll, waitless_drop, int);
+
+typedef struct shutter {
+    weft_runtime *rt;
+    atomic_int *go;
+    int res, drops_seen;
+} shutter;
+
+static void *shut_now(void *p)
+{
+    shutter *s = p;
+
+    while (!atomic_load(s->go))
+        sched_yield();
+    s->res = weft_runtime_shutdown(s->rt);
+    s->drops_seen = atomic_load(&many_drops);
+    return NULL;
+}
+
+TEST(concurrent_shutdowns_both_return_after_every_drop)
+{
+    int rounds = (int)harness_scale(20);
+
+    for (int round = 0; round < rounds; round++) {
+        weft_runtime *rt = new_rt(&(weft_runtime_options){ .workers = 2 });
+        atomic_int go = 0;
+        shutter s[2] = { { rt, &go, 1, 0 }, { rt, &go, 1, 0 } };
+        pthread_t th[2];
+
+        atomic_store(&many_drops, 0);
+        for (int i = 0; i < 50; i++)
+            ASSERT_OK(weft_spawn_detached(rt, &waitless_future, &(waitless){ 0 }));
+        for (int i = 0; i < 2; i++)
+            ASSERT_EQ(0, pthread_create(&th[i], NULL, shut_now, &s[i]));
+        atomic_store(&go, 1);
+        for (int i = 0; i < 2; i++) {
+            pthread_join(th[i], NULL);
+            ASSERT_EQ(0, s[i].res);
+            ASSERT_EQ(50, s[i].drops_seen);
+        }
+        ASSERT_EQ(0u, weft_runtime_active_tasks(rt));
+        ASSERT_EQ(0u, weft_runtime_active_tasks(NULL));
+        weft_runtime_free(rt);
+        ASSERT_EQ(50, atomic_load(&many_drops));
+    }
+}
+
+/* Two threads in weft_block_on() of one current-thread runtime: the second
+ * waits for the first to leave (the first may run its root meanwhile); both
+ * get their own root's output. */
+typedef struct tokwait {
+    weft_cancel *tok;
+    int val;
+    bool init;
+    weft_cancel_wait w;
+} tokwait;
+
+static atomic_int tokwait_polled;
+
+static weft_poll tokwait_poll(tokwait *t, weft_context *cx, void *out)
+{
+    int r;
+
+    if (!t->init) {
+        weft_cancel_wait_init(&t->w, t->tok);
+        t->init = true;
+    }
+    atomic_store(&tokwait_polled, 1);
+    if (weft_cancel_wait_poll(&t->w, cx, &r) == WEFT_PENDING)
+        return WEFT_PENDING;
+    memcpy(out, &t->val, sizeof(int));
+    return WEFT_READY;
+}
+
+static void tokwait_drop(tokwait *t)
+{
+    if (t->init)
+        weft_cancel_wait_drop(&t->w);
+    t->init = false;
+}
+WEFT_DEFINE_FUTURE_STATIC(tokwait, tokwait_poll, tokwait_drop, int);
+
+typedef struct second {
+    weft_runtime *rt;
+    atomic_int started;
+    int res, out;
+} second;
+
+static int seven(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+static void *second_block_on(void *p)
+{
+    second *s = p;
+
+    atomic_store(&s->started, 1);
+    s->res = weft_block_on(s->rt, &probe_future, &(probe){ seven, NULL }, &s->out);
+    return NULL;
+}
+
+typedef struct first {
+    tokwait t;
+    weft_runtime *rt;
+    int out;
+} first;
+
+static void *first_block_on(void *p)
+{
+    first *f = p;
+
+    ASSERT_OK(weft_block_on(f->rt, &tokwait_future, &f->t, &f->out));
+    return NULL;
+}
+
+TEST(two_threads_block_on_one_current_thread_runtime)
+{
+    weft_runtime *ct = new_rt(&(weft_runtime_options){ .flavor = WEFT_CURRENT_THREAD });
+    first a = { .rt = ct };
+    second b = { .rt = ct, .res = 1 };
+    pthread_t ta, tb;
+
+    ASSERT_OK(weft_cancel_new(&a.t.tok));
+    a.t.val = 3;
+    ASSERT_EQ(0, pthread_create(&ta, NULL, first_block_on, &a));
+    ST_WAIT_UNTIL(atomic_load(&tokwait_polled));
+    ASSERT_EQ(0, pthread_create(&tb, NULL, second_block_on, &b));
+    ST_WAIT_UNTIL(atomic_load(&b.started));
+    for (int i = 0; i < 1000; i++)
+        sched_yield();                         /* let b reach its wait (or not) */
+    weft_cancel_cancel(a.t.tok);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    ASSERT_EQ(3, a.out);
+    ASSERT_EQ(0, b.res);
+    ASSERT_EQ(7, b.out);
+    weft_cancel_drop(a.t.tok);
+    weft_runtime_free(ct);
+}
