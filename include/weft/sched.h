@@ -178,7 +178,8 @@ WEFT_API int weft_worker_index(void);
  * reactor could not be made; a later call tries again). Thread: any. */
 WEFT_API int weft_runtime_io_backend(weft_runtime *rt, int *fallback);
 
-/* Number of tasks spawned and not yet completed (a snapshot). */
+/* Number of tasks spawned and not yet completed (a snapshot; 0 for NULL).
+ * Thread: any, while the runtime exists. */
 WEFT_API size_t weft_runtime_active_tasks(const weft_runtime *rt);
 
 /* ---- Metrics ---------------------------------------------------------------

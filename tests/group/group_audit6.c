@@ -606,3 +606,57 @@ TEST(drain_with_an_endless_deadline_waits_for_late_children)
     weft_cancel_drop(tok);
     weft_runtime_free(rt);
 }
+
+/* weft_group_cancel() from one thread races weft_runtime_shutdown() from
+ * another: each child's drop runs exactly once, a wait then says
+ * -ECANCELED, and weft_group_free() returns at once. */
+static atomic_int both_drops, both_go;
+
+static void *cancel_on_go(void *p)
+{
+    while (!atomic_load(&both_go))
+        sched_yield();
+    weft_group_cancel(p);
+    return NULL;
+}
+
+static void *shutdown_on_go(void *p)
+{
+    while (!atomic_load(&both_go))
+        sched_yield();
+    ASSERT_OK(weft_runtime_shutdown(p));
+    return NULL;
+}
+
+TEST(group_cancel_races_runtime_shutdown)
+{
+    int rounds = (int)harness_scale(20);
+
+    for (int round = 0; round < rounds; round++) {
+        weft_runtime *rt = st_runtime(2);
+        weft_cancel *never;
+        weft_group *g;
+        pthread_t a, b;
+
+        ASSERT_OK(weft_cancel_new(&never));
+        ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+        atomic_store(&both_drops, 0);
+        atomic_store(&both_go, 0);
+        for (int i = 0; i < 64; i++)
+            ASSERT_OK(weft_group_spawn(g, &sleeper_future,
+                                       &(sleeper){ .tok = never, .drops = &both_drops }));
+        ASSERT_EQ(0, pthread_create(&a, NULL, cancel_on_go, g));
+        ASSERT_EQ(0, pthread_create(&b, NULL, shutdown_on_go, rt));
+        atomic_store(&both_go, 1);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        ASSERT_EQ(0, weft_group_live(g));
+        ASSERT_EQ(64, atomic_load(&both_drops));
+        ASSERT_EQ(-ECANCELED, weft_group_join(g));
+        ASSERT_EQ(-ECANCELED, weft_group_spawn(g, &quick_future, &(quick){ 0 }));
+        ASSERT_OK(weft_group_free(g));
+        ASSERT_EQ(64, atomic_load(&both_drops));
+        weft_cancel_drop(never);
+        weft_runtime_free(rt);
+    }
+}
