@@ -660,3 +660,37 @@ TEST(group_cancel_races_runtime_shutdown)
         weft_runtime_free(rt);
     }
 }
+
+/* A parent lives while it has children: the root's holder drops it, the
+ * grandchild still sees a cancel made through a clone of the middle token,
+ * and the last drop (the grandchild's) frees the whole chain (ASan: no
+ * leak). Cancelling a child touches neither parent nor sibling. */
+TEST(cancel_parent_outlives_its_holder_through_its_children)
+{
+    weft_cancel *root, *mid, *kid, *sib, *mid2;
+
+    ASSERT_OK(weft_cancel_new(&root));
+    ASSERT_OK(weft_cancel_child(root, &mid));
+    ASSERT_OK(weft_cancel_child(mid, &kid));
+    ASSERT_OK(weft_cancel_child(mid, &sib));
+    ASSERT(weft_cancel_clone(NULL) == NULL);
+    mid2 = weft_cancel_clone(mid);
+    ASSERT(mid2 == mid);
+    weft_cancel_drop(root);
+    weft_cancel_drop(mid);
+    weft_cancel_cancel(sib);
+    ASSERT(weft_cancel_is_cancelled(sib));
+    ASSERT(!weft_cancel_is_cancelled(kid));
+    ASSERT(!weft_cancel_is_cancelled(mid2));
+    weft_cancel_cancel(mid2);
+    ASSERT(weft_cancel_is_cancelled(kid));
+    weft_cancel_drop(sib);
+    weft_cancel_drop(mid2);
+    ASSERT(weft_cancel_is_cancelled(kid));
+    weft_cancel_drop(kid);
+    weft_cancel_drop(NULL);
+    weft_cancel_cancel(NULL);
+    ASSERT(!weft_cancel_is_cancelled(NULL));
+    ASSERT_EQ(-EINVAL, weft_cancel_child(NULL, &kid));
+    ASSERT_EQ(-EINVAL, weft_cancel_new(NULL));
+}
