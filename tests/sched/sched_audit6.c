@@ -287,7 +287,7 @@ TEST(spawn_type_limits)
  * waiting for that job (its caller), which then returns and leaves; a task
  * still pending is cancelled, its drop run once. Nothing leaks (ASan). On
  * the pool thread the worker lookups answer -1 / NULL. */
-static atomic_int job_done, pend_drops, pend_started, job_lookups_bad;
+static atomic_int job_done, pend_drops, pend_started, job_lookups_bad, spawn_returned;
 
 typedef struct pend {
     weft_runtime *rt;
@@ -303,6 +303,10 @@ static void *free_job(void *arg)
     if (weft_worker_index() != -1 || weft_worker_name() != NULL || weft_runtime_current() != NULL)
         atomic_store(&job_lookups_bad, 1);
     ST_WAIT_UNTIL(atomic_load(&pend_started));
+    /* the main thread's weft_spawn_detached() may still be touching rt
+     * after the task ran (its wake-up of a worker): free only once it
+     * returned, as any free must wait for every other call on the runtime */
+    ST_WAIT_UNTIL(atomic_load(&spawn_returned));
     weft_runtime_free(rt);
     atomic_store(&job_done, 1);
     return NULL;
@@ -334,6 +338,7 @@ TEST(runtime_freed_from_its_own_blocking_pool_job)
     weft_runtime *rt = new_rt(&(weft_runtime_options){ .workers = 2 });
 
     ASSERT_OK(weft_spawn_detached(rt, &pend_future, &(pend){ .rt = rt }));
+    atomic_store(&spawn_returned, 1);
     ST_WAIT_UNTIL(atomic_load(&job_done));
     ASSERT_EQ(1, atomic_load(&pend_drops));
     ASSERT_EQ(0, atomic_load(&job_lookups_bad));
