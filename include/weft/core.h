@@ -232,7 +232,17 @@ static inline const weft_waker *weft_context_waker(const weft_context *cx)
  * with live children, weft_group_join()) return -EINVAL there. At shutdown
  * they work, also for siblings of the same runtime not dropped yet (see
  * weft_runtime_shutdown() in weft/sched.h). A drop may always spawn (it
- * gets -ESHUTDOWN at shutdown), wake, abort, drop handles and futures. */
+ * gets -ESHUTDOWN at shutdown), wake, abort, drop handles and futures.
+ *
+ * A descriptor is borrowed, never copied: a task (weft_spawn(),
+ * weft_block_on(), weft_group_spawn(), ...) keeps a pointer to it and reads
+ * it until the task's memory is released, which may be after the task
+ * completed, after weft_block_on() returned, up to the release of the last
+ * join handle or waker of the task, or weft_runtime_free(). Keep it alive
+ * and unchanged that long: a static const descriptor (what
+ * WEFT_DEFINE_FUTURE makes) always is; one built on the stack or edited
+ * between spawns is not (the task's memory would be freed by the edited
+ * size and alignment). */
 typedef struct weft_future_type {
     weft_poll (*poll)(void *self, weft_context *cx, void *out);
     void (*drop)(void *self);

@@ -96,7 +96,9 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
  * -EINVAL for a NULL argument or an invalid type (zero or absurd size,
  * alignment not a power of two or above 4096, NULL poll); -ENOMEM;
  * -ESHUTDOWN after weft_runtime_shutdown(). On failure the future is not
- * dropped (it was never moved into weft). Thread: any, workers included. */
+ * dropped (it was never moved into weft). `type` is borrowed for the task's
+ * whole life, past its completion (weft/core.h: keep the descriptor alive
+ * and unchanged). Thread: any, workers included. */
 WEFT_API int weft_spawn(weft_runtime *rt, const weft_future_type *type,
                         const void *init, weft_join **join);
 
@@ -176,7 +178,8 @@ WEFT_API int weft_worker_index(void);
  * reactor could not be made; a later call tries again). Thread: any. */
 WEFT_API int weft_runtime_io_backend(weft_runtime *rt, int *fallback);
 
-/* Number of tasks spawned and not yet completed (a snapshot). */
+/* Number of tasks spawned and not yet completed (a snapshot; 0 for NULL).
+ * Thread: any, while the runtime exists. */
 WEFT_API size_t weft_runtime_active_tasks(const weft_runtime *rt);
 
 /* ---- Metrics ---------------------------------------------------------------
