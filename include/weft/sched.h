@@ -152,7 +152,11 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
 
 /* Shut down (if not done yet) and release the runtime. Memory that wakers
  * or join handles still held elsewhere refer to is released when the last of
- * them is dropped. NULL is ignored. Thread: as weft_runtime_shutdown(). */
+ * them is dropped. NULL is ignored. Thread: as weft_runtime_shutdown(); on a
+ * thread where that returns -EINVAL (one of this runtime's own workers, or
+ * a current-thread runtime's thread while it runs the runtime: from a task
+ * or callback) it does nothing at all: the runtime keeps running and must
+ * be freed from elsewhere. */
 WEFT_API void weft_runtime_free(weft_runtime *rt);
 
 /* The runtime whose task is running on this thread, or NULL. */
