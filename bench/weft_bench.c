@@ -527,6 +527,16 @@ int main(int argc, char **argv)
                             &(root){ .w = w, .n = n, .wchans = wchans,
                                      .tasks = tasks, .mutex = mutex }, &ns);
     }
+    /* WEFT_BENCH_METRICS=1: the scheduler's counters after the run, on
+     * stderr (how often workers stole, overflowed, parked) */
+    if (getenv("WEFT_BENCH_METRICS") && atoi(getenv("WEFT_BENCH_METRICS")) > 0) {
+        weft_metrics m = { .size = sizeof(m) };
+
+        if (weft_runtime_metrics(rt, &m) == 0)
+            fprintf(stderr, "METRICS polls %llu lifo_polls %llu steals %llu overflows %llu "
+                    "parks %llu budget_yields %llu\n", m.polls, m.lifo_polls, m.steals,
+                    m.overflows, m.parks, m.budget_yields);
+    }
     weft_runtime_free(rt);
     if (err < 0) {
         fprintf(stderr, "weft_block_on: %s\n", weft_strerror(err));

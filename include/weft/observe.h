@@ -133,12 +133,14 @@ typedef struct weft_metrics {
     unsigned long long polls;           /* task runs: polls, and the runs that
                                          * only drop an aborted task */
     unsigned long long steals;
-    unsigned long long overflows;       /* half-queue moves to the inject queue */
+    unsigned long long overflows;       /* half-queue moves to the worker's spill
+                                         * list (a full local queue's overflow) */
     unsigned long long parks;           /* times a worker went to sleep */
     unsigned long long budget_yields;   /* polls cut short by the coop budget */
     unsigned long long lifo_polls;
-    unsigned long long local_queue_depth;  /* now, summed */
-    unsigned long long inject_queue_depth; /* now */
+    unsigned long long local_queue_depth;  /* now, summed (spill lists included) */
+    unsigned long long inject_queue_depth; /* now: wakes and spawns from other
+                                         * threads */
     /* while poll timing is on (weft_runtime_set_poll_timing()); else 0 */
     unsigned long long poll_time_ns;    /* total time inside polls */
     unsigned long long poll_time_hist[WEFT_HIST_BUCKETS];   /* one per timed

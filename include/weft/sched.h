@@ -192,12 +192,14 @@ WEFT_API size_t weft_runtime_active_tasks(const weft_runtime *rt);
 typedef struct weft_worker_metrics {
     unsigned long long polls;           /* task polls (cancellations included) */
     unsigned long long steals;          /* successful steals from other workers */
-    unsigned long long overflows;       /* half-queue moves to the inject queue */
+    unsigned long long overflows;       /* half-queue moves to the worker's spill
+                                         * list (a full local queue's overflow) */
     unsigned long long parks;           /* times the worker went to sleep */
     unsigned long long forced_yields;   /* polls cut short by the coop budget */
     unsigned long long lifo_polls;      /* polls of a task taken from the LIFO slot */
     unsigned long long stranded_taken;  /* LIFO tasks taken from a stuck worker */
-    unsigned long long local_queue_depth; /* tasks in the local queue now */
+    unsigned long long local_queue_depth; /* tasks in the local queue and its
+                                           * spill list now */
 } weft_worker_metrics;
 
 /* Number of worker slots (1 for the current-thread flavour); 0 for NULL. */

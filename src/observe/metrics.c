@@ -63,7 +63,8 @@ WEFT_API int weft_runtime_metrics(weft_runtime *rt, weft_metrics *m)
         v.parks += rd(&w->parks);
         v.budget_yields += rd(&w->env.forced_yields);
         v.lifo_polls += rd(&w->lifo_polls);
-        v.local_queue_depth += lq_len(&w->q);
+        v.local_queue_depth += lq_len(&w->q) +
+                               atomic_load_explicit(&w->spill.len, memory_order_relaxed);
         v.poll_time_ns += rd(&w->env.poll_time_ns);
         for (unsigned b = 0; b < WEFT_HIST_BUCKETS; b++)
             v.poll_time_hist[b] += rd(&w->env.poll_hist[b]);
@@ -193,9 +194,9 @@ WEFT_API int weft_metrics_prometheus(const weft_metrics *m, char *buf, size_t le
     metric(&o, "weft_budget_yields_total", "counter", "Polls cut short by the coop budget.",
            m->budget_yields);
     metric(&o, "weft_lifo_polls_total", "counter", "Polls of a LIFO-slot task.", m->lifo_polls);
-    metric(&o, "weft_local_queue_depth", "gauge", "Tasks in the workers' local queues.",
+    metric(&o, "weft_local_queue_depth", "gauge", "Tasks in the workers' local queues and spill lists.",
            m->local_queue_depth);
-    metric(&o, "weft_inject_queue_depth", "gauge", "Tasks in the inject queue.",
+    metric(&o, "weft_inject_queue_depth", "gauge", "Tasks in the inject queue (from other threads).",
            m->inject_queue_depth);
     hist_ns(&o, "weft_poll_duration_seconds", "Time inside one task poll.", m->poll_time_hist,
             m->poll_time_ns);

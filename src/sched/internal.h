@@ -18,12 +18,16 @@
  *      MAX_LIFO_POLLS slot tasks run in a row, and never past the
  *      GLOBAL_INTERVAL-th poll; then the slot's task goes to the back of
  *      the local queue, so a ping-pong pair cannot starve it.
- *   2. every GLOBAL_INTERVAL-th poll, one task from the inject queue first
- *      (fairness for tasks woken from outside);
- *   3. its local queue (queue.h): bounded, stealable, FIFO;
- *   4. the inject queue (spinlock): wakes and spawns from other threads, and
- *      the overflow of full local queues, moved half a queue at a time;
- *   5. searching: steal half of another worker's local queue;
+ *   2. every GLOBAL_INTERVAL-th poll, one task from the inject queue, then
+ *      one from the spill list, first (fairness for tasks woken from
+ *      outside, and for spilled ones);
+ *   3. its local queue (queue.h): bounded, stealable, FIFO; when full, half
+ *      of it moves to the worker's spill list (schedule.c), which the
+ *      periodic look serves one task at a time, and refills the queue
+ *      when it runs dry;
+ *   4. the inject queue (spinlock): wakes and spawns from other threads;
+ *   5. searching: steal half of another worker's local queue (or of its
+ *      spill list);
  *   6. a short look (one spinner at a time, 50 us at most by the clock,
  *      firing due timers), then park. One parked worker,
  *      the watcher, naps instead of sleeping while others work, and takes a
@@ -36,6 +40,8 @@
  *
  * Locks (never two at once, never held while a future runs):
  *   inject.lock   the inject queue (a spinlock: a few pointer moves)
+ *   w->spill.lock one worker's spill list (a spinlock: a few pointer moves,
+ *                 or a walk of half a local queue at most)
  *   idle.lock     the list of sleeping workers
  *   w->park_lock  one worker's wake-up flag
  *   shard->lock   one shard of the books (every live cell)
@@ -163,6 +169,15 @@ struct worker {
     size_t block_bytes;
     pthread_t thread;
     char name[16];
+    /* The spill list (schedule.c, "Spill lists"): what overflowed the
+     * local queue, oldest first, linked through ->next. The owner pushes
+     * and pops; a searching worker steals from its front. A line of its
+     * own: thieves take the lock. */
+    struct {
+        _Alignas(64) struct spinlock lock;
+        struct weft__task *head, *tail;   /* ->lock */
+        _Atomic size_t len;           /* written under ->lock; read as a hint */
+    } spill;
     _Alignas(64) pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
     bool notified;                    /* ->park_lock */
@@ -328,6 +343,14 @@ static inline struct weft_runtime *shard_rt(void *s)
 void weft__sched_destroy(struct weft_runtime *rt);
 
 /* schedule.c */
+struct weft__task *weft__sched_spill_pop(struct worker *v, size_t max, struct weft__task **rest,
+                                         size_t *nrest);
+struct weft__task *weft__sched_spill_drain(struct worker *w);
+static inline bool weft__sched_spill_empty(struct worker *v)
+{
+    /* relaxed: a hint; the lock decides (see "Spill lists", schedule.c) */
+    return atomic_load_explicit(&v->spill.len, memory_order_relaxed) == 0;
+}
 struct weft__task *weft__sched_inject_pop(struct weft_runtime *rt, size_t max,
                                           struct weft__task **rest, size_t *nrest, bool *left);
 void weft__sched_push_local(struct worker *w, struct weft__task *t);

@@ -107,7 +107,8 @@ WEFT_API int weft_runtime_worker_metrics(const weft_runtime *rt, unsigned worker
     out->forced_yields = atomic_load_explicit(&w->env.forced_yields, memory_order_relaxed);
     out->lifo_polls = atomic_load_explicit(&w->lifo_polls, memory_order_relaxed);
     out->stranded_taken = atomic_load_explicit(&w->stranded_taken, memory_order_relaxed);
-    out->local_queue_depth = lq_len(&w->q);
+    out->local_queue_depth = lq_len(&w->q) +
+                             atomic_load_explicit(&w->spill.len, memory_order_relaxed);
     return 0;
 }
 

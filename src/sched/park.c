@@ -86,13 +86,14 @@ bool weft__sched_end_search(struct worker *w)
     return prev == 1;
 }
 
-/* Tasks in a run queue (not counting LIFO slots: their owner runs them). */
+/* Tasks in a run queue or a spill list (not counting LIFO slots: their
+ * owner runs them). */
 bool weft__sched_work_anywhere(struct weft_runtime *rt)
 {
     if (atomic_load_explicit(&rt->inject.len, memory_order_relaxed))
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++)
-        if (lq_len(&rt->workers[i].q))
+        if (lq_len(&rt->workers[i].q) || !weft__sched_spill_empty(&rt->workers[i]))
             return true;
     return false;
 }

@@ -190,6 +190,8 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
 
         lq_init(&w->q);
         atomic_init(&w->lifo, NULL);
+        atomic_flag_clear(&w->spill.lock.f);
+        atomic_init(&w->spill.len, 0);
         weft__time_init(&w->time, weft__sched_time_kick, rt);
         weft__task_env_init(&w->env);
         w->env.time = &w->time;

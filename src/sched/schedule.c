@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Where a runnable task goes: the LIFO slot, the local queue, the inject
- * queue (wakes from other threads and the overflow of full local queues). */
+/* Where a runnable task goes: the LIFO slot, the local queue and its spill
+ * list (the overflow of a full local queue), the inject queue (wakes and
+ * spawns from other threads). */
 #include "sched/internal.h"
 #include "sched/trace.h"
 
@@ -133,9 +134,110 @@ static void notify_local(struct weft_runtime *rt)
     weft__sched_notify_one(rt);
 }
 
+/* ---- Spill lists ----------------------------------------------------------------
+ * A local queue that is full moves its older half, with the task being
+ * pushed, to the back of its worker's spill list (w->spill), not to the
+ * shared inject queue: the tasks stay with the worker whose cache holds
+ * them (their cells, and whatever they touch: W4's pairs and channels),
+ * and the workers do not take turns on one lock. They used to go to the
+ * inject queue, where the other worker's periodic look (one task every
+ * GLOBAL_INTERVAL polls, which in W4 always found the queue non-empty)
+ * took half of them: a quarter of W4's LIFO chains started with a pair
+ * whose lines were in the other core's cache.
+ *
+ * Who takes what out (worker.c):
+ *   - the owner, at every periodic look, one task after the inject
+ *     queue's one: a spilled task waits at most as it did in the inject
+ *     queue, however full the local queue stays (1,000 yielders on one
+ *     worker keep it full for ever);
+ *   - the owner, when its local queue is empty: a batch (half a queue at
+ *     most) moved into the local queue, before the inject queue;
+ *   - a searching worker, from each victim whose local queue had nothing
+ *     to steal: half the list (half a queue at most): a worker stuck in a
+ *     long poll does not hold its spilled tasks back (as before, when they
+ *     were in the inject queue);
+ *   - shutdown, with no worker running: all of it (dropped).
+ * Invariants: every task in the list holds its queue entry's reference
+ * (as in any run queue); the list, head, tail and len change only under
+ * ->lock, whose release/acquire carries a task's last poll (a yield entry
+ * owns the future) to its popper; len is a hint outside the lock, exact
+ * under it. A spill wakes nobody but through notify_local() (a worker
+ * asleep that misses it costs parallelism, never the task: the owner is
+ * awake, and it never parks with a non-empty list: weft__sched_park()
+ * counts the lists as work). */
+static void spill_push(struct worker *w, struct weft__task *first, struct weft__task *last,
+                       size_t n)
+{
+    last->next = NULL;
+    spin_lock(&w->spill.lock);
+    if (w->spill.tail)
+        w->spill.tail->next = first;
+    else
+        w->spill.head = first;
+    w->spill.tail = last;
+    /* relaxed: under the lock; readers outside it take it as a hint */
+    atomic_store_explicit(&w->spill.len,
+                          atomic_load_explicit(&w->spill.len, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    spin_unlock(&w->spill.lock);
+    notify_local(w->rt);
+}
+
+/* Take up to `max` (>= 1) tasks from the front of v's spill list (v: this
+ * worker's, or a victim's): returns the first (NULL: empty), links the
+ * rest into *rest (*nrest of them, NULL-terminated). The walk to the
+ * batch's end is made under the lock: at most half a local queue, and
+ * only the owner and a rare thief ever wait for it. */
+struct weft__task *weft__sched_spill_pop(struct worker *v, size_t max, struct weft__task **rest,
+                                         size_t *nrest)
+{
+    struct weft__task *first, *t;
+    size_t n = 1, len;
+
+    *rest = NULL;
+    *nrest = 0;
+    if (weft__sched_spill_empty(v))
+        return NULL;
+    spin_lock(&v->spill.lock);
+    first = v->spill.head;
+    if (first == NULL) {
+        spin_unlock(&v->spill.lock);
+        return NULL;
+    }
+    t = first;
+    while (n < max && t->next) {
+        t = t->next;
+        n++;
+    }
+    v->spill.head = t->next;
+    if (v->spill.head == NULL)
+        v->spill.tail = NULL;
+    len = atomic_load_explicit(&v->spill.len, memory_order_relaxed);
+    atomic_store_explicit(&v->spill.len, len - n, memory_order_relaxed);   /* as above */
+    spin_unlock(&v->spill.lock);
+    t->next = NULL;
+    *rest = first->next;
+    *nrest = n - 1;
+    first->next = NULL;
+    return first;
+}
+
+/* Shutdown, with no worker running: the whole list (linked by ->next). */
+struct weft__task *weft__sched_spill_drain(struct worker *w)
+{
+    struct weft__task *t;
+
+    spin_lock(&w->spill.lock);
+    t = w->spill.head;
+    w->spill.head = w->spill.tail = NULL;
+    atomic_store_explicit(&w->spill.len, 0, memory_order_relaxed);
+    spin_unlock(&w->spill.lock);
+    return t;
+}
+
 /* ---- Scheduling -------------------------------------------------------------------- */
 /* Owner: push to the back of the local queue; when it is full, move half of
- * it (and t) to the inject queue in one batch. */
+ * it (and t) to the spill list in one batch. */
 void weft__sched_push_local(struct worker *w, struct weft__task *t)
 {
     struct weft__task *first, *last;
@@ -145,24 +247,12 @@ void weft__sched_push_local(struct worker *w, struct weft__task *t)
             return;
         if (lq_claim_half(&w->q, &first, &last)) {
             last->next = t;
-            t->next = NULL;           /* the chain ends here even if the push fails */
             counter_add(&w->overflows, 1);
-            /* no notify: this worker is awake and comes back to the
-             * inject queue itself; pop_inject() notifies if it leaves some */
-            if (inject_push(w->rt, first, t, LQ_CAP / 2 + 1) < 0) {
-                /* closed: shutdown drops queue references; do it here */
-                while (first) {
-                    struct weft__task *next = first->next;
-
-                    weft__task_drop_entry(first);
-                    first = next;
-                }
-            }
+            spill_push(w, first, t, LQ_CAP / 2 + 1);
             return;
         }
         /* a stealer is at work: it will make room */
-        if (inject_push(w->rt, t, t, 1) < 0)
-            weft__task_drop_entry(t);
+        spill_push(w, t, t, 1);
         return;
     }
 }

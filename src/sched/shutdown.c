@@ -121,6 +121,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
             weft__task_drop_entry(t);
         while ((t = lq_pop(&w->q)) != NULL)
             weft__task_drop_entry(t);    /* a yield entry ends its poll first */
+        drop_chain(weft__sched_spill_drain(w));
     }
     /* ...then cancel every unfinished task. Claimed tasks are RUNNING, so no
      * waker can queue them: their queue link is free to chain them here. */

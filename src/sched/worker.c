@@ -27,7 +27,7 @@ static bool begin_search(struct worker *w)
 }
 
 /* ---- Finding work ------------------------------------------------------------------ */
-/* Move a chain from the inject queue into w's local queue. */
+/* Move a chain from the inject queue or a spill list into w's local queue. */
 static void take_chain(struct worker *w, struct weft__task *rest)
 {
     while (rest) {
@@ -69,8 +69,32 @@ static struct weft__task *pop_inject(struct worker *w, bool batch)
     return t;
 }
 
-/* Every GLOBAL_INTERVAL polls: timers, I/O, the clock, then the LIFO slot
- * and the inject queue (one task) before the local queue. */
+/* Take up to `max` tasks from v's spill list (this worker's own, or a
+ * victim's): the first is returned, the rest go to w's local queue. */
+static struct weft__task *pop_spill(struct worker *w, struct worker *v, size_t max)
+{
+    struct weft__task *t, *rest;
+    size_t n;
+
+    t = weft__sched_spill_pop(v, max, &rest, &n);
+    take_chain(w, rest);
+    return t;
+}
+
+/* The local queue is empty: a batch from the spill list, else from the
+ * inject queue. */
+static struct weft__task *refill(struct worker *w)
+{
+    struct weft__task *t;
+
+    if (!weft__sched_spill_empty(w) && (t = pop_spill(w, w, LQ_CAP / 2)) != NULL)
+        return t;
+    return pop_inject(w, true);
+}
+
+/* Every GLOBAL_INTERVAL polls: timers, I/O, the clock, then the LIFO slot,
+ * the inject queue (one task) and the spill list (one task) before the
+ * local queue. */
 static __attribute__((noinline)) struct weft__task *next_periodic(struct worker *w)
 {
     struct weft__task *t;
@@ -93,10 +117,12 @@ static __attribute__((noinline)) struct weft__task *next_periodic(struct worker 
     t = pop_inject(w, false);
     if (t)
         return t;
+    if (!weft__sched_spill_empty(w) && (t = pop_spill(w, w, 1)) != NULL)
+        return t;
     t = lq_pop(&w->q);
     if (t)
         return t;
-    return pop_inject(w, true);
+    return refill(w);
 }
 
 /* Inline in the worker loop: the common round is a tick, a look at the
@@ -118,7 +144,7 @@ static inline struct weft__task *next_local(struct worker *w)
     t = lq_pop(&w->q);
     if (t)
         return t;
-    return pop_inject(w, true);
+    return refill(w);
 }
 
 struct weft__task *weft__sched_next_local(struct worker *w)
@@ -140,6 +166,16 @@ static struct weft__task *steal_work(struct worker *w)
         if (v == w)
             continue;
         t = lq_steal_into(&v->q, &w->q, &stolen);
+        if (t == NULL && !weft__sched_spill_empty(v)) {
+            /* its spill list: half of it, half a queue at most */
+            size_t len = atomic_load_explicit(&v->spill.len, memory_order_relaxed), got;
+            struct weft__task *rest;
+
+            len = len / 2 + 1;
+            t = weft__sched_spill_pop(v, len < LQ_CAP / 2 ? len : LQ_CAP / 2, &rest, &got);
+            take_chain(w, rest);
+            stolen = (uint32_t)got;
+        }
         if (t) {
             counter_add(&w->steals, 1);
             if (weft__trace_active(rt))

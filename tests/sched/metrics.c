@@ -356,9 +356,9 @@ static weft_poll ws_spawner_poll(ws_spawner *s, weft_context *cx, void *out)
         if (m0.steals + m1.steals > 0 || harness_now_ns() > s->give_up)
             break;
         atomic_fetch_add(&ws_batches, 1);
-        /* a batch that fits the local queue: with more, the overflow goes
-         * through the inject queue and the other worker never needs to
-         * steal (the 4-slot test build) */
+        /* a batch that fits the local queue (the 4-slot test build): the
+         * other worker steals from the queue itself, not from its spill
+         * list */
         for (int i = 0; i < WS_BATCH; i++) {
             if (weft_spawn_detached(rt, &st_child_future, &(st_child){ 0 }) != 0)
                 atomic_store(&st_failed, 1);
