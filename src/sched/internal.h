@@ -69,11 +69,13 @@
 /* LIFO-slot tasks run in a row (each counts towards GLOBAL_INTERVAL too).
  * Long enough that a message-passing pair stays in cache: with 3, W4's
  * 1,000 pairs went round the whole local queue every 4 messages and each
- * message missed L1 4.6 times (cachegrind); 8: 2.0, 16: 1.1, 32: 0.5. The
- * peer's tokio (1.24) bounds a chain by its coop budget (128 units: about
- * 64 of W4's polls). Short enough to bound what the queue waits: 32 polls
- * of the pair, which the periodic look also cuts (worker.c, run_task()). */
-#define MAX_LIFO_POLLS 32
+ * message missed L1 4.6 times (cachegrind); 8: 2.0, 16: 1.1, 32: 0.5 (0.63
+ * with the periodic cut), 64: 0.33 (the periodic look, every 61 polls,
+ * then ends nearly every chain). The peer's tokio (1.24) bounds a chain by
+ * its coop budget (128 units: about 64 of W4's polls). The queue waits no
+ * longer than the periodic look lets it: GLOBAL_INTERVAL polls at most,
+ * the pair's included (worker.c, run_lifo_chain()). */
+#define MAX_LIFO_POLLS 64
 #define PARK_SPINS 32         /* looks (with sched_yield) before sleeping, */
 #define PARK_SPIN_NS 50000u   /* ... and at most this long by the clock (worker.c) */
 #define PARK_SPIN_TIMER_MS 5  /* no look at all when a timer is due this soon */
