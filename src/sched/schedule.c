@@ -333,8 +333,26 @@ void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
         push_worker(rt, w, t, yield);
 }
 
+/* The task layer's schedule(). Its common case, a wake made by the task
+ * running on this worker (message passing: every hop of W4) into an empty
+ * LIFO slot, is push_worker()'s first branch, written out here with the
+ * same loads and stores so that it runs without a frame; everything else
+ * goes through weft__sched_push(). */
 void weft__sched_schedule(void *s, struct weft__task *t, bool yield)
 {
-    weft__sched_push(shard_rt(s), t, yield);
+    struct weft_runtime *rt = shard_rt(s);
+    struct worker *w = local_worker(rt);
+
+    if (w != NULL && !yield && !weft__trace_active(rt) &&
+        atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL) {
+        /* as in push_worker(): a plain store into the empty slot (release:
+         * the task's state before a thief's acquire exchange); wake
+         * nobody unless nobody watches, and then as notify_local() */
+        atomic_store_explicit(&w->lifo, t, memory_order_release);
+        if (atomic_load_explicit(&rt->idle.watcher, memory_order_relaxed) == -1)
+            notify_local(rt);
+        return;
+    }
+    weft__sched_push(rt, t, yield);
 }
 
