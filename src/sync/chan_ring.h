@@ -97,14 +97,25 @@ _Static_assert(offsetof(struct weft_chan, lock) == 64 && offsetof(struct weft_ch
                "one line each: read-mostly, slow path, receivers' end (and a small ring)");
 
 /* ---- The bounded ring (lock-free) ------------------------------------------- */
-static inline _Atomic size_t *ring_stamp(const struct weft_chan *ch, size_t pos)
+/* Bytes per slot for messages of `msg_size` (ch->msg_size, or the constant
+ * MSG_WORD below): weft_chan_new()'s formula, so that for a constant size
+ * it folds to a constant (16 for a word: a shift instead of a load and a
+ * multiply on the way to every slot). */
+static inline size_t ring_stride(const struct weft_chan *ch, size_t msg_size)
 {
-    return (_Atomic size_t *)(void *)(ch->buf + (pos & ch->mask) * ch->stride);
+    if (__builtin_constant_p(msg_size))
+        return (sizeof(size_t) + msg_size + _Alignof(size_t) - 1) & ~(_Alignof(size_t) - 1);
+    return ch->stride;
 }
 
-static inline unsigned char *ring_msg(const struct weft_chan *ch, size_t pos)
+static inline _Atomic size_t *ring_stamp(const struct weft_chan *ch, size_t pos, size_t msg_size)
 {
-    return ch->buf + (pos & ch->mask) * ch->stride + sizeof(size_t);
+    return (_Atomic size_t *)(void *)(ch->buf + (pos & ch->mask) * ring_stride(ch, msg_size));
+}
+
+static inline unsigned char *ring_msg(const struct weft_chan *ch, size_t pos, size_t msg_size)
+{
+    return ch->buf + (pos & ch->mask) * ring_stride(ch, msg_size) + sizeof(size_t);
 }
 
 /* Copy one message. Word-sized messages (counters, pointers, handles: the
@@ -162,7 +173,7 @@ static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
 
         if (tail & ch->mark)
             return -EPIPE;
-        st = ring_stamp(ch, tail);
+        st = ring_stamp(ch, tail, msg_size);
         /* acquire: pairs with the receiver's release of the slot (its
          * copy-out happens before our copy-in) */
         stamp = atomic_load_explicit(st, memory_order_acquire);
@@ -173,7 +184,7 @@ static inline __attribute__((always_inline)) int ring_push(struct weft_chan *ch,
             if (atomic_compare_exchange_weak_explicit(ch->rtailp, &tail, ring_next(ch, tail),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                msg_copy(ring_msg(ch, tail), msg, msg_size);
+                msg_copy(ring_msg(ch, tail, msg_size), msg, msg_size);
                 /* release: publishes the message; pairs with the
                  * receiver's acquire load of the stamp */
                 atomic_store_explicit(st, tail + 1, memory_order_release);
@@ -206,7 +217,7 @@ static inline __attribute__((always_inline)) int ring_pop(struct weft_chan *ch, 
     size_t head = atomic_load_explicit(&ch->rhead, memory_order_relaxed);
 
     for (;;) {
-        _Atomic size_t *st = ring_stamp(ch, head);
+        _Atomic size_t *st = ring_stamp(ch, head, msg_size);
         /* acquire: pairs with the sender's publishing store (its copy-in
          * happens before our copy-out) */
         size_t stamp = atomic_load_explicit(st, memory_order_acquire), tail;
@@ -218,7 +229,7 @@ static inline __attribute__((always_inline)) int ring_pop(struct weft_chan *ch, 
             if (atomic_compare_exchange_weak_explicit(&ch->rhead, &head, ring_next(ch, head),
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                msg_copy(dst, ring_msg(ch, head), msg_size);
+                msg_copy(dst, ring_msg(ch, head, msg_size), msg_size);
                 /* release: frees the slot for the next lap's sender; pairs
                  * with its acquire load of the stamp */
                 atomic_store_explicit(st, head + ch->one_lap, memory_order_release);
