@@ -94,6 +94,7 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
     }
     atomic_init(&r->refs, 1);
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->ulock, NULL);
     r->kick = io->kick;
     r->kick_ctx = io->kick_ctx;
     *out = r;
@@ -172,6 +173,8 @@ void weft__reactor_drop(struct weft__reactor *r)
     weft__free(r->rx_len);
     close(r->epfd);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->ulock);
+    weft__free(r->by_fd);
     weft__free(r);
 }
 
@@ -294,7 +297,8 @@ static void slot_release(struct weft__io_source *s)
 {
     struct weft__reactor *r = s->r;
 
-    if (s->close_fd) {
+    /* relaxed: set (if ever) before the close that led here */
+    if (s->close_fd && !atomic_load_explicit(&s->fd_lost, memory_order_relaxed)) {
         if (s->unset_nonblock) {
             int fl = fcntl(s->fd, F_GETFL);
 
@@ -364,6 +368,88 @@ static void kick_runtime(struct weft__reactor *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* ---- Numbers reused ----
+ * A descriptor given by the user (an fd watch's, an adopted one) stays the
+ * user's to close, and a careless user closes it before removing the
+ * watch (fdwatch.h asks the other order). Its number is then free, and
+ * the next socket, pipe or watch may take it. epoll and the io_uring
+ * check-epoll key their entries by number (and file): the older source's
+ * EPOLL_CTL_DEL at close, or its EPOLL_CTL_MOD at a re-arm, would then
+ * hit the NEWER descriptor's entry (a watch gone silent, an event
+ * delivered to the wrong watch). So the reactor keeps, per number, the
+ * open user-given source that holds it (by_fd), and a registration that
+ * got a number held there proves that holder's descriptor gone (the
+ * kernel gave the number out again, or epoll took a second entry for
+ * it): the holder is marked fd_lost, and from then on its close, re-arm
+ * and release leave that number alone (re-arm: -EBADF).
+ * Invariant (->ulock): by_fd[n] is NULL or an open, not fd_lost source of
+ * this reactor registered with number n; `users` counts the non-NULL. */
+
+/* Room in by_fd for number fd (a user-given registration, before its
+ * epoll_ctl): 0, or -ENOMEM: then the source is not tracked (it works as
+ * any other; only this protection from a careless close is lost), so that
+ * a registration never fails for it. */
+static int fd_reserve(struct weft__reactor *r, int fd)
+{
+    int err = 0;
+
+    pthread_mutex_lock(&r->ulock);
+    if ((uint32_t)fd >= r->by_fd_cap) {
+        uint32_t cap = r->by_fd_cap ? r->by_fd_cap : 64;
+        struct weft__io_source **m;
+
+        while (cap <= (uint32_t)fd)
+            cap *= 2;
+        m = weft__calloc(cap, sizeof(*m));
+        if (m == NULL) {
+            err = -ENOMEM;
+        } else {
+            if (r->by_fd)
+                memcpy(m, r->by_fd, r->by_fd_cap * sizeof(*m));
+            weft__free(r->by_fd);
+            r->by_fd = m;
+            r->by_fd_cap = cap;
+        }
+    }
+    pthread_mutex_unlock(&r->ulock);
+    return err;
+}
+
+/* Source s was registered with number fd (its epoll_ctl succeeded, or
+ * weft made the descriptor): an older holder of the number is stale;
+ * a user-given s becomes the holder (room was reserved). */
+static void fd_claim(struct weft__reactor *r, struct weft__io_source *s, int fd, bool user)
+{
+    /* relaxed: a user-given registration stores under ->ulock before its
+     * handle exists; one racing with us is a caller's own race */
+    if (!user && atomic_load_explicit(&r->users, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&r->ulock);
+    if ((uint32_t)fd < r->by_fd_cap) {
+        struct weft__io_source *old = r->by_fd[fd];
+
+        if (old != NULL) {
+            atomic_store_explicit(&old->fd_lost, true, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&r->users, 1, memory_order_relaxed);
+        }
+        r->by_fd[fd] = user ? s : NULL;
+        if (user)
+            atomic_fetch_add_explicit(&r->users, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&r->ulock);
+}
+
+/* Source s (user-given) is closing: it no longer holds its number. */
+static void fd_unclaim(struct weft__reactor *r, struct weft__io_source *s, int fd)
+{
+    pthread_mutex_lock(&r->ulock);
+    if (fd >= 0 && (uint32_t)fd < r->by_fd_cap && r->by_fd[fd] == s) {
+        r->by_fd[fd] = NULL;
+        atomic_fetch_sub_explicit(&r->users, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&r->ulock);
+}
+
 static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t events,
                        unsigned flags, void (*notify)(void *, uint32_t), void *arg,
                        struct weft__io_source **out, uint32_t *gen)
@@ -380,6 +466,8 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
      * that outlives the runtime) */
     if (atomic_load_explicit(&r->shut, memory_order_acquire))
         return -ESHUTDOWN;
+    bool track = !(flags & IO_REG_FRESH) && fd_reserve(r, fd) == 0;
+
     pthread_mutex_lock(&table.lock);
     s = slot_take();
     pthread_mutex_unlock(&table.lock);
@@ -400,6 +488,7 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
     s->notify_arg = arg;
     s->r = r;
     s->fresh = (flags & IO_REG_FRESH) != 0;
+    atomic_store_explicit(&s->fd_lost, false, memory_order_relaxed);
     s->listener = (flags & IO_REG_LISTENER) != 0;
     s->rx_armed = s->rx_cancel = s->rx_end_set = s->rx_mode = false;
     s->rx_end = 0;
@@ -436,6 +525,7 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
             slot_release(s);
         return err;
     }
+    fd_claim(r, s, fd, track);
     if (r->ring) {
         uint32_t arm = atomic_load_explicit(&s->arm, memory_order_relaxed);
 
@@ -473,7 +563,11 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
 
     /* no lock: index and r do not change while the source is open, and the
      * caller guarantees the
-     * registration is still its own (see reactor.h) */
+     * registration is still its own (see reactor.h); a number that the
+     * user closed and a newer source took is not ours to arm ("Numbers
+     * reused"; relaxed: see fd_lost) */
+    if (atomic_load_explicit(&s->fd_lost, memory_order_relaxed))
+        return -EBADF;
     if (s->r->ring) {
         uint32_t old = atomic_load_explicit(&s->arm, memory_order_relaxed);
 
@@ -519,8 +613,11 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
     s->reader = s->writer = WEFT_WAKER_EMPTY;
     /* deregister before the descriptor can be closed and its number reused;
      * an event already taken by a poller carries the old generation */
-    if (!s->r->ring || !s->fresh)
+    if ((!s->r->ring || !s->fresh) &&
+        !atomic_load_explicit(&s->fd_lost, memory_order_relaxed))   /* "Numbers reused" */
         epoll_ctl(s->r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    if (!s->fresh)
+        fd_unclaim(s->r, s, s->fd);   /* ->lock, then ->ulock: nothing takes them reversed */
     if (s->r->ring) {
         /* the receive too, with the poll's cancel; its queued buffers
          * back to the kernel */
