@@ -733,6 +733,27 @@ static void io_clear(struct weft__io_source *s, uint32_t bits, uint32_t seen)
         ;
 }
 
+int weft__io_watch_close(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx)
+{
+    weft_waker *slotw = dir == IO_READ ? &s->reader : &s->writer;
+    const weft_waker *mine = weft_context_waker(cx);
+    weft_waker old = WEFT_WAKER_EMPTY;
+    int ret = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
+        ret = -EBADF;
+    else if (atomic_load_explicit(&s->r->shut, memory_order_relaxed))
+        ret = -ESHUTDOWN;             /* as io_park() */
+    else if (!weft_waker_will_wake(slotw, mine)) {
+        old = *slotw;
+        *slotw = weft_waker_clone(mine);
+    }
+    pthread_mutex_unlock(&s->lock);
+    weft_waker_drop(&old);
+    return ret;
+}
+
 void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir)
 {
     weft_waker old = WEFT_WAKER_EMPTY;

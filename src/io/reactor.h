@@ -334,6 +334,13 @@ bool weft__io_is_shut(struct weft__io_source *s);
 
 /* A future that waited on `dir` is dropped: release its stored waker. */
 void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir);
+/* Store the context's waker in direction `dir`'s slot whatever the
+ * readiness, so that a close of the source (or any event of that
+ * direction) wakes it: for a future that owns that direction of `s` while
+ * it waits on something else (weft_copy: the destination's writer while
+ * it waits to read its source). 0, -EBADF (closed), -ESHUTDOWN. Release
+ * it with weft__io_forget(). */
+int weft__io_watch_close(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx);
 
 /* Run `op(fd, arg)` (a non-blocking system call returning >= 0 or -errno;
  * EINTR is retried here) by the protocol above: the result, or
