@@ -17,7 +17,8 @@
  *   -ESHUTDOWN   a future polled after the socket's runtime was freed
  *   -ECONNRESET, -ECONNREFUSED, -EPIPE, -ETIMEDOUT, ...  from the system.
  * EINTR is retried inside; SIGPIPE is never raised (MSG_NOSIGNAL); EAGAIN
- * never reaches the caller of a future (it waits instead).
+ * never reaches the caller of a future (it waits instead), except a Unix
+ * connect to a full backlog (see weft_connect_init).
  *
  * Concurrency: a socket may be used from any thread, but at most one future
  * reads (or accepts, or receives) and one future writes (or sends) at a time:
@@ -271,7 +272,11 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
 
 /* Connect a new stream socket (TCP for AF_INET/AF_INET6, Unix for AF_UNIX)
  * to addr; timeout_ms 0 means no limit (else -ETIMEDOUT when it runs out).
- * Output: 0 with the socket in *out, or -errno (-ECONNREFUSED, ...). TCP
+ * Output: 0 with the socket in *out, or -errno (-ECONNREFUSED, ...; for
+ * a Unix listener whose backlog is full, -EAGAIN at the first poll: the
+ * system queues nothing and tells no one when room comes, so there is
+ * nothing to wait for; retry later. The one case where EAGAIN is an
+ * output). TCP
  * sockets get TCP_NODELAY. `rt` as above (NULL: the polling task's; a
  * future made with rt NULL on a thread that is no worker connects at init
  * and joins the runtime of the task that first polls it, or completes

@@ -453,7 +453,13 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
     do
         r = connect(fd, addr, len) < 0 ? -errno : 0;
     while (r == -EINTR);
-    if (r != 0 && r != -EINPROGRESS && r != -EAGAIN) {
+    /* EAGAIN from a Unix socket's connect is no connect in progress: the
+     * listener's backlog is full and nothing was queued (TCP says
+     * EINPROGRESS). Waiting for the socket to become writable would wait
+     * for ever (an unconnected Unix socket is writable and hung up at
+     * once, and nothing changes when the backlog drains), so it is the
+     * output, as Go's and mio's connects report it. */
+    if (r != 0 && r != -EINPROGRESS && (r != -EAGAIN || addr->sa_family == AF_UNIX)) {
         close(fd);
         c->result = r;
         c->done = 1;

@@ -543,3 +543,62 @@ TEST(reads_after_a_reset_do_not_hang)
     ASSERT_OK(weft_socket_close(l));
     weft_runtime_free(rt);
 }
+
+/* A Unix listener whose backlog is full: a connect cannot wait for room
+ * (the system queues nothing and tells no one when room comes), so it
+ * reports -EAGAIN at once instead of hanging until its limit (or for ever
+ * without one), and leaves nothing open. */
+TEST(unix_connect_to_a_full_backlog_is_eagain_not_a_hang)
+{
+    weft_runtime *rt = nt_runtime(false);
+    struct sockaddr_storage addr;
+    socklen_t len;
+    weft_socket *l, *c = (weft_socket *)0x1;
+    weft_io_op op;
+    weft_join *j;
+    int r = 1, n = 0, fds[64], base;
+    char path[64];
+
+    snprintf(path, sizeof(path), "/tmp/weft-audit7-%d.sock", (int)getpid());
+    unlink(path);
+    ASSERT_OK(weft_addr_unix(path, &addr, &len));
+    ASSERT_OK(weft_listen(rt, (struct sockaddr *)&addr, len, 1, &l));
+    for (; n < 64; n++) {
+        fds[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ASSERT(fds[n] >= 0);
+        if (connect(fds[n], (struct sockaddr *)&addr, len) < 0) {
+            ASSERT_EQ(EAGAIN, errno);
+            close(fds[n]);
+            break;
+        }
+    }
+    ASSERT(n < 64);
+    base = nt_count_fds();
+    /* a limit far above "at once", so that a hang fails as -ETIMEDOUT */
+    weft_connect_init(&op, rt, (struct sockaddr *)&addr, len, 20000, &c);
+    ASSERT_OK(weft_spawn(rt, &weft_connect_future, &op, &j));
+    ASSERT_OK(weft_join_wait(j, &r));
+    weft_join_drop(j);
+    ASSERT_EQ(-EAGAIN, r);
+    ASSERT(c == (weft_socket *)0x1);
+    ASSERT_EQ(base, nt_count_fds());
+    /* room again: the next connect goes through */
+    {
+        weft_socket *s = NULL;
+        weft_io_op acc;
+
+        weft_accept_init(&acc, l, &s, NULL, NULL);
+        ASSERT_OK(weft_spawn(rt, &weft_accept_future, &acc, &j));
+        ASSERT_OK(join_int(j));
+        ASSERT_OK(weft_socket_close(s));
+        weft_connect_init(&op, rt, (struct sockaddr *)&addr, len, 20000, &c);
+        ASSERT_OK(weft_spawn(rt, &weft_connect_future, &op, &j));
+        ASSERT_OK(join_int(j));
+        ASSERT_OK(weft_socket_close(c));
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    ASSERT_OK(weft_socket_close(l));
+    unlink(path);
+    weft_runtime_free(rt);
+}
