@@ -369,23 +369,26 @@ static void kick_runtime(struct weft__reactor *r)
 }
 
 /* ---- Numbers reused ----
- * A descriptor given by the user (an fd watch's, an adopted one) stays the
- * user's to close, and a careless user closes it before removing the
- * watch (fdwatch.h asks the other order). Its number is then free, and
- * the next socket, pipe or watch may take it. epoll and the io_uring
- * check-epoll key their entries by number (and file): the older source's
- * EPOLL_CTL_DEL at close, or its EPOLL_CTL_MOD at a re-arm, would then
- * hit the NEWER descriptor's entry (a watch gone silent, an event
- * delivered to the wrong watch). So the reactor keeps, per number, the
- * open user-given source that holds it (by_fd), and a registration that
- * got a number held there proves that holder's descriptor gone (the
- * kernel gave the number out again, or epoll took a second entry for
- * it): the holder is marked fd_lost, and from then on its close, re-arm
- * and release leave that number alone (re-arm: -EBADF).
- * Invariant (->ulock): by_fd[n] is NULL or an open, not fd_lost source of
- * this reactor registered with number n; `users` counts the non-NULL. */
+ * An fd watch's descriptor stays the user's to close, and a careless
+ * user closes it before removing the watch (fdwatch.h asks the other
+ * order). Its number is then free, and the next socket, pipe, adopted
+ * stream or watch may take it. epoll and the io_uring check-epoll key
+ * their entries by number (and file): the older watch's EPOLL_CTL_DEL at
+ * remove, or its EPOLL_CTL_MOD at a re-arm, would then hit the NEWER
+ * descriptor's entry (a watch or stream gone silent, an event delivered
+ * to the wrong watch). So the reactor keeps, per number, the open watch
+ * source (hooked) that holds it (by_fd), and any registration that got a
+ * number held there proves that holder's descriptor gone (the kernel
+ * gave the number out again, or epoll took a second entry for it): the
+ * holder is marked fd_lost, and from then on its close and re-arm leave
+ * that number alone (re-arm: -EBADF). Sockets and streams are not
+ * tracked (weft owns their descriptors: a user who closes one breaks
+ * more than this), so making one allocates nothing.
+ * Invariant (->ulock): by_fd[n] is NULL or an open, not fd_lost hooked
+ * source of this reactor registered with number n; `users` counts the
+ * non-NULL. */
 
-/* Room in by_fd for number fd (a user-given registration, before its
+/* Room in by_fd for number fd (a watch's registration, before its
  * epoll_ctl): 0, or -ENOMEM: then the source is not tracked (it works as
  * any other; only this protection from a careless close is lost), so that
  * a registration never fails for it. */
@@ -417,10 +420,10 @@ static int fd_reserve(struct weft__reactor *r, int fd)
 
 /* Source s was registered with number fd (its epoll_ctl succeeded, or
  * weft made the descriptor): an older holder of the number is stale;
- * a user-given s becomes the holder (room was reserved). */
+ * a tracked s (a watch; room was reserved) becomes the holder. */
 static void fd_claim(struct weft__reactor *r, struct weft__io_source *s, int fd, bool user)
 {
-    /* relaxed: a user-given registration stores under ->ulock before its
+    /* relaxed: a watch's registration stores under ->ulock before its
      * handle exists; one racing with us is a caller's own race */
     if (!user && atomic_load_explicit(&r->users, memory_order_relaxed) == 0)
         return;
@@ -439,7 +442,8 @@ static void fd_claim(struct weft__reactor *r, struct weft__io_source *s, int fd,
     pthread_mutex_unlock(&r->ulock);
 }
 
-/* Source s (user-given) is closing: it no longer holds its number. */
+/* Source s (not fresh: maybe tracked) is closing: it no longer holds its
+ * number. */
 static void fd_unclaim(struct weft__reactor *r, struct weft__io_source *s, int fd)
 {
     pthread_mutex_lock(&r->ulock);
@@ -466,7 +470,9 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
      * that outlives the runtime) */
     if (atomic_load_explicit(&r->shut, memory_order_acquire))
         return -ESHUTDOWN;
-    bool track = !(flags & IO_REG_FRESH) && fd_reserve(r, fd) == 0;
+    /* fd watches only: their add allocates anyway, while making a socket
+     * or stream allocates nothing (weft/net.h, "Handles") */
+    bool track = oneshot && fd_reserve(r, fd) == 0;
 
     pthread_mutex_lock(&table.lock);
     s = slot_take();

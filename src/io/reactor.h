@@ -137,7 +137,7 @@ struct weft__io_source {
     _Atomic uint32_t arm;
     _Atomic uint32_t hook_events;     /* io_uring: a hooked source's events */
     bool fresh;                       /* ->lock: registered with IO_REG_FRESH */
-    /* the user closed this (user-given) descriptor behind weft's back and
+    /* the user closed this (fd watch's) descriptor behind weft's back and
      * its number now names a newer source of the same reactor (reactor.c,
      * "Numbers reused"): close, re-arm and release leave the number alone.
      * Set under the reactor's ulock, read without it (relaxed: a hint for
@@ -190,11 +190,11 @@ struct weft__reactor {
     char *rx_mem;
     _Atomic int64_t rx_out;           /* buffers taken from the kernel, not given back (tests) */
     pthread_mutex_t lock;             /* kick, kick_ctx */
-    /* descriptors given by users (adopted, watched: registered without
-     * IO_REG_FRESH), by number: the open source that holds each, so that a
-     * newer registration of the same number marks an older one whose
-     * descriptor the user closed (reactor.c, "Numbers reused"). ->ulock;
-     * `users` (entries set) is read without it to skip the look-up */
+    /* fd watches' descriptors (hooked sources), by number: the open
+     * source that holds each, so that a newer registration of the same
+     * number marks an older one whose descriptor the user closed
+     * (reactor.c, "Numbers reused"). ->ulock; `users` (entries set) is
+     * read without it to skip the look-up */
     pthread_mutex_t ulock;
     struct weft__io_source **by_fd;
     uint32_t by_fd_cap;

@@ -189,3 +189,35 @@ TEST(stale_watch_remove_leaves_an_adopted_stream_of_its_number)
     weft_loop_free(l);
     weft_runtime_free(rt);
 }
+
+/* Keeping track of watched numbers costs sockets nothing: with a watch in
+ * place, adopting a socket whose number is far above every other still
+ * allocates nothing (net.h: "Making a socket allocates nothing"). */
+TEST(watched_numbers_cost_sockets_no_allocation)
+{
+    weft_runtime *rt = new_rt();
+    weft_loop *l = NULL;
+    weft_fdwatch *w;
+    weft_socket *s = NULL;
+    rec a = { 0 };
+    int p[2], fd, high;
+
+    ASSERT_OK(weft_loop_new(rt, &l));
+    ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
+    ASSERT_OK(weft_fdwatch_add(l, p[0], WEFT_READABLE, rec_cb, &a, &w));
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT(fd >= 0);
+    high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    ASSERT(high >= 900);
+    close(fd);
+    harness_fail_alloc_at(1000000);   /* armed far away: counts them */
+    ASSERT_OK(weft_socket_adopt(rt, high, &s));
+    ASSERT_EQ(0u, harness_allocs());
+    harness_fail_alloc_at(0);
+    ASSERT_OK(weft_socket_close(s));
+    ASSERT_OK(weft_fdwatch_remove(w));
+    close(p[0]);
+    close(p[1]);
+    weft_loop_free(l);
+    weft_runtime_free(rt);
+}
