@@ -260,7 +260,9 @@ typedef weft_io_op weft_send_to;
 
 /* Accept one connection from listener `l`. Output (*result): 0 with the new
  * socket in *out (owned by the caller), or -errno. The peer's address goes
- * to *peer / *peerlen when they are non-NULL. Descriptor exhaustion (EMFILE,
+ * to *peer / *peerlen when they are non-NULL (*peerlen: the size of *peer
+ * in, the address's length out; a `peer` without `peerlen` is -EINVAL at
+ * the first poll, no connection taken). Descriptor exhaustion (EMFILE,
  * ENFILE, ENOBUFS, ENOMEM) is reported once as that error; the listener
  * stays usable, and the pending connection stays queued in the kernel:
  * retrying at once would spin, so a server should back off (weft_sleep) or

@@ -751,11 +751,16 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
             *result = (int)a->result;
         return WEFT_READY;
     }
+    /* a `peer` without `peerlen`: accept4(2) would take the connection,
+     * fail to write the address (-EFAULT) and close it: refused before */
     if (a->src == NULL || a->kind != OP_ACCEPT || a->out == NULL ||
-        !kind_is_socket(a->hkind)) {
+        (a->addr != NULL && a->addrlen == NULL) || !kind_is_socket(a->hkind)) {
         a->done = 1;
-        a->result = a->src == NULL ? -EBADF : a->kind != OP_ACCEPT || a->out == NULL
-                                                   ? -EINVAL : not_a_socket(a);
+        a->result = a->src == NULL ? -EBADF
+                    : a->kind != OP_ACCEPT || a->out == NULL ||
+                            (a->addr != NULL && a->addrlen == NULL)
+                        ? -EINVAL
+                        : not_a_socket(a);
         if (result)
             *result = (int)a->result;
         return WEFT_READY;

@@ -602,3 +602,41 @@ TEST(unix_connect_to_a_full_backlog_is_eagain_not_a_hang)
     unlink(path);
     weft_runtime_free(rt);
 }
+
+/* accept with a `peer` but no `peerlen` (a careless caller): accept4(2)
+ * would take the connection and then fail with -EFAULT, closing it. A
+ * clear -EINVAL before the call instead, and the connection is still
+ * there for the next accept. */
+TEST(accept_with_peer_but_null_peerlen_loses_no_connection)
+{
+    weft_runtime *rt = nt_runtime(false);
+    struct sockaddr_storage addr, peer;
+    socklen_t len;
+    weft_socket *l, *s = NULL;
+    weft_io_op op;
+    weft_join *j;
+    int fd, r;
+    char buf[4];
+
+    nt_listen(rt, &l, &addr, &len);
+    fd = nt_raw_connect(&addr, len);
+    nt_raw_write_all(fd, "ping", 4);
+    weft_accept_init(&op, l, &s, &peer, NULL);
+    ASSERT_OK(weft_spawn(rt, &weft_accept_future, &op, &j));
+    r = join_int(j);
+    if (r < 0) {
+        ASSERT_EQ(-EINVAL, r);
+        ASSERT(s == NULL);
+        weft_accept_init(&op, l, &s, NULL, NULL);
+        ASSERT_OK(weft_spawn(rt, &weft_accept_future, &op, &j));
+        r = join_int(j);
+    }
+    ASSERT_OK(r);
+    weft_read_exact_init(&op, s, buf, 4);
+    ASSERT_EQ(4, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(0, memcmp(buf, "ping", 4));
+    ASSERT_OK(weft_socket_close(s));
+    close(fd);
+    ASSERT_OK(weft_socket_close(l));
+    weft_runtime_free(rt);
+}
