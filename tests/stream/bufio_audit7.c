@@ -306,3 +306,40 @@ TEST(splice_copy_ends_when_its_source_is_closed_while_it_writes)
 {
     check_copy_to_closed(true, true);
 }
+
+/* A copy (by splice: pipe to socket) into a socket whose peer is gone:
+ * -EPIPE or -ECONNRESET, and no SIGPIPE (bufio.h: "SIGPIPE is never
+ * raised"; the default action would kill this process). */
+TEST(splice_copy_into_a_reset_socket_raises_no_sigpipe)
+{
+    weft_runtime *rt = nt_runtime(false);
+    weft_socket *in_a, *in_b, *out_a, *out_b;
+    weft_copy *c = calloc(1, sizeof(*c));
+    weft_join *j;
+    ssize_t n = -12345;
+    static char chunk[65536];
+
+    ASSERT(c != NULL);
+    signal(SIGPIPE, SIG_DFL);
+    ASSERT_OK(weft_pipe(rt, &in_a, &in_b));
+    nt_tcp_pair(rt, &out_a, &out_b);
+    nt_raw_write_all(weft_socket_fd(out_a), "unread", 6);
+    usleep(20000);
+    ASSERT_OK(weft_socket_close(out_b));    /* unread bytes: a reset */
+    usleep(20000);
+    weft_copy_init(c, in_a, out_a);
+    ASSERT_OK(weft_spawn(rt, &copy_limited_future, &(copy_limited){ .c = c }, &j));
+    for (int i = 0; i < 64; i++)
+        if (write(weft_socket_fd(in_b), chunk, sizeof(chunk)) < 0)
+            break;
+    ASSERT_OK(weft_socket_close(in_b));     /* end of the source */
+    ASSERT_OK(weft_join_wait(j, &n));
+    weft_join_drop(j);
+    if (n != -EPIPE && n != -ECONNRESET)
+        harness_fail(__FILE__, __LINE__, "copy: %zd (%s)", n, weft_strerror((int)n));
+    weft_copy_drop(c);
+    ASSERT_OK(weft_socket_close(in_a));
+    ASSERT_OK(weft_socket_close(out_a));
+    weft_runtime_free(rt);
+    free(c);
+}
