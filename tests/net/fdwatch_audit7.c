@@ -221,3 +221,62 @@ TEST(watched_numbers_cost_sockets_no_allocation)
     weft_loop_free(l);
     weft_runtime_free(rt);
 }
+
+/* A callback frees its own loop, then goes on calling: the loop and its
+ * own watch are still valid memory until it returns, and every call on
+ * them says -EINVAL ("loop freed", "removed already"); no crash, no new
+ * watch or timer made on a freed loop. */
+typedef struct self_free {
+    weft_loop *l;
+    int p2[2];
+    atomic_int done;
+    int add, tnew, mod, rem;
+} self_free;
+
+static void never_timer(weft_timer *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+}
+
+static void self_free_cb(weft_fdwatch *w, int fd, unsigned events, void *arg)
+{
+    self_free *sf = arg;
+    weft_fdwatch *w2 = (weft_fdwatch *)0x1;
+    weft_timer *t = (weft_timer *)0x1;
+
+    (void)fd;
+    (void)events;
+    weft_loop_free(sf->l);
+    sf->add = weft_fdwatch_add(sf->l, sf->p2[0], WEFT_READABLE, rec_cb, NULL, &w2);
+    sf->tnew = weft_timer_new(sf->l, never_timer, NULL, &t);
+    sf->mod = weft_fdwatch_modify(w, 0);
+    sf->rem = weft_fdwatch_remove(w);
+    if (w2 != (weft_fdwatch *)0x1 || t != (weft_timer *)0x1)
+        sf->add = 1;
+    atomic_store(&sf->done, 1);
+}
+
+TEST(calls_after_freeing_the_loop_from_its_callback)
+{
+    weft_runtime *rt = new_rt();
+    self_free sf = { 0 };
+    weft_fdwatch *w;
+    int p[2];
+
+    ASSERT_OK(weft_loop_new(rt, &sf.l));
+    ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
+    ASSERT_EQ(0, pipe2(sf.p2, O_NONBLOCK | O_CLOEXEC));
+    ASSERT_OK(weft_fdwatch_add(sf.l, p[0], WEFT_READABLE, self_free_cb, &sf, &w));
+    ASSERT_EQ(1, write(p[1], "x", 1));
+    ASSERT(wait_for(&sf.done, 1));
+    ASSERT_EQ(-EINVAL, sf.add);
+    ASSERT_EQ(-EINVAL, sf.tnew);
+    ASSERT_EQ(-EINVAL, sf.mod);
+    ASSERT_EQ(-EINVAL, sf.rem);
+    weft_runtime_free(rt);
+    close(p[0]);
+    close(p[1]);
+    close(sf.p2[0]);
+    close(sf.p2[1]);
+}
