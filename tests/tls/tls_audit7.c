@@ -8,6 +8,8 @@
  * uring.tls.tls_audit7.* with WEFT_IO_BACKEND=uring). */
 #include "tls_test.h"
 
+#include <openssl/ssl.h>
+
 /* Reset (RST) instead of FIN when fd is closed. */
 static void close_with_reset(int fd)
 {
@@ -267,4 +269,118 @@ TEST(s_client_renegotiation_against_a_weft_server)
     weft_socket_close(r.l);
     weft_tls_config_free(r.cfg);
     weft_runtime_free(rt);
+}
+
+/* ---- KeyUpdate requests while both of the peer's sides are busy ---------------------- */
+/* The client asks for a KeyUpdate before each of its writes (SSL_key_update
+ * through weft_tls_ssl(), while none of its futures is pending), while the
+ * server reads with one coroutine and writes a stream of its own with
+ * another, which the client reads only after its writes: the server's
+ * write side is blocked on a full socket most of the time, so its read
+ * side must answer each request (tls.h: "TLS 1.3 KeyUpdate (answered when
+ * the peer asks) ... handled inside read"). Every byte arrives, in order,
+ * both ways, and nothing hangs. */
+typedef struct ku_storm {
+    tt_pair p;
+    size_t n_client, n_server;
+    int updates;
+} ku_storm;
+
+typedef struct ku_half {
+    weft_tls *t;
+    size_t n;
+    uint32_t seed;
+} ku_half;
+
+static int ku_server_writer(void *arg)
+{
+    ku_half *h = arg;
+    size_t off = 0, chunk = 50000;
+    unsigned char *buf = malloc(chunk);
+
+    ASSERT(buf != NULL);
+    while (off < h->n) {
+        size_t n = h->n - off < chunk ? h->n - off : chunk;
+
+        tt_fill(buf, n, h->seed, off);
+        ASSERT_EQ((ssize_t)n, weft_co_tls_write(h->t, buf, n));
+        off += n;
+    }
+    free(buf);
+    return 0;
+}
+
+static void ku_read_all(weft_tls *t, size_t total, uint32_t seed)
+{
+    size_t cap = 30000, off = 0;
+    unsigned char *buf = malloc(cap);
+
+    ASSERT(buf != NULL);
+    while (off < total) {
+        ssize_t r = weft_co_tls_read(t, buf, cap);
+
+        if (r <= 0)
+            harness_fail(__FILE__, __LINE__, "read %zd (%s: %s) at %zu of %zu", r,
+                         weft_strerror((int)r), weft_tls_error_text(t), off, total);
+        ASSERT(tt_check(buf, (size_t)r, seed, off));
+        off += (size_t)r;
+    }
+    free(buf);
+}
+
+static int ku_storm_server(void *arg)
+{
+    ku_storm *k = arg;
+    weft_tls *t = tt_server_hs(&k->p);
+    ku_half w = { t, k->n_server, 21 };
+    weft_join *j;
+    int res = -1;
+    char c;
+
+    ASSERT_OK(weft_go(weft_runtime_current(), ku_server_writer, &w, &j));
+    ku_read_all(t, k->n_client, 12);
+    ASSERT_OK(weft_co_join(j, &res));
+    weft_join_drop(j);
+    ASSERT_EQ(0, res);
+    ASSERT_EQ(0, weft_co_tls_shutdown(t));
+    ASSERT_EQ(0, weft_co_tls_read(t, &c, 1));
+    weft_tls_free(t);
+    return 0;
+}
+
+static int ku_storm_client(void *arg)
+{
+    ku_storm *k = arg;
+    weft_tls *t = tt_client_hs(&k->p);
+    size_t chunk = k->n_client / (size_t)k->updates, off = 0;
+    unsigned char *buf = malloc(chunk);
+    char c;
+
+    ASSERT(buf != NULL);
+    ASSERT_EQ(0, strcmp("TLSv1.3", weft_tls_version(t)));
+    for (int i = 0; i < k->updates; i++) {
+        ASSERT_EQ(1, SSL_key_update((SSL *)weft_tls_ssl(t), SSL_KEY_UPDATE_REQUESTED));
+        tt_fill(buf, chunk, 12, off);
+        ASSERT_EQ((ssize_t)chunk, weft_co_tls_write(t, buf, chunk));
+        off += chunk;
+    }
+    free(buf);
+    ku_read_all(t, k->n_server, 21);
+    ASSERT_EQ(0, weft_co_tls_read(t, &c, 1));          /* the server's close_notify */
+    ASSERT_EQ(0, weft_co_tls_shutdown(t));
+    weft_tls_free(t);
+    return 0;
+}
+
+TEST(key_update_requests_while_the_peer_is_busy_both_ways)
+{
+    ku_storm k = { 0 };
+
+    if (!tt_certs())
+        return;
+    k.updates = 64;
+    k.n_client = (size_t)k.updates * harness_scale(40000);
+    k.n_server = harness_scale(4u << 20);
+    tt_pair_init(&k.p, NULL, NULL);
+    tt_pair_run(&k.p, ku_storm_server, ku_storm_client);
 }
