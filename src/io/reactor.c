@@ -446,6 +446,10 @@ static void fd_claim(struct weft__reactor *r, struct weft__io_source *s, int fd,
  * number. */
 static void fd_unclaim(struct weft__reactor *r, struct weft__io_source *s, int fd)
 {
+    /* relaxed: a tracked s counts itself in `users` (stored before its
+     * handle existed), so 0 means s is not tracked */
+    if (atomic_load_explicit(&r->users, memory_order_relaxed) == 0)
+        return;
     pthread_mutex_lock(&r->ulock);
     if (fd >= 0 && (uint32_t)fd < r->by_fd_cap && r->by_fd[fd] == s) {
         r->by_fd[fd] = NULL;
