@@ -381,7 +381,11 @@ static void kick_runtime(struct weft__reactor *r)
  * number held there proves that holder's descriptor gone (the kernel
  * gave the number out again, or epoll took a second entry for it): the
  * holder is marked fd_lost, and from then on its close and re-arm leave
- * that number alone (re-arm: -EBADF). Sockets and streams are not
+ * that number alone (re-arm: -EBADF). (Only from then on: on io_uring,
+ * where the ring holds the closed file, the old watch may still see its
+ * file's last events, and a re-arm before the new registration arms it
+ * on whatever the number names then, until it is removed.) Sockets and
+ * streams are not
  * tracked (weft owns their descriptors: a user who closes one breaks
  * more than this), so making one allocates nothing.
  * Invariant (->ulock): by_fd[n] is NULL or an open, not fd_lost hooked

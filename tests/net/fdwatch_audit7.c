@@ -72,7 +72,7 @@ static void check_stale_watch(bool modify_first)
     weft_loop *l = NULL;
     weft_fdwatch *wa, *wb;
     rec a = { 0 }, b = { 0 };
-    int p[2], q[2], n;
+    int p[2], q[2], n, calls_a;
 
     ASSERT_OK(weft_loop_new(rt, &l));
     ASSERT_EQ(0, pipe2(p, O_NONBLOCK | O_CLOEXEC));
@@ -88,11 +88,16 @@ static void check_stale_watch(bool modify_first)
         ASSERT(err == 0 || err == -EBADF || err == -ENOENT);
     }
     ASSERT_OK(weft_fdwatch_remove(wa));
+    /* on io_uring the old watch may have seen its own pipe's hang-up (the
+     * ring held the closed file), and, re-armed by that callback before
+     * the number was taken again, the new descriptor's readiness: never
+     * after its remove returned */
+    calls_a = atomic_load(&a.calls);
     ASSERT_OK(weft_fdwatch_modify(wb, WEFT_READABLE));
     ASSERT_EQ(1, write(q[1], "x", 1));
     ASSERT(wait_for(&b.calls, 1));
     ASSERT_EQ(q[0], atomic_load(&b.fd_seen));
-    ASSERT_EQ(0, atomic_load(&a.calls));
+    ASSERT_EQ(calls_a, atomic_load(&a.calls));
     /* the new watch still owns the number: a second watch is -EEXIST */
     {
         weft_fdwatch *wc = (weft_fdwatch *)0x1;
@@ -159,7 +164,7 @@ TEST(stale_watch_remove_leaves_an_adopted_stream_of_its_number)
     weft_fdwatch *wa;
     weft_stream *rd = NULL;
     rec a = { 0 };
-    int p[2], q[2], n;
+    int p[2], q[2], n, calls_a;
     weft_io_op op;
     weft_join *j;
     char buf[4];
@@ -177,12 +182,13 @@ TEST(stale_watch_remove_leaves_an_adopted_stream_of_its_number)
     ASSERT_OK(weft_spawn(rt, &weft_io_op_future, &op, &j));
     usleep(20000);                    /* the read waits (not needed) */
     ASSERT_OK(weft_fdwatch_remove(wa));
+    calls_a = atomic_load(&a.calls);  /* io_uring: see check_stale_watch() */
     ASSERT_EQ(2, write(q[1], "ok", 2));
     ASSERT_OK(weft_join_wait(j, &r));
     weft_join_drop(j);
     ASSERT_EQ(2, r);
     ASSERT_EQ(0, memcmp(buf, "ok", 2));
-    ASSERT_EQ(0, atomic_load(&a.calls));
+    ASSERT_EQ(calls_a, atomic_load(&a.calls));
     ASSERT_OK(weft_stream_close(rd));
     ASSERT_EQ(-1, fcntl(n, F_GETFD));  /* closed by the stream's close */
     close(q[1]);
