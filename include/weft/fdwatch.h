@@ -78,7 +78,11 @@ WEFT_API int weft_loop_new(weft_runtime *rt, weft_loop **out);
  * become invalid; descriptors stay open: the loop never owns them), stop its
  * task, release the loop. Off the loop it waits for a running callback
  * (see "Removal and callbacks"); from a callback of the loop it returns at
- * once. Also valid after the runtime is freed. NULL is ignored. */
+ * once. Also valid after the runtime is freed. NULL is ignored. The
+ * handle is invalid once it returns (a second free, or any call on it, is
+ * a use after free, as for free()), except inside the callback that freed
+ * it, until that callback returns: there weft_fdwatch_add() and
+ * weft_timer_new() on it return -EINVAL ("loop freed" below). */
 WEFT_API void weft_loop_free(weft_loop *l);
 
 /* Watch `fd` (any pollable descriptor; the caller keeps owning it and must

@@ -17,7 +17,8 @@
  *   -ESHUTDOWN   a future polled after the socket's runtime was freed
  *   -ECONNRESET, -ECONNREFUSED, -EPIPE, -ETIMEDOUT, ...  from the system.
  * EINTR is retried inside; SIGPIPE is never raised (MSG_NOSIGNAL); EAGAIN
- * never reaches the caller of a future (it waits instead).
+ * never reaches the caller of a future (it waits instead), except a Unix
+ * connect to a full backlog (see weft_connect_init).
  *
  * Concurrency: a socket may be used from any thread, but at most one future
  * reads (or accepts, or receives) and one future writes (or sends) at a time:
@@ -259,7 +260,9 @@ typedef weft_io_op weft_send_to;
 
 /* Accept one connection from listener `l`. Output (*result): 0 with the new
  * socket in *out (owned by the caller), or -errno. The peer's address goes
- * to *peer / *peerlen when they are non-NULL. Descriptor exhaustion (EMFILE,
+ * to *peer / *peerlen when they are non-NULL (*peerlen: the size of *peer
+ * in, the address's length out; a `peer` without `peerlen` is -EINVAL at
+ * the first poll, no connection taken). Descriptor exhaustion (EMFILE,
  * ENFILE, ENOBUFS, ENOMEM) is reported once as that error; the listener
  * stays usable, and the pending connection stays queued in the kernel:
  * retrying at once would spin, so a server should back off (weft_sleep) or
@@ -271,9 +274,16 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
 
 /* Connect a new stream socket (TCP for AF_INET/AF_INET6, Unix for AF_UNIX)
  * to addr; timeout_ms 0 means no limit (else -ETIMEDOUT when it runs out).
- * Output: 0 with the socket in *out, or -errno (-ECONNREFUSED, ...). TCP
- * sockets get TCP_NODELAY. `rt` as above (NULL: the polling task's). Cancel
- * safety: dropping it closes the half-made socket. */
+ * Output: 0 with the socket in *out, or -errno (-ECONNREFUSED, ...; for
+ * a Unix listener whose backlog is full, -EAGAIN at the first poll: the
+ * system queues nothing and tells no one when room comes, so there is
+ * nothing to wait for; retry later. The one case where EAGAIN is an
+ * output). TCP
+ * sockets get TCP_NODELAY. `rt` as above (NULL: the polling task's; a
+ * future made with rt NULL on a thread that is no worker connects at init
+ * and joins the runtime of the task that first polls it, or completes
+ * with -EINVAL if that is no task either). Cancel safety: dropping it
+ * closes the half-made socket. */
 WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct sockaddr *addr,
                                 socklen_t len, uint64_t timeout_ms, weft_socket **out);
 WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *result);
@@ -350,7 +360,10 @@ WEFT_API void weft_write_init(weft_write *w, weft_socket *s, const void *buf, si
  * have been written (weft_io_op_moved()). */
 WEFT_API void weft_write_all_init(weft_write *w, weft_socket *s, const void *buf, size_t len);
 /* UDP: one datagram. recv_from's output is its length (truncated to len),
- * the sender in *from and *fromlen when non-NULL; send_to's the bytes sent. */
+ * the sender in *from and *fromlen when non-NULL (*fromlen: the size of
+ * *from in, the address's length out; a `from` without `fromlen` is
+ * -EINVAL at the first poll, and no datagram is taken); send_to's the
+ * bytes sent. */
 WEFT_API void weft_recv_from_init(weft_recv_from *r, weft_socket *s, void *buf, size_t len,
                                   struct sockaddr_storage *from, socklen_t *fromlen);
 WEFT_API void weft_send_to_init(weft_send_to *w, weft_socket *s, const void *buf, size_t len,

@@ -97,7 +97,11 @@ typedef struct weft_socket weft_stream;   /* the same opaque handle */
  * -EBADF (fd < 0 or not open), -EINVAL (NULL out, no runtime, unknown
  * flags, blocking mode without WEFT_FD_SET_NONBLOCK), -EPERM (a regular
  * file, directory, block device, or anything else epoll refuses),
- * -EEXIST (the descriptor is registered with this reactor already),
+ * -EEXIST (the descriptor is registered with this reactor already: adopted,
+ * or watched by a weft_fdwatch; but with the io_uring backend a descriptor
+ * weft opened itself (weft_pipe(), weft_listen(), an accepted or connected
+ * socket) is not recognised, as weft/fdwatch.h says of watches: never
+ * adopt a descriptor that a weft handle owns),
  * -ESHUTDOWN (the runtime is gone), -ENOMEM. Thread: any. */
 WEFT_API int weft_fd_adopt(weft_runtime *rt, int fd, unsigned flags, weft_stream **out);
 

@@ -94,6 +94,7 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
     }
     atomic_init(&r->refs, 1);
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->ulock, NULL);
     r->kick = io->kick;
     r->kick_ctx = io->kick_ctx;
     *out = r;
@@ -172,6 +173,8 @@ void weft__reactor_drop(struct weft__reactor *r)
     weft__free(r->rx_len);
     close(r->epfd);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->ulock);
+    weft__free(r->by_fd);
     weft__free(r);
 }
 
@@ -294,7 +297,8 @@ static void slot_release(struct weft__io_source *s)
 {
     struct weft__reactor *r = s->r;
 
-    if (s->close_fd) {
+    /* relaxed: set (if ever) before the close that led here */
+    if (s->close_fd && !atomic_load_explicit(&s->fd_lost, memory_order_relaxed)) {
         if (s->unset_nonblock) {
             int fl = fcntl(s->fd, F_GETFL);
 
@@ -364,6 +368,100 @@ static void kick_runtime(struct weft__reactor *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* ---- Numbers reused ----
+ * An fd watch's descriptor stays the user's to close, and a careless
+ * user closes it before removing the watch (fdwatch.h asks the other
+ * order). Its number is then free, and the next socket, pipe, adopted
+ * stream or watch may take it. epoll and the io_uring check-epoll key
+ * their entries by number (and file): the older watch's EPOLL_CTL_DEL at
+ * remove, or its EPOLL_CTL_MOD at a re-arm, would then hit the NEWER
+ * descriptor's entry (a watch or stream gone silent, an event delivered
+ * to the wrong watch). So the reactor keeps, per number, the open watch
+ * source (hooked) that holds it (by_fd), and any registration that got a
+ * number held there proves that holder's descriptor gone (the kernel
+ * gave the number out again, or epoll took a second entry for it): the
+ * holder is marked fd_lost, and from then on its close and re-arm leave
+ * that number alone (re-arm: -EBADF). (Only from then on: on io_uring,
+ * where the ring holds the closed file, the old watch may still see its
+ * file's last events, and a re-arm before the new registration arms it
+ * on whatever the number names then, until it is removed.) Sockets and
+ * streams are not
+ * tracked (weft owns their descriptors: a user who closes one breaks
+ * more than this), so making one allocates nothing.
+ * Invariant (->ulock): by_fd[n] is NULL or an open, not fd_lost hooked
+ * source of this reactor registered with number n; `users` counts the
+ * non-NULL. */
+
+/* Room in by_fd for number fd (a watch's registration, before its
+ * epoll_ctl): 0, or -ENOMEM: then the source is not tracked (it works as
+ * any other; only this protection from a careless close is lost), so that
+ * a registration never fails for it. */
+static int fd_reserve(struct weft__reactor *r, int fd)
+{
+    int err = 0;
+
+    pthread_mutex_lock(&r->ulock);
+    if ((uint32_t)fd >= r->by_fd_cap) {
+        uint32_t cap = r->by_fd_cap ? r->by_fd_cap : 64;
+        struct weft__io_source **m;
+
+        while (cap <= (uint32_t)fd)
+            cap *= 2;
+        m = weft__calloc(cap, sizeof(*m));
+        if (m == NULL) {
+            err = -ENOMEM;
+        } else {
+            if (r->by_fd)
+                memcpy(m, r->by_fd, r->by_fd_cap * sizeof(*m));
+            weft__free(r->by_fd);
+            r->by_fd = m;
+            r->by_fd_cap = cap;
+        }
+    }
+    pthread_mutex_unlock(&r->ulock);
+    return err;
+}
+
+/* Source s was registered with number fd (its epoll_ctl succeeded, or
+ * weft made the descriptor): an older holder of the number is stale;
+ * a tracked s (a watch; room was reserved) becomes the holder. */
+static void fd_claim(struct weft__reactor *r, struct weft__io_source *s, int fd, bool user)
+{
+    /* relaxed: a watch's registration stores under ->ulock before its
+     * handle exists; one racing with us is a caller's own race */
+    if (!user && atomic_load_explicit(&r->users, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&r->ulock);
+    if ((uint32_t)fd < r->by_fd_cap) {
+        struct weft__io_source *old = r->by_fd[fd];
+
+        if (old != NULL) {
+            atomic_store_explicit(&old->fd_lost, true, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&r->users, 1, memory_order_relaxed);
+        }
+        r->by_fd[fd] = user ? s : NULL;
+        if (user)
+            atomic_fetch_add_explicit(&r->users, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&r->ulock);
+}
+
+/* Source s (not fresh: maybe tracked) is closing: it no longer holds its
+ * number. */
+static void fd_unclaim(struct weft__reactor *r, struct weft__io_source *s, int fd)
+{
+    /* relaxed: a tracked s counts itself in `users` (stored before its
+     * handle existed), so 0 means s is not tracked */
+    if (atomic_load_explicit(&r->users, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&r->ulock);
+    if (fd >= 0 && (uint32_t)fd < r->by_fd_cap && r->by_fd[fd] == s) {
+        r->by_fd[fd] = NULL;
+        atomic_fetch_sub_explicit(&r->users, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&r->ulock);
+}
+
 static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t events,
                        unsigned flags, void (*notify)(void *, uint32_t), void *arg,
                        struct weft__io_source **out, uint32_t *gen)
@@ -380,6 +478,10 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
      * that outlives the runtime) */
     if (atomic_load_explicit(&r->shut, memory_order_acquire))
         return -ESHUTDOWN;
+    /* fd watches only: their add allocates anyway, while making a socket
+     * or stream allocates nothing (weft/net.h, "Handles") */
+    bool track = oneshot && fd_reserve(r, fd) == 0;
+
     pthread_mutex_lock(&table.lock);
     s = slot_take();
     pthread_mutex_unlock(&table.lock);
@@ -400,6 +502,7 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
     s->notify_arg = arg;
     s->r = r;
     s->fresh = (flags & IO_REG_FRESH) != 0;
+    atomic_store_explicit(&s->fd_lost, false, memory_order_relaxed);
     s->listener = (flags & IO_REG_LISTENER) != 0;
     s->rx_armed = s->rx_cancel = s->rx_end_set = s->rx_mode = false;
     s->rx_end = 0;
@@ -436,6 +539,7 @@ static int do_register(struct weft__reactor *r, int fd, bool oneshot, uint32_t e
             slot_release(s);
         return err;
     }
+    fd_claim(r, s, fd, track);
     if (r->ring) {
         uint32_t arm = atomic_load_explicit(&s->arm, memory_order_relaxed);
 
@@ -473,7 +577,11 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
 
     /* no lock: index and r do not change while the source is open, and the
      * caller guarantees the
-     * registration is still its own (see reactor.h) */
+     * registration is still its own (see reactor.h); a number that the
+     * user closed and a newer source took is not ours to arm ("Numbers
+     * reused"; relaxed: see fd_lost) */
+    if (atomic_load_explicit(&s->fd_lost, memory_order_relaxed))
+        return -EBADF;
     if (s->r->ring) {
         uint32_t old = atomic_load_explicit(&s->arm, memory_order_relaxed);
 
@@ -519,8 +627,11 @@ int weft__io_close(struct weft__io_source *s, uint32_t gen, bool keep_fd)
     s->reader = s->writer = WEFT_WAKER_EMPTY;
     /* deregister before the descriptor can be closed and its number reused;
      * an event already taken by a poller carries the old generation */
-    if (!s->r->ring || !s->fresh)
+    if ((!s->r->ring || !s->fresh) &&
+        !atomic_load_explicit(&s->fd_lost, memory_order_relaxed))   /* "Numbers reused" */
         epoll_ctl(s->r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    if (!s->fresh)
+        fd_unclaim(s->r, s, s->fd);   /* ->lock, then ->ulock: nothing takes them reversed */
     if (s->r->ring) {
         /* the receive too, with the poll's cancel; its queued buffers
          * back to the kernel */
@@ -634,6 +745,27 @@ static void io_clear(struct weft__io_source *s, uint32_t bits, uint32_t seen)
            !atomic_compare_exchange_weak_explicit(&s->ready, &cur, cur & ~bits,
                                                   memory_order_acq_rel, memory_order_acquire))
         ;
+}
+
+int weft__io_watch_close(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx)
+{
+    weft_waker *slotw = dir == IO_READ ? &s->reader : &s->writer;
+    const weft_waker *mine = weft_context_waker(cx);
+    weft_waker old = WEFT_WAKER_EMPTY;
+    int ret = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->closed || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
+        ret = -EBADF;
+    else if (atomic_load_explicit(&s->r->shut, memory_order_relaxed))
+        ret = -ESHUTDOWN;             /* as io_park() */
+    else if (!weft_waker_will_wake(slotw, mine)) {
+        old = *slotw;
+        *slotw = weft_waker_clone(mine);
+    }
+    pthread_mutex_unlock(&s->lock);
+    weft_waker_drop(&old);
+    return ret;
 }
 
 void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir)

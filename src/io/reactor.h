@@ -137,6 +137,13 @@ struct weft__io_source {
     _Atomic uint32_t arm;
     _Atomic uint32_t hook_events;     /* io_uring: a hooked source's events */
     bool fresh;                       /* ->lock: registered with IO_REG_FRESH */
+    /* the user closed this (fd watch's) descriptor behind weft's back and
+     * its number now names a newer source of the same reactor (reactor.c,
+     * "Numbers reused"): close, re-arm and release leave the number alone.
+     * Set under the reactor's ulock, read without it (relaxed: a hint for
+     * a caller that broke the rules; the newer source's own calls never
+     * depend on it) */
+    _Atomic bool fd_lost;
     bool listener;                    /* ->lock: registered with IO_REG_LISTENER */
     /* io_uring receive (reactor.c, "Receive"), all ->lock: a multishot
      * receive is in the kernel (its last completion not yet taken); its
@@ -183,6 +190,15 @@ struct weft__reactor {
     char *rx_mem;
     _Atomic int64_t rx_out;           /* buffers taken from the kernel, not given back (tests) */
     pthread_mutex_t lock;             /* kick, kick_ctx */
+    /* fd watches' descriptors (hooked sources), by number: the open
+     * source that holds each, so that a newer registration of the same
+     * number marks an older one whose descriptor the user closed
+     * (reactor.c, "Numbers reused"). ->ulock; `users` (entries set) is
+     * read without it to skip the look-up */
+    pthread_mutex_t ulock;
+    struct weft__io_source **by_fd;
+    uint32_t by_fd_cap;
+    _Atomic uint32_t users;
     /* the scheduler's hook: the first source was registered (live 0 -> 1);
      * NULL once the runtime is gone */
     void (*kick)(void *ctx);
@@ -318,6 +334,13 @@ bool weft__io_is_shut(struct weft__io_source *s);
 
 /* A future that waited on `dir` is dropped: release its stored waker. */
 void weft__io_forget(struct weft__io_source *s, uint32_t gen, uint32_t dir);
+/* Store the context's waker in direction `dir`'s slot whatever the
+ * readiness, so that a close of the source (or any event of that
+ * direction) wakes it: for a future that owns that direction of `s` while
+ * it waits on something else (weft_copy: the destination's writer while
+ * it waits to read its source). 0, -EBADF (closed), -ESHUTDOWN. Release
+ * it with weft__io_forget(). */
+int weft__io_watch_close(struct weft__io_source *s, uint32_t gen, uint32_t dir, weft_context *cx);
 
 /* Run `op(fd, arg)` (a non-blocking system call returning >= 0 or -errno;
  * EINTR is retried here) by the protocol above: the result, or

@@ -396,13 +396,38 @@ WEFT_API void weft_accept_init(weft_accept *a, weft_socket *l, weft_socket **out
     a->dir = IO_READ;
 }
 
+/* Register connect c's descriptor fd (owned: closed on failure) on rt's
+ * reactor: 0, or -errno (then c->done with it). */
+static int connect_register(weft_connect *c, weft_runtime *rt, int fd)
+{
+    struct weft__reactor *re;
+    struct weft__io_source *src;
+    int r = weft__io_reactor(weft__runtime_io(rt), &re);
+
+    if (r == 0) {
+        r = weft__io_register_flags(re, fd, IO_REG_FRESH, &src, &c->gen);
+        weft__reactor_drop(re);       /* the source holds its own */
+    }
+    if (r) {
+        close(fd);
+        c->result = r;
+        c->done = 1;
+        return r;
+    }
+    c->src = src;
+    return 0;
+}
+
 /* connect starts at init: socket(), connect(), registration (after
  * connect(): epoll reports an unconnected socket as writable and hung up,
- * which would look like a result). An error is kept for the first poll. */
+ * which would look like a result). An error is kept for the first poll.
+ * With rt NULL off a worker (the header: "NULL: the polling task's"), the
+ * connect starts as well, and the registration waits for the first poll,
+ * on the polling task's runtime: the descriptor is kept in `flags` (fd + 1;
+ * 0: none), closed by the poll (no runtime there: -EINVAL) or the drop. */
 WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct sockaddr *addr,
                                 socklen_t len, uint64_t timeout_ms, weft_socket **out)
 {
-    struct weft__io_source *src;
     int fd, r;
 
     if (c == NULL)
@@ -412,7 +437,7 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
     c->dir = IO_WRITE;
     c->timeout_ms = timeout_ms;
     rt = pick_rt(rt);
-    if (rt == NULL || out == NULL || !family_ok(addr, len)) {
+    if (out == NULL || !family_ok(addr, len)) {
         c->result = -EINVAL;
         c->done = 1;
         return;
@@ -428,22 +453,22 @@ WEFT_API void weft_connect_init(weft_connect *c, weft_runtime *rt, const struct 
     do
         r = connect(fd, addr, len) < 0 ? -errno : 0;
     while (r == -EINTR);
-    if (r == 0 || r == -EINPROGRESS || r == -EAGAIN) {
-        struct weft__reactor *re;
-
-        r = weft__io_reactor(weft__runtime_io(rt), &re);
-        if (r == 0) {
-            r = weft__io_register_flags(re, fd, IO_REG_FRESH, &src, &c->gen);
-            weft__reactor_drop(re);   /* the source holds its own */
-        }
-    }
-    if (r) {
+    /* EAGAIN from a Unix socket's connect is no connect in progress: the
+     * listener's backlog is full and nothing was queued (TCP says
+     * EINPROGRESS). Waiting for the socket to become writable would wait
+     * for ever (an unconnected Unix socket is writable and hung up at
+     * once, and nothing changes when the backlog drains), so it is the
+     * output, as Go's and mio's connects report it. */
+    if (r != 0 && r != -EINPROGRESS && (r != -EAGAIN || addr->sa_family == AF_UNIX)) {
         close(fd);
         c->result = r;
         c->done = 1;
         return;
     }
-    c->src = src;
+    if (rt == NULL)
+        c->flags = fd + 1;            /* registered by the first poll */
+    else if (connect_register(c, rt, fd) < 0)
+        return;
     if (timeout_ms)
         weft_sleep_init(&c->sleep, timeout_ms);
 }
@@ -674,6 +699,11 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
      * from weft's receive buffers with memcpy (io/recv.c), which crashed */
     if (op->buf == NULL && op->len > 0)
         return finish(op, -EINVAL, result);
+    /* recv_from with a `from` and no `fromlen`: recvfrom(2) would take the
+     * datagram and then fail with -EFAULT (the datagram lost); refused
+     * here, before the call, so that nothing is taken */
+    if (op->kind == OP_RECV_FROM && op->addr != NULL && op->addrlen == NULL)
+        return finish(op, -EINVAL, result);
     if (op->len == 0 && zero_is_noop(op)) {
         /* nothing to move: 0 at once (read(2) of 0 bytes), whatever the
          * readiness; a closed socket or a runtime gone is still reported */
@@ -721,11 +751,16 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
             *result = (int)a->result;
         return WEFT_READY;
     }
+    /* a `peer` without `peerlen`: accept4(2) would take the connection,
+     * fail to write the address (-EFAULT) and close it: refused before */
     if (a->src == NULL || a->kind != OP_ACCEPT || a->out == NULL ||
-        !kind_is_socket(a->hkind)) {
+        (a->addr != NULL && a->addrlen == NULL) || !kind_is_socket(a->hkind)) {
         a->done = 1;
-        a->result = a->src == NULL ? -EBADF : a->kind != OP_ACCEPT || a->out == NULL
-                                                   ? -EINVAL : not_a_socket(a);
+        a->result = a->src == NULL ? -EBADF
+                    : a->kind != OP_ACCEPT || a->out == NULL ||
+                            (a->addr != NULL && a->addrlen == NULL)
+                        ? -EINVAL
+                        : not_a_socket(a);
         if (result)
             *result = (int)a->result;
         return WEFT_READY;
@@ -781,6 +816,20 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
     }
     if (c->done)
         goto out;
+    if (c->kind == OP_CONNECT && c->src == NULL && c->flags > 0) {
+        /* made off a worker with rt NULL: the polling task's runtime */
+        weft_runtime *rt = weft_runtime_current();
+        int fd = c->flags - 1;
+
+        c->flags = 0;
+        if (rt == NULL) {
+            close(fd);
+            c->result = -EINVAL;
+            goto done;
+        }
+        if (connect_register(c, rt, fd) < 0)
+            goto done;
+    }
     if (c->kind != OP_CONNECT || c->src == NULL) {
         c->result = -EINVAL;
         goto done;
@@ -821,6 +870,9 @@ WEFT_API void weft_io_op_drop(weft_io_op *op)
         return;
     if (op->kind == OP_CONNECT) {
         if (!op->done) {
+            if (op->src == NULL && op->flags > 0)
+                close(op->flags - 1); /* never registered (see connect_init) */
+            op->flags = 0;
             connect_fail(op);         /* wakes (drops) its own stored waker */
             if (op->timeout_ms)
                 weft_sleep_drop(&op->sleep);

@@ -807,20 +807,44 @@ static bool copy_can_splice(weft_copy *c, struct weft__io_source **in, uint32_t 
     return kout == HK_PIPE && kin == HK_STREAM;
 }
 
+/* wait_in / wait_out: a waker of the copy may sit in `from`'s reader /
+ * `to`'s writer slot (stored by the reactor for a splice, or by
+ * copy_watch_other()): released at the end. */
 static void copy_forget(weft_copy *c)
 {
-    struct weft__io_source *in, *out;
-    uint32_t in_gen, out_gen;
+    struct weft__io_source *src;
+    uint32_t gen;
 
-    if (!c->wait_in && !c->wait_out)
-        return;
-    if (copy_can_splice(c, &in, &in_gen, &out, &out_gen)) {
-        if (c->wait_in)
-            weft__io_forget(in, in_gen, IO_READ);
-        if (c->wait_out)
-            weft__io_forget(out, out_gen, IO_WRITE);
-    }
+    if (c->wait_in && weft__handle_source(c->from, &src, &gen, NULL) == 0)
+        weft__io_forget(src, gen, IO_READ);
+    if (c->wait_out && weft__handle_source(c->to, &src, &gen, NULL) == 0)
+        weft__io_forget(src, gen, IO_WRITE);
     c->wait_in = c->wait_out = false;
+}
+
+/* The copy waits on one end (`reading`: on `from`; else on `to`): watch
+ * the other end for its close (bufio.h: "-EBADF when the stream is
+ * closed, also while a future waits"), by storing the waker in its slot of
+ * the direction the copy owns there (to's writer, from's reader: one
+ * copy per end and direction, as for any future). 0, or -EBADF /
+ * -ESHUTDOWN when that end is closed / its runtime gone. A wake-up for an
+ * event of that end costs one poll. */
+static int copy_watch_other(weft_copy *c, bool reading, weft_context *cx)
+{
+    struct weft__io_source *src;
+    uint32_t gen;
+    int err = weft__handle_source(reading ? c->to : c->from, &src, &gen, NULL);
+
+    if (err)
+        return err;
+    err = weft__io_watch_close(src, gen, reading ? IO_WRITE : IO_READ, cx);
+    if (err == 0) {
+        if (reading)
+            c->wait_out = true;
+        else
+            c->wait_in = true;
+    }
+    return err;
 }
 
 static weft_poll copy_splice(weft_copy *c, weft_context *cx, ssize_t *out)
@@ -842,13 +866,15 @@ static weft_poll copy_splice(weft_copy *c, weft_context *cx, ssize_t *out)
         weft__io_end(dst);
         if (r == WEFT_IO_PENDING) {
             c->wait_in = true;
-            return WEFT_PENDING;
+            r = copy_watch_other(c, true, cx);
+            return r < 0 ? copy_finish(c, r, out) : WEFT_PENDING;
         }
         if (r == SPLICE_OUT_FULL) {
             r = weft__io_do(dst, dst_gen, IO_WRITE, cx, writable_call, NULL, 0);
             if (r == WEFT_IO_PENDING) {
                 c->wait_out = true;
-                return WEFT_PENDING;
+                r = copy_watch_other(c, false, cx);
+                return r < 0 ? copy_finish(c, r, out) : WEFT_PENDING;
             }
             if (r < 0)
                 return copy_finish(c, r, out);
@@ -895,8 +921,10 @@ WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
             c->reading = true;
         }
         if (c->reading) {
-            if (weft_io_op_poll(&c->op, cx, &n) == WEFT_PENDING)
-                return WEFT_PENDING;
+            if (weft_io_op_poll(&c->op, cx, &n) == WEFT_PENDING) {
+                n = copy_watch_other(c, true, cx);
+                return n < 0 ? copy_finish(c, n, out) : WEFT_PENDING;
+            }
             weft_io_op_drop(&c->op);
             c->reading = false;
             if (n < 0)
@@ -911,8 +939,10 @@ WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
             weft_write_init(&c->op, c->to, c->buf + c->pos, c->len - c->pos);
             c->writing = true;
         }
-        if (weft_io_op_poll(&c->op, cx, &n) == WEFT_PENDING)
-            return WEFT_PENDING;
+        if (weft_io_op_poll(&c->op, cx, &n) == WEFT_PENDING) {
+            n = copy_watch_other(c, false, cx);
+            return n < 0 ? copy_finish(c, n, out) : WEFT_PENDING;
+        }
         weft_io_op_drop(&c->op);
         c->writing = false;
         if (n <= 0)
