@@ -8,6 +8,7 @@
 
 #include "sched/internal.h"
 #include "sched/trace.h"
+#include "task/stackful.h"
 
 WEFT_TLS struct worker *weft__sched_cur_worker;
 
@@ -204,7 +205,21 @@ static inline __attribute__((always_inline)) void run_one(struct worker *w,
     bool again;
 
     counter_add(&w->polls, 1);
+#if WEFT_TASK_STACKFUL_INLINE
+    {
+        /* a coroutine: resumed in this frame (task/stackful.h); relaxed:
+         * see weft__task_stackful_type */
+        const struct weft__stackful *sf;
+
+        if (t->type == atomic_load_explicit(&weft__task_stackful_type, memory_order_relaxed) &&
+            (sf = atomic_load_explicit(&weft__task_stackful, memory_order_relaxed)) != NULL)
+            again = weft__task_run_stackful(t, &w->env, sf);
+        else
+            again = weft__task_run(t, &w->env);
+    }
+#else
     again = weft__task_run(t, &w->env);
+#endif
     if (traced)
         weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
     if (again) {
@@ -333,8 +348,10 @@ static bool spin_for_work(struct worker *w)
 }
 
 /* One round of the worker loop: run something, or park. Returns false when
- * the runtime is closed. */
-static bool worker_round(struct worker *w)
+ * the runtime is closed. Inlined into the loop: a coroutine resumed by
+ * run_task() here must find the loop's frame where it left it, with no
+ * return in between (task/stackful.h). */
+static inline __attribute__((always_inline)) bool worker_round(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
     struct weft__task *t;
