@@ -241,22 +241,39 @@ static void coroutine_drop(weft_coroutine *f)
  * co_resume() cut at the switch, for the worker loop, which switches in its
  * own frame: co_enter() up to the switch, co_leave() after it. Same steps,
  * same order (sanitizer builds never come here: WEFT_TASK_STACKFUL_INLINE). */
-__attribute__((noinline)) static struct weft__co_ctx *co_enter_slow(struct weft__co *co,
+
+/* The coroutine in task t's cell (weft__task_future(), with the alignment
+ * known here: no load of the type) */
+static struct weft__co *co_of_task(struct weft__task *t)
+{
+    size_t off = weft__round_up(sizeof(struct weft__task) + sizeof(struct weft__task_dbg),
+                                _Alignof(weft_coroutine));
+
+    return &((weft_coroutine *)(void *)((char *)t + off))->co;
+}
+
+static void co_output(struct weft__task *t, const struct weft__co *co)
+{
+    memcpy((char *)t + weft__task_output_offset(t->type), &co->result, sizeof(int));
+}
+
+__attribute__((noinline)) static struct weft__co_ctx *co_enter_slow(struct weft__task *t,
                                                                    weft_context *cx,
                                                                    struct weft__co_wside *ws)
 {
+    struct weft__co *co = co_of_task(t);
     int *ep;
 
-    ws->ran = false;
-    if (co->state == CO_DONE)
-        return NULL;                   /* coroutine_poll's answer: READY */
+    if (co->state == CO_DONE) {
+        co_output(t, co);              /* coroutine_poll's answer: READY */
+        return NULL;
+    }
     ep = co_errno;
     if (ep == NULL)
         ep = co_thread_first();
     ws->ep = ep;
     ws->werr = *ep;
     ws->prev = cur_co;
-    ws->ran = true;
     if (co->state == CO_NEW)
         weft__co_prepare(co);
     *ep = co->err;                     /* errno follows the coroutine */
@@ -269,17 +286,17 @@ __attribute__((noinline)) static struct weft__co_ctx *co_enter_slow(struct weft_
 
 /* The common case (a parked coroutine, a thread set up) as a leaf: no
  * register to save */
-static struct weft__co_ctx *co_enter(void *future, weft_context *cx, struct weft__co_wside *ws)
+static struct weft__co_ctx *co_enter(struct weft__task *t, weft_context *cx,
+                                     struct weft__co_wside *ws)
 {
-    struct weft__co *co = &((struct weft_coroutine *)future)->co;
+    struct weft__co *co = co_of_task(t);
     int *ep = co_errno;
 
     if (__builtin_expect(co->state != CO_SUSPENDED || ep == NULL, 0))
-        return co_enter_slow(co, cx, ws);
+        return co_enter_slow(t, cx, ws);
     ws->ep = ep;
     ws->werr = *ep;
     ws->prev = cur_co;
-    ws->ran = true;
     *ep = co->err;                     /* errno follows the coroutine */
     cur_co = co;
     ws->cx = cx;
@@ -288,37 +305,38 @@ static struct weft__co_ctx *co_enter(void *future, weft_context *cx, struct weft
     return &co->c;
 }
 
-static weft_poll co_leave(void *future, void *out, struct weft__co_wside *ws)
+static weft_poll co_leave(struct weft__task *t, struct weft__co_wside *ws)
 {
-    struct weft__co *co = &((struct weft_coroutine *)future)->co;
+    struct weft__co *co = co_of_task(t);
 
-    if (ws->ran) {
-        co->w = NULL;
-        if (co->on_slab &&
-            (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
-            weft__co_canary_abort(co);
-        cur_co = ws->prev;
-        co->err = *ws->ep;
-        *ws->ep = ws->werr;
-        if (co->state != CO_DONE)
-            return WEFT_PENDING;
-        co_release(co);
-    }
-    memcpy(out, &co->result, sizeof(int));
+    co->w = NULL;
+    if (co->on_slab &&
+        (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
+        weft__co_canary_abort(co);
+    cur_co = ws->prev;
+    co->err = *ws->ep;
+    *ws->ep = ws->werr;
+    if (co->state != CO_DONE)
+        return WEFT_PENDING;
+    co_release(co);
+    co_output(t, co);
     return WEFT_READY;
 }
-
 #endif
 
 WEFT_DEFINE_FUTURE_THUNKS_(weft_coroutine, coroutine_poll, coroutine_drop)
-static const weft_future_type weft_coroutine_future = {
-    weft_coroutine__weft_poll, weft_coroutine__weft_drop, sizeof(weft_coroutine),
-    _Alignof(weft_coroutine), sizeof(int), _Alignof(int), weft__wrapper_name
-};
-
+/* A stackful type (task/stackful.h): the worker loop resumes it in its own
+ * frame through co_enter and co_leave; everyone else calls the poll. */
+static const struct weft__stackful_type co_type = {
+    { weft_coroutine__weft_poll, weft_coroutine__weft_drop, sizeof(weft_coroutine),
+      _Alignof(weft_coroutine), sizeof(int), _Alignof(int), weft__wrapper_name },
 #if WEFT_TASK_STACKFUL_INLINE
-static const struct weft__stackful co_stackful = { co_enter, co_leave };
+    co_enter, co_leave
+#else
+    NULL, NULL
 #endif
+};
+#define weft_coroutine_future (co_type.type)
 
 /* Fill in a coroutine (not yet at its final address: the first frame is
  * prepared at the first resume, when it is) and map its stack. */
@@ -345,13 +363,10 @@ static int co_init(weft_coroutine *f, weft_runtime *rt, weft_co_fn *fn, void *ar
     f->co.on_slab = f->co.stack.slab != NULL;
     weft__co_install_handler();
 #if WEFT_TASK_STACKFUL_INLINE
-    /* relaxed: see weft__task_stackful (a worker that does not see it yet
-     * polls through weft_coroutine_future's poll) */
-    if (atomic_load_explicit(&weft__task_stackful, memory_order_relaxed) == NULL) {
-        atomic_store_explicit(&weft__task_stackful, &co_stackful, memory_order_relaxed);
-        atomic_store_explicit(&weft__task_stackful_type, &weft_coroutine_future,
-                              memory_order_relaxed);
-    }
+    /* relaxed: see weft__task_stackful_type (a worker that does not see it
+     * yet polls through weft_coroutine_future's poll) */
+    if (atomic_load_explicit(&weft__task_stackful_type, memory_order_relaxed) == NULL)
+        atomic_store_explicit(&weft__task_stackful_type, &co_type.type, memory_order_relaxed);
 #endif
     return 0;
 }

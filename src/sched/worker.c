@@ -201,27 +201,27 @@ static inline void look_after_yield(struct worker *w)
 static inline __attribute__((always_inline)) void run_one(struct worker *w,
                                                           struct weft__task *t, bool traced)
 {
-    uint64_t t0 = traced ? weft__trace_poll_begin(t) : 0;
     bool again;
 
     counter_add(&w->polls, 1);
+    if (__builtin_expect(traced, 0)) {
+        /* a poll recorded by the trace: the type's own poll, whatever it is */
+        uint64_t t0 = weft__trace_poll_begin(t);
+
+        again = weft__task_run(t, &w->env);
+        weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
+    } else {
 #if WEFT_TASK_STACKFUL_INLINE
-    {
         /* a coroutine: resumed in this frame (task/stackful.h); relaxed:
          * see weft__task_stackful_type */
-        const struct weft__stackful *sf;
-
-        if (t->type == atomic_load_explicit(&weft__task_stackful_type, memory_order_relaxed) &&
-            (sf = atomic_load_explicit(&weft__task_stackful, memory_order_relaxed)) != NULL)
-            again = weft__task_run_stackful(t, &w->env, sf);
+        if (t->type == atomic_load_explicit(&weft__task_stackful_type, memory_order_relaxed))
+            again = weft__task_run_stackful(t, &w->env);
         else
             again = weft__task_run(t, &w->env);
-    }
 #else
-    again = weft__task_run(t, &w->env);
+        again = weft__task_run(t, &w->env);
 #endif
-    if (traced)
-        weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
+    }
     if (again) {
         /* yielded or self-woken: to the back (overflow out of line) */
         if (!lq_try_push(&w->q, t))

@@ -89,10 +89,10 @@ struct weft__co_ctx {
 struct weft__co_wside {
     struct weft__co_ctx ctx;    /* the worker's saved context */
     weft_context *cx;           /* the current poll's context; NULL in a drop */
-    /* what the resume puts back afterwards (weft__stackful's enter/leave) */
+    /* what the resume puts back afterwards (a weft__stackful_type's
+     * enter and leave) */
     int *ep;                    /* this thread's &errno */
     int werr;                   /* the worker's errno */
-    bool ran;                   /* enter switched in: leave restores */
     void *prev;                 /* the coroutine running on this thread before */
 };
 
@@ -249,15 +249,19 @@ static inline void *weft__co_ctx_sp(const struct weft__co_ctx *c)
 }
 #endif
 /* ---- Resuming in the worker's frame ----------------------------------------
- * A stackful future type's two halves of a poll, registered by its layer
- * (coro.c: at the first spawn of a coroutine). `enter`: the worker side of
- * a resume up to the switch (ws on the caller's stack); returns the context
- * to switch to, or NULL when there is nothing to resume (then `leave`
- * answers alone). `leave`: after the switch back; the poll's answer, its
- * output written on READY, exactly as the type's poll would have. */
-struct weft__stackful {
-    struct weft__co_ctx *(*enter)(void *future, weft_context *cx, struct weft__co_wside *ws);
-    weft_poll (*leave)(void *future, void *out, struct weft__co_wside *ws);
+ * A stackful future type: its descriptor, followed by its two halves of a
+ * poll; the layer that defines it (coro.c) registers it at its first spawn.
+ * `enter`: the worker side of a resume up to the switch (`ws` on the
+ * caller's stack, `cx` the poll's context); returns the context to switch
+ * to, or NULL when the future completed already (its output written: the
+ * poll's READY). `leave`: after the switch back, the poll's answer (its
+ * output written on READY), exactly as the type's poll would have. The
+ * type's own poll does the same in one call, for every other caller. */
+struct weft__stackful_type {
+    weft_future_type type;      /* first: a task's t->type points here */
+    struct weft__co_ctx *(*enter)(struct weft__task *t, weft_context *cx,
+                                  struct weft__co_wside *ws);
+    weft_poll (*leave)(struct weft__task *t, struct weft__co_wside *ws);
 };
 
 #if WEFT_CO_INLINE_SWITCH && !WEFT_CO_ASAN && !WEFT_CO_TSAN
@@ -266,37 +270,39 @@ struct weft__stackful {
 #define WEFT_TASK_STACKFUL_INLINE 0
 #endif
 
-/* The registered type and its halves (NULL before the first
- * registration): the worker loop compares each task's type with the first
- * (one load and a compare per poll), and on a match loads the second. Both
- * point to objects of static storage, constant from the program's start,
- * so relaxed loads and stores suffice: a worker that does not see them yet
- * (either of them) runs the task through weft__task_run(), the type's own
- * poll, which is just as correct. */
+/* The registered type's descriptor (&st->type; NULL before the
+ * registration): the worker loop compares each task's type with it (a load
+ * and a compare per poll). It points to an object of static storage,
+ * constant from the program's start, so relaxed loads and stores suffice:
+ * a worker that does not see it yet runs the task through
+ * weft__task_run(), the type's own poll, which is just as correct. */
 extern _Atomic(const weft_future_type *) weft__task_stackful_type;
-extern _Atomic(const struct weft__stackful *) weft__task_stackful;
 
-/* weft__task_run() for a task of the stackful type (weft__task_stackful_type), with the
+/* The two calls around the switch (task.c): weft__task_poll_begin() then
+ * `enter`, and `leave` then weft__task_poll_end(). _begin returns NULL
+ * when there is nothing to switch to (the task was cancelled or completed
+ * instead; the entry is consumed and the caller's answer is false). */
+struct weft__co_ctx *weft__task_stackful_begin(struct weft__task *t, struct weft__task_env *env,
+                                               struct weft__task_poll *p,
+                                               struct weft__co_wside *ws);
+bool weft__task_stackful_end(struct weft__task *t, struct weft__task_env *env,
+                             const struct weft__task_poll *p, struct weft__co_wside *ws);
+
+/* weft__task_run() for a task of the registered stackful type, with the
  * switch in the caller's frame. Always inlined into a loop that calls it
  * again without returning (the worker loop): see the top of this file. */
 __attribute__((always_inline)) static inline bool
-weft__task_run_stackful(struct weft__task *t, struct weft__task_env *env,
-                        const struct weft__stackful *sf)
+weft__task_run_stackful(struct weft__task *t, struct weft__task_env *env)
 {
     struct weft__task_poll p;
     struct weft__co_wside ws;
     struct weft__co_ctx *to;
-    void *f;
-    weft_poll r;
 
-    if (!weft__task_poll_begin(t, env, &p))
+    to = weft__task_stackful_begin(t, env, &p, &ws);
+    if (to == NULL)
         return false;
-    f = weft__task_future(t);
-    to = sf->enter(f, &env->poll_cx, &ws);
-    if (to != NULL)
-        weft__co_jump_keep(&ws.ctx, to);
-    r = sf->leave(f, (char *)t + weft__task_output_offset(t->type), &ws);
-    return weft__task_poll_end(t, env, &p, r);
+    weft__co_jump_keep(&ws.ctx, to);
+    return weft__task_stackful_end(t, env, &p, &ws);
 }
 
 #endif

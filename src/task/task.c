@@ -31,7 +31,6 @@ WEFT_TLS const void *weft__task_domain;
 
 const char weft__wrapper_name[] = "weft_wrapper";
 _Atomic(const weft_future_type *) weft__task_stackful_type;
-_Atomic(const struct weft__stackful *) weft__task_stackful;
 /* ---- Observability: the trailer's per-poll part ------------------------------------
  * The task this thread is polling (NULL between polls), for WEFT_AWAIT's
  * park records and for spotting self-wakes (a wake of the polled task from
@@ -771,6 +770,33 @@ bool weft__task_poll_end(struct weft__task *t, struct weft__task_env *env,
                          const struct weft__task_poll *p, weft_poll r)
 {
     return run_end(t, env, p, r);
+}
+
+/* A stackful type's task: the descriptor is the first member of its
+ * weft__stackful_type (task/stackful.h). */
+static const struct weft__stackful_type *stackful_of(const struct weft__task *t)
+{
+    return (const struct weft__stackful_type *)(const void *)t->type;
+}
+
+struct weft__co_ctx *weft__task_stackful_begin(struct weft__task *t, struct weft__task_env *env,
+                                               struct weft__task_poll *p,
+                                               struct weft__co_wside *ws)
+{
+    struct weft__co_ctx *to;
+
+    if (!run_begin(t, env, p))
+        return NULL;
+    to = stackful_of(t)->enter(t, &env->poll_cx, ws);
+    if (__builtin_expect(to == NULL, 0))
+        (void)weft__task_poll_end(t, env, p, WEFT_READY);   /* completed: false */
+    return to;
+}
+
+bool weft__task_stackful_end(struct weft__task *t, struct weft__task_env *env,
+                             const struct weft__task_poll *p, struct weft__co_wside *ws)
+{
+    return run_end(t, env, p, stackful_of(t)->leave(t, ws));
 }
 
 /* ---- Shutdown ---------------------------------------------------------------------- */
