@@ -113,13 +113,15 @@ struct weft__co_wside {
  * for programs in which no coroutine changes the rounding mode, FTZ/DAZ or
  * the exception masks (stmxcsr is the slow part of a switch). */
 #if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
-#define WEFT_CO_FP_SWAP ""
+#define WEFT_CO_FP_READ ""
+#define WEFT_CO_FP_LOAD ""
 #else
-/* Save ours; load the other side's only where it differs (ldmxcsr and
- * fldcw are slow, and the words nearly never differ). */
-#define WEFT_CO_FP_SWAP                                                       \
+/* Save ours (READ); load the other side's only where it differs (LOAD:
+ * ldmxcsr and fldcw are slow, and the words nearly never differ). */
+#define WEFT_CO_FP_READ                                                       \
     "stmxcsr 24(%%rdi)\n\t"                                                   \
-    "fnstcw 28(%%rdi)\n\t"                                                    \
+    "fnstcw 28(%%rdi)\n\t"
+#define WEFT_CO_FP_LOAD                                                       \
     "movl 24(%%rdi), %%eax\n\t"                                               \
     "cmpl 24(%%rsi), %%eax\n\t"                                               \
     "je 2f\n\t"                                                               \
@@ -131,6 +133,7 @@ struct weft__co_wside {
     "fldcw 28(%%rsi)\n"                                                       \
     "3:\n\t"
 #endif
+#define WEFT_CO_FP_SWAP WEFT_CO_FP_READ WEFT_CO_FP_LOAD
 #if defined(__AVX512F__)
 #define WEFT_CO_CLOBBER_AVX512                                                \
     , "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", \
@@ -189,15 +192,21 @@ __attribute__((always_inline)) static inline void weft__co_jump(struct weft__co_
           "cc", "memory", "fpsr" WEFT_CO_CLOBBER_AVX512);
 }
 /* The same switch for a frame with much live state across it (the worker
- * loop: task/stackful.h's weft__task_run_stackful()): the asm keeps rbx and
- * r12-r15 itself, pushed on this side's stack (below the red zone, which
- * the compiler may be using) and popped when this side is resumed, so to
- * the compiler it is like a call: values in callee-saved registers stay
- * there, and the loop is compiled as around the call it replaces. The
- * other side's jump (either form) lands on label 1 with this side's rsp,
- * so the pops run on the way back in. */
+ * loop: weft__task_run_stackful() below): the asm keeps rbx and r12-r15
+ * itself, pushed on this side's stack (below the red zone, which the
+ * compiler may be using) and popped when this side is resumed, so to the
+ * compiler it is like a call: values in callee-saved registers stay there,
+ * and the loop is compiled as around the call it replaces. The other
+ * side's jump (either form) lands on label 1 with this side's rsp, so the
+ * pops run on the way back in.
+ *
+ * `known` non-zero: *save already holds this thread's FP control words
+ * (the worker loop knows them: weft__task_run_stackful()), so they are not read
+ * again (stmxcsr is the slow part of a switch); they are still compared
+ * with the other side's and loaded where they differ. */
 __attribute__((always_inline)) static inline void weft__co_jump_keep(struct weft__co_ctx *save,
-                                                                     struct weft__co_ctx *load)
+                                                                     struct weft__co_ctx *load,
+                                                                     unsigned long known)
 {
     __asm__ __volatile__(
         "leaq -128(%%rsp), %%rsp\n\t"
@@ -210,7 +219,11 @@ __attribute__((always_inline)) static inline void weft__co_jump_keep(struct weft
         "movq %%rsp, 0(%%rdi)\n\t"
         "movq %%rax, 8(%%rdi)\n\t"
         "movq %%rbp, 16(%%rdi)\n\t"
-        WEFT_CO_FP_SWAP
+        "testq %%rdx, %%rdx\n\t"
+        "jnz 4f\n\t"
+        WEFT_CO_FP_READ
+        "4:\n\t"
+        WEFT_CO_FP_LOAD
         "movq 0(%%rsi), %%rsp\n\t"
         "movq 16(%%rsi), %%rbp\n\t"
         "jmpq *8(%%rsi)\n"
@@ -222,9 +235,9 @@ __attribute__((always_inline)) static inline void weft__co_jump_keep(struct weft
         "popq %%r12\n\t"
         "popq %%rbx\n\t"
         "leaq 128(%%rsp), %%rsp\n\t"
-        : "+D"(save), "+S"(load)
+        : "+D"(save), "+S"(load), "+d"(known)
         :
-        : "rax", "rcx", "rdx", "r8", "r9", "r10", "r11",
+        : "rax", "rcx", "r8", "r9", "r10", "r11",
           "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
           "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
           "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
@@ -276,7 +289,8 @@ struct weft__stackful_type {
  * constant from the program's start, so relaxed loads and stores suffice:
  * a worker that does not see it yet runs the task through
  * weft__task_run(), the type's own poll, which is just as correct. */
-extern _Atomic(const weft_future_type *) weft__task_stackful_type;
+extern __attribute__((visibility("hidden"))) _Atomic(const weft_future_type *)
+    weft__task_stackful_type;
 
 /* The two calls around the switch (task.c): weft__task_poll_begin() then
  * `enter`, and `leave` then weft__task_poll_end(). _begin returns NULL
@@ -288,21 +302,46 @@ struct weft__co_ctx *weft__task_stackful_begin(struct weft__task *t, struct weft
 bool weft__task_stackful_end(struct weft__task *t, struct weft__task_env *env,
                              const struct weft__task_poll *p, struct weft__co_wside *ws);
 
+#if WEFT_TASK_STACKFUL_INLINE
 /* weft__task_run() for a task of the registered stackful type, with the
  * switch in the caller's frame. Always inlined into a loop that calls it
- * again without returning (the worker loop): see the top of this file. */
+ * again without returning (the worker loop): see the top of this file.
+ * `ws`: the worker's side of every such resume, kept by the worker between
+ * them (owner only).
+ *
+ * `*known`: the thread's FP control words (x86-64: MXCSR, the x87 control
+ * word) are ws->ctx's, so the switch need not read them (stmxcsr is the
+ * slow part of a switch). After a switch back the thread's words are
+ * exactly ws->ctx's (the coroutine side loads them where its own differ),
+ * so they are known from then on, until something may have changed them:
+ * the caller unmarks them before anything but weft's own queue operations
+ * runs on the thread (another task's poll, timers and I/O with their
+ * wakers, a park, a driver's session: worker.c's fp_forget()), and so do
+ * a lint hook run at the poll's end (sched/metrics.c) and a poll that did
+ * not yield (its end may have run a drop or a joiner's waker). A future
+ * that sets a rounding mode and keeps it on its worker is so honoured: the
+ * next resume reads the words again. */
 __attribute__((always_inline)) static inline bool
-weft__task_run_stackful(struct weft__task *t, struct weft__task_env *env)
+weft__task_run_stackful(struct weft__task *t, struct weft__task_env *env,
+                        struct weft__co_wside *ws, bool *known)
 {
     struct weft__task_poll p;
-    struct weft__co_wside ws;
     struct weft__co_ctx *to;
 
-    to = weft__task_stackful_begin(t, env, &p, &ws);
-    if (to == NULL)
+    to = weft__task_stackful_begin(t, env, &p, ws);
+    if (to == NULL) {
+        *known = false;                /* a drop or a joiner's waker may have run */
         return false;
-    weft__co_jump_keep(&ws.ctx, to);
-    return weft__task_stackful_end(t, env, &p, &ws);
+    }
+    weft__co_jump_keep(&ws->ctx, to, *known);
+    *known = true;
+    if (!weft__task_stackful_end(t, env, &p, ws)) {
+        *known = false;
+        return false;
+    }
+    return true;
 }
+
+#endif /* WEFT_TASK_STACKFUL_INLINE */
 
 #endif
