@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /* Stackful futures (internal): the context switch that coroutines
  * (src/coro/) are built on, and the worker loop's way of resuming one in its
  * own frame.
@@ -19,15 +19,18 @@
  * coroutine itself pushed before it parked: with one coroutine, or many
  * parked at the same call, both returns are predicted.
  *
- * So the worker loop (src/sched/worker.c) runs a task whose type is the
- * registered stackful type through weft__task_run_stackful() below, inlined
- * in its frame: the task layer's begin and end of a poll (the same code as
- * weft__task_run()'s), and between them the type's `enter` (an ordinary
- * call: the worker side of the resume, up to the switch), the switch, and
- * `leave` (the rest, and the poll's answer). Any other caller of a poll
- * (the LIFO chain, a drop, a current-thread driver) calls the type's poll,
- * which does the same in its own frame. Sanitizer builds always call the
- * poll: their fiber hooks must sit next to the switch, in the poll. */
+ * So the worker loop (src/sched/worker.c, run_one()) runs a task whose type
+ * is the registered stackful type through weft__task_run_stackful() below,
+ * inlined in its frame: the task layer's begin and end of a poll (the same
+ * code as weft__task_run()'s) as two calls, the first ending with the
+ * type's `enter` (the worker side of the resume, up to the switch), the
+ * second starting with its `leave` (the rest, and the poll's answer), and
+ * the switch between them. The LIFO chain's and a current-thread driver's
+ * frames inline the same code (their frames return more often: fewer
+ * predicted returns, same results). Everything else calls the type's poll,
+ * which does the same in its own frame: a drop, a poll the trace records,
+ * and every poll in the sanitizer builds, whose fiber hooks must sit next to
+ * the switch. */
 #ifndef WEFT_TASK_STACKFUL_H
 #define WEFT_TASK_STACKFUL_H
 
@@ -264,8 +267,8 @@ static inline void *weft__co_ctx_sp(const struct weft__co_ctx *c)
 /* ---- Resuming in the worker's frame ----------------------------------------
  * A stackful future type: its descriptor, followed by its two halves of a
  * poll; the layer that defines it (coro.c) registers it at its first spawn.
- * `enter`: the worker side of a resume up to the switch (`ws` on the
- * caller's stack, `cx` the poll's context); returns the context to switch
+ * `enter`: the worker side of a resume up to the switch (`ws` the worker's,
+ * `cx` the poll's context); returns the context to switch
  * to, or NULL when the future completed already (its output written: the
  * poll's READY). `leave`: after the switch back, the poll's answer (its
  * output written on READY), exactly as the type's poll would have. The
@@ -292,10 +295,11 @@ struct weft__stackful_type {
 extern __attribute__((visibility("hidden"))) _Atomic(const weft_future_type *)
     weft__task_stackful_type;
 
-/* The two calls around the switch (task.c): weft__task_poll_begin() then
- * `enter`, and `leave` then weft__task_poll_end(). _begin returns NULL
- * when there is nothing to switch to (the task was cancelled or completed
- * instead; the entry is consumed and the caller's answer is false). */
+/* The two calls around the switch (task.c): weft__task_run()'s part before
+ * the poll, then `enter`; `leave`, then weft__task_run()'s part after the
+ * poll, whose answer _end returns. _begin returns NULL when there is
+ * nothing to switch to (the task was cancelled, or completed: the entry is
+ * consumed and the caller's answer is false). */
 struct weft__co_ctx *weft__task_stackful_begin(struct weft__task *t, struct weft__task_env *env,
                                                struct weft__task_poll *p,
                                                struct weft__co_wside *ws);

@@ -640,8 +640,8 @@ void weft__task_env_init(struct weft__task_env *env)
 
 /* weft__task_run() in two halves around the poll, for a worker that makes
  * the poll itself (a stackful future resumed in the worker's own frame:
- * task/stackful.h). Inlined into weft__task_run(), so an ordinary poll
- * pays nothing for the split. */
+ * weft__task_stackful_begin/_end below). Inlined into weft__task_run(), so
+ * an ordinary poll pays nothing for the split. */
 static inline __attribute__((always_inline)) bool run_begin(struct weft__task *t,
                                                             struct weft__task_env *env,
                                                             struct weft__task_poll *p)
@@ -760,14 +760,11 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     return run_end(t, env, &p, r);
 }
 
-bool weft__task_poll_begin(struct weft__task *t, struct weft__task_env *env,
-                           struct weft__task_poll *p)
-{
-    return run_begin(t, env, p);
-}
-
-bool weft__task_poll_end(struct weft__task *t, struct weft__task_env *env,
-                         const struct weft__task_poll *p, weft_poll r)
+/* run_end() out of line, for weft__task_stackful_begin()'s rare case */
+static __attribute__((noinline, cold)) bool run_end_slow(struct weft__task *t,
+                                                        struct weft__task_env *env,
+                                                        const struct weft__task_poll *p,
+                                                        weft_poll r)
 {
     return run_end(t, env, p, r);
 }
@@ -789,7 +786,7 @@ struct weft__co_ctx *weft__task_stackful_begin(struct weft__task *t, struct weft
         return NULL;
     to = stackful_of(t)->enter(t, &env->poll_cx, ws);
     if (__builtin_expect(to == NULL, 0))
-        (void)weft__task_poll_end(t, env, p, WEFT_READY);   /* completed: false */
+        (void)run_end_slow(t, env, p, WEFT_READY);   /* completed before: false */
     return to;
 }
 

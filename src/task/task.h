@@ -417,24 +417,14 @@ void weft__coop_grant_end(weft_context *cx, const struct weft__coop_grant *g);
  * worker's, never NULL. */
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env);
 
-/* weft__task_run() in two halves, for a caller that makes the poll itself
- * (the worker loop resuming a stackful future in its own frame:
- * task/stackful.h). _begin() does everything before the poll and returns
- * true if the caller is to poll now (false: the task was cancelled or
- * completed instead, and the entry is consumed); the caller then polls the
- * future (weft__task_future(t), &env->poll_cx, output at
- * weft__task_output_offset()) and hands the answer to _end(), which
- * returns what weft__task_run() returns. `p` carries the poll's
- * bookkeeping from one to the other. */
+/* What weft__task_run() carries from before the poll to after it, for
+ * the two halves the worker loop calls around a stackful future's switch
+ * (weft__task_stackful_begin/_end, task/stackful.h). */
 struct weft__task_poll {
     struct weft__task_dbg *d;
     uint64_t polls, t0;
     bool timed;
 };
-bool weft__task_poll_begin(struct weft__task *t, struct weft__task_env *env,
-                           struct weft__task_poll *p);
-bool weft__task_poll_end(struct weft__task *t, struct weft__task_env *env,
-                         const struct weft__task_poll *p, weft_poll r);
 
 /* At shutdown, with no worker running: if `t` has not completed, claim it
  * (RUNNING|CANCELLED, one more reference) and return true; the caller then
