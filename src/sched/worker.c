@@ -230,7 +230,8 @@ static inline __attribute__((always_inline)) void run_one(struct worker *w,
 #if WEFT_TASK_STACKFUL_INLINE
         /* a coroutine: resumed in this frame (task/stackful.h); relaxed:
          * see weft__task_stackful_type */
-        if (t->type == atomic_load_explicit(&weft__task_stackful_type, memory_order_relaxed)) {
+        if (__builtin_expect(t->type == atomic_load_explicit(&weft__task_stackful_type,
+                                                             memory_order_relaxed), 0)) {
             again = weft__task_run_stackful(t, &w->env, &w->ws, &w->fp_known);
         } else {
             w->fp_known = false;
