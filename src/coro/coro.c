@@ -236,11 +236,107 @@ static void coroutine_drop(weft_coroutine *f)
     co_release(co);
 }
 
+#if WEFT_TASK_STACKFUL_INLINE
+/* ---- The worker loop's resume (task/stackful.h) ----------------------------------
+ * co_resume() cut at the switch, for the worker loop, which switches in its
+ * own frame: co_enter() up to the switch, co_leave() after it. Same steps,
+ * same order (sanitizer builds never come here: WEFT_TASK_STACKFUL_INLINE). */
+
+/* The coroutine in task t's cell (weft__task_future(), with the alignment
+ * known here: no load of the type) */
+static struct weft__co *co_of_task(struct weft__task *t)
+{
+    size_t off = weft__round_up(sizeof(struct weft__task) + sizeof(struct weft__task_dbg),
+                                _Alignof(weft_coroutine));
+
+    return &((weft_coroutine *)(void *)((char *)t + off))->co;
+}
+
+static void co_output(struct weft__task *t, const struct weft__co *co)
+{
+    memcpy((char *)t + weft__task_output_offset(t->type), &co->result, sizeof(int));
+}
+
+__attribute__((noinline)) static struct weft__co_ctx *co_enter_slow(struct weft__task *t,
+                                                                   weft_context *cx,
+                                                                   struct weft__co_wside *ws)
+{
+    struct weft__co *co = co_of_task(t);
+    int *ep;
+
+    if (co->state == CO_DONE) {
+        co_output(t, co);              /* coroutine_poll's answer: READY */
+        return NULL;
+    }
+    ep = co_errno;
+    if (ep == NULL)
+        ep = co_thread_first();
+    ws->ep = ep;
+    ws->werr = *ep;
+    ws->prev = cur_co;
+    if (co->state == CO_NEW)
+        weft__co_prepare(co);
+    *ep = co->err;                     /* errno follows the coroutine */
+    cur_co = co;
+    ws->cx = cx;
+    co->w = ws;
+    co->state = CO_RUNNING;
+    return &co->c;
+}
+
+/* The common case (a parked coroutine, a thread set up) as a leaf: no
+ * register to save */
+static struct weft__co_ctx *co_enter(struct weft__task *t, weft_context *cx,
+                                     struct weft__co_wside *ws)
+{
+    struct weft__co *co = co_of_task(t);
+    int *ep = co_errno;
+
+    if (__builtin_expect(co->state != CO_SUSPENDED || ep == NULL, 0))
+        return co_enter_slow(t, cx, ws);
+    ws->ep = ep;
+    ws->werr = *ep;
+    ws->prev = cur_co;
+    *ep = co->err;                     /* errno follows the coroutine */
+    cur_co = co;
+    ws->cx = cx;
+    co->w = ws;
+    co->state = CO_RUNNING;
+    return &co->c;
+}
+
+static weft_poll co_leave(struct weft__task *t, struct weft__co_wside *ws)
+{
+    struct weft__co *co = co_of_task(t);
+
+    co->w = NULL;
+    if (co->on_slab &&
+        (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
+        weft__co_canary_abort(co);
+    cur_co = ws->prev;
+    co->err = *ws->ep;
+    *ws->ep = ws->werr;
+    if (co->state != CO_DONE)
+        return WEFT_PENDING;
+    co_release(co);
+    co_output(t, co);
+    return WEFT_READY;
+}
+#endif
+
 WEFT_DEFINE_FUTURE_THUNKS_(weft_coroutine, coroutine_poll, coroutine_drop)
-static const weft_future_type weft_coroutine_future = {
-    weft_coroutine__weft_poll, weft_coroutine__weft_drop, sizeof(weft_coroutine),
-    _Alignof(weft_coroutine), sizeof(int), _Alignof(int), weft__wrapper_name
+/* A stackful type (task/stackful.h): the worker loop resumes it in its own
+ * frame through co_enter and co_leave; everyone else calls the poll. */
+static const struct weft__stackful_type co_type = {
+    { weft_coroutine__weft_poll, weft_coroutine__weft_drop, sizeof(weft_coroutine),
+      _Alignof(weft_coroutine), sizeof(int), _Alignof(int), weft__wrapper_name },
+#if WEFT_TASK_STACKFUL_INLINE
+    co_enter, co_leave
+#else
+    NULL, NULL
+#endif
 };
+#define weft_coroutine_future (co_type.type)
 
 /* Fill in a coroutine (not yet at its final address: the first frame is
  * prepared at the first resume, when it is) and map its stack. */
@@ -266,6 +362,12 @@ static int co_init(weft_coroutine *f, weft_runtime *rt, weft_co_fn *fn, void *ar
         return err;
     f->co.on_slab = f->co.stack.slab != NULL;
     weft__co_install_handler();
+#if WEFT_TASK_STACKFUL_INLINE
+    /* relaxed: see weft__task_stackful_type (a worker that does not see it
+     * yet polls through weft_coroutine_future's poll) */
+    if (atomic_load_explicit(&weft__task_stackful_type, memory_order_relaxed) == NULL)
+        atomic_store_explicit(&weft__task_stackful_type, &co_type.type, memory_order_relaxed);
+#endif
     return 0;
 }
 
@@ -530,23 +632,40 @@ WEFT_API int weft_co_sleep(uint64_t ms)
  * `yielded` is set); no drop (a weft_yield has none). So after the resume
  * only the cancelled check is left; the second poll, the loop and the
  * thunk are the instructions saved on every yield. No deadline: a yield is
- * not a wait for something (coro.h). */
+ * not a wait for something (coro.h).
+ *
+ * The first poll is inline too: weft_yield_poll() asks the task layer to
+ * requeue the task at the back (env->yielded) when the context's waker is
+ * the polled task's own, which it always is here (the task layer polls a
+ * coroutine with its own context); anything else goes through
+ * weft_yield_poll() itself. And cur_co is read directly, not through
+ * co_self(): this is the function's one read of it, before its switch (a
+ * read after the switch could be served from the thread it left). */
 WEFT_API int weft_co_yield(void)
 {
     static const weft_async_site site = { __func__, NULL, 0 };   /* CO_CALL's */
-    struct weft__co *co = co_self();
-    weft_yield y;
+    struct weft__co *co = cur_co;
+    struct weft__task_env *env;
+    weft_context *cx;
 
     if (co == NULL)
         return -EINVAL;
     co->site = &site;
     if (co->cancelled)
         return -ECANCELED;
-    weft_yield_init(&y);
     /* co->w->cx is never NULL here: only a drop resumes with a NULL context,
      * and a drop sets `cancelled` first */
-    if (weft_yield_poll(&y, co->w->cx) == WEFT_READY)
-        return 0;
+    cx = co->w->cx;
+    env = cx->priv;
+    if (env != NULL && cx->waker == env->waker) {
+        env->yielded = true;
+    } else {
+        weft_yield y;
+
+        weft_yield_init(&y);
+        if (weft_yield_poll(&y, cx) == WEFT_READY)
+            return 0;
+    }
     weft__async_parked(&site);
     co_suspend(co);
     return co->cancelled ? -ECANCELED : 0;

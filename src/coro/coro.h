@@ -24,32 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "task/stackful.h"
 #include "weft/coro.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define WEFT_CO_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WEFT_CO_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define WEFT_CO_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_CO_TSAN 1
-#endif
-#endif
-
-/* The hand-written switch exists for these; anything else (or a build with
- * -DWEFT_CO_UCONTEXT=1) uses ucontext. */
-#if !defined(WEFT_CO_UCONTEXT)
-#if defined(__x86_64__) || defined(__aarch64__)
-#define WEFT_CO_UCONTEXT 0
-#else
-#define WEFT_CO_UCONTEXT 1
-#endif
-#endif
 
 enum {
     CO_NEW = 0,        /* never resumed: sp is the initial frame */
@@ -70,35 +46,6 @@ struct weft__co_stack {
     size_t map_size;            /* guard + usable; 0 for a slab stack */
     char *lo, *hi;              /* the usable stack: [lo, hi) */
     size_t cls;                 /* the page-rounded size asked for (the caches' key) */
-};
-
-/* A saved context (switch.c). On x86-64 the switch is inline asm and the
- * context is kept here, in the coroutine record, not on the stack: the
- * stack pointer, the resume address, the frame pointer and the FP control
- * words (32 bytes; both sides' in one cache line). Elsewhere it is the
- * handle of the out-of-line switch (a pointer into the saved stack). */
-#if defined(__x86_64__) && !WEFT_CO_UCONTEXT
-#define WEFT_CO_INLINE_SWITCH 1
-struct weft__co_ctx {
-    void *rsp;
-    void *rip;                  /* where the side continues */
-    void *rbp;
-    uint32_t mxcsr;             /* its MXCSR (control and status bits) */
-    uint16_t x87cw;             /* its x87 control word */
-    uint16_t pad;
-};
-#else
-#define WEFT_CO_INLINE_SWITCH 0
-struct weft__co_ctx {
-    void *sp;                   /* the switch's handle */
-};
-#endif
-
-/* The worker's side of a resume: on the worker's stack (co_resume's frame),
- * which stays in the worker's cache whichever coroutine it runs. */
-struct weft__co_wside {
-    struct weft__co_ctx ctx;    /* the worker's saved context */
-    weft_context *cx;           /* the current poll's context; NULL in a drop */
 };
 
 struct weft__co {
@@ -132,115 +79,6 @@ struct weft__co {
 #endif
 };
 
-/* ---- switch.c ----------------------------------------------------------------
- * weft__co_jump(save, load): save the callee-saved state of the running
- * side in *save and continue the side saved in *load. Returns when some
- * later jump loads *save again (maybe on another thread). To the compiler
- * it is a call that clobbers every register and all memory: nothing is
- * cached in a register across it. */
-#if WEFT_CO_INLINE_SWITCH
-/* Under IBT an indirect jump must land on endbr64. */
-#if defined(__CET__) && (__CET__ & 1)
-#define WEFT_CO_ENDBR "endbr64\n\t"
-#else
-#define WEFT_CO_ENDBR ""
-#endif
-/* -DWEFT_CO_NO_FP_SAVE=1 leaves the FP control words out of the switch,
- * for programs in which no coroutine changes the rounding mode, FTZ/DAZ or
- * the exception masks (stmxcsr is the slow part of a switch). */
-#if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
-#define WEFT_CO_FP_SWAP ""
-#else
-/* Save ours; load the other side's only where it differs (ldmxcsr and
- * fldcw are slow, and the words nearly never differ). */
-#define WEFT_CO_FP_SWAP                                                       \
-    "stmxcsr 24(%%rdi)\n\t"                                                   \
-    "fnstcw 28(%%rdi)\n\t"                                                    \
-    "movl 24(%%rdi), %%eax\n\t"                                               \
-    "cmpl 24(%%rsi), %%eax\n\t"                                               \
-    "je 2f\n\t"                                                               \
-    "ldmxcsr 24(%%rsi)\n"                                                     \
-    "2:\n\t"                                                                  \
-    "movzwl 28(%%rdi), %%eax\n\t"                                             \
-    "cmpw 28(%%rsi), %%ax\n\t"                                                \
-    "je 3f\n\t"                                                               \
-    "fldcw 28(%%rsi)\n"                                                       \
-    "3:\n\t"
-#endif
-#if defined(__AVX512F__)
-#define WEFT_CO_CLOBBER_AVX512                                                \
-    , "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", \
-    "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31",   \
-    "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"
-#else
-#define WEFT_CO_CLOBBER_AVX512
-#endif
-
-/* The switch as inline asm, at the call site (always inlined): no call
- * and no return, so the return stack buffer stays paired with the code
- * that runs. An out-of-line switch is entered by a call that never
- * returns: every switch leaves one entry on the return stack, and the
- * other side's returns are then predicted from the wrong entries until
- * the chain unwinds (about five mispredicted returns per switch pair in
- * weft's yield path). Here each side, once resumed, mispredicts only its
- * first return (that entry was pushed by the other side).
- *
- * What the compiler must be told: the asm clobbers every register the
- * System V ABI lets a call clobber, plus rbx and r12-r15 (the other side
- * runs in between and leaves its own values in them), the x87 and vector
- * registers, the flags and memory. So the compiler keeps nothing live in a
- * register across it: it saves what it needs in its own frame (on its own
- * stack, which nobody else touches while it is switched out) and the
- * callee-saved ones for its caller in its prologue, as for any call. rbp
- * cannot be named (it may be the frame pointer): the asm saves and loads
- * it with rsp. Nothing is pushed below rsp (the red zone is left alone):
- * the context is stored through rdi, loaded through rsi, and the resume
- * address is label 1. A new context lands in weft__co_start with rsi
- * pointing at it (switch.c).
- *
- * The ABI's callee-saved FP control (the MXCSR control bits, the x87
- * control word) moves with each side; the direction flag is clear on both
- * sides, as at any call. */
-__attribute__((always_inline)) static inline void weft__co_jump(struct weft__co_ctx *save,
-                                                                struct weft__co_ctx *load)
-{
-    __asm__ __volatile__(
-        "leaq 1f(%%rip), %%rax\n\t"
-        "movq %%rsp, 0(%%rdi)\n\t"
-        "movq %%rax, 8(%%rdi)\n\t"
-        "movq %%rbp, 16(%%rdi)\n\t"
-        WEFT_CO_FP_SWAP
-        "movq 0(%%rsi), %%rsp\n\t"
-        "movq 16(%%rsi), %%rbp\n\t"
-        "jmpq *8(%%rsi)\n"
-        "1:\n\t"
-        WEFT_CO_ENDBR
-        : "+D"(save), "+S"(load)
-        :
-        : "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
-          "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
-          "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
-          "mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7",
-          "cc", "memory", "fpsr" WEFT_CO_CLOBBER_AVX512);
-}
-static inline void *weft__co_ctx_sp(const struct weft__co_ctx *c)
-{
-    return c->rsp;
-}
-#else
-/* aarch64 and ucontext: an out-of-line switch saving the callee-saved
- * state on the running stack; the handle is the saved stack pointer. */
-void weft__co_switch(void **save, void *load);
-static inline void weft__co_jump(struct weft__co_ctx *save, struct weft__co_ctx *load)
-{
-    weft__co_switch(&save->sp, load->sp);
-}
-static inline void *weft__co_ctx_sp(const struct weft__co_ctx *c)
-{
-    return c->sp;
-}
-#endif
 /* Prepare a fresh context on co's stack, in co->c, that starts
  * weft__co_entry(co) when first jumped to. */
 void weft__co_prepare(struct weft__co *co);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The context switch: inline asm on x86-64 (weft__co_jump in coro/coro.h),
+/* The context switch: inline asm on x86-64 (weft__co_jump in task/stackful.h),
  * hand-written out-of-line asm on aarch64, ucontext elsewhere.
  *
  * On aarch64 (and with ucontext) a switch is an ordinary function call as
@@ -68,7 +68,7 @@ void weft__co_start(void);    /* the asm below */
 
 #if defined(__x86_64__)
 
-/* The switch itself is inline asm (weft__co_jump in coro/coro.h), emitted
+/* The switch itself is inline asm (weft__co_jump in task/stackful.h), emitted
  * where the two sides call it; here only the start of a new context.
  *
  * weft__co_start is jumped to (not called) by the first switch into a new

@@ -61,6 +61,7 @@
 
 #include "io/reactor.h"
 #include "sched/queue.h"
+#include "task/stackful.h"
 #include "task/task.h"
 #include "time/driver.h"
 #include "weft/sched.h"
@@ -148,6 +149,13 @@ struct worker {
     unsigned tick;                    /* owner only: polls to the next
                                        * periodic round (next_local()) */
     bool searching;                   /* owner only */
+#if WEFT_TASK_STACKFUL_INLINE
+    /* owner only: the worker side of a coroutine resumed in the worker
+     * loop's frame, and whether the thread's FP control words are those
+     * saved in it (weft__task_run_stackful(), task/stackful.h) */
+    bool fp_known;
+    struct weft__co_wside ws;
+#endif
     struct weft__task_env env;        /* budget: owner only */
     /* metrics: owner writes (relaxed load+store), anyone reads */
     _Atomic uint64_t steals, overflows, parks, lifo_polls, stranded_taken;

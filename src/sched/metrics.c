@@ -159,6 +159,10 @@ void weft__sched_lint(void *s, struct weft__task *t, int kind, uint64_t value)
     /* relaxed: the poller's own store (this thread) */
     l.parked_at = atomic_load_explicit(&d->site, memory_order_relaxed);
     atomic_fetch_add_explicit(&rt->lints, 1, memory_order_relaxed);
+#if WEFT_TASK_STACKFUL_INLINE
+    if (w)
+        w->fp_known = false;          /* the hook may change the FP words (task/stackful.h) */
+#endif
     if (cfg->hook)
         cfg->hook(&l, cfg->arg);
     else

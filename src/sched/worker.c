@@ -11,6 +11,19 @@
 
 WEFT_TLS struct worker *weft__sched_cur_worker;
 
+/* Before anything but weft's own queue operations runs on this thread
+ * (another poll, timers and I/O with their wakers, a park, a driver's
+ * session): it may change the FP control words, so they are no longer
+ * known (weft__task_run_stackful(), task/stackful.h). */
+static inline void fp_forget(struct worker *w)
+{
+#if WEFT_TASK_STACKFUL_INLINE
+    w->fp_known = false;
+#else
+    (void)w;
+#endif
+}
+
 static bool begin_search(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
@@ -98,6 +111,8 @@ static struct weft__task *refill(struct worker *w)
 static __attribute__((noinline)) struct weft__task *next_periodic(struct worker *w)
 {
     struct weft__task *t;
+
+    fp_forget(w);
 
     /* timers and I/O first: what they wake lands in our LIFO slot,
      * which is looked at next (looking at it before would strand a
@@ -205,6 +220,7 @@ static __attribute__((noinline)) void look_after_yield_slow(struct worker *w, ui
     struct weft_runtime *rt = w->rt;
     uint64_t now;
 
+    fp_forget(w);
     now = weft__now_ns();
     if (next <= now / 1000000u) {
         unsigned n = weft__time_drive(&w->time, now / 1000000u);
@@ -236,13 +252,31 @@ static inline void look_after_yield(struct worker *w)
 static inline __attribute__((always_inline)) void run_one(struct worker *w,
                                                           struct weft__task *t, bool traced)
 {
-    uint64_t t0 = traced ? weft__trace_poll_begin(t) : 0;
     bool again;
 
     counter_add(&w->polls, 1);
-    again = weft__task_run(t, &w->env);
-    if (traced)
+    if (__builtin_expect(traced, 0)) {
+        /* a poll recorded by the trace: the type's own poll, whatever it is */
+        uint64_t t0 = weft__trace_poll_begin(t);
+
+        fp_forget(w);
+        again = weft__task_run(t, &w->env);
         weft__trace_poll_end(w, t0, again);   /* t may be gone: not read */
+    } else {
+#if WEFT_TASK_STACKFUL_INLINE
+        /* a coroutine: resumed in this frame (task/stackful.h); relaxed:
+         * see weft__task_stackful_type */
+        if (__builtin_expect(t->type == atomic_load_explicit(&weft__task_stackful_type,
+                                                             memory_order_relaxed), 0)) {
+            again = weft__task_run_stackful(t, &w->env, &w->ws, &w->fp_known);
+        } else {
+            w->fp_known = false;
+            again = weft__task_run(t, &w->env);
+        }
+#else
+        again = weft__task_run(t, &w->env);
+#endif
+    }
     if (again) {
         /* yielded or self-woken: to the back (overflow out of line) */
         if (!lq_try_push(&w->q, t))
@@ -295,6 +329,7 @@ static inline __attribute__((always_inline)) void run_task(struct worker *w,
 
 void weft__sched_run_task(struct worker *w, struct weft__task *t)
 {
+    fp_forget(w);                     /* after a park, or a driver's own code */
     run_task(w, t);
 }
 
@@ -369,8 +404,10 @@ static bool spin_for_work(struct worker *w)
 }
 
 /* One round of the worker loop: run something, or park. Returns false when
- * the runtime is closed. */
-static bool worker_round(struct worker *w)
+ * the runtime is closed. Inlined into the loop: a coroutine resumed by
+ * run_task() here must find the loop's frame where it left it, with no
+ * return in between (task/stackful.h). */
+static inline __attribute__((always_inline)) bool worker_round(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
     struct weft__task *t;
@@ -387,6 +424,7 @@ static bool worker_round(struct worker *w)
         run_task(w, t);
         return true;
     }
+    fp_forget(w);                     /* the spin and the park drive timers and I/O */
     if (weft__trace_active(rt)) {
         /* one "idle" slice: the spin, then the park */
         uint64_t t0 = weft__trace_now();
@@ -406,6 +444,7 @@ static bool worker_round(struct worker *w)
 
 void weft__sched_enter(struct worker *w)
 {
+    fp_forget(w);                     /* a new thread, or a driver's session */
     w->env.poll_end_ns = 0;
     weft__task_env_mark(&w->env);
     weft__sched_clock(w);

@@ -13,6 +13,7 @@
  *   load (the usual reference-count pattern). */
 
 #include "task/task.h"
+#include "task/stackful.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ WEFT_TLS void *weft__task_driver;
 WEFT_TLS const void *weft__task_domain;
 
 const char weft__wrapper_name[] = "weft_wrapper";
+_Atomic(const weft_future_type *) weft__task_stackful_type;
 /* ---- Observability: the trailer's per-poll part ------------------------------------
  * The task this thread is polling (NULL between polls), for WEFT_AWAIT's
  * park records and for spotting self-wakes (a wake of the polled task from
@@ -414,7 +416,7 @@ static const weft_waker_vtable task_waker_vtable = {
 enum begin_action { BEGIN_POLL, BEGIN_CANCEL, BEGIN_DONE };
 
 /* Take over a task popped from a run queue (its entry's reference). */
-static enum begin_action begin_poll(struct weft__task *t)
+static inline __attribute__((always_inline)) enum begin_action begin_poll(struct weft__task *t)
 {
     uint64_t cur, next;
 
@@ -481,7 +483,8 @@ static uint64_t own_refs(uint64_t state)
  * the report even if an abort completes the task at once. `lent`: the
  * running reference was lent to a waker ("The lent reference"): nothing to
  * drop, and a requeue or a report takes a reference in the same CAS. */
-static enum end_action end_poll(struct weft__task *t, bool lost, bool lent)
+static inline __attribute__((always_inline)) enum end_action end_poll(struct weft__task *t, bool lost,
+                                                                       bool lent)
 {
     uint64_t mine = lent ? 0 : TASK_REF_ONE;   /* what we hold besides the books */
     uint64_t cur, next;
@@ -635,13 +638,17 @@ void weft__task_env_init(struct weft__task_env *env)
     env->waker = &env->poll_waker;
 }
 
-bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
+/* weft__task_run() in two halves around the poll, for a worker that makes
+ * the poll itself (a stackful future resumed in the worker's own frame:
+ * weft__task_stackful_begin/_end below). Inlined into weft__task_run(), so
+ * an ordinary poll pays nothing for the split. */
+static inline __attribute__((always_inline)) bool run_begin(struct weft__task *t,
+                                                            struct weft__task_env *env,
+                                                            struct weft__task_poll *p)
 {
-    const struct weft__lint_cfg *cfg;
     struct weft__task_dbg *d;
-    bool lost, lent, timed = false;
-    uint64_t t0 = 0, polls;
-    weft_poll r;
+    uint64_t t0, polls;
+    bool timed;
 
     switch (begin_poll(t)) {
     case BEGIN_POLL:
@@ -675,14 +682,30 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     atomic_store_explicit(&env->cur_id, d->id, memory_order_release);
     pt.cur = t;
     pt.flags = 0;                     /* parked, self_woke, lent */
-    r = t->type->poll(weft__task_future(t), &env->poll_cx, task_output(t));
+    p->d = d;
+    p->polls = polls;
+    p->t0 = t0;
+    p->timed = timed;
+    return true;
+}
+
+static inline __attribute__((always_inline)) bool run_end(struct weft__task *t,
+                                                          struct weft__task_env *env,
+                                                          const struct weft__task_poll *p,
+                                                          weft_poll r)
+{
+    const struct weft__lint_cfg *cfg;
+    struct weft__task_dbg *d = p->d;
+    uint64_t polls = p->polls;
+    bool lost, lent;
+
     pt.cur = NULL;                    /* no more lending: the drop below clones as usual */
     lent = pt.lent;
     atomic_store_explicit(&env->cur_id, 0, memory_order_relaxed);
     /* the lint options are loaded only where a lint may look (not on the
      * common yield or idle path) */
-    if (timed)
-        poll_account(t, d, env, lint_cfg(env), t0);
+    if (p->timed)
+        poll_account(t, d, env, lint_cfg(env), p->t0);
     if (pt.self_woke || polls % BUSY_WINDOW == 0)
         busy_account(t, d, lint_cfg(env), polls);
     if (r == WEFT_READY) {
@@ -724,6 +747,53 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
         break;
     }
     return false;
+}
+
+bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
+{
+    struct weft__task_poll p;
+    weft_poll r;
+
+    if (!run_begin(t, env, &p))
+        return false;
+    r = t->type->poll(weft__task_future(t), &env->poll_cx, task_output(t));
+    return run_end(t, env, &p, r);
+}
+
+/* run_end() out of line, for weft__task_stackful_begin()'s rare case */
+static __attribute__((noinline, cold)) bool run_end_slow(struct weft__task *t,
+                                                        struct weft__task_env *env,
+                                                        const struct weft__task_poll *p,
+                                                        weft_poll r)
+{
+    return run_end(t, env, p, r);
+}
+
+/* A stackful type's task: the descriptor is the first member of its
+ * weft__stackful_type (task/stackful.h). */
+static const struct weft__stackful_type *stackful_of(const struct weft__task *t)
+{
+    return (const struct weft__stackful_type *)(const void *)t->type;
+}
+
+struct weft__co_ctx *weft__task_stackful_begin(struct weft__task *t, struct weft__task_env *env,
+                                               struct weft__task_poll *p,
+                                               struct weft__co_wside *ws)
+{
+    struct weft__co_ctx *to;
+
+    if (!run_begin(t, env, p))
+        return NULL;
+    to = stackful_of(t)->enter(t, &env->poll_cx, ws);
+    if (__builtin_expect(to == NULL, 0))
+        (void)run_end_slow(t, env, p, WEFT_READY);   /* completed before: false */
+    return to;
+}
+
+bool weft__task_stackful_end(struct weft__task *t, struct weft__task_env *env,
+                             const struct weft__task_poll *p, struct weft__co_wside *ws)
+{
+    return run_end(t, env, p, stackful_of(t)->leave(t, ws));
 }
 
 /* ---- Shutdown ---------------------------------------------------------------------- */

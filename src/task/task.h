@@ -417,6 +417,15 @@ void weft__coop_grant_end(weft_context *cx, const struct weft__coop_grant *g);
  * worker's, never NULL. */
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env);
 
+/* What weft__task_run() carries from before the poll to after it, for
+ * the two halves the worker loop calls around a stackful future's switch
+ * (weft__task_stackful_begin/_end, task/stackful.h). */
+struct weft__task_poll {
+    struct weft__task_dbg *d;
+    uint64_t polls, t0;
+    bool timed;
+};
+
 /* At shutdown, with no worker running: if `t` has not completed, claim it
  * (RUNNING|CANCELLED, one more reference) and return true; the caller then
  * calls weft__task_cancel_claimed(). */

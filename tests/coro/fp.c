@@ -263,6 +263,167 @@ static void drop_body(void)
     ASSERT_EQ(-ECANCELED, atomic_load(&parked_result));
     ASSERT_EQ(0, atomic_load(&parked_bad));
 }
+
+/* ---- Words changed by code the worker runs between polls -------------------------
+ * The worker loop knows its thread's words after a coroutine's poll that
+ * yielded, and resumes the next coroutine without reading them again, as
+ * long as nothing but its own queue operations ran in between
+ * (task/stackful.h). These two put something in between that changes them
+ * and keeps them (as a future's poll may, above): a waker run by the timer
+ * driver of a busy worker, and a lint hook run at the end of a
+ * coroutine's poll. On one worker, two coroutines and a probe future in a
+ * round: once the change is made, the probe must keep seeing it after
+ * the coroutines' switches (each fails if the worker loop kept its words
+ * known past that point: the coroutine side would put the old ones back). */
+#define CSR_SIDE 0x3f80u        /* round down */
+#define CW_SIDE 0x047fu
+
+static atomic_int side_done, side_bad, side_fired, side_checked;
+
+static int side_co(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&side_done))
+        ASSERT_OK(weft_co_yield());
+    return 0;
+}
+
+/* the probe: after the change, the worker keeps the changed words */
+typedef struct side_probe {
+    weft_async co;
+    int i;
+    weft_yield y;
+    weft_sleep s;
+    int rounds;
+    bool timer;              /* arm sleeps whose waker changes the words */
+} side_probe;
+
+#define SIDE_ROUNDS 6
+#define SIDE_COROS 6
+
+static void side_wake(const void *data)
+{
+    (void)data;
+    csr_set(CSR_SIDE);       /* on the worker thread, by the timer driver */
+    cw_set(CW_SIDE);
+    atomic_store(&side_fired, 1);
+}
+
+static weft_waker side_clone(const void *data);
+static void side_nop(const void *data)
+{
+    (void)data;
+}
+static const weft_waker_vtable side_vt = { side_clone, side_wake, side_wake, side_nop };
+static weft_waker side_clone(const void *data)
+{
+    return (weft_waker){ data, &side_vt };
+}
+static const weft_waker side_waker = { NULL, &side_vt };
+
+/* Arm a sleep whose waker is ours: the worker that drives the timer runs it */
+static void side_arm(side_probe *f, weft_context *cx)
+{
+    weft_context mine = { &side_waker, cx->priv };
+
+    weft_sleep_init(&f->s, 2);
+    if (weft_sleep_poll(&f->s, &mine) == WEFT_READY)
+        side_wake(NULL);
+}
+
+static weft_poll side_probe_poll(side_probe *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    if (f->timer)
+        side_arm(f, cx);
+    for (f->i = 0; f->i < 1000000 && f->rounds < SIDE_ROUNDS; f->i++) {
+        WEFT_YIELD(&f->co, &f->y, cx);
+        if (atomic_load(&side_fired)) {
+            /* the change happened on this thread before this poll, and
+             * coroutines have switched in and out since */
+            if (csr_get() != CSR_SIDE || cw_get() != CW_SIDE)
+                atomic_fetch_add(&side_bad, 1);
+            atomic_fetch_add(&side_checked, 1);
+            if (!f->timer)
+                break;               /* a lint fires once per task */
+            /* again: back to the default words (this poll keeps them:
+             * the next coroutine reads them), a new timer */
+            csr_set(CSR_DEFAULT);
+            cw_set(CW_DEFAULT);
+            atomic_store(&side_fired, 0);
+            f->rounds++;
+            weft_sleep_drop(&f->s);
+            side_arm(f, cx);
+        }
+    }
+    atomic_store(&side_done, 1);
+    if (f->timer)
+        weft_sleep_drop(&f->s);
+    csr_set(CSR_DEFAULT);
+    cw_set(CW_DEFAULT);
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(side_probe, side_probe_poll, NULL);
+
+/* a coroutine with one long poll (the long-poll lint's hook runs at its end) */
+static int long_poll_co(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 200 && !atomic_load(&side_fired); k++) {
+        uint64_t t0 = harness_now_ns();
+
+        while (harness_now_ns() - t0 < 3000000u)
+            ;                /* 3 ms in one poll (preempted: no lint; again) */
+        ASSERT_OK(weft_co_yield());
+    }
+    return side_co(NULL);
+}
+
+static void side_hook(const weft_lint *l, void *arg)
+{
+    (void)arg;
+    if (l->kind == WEFT_LINT_LONG_POLL)
+        side_wake(NULL);
+}
+
+static void side_body(bool timer)
+{
+    weft_runtime *rt = ct_runtime(1);
+    weft_join *j[SIDE_COROS + 1];
+
+    atomic_store(&side_done, 0);
+    atomic_store(&side_bad, 0);
+    atomic_store(&side_fired, 0);
+    atomic_store(&side_checked, 0);
+    if (!timer) {
+        ASSERT_OK(weft_runtime_set_poll_timing(rt, true));
+        ASSERT_OK(weft_runtime_set_lints(rt, &(weft_lint_options){
+                                                 .mask = 1u << WEFT_LINT_LONG_POLL,
+                                                 .long_poll_ns = 1000000u,
+                                                 .hook = side_hook }));
+    }
+    /* the round: SIDE_COROS coroutines, then the probe: a change made
+     * after any but the last coroutine's poll is followed by a coroutine's
+     * (a timer: (SIDE_COROS - 1) / (SIDE_COROS + 1) of the time, in each of
+     * SIDE_ROUNDS rounds; the lint: always, after the first one's poll) */
+    ASSERT_OK(weft_go(rt, timer ? side_co : long_poll_co, NULL, &j[0]));
+    for (int i = 1; i < SIDE_COROS; i++)
+        ASSERT_OK(weft_go(rt, side_co, NULL, &j[i]));
+    ASSERT_OK(weft_spawn(rt, &side_probe_future, &(side_probe){ .timer = timer },
+                         &j[SIDE_COROS]));
+    for (int i = 0; i <= SIDE_COROS; i++) {
+        ASSERT_OK(weft_join_wait(j[i], NULL));
+        weft_join_drop(j[i]);
+    }
+    if (atomic_load(&side_checked) == 0) {
+        CT_FREE(rt);
+        harness_skip("the change never happened (every long poll was preempted)");
+    }
+    ASSERT(atomic_load(&side_checked) > 0);
+    ASSERT_EQ(0, atomic_load(&side_bad));
+    CT_FREE(rt);
+}
 #endif
 
 /* Where the promise does not exist in the build (not x86-64, or a switch
@@ -289,6 +450,24 @@ TEST(drop_outside_a_session_keeps_the_callers_words)
 {
 #ifdef FP_CHECKED
     drop_body();
+#else
+    harness_skip("FP control words are checked on x86-64 with the assembly switch only");
+#endif
+}
+
+TEST(a_timer_wakers_words_stay_past_coroutines)
+{
+#ifdef FP_CHECKED
+    side_body(true);
+#else
+    harness_skip("FP control words are checked on x86-64 with the assembly switch only");
+#endif
+}
+
+TEST(a_lint_hooks_words_stay_past_coroutines)
+{
+#ifdef FP_CHECKED
+    side_body(false);
 #else
     harness_skip("FP control words are checked on x86-64 with the assembly switch only");
 #endif
