@@ -69,6 +69,15 @@ static void *job_fn(void *arg)
     return arg;
 }
 
+static atomic_long lint_calls;
+
+static void count_lint(const weft_lint *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    atomic_fetch_add(&lint_calls, 1);
+}
+
 typedef struct reader {
     weft_runtime *rt;
     atomic_int *stop;
@@ -136,15 +145,6 @@ static void *reader_main(void *arg)
     }
     fclose(null);
     return NULL;
-}
-
-static atomic_long lint_calls;
-
-static void count_lint(const weft_lint *l, void *arg)
-{
-    (void)l;
-    (void)arg;
-    atomic_fetch_add(&lint_calls, 1);
 }
 
 /* Snapshots, dumps, the first io_backend and blocking_default calls, lint
