@@ -37,7 +37,8 @@ typedef struct weft_sleep {
 } weft_sleep;
 
 /* Sleep `ms` milliseconds from now (the deadline is fixed here, at init).
- * Deadline sums saturate: a duration past the clock's range (now + ms above
+ * ms 0 is due at once: the sleep (and a weft_timeout of 0 ms) is ready at
+ * its first poll, also when polled by hand. Deadline sums saturate: a duration past the clock's range (now + ms above
  * UINT64_MAX) sleeps for ever, it never wraps into the past. */
 WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms);
 /* Sleep until weft_now_ms() >= deadline_ms. */

@@ -175,3 +175,55 @@ TEST(group_spawn_after_runtime_shutdown_is_eshutdown_current_thread)
 {
     spawn_after_shutdown(WEFT_CURRENT_THREAD, 0);
 }
+
+/* group.h: the futures follow lock.h's common rules, among them "A future
+ * whose init got a NULL object (or that was zeroed or dropped) completes at
+ * once with -EINVAL"; a drain's outputs are 0, -ETIMEDOUT and -EINVAL. A
+ * drain dropped in any state (never polled, waiting, cancelling, done) and
+ * polled again says -EINVAL (it said -ECANCELED, which the header never
+ * lists), and touches nothing. */
+TEST(drain_polled_after_its_drop_is_einval_in_every_state)
+{
+    weft_runtime *rt = rt_of(WEFT_MULTI_THREAD, 1);
+    weft_waker nw = weft_waker_noop();
+    weft_context cx = weft_context_from_waker(&nw);
+    atomic_int drops = 0;
+    weft_group *g;
+    weft_group_drain d;
+    int r;
+
+    ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+    ASSERT_OK(weft_group_spawn(g, &parked_future, &(parked){ .drops = &drops }));
+    /* never polled */
+    weft_group_drain_init(&d, g, 1000000);
+    weft_group_drain_drop(&d);
+    r = 1;
+    ASSERT_EQ(WEFT_READY, weft_group_drain_poll(&d, &cx, &r));
+    ASSERT_EQ(-EINVAL, r);
+    /* waiting: a live child, a far deadline */
+    weft_group_drain_init(&d, g, 1000000);
+    ASSERT_EQ(WEFT_PENDING, weft_group_drain_poll(&d, &cx, &r));
+    weft_group_drain_drop(&d);
+    weft_group_drain_drop(&d);
+    r = 1;
+    ASSERT_EQ(WEFT_READY, weft_group_drain_poll(&d, &cx, &r));
+    ASSERT_EQ(-EINVAL, r);
+    ASSERT(!weft_group_is_cancelled(g));           /* the drop cancelled nothing */
+    ASSERT_EQ(1, weft_group_live(g));
+    /* done */
+    weft_group_cancel(g);
+    ST_WAIT_UNTIL(weft_group_live(g) == 0);
+    weft_group_drain_init(&d, g, 5);
+    r = 1;
+    ASSERT_EQ(WEFT_READY, weft_group_drain_poll(&d, &cx, &r));
+    ASSERT_EQ(0, r);
+    ASSERT_EQ(WEFT_READY, weft_group_drain_poll(&d, &cx, &r));
+    ASSERT_EQ(0, r);
+    weft_group_drain_drop(&d);
+    r = 1;
+    ASSERT_EQ(WEFT_READY, weft_group_drain_poll(&d, &cx, &r));
+    ASSERT_EQ(-EINVAL, r);
+    ASSERT_OK(weft_group_free(g));
+    ASSERT_EQ(1, atomic_load(&drops));
+    weft_runtime_free(rt);
+}
