@@ -121,3 +121,60 @@ TEST(sleeps_of_zero_ms_never_reach_the_wheel)
     ASSERT_EQ(0, m.timers_registered);
     weft_runtime_free(rt);
 }
+
+/* ---- re-arming a pending sleep: drop, then init again ---------------------------- */
+typedef struct rearm {
+    weft_async co;
+    weft_sleep s;
+    weft_yield y;
+    int i, fired;
+} rearm;
+
+static weft_poll rearm_poll(rearm *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < 300; f->i++) {
+        /* a far deadline, registered, then moved near (a "reset") */
+        weft_sleep_init(&f->s, 100000);
+        if (weft_sleep_poll(&f->s, cx) == WEFT_READY)
+            harness_fail(__FILE__, __LINE__, "a 100 s sleep is ready");
+        WEFT_YIELD(&f->co, &f->y, cx);
+        weft_sleep_drop(&f->s);
+        weft_sleep_init(&f->s, (uint64_t)(f->i % 3));
+        WEFT_AWAIT(&f->co, weft_sleep_poll(&f->s, cx));
+        weft_sleep_drop(&f->s);
+        f->fired++;
+    }
+    WEFT_END(&f->co);
+}
+
+static void rearm_drop(rearm *f)
+{
+    weft_sleep_drop(&f->s);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(rearm, rearm_poll, rearm_drop);
+
+/* timer.h has no reset: a pending sleep is moved by dropping it (which
+ * removes its timer) and initialising it again. Done 300 times on each of
+ * four tasks across two workers: every re-armed sleep fires, the wheel is
+ * empty after, and the counts add up (registered = fired + cancelled). */
+TEST(sleep_rearmed_by_drop_and_init_while_pending)
+{
+    weft_runtime *rt;
+    weft_metrics m = { .size = sizeof(m) };
+    weft_join *j[4];
+
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    for (int k = 0; k < 4; k++)
+        ASSERT_OK(weft_spawn(rt, &rearm_future, &(rearm){ 0 }, &j[k]));
+    for (int k = 0; k < 4; k++) {
+        ASSERT_OK(weft_join_wait(j[k], NULL));
+        weft_join_drop(j[k]);
+    }
+    ASSERT_OK(weft_runtime_metrics(rt, &m));
+    ASSERT_EQ(0, m.timers_armed);
+    ASSERT_EQ(m.timers_registered, m.timers_fired + m.timers_cancelled);
+    ASSERT(m.timers_cancelled >= 4 * 300);
+    weft_runtime_free(rt);
+}
