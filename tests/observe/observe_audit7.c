@@ -284,3 +284,35 @@ TEST(trace_calls_from_four_threads_while_the_runtime_works)
     ASSERT_EQ(-ESRCH, weft_trace_stop(rt));
     weft_runtime_free(rt);
 }
+
+/* trace.h as now written: a start that fails with -ENOMEM leaves no
+ * recording behind (write and stats say -ESRCH), and a later start works. */
+TEST(trace_start_failing_with_enomem_leaves_nothing_recorded)
+{
+    weft_runtime *rt;
+    weft_trace_stats st;
+    FILE *null = fopen("/dev/null", "w");
+
+    ASSERT(null != NULL);
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 2 }));
+    ASSERT_OK(weft_trace_start(rt, 8));
+    ASSERT_OK(weft_trace_stop(rt));
+    ASSERT(weft_trace_write(rt, null) >= 0);
+    for (size_t k = 1; k <= 3; k++) {
+        int r;
+
+        harness_fail_alloc_at(k);
+        r = weft_trace_start(rt, 16 + k);
+        harness_fail_alloc_at(0);
+        ASSERT_EQ(-ENOMEM, r);
+        ASSERT_EQ(-ESRCH, weft_trace_write(rt, null));
+        ASSERT_EQ(-ESRCH, weft_trace_get_stats(rt, &st));
+        ASSERT_EQ(-ESRCH, weft_trace_stop(rt));
+    }
+    ASSERT_OK(weft_trace_start(rt, 16));
+    ASSERT_OK(weft_trace_stop(rt));
+    ASSERT(weft_trace_write(rt, null) >= 0);
+    ASSERT_OK(weft_trace_get_stats(rt, &st));
+    weft_runtime_free(rt);
+    fclose(null);
+}
