@@ -5,6 +5,7 @@
  * versions); the barrier's arrival taken back while the last party
  * arrives. */
 #include "sync_test.h"
+#include <stdlib.h>
 #include <string.h>
 
 /* Two threads meet at a spin barrier, then run their halves at once:
@@ -484,4 +485,181 @@ TEST(watch_version_counts_sends_from_three_threads)
     weft_watch_drop(w);
     ASSERT_EQ(1, weft_watch_has_changed(rx));    /* the last value not seen yet */
     weft_watch_rx_drop(rx);
+}
+
+/* ---- close racing every kind of sender and receiver -------------------------------- */
+#define MX_SENDERS 6            /* 0-2: threads (send_wait), 3-5: tasks (futures) */
+#define MX_PER ((uint64_t)harness_scale(3000))
+typedef struct mixed {
+    weft_chan *ch;
+    atomic_int sent_ok[MX_SENDERS];      /* values 0 .. sent_ok-1 were sent */
+    atomic_int last_rc[MX_SENDERS];
+    unsigned char *seen;                 /* [sender * MX_PER + seq] */
+    atomic_int dup, received;
+} mixed;
+
+static void mx_saw(mixed *m, uint64_t v)
+{
+    uint64_t id = v >> 32, seq = v & 0xffffffffu;
+
+    if (id >= MX_SENDERS || seq >= MX_PER) {
+        atomic_fetch_add(&m->dup, 1000);
+        return;
+    }
+    if (__atomic_exchange_n(&m->seen[id * MX_PER + seq], 1, __ATOMIC_RELAXED))
+        atomic_fetch_add(&m->dup, 1);
+    atomic_fetch_add(&m->received, 1);
+}
+
+typedef struct mx_thread {
+    mixed *m;
+    int id;
+} mx_thread;
+
+static void *mx_send_main(void *arg)
+{
+    mx_thread *t = arg;
+
+    for (uint64_t i = 0; i < MX_PER; i++) {
+        uint64_t v = ((uint64_t)t->id << 32) | i;
+        int r = weft_chan_send_wait(t->m->ch, &v);
+
+        atomic_store(&t->m->last_rc[t->id], r);
+        if (r != 0)
+            break;
+        atomic_store(&t->m->sent_ok[t->id], (int)i + 1);
+    }
+    return NULL;
+}
+
+static void *mx_recv_main(void *arg)
+{
+    mixed *m = arg;
+    uint64_t v;
+
+    while (weft_chan_recv_wait(m->ch, &v) == 0)
+        mx_saw(m, v);
+    return NULL;
+}
+
+typedef struct mx_task_send {
+    weft_async co;
+    mixed *m;
+    int id;
+    uint64_t i, v;
+    int r;
+    weft_chan_send s;
+} mx_task_send;
+
+static weft_poll mx_task_send_poll(mx_task_send *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (f->i = 0; f->i < MX_PER; f->i++) {
+        f->v = ((uint64_t)f->id << 32) | f->i;
+        weft_chan_send_init(&f->s, f->m->ch, &f->v);
+        WEFT_AWAIT(&f->co, weft_chan_send_poll(&f->s, cx, &f->r));
+        weft_chan_send_drop(&f->s);
+        atomic_store(&f->m->last_rc[f->id], f->r);
+        if (f->r != 0)
+            break;
+        atomic_store(&f->m->sent_ok[f->id], (int)f->i + 1);
+    }
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(mx_task_send, mx_task_send_poll, NULL);
+
+typedef struct mx_task_recv {
+    weft_async co;
+    mixed *m;
+    uint64_t v;
+    int r;
+    weft_chan_recv rcv;
+} mx_task_recv;
+
+static weft_poll mx_task_recv_poll(mx_task_recv *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    for (;;) {
+        weft_chan_recv_init(&f->rcv, f->m->ch, &f->v);
+        WEFT_AWAIT(&f->co, weft_chan_recv_poll(&f->rcv, cx, &f->r));
+        weft_chan_recv_drop(&f->rcv);
+        if (f->r != 0)
+            break;
+        mx_saw(f->m, f->v);
+    }
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(mx_task_recv, mx_task_recv_poll, NULL);
+
+static void close_races_everyone(size_t cap)
+{
+    weft_runtime *rt = st_runtime(2);
+    mixed m;
+    mx_thread st[3];
+    pthread_t sth[3], rth[2];
+    weft_join *jt[5];
+    int total = 0;
+
+    memset(&m, 0, sizeof(m));
+    m.seen = calloc(MX_SENDERS * MX_PER, 1);
+    ASSERT(m.seen != NULL);
+    ASSERT_OK(weft_chan_new(&m.ch, sizeof(uint64_t), cap));
+    for (int i = 0; i < 3; i++) {
+        st[i] = (mx_thread){ &m, i };
+        ASSERT_EQ(0, pthread_create(&sth[i], NULL, mx_send_main, &st[i]));
+    }
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(0, pthread_create(&rth[i], NULL, mx_recv_main, &m));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(weft_spawn(rt, &mx_task_send_future, &(mx_task_send){ .m = &m, .id = 3 + i },
+                             &jt[i]));
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(weft_spawn(rt, &mx_task_recv_future, &(mx_task_recv){ .m = &m }, &jt[3 + i]));
+    /* close once a third of the messages went through */
+    ST_WAIT_UNTIL(atomic_load(&m.received) >= (int)(MX_SENDERS * MX_PER / 3));
+    weft_chan_close(m.ch);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(0, pthread_join(sth[i], NULL));
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(0, pthread_join(rth[i], NULL));
+    for (int i = 0; i < 5; i++) {
+        ASSERT_OK(weft_join_wait(jt[i], NULL));
+        weft_join_drop(jt[i]);
+    }
+    ASSERT_EQ(0, weft_chan_len(m.ch));
+    ASSERT_EQ(0, atomic_load(&m.dup));
+    for (int i = 0; i < MX_SENDERS; i++) {
+        int ok = atomic_load(&m.sent_ok[i]);
+
+        total += ok;
+        /* every value a sender was told was sent arrived, and no other */
+        for (uint64_t s = 0; s < MX_PER; s++)
+            if (m.seen[i * MX_PER + s] != (s < (uint64_t)ok))
+                harness_fail(__FILE__, __LINE__, "cap %zu sender %d value %llu: sent %d, seen %d",
+                             cap, i, (unsigned long long)s, s < (uint64_t)ok,
+                             m.seen[i * MX_PER + s]);
+        if (ok < (int)MX_PER)
+            ASSERT_EQ(-EPIPE, atomic_load(&m.last_rc[i]));
+    }
+    ASSERT_EQ(total, atomic_load(&m.received));
+    weft_chan_drop(m.ch);
+    free(m.seen);
+    weft_runtime_free(rt);
+}
+
+TEST(chan_close_races_blocking_and_task_senders_and_receivers_cap_1)
+{
+    close_races_everyone(1);
+}
+
+TEST(chan_close_races_blocking_and_task_senders_and_receivers_cap_7)
+{
+    close_races_everyone(7);
+}
+
+TEST(chan_close_races_blocking_and_task_senders_and_receivers_unbounded)
+{
+    close_races_everyone(0);
 }
