@@ -136,9 +136,11 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
  * already running (a getaddrinfo() stuck on a DNS timeout cannot be
  * interrupted) finishes later on its own, detached, on its pool thread,
  * touching nothing of the runtime's (see weft_blocking_default()).
- * Idempotent. Returns 0, or -EINVAL for NULL or
- * when called from one of this runtime's workers. Thread: any but a
- * worker of this runtime.
+ * Idempotent. Returns 0, or -EINVAL for NULL, when called from one of
+ * this runtime's workers, or from a drop that this runtime's own shutdown
+ * runs (on the thread running it, nested shutdowns of other runtimes
+ * included: it would wait for itself; the shutdown in progress finishes
+ * the job). Thread: any but a worker of this runtime.
  * The cancelled tasks' drops run on the calling thread, one after the other,
  * in no particular order. A drop run there may wait for other tasks of this
  * runtime: weft_join_wait() on a sibling, weft_group_free() or
@@ -155,8 +157,9 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
  * them is dropped. NULL is ignored. Thread: as weft_runtime_shutdown(); on a
  * thread where that returns -EINVAL (one of this runtime's own workers, or
  * a current-thread runtime's thread while it runs the runtime: from a task
- * or callback) it does nothing at all: the runtime keeps running and must
- * be freed from elsewhere. */
+ * or callback; or a drop run by this runtime's shutdown) it does nothing at
+ * all: the runtime keeps running (or shutting down) and must be freed from
+ * elsewhere (the caller of that shutdown). */
 WEFT_API void weft_runtime_free(weft_runtime *rt);
 
 /* The runtime whose task is running on this thread, or NULL. */

@@ -21,6 +21,25 @@
 /* The runtime whose claimed tasks this thread is cancelling, or NULL. */
 static WEFT_TLS struct weft_runtime *cancelling;
 
+/* The runtimes whose shutdown this thread is running, innermost first (a
+ * drop may shut another runtime down, nested: a frame per call, on its
+ * stack). A drop that shuts down (or frees) one of them would wait for the
+ * shutdown it runs inside, for ever: weft_runtime_shutdown() refuses it
+ * with -EINVAL, as it does on the runtime's own workers. */
+struct shutting_frame {
+    struct weft_runtime *rt;
+    struct shutting_frame *up;
+};
+static WEFT_TLS struct shutting_frame *shutting_here;
+
+static bool shutting_on_this_thread(const struct weft_runtime *rt)
+{
+    for (const struct shutting_frame *f = shutting_here; f != NULL; f = f->up)
+        if (f->rt == rt)
+            return true;
+    return false;
+}
+
 void weft__sched_close(struct weft_runtime *rt)
 {
     spin_lock(&rt->inject.lock);
@@ -83,9 +102,10 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 {
     struct weft__task *t, *claimed = NULL;
     struct weft_runtime *prev;
+    struct shutting_frame frame;
     void *pool;
 
-    if (rt == NULL || local_worker(rt))
+    if (rt == NULL || local_worker(rt) || shutting_on_this_thread(rt))
         return -EINVAL;
     pthread_mutex_lock(&rt->run_lock);
     if (rt->shutting) {               /* done, or another thread is at it */
@@ -97,6 +117,9 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
     rt->shutting = true;
     rt->shut = true;
     pthread_mutex_unlock(&rt->run_lock);
+    frame.rt = rt;
+    frame.up = shutting_here;
+    shutting_here = &frame;
     weft__sched_close(rt);            /* spawns refused, workers leave */
     for (unsigned i = 0; i < rt->nthreads; i++)
         pthread_join(rt->workers[i].thread, NULL);
@@ -163,6 +186,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
     pthread_mutex_unlock(&rt->run_lock);
     if (pool)
         rt->blocking.stop(pool);
+    shutting_here = frame.up;
     pthread_mutex_lock(&rt->run_lock);
     rt->shutdown_done = true;
     pthread_cond_broadcast(&rt->run_cond);

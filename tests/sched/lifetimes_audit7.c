@@ -915,3 +915,95 @@ TEST(run_block_on_and_join_wait_return_when_another_thread_frees)
 {
     inside_calls(true);
 }
+
+/* ---- a drop run by shutdown that shuts down or frees its own runtime --------------- */
+static atomic_int self_shut_rc, self_shut_done;
+typedef struct self_shut {
+    weft_runtime *rt;
+    bool free_it;
+} self_shut;
+
+static weft_poll self_shut_poll(self_shut *s, weft_context *cx, void *out)
+{
+    (void)s;
+    (void)cx;
+    (void)out;
+    return WEFT_PENDING;
+}
+
+static void self_shut_drop(self_shut *s)
+{
+    if (s->free_it) {
+        weft_runtime_free(s->rt);            /* must do nothing here */
+        atomic_store(&self_shut_rc, 1);
+    } else {
+        atomic_store(&self_shut_rc, weft_runtime_shutdown(s->rt));
+    }
+    atomic_store(&self_shut_done, 1);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(self_shut, self_shut_poll, self_shut_drop);
+
+typedef struct shutter {
+    weft_runtime *rt;
+    bool free_it;
+    atomic_int done;
+} shutter;
+
+static void *shutter_main(void *arg)
+{
+    shutter *s = arg;
+
+    if (s->free_it)
+        weft_runtime_free(s->rt);
+    else
+        ASSERT_OK(weft_runtime_shutdown(s->rt));
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+/* sched.h: shutdown is idempotent and may be called from any thread but
+ * the runtime's own workers; free does nothing where shutdown says -EINVAL.
+ * A drop that the shutdown runs, on the shutting thread, calling shutdown
+ * or free of that same runtime (a supervisor task owning its runtime) would
+ * wait for the shutdown it is part of, for ever: it must return at once
+ * (-EINVAL: it would wait for itself), and the outer shutdown finish. */
+static void drop_shuts_own_runtime(weft_flavor flavor, unsigned workers, bool free_it)
+{
+    weft_runtime *rt = new_rt(flavor, workers);
+    shutter sh = { .rt = rt, .free_it = free_it };
+    pthread_t th;
+
+    atomic_store(&self_shut_done, 0);
+    atomic_store(&self_shut_rc, 99);
+    ASSERT_OK(weft_spawn_detached(rt, &self_shut_future, &(self_shut){ rt, free_it }));
+    if (flavor == WEFT_CURRENT_THREAD)
+        drive_a_while(rt);
+    START_THREAD(&th, shutter_main, &sh);
+    WAIT_AT_LEAST(&sh.done, 1, WATCHDOG_MS, "the shutdown around a drop that shuts down");
+    JOIN_THREAD(th);
+    ASSERT_EQ(1, atomic_load(&self_shut_done));
+    ASSERT_EQ(free_it ? 1 : -EINVAL, atomic_load(&self_shut_rc));
+    if (!free_it)
+        weft_runtime_free(rt);
+    ASSERT_EQ(0, harness_live());
+}
+
+TEST(drop_shutting_down_its_own_runtime_returns_multi_thread)
+{
+    drop_shuts_own_runtime(WEFT_MULTI_THREAD, 2, false);
+}
+
+TEST(drop_shutting_down_its_own_runtime_returns_current_thread)
+{
+    drop_shuts_own_runtime(WEFT_CURRENT_THREAD, 0, false);
+}
+
+TEST(drop_freeing_its_own_runtime_does_nothing_multi_thread)
+{
+    drop_shuts_own_runtime(WEFT_MULTI_THREAD, 2, true);
+}
+
+TEST(drop_freeing_its_own_runtime_does_nothing_current_thread)
+{
+    drop_shuts_own_runtime(WEFT_CURRENT_THREAD, 0, true);
+}
