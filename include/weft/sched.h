@@ -149,7 +149,10 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
  * task there and then (its drop runs, nested, on the same thread), so the
  * order of the drops never matters. Only a cycle (a drop waiting for a task
  * whose drop is the one waiting, further up the stack) gets -EDEADLK.
- * Waits on tasks of another runtime block as anywhere else. */
+ * Waits on tasks of another runtime block as anywhere else, except for a
+ * runtime whose own shutdown is running further up the same thread (a drop
+ * of it shut this runtime down): its tasks are cancelled there and then
+ * too, since nothing else would ever complete them. */
 WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
 
 /* Shut down (if not done yet) and release the runtime. Memory that wakers

@@ -1007,3 +1007,95 @@ TEST(drop_freeing_its_own_runtime_does_nothing_current_thread)
 {
     drop_shuts_own_runtime(WEFT_CURRENT_THREAD, 0, true);
 }
+
+/* ---- nested shutdowns: a drop of runtime B (freed by a drop of runtime A)
+ *      waits for a task of A that A's shutdown, further up the same
+ *      thread, has not cancelled yet ------------------------------------------------- */
+static atomic_int nested_wait_rc, nested_group_rc, nested_done;
+typedef struct b_waiter {
+    weft_join *ja;                /* a task of A (owned) */
+    weft_group *ga;               /* a group of A (owned) */
+} b_waiter;
+
+static weft_poll b_waiter_poll(b_waiter *b, weft_context *cx, void *out)
+{
+    (void)b;
+    (void)cx;
+    (void)out;
+    return WEFT_PENDING;
+}
+
+static void b_waiter_drop(b_waiter *b)
+{
+    atomic_store(&nested_wait_rc, weft_join_wait(b->ja, NULL));
+    weft_join_drop(b->ja);
+    atomic_store(&nested_group_rc, weft_group_free(b->ga));
+    atomic_store(&nested_done, 1);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(b_waiter, b_waiter_poll, b_waiter_drop);
+
+typedef struct a_freer {
+    weft_runtime *b;
+} a_freer;
+
+static weft_poll a_freer_poll(a_freer *a, weft_context *cx, void *out)
+{
+    (void)a;
+    (void)cx;
+    (void)out;
+    return WEFT_PENDING;
+}
+
+static void a_freer_drop(a_freer *a)
+{
+    weft_runtime_free(a->b);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(a_freer, a_freer_poll, a_freer_drop);
+
+/* task.h, weft_join_wait(): -EDEADLK "when nothing would ever complete the
+ * task while this waits"; in a drop run by a shutdown a task the shutdown
+ * has not cancelled yet is cancelled there and then. Here the waiting drop
+ * belongs to runtime B, freed by a drop of runtime A, and waits for a task
+ * (and a group) of A that only A's shutdown, further up this thread, will
+ * cancel: it must not sleep for ever. Both spawn orders, both flavours. */
+static void nested_shutdown_wait(weft_flavor flavor, unsigned workers, bool freer_first)
+{
+    weft_runtime *a = new_rt(flavor, workers), *b = new_rt(WEFT_MULTI_THREAD, 1);
+    weft_join *ja;
+    weft_group *ga;
+    shutter sh = { .rt = a, .free_it = true };
+    pthread_t th;
+
+    atomic_store(&nested_done, 0);
+    atomic_store(&forever_drops, 0);
+    ASSERT_OK(weft_group_new(&ga, a, WEFT_GROUP_WAIT_ALL));
+    if (freer_first)
+        ASSERT_OK(weft_spawn_detached(a, &a_freer_future, &(a_freer){ b }));
+    ASSERT_OK(weft_spawn(a, &forever_future, &(forever){ 0 }, &ja));
+    ASSERT_OK(weft_group_spawn(ga, &forever_future, &(forever){ 0 }));
+    if (!freer_first)
+        ASSERT_OK(weft_spawn_detached(a, &a_freer_future, &(a_freer){ b }));
+    ASSERT_OK(weft_spawn_detached(b, &b_waiter_future, &(b_waiter){ ja, ga }));
+    if (flavor == WEFT_CURRENT_THREAD)
+        drive_a_while(a);
+    START_THREAD(&th, shutter_main, &sh);
+    WAIT_AT_LEAST(&sh.done, 1, WATCHDOG_MS, "nested shutdowns");
+    JOIN_THREAD(th);
+    ASSERT_EQ(1, atomic_load(&nested_done));
+    ASSERT_EQ(-ECANCELED, atomic_load(&nested_wait_rc));
+    ASSERT_EQ(0, atomic_load(&nested_group_rc));
+    ASSERT_EQ(2, atomic_load(&forever_drops));
+    ASSERT_EQ(0, harness_live());
+}
+
+TEST(nested_shutdown_drop_waits_for_the_outer_runtime_multi_thread)
+{
+    nested_shutdown_wait(WEFT_MULTI_THREAD, 2, true);
+    nested_shutdown_wait(WEFT_MULTI_THREAD, 2, false);
+}
+
+TEST(nested_shutdown_drop_waits_for_the_outer_runtime_current_thread)
+{
+    nested_shutdown_wait(WEFT_CURRENT_THREAD, 0, true);
+    nested_shutdown_wait(WEFT_CURRENT_THREAD, 0, false);
+}
