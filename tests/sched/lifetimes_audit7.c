@@ -370,7 +370,7 @@ static weft_poll ret7_poll(ret7 *r, weft_context *cx, void *out)
 }
 WEFT_DEFINE_FUTURE_STATIC(ret7, ret7_poll, NULL, int);
 
-static atomic_int in_drop_other, in_drop_self, in_drop_spawn, in_drop_done;
+static atomic_int in_drop_other, in_drop_self, in_drop_spawn, in_drop_run, in_drop_done;
 typedef struct dropper_bo {
     weft_runtime *self, *other;
 } dropper_bo;
@@ -392,6 +392,7 @@ static void dropper_bo_drop(dropper_bo *d)
         atomic_store(&in_drop_other, -1000);
     atomic_store(&in_drop_self, weft_block_on(d->self, &ret7_future, &(ret7){ 1 }, NULL));
     atomic_store(&in_drop_spawn, weft_spawn_detached(d->self, &ret7_future, &(ret7){ 1 }));
+    atomic_store(&in_drop_run, weft_runtime_run(d->self));
     atomic_store(&in_drop_done, 1);
 }
 WEFT_DEFINE_FUTURE_VOID_STATIC(dropper_bo, dropper_bo_poll, dropper_bo_drop);
@@ -418,6 +419,7 @@ static void block_on_in_shutdown_drop(weft_flavor flavor, unsigned workers)
     ASSERT_EQ(0, atomic_load(&in_drop_other));
     ASSERT_EQ(-ESHUTDOWN, atomic_load(&in_drop_self));
     ASSERT_EQ(-ESHUTDOWN, atomic_load(&in_drop_spawn));
+    ASSERT_EQ(-ESHUTDOWN, atomic_load(&in_drop_run));
     ASSERT_EQ(-ECANCELED, weft_join_wait(j, NULL));
     weft_join_drop(j);
     weft_runtime_free(rt);
