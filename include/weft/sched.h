@@ -113,7 +113,10 @@ WEFT_API int weft_spawn_detached(weft_runtime *rt, const weft_future_type *type,
  * is running the runtime already, waits until it leaves, then takes over).
  * Returns 0, -EINVAL (NULL, or called from a worker thread of any weft
  * runtime), or -ESHUTDOWN (the runtime is or was shut down: unfinished
- * tasks were cancelled). Thread: any but a worker. */
+ * tasks were cancelled; a run in progress when another thread shuts the
+ * runtime down returns once the shutdown has run their drops, except in
+ * a drop that shutdown runs, where it returns at once). Thread: any but a
+ * worker. */
 WEFT_API int weft_runtime_run(weft_runtime *rt);
 
 /* Drive the future (`init`, copied as by weft_spawn()) to completion as a

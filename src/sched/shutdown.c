@@ -76,6 +76,11 @@ static bool cancel_next(struct weft_runtime *rt)
     return true;
 }
 
+bool weft__sched_shutting_here(const struct weft_runtime *rt)
+{
+    return frame_of(rt) != NULL;
+}
+
 int weft__sched_help(struct weft_runtime *rt)
 {
     if (!cancelling_on_this_thread(rt))

@@ -1101,3 +1101,77 @@ TEST(nested_shutdown_drop_waits_for_the_outer_runtime_current_thread)
     nested_shutdown_wait(WEFT_CURRENT_THREAD, 0, true);
     nested_shutdown_wait(WEFT_CURRENT_THREAD, 0, false);
 }
+
+/* ---- weft_runtime_run() returning -ESHUTDOWN: the tasks were cancelled ------------- */
+static atomic_int slow_drop_done;
+typedef struct slow_drop {
+    int unused;
+} slow_drop;
+
+static weft_poll slow_drop_poll(slow_drop *s, weft_context *cx, void *out)
+{
+    (void)s;
+    (void)cx;
+    (void)out;
+    return WEFT_PENDING;
+}
+
+static void slow_drop_drop(slow_drop *s)
+{
+    (void)s;
+    sleep_ms(30);                       /* widens the window; not a verdict */
+    atomic_store(&slow_drop_done, 1);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(slow_drop, slow_drop_poll, slow_drop_drop);
+
+typedef struct runner {
+    weft_runtime *rt;
+    int result, drop_done_at_return;
+    atomic_int started;
+} runner;
+
+static void *runner_main(void *arg)
+{
+    runner *r = arg;
+
+    atomic_store(&r->started, 1);
+    r->result = weft_runtime_run(r->rt);
+    r->drop_done_at_return = atomic_load(&slow_drop_done);
+    return NULL;
+}
+
+/* sched.h, weft_runtime_run(): "-ESHUTDOWN (the runtime is or was shut
+ * down: unfinished tasks were cancelled)". A run in progress on one thread
+ * when another shuts the runtime down returned as soon as the shutdown
+ * began (the workers told to leave, the driver let go), before the
+ * cancelled tasks' drops had run; it now returns once they have. */
+static void run_returns_after_the_drops(weft_flavor flavor, unsigned workers)
+{
+    weft_runtime *rt = new_rt(flavor, workers);
+    runner r = { .rt = rt, .result = 1 };
+    shutter sh = { .rt = rt };
+    pthread_t th, ts;
+
+    atomic_store(&slow_drop_done, 0);
+    ASSERT_OK(weft_spawn_detached(rt, &slow_drop_future, &(slow_drop){ 0 }));
+    START_THREAD(&th, runner_main, &r);
+    WAIT_AT_LEAST(&r.started, 1, WATCHDOG_MS, "run started");
+    sleep_ms(5);                        /* run is waiting (not needed for the verdict) */
+    START_THREAD(&ts, shutter_main, &sh);
+    JOIN_THREAD_WITHIN(th, WATCHDOG_MS, "weft_runtime_run()");
+    ASSERT_EQ(-ESHUTDOWN, r.result);
+    ASSERT_EQ(1, r.drop_done_at_return);
+    JOIN_THREAD_WITHIN(ts, WATCHDOG_MS, "weft_runtime_shutdown()");
+    weft_runtime_free(rt);
+    ASSERT_EQ(0, harness_live());
+}
+
+TEST(run_returns_eshutdown_after_the_cancelled_drops_multi_thread)
+{
+    run_returns_after_the_drops(WEFT_MULTI_THREAD, 2);
+}
+
+TEST(run_returns_eshutdown_after_the_cancelled_drops_current_thread)
+{
+    run_returns_after_the_drops(WEFT_CURRENT_THREAD, 0);
+}
