@@ -160,7 +160,9 @@ WEFT_API size_t weft_group_live(const weft_group *g);
  * owns the group; see weft_runtime_shutdown()) it completes: children not
  * cancelled yet are cancelled there and then, on the same thread, whatever
  * the order the tasks were spawned in (also when that thread is a worker
- * of another runtime whose task shut this one down: no -EINVAL there). -EDEADLK (group cancelled, NOT
+ * of another runtime whose task shut this one down: no -EINVAL there; and
+ * in a drop of another runtime whose shutdown runs inside a drop of this
+ * group's runtime's shutdown, further up the same thread). -EDEADLK (group cancelled, NOT
  * freed) only when a child's own drop is what is waiting, further up the
  * same thread (a child freeing its own group).
  * Thread: any (see above). */

@@ -113,7 +113,10 @@ WEFT_API int weft_spawn_detached(weft_runtime *rt, const weft_future_type *type,
  * is running the runtime already, waits until it leaves, then takes over).
  * Returns 0, -EINVAL (NULL, or called from a worker thread of any weft
  * runtime), or -ESHUTDOWN (the runtime is or was shut down: unfinished
- * tasks were cancelled). Thread: any but a worker. */
+ * tasks were cancelled; a run in progress when another thread shuts the
+ * runtime down returns once the shutdown has run their drops, except in
+ * a drop that shutdown runs, where it returns at once). Thread: any but a
+ * worker. */
 WEFT_API int weft_runtime_run(weft_runtime *rt);
 
 /* Drive the future (`init`, copied as by weft_spawn()) to completion as a
@@ -136,9 +139,11 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
  * already running (a getaddrinfo() stuck on a DNS timeout cannot be
  * interrupted) finishes later on its own, detached, on its pool thread,
  * touching nothing of the runtime's (see weft_blocking_default()).
- * Idempotent. Returns 0, or -EINVAL for NULL or
- * when called from one of this runtime's workers. Thread: any but a
- * worker of this runtime.
+ * Idempotent. Returns 0, or -EINVAL for NULL, when called from one of
+ * this runtime's workers, or from a drop that this runtime's own shutdown
+ * runs (on the thread running it, nested shutdowns of other runtimes
+ * included: it would wait for itself; the shutdown in progress finishes
+ * the job). Thread: any but a worker of this runtime.
  * The cancelled tasks' drops run on the calling thread, one after the other,
  * in no particular order. A drop run there may wait for other tasks of this
  * runtime: weft_join_wait() on a sibling, weft_group_free() or
@@ -147,7 +152,10 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_type *type,
  * task there and then (its drop runs, nested, on the same thread), so the
  * order of the drops never matters. Only a cycle (a drop waiting for a task
  * whose drop is the one waiting, further up the stack) gets -EDEADLK.
- * Waits on tasks of another runtime block as anywhere else. */
+ * Waits on tasks of another runtime block as anywhere else, except for a
+ * runtime whose own shutdown is running further up the same thread (a drop
+ * of it shut this runtime down): its tasks are cancelled there and then
+ * too, since nothing else would ever complete them. */
 WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
 
 /* Shut down (if not done yet) and release the runtime. Memory that wakers
@@ -155,8 +163,9 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
  * them is dropped. NULL is ignored. Thread: as weft_runtime_shutdown(); on a
  * thread where that returns -EINVAL (one of this runtime's own workers, or
  * a current-thread runtime's thread while it runs the runtime: from a task
- * or callback) it does nothing at all: the runtime keeps running and must
- * be freed from elsewhere. */
+ * or callback; or a drop run by this runtime's shutdown) it does nothing at
+ * all: the runtime keeps running (or shutting down) and must be freed from
+ * elsewhere (the caller of that shutdown). */
 WEFT_API void weft_runtime_free(weft_runtime *rt);
 
 /* The runtime whose task is running on this thread, or NULL. */

@@ -52,7 +52,9 @@ WEFT_API int weft_join_try(weft_join *j, void *out);
  *    then (its drop runs, nested, on this thread) and the answer is
  *    -ECANCELED, whatever the order the tasks were spawned in; -EDEADLK
  *    only for a cycle, a task whose own drop is waiting further up this
- *    thread's stack.
+ *    thread's stack. The same holds for a task of any runtime whose
+ *    shutdown runs further up this thread (a drop of it shut down the
+ *    runtime whose drop this is).
  * The task is not affected by -EDEADLK (it may still run and complete
  * later). The handle stays valid. */
 WEFT_API int weft_join_wait(weft_join *j, void *out);

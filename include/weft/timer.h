@@ -37,8 +37,14 @@ typedef struct weft_sleep {
 } weft_sleep;
 
 /* Sleep `ms` milliseconds from now (the deadline is fixed here, at init).
- * Deadline sums saturate: a duration past the clock's range (now + ms above
- * UINT64_MAX) sleeps for ever, it never wraps into the past. */
+ * ms 0 is due at once: the sleep (and a weft_timeout of 0 ms) is ready at
+ * its first poll, also when polled by hand. Deadline sums saturate: a duration past the clock's range (now + ms above
+ * UINT64_MAX) sleeps for ever, it never wraps into the past.
+ * There is no reset: to move the deadline of a sleep that was polled,
+ * weft_sleep_drop() it (which removes its timer), then init it again. An
+ * init over a sleep that is still registered (polled PENDING, not dropped)
+ * is a misuse the init cannot detect (it cannot tell a registered sleep from
+ * uninitialised memory): the timer wheel would keep a link to it. */
 WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms);
 /* Sleep until weft_now_ms() >= deadline_ms. */
 WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms);

@@ -55,7 +55,10 @@ extern "C" {
  * the oldest events are overwritten (counted as dropped: see
  * weft_trace_stats()), so a trace keeps the last moments before the stop.
  * Returns 0; -EINVAL rt is NULL or events_per_thread is above
- * WEFT_TRACE_MAX_EVENTS; -EBUSY a recording is already running; -ENOMEM. */
+ * WEFT_TRACE_MAX_EVENTS; -EBUSY a recording is already running; -ENOMEM
+ * (rings of a new size could not be made: what an earlier recording left
+ * is discarded all the same, and weft_trace_write() and
+ * weft_trace_get_stats() answer -ESRCH until a start succeeds). */
 WEFT_API int weft_trace_start(weft_runtime *rt, size_t events_per_thread);
 
 /* Stop recording. Returns once no thread writes into the rings any more,
@@ -69,7 +72,8 @@ WEFT_API int weft_trace_stop(weft_runtime *rt);
  * second copy) until the next weft_trace_start(). Does not close f.
  * Returns the number of events written (slices, flows and instants), or
  * -EINVAL (NULL argument), -EBUSY (still recording: stop first), -ESRCH
- * (nothing was ever recorded), -EIO (a write to f failed), -ENOMEM. */
+ * (nothing recorded: no start yet, or the last one failed with -ENOMEM),
+ * -EIO (a write to f failed), -ENOMEM. */
 WEFT_API long weft_trace_write(weft_runtime *rt, FILE *f);
 
 typedef struct weft_trace_stats {
@@ -79,7 +83,7 @@ typedef struct weft_trace_stats {
 
 /* Counts of the current (or last) recording; safe while it runs (the
  * figures are then a snapshot). Returns 0, or -EINVAL (NULL argument),
- * -ESRCH (nothing was ever recorded). */
+ * -ESRCH (nothing recorded: as for weft_trace_write()). */
 WEFT_API int weft_trace_get_stats(weft_runtime *rt, weft_trace_stats *out);
 
 #ifdef __cplusplus

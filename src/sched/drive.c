@@ -125,14 +125,30 @@ static int drive(struct weft_runtime *rt, bool (*done)(void *), void *arg)
     return err;
 }
 
+/* -ESHUTDOWN from run means "unfinished tasks were cancelled" (sched.h):
+ * wait until the shutdown has dropped them, unless this thread is the one
+ * running it (a drop calling run would wait for itself). */
+static int run_shut(struct weft_runtime *rt)
+{
+    if (weft__sched_shutting_here(rt))
+        return -ESHUTDOWN;
+    pthread_mutex_lock(&rt->run_lock);
+    while (!rt->shutdown_done)
+        pthread_cond_wait(&rt->run_cond, &rt->run_lock);   /* its last broadcast */
+    pthread_mutex_unlock(&rt->run_lock);
+    return -ESHUTDOWN;
+}
+
 WEFT_API int weft_runtime_run(weft_runtime *rt)
 {
     int err = 0;
 
     if (rt == NULL || weft__task_driver != NULL)
         return -EINVAL;
-    if (rt->flavor == WEFT_CURRENT_THREAD)
-        return drive(rt, no_active_tasks, rt);
+    if (rt->flavor == WEFT_CURRENT_THREAD) {
+        err = drive(rt, no_active_tasks, rt);
+        return err == -ESHUTDOWN ? run_shut(rt) : err;
+    }
     pthread_mutex_lock(&rt->run_lock);
     atomic_fetch_add_explicit(&rt->run_waiters, 1, memory_order_relaxed);
     full_fence();                     /* pairs: the fence in weft__sched_park() */
@@ -142,7 +158,7 @@ WEFT_API int weft_runtime_run(weft_runtime *rt)
         err = -ESHUTDOWN;
     atomic_fetch_sub_explicit(&rt->run_waiters, 1, memory_order_relaxed);
     pthread_mutex_unlock(&rt->run_lock);
-    return err;
+    return err == -ESHUTDOWN ? run_shut(rt) : err;
 }
 
 static bool join_done(void *arg)

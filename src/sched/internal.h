@@ -411,5 +411,7 @@ bool weft__sched_cancelling(void *s);
 /* shutdown.c */
 void weft__sched_close(struct weft_runtime *rt);
 int weft__sched_help(struct weft_runtime *rt);
+/* True on the thread running rt's shutdown (a drop it runs, at any depth). */
+bool weft__sched_shutting_here(const struct weft_runtime *rt);
 
 #endif

@@ -18,8 +18,37 @@
 #include "sched/runtime.h"
 #include "util/list.h"
 
-/* The runtime whose claimed tasks this thread is cancelling, or NULL. */
-static WEFT_TLS struct weft_runtime *cancelling;
+/* The runtimes whose shutdown this thread is running, innermost first (a
+ * drop may shut another runtime down, nested: a frame per call, on its
+ * stack). A drop that shuts down (or frees) one of them would wait for the
+ * shutdown it runs inside, for ever: weft_runtime_shutdown() refuses it
+ * with -EINVAL, as it does on the runtime's own workers. `cancelling`: the
+ * frame's runtime is in its cancel loop, so a wait for one of its tasks
+ * from a drop on this thread - at any depth, in a drop of a runtime shut
+ * down inside one of its drops too - helps (cancels the next claimed task
+ * of THAT runtime) instead of sleeping on a task only this thread, further
+ * up its stack, will ever cancel. */
+struct shutting_frame {
+    struct weft_runtime *rt;
+    struct shutting_frame *up;
+    bool cancelling;
+};
+static WEFT_TLS struct shutting_frame *shutting_here;
+
+static struct shutting_frame *frame_of(const struct weft_runtime *rt)
+{
+    for (struct shutting_frame *f = shutting_here; f != NULL; f = f->up)
+        if (f->rt == rt)
+            return f;
+    return NULL;
+}
+
+static bool cancelling_on_this_thread(const struct weft_runtime *rt)
+{
+    const struct shutting_frame *f = rt ? frame_of(rt) : NULL;
+
+    return f != NULL && f->cancelling;
+}
 
 void weft__sched_close(struct weft_runtime *rt)
 {
@@ -47,9 +76,14 @@ static bool cancel_next(struct weft_runtime *rt)
     return true;
 }
 
+bool weft__sched_shutting_here(const struct weft_runtime *rt)
+{
+    return frame_of(rt) != NULL;
+}
+
 int weft__sched_help(struct weft_runtime *rt)
 {
-    if (cancelling != rt)
+    if (!cancelling_on_this_thread(rt))
         return 0;
     return cancel_next(rt) ? 1 : -EDEADLK;
 }
@@ -61,12 +95,12 @@ int weft__runtime_help(weft_runtime *rt)
 
 bool weft__runtime_cancelling(weft_runtime *rt)
 {
-    return rt != NULL && cancelling == rt;
+    return cancelling_on_this_thread(rt);
 }
 
 bool weft__sched_cancelling(void *s)
 {
-    return cancelling != NULL && cancelling == shard_rt(s);
+    return shutting_here != NULL && cancelling_on_this_thread(shard_rt(s));
 }
 
 static void drop_chain(struct weft__task *t)
@@ -82,10 +116,10 @@ static void drop_chain(struct weft__task *t)
 WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 {
     struct weft__task *t, *claimed = NULL;
-    struct weft_runtime *prev;
+    struct shutting_frame frame;
     void *pool;
 
-    if (rt == NULL || local_worker(rt))
+    if (rt == NULL || local_worker(rt) || frame_of(rt) != NULL)
         return -EINVAL;
     pthread_mutex_lock(&rt->run_lock);
     if (rt->shutting) {               /* done, or another thread is at it */
@@ -97,6 +131,10 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
     rt->shutting = true;
     rt->shut = true;
     pthread_mutex_unlock(&rt->run_lock);
+    frame.rt = rt;
+    frame.up = shutting_here;
+    frame.cancelling = false;
+    shutting_here = &frame;
     weft__sched_close(rt);            /* spawns refused, workers leave */
     for (unsigned i = 0; i < rt->nthreads; i++)
         pthread_join(rt->workers[i].thread, NULL);
@@ -139,12 +177,11 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
         }
         spin_unlock(&sh->lock);
     }
-    prev = cancelling;                /* a drop may free another runtime */
-    cancelling = rt;
     rt->claimed = claimed;
+    frame.cancelling = true;          /* a drop may free another runtime */
     while (cancel_next(rt))
         ;
-    cancelling = prev;
+    frame.cancelling = false;
     /* nobody polls this runtime's reactor any more: shut it now, not when
      * the last join handle or waker lets the runtime's memory go, so that
      * socket futures elsewhere see -ESHUTDOWN instead of waiting for ever
@@ -164,6 +201,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
     pthread_mutex_unlock(&rt->run_lock);
     if (pool)
         rt->blocking.stop(pool);
+    shutting_here = frame.up;
     pthread_mutex_lock(&rt->run_lock);
     rt->shutdown_done = true;
     pthread_cond_broadcast(&rt->run_cond);

@@ -91,14 +91,15 @@ WEFT_API void weft_group_drain_drop(weft_group_drain *d)
 {
     if (d == NULL)
         return;
-    if (d->state == DR_DONE)
-        return;
-    if (d->state != DR_INIT) {
+    if (d->state != DR_INIT && d->state != DR_DONE) {
         weft_group_wait_drop(&d->w);
         weft_sleep_drop(&d->deadline);
     }
+    /* a poll after the drop completes at once with -EINVAL, as every
+     * dropped future of lock.h's common rules does (group.h follows them);
+     * it never reaches the group, which may be gone by then */
     d->state = DR_DONE;
-    d->result = -ECANCELED;
+    d->result = -EINVAL;
 }
 
 static weft_poll drain_thunk(void *self, weft_context *cx, void *out)

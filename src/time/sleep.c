@@ -137,7 +137,11 @@ unsigned weft__time_drive(struct weft__time *tm, uint64_t now)
 
 WEFT_API void weft_sleep_init(weft_sleep *s, uint64_t ms)
 {
-    uint64_t now = weft__now_ms_ceil();
+    /* A wait of ms >= 1 counts from the next whole millisecond (never
+     * early: at least ms of real time). A wait of 0 is due now, at
+     * weft_now_ms(): ready at its first poll, with no trip through the
+     * wheel (timer.h). */
+    uint64_t now = ms == 0 ? weft__now_ms() : weft__now_ms_ceil();
 
     weft_sleep_until_init(s, ms > UINT64_MAX - now ? UINT64_MAX : now + ms);
 }
