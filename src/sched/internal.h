@@ -78,6 +78,7 @@
 #define POOL_DEPTH 4096       /* cells kept per class in the shared pool */
 #define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
 #define WATCH_MAX_NS 8000000u /* ... doubled while no LIFO slot is full, to this */
+#define BACKUP_NS 250000u     /* the backup wakes this long after a deadline (park.c) */
 
 /* A spinlock for the books' shards, the inject queue and the cell pool:
  * each is held for a few pointer moves only, where a mutex's bookkeeping
@@ -202,6 +203,10 @@ struct weft_runtime {
          * to take LIFO tasks stuck behind a long poll; -1: none */
         _Atomic int watcher;
         _Atomic int spinner;          /* a worker looks before it sleeps */
+        /* index of the one sleeping non-watcher that waits with a timeout
+         * a little after the next deadline, in case the watcher is held
+         * off the CPU (park.c, "The backup"); -1: none */
+        _Atomic int backup;
         _Atomic uint64_t nap_until;   /* ms the watcher wakes at; UINT64_MAX */
         /* io_uring: the worker that owns the ring (waits in it whenever
          * it parks; see park.c), -1 before one claimed it or on epoll */

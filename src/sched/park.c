@@ -380,6 +380,69 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
     return got;
 }
 
+/* ---- The backup ----------------------------------------------------------------
+ * Only the watcher waits for the next deadline; the other parked workers
+ * sleep without a timeout. If the watcher's thread is held off the CPU when
+ * its nap ends (preempted by another process, its vCPU stolen by the
+ * hypervisor), every due timer waits with it (issue 13: W6's worst lateness
+ * on 2 shared vCPUs was a few such misses of 2-6 ms). So one more sleeping
+ * worker, the backup, waits until BACKUP_NS after the next deadline: if a
+ * timer due by then is still armed when it wakes, it fires the due timers
+ * itself (and runs what they wake); if they fired on time (the usual case)
+ * it waits again, until the new next deadline + BACKUP_NS, without leaving
+ * the sleepers list. It covers a busy worker stuck in a long poll with no
+ * watcher parked the same way. The role is a hint that guards no data, like
+ * the watcher's: a worker that finds it taken sleeps without a timeout, so
+ * a late watcher wakes one more thread, not every sleeper. With no timer
+ * pending it sleeps without a timeout too (idle costs nothing). An earlier
+ * timer armed while it waits kicks only the watcher; the backup covers that
+ * deadline from its next wake. Returns true when notified; false when
+ * timers are due (or it was kicked): the caller drives them as after the
+ * watcher's nap. */
+static bool back_up(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    _Atomic int *backup = &rt->idle.backup;
+    int none = -1;
+    bool got, timed = false;
+
+    /* relaxed: the role guards no data, only who waits with a timeout */
+    if (weft__sched_timers_next(rt) == UINT64_MAX ||
+        atomic_load_explicit(backup, memory_order_relaxed) != -1 ||
+        !atomic_compare_exchange_strong_explicit(backup, &none, (int)w->index,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return wait_notified(w, 0);
+    pthread_mutex_lock(&w->park_lock);
+    while (!w->notified && !w->kicked) {
+        uint64_t next = weft__sched_timers_next(rt), until;
+        struct timespec ts;
+
+        if (next == UINT64_MAX) {
+            /* every timer fired or was cancelled: sleep without a timeout */
+            atomic_store_explicit(backup, -1, memory_order_relaxed);
+            while (!w->notified && !w->kicked)
+                pthread_cond_wait(&w->park_cond, &w->park_lock);
+            break;
+        }
+        until = weft__time_add_sat(weft__time_mul_sat(next, 1000000u), BACKUP_NS);
+        if (timed && weft__now_ns() >= until)
+            break;                    /* still due: the watcher is late */
+        /* an absolute CLOCK_MONOTONIC time (the condition's clock) */
+        ts.tv_sec = (time_t)(until / 1000000000u);
+        ts.tv_nsec = (long)(until % 1000000000u);
+        timed = pthread_cond_timedwait(&w->park_cond, &w->park_lock, &ts) != 0;
+    }
+    got = w->notified;
+    w->notified = false;
+    w->kicked = false;
+    pthread_mutex_unlock(&w->park_lock);
+    /* ours unless given up above (then another worker may hold it now) */
+    none = (int)w->index;
+    atomic_compare_exchange_strong_explicit(backup, &none, -1, memory_order_relaxed,
+                                            memory_order_relaxed);
+    return got;
+}
+
 /* ---- Timers ------------------------------------------------------------------
  * Each worker has a wheel of its own (worker.time). Invariants:
  *  - a timer is armed in the wheel of the worker whose task polled it
@@ -593,10 +656,11 @@ struct weft__task *weft__sched_park(struct worker *w)
         atomic_store_explicit(&rt->idle.io_owner, (int)w->index, memory_order_seq_cst);
     if (own < 0)
         io = false;                   /* naps, then looks (below) */
-    if (!watching && own <= 0) {
-        wait_notified(w, 0);          /* sleep */
-    } else if (!(io ? wait_io(w, watching ? nap_ns(w) : 0, &events)
-                    : wait_notified(w, nap_ns(w)))) {
+    /* the watcher naps until the next deadline (in epoll_wait while
+     * descriptors are open); the others sleep, the backup with a timeout */
+    if (!watching && own <= 0 ? !back_up(w)
+        : io                  ? !wait_io(w, watching ? nap_ns(w) : 0, &events)
+                              : !wait_notified(w, nap_ns(w))) {
         if (!leave_sleepers(w)) {     /* a notifier took us meanwhile */
             while (!wait_notified(w, 0))
                 ;
