@@ -141,6 +141,9 @@ struct worker {
     unsigned tick;                    /* owner only: polls to the next
                                        * periodic round (next_local()) */
     bool searching;                   /* owner only */
+    bool wake_fifo;                   /* owner only: wakes made here go to the local
+                                       * queue, not the LIFO slot (park.c,
+                                       * weft__sched_drive_timers()) */
     struct weft__task_env env;        /* budget: owner only */
     /* metrics: owner writes (relaxed load+store), anyone reads */
     _Atomic uint64_t steals, overflows, parks, lifo_polls, stranded_taken;
@@ -352,7 +355,7 @@ void weft__sched_notify_one(struct weft_runtime *rt);
 void weft__sched_unpark_all(struct weft_runtime *rt);
 bool weft__sched_end_search(struct worker *w);
 bool weft__sched_work_anywhere(struct weft_runtime *rt);
-void weft__sched_drive_timers(struct weft_runtime *rt);
+void weft__sched_drive_timers(struct weft_runtime *rt, bool idle);
 uint64_t weft__sched_timers_next(struct weft_runtime *rt);
 void weft__sched_time_kick(void *ctx, uint64_t deadline);
 void weft__sched_io_kick(void *ctx);

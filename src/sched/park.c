@@ -28,10 +28,30 @@ _Atomic unsigned weft__sched_fence_dummy;  /* see full_fence() */
  * the other, so a task is never left queued with every worker asleep. A
  * searcher that stops searching re-checks the queues the same way, so "a
  * searcher exists" is never a reason to leave a task unseen. */
-/* park_lock held: wake w wherever it waits. */
-static void wake_parked(struct worker *w)
+/* Set w's `notified` (or `kicked`) and wake it wherever it waits. The wake
+ * comes after the unlock: woken under the lock, w could run at once (on
+ * this CPU, preempting us) only to block on the lock we hold, and if we are
+ * then held off the CPU by another process, so is w (issue 13: a timer
+ * driver preempted between its wake of a sleeper and the unlock kept that
+ * sleeper off for a millisecond, with the tasks the driver had just fired
+ * waiting for either). Safe: w re-checks the flags under the lock before
+ * it waits (so a wake that comes after it stopped waiting is harmless; in
+ * epoll_wait it costs one spurious return), `in_io` read under the lock
+ * says where it waits, and the worker and its condition variable live as
+ * long as the runtime, which every caller holds (a worker, or a foreign
+ * thread inside a push or a shutdown). */
+static void wake_worker(struct worker *w, bool kick)
 {
-    if (w->in_io)
+    bool io;
+
+    pthread_mutex_lock(&w->park_lock);
+    if (kick)
+        w->kicked = true;
+    else
+        w->notified = true;
+    io = w->in_io;
+    pthread_mutex_unlock(&w->park_lock);
+    if (io)
         weft__io_wake(&w->rt->io);
     else
         pthread_cond_signal(&w->park_cond);
@@ -39,10 +59,7 @@ static void wake_parked(struct worker *w)
 
 static void unpark(struct worker *w)
 {
-    pthread_mutex_lock(&w->park_lock);
-    w->notified = true;
-    wake_parked(w);
-    pthread_mutex_unlock(&w->park_lock);
+    wake_worker(w, false);
 }
 
 void weft__sched_notify_one(struct weft_runtime *rt)
@@ -480,20 +497,29 @@ uint64_t weft__sched_timers_next(struct weft_runtime *rt)
 }
 
 /* Fire due timers, if any are due, in every wheel, this worker's own
- * first: workers that drive at the same moment start on different wheels
+ * first. `idle`: the caller has nothing of its own to run (it parked, or
+ * is about to): what the timers wake goes to its local queue, where other
+ * workers can steal it, not to its LIFO slot, which only its owner runs (or
+ * the watcher, after a nap or two): a driver held off the CPU right after
+ * firing must not hold back what it fired (issue 13); the push notifies a
+ * sleeper as any push to a local queue does. A busy worker's drive keeps
+ * the LIFO slot: what fires then runs before its queue. Workers that drive
+ * at the same moment start on different wheels workers that drive at the same moment start on different wheels
  * and fire them side by side, rather than queue on one wheel's lock in the
  * same order (SEED: ~12,000 timers due in a millisecond, fired by whoever
  * looks). Every wheel's lock is taken (a busy worker that passed over a
  * wheel whose lock was held, leaving it to that wheel's driver, was tried:
  * no gain in SEED, and under oversubscription it stops yielding to a
  * preempted holder). */
-void weft__sched_drive_timers(struct weft_runtime *rt)
+void weft__sched_drive_timers(struct weft_runtime *rt, bool idle)
 {
     struct worker *self = local_worker(rt);
     unsigned first = self ? self->index : 0;
     uint64_t now = 0;
     unsigned n = 0;
 
+    if (idle && self)
+        self->wake_fifo = true;       /* owner only: a plain store */
     for (unsigned k = 0; k < rt->nworkers; k++) {
         unsigned i = first + k < rt->nworkers ? first + k : first + k - rt->nworkers;
         struct weft__time *tm = &rt->workers[i].time;
@@ -506,6 +532,8 @@ void weft__sched_drive_timers(struct weft_runtime *rt)
         if (next <= now)
             n += weft__time_drive(tm, now);
     }
+    if (self)
+        self->wake_fifo = false;
     if (n && weft__trace_active(rt))
         weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
 }
@@ -557,10 +585,7 @@ void weft__sched_time_kick(void *ctx, uint64_t deadline)
     if (idx < 0 || atomic_load_explicit(&rt->idle.nap_until, memory_order_relaxed) <= deadline)
         return;
     w = &rt->workers[idx];
-    pthread_mutex_lock(&w->park_lock);
-    w->kicked = true;
-    wake_parked(w);
-    pthread_mutex_unlock(&w->park_lock);
+    wake_worker(w, true);
 }
 
 /* The first descriptor was registered: a watcher napping on its condition
@@ -571,10 +596,7 @@ void weft__sched_time_kick(void *ctx, uint64_t deadline)
  * and kicks it. */
 static void kick_worker(struct worker *w)
 {
-    pthread_mutex_lock(&w->park_lock);
-    w->kicked = true;
-    wake_parked(w);
-    pthread_mutex_unlock(&w->park_lock);
+    wake_worker(w, true);
 }
 
 void weft__sched_io_kick(void *ctx)
@@ -670,7 +692,13 @@ struct weft__task *weft__sched_park(struct worker *w)
         }
         if (watching)
             atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
-        weft__sched_drive_timers(rt);
+        /* Awake now, and it may find work before it parks again: an awake
+         * watcher watches nobody, so give the role up (before the timers:
+         * held off the CPU while it runs what they wake, it must not keep
+         * another worker from watching); the next worker to park (this
+         * one, most likely) takes it again. */
+        resign_watch(w);
+        weft__sched_drive_timers(rt, true);
         if (own < 0) {
             /* not the ring's owner: look at what it completed (and submit
              * what waits on an owner held by a long poll) */
@@ -685,10 +713,6 @@ struct weft__task *weft__sched_park(struct worker *w)
             w->watch_ns = seen ? WATCH_MIN_NS
                                : w->watch_ns * 2 > WATCH_MAX_NS ? WATCH_MAX_NS
                                                                 : w->watch_ns * 2;
-        /* Awake now, and it may find work before it parks again: an awake
-         * watcher watches nobody, so give the role up; the next worker to
-         * park (this one, most likely) takes it again. */
-        resign_watch(w);
         /* I/O woke tasks here: while this worker runs them, another one
          * should be in epoll_wait, so wake a sleeper to take the role. */
         if (events > 0)

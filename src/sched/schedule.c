@@ -195,7 +195,7 @@ static void push_foreign(struct weft_runtime *rt, struct weft__task *t, bool hel
 static inline void push_worker(struct weft_runtime *rt, struct worker *w, struct weft__task *t,
                                bool yield)
 {
-    if (yield) {
+    if (yield || w->wake_fifo) {
         weft__sched_push_local(w, t);
     } else if (atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL) {
         /* Empty slot: thieves only ever take a task out (exchange with
