@@ -141,9 +141,10 @@ struct worker {
     unsigned tick;                    /* owner only: polls to the next
                                        * periodic round (next_local()) */
     bool searching;                   /* owner only */
-    bool wake_fifo;                   /* owner only: wakes made here go to the local
-                                       * queue, not the LIFO slot (park.c,
-                                       * weft__sched_drive_timers()) */
+    unsigned wake_fifo;               /* owner only: 0, or 1 + the wakes made since a
+                                       * parked worker's drive of the timers began:
+                                       * they go to the local queue, not the LIFO slot
+                                       * (park.c, weft__sched_drive_timers()) */
     struct weft__task_env env;        /* budget: owner only */
     /* metrics: owner writes (relaxed load+store), anyone reads */
     _Atomic uint64_t steals, overflows, parks, lifo_polls, stranded_taken;

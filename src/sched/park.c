@@ -501,8 +501,9 @@ uint64_t weft__sched_timers_next(struct weft_runtime *rt)
  * is about to): what the timers wake goes to its local queue, where other
  * workers can steal it, not to its LIFO slot, which only its owner runs (or
  * the watcher, after a nap or two): a driver held off the CPU right after
- * firing must not hold back what it fired (issue 13); the push notifies a
- * sleeper as any push to a local queue does. A busy worker's drive keeps
+ * firing must not hold back what it fired (issue 13). The first task fired
+ * wakes nobody (this worker runs it next), each later one notifies a
+ * sleeper as any push to a local queue does (push_worker()). A busy worker's drive keeps
  * the LIFO slot: what fires then runs before its queue. Workers that drive
  * at the same moment start on different wheels workers that drive at the same moment start on different wheels
  * and fire them side by side, rather than queue on one wheel's lock in the
@@ -519,7 +520,7 @@ void weft__sched_drive_timers(struct weft_runtime *rt, bool idle)
     unsigned n = 0;
 
     if (idle && self)
-        self->wake_fifo = true;       /* owner only: a plain store */
+        self->wake_fifo = 1;          /* owner only: a plain store */
     for (unsigned k = 0; k < rt->nworkers; k++) {
         unsigned i = first + k < rt->nworkers ? first + k : first + k - rt->nworkers;
         struct weft__time *tm = &rt->workers[i].time;
@@ -533,7 +534,7 @@ void weft__sched_drive_timers(struct weft_runtime *rt, bool idle)
             n += weft__time_drive(tm, now);
     }
     if (self)
-        self->wake_fifo = false;
+        self->wake_fifo = 0;
     if (n && weft__trace_active(rt))
         weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
 }
