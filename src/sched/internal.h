@@ -87,6 +87,7 @@
 #define POOL_DEPTH 4096       /* cells kept per class in the shared pool */
 #define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
 #define WATCH_MAX_NS 8000000u /* ... doubled while no LIFO slot is full, to this */
+#define BACKUP_NS 250000u     /* the backup wakes this long after a deadline (park.c) */
 
 /* A spinlock for the books' shards, the inject queue and the cell pool:
  * each is held for a few pointer moves only, where a mutex's bookkeeping
@@ -149,6 +150,10 @@ struct worker {
     unsigned tick;                    /* owner only: polls to the next
                                        * periodic round (next_local()) */
     bool searching;                   /* owner only */
+    unsigned wake_fifo;               /* owner only: 0, or 1 + the wakes made since a
+                                       * parked worker's drive of the timers began:
+                                       * they go to the local queue, not the LIFO slot
+                                       * (park.c, weft__sched_drive_timers()) */
 #if WEFT_TASK_STACKFUL_INLINE
     /* owner only: the worker side of a coroutine resumed in the worker
      * loop's frame, and whether the thread's FP control words are those
@@ -227,6 +232,10 @@ struct weft_runtime {
          * to take LIFO tasks stuck behind a long poll; -1: none */
         _Atomic int watcher;
         _Atomic int spinner;          /* a worker looks before it sleeps */
+        /* index of the one sleeping non-watcher that waits with a timeout
+         * a little after the next deadline, in case the watcher is held
+         * off the CPU (park.c, "The backup"); -1: none */
+        _Atomic int backup;
         _Atomic uint64_t nap_until;   /* ms the watcher wakes at; UINT64_MAX */
         /* io_uring: the worker that owns the ring (waits in it whenever
          * it parks; see park.c), -1 before one claimed it or on epoll */
@@ -380,7 +389,7 @@ void weft__sched_notify_one(struct weft_runtime *rt);
 void weft__sched_unpark_all(struct weft_runtime *rt);
 bool weft__sched_end_search(struct worker *w);
 bool weft__sched_work_anywhere(struct weft_runtime *rt);
-void weft__sched_drive_timers(struct weft_runtime *rt);
+void weft__sched_drive_timers(struct weft_runtime *rt, bool idle);
 uint64_t weft__sched_timers_next(struct weft_runtime *rt);
 void weft__sched_time_kick(void *ctx, uint64_t deadline);
 void weft__sched_io_kick(void *ctx);

@@ -28,10 +28,30 @@ _Atomic unsigned weft__sched_fence_dummy;  /* see full_fence() */
  * the other, so a task is never left queued with every worker asleep. A
  * searcher that stops searching re-checks the queues the same way, so "a
  * searcher exists" is never a reason to leave a task unseen. */
-/* park_lock held: wake w wherever it waits. */
-static void wake_parked(struct worker *w)
+/* Set w's `notified` (or `kicked`) and wake it wherever it waits. The wake
+ * comes after the unlock: woken under the lock, w could run at once (on
+ * this CPU, preempting us) only to block on the lock we hold, and if we are
+ * then held off the CPU by another process, so is w (issue 13: a timer
+ * driver preempted between its wake of a sleeper and the unlock kept that
+ * sleeper off for a millisecond, with the tasks the driver had just fired
+ * waiting for either). Safe: w re-checks the flags under the lock before
+ * it waits (so a wake that comes after it stopped waiting is harmless; in
+ * epoll_wait it costs one spurious return), `in_io` read under the lock
+ * says where it waits, and the worker and its condition variable live as
+ * long as the runtime, which every caller holds (a worker, or a foreign
+ * thread inside a push or a shutdown). */
+static void wake_worker(struct worker *w, bool kick)
 {
-    if (w->in_io)
+    bool io;
+
+    pthread_mutex_lock(&w->park_lock);
+    if (kick)
+        w->kicked = true;
+    else
+        w->notified = true;
+    io = w->in_io;
+    pthread_mutex_unlock(&w->park_lock);
+    if (io)
         weft__io_wake(&w->rt->io);
     else
         pthread_cond_signal(&w->park_cond);
@@ -39,10 +59,7 @@ static void wake_parked(struct worker *w)
 
 static void unpark(struct worker *w)
 {
-    pthread_mutex_lock(&w->park_lock);
-    w->notified = true;
-    wake_parked(w);
-    pthread_mutex_unlock(&w->park_lock);
+    wake_worker(w, false);
 }
 
 void weft__sched_notify_one(struct weft_runtime *rt)
@@ -381,6 +398,69 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
     return got;
 }
 
+/* ---- The backup ----------------------------------------------------------------
+ * Only the watcher waits for the next deadline; the other parked workers
+ * sleep without a timeout. If the watcher's thread is held off the CPU when
+ * its nap ends (preempted by another process, its vCPU stolen by the
+ * hypervisor), every due timer waits with it (issue 13: W6's worst lateness
+ * on 2 shared vCPUs was a few such misses of 2-6 ms). So one more sleeping
+ * worker, the backup, waits until BACKUP_NS after the next deadline: if a
+ * timer due by then is still armed when it wakes, it fires the due timers
+ * itself (and runs what they wake); if they fired on time (the usual case)
+ * it waits again, until the new next deadline + BACKUP_NS, without leaving
+ * the sleepers list. It covers a busy worker stuck in a long poll with no
+ * watcher parked the same way. The role is a hint that guards no data, like
+ * the watcher's: a worker that finds it taken sleeps without a timeout, so
+ * a late watcher wakes one more thread, not every sleeper. With no timer
+ * pending it sleeps without a timeout too (idle costs nothing). An earlier
+ * timer armed while it waits kicks only the watcher; the backup covers that
+ * deadline from its next wake. Returns true when notified; false when
+ * timers are due (or it was kicked): the caller drives them as after the
+ * watcher's nap. */
+static bool back_up(struct worker *w)
+{
+    struct weft_runtime *rt = w->rt;
+    _Atomic int *backup = &rt->idle.backup;
+    int none = -1;
+    bool got, timed = false;
+
+    /* relaxed: the role guards no data, only who waits with a timeout */
+    if (weft__sched_timers_next(rt) == UINT64_MAX ||
+        atomic_load_explicit(backup, memory_order_relaxed) != -1 ||
+        !atomic_compare_exchange_strong_explicit(backup, &none, (int)w->index,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return wait_notified(w, 0);
+    pthread_mutex_lock(&w->park_lock);
+    while (!w->notified && !w->kicked) {
+        uint64_t next = weft__sched_timers_next(rt), until;
+        struct timespec ts;
+
+        if (next == UINT64_MAX) {
+            /* every timer fired or was cancelled: sleep without a timeout */
+            atomic_store_explicit(backup, -1, memory_order_relaxed);
+            while (!w->notified && !w->kicked)
+                pthread_cond_wait(&w->park_cond, &w->park_lock);
+            break;
+        }
+        until = weft__time_add_sat(weft__time_mul_sat(next, 1000000u), BACKUP_NS);
+        if (timed && weft__now_ns() >= until)
+            break;                    /* still due: the watcher is late */
+        /* an absolute CLOCK_MONOTONIC time (the condition's clock) */
+        ts.tv_sec = (time_t)(until / 1000000000u);
+        ts.tv_nsec = (long)(until % 1000000000u);
+        timed = pthread_cond_timedwait(&w->park_cond, &w->park_lock, &ts) != 0;
+    }
+    got = w->notified;
+    w->notified = false;
+    w->kicked = false;
+    pthread_mutex_unlock(&w->park_lock);
+    /* ours unless given up above (then another worker may hold it now) */
+    none = (int)w->index;
+    atomic_compare_exchange_strong_explicit(backup, &none, -1, memory_order_relaxed,
+                                            memory_order_relaxed);
+    return got;
+}
+
 /* ---- Timers ------------------------------------------------------------------
  * Each worker has a wheel of its own (worker.time). Invariants:
  *  - a timer is armed in the wheel of the worker whose task polled it
@@ -418,20 +498,30 @@ uint64_t weft__sched_timers_next(struct weft_runtime *rt)
 }
 
 /* Fire due timers, if any are due, in every wheel, this worker's own
- * first: workers that drive at the same moment start on different wheels
+ * first. `idle`: the caller has nothing of its own to run (it parked, or
+ * is about to): what the timers wake goes to its local queue, where other
+ * workers can steal it, not to its LIFO slot, which only its owner runs (or
+ * the watcher, after a nap or two): a driver held off the CPU right after
+ * firing must not hold back what it fired (issue 13). The first task fired
+ * wakes nobody (this worker runs it next), each later one notifies a
+ * sleeper as any push to a local queue does (push_worker()). A busy worker's drive keeps
+ * the LIFO slot: what fires then runs before its queue. Workers that drive
+ * at the same moment start on different wheels workers that drive at the same moment start on different wheels
  * and fire them side by side, rather than queue on one wheel's lock in the
  * same order (SEED: ~12,000 timers due in a millisecond, fired by whoever
  * looks). Every wheel's lock is taken (a busy worker that passed over a
  * wheel whose lock was held, leaving it to that wheel's driver, was tried:
  * no gain in SEED, and under oversubscription it stops yielding to a
  * preempted holder). */
-void weft__sched_drive_timers(struct weft_runtime *rt)
+void weft__sched_drive_timers(struct weft_runtime *rt, bool idle)
 {
     struct worker *self = local_worker(rt);
     unsigned first = self ? self->index : 0;
     uint64_t now = 0;
     unsigned n = 0;
 
+    if (idle && self)
+        self->wake_fifo = 1;          /* owner only: a plain store */
     for (unsigned k = 0; k < rt->nworkers; k++) {
         unsigned i = first + k < rt->nworkers ? first + k : first + k - rt->nworkers;
         struct weft__time *tm = &rt->workers[i].time;
@@ -444,6 +534,8 @@ void weft__sched_drive_timers(struct weft_runtime *rt)
         if (next <= now)
             n += weft__time_drive(tm, now);
     }
+    if (self)
+        self->wake_fifo = 0;
     if (n && weft__trace_active(rt))
         weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
 }
@@ -495,10 +587,7 @@ void weft__sched_time_kick(void *ctx, uint64_t deadline)
     if (idx < 0 || atomic_load_explicit(&rt->idle.nap_until, memory_order_relaxed) <= deadline)
         return;
     w = &rt->workers[idx];
-    pthread_mutex_lock(&w->park_lock);
-    w->kicked = true;
-    wake_parked(w);
-    pthread_mutex_unlock(&w->park_lock);
+    wake_worker(w, true);
 }
 
 /* The first descriptor was registered: a watcher napping on its condition
@@ -509,10 +598,7 @@ void weft__sched_time_kick(void *ctx, uint64_t deadline)
  * and kicks it. */
 static void kick_worker(struct worker *w)
 {
-    pthread_mutex_lock(&w->park_lock);
-    w->kicked = true;
-    wake_parked(w);
-    pthread_mutex_unlock(&w->park_lock);
+    wake_worker(w, true);
 }
 
 void weft__sched_io_kick(void *ctx)
@@ -594,10 +680,11 @@ struct weft__task *weft__sched_park(struct worker *w)
         atomic_store_explicit(&rt->idle.io_owner, (int)w->index, memory_order_seq_cst);
     if (own < 0)
         io = false;                   /* naps, then looks (below) */
-    if (!watching && own <= 0) {
-        wait_notified(w, 0);          /* sleep */
-    } else if (!(io ? wait_io(w, watching ? nap_ns(w) : 0, &events)
-                    : wait_notified(w, nap_ns(w)))) {
+    /* the watcher naps until the next deadline (in epoll_wait while
+     * descriptors are open); the others sleep, the backup with a timeout */
+    if (!watching && own <= 0 ? !back_up(w)
+        : io                  ? !wait_io(w, watching ? nap_ns(w) : 0, &events)
+                              : !wait_notified(w, nap_ns(w))) {
         if (!leave_sleepers(w)) {     /* a notifier took us meanwhile */
             while (!wait_notified(w, 0))
                 ;
@@ -607,7 +694,13 @@ struct weft__task *weft__sched_park(struct worker *w)
         }
         if (watching)
             atomic_store_explicit(&rt->idle.nap_until, UINT64_MAX, memory_order_relaxed);
-        weft__sched_drive_timers(rt);
+        /* Awake now, and it may find work before it parks again: an awake
+         * watcher watches nobody, so give the role up (before the timers:
+         * held off the CPU while it runs what they wake, it must not keep
+         * another worker from watching); the next worker to park (this
+         * one, most likely) takes it again. */
+        resign_watch(w);
+        weft__sched_drive_timers(rt, true);
         if (own < 0) {
             /* not the ring's owner: look at what it completed (and submit
              * what waits on an owner held by a long poll) */
@@ -622,10 +715,6 @@ struct weft__task *weft__sched_park(struct worker *w)
             w->watch_ns = seen ? WATCH_MIN_NS
                                : w->watch_ns * 2 > WATCH_MAX_NS ? WATCH_MAX_NS
                                                                 : w->watch_ns * 2;
-        /* Awake now, and it may find work before it parks again: an awake
-         * watcher watches nobody, so give the role up; the next worker to
-         * park (this one, most likely) takes it again. */
-        resign_watch(w);
         /* I/O woke tasks here: while this worker runs them, another one
          * should be in epoll_wait, so wake a sleeper to take the role. */
         if (events > 0)

@@ -152,6 +152,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.watcher, -1);
     atomic_init(&rt->idle.io_owner, -1);
     atomic_init(&rt->idle.spinner, 0);
+    atomic_init(&rt->idle.backup, -1);
     atomic_init(&rt->idle.nap_until, UINT64_MAX);
     weft__io_init(&rt->io, weft__sched_io_kick, rt, io_want);
     atomic_init(&rt->closed, false);

@@ -287,6 +287,16 @@ static inline void push_worker(struct weft_runtime *rt, struct worker *w, struct
 {
     if (yield) {
         weft__sched_push_local(w, t);
+    } else if (w->wake_fifo) {
+        /* A parked worker's drive of the timers: to the local queue, where
+         * others may steal it. The first task wakes nobody (this worker
+         * runs it next, as from an empty LIFO slot: one timer firing at a
+         * time costs no second thread's wake-up); each later one notifies
+         * as a queue push does, so that a burst is shared, and a driver
+         * held off the CPU strands none of it. */
+        weft__sched_push_local(w, t);
+        if (w->wake_fifo++ == 1)
+            return;
     } else if (atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL) {
         /* Empty slot: thieves only ever take a task out (exchange with
          * NULL), so a plain store cannot lose one. release: the task's

@@ -118,7 +118,7 @@ static __attribute__((noinline)) struct weft__task *next_periodic(struct worker 
      * which is looked at next (looking at it before would strand a
      * task woken here when the queues are empty: weft__sched_park()
      * does not count LIFO slots as work) */
-    weft__sched_drive_timers(w->rt);
+    weft__sched_drive_timers(w->rt, false);
     if (weft__io_active(&w->rt->io)) {
         int n = weft__io_poll(&w->rt->io, 0);     /* busy: look without waiting */
 
@@ -389,7 +389,7 @@ static bool spin_for_work(struct worker *w)
         else if (now - start >= PARK_SPIN_NS)
             break;
         if (next <= now / 1000000u) {
-            weft__sched_drive_timers(rt);  /* due: fire, don't yield past it */
+            weft__sched_drive_timers(rt, true);  /* due: fire, don't yield past it */
             found = true;
             break;
         }
