@@ -279,7 +279,9 @@ WEFT_API ssize_t weft_co_write_all(weft_socket *s, const void *buf, size_t len);
  * reported): 0 with the new socket in *out (owned by the caller), -errno. */
 WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out);
 /* Connect (weft_connect_init; `rt` NULL: this coroutine's runtime;
- * timeout_ms 0: no limit): 0 with the socket in *out, -ETIMEDOUT, -errno. */
+ * timeout_ms 0: no limit): 0 with the socket in *out, -ETIMEDOUT, -errno.
+ * Outside a coroutine (-EINVAL) or once it is cancelled (-ECANCELED) no
+ * socket is made and nothing is sent. */
 WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
                              uint64_t timeout_ms, weft_socket **out);
 
@@ -309,7 +311,9 @@ WEFT_API ssize_t weft_co_flush(weft_bufwriter *w);
  * dropped weft_fs_op: withdrawn if no pool thread took it yet (it never
  * happens; a close still closes), else it runs whole on the pool and its
  * result is thrown away (an opened descriptor closed, a list freed). The
- * caller's buffers are never touched after the call returns. */
+ * caller's buffers are never touched after the call returns. Outside a
+ * coroutine each returns -EINVAL having done nothing: weft_co_fs_close()
+ * then leaves fd open (it is still the caller's). */
 WEFT_API ssize_t weft_co_fs_read_file(const char *path, void **data, size_t *len);
 WEFT_API int weft_co_fs_write_file(const char *path, const void *data, size_t len);
 WEFT_API int weft_co_fs_stat(const char *path, struct stat *st);

@@ -89,6 +89,22 @@ __attribute__((noinline)) static struct weft__co *co_self(void)
     return co;
 }
 
+/* The coroutine side's errno, read and written out of line for the same
+ * reason as co_self(): &errno may change across a switch (coro.h's
+ * migration rule), and glibc declares __errno_location() const, so an
+ * inlined access could reuse the first thread's address after a resume. */
+__attribute__((noinline)) static int co_errno_get(void)
+{
+    __asm__ __volatile__("" : : : "memory");
+    return errno;
+}
+
+__attribute__((noinline)) static void co_errno_set(int v)
+{
+    __asm__ __volatile__("" : : : "memory");
+    errno = v;
+}
+
 /* ---- The two sides of a switch ------------------------------------------------ */
 
 /* Worker side: run `co` until it parks or finishes. This frame never
@@ -404,6 +420,11 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
                                bool timed, const weft_async_site *site)
 {
     struct weft__co *co = co_self();
+    /* coro.h: "blocking calls themselves leave errno alone". The polls run
+     * on this side and make syscalls (a read or accept that first sees
+     * EAGAIN, a close in a drop): whatever they leave in errno is put
+     * back to the caller's value before the call returns. */
+    int saved_errno = co_errno_get();
     int err = 0;
 
     if (co != NULL && site != NULL)
@@ -426,6 +447,7 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
     }
     if (drop)
         drop(self);
+    co_errno_set(saved_errno);
     return err;
 }
 
@@ -852,9 +874,18 @@ WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, sock
 {
     CO_CALL();
     struct conn_await a;
-    int err;
+    int err, saved_errno;
 
+    /* a connect starts at its init (socket(), connect()): outside a
+     * coroutine, or once it is cancelled, the call must do nothing, so it
+     * returns before (coro.h: -EINVAL, -ECANCELED at once) */
+    if (!weft_co_is_coroutine())
+        return -EINVAL;
+    if (weft_co_cancelled())
+        return -ECANCELED;
+    saved_errno = co_errno_get();     /* the init's connect() sets EINPROGRESS */
     weft_connect_init(&a.op, rt, addr, len, timeout_ms, out);
+    co_errno_set(saved_errno);
     a.result = 0;
     a.connect = true;
     err = co_await(conn_thunk, conn_drop, &a, NULL);
