@@ -580,3 +580,94 @@ TEST(every_call_after_an_abort_is_canceled_and_does_nothing)
     CT_FREE(rt);
     free(c);
 }
+
+/* ---- edges of the select, watch, broadcast and deadline calls ------------------------ */
+typedef struct edge_ctx {
+    int bad;
+} edge_ctx;
+
+#define EXPECT_EQ(want, call)                                                 \
+    do {                                                                      \
+        long w_ = (long)(want), r_ = (long)(call);                            \
+        if (w_ != r_) {                                                       \
+            fprintf(stderr, "%s:%d: %s returned %ld, not %ld\n", __FILE__,    \
+                    __LINE__, #call, r_, w_);                                 \
+            e->bad++;                                                         \
+        }                                                                     \
+    } while (0)
+
+static int edge_body(void *arg)
+{
+    edge_ctx *e = arg;
+    weft_chan *ch[2];
+    weft_chan *same[2];
+    int d0 = 0, d1 = 0, v = 0;
+    void *dsts[2] = { &d0, &d1 };
+    size_t which = 99;
+    weft_bcast *bc;
+    weft_bcast_rx *brx;
+    uint64_t missed = 0;
+    weft_watch *wt;
+    weft_watch_rx *wrx;
+
+    /* biased: a closed, empty channel at index 0 beats a message at 1 */
+    ASSERT_OK(weft_chan_new(&ch[0], sizeof(int), 2));
+    ASSERT_OK(weft_chan_new(&ch[1], sizeof(int), 2));
+    weft_chan_close(ch[0]);
+    ASSERT_OK(weft_chan_try_send(ch[1], &(int){ 11 }));
+    EXPECT_EQ(-EPIPE, weft_co_chan_select(ch, dsts, 2, &which));
+    EXPECT_EQ(0, which);
+    EXPECT_EQ(1, weft_chan_len(ch[1]));           /* the loser took nothing */
+    /* the same channel twice, one message: taken once, by index 0 */
+    same[0] = same[1] = ch[1];
+    which = 99;
+    EXPECT_EQ(0, weft_co_chan_select(same, dsts, 2, &which));
+    EXPECT_EQ(0, which);
+    EXPECT_EQ(11, d0);
+    EXPECT_EQ(0, weft_chan_len(ch[1]));
+    weft_chan_drop(ch[0]);
+    weft_chan_drop(ch[1]);
+
+    /* a lagging broadcast receiver: told once, then the oldest kept */
+    ASSERT_OK(weft_bcast_new(&bc, sizeof(int), 2));
+    ASSERT_OK(weft_bcast_rx_new(&brx, bc));
+    for (int i = 1; i <= 5; i++)
+        ASSERT_OK(weft_bcast_send(bc, &i));
+    EXPECT_EQ(-EOVERFLOW, weft_co_bcast_recv(brx, &v, &missed));
+    EXPECT_EQ(3, missed);
+    EXPECT_EQ(0, weft_co_bcast_recv(brx, &v, &missed));
+    EXPECT_EQ(4, v);
+    EXPECT_EQ(0, weft_co_bcast_recv(brx, &v, NULL));
+    EXPECT_EQ(5, v);
+    weft_bcast_drop(bc);                          /* closed and drained */
+    EXPECT_EQ(-EPIPE, weft_co_bcast_recv(brx, &v, NULL));
+    weft_bcast_rx_drop(brx);
+
+    /* a watch closed with a value not seen yet: that value first, then -EPIPE */
+    ASSERT_OK(weft_watch_new(&wt, sizeof(int), &(int){ 0 }));
+    ASSERT_OK(weft_watch_rx_new(&wrx, wt));
+    ASSERT_OK(weft_watch_send(wt, &(int){ 8 }));
+    weft_watch_drop(wt);
+    EXPECT_EQ(0, weft_co_watch_changed(wrx, &v));
+    EXPECT_EQ(8, v);
+    EXPECT_EQ(-EPIPE, weft_co_watch_changed(wrx, &v));
+    weft_watch_rx_drop(wrx);
+
+    /* a deadline at the end of time never fires; one of 0 is none */
+    weft_co_deadline_set(UINT64_MAX);
+    EXPECT_EQ(0, weft_co_sleep(5));
+    weft_co_deadline_set(0);
+    EXPECT_EQ(0, weft_co_sleep(1));
+    return 0;
+}
+
+TEST(select_watch_broadcast_and_deadline_edges)
+{
+    weft_runtime *rt = ct_runtime(2);
+    edge_ctx e = { 0 };
+    int out = -1;
+
+    ASSERT_OK(weft_co_block_on(rt, edge_body, &e, NULL, &out));
+    ASSERT_EQ(0, e.bad);
+    CT_FREE(rt);
+}
