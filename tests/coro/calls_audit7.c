@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -669,5 +670,129 @@ TEST(select_watch_broadcast_and_deadline_edges)
 
     ASSERT_OK(weft_co_block_on(rt, edge_body, &e, NULL, &out));
     ASSERT_EQ(0, e.bad);
+    CT_FREE(rt);
+}
+
+/* ---- migration: weft's locks across suspensions; errno on failures ------------------ */
+__attribute__((noinline)) static pthread_t self_now(void)
+{
+    __asm__ __volatile__("" : : : "memory");
+    return pthread_self();
+}
+
+typedef struct mig_ctx {
+    weft_mutex *mu;
+    weft_rwlock *rw;
+    long counter, rcount;
+    atomic_int migrations, bad;
+} mig_ctx;
+
+static int locker(void *arg)
+{
+    mig_ctx *m = arg;
+    pthread_t last = self_now();
+    uint64_t dl = weft_now_ms() + 10u * 60 * 1000;
+
+    weft_co_deadline_set(dl);
+    for (int i = 0; i < 50; i++) {
+        long v;
+
+        if (weft_co_mutex_lock(m->mu) != 0)
+            return -1;
+        v = m->counter;
+        /* parked with the lock held: resumed anywhere */
+        if (weft_co_yield() != 0 || (i % 8 == 0 && weft_co_sleep(1) != 0))
+            return -2;
+        m->counter = v + 1;
+        if (weft_mutex_unlock(m->mu) != 0)     /* maybe on another thread */
+            return -3;
+        if (weft_co_rwlock_write(m->rw) != 0)
+            return -4;
+        v = m->rcount;
+        if (weft_co_yield() != 0)
+            return -5;
+        m->rcount = v + 1;
+        if (weft_rwlock_unlock_write(m->rw) != 0)
+            return -6;
+        if (!pthread_equal(last, self_now())) {
+            atomic_fetch_add(&m->migrations, 1);
+            last = self_now();
+        }
+        if (weft_co_deadline() != dl || !weft_co_is_coroutine() || weft_co_cancelled())
+            atomic_fetch_add(&m->bad, 1);
+    }
+    return 0;
+}
+
+TEST(weft_locks_held_across_migrations)
+{
+    weft_runtime *rt = ct_runtime(4);
+    mig_ctx m = { 0 };
+    enum { K = 8 };
+    weft_join *js[K];
+    int out = -1;
+
+    ASSERT_OK(weft_mutex_new(&m.mu));
+    ASSERT_OK(weft_rwlock_new(&m.rw));
+    for (int i = 0; i < K; i++)
+        ASSERT_OK(weft_go(rt, locker, &m, &js[i]));
+    for (int i = 0; i < K; i++) {
+        ASSERT_OK(weft_join_wait(js[i], &out));
+        ASSERT_EQ(0, out);
+        weft_join_drop(js[i]);
+    }
+    ASSERT_EQ(K * 50, m.counter);                 /* mutual exclusion held */
+    ASSERT_EQ(K * 50, m.rcount);
+    ASSERT_EQ(0, atomic_load(&m.bad));
+    fprintf(stderr, "%d migrations with a lock held or between\n", atomic_load(&m.migrations));
+    ASSERT_OK(weft_mutex_try_lock(m.mu));
+    ASSERT_OK(weft_mutex_unlock(m.mu));
+    weft_mutex_free(m.mu);
+    weft_rwlock_free(m.rw);
+    CT_FREE(rt);
+}
+
+typedef struct fail_ctx {
+    struct sockaddr_storage closed;
+    socklen_t clen;
+    long r[3];
+    int seen[3];
+} fail_ctx;
+
+static int failing_calls(void *arg)
+{
+    fail_ctx *f = arg;
+    weft_socket *s = NULL;
+    struct stat st;
+
+    errno_set(2001);
+    f->r[0] = weft_co_connect(NULL, (struct sockaddr *)&f->closed, f->clen, 0, &s);
+    f->seen[0] = errno_now();
+    errno_set(2002);
+    f->r[1] = weft_co_fs_open("/nonexistent/weft-a7/x", O_RDONLY, 0);
+    f->seen[1] = errno_now();
+    errno_set(2003);
+    f->r[2] = weft_co_fs_stat("/", &st);
+    f->seen[2] = errno_now();
+    if (s)
+        weft_socket_close(s);
+    return 0;
+}
+
+TEST(errno_left_alone_by_calls_that_fail)
+{
+    weft_runtime *rt = ct_runtime(2);
+    fail_ctx f = { 0 };
+    int l = tcp_listener(&f.closed, &f.clen);
+    int out = -1;
+
+    close(l);                                     /* nobody listens there now */
+    ASSERT_OK(weft_co_block_on(rt, failing_calls, &f, NULL, &out));
+    ASSERT_EQ(-ECONNREFUSED, f.r[0]);
+    ASSERT_EQ(-ENOENT, f.r[1]);
+    ASSERT_EQ(0, f.r[2]);
+    ASSERT_EQ(2001, f.seen[0]);
+    ASSERT_EQ(2002, f.seen[1]);
+    ASSERT_EQ(2003, f.seen[2]);
     CT_FREE(rt);
 }
