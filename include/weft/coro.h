@@ -373,7 +373,8 @@ WEFT_API uint64_t weft_co_deadline(void);
  * but an invalid set). Returns the winner's index (its output in its
  * slot's `out`), or -EINVAL (n == 0, NULL refs, a bad slot: then, as
  * weft_select_init() says, the select owns nothing and no future is
- * dropped, they stay yours; or a valid set not called from a coroutine:
+ * dropped, they stay yours, also in an aborted coroutine, where a valid
+ * set gives -ECANCELED; or a valid set not called from a coroutine:
  * every future dropped), -ECANCELED, -ETIMEDOUT (every future dropped). */
 WEFT_API int weft_co_select(weft_future_ref *refs, size_t n);
 

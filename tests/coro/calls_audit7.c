@@ -796,3 +796,57 @@ TEST(errno_left_alone_by_calls_that_fail)
     ASSERT_EQ(2003, f.seen[2]);
     CT_FREE(rt);
 }
+
+/* ---- weft_co_select with a bad set in an aborted coroutine --------------------------
+ * coro.h: a bad set is -EINVAL and "the select owns nothing and no future is
+ * dropped, they stay yours", while -ECANCELED means "every future dropped".
+ * Once aborted, a bad set must still say -EINVAL (the caller keeps and drops
+ * its futures), not -ECANCELED over futures nobody dropped. */
+typedef struct badsel_ctx {
+    atomic_int parked;
+    int first, bad_slot, null_refs, good;
+    int drops_after_bad, drops_after_good;
+} badsel_ctx;
+
+static int badsel_body(void *arg)
+{
+    badsel_ctx *b = arg;
+    never a, c;
+    int oa = 0, oc = 0;
+    weft_future_ref refs[2] = { { &never_future, &a, &oa, 0 }, { NULL, &c, &oc, 0 } };
+
+    atomic_store(&b->parked, 1);
+    b->first = weft_co_sleep(10u * 60 * 1000);
+    atomic_store(&never_drops, 0);
+    b->bad_slot = weft_co_select(refs, 2);
+    b->null_refs = weft_co_select(NULL, 2);
+    b->drops_after_bad = atomic_load(&never_drops);
+    refs[1].type = &never_future;
+    b->good = weft_co_select(refs, 2);
+    b->drops_after_good = atomic_load(&never_drops);
+    return 0;
+}
+
+TEST(bad_select_set_after_an_abort_is_einval_and_drops_nothing)
+{
+    weft_runtime *rt = ct_runtime(2);
+    badsel_ctx b = { 0 };
+    weft_join *j = NULL;
+    int out = 0;
+
+    atomic_store(&never_polls, 0);
+    ASSERT_OK(weft_go(rt, badsel_body, &b, &j));
+    ASSERT(harness_wait_flag((volatile int *)&b.parked, WAIT_MS));
+    wait_parked_in(rt, "weft_co_sleep");
+    weft_join_abort(j);
+    ASSERT_EQ(-ECANCELED, weft_join_wait(j, &out));
+    weft_join_drop(j);
+    ASSERT_EQ(-ECANCELED, b.first);
+    ASSERT_EQ(-EINVAL, b.bad_slot);
+    ASSERT_EQ(-EINVAL, b.null_refs);
+    ASSERT_EQ(0, b.drops_after_bad);              /* they stayed the caller's */
+    ASSERT_EQ(-ECANCELED, b.good);
+    ASSERT_EQ(2, b.drops_after_good);             /* a valid set: every one dropped */
+    ASSERT_EQ(0, atomic_load(&never_polls));
+    CT_FREE(rt);
+}
