@@ -850,3 +850,77 @@ TEST(bad_select_set_after_an_abort_is_einval_and_drops_nothing)
     ASSERT_EQ(0, atomic_load(&never_polls));
     CT_FREE(rt);
 }
+
+/* ---- second and third calls on the same object ------------------------------------- */
+static int returns_21(void *arg)
+{
+    (void)arg;
+    return 21;
+}
+
+static int twice_body(void *arg)
+{
+    edge_ctx *e = arg;
+    weft_join *j = NULL;
+    int out = 0, v = 0;
+    weft_oneshot_tx *tx;
+    weft_oneshot_rx *rx;
+    weft_cancel *tok;
+    weft_group *g;
+    weft_barrier *bar;
+    weft_notify *nt;
+
+    ASSERT_OK(weft_go(weft_runtime_current(), returns_21, NULL, &j));
+    EXPECT_EQ(0, weft_co_join(j, &out));
+    EXPECT_EQ(21, out);
+    out = 0;
+    EXPECT_EQ(0, weft_co_join(j, &out));           /* the handle stays valid */
+    EXPECT_EQ(21, out);
+    weft_join_drop(j);
+
+    ASSERT_OK(weft_oneshot_new(&tx, &rx, sizeof(int)));
+    ASSERT_OK(weft_oneshot_send(tx, &(int){ 4 }));
+    EXPECT_EQ(0, weft_co_oneshot_recv(rx, &v));
+    EXPECT_EQ(4, v);
+    EXPECT_EQ(-EPIPE, weft_co_oneshot_recv(rx, &v));   /* taken, sender gone */
+    weft_oneshot_rx_drop(rx);
+
+    ASSERT_OK(weft_cancel_new(&tok));
+    weft_cancel_cancel(tok);
+    EXPECT_EQ(0, weft_co_cancel_wait(tok));
+    EXPECT_EQ(0, weft_co_cancel_wait(tok));
+    weft_cancel_drop(tok);
+
+    ASSERT_OK(weft_group_new(&g, weft_runtime_current(), WEFT_GROUP_WAIT_ALL));
+    EXPECT_EQ(0, weft_co_group_wait(g));           /* empty: at once */
+    ASSERT_OK(weft_go_group(g, returns_21, NULL, NULL));
+    EXPECT_EQ(0, weft_co_group_wait(g));
+    EXPECT_EQ(0, weft_co_group_wait(g));
+    ASSERT_OK(weft_group_free(g));
+
+    ASSERT_OK(weft_barrier_new(&bar, 1));
+    for (int i = 0; i < 3; i++)                    /* one party: leads each round */
+        EXPECT_EQ(WEFT_BARRIER_LEADER, weft_co_barrier_wait(bar));
+    weft_barrier_free(bar);
+
+    ASSERT_OK(weft_notify_new(&nt));
+    weft_notify_one(nt);
+    weft_notify_one(nt);                           /* one permit, not two */
+    EXPECT_EQ(0, weft_co_notify_wait(nt));
+    weft_co_deadline_set(weft_now_ms() + 20);
+    EXPECT_EQ(-ETIMEDOUT, weft_co_notify_wait(nt));
+    weft_co_deadline_set(0);
+    weft_notify_free(nt);
+    return 0;
+}
+
+TEST(second_and_third_calls)
+{
+    weft_runtime *rt = ct_runtime(2);
+    edge_ctx e = { 0 };
+    int out = -1;
+
+    ASSERT_OK(weft_co_block_on(rt, twice_body, &e, NULL, &out));
+    ASSERT_EQ(0, e.bad);
+    CT_FREE(rt);
+}
