@@ -924,3 +924,62 @@ TEST(second_and_third_calls)
     ASSERT_EQ(0, e.bad);
     CT_FREE(rt);
 }
+
+/* ---- a current-thread runtime freed with coroutines parked in it --------------------- */
+static atomic_int ct_ended, ct_hold;
+
+static void *ct_held(void *arg)
+{
+    uint64_t until = weft_now_ms() + WAIT_MS;
+
+    while (!atomic_load(&ct_hold) && weft_now_ms() < until)
+        usleep(1000);
+    return arg;
+}
+
+static int ct_parker(void *arg)
+{
+    int kind = (int)(intptr_t)arg, r = 0, v;
+    static weft_chan *ch;
+
+    switch (kind) {
+    case 0:
+        r = weft_co_sleep(10u * 60 * 1000);
+        break;
+    case 1:
+        if (weft_chan_new(&ch, sizeof(int), 1) < 0)
+            return -1;
+        r = weft_co_chan_recv(ch, &v);
+        weft_chan_drop(ch);
+        break;
+    case 2:
+        r = weft_co_blocking(NULL, ct_held, NULL, NULL);
+        break;
+    }
+    if (r == -ECANCELED && weft_co_sleep(1) == -ECANCELED && weft_co_cancelled())
+        atomic_fetch_add(&ct_ended, 1);
+    return r;
+}
+
+TEST(current_thread_runtime_freed_with_coroutines_parked)
+{
+    weft_runtime *rt = ct_current_thread();
+    weft_sleep s;
+    uint64_t until;
+
+    atomic_store(&ct_ended, 0);
+    atomic_store(&ct_hold, 0);
+    for (int k = 0; k < 3; k++)
+        ASSERT_OK(weft_go_detached(rt, ct_parker, (void *)(intptr_t)k));
+    weft_sleep_init(&s, 30);                       /* drive it: they all park */
+    ASSERT_OK(weft_block_on(rt, &weft_sleep_future, &s, NULL));
+    ASSERT_EQ(0, atomic_load(&ct_ended));
+    CT_FREE(rt);                                   /* each fn ends on this thread */
+    ASSERT_EQ(3, atomic_load(&ct_ended));
+    atomic_store(&ct_hold, 1);                     /* the detached job ends later */
+    until = weft_now_ms() + WAIT_MS;
+    while (harness_count_threads("weft-b") > 0) {
+        ASSERT(weft_now_ms() < until);
+        usleep(1000);
+    }
+}
