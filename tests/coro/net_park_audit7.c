@@ -24,6 +24,7 @@ static long park_write(pk_ctx *c)
 static void release_drain(pk_ctx *c) { pk_drain(c); }
 static void ok_some(pk_ctx *c) { ASSERT(c->result > 0 && c->result <= (1 << 16)); }
 static void undone_nothing(pk_ctx *c) { (void)c; }
+static void ok_zero_net(pk_ctx *c) { ASSERT_EQ(0, c->result); }
 
 /* ---- bufreader calls with part of their input there ---- */
 static void setup_reader(pk_ctx *c)
@@ -220,7 +221,84 @@ static void oneshot_teardown(pk_ctx *c)
     weft_oneshot_rx_drop(c->obj[1]);
 }
 
+/* ---- weft_co_connect to a listener whose accept queue is full ----
+ * Linux drops a SYN while the listener's accept queue is full, so the
+ * connect waits for a retransmit (about a second): parked. Released by
+ * accepting what waits in the queue. */
+#include <netinet/in.h>
+
+static void setup_connect(pk_ctx *c)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    socklen_t len = sizeof(sin);
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    ASSERT(l >= 0);
+    ASSERT_EQ(0, bind(l, (struct sockaddr *)&sin, sizeof(sin)));
+    ASSERT_EQ(0, listen(l, 0));
+    ASSERT_EQ(0, getsockname(l, (struct sockaddr *)&sin, &len));
+    c->peer = l;
+    c->obj[0] = calloc(1, sizeof(sin));
+    memcpy(c->obj[0], &sin, sizeof(sin));
+    for (int i = 0; i < 3; i++) {             /* fill the accept queue */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        ASSERT(fd >= 0);
+        connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+        c->fd = i == 0 ? fd : c->fd;
+        if (i == 0)
+            continue;
+        c->obj[i] = (void *)(intptr_t)fd;
+    }
+    usleep(50000);                            /* the handshakes are done */
+}
+static long park_connect(pk_ctx *c)
+{
+    weft_socket *s = (weft_socket *)1;
+    long r = weft_co_connect(NULL, c->obj[0], sizeof(struct sockaddr_in), 0, &s);
+
+    if (r == 0)
+        ASSERT_OK(weft_socket_close(s));
+    else
+        ASSERT(s == (weft_socket *)1);        /* untouched on failure */
+    return r;
+}
+/* accept until the connect is through */
+static void *acceptor(void *arg)
+{
+    pk_ctx *c = arg;
+    uint64_t until = weft_now_ms() + PK_WAIT_MS;
+
+    while (!atomic_load(&c->job_release) && weft_now_ms() < until) {
+        int fd = accept4(c->peer, NULL, NULL, SOCK_CLOEXEC);
+
+        if (fd >= 0)
+            close(fd);
+        else
+            usleep(1000);
+    }
+    return NULL;
+}
+static void release_connect(pk_ctx *c)
+{
+    ASSERT_EQ(0, pthread_create(&c->drainer, NULL, acceptor, c));
+    c->draining = true;
+}
+static void teardown_connect(pk_ctx *c)
+{
+    atomic_store(&c->job_release, 1);
+    if (c->draining)
+        pthread_join(c->drainer, NULL);
+    close(c->peer);
+    close(c->fd);
+    close((int)(intptr_t)c->obj[1]);
+    close((int)(intptr_t)c->obj[2]);
+    free(c->obj[0]);
+}
+
 static const pk_case cases[] = {
+    { "weft_co_connect", setup_connect, park_connect, release_connect, ok_zero_net,
+      undone_nothing, teardown_connect },
     { "weft_co_write", setup_write, park_write, release_drain, ok_some, undone_nothing,
       pair_teardown },
     { "weft_co_read_until", setup_reader, park_read_until, release_until, ok_until,
