@@ -983,3 +983,118 @@ TEST(current_thread_runtime_freed_with_coroutines_parked)
         usleep(1000);
     }
 }
+
+/* ---- outside a coroutine, with everything ready: -EINVAL and nothing taken ---------- */
+typedef struct outside_ctx {
+    weft_runtime *rt;
+    weft_chan *ch, *room;
+    weft_mutex *mu;
+    weft_sem *sem;
+    weft_socket *s, *u;
+    int peer;
+    struct sockaddr_storage ua;
+    socklen_t ulen;
+    weft_bufwriter bw;
+    char bwbuf[64];
+    char path[96];
+    int bad;
+} outside_ctx;
+
+#define EXPECT_EINVAL(call)                                                   \
+    do {                                                                      \
+        long r_ = (long)(call);                                               \
+        if (r_ != -EINVAL) {                                                  \
+            fprintf(stderr, "outside: %s returned %ld\n", #call, r_);         \
+            o->bad++;                                                         \
+        }                                                                     \
+    } while (0)
+
+static void *outside_calls(void *arg)
+{
+    outside_ctx *o = arg;
+    int v = 0;
+    char buf[8];
+
+    EXPECT_EINVAL(weft_co_chan_recv(o->ch, &v));
+    EXPECT_EINVAL(weft_co_chan_send(o->room, &v));
+    EXPECT_EINVAL(weft_co_mutex_lock(o->mu));
+    EXPECT_EINVAL(weft_co_sem_acquire(o->sem, 1));
+    EXPECT_EINVAL(weft_co_read(o->s, buf, sizeof(buf)));
+    EXPECT_EINVAL(weft_co_write(o->s, "w", 1));
+    EXPECT_EINVAL(weft_co_write_all(o->s, "w", 1));
+    EXPECT_EINVAL(weft_co_bufwrite(&o->bw, "b", 1));
+    EXPECT_EINVAL(weft_co_send_to(o->u, "d", 1, (struct sockaddr *)&o->ua, o->ulen));
+    EXPECT_EINVAL(weft_co_fs_write_file(o->path, "f", 1));
+    EXPECT_EINVAL(weft_co_sleep(0));
+    EXPECT_EINVAL(weft_co_yield());
+    return NULL;
+}
+
+static void outside_check(outside_ctx *o)
+{
+    char buf[8];
+
+    ASSERT_EQ(0, o->bad);
+    ASSERT_EQ(1, weft_chan_len(o->ch));
+    ASSERT_EQ(0, weft_chan_len(o->room));
+    ASSERT_OK(weft_mutex_try_lock(o->mu));
+    ASSERT_OK(weft_mutex_unlock(o->mu));
+    ASSERT_EQ(2, weft_sem_available(o->sem));
+    ASSERT_EQ(2, recv(weft_socket_fd(o->s), buf, sizeof(buf), MSG_DONTWAIT));
+    ASSERT_EQ(-1, recv(o->peer, buf, sizeof(buf), MSG_DONTWAIT));
+    ASSERT_EQ(0, weft_bufwriter_buffered(&o->bw));
+    ASSERT_EQ(-1, recv(weft_socket_fd(o->u), buf, sizeof(buf), MSG_DONTWAIT));
+    ASSERT_EQ(-1, access(o->path, F_OK));
+    ASSERT_EQ(2, write(o->peer, "rr", 2));       /* again, for the next round */
+}
+
+TEST(outside_a_coroutine_nothing_is_taken_or_sent)
+{
+    outside_ctx *o = calloc(1, sizeof(*o));
+    int sv[2];
+    weft_blocking_job *job = NULL;
+
+    ASSERT(o != NULL);
+    o->rt = ct_runtime(2);
+    ASSERT_OK(weft_chan_new(&o->ch, sizeof(int), 1));
+    ASSERT_OK(weft_chan_try_send(o->ch, &(int){ 1 }));
+    ASSERT_OK(weft_chan_new(&o->room, sizeof(int), 1));
+    ASSERT_OK(weft_mutex_new(&o->mu));
+    ASSERT_OK(weft_sem_new(&o->sem, 2));
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    ASSERT_OK(weft_socket_adopt(o->rt, sv[0], &o->s));
+    o->peer = sv[1];
+    ASSERT_EQ(2, write(o->peer, "rr", 2));
+    ASSERT_OK(weft_bufwriter_init(&o->bw, o->s, o->bwbuf, sizeof(o->bwbuf)));
+    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &o->ua, &o->ulen));
+    ASSERT_OK(weft_udp_bind(o->rt, (struct sockaddr *)&o->ua, o->ulen, &o->u));
+    o->ulen = sizeof(o->ua);
+    ASSERT_OK(weft_socket_local_addr(o->u, &o->ua, &o->ulen));
+    snprintf(o->path, sizeof(o->path), "/tmp/weft-a7-outside-%d", (int)getpid());
+
+    outside_calls(o);                              /* the main thread */
+    outside_check(o);
+    /* a thread of the runtime's blocking pool (NULL pool off a worker: -EINVAL) */
+    ASSERT_EQ(-EINVAL, weft_blocking_spawn(NULL, outside_calls, o, &job));
+    ASSERT(job == NULL);
+    {
+        weft_blocking_pool *pool = NULL;
+
+        ASSERT_OK(weft_blocking_default(o->rt, &pool));
+        ASSERT_OK(weft_blocking_spawn(pool, outside_calls, o, &job));
+        ASSERT_OK(weft_blocking_job_wait(job, NULL));
+        weft_blocking_job_drop(job);
+    }
+    outside_check(o);
+
+    weft_bufwriter_drop(&o->bw);
+    ASSERT_OK(weft_socket_close(o->s));
+    ASSERT_OK(weft_socket_close(o->u));
+    close(o->peer);
+    weft_sem_free(o->sem);
+    weft_mutex_free(o->mu);
+    weft_chan_drop(o->ch);
+    weft_chan_drop(o->room);
+    CT_FREE(o->rt);
+    free(o);
+}
