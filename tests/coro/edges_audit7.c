@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+/* Audit 7 of weft/coro.h, edges of single calls: a biased weft_co_chan_select
+ * (a closed channel at index 0, the same channel twice), a lagging
+ * broadcast receiver, a watch closed with a value not yet seen, deadlines
+ * at the ends of time; second and third calls on one object (a join
+ * handle, a oneshot, a token, a group, a barrier, a notify permit); and a
+ * current-thread runtime freed with coroutines parked in it (each fn runs
+ * to its end on the freeing thread). */
+#include "coro_test.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#define WAIT_MS 20000u
+
+/* ---- edges of the select, watch, broadcast and deadline calls ------------------------ */
+typedef struct edge_ctx {
+    int bad;
+} edge_ctx;
+
+#define EXPECT_EQ(want, call)                                                 \
+    do {                                                                      \
+        long w_ = (long)(want), r_ = (long)(call);                            \
+        if (w_ != r_) {                                                       \
+            fprintf(stderr, "%s:%d: %s returned %ld, not %ld\n", __FILE__,    \
+                    __LINE__, #call, r_, w_);                                 \
+            e->bad++;                                                         \
+        }                                                                     \
+    } while (0)
+
+static int edge_body(void *arg)
+{
+    edge_ctx *e = arg;
+    weft_chan *ch[2];
+    weft_chan *same[2];
+    int d0 = 0, d1 = 0, v = 0;
+    void *dsts[2] = { &d0, &d1 };
+    size_t which = 99;
+    weft_bcast *bc;
+    weft_bcast_rx *brx;
+    uint64_t missed = 0;
+    weft_watch *wt;
+    weft_watch_rx *wrx;
+
+    /* biased: a closed, empty channel at index 0 beats a message at 1 */
+    ASSERT_OK(weft_chan_new(&ch[0], sizeof(int), 2));
+    ASSERT_OK(weft_chan_new(&ch[1], sizeof(int), 2));
+    weft_chan_close(ch[0]);
+    ASSERT_OK(weft_chan_try_send(ch[1], &(int){ 11 }));
+    EXPECT_EQ(-EPIPE, weft_co_chan_select(ch, dsts, 2, &which));
+    EXPECT_EQ(0, which);
+    EXPECT_EQ(1, weft_chan_len(ch[1]));           /* the loser took nothing */
+    /* the same channel twice, one message: taken once, by index 0 */
+    same[0] = same[1] = ch[1];
+    which = 99;
+    EXPECT_EQ(0, weft_co_chan_select(same, dsts, 2, &which));
+    EXPECT_EQ(0, which);
+    EXPECT_EQ(11, d0);
+    EXPECT_EQ(0, weft_chan_len(ch[1]));
+    weft_chan_drop(ch[0]);
+    weft_chan_drop(ch[1]);
+
+    /* a lagging broadcast receiver: told once, then the oldest kept */
+    ASSERT_OK(weft_bcast_new(&bc, sizeof(int), 2));
+    ASSERT_OK(weft_bcast_rx_new(&brx, bc));
+    for (int i = 1; i <= 5; i++)
+        ASSERT_OK(weft_bcast_send(bc, &i));
+    EXPECT_EQ(-EOVERFLOW, weft_co_bcast_recv(brx, &v, &missed));
+    EXPECT_EQ(3, missed);
+    EXPECT_EQ(0, weft_co_bcast_recv(brx, &v, &missed));
+    EXPECT_EQ(4, v);
+    EXPECT_EQ(0, weft_co_bcast_recv(brx, &v, NULL));
+    EXPECT_EQ(5, v);
+    weft_bcast_drop(bc);                          /* closed and drained */
+    EXPECT_EQ(-EPIPE, weft_co_bcast_recv(brx, &v, NULL));
+    weft_bcast_rx_drop(brx);
+
+    /* a watch closed with a value not seen yet: that value first, then -EPIPE */
+    ASSERT_OK(weft_watch_new(&wt, sizeof(int), &(int){ 0 }));
+    ASSERT_OK(weft_watch_rx_new(&wrx, wt));
+    ASSERT_OK(weft_watch_send(wt, &(int){ 8 }));
+    weft_watch_drop(wt);
+    EXPECT_EQ(0, weft_co_watch_changed(wrx, &v));
+    EXPECT_EQ(8, v);
+    EXPECT_EQ(-EPIPE, weft_co_watch_changed(wrx, &v));
+    weft_watch_rx_drop(wrx);
+
+    /* a deadline at the end of time never fires; one of 0 is none */
+    weft_co_deadline_set(UINT64_MAX);
+    EXPECT_EQ(0, weft_co_sleep(5));
+    weft_co_deadline_set(0);
+    EXPECT_EQ(0, weft_co_sleep(1));
+    return 0;
+}
+
+TEST(select_watch_broadcast_and_deadline_edges)
+{
+    weft_runtime *rt = ct_runtime(2);
+    edge_ctx e = { 0 };
+    int out = -1;
+
+    ASSERT_OK(weft_co_block_on(rt, edge_body, &e, NULL, &out));
+    ASSERT_EQ(0, e.bad);
+    CT_FREE(rt);
+}
+
+/* ---- second and third calls on the same object ------------------------------------- */
+static int returns_21(void *arg)
+{
+    (void)arg;
+    return 21;
+}
+
+static int twice_body(void *arg)
+{
+    edge_ctx *e = arg;
+    weft_join *j = NULL;
+    int out = 0, v = 0;
+    weft_oneshot_tx *tx;
+    weft_oneshot_rx *rx;
+    weft_cancel *tok;
+    weft_group *g;
+    weft_barrier *bar;
+    weft_notify *nt;
+
+    ASSERT_OK(weft_go(weft_runtime_current(), returns_21, NULL, &j));
+    EXPECT_EQ(0, weft_co_join(j, &out));
+    EXPECT_EQ(21, out);
+    out = 0;
+    EXPECT_EQ(0, weft_co_join(j, &out));           /* the handle stays valid */
+    EXPECT_EQ(21, out);
+    weft_join_drop(j);
+
+    ASSERT_OK(weft_oneshot_new(&tx, &rx, sizeof(int)));
+    ASSERT_OK(weft_oneshot_send(tx, &(int){ 4 }));
+    EXPECT_EQ(0, weft_co_oneshot_recv(rx, &v));
+    EXPECT_EQ(4, v);
+    EXPECT_EQ(-EPIPE, weft_co_oneshot_recv(rx, &v));   /* taken, sender gone */
+    weft_oneshot_rx_drop(rx);
+
+    ASSERT_OK(weft_cancel_new(&tok));
+    weft_cancel_cancel(tok);
+    EXPECT_EQ(0, weft_co_cancel_wait(tok));
+    EXPECT_EQ(0, weft_co_cancel_wait(tok));
+    weft_cancel_drop(tok);
+
+    ASSERT_OK(weft_group_new(&g, weft_runtime_current(), WEFT_GROUP_WAIT_ALL));
+    EXPECT_EQ(0, weft_co_group_wait(g));           /* empty: at once */
+    ASSERT_OK(weft_go_group(g, returns_21, NULL, NULL));
+    EXPECT_EQ(0, weft_co_group_wait(g));
+    EXPECT_EQ(0, weft_co_group_wait(g));
+    ASSERT_OK(weft_group_free(g));
+
+    ASSERT_OK(weft_barrier_new(&bar, 1));
+    for (int i = 0; i < 3; i++)                    /* one party: leads each round */
+        EXPECT_EQ(WEFT_BARRIER_LEADER, weft_co_barrier_wait(bar));
+    weft_barrier_free(bar);
+
+    ASSERT_OK(weft_notify_new(&nt));
+    weft_notify_one(nt);
+    weft_notify_one(nt);                           /* one permit, not two */
+    EXPECT_EQ(0, weft_co_notify_wait(nt));
+    weft_co_deadline_set(weft_now_ms() + 20);
+    EXPECT_EQ(-ETIMEDOUT, weft_co_notify_wait(nt));
+    weft_co_deadline_set(0);
+    weft_notify_free(nt);
+    return 0;
+}
+
+TEST(second_and_third_calls)
+{
+    weft_runtime *rt = ct_runtime(2);
+    edge_ctx e = { 0 };
+    int out = -1;
+
+    ASSERT_OK(weft_co_block_on(rt, twice_body, &e, NULL, &out));
+    ASSERT_EQ(0, e.bad);
+    CT_FREE(rt);
+}
+
+/* ---- a current-thread runtime freed with coroutines parked in it --------------------- */
+static atomic_int ct_ended, ct_hold;
+
+static void *ct_held(void *arg)
+{
+    uint64_t until = weft_now_ms() + WAIT_MS;
+
+    while (!atomic_load(&ct_hold) && weft_now_ms() < until)
+        usleep(1000);
+    return arg;
+}
+
+static int ct_parker(void *arg)
+{
+    int kind = (int)(intptr_t)arg, r = 0, v;
+    static weft_chan *ch;
+
+    switch (kind) {
+    case 0:
+        r = weft_co_sleep(10u * 60 * 1000);
+        break;
+    case 1:
+        if (weft_chan_new(&ch, sizeof(int), 1) < 0)
+            return -1;
+        r = weft_co_chan_recv(ch, &v);
+        weft_chan_drop(ch);
+        break;
+    case 2:
+        r = weft_co_blocking(NULL, ct_held, NULL, NULL);
+        break;
+    }
+    if (r == -ECANCELED && weft_co_sleep(1) == -ECANCELED && weft_co_cancelled())
+        atomic_fetch_add(&ct_ended, 1);
+    return r;
+}
+
+TEST(current_thread_runtime_freed_with_coroutines_parked)
+{
+    weft_runtime *rt = ct_current_thread();
+    weft_sleep s;
+    uint64_t until;
+
+    atomic_store(&ct_ended, 0);
+    atomic_store(&ct_hold, 0);
+    for (int k = 0; k < 3; k++)
+        ASSERT_OK(weft_go_detached(rt, ct_parker, (void *)(intptr_t)k));
+    weft_sleep_init(&s, 30);                       /* drive it: they all park */
+    ASSERT_OK(weft_block_on(rt, &weft_sleep_future, &s, NULL));
+    ASSERT_EQ(0, atomic_load(&ct_ended));
+    CT_FREE(rt);                                   /* each fn ends on this thread */
+    ASSERT_EQ(3, atomic_load(&ct_ended));
+    atomic_store(&ct_hold, 1);                     /* the detached job ends later */
+    until = weft_now_ms() + WAIT_MS;
+    while (harness_count_threads("weft-b") > 0) {
+        ASSERT(weft_now_ms() < until);
+        usleep(1000);
+    }
+}
