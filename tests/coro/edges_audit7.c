@@ -236,3 +236,78 @@ TEST(current_thread_runtime_freed_with_coroutines_parked)
         usleep(1000);
     }
 }
+
+/* ---- abort and shutdown while parked with a deadline set ----------------------------
+ * A deadline registers a sleep of its own on the coroutine's stack (in the
+ * timer wheel) while the call waits; an abort or a shutdown must take it
+ * out again (ASan: no use of the freed wheel, nothing left). */
+static atomic_int dl_ended, dl_parked;
+
+static int parked_with_deadline(void *arg)
+{
+    weft_chan *ch = arg;
+    int v, r;
+
+    weft_co_deadline_set(weft_now_ms() + 10u * 60 * 1000);
+    atomic_fetch_add(&dl_parked, 1);
+    r = ch ? weft_co_chan_recv(ch, &v) : weft_co_sleep(20u * 60 * 1000);
+    if (r == -ECANCELED && weft_co_sleep(1) == -ECANCELED)
+        atomic_fetch_add(&dl_ended, 1);
+    return r;
+}
+
+static void deadline_then(int how)
+{
+    weft_runtime *rt = how == 2 ? ct_current_thread() : ct_runtime(2);
+    weft_chan *ch = NULL;
+    weft_join *j[4];
+    uint64_t until = weft_now_ms() + WAIT_MS;
+    int out;
+
+    atomic_store(&dl_ended, 0);
+    atomic_store(&dl_parked, 0);
+    ASSERT_OK(weft_chan_new(&ch, sizeof(int), 1));
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(weft_go(rt, parked_with_deadline, i % 2 ? ch : NULL, &j[i]));
+    if (how == 2) {
+        weft_sleep s;
+
+        weft_sleep_init(&s, 20);
+        ASSERT_OK(weft_block_on(rt, &weft_sleep_future, &s, NULL));
+    }
+    while (atomic_load(&dl_parked) < 4) {
+        ASSERT(weft_now_ms() < until);
+        usleep(1000);
+    }
+    usleep(10000);
+    if (how == 0) {
+        for (int i = 0; i < 4; i++)
+            weft_join_abort(j[i]);
+        for (int i = 0; i < 4; i++)
+            ASSERT_EQ(-ECANCELED, weft_join_wait(j[i], &out));
+    } else {
+        ASSERT_OK(weft_runtime_shutdown(rt));
+        for (int i = 0; i < 4; i++)
+            ASSERT_EQ(-ECANCELED, weft_join_try(j[i], &out));
+    }
+    ASSERT_EQ(4, atomic_load(&dl_ended));
+    for (int i = 0; i < 4; i++)
+        weft_join_drop(j[i]);
+    weft_chan_drop(ch);
+    CT_FREE(rt);
+}
+
+TEST(abort_while_parked_with_a_deadline)
+{
+    deadline_then(0);
+}
+
+TEST(shutdown_while_parked_with_a_deadline)
+{
+    deadline_then(1);
+}
+
+TEST(current_thread_shutdown_while_parked_with_a_deadline)
+{
+    deadline_then(2);
+}
