@@ -113,8 +113,7 @@ TEST(two_objects_one_signal_wakes_exactly_one)
     ASSERT_EQ(0, first->err);
     ASSERT_EQ(SIGUSR1, first->res);
     usleep(50000);                                /* the other one keeps waiting */
-    ASSERT(!atomic_load(&second->done));
-    ASSERT_EQ(-12345, second->res);
+    ASSERT(!atomic_load(&second->done));   /* (its res is read only once done) */
     ASSERT_OK(kill(getpid(), SIGUSR1));
     until = weft_now_ms() + WAIT_MS;
     while (!atomic_load(&second->done)) {
