@@ -187,9 +187,11 @@ WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
  * NULL) before the call returns, in every case. Returns 0 with the output
  * in `out` (type->output_size bytes; may be NULL when that is 0);
  * -ECANCELED when the coroutine was aborted (then or earlier: the future is
- * dropped unpolled, `out` untouched); -EINVAL for a NULL type or poll
- * function (nothing dropped) or when not called from a coroutine (the
- * future is dropped). Any weft future works here: weft_accept_future,
+ * dropped unpolled, `out` untouched); -EINVAL for a NULL type, poll
+ * function or future (nothing dropped), for a NULL `out` when
+ * type->output_size is not 0 (the future is dropped, never polled), or
+ * when not called from a coroutine (the future is dropped). Any weft
+ * future works here: weft_accept_future,
  * weft_io_op_future and the other descriptors in the headers, and any
  * WEFT_DEFINE_FUTURE type. */
 WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out);
@@ -202,7 +204,8 @@ WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, vo
 /* weft_co_await() with a time limit (weft_timeout): 0 with the output in
  * `out`, -ETIMEDOUT (the future has been dropped), -ECANCELED, -EINVAL.
  * The future is dropped before the call returns, in every case but a NULL
- * type or poll function. */
+ * type, poll function or future (-EINVAL, nothing dropped); a NULL `out`
+ * for an output is -EINVAL too, the future dropped unpolled. */
 WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, void *out,
                                    uint64_t ms);
 

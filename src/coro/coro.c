@@ -488,9 +488,27 @@ WEFT_API uint64_t weft_co_deadline(void)
     return co ? co->deadline : 0;
 }
 
+/* Bad input of weft_co_await() and weft_co_await_timeout(), refused before
+ * any poll: -EINVAL. With no type, poll function or future there is nothing
+ * to drop (it stays the caller's). With no room for an output the future
+ * has (core.h: `out` may be NULL only when output_size is 0), polling it
+ * would write through NULL: it is dropped unpolled instead, as the awaits
+ * take every future they are given over. */
+static int co_future_check(const weft_future_type *type, void *future, const void *out)
+{
+    if (type == NULL || type->poll == NULL || future == NULL)
+        return -EINVAL;
+    if (out == NULL && type->output_size != 0) {
+        if (type->drop)
+            type->drop(future);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out)
 {
-    if (type == NULL || type->poll == NULL)
+    if (co_future_check(type, future, out) < 0)
         return -EINVAL;
     co_mark(&co_generic_site);
     return co_await(type->poll, type->drop, future, out);
@@ -1023,7 +1041,7 @@ WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, v
     struct timeout_await a;
     int err;
 
-    if (type == NULL || type->poll == NULL)
+    if (co_future_check(type, future, out) < 0)
         return -EINVAL;
     /* the timeout owns the future from here: it drops it exactly once */
     weft_timeout_init(&a.t, type, future, ms);

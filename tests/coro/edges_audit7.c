@@ -311,3 +311,57 @@ TEST(current_thread_shutdown_while_parked_with_a_deadline)
 {
     deadline_then(2);
 }
+
+/* ---- weft_co_await with a NULL future or a NULL out for an output -------------------
+ * core.h: "`out` may be NULL when output_size is 0" (and only then); a
+ * select calls such a slot bad. weft_co_await() and weft_co_await_timeout()
+ * must refuse that bad input with -EINVAL and never crash writing the
+ * output through NULL: a NULL future is not touched, a future given with
+ * a NULL out is dropped unpolled (the awaits take every future over). */
+typedef struct writes_int { int polls; } writes_int;
+static atomic_int wi_drops;
+static weft_poll writes_int_poll(writes_int *f, weft_context *cx, int *out)
+{
+    (void)cx;
+    f->polls++;
+    *out = 5;
+    return WEFT_READY;
+}
+static void writes_int_drop(writes_int *f)
+{
+    (void)f;
+    atomic_fetch_add(&wi_drops, 1);
+}
+WEFT_DEFINE_FUTURE_STATIC(writes_int, writes_int_poll, writes_int_drop, int);
+
+static int null_out_body(void *arg)
+{
+    edge_ctx *e = arg;
+    writes_int f = { 0 };
+    int out = 0;
+
+    atomic_store(&wi_drops, 0);
+    EXPECT_EQ(-EINVAL, weft_co_await(&writes_int_future, NULL, &out));
+    EXPECT_EQ(-EINVAL, weft_co_await_timeout(&writes_int_future, NULL, &out, 1000));
+    EXPECT_EQ(0, atomic_load(&wi_drops));         /* nothing to drop */
+    EXPECT_EQ(-EINVAL, weft_co_await(&writes_int_future, &f, NULL));
+    EXPECT_EQ(1, atomic_load(&wi_drops));         /* taken over: dropped, */
+    EXPECT_EQ(-EINVAL, weft_co_await_timeout(&writes_int_future, &f, NULL, 1000));
+    EXPECT_EQ(2, atomic_load(&wi_drops));
+    EXPECT_EQ(0, f.polls);                        /* never polled */
+    EXPECT_EQ(0, weft_co_await(&writes_int_future, &f, &out));
+    EXPECT_EQ(5, out);
+    EXPECT_EQ(3, atomic_load(&wi_drops));
+    return 0;
+}
+
+TEST(await_with_a_null_future_or_out_is_einval)
+{
+    weft_runtime *rt = ct_runtime(1);
+    edge_ctx e = { 0 };
+    int out = -1;
+
+    ASSERT_OK(weft_co_block_on(rt, null_out_body, &e, NULL, &out));
+    ASSERT_EQ(0, e.bad);
+    CT_FREE(rt);
+}
