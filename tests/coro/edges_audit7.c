@@ -365,3 +365,51 @@ TEST(await_with_a_null_future_or_out_is_einval)
     ASSERT_EQ(0, e.bad);
     CT_FREE(rt);
 }
+
+/* ---- shutdown while coroutines yield in a loop ---------------------------------------
+ * A yield parks only for a moment (the task is queued again at once); a
+ * runtime shut down meanwhile still cancels each: its yield returns
+ * -ECANCELED, every later call too, and fn returns. */
+static atomic_int y_started, y_done, y_first, y_later;
+
+static int yield_loop(void *arg)
+{
+    int err;
+
+    (void)arg;
+    atomic_fetch_add(&y_started, 1);
+    while ((err = weft_co_yield()) == 0)
+        ;
+    atomic_store(&y_first, err);
+    atomic_store(&y_later, weft_co_sleep(1) == -ECANCELED ? weft_co_yield() : -1);
+    atomic_fetch_add(&y_done, 1);
+    return 0;
+}
+
+TEST(shutdown_while_coroutines_yield)
+{
+    weft_runtime *rt = ct_runtime(2);
+    enum { K = 6 };
+    weft_join *j[K];
+    uint64_t until = weft_now_ms() + WAIT_MS;
+    int out;
+
+    atomic_store(&y_started, 0);
+    atomic_store(&y_done, 0);
+    for (int i = 0; i < K; i++)
+        ASSERT_OK(weft_go(rt, yield_loop, NULL, &j[i]));
+    while (atomic_load(&y_started) < K) {
+        ASSERT(weft_now_ms() < until);
+        usleep(1000);
+    }
+    usleep(5000);
+    ASSERT_OK(weft_runtime_shutdown(rt));
+    ASSERT_EQ(K, atomic_load(&y_done));
+    ASSERT_EQ(-ECANCELED, atomic_load(&y_first));
+    ASSERT_EQ(-ECANCELED, atomic_load(&y_later));
+    for (int i = 0; i < K; i++) {
+        ASSERT_EQ(-ECANCELED, weft_join_try(j[i], &out));
+        weft_join_drop(j[i]);
+    }
+    CT_FREE(rt);
+}
