@@ -185,13 +185,15 @@ WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
  * parking the coroutine (its worker runs other tasks) while it is pending.
  * The await takes the future over: it is dropped (type->drop, when not
  * NULL) before the call returns, in every case. Returns 0 with the output
- * in `out` (type->output_size bytes; may be NULL when that is 0);
+ * in `out` (type->output_size bytes; `out` may be NULL: the output is then
+ * written to room of weft's and thrown away, so a future that writes its
+ * output unconditionally is safe; room for more than 64 bytes is
+ * allocated: -ENOMEM, the future dropped unpolled, if that fails);
  * -ECANCELED when the coroutine was aborted (then or earlier: the future is
  * dropped unpolled, `out` untouched); -EINVAL for a NULL type, poll
- * function or future (nothing dropped), for a NULL `out` when
- * type->output_size is not 0 (the future is dropped, never polled), or
- * when not called from a coroutine (the future is dropped). Any weft
- * future works here: weft_accept_future,
+ * function or future (nothing dropped), or when not called from a
+ * coroutine (the future is dropped). Any weft future works here:
+ * weft_accept_future,
  * weft_io_op_future and the other descriptors in the headers, and any
  * WEFT_DEFINE_FUTURE type. */
 WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out);
@@ -204,8 +206,8 @@ WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, vo
 /* weft_co_await() with a time limit (weft_timeout): 0 with the output in
  * `out`, -ETIMEDOUT (the future has been dropped), -ECANCELED, -EINVAL.
  * The future is dropped before the call returns, in every case but a NULL
- * type, poll function or future (-EINVAL, nothing dropped); a NULL `out`
- * for an output is -EINVAL too, the future dropped unpolled. */
+ * type, poll function or future (-EINVAL, nothing dropped). `out` may be
+ * NULL as for weft_co_await() (then also -ENOMEM). */
 WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, void *out,
                                    uint64_t ms);
 

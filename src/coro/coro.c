@@ -23,6 +23,7 @@
  * in end_poll: src/task/task.c), which also orders the coroutine's stack
  * memory between the workers it migrates across. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "sched/runtime.h"
 #include "sync/group_rt.h"
 #include "task/task.h"
+#include "util/alloc.h"
 #include "weft/timer.h"
 
 #if WEFT_CO_ASAN
@@ -488,30 +490,64 @@ WEFT_API uint64_t weft_co_deadline(void)
     return co ? co->deadline : 0;
 }
 
-/* Bad input of weft_co_await() and weft_co_await_timeout(), refused before
- * any poll: -EINVAL. With no type, poll function or future there is nothing
- * to drop (it stays the caller's). With no room for an output the future
- * has (core.h: `out` may be NULL only when output_size is 0), polling it
- * would write through NULL: it is dropped unpolled instead, as the awaits
- * take every future they are given over. */
-static int co_future_check(const weft_future_type *type, void *future, const void *out)
+/* Room for an output the caller does not want. core.h lets `out` be NULL
+ * only when output_size is 0; weft's own futures take NULL for any output,
+ * but a future of the user's writes its output through `out` as given. So a
+ * NULL `out` for an output gets a place to write to, and the output is
+ * thrown away: a small one on this stack, a larger (or over-aligned) one
+ * on the heap. */
+#define CO_SCRATCH 64
+typedef union co_scratch {
+    max_align_t align;
+    unsigned char bytes[CO_SCRATCH];
+} co_scratch;
+
+/* -EINVAL for what cannot be polled at all (nothing dropped: it stays the
+ * caller's); -ENOMEM when the output's room cannot be allocated (the
+ * future is dropped unpolled); else 0 with *out pointing to some room. */
+static int co_future_out(const weft_future_type *type, void *future, void **out,
+                         co_scratch *small, void **heap)
 {
+    *heap = NULL;
     if (type == NULL || type->poll == NULL || future == NULL)
         return -EINVAL;
-    if (out == NULL && type->output_size != 0) {
+    if (*out != NULL || type->output_size == 0)
+        return 0;
+    if (type->output_size <= sizeof(*small) && type->output_align <= _Alignof(co_scratch)) {
+        *out = small;
+        return 0;
+    }
+    *heap = weft__aligned_alloc(type->output_size,
+                                type->output_align > _Alignof(max_align_t)
+                                    ? type->output_align : _Alignof(max_align_t));
+    if (*heap == NULL) {
         if (type->drop)
             type->drop(future);
-        return -EINVAL;
+        return -ENOMEM;
     }
+    *out = *heap;
     return 0;
+}
+
+static void co_future_out_free(const weft_future_type *type, void *heap)
+{
+    if (heap)
+        weft__aligned_free(heap, type->output_align > _Alignof(max_align_t)
+                                     ? type->output_align : _Alignof(max_align_t));
 }
 
 WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out)
 {
-    if (co_future_check(type, future, out) < 0)
-        return -EINVAL;
+    co_scratch small;
+    void *heap;
+    int err = co_future_out(type, future, &out, &small, &heap);
+
+    if (err < 0)
+        return err;
     co_mark(&co_generic_site);
-    return co_await(type->poll, type->drop, future, out);
+    err = co_await(type->poll, type->drop, future, out);
+    co_future_out_free(type, heap);
+    return err;
 }
 
 WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, void *out),
@@ -1039,14 +1075,17 @@ WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, v
 {
     CO_CALL();
     struct timeout_await a;
-    int err;
+    co_scratch small;
+    void *heap;
+    int err = co_future_out(type, future, &out, &small, &heap);
 
-    if (co_future_check(type, future, out) < 0)
-        return -EINVAL;
+    if (err < 0)
+        return err;
     /* the timeout owns the future from here: it drops it exactly once */
     weft_timeout_init(&a.t, type, future, ms);
     a.result = 0;
     err = co_await(timeout_thunk, timeout_drop, &a, out);
+    co_future_out_free(type, heap);
     return err < 0 ? err : a.result;
 }
 
