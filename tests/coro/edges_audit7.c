@@ -424,3 +424,78 @@ TEST(shutdown_while_coroutines_yield)
     }
     CT_FREE(rt);
 }
+
+/* ---- allocations that fail inside a coroutine's calls --------------------------------
+ * weft_co_chan_select over more than 8 channels allocates its futures, and
+ * weft_co_await with a NULL `out` for an output past 64 bytes allocates
+ * room for it: when that allocation fails, -ENOMEM, nothing received,
+ * *which untouched, the future dropped unpolled; the next call works. */
+static atomic_int big_drops;
+typedef struct big_drop { int polls; } big_drop;
+static weft_poll big_drop_poll(big_drop *f, weft_context *cx, big_out *out)
+{
+    (void)cx;
+    f->polls++;
+    memset(out->bytes, 1, sizeof(out->bytes));
+    return WEFT_READY;
+}
+static void big_drop_drop(big_drop *f)
+{
+    (void)f;
+    atomic_fetch_add(&big_drops, 1);
+}
+WEFT_DEFINE_FUTURE_STATIC(big_drop, big_drop_poll, big_drop_drop, big_out);
+
+static int alloc_body(void *arg)
+{
+    edge_ctx *e = arg;
+    weft_chan *ch[10];
+    int d[10];
+    void *dsts[10];
+    size_t which = 99;
+    big_drop b = { 0 };
+
+    for (int i = 0; i < 10; i++) {
+        ASSERT_OK(weft_chan_new(&ch[i], sizeof(int), 1));
+        ASSERT_OK(weft_chan_try_send(ch[i], &i));
+        dsts[i] = &d[i];
+    }
+    atomic_store(&big_drops, 0);
+    harness_fail_alloc_at(1);
+    EXPECT_EQ(-ENOMEM, weft_co_chan_select(ch, dsts, 10, &which));
+    harness_fail_alloc_at(1);
+    EXPECT_EQ(-ENOMEM, weft_co_await(&big_drop_future, &b, NULL));
+    harness_fail_alloc_at(0);
+    EXPECT_EQ(99, which);
+    EXPECT_EQ(0, b.polls);
+    EXPECT_EQ(1, atomic_load(&big_drops));
+    for (int i = 0; i < 10; i++)
+        EXPECT_EQ(1, weft_chan_len(ch[i]));
+    /* every channel is ready: the lowest index wins, except under
+     * WEFT_STRESS, whose refusals make a ready receive wait a round */
+    EXPECT_EQ(0, weft_co_chan_select(ch, dsts, 10, &which));
+    if (!harness_stress())
+        EXPECT_EQ(0, which);
+    if (which < 10) {
+        EXPECT_EQ((long)which, d[which]);
+        EXPECT_EQ(0, weft_chan_len(ch[which]));
+    } else {
+        e->bad++;
+    }
+    EXPECT_EQ(0, weft_co_await(&big_drop_future, &b, NULL));
+    EXPECT_EQ(1, b.polls);
+    for (int i = 0; i < 10; i++)
+        weft_chan_drop(ch[i]);
+    return 0;
+}
+
+TEST(allocation_failures_in_calls)
+{
+    weft_runtime *rt = ct_runtime(1);
+    edge_ctx e = { 0 };
+    int out = -1;
+
+    ASSERT_OK(weft_co_block_on(rt, alloc_body, &e, NULL, &out));
+    ASSERT_EQ(0, e.bad);
+    CT_FREE(rt);
+}
