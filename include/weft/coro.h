@@ -185,11 +185,15 @@ WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
  * parking the coroutine (its worker runs other tasks) while it is pending.
  * The await takes the future over: it is dropped (type->drop, when not
  * NULL) before the call returns, in every case. Returns 0 with the output
- * in `out` (type->output_size bytes; may be NULL when that is 0);
+ * in `out` (type->output_size bytes; `out` may be NULL: the output is then
+ * written to room of weft's and thrown away, so a future that writes its
+ * output unconditionally is safe; room for more than 64 bytes is
+ * allocated: -ENOMEM, the future dropped unpolled, if that fails);
  * -ECANCELED when the coroutine was aborted (then or earlier: the future is
- * dropped unpolled, `out` untouched); -EINVAL for a NULL type or poll
- * function (nothing dropped) or when not called from a coroutine (the
- * future is dropped). Any weft future works here: weft_accept_future,
+ * dropped unpolled, `out` untouched); -EINVAL for a NULL type, poll
+ * function or future (nothing dropped), or when not called from a
+ * coroutine (the future is dropped). Any weft future works here:
+ * weft_accept_future,
  * weft_io_op_future and the other descriptors in the headers, and any
  * WEFT_DEFINE_FUTURE type. */
 WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out);
@@ -202,7 +206,8 @@ WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, vo
 /* weft_co_await() with a time limit (weft_timeout): 0 with the output in
  * `out`, -ETIMEDOUT (the future has been dropped), -ECANCELED, -EINVAL.
  * The future is dropped before the call returns, in every case but a NULL
- * type or poll function. */
+ * type, poll function or future (-EINVAL, nothing dropped). `out` may be
+ * NULL as for weft_co_await() (then also -ENOMEM). */
 WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, void *out,
                                    uint64_t ms);
 
@@ -279,7 +284,9 @@ WEFT_API ssize_t weft_co_write_all(weft_socket *s, const void *buf, size_t len);
  * reported): 0 with the new socket in *out (owned by the caller), -errno. */
 WEFT_API int weft_co_accept(weft_socket *l, weft_socket **out);
 /* Connect (weft_connect_init; `rt` NULL: this coroutine's runtime;
- * timeout_ms 0: no limit): 0 with the socket in *out, -ETIMEDOUT, -errno. */
+ * timeout_ms 0: no limit): 0 with the socket in *out, -ETIMEDOUT, -errno.
+ * Outside a coroutine (-EINVAL) or once it is cancelled (-ECANCELED) no
+ * socket is made and nothing is sent. */
 WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
                              uint64_t timeout_ms, weft_socket **out);
 
@@ -309,7 +316,9 @@ WEFT_API ssize_t weft_co_flush(weft_bufwriter *w);
  * dropped weft_fs_op: withdrawn if no pool thread took it yet (it never
  * happens; a close still closes), else it runs whole on the pool and its
  * result is thrown away (an opened descriptor closed, a list freed). The
- * caller's buffers are never touched after the call returns. */
+ * caller's buffers are never touched after the call returns. Outside a
+ * coroutine each returns -EINVAL having done nothing: weft_co_fs_close()
+ * then leaves fd open (it is still the caller's). */
 WEFT_API ssize_t weft_co_fs_read_file(const char *path, void **data, size_t *len);
 WEFT_API int weft_co_fs_write_file(const char *path, const void *data, size_t len);
 WEFT_API int weft_co_fs_stat(const char *path, struct stat *st);
@@ -369,7 +378,8 @@ WEFT_API uint64_t weft_co_deadline(void);
  * but an invalid set). Returns the winner's index (its output in its
  * slot's `out`), or -EINVAL (n == 0, NULL refs, a bad slot: then, as
  * weft_select_init() says, the select owns nothing and no future is
- * dropped, they stay yours; or a valid set not called from a coroutine:
+ * dropped, they stay yours, also in an aborted coroutine, where a valid
+ * set gives -ECANCELED; or a valid set not called from a coroutine:
  * every future dropped), -ECANCELED, -ETIMEDOUT (every future dropped). */
 WEFT_API int weft_co_select(weft_future_ref *refs, size_t n);
 

@@ -36,6 +36,14 @@ static int co_select_at(weft_future_ref *refs, size_t n, const weft_async_site *
      * NULL refs, a bad slot) completes at the first poll with -EINVAL, and
      * its drop drops whatever it owns */
     weft_select_init(&a.s, refs, n);
+    /* An invalid set is done at init and owns nothing: report it as
+     * -EINVAL before the await, which in an aborted coroutine would answer
+     * -ECANCELED, the code that says every future was dropped (coro.h),
+     * over futures that are still the caller's. (Outside a coroutine the
+     * await's -EINVAL is right either way.) weft_select is weft's own: its
+     * private `done` is read here, in the same library. */
+    if (a.s.done && a.s.refs == NULL)
+        return a.s.result;
     a.result = 0;
     err = weft__co_await_at(select_thunk, select_drop, &a, NULL, site);
     return err < 0 ? err : a.result;

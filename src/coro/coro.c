@@ -23,6 +23,7 @@
  * in end_poll: src/task/task.c), which also orders the coroutine's stack
  * memory between the workers it migrates across. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "sched/runtime.h"
 #include "sync/group_rt.h"
 #include "task/task.h"
+#include "util/alloc.h"
 #include "weft/timer.h"
 
 #if WEFT_CO_ASAN
@@ -87,6 +89,22 @@ __attribute__((noinline)) static struct weft__co *co_self(void)
 
     __asm__ __volatile__("" : : : "memory");
     return co;
+}
+
+/* The coroutine side's errno, read and written out of line for the same
+ * reason as co_self(): &errno may change across a switch (coro.h's
+ * migration rule), and glibc declares __errno_location() const, so an
+ * inlined access could reuse the first thread's address after a resume. */
+__attribute__((noinline)) static int co_errno_get(void)
+{
+    __asm__ __volatile__("" : : : "memory");
+    return errno;
+}
+
+__attribute__((noinline)) static void co_errno_set(int v)
+{
+    __asm__ __volatile__("" : : : "memory");
+    errno = v;
 }
 
 /* ---- The two sides of a switch ------------------------------------------------ */
@@ -506,6 +524,11 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
                                bool timed, const weft_async_site *site)
 {
     struct weft__co *co = co_self();
+    /* coro.h: "blocking calls themselves leave errno alone". The polls run
+     * on this side and make syscalls (a read or accept that first sees
+     * EAGAIN, a close in a drop): whatever they leave in errno is put
+     * back to the caller's value before the call returns. */
+    int saved_errno = co_errno_get();
     int err = 0;
 
     if (co != NULL && site != NULL)
@@ -528,6 +551,7 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
     }
     if (drop)
         drop(self);
+    co_errno_set(saved_errno);
     return err;
 }
 
@@ -568,12 +592,64 @@ WEFT_API uint64_t weft_co_deadline(void)
     return co ? co->deadline : 0;
 }
 
+/* Room for an output the caller does not want. core.h lets `out` be NULL
+ * only when output_size is 0; weft's own futures take NULL for any output,
+ * but a future of the user's writes its output through `out` as given. So a
+ * NULL `out` for an output gets a place to write to, and the output is
+ * thrown away: a small one on this stack, a larger (or over-aligned) one
+ * on the heap. */
+#define CO_SCRATCH 64
+typedef union co_scratch {
+    max_align_t align;
+    unsigned char bytes[CO_SCRATCH];
+} co_scratch;
+
+/* -EINVAL for what cannot be polled at all (nothing dropped: it stays the
+ * caller's); -ENOMEM when the output's room cannot be allocated (the
+ * future is dropped unpolled); else 0 with *out pointing to some room. */
+static int co_future_out(const weft_future_type *type, void *future, void **out,
+                         co_scratch *small, void **heap)
+{
+    *heap = NULL;
+    if (type == NULL || type->poll == NULL || future == NULL)
+        return -EINVAL;
+    if (*out != NULL || type->output_size == 0)
+        return 0;
+    if (type->output_size <= sizeof(*small) && type->output_align <= _Alignof(co_scratch)) {
+        *out = small;
+        return 0;
+    }
+    *heap = weft__aligned_alloc(type->output_size,
+                                type->output_align > _Alignof(max_align_t)
+                                    ? type->output_align : _Alignof(max_align_t));
+    if (*heap == NULL) {
+        if (type->drop)
+            type->drop(future);
+        return -ENOMEM;
+    }
+    *out = *heap;
+    return 0;
+}
+
+static void co_future_out_free(const weft_future_type *type, void *heap)
+{
+    if (heap)
+        weft__aligned_free(heap, type->output_align > _Alignof(max_align_t)
+                                     ? type->output_align : _Alignof(max_align_t));
+}
+
 WEFT_API int weft_co_await(const weft_future_type *type, void *future, void *out)
 {
-    if (type == NULL || type->poll == NULL)
-        return -EINVAL;
+    co_scratch small;
+    void *heap;
+    int err = co_future_out(type, future, &out, &small, &heap);
+
+    if (err < 0)
+        return err;
     co_mark(&co_generic_site);
-    return co_await(type->poll, type->drop, future, out);
+    err = co_await(type->poll, type->drop, future, out);
+    co_future_out_free(type, heap);
+    return err;
 }
 
 WEFT_API int weft_co_await_fn(weft_poll (*poll)(void *self, weft_context *cx, void *out),
@@ -971,9 +1047,18 @@ WEFT_API int weft_co_connect(weft_runtime *rt, const struct sockaddr *addr, sock
 {
     CO_CALL();
     struct conn_await a;
-    int err;
+    int err, saved_errno;
 
+    /* a connect starts at its init (socket(), connect()): outside a
+     * coroutine, or once it is cancelled, the call must do nothing, so it
+     * returns before (coro.h: -EINVAL, -ECANCELED at once) */
+    if (!weft_co_is_coroutine())
+        return -EINVAL;
+    if (weft_co_cancelled())
+        return -ECANCELED;
+    saved_errno = co_errno_get();     /* the init's connect() sets EINPROGRESS */
     weft_connect_init(&a.op, rt, addr, len, timeout_ms, out);
+    co_errno_set(saved_errno);
     a.result = 0;
     a.connect = true;
     err = co_await(conn_thunk, conn_drop, &a, NULL);
@@ -1109,14 +1194,17 @@ WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, v
 {
     CO_CALL();
     struct timeout_await a;
-    int err;
+    co_scratch small;
+    void *heap;
+    int err = co_future_out(type, future, &out, &small, &heap);
 
-    if (type == NULL || type->poll == NULL)
-        return -EINVAL;
+    if (err < 0)
+        return err;
     /* the timeout owns the future from here: it drops it exactly once */
     weft_timeout_init(&a.t, type, future, ms);
     a.result = 0;
     err = co_await(timeout_thunk, timeout_drop, &a, out);
+    co_future_out_free(type, heap);
     return err < 0 ? err : a.result;
 }
 

@@ -77,6 +77,11 @@ WEFT_API int weft_co_fs_close(int fd)
     WEFT__CO_SITE_DECL(site);
     struct fs_await a;
 
+    /* an unpolled close op still closes fd when dropped (blocking.h); that
+     * is what a cancelled call should do, but outside a coroutine the call
+     * is -EINVAL and fd stays the caller's (coro.h), so refuse it first */
+    if (!weft_co_is_coroutine())
+        return -EINVAL;
     weft_fs_close_init(&a.op, NULL, fd);
     return (int)fs_await(&a, &site);
 }
