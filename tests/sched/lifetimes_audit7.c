@@ -664,7 +664,8 @@ TEST(runtime_with_the_most_workers)
 
 /* ---- a task's own join handle, used from its own poll and drop --------------------- */
 typedef struct selfish {
-    weft_join **self;             /* the task's own handle, stored after spawn */
+    weft_join **self;             /* mode 2: the task's own handle (set by the spawn) */
+    _Atomic(weft_join *) *aself;  /* modes 0, 1: the handle, published after the spawn */
     int mode;                     /* 0: abort in poll, PENDING; 1: abort, READY;
                                    * 2: park; the drop waits on itself */
     atomic_int *drops, *polls;
@@ -675,6 +676,7 @@ typedef struct selfish {
 static weft_poll selfish_poll(selfish *s, weft_context *cx, void *out)
 {
     int v = 77;
+    weft_join *self;
 
     atomic_fetch_add(s->polls, 1);
     if (s->mode == 2) {
@@ -682,10 +684,10 @@ static weft_poll selfish_poll(selfish *s, weft_context *cx, void *out)
             *s->keep = weft_waker_clone(weft_context_waker(cx));
         return WEFT_PENDING;
     }
-    while (*(weft_join *volatile *)s->self == NULL)
+    while ((self = atomic_load(s->aself)) == NULL)
         sched_yield();
-    weft_join_abort(*s->self);
-    weft_join_abort(*s->self);
+    weft_join_abort(self);
+    weft_join_abort(self);
     if (s->mode == 0) {
         weft_waker_wake_by_ref(weft_context_waker(cx));  /* woken too: still cancelled */
         return WEFT_PENDING;
@@ -709,16 +711,16 @@ static void self_abort(weft_flavor flavor, unsigned workers)
 {
     for (int mode = 0; mode < 2; mode++) {
         weft_runtime *rt = new_rt(flavor, workers);
-        static weft_join *volatile jh;
+        static _Atomic(weft_join *) jh;
         atomic_int drops = 0, polls = 0;
         weft_join *j;
         int out = 0, r;
 
-        jh = NULL;
+        atomic_store(&jh, NULL);
         ASSERT_OK(weft_spawn(rt, &selfish_future,
-                             &(selfish){ .self = (weft_join **)&jh, .mode = mode,
+                             &(selfish){ .aself = &jh, .mode = mode,
                                          .drops = &drops, .polls = &polls }, &j));
-        jh = j;
+        atomic_store(&jh, j);
         if (flavor == WEFT_CURRENT_THREAD)
             ASSERT_OK(weft_runtime_run(rt));
         r = weft_join_wait(j, &out);
