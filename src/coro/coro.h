@@ -86,7 +86,7 @@ void weft__co_prepare(struct weft__co *co);
  * never returns: its last act is the switch back to the worker. */
 WEFT_NORETURN void weft__co_entry(struct weft__co *co);
 
-/* ---- coro.c ------------------------------------------------------------------
+/* ---- coro.c (the await; waits.c, calls.c, fs.c wrap it) -------------------
  * The await every blocking-style call is made of (weft_co_await_fn's, with
  * the coroutine's deadline in force); for the wrappers in other files. */
 int weft__co_await(weft_poll (*poll)(void *self, weft_context *cx, void *out),
@@ -100,6 +100,13 @@ int weft__co_await_at(weft_poll (*poll)(void *self, weft_context *cx, void *out)
                       void (*drop)(void *self), void *self, void *out,
                       const weft_async_site *site);
 #define WEFT__CO_SITE_DECL(name) static const weft_async_site name = { __func__, NULL, 0 }
+/* Name the public call the running coroutine is in, for the task dump
+ * (nothing outside a coroutine): waits.c's CO_CALL, before its await. */
+void weft__co_mark(const weft_async_site *site);
+/* The coroutine side's errno, read and written out of line (coro.c's
+ * co_errno_get/co_errno_set: &errno may change across a switch). */
+int weft__co_errno_get(void);
+void weft__co_errno_set(int v);
 
 /* ---- stack.c ----------------------------------------------------------------- */
 /* Map a stack of `size` usable bytes (page-rounded) plus a guard page, or

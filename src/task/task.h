@@ -432,6 +432,7 @@ struct weft__task_poll {
 bool weft__task_shutdown_claim(struct weft__task *t);
 void weft__task_cancel_claimed(struct weft__task *t);
 
+/* Drop one reference (the last one frees the cell). */
 void weft__task_ref_dec(struct weft__task *t);
 /* Drop a run queue entry without running it (shutdown, a closed queue):
  * ends a yield entry's poll first (see "Yield entries"), then drops the
@@ -445,7 +446,14 @@ static inline void *weft__task_future(struct weft__task *t)
     return (char *)t + weft__round_up(sizeof(*t) + sizeof(struct weft__task_dbg), a);
 }
 
-/* A join handle is a task pointer holding the join reference. */
+/* The task's output slot (written at completion, read by its join). */
+static inline void *weft__task_output(struct weft__task *t)
+{
+    return (char *)t + weft__task_output_offset(t->type);
+}
+
+/* A join handle is a task pointer holding the join reference (join.c:
+ * weft_join_poll, _try, _wait, _abort; task.c: weft_join_drop). */
 static inline struct weft__task *weft__join_task(const weft_join *j)
 {
     return (struct weft__task *)(void *)j;
