@@ -11,47 +11,9 @@
 #include <stdlib.h>
 
 /* ---- helpers ------------------------------------------------------------------------ */
-/* Run any future with ssize_t output under a limit: its output, or -ETIMEDOUT
- * (the future has then been dropped while pending). */
-typedef struct bt_timed {
-    const weft_future_type *type;
-    void *fut;
-    uint64_t ms;
-    weft_timeout t;
-    bool init;
-    ssize_t n;
-} bt_timed;
-
-static weft_poll bt_timed_poll(bt_timed *f, weft_context *cx, ssize_t *out)
-{
-    int err = 0;
-
-    if (!f->init) {
-        f->n = -12345;
-        weft_timeout_init(&f->t, f->type, f->fut, f->ms);
-        f->init = true;
-    }
-    if (weft_timeout_poll(&f->t, cx, &err, &f->n) == WEFT_PENDING)
-        return WEFT_PENDING;
-    *out = err ? err : f->n;
-    return WEFT_READY;
-}
-
-static void bt_timed_drop(bt_timed *f)
-{
-    if (f->init)
-        weft_timeout_drop(&f->t);
-}
-
-WEFT_DEFINE_FUTURE(bt_timed, bt_timed_poll, bt_timed_drop, ssize_t);
-
 static ssize_t bt_run(weft_runtime *rt, const weft_future_type *type, void *fut, uint64_t ms)
 {
-    ssize_t n = -12345;
-
-    ASSERT_OK(weft_block_on(rt, &bt_timed_future,
-                            &(bt_timed){ .type = type, .fut = fut, .ms = ms }, &n));
-    return n;
+    return st_run_future(rt, type, fut, ms);
 }
 
 static ssize_t bt_rd(weft_runtime *rt, weft_bufread *f, uint64_t ms)

@@ -8,53 +8,18 @@
 #include <limits.h>
 #include <stdint.h>
 
-typedef struct ba_timed {
-    const weft_future_type *type;
-    void *fut;
-    weft_timeout t;
-    bool init;
-    ssize_t n;
-} ba_timed;
-
-static weft_poll ba_timed_poll(ba_timed *f, weft_context *cx, ssize_t *out)
-{
-    int err = 0;
-
-    if (!f->init) {
-        f->n = -12345;
-        weft_timeout_init(&f->t, f->type, f->fut, ST_WAIT_MS);
-        f->init = true;
-    }
-    if (weft_timeout_poll(&f->t, cx, &err, &f->n) == WEFT_PENDING)
-        return WEFT_PENDING;
-    *out = err ? err : f->n;
-    return WEFT_READY;
-}
-
-static void ba_timed_drop(ba_timed *f)
-{
-    if (f->init)
-        weft_timeout_drop(&f->t);
-}
-
-WEFT_DEFINE_FUTURE(ba_timed, ba_timed_poll, ba_timed_drop, ssize_t);
-
 static ssize_t ba_rd(weft_runtime *rt, weft_bufread *f)
 {
-    ssize_t n = -12345;
+    ssize_t n = st_run_future(rt, &weft_bufread_future, f, ST_WAIT_MS);
 
-    ASSERT_OK(weft_block_on(rt, &ba_timed_future,
-                            &(ba_timed){ .type = &weft_bufread_future, .fut = f }, &n));
     weft_bufread_drop(f);
     return n;
 }
 
 static ssize_t ba_wr(weft_runtime *rt, weft_bufwrite *f)
 {
-    ssize_t n = -12345;
+    ssize_t n = st_run_future(rt, &weft_bufwrite_future, f, ST_WAIT_MS);
 
-    ASSERT_OK(weft_block_on(rt, &ba_timed_future,
-                            &(ba_timed){ .type = &weft_bufwrite_future, .fut = f }, &n));
     weft_bufwrite_drop(f);
     return n;
 }

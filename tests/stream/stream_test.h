@@ -10,10 +10,12 @@
 #define ST_WAIT_MS 5000u              /* "at once": far below this */
 #define ST_SHORT_MS 50u               /* long enough to see a future wait */
 
-/* Run the stream future *op (set up by the caller, dropped by the caller)
- * as a task of rt under a limit of `ms`: its result, or -ETIMEDOUT. */
+/* Run a future with an ssize_t output (set up by the caller, dropped by the
+ * caller) as a task of rt under a limit of `ms`: its result, or -ETIMEDOUT
+ * (the future has then been dropped while pending). */
 typedef struct st_timed {
-    weft_io_op *op;
+    const weft_future_type *type;
+    void *fut;
     uint64_t ms;
     weft_timeout t;
     bool init;
@@ -26,7 +28,7 @@ static weft_poll st_timed_poll(st_timed *f, weft_context *cx, ssize_t *out)
 
     if (!f->init) {
         f->n = -12345;
-        weft_timeout_init(&f->t, &weft_io_op_future, f->op, f->ms);
+        weft_timeout_init(&f->t, f->type, f->fut, f->ms);
         f->init = true;
     }
     if (weft_timeout_poll(&f->t, cx, &err, &f->n) == WEFT_PENDING)
@@ -43,11 +45,20 @@ static void st_timed_drop(st_timed *f)
 
 WEFT_DEFINE_FUTURE(st_timed, st_timed_poll, st_timed_drop, ssize_t);
 
-static NT_UNUSED ssize_t st_run(weft_runtime *rt, weft_io_op *op, uint64_t ms)
+static NT_UNUSED ssize_t st_run_future(weft_runtime *rt, const weft_future_type *type,
+                                       void *fut, uint64_t ms)
 {
     ssize_t n = -12345;
 
-    ASSERT_OK(weft_block_on(rt, &st_timed_future, &(st_timed){ .op = op, .ms = ms }, &n));
+    ASSERT_OK(weft_block_on(rt, &st_timed_future,
+                            &(st_timed){ .type = type, .fut = fut, .ms = ms }, &n));
+    return n;
+}
+
+static NT_UNUSED ssize_t st_run(weft_runtime *rt, weft_io_op *op, uint64_t ms)
+{
+    ssize_t n = st_run_future(rt, &weft_io_op_future, op, ms);
+
     weft_io_op_drop(op);
     return n;
 }
