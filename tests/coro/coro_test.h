@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "weft.h"
@@ -39,5 +42,35 @@ static inline weft_runtime *ct_current_thread(void)
         weft_runtime_free(rt);                                                \
         ASSERT_EQ(0, weft__co_stacks_mapped());                               \
     } while (0)
+
+/* Run `child` in a forked process with its stderr captured: its wait status,
+ * and the text it wrote in buf (also echoed to this test's stderr). */
+static inline int ct_in_child(void (*child)(void), char *buf, size_t cap)
+{
+    int fds[2], status = 0;
+    size_t len = 0;
+    ssize_t n;
+    pid_t pid;
+
+    ASSERT_EQ(0, pipe(fds));
+    fflush(NULL);
+    pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        child();
+        _exit(0);
+    }
+    close(fds[1]);
+    while (len + 1 < cap && (n = read(fds[0], buf + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(fds[0]);
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    fprintf(stderr, "child said: %s", buf);
+    return status;
+}
 
 #endif

@@ -31,35 +31,6 @@ static int null_deref(void *arg)
     return *(volatile int *)arg;
 }
 
-/* Run `child` in a forked process with stderr captured; return its wait
- * status and the text in buf. */
-static int in_child(void (*child)(void), char *buf, size_t cap)
-{
-    int fds[2], status = 0;
-    size_t len = 0;
-    ssize_t n;
-    pid_t pid;
-
-    ASSERT_EQ(0, pipe(fds));
-    fflush(NULL);
-    pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDERR_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        child();
-        _exit(0);
-    }
-    close(fds[1]);
-    while (len + 1 < cap && (n = read(fds[0], buf + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    close(fds[0]);
-    ASSERT_EQ(pid, waitpid(pid, &status, 0));
-    return status;
-}
-
 static void overflow_child(void)
 {
     weft_runtime *rt = NULL;
@@ -77,7 +48,7 @@ static void overflow_child(void)
 TEST(overflow_reports_and_aborts)
 {
     char out[4096];
-    int st = in_child(overflow_child, out, sizeof(out));
+    int st = ct_in_child(overflow_child, out, sizeof(out));
 
     fprintf(stderr, "child said: %s", out);
     ASSERT(WIFSIGNALED(st));
@@ -102,7 +73,7 @@ static void segv_child(void)
 TEST(other_faults_chain_to_the_old_handler)
 {
     char out[8192];
-    int st = in_child(segv_child, out, sizeof(out));
+    int st = ct_in_child(segv_child, out, sizeof(out));
 
     /* killed by SIGSEGV (default action), or by the sanitizer's own
      * handler (which reports and aborts); never reported as an overflow */

@@ -44,34 +44,6 @@ static int hops_then_overflows(void *arg)
     return deep(0);
 }
 
-static int in_child(void (*child)(void), char *buf, size_t cap)
-{
-    int fds[2], status = 0;
-    size_t len = 0;
-    ssize_t n;
-    pid_t pid;
-
-    ASSERT_EQ(0, pipe(fds));
-    fflush(NULL);
-    pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDERR_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        child();
-        _exit(0);
-    }
-    close(fds[1]);
-    while (len + 1 < cap && (n = read(fds[0], buf + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    close(fds[0]);
-    ASSERT_EQ(pid, waitpid(pid, &status, 0));
-    fprintf(stderr, "child said: %s", buf);
-    return status;
-}
-
 /* the report's "(stack LO-HI, N bytes" agrees with itself and with `want` */
 static void check_bounds(const char *out, size_t want)
 {
@@ -104,7 +76,7 @@ static void migrated_child(void)
 TEST(overflow_after_migration_reports_name_and_bounds)
 {
     char out[4096];
-    int st = in_child(migrated_child, out, sizeof(out));
+    int st = ct_in_child(migrated_child, out, sizeof(out));
 
     ASSERT(WIFSIGNALED(st));
     ASSERT_EQ(SIGABRT, WTERMSIG(st));
@@ -127,7 +99,7 @@ static void current_thread_child(void)
 TEST(overflow_on_the_driving_thread_without_a_name)
 {
     char out[4096];
-    int st = in_child(current_thread_child, out, sizeof(out));
+    int st = ct_in_child(current_thread_child, out, sizeof(out));
 
     ASSERT(WIFSIGNALED(st));
     ASSERT_EQ(SIGABRT, WTERMSIG(st));
@@ -167,7 +139,7 @@ static void user_handler_child(void)
 TEST(overflow_is_reported_past_a_handler_installed_before)
 {
     char out[4096];
-    int st = in_child(user_handler_child, out, sizeof(out));
+    int st = ct_in_child(user_handler_child, out, sizeof(out));
 
     ASSERT(WIFSIGNALED(st));
     ASSERT_EQ(SIGABRT, WTERMSIG(st));

@@ -138,33 +138,6 @@ TEST(slab_stacks_of_every_size)
 }
 
 /* ---- a broken canary aborts with the coroutine's name ------------------------ */
-static int in_child(void (*child)(void), char *buf, size_t cap)
-{
-    int fds[2], status = 0;
-    size_t len = 0;
-    ssize_t n;
-    pid_t pid;
-
-    ASSERT_EQ(0, pipe(fds));
-    fflush(NULL);
-    pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDERR_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        child();
-        _exit(0);
-    }
-    close(fds[1]);
-    while (len + 1 < cap && (n = read(fds[0], buf + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    close(fds[0]);
-    ASSERT_EQ(pid, waitpid(pid, &status, 0));
-    return status;
-}
-
 /* 1: write below the stack then yield; 2: then return; 3: a real overflow
  * (recursion to 1 KiB below the stack's end, back up, then yield) */
 static int smash_mode;
@@ -218,7 +191,7 @@ static void expect_canary_abort(int mode)
     int st;
 
     smash_mode = mode;
-    st = in_child(smash_child, out, sizeof(out));
+    st = ct_in_child(smash_child, out, sizeof(out));
     fprintf(stderr, "child said: %s", out);
     ASSERT(WIFSIGNALED(st));
     ASSERT_EQ(SIGABRT, WTERMSIG(st));
