@@ -381,6 +381,11 @@ bool weft__io_rx_busy(struct weft__io_source *s, uint32_t gen);
  * IO_KEY_RX marks its receive's; the top bit stays clear (the ring's own
  * keys, uring.h). */
 #define IO_KEY_RX (1ull << 62)
+/* io_uring: the poll mask of a source armed with `events` (multishot polls
+ * are edge-triggered, as EPOLLET; hooked ones oneshot). */
+uint32_t weft__io_uring_mask(bool oneshot, uint32_t events);
+/* the epoll user data of a reactor's eventfd (weft__io_wake()), no source's */
+#define IO_WAKE_TOKEN UINT64_MAX
 static inline uint64_t weft__io_key(uint32_t index, uint32_t arm, uint32_t gen)
 {
     return (uint64_t)(index + 1) << 40 | (uint64_t)(arm & 0xffu) << 32 | gen;
