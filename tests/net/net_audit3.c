@@ -7,23 +7,6 @@
  * thread; a hang shows as the ctest timeout. */
 #include "net_test.h"
 
-static weft_join *spawn_op(weft_runtime *rt, const weft_io_op *op)
-{
-    weft_join *j = NULL;
-
-    ASSERT_OK(weft_spawn(rt, &weft_io_op_future, op, &j));
-    return j;
-}
-
-static ssize_t join_op(weft_join *j)
-{
-    ssize_t n = -12345;
-
-    ASSERT_OK(weft_join_wait(j, &n));
-    weft_join_drop(j);
-    return n;
-}
-
 /* Give a spawned operation time to park (not an assertion: the result is
  * the same if it has not). */
 static void let_it_park(void)
@@ -50,13 +33,13 @@ static void check_shutdown_ends_waiting_ops(void)
     nt_small_buffers(weft_socket_fd(a));
     nt_small_buffers(weft_socket_fd(b));
     weft_read_init(&op, a, buf, sizeof(buf));
-    jr = spawn_op(rt, &op);
+    jr = nt_spawn_op(rt, &op);
     weft_write_all_init(&op, a, data, big);         /* b never reads: it blocks */
-    jw = spawn_op(rt, &op);
+    jw = nt_spawn_op(rt, &op);
     let_it_park();
     ASSERT_OK(weft_socket_shutdown(a, SHUT_RDWR));
-    ASSERT_EQ(0, join_op(jr));
-    ASSERT_EQ(-EPIPE, join_op(jw));
+    ASSERT_EQ(0, nt_join_op(jr));
+    ASSERT_EQ(-EPIPE, nt_join_op(jw));
     ASSERT_OK(weft_socket_close(a));
     ASSERT_OK(weft_socket_close(b));
     weft_runtime_free(rt);
@@ -80,15 +63,15 @@ TEST(reads_after_end_of_stream_report_it_again)
     ASSERT_OK(weft_socket_shutdown(b, SHUT_WR));
     for (int i = 0; i < 3; i++) {
         weft_read_init(&op, a, buf, sizeof(buf));
-        ASSERT_EQ(0, join_op(spawn_op(rt, &op)));
+        ASSERT_EQ(0, nt_join_op(nt_spawn_op(rt, &op)));
     }
     weft_read_exact_init(&op, a, buf, sizeof(buf));
-    ASSERT_EQ(-EPIPE, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(-EPIPE, nt_join_op(nt_spawn_op(rt, &op)));
     /* the other direction still works after the peer's half-close */
     weft_write_all_init(&op, a, "hello", 5);
-    ASSERT_EQ(5, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(5, nt_join_op(nt_spawn_op(rt, &op)));
     weft_read_exact_init(&op, b, buf, 5);
-    ASSERT_EQ(5, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(5, nt_join_op(nt_spawn_op(rt, &op)));
     ASSERT_EQ(0, memcmp(buf, "hello", 5));
     ASSERT_OK(weft_socket_close(a));
     ASSERT_OK(weft_socket_close(b));
@@ -113,15 +96,15 @@ TEST(udp_recv_from_truncates_to_len)
     len = sizeof(addr);
     ASSERT_OK(weft_socket_local_addr(u, &addr, &len));
     weft_send_to_init(&op, v, big, sizeof(big), (struct sockaddr *)&addr, len);
-    ASSERT_EQ(100, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(100, nt_join_op(nt_spawn_op(rt, &op)));
     weft_send_to_init(&op, v, "xyz", 3, (struct sockaddr *)&addr, len);
-    ASSERT_EQ(3, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(3, nt_join_op(nt_spawn_op(rt, &op)));
     weft_recv_from_init(&op, u, buf, 10, &from, &fromlen);
-    ASSERT_EQ(10, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(10, nt_join_op(nt_spawn_op(rt, &op)));
     ASSERT_EQ(10, nt_check(buf, 10, 3, 0));
     ASSERT_EQ(AF_INET, from.ss_family);
     weft_recv_from_init(&op, u, buf, sizeof(buf), NULL, NULL);
-    ASSERT_EQ(3, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(3, nt_join_op(nt_spawn_op(rt, &op)));
     ASSERT_EQ(0, memcmp(buf, "xyz", 3));
     ASSERT_OK(weft_socket_close(u));
     ASSERT_OK(weft_socket_close(v));

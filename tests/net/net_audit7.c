@@ -12,23 +12,6 @@
 #include <signal.h>
 #include <stdlib.h>
 
-static weft_join *spawn_op(weft_runtime *rt, const weft_io_op *op)
-{
-    weft_join *j = NULL;
-
-    ASSERT_OK(weft_spawn(rt, &weft_io_op_future, op, &j));
-    return j;
-}
-
-static ssize_t join_op(weft_join *j)
-{
-    ssize_t n = -12345;
-
-    ASSERT_OK(weft_join_wait(j, &n));
-    weft_join_drop(j);
-    return n;
-}
-
 static int join_int(weft_join *j)
 {
     int n = -12345;
@@ -101,7 +84,7 @@ TEST(reset_mid_read_exact_reports_econnreset_and_moved)
     nt_raw_write_all(fd, part, sizeof(part));
     usleep(20000);                   /* let it take the part (not needed) */
     close_with_reset(fd);
-    out = join_op(j);
+    out = nt_join_op(j);
     ASSERT(out > 0 && out != (ssize_t)sizeof(buf)); /* an error, not the len */
     ASSERT_EQ(ECONNRESET, (int)(out & 0xffff));
     /* whatever was taken is in buf, in order, and no more than was sent */
@@ -126,15 +109,15 @@ TEST(write_after_own_half_close_is_epipe_without_sigpipe)
     nt_tcp_pair(rt, &a, &b);
     ASSERT_OK(weft_socket_shutdown(a, SHUT_WR));
     weft_write_init(&op, a, "x", 1);
-    ASSERT_EQ(-EPIPE, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(-EPIPE, nt_join_op(nt_spawn_op(rt, &op)));
     weft_write_all_init(&op, a, "xyz", 3);
-    ASSERT_EQ(-EPIPE, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(-EPIPE, nt_join_op(nt_spawn_op(rt, &op)));
     weft_read_init(&op, b, buf, sizeof(buf));
-    ASSERT_EQ(0, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(0, nt_join_op(nt_spawn_op(rt, &op)));
     weft_write_all_init(&op, b, "back", 4);
-    ASSERT_EQ(4, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(4, nt_join_op(nt_spawn_op(rt, &op)));
     weft_read_exact_init(&op, a, buf, 4);
-    ASSERT_EQ(4, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(4, nt_join_op(nt_spawn_op(rt, &op)));
     ASSERT_EQ(0, memcmp(buf, "back", 4));
     ASSERT_OK(weft_socket_close(a));
     ASSERT_OK(weft_socket_close(b));
@@ -165,7 +148,7 @@ TEST(write_to_a_closed_peer_never_raises_sigpipe)
     close(fd);                       /* unread bytes: the kernel resets */
     for (int i = 0; i < 1000 && r >= 0; i++) {
         weft_write_all_init(&op, s, data, sizeof(data));
-        r = join_op(spawn_op(rt, &op));
+        r = nt_join_op(nt_spawn_op(rt, &op));
     }
     ASSERT(r == -EPIPE || r == -ECONNRESET);
     ASSERT_OK(weft_socket_close(s));
@@ -210,9 +193,9 @@ TEST(ipv6_loopback_end_to_end)
     ASSERT_EQ(((struct sockaddr_in6 *)&local)->sin6_port,
               ((struct sockaddr_in6 *)&peer)->sin6_port);
     weft_write_all_init(&op, c, "six", 3);
-    ASSERT_EQ(3, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(3, nt_join_op(nt_spawn_op(rt, &op)));
     weft_read_exact_init(&op, s, buf, 3);
-    ASSERT_EQ(3, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(3, nt_join_op(nt_spawn_op(rt, &op)));
     ASSERT_EQ(0, memcmp(buf, "six", 3));
 
     weft_connect_host_init(&ch, rt, "::1", ntohs(((struct sockaddr_in6 *)&addr)->sin6_port), 0,
@@ -294,14 +277,14 @@ TEST(recv_from_with_from_but_null_fromlen)
     len = sizeof(addr);
     ASSERT_OK(weft_socket_local_addr(u, &addr, &len));
     weft_send_to_init(&op, v, "dgram", 5, (struct sockaddr *)&addr, len);
-    ASSERT_EQ(5, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(5, nt_join_op(nt_spawn_op(rt, &op)));
     weft_recv_from_init(&op, u, buf, sizeof(buf), &from, NULL);
-    r = join_op(spawn_op(rt, &op));
+    r = nt_join_op(nt_spawn_op(rt, &op));
     if (r < 0) {
         ASSERT_EQ(-EINVAL, r);
         /* refused before the system call: the datagram is still there */
         weft_recv_from_init(&op, u, buf, sizeof(buf), NULL, NULL);
-        r = join_op(spawn_op(rt, &op));
+        r = nt_join_op(nt_spawn_op(rt, &op));
     }
     ASSERT_EQ(5, r);
     ASSERT_EQ(0, memcmp(buf, "dgram", 5));
@@ -380,7 +363,7 @@ TEST(thousand_connections_dropped_in_random_order)
     /* a read pending on every third server socket */
     for (int i = 0; i < n; i += 3) {
         weft_read_init(&op, ss[i], buf, sizeof(buf));
-        jr[i] = spawn_op(rt, &op);
+        jr[i] = nt_spawn_op(rt, &op);
     }
     for (int i = 0; i < 2 * n; i++)
         order[i] = i;
@@ -402,7 +385,7 @@ TEST(thousand_connections_dropped_in_random_order)
         }
     }
     for (int i = 0; i < n; i += 3) {
-        ssize_t r = join_op(jr[i]);
+        ssize_t r = nt_join_op(jr[i]);
 
         ASSERT(r == 0 || r == -ECONNRESET || r == -EBADF);
     }
@@ -527,16 +510,16 @@ TEST(reads_after_a_reset_do_not_hang)
     ASSERT_OK(weft_spawn(rt, &weft_accept_future, &op, &j));
     ASSERT_OK(join_int(j));
     weft_read_init(&op, s, buf, sizeof(buf));
-    j = spawn_op(rt, &op);
+    j = nt_spawn_op(rt, &op);
     usleep(10000);
     close_with_reset(fd);
-    ASSERT_EQ(-ECONNRESET, join_op(j));
+    ASSERT_EQ(-ECONNRESET, nt_join_op(j));
     for (int i = 0; i < 3; i++) {
         weft_read_init(&op, s, buf, sizeof(buf));
-        r = join_op(spawn_op(rt, &op));
+        r = nt_join_op(nt_spawn_op(rt, &op));
         ASSERT(r <= 0);
         weft_write_init(&op, s, "x", 1);
-        r = join_op(spawn_op(rt, &op));
+        r = nt_join_op(nt_spawn_op(rt, &op));
         ASSERT(r < 0);
     }
     ASSERT_OK(weft_socket_close(s));
@@ -633,7 +616,7 @@ TEST(accept_with_peer_but_null_peerlen_loses_no_connection)
     }
     ASSERT_OK(r);
     weft_read_exact_init(&op, s, buf, 4);
-    ASSERT_EQ(4, join_op(spawn_op(rt, &op)));
+    ASSERT_EQ(4, nt_join_op(nt_spawn_op(rt, &op)));
     ASSERT_EQ(0, memcmp(buf, "ping", 4));
     ASSERT_OK(weft_socket_close(s));
     close(fd);

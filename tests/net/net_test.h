@@ -47,6 +47,25 @@ static NT_UNUSED void nt_run(bool current, const weft_future_type *type, const v
     weft_runtime_free(rt);
 }
 
+/* An I/O future (set up by the caller) spawned on rt, and its result once
+ * joined (the handle is dropped). */
+static NT_UNUSED weft_join *nt_spawn_op(weft_runtime *rt, const weft_io_op *op)
+{
+    weft_join *j = NULL;
+
+    ASSERT_OK(weft_spawn(rt, &weft_io_op_future, op, &j));
+    return j;
+}
+
+static NT_UNUSED ssize_t nt_join_op(weft_join *j)
+{
+    ssize_t n = -12345;
+
+    ASSERT_OK(weft_join_wait(j, &n));
+    weft_join_drop(j);
+    return n;
+}
+
 /* A loopback listener on a free port; its address (port filled in). */
 static NT_UNUSED void nt_listen(weft_runtime *rt, weft_socket **l, struct sockaddr_storage *addr,
                                 socklen_t *len)
