@@ -740,6 +740,7 @@ WEFT_API size_t weft_io_op_moved(const weft_io_op *op)
 WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *result)
 {
     ssize_t r;
+    bool bad;
 
     if (a == NULL) {                 /* a NULL future: only *result */
         if (result)
@@ -753,14 +754,10 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
     }
     /* a `peer` without `peerlen`: accept4(2) would take the connection,
      * fail to write the address (-EFAULT) and close it: refused before */
-    if (a->src == NULL || a->kind != OP_ACCEPT || a->out == NULL ||
-        (a->addr != NULL && a->addrlen == NULL) || !kind_is_socket(a->hkind)) {
+    bad = a->kind != OP_ACCEPT || a->out == NULL || (a->addr != NULL && a->addrlen == NULL);
+    if (a->src == NULL || bad || !kind_is_socket(a->hkind)) {
         a->done = 1;
-        a->result = a->src == NULL ? -EBADF
-                    : a->kind != OP_ACCEPT || a->out == NULL ||
-                            (a->addr != NULL && a->addrlen == NULL)
-                        ? -EINVAL
-                        : not_a_socket(a);
+        a->result = a->src == NULL ? -EBADF : bad ? -EINVAL : not_a_socket(a);
         if (result)
             *result = (int)a->result;
         return WEFT_READY;
