@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The channel object, its bounded lock-free ring and its waiting flags
- * (internal to src/sync/chan.c, which explains the protocol in its header
- * comment: positions, stamps, claims, and the waiting flags the ring's
- * seq_cst loads pair with). Split out only to keep chan.c short; nothing
- * else includes it. */
+ * (internal to src/sync/chan.c and src/sync/chan_future.c; chan.c explains
+ * the protocol in its header comment: positions, stamps, claims, and the
+ * waiting flags the ring's seq_cst loads pair with). Nothing else includes
+ * it. */
 #ifndef WEFT_SYNC_CHAN_RING_H
 #define WEFT_SYNC_CHAN_RING_H
 
@@ -96,6 +96,21 @@ _Static_assert(offsetof(struct weft_chan, lock) == 64 && offsetof(struct weft_ch
                offsetof(struct weft_chan, rtail_far) == 192,
                "one line each: read-mostly, slow path, receivers' end (and a small ring)");
 
+/* ---- The unbounded ring (under ->lock) ------------------------------------ */
+int weft__chan_lk_push(struct weft_chan *ch, const void *msg, struct wake_batch *b);
+
+/* Take the oldest message; ->lock held, unbounded, len > 0. Wakes one more
+ * receiver if messages are left and receivers wait. */
+static inline void lk_pop(struct weft_chan *ch, void *dst, struct wake_batch *b)
+{
+    memcpy(dst, ch->buf + ch->head * ch->msg_size, ch->msg_size);
+    if (++ch->head == ch->slots)
+        ch->head = 0;
+    ch->len--;
+    if (ch->len && !waitq_empty(&ch->recvq))
+        waitq_wake_one(&ch->recvq, WHY_READY, b);
+}
+
 /* ---- The bounded ring (lock-free) ------------------------------------------- */
 /* Bytes per slot for messages of `msg_size` (ch->msg_size, or the constant
  * MSG_WORD below): weft_chan_new()'s formula, so that for a constant size
@@ -121,7 +136,7 @@ static inline unsigned char *ring_msg(const struct weft_chan *ch, size_t pos, si
 /* Copy one message. Word-sized messages (counters, pointers, handles: the
  * common case) get an inlined copy instead of a call into libc's memcpy,
  * which was ~12% of the ring's instructions in W4. Where `size` is a
- * constant (the paths chan.c specialises for MSG_WORD, below) the test
+ * constant (the paths chan_future.c specialises for MSG_WORD, below) the test
  * folds away, and with it the call: such a path needs no stack frame. */
 static inline __attribute__((always_inline)) void msg_copy(void *dst, const void *src,
                                                            size_t size)
@@ -132,7 +147,7 @@ static inline __attribute__((always_inline)) void msg_copy(void *dst, const void
         memcpy(dst, src, size);
 }
 
-/* The message size chan.c compiles its hot paths for a second time:
+/* The message size chan_future.c compiles its hot paths for a second time:
  * ring_push()/ring_pop() called with this constant copy inline. */
 #define MSG_WORD sizeof(uint64_t)
 
@@ -392,16 +407,6 @@ static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
         flag_store(flag, 0);               /* the list is empty: allowed */
     spin_unlock(&ch->lock);
     weft_waker_wake(&waker);
-}
-
-/* chan_notify_locked(), then READY: the hot polls end in a call to this,
- * a tail call, so that they need no frame of their own. */
-static __attribute__((noinline)) weft_poll chan_notify_locked_ready(struct weft_chan *ch,
-                                                                    chan_flag *flag,
-                                                                    struct weft__waitq *q)
-{
-    chan_notify_locked(ch, flag, q);
-    return WEFT_READY;
 }
 
 /* A finisher's half (header): after queueing a message (or freeing a
