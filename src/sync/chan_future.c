@@ -87,6 +87,38 @@ WEFT_API void weft_chan_send_init(weft_chan_send *s, weft_chan *ch, const void *
     waiter_reset(&s->w);
 }
 
+/* The common wait of a fresh future (never parked, so its node is IDLE
+ * with no waker: waiter_reset()), once its lock-free attempt found the ring
+ * empty (full) and `seen` raised: under ->lock, if flag_recheck_done()
+ * says the attempt was the re-check, link the node at the back with a
+ * clone of cx's waker and report true (parked; the caller returns
+ * PENDING). Otherwise (the flag changed, or closed) unlock and report
+ * false: the caller takes its locked path, which decides everything again
+ * under the lock. This is ring_*_locked()'s "re-checked already" branch
+ * on its own: with no old waker to compare or drop, no result to write
+ * and nothing to wake, it needs two registers across the waker's clone
+ * instead of the whole slow path's six (W4 parks once per message). */
+static inline __attribute__((always_inline)) bool chan_park_fresh(struct weft_chan *ch,
+                                                                  chan_flag *flag,
+                                                                  struct weft__waitq *q,
+                                                                  weft_sync_waiter *w,
+                                                                  weft_context *cx, size_t seen)
+{
+    assert(w->owner == O_IDLE && w->state == W_IDLE && w->waker.vtable == NULL);
+    spin_lock(&ch->lock);
+    if (!flag_recheck_done(ch, flag, seen)) {
+        spin_unlock(&ch->lock);
+        return false;
+    }
+    waitq_push_back(q, w);
+    w->state = W_WAITING;
+    w->why = WHY_NONE;
+    w->owner = O_PARKED;
+    waker_store_clone(&w->waker, weft_context_waker(cx));
+    spin_unlock(&ch->lock);
+    return true;
+}
+
 /* Bounded send, slow path: takes ->lock and releases it. `seen`: the send
  * flag as read before a fresh send's lock-free attempt (which found the
  * ring full), or 0 (flag_recheck_done()). Returns PENDING parked, or READY
@@ -143,6 +175,18 @@ static __attribute__((noinline)) weft_poll ring_send_locked(struct weft_chan *ch
     return WEFT_READY;
 }
 
+/* A fresh bounded send found the ring full with the send flag raised
+ * (`seen`): park it (chan_park_fresh()), or take the slow path. */
+static __attribute__((noinline)) weft_poll ring_send_park_fresh(struct weft_chan *ch,
+                                                                weft_chan_send *s,
+                                                                weft_context *cx, int *result,
+                                                                size_t seen)
+{
+    if (chan_park_fresh(ch, &ch->send_waiting, &ch->sendq, &s->w, cx, seen))
+        return WEFT_PENDING;
+    return ring_send_locked(ch, s, cx, result, seen);
+}
+
 /* Unbounded send (never waits): under ->lock. */
 static __attribute__((noinline)) int chan_send_unbounded(struct weft_chan *ch,
                                                          weft_chan_send *s)
@@ -183,7 +227,8 @@ static inline __attribute__((always_inline)) weft_poll ring_send_fresh_n(struct 
     int ret = ring_push(ch, s->msg, msg_size);
 
     if (ret == -EAGAIN)
-        return ring_send_locked(ch, s, cx, result, seen);
+        return (seen & FLAG_UP) ? ring_send_park_fresh(ch, s, cx, result, seen)
+                                : ring_send_locked(ch, s, cx, result, seen);
     if (ret == RING_IN_PROGRESS) {
         /* our slot is being freed: poll again soon (a yield) */
         weft__task_wake_soon(cx);
@@ -452,6 +497,18 @@ static __attribute__((noinline)) weft_poll ring_recv_locked(struct weft_chan *ch
     return WEFT_READY;
 }
 
+/* A fresh bounded receive found the ring empty with the receive flag
+ * raised (`seen`): park it (chan_park_fresh()), or take the slow path. */
+static __attribute__((noinline)) weft_poll ring_recv_park_fresh(struct weft_chan *ch,
+                                                                weft_chan_recv *r,
+                                                                weft_context *cx, int *result,
+                                                                size_t seen)
+{
+    if (chan_park_fresh(ch, &ch->recv_waiting, &ch->recvq, &r->w, cx, seen))
+        return WEFT_PENDING;
+    return ring_recv_locked(ch, r, cx, result, seen);
+}
+
 /* Unbounded receive: under ->lock. Returns PENDING parked, or READY with
  * the result in r->result and *result. */
 static __attribute__((noinline)) weft_poll chan_recv_unbounded(struct weft_chan *ch,
@@ -496,7 +553,8 @@ static inline __attribute__((always_inline)) weft_poll ring_recv_fresh_n(struct 
     int ret = ring_pop(ch, r->dst, msg_size);
 
     if (ret == -EAGAIN)
-        return ring_recv_locked(ch, r, cx, result, seen);
+        return (seen & FLAG_UP) ? ring_recv_park_fresh(ch, r, cx, result, seen)
+                                : ring_recv_locked(ch, r, cx, result, seen);
     if (ret == RING_IN_PROGRESS) {
         /* the head is being written: poll again soon (a yield) */
         weft__task_wake_soon(cx);

@@ -469,3 +469,192 @@ TEST(chan_stale_flags_thread_finishers_no_lost_wakeup)
     weft_chan_drop(sh.c);
     weft_runtime_free(rt);
 }
+
+/* ---- A fresh future's park (chan_future.c: chan_park_fresh()) --------------
+ * Fresh sends and receives on one ring of capacity 1, several of each, so
+ * that most of them find it full (empty) with the flag raised and park
+ * through the short path, while others change the flag (a lowering when a
+ * list empties, a raise by a parker that saw it low) between a fresh
+ * future's read of the flag and its lock: then the short path must give
+ * way to the locked one. A plain thread closes the channel midway, racing
+ * the parks: none may park after close. Every message a send completed
+ * with 0 is received exactly once and in each sender's order; a park that
+ * trusted a stale or closed flag loses a wake, and the test hangs into its
+ * watchdog instead. Run under TSan too. */
+enum { FP_SENDERS = 2, FP_RECEIVERS = 3 };
+
+struct fp_shared {
+    weft_chan *ch;
+    uint64_t n;                   /* messages each sender tries */
+    atomic_uint_least64_t sent, received;
+    atomic_int fail;
+};
+
+typedef struct fp_sender {
+    weft_async co;
+    struct fp_shared *sh;
+    uint64_t id, k, v;
+    int res;
+    weft_chan_send s;
+} fp_sender;
+
+static weft_poll fp_sender_poll(fp_sender *t, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&t->co);
+    for (t->k = 0; t->k < t->sh->n; t->k++) {
+        t->v = t->id << 32 | t->k;
+        weft_chan_send_init(&t->s, t->sh->ch, &t->v);
+        WEFT_AWAIT(&t->co, weft_chan_send_poll(&t->s, cx, &t->res));
+        weft_chan_send_drop(&t->s);
+        if (t->res == -EPIPE)
+            break;
+        if (t->res != 0) {
+            atomic_fetch_add(&t->sh->fail, 1);
+            break;
+        }
+        atomic_fetch_add(&t->sh->sent, 1);
+    }
+    WEFT_END(&t->co);
+}
+
+static void fp_sender_drop(fp_sender *t)
+{
+    weft_chan_send_drop(&t->s);
+}
+
+WEFT_DEFINE_FUTURE_VOID(fp_sender, fp_sender_poll, fp_sender_drop);
+
+typedef struct fp_receiver {
+    weft_async co;
+    struct fp_shared *sh;
+    uint64_t v, next[FP_SENDERS];  /* the next k allowed from each sender */
+    int res;
+    weft_chan_recv r;
+} fp_receiver;
+
+static weft_poll fp_receiver_poll(fp_receiver *t, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&t->co);
+    for (;;) {
+        weft_chan_recv_init(&t->r, t->sh->ch, &t->v);
+        WEFT_AWAIT(&t->co, weft_chan_recv_poll(&t->r, cx, &t->res));
+        weft_chan_recv_drop(&t->r);
+        if (t->res == -EPIPE)
+            break;
+        if (t->res != 0 || (t->v >> 32) >= FP_SENDERS ||
+            (t->v & 0xffffffffu) < t->next[t->v >> 32]) {
+            atomic_fetch_add(&t->sh->fail, 1);
+            break;
+        }
+        t->next[t->v >> 32] = (t->v & 0xffffffffu) + 1;
+        atomic_fetch_add(&t->sh->received, 1);
+    }
+    WEFT_END(&t->co);
+}
+
+static void fp_receiver_drop(fp_receiver *t)
+{
+    weft_chan_recv_drop(&t->r);
+}
+
+WEFT_DEFINE_FUTURE_VOID(fp_receiver, fp_receiver_poll, fp_receiver_drop);
+
+static void *fp_closer(void *p)
+{
+    struct fp_shared *sh = p;
+
+    /* close once about half of what the senders try has gone through */
+    ST_WAIT_UNTIL(atomic_load(&sh->received) >= sh->n * FP_SENDERS / 2 ||
+                  atomic_load(&sh->fail) != 0);
+    weft_chan_close(sh->ch);
+    return NULL;
+}
+
+static void fp_run(unsigned workers)
+{
+    weft_runtime *rt = st_runtime(workers);
+    struct fp_shared sh = { .n = harness_scale(40000) };
+    pthread_t th;
+    uint64_t v;
+
+    ASSERT_OK(weft_chan_new(&sh.ch, sizeof(uint64_t), 1));
+    for (uint64_t i = 0; i < FP_SENDERS; i++)
+        ASSERT_OK(weft_spawn_detached(rt, &fp_sender_future, &(fp_sender){ .sh = &sh, .id = i }));
+    for (int i = 0; i < FP_RECEIVERS; i++)
+        ASSERT_OK(weft_spawn_detached(rt, &fp_receiver_future, &(fp_receiver){ .sh = &sh }));
+    ASSERT_OK(pthread_create(&th, NULL, fp_closer, &sh));
+    ASSERT_OK(weft_runtime_run(rt));
+    pthread_join(th, NULL);
+    ASSERT_EQ(0, atomic_load(&sh.fail));
+    ASSERT_EQ(atomic_load(&sh.sent), atomic_load(&sh.received));
+    ASSERT_EQ(-EPIPE, weft_chan_try_recv(sh.ch, &v));
+    weft_chan_drop(sh.ch);
+    weft_runtime_free(rt);
+}
+
+TEST(chan_fresh_parks_race_flags_and_close)
+{
+    fp_run(2);
+    fp_run(1);
+}
+
+/* The same park against a plain thread that answers at once: it sends i
+ * on `a` (try_send: a lock-free finisher) as soon as it has i - 1 back on
+ * `b`, spinning without yielding, so that its claim and its look at the
+ * receive flag often land between the relay's fresh attempt on `a` and
+ * its lock. A relay that parks on a flag lowered meanwhile (by this very
+ * finisher, finding the list still empty) keeps a message it never gets:
+ * the thread's watchdog reports it. */
+struct spin_shared {
+    weft_chan *a, *b;
+    uint64_t n;
+    atomic_int fail;
+};
+
+static void *spin_thread(void *p)
+{
+    struct spin_shared *sh = p;
+    uint64_t v;
+    int rc;
+
+    for (uint64_t i = 0; i < sh->n; i++) {
+        STALE_RETRY(weft_chan_try_send(sh->a, &i), rc);
+        if (rc != 0)
+            atomic_fetch_add(&sh->fail, 1);
+        /* spin, then yield: answer at once when the relay is running */
+        for (unsigned k = 0; (rc = weft_chan_try_recv(sh->b, &v)) == -EAGAIN && k < 20000; k++)
+            ;
+        if (rc == -EAGAIN)
+            STALE_RETRY(weft_chan_try_recv(sh->b, &v), rc);
+        if (rc != 0 || v != i)
+            atomic_fetch_add(&sh->fail, 1);
+    }
+    return NULL;
+}
+
+TEST(chan_fresh_park_against_spinning_finisher)
+{
+    weft_runtime *rt = st_runtime(1);
+    struct stale_shared relay_sh = { .n = harness_scale(50000) };
+    struct spin_shared sh = { .n = relay_sh.n };
+    pthread_t th;
+    uint64_t v;
+
+    ASSERT_OK(weft_chan_new(&sh.a, sizeof(uint64_t), 1));
+    ASSERT_OK(weft_chan_new(&sh.b, sizeof(uint64_t), 1));
+    relay_sh.a = sh.a;
+    relay_sh.b = sh.b;
+    ASSERT_OK(weft_spawn_detached(rt, &stale_relay_future, &(stale_relay){ .sh = &relay_sh }));
+    ASSERT_OK(pthread_create(&th, NULL, spin_thread, &sh));
+    pthread_join(th, NULL);
+    ASSERT_OK(weft_runtime_run(rt));
+    ASSERT_EQ(0, atomic_load(&sh.fail));
+    ASSERT_EQ(0, atomic_load(&relay_sh.fail));
+    ASSERT_EQ(-EAGAIN, weft_chan_try_recv(sh.a, &v));
+    ASSERT_EQ(-EAGAIN, weft_chan_try_recv(sh.b, &v));
+    weft_chan_drop(sh.a);
+    weft_chan_drop(sh.b);
+    weft_runtime_free(rt);
+}
