@@ -291,24 +291,39 @@ static inline __attribute__((always_inline)) void run_one(struct worker *w,
  * wait GLOBAL_INTERVAL polls at most, not that many chains); either way
  * its task goes after the queue's (left in the slot, next_periodic() would
  * take it before the inject queue). Out of line: a yield's round (W3)
- * keeps only the look at the slot. */
+ * keeps only the look at the slot.
+ *
+ * Both limits are known before the first poll: nothing but this worker's
+ * loop changes w->tick, and no poll runs the loop (a poll cannot block in
+ * a driver: weft__task_driver), so the chain counts one number and settles
+ * the tick and the lifo_polls counter once at its end instead of per poll
+ * (W4: ~6 of a message's instructions). The counter is a metric, read
+ * racily anyway; `polls` (the watcher's sign of progress) still moves per
+ * poll, in run_one(). */
 static __attribute__((noinline)) void run_lifo_chain(struct worker *w, struct weft__task *t,
                                                      bool traced)
 {
-    for (unsigned n = 0;; n++) {
-        if (n == MAX_LIFO_POLLS || w->tick <= 1) {
+    /* tick >= 1 between polls; tick - 1 polls leave it at 1, where the
+     * next round is the periodic one (next_local()) */
+    unsigned left = w->tick > 1 ? w->tick - 1 : 0, n = 0;
+
+    if (left > MAX_LIFO_POLLS)
+        left = MAX_LIFO_POLLS;
+    for (;;) {
+        if (n == left) {
             weft__sched_push_local(w, t); /* its turn comes after the queue's */
-            return;
+            break;
         }
-        w->tick--;
-        counter_add(&w->lifo_polls, 1);
+        n++;
         run_one(w, t, traced);
         t = atomic_load_explicit(&w->lifo, memory_order_relaxed) ?
                 atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel) :
                 NULL;
         if (t == NULL)
-            return;
+            break;
     }
+    w->tick -= n;
+    counter_add(&w->lifo_polls, n);
 }
 
 static inline __attribute__((always_inline)) void run_task(struct worker *w,
