@@ -8,6 +8,7 @@
 
 #include "sched/internal.h"
 #include "sched/trace.h"
+#include "task/run.h"
 
 WEFT_TLS struct worker *weft__sched_cur_worker;
 
@@ -271,10 +272,10 @@ static inline __attribute__((always_inline)) void run_one(struct worker *w,
             again = weft__task_run_stackful(t, &w->env, &w->ws, &w->fp_known);
         } else {
             w->fp_known = false;
-            again = weft__task_run(t, &w->env);
+            again = weft__task_run_inline(t, &w->env);   /* task/run.h */
         }
 #else
-        again = weft__task_run(t, &w->env);
+        again = weft__task_run_inline(t, &w->env);
 #endif
     }
     if (again) {

@@ -13,6 +13,7 @@
  *   load (the usual reference-count pattern). */
 
 #include "task/task.h"
+#include "task/run.h"
 #include "task/stackful.h"
 
 #include <pthread.h>
@@ -36,17 +37,7 @@ _Atomic(const weft_future_type *) weft__task_stackful_type;
  * park records and for spotting self-wakes (a wake of the polled task from
  * its own poll, on its own thread: the busy-loop lint). Thread-local: only
  * the polling thread reads or writes them. */
-static WEFT_TLS struct {
-    struct weft__task *cur;             /* NULL between polls */
-    union {
-        struct {
-            bool parked;                /* weft__async_parked() ran this poll */
-            bool self_woke;             /* cur woke itself this poll */
-            bool lent;                  /* cur's running reference is a waker's */
-        };
-        uint32_t flags;                 /* all three, cleared with one store */
-    };
-} pt;                                   /* one block: set up with two stores */
+WEFT_TLS struct weft__task_pt weft__task_pt;   /* run.h */
 
 /* ---- The lent reference (issue 13) ------------------------------------------
  * A task that parks clones its own waker during its poll (a channel's wait
@@ -54,8 +45,8 @@ static WEFT_TLS struct {
  * thread's reference: a fetch_add and, in end_poll()'s CAS, a decrement of
  * the same count, one poll apart. So the first clone of cur's waker made
  * on the polling thread during the poll takes no new reference: the
- * running thread's reference becomes that waker's (pt.lent), and the end
- * of the poll drops nothing (end_poll(), task_complete()'s `held`), or
+ * running thread's reference becomes that waker's (weft__task_pt.lent), and the end
+ * of the poll drops nothing (end_poll(), weft__task_complete()'s `held`), or
  * takes a reference where it needs one of its own (a requeue: in the same
  * CAS; a yield entry, a lost-waker report: one increment).
  * Invariant: while RUNNING the cell cannot be freed without the running
@@ -67,7 +58,7 @@ static WEFT_TLS struct {
  * poller, which holds nothing countable, still touches a live cell. The
  * count is exact at every moment: it never counts a reference twice, and
  * end of poll gives back only what it still holds. Only the polling thread
- * reads or writes pt, and only during the poll (pt.cur == t). */
+ * reads or writes pt, and only during the poll (weft__task_pt.cur == t). */
 
 uint64_t weft__task_clock_ns(void)
 {
@@ -79,10 +70,10 @@ uint64_t weft__task_clock_ns(void)
 
 void weft__task_wake_soon(weft_context *cx)
 {
-    bool was = pt.self_woke;
+    bool was = weft__task_pt.self_woke;
 
     weft_waker_wake_by_ref(weft_context_waker(cx));
-    pt.self_woke = was;              /* the library's own: not a busy loop */
+    weft__task_pt.self_woke = was;              /* the library's own: not a busy loop */
 }
 
 static long thread_nivcsw(void)
@@ -101,13 +92,13 @@ WEFT_API void weft__async_parked(const weft_async_site *site)
 {
     struct weft__task_dbg *d;
 
-    if (pt.cur == NULL)
+    if (weft__task_pt.cur == NULL)
         return;
-    d = weft__task_dbg(pt.cur);
+    d = weft__task_dbg(weft__task_pt.cur);
     /* relaxed: the poller's own fields, read racily by the dump (each a
      * pointer to a constant: a torn pair shows two true sites) */
-    if (!pt.parked) {
-        pt.parked = true;
+    if (!weft__task_pt.parked) {
+        weft__task_pt.parked = true;
         atomic_store_explicit(&d->inner, site, memory_order_relaxed);
     }
     atomic_store_explicit(&d->site, site, memory_order_relaxed);
@@ -177,8 +168,16 @@ static void task_dealloc(struct weft__task *t)
     t->sched->ops->release(t->sched, t);
 }
 
+/* A run-queue entry for a task in a state that cannot have one: the
+ * books are corrupt; stop before polling freed memory (run.h). */
+void weft__task_bad_queued(uint64_t state)
+{
+    fprintf(stderr, "weft: queued task in state %#llx\n", (unsigned long long)state);
+    abort();
+}
+
 /* ---- References -------------------------------------------------------------- */
-static void ref_inc(struct weft__task *t)
+void weft__task_ref_inc(struct weft__task *t)
 {
     /* relaxed: the caller holds a reference, so the cell cannot go away;
      * nothing is published by taking another */
@@ -250,7 +249,7 @@ WEFT_API void weft_join_drop(weft_join *j)
 /* `held`: the references the completing thread holds besides the books'
  * (1, its running reference; 0 when that was lent to a waker: see "The
  * lent reference"). */
-static void task_complete(struct weft__task *t, bool cancelled, uint64_t held)
+void weft__task_complete(struct weft__task *t, bool cancelled, uint64_t held)
 {
     struct weft__sched *sched = t->sched;
     uint64_t cur, next;
@@ -283,11 +282,11 @@ static void task_complete(struct weft__task *t, bool cancelled, uint64_t held)
         task_dealloc(t);
 }
 
-static void task_cancel_running(struct weft__task *t, uint64_t held)
+void weft__task_cancel_running(struct weft__task *t, uint64_t held)
 {
     if (t->type->drop)
         t->type->drop(weft__task_future(t));
-    task_complete(t, true, held);
+    weft__task_complete(t, true, held);
 }
 
 /* ---- Waking -----------------------------------------------------------------------
@@ -374,8 +373,8 @@ static void task_wake_by_ref(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
 
-    if (t == pt.cur)
-        pt.self_woke = true;             /* woken from its own poll */
+    if (t == weft__task_pt.cur)
+        weft__task_pt.self_woke = true;             /* woken from its own poll */
 
     switch (transition_to_notified(t, false, wake_is_local(t))) {
     case WAKE_SCHEDULE:
@@ -393,8 +392,8 @@ static void task_wake(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
 
-    if (t == pt.cur)
-        pt.self_woke = true;
+    if (t == weft__task_pt.cur)
+        weft__task_pt.self_woke = true;
 
     switch (transition_to_notified(t, true, wake_is_local(t))) {
     case WAKE_SCHEDULE:                    /* our reference goes to the queue */
@@ -415,10 +414,10 @@ static const weft_waker_vtable task_waker_vtable;
 
 static weft_waker task_waker_clone(const void *data)
 {
-    if (data == pt.cur && !pt.lent)
-        pt.lent = true;        /* the running reference becomes this waker's */
+    if (data == weft__task_pt.cur && !weft__task_pt.lent)
+        weft__task_pt.lent = true;        /* the running reference becomes this waker's */
     else
-        ref_inc((struct weft__task *)data);
+        weft__task_ref_inc((struct weft__task *)data);
     return (weft_waker){ data, &task_waker_vtable };
 }
 
@@ -432,130 +431,6 @@ static const weft_waker_vtable task_waker_vtable = {
 };
 
 /* ---- Running --------------------------------------------------------------------- */
-enum begin_action { BEGIN_POLL, BEGIN_CANCEL, BEGIN_DONE };
-
-/* Take over a task popped from a run queue (its entry's reference). */
-static inline __attribute__((always_inline)) enum begin_action begin_poll(struct weft__task *t)
-{
-    uint64_t cur, next;
-
-    /* relaxed: a yield entry's RUNNING came to us through the queue (our
-     * pop's acquire), and an ordinary entry's idle -> NOTIFIED edge did the
-     * same; nobody else sets RUNNING meanwhile ("Yield entries", task.h) */
-    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
-    if (cur & TASK_RUNNING) {
-        /* A yield entry: the last poll's ownership came with it; no CAS.
-         * A CANCELLED set since (an abort that saw RUNNING and left the
-         * rest to the poller) is ours to act on. */
-        struct weft__task_dbg *d = weft__task_dbg(t);
-        uint8_t q = atomic_load_explicit(&d->yield_queued, memory_order_relaxed);
-
-        atomic_store_explicit(&d->yield_queued, 0, memory_order_relaxed);
-        if (q == YQ_YIELD)
-            return (cur & TASK_CANCELLED) ? BEGIN_CANCEL : BEGIN_POLL;
-        if (q != YQ_WOKEN) {
-            fprintf(stderr, "weft: queued task in state %#llx\n", (unsigned long long)cur);
-            abort();
-        }
-        if (cur & TASK_NOTIFIED) {
-            /* Woken again since a local wake handed it over: this poll
-             * covers that wake, as it would have had begin_poll()'s CAS
-             * cleared NOTIFIED ("Local wakes", task.h). acquire: pairs
-             * with the late waker's release RMW */
-            while (!atomic_compare_exchange_weak_explicit(&t->state, &cur, cur & ~TASK_NOTIFIED,
-                                                          memory_order_acquire,
-                                                          memory_order_relaxed))
-                ;
-        }
-        return (cur & TASK_CANCELLED) ? BEGIN_CANCEL : BEGIN_POLL;
-    }
-    do {
-        if (cur & TASK_COMPLETE)
-            return BEGIN_DONE;             /* cancelled at shutdown */
-        /* a queue entry exists only for a NOTIFIED, idle task */
-        if (!(cur & TASK_NOTIFIED)) {
-            fprintf(stderr, "weft: queued task in state %#llx\n",
-                    (unsigned long long)cur);
-            abort();
-        }
-        next = (cur | TASK_RUNNING) & ~TASK_NOTIFIED;
-    } while (!atomic_compare_exchange_weak_explicit(
-        &t->state, &cur, next,
-        memory_order_acquire,  /* pairs: release in transition_to_notified()
-                                * and in end_poll() of the previous poll */
-        memory_order_relaxed));
-    return (cur & TASK_CANCELLED) ? BEGIN_CANCEL : BEGIN_POLL;
-}
-
-enum end_action { END_IDLE, END_IDLE_LOST, END_REQUEUE, END_CANCEL };
-
-/* The references a task holds on itself while idle: the books' and, while
- * JOIN_INTEREST, the join handle's. An idle task with no more has no waker
- * anywhere: nothing can wake it again (the lost-waker lint). */
-static uint64_t own_refs(uint64_t state)
-{
-    return 1 + ((state & TASK_JOIN_INTEREST) ? 1 : 0);
-}
-
-/* Is the lost-waker lint on for this task (on, and not reported for it
- * yet)? Asked by end_poll() only when the references show that nobody
- * else holds one, so that a poll that parks with its waker stored (every
- * correct one) does not load the lint options at all: they were ~13 of a
- * poll's ~135 instructions (W4, callgrind). */
-static const struct weft__lint_cfg *lint_cfg(const struct weft__task_env *env);
-
-static bool lost_waker_armed(const struct weft__task_env *env, const struct weft__task_dbg *d)
-{
-    const struct weft__lint_cfg *cfg = lint_cfg(env);
-
-    return cfg && (cfg->mask & (1u << WEFT_LINT_LOST_WAKER)) &&
-           !(d->linted & (1u << WEFT_LINT_LOST_WAKER));
-}
-
-/* Look for a lost waker (lost_waker_armed(env, d)). On END_IDLE_LOST the
- * running reference is kept (the caller reports, then drops it): the cell
- * cannot go away under the report even if an abort completes the task at
- * once. `lent`: the running reference was lent to a waker ("The lent
- * reference"): nothing to drop, and a requeue or a report takes a
- * reference in the same CAS. */
-static inline __attribute__((always_inline)) enum end_action end_poll(struct weft__task *t,
-                                                                       const struct weft__task_env *env,
-                                                                       const struct weft__task_dbg *d,
-                                                                       bool lent)
-{
-    uint64_t mine = lent ? 0 : TASK_REF_ONE;   /* what we hold besides the books */
-    uint64_t cur, next;
-    enum end_action act;
-
-    cur = atomic_load_explicit(&t->state, memory_order_relaxed);
-    for (;;) {
-        if (cur & TASK_CANCELLED)
-            return END_CANCEL;             /* stay RUNNING: we drop it now */
-        next = cur & ~TASK_RUNNING;
-        if (cur & TASK_NOTIFIED) {
-            act = END_REQUEUE;             /* our reference becomes the queue's */
-            next += TASK_REF_ONE - mine;
-        } else if (TASK_REFS(cur) == own_refs(cur) + mine / TASK_REF_ONE &&
-                   lost_waker_armed(env, d)) {
-            /* the references first: the options are read only when they
-             * could matter (a retry reads them again: same answer, as the
-             * report is made by this poller alone) */
-            act = END_IDLE_LOST;           /* keep ours for the report */
-            next += TASK_REF_ONE - mine;
-        } else {
-            act = END_IDLE;
-            next -= mine;                  /* books hold one: never the last */
-        }
-        if (atomic_compare_exchange_weak_explicit(
-                &t->state, &cur, next,
-                memory_order_acq_rel,  /* release: the future, for the next
-                                        * poll's acquire; acquire: the waker's
-                                        * release that set NOTIFIED */
-                memory_order_relaxed))
-            return act;
-    }
-}
-
 /* xorshift32 state for WEFT_STRESS's coin tosses (never 0) */
 static WEFT_TLS uint32_t stress_rng = 0x9e3779b9u;
 
@@ -579,7 +454,7 @@ static void stress_toss(struct weft__task_env *env)
  * a refusal (TASK_STRESS_PASS), else a coin decides. Relaxed: only the
  * poller touches the bit, and begin_poll()'s acquire CAS already ordered
  * the previous poll's read-modify-writes of the same word before us. */
-static void stress_begin_poll(struct weft__task *t, struct weft__task_env *env)
+void weft__task_stress_begin(struct weft__task *t, struct weft__task_env *env)
 {
     if (!env->stress)
         return;
@@ -609,15 +484,8 @@ void weft__task_drop_entry(struct weft__task *t)
     ref_dec_n(t, 1);
 }
 
-/* The lint options in force (NULL: none), for the poller. */
-static const struct weft__lint_cfg *lint_cfg(const struct weft__task_env *env)
-{
-    /* acquire: pairs with the release that published the options */
-    return env && env->lint ? atomic_load_explicit(env->lint, memory_order_acquire) : NULL;
-}
-
 /* Report lint `kind` for t once (the poller holds t: RUNNING or a reference). */
-static void lint_once(struct weft__task *t, struct weft__task_dbg *d, int kind, uint64_t value)
+void weft__task_lint_once(struct weft__task *t, struct weft__task_dbg *d, int kind, uint64_t value)
 {
     if (d->linted & (1u << kind))
         return;
@@ -625,12 +493,11 @@ static void lint_once(struct weft__task *t, struct weft__task_dbg *d, int kind, 
     t->sched->ops->lint(t->sched, t, kind, value);
 }
 
-#define BUSY_WINDOW 64          /* polls looked at by the busy-loop lint ... */
 #define BUSY_SELF_WAKES 56      /* ... of which this many woke themselves */
 
 /* After a timed poll, while still RUNNING: the poll-time histogram and the
  * long-poll lint. */
-static __attribute__((noinline, cold)) void poll_account(struct weft__task *t, struct weft__task_dbg *d,
+__attribute__((noinline, cold)) void weft__task_poll_account(struct weft__task *t, struct weft__task_dbg *d,
                          struct weft__task_env *env, const struct weft__lint_cfg *cfg,
                          uint64_t t0)
 {
@@ -652,7 +519,7 @@ static __attribute__((noinline, cold)) void poll_account(struct weft__task *t, s
         long n = thread_nivcsw();
 
         if (n == env->nivcsw_mark)
-            lint_once(t, d, WEFT_LINT_LONG_POLL, dur);
+            weft__task_lint_once(t, d, WEFT_LINT_LONG_POLL, dur);
         env->nivcsw_mark = n;
     }
 }
@@ -660,14 +527,14 @@ static __attribute__((noinline, cold)) void poll_account(struct weft__task *t, s
 /* The busy-loop lint: most of the polls of a window of BUSY_WINDOW (by the
  * task's poll count) woke themselves. Called only for a poll that woke
  * itself or ends a window: the common poll pays two tests. */
-static __attribute__((noinline)) void busy_account(struct weft__task *t, struct weft__task_dbg *d,
+__attribute__((noinline)) void weft__task_busy_account(struct weft__task *t, struct weft__task_dbg *d,
                          const struct weft__lint_cfg *cfg, uint64_t polls)
 {
-    if (pt.self_woke)
+    if (weft__task_pt.self_woke)
         d->self_wakes++;
     if (polls % BUSY_WINDOW == 0) {
         if (d->self_wakes >= BUSY_SELF_WAKES && cfg && (cfg->mask & (1u << WEFT_LINT_BUSY_LOOP)))
-            lint_once(t, d, WEFT_LINT_BUSY_LOOP, BUSY_WINDOW);
+            weft__task_lint_once(t, d, WEFT_LINT_BUSY_LOOP, BUSY_WINDOW);
         d->self_wakes = 0;
     }
 }
@@ -679,122 +546,9 @@ void weft__task_env_init(struct weft__task_env *env)
     env->waker = &env->poll_waker;
 }
 
-/* weft__task_run() in two halves around the poll, for a worker that makes
- * the poll itself (a stackful future resumed in the worker's own frame:
- * weft__task_stackful_begin/_end below). Inlined into weft__task_run(), so
- * an ordinary poll pays nothing for the split. */
-static inline __attribute__((always_inline)) bool run_begin(struct weft__task *t,
-                                                            struct weft__task_env *env,
-                                                            struct weft__task_poll *p)
-{
-    struct weft__task_dbg *d;
-    uint64_t t0, polls;
-    bool timed;
-
-    switch (begin_poll(t)) {
-    case BEGIN_POLL:
-        break;
-    case BEGIN_CANCEL:
-        task_cancel_running(t, 1);
-        return false;
-    case BEGIN_DONE:
-        ref_dec_n(t, 1);
-        return false;
-    }
-    d = weft__task_dbg(t);
-    /* relaxed: the poller's own fields (RUNNING), read racily by the dump */
-    polls = atomic_load_explicit(&d->polls, memory_order_relaxed) + 1;
-    atomic_store_explicit(&d->polls, polls, memory_order_relaxed);
-    env->budget = WEFT_COOP_BUDGET;
-    env->yielded = false;
-    env->poll_waker.data = t;         /* borrowed: no reference */
-    stress_begin_poll(t, env);
-    /* relaxed: a switch; a poll more or less timed does not matter */
-    timed = atomic_load_explicit(env->timing, memory_order_relaxed);
-    if (timed)
-        t0 = env->poll_end_ns ? env->poll_end_ns : weft__task_clock_ns();
-    else
-        t0 = env->now_ns;             /* the worker's last clock reading */
-    atomic_store_explicit(&d->poll_ns, t0, memory_order_relaxed);
-    atomic_store_explicit(&d->worker, env->worker, memory_order_relaxed);
-    /* release, the id: a watcher that reads it (acquire) sees the name
-     * stored before it (plain stores on x86) */
-    atomic_store_explicit(&env->cur_name, weft__task_display_name(t), memory_order_relaxed);
-    atomic_store_explicit(&env->cur_id, d->id, memory_order_release);
-    pt.cur = t;
-    pt.flags = 0;                     /* parked, self_woke, lent */
-    p->d = d;
-    p->polls = polls;
-    p->t0 = t0;
-    p->timed = timed;
-    return true;
-}
-
-static inline __attribute__((always_inline)) bool run_end(struct weft__task *t,
-                                                          struct weft__task_env *env,
-                                                          const struct weft__task_poll *p,
-                                                          weft_poll r)
-{
-    struct weft__task_dbg *d = p->d;
-    uint64_t polls = p->polls;
-    bool lent;
-
-    pt.cur = NULL;                    /* no more lending: the drop below clones as usual */
-    lent = pt.lent;
-    atomic_store_explicit(&env->cur_id, 0, memory_order_relaxed);
-    /* the lint options are loaded only where a lint may look (not on the
-     * common yield or idle path) */
-    if (p->timed)
-        poll_account(t, d, env, lint_cfg(env), p->t0);
-    if (pt.self_woke || polls % BUSY_WINDOW == 0)
-        busy_account(t, d, lint_cfg(env), polls);
-    if (r == WEFT_READY) {
-        if (t->type->drop)
-            t->type->drop(weft__task_future(t));
-        task_complete(t, false, !lent);
-        return false;
-    }
-    if (!pt.parked) {
-        /* parked outside WEFT_AWAIT: no site to show */
-        atomic_store_explicit(&d->site, NULL, memory_order_relaxed);
-        atomic_store_explicit(&d->inner, NULL, memory_order_relaxed);
-    }
-    if (env->yielded) {
-        /* yield_now or the budget: to the back as a yield entry, still
-         * RUNNING, with no atomic RMW ("Yield entries", task.h); an abort
-         * meanwhile is acted on when the entry is popped */
-        if (lent)
-            ref_inc(t);                    /* the entry's reference */
-        atomic_store_explicit(&d->yield_queued, YQ_YIELD, memory_order_relaxed);
-        return true;
-    }
-    switch (end_poll(t, env, d, lent)) {
-    case END_IDLE:
-        break;
-    case END_IDLE_LOST:
-        /* idle with our reference kept: nobody can wake it, but an abort
-         * may complete it meanwhile; the report is made under our ref */
-        lint_once(t, d, WEFT_LINT_LOST_WAKER, 0);
-        ref_dec_n(t, 1);
-        break;
-    case END_REQUEUE:
-        return true;                       /* woken during its own poll */
-    case END_CANCEL:
-        task_cancel_running(t, !lent);
-        break;
-    }
-    return false;
-}
-
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
 {
-    struct weft__task_poll p;
-    weft_poll r;
-
-    if (!run_begin(t, env, &p))
-        return false;
-    r = t->type->poll(weft__task_future(t), &env->poll_cx, weft__task_output(t));
-    return run_end(t, env, &p, r);
+    return weft__task_run_inline(t, env);
 }
 
 /* run_end() out of line, for weft__task_stackful_begin()'s rare case */
@@ -858,7 +612,7 @@ bool weft__task_shutdown_claim(struct weft__task *t)
 
 void weft__task_cancel_claimed(struct weft__task *t)
 {
-    task_cancel_running(t, 1);
+    weft__task_cancel_running(t, 1);
 }
 
 /* ---- The protocol's small pieces ---------------------------------------------------- */
@@ -888,7 +642,7 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
         return true;                       /* polled by hand: no budget */
     if (env->stress && (env->stress_flip = !env->stress_flip)) {
         /* stress mode: fail this one, pass the next (in this poll, or the
-         * task's next one: relaxed, see stress_begin_poll()) */
+         * task's next one: relaxed, see weft__task_stress_begin()) */
         atomic_fetch_or_explicit(&((struct weft__task *)env->waker->data)->state,
                                  TASK_STRESS_PASS, memory_order_relaxed);
     } else if (env->budget > 0) {
