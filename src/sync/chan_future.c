@@ -40,12 +40,14 @@
 #include "task/task.h"
 
 /* chan_notify_locked(), then READY: the hot polls end in a call to this,
- * a tail call, so that they need no frame of their own. */
+ * a tail call, so that they need no frame of their own. The body is
+ * chan_notify_locked()'s own, inlined (not a call to it: one frame fewer
+ * per message in W4). */
 static __attribute__((noinline)) weft_poll chan_notify_locked_ready(struct weft_chan *ch,
                                                                     chan_flag *flag,
                                                                     struct weft__waitq *q)
 {
-    chan_notify_locked(ch, flag, q);
+    chan_notify_locked_body(ch, flag, q);
     return WEFT_READY;
 }
 
@@ -418,14 +420,20 @@ static __attribute__((noinline)) void chan_send_drop_parked(struct weft_chan *ch
     spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
+    s->w.owner = O_DONE;             /* waitq_finish() did; as below */
+    s->ch = NULL;
 }
 
+/* The parked case tail-calls its own function, which ends the future too:
+ * the common drop (a completed future) then needs no frame. */
 WEFT_API void weft_chan_send_drop(weft_chan_send *s)
 {
     if (s == NULL || s->ch == NULL)
         return;
-    if (s->w.owner == O_PARKED)
+    if (s->w.owner == O_PARKED) {
         chan_send_drop_parked(s->ch, s);
+        return;
+    }
     s->w.owner = O_DONE;
     s->ch = NULL;
 }
@@ -728,14 +736,20 @@ static __attribute__((noinline)) void chan_recv_drop_parked(struct weft_chan *ch
     spin_unlock(&ch->lock);
     wake_batch_run(&b);
     weft_waker_drop(&old);
+    r->w.owner = O_DONE;             /* waitq_finish() did; as below */
+    r->ch = NULL;
 }
 
+/* The parked case tail-calls its own function, which ends the future too:
+ * the common drop (a completed future) then needs no frame. */
 WEFT_API void weft_chan_recv_drop(weft_chan_recv *r)
 {
     if (r == NULL || r->ch == NULL)
         return;
-    if (r->w.owner == O_PARKED)
+    if (r->w.owner == O_PARKED) {
         chan_recv_drop_parked(r->ch, r);
+        return;
+    }
     r->w.owner = O_DONE;
     r->ch = NULL;
 }

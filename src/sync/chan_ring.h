@@ -394,9 +394,9 @@ static inline bool flag_recheck_done(const struct weft_chan *ch, chan_flag *flag
  * then has nothing to store), and a stale 1 costs a later finisher only
  * this look under the lock, which lowers it. The waiting flags therefore
  * mean "1 while the list is not empty, and maybe a while after". */
-static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
-                                                          chan_flag *flag,
-                                                          struct weft__waitq *q)
+static inline __attribute__((always_inline)) void chan_notify_locked_body(struct weft_chan *ch,
+                                                                          chan_flag *flag,
+                                                                          struct weft__waitq *q)
 {
     weft_waker waker = WEFT_WAKER_EMPTY;
 
@@ -407,6 +407,13 @@ static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
         flag_store(flag, 0);               /* the list is empty: allowed */
     spin_unlock(&ch->lock);
     weft_waker_wake(&waker);
+}
+
+static void __attribute__((noinline)) chan_notify_locked(struct weft_chan *ch,
+                                                          chan_flag *flag,
+                                                          struct weft__waitq *q)
+{
+    chan_notify_locked_body(ch, flag, q);
 }
 
 /* A finisher's half (header): after queueing a message (or freeing a
