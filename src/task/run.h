@@ -15,6 +15,7 @@
 #ifndef WEFT_TASK_RUN_H
 #define WEFT_TASK_RUN_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -215,8 +216,10 @@ static inline __attribute__((always_inline)) bool run_begin(struct weft__task *t
     env->budget = WEFT_COOP_BUDGET;
     env->yielded = false;
     env->poll_waker.data = t;         /* borrowed: no reference */
-    if (env->stress)
+    if (env->stress) {
+        env->budget = INT_MIN + WEFT_COOP_BUDGET;   /* biased: task.h */
         weft__task_stress_begin(t, env);
+    }
     /* relaxed: a switch; a poll more or less timed does not matter */
     timed = atomic_load_explicit(env->timing, memory_order_relaxed);
     if (timed)

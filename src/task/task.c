@@ -645,8 +645,8 @@ WEFT_API bool weft_coop_proceed(weft_context *cx)
          * task's next one: relaxed, see weft__task_stress_begin()) */
         atomic_fetch_or_explicit(&((struct weft__task *)env->waker->data)->state,
                                  TASK_STRESS_PASS, memory_order_relaxed);
-    } else if (env->budget > 0) {
-        env->budget--;
+    } else if (weft__coop_units(env) > 0) {
+        env->budget--;                     /* biased or not: a unit fewer */
         return true;
     }
     /* owner-only counter, read by metrics: relaxed load + store */
@@ -666,14 +666,14 @@ void weft__coop_grant_begin(weft_context *cx, struct weft__coop_grant *g, bool s
 
     if (env == NULL)
         return;                            /* polled by hand: no budget */
-    g->budget = env->budget;
+    g->budget = weft__coop_units(env);
     g->stress = env->stress;
-    env->budget = WEFT_COOP_BUDGET;
     if (strict) {
         env->stress = false;
     } else {
         stress_toss(env);                  /* each child on a coin toss */
     }
+    weft__coop_set(env, WEFT_COOP_BUDGET);
 }
 
 void weft__coop_grant_end(weft_context *cx, const struct weft__coop_grant *g)
@@ -683,9 +683,9 @@ void weft__coop_grant_end(weft_context *cx, const struct weft__coop_grant *g)
 
     if (env == NULL)
         return;
-    used = WEFT_COOP_BUDGET - env->budget;
-    env->budget = g->budget > used ? g->budget - used : 0;
+    used = WEFT_COOP_BUDGET - weft__coop_units(env);
     env->stress = g->stress;
+    weft__coop_set(env, g->budget > used ? g->budget - used : 0);
 }
 
 WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)

@@ -13,6 +13,7 @@
 #ifndef WEFT_TASK_TASK_H
 #define WEFT_TASK_TASK_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -334,7 +335,12 @@ struct weft__lint_cfg {
  * the owning thread only. */
 #define WEFT_COOP_BUDGET 128
 struct weft__task_env {
-    unsigned budget;
+    /* The units left in this poll; while `stress` is on, INT_MIN plus them
+     * (negative), so that the inline checks, which test budget > 0, leave
+     * every check of the stress mode to weft_coop_proceed() without a test
+     * of `stress` of their own. Invariant (every write keeps it): budget < 0
+     * exactly while stress is on. weft__coop_units() reads the units. */
+    int budget;
     bool yielded;              /* the poll asked to go to the back */
     const weft_waker *waker;   /* the polled task's own waker: &poll_waker */
     /* The waker and context every poll on this env gets (borrowed: no
@@ -476,6 +482,18 @@ static inline const char *weft__task_display_name(struct weft__task *t)
     return name;
 }
 
+/* The units of budget left (env->budget without the stress mode's bias). */
+static inline unsigned weft__coop_units(const struct weft__task_env *env)
+{
+    return env->budget < 0 ? (unsigned)(env->budget - INT_MIN) : (unsigned)env->budget;
+}
+
+/* Set the units left, biased while the stress mode is on (env->budget). */
+static inline void weft__coop_set(struct weft__task_env *env, unsigned units)
+{
+    env->budget = env->stress ? INT_MIN + (int)units : (int)units;
+}
+
 /* weft_coop_proceed() for weft's own leaf futures: the common case (a
  * runtime's poll, budget left, not the stress mode) inline, everything else
  * in the function. Same answer, same effects. */
@@ -483,7 +501,7 @@ static inline bool weft__coop_proceed(weft_context *cx)
 {
     struct weft__task_env *env = cx ? (struct weft__task_env *)cx->priv : NULL;
 
-    if (env != NULL && !env->stress && env->budget > 0) {
+    if (env != NULL && env->budget > 0) {      /* > 0: not the stress mode */
         env->budget--;
         return true;
     }
@@ -498,7 +516,7 @@ static inline bool weft__coop_take_fast(weft_context *cx)
 {
     struct weft__task_env *env = (struct weft__task_env *)cx->priv;
 
-    if (env != NULL && !env->stress && env->budget > 0) {
+    if (env != NULL && env->budget > 0) {      /* > 0: not the stress mode */
         env->budget--;
         return true;
     }
