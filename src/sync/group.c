@@ -473,7 +473,7 @@ WEFT_API weft_poll weft_group_wait_poll(weft_group_wait *w, weft_context *cx, in
         return WEFT_READY;
     }
     g = w->g;
-    if (g == NULL || cx == NULL) {
+    if (g == NULL || cx == NULL || cx->waker == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
     }

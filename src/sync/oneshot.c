@@ -196,7 +196,7 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_recv *r, weft_context *cx
         return WEFT_READY;
     }
     os = r->os;
-    if (os == NULL || cx == NULL || (r->dst == NULL && os->size > 0)) {
+    if (os == NULL || cx == NULL || cx->waker == NULL || (r->dst == NULL && os->size > 0)) {
         *result = -EINVAL;
         return WEFT_READY;
     }
