@@ -63,6 +63,10 @@ struct weft_group {
     struct slot *slots;            /* ->lock */
     size_t cap, free_head;         /* ->lock */
     struct weft__waitq q;          /* ->lock */
+    unsigned pins;                 /* ->lock: wakes of the idle waiters between
+                                    * two batches (group_wake_idle()) */
+    bool freed;                    /* ->lock: weft_group_free() ran while pinned:
+                                    * the last unpin releases the memory */
 };
 
 /* ---- The wrapper future ------------------------------------------------------- */
@@ -158,8 +162,24 @@ static weft_poll gchild_poll(void *self, weft_context *cx, void *out)
     return WEFT_READY;
 }
 
+static void group_release(struct weft_group *g);
+
 /* live reached 0: wake every waiter. ->lock held; returns with it released.
- * After the last batch the group is not touched again (it may be freed). */
+ * After the last batch the group is not touched again (it may be freed).
+ *
+ * Between two batches the group is unlocked while we still need it, and
+ * with live at 0 nothing else keeps it: its waiters may all be dropped
+ * meanwhile (woken ones or linked ones; both are allowed at any time) and
+ * weft_group_free() then finds no child live and no waiter. So we pin it
+ * (pins, under ->lock) across the unlocked wake; a free that finds it
+ * pinned marks it `freed` and leaves the memory to the last unpin:
+ *
+ *   this drop (between batches)             weft_group_free()
+ *   pins++; unlock; wake the batch          lock: live 0, no waiter
+ *                                           pins? freed = true, unlock
+ *   lock; --pins == 0 && freed? unlock,     (returns 0: the group is gone
+ *     release the memory                     for the caller)
+ */
 static void group_wake_idle(struct weft_group *g)
 {
     struct wake_batch b = { 0 };
@@ -173,9 +193,15 @@ static void group_wake_idle(struct weft_group *g)
             wake_batch_run(&b);
             return;
         }
+        g->pins++;
         sync_unlock(&g->lock);
         wake_batch_run(&b);
         sync_lock(&g->lock);
+        if (--g->pins == 0 && g->freed) {
+            sync_unlock(&g->lock);         /* no waiter: free refused them */
+            group_release(g);
+            return;
+        }
     }
 }
 
@@ -401,6 +427,8 @@ static int wait_idle_locked(struct weft_group *g)
 
 WEFT_API int weft_group_free(weft_group *g)
 {
+    weft_cancel *tok;
+    bool pinned;
     int err;
 
     if (g == NULL)
@@ -422,14 +450,26 @@ WEFT_API int weft_group_free(weft_group *g)
         }
     }
     assert(waitq_empty(&g->q));
+    tok = g->tok;
+    pinned = g->pins != 0;             /* a drop still wakes waiters: it releases */
+    if (pinned)
+        g->freed = true;
     sync_unlock(&g->lock);
-    weft_cancel_cancel(g->tok);
-    weft_cancel_drop(g->tok);
+    weft_cancel_cancel(tok);
+    weft_cancel_drop(tok);
+    if (!pinned)
+        group_release(g);
+    return 0;
+}
+
+/* The group's memory, once nothing uses it (weft_group_free(), or the last
+ * unpin of group_wake_idle()). */
+static void group_release(struct weft_group *g)
+{
     pthread_cond_destroy(&g->idle);
     pthread_mutex_destroy(&g->lock);
     weft__free(g->slots);
     weft__free(g);
-    return 0;
 }
 
 /* What a wait reports once no child is live. ->lock held. */

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* Audit 8 of weft/group.h: the group's memory against the last child's
+ * drop. weft_group_free() may free the group as soon as no child is live
+ * and no wait future exists; the last child's drop wakes the group's wait
+ * futures in batches, unlocking in between, and relocked the group after
+ * each batch: a free made meanwhile (every wait future dropped, the last
+ * child's count already gone) freed the group under it. */
+#include "../sync/sync_test.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft/group.h"
+
+/* A waker whose first wake blocks until the test lets it go: it holds the
+ * last child's drop inside its first batch of wakes, outside the group's
+ * lock. */
+typedef struct gate {
+    atomic_int in_wake;       /* the first wake has begun */
+    atomic_int go;            /* the test is done: let it return */
+    atomic_int wakes;
+} gate;
+
+static const weft_waker_vtable gate_vtable;
+
+static weft_waker gate_clone(const void *d)
+{
+    return (weft_waker){ d, &gate_vtable };
+}
+
+static void gate_wake(const void *d)
+{
+    gate *g = (gate *)(uintptr_t)d;
+
+    if (atomic_fetch_add(&g->wakes, 1) == 0) {
+        atomic_store(&g->in_wake, 1);
+        ST_WAIT_UNTIL(atomic_load(&g->go));
+    }
+}
+
+static void gate_drop(const void *d)
+{
+    (void)d;
+}
+
+static const weft_waker_vtable gate_vtable = { gate_clone, gate_wake, gate_wake, gate_drop };
+
+/* Completes when the flag is set (polled by its own task). */
+typedef struct held {
+    atomic_int *release;
+    weft_yield y;
+} held;
+
+static weft_poll held_poll(held *h, weft_context *cx, void *out)
+{
+    (void)out;
+    if (atomic_load(h->release))
+        return WEFT_READY;
+    weft_waker_wake_by_ref(weft_context_waker(cx));    /* look again soon */
+    return WEFT_PENDING;
+}
+
+WEFT_DEFINE_FUTURE_STATIC(held, held_poll, NULL, int);
+
+#define WAITERS 100                 /* more than one batch of wakes (32) */
+#define SCRIBBLES 256
+
+/* group.h: weft_group_free() "waits until every child's future has been
+ * dropped, and frees the group", "No wait future may still exist". Both
+ * hold here when it runs, on a plain thread, while the last child's drop
+ * is still waking the first batch of the group's waiters (its waker held
+ * in the gate): the drop must not touch the group again. Without the fix
+ * the drop relocked the freed group (ASan: heap-use-after-free; the plain
+ * build read a mutex overwritten by the allocator). */
+TEST(group_freed_while_the_last_childs_drop_wakes_its_waiters)
+{
+    weft_runtime *rt = st_runtime(1);
+    weft_group *g;
+    static weft_group_wait waits[WAITERS];
+    gate gt = { 0 };
+    weft_waker wk = { &gt, &gate_vtable };
+    weft_context cx = weft_context_from_waker(&wk);
+    atomic_int release = 0;
+    void *scribble[SCRIBBLES];
+    int res;
+
+    ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+    ASSERT_OK(weft_group_spawn(g, &held_future, &(held){ .release = &release }));
+    for (int i = 0; i < WAITERS; i++) {
+        weft_group_wait_init(&waits[i], g);
+        ASSERT_EQ(WEFT_PENDING, weft_group_wait_poll(&waits[i], &cx, &res));
+    }
+    atomic_store(&release, 1);               /* the child completes: its drop wakes */
+    ST_WAIT_UNTIL(atomic_load(&gt.in_wake));
+    ASSERT_EQ(0, weft_group_live(g));
+    /* the drop is inside its first batch, the group unlocked: drop every
+     * wait (woken or still linked) and free the group */
+    for (int i = 0; i < WAITERS; i++)
+        weft_group_wait_drop(&waits[i]);
+    ASSERT_OK(weft_group_free(g));
+    /* reuse freed memory at once, scribbled over: a drop that still used
+     * the group would find its lock and wait list garbage */
+    for (int i = 0; i < SCRIBBLES; i++) {
+        scribble[i] = malloc(16 + 16 * (size_t)(i % 32));
+        ASSERT(scribble[i] != NULL);
+        memset(scribble[i], 0xff, 16 + 16 * (size_t)(i % 32));
+    }
+    atomic_store(&gt.go, 1);                 /* the drop goes on */
+    weft_runtime_free(rt);                   /* joins the worker: the drop is done */
+    for (int i = 0; i < SCRIBBLES; i++)
+        free(scribble[i]);
+    ASSERT_LE(32, atomic_load(&gt.wakes));   /* only the first batch was woken */
+}
