@@ -6,6 +6,7 @@
  * each batch: a free made meanwhile (every wait future dropped, the last
  * child's count already gone) freed the group under it. */
 #include "../sync/sync_test.h"
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,4 +110,72 @@ TEST(group_freed_while_the_last_childs_drop_wakes_its_waiters)
     for (int i = 0; i < SCRIBBLES; i++)
         free(scribble[i]);
     ASSERT_LE(32, atomic_load(&gt.wakes));   /* only the first batch was woken */
+}
+
+/* ---- combinators refused at init own nothing ----------------------------------- */
+typedef struct counted8 {
+    atomic_int *drops;
+} counted8;
+
+static weft_poll counted8_poll(counted8 *c, weft_context *cx, void *out)
+{
+    (void)c;
+    (void)cx;
+    *(int *)out = 1;
+    return WEFT_READY;
+}
+
+static void counted8_drop(counted8 *c)
+{
+    atomic_fetch_add(c->drops, 1);
+}
+
+WEFT_DEFINE_FUTURE_STATIC(counted8, counted8_poll, counted8_drop, int);
+
+/* group.h: select and race refuse, at init, a count whose index would not
+ * fit their int result (n above INT_MAX), and race a type of size 0 or an
+ * array whose size overflows: -EINVAL, owning and dropping nothing (the
+ * refusal reads no slot past the first it can tell is bad). */
+TEST(select_and_race_refuse_counts_past_int_max_and_own_nothing)
+{
+    weft_waker nw = weft_waker_noop();
+    weft_context cx = weft_context_from_waker(&nw);
+    atomic_int drops = 0;
+    counted8 f[2] = { { &drops }, { &drops } };
+    int out = 0, r;
+    weft_future_ref ref = { &counted8_future, &f[0], &out, 0 };
+    weft_select s;
+    weft_race rc;
+    weft_future_type zero = counted8_future;
+
+    weft_select_init(&s, &ref, (size_t)INT_MAX + 1);
+    r = 1;
+    ASSERT_EQ(WEFT_READY, weft_select_poll(&s, &cx, &r));
+    ASSERT_EQ(-EINVAL, r);
+    weft_select_drop(&s);
+    weft_race_init(&rc, &counted8_future, f, (size_t)INT_MAX + 1, &out);
+    r = 1;
+    ASSERT_EQ(WEFT_READY, weft_race_poll(&rc, &cx, &r));
+    ASSERT_EQ(-EINVAL, r);
+    weft_race_drop(&rc);
+    weft_race_init(&rc, &counted8_future, f, SIZE_MAX / 2, &out);
+    r = 1;
+    ASSERT_EQ(WEFT_READY, weft_race_poll(&rc, &cx, &r));
+    ASSERT_EQ(-EINVAL, r);
+    weft_race_drop(&rc);
+    zero.size = 0;
+    weft_race_init(&rc, &zero, f, 2, &out);
+    r = 1;
+    ASSERT_EQ(WEFT_READY, weft_race_poll(&rc, &cx, &r));
+    ASSERT_EQ(-EINVAL, r);
+    weft_race_drop(&rc);
+    ASSERT_EQ(0, atomic_load(&drops));       /* nothing owned, nothing dropped */
+    ASSERT_EQ(0, out);                       /* nothing polled */
+    /* the same futures in a proper race: one winner, both dropped once */
+    weft_race_init(&rc, &counted8_future, f, 2, &out);
+    ASSERT_EQ(WEFT_READY, weft_race_poll(&rc, &cx, &r));
+    ASSERT_EQ(0, r);
+    ASSERT_EQ(1, out);
+    weft_race_drop(&rc);
+    ASSERT_EQ(2, atomic_load(&drops));
 }
