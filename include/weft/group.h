@@ -175,7 +175,11 @@ WEFT_API int weft_group_free(weft_group *g);
  * weft_group_wait there). On a WEFT_CURRENT_THREAD runtime another thread
  * must be driving the runtime. In a drop run by the runtime's shutdown it
  * behaves as weft_group_free() does there (children cancelled first on the
- * same thread; -EDEADLK in the same case). Thread: any but a worker. */
+ * same thread; -EDEADLK in the same case). Another thread may free the
+ * group meanwhile (weft_group_free()): the join then returns what a wait
+ * would (the cancellation, or a failure) once the children are dropped,
+ * and the group's memory is released after it returns. Thread: any but a
+ * worker. */
 WEFT_API int weft_group_join(weft_group *g);
 
 /* Wait future: READY once no child is live (at once for an empty group).

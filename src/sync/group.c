@@ -64,7 +64,8 @@ struct weft_group {
     size_t cap, free_head;         /* ->lock */
     struct weft__waitq q;          /* ->lock */
     unsigned pins;                 /* ->lock: wakes of the idle waiters between
-                                    * two batches (group_wake_idle()) */
+                                    * two batches (group_wake_idle()), and
+                                    * weft_group_join()s waiting */
     bool freed;                    /* ->lock: weft_group_free() ran while pinned:
                                     * the last unpin releases the memory */
 };
@@ -451,7 +452,7 @@ WEFT_API int weft_group_free(weft_group *g)
     }
     assert(waitq_empty(&g->q));
     tok = g->tok;
-    pinned = g->pins != 0;             /* a drop still wakes waiters: it releases */
+    pinned = g->pins != 0;             /* a drop or a join still inside: it releases */
     if (pinned)
         g->freed = true;
     sync_unlock(&g->lock);
@@ -485,9 +486,17 @@ WEFT_API int weft_group_join(weft_group *g)
     if (g == NULL || (weft__task_driver != NULL && !weft__runtime_cancelling(g->rt)))
         return -EINVAL;
     sync_lock(&g->lock);
+    /* pinned while it waits (see group_wake_idle()): a free made on another
+     * thread meanwhile leaves the memory to us */
+    g->pins++;
     res = wait_idle_locked(g);
     if (res == 0)
         res = group_result(g);
+    if (--g->pins == 0 && g->freed) {
+        sync_unlock(&g->lock);
+        group_release(g);
+        return res;
+    }
     sync_unlock(&g->lock);
     return res;
 }

@@ -5,10 +5,14 @@
  * futures in batches, unlocking in between, and relocked the group after
  * each batch: a free made meanwhile (every wait future dropped, the last
  * child's count already gone) freed the group under it. */
+#define _GNU_SOURCE
 #include "../sync/sync_test.h"
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "weft/group.h"
 
@@ -216,6 +220,73 @@ TEST(group_freed_while_its_waiters_are_woken_and_dropped_stress)
         /* the wakes in flight still hold references to our waker: a
          * waker's data lives until its last reference is consumed */
         ST_WAIT_UNTIL(atomic_load(&c.clones) == atomic_load(&c.drops));
+    }
+    weft_runtime_free(rt);
+}
+
+/* ---- a blocking join on one thread, the free on another ------------------------- */
+typedef struct joiner8 {
+    weft_group *g;
+    atomic_int tid;
+    atomic_int done;
+    int result;
+} joiner8;
+
+static void *joiner8_main(void *arg)
+{
+    joiner8 *j = arg;
+
+    atomic_store(&j->tid, (int)syscall(SYS_gettid));
+    j->result = weft_group_join(j->g);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static bool asleep8(int tid)
+{
+    char path[64], buf[256], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/* group.h: weft_group_join() blocks "until no child is live"; free cancels
+ * the children, waits for their drops and frees. A join waiting on one
+ * thread while another frees the group: both return (the join with the
+ * cancellation), and the group's memory outlives the join (without the fix
+ * the join relocked the freed group, in the rounds where the free took the
+ * lock first: it hung on the freed mutex, or ASan saw the use after free). */
+TEST(group_join_waiting_while_another_thread_frees_the_group)
+{
+    int rounds = (int)harness_scale(100);
+    weft_runtime *rt = st_runtime(2);
+
+    ASSERT_OK(weft_runtime_set_lints(rt, &(weft_lint_options){ .mask = WEFT_LINTS_OFF }));
+    for (int round = 0; round < rounds; round++) {
+        weft_group *g;
+        atomic_int release = 0;
+        joiner8 j = { .result = 1 };
+        pthread_t th;
+
+        ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+        ASSERT_OK(weft_group_spawn(g, &held_future, &(held){ .release = &release }));
+        j.g = g;
+        ASSERT_EQ(0, pthread_create(&th, NULL, joiner8_main, &j));
+        ST_WAIT_UNTIL(atomic_load(&j.tid) != 0);
+        ST_WAIT_UNTIL(asleep8(atomic_load(&j.tid)));     /* inside the join */
+        ASSERT_OK(weft_group_free(g));
+        ST_WAIT_UNTIL(atomic_load(&j.done));    /* a hang fails here */
+        ASSERT_EQ(0, pthread_join(th, NULL));
+        ASSERT_EQ(-ECANCELED, j.result);
     }
     weft_runtime_free(rt);
 }
