@@ -195,6 +195,14 @@ typedef struct weft_context {
     void *priv;
 } weft_context;
 
+/* A context must carry a waker. A NULL context, or one whose waker
+ * pointer is NULL (a zeroed weft_context), is misuse: the futures of
+ * weft/lock.h, weft/chan.h and weft/group.h and weft_join_poll() answer
+ * READY with -EINVAL and change nothing (see lock.h's common rules),
+ * weft_yield_poll() READY. An empty
+ * waker (vtable NULL) is a waker: a future parks with it and is never
+ * woken. */
+
 /* A context around `waker`, for polling a future by hand. */
 static inline weft_context weft_context_from_waker(const weft_waker *waker)
 {

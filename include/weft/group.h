@@ -175,7 +175,11 @@ WEFT_API int weft_group_free(weft_group *g);
  * weft_group_wait there). On a WEFT_CURRENT_THREAD runtime another thread
  * must be driving the runtime. In a drop run by the runtime's shutdown it
  * behaves as weft_group_free() does there (children cancelled first on the
- * same thread; -EDEADLK in the same case). Thread: any but a worker. */
+ * same thread; -EDEADLK in the same case). Another thread may free the
+ * group meanwhile (weft_group_free()): the join then returns what a wait
+ * would (the cancellation, or a failure) once the children are dropped,
+ * and the group's memory is released after it returns. Thread: any but a
+ * worker. */
 WEFT_API int weft_group_join(weft_group *g);
 
 /* Wait future: READY once no child is live (at once for an empty group).
@@ -298,7 +302,8 @@ WEFT_API void weft_join_all_drop(weft_join_all *ja);
  * in one poll, the lowest index wins); the first READY wins: its output is
  * in its slot's `out`, every other future is dropped at once (the losers'
  * outputs are never written). Output (*result): the winner's index;
- * -EINVAL for n == 0, a NULL array, or a bad slot (checked at init, as
+ * -EINVAL for n == 0, n above INT_MAX (an index must fit the int result),
+ * a NULL array, or a bad slot (checked at init, as
  * for join_all: such a select owns nothing and drops no future, not even
  * the good slots'; they stay the caller's).
  * Cancel safety: dropping a pending select drops every future; whether a
@@ -320,8 +325,9 @@ WEFT_API void weft_select_drop(weft_select *s);
  * `futures` (an array: element i at futures + i * type->size). The winner's
  * output goes to `out` (type->output_size bytes; NULL if 0). Output
  * (*result): the winner's index, or -EINVAL (NULL type/poll/array, n == 0,
- * NULL out with output_size > 0). Same ownership and cancel safety as
- * select. */
+ * n above INT_MAX, a type of size 0, an array larger than memory (n *
+ * type->size overflows), NULL out with output_size > 0; checked at init:
+ * such a race owns nothing). Same ownership and cancel safety as select. */
 typedef struct weft_race {
     /* private: may change in any release */
     const weft_future_type *type;

@@ -19,6 +19,11 @@
  *     thread, tasks and plain threads alike.
  *   - A future whose init got a NULL object (or that was zeroed or dropped)
  *     completes at once with -EINVAL.
+ *   - A poll without a waker to store (a NULL context, or one whose waker
+ *     pointer is NULL, as in a zeroed weft_context) is misuse: it returns
+ *     READY with -EINVAL and changes nothing (the future can be polled
+ *     again with a proper context; one already READY may answer its
+ *     result instead).
  *   - Futures that can complete many times in a row call weft_coop_proceed()
  *     first, so that a busy channel cannot starve the other tasks.
  * Wakes are delivered after the object's lock is released (wakers never run

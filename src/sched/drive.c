@@ -139,12 +139,10 @@ static int run_shut(struct weft_runtime *rt)
     return -ESHUTDOWN;
 }
 
-WEFT_API int weft_runtime_run(weft_runtime *rt)
+static int run_held(struct weft_runtime *rt)
 {
     int err = 0;
 
-    if (rt == NULL || weft__task_driver != NULL)
-        return -EINVAL;
     if (rt->flavor == WEFT_CURRENT_THREAD) {
         err = drive(rt, no_active_tasks, rt);
         return err == -ESHUTDOWN ? run_shut(rt) : err;
@@ -159,6 +157,28 @@ WEFT_API int weft_runtime_run(weft_runtime *rt)
     atomic_fetch_sub_explicit(&rt->run_waiters, 1, memory_order_relaxed);
     pthread_mutex_unlock(&rt->run_lock);
     return err == -ESHUTDOWN ? run_shut(rt) : err;
+}
+
+/* A run holds the runtime's memory (a hold, as a shard's) for as long as
+ * it is inside: another thread may free the runtime meanwhile (sched.h: the
+ * run then returns -ESHUTDOWN once the shutdown is done), and the run still
+ * reads run_lock and shutdown_done after the free's own release. Whoever
+ * lets the last hold go destroys the runtime: the free, or this run.
+ * (weft_block_on() and weft_join_wait() need none: their join handle keeps
+ * the task's cell, hence its shard's hold.) */
+WEFT_API int weft_runtime_run(weft_runtime *rt)
+{
+    int err;
+
+    if (rt == NULL || weft__task_driver != NULL)
+        return -EINVAL;
+    /* relaxed: the caller's own hold (the user's) keeps the count above 0 */
+    atomic_fetch_add_explicit(&rt->holds, 1, memory_order_relaxed);
+    err = run_held(rt);
+    /* acq_rel: as every other release of a hold (the free's, a shard's) */
+    if (atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
+        weft__sched_destroy(rt);
+    return err;
 }
 
 static bool join_done(void *arg)

@@ -280,8 +280,10 @@ struct weft_runtime {
     _Atomic uint64_t clock_ns;
     _Atomic uint64_t lints;           /* reported (any thread: relaxed RMW, rare) */
     _Atomic unsigned run_waiters;     /* threads in run(): workers check */
-    /* non-empty shards + 1 while the user holds the runtime: the struct is
-     * freed when it reaches 0 */
+    /* non-empty shards + 1 while the user holds the runtime + 1 per thread
+     * inside weft_runtime_run() or weft_runtime_shutdown() (a free from
+     * another thread may come meanwhile): the struct is freed when it
+     * reaches 0 */
     _Atomic size_t holds;
 
     _Alignas(64) pthread_mutex_t run_lock;

@@ -113,20 +113,18 @@ static void drop_chain(struct weft__task *t)
     }
 }
 
-WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
+static void shutdown_held(struct weft_runtime *rt)
 {
     struct weft__task *t, *claimed = NULL;
     struct shutting_frame frame;
     void *pool;
 
-    if (rt == NULL || local_worker(rt) || frame_of(rt) != NULL)
-        return -EINVAL;
     pthread_mutex_lock(&rt->run_lock);
     if (rt->shutting) {               /* done, or another thread is at it */
         while (!rt->shutdown_done)
             pthread_cond_wait(&rt->run_cond, &rt->run_lock);
         pthread_mutex_unlock(&rt->run_lock);
-        return 0;
+        return;
     }
     rt->shutting = true;
     rt->shut = true;
@@ -206,6 +204,23 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
     rt->shutdown_done = true;
     pthread_cond_broadcast(&rt->run_cond);
     pthread_mutex_unlock(&rt->run_lock);
+}
+
+/* A shutdown holds the runtime's memory while inside (as a run does, see
+ * weft_runtime_run()): a second shutdown waiting for another thread's reads
+ * shutdown_done and the run lock after the first one's caller may have
+ * freed the runtime (weft_runtime_free() is that caller). Whoever lets the
+ * last hold go destroys it. */
+WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
+{
+    if (rt == NULL || local_worker(rt) || frame_of(rt) != NULL)
+        return -EINVAL;
+    /* relaxed: the caller's own hold keeps the count above 0 */
+    atomic_fetch_add_explicit(&rt->holds, 1, memory_order_relaxed);
+    shutdown_held(rt);
+    /* acq_rel: as every other release of a hold */
+    if (atomic_fetch_sub_explicit(&rt->holds, 1, memory_order_acq_rel) == 1)
+        weft__sched_destroy(rt);
     return 0;
 }
 

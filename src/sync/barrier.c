@@ -110,7 +110,7 @@ WEFT_API weft_poll weft_barrier_wait_poll(weft_barrier_wait *w, weft_context *cx
         return WEFT_READY;
     }
     b = w->bar;
-    if (b == NULL || cx == NULL) {
+    if (b == NULL || cx == NULL || cx->waker == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
     }

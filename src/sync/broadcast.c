@@ -218,7 +218,7 @@ WEFT_API weft_poll weft_bcast_recv_poll(weft_bcast_recv *r, weft_context *cx, in
             *result = -EINVAL;
         return WEFT_READY;
     }
-    if (r->rx == NULL || r->dst == NULL || cx == NULL) {
+    if (r->rx == NULL || r->dst == NULL || cx == NULL || cx->waker == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
     }

@@ -263,7 +263,7 @@ WEFT_API weft_poll weft_cancel_wait_poll(weft_cancel_wait *w, weft_context *cx, 
         return WEFT_READY;
     }
     t = w->tok;
-    if (t == NULL || cx == NULL) {
+    if (t == NULL || cx == NULL || cx->waker == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
     }

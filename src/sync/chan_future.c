@@ -391,7 +391,8 @@ WEFT_API weft_poll weft_chan_send_poll(weft_chan_send *s, weft_context *cx, int 
 {
     struct weft_chan *ch;
 
-    if (s == NULL || result == NULL || s->ch == NULL || s->msg == NULL || cx == NULL)
+    if (s == NULL || result == NULL || s->ch == NULL || s->msg == NULL || cx == NULL ||
+        cx->waker == NULL)
         return send_poll_invalid(result);
     ch = s->ch;
     if (s->w.owner == O_DONE) {
@@ -706,7 +707,8 @@ WEFT_API weft_poll weft_chan_recv_poll(weft_chan_recv *r, weft_context *cx, int 
 {
     struct weft_chan *ch;
 
-    if (r == NULL || result == NULL || r->ch == NULL || r->dst == NULL || cx == NULL)
+    if (r == NULL || result == NULL || r->ch == NULL || r->dst == NULL || cx == NULL ||
+        cx->waker == NULL)
         return recv_poll_invalid(result);
     ch = r->ch;
     if (r->w.owner == O_DONE) {

@@ -86,7 +86,7 @@ WEFT_API weft_poll weft_join_all_poll(weft_join_all *ja, weft_context *cx, int *
             *result = -EINVAL;
         return WEFT_READY;
     }
-    if (!ja->done && cx == NULL) {
+    if (!ja->done && (cx == NULL || cx->waker == NULL)) {
         *result = -EINVAL;
         return WEFT_READY;
     }
@@ -156,7 +156,7 @@ WEFT_API weft_poll weft_select_poll(weft_select *s, weft_context *cx, int *resul
             *result = -EINVAL;
         return WEFT_READY;
     }
-    if (!s->done && cx == NULL) {
+    if (!s->done && (cx == NULL || cx->waker == NULL)) {
         *result = -EINVAL;
         return WEFT_READY;
     }
@@ -240,7 +240,7 @@ WEFT_API weft_poll weft_race_poll(weft_race *r, weft_context *cx, int *result)
             *result = -EINVAL;
         return WEFT_READY;
     }
-    if (!r->done && cx == NULL) {
+    if (!r->done && (cx == NULL || cx->waker == NULL)) {
         *result = -EINVAL;
         return WEFT_READY;
     }

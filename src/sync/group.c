@@ -63,6 +63,11 @@ struct weft_group {
     struct slot *slots;            /* ->lock */
     size_t cap, free_head;         /* ->lock */
     struct weft__waitq q;          /* ->lock */
+    unsigned pins;                 /* ->lock: wakes of the idle waiters between
+                                    * two batches (group_wake_idle()), and
+                                    * weft_group_join()s waiting */
+    bool freed;                    /* ->lock: weft_group_free() ran while pinned:
+                                    * the last unpin releases the memory */
 };
 
 /* ---- The wrapper future ------------------------------------------------------- */
@@ -158,8 +163,24 @@ static weft_poll gchild_poll(void *self, weft_context *cx, void *out)
     return WEFT_READY;
 }
 
+static void group_release(struct weft_group *g);
+
 /* live reached 0: wake every waiter. ->lock held; returns with it released.
- * After the last batch the group is not touched again (it may be freed). */
+ * After the last batch the group is not touched again (it may be freed).
+ *
+ * Between two batches the group is unlocked while we still need it, and
+ * with live at 0 nothing else keeps it: its waiters may all be dropped
+ * meanwhile (woken ones or linked ones; both are allowed at any time) and
+ * weft_group_free() then finds no child live and no waiter. So we pin it
+ * (pins, under ->lock) across the unlocked wake; a free that finds it
+ * pinned marks it `freed` and leaves the memory to the last unpin:
+ *
+ *   this drop (between batches)             weft_group_free()
+ *   pins++; unlock; wake the batch          lock: live 0, no waiter
+ *                                           pins? freed = true, unlock
+ *   lock; --pins == 0 && freed? unlock,     (returns 0: the group is gone
+ *     release the memory                     for the caller)
+ */
 static void group_wake_idle(struct weft_group *g)
 {
     struct wake_batch b = { 0 };
@@ -173,9 +194,15 @@ static void group_wake_idle(struct weft_group *g)
             wake_batch_run(&b);
             return;
         }
+        g->pins++;
         sync_unlock(&g->lock);
         wake_batch_run(&b);
         sync_lock(&g->lock);
+        if (--g->pins == 0 && g->freed) {
+            sync_unlock(&g->lock);         /* no waiter: free refused them */
+            group_release(g);
+            return;
+        }
     }
 }
 
@@ -401,6 +428,8 @@ static int wait_idle_locked(struct weft_group *g)
 
 WEFT_API int weft_group_free(weft_group *g)
 {
+    weft_cancel *tok;
+    bool pinned;
     int err;
 
     if (g == NULL)
@@ -422,14 +451,26 @@ WEFT_API int weft_group_free(weft_group *g)
         }
     }
     assert(waitq_empty(&g->q));
+    tok = g->tok;
+    pinned = g->pins != 0;             /* a drop or a join still inside: it releases */
+    if (pinned)
+        g->freed = true;
     sync_unlock(&g->lock);
-    weft_cancel_cancel(g->tok);
-    weft_cancel_drop(g->tok);
+    weft_cancel_cancel(tok);
+    weft_cancel_drop(tok);
+    if (!pinned)
+        group_release(g);
+    return 0;
+}
+
+/* The group's memory, once nothing uses it (weft_group_free(), or the last
+ * unpin of group_wake_idle()). */
+static void group_release(struct weft_group *g)
+{
     pthread_cond_destroy(&g->idle);
     pthread_mutex_destroy(&g->lock);
     weft__free(g->slots);
     weft__free(g);
-    return 0;
 }
 
 /* What a wait reports once no child is live. ->lock held. */
@@ -445,9 +486,17 @@ WEFT_API int weft_group_join(weft_group *g)
     if (g == NULL || (weft__task_driver != NULL && !weft__runtime_cancelling(g->rt)))
         return -EINVAL;
     sync_lock(&g->lock);
+    /* pinned while it waits (see group_wake_idle()): a free made on another
+     * thread meanwhile leaves the memory to us */
+    g->pins++;
     res = wait_idle_locked(g);
     if (res == 0)
         res = group_result(g);
+    if (--g->pins == 0 && g->freed) {
+        sync_unlock(&g->lock);
+        group_release(g);
+        return res;
+    }
     sync_unlock(&g->lock);
     return res;
 }
@@ -473,7 +522,7 @@ WEFT_API weft_poll weft_group_wait_poll(weft_group_wait *w, weft_context *cx, in
         return WEFT_READY;
     }
     g = w->g;
-    if (g == NULL || cx == NULL) {
+    if (g == NULL || cx == NULL || cx->waker == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
     }

@@ -117,7 +117,7 @@ WEFT_API weft_poll weft_notify_wait_poll(weft_notify_wait *w, weft_context *cx, 
         return WEFT_READY;
     }
     n = w->nt;
-    if (n == NULL || cx == NULL) {
+    if (n == NULL || cx == NULL || cx->waker == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
     }

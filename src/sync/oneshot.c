@@ -196,7 +196,7 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_recv *r, weft_context *cx
         return WEFT_READY;
     }
     os = r->os;
-    if (os == NULL || cx == NULL || (r->dst == NULL && os->size > 0)) {
+    if (os == NULL || cx == NULL || cx->waker == NULL || (r->dst == NULL && os->size > 0)) {
         *result = -EINVAL;
         return WEFT_READY;
     }
@@ -204,6 +204,11 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_recv *r, weft_context *cx
         *result = r->result;
         return WEFT_READY;
     }
+    /* lock.h's rule for futures that can complete many times in a row: a
+     * spent oneshot (value taken, or sender gone) completes every new
+     * receive at once with -EPIPE, so a loop over them must still yield */
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;               /* the task was woken already */
     sync_lock(&os->lock);
     ret = os_take(os, r->dst);
     if (ret == -EAGAIN) {

@@ -340,7 +340,7 @@ WEFT_API weft_poll weft_sem_acquire_poll(weft_sem_acquire *a, weft_context *cx, 
         return WEFT_READY;
     }
     s = a->sem;
-    if (s == NULL || cx == NULL || a->w.n > s->max) {
+    if (s == NULL || cx == NULL || cx->waker == NULL || a->w.n > s->max) {
         *result = -EINVAL;
         return WEFT_READY;
     }

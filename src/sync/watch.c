@@ -227,7 +227,7 @@ WEFT_API weft_poll weft_watch_changed_poll(weft_watch_changed *c, weft_context *
             *result = -EINVAL;
         return WEFT_READY;
     }
-    if (c->rx == NULL || c->dst == NULL || cx == NULL) {
+    if (c->rx == NULL || c->dst == NULL || cx == NULL || cx->waker == NULL) {
         *result = -EINVAL;
         return WEFT_READY;
     }

@@ -692,7 +692,7 @@ WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_context *cx)
 {
     struct weft__task_env *env;
 
-    if (y == NULL || cx == NULL || y->yielded)
+    if (y == NULL || cx == NULL || cx->waker == NULL || y->yielded)
         return WEFT_READY;             /* misuse (NULL) is not a crash */
     env = cx->priv;
     y->yielded = true;

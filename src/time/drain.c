@@ -49,6 +49,14 @@ WEFT_API weft_poll weft_group_drain_poll(weft_group_drain *d, weft_context *cx, 
             *result = -EINVAL;
         return WEFT_READY;
     }
+    if (d->state != DR_DONE && (cx == NULL || cx->waker == NULL)) {
+        /* misuse, as every future of lock.h's rules answers it: -EINVAL,
+         * nothing changed. (The group wait below answers a NULL context so
+         * too: taken for its READY, it read as "no child left", 0.) */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     switch (d->state) {
     case DR_DONE:
         if (result)

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/* Audit 8 of weft/chan.h: lock.h's common rules that chan.h takes over
+ * ("Futures that can complete many times in a row call weft_coop_proceed()
+ * first") for the oneshot receive, which completes every fresh receive on a
+ * spent oneshot at once. */
+#include "sync_test.h"
+#include <string.h>
+
+/* A task that awaits fresh receives on a spent oneshot in a loop (each
+ * completes at once with -EPIPE), until another task sets the flag. */
+typedef struct osloop {
+    weft_async co;
+    weft_oneshot_rx *rx;
+    atomic_int *flag;
+    unsigned i;
+    int res;
+    int dst;
+    bool live;
+    weft_oneshot_recv r;
+} osloop;
+
+static weft_poll osloop_poll(osloop *s, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&s->co);
+    for (s->i = 0; s->i < 1000000u && !atomic_load(s->flag); s->i++) {
+        weft_oneshot_recv_init(&s->r, s->rx, &s->dst);
+        s->live = true;
+        WEFT_AWAIT(&s->co, weft_oneshot_recv_poll(&s->r, cx, &s->res));
+        weft_oneshot_recv_drop(&s->r);
+        s->live = false;
+        if (s->res != -EPIPE)
+            break;
+    }
+    *(int *)out = atomic_load(s->flag) ? (int)s->i : -1;
+    WEFT_END(&s->co);
+}
+
+static void osloop_drop(osloop *s)
+{
+    if (s->live)
+        weft_oneshot_recv_drop(&s->r);
+}
+
+WEFT_DEFINE_FUTURE_STATIC(osloop, osloop_poll, osloop_drop, int);
+
+typedef struct setflag {
+    atomic_int *flag;
+} setflag;
+
+static weft_poll setflag_poll(setflag *s, weft_context *cx, void *out)
+{
+    (void)cx;
+    (void)out;
+    atomic_store(s->flag, 1);
+    return WEFT_READY;
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(setflag, setflag_poll, NULL);
+
+/* One worker: the loop (spawned first) only lets the setter run if its
+ * receives spend the cooperative budget. Without it the loop ran all its
+ * million receives (seconds) before the setter got the worker. */
+static void oneshot_loop_yields(bool sent)
+{
+    weft_runtime *rt = st_runtime(1);
+    weft_oneshot_tx *tx;
+    weft_oneshot_rx *rx;
+    atomic_int flag = 0;
+    weft_join *jl, *js;
+    int v = 7, got = 0, iters = -2;
+
+    ASSERT_OK(weft_oneshot_new(&tx, &rx, sizeof(int)));
+    if (sent) {
+        ASSERT_OK(weft_oneshot_send(tx, &v));
+        ASSERT_OK(weft_oneshot_try_recv(rx, &got));       /* value taken: spent */
+        ASSERT_EQ(7, got);
+    } else {
+        weft_oneshot_tx_drop(tx);                         /* sender gone: spent */
+    }
+    ASSERT_OK(weft_spawn(rt, &osloop_future, &(osloop){ .rx = rx, .flag = &flag }, &jl));
+    ASSERT_OK(weft_spawn(rt, &setflag_future, &(setflag){ .flag = &flag }, &js));
+    ASSERT_OK(weft_join_wait(jl, &iters));
+    ASSERT_OK(weft_join_wait(js, NULL));
+    /* the setter ran while the loop still looped: a budget's worth of
+     * receives (128), far from the million */
+    ASSERT(iters >= 0);
+    ASSERT_LE(100000, iters);
+    weft_join_drop(jl);
+    weft_join_drop(js);
+    weft_runtime_free(rt);
+    weft_oneshot_rx_drop(rx);
+}
+
+TEST(oneshot_receives_of_a_dropped_sender_spend_the_budget)
+{
+    oneshot_loop_yields(false);
+}
+
+TEST(oneshot_receives_of_a_taken_value_spend_the_budget)
+{
+    oneshot_loop_yields(true);
+}
