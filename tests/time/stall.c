@@ -224,3 +224,87 @@ TEST(timers_fire_with_backup_and_watcher_racing)
     ASSERT_EQ(0, atomic_load(&racer_bad));
     weft_runtime_free(rt);
 }
+
+/* ---- What a parked worker's drive fires goes to its local queue ------------------
+ * (issue 13) A driver held off the CPU right after firing must not hold
+ * what it fired in its LIFO slot, which only its owner runs: the drive of
+ * a parked worker (weft__sched_drive_timers(rt, true)) puts the woken tasks
+ * in its local queue, where other workers steal them. The task layer's
+ * fast path for a local wake into an empty LIFO slot once skipped that
+ * rule (and, the driver having given up the watcher role, woke a sleeper at
+ * every firing). Played here on a current-thread runtime, where nothing
+ * else drives: a task waits until a sleeping task's deadline has passed,
+ * drives the timers as a parked worker would, and looks where the sleeper
+ * went. */
+typedef struct napper {
+    weft_async co;
+    weft_sleep s;
+    atomic_int *armed;
+    uint64_t *deadline;
+} napper;
+
+static weft_poll napper_poll(napper *f, weft_context *cx, void *out)
+{
+    (void)out;
+    WEFT_BEGIN(&f->co);
+    weft_sleep_init(&f->s, 1);
+    *f->deadline = weft_sleep_deadline(&f->s);
+    atomic_store(f->armed, 1);        /* armed in this same poll */
+    WEFT_AWAIT(&f->co, weft_sleep_poll(&f->s, cx));
+    WEFT_END(&f->co);
+}
+
+static void napper_drop(napper *f)
+{
+    weft_sleep_drop(&f->s);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(napper, napper_poll, napper_drop);
+
+typedef struct drive_probe {
+    weft_async co;
+    weft_yield y;
+    weft_runtime *rt;
+    atomic_int *armed;
+    uint64_t *deadline;
+} drive_probe;
+
+static weft_poll drive_probe_poll(drive_probe *f, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&f->co);
+    while (!atomic_load(f->armed))
+        WEFT_YIELD(&f->co, &f->y, cx);
+    {
+        struct worker *w = local_worker(f->rt);
+        int *r = out;
+
+        while (weft_now_ms() <= *f->deadline)
+            ;                         /* past the sleeper's deadline, no other driver */
+        weft__sched_drive_timers(f->rt, true);
+        r[0] = atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL;
+        r[1] = (int)lq_len(&w->q);
+    }
+    WEFT_END(&f->co);
+}
+WEFT_DEFINE_FUTURE_STATIC(drive_probe, drive_probe_poll, NULL, int[2]);
+
+TEST(parked_drive_wakes_into_the_local_queue)
+{
+    static uint64_t deadline;
+    weft_runtime *rt;
+    atomic_int armed = 0;
+    weft_join *j;
+    int r[2] = { 0, 0 };
+
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .flavor = WEFT_CURRENT_THREAD }));
+    ASSERT_OK(weft_spawn(rt, &napper_future, &(napper){ .armed = &armed, .deadline = &deadline },
+                         &j));
+    ASSERT_OK(weft_block_on(rt, &drive_probe_future,
+                            &(drive_probe){ .rt = rt, .armed = &armed, .deadline = &deadline },
+                            r));
+    ASSERT(r[0]);                     /* the LIFO slot stayed empty */
+    ASSERT_EQ(1, r[1]);               /* the sleeper waits in the local queue */
+    ASSERT_OK(weft_runtime_run(rt));  /* runs it */
+    ASSERT(weft_join_is_complete(j));
+    weft_join_drop(j);
+    weft_runtime_free(rt);
+}
