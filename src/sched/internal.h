@@ -242,22 +242,23 @@ struct weft_runtime {
          * off the CPU (park.c, "The backup"); -1: none */
         _Atomic int backup;
         _Atomic uint64_t nap_until;   /* ms the watcher wakes at; UINT64_MAX */
+        /* io_uring: the worker that owns the ring (waits in it whenever
+         * it parks; see park.c), -1 before one claimed it or on epoll */
+        _Atomic int io_owner;
         /* The backup's alarm (park.c, "The backup"), made by the first
          * backup: a timerfd (CLOCK_MONOTONIC, absolute) set BACKUP_NS
          * after the deadline the watcher naps towards, and an eventfd
          * that wakes the backup out of its poll(). */
-        pthread_mutex_t alarm_lock;
+        _Alignas(64) pthread_mutex_t alarm_lock;  /* a line of its own: set per nap */
         int alarm_tfd, alarm_efd;     /* -1 until made; written once, before
                                        * alarm_state's release store */
         _Atomic int alarm_state;      /* ALARM_NONE, ALARM_MADE, ALARM_FAILED */
         _Atomic uint64_t alarm_ns;    /* what alarm_tfd is set to (ns), 0 none:
                                        * written under alarm_lock, read as a hint */
-        /* io_uring: the worker that owns the ring (waits in it whenever
-         * it parks; see park.c), -1 before one claimed it or on epoll */
-        _Atomic int io_owner;
     } idle;
 
-    struct weft__io io;               /* epoll, driven by the watcher */
+    _Alignas(64) struct weft__io io;  /* epoll, driven by the watcher (apart from
+                                       * the alarm's line) */
 
     struct cell_pool {
         _Alignas(64) struct spinlock lock;
