@@ -675,8 +675,12 @@ void weft__sched_drive_timers(struct weft_runtime *rt, bool idle)
     }
     if (self)
         self->wake_fifo = 0;
-    if (n)
-        alarm_follow(rt, weft__sched_timers_next(rt));   /* past what fired */
+    /* a parked worker (the watcher after its nap, the backup) moves the
+     * backup's alarm past what it fired, before it runs what it woke (a
+     * busy worker's drives leave it to the watcher's next nap: one
+     * syscall per watcher wake at most) */
+    if (n && idle && atomic_load_explicit(&rt->idle.backup, memory_order_relaxed) >= 0)
+        alarm_follow(rt, weft__sched_timers_next(rt));
     if (n && weft__trace_active(rt))
         weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
 }
