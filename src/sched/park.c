@@ -443,8 +443,12 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
  * that would move the alarm forward is held off the CPU; an arm kicks only
  * the watcher), that timer is covered from the alarm's deadline on, as
  * before. Never a timer's correctness: the watcher and busy workers fire
- * it anyway. If the descriptors cannot be made (EMFILE), the backup waits
- * on its condition variable with a timeout, and wakes once per deadline.
+ * it anyway. Invariant (under alarm_lock): alarm_ns != 0 only while the
+ * timerfd is set for that time, or has rung for it with the ring unread
+ * (the backup that reads a ring zeroes it, alarm_rang()), so a set skipped
+ * as "already so" never leaves a backup waiting on a disarmed alarm.
+ * If the descriptors cannot be made (EMFILE), the backup waits on its
+ * condition variable with a timeout, and wakes once per deadline.
  * back_up() returns true when notified; false when timers are due (or it
  * was kicked): the caller drives them as after the watcher's nap. */
 static bool alarm_ready(struct weft_runtime *rt)
@@ -511,6 +515,22 @@ static void alarm_follow(struct weft_runtime *rt, uint64_t next)
     alarm_set(rt, weft__time_add_sat(weft__time_mul_sat(next, 1000000u), BACKUP_NS));
 }
 
+/* The backup read an expiry of the alarm: a one-shot timerfd that rang is
+ * disarmed, so `alarm_ns` must stop saying it is set (alarm_set() would
+ * skip setting the same time again: a backup that left on a notify read
+ * together with the ring, and the next one that comes for the same
+ * deadline, would wait with no alarm at all). Unless a writer set a later
+ * time since (its settime came after the ring: ours was of the old one). */
+static void alarm_rang(struct weft_runtime *rt)
+{
+    uint64_t now = weft__now_ns();
+
+    pthread_mutex_lock(&rt->idle.alarm_lock);
+    if (atomic_load_explicit(&rt->idle.alarm_ns, memory_order_relaxed) <= now)
+        atomic_store_explicit(&rt->idle.alarm_ns, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->idle.alarm_lock);
+}
+
 /* The backup's wait: until notified or kicked (true), or the alarm went
  * off or `until` passed (false; also on a spurious return: the caller
  * looks at the deadlines again). Holds no lock on return. */
@@ -534,8 +554,8 @@ static bool wait_alarm(struct worker *w, bool alarm, uint64_t until)
         if (poll(p, 2, -1) > 0) {
             /* EAGAIN: moved by alarm_set() since (timerfd), or read by an
              * earlier round (eventfd); EINTR above: look again */
-            if ((p[0].revents & POLLIN) && read(p[0].fd, &n, sizeof(n)) < 0)
-                n = 0;
+            if ((p[0].revents & POLLIN) && read(p[0].fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+                alarm_rang(rt);
             if ((p[1].revents & POLLIN) && read(p[1].fd, &n, sizeof(n)) < 0)
                 n = 0;
         }
