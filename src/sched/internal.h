@@ -408,6 +408,7 @@ bool weft__sched_work_anywhere(struct weft_runtime *rt);
 void weft__sched_drive_timers(struct weft_runtime *rt, bool idle);
 uint64_t weft__sched_timers_next(struct weft_runtime *rt);
 void weft__sched_time_kick(void *ctx, uint64_t deadline);
+void weft__sched_io_made(void *ctx);
 void weft__sched_io_kick(void *ctx);
 struct weft__task *weft__sched_park(struct worker *w);
 

@@ -479,6 +479,20 @@ static bool alarm_ready(struct weft_runtime *rt)
     return st == ALARM_MADE;
 }
 
+/* The reactor was just made (weft__io's `made` hook, on the thread that
+ * made it): a multi-thread runtime opens the backup's alarm now too, so
+ * that a program that counts its descriptors once I/O has started sees
+ * none appear later (a first backup would otherwise open them in the
+ * middle of whatever the program was doing). A runtime without I/O opens
+ * them at its first backup. */
+void weft__sched_io_made(void *ctx)
+{
+    struct weft_runtime *rt = ctx;
+
+    if (rt->flavor != WEFT_CURRENT_THREAD && rt->nworkers > 1)
+        alarm_ready(rt);
+}
+
 /* Set the alarm to go off at `at_ns` (CLOCK_MONOTONIC), unless it is set
  * so already. Any thread, once alarm_ready() said so. */
 static void alarm_set(struct weft_runtime *rt, uint64_t at_ns)
