@@ -2,7 +2,7 @@
 /* weft's side of the timer benchmarks W6 and W7 (bench/peers/ has the same
  * workloads on tokio, Go and libuv; bench/compare_time.sh runs them all).
  *
- *     weft-bench-time <W6|W7|SEED|TIMEOUT> <mt<workers>|ct> [scale]
+ *     weft-bench-time <W6|W7|SEED|TIMEOUT|TICK> <mt<workers>|ct> [scale]
  *     weft-bench-time cell        what one sleeping task's cell costs
  *
  * W6 timers: 100,000 tasks each sleep a pseudo-random 1..1000 ms, drawn in
@@ -32,6 +32,13 @@
  * PENDING and cancels it at the READY: arm_cancel_ns = timeout_once -
  * once is that pair's price. With `workers` > 1, the other workers only
  * park (usage: weft-bench-time TIMEOUT mt1).
+ *
+ * TICK: one timer at a time: one task sleeps 1 ms, 2,000 x scale times
+ * (usage: weft-bench-time TICK mt2). Reports the process's CPU time (user
+ * + sys, every thread) and voluntary context switches per tick, from the
+ * first sleep to the last wake-up: what a periodic tick costs while every
+ * other worker is parked (the watcher naps until each deadline; the other
+ * parked workers should not wake for it).
  *
  * Each prints one line of key=value metrics:
  *   RESULT W6 weft-mt2 tasks=.. check=.. wall_ms=.. spawn_ms=.. late_max_ms=.. late_p99_ms=..
@@ -357,6 +364,80 @@ static int run_timeout(weft_runtime_options *opt, const char *name, double scale
     return 0;
 }
 
+/* ---- TICK: one timer at a time ----------------------------------------------- */
+typedef struct ticker {
+    weft_async co;
+    size_t n, i;
+    uint64_t cpu0, csw0, t0, late_max;
+    weft_sleep s;
+} ticker;
+
+static uint64_t vol_switches(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_nvcsw;
+}
+
+static weft_poll ticker_poll(ticker *f, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&f->co);
+    f->cpu0 = cpu_ns();
+    f->csw0 = vol_switches();
+    f->t0 = now_ns();
+    for (f->i = 0; f->i < f->n; f->i++) {
+        weft_sleep_init(&f->s, 1);
+        WEFT_AWAIT(&f->co, weft_sleep_poll(&f->s, cx));
+        {
+            uint64_t dl = weft_sleep_deadline(&f->s) * 1000000u, now = now_ns();
+
+            if (now > dl && now - dl > f->late_max)
+                f->late_max = now - dl;
+        }
+    }
+    {
+        uint64_t *r = out;
+
+        r[0] = cpu_ns() - f->cpu0;
+        r[1] = vol_switches() - f->csw0;
+        r[2] = now_ns() - f->t0;
+        r[3] = f->late_max;
+    }
+    WEFT_END(&f->co);
+}
+
+static void ticker_drop(ticker *f)
+{
+    weft_sleep_drop(&f->s);
+}
+WEFT_DEFINE_FUTURE(ticker, ticker_poll, ticker_drop, uint64_t[4]);
+
+static int run_tick(weft_runtime_options *opt, const char *name, double scale)
+{
+    size_t n = (size_t)(2000 * scale);
+    uint64_t r[4];
+    weft_runtime *rt;
+    int err;
+
+    if (n == 0)
+        n = 1;
+    if ((err = weft_runtime_new(&rt, opt)) < 0) {
+        fprintf(stderr, "weft_runtime_new: %s\n", weft_strerror(err));
+        return 1;
+    }
+    err = weft_block_on(rt, &ticker_future, &(ticker){ .n = n }, r);
+    weft_runtime_free(rt);
+    if (err < 0) {
+        fprintf(stderr, "weft_block_on: %s\n", weft_strerror(err));
+        return 1;
+    }
+    printf("RESULT TICK %s ticks=%zu cpu_us_per_tick=%.2f vol_switches_per_tick=%.2f "
+           "wall_ms=%.1f late_max_ms=%.3f\n",
+           name, n, (double)r[0] / 1e3 / n, (double)r[1] / n, r[2] / 1e6, r[3] / 1e6);
+    return 0;
+}
+
 /* ---- `cell`: what one spawn of each task allocates --------------------------- */
 static size_t last_alloc, alloc_calls;
 
@@ -421,7 +502,7 @@ static int cmp_i64(const void *a, const void *b)
 
 static int usage(void)
 {
-    fputs("usage: weft-bench-time <W6|W7|SEED|TIMEOUT> <mt<workers>|ct> [scale]\n"
+    fputs("usage: weft-bench-time <W6|W7|SEED|TIMEOUT|TICK> <mt<workers>|ct> [scale]\n"
           "       weft-bench-time cell\n", stderr);
     return 2;
 }
@@ -450,6 +531,8 @@ int main(int argc, char **argv)
         w = 10;
     else if (strcmp(argv[1], "TIMEOUT") == 0)
         w = 11;
+    else if (strcmp(argv[1], "TICK") == 0)
+        w = 12;
     else
         return usage();
     if (strncmp(argv[2], "mt", 2) == 0 && atoi(argv[2] + 2) > 0) {
@@ -466,6 +549,8 @@ int main(int argc, char **argv)
         return usage();
     if (w == 11)
         return run_timeout(&opt, name, scale);
+    if (w == 12)
+        return run_tick(&opt, name, scale);
     n = (size_t)((w == 6 ? W6_TASKS : w == 7 ? W7_TASKS : SEED_TASKS) * scale);
     if (n == 0)
         n = 1;

@@ -86,6 +86,14 @@ typedef struct weft_runtime_options {
  * Returns 0 and the runtime in *out (free it with weft_runtime_free()),
  * -EINVAL for bad options, -ENOMEM, or -EAGAIN when a thread could not be
  * started; on failure nothing is leaked and *out is untouched.
+ * Descriptors: none at creation. The runtime opens them when first needed
+ * and closes them with its memory (after weft_runtime_free(), once no task
+ * cell is left): the reactor's at the first socket, stream or fd watch,
+ * and, on a multi-thread runtime, two for its timers (a timerfd and an
+ * eventfd: the alarm of the second parked worker that covers a late timer
+ * driver), opened with the reactor, or, before any I/O, the first time two
+ * workers park with a timer pending; if those cannot be opened (EMFILE)
+ * the timers work as before, at the cost of a wake-up per deadline.
  * Thread: any. */
 WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *opt);
 

@@ -114,6 +114,7 @@ int weft__io_reactor(struct weft__io *io, struct weft__reactor **out)
     /* acquire: pairs with the release store below */
     struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
     int err = 0;
+    bool made = false;
 
     if (r == NULL) {
         pthread_mutex_lock(&io->lock);
@@ -126,10 +127,15 @@ int weft__io_reactor(struct weft__io *io, struct weft__reactor **out)
              * the pointer see the descriptors */
             if (err == 0)
                 atomic_store_explicit(&io->r, r, memory_order_release);
+            made = err == 0;
         }
         pthread_mutex_unlock(&io->lock);
         if (err)
             return err;
+        /* the caller (a registration) holds the runtime: its memory, and
+         * with it kick_ctx, outlives this call */
+        if (made && io->made)
+            io->made(io->kick_ctx);
     }
     weft__reactor_clone(r);
     *out = r;

@@ -211,6 +211,12 @@ struct weft__io {
     _Atomic(struct weft__reactor *) r;   /* NULL until the first registration */
     void (*kick)(void *ctx);
     void *kick_ctx;
+    /* set by the runtime after weft__io_init(), or NULL: called once, by
+     * the thread that made the reactor, after its descriptors are open
+     * (outside ->lock), with kick_ctx. The scheduler opens its own lazily
+     * made descriptors there (park.c, the backup's alarm), so that a
+     * program that counts descriptors once I/O has started sees them all. */
+    void (*made)(void *ctx);
     bool shut;                        /* ->lock: no reactor may be made */
     int want;                         /* WEFT_IO_EPOLL or WEFT_IO_URING (fixed) */
     int fallback;                     /* ->lock: why io_uring was not used (-errno) */

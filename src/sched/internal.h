@@ -44,6 +44,8 @@
  *                 or a walk of half a local queue at most)
  *   idle.lock     the list of sleeping workers
  *   w->park_lock  one worker's wake-up flag
+ *   idle.alarm_lock  the backup's timerfd: making it, setting it (one
+ *                 syscall)
  *   shard->lock   one shard of the books (every live cell)
  *   run_lock      run()'s wait for "no active tasks", and the shutdown flag
  *
@@ -88,6 +90,7 @@
 #define WATCH_MIN_NS 1000000u /* the watcher's first nap, ... */
 #define WATCH_MAX_NS 8000000u /* ... doubled while no LIFO slot is full, to this */
 #define BACKUP_NS 250000u     /* the backup wakes this long after a deadline (park.c) */
+enum { ALARM_NONE, ALARM_MADE, ALARM_FAILED };   /* idle.alarm_state */
 
 /* A spinlock for the books' shards, the inject queue and the cell pool:
  * each is held for a few pointer moves only, where a mutex's bookkeeping
@@ -200,6 +203,8 @@ struct worker {
                                        * I/O started: look again */
     bool in_io;                       /* ->park_lock: waiting in epoll_wait (wake
                                        * it through the eventfd, not the cond) */
+    bool in_alarm;                    /* ->park_lock: the backup, waiting in poll()
+                                       * on the alarm (wake it through idle.alarm_efd) */
     bool sleeping;                    /* ->idle.lock: on the sleepers list */
     /* The timers armed by tasks polled on this worker (a wheel per worker,
      * see "Timers" in park.c): armed and cancelled under its own lock, so
@@ -240,9 +245,20 @@ struct weft_runtime {
         /* io_uring: the worker that owns the ring (waits in it whenever
          * it parks; see park.c), -1 before one claimed it or on epoll */
         _Atomic int io_owner;
+        /* The backup's alarm (park.c, "The backup"), made by the first
+         * backup: a timerfd (CLOCK_MONOTONIC, absolute) set BACKUP_NS
+         * after the deadline the watcher naps towards, and an eventfd
+         * that wakes the backup out of its poll(). */
+        _Alignas(64) pthread_mutex_t alarm_lock;  /* a line of its own: set per nap */
+        int alarm_tfd, alarm_efd;     /* -1 until made; written once, before
+                                       * alarm_state's release store */
+        _Atomic int alarm_state;      /* ALARM_NONE, ALARM_MADE, ALARM_FAILED */
+        _Atomic uint64_t alarm_ns;    /* what alarm_tfd is set to (ns), 0 none:
+                                       * written under alarm_lock, read as a hint */
     } idle;
 
-    struct weft__io io;               /* epoll, driven by the watcher */
+    _Alignas(64) struct weft__io io;  /* epoll, driven by the watcher (apart from
+                                       * the alarm's line) */
 
     struct cell_pool {
         _Alignas(64) struct spinlock lock;
@@ -394,6 +410,7 @@ bool weft__sched_work_anywhere(struct weft_runtime *rt);
 void weft__sched_drive_timers(struct weft_runtime *rt, bool idle);
 uint64_t weft__sched_timers_next(struct weft_runtime *rt);
 void weft__sched_time_kick(void *ctx, uint64_t deadline);
+void weft__sched_io_made(void *ctx);
 void weft__sched_io_kick(void *ctx);
 struct weft__task *weft__sched_park(struct worker *w);
 

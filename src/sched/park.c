@@ -3,9 +3,12 @@
  * watcher: the parked worker that drives the timers and the I/O reactor and
  * takes LIFO tasks stuck behind a long poll. */
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,7 +45,7 @@ _Atomic unsigned weft__sched_fence_dummy;  /* see full_fence() */
  * thread inside a push or a shutdown). */
 static void wake_worker(struct worker *w, bool kick)
 {
-    bool io;
+    bool io, alarm;
 
     pthread_mutex_lock(&w->park_lock);
     if (kick)
@@ -50,11 +53,21 @@ static void wake_worker(struct worker *w, bool kick)
     else
         w->notified = true;
     io = w->in_io;
+    alarm = w->in_alarm;
     pthread_mutex_unlock(&w->park_lock);
-    if (io)
+    if (io) {
         weft__io_wake(&w->rt->io);
-    else
+    } else if (alarm) {
+        /* the backup in poll(): the eventfd lives as long as the runtime
+         * (made before in_alarm was first set, closed at its destroy) */
+        uint64_t one = 1;
+
+        if (write(w->rt->idle.alarm_efd, &one, sizeof(one)) < 0) {
+            /* EAGAIN only (a counter near 2^64): it is readable anyway */
+        }
+    } else {
         pthread_cond_signal(&w->park_cond);
+    }
 }
 
 static void unpark(struct worker *w)
@@ -406,23 +419,182 @@ static bool wait_notified(struct worker *w, uint64_t timeout_ns)
  * on 2 shared vCPUs was a few such misses of 2-6 ms). So one more sleeping
  * worker, the backup, waits until BACKUP_NS after the next deadline: if a
  * timer due by then is still armed when it wakes, it fires the due timers
- * itself (and runs what they wake); if they fired on time (the usual case)
- * it waits again, until the new next deadline + BACKUP_NS, without leaving
- * the sleepers list. It covers a busy worker stuck in a long poll with no
- * watcher parked the same way. The role is a hint that guards no data, like
- * the watcher's: a worker that finds it taken sleeps without a timeout, so
- * a late watcher wakes one more thread, not every sleeper. With no timer
- * pending it sleeps without a timeout too (idle costs nothing). An earlier
- * timer armed while it waits kicks only the watcher; the backup covers that
- * deadline from its next wake. Returns true when notified; false when
- * timers are due (or it was kicked): the caller drives them as after the
- * watcher's nap. */
+ * itself (and runs what they wake); if not, it waits again, until the new
+ * next deadline + BACKUP_NS, without leaving the sleepers list. It covers a
+ * busy worker stuck in a long poll with no watcher parked the same way. The
+ * role is a hint that guards no data, like the watcher's: a worker that
+ * finds it taken sleeps without a timeout, so a late watcher wakes one more
+ * thread, not every sleeper. With no timer pending it sleeps without a
+ * timeout too (idle costs nothing).
+ *
+ * The alarm. The backup waits in poll() on a timerfd (absolute, on
+ * CLOCK_MONOTONIC) and an eventfd (its wake-up: wake_worker() writes it
+ * while `in_alarm` says it waits there). Both the backup, before it waits,
+ * and the watcher, before each nap towards a deadline while a backup
+ * exists, set the timerfd to that deadline + BACKUP_NS (alarm_set(): one
+ * timerfd_settime, none when it is set so already). So when the watcher is
+ * on time it has moved the alarm past the deadline it fired before the
+ * alarm goes off, and the backup sleeps on: with one timer firing at a
+ * time (a 1 ms tick) it used to wake once per deadline only to find it
+ * fired (its own timed wait could not be moved without waking it). The
+ * alarm is a hint, like `next`: set too early, it costs the backup one
+ * wake that finds nothing due (it sets the alarm again and waits);
+ * set too late (a timer armed earlier than the alarm while the watcher
+ * that would move the alarm forward is held off the CPU; an arm kicks only
+ * the watcher), that timer is covered from the alarm's deadline on, as
+ * before. Never a timer's correctness: the watcher and busy workers fire
+ * it anyway. Invariant (under alarm_lock): alarm_ns != 0 only while the
+ * timerfd is set for that time, or has rung for it with the ring unread
+ * (the backup that reads a ring zeroes it, alarm_rang()), so a set skipped
+ * as "already so" never leaves a backup waiting on a disarmed alarm.
+ * If the descriptors cannot be made (EMFILE), the backup waits on its
+ * condition variable with a timeout, and wakes once per deadline.
+ * back_up() returns true when notified; false when timers are due (or it
+ * was kicked): the caller drives them as after the watcher's nap. */
+static bool alarm_ready(struct weft_runtime *rt)
+{
+    /* acquire: pairs with the release store below (the descriptors) */
+    int st = atomic_load_explicit(&rt->idle.alarm_state, memory_order_acquire);
+
+    if (st != ALARM_NONE)
+        return st == ALARM_MADE;
+    pthread_mutex_lock(&rt->idle.alarm_lock);
+    st = atomic_load_explicit(&rt->idle.alarm_state, memory_order_relaxed);
+    if (st == ALARM_NONE) {
+        int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        int efd = tfd >= 0 ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
+
+        if (efd < 0) {
+            if (tfd >= 0)
+                close(tfd);
+            st = ALARM_FAILED;        /* not tried again */
+        } else {
+            rt->idle.alarm_tfd = tfd;
+            rt->idle.alarm_efd = efd;
+            st = ALARM_MADE;
+        }
+        atomic_store_explicit(&rt->idle.alarm_state, st, memory_order_release);
+    }
+    pthread_mutex_unlock(&rt->idle.alarm_lock);
+    return st == ALARM_MADE;
+}
+
+/* The reactor was just made (weft__io's `made` hook, on the thread that
+ * made it): a multi-thread runtime opens the backup's alarm now too, so
+ * that a program that counts its descriptors once I/O has started sees
+ * none appear later (a first backup would otherwise open them in the
+ * middle of whatever the program was doing). A runtime without I/O opens
+ * them at its first backup. */
+void weft__sched_io_made(void *ctx)
+{
+    struct weft_runtime *rt = ctx;
+
+    if (rt->flavor != WEFT_CURRENT_THREAD && rt->nworkers > 1)
+        alarm_ready(rt);
+}
+
+/* Set the alarm to go off at `at_ns` (CLOCK_MONOTONIC), unless it is set
+ * so already. Any thread, once alarm_ready() said so. */
+static void alarm_set(struct weft_runtime *rt, uint64_t at_ns)
+{
+    /* a timespec the kernel takes (its limit is about 292 years) */
+    if (at_ns > (UINT64_C(1) << 62))
+        at_ns = UINT64_C(1) << 62;
+    /* relaxed: a hint; a stale "already set" leaves the other writer's
+     * value, computed from its own look at the deadlines */
+    if (atomic_load_explicit(&rt->idle.alarm_ns, memory_order_relaxed) == at_ns)
+        return;
+    pthread_mutex_lock(&rt->idle.alarm_lock);
+    if (atomic_load_explicit(&rt->idle.alarm_ns, memory_order_relaxed) != at_ns) {
+        struct itimerspec its = { .it_value = { .tv_sec = (time_t)(at_ns / 1000000000u),
+                                                .tv_nsec = (long)(at_ns % 1000000000u) } };
+
+        /* cannot fail: a valid descriptor and time; if it did, the
+         * alarm keeps its old time (a hint, see above) */
+        if (timerfd_settime(rt->idle.alarm_tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+            atomic_store_explicit(&rt->idle.alarm_ns, at_ns, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&rt->idle.alarm_lock);
+}
+
+/* A backup waits and the runtime's next deadline is `next` (ms): move its
+ * alarm there (the watcher before a nap, a driver that fired something). */
+static void alarm_follow(struct weft_runtime *rt, uint64_t next)
+{
+    /* relaxed: the role is a hint (a backup that claims it after this look
+     * sets the alarm itself); acquire: the descriptors */
+    if (next == UINT64_MAX || atomic_load_explicit(&rt->idle.backup, memory_order_relaxed) < 0 ||
+        atomic_load_explicit(&rt->idle.alarm_state, memory_order_acquire) != ALARM_MADE)
+        return;
+    alarm_set(rt, weft__time_add_sat(weft__time_mul_sat(next, 1000000u), BACKUP_NS));
+}
+
+/* The backup read an expiry of the alarm: a one-shot timerfd that rang is
+ * disarmed, so `alarm_ns` must stop saying it is set (alarm_set() would
+ * skip setting the same time again: a backup that left on a notify read
+ * together with the ring, and the next one that comes for the same
+ * deadline, would wait with no alarm at all). Unless a writer set a later
+ * time since (its settime came after the ring: ours was of the old one). */
+static void alarm_rang(struct weft_runtime *rt)
+{
+    uint64_t now = weft__now_ns();
+
+    pthread_mutex_lock(&rt->idle.alarm_lock);
+    if (atomic_load_explicit(&rt->idle.alarm_ns, memory_order_relaxed) <= now)
+        atomic_store_explicit(&rt->idle.alarm_ns, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->idle.alarm_lock);
+}
+
+/* The backup's wait: until notified or kicked (true), or the alarm went
+ * off or `until` passed (false; also on a spurious return: the caller
+ * looks at the deadlines again). Holds no lock on return. */
+static bool wait_alarm(struct worker *w, bool alarm, uint64_t until)
+{
+    struct weft_runtime *rt = w->rt;
+    bool flag;
+
+    pthread_mutex_lock(&w->park_lock);
+    flag = w->notified || w->kicked;
+    if (!flag && alarm) {
+        struct pollfd p[2] = { { .fd = rt->idle.alarm_tfd, .events = POLLIN },
+                               { .fd = rt->idle.alarm_efd, .events = POLLIN } };
+        uint64_t n;
+
+        /* A waker that sets a flag after our look above sees in_alarm and
+         * writes the eventfd, so poll() returns (the flags are read under
+         * the lock, in_alarm written under it). */
+        w->in_alarm = true;
+        pthread_mutex_unlock(&w->park_lock);
+        if (poll(p, 2, -1) > 0) {
+            /* EAGAIN: moved by alarm_set() since (timerfd), or read by an
+             * earlier round (eventfd); EINTR above: look again */
+            if ((p[0].revents & POLLIN) && read(p[0].fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+                alarm_rang(rt);
+            if ((p[1].revents & POLLIN) && read(p[1].fd, &n, sizeof(n)) < 0)
+                n = 0;
+        }
+        pthread_mutex_lock(&w->park_lock);
+        w->in_alarm = false;
+        flag = w->notified || w->kicked;
+    } else if (!flag) {
+        /* no alarm: a timed wait, on an absolute CLOCK_MONOTONIC time (the
+         * condition's clock) */
+        struct timespec ts = { .tv_sec = (time_t)(until / 1000000000u),
+                               .tv_nsec = (long)(until % 1000000000u) };
+
+        pthread_cond_timedwait(&w->park_cond, &w->park_lock, &ts);
+        flag = w->notified || w->kicked;
+    }
+    pthread_mutex_unlock(&w->park_lock);
+    return flag;
+}
+
 static bool back_up(struct worker *w)
 {
     struct weft_runtime *rt = w->rt;
     _Atomic int *backup = &rt->idle.backup;
     int none = -1;
-    bool got, timed = false;
+    bool got, alarm, waited = false;
 
     /* relaxed: the role guards no data, only who waits with a timeout */
     if (weft__sched_timers_next(rt) == UINT64_MAX ||
@@ -430,31 +602,32 @@ static bool back_up(struct worker *w)
         !atomic_compare_exchange_strong_explicit(backup, &none, (int)w->index,
                                                  memory_order_relaxed, memory_order_relaxed))
         return wait_notified(w, 0);
-    pthread_mutex_lock(&w->park_lock);
-    while (!w->notified && !w->kicked) {
+    alarm = alarm_ready(rt);
+    for (;;) {
         uint64_t next = weft__sched_timers_next(rt), until;
-        struct timespec ts;
 
         if (next == UINT64_MAX) {
-            /* every timer fired or was cancelled: sleep without a timeout */
+            /* every timer fired or was cancelled: sleep without a timeout
+             * (the alarm may still go off once: a spurious wake of the
+             * next backup, which sets it again) */
             atomic_store_explicit(backup, -1, memory_order_relaxed);
-            while (!w->notified && !w->kicked)
-                pthread_cond_wait(&w->park_cond, &w->park_lock);
-            break;
+            return wait_notified(w, 0);
         }
         until = weft__time_add_sat(weft__time_mul_sat(next, 1000000u), BACKUP_NS);
-        if (timed && weft__now_ns() >= until)
+        if (waited && weft__now_ns() >= until)
             break;                    /* still due: the watcher is late */
-        /* an absolute CLOCK_MONOTONIC time (the condition's clock) */
-        ts.tv_sec = (time_t)(until / 1000000000u);
-        ts.tv_nsec = (long)(until % 1000000000u);
-        timed = pthread_cond_timedwait(&w->park_cond, &w->park_lock, &ts) != 0;
+        if (alarm)
+            alarm_set(rt, until);
+        if (wait_alarm(w, alarm, until))
+            break;                    /* notified or kicked */
+        waited = true;
     }
+    pthread_mutex_lock(&w->park_lock);
     got = w->notified;
     w->notified = false;
     w->kicked = false;
     pthread_mutex_unlock(&w->park_lock);
-    /* ours unless given up above (then another worker may hold it now) */
+    /* ours (given up above only on the way out through wait_notified) */
     none = (int)w->index;
     atomic_compare_exchange_strong_explicit(backup, &none, -1, memory_order_relaxed,
                                             memory_order_relaxed);
@@ -536,6 +709,12 @@ void weft__sched_drive_timers(struct weft_runtime *rt, bool idle)
     }
     if (self)
         self->wake_fifo = 0;
+    /* a parked worker (the watcher after its nap, the backup) moves the
+     * backup's alarm past what it fired, before it runs what it woke (a
+     * busy worker's drives leave it to the watcher's next nap: one
+     * syscall per watcher wake at most) */
+    if (n && idle && atomic_load_explicit(&rt->idle.backup, memory_order_relaxed) >= 0)
+        alarm_follow(rt, weft__sched_timers_next(rt));
     if (n && weft__trace_active(rt))
         weft__trace_mark(rt, local_worker(rt), TR_TIMERS, n, 0, 0);
 }
@@ -557,6 +736,7 @@ static uint64_t nap_ns(struct worker *w)
 
         if (until < nap)
             nap = until;
+        alarm_follow(rt, next);
     }
     if (nap == UINT64_MAX) {
         if (weft__io_active(&rt->io)) {

@@ -51,6 +51,11 @@ void weft__sched_destroy(struct weft_runtime *rt)
     weft__io_destroy(&rt->io);
     weft__trace_free(atomic_load_explicit(&rt->trace, memory_order_relaxed));
     pthread_mutex_destroy(&rt->idle.lock);
+    if (rt->idle.alarm_tfd >= 0)
+        close(rt->idle.alarm_tfd);
+    if (rt->idle.alarm_efd >= 0)
+        close(rt->idle.alarm_efd);
+    pthread_mutex_destroy(&rt->idle.alarm_lock);
     weft__free(rt->idle.sleepers);
     weft__aligned_free(rt->shards, _Alignof(struct shard));
     weft__aligned_free(rt->workers, _Alignof(struct worker));
@@ -154,7 +159,12 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.spinner, 0);
     atomic_init(&rt->idle.backup, -1);
     atomic_init(&rt->idle.nap_until, UINT64_MAX);
+    pthread_mutex_init(&rt->idle.alarm_lock, NULL);
+    rt->idle.alarm_tfd = rt->idle.alarm_efd = -1;
+    atomic_init(&rt->idle.alarm_state, ALARM_NONE);
+    atomic_init(&rt->idle.alarm_ns, 0);
     weft__io_init(&rt->io, weft__sched_io_kick, rt, io_want);
+    rt->io.made = weft__sched_io_made;
     atomic_init(&rt->closed, false);
     atomic_init(&rt->tracing, false);
     atomic_init(&rt->trace, NULL);

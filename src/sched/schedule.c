@@ -330,7 +330,12 @@ void weft__sched_push_new(struct weft_runtime *rt, struct worker *w, struct weft
         push_worker(rt, w, t, false);
 }
 
-void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
+/* noinline: weft__sched_schedule()'s fast path stays a frameless leaf
+ * with a tail jump here (inlined, its wake_fifo test made the compiler
+ * merge the two and give the fast path a frame: +34 instructions per
+ * W4 message) */
+__attribute__((noinline)) void weft__sched_push(struct weft_runtime *rt, struct weft__task *t,
+                                                bool yield)
 {
     struct worker *w = local_worker(rt);
 
@@ -345,15 +350,19 @@ void weft__sched_push(struct weft_runtime *rt, struct weft__task *t, bool yield)
 
 /* The task layer's schedule(). Its common case, a wake made by the task
  * running on this worker (message passing: every hop of W4) into an empty
- * LIFO slot, is push_worker()'s first branch, written out here with the
+ * LIFO slot, is push_worker()'s LIFO branch, written out here with the
  * same loads and stores so that it runs without a frame; everything else
- * goes through weft__sched_push(). */
+ * goes through weft__sched_push(), a parked worker's drive of the timers
+ * (wake_fifo) included: what that fires goes to the local queue, and the
+ * first task wakes nobody (this fast path, taken there, put it in the LIFO
+ * slot, where only its owner runs it, and woke a sleeper at every firing,
+ * since the driver had given up the watcher role). */
 void weft__sched_schedule(void *s, struct weft__task *t, bool yield)
 {
     struct weft_runtime *rt = shard_rt(s);
     struct worker *w = local_worker(rt);
 
-    if (w != NULL && !yield && !weft__trace_active(rt) &&
+    if (w != NULL && !yield && !w->wake_fifo && !weft__trace_active(rt) &&
         atomic_load_explicit(&w->lifo, memory_order_relaxed) == NULL) {
         /* as in push_worker(): a plain store into the empty slot (release:
          * the task's state before a thief's acquire exchange); wake

@@ -38,7 +38,14 @@ WEFT_API weft_poll weft_timeout_poll(weft_timeout *t, weft_context *cx, int *res
     }
     if (t->done)
         goto ready;
-    if (t->inner == NULL || weft__future_type_check(t->type) < 0) {
+    /* The type is checked at the first poll only: the sleep is still
+     * untouched then (idle, in no wheel), and any later poll comes after a
+     * first one that passed the check and reached weft_sleep_poll(), which
+     * left it registered or fired (or, polled off a runtime, untouched: that
+     * checks again, harmlessly). init resets both. */
+    if (t->inner == NULL ||
+        (t->sleep.time == NULL && __atomic_load_n(&t->sleep.state, __ATOMIC_RELAXED) == TIMER_IDLE &&
+         weft__future_type_check(t->type) < 0)) {
         drop_inner(t);
         t->result = -EINVAL;
         goto finish;
