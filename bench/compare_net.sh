@@ -52,6 +52,7 @@
 #   LOAD_CPU=0 SERVER_CPU=1        the CPUs PIN=1 uses (must differ)
 #   JUDGE=weft                     the runtime the targets judge (PIN=1: weft@1)
 #   OUT=docs/benchmarks-net.md     report; the .csv goes next to it
+#                                  (PIN=1: docs/benchmarks-net-pinned.md)
 #   WEFT_ECHO=build/examples/echo_server   WEFT_HTTP=build/examples/http_server
 #   LOADGEN=build/bench/weft-loadgen
 #   TOKIO_NET=bench/peers/tokio-net/target/release/weft-peer-tokio-net
@@ -86,7 +87,7 @@ else
     JUDGE=${JUDGE:-weft}
 fi
 WEFT_WORKERS=${WEFT_WORKERS:-2}
-OUT=${OUT:-docs/benchmarks-net.md}
+if [[ ${PIN:-0} == 1 ]]; then OUT=${OUT:-docs/benchmarks-net-pinned.md}; else OUT=${OUT:-docs/benchmarks-net.md}; fi
 WEFT_ECHO=${WEFT_ECHO:-build/examples/echo_server}
 WEFT_HTTP=${WEFT_HTTP:-build/examples/http_server}
 LOADGEN=${LOADGEN:-build/bench/weft-loadgen}
