@@ -11,7 +11,8 @@
 #
 # For each workload it runs ROUNDS rounds; each round runs every runtime once,
 # interleaved in a fixed order (weft weft@1 tokio go libuv; with PIN=1
-# weft@1 weft-uring@1 tokio go libuv), so drifting noise hits them alike. A run: start the server on a free port, wait for its
+# weft@1 weft-uring@1 tokio go libuv), so drifting noise hits them alike.
+# A run: start the server on a free port, wait for its
 # "listening on PORT" line, check one exchange by hand (W8), run the load,
 # stop the server (SIGTERM, then SIGKILL). It prints a table per workload and
 # writes OUT (markdown) and the per-run results (.csv) beside it.
@@ -21,7 +22,11 @@
 # request or message: the server's from /proc/PID/stat before and after the
 # load, the load generator's from its rusage. On a machine where the load
 # generator shares the CPUs with the server, throughput mostly measures the
-# sum of the two, and these say which side a difference comes from.
+# sum of the two, and these say which side a difference comes from. Each
+# side's CPU per operation times the throughput is its CPUs busy (the
+# report's "server busy" and "load generator busy"): near 1.0 for a
+# one-thread side means that side bounded the run. System calls per
+# message: bench/syscalls_net.sh.
 #
 # Pinned mode (PIN=1), for a machine with only 2 CPUs: the load generator
 # runs on CPU LOAD_CPU (0) and the server on CPU SERVER_CPU (1), each with
