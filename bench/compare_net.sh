@@ -611,6 +611,19 @@ elif ncpu < 4:
                  "tokio, Go) cannot use 2 whole cores. libuv's one thread leaves a core to the "
                  "load. Latencies include waiting for a CPU. `PIN=1` runs the load "
                  "generator and the server on a CPU each (see the script's header).")
+# a run that neither side's one thread bounded was bounded by something else
+# (other work on the machine): say so, for the workloads where that held for
+# every runtime's median
+unbound = [w for w in workloads
+           if all((st((w, rt), 5) or (0,))[0] < 0.8 and (st((w, rt), 6) or (0,))[0] < 0.8
+                  for rt in rts if st((w, rt), 0) is not None)]
+if unbound:
+    notes.append(f"**{' and '.join(unbound)}: neither side's CPU was full** (every runtime's "
+                 "median server busy and load generator busy below 0.8 CPUs, where a side that "
+                 "bounds a run is near 1.0): the runs were bounded by other work on the "
+                 "machine, not by the servers or the load generator, so the throughput ratios "
+                 "above say nothing about the servers. The CPU per request or message still "
+                 "does (it is inflated by the contention, for every runtime alike).")
 if load_start:
     notes.append(f"Load average when the runs began: {load_start} (1, 5, 15 min). Other work on "
                  "the machine competes for the same CPUs: compare the min–max ranges before "
