@@ -48,11 +48,13 @@ bench: all
 	./bench/run.sh
 
 # scheduler and sync workloads (docs/benchmarks.md), timers W6-W7
-# (docs/benchmarks-time.md), network servers W8-W9 (docs/benchmarks-net.md)
+# (docs/benchmarks-time.md), network servers W8-W9 (docs/benchmarks-net.md, and
+# pinned: load generator and server on a CPU each, docs/benchmarks-net-pinned.md)
 bench-compare: all
 	./bench/compare.sh
 	./bench/compare_time.sh
 	./bench/compare_net.sh
+	PIN=1 ./bench/compare_net.sh
 
 install: all
 	$(CMAKE) --install build $(if $(PREFIX),--prefix $(PREFIX))

@@ -10,8 +10,9 @@
 #      per connection. Metrics: messages/s, p99 round trip.
 #
 # For each workload it runs ROUNDS rounds; each round runs every runtime once,
-# interleaved in a fixed order (weft weft@1 tokio go libuv), so drifting noise hits
-# them alike. A run: start the server on a free port, wait for its
+# interleaved in a fixed order (weft weft@1 tokio go libuv; with PIN=1
+# weft@1 weft-uring@1 tokio go libuv), so drifting noise hits them alike.
+# A run: start the server on a free port, wait for its
 # "listening on PORT" line, check one exchange by hand (W8), run the load,
 # stop the server (SIGTERM, then SIGKILL). It prints a table per workload and
 # writes OUT (markdown) and the per-run results (.csv) beside it.
@@ -21,7 +22,24 @@
 # request or message: the server's from /proc/PID/stat before and after the
 # load, the load generator's from its rusage. On a machine where the load
 # generator shares the CPUs with the server, throughput mostly measures the
-# sum of the two, and these say which side a difference comes from.
+# sum of the two, and these say which side a difference comes from. Each
+# side's CPU per operation times the throughput is its CPUs busy (the
+# report's "server busy" and "load generator busy"): near 1.0 for a
+# one-thread side means that side bounded the run. System calls per
+# message: bench/syscalls_net.sh.
+#
+# Pinned mode (PIN=1), for a machine with only 2 CPUs: the load generator
+# runs on CPU LOAD_CPU (0) and the server on CPU SERVER_CPU (1), each with
+# `taskset -c`, so that neither takes the other's CPU and the throughput is
+# bounded by the slower side alone rather than by the sum of both sides'
+# costs. One CPU for the server means one thread is what it can use: the
+# default runtimes become weft@1 weft-uring@1 tokio go libuv (weft with one
+# worker on each backend, libuv's one loop; tokio's 2 workers and Go's
+# GOMAXPROCS=2, which those peers set themselves, share the one CPU), and
+# the targets judge weft@1 (JUDGE) instead of weft. The report then also
+# shows whether the server's CPU was full (server busy, CPUs near 1.0: the
+# server bounds the run, and the throughput ratio is the ratio of server
+# costs) or the load generator's was.
 #
 # Environment:
 #   ROUNDS=3                       rounds per workload
@@ -29,12 +47,17 @@
 #   CONNS=100 MSGS=10000 SIZE=64   W9's load
 #   WORKLOADS="W8 W9"              workloads to run, in order
 #   RUNTIMES="weft weft@1 tokio go libuv"  runtimes per round, in this order
+#                                  (PIN=1: "weft@1 weft-uring@1 tokio go libuv")
 #                                  (weft-uring: weft's servers on the io_uring
 #                                  backend, WEFT_IO_BACKEND=uring; weft: epoll;
 #                                  weft@N, weft-uring@N: with --workers N, so
 #                                  that worker counts can be interleaved)
 #   WEFT_WORKERS=2                 --workers for weft's servers (weft, weft-uring)
+#   PIN=0                          1: pin the load generator and the server (above)
+#   LOAD_CPU=0 SERVER_CPU=1        the CPUs PIN=1 uses (must differ)
+#   JUDGE=weft                     the runtime the targets judge (PIN=1: weft@1)
 #   OUT=docs/benchmarks-net.md     report; the .csv goes next to it
+#                                  (PIN=1: docs/benchmarks-net-pinned.md)
 #   WEFT_ECHO=build/examples/echo_server   WEFT_HTTP=build/examples/http_server
 #   LOADGEN=build/bench/weft-loadgen
 #   TOKIO_NET=bench/peers/tokio-net/target/release/weft-peer-tokio-net
@@ -58,9 +81,18 @@ CONNS=${CONNS:-100}
 MSGS=${MSGS:-10000}
 SIZE=${SIZE:-64}
 WORKLOADS=${WORKLOADS:-"W8 W9"}
-RUNTIMES=${RUNTIMES:-"weft weft@1 tokio go libuv"}
+PIN=${PIN:-0}
+LOAD_CPU=${LOAD_CPU:-0}
+SERVER_CPU=${SERVER_CPU:-1}
+if [[ $PIN == 1 ]]; then
+    RUNTIMES=${RUNTIMES:-"weft@1 weft-uring@1 tokio go libuv"}
+    JUDGE=${JUDGE:-weft@1}
+else
+    RUNTIMES=${RUNTIMES:-"weft weft@1 tokio go libuv"}
+    JUDGE=${JUDGE:-weft}
+fi
 WEFT_WORKERS=${WEFT_WORKERS:-2}
-OUT=${OUT:-docs/benchmarks-net.md}
+if [[ ${PIN:-0} == 1 ]]; then OUT=${OUT:-docs/benchmarks-net-pinned.md}; else OUT=${OUT:-docs/benchmarks-net.md}; fi
 WEFT_ECHO=${WEFT_ECHO:-build/examples/echo_server}
 WEFT_HTTP=${WEFT_HTTP:-build/examples/http_server}
 LOADGEN=${LOADGEN:-build/bench/weft-loadgen}
@@ -84,6 +116,18 @@ for rt in $RUNTIMES; do
         die "unknown runtime '$rt' (want weft weft-uring weft@N weft-uring@N tokio go libuv)"
 done
 [[ $OUT == *.md ]] || die "OUT must end in .md, got '$OUT'"
+[[ $PIN == 0 || $PIN == 1 ]] || die "PIN must be 0 or 1, got '$PIN'"
+[[ " $RUNTIMES " == *" $JUDGE "* ]] || die "JUDGE=$JUDGE is not among RUNTIMES ($RUNTIMES)"
+pin_srv=() pin_load=()
+if [[ $PIN == 1 ]]; then
+    command -v taskset >/dev/null || die "PIN=1 needs taskset (util-linux)"
+    [[ $LOAD_CPU =~ ^[0-9]+$ && $SERVER_CPU =~ ^[0-9]+$ && $LOAD_CPU != "$SERVER_CPU" ]] ||
+        die "LOAD_CPU and SERVER_CPU must be two different CPU numbers"
+    for c in $LOAD_CPU $SERVER_CPU; do
+        taskset -c "$c" true 2>/dev/null || die "cannot run on CPU $c (taskset -c $c)"
+    done
+    pin_srv=(taskset -c "$SERVER_CPU") pin_load=(taskset -c "$LOAD_CPU")
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-compare-net.XXXXXX")
 server_pid=
@@ -227,7 +271,8 @@ run_one() {
     fi
     if [[ -z $why ]]; then
         : >"$tmp/srv.out"        # exists before the server opens it: grep below
-        "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" &
+        # taskset execs the server: $! is the server's own pid
+        "${pin_srv[@]}" "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" &
         server_pid=$!
         for ((i = 0; i < START_TIMEOUT * 20; i++)); do
             line=$(grep -m1 'listening on' "$tmp/srv.out" 2>/dev/null)
@@ -250,7 +295,7 @@ run_one() {
         cpu0=$(proc_cpu "$server_pid")
         if [[ $w == W8 ]]; then
             # in a subshell, whose `times` then reports the load's CPU alone
-            (timeout -k 10 "$RUN_TIMEOUT" wrk -t1 -c64 -d"${DURATION}s" --latency \
+            (timeout -k 10 "$RUN_TIMEOUT" "${pin_load[@]}" wrk -t1 -c64 -d"${DURATION}s" --latency \
                 "http://127.0.0.1:$port/" >"$tmp/load.out" 2>"$tmp/load.err"
              rc=$?; times >"$tmp/load.times"; exit $rc)
             rc=$?
@@ -272,7 +317,7 @@ run_one() {
                 [[ $why == *"timeout 0"* ]] || why+=" (timeout: no answer within wrk's 2 s)"
             fi
         else
-            (timeout -k 10 "$RUN_TIMEOUT" "$LOADGEN" --port "$port" --conns "$CONNS" \
+            (timeout -k 10 "$RUN_TIMEOUT" "${pin_load[@]}" "$LOADGEN" --port "$port" --conns "$CONNS" \
                 --msgs "$MSGS" --size "$SIZE" >"$tmp/load.out" 2>"$tmp/load.err"
              rc=$?; times >"$tmp/load.times"; exit $rc)
             rc=$?
@@ -318,7 +363,8 @@ failed=0
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 echo "compare_net.sh: rounds=$ROUNDS workloads=[$WORKLOADS] runtimes=[$RUNTIMES]" \
-     "duration=${DURATION}s conns=$CONNS msgs=$MSGS size=$SIZE on $(nproc) CPUs" >&2
+     "duration=${DURATION}s conns=$CONNS msgs=$MSGS size=$SIZE on $(nproc) CPUs" \
+     "$([[ $PIN == 1 ]] && echo "pinned: load on CPU $LOAD_CPU, server on CPU $SERVER_CPU")" >&2
 for w in $WORKLOADS; do
     for ((r = 1; r <= ROUNDS; r++)); do
         for rt in $RUNTIMES; do
@@ -337,7 +383,8 @@ cat >"$tmp/report.py" <<'PY'
 import csv, datetime, os, platform, re, statistics, subprocess, sys
 
 (csv_path, out, rounds, duration, conns, msgs, size, runtimes, workers,
- loadgen, weft_http, weft_echo, load_start) = sys.argv[1:14]
+ loadgen, weft_http, weft_echo, load_start, pin, load_cpu, server_cpu, judged) = sys.argv[1:18]
+pinned = pin == "1"
 ROOT = os.getcwd()
 TARGET = 1.1
 WORKLOADS = {
@@ -364,9 +411,10 @@ for row in rows:
                                        float(row["p50_us"] or "nan"), float(row["p99_us"]),
                                        float(row.get("server_cpu_us") or "nan"),
                                        float(row.get("load_cpu_us") or "nan")))
-        t, lu = ok[key][-1][0], ok[key][-1][4]
-        # the load generator's CPUs busy: its CPU per operation times the rate
-        ok[key][-1] += (t * lu / 1e6,)
+        t, su, lu = ok[key][-1][0], ok[key][-1][3], ok[key][-1][4]
+        # the load generator's CPUs busy: its CPU per operation times the
+        # rate (5); the server's likewise (6)
+        ok[key][-1] += (t * lu / 1e6, t * su / 1e6)
     else:
         fails.setdefault(key, []).append((row["round"], row["note"]))
 workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in rows)]
@@ -398,12 +446,12 @@ def sh(cmd):
     return text.splitlines()[0].strip() if text else None
 
 def judge(w):
-    """(ratio, tput_ok, p99_ok, p99 text) of weft against tokio and libuv."""
-    weft = st((w, "weft"), 0)
+    """(ratio, tput_ok, p99_ok) of the judged weft row against tokio and libuv."""
+    weft = st((w, judged), 0)
     peers = {rt: st((w, rt), 0) for rt in ("tokio", "libuv")}
     best = [s[0] for s in peers.values() if s is not None]
     ratio = None if weft is None or not best else weft[0] / max(best)
-    wp = st((w, "weft"), 2)
+    wp = st((w, judged), 2)
     pp = [st((w, rt), 2) for rt in ("tokio", "libuv")]
     pp = [s[0] for s in pp if s is not None]
     p99_ok = None if wp is None or not pp else wp[0] <= min(pp)
@@ -427,7 +475,7 @@ for w in workloads:
             print(f"  {rt:<14} {fnum(s[0]):>18} {fnum(s[1]):>10} {fnum(s[2]):>10} "
                   f"{fnum(p[0]):>9}  {runs}")
     ratio, _, _ = judge(w)
-    print(f"  weft / max(tokio, libuv) throughput: {'—' if ratio is None else f'{ratio:.2f}'}"
+    print(f"  {judged} / max(tokio, libuv) throughput: {'—' if ratio is None else f'{ratio:.2f}'}"
           f" (target ≥ {TARGET})")
 
 # markdown
@@ -440,10 +488,11 @@ def tool_versions():
         tokio = m.group(1) if m else tokio
     except OSError:
         pass
+    on1 = f" (pinned: both on CPU {server_cpu})" if pinned else ""
     v.append(f"tokio {tokio} (Cargo.lock), {sh(['rustc', '--version']) or 'rustc unknown'}, "
-             "release profile, `multi_thread` with 2 workers")
+             f"release profile, `multi_thread` with 2 workers{on1}")
     g = sh(["go", "version"]) or "go unknown"
-    v.append(f"{g}, GOMAXPROCS=2, package net (one goroutine per connection)")
+    v.append(f"{g}, GOMAXPROCS=2{on1}, package net (one goroutine per connection)")
     v.append(f"libuv {sh(['pkg-config', '--modversion', 'libuv']) or 'unknown'} "
              "(Debian libuv1-dev), one loop on one thread, cc -O2")
     wrk = sh(["wrk", "-v"]) or "wrk unknown"
@@ -472,7 +521,11 @@ L = ["# weft network benchmarks: weft vs tokio vs Go vs libuv", "",
      "Generated by `bench/compare_net.sh`; do not edit by hand.", "",
      f"- Date: {now}",
      f"- Machine: {ncpu} CPUs (nproc), {cpu_model()}, {platform.system()} {platform.release()}",
-     f"- weft: commit {git_rev()}, `{weft_http}` and `{weft_echo}` with `--workers {workers}`"]
+     f"- weft: commit {git_rev()}, `{weft_http}` and `{weft_echo}` with `--workers {workers}`"
+     + (" (`weft@N`: `--workers N`)" if any("@" in rt for rt in rts) else "")]
+if pinned:
+    L.append(f"- **Pinned** (`PIN=1`): the load generator on CPU {load_cpu}, every server on CPU "
+             f"{server_cpu} (`taskset -c`); the targets judge `{judged}`")
 L += [f"- {v}" for v in tool_versions()]
 L += [f"- Rounds: {rounds}; W8 duration {duration} s; W9 {conns} connections × {msgs} "
       f"messages × {size} bytes", "", "## Method", "",
@@ -482,7 +535,19 @@ L += [f"- Rounds: {rounds}; W8 duration {duration} s; W9 {conns} connections × 
       "interleaved in the order " + ", ".join(f"`{r}`" for r in rts) + ", so drifting machine "
       "noise hits all runtimes alike. The tables show the median over the rounds and the "
       "min–max range; latencies are the runs' own percentiles (wrk's for W8, weft-loadgen's over "
-      f"every round trip for W9). Raw per-run results: [{csv_rel}]({csv_rel}).", "",
+      f"every round trip for W9). Raw per-run results: [{csv_rel}]({csv_rel}).", ""]
+if pinned:
+    L += [f"Pinned (`PIN=1`): the load generator runs on CPU {load_cpu} and the server on CPU "
+          f"{server_cpu}, each alone on its CPU (`taskset -c`; other work on the machine is not "
+          "kept off them). Neither side can then take CPU time from the other, so a run is "
+          "bounded by the slower of the two: when the server's CPU is full (*server busy* near "
+          "1.0) the throughput ratio between two servers is the ratio of their CPU costs per "
+          "operation; when the load generator's is full, by the load generator. With one CPU "
+          "for the server, the like-for-like comparison is one thread against one thread: "
+          "weft with one worker (`weft@1` on epoll, `weft-uring@1` on io_uring) against "
+          "libuv's one loop; tokio and Go keep the 2 workers / GOMAXPROCS=2 their peers set, "
+          "sharing the one CPU.", ""]
+L += [
       "weft's servers are `examples/echo_server.c` and `examples/http_server.c`. The peer "
       "servers (`bench/peers/tokio-net`, `bench/peers/go-net`, `bench/peers/libuv/net.c`) all do "
       "the same work: one task / goroutine / libuv handle per connection, TCP_NODELAY, a 16 KiB "
@@ -504,25 +569,26 @@ for w in workloads:
     per = "request" if w == "W8" else "message"
     L += [f"### {w} {name}", "",
           f"| Runtime | {unit} | p99 latency µs | p50 latency µs | server CPU µs per {per} | "
-          f"load generator CPU µs per {per} | load generator busy, CPUs | runs |",
-          "|:---|---:|---:|---:|---:|---:|---:|---:|"]
+          f"load generator CPU µs per {per} | server busy, CPUs | load generator busy, CPUs | runs |",
+          "|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for rt in rts:
         n, nf = len(ok.get((w, rt), [])), len(fails.get((w, rt), []))
         runs = f"{n} of {n + nf}"
         L.append(f"| `{rt}` | {cell(st((w, rt), 0))} | {cell(st((w, rt), 2))} | "
                  f"{cell(st((w, rt), 1))} | {cellf(st((w, rt), 3))} | {cellf(st((w, rt), 4))} | "
-                 f"{cellf(st((w, rt), 5))} | {runs} |")
+                 f"{cellf(st((w, rt), 6))} | {cellf(st((w, rt), 5))} | {runs} |")
     L.append("")
 
 L += ["## Targets", "",
-      f"weft's throughput at least {TARGET}× the faster of tokio and libuv "
-      "(`weft / max(tokio, libuv)`, of medians), and weft's median p99 latency no worse than "
+      f"weft's throughput (the `{judged}` row) at least {TARGET}× the faster of tokio and libuv "
+      f"(`{judged} / max(tokio, libuv)`, of medians), and its median p99 latency no worse than "
       "either's. Go is shown for information; it has no target.", "",
-      "| Workload | weft / max(tokio, libuv) | ≥ 1.1? | weft / go (info) | weft p99 ≤ tokio's and libuv's? | Met |",
+      f"| Workload | {judged} / max(tokio, libuv) | ≥ 1.1? | {judged} / go (info) | "
+      f"{judged} p99 ≤ tokio's and libuv's? | Met |",
       "|:---|---:|:---:|---:|:---:|:---:|"]
 for w in workloads:
     ratio, t_ok, p_ok = judge(w)
-    weft, go = st((w, "weft"), 0), st((w, "go"), 0)
+    weft, go = st((w, judged), 0), st((w, "go"), 0)
     rg = None if weft is None or go is None else weft[0] / go[0]
     met = "n/a" if t_ok is None or p_ok is None else ("yes" if t_ok and p_ok else "**no**")
     L.append(f"| {w} {WORKLOADS[w][0]} | {'—' if ratio is None else f'{ratio:.2f}'} | {yn(t_ok)} | "
@@ -530,13 +596,34 @@ for w in workloads:
 L.append("")
 
 notes = []
-if ncpu < 4:
+if pinned:
+    notes.append(f"Pinned (`PIN=1`): load generator on CPU {load_cpu}, server on CPU {server_cpu}. "
+                 "*Server busy* and *load generator busy* (CPU per operation times the "
+                 "throughput, in CPUs) say which side bounded each run: the one near 1.0. "
+                 "Over loopback each side's send also runs the other side's TCP input "
+                 "(softirq, in the sender's context), so each CPU carries part of the "
+                 "other's receive work; it does so for every runtime alike.")
+elif ncpu < 4:
     notes.append(f"This machine has only {ncpu} CPUs, and the load generator (wrk, weft-loadgen) "
                  "runs on them beside the server, unpinned: each number is the server and its "
                  "load sharing the same cores, so a server that uses less CPU per request leaves "
                  "more to the load generator and looks faster, and the 2-worker servers (weft, "
                  "tokio, Go) cannot use 2 whole cores. libuv's one thread leaves a core to the "
-                 "load. Latencies include waiting for a CPU.")
+                 "load. Latencies include waiting for a CPU. `PIN=1` runs the load "
+                 "generator and the server on a CPU each (see the script's header).")
+# a run that neither side's one thread bounded was bounded by something else
+# (other work on the machine): say so, for the workloads where that held for
+# every runtime's median
+unbound = [w for w in workloads
+           if all((st((w, rt), 5) or (0,))[0] < 0.8 and (st((w, rt), 6) or (0,))[0] < 0.8
+                  for rt in rts if st((w, rt), 0) is not None)]
+if unbound:
+    notes.append(f"**{' and '.join(unbound)}: neither side's CPU was full** (every runtime's "
+                 "median server busy and load generator busy below 0.8 CPUs, where a side that "
+                 "bounds a run is near 1.0): the runs were bounded by other work on the "
+                 "machine, not by the servers or the load generator, so the throughput ratios "
+                 "above say nothing about the servers. The CPU per request or message still "
+                 "does (it is inflated by the contention, for every runtime alike).")
 if load_start:
     notes.append(f"Load average when the runs began: {load_start} (1, 5, 15 min). Other work on "
                  "the machine competes for the same CPUs: compare the min–max ranges before "
@@ -564,8 +651,9 @@ if any("@" in rt for rt in rts):
                  f"{workers} (the rest as `weft`, `weft-uring`). `weft@1` is among the default "
                  "runtimes since 2026-12-05: libuv serves on one thread, and where the load "
                  "generator shares 2 CPUs with the server a second worker has no CPU of its own "
-                 "and costs cross-thread hand-offs (docs/io.md, \"Workers: 1 or 2\"); the "
-                 "targets still judge `weft`, weft's default multi-thread configuration.")
+                 "and costs cross-thread hand-offs (docs/io.md, \"Workers: 1 or 2\"); "
+                 f"the targets judge `{judged}`"
+                 + (", weft's default multi-thread configuration." if judged == "weft" else "."))
 fl = [(w, rt, r, why) for (w, rt), lst in fails.items() for r, why in lst]
 if fl:
     notes.append("Failed runs (left out of the medians): "
@@ -573,12 +661,15 @@ if fl:
 L += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
 L += ["## Reproduce", "", "```sh",
       "make && bench/compare_net.sh     # ROUNDS=3 DURATION=10 bench/compare_net.sh; "
-      "SKIP_SETUP=1 to skip builds", "```", ""]
+      "SKIP_SETUP=1 to skip builds",
+      "PIN=1 bench/compare_net.sh        # load generator on CPU 0, servers on CPU 1",
+      "bench/syscalls_net.sh             # system calls per message (strace -c)", "```", ""]
 open(out, "w").write("\n".join(L))
 print(f"report: wrote {out} and {os.path.splitext(out)[0]}.csv", file=sys.stderr)
 PY
 if ! python3 "$tmp/report.py" "$csv" "$OUT" "$ROUNDS" "$DURATION" "$CONNS" "$MSGS" "$SIZE" \
-        "$RUNTIMES" "$WEFT_WORKERS" "$LOADGEN" "$WEFT_HTTP" "$WEFT_ECHO" "$load_start"; then
+        "$RUNTIMES" "$WEFT_WORKERS" "$LOADGEN" "$WEFT_HTTP" "$WEFT_ECHO" "$load_start" \
+        "$PIN" "$LOAD_CPU" "$SERVER_CPU" "$JUDGE"; then
     echo "compare_net.sh: writing the report failed" >&2
     failed=1
 fi

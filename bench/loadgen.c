@@ -160,9 +160,11 @@ static int conn_read(struct worker *w, int ep, struct conn *c)
             c->rtt[c->seq] = (float)((double)(t1 - c->t0) / 1000.0);
             if (++c->seq == w->o->msgs)
                 return 1;
-            if (conn_start_msg(w, ep, c) < 0)
-                return -1;
-            continue;   /* nothing more can be pending: one message in flight */
+            /* One message in flight: its echo cannot have come yet (and
+             * the epoll registration is level-triggered, so bytes that
+             * come later are reported by the next epoll_wait). No recv()
+             * that would only say EAGAIN. */
+            return conn_start_msg(w, ep, c) < 0 ? -1 : 0;
         }
         n = recv(c->fd, c->in + c->got, size - c->got, 0);
         if (n < 0) {
@@ -175,6 +177,10 @@ static int conn_read(struct worker *w, int ep, struct conn *c)
         if (n == 0)
             return fail(w, c, "server closed the connection", 0);
         c->got += (size_t)n;
+        /* a short read took all there was (a stream socket): the rest of
+         * the echo comes with a later event, level-triggered */
+        if (c->got < size)
+            return 0;
     }
 }
 

@@ -88,8 +88,14 @@ static void *dns_main(void *arg)
         while ((n = recvfrom(dns_fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
                              &fl)) > 0) {
             out = dns_answer(buf, (size_t)n, sizeof(buf));
-            if (out > 0 && sendto(dns_fd, buf, out, 0, (struct sockaddr *)&from, fl) > 0)
+            /* counted before the answer goes out: the client may read it
+             * and check the count before this thread runs again (counted
+             * after, the check raced the increment under load) */
+            if (out > 0) {
                 atomic_fetch_add(&dns_a_answered, 1);
+                if (sendto(dns_fd, buf, out, 0, (struct sockaddr *)&from, fl) <= 0)
+                    atomic_fetch_sub(&dns_a_answered, 1);
+            }
             fl = sizeof(from);
         }
     }
