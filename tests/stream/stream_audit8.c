@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+/* Eighth audit of weft/stream.h, weft/net.h and weft/bufio.h (public API
+ * only): a listening socket taken over with weft_fd_adopt() ("then the
+ * handle is a socket, as from weft_socket_adopt()") closed while a poll
+ * watched it, ... Registered for both backends (epoll, and again as
+ * uring.stream.stream_audit8.* with WEFT_IO_BACKEND=uring). A hang shows
+ * as the ctest timeout. */
+#include "stream_test.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+/* An accept under a time limit: its result, or -ETIMEDOUT. */
+typedef struct acc_timed {
+    weft_socket *l, *out;
+    uint64_t ms;
+    weft_accept a;
+    weft_timeout t;
+    bool init;
+    int n;
+} acc_timed;
+
+static weft_poll acc_timed_poll(acc_timed *f, weft_context *cx, int *out)
+{
+    int err = 0;
+
+    if (!f->init) {
+        weft_accept_init(&f->a, f->l, &f->out, NULL, NULL);
+        weft_timeout_init(&f->t, &weft_accept_future, &f->a, f->ms);
+        f->init = true;
+    }
+    if (weft_timeout_poll(&f->t, cx, &err, &f->n) == WEFT_PENDING)
+        return WEFT_PENDING;
+    *out = err ? err : f->n;
+    return WEFT_READY;
+}
+
+static void acc_timed_drop(acc_timed *f)
+{
+    if (f->init)
+        weft_timeout_drop(&f->t);
+}
+
+WEFT_DEFINE_FUTURE(acc_timed, acc_timed_poll, acc_timed_drop, int);
+
+static int accept_for(weft_runtime *rt, weft_socket *l, uint64_t ms)
+{
+    int r = -12345;
+
+    ASSERT_OK(weft_block_on(rt, &acc_timed_future, &(acc_timed){ .l = l, .ms = ms }, &r));
+    return r;
+}
+
+/* A raw non-blocking loopback listener (not made by weft). */
+static int raw_listener(struct sockaddr_storage *addr, socklen_t *len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    ASSERT(fd >= 0);
+    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, addr, len));
+    ASSERT_EQ(0, bind(fd, (struct sockaddr *)addr, *len));
+    ASSERT_EQ(0, listen(fd, 16));
+    *len = sizeof(*addr);
+    ASSERT_EQ(0, getsockname(fd, (struct sockaddr *)addr, len));
+    return fd;
+}
+
+/* stream.h: weft_fd_adopt() of a socket makes "a socket, as from
+ * weft_socket_adopt()"; net.h: close "the descriptor is closed once no
+ * system call on it is in flight". A listener adopted either way, watched
+ * by an accept that timed out (on io_uring a worker's poll then holds the
+ * file a moment longer), must refuse a connect made right after its close,
+ * as a listener from weft_listen() or weft_socket_adopt() does. With the
+ * io_uring backend weft_fd_adopt() did not mark the source a listener, so
+ * its close left the socket listening: the connect was queued, not
+ * refused. */
+TEST(adopted_listener_refuses_at_once_after_close)
+{
+    weft_runtime *rt = nt_runtime(false);
+
+    for (size_t i = 0; i < harness_scale(60); i++) {
+        struct sockaddr_storage addr;
+        socklen_t len;
+        weft_socket *l;
+        int fd = raw_listener(&addr, &len), c;
+
+        if (i % 2 == 0)
+            ASSERT_OK(weft_fd_adopt(rt, fd, 0, &l));
+        else
+            ASSERT_OK(weft_socket_adopt(rt, fd, &l));
+        ASSERT_EQ(-ETIMEDOUT, accept_for(rt, l, 5));
+        ASSERT_OK(weft_socket_close(l));
+        c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT(c >= 0);
+        ASSERT_EQ(-1, connect(c, (const struct sockaddr *)&addr, len));
+        ASSERT_EQ(ECONNREFUSED, errno);
+        close(c);
+    }
+    weft_runtime_free(rt);
+}
