@@ -230,7 +230,12 @@ WEFT_API int weft_udp_connect(weft_socket *s, const struct sockaddr *addr, sockl
  * thread while they wait), the descriptor is closed once no system call on
  * it is in flight, the handle becomes stale (see "Handles" above). 0, or
  * -EBADF for NULL or a socket already closed (a second close is safe and
- * harmless). Works after the runtime is freed. Thread: any. */
+ * harmless). Works after the runtime is freed. Thread: any.
+ * With the io_uring backend the system may hold the file itself a moment
+ * longer (microseconds: until the worker that armed its poll has run the
+ * cancellation), so the peer may see the end (FIN, or -EPIPE on a pipe)
+ * that much after the call returns; a listening socket is shut down
+ * before the close, so a connect made after the call is always refused. */
 WEFT_API int weft_socket_close(weft_socket *s);
 
 /* ---- Futures ------------------------------------------------------------------ */
