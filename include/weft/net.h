@@ -197,7 +197,11 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
                            weft_socket **out);
 /* Take over an existing socket descriptor: it is made non-blocking and
  * close-on-exec and is closed by weft_socket_close() (also on failure
- * here: -EBADF / -ENOTSOCK / -ENOMEM / reactor errors close it). Pipes,
+ * here: -EBADF / -ENOTSOCK / -ENOMEM / reactor errors close it), except
+ * -EEXIST: the descriptor is registered with this reactor already (adopted
+ * before, or watched by a weft_fdwatch: see weft_fd_adopt() in
+ * weft/stream.h for what io_uring recognises), so it belongs to that
+ * handle and is left open for it. Pipes,
  * ttys, eventfds and other descriptors that are not sockets: weft_fd_adopt()
  * in weft/stream.h. */
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out);

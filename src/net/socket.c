@@ -127,7 +127,10 @@ static weft_runtime *pick_rt(weft_runtime *rt)
 }
 
 /* Register fd on reactor r and make a handle; on failure fd is closed
- * when close_on_fail. */
+ * when close_on_fail, except after -EEXIST: the descriptor is registered
+ * already, so it is another live handle's (adopted twice by mistake), and
+ * closing it would pull it from under that handle, whose own close would
+ * then close the number again, perhaps somebody else's descriptor by then. */
 static int wrap_flags(struct weft__reactor *r, int fd, unsigned kind, unsigned reg_flags,
                       bool close_on_fail, weft_socket **out)
 {
@@ -136,7 +139,7 @@ static int wrap_flags(struct weft__reactor *r, int fd, unsigned kind, unsigned r
     int err = weft__io_register_flags(r, fd, reg_flags, &src, &gen);
 
     if (err) {
-        if (close_on_fail)
+        if (close_on_fail && err != -EEXIST)
             close(fd);
         return err;
     }
