@@ -220,3 +220,127 @@ TEST(close_notify_with_the_last_bytes_and_the_close)
     tt_pair_init(&p, NULL, NULL);
     tt_pair_run(&p, cn_server, cn_client);
 }
+
+/* ---- free racing both sides at work ------------------------------------------------------ */
+/* The client reads and writes at once (two coroutines, on whatever workers
+ * they land) while a third frees the stream at a varying moment: each
+ * future completes (its count, or -EBADF: the stream was freed, or the
+ * byte stream closed under it), nothing is used after it is freed (ASan),
+ * no data race (TSan), and the server sees an error or the end, never a
+ * hang. */
+typedef struct race {
+    pair *p;
+    weft_tls *t;
+    pthread_mutex_t mu;              /* orders each future's init before the free */
+    bool freed;                      /* ->mu */
+    atomic_int started;
+    ssize_t rres, wres;
+} race;
+
+/* One read or write of the stream, begun only while it is not freed (a
+ * future's init takes the reference that keeps it: tls.h "init it only on
+ * a stream not yet freed"); -EBADF if it was. */
+static ssize_t race_op(race *r, bool write, void *buf, size_t len)
+{
+    weft_tls_op f;
+    ssize_t n = -EBADF;
+
+    pthread_mutex_lock(&r->mu);
+    if (r->freed) {
+        pthread_mutex_unlock(&r->mu);
+        return -EBADF;
+    }
+    if (write)
+        weft_tls_write_init(&f, r->t, buf, len);
+    else
+        weft_tls_read_init(&f, r->t, buf, len);
+    pthread_mutex_unlock(&r->mu);
+    ASSERT_OK(weft_co_await(&weft_tls_op_future, &f, &n));
+    weft_tls_op_drop(&f);
+    return n;
+}
+
+static int race_reader(void *arg)
+{
+    race *r = arg;
+    static _Thread_local unsigned char buf[8192];
+    ssize_t n;
+
+    atomic_fetch_add(&r->started, 1);
+    while ((n = race_op(r, false, buf, sizeof(buf))) > 0)
+        ;
+    r->rres = n;
+    return 0;
+}
+
+static int race_writer(void *arg)
+{
+    race *r = arg;
+    static _Thread_local unsigned char buf[20000];
+    ssize_t n;
+
+    atomic_fetch_add(&r->started, 1);
+    while ((n = race_op(r, true, buf, sizeof(buf))) > 0)
+        ;
+    r->wres = n;
+    return 0;
+}
+
+static int race_server(void *arg)
+{
+    pair *p = arg;
+    static _Thread_local unsigned char buf[8192];
+
+    for (size_t i = 0; i < p->conns; i++) {
+        weft_tls *t = tt_server_hs(p);
+        ssize_t n;
+
+        /* echo until the client is gone */
+        while ((n = weft_co_tls_read(t, buf, sizeof(buf))) > 0)
+            if (weft_co_tls_write(t, buf, (size_t)n) < 0)
+                break;
+        weft_tls_free(t);
+    }
+    return 0;
+}
+
+static int race_client(void *arg)
+{
+    pair *p = arg;
+
+    for (size_t i = 0; i < p->conns; i++) {
+        race r = { .p = p, .rres = 1, .wres = 1, .mu = PTHREAD_MUTEX_INITIALIZER };
+        weft_join *jr, *jw;
+        int x = -1;
+
+        r.t = tt_client_hs(p);
+        ASSERT_OK(weft_go(weft_runtime_current(), race_reader, &r, &jr));
+        ASSERT_OK(weft_go(weft_runtime_current(), race_writer, &r, &jw));
+        while (atomic_load(&r.started) < 2)
+            ASSERT_OK(weft_co_sleep(1));
+        if (i % 3)
+            ASSERT_OK(weft_co_sleep(i % 7));
+        pthread_mutex_lock(&r.mu);
+        r.freed = true;
+        weft_tls_free(r.t);
+        pthread_mutex_unlock(&r.mu);
+        ASSERT_OK(weft_co_join(jr, &x));
+        ASSERT_OK(weft_co_join(jw, &x));
+        weft_join_drop(jr);
+        weft_join_drop(jw);
+        ASSERT(r.rres < 0);
+        ASSERT(r.wres < 0);
+    }
+    return 0;
+}
+
+TEST(free_racing_a_reader_and_a_writer)
+{
+    pair p = { 0 };
+
+    if (!tt_certs())
+        return;
+    tt_pair_init(&p, NULL, NULL);
+    p.conns = harness_scale(30) + 2;
+    tt_pair_run(&p, race_server, race_client);
+}
