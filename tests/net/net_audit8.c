@@ -44,3 +44,90 @@ TEST(adopting_an_owned_socket_again_leaves_it_to_its_owner)
     ASSERT_OK(weft_socket_close(b));
     weft_runtime_free(rt);
 }
+
+/* ---- connect_addrs: each attempt's share of the time ------------------------------- */
+typedef struct dialer {
+    weft_connect_host c;
+    weft_socket **s;                  /* the caller's (the task holds a copy of us) */
+    const weft_addrinfo *addrs;
+    size_t n;
+    uint64_t ms;
+    bool init;
+} dialer;
+
+static weft_poll dialer_poll(dialer *d, weft_context *cx, int *out)
+{
+    if (!d->init) {
+        weft_connect_addrs_init(&d->c, NULL, d->addrs, d->n, d->ms, d->s);
+        d->init = true;
+    }
+    return weft_connect_host_poll(&d->c, cx, out);
+}
+
+static void dialer_drop(dialer *d)
+{
+    if (d->init)
+        weft_connect_host_drop(&d->c);
+}
+
+WEFT_DEFINE_FUTURE(dialer, dialer_poll, dialer_drop, int);
+
+/* net.h, connect_host: "With a limit, each attempt gets an equal share of
+ * the time left, but at least 2 s (or all that is left), so that one
+ * unreachable address cannot use up the time of those after it". The
+ * first address never answers (a listener whose accept queue is full drops
+ * our SYN), the second listens. With 4 s for both, the first attempt gets
+ * 2 s and the second connects; with 1.5 s (under 2 s), the first takes all
+ * of it: -ETIMEDOUT, the second never tried. */
+TEST(connect_addrs_gives_each_attempt_its_share)
+{
+    weft_runtime *rt = nt_runtime(false);
+    struct sockaddr_storage a, b;
+    socklen_t alen, blen;
+    weft_socket *full, *good, *peer = NULL, *s = NULL;
+    weft_addrinfo addrs[2];
+    int fds[MAX_FILL], n, err = 12345;
+    weft_io_op acc;
+    dialer d;
+
+    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &a, &alen));
+    ASSERT_OK(weft_listen(rt, (struct sockaddr *)&a, alen, 1, &full));
+    alen = sizeof(a);
+    ASSERT_OK(weft_socket_local_addr(full, &a, &alen));
+    n = nt_fill_accept_queue(weft_socket_fd(full), &a, alen, fds);
+    nt_listen(rt, &good, &b, &blen);
+    memset(addrs, 0, sizeof(addrs));
+    addrs[0].addr = a;
+    addrs[0].len = alen;
+    addrs[1].addr = b;
+    addrs[1].len = blen;
+
+    d = (dialer){ .addrs = addrs, .n = 2, .ms = 4000, .s = &s };
+    ASSERT_OK(weft_block_on(rt, &dialer_future, &d, &err));
+    ASSERT_EQ(0, err);
+    ASSERT(s != NULL);
+    weft_accept_init(&acc, good, &peer, NULL, NULL);
+    {
+        weft_join *j;
+        int r = -1;
+
+        ASSERT_OK(weft_spawn(rt, &weft_accept_future, &acc, &j));
+        ASSERT_OK(weft_join_wait(j, &r));
+        weft_join_drop(j);
+        ASSERT_OK(r);
+    }
+    ASSERT_OK(weft_socket_close(peer));
+    ASSERT_OK(weft_socket_close(s));
+
+    s = NULL;
+    d = (dialer){ .addrs = addrs, .n = 2, .ms = 1500, .s = &s };
+    ASSERT_OK(weft_block_on(rt, &dialer_future, &d, &err));
+    ASSERT_EQ(-ETIMEDOUT, err);
+    ASSERT(s == NULL);
+
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    ASSERT_OK(weft_socket_close(full));
+    ASSERT_OK(weft_socket_close(good));
+    weft_runtime_free(rt);
+}
