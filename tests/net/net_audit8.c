@@ -131,3 +131,83 @@ TEST(connect_addrs_gives_each_attempt_its_share)
     ASSERT_OK(weft_socket_close(good));
     weft_runtime_free(rt);
 }
+
+/* ---- the wrong operation for the socket ---------------------------------------------- */
+static int accept_result(weft_runtime *rt, weft_socket *l)
+{
+    weft_io_op a;
+    weft_socket *s = NULL;
+    weft_join *j;
+    int r = 12345;
+
+    weft_accept_init(&a, l, &s, NULL, NULL);
+    ASSERT_OK(weft_spawn(rt, &weft_accept_future, &a, &j));
+    ASSERT_OK(weft_join_wait(j, &r));
+    weft_join_drop(j);
+    ASSERT(r < 0 ? s == NULL : true);
+    return r;
+}
+
+/* A read or write on a listener, an accept on a connected socket or a UDP
+ * socket: each completes at once with the system's negative errno (never a
+ * wait, never SIGPIPE), on either backend, and the sockets stay usable. */
+TEST(wrong_operations_fail_at_once)
+{
+    weft_runtime *rt = nt_runtime(false);
+    struct sockaddr_storage addr;
+    socklen_t len;
+    weft_socket *l, *a, *b, *u;
+    weft_io_op op;
+    char buf[8];
+    ssize_t n;
+
+    signal(SIGPIPE, SIG_DFL);
+    nt_listen(rt, &l, &addr, &len);
+    weft_read_init(&op, l, buf, sizeof(buf));
+    n = nt_join_op(nt_spawn_op(rt, &op));
+    ASSERT(n < 0);
+    weft_write_init(&op, l, "x", 1);
+    n = nt_join_op(nt_spawn_op(rt, &op));
+    ASSERT(n < 0);
+    nt_tcp_pair(rt, &a, &b);
+    ASSERT_EQ(-EINVAL, accept_result(rt, a));
+    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &addr, &len));
+    ASSERT_OK(weft_udp_bind(rt, (struct sockaddr *)&addr, len, &u));
+    ASSERT_EQ(-EOPNOTSUPP, accept_result(rt, u));
+    /* all still work */
+    weft_write_all_init(&op, a, "ok", 2);
+    ASSERT_EQ(2, nt_join_op(nt_spawn_op(rt, &op)));
+    weft_read_exact_init(&op, b, buf, 2);
+    ASSERT_EQ(2, nt_join_op(nt_spawn_op(rt, &op)));
+    ASSERT_OK(weft_socket_close(u));
+    ASSERT_OK(weft_socket_close(a));
+    ASSERT_OK(weft_socket_close(b));
+    ASSERT_OK(weft_socket_close(l));
+    weft_runtime_free(rt);
+}
+
+/* weft_addr_ip(): numeric hosts only, no brackets, no port, no scope. */
+TEST(addr_ip_literal_forms)
+{
+    struct sockaddr_storage a;
+    socklen_t len = 0;
+
+    ASSERT_OK(weft_addr_ip("::ffff:127.0.0.1", 443, &a, &len));
+    ASSERT_EQ(AF_INET6, a.ss_family);
+    ASSERT_EQ(sizeof(struct sockaddr_in6), len);
+    ASSERT_EQ(443, ntohs(((struct sockaddr_in6 *)&a)->sin6_port));
+    ASSERT_OK(weft_addr_ip("::", 1, &a, &len));
+    ASSERT_EQ(AF_INET6, a.ss_family);
+    ASSERT_OK(weft_addr_ip("", 2, &a, &len));
+    ASSERT_EQ(AF_INET, a.ss_family);
+    ASSERT_EQ(INADDR_ANY, ntohl(((struct sockaddr_in *)&a)->sin_addr.s_addr));
+    ASSERT_EQ(2, ntohs(((struct sockaddr_in *)&a)->sin_port));
+    ASSERT_EQ(-EINVAL, weft_addr_ip("[::1]", 1, &a, &len));
+    ASSERT_EQ(-EINVAL, weft_addr_ip("[::1]:80", 1, &a, &len));
+    ASSERT_EQ(-EINVAL, weft_addr_ip("127.0.0.1:80", 1, &a, &len));
+    ASSERT_EQ(-EINVAL, weft_addr_ip(" 127.0.0.1", 1, &a, &len));
+    ASSERT_EQ(-EINVAL, weft_addr_ip("127.1", 1, &a, &len));
+    ASSERT_EQ(-EINVAL, weft_addr_ip("localhost", 1, &a, &len));
+    ASSERT_EQ(-EINVAL, weft_addr_ip("::1", 1, NULL, &len));
+    ASSERT_EQ(-EINVAL, weft_addr_ip("::1", 1, &a, NULL));
+}
