@@ -18,7 +18,9 @@
  *   -ECONNRESET, -ECONNREFUSED, -EPIPE, -ETIMEDOUT, ...  from the system.
  * EINTR is retried inside; SIGPIPE is never raised (MSG_NOSIGNAL); EAGAIN
  * never reaches the caller of a future (it waits instead), except a Unix
- * connect to a full backlog (see weft_connect_init).
+ * connect to a full backlog (see weft_connect_init) and a name lookup that
+ * could start no pool thread (see weft_resolve_init; connect_host passes
+ * it on).
  *
  * Concurrency: a socket may be used from any thread, but at most one future
  * reads (or accepts, or receives) and one future writes (or sends) at a time:
