@@ -33,6 +33,10 @@
  * So to stop a task that keeps making calls on a socket, do not close it
  * under that task: weft_socket_shutdown(s, SHUT_RDWR) makes its reads see
  * end of stream and its writes -EPIPE, and the task closes the socket.
+ * That holds for stream sockets: the system reports no end for datagrams,
+ * so a UDP socket's receive goes on waiting after a shutdown (which says
+ * -ENOTCONN when the socket is not connected): abort such a task, or give
+ * its receives a limit (weft_timeout).
  *
  * Handles. A weft_socket * is an opaque token, not a pointer to memory
  * (never dereference it): it names a slot of a process-wide table of
@@ -227,7 +231,9 @@ WEFT_API int weft_socket_setopt(weft_socket *s, int level, int name, const void 
 WEFT_API int weft_socket_set_nodelay(weft_socket *s, bool on);
 WEFT_API int weft_socket_set_reuseaddr(weft_socket *s, bool on);
 /* shutdown(2): SHUT_RD, SHUT_WR (half-close: the peer reads EOF) or
- * SHUT_RDWR. Wakes nothing by itself; the socket stays open. */
+ * SHUT_RDWR. Wakes nothing by itself; the socket stays open. On UDP: the
+ * system's answer (-ENOTCONN unless connected), and receives keep waiting
+ * (see "Concurrency" above). */
 WEFT_API int weft_socket_shutdown(weft_socket *s, int how);
 /* UDP: fix the peer (then weft_read / weft_write send and receive); UDP's
  * connect never waits. */
