@@ -32,8 +32,8 @@
  * close; futures created from it then complete with -EBADF.
  * So to stop a task that keeps making calls on a socket, do not close it
  * under that task: weft_socket_shutdown(s, SHUT_RDWR) makes its reads see
- * end of stream and its writes -EPIPE, and the task closes the socket.
- * That holds for stream sockets: the system reports no end for datagrams,
+ * end of stream and its writes -EPIPE (a listener's accept: -EINVAL), and
+ * the task closes the socket. That holds for stream sockets: the system reports no end for datagrams,
  * so a UDP socket's receive goes on waiting after a shutdown (which says
  * -ENOTCONN when the socket is not connected): abort such a task, or give
  * its receives a limit (weft_timeout).
