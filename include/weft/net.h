@@ -246,8 +246,11 @@ WEFT_API int weft_udp_connect(weft_socket *s, const struct sockaddr *addr, sockl
  * With the io_uring backend the system may hold the file itself a moment
  * longer (microseconds: until the worker that armed its poll has run the
  * cancellation), so the peer may see the end (FIN, or -EPIPE on a pipe)
- * that much after the call returns; a listening socket is shut down
- * before the close, so a connect made after the call is always refused. */
+ * that much after the call returns. A listener made by weft_listen() is
+ * shut down before the close, so a connect made after the call is
+ * refused; an adopted one is not (it may have other holders, for whom
+ * shutdown(2) would stop it too): a connect in that moment may be queued
+ * and then reset. */
 WEFT_API int weft_socket_close(weft_socket *s);
 
 /* ---- Futures ------------------------------------------------------------------ */

@@ -239,14 +239,6 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
     return wrap_rt(rt, fd, HK_DGRAM, IO_REG_FRESH, out);
 }
 
-static bool is_listener(int fd)
-{
-    int v = 0;
-    socklen_t l = sizeof(v);
-
-    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) == 0 && v != 0;
-}
-
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
 {
     int type, flags;
@@ -267,8 +259,11 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM,
-                   type == SOCK_STREAM && is_listener(fd) ? IO_REG_LISTENER : 0, out);
+    /* never IO_REG_LISTENER: the socket may have other holders (a dup, a
+     * process it came from or was passed to: a pre-forked server's
+     * listener), and shutdown(2) before the close would stop it for all of
+     * them (see reactor.h) */
+    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM, 0, out);
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)

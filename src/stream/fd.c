@@ -39,9 +39,7 @@ static int fd_kind(int fd)
 
 WEFT_API int weft_fd_adopt(weft_runtime *rt, int fd, unsigned flags, weft_stream **out)
 {
-    int kind, fl, err, lst = 0;
-    socklen_t ll = sizeof(lst);
-    unsigned reg;
+    int kind, fl, err;
     bool set = false;
 
     if (fd < 0)
@@ -63,14 +61,10 @@ WEFT_API int weft_fd_adopt(weft_runtime *rt, int fd, unsigned flags, weft_stream
             return -errno;
         set = true;
     }
-    reg = set ? IO_REG_UNSET_NONBLOCK : 0;
-    /* a listening socket is registered as weft_socket_adopt() registers it
-     * (stream.h: "as from weft_socket_adopt()"): on io_uring its close must
-     * shut it down first, or a connect made just after the close is queued
-     * on it instead of refused (see IO_REG_LISTENER) */
-    if (kind == HK_STREAM && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &lst, &ll) == 0 && lst)
-        reg |= IO_REG_LISTENER;
-    err = weft__handle_wrap(rt, fd, (unsigned)kind, reg, false, out);
+    /* never IO_REG_LISTENER: an adopted descriptor may be shared (see
+     * reactor.h) */
+    err = weft__handle_wrap(rt, fd, (unsigned)kind, set ? IO_REG_UNSET_NONBLOCK : 0, false,
+                            out);
     if (err && set)
         fcntl(fd, F_SETFL, fl);       /* as it was */
     return err;
