@@ -111,7 +111,10 @@ WEFT_API int weft_fdwatch_modify(weft_fdwatch *w, unsigned events);
  * running callback of this watch has returned; from a callback of the
  * loop, returns at once (see "Removal and callbacks"). Either way no
  * callback of the watch starts after it returns. The descriptor is not
- * closed: close it after this returns. 0, or -EINVAL (NULL, or removed
+ * closed: close it after this returns (with the io_uring backend the
+ * system may keep the file itself open a moment after that close, until
+ * the poll's cancellation has run: see weft_socket_close() in weft/net.h).
+ * 0, or -EINVAL (NULL, or removed
  * already while the handle is still valid: from the removing callback). */
 WEFT_API int weft_fdwatch_remove(weft_fdwatch *w);
 

@@ -18,7 +18,9 @@
  *   -ECONNRESET, -ECONNREFUSED, -EPIPE, -ETIMEDOUT, ...  from the system.
  * EINTR is retried inside; SIGPIPE is never raised (MSG_NOSIGNAL); EAGAIN
  * never reaches the caller of a future (it waits instead), except a Unix
- * connect to a full backlog (see weft_connect_init).
+ * connect to a full backlog (see weft_connect_init) and a name lookup that
+ * could start no pool thread (see weft_resolve_init; connect_host passes
+ * it on).
  *
  * Concurrency: a socket may be used from any thread, but at most one future
  * reads (or accepts, or receives) and one future writes (or sends) at a time:
@@ -30,7 +32,11 @@
  * close; futures created from it then complete with -EBADF.
  * So to stop a task that keeps making calls on a socket, do not close it
  * under that task: weft_socket_shutdown(s, SHUT_RDWR) makes its reads see
- * end of stream and its writes -EPIPE, and the task closes the socket.
+ * end of stream and its writes -EPIPE (a listener's accept: -EINVAL), and
+ * the task closes the socket. That holds for stream sockets: the system reports no end for datagrams,
+ * so a UDP socket's receive goes on waiting after a shutdown (which says
+ * -ENOTCONN when the socket is not connected): abort such a task, or give
+ * its receives a limit (weft_timeout).
  *
  * Handles. A weft_socket * is an opaque token, not a pointer to memory
  * (never dereference it): it names a slot of a process-wide table of
@@ -197,7 +203,11 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
                            weft_socket **out);
 /* Take over an existing socket descriptor: it is made non-blocking and
  * close-on-exec and is closed by weft_socket_close() (also on failure
- * here: -EBADF / -ENOTSOCK / -ENOMEM / reactor errors close it). Pipes,
+ * here: -EBADF / -ENOTSOCK / -ENOMEM / reactor errors close it), except
+ * -EEXIST: the descriptor is registered with this reactor already (adopted
+ * before, or watched by a weft_fdwatch: see weft_fd_adopt() in
+ * weft/stream.h for what io_uring recognises), so it belongs to that
+ * handle and is left open for it. Pipes,
  * ttys, eventfds and other descriptors that are not sockets: weft_fd_adopt()
  * in weft/stream.h. */
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out);
@@ -221,7 +231,9 @@ WEFT_API int weft_socket_setopt(weft_socket *s, int level, int name, const void 
 WEFT_API int weft_socket_set_nodelay(weft_socket *s, bool on);
 WEFT_API int weft_socket_set_reuseaddr(weft_socket *s, bool on);
 /* shutdown(2): SHUT_RD, SHUT_WR (half-close: the peer reads EOF) or
- * SHUT_RDWR. Wakes nothing by itself; the socket stays open. */
+ * SHUT_RDWR. Wakes nothing by itself; the socket stays open. On UDP: the
+ * system's answer (-ENOTCONN unless connected), and receives keep waiting
+ * (see "Concurrency" above). */
 WEFT_API int weft_socket_shutdown(weft_socket *s, int how);
 /* UDP: fix the peer (then weft_read / weft_write send and receive); UDP's
  * connect never waits. */
@@ -230,7 +242,15 @@ WEFT_API int weft_udp_connect(weft_socket *s, const struct sockaddr *addr, sockl
  * thread while they wait), the descriptor is closed once no system call on
  * it is in flight, the handle becomes stale (see "Handles" above). 0, or
  * -EBADF for NULL or a socket already closed (a second close is safe and
- * harmless). Works after the runtime is freed. Thread: any. */
+ * harmless). Works after the runtime is freed. Thread: any.
+ * With the io_uring backend the system may hold the file itself a moment
+ * longer (microseconds: until the worker that armed its poll has run the
+ * cancellation), so the peer may see the end (FIN, or -EPIPE on a pipe)
+ * that much after the call returns. A listener made by weft_listen() is
+ * shut down before the close, so a connect made after the call is
+ * refused; an adopted one is not (it may have other holders, for whom
+ * shutdown(2) would stop it too): a connect in that moment may be queued
+ * and then reset. */
 WEFT_API int weft_socket_close(weft_socket *s);
 
 /* ---- Futures ------------------------------------------------------------------ */

@@ -85,8 +85,11 @@ typedef enum weft_stdio_mode {
                                * the child's stdin, reads its stdout/stderr */
     WEFT_STDIO_FD = 3,        /* `fd`, a descriptor of the parent's (it stays the
                                * caller's: weft duplicates it for the child and
-                               * never closes it); any descriptor, even 0, 1, 2
-                               * ({ WEFT_STDIO_FD, 1 } as stderr is "2>&1") */
+                               * never closes it); any descriptor, even 0, 1, 2.
+                               * Always the PARENT's number: { WEFT_STDIO_FD, 1 }
+                               * as stderr is the parent's stdout, which is the
+                               * shell's "2>&1" only while stdout is inherited
+                               * too; it never means the child's stdout pipe */
 } weft_stdio_mode;
 
 typedef struct weft_stdio {

@@ -31,7 +31,10 @@
  *                 thread for the call and takes the one it raised (the
  *                 thread's mask is left as it was; a SIGPIPE pending before
  *                 the call stays pending). A hang-up wakes a waiting reader
- *                 (to see 0) and a waiting writer (to see -EPIPE). A FIFO
+ *                 (to see 0) and a waiting writer (to see -EPIPE). (With
+ *                 the io_uring backend a write at the other end may still
+ *                 succeed for a moment after weft_stream_close() of the
+ *                 last reader returned: see weft_socket_close().) A FIFO
  *                 opened for reading while it has no writer reads 0 (the
  *                 system's answer); open it O_RDWR to wait for writers
  *                 instead. After end of stream a FIFO may get a new writer:

@@ -145,7 +145,8 @@ typedef struct weft_tls_config_options {
 
 /* Make a configuration from `opt` (copied; the files are read now). 0 with
  * a reference in *out (release it with weft_tls_config_free()), or
- * -EINVAL (NULL out or opt, a server without a certificate and key, an
+ * -EINVAL (NULL out or opt, a server without a certificate and key, a
+ * cert_file without a key_file or the other way round (either side), an
  * ALPN name longer than 255 bytes or empty, an ALPN list longer than 511
  * bytes in all, min_version not 0, 12 or 13),
  * -EACCES (a file or CA directory this process may not read), -ENOENT (one
@@ -291,7 +292,8 @@ WEFT_API void weft_tls_flush_init(weft_tls_op *f, weft_tls *t);
 WEFT_API void weft_tls_shutdown_init(weft_tls_op *f, weft_tls *t);
 
 WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *out);
-/* read: 0 until it completes; write: plaintext bytes taken so far. */
+/* read: 0 until it completes, then its count (0 at end of stream or on
+ * an error); write: plaintext bytes taken so far. */
 WEFT_API size_t weft_tls_op_moved(const weft_tls_op *f);
 WEFT_API void weft_tls_op_drop(weft_tls_op *f);
 /* Output ssize_t. */

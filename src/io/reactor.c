@@ -589,6 +589,27 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
     if (s->r->ring) {
         uint32_t old = atomic_load_explicit(&s->arm, memory_order_relaxed);
 
+        /* A poll on a number closed under the watch (or taken by another
+         * file since) would fail only in its completion, which reaches the
+         * callback as an error: a watch that is re-armed after each
+         * callback then calls it again and again, and a modify reports
+         * success (fdwatch.h: the re-arm's error, then silence). The
+         * epoll set holds the descriptor (added with no events at
+         * registration: the check of do_register()), so a MOD of it
+         * answers as the epoll backend's re-arm does: -EBADF closed,
+         * -ENOENT another file under the number. */
+        ev.events = 0;
+        ev.data.u64 = (uint64_t)s->index << 32 | gen;
+        if (epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
+            int err = -errno;
+
+            /* and the poll armed before ends (a new count: its completion
+             * is stale), so that it neither reports the old file's events
+             * nor keeps that file open */
+            (void)weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), -1, 0, 0, false,
+                                     false, &s->arm, (old + 1) & 0xffu);
+            return err;
+        }
         /* the new count first: a completion of the old poll that comes
          * late is stale in dispatch; then remove it and arm the new one
          * (in this order in the kernel) */

@@ -299,11 +299,13 @@ int weft__io_register(struct weft__reactor *r, int fd, struct weft__io_source **
  * backend skips the epoll check of user descriptors (one system call less
  * per connection). */
 #define IO_REG_FRESH 2u
-/* IO_REG_LISTENER: a listening socket. The io_uring backend shuts it down
- * before it closes it: the kernel holds a polled file until the thread
- * that submitted the poll has run the cancellation (microseconds later, on
- * that thread), and a connect meanwhile would still be queued, not
- * refused. */
+/* IO_REG_LISTENER: a listening socket that weft made (weft_listen()). The
+ * io_uring backend shuts it down before it closes it: the kernel holds a
+ * polled file until the thread that submitted the poll has run the
+ * cancellation (microseconds later, on that thread), and a connect
+ * meanwhile would still be queued, not refused. Never for an adopted
+ * socket: it may have other holders (a dup, a forked or exec'd process),
+ * and shutdown(2), unlike close(2), would stop it for all of them. */
 #define IO_REG_LISTENER 4u
 int weft__io_register_flags(struct weft__reactor *r, int fd, unsigned flags,
                             struct weft__io_source **out, uint32_t *gen);

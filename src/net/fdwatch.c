@@ -399,7 +399,10 @@ static void watch_notify(void *arg, uint32_t bits)
     weft_waker wk = WEFT_WAKER_EMPTY;
 
     pthread_mutex_lock(&l->lock);
-    if (!w->removed) {
+    /* armed == ARM_FAILED: the last re-arm failed (the descriptor was
+     * closed under the watch): silent until a modify succeeds (fdwatch.h),
+     * also for an event of the poll armed before it (io_uring) */
+    if (!w->removed && w->armed != ARM_FAILED) {
         w->pending |= (bits & IO_READ ? WEFT_READABLE : 0) | (bits & IO_WRITE ? WEFT_WRITABLE : 0) |
                       (bits & (IO_HUP | IO_ERR) ? WEFT_HANGUP : 0);
         if (!w->queued) {

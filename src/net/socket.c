@@ -128,7 +128,10 @@ static weft_runtime *pick_rt(weft_runtime *rt)
 }
 
 /* Register fd on reactor r and make a handle; on failure fd is closed
- * when close_on_fail. */
+ * when close_on_fail, except after -EEXIST: the descriptor is registered
+ * already, so it is another live handle's (adopted twice by mistake), and
+ * closing it would pull it from under that handle, whose own close would
+ * then close the number again, perhaps somebody else's descriptor by then. */
 static int wrap_flags(struct weft__reactor *r, int fd, unsigned kind, unsigned reg_flags,
                       bool close_on_fail, weft_socket **out)
 {
@@ -137,7 +140,7 @@ static int wrap_flags(struct weft__reactor *r, int fd, unsigned kind, unsigned r
     int err = weft__io_register_flags(r, fd, reg_flags, &src, &gen);
 
     if (err) {
-        if (close_on_fail)
+        if (close_on_fail && err != -EEXIST)
             close(fd);
         return err;
     }
@@ -237,14 +240,6 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
     return wrap_rt(rt, fd, HK_DGRAM, IO_REG_FRESH, out);
 }
 
-static bool is_listener(int fd)
-{
-    int v = 0;
-    socklen_t l = sizeof(v);
-
-    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) == 0 && v != 0;
-}
-
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
 {
     int type, flags;
@@ -265,8 +260,11 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return err;
     }
-    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM,
-                   type == SOCK_STREAM && is_listener(fd) ? IO_REG_LISTENER : 0, out);
+    /* never IO_REG_LISTENER: the socket may have other holders (a dup, a
+     * process it came from or was passed to: a pre-forked server's
+     * listener), and shutdown(2) before the close would stop it for all of
+     * them (see reactor.h) */
+    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM, 0, out);
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)

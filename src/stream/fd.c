@@ -61,6 +61,8 @@ WEFT_API int weft_fd_adopt(weft_runtime *rt, int fd, unsigned flags, weft_stream
             return -errno;
         set = true;
     }
+    /* never IO_REG_LISTENER: an adopted descriptor may be shared (see
+     * reactor.h) */
     err = weft__handle_wrap(rt, fd, (unsigned)kind, set ? IO_REG_UNSET_NONBLOCK : 0, false,
                             out);
     if (err && set)

@@ -691,6 +691,8 @@ static void release(weft_tls_op *f)
 static weft_poll finish(weft_tls_op *f, ssize_t r, ssize_t *out)
 {
     release(f);
+    if (f->kind == K_READ)
+        f->moved = r > 0 ? (size_t)r : 0;   /* moved(): the count once complete */
     f->done = true;
     f->result = r;
     if (out)
@@ -837,7 +839,9 @@ WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *o
 
 WEFT_API size_t weft_tls_op_moved(const weft_tls_op *f)
 {
-    return f != NULL && f->kind == K_WRITE ? f->moved : 0;
+    /* a read: 0 until it completes (bytes leave OpenSSL only in the poll
+     * that returns them), then its count; a write: taken so far */
+    return f != NULL && (f->kind == K_WRITE || f->kind == K_READ) ? f->moved : 0;
 }
 
 WEFT_API void weft_tls_op_drop(weft_tls_op *f)
