@@ -72,7 +72,10 @@
  * that uses big local arrays on coroutines with -fstack-clash-protection.
  * Freed stacks are kept for reuse: up to 16 per worker thread, released
  * when the thread exits, and up to 1,024 shared, released when the last
- * such thread exits (so none stays mapped once every runtime is freed).
+ * such thread exits (so none stays mapped once every runtime is freed,
+ * whichever thread freed it: a stack released on any other thread, the
+ * driver of a current-thread runtime or one that ran the drops of a
+ * shutdown included, goes to the shared cache while a worker lives).
  * Cached stacks keep the pages their coroutine touched, except those in
  * the shared cache past its first 64, which keep only their top page.
  *
