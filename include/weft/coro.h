@@ -95,7 +95,9 @@
  * stack below (another coroutine's); a frame that skips the canary
  * entirely (a big local array left unwritten) goes unseen. The environment
  * variable WEFT_CO_GUARD_MAX (read once, at the first spawn) sets the
- * number of guarded stacks instead: 0 takes every stack from slabs (about
+ * number of guarded stacks instead (below it every stack is guarded: a
+ * mapping the kernel refuses is -ENOMEM then, not a slab stack): 0 takes
+ * every stack from slabs (about
  * 2x faster to spawn and release in bursts of thousands, one map entry per
  * 64 stacks), a large number keeps every stack guarded (weft_go() then
  * returns -ENOMEM when the map is full). A coroutine parked in a shallow

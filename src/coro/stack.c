@@ -206,6 +206,14 @@ static bool tco_can_keep(void)
     return true;
 }
 
+/* relaxed: a setting, written with guard_limit_v. True when the limit is
+ * the user's (WEFT_CO_GUARD_MAX): below it every stack is guarded, and a
+ * guarded mapping the kernel refuses is -ENOMEM, never a slab stack
+ * (coro.h: "a large number keeps every stack guarded (weft_go() then
+ * returns -ENOMEM when the map is full)"; before the audit it fell back to
+ * a slab stack, without a guard page). The default limit falls back. */
+static _Atomic bool guard_strict;
+
 /* The default limit on guarded stacks: WEFT_CO_GUARD_MAX (a count; 0:
  * slabs only) if set, else a quarter of vm.max_map_count (two entries per
  * guarded stack: half the map is left to the rest of the program). */
@@ -216,12 +224,15 @@ static long guard_limit_default(void)
     long v = 65530;
     int fd;
 
+    atomic_store_explicit(&guard_strict, false, memory_order_relaxed);
     if (env && *env) {
         char *end;
         long e = strtol(env, &end, 10);
 
-        if (*end == '\0' && e >= 0)
+        if (*end == '\0' && e >= 0) {
+            atomic_store_explicit(&guard_strict, true, memory_order_relaxed);
             return e;
+        }
     }
     fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
@@ -254,6 +265,8 @@ long weft__co_guard_limit_set(long n)
 
     atomic_store_explicit(&guard_limit_v, n >= 0 ? n : guard_limit_default(),
                           memory_order_relaxed);
+    if (n >= 0)
+        atomic_store_explicit(&guard_strict, false, memory_order_relaxed);
     atomic_store_explicit(&slab_sticky, false, memory_order_relaxed);
     return old;
 }
@@ -327,8 +340,11 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
             sticky = false;
             atomic_store_explicit(&slab_sticky, false, memory_order_relaxed);
         }
-        if (!sticky && g < lim)
+        if (!sticky && g < lim) {
             err = guarded_map(s, usable, ps);
+            if (err < 0 && atomic_load_explicit(&guard_strict, memory_order_relaxed))
+                return err;             /* the user's limit: guarded or nothing */
+        }
         if (err < 0) {
             if (lim > 0 && !sticky)
                 atomic_store_explicit(&slab_sticky, true, memory_order_relaxed);

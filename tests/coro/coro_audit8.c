@@ -310,3 +310,85 @@ TEST(stacks_are_unmapped_when_a_plain_thread_frees_the_last_runtime)
     ASSERT_EQ(0, mapped[1]);
     ASSERT_EQ(0, weft__co_stacks_mapped());
 }
+
+/* ---- WEFT_CO_GUARD_MAX large: every stack guarded, -ENOMEM when the map is full ------ */
+/* coro.h: "a large number keeps every stack guarded (weft_go() then returns
+ * -ENOMEM when the map is full)". The child fills its memory map to
+ * vm.max_map_count (pages of one mapping made PROT_NONE one by one, each
+ * a new map entry), leaves exactly one entry free, and spawns: a guarded
+ * stack needs two (the mapping and its guard page), so the spawn must fail
+ * with -ENOMEM, not hand out a stack without a guard page (a slab stack
+ * needs one entry). Before the audit it fell back to a slab stack. */
+static long map_entries(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+
+    if (f == NULL)
+        return -1;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static int guard_noop(void *arg)
+{
+    (void)arg;
+    return 5;
+}
+
+static void full_map_child(void)
+{
+    weft_runtime *rt = ct_runtime(1);
+    weft_join *j = NULL;
+    int out = 0, r;
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE), pages = 2u * 70000u, k;
+    char *region;
+    long guarded;
+
+    /* warm: the guard limit is read, the worker's signal stack mapped */
+    ASSERT_OK(weft_go(rt, guard_noop, NULL, &j));
+    ASSERT_OK(weft_join_wait(j, &out));
+    weft_join_drop(j);
+    ASSERT(map_entries() > 0);
+    region = mmap(NULL, pages * ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ASSERT(region != MAP_FAILED);
+    for (k = 1; k < pages; k += 2)
+        if (mprotect(region + k * ps, ps, PROT_NONE) != 0)
+            break;
+    ASSERT(k < pages);                  /* the map is (nearly) full */
+    /* take any entry left, then give exactly one back: a PROT_NONE page
+     * between two readable ones, unmapped, is one entry less */
+    for (int i = 0; i < 64; i++)
+        if (mmap(NULL, ps, (i & 1) ? PROT_READ : PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+            break;
+    ASSERT_EQ(0, munmap(region + 3 * ps, ps));
+    guarded = weft__co_stacks_guarded();
+    r = weft_go(rt, guard_noop, NULL, &j);
+    if (r == 0) {
+        fprintf(stderr, "spawned with %ld guarded stacks before, %ld after\n", guarded,
+                weft__co_stacks_guarded());
+        ASSERT_EQ(guarded + 1, weft__co_stacks_guarded());   /* it must be guarded */
+    } else {
+        ASSERT_EQ(-ENOMEM, r);
+    }
+    _exit(0);                           /* no room to tear down politely */
+}
+
+TEST(a_large_guard_max_never_hands_out_an_unguarded_stack)
+{
+    char buf[4096];
+    int st;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    harness_skip("the sanitizer's runtime maps memory of its own at any time");
+#endif
+    ASSERT_EQ(0, setenv("WEFT_CO_GUARD_MAX", "1000000", 1));
+    st = ct_in_child(full_map_child, buf, sizeof(buf));
+    unsetenv("WEFT_CO_GUARD_MAX");
+    ASSERT(WIFEXITED(st));
+    ASSERT_EQ(0, WEXITSTATUS(st));
+}
