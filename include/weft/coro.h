@@ -31,7 +31,11 @@
  * (weft_join_abort(), weft_group_cancel(), runtime shutdown) makes the
  * blocking call it is parked in return -ECANCELED (the awaited future is
  * dropped), and every later blocking call return -ECANCELED at once without
- * waiting, until fn returns; the stack is then released. fn always runs:
+ * waiting, until fn returns; the stack is then released. An abort made
+ * while the coroutine runs (between two calls, on a worker) takes effect at
+ * its next blocking call, or weft_co_cancelled(), whichever comes first:
+ * that call returns -ECANCELED (true) and takes nothing, as if the abort had
+ * found it parked there, and the task ends cancelled. fn always runs:
  * once weft_go() has returned 0, fn(arg) is called exactly once, even if the
  * task is aborted (or the runtime shut down) before it was first polled --
  * then every blocking call in it returns -ECANCELED from the start. So fn
@@ -217,7 +221,9 @@ WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, v
                                    uint64_t ms);
 
 /* True once the running coroutine has been aborted (every blocking call
- * now returns -ECANCELED); false outside a coroutine. */
+ * now returns -ECANCELED), an abort made while it runs included (see
+ * "Cancellation" above: that abort is acted on here, on this thread);
+ * false outside a coroutine. */
 WEFT_API bool weft_co_cancelled(void);
 
 /* True when called from a coroutine. Thread: any. */

@@ -392,3 +392,96 @@ TEST(a_large_guard_max_never_hands_out_an_unguarded_stack)
     ASSERT(WIFEXITED(st));
     ASSERT_EQ(0, WEXITSTATUS(st));
 }
+
+/* ---- an abort made while the coroutine runs (not parked) ----------------------------- */
+/* coro.h: aborting makes "every later blocking call return -ECANCELED at
+ * once without waiting", and weft_co_cancelled() is "True once the running
+ * coroutine has been aborted". Made while the coroutine runs on a worker
+ * (spinning, parked nowhere), the abort used to go unseen until a call had
+ * to wait: weft_co_cancelled() said false and a receive with a message
+ * ready took it (0). `how`: 0 weft_join_abort(), 1 a group's cancel; the
+ * first call after the abort is a receive, a yield or weft_co_cancelled(). */
+typedef struct ar_ctx {
+    weft_chan *ch;
+    int first;                          /* 0 recv, 1 yield, 2 cancelled() */
+    atomic_int running, aborted;
+    atomic_int first_result, recv_result, later;
+} ar_ctx;
+
+static int ar_body(void *arg)
+{
+    ar_ctx *c = arg;
+    int v = 0;
+    uint64_t until = weft_now_ms() + WAIT_MS;
+
+    atomic_store(&c->running, 1);
+    while (!atomic_load(&c->aborted) && weft_now_ms() < until)
+        ;                               /* running, parked nowhere */
+    if (c->first == 1)
+        atomic_store(&c->first_result, weft_co_yield());
+    else if (c->first == 2)
+        atomic_store(&c->first_result, weft_co_cancelled() ? -ECANCELED : 0);
+    atomic_store(&c->recv_result, weft_co_chan_recv(c->ch, &v));
+    atomic_store(&c->later, weft_co_sleep(1));
+    return 0;
+}
+
+static void ar_run(int how, int first)
+{
+    weft_runtime *rt = ct_runtime(2);
+    weft_group *g = NULL;
+    weft_join *j = NULL;
+    ar_ctx c;
+
+    memset(&c, 0, sizeof(c));
+    c.first = first;
+    atomic_store(&c.first_result, 1);
+    ASSERT_OK(weft_chan_new(&c.ch, sizeof(int), 4));
+    ASSERT_OK(weft_chan_try_send(c.ch, &(int){ 5 }));
+    if (how == 0) {
+        ASSERT_OK(weft_go(rt, ar_body, &c, &j));
+    } else {
+        ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+        ASSERT_OK(weft_go_group(g, ar_body, &c, NULL));
+    }
+    while (!atomic_load(&c.running))
+        usleep(100);
+    if (how == 0)
+        weft_join_abort(j);
+    else
+        weft_group_cancel(g);
+    atomic_store(&c.aborted, 1);
+    if (how == 0) {
+        ASSERT_EQ(-ECANCELED, weft_join_wait(j, NULL));   /* ended cancelled */
+        weft_join_drop(j);
+    } else {
+        ASSERT_OK(weft_group_free(g));
+    }
+    if (first != 0)
+        ASSERT_EQ(-ECANCELED, atomic_load(&c.first_result));
+    ASSERT_EQ(-ECANCELED, atomic_load(&c.recv_result));
+    ASSERT_EQ(-ECANCELED, atomic_load(&c.later));
+    ASSERT_EQ(1, weft_chan_len(c.ch));                    /* the message stayed */
+    weft_chan_drop(c.ch);
+    CT_FREE(rt);
+}
+
+TEST(abort_while_running_then_receive)
+{
+    ar_run(0, 0);
+}
+
+TEST(abort_while_running_then_yield)
+{
+    ar_run(0, 1);
+}
+
+TEST(abort_while_running_then_ask)
+{
+    ar_run(0, 2);
+}
+
+TEST(group_cancel_while_running_then_receive)
+{
+    ar_run(1, 0);
+}
