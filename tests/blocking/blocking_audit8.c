@@ -181,3 +181,29 @@ TEST(join_futures_dropped_while_their_job_completes)
     weft_blocking_pool_free(p);
     ASSERT_EQ(0, harness_live());
 }
+
+/* ---- any negative timeout waits as long as it takes ---------------------------------- */
+static void *slow_job(void *arg)
+{
+    usleep(20000);
+    return arg;
+}
+
+TEST(shutdown_with_any_negative_timeout_waits_for_running_jobs)
+{
+    static const int timeouts[] = { WEFT_BLOCKING_FOREVER, -2, INT32_MIN };
+
+    for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+        weft_blocking_pool *p = ft_pool(1);
+        weft_blocking_job *j = NULL;
+
+        ASSERT_OK(weft_blocking_spawn(p, slow_job, (void *)(uintptr_t)3, &j));
+        while (weft_blocking_pool_threads(p) == 0)
+            usleep(100);
+        ASSERT_EQ(0, weft_blocking_pool_shutdown(p, timeouts[i]));
+        ASSERT(weft_blocking_job_is_complete(j));
+        ASSERT_EQ(0, weft_blocking_pool_threads(p));
+        weft_blocking_job_drop(j);
+        weft_blocking_pool_free(p);
+    }
+}
