@@ -183,8 +183,11 @@ TEST(join_futures_dropped_while_their_job_completes)
 }
 
 /* ---- any negative timeout waits as long as it takes ---------------------------------- */
+static atomic_int slow_started;
+
 static void *slow_job(void *arg)
 {
+    atomic_store(&slow_started, 1);
     usleep(20000);
     return arg;
 }
@@ -197,11 +200,15 @@ TEST(shutdown_with_any_negative_timeout_waits_for_running_jobs)
         weft_blocking_pool *p = ft_pool(1);
         weft_blocking_job *j = NULL;
 
+        void *ret = NULL;
+
+        atomic_store(&slow_started, 0);
         ASSERT_OK(weft_blocking_spawn(p, slow_job, (void *)(uintptr_t)3, &j));
-        while (weft_blocking_pool_threads(p) == 0)
+        while (!atomic_load(&slow_started))
             usleep(100);
-        ASSERT_EQ(0, weft_blocking_pool_shutdown(p, timeouts[i]));
-        ASSERT(weft_blocking_job_is_complete(j));
+        ASSERT_EQ(0, weft_blocking_pool_shutdown(p, timeouts[i]));   /* it waited */
+        ASSERT_OK(weft_blocking_job_try(j, &ret));                    /* ran whole */
+        ASSERT_EQ(3, (uintptr_t)ret);
         ASSERT_EQ(0, weft_blocking_pool_threads(p));
         weft_blocking_job_drop(j);
         weft_blocking_pool_free(p);
