@@ -218,3 +218,63 @@ TEST(readers_at_work_while_coroutines_migrate_across_two_runtimes)
     weft_runtime_free(ra);
     weft_runtime_free(rb);
 }
+
+/* ---- start and stop twice, on two runtimes at once ------------------------------------ */
+/* trace.h: each runtime has its own recording; a second start while one
+ * records is -EBUSY, a second stop -ESRCH; a write waits for the stop (and
+ * may be repeated), and one runtime's recording never answers for the
+ * other's. */
+typedef weft_yield yield_once;
+
+static weft_poll one_yield(yield_once *y, weft_context *cx, void *out)
+{
+    (void)out;
+    return weft_yield_poll(y, cx);
+}
+WEFT_DEFINE_FUTURE_VOID_STATIC(yield_once, one_yield, NULL);
+
+TEST(trace_start_and_stop_twice_on_two_runtimes)
+{
+    weft_runtime *ra = NULL, *rb = NULL;
+    FILE *null = fopen("/dev/null", "w");
+    weft_trace_stats st;
+    weft_yield y;
+    long wa, wa2;
+
+    ASSERT(null != NULL);
+    ASSERT_OK(weft_runtime_new(&ra, &(weft_runtime_options){ .workers = 2 }));
+    ASSERT_OK(weft_runtime_new(&rb, &(weft_runtime_options){ .flavor = WEFT_CURRENT_THREAD }));
+    ASSERT_EQ(-ESRCH, weft_trace_stop(ra));
+    ASSERT_EQ(-ESRCH, weft_trace_write(ra, null));
+    ASSERT_EQ(-ESRCH, weft_trace_get_stats(ra, &st));
+    ASSERT_OK(weft_trace_start(ra, 128));
+    ASSERT_EQ(-EBUSY, weft_trace_start(ra, 128));
+    ASSERT_EQ(-EBUSY, weft_trace_start(ra, 0));           /* whatever the size */
+    ASSERT_EQ(-ESRCH, weft_trace_stop(rb));                /* b records nothing */
+    ASSERT_EQ(-ESRCH, weft_trace_write(rb, null));
+    ASSERT_OK(weft_trace_start(rb, 0));
+    weft_yield_init(&y);
+    ASSERT_OK(weft_block_on(ra, &yield_once_future, &y, NULL));
+    weft_yield_init(&y);
+    ASSERT_OK(weft_block_on(rb, &yield_once_future, &y, NULL));
+    ASSERT_EQ(-EBUSY, weft_trace_write(ra, null));
+    ASSERT_OK(weft_trace_stop(ra));
+    ASSERT_EQ(-ESRCH, weft_trace_stop(ra));
+    wa = weft_trace_write(ra, null);                        /* b still records */
+    ASSERT(wa > 0);
+    wa2 = weft_trace_write(ra, null);
+    ASSERT_EQ(wa, wa2);                                     /* a second copy */
+    ASSERT_OK(weft_trace_get_stats(ra, &st));
+    ASSERT(st.recorded > 0);
+    ASSERT_OK(weft_trace_get_stats(rb, &st));               /* a snapshot while it runs */
+    ASSERT_OK(weft_trace_stop(rb));
+    ASSERT(weft_trace_write(rb, null) > 0);
+    /* restarted: the old recording is gone, the new one empty of polls */
+    ASSERT_OK(weft_trace_start(ra, 64));
+    ASSERT_OK(weft_trace_stop(ra));
+    ASSERT_OK(weft_trace_get_stats(ra, &st));
+    ASSERT(weft_trace_write(ra, null) > 0);
+    weft_runtime_free(ra);
+    weft_runtime_free(rb);
+    fclose(null);
+}
