@@ -16,8 +16,8 @@ TEST(fs_write_of_exactly_the_largest_size_is_taken)
     weft_blocking_pool *p = ft_pool(1);
     weft_fs_op op;
     int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    void *src = mmap(NULL, WEFT_FS_WRITE_MAX, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                     -1, 0);
+    void *src = mmap(NULL, WEFT_FS_WRITE_MAX, PROT_READ,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
     ASSERT(fd >= 0);
     ASSERT(src != MAP_FAILED);
