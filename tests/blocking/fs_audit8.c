@@ -13,19 +13,29 @@
  * the sink /dev/null. */
 TEST(fs_write_of_exactly_the_largest_size_is_taken)
 {
-    weft_blocking_pool *p = ft_pool(1);
+    weft_blocking_pool *p;
     weft_fs_op op;
-    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    void *src = mmap(NULL, WEFT_FS_WRITE_MAX, PROT_READ,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    int fd;
+    void *src;
 
+#if defined(__SANITIZE_THREAD__)
+    /* TSan shadows both sides of the 1 GiB copy into the request: several
+     * GiB per run, twice at once (this and its uring. twin), which the
+     * OOM killer ended on the shared 24 GiB machine. No race to find in a
+     * size limit: the plain, stress and ASan builds check it. */
+    harness_skip("a 1 GiB copy under TSan needs more memory than the machine spares");
+#endif
+    p = ft_pool(1);
+    fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    src = mmap(NULL, WEFT_FS_WRITE_MAX, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+               -1, 0);
     ASSERT(fd >= 0);
     ASSERT(src != MAP_FAILED);
     weft_fs_write_init(&op, p, fd, src, WEFT_FS_WRITE_MAX);
     ASSERT_EQ((long long)WEFT_FS_WRITE_MAX, ft_drive(&op));
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    /* the same limit for the other two (each copy of 1 GiB takes about a
-     * minute under a sanitizer: the write above stands for them there) */
+#if !defined(__SANITIZE_ADDRESS__)
+    /* the same limit for the other two (ASan: the write above stands for
+     * them, to keep the memory and time down) */
     weft_fs_pwrite_init(&op, p, fd, src, WEFT_FS_WRITE_MAX, 0);
     ASSERT_EQ((long long)WEFT_FS_WRITE_MAX, ft_drive(&op));
     weft_fs_write_file_init(&op, p, "/dev/null", src, WEFT_FS_WRITE_MAX);
