@@ -91,7 +91,8 @@ WEFT_API int weft_blocking_spawn(weft_blocking_pool *pool, void *(*fn)(void *arg
 /* Stop the pool: later spawns return -ESHUTDOWN; queued jobs that have not
  * started are cancelled (their joins report -ECANCELED, their fn never
  * runs); idle threads exit. Then wait until every thread has left, or until
- * `timeout_ms` passed (WEFT_BLOCKING_FOREVER: no limit; 0: do not wait).
+ * `timeout_ms` passed (WEFT_BLOCKING_FOREVER, or any other negative value:
+ * no limit; 0: do not wait).
  * Returns the number of jobs still running when it stopped waiting (0: clean
  * shutdown), or -EINVAL for NULL or when called from a thread of this pool.
  * A job left running finishes later on its own and its handle still works;

@@ -31,7 +31,11 @@
  * (weft_join_abort(), weft_group_cancel(), runtime shutdown) makes the
  * blocking call it is parked in return -ECANCELED (the awaited future is
  * dropped), and every later blocking call return -ECANCELED at once without
- * waiting, until fn returns; the stack is then released. fn always runs:
+ * waiting, until fn returns; the stack is then released. An abort made
+ * while the coroutine runs (between two calls, on a worker) takes effect at
+ * its next blocking call, or weft_co_cancelled(), whichever comes first:
+ * that call returns -ECANCELED (true) and takes nothing, as if the abort had
+ * found it parked there, and the task ends cancelled. fn always runs:
  * once weft_go() has returned 0, fn(arg) is called exactly once, even if the
  * task is aborted (or the runtime shut down) before it was first polled --
  * then every blocking call in it returns -ECANCELED from the start. So fn
@@ -72,7 +76,10 @@
  * that uses big local arrays on coroutines with -fstack-clash-protection.
  * Freed stacks are kept for reuse: up to 16 per worker thread, released
  * when the thread exits, and up to 1,024 shared, released when the last
- * such thread exits (so none stays mapped once every runtime is freed).
+ * such thread exits (so none stays mapped once every runtime is freed,
+ * whichever thread freed it: a stack released on any other thread, the
+ * driver of a current-thread runtime or one that ran the drops of a
+ * shutdown included, goes to the shared cache while a worker lives).
  * Cached stacks keep the pages their coroutine touched, except those in
  * the shared cache past its first 64, which keep only their top page.
  *
@@ -92,7 +99,9 @@
  * stack below (another coroutine's); a frame that skips the canary
  * entirely (a big local array left unwritten) goes unseen. The environment
  * variable WEFT_CO_GUARD_MAX (read once, at the first spawn) sets the
- * number of guarded stacks instead: 0 takes every stack from slabs (about
+ * number of guarded stacks instead (below it every stack is guarded: a
+ * mapping the kernel refuses is -ENOMEM then, not a slab stack): 0 takes
+ * every stack from slabs (about
  * 2x faster to spawn and release in bursts of thousands, one map entry per
  * 64 stacks), a large number keeps every stack guarded (weft_go() then
  * returns -ENOMEM when the map is full). A coroutine parked in a shallow
@@ -212,7 +221,9 @@ WEFT_API int weft_co_await_timeout(const weft_future_type *type, void *future, v
                                    uint64_t ms);
 
 /* True once the running coroutine has been aborted (every blocking call
- * now returns -ECANCELED); false outside a coroutine. */
+ * now returns -ECANCELED), an abort made while it runs included (see
+ * "Cancellation" above: that abort is acted on here, on this thread);
+ * false outside a coroutine. */
 WEFT_API bool weft_co_cancelled(void);
 
 /* True when called from a coroutine. Thread: any. */

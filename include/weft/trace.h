@@ -70,7 +70,9 @@ WEFT_API int weft_trace_stop(weft_runtime *rt);
 /* Write the stopped recording to f as Chrome JSON ("traceEvents"), times in
  * microseconds since the recording started. May be called again (for a
  * second copy) until the next weft_trace_start(). Does not close f.
- * Returns the number of events written (slices, flows and instants), or
+ * Returns the number of entries written to "traceEvents": the metadata
+ * records (one naming the process, two for each track: every worker's
+ * and the other threads' one), then the slices, flows and instants; or
  * -EINVAL (NULL argument), -EBUSY (still recording: stop first), -ESRCH
  * (nothing recorded: no start yet, or the last one failed with -ENOMEM),
  * -EIO (a write to f failed), -ENOMEM. */

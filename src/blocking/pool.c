@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdalign.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -331,7 +332,12 @@ static int spawn_common(struct weft_blocking_pool *p, void *(*fn)(void *), void 
     struct weft_blocking_job *j;
     int err = 0;
 
-    if (p == NULL || fn == NULL || req_size > WEFT_FUTURE_MAX_SIZE)
+    /* req_size: only an overflow guard. A request holds what its caller
+     * copied in (a file write's data: up to WEFT_FS_WRITE_MAX, 1 GiB, plus
+     * its header and paths), so it may pass WEFT_FUTURE_MAX_SIZE: before
+     * the audit a write of exactly WEFT_FS_WRITE_MAX was refused here with
+     * -EINVAL, though blocking.h takes it. */
+    if (p == NULL || fn == NULL || req_size > SIZE_MAX / 2)
         return -EINVAL;
     j = weft__malloc(sizeof(*j) + req_size);
     if (j == NULL)

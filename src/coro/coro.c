@@ -125,6 +125,11 @@ void weft__co_errno_set(int v)
     co_errno_set(v);
 }
 
+/* The blocking call a coroutine is in, for the task dump: each public call
+ * names itself (CO_CALL at its top; weft_co_await() is "weft_co_await");
+ * weft__async_parked() records it when the await parks. */
+static const weft_async_site co_generic_site = { "weft_co_await", NULL, 0 };
+
 /* ---- The two sides of a switch ------------------------------------------------ */
 
 /* Worker side: run `co` until it parks or finishes. This frame never
@@ -200,6 +205,25 @@ __attribute__((always_inline)) static inline void co_suspend(struct weft__co *co
     /* the worker that resumed us: its stack, for the next switch out */
     __sanitizer_finish_switch_fiber(fake, &co->w_bottom, &co->w_size);
 #endif
+}
+
+/* Coroutine side: an abort requested while the coroutine runs (a
+ * weft_join_abort() or a group's cancel from another thread, made while it
+ * is not parked) is acted on at its next blocking call or
+ * weft_co_cancelled(), as coro.h says ("every later blocking call returns
+ * -ECANCELED at once"): it parks there, without a waker, as if the call
+ * had to wait; the task layer sees the abort at the end of the poll and
+ * drops the task on this same thread, and the drop resumes the coroutine
+ * with `cancelled` set. So the call takes nothing (before the audit a
+ * receive right after an abort took its message and returned 0), and the
+ * task ends cancelled (its join: -ECANCELED), as when the abort finds the
+ * coroutine parked. */
+static inline void co_check_abort(struct weft__co *co)
+{
+    if (__builtin_expect(!co->cancelled && weft__task_abort_requested(), 0)) {
+        weft__async_parked(co->site ? co->site : &co_generic_site);
+        co_suspend(co);
+    }
 }
 
 void weft__co_entry(struct weft__co *co)
@@ -479,11 +503,6 @@ WEFT_API int weft_co_block_on(weft_runtime *rt, weft_co_fn *fn, void *arg,
 /* ---- Awaiting ------------------------------------------------------------------------ */
 typedef weft_poll co_poll_fn(void *self, weft_context *cx, void *out);
 
-/* The blocking call a coroutine is in, for the task dump: each public call
- * names itself (CO_CALL at its top; weft_co_await() is "weft_co_await");
- * weft__async_parked() records it when the await parks. */
-static const weft_async_site co_generic_site = { "weft_co_await", NULL, 0 };
-
 void weft__co_mark(const weft_async_site *site)
 {
     struct weft__co *co = co_self();
@@ -511,6 +530,7 @@ __attribute__((noinline)) static int co_await_deadline(struct weft__co *co, co_p
 
     weft_sleep_until_init(&dl, co->deadline);
     for (;;) {
+        co_check_abort(co);
         if (co->cancelled) {
             err = -ECANCELED;
             break;
@@ -551,12 +571,15 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
 
     if (co != NULL && site != NULL)
         co->site = site;
+    if (co != NULL)
+        co_check_abort(co);             /* before the deadline's choice */
     if (co == NULL) {
         err = -EINVAL;
     } else if (timed && co->deadline != 0 && !co->cancelled) {
         err = co_await_deadline(co, poll, self, out);
     } else {
         for (;;) {
+            co_check_abort(co);
             if (co->cancelled) {
                 err = -ECANCELED;
                 break;
@@ -683,7 +706,10 @@ WEFT_API bool weft_co_cancelled(void)
 {
     struct weft__co *co = co_self();
 
-    return co && co->cancelled;
+    if (co == NULL)
+        return false;
+    co_check_abort(co);                 /* an abort made while we run */
+    return co->cancelled;
 }
 
 WEFT_API bool weft_co_is_coroutine(void)
@@ -752,9 +778,23 @@ WEFT_API int weft_co_yield(void)
     cx = co->w->cx;
     env = cx->priv;
     if (env != NULL && cx->waker == env->waker) {
+        /* an abort made while we ran (co_check_abort()), read inline from
+         * the polled task's state (relaxed: a hint, as there) */
+        const struct weft__task *t = env->poll_waker.data;
+
+        if (__builtin_expect(atomic_load_explicit(&t->state, memory_order_relaxed) &
+                                 TASK_CANCELLED, 0)) {
+            co_check_abort(co);         /* parks: resumed by the drop */
+            return -ECANCELED;
+        }
         env->yielded = true;
     } else {
         weft_yield y;
+
+        if (weft__task_abort_requested()) {
+            co_check_abort(co);
+            return -ECANCELED;
+        }
 
         weft_yield_init(&y);
         if (weft_yield_poll(&y, cx) == WEFT_READY)

@@ -11,9 +11,9 @@
  * Cache: mapping and unmapping are two or three system calls, several
  * times what a spawn costs, so freed stacks are kept for the next spawns,
  * in two levels, no allocation in either:
- *   - each thread keeps up to CACHE_MAX (whatever sizes) in a thread-local
- *     array; a stack goes back on the thread where its coroutine finished,
- *     usually a worker;
+ *   - each worker thread keeps up to CACHE_MAX (whatever sizes) in a
+ *     thread-local array; a stack goes back on the thread where its
+ *     coroutine finished, usually a worker;
  *   - a process-wide array of up to SHARED_MAX, behind a mutex, takes what
  *     a full thread cache cannot and serves a thread whose cache is empty
  *     (a worker that spawns coroutines that finish on other workers, the
@@ -29,13 +29,15 @@
  *     back (madvise MADV_DONTNEED) except the top one, which the next
  *     coroutine touches first: at most SHARED_FULL stacks' touched pages
  *     plus one page each for the rest stay committed.
- * A thread's cache is emptied by a pthread key destructor when it exits,
- * and the shared one when the last thread that registered a cache exits:
+ * A worker's cache is emptied by a pthread key destructor when it exits,
+ * and the shared one when the last worker that registered a cache exits:
  * weft's workers exit in weft_runtime_shutdown(), so once the runtimes are
- * freed no stack stays mapped. The process's main thread keeps no cache of
- * its own (its thread-local destructors never run: exit() does not run
- * them), nor does a thread where the key could not be set; they use the
- * shared cache while some registered thread lives, and unmap otherwise.
+ * freed no stack stays mapped. Every other thread keeps no cache of its
+ * own: the main thread (its thread-local destructors never run: exit()
+ * does not run them), and a user's thread, which may outlive every runtime
+ * (tco_can_keep()); nor does a worker where the key could not be set. They
+ * use the shared cache while some registered worker lives, and unmap
+ * otherwise.
  * Pages a coroutine touched stay committed while its stack is cached
  * (but in the shared cache past SHARED_FULL: above). */
 #include <errno.h>
@@ -51,6 +53,7 @@
 #include <unistd.h>
 
 #include "coro/coro.h"
+#include "sched/runtime.h"
 #include "task/task.h"
 
 #if WEFT_CO_ASAN
@@ -67,6 +70,7 @@ struct thread_co {
     unsigned n;
     unsigned char kind;        /* 0 unknown, 1 main thread, 2 other */
     bool key_set;              /* the destructor will run */
+    bool user;                 /* counted in shared.users (a worker thread) */
     bool entered;              /* weft__co_thread_enter() ran */
     void *alt;                 /* our alternate signal stack (mapped), or NULL */
 };
@@ -134,14 +138,15 @@ static void tco_destroy(void *p)
 
     while (t->n > 0)
         stack_unmap(&t->cache[--t->n]);
-    if (t->key_set) {
+    if (t->user) {
         pthread_mutex_lock(&shared.lock);
         if (--shared.users == 0)
             while (shared.n > 0)
                 stack_unmap(&shared.s[--shared.n]);
         pthread_mutex_unlock(&shared.lock);
-        t->key_set = false;
+        t->user = false;
     }
+    t->key_set = false;
     if (t->alt) {
         /* ours only if it is still the one installed */
         if (sigaltstack(NULL, &ss) == 0 && ss.ss_sp == t->alt &&
@@ -161,9 +166,9 @@ static void tco_key_make(void)
     tco_key_ok = pthread_key_create(&tco_key, tco_destroy) == 0;
 }
 
-/* True when this thread may keep stacks: not the main thread, and its
- * destructor is registered. */
-static bool tco_can_keep(void)
+/* True when this thread's destructor is registered (made so now if it can
+ * be): not the main thread (exit() runs no thread-local destructor). */
+static bool tco_registered(void)
 {
     if (tco.kind == 0)
         tco.kind = syscall(SYS_gettid) == getpid() ? 1 : 2;
@@ -174,12 +179,40 @@ static bool tco_can_keep(void)
         if (!tco_key_ok || pthread_setspecific(tco_key, &tco) != 0)
             return false;
         tco.key_set = true;
+    }
+    return true;
+}
+
+/* True when this thread may keep stacks (its own cache, and a say in the
+ * shared one's life): a worker thread of a runtime, with its destructor
+ * registered. A worker exits in its runtime's shutdown, so what it keeps
+ * goes with the runtimes. Any other thread (the main one, a user's thread
+ * that spawned, drove a current-thread runtime, or freed a runtime and so
+ * ran the drops of its coroutines) may outlive every runtime: it keeps
+ * nothing, and its stacks go to the shared cache while some worker lives,
+ * else back to the kernel. (Before the audit such a thread cached up to
+ * CACHE_MAX stacks, and held the shared cache too, until it exited: stacks
+ * stayed mapped after the last runtime was freed, against coro.h.) */
+static bool tco_can_keep(void)
+{
+    if (!tco.user) {
+        if (!weft__runtime_on_worker_thread() || !tco_registered())
+            return false;
+        tco.user = true;
         pthread_mutex_lock(&shared.lock);
         shared.users++;
         pthread_mutex_unlock(&shared.lock);
     }
     return true;
 }
+
+/* relaxed: a setting, written with guard_limit_v. True when the limit is
+ * the user's (WEFT_CO_GUARD_MAX): below it every stack is guarded, and a
+ * guarded mapping the kernel refuses is -ENOMEM, never a slab stack
+ * (coro.h: "a large number keeps every stack guarded (weft_go() then
+ * returns -ENOMEM when the map is full)"; before the audit it fell back to
+ * a slab stack, without a guard page). The default limit falls back. */
+static _Atomic bool guard_strict;
 
 /* The default limit on guarded stacks: WEFT_CO_GUARD_MAX (a count; 0:
  * slabs only) if set, else a quarter of vm.max_map_count (two entries per
@@ -191,12 +224,15 @@ static long guard_limit_default(void)
     long v = 65530;
     int fd;
 
+    atomic_store_explicit(&guard_strict, false, memory_order_relaxed);
     if (env && *env) {
         char *end;
         long e = strtol(env, &end, 10);
 
-        if (*end == '\0' && e >= 0)
+        if (*end == '\0' && e >= 0) {
+            atomic_store_explicit(&guard_strict, true, memory_order_relaxed);
             return e;
+        }
     }
     fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
@@ -229,6 +265,8 @@ long weft__co_guard_limit_set(long n)
 
     atomic_store_explicit(&guard_limit_v, n >= 0 ? n : guard_limit_default(),
                           memory_order_relaxed);
+    if (n >= 0)
+        atomic_store_explicit(&guard_strict, false, memory_order_relaxed);
     atomic_store_explicit(&slab_sticky, false, memory_order_relaxed);
     return old;
 }
@@ -302,8 +340,11 @@ int weft__co_stack_get(struct weft__co_stack *s, size_t size)
             sticky = false;
             atomic_store_explicit(&slab_sticky, false, memory_order_relaxed);
         }
-        if (!sticky && g < lim)
+        if (!sticky && g < lim) {
             err = guarded_map(s, usable, ps);
+            if (err < 0 && atomic_load_explicit(&guard_strict, memory_order_relaxed))
+                return err;             /* the user's limit: guarded or nothing */
+        }
         if (err < 0) {
             if (lim > 0 && !sticky)
                 atomic_store_explicit(&slab_sticky, true, memory_order_relaxed);
@@ -402,7 +443,7 @@ void weft__co_thread_enter(void)
     if (tco.kind == 1) {
         p = main_alt;
     } else {
-        if (!tco_can_keep())
+        if (!tco_registered())
             return;                              /* could not free it later */
         p = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);

@@ -38,4 +38,9 @@ int weft__runtime_blocking(weft_runtime *rt, int (*make)(void **obj, unsigned ma
  * 0: weft's default). */
 size_t weft__runtime_coro_stack_size(const weft_runtime *rt);
 
+/* True on a worker thread of a multi-thread runtime (a thread weft started,
+ * which exits at that runtime's shutdown); false on every other thread, a
+ * current-thread runtime's driver included. Thread: any. */
+bool weft__runtime_on_worker_thread(void);
+
 #endif

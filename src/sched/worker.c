@@ -7,10 +7,14 @@
 #include <sched.h>
 
 #include "sched/internal.h"
+#include "sched/runtime.h"
 #include "sched/trace.h"
 #include "task/run.h"
 
 WEFT_TLS struct worker *weft__sched_cur_worker;
+/* This thread runs weft__sched_worker_main() (set for the thread's whole
+ * life, unlike weft__sched_cur_worker, which a driver's session sets too) */
+static WEFT_TLS bool on_worker_thread;
 
 /* Before anything but weft's own queue operations runs on this thread
  * (another poll, timers and I/O with their wakers, a park, a driver's
@@ -495,12 +499,18 @@ void *weft__sched_worker_main(void *arg)
     pthread_setname_np(pthread_self(), w->name);
     /* relaxed: read by the watcher's stall lint, a hint */
     atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
+    on_worker_thread = true;
     weft__sched_enter(w);
     while (worker_round(w))
         ;
     weft__sched_end_search(w);
     weft__sched_leave();
     return NULL;
+}
+
+bool weft__runtime_on_worker_thread(void)
+{
+    return on_worker_thread;
 }
 
 /* ---- Introspection ------------------------------------------------------------------------ */

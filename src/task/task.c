@@ -615,6 +615,15 @@ void weft__task_cancel_claimed(struct weft__task *t)
     weft__task_cancel_running(t, 1);
 }
 
+__attribute__((noinline)) bool weft__task_abort_requested(void)
+{
+    struct weft__task *t = pt.cur;
+
+    /* relaxed: a hint read by the poller; the abort's CAS (acq_rel) and
+     * end_poll()'s are what order the drop */
+    return t != NULL && (atomic_load_explicit(&t->state, memory_order_relaxed) & TASK_CANCELLED);
+}
+
 /* ---- The protocol's small pieces ---------------------------------------------------- */
 static weft_waker noop_clone(const void *data);
 static void noop_op(const void *data)

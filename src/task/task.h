@@ -438,6 +438,13 @@ struct weft__task_poll {
 bool weft__task_shutdown_claim(struct weft__task *t);
 void weft__task_cancel_claimed(struct weft__task *t);
 
+/* True when the task being polled on this thread has been aborted
+ * (weft_join_abort(), a group's cancel) while its poll runs: the task layer
+ * drops it once the poll returns PENDING. False outside a poll. Out of
+ * line, for a coroutine's stack (which may change threads): it reads this
+ * thread's poll record afresh at every call. Thread: the poller. */
+bool weft__task_abort_requested(void);
+
 /* Drop one reference (the last one frees the cell). */
 void weft__task_ref_dec(struct weft__task *t);
 /* Drop a run queue entry without running it (shutdown, a closed queue):
