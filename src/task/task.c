@@ -617,7 +617,7 @@ void weft__task_cancel_claimed(struct weft__task *t)
 
 __attribute__((noinline)) bool weft__task_abort_requested(void)
 {
-    struct weft__task *t = pt.cur;
+    struct weft__task *t = weft__task_pt.cur;
 
     /* relaxed: a hint read by the poller; the abort's CAS (acq_rel) and
      * end_poll()'s are what order the drop */
