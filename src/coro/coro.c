@@ -778,15 +778,10 @@ WEFT_API int weft_co_yield(void)
     cx = co->w->cx;
     env = cx->priv;
     if (env != NULL && cx->waker == env->waker) {
-        /* an abort made while we ran (co_check_abort()), read inline from
-         * the polled task's state (relaxed: a hint, as there) */
-        const struct weft__task *t = env->poll_waker.data;
-
-        if (__builtin_expect(atomic_load_explicit(&t->state, memory_order_relaxed) &
-                                 TASK_CANCELLED, 0)) {
-            co_check_abort(co);         /* parks: resumed by the drop */
-            return -ECANCELED;
-        }
+        /* No look at an abort made while we ran: this path parks anyway, the
+         * task layer sees the abort at the end of this poll and drops the
+         * task, and the drop resumes us with `cancelled` set (-ECANCELED
+         * below), as co_check_abort() would. */
         env->yielded = true;
     } else {
         weft_yield y;
