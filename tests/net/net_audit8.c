@@ -5,6 +5,7 @@
  * operation runs as a bare task joined from the test's thread; a hang
  * shows as the ctest timeout. */
 #include "net_test.h"
+#include "acc_timed.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -279,39 +280,6 @@ TEST(udp_receive_keeps_waiting_after_shutdown)
     ASSERT_OK(weft_socket_close(c));
     weft_runtime_free(rt);
 }
-
-/* An accept under a time limit: its result, or -ETIMEDOUT. */
-typedef struct acc_timed {
-    weft_socket *l, *out;
-    uint64_t ms;
-    weft_accept a;
-    weft_timeout t;
-    bool init;
-    int n;
-} acc_timed;
-
-static weft_poll acc_timed_poll(acc_timed *f, weft_context *cx, int *out)
-{
-    int err = 0;
-
-    if (!f->init) {
-        weft_accept_init(&f->a, f->l, &f->out, NULL, NULL);
-        weft_timeout_init(&f->t, &weft_accept_future, &f->a, f->ms);
-        f->init = true;
-    }
-    if (weft_timeout_poll(&f->t, cx, &err, &f->n) == WEFT_PENDING)
-        return WEFT_PENDING;
-    *out = err ? err : f->n;
-    return WEFT_READY;
-}
-
-static void acc_timed_drop(acc_timed *f)
-{
-    if (f->init)
-        weft_timeout_drop(&f->t);
-}
-
-WEFT_DEFINE_FUTURE(acc_timed, acc_timed_poll, acc_timed_drop, int);
 
 /* To stop an accepting task without closing the listener under it (net.h,
  * "Concurrency"): weft_socket_shutdown(l, SHUT_RDWR) ends its accept, which

@@ -7,6 +7,7 @@
  * net, stream and blocking suites run a second time with the io_uring
  * backend (the `uring.` tests of tests/CMakeLists.txt). */
 #include "../stream/stream_test.h"
+#include "acc_timed.h"
 
 #include <stdlib.h>
 
@@ -294,39 +295,6 @@ TEST(uring_watch_survives_submitter_exit)
     close(p[0]);
     close(p[1]);
 }
-
-/* An accept on l under a limit of `ms`: its result, or -ETIMEDOUT. */
-typedef struct acc_timed {
-    weft_socket *l, *out;
-    uint64_t ms;
-    weft_accept a;
-    weft_timeout t;
-    bool init;
-    int n;
-} acc_timed;
-
-static weft_poll acc_timed_poll(acc_timed *f, weft_context *cx, int *out)
-{
-    int err = 0;
-
-    if (!f->init) {
-        weft_accept_init(&f->a, f->l, &f->out, NULL, NULL);
-        weft_timeout_init(&f->t, &weft_accept_future, &f->a, f->ms);
-        f->init = true;
-    }
-    if (weft_timeout_poll(&f->t, cx, &err, &f->n) == WEFT_PENDING)
-        return WEFT_PENDING;
-    *out = err ? err : f->n;
-    return WEFT_READY;
-}
-
-static void acc_timed_drop(acc_timed *f)
-{
-    if (f->init)
-        weft_timeout_drop(&f->t);
-}
-
-WEFT_DEFINE_FUTURE(acc_timed, acc_timed_poll, acc_timed_drop, int);
 
 static int st_accept_for(weft_runtime *rt, weft_socket *l, uint64_t ms)
 {

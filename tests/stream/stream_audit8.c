@@ -6,42 +6,10 @@
  * uring.stream.stream_audit8.* with WEFT_IO_BACKEND=uring). A hang shows
  * as the ctest timeout. */
 #include "stream_test.h"
+#include "../net/acc_timed.h"
 
 #include <signal.h>
 #include <stdlib.h>
-
-/* An accept under a time limit: its result, or -ETIMEDOUT. */
-typedef struct acc_timed {
-    weft_socket *l, *out;
-    uint64_t ms;
-    weft_accept a;
-    weft_timeout t;
-    bool init;
-    int n;
-} acc_timed;
-
-static weft_poll acc_timed_poll(acc_timed *f, weft_context *cx, int *out)
-{
-    int err = 0;
-
-    if (!f->init) {
-        weft_accept_init(&f->a, f->l, &f->out, NULL, NULL);
-        weft_timeout_init(&f->t, &weft_accept_future, &f->a, f->ms);
-        f->init = true;
-    }
-    if (weft_timeout_poll(&f->t, cx, &err, &f->n) == WEFT_PENDING)
-        return WEFT_PENDING;
-    *out = err ? err : f->n;
-    return WEFT_READY;
-}
-
-static void acc_timed_drop(acc_timed *f)
-{
-    if (f->init)
-        weft_timeout_drop(&f->t);
-}
-
-WEFT_DEFINE_FUTURE(acc_timed, acc_timed_poll, acc_timed_drop, int);
 
 static int accept_for(weft_runtime *rt, weft_socket *l, uint64_t ms)
 {
