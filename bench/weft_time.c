@@ -338,25 +338,36 @@ static void timeout_loop_drop(timeout_loop *f)
 }
 WEFT_DEFINE_FUTURE(timeout_loop, timeout_loop_poll, timeout_loop_drop, uint64_t[4]);
 
-static int run_timeout(weft_runtime_options *opt, const char *name, double scale)
+/* One future on a runtime of its own (made with `opt`, freed after):
+ * 0, or 1 after saying on stderr what failed. */
+static int block_on_fresh(weft_runtime_options *opt, const weft_future_type *type,
+                          const void *init, void *out)
 {
-    size_t n = (size_t)(1000000 * scale);
-    uint64_t ns[4];
     weft_runtime *rt;
     int err;
 
-    if (n == 0)
-        n = 1;
     if ((err = weft_runtime_new(&rt, opt)) < 0) {
         fprintf(stderr, "weft_runtime_new: %s\n", weft_strerror(err));
         return 1;
     }
-    err = weft_block_on(rt, &timeout_loop_future, &(timeout_loop){ .n = n }, ns);
+    err = weft_block_on(rt, type, init, out);
     weft_runtime_free(rt);
     if (err < 0) {
         fprintf(stderr, "weft_block_on: %s\n", weft_strerror(err));
         return 1;
     }
+    return 0;
+}
+
+static int run_timeout(weft_runtime_options *opt, const char *name, double scale)
+{
+    size_t n = (size_t)(1000000 * scale);
+    uint64_t ns[4];
+
+    if (n == 0)
+        n = 1;
+    if (block_on_fresh(opt, &timeout_loop_future, &(timeout_loop){ .n = n }, ns) != 0)
+        return 1;
     printf("RESULT TIMEOUT %s ops=%zu ready_ns=%.1f once_ns=%.1f timeout_ready_ns=%.1f "
            "timeout_once_ns=%.1f arm_cancel_ns=%.1f\n",
            name, n, (double)ns[0] / n, (double)ns[1] / n, (double)ns[2] / n, (double)ns[3] / n,
@@ -417,21 +428,11 @@ static int run_tick(weft_runtime_options *opt, const char *name, double scale)
 {
     size_t n = (size_t)(2000 * scale);
     uint64_t r[4];
-    weft_runtime *rt;
-    int err;
 
     if (n == 0)
         n = 1;
-    if ((err = weft_runtime_new(&rt, opt)) < 0) {
-        fprintf(stderr, "weft_runtime_new: %s\n", weft_strerror(err));
+    if (block_on_fresh(opt, &ticker_future, &(ticker){ .n = n }, r) != 0)
         return 1;
-    }
-    err = weft_block_on(rt, &ticker_future, &(ticker){ .n = n }, r);
-    weft_runtime_free(rt);
-    if (err < 0) {
-        fprintf(stderr, "weft_block_on: %s\n", weft_strerror(err));
-        return 1;
-    }
     printf("RESULT TICK %s ticks=%zu cpu_us_per_tick=%.2f vol_switches_per_tick=%.2f "
            "wall_ms=%.1f late_max_ms=%.3f\n",
            name, n, (double)r[0] / 1e3 / n, (double)r[1] / n, r[2] / 1e6, r[3] / 1e6);
