@@ -6,43 +6,6 @@
 #include "sync_test.h"
 #include <string.h>
 
-/* A task that awaits fresh receives on a spent oneshot in a loop (each
- * completes at once with -EPIPE), until another task sets the flag. */
-typedef struct osloop {
-    weft_async co;
-    weft_oneshot_rx *rx;
-    atomic_int *flag;
-    unsigned i;
-    int res;
-    int dst;
-    bool live;
-    weft_oneshot_recv r;
-} osloop;
-
-static weft_poll osloop_poll(osloop *s, weft_context *cx, void *out)
-{
-    WEFT_BEGIN(&s->co);
-    for (s->i = 0; s->i < 1000000u && !atomic_load(s->flag); s->i++) {
-        weft_oneshot_recv_init(&s->r, s->rx, &s->dst);
-        s->live = true;
-        WEFT_AWAIT(&s->co, weft_oneshot_recv_poll(&s->r, cx, &s->res));
-        weft_oneshot_recv_drop(&s->r);
-        s->live = false;
-        if (s->res != -EPIPE)
-            break;
-    }
-    *(int *)out = atomic_load(s->flag) ? (int)s->i : -1;
-    WEFT_END(&s->co);
-}
-
-static void osloop_drop(osloop *s)
-{
-    if (s->live)
-        weft_oneshot_recv_drop(&s->r);
-}
-
-WEFT_DEFINE_FUTURE_STATIC(osloop, osloop_poll, osloop_drop, int);
-
 typedef struct setflag {
     atomic_int *flag;
 } setflag;
@@ -57,7 +20,53 @@ static weft_poll setflag_poll(setflag *s, weft_context *cx, void *out)
 
 WEFT_DEFINE_FUTURE_VOID_STATIC(setflag, setflag_poll, NULL);
 
-/* One worker: the loop (spawned first) only lets the setter run if its
+/* A task that awaits fresh receives on a spent oneshot in a loop (each
+ * completes at once with -EPIPE), until another task sets the flag. It
+ * spawns that task itself, from its worker, so the setter is queued before
+ * the loop starts whatever the test's thread is doing (a spawn from the
+ * test's thread could come late on a loaded machine, after the loop had
+ * run for milliseconds). */
+typedef struct osloop {
+    weft_async co;
+    weft_runtime *rt;
+    weft_join **setter;
+    weft_oneshot_rx *rx;
+    atomic_int *flag;
+    unsigned i;
+    int res;
+    int dst;
+    bool live;
+    bool spawned;
+    weft_oneshot_recv r;
+} osloop;
+
+static weft_poll osloop_poll(osloop *s, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&s->co);
+    s->spawned = weft_spawn(s->rt, &setflag_future, &(setflag){ .flag = s->flag },
+                            s->setter) == 0;
+    for (s->i = 0; s->spawned && s->i < 1000000u && !atomic_load(s->flag); s->i++) {
+        weft_oneshot_recv_init(&s->r, s->rx, &s->dst);
+        s->live = true;
+        WEFT_AWAIT(&s->co, weft_oneshot_recv_poll(&s->r, cx, &s->res));
+        weft_oneshot_recv_drop(&s->r);
+        s->live = false;
+        if (s->res != -EPIPE)
+            break;
+    }
+    *(int *)out = !s->spawned ? -3 : atomic_load(s->flag) ? (int)s->i : -1;
+    WEFT_END(&s->co);
+}
+
+static void osloop_drop(osloop *s)
+{
+    if (s->live)
+        weft_oneshot_recv_drop(&s->r);
+}
+
+WEFT_DEFINE_FUTURE_STATIC(osloop, osloop_poll, osloop_drop, int);
+
+/* One worker: the loop (which spawns the setter) only lets it run if its
  * receives spend the cooperative budget. Without it the loop ran all its
  * million receives (seconds) before the setter got the worker. */
 static void oneshot_loop_yields(bool sent)
@@ -77,9 +86,11 @@ static void oneshot_loop_yields(bool sent)
     } else {
         weft_oneshot_tx_drop(tx);                         /* sender gone: spent */
     }
-    ASSERT_OK(weft_spawn(rt, &osloop_future, &(osloop){ .rx = rx, .flag = &flag }, &jl));
-    ASSERT_OK(weft_spawn(rt, &setflag_future, &(setflag){ .flag = &flag }, &js));
+    js = NULL;
+    ASSERT_OK(weft_spawn(rt, &osloop_future,
+                         &(osloop){ .rt = rt, .setter = &js, .rx = rx, .flag = &flag }, &jl));
     ASSERT_OK(weft_join_wait(jl, &iters));
+    ASSERT(js != NULL);
     ASSERT_OK(weft_join_wait(js, NULL));
     /* the setter ran while the loop still looped: a budget's worth of
      * receives (128), far from the million */
