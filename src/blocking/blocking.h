@@ -11,14 +11,18 @@
 #include "weft/blocking.h"
 
 /* weft_blocking_spawn() with a request area of `req_size` (> 0) bytes inside
- * the job's one allocation, zeroed and aligned for any type; fn gets the
- * request as its argument. `setup(req, setup_arg)` (may be NULL) fills it in
+ * the job's one allocation, aligned for any type; fn gets the
+ * request as its argument. Its first `req_zeroed` bytes (at most req_size)
+ * are zeroed, the rest is left as malloc gave it: a file write's 1 GiB of
+ * data, which setup copies over, is not written twice.
+ * `setup(req, setup_arg)` (may be NULL) fills it in
  * before the job is queued. `dispose(req)` (may be NULL) runs exactly once,
  * on whichever thread drops the job's last reference, whether fn ran or the
  * job was cancelled (or, if the spawn fails, before it returns): it cleans up
  * what fn produced and nobody claimed. `job` must not be NULL. Errors as
  * weft_blocking_spawn(); `pool` NULL means the default pool as there. */
 int weft__blocking_spawn_req(weft_blocking_pool *pool, void *(*fn)(void *req), size_t req_size,
+                             size_t req_zeroed,
                              void (*setup)(void *req, const void *setup_arg),
                              const void *setup_arg, void (*dispose)(void *req),
                              weft_blocking_job **job);

@@ -823,7 +823,7 @@ WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *resul
         err = weft__blocking_spawn_req(op->pool, fs_run,
                                        sizeof(struct fs_req) + fs_paths_len(op) +
                                            fs_data_len(op),
-                                       fs_setup, op, fs_dispose, &op->job);
+                                       sizeof(struct fs_req), fs_setup, op, fs_dispose, &op->job);
         if (err < 0) {
             op->result = err;
             op->state = S_DONE;
@@ -855,7 +855,8 @@ static void fs_close_unpolled(weft_fs_op *op)
 
     if (op->fd < 0)
         return;
-    if (weft__blocking_spawn_req(op->pool, fs_run, sizeof(struct fs_req), fs_setup, op,
+    if (weft__blocking_spawn_req(op->pool, fs_run, sizeof(struct fs_req), sizeof(struct fs_req),
+                                 fs_setup, op,
                                  fs_dispose, &job) < 0) {
         fs_close(op->fd);
         return;

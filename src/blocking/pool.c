@@ -325,7 +325,8 @@ static int pool_start_thread_locked(struct weft_blocking_pool *p)
 }
 
 static int spawn_common(struct weft_blocking_pool *p, void *(*fn)(void *), void *arg,
-                        size_t req_size, void (*setup)(void *req, const void *setup_arg),
+                        size_t req_size, size_t req_zeroed,
+                        void (*setup)(void *req, const void *setup_arg),
                         const void *setup_arg, void (*dispose)(void *req),
                         weft_blocking_job **job)
 {
@@ -342,7 +343,8 @@ static int spawn_common(struct weft_blocking_pool *p, void *(*fn)(void *), void 
     j = weft__malloc(sizeof(*j) + req_size);
     if (j == NULL)
         return -ENOMEM;
-    memset(j, 0, sizeof(*j) + req_size);
+    /* the header and the request's fixed part; the rest is setup's to fill */
+    memset(j, 0, sizeof(*j) + (req_zeroed < req_size ? req_zeroed : req_size));
     j->pool = p;
     j->fn = fn;
     j->arg = req_size ? (void *)j->req : arg;
@@ -388,7 +390,7 @@ out_unlock:
 }
 
 int weft__blocking_spawn_req(weft_blocking_pool *pool, void *(*fn)(void *req), size_t req_size,
-                             void (*setup)(void *req, const void *setup_arg),
+                             size_t req_zeroed, void (*setup)(void *req, const void *setup_arg),
                              const void *setup_arg, void (*dispose)(void *req),
                              weft_blocking_job **job)
 {
@@ -399,7 +401,7 @@ int weft__blocking_spawn_req(weft_blocking_pool *pool, void *(*fn)(void *req), s
     err = weft__blocking_pick(&pool);
     if (err < 0)
         return err;
-    return spawn_common(pool, fn, NULL, req_size, setup, setup_arg, dispose, job);
+    return spawn_common(pool, fn, NULL, req_size, req_zeroed, setup, setup_arg, dispose, job);
 }
 
 void *weft__blocking_job_req(weft_blocking_job *job)
@@ -417,7 +419,7 @@ WEFT_API int weft_blocking_spawn(weft_blocking_pool *pool, void *(*fn)(void *arg
     err = weft__blocking_pick(&pool);
     if (err < 0)
         return err;
-    return spawn_common(pool, fn, arg, 0, NULL, NULL, NULL, job);
+    return spawn_common(pool, fn, arg, 0, 0, NULL, NULL, NULL, job);
 }
 
 /* ---- Shutdown ------------------------------------------------------------ */

@@ -214,7 +214,7 @@ WEFT_API weft_poll weft_resolve_poll(weft_resolve *r, weft_context *cx, int *res
         err = weft__blocking_spawn_req(r->pool, resolve_run,
                                        sizeof(struct resolve_req) +
                                            (r->has_host ? strlen(r->host) + 1 : 0),
-                                       resolve_setup, r, resolve_dispose, &r->job);
+                                       SIZE_MAX, resolve_setup, r, resolve_dispose, &r->job);
         if (err < 0) {
             r->result = err;
             r->state = R_DONE;
