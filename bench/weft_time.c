@@ -78,7 +78,9 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "weft.h"
 
@@ -144,13 +146,14 @@ static sched_stat thread_schedstat(void)
     return s;
 }
 
-/* CPU time summed over every thread of the process, ns
+/* CPU time summed over every thread of the process but the caller, ns
  * (/proc/self/task/<tid>/schedstat, which may lag by a tick) */
-static uint64_t process_cpu_ns(void)
+static uint64_t others_cpu_ns(void)
 {
     uint64_t sum = 0;
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;
+    long self = (long)syscall(SYS_gettid);
 
     if (d == NULL)
         return 0;
@@ -159,7 +162,7 @@ static uint64_t process_cpu_ns(void)
         unsigned long long cpu;
         FILE *f;
 
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' || strtol(e->d_name, NULL, 10) == self)
             continue;
         snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
         if ((f = fopen(path, "r")) == NULL)
@@ -337,7 +340,7 @@ typedef struct root {
     size_t woke_during_spawn;
     uint64_t last_deadline_ms;   /* SEED: the last task's (weft_now_ms() clock) */
     sched_stat sched0;           /* the spawning thread's, before the loop */
-    uint64_t all_cpu0;           /* every thread's CPU time, before the loop */
+    uint64_t others_cpu0;        /* the other threads' CPU time, before the loop */
     others others0;
 } root;
 
@@ -349,7 +352,7 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
     WEFT_BEGIN(&r->co);
     r->rss0 = proc_status_kb("VmRSS");
     r->cpu0 = cpu_ns();
-    r->all_cpu0 = process_cpu_ns();
+    r->others_cpu0 = others_cpu_ns();
     r->sched0 = thread_schedstat();
     r->others0 = others_now(rt, weft_worker_index());
     r->t0 = now_ns();
@@ -385,14 +388,14 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
     r->spawn_ns = now_ns() - r->t0;
     {
         sched_stat s1 = thread_schedstat();
-        uint64_t all1 = process_cpu_ns();
+        uint64_t others_cpu1 = others_cpu_ns();
         others o1 = others_now(rt, weft_worker_index());
 
         st->spawn_sched = (sched_stat){ s1.cpu_ns - r->sched0.cpu_ns,
                                         s1.wait_ns - r->sched0.wait_ns,
                                         s1.slices - r->sched0.slices,
                                         s1.sys_ns - r->sched0.sys_ns };
-        st->spawn_rest_cpu_ns = all1 - r->all_cpu0 - st->spawn_sched.cpu_ns;
+        st->spawn_rest_cpu_ns = others_cpu1 - r->others_cpu0;
         st->spawn_others = (others){ o1.polls - r->others0.polls,
                                      o1.steals - r->others0.steals,
                                      o1.parks - r->others0.parks };
