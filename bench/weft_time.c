@@ -45,6 +45,22 @@
  *          late_mean_ms=.. late_min_ms=.. cpu_ms=.. rss_peak_kb=.. rss_base_kb=..
  *   RESULT W7 weft-mt2 tasks=.. wall_ms=.. spawn_ms=.. woke_during_spawn=..
  *          rss_per_task_b=.. cpu_ms=.. rss_peak_kb=.. rss_base_kb=..
+ *   RESULT SEED weft-mt4 tasks=.. wall_ms=.. spawn_ms=.. ideal_ms=.. cpu_ms=.. rss_peak_kb=..
+ *          first_ms=.. last_late_ms=.. spawn_cpu_ms=.. spawn_sys_ms=.. spawn_wait_ms=..
+ *          spawn_slices=.. others_cpu_ms=.. others_polls=.. others_steals=.. others_parks=..
+ * SEED's further fields tell what a slow run spent its time on (each
+ * read once before and once after the spawn loop, outside it):
+ * first_ms: from the first spawn to the first task's finish; last_late_ms:
+ * from the last task's deadline (weft_sleep_deadline, whole ms) to the
+ * root's wake-up, so wall = spawn + 100 + the last deadline's rounding up
+ * to the ms + last_late; spawn_cpu/sys_ms: the spawning thread's CPU time
+ * over the loop, of it in the kernel (page faults: rusage's sys, counted
+ * per tick, so +-4 ms); spawn_wait_ms: its time runnable but waiting for
+ * a CPU (schedstat run delay: the loop's other workers, or anything else
+ * on the machine); spawn_slices: times it was put on a CPU; others_*: the
+ * CPU time of the process's other threads over the loop (schedstat, may
+ * lag a tick) and the polls, steals and parks of the other workers
+ * (weft_runtime_worker_metrics).
  * wall and cpu cover spawning to the last wake-up (cpu: user + sys of the
  * whole process, getrusage); spawn_ms is the spawn loop alone; rss_peak_kb
  * is VmHWM; check is the sum of the drawn durations, which must match across
@@ -60,8 +76,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "weft.h"
 
@@ -97,6 +116,86 @@ static uint64_t cpu_ns(void)
            ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
 
+/* This thread's CPU time (of which in the kernel: sys), time spent
+ * runnable waiting for a CPU, and the number of times it was put on a CPU
+ * (/proc/thread-self/schedstat, getrusage(RUSAGE_THREAD); zeros where
+ * they are missing) */
+typedef struct sched_stat {
+    uint64_t cpu_ns, wait_ns, slices, sys_ns;
+} sched_stat;
+
+static sched_stat thread_schedstat(void)
+{
+    sched_stat s = { 0, 0, 0, 0 };
+    unsigned long long a, b, c;
+    struct rusage ru;
+    struct timespec ts;
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+
+    if (f == NULL)
+        return s;
+    if (fscanf(f, "%llu %llu %llu", &a, &b, &c) == 3)
+        s = (sched_stat){ a, b, c, 0 };
+    fclose(f);
+    /* schedstat's CPU time may lag by a tick: the thread's clock does not */
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        s.cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0)
+        s.sys_ns = (uint64_t)ru.ru_stime.tv_sec * 1000000000u +
+                   (uint64_t)ru.ru_stime.tv_usec * 1000u;
+    return s;
+}
+
+/* CPU time summed over every thread of the process but the caller, ns
+ * (/proc/self/task/<tid>/schedstat, which may lag by a tick) */
+static uint64_t others_cpu_ns(void)
+{
+    uint64_t sum = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    long self = (long)syscall(SYS_gettid);
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[300];
+        unsigned long long cpu;
+        FILE *f;
+
+        if (e->d_name[0] == '.' || strtol(e->d_name, NULL, 10) == self)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fscanf(f, "%llu", &cpu) == 1)
+            sum += cpu;
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+/* What the workers other than the caller's (by index `self`; all of
+ * them if self < 0) have done so far: polls, steals, parks
+ * (weft_runtime_worker_metrics) */
+typedef struct others {
+    uint64_t polls, steals, parks;
+} others;
+
+static others others_now(weft_runtime *rt, int self)
+{
+    others o = { 0, 0, 0 };
+    weft_worker_metrics m;
+
+    for (unsigned i = 0; i < weft_runtime_workers(rt); i++)
+        if ((int)i != self && weft_runtime_worker_metrics(rt, i, &m) == 0) {
+            o.polls += m.polls;
+            o.steals += m.steals;
+            o.parks += m.parks;
+        }
+    return o;
+}
+
 /* A "Vm...:" line of /proc/self/status in kB, or 0. */
 static uint64_t proc_status_kb(const char *key)
 {
@@ -119,6 +218,8 @@ static uint64_t proc_status_kb(const char *key)
 /* ---- Completion: the task that takes `remaining` to 0 wakes the root ------- */
 static struct {
     atomic_size_t remaining;
+    size_t total;                /* set before the runtime starts */
+    _Atomic uint64_t first_ns;   /* when the first task finished (now_ns()) */
     atomic_bool fired;
     atomic_flag lock;
     weft_waker waiter;           /* ->lock */
@@ -138,8 +239,11 @@ static void done_unlock(void)
 static void task_finished(void)
 {
     weft_waker w;
+    size_t left = atomic_fetch_sub_explicit(&done.remaining, 1, memory_order_acq_rel);
 
-    if (atomic_fetch_sub_explicit(&done.remaining, 1, memory_order_acq_rel) != 1)
+    if (left == done.total)           /* the first to finish */
+        atomic_store_explicit(&done.first_ns, now_ns(), memory_order_relaxed);
+    if (left != 1)
         return;
     /* release: pairs with the acquire loads in done_wait() */
     atomic_store_explicit(&done.fired, true, memory_order_release);
@@ -219,6 +323,12 @@ static uint64_t ceil_ms(uint64_t ns)
 /* ---- The root: spawns the tasks and waits for the last one ------------------- */
 typedef struct run_stats {
     uint64_t wall_ns, spawn_ns, cpu_ns, rss_base_kb, check;
+    /* SEED's diagnostics (see the header comment) */
+    sched_stat spawn_sched;      /* the spawning thread's, over the spawn loop */
+    uint64_t spawn_rest_cpu_ns;  /* the other threads' CPU time, over the spawn loop */
+    others spawn_others;         /* the other workers' counters, over the spawn loop */
+    uint64_t first_ns;           /* t0 to the first task's finish */
+    int64_t last_late_ns;        /* the root's wake-up - the last task's deadline */
     size_t woke_during_spawn;    /* tasks already done when the last spawn returned */
 } run_stats;
 
@@ -228,6 +338,10 @@ typedef struct root {
     size_t n;
     uint64_t t0, cpu0, rss0, check, spawn_ns;
     size_t woke_during_spawn;
+    uint64_t last_deadline_ms;   /* SEED: the last task's (weft_now_ms() clock) */
+    sched_stat sched0;           /* the spawning thread's, before the loop */
+    uint64_t others_cpu0;        /* the other threads' CPU time, before the loop */
+    others others0;
 } root;
 
 static weft_poll root_poll(root *r, weft_context *cx, void *out)
@@ -238,6 +352,9 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
     WEFT_BEGIN(&r->co);
     r->rss0 = proc_status_kb("VmRSS");
     r->cpu0 = cpu_ns();
+    r->others_cpu0 = others_cpu_ns();
+    r->sched0 = thread_schedstat();
+    r->others0 = others_now(rt, weft_worker_index());
     r->t0 = now_ns();
     for (size_t i = 0; i < r->n; i++) {
         uint64_t ms = r->w == 6 ? next_duration_ms() : r->w == 7 ? W7_SLEEP_MS : SEED_SLEEP_MS;
@@ -255,6 +372,7 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
             napper s;
 
             weft_sleep_init(&s.sleep, SEED_SLEEP_MS);
+            r->last_deadline_ms = weft_sleep_deadline(&s.sleep);
             err = weft_spawn_detached(rt, &napper_future, &s);
         } else {
             napper s;
@@ -268,11 +386,28 @@ static weft_poll root_poll(root *r, weft_context *cx, void *out)
         }
     }
     r->spawn_ns = now_ns() - r->t0;
+    {
+        sched_stat s1 = thread_schedstat();
+        uint64_t others_cpu1 = others_cpu_ns();
+        others o1 = others_now(rt, weft_worker_index());
+
+        st->spawn_sched = (sched_stat){ s1.cpu_ns - r->sched0.cpu_ns,
+                                        s1.wait_ns - r->sched0.wait_ns,
+                                        s1.slices - r->sched0.slices,
+                                        s1.sys_ns - r->sched0.sys_ns };
+        st->spawn_rest_cpu_ns = others_cpu1 - r->others_cpu0;
+        st->spawn_others = (others){ o1.polls - r->others0.polls,
+                                     o1.steals - r->others0.steals,
+                                     o1.parks - r->others0.parks };
+    }
     r->woke_during_spawn = r->n - atomic_load(&done.remaining);
     WEFT_AWAIT(&r->co, done_wait(cx));
     st->spawn_ns = r->spawn_ns;
     st->woke_during_spawn = r->woke_during_spawn;
     st->wall_ns = now_ns() - r->t0;
+    st->last_late_ns = (int64_t)(st->wall_ns + r->t0) - (int64_t)(r->last_deadline_ms * 1000000u);
+    /* (weft_now_ms() and now_ns() are both CLOCK_MONOTONIC) */
+    st->first_ns = atomic_load_explicit(&done.first_ns, memory_order_relaxed) - r->t0;
     st->cpu_ns = cpu_ns() - r->cpu0;
     st->rss_base_kb = r->rss0;
     st->check = r->check;
@@ -558,6 +693,7 @@ int main(int argc, char **argv)
     if (w == 6 && (lateness_ns = calloc(n, sizeof(*lateness_ns))) == NULL)
         return 1;
     atomic_store(&done.remaining, n);
+    done.total = n;
 
     err = weft_runtime_new(&rt, &opt);
     if (err < 0) {
@@ -599,9 +735,16 @@ int main(int argc, char **argv)
         free(lateness_ns);
     } else if (w == 10) {
         printf("RESULT SEED %s tasks=%zu wall_ms=%.3f spawn_ms=%.3f ideal_ms=%d cpu_ms=%.3f "
-               "rss_peak_kb=%llu\n",
+               "rss_peak_kb=%llu first_ms=%.3f last_late_ms=%.3f spawn_cpu_ms=%.3f "
+               "spawn_sys_ms=%.3f spawn_wait_ms=%.3f spawn_slices=%llu others_cpu_ms=%.3f "
+               "others_polls=%llu others_steals=%llu others_parks=%llu\n",
                name, n, st.wall_ns / 1e6, st.spawn_ns / 1e6, SEED_SLEEP_MS, st.cpu_ns / 1e6,
-               (unsigned long long)peak_kb);
+               (unsigned long long)peak_kb, st.first_ns / 1e6, st.last_late_ns / 1e6,
+               st.spawn_sched.cpu_ns / 1e6, st.spawn_sched.sys_ns / 1e6,
+               st.spawn_sched.wait_ns / 1e6, (unsigned long long)st.spawn_sched.slices,
+               st.spawn_rest_cpu_ns / 1e6, (unsigned long long)st.spawn_others.polls,
+               (unsigned long long)st.spawn_others.steals,
+               (unsigned long long)st.spawn_others.parks);
     } else {
         printf("RESULT W7 %s tasks=%zu wall_ms=%.3f spawn_ms=%.3f woke_during_spawn=%zu "
                "rss_per_task_b=%.1f cpu_ms=%.3f rss_peak_kb=%llu rss_base_kb=%llu\n",
