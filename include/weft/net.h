@@ -396,6 +396,16 @@ WEFT_API size_t weft_io_op_moved(const weft_io_op *op);
 /* Drop any socket future (accept and connect included). */
 WEFT_API void weft_io_op_drop(weft_io_op *op);
 
+/* Run fn(arg) in this thread with SIGPIPE blocked, and take a SIGPIPE
+ * that fn raised before the signal mask comes back, so that a write(2) to
+ * a pipe or socket whose reader is gone fails with EPIPE instead of
+ * killing the process (weft's own sockets and pipes do this already; this
+ * is for foreign code, such as a client library's write handler: see
+ * weft/adapters/hiredis.h). A SIGPIPE already pending in the thread before
+ * the call stays pending. errno is what fn left. NULL fn does nothing.
+ * Cost: two pthread_sigmask() calls. Thread: any. */
+WEFT_API void weft_call_nosigpipe(void (*fn)(void *arg), void *arg);
+
 /* Descriptors for composition (weft_timeout, weft_join_all, weft_spawn of a
  * bare operation): output int for accept / connect / resolve /
  * connect_host, ssize_t for the rest. */

@@ -530,42 +530,67 @@ WEFT_API void weft_send_to_init(weft_send_to *w, weft_socket *s, const void *buf
     w->flags = (int)tolen;
 }
 
-/* write(2) to a pipe, without SIGPIPE. A pipe has no MSG_NOSIGNAL: a write
- * whose reader is gone raises SIGPIPE at the writing thread (by default it
- * kills the process) besides failing with EPIPE. So SIGPIPE is blocked in
- * this thread for the call; if the call failed with EPIPE, the SIGPIPE it
- * raised is pending on the thread and is taken (sigtimedwait, no wait)
- * before the old mask comes back, unless one was pending already before
- * the call (it stays, as the caller left it). This is what libpq does for
- * its sockets where MSG_NOSIGNAL is missing. Cost: two pthread_sigmask
- * calls per write (plus sigpending when the caller blocks SIGPIPE itself);
- * pipes carry stdio and child processes' streams, not a server's traffic.
- * A signal raised by the kernel for a write goes to the writing thread
- * and, blocked, stays pending on it: no other thread sees it. */
-static ssize_t pipe_write(int fd, const void *p, size_t n)
+/* Run fn(arg) with SIGPIPE blocked in this thread, taking a SIGPIPE that
+ * fn raised. A write to a pipe (or to a socket without MSG_NOSIGNAL) whose
+ * reader is gone raises SIGPIPE at the writing thread (by default it kills
+ * the process) besides failing with EPIPE. So SIGPIPE is blocked in this
+ * thread for the call; a SIGPIPE that fn raised is pending on the thread
+ * and is taken (sigtimedwait, no wait) before the old mask comes back,
+ * unless one was pending already before the call (it stays, as the caller
+ * left it). This is what libpq does for its sockets where MSG_NOSIGNAL is
+ * missing. Cost: two pthread_sigmask calls (plus sigpending when the
+ * caller blocks SIGPIPE itself). A signal raised by the kernel for a write
+ * goes to the writing thread and, blocked, stays pending on it: no other
+ * thread sees it. errno is what fn left. */
+WEFT_API void weft_call_nosigpipe(void (*fn)(void *arg), void *arg)
 {
     sigset_t pipe_set, old, pending;
     bool had = false;
-    ssize_t r;
-    int err = 0;
+    int err;
 
+    if (fn == NULL)
+        return;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     if (sigismember(&old, SIGPIPE) && sigpending(&pending) == 0)
         had = sigismember(&pending, SIGPIPE);
-    r = write(fd, p, n);
-    if (r < 0) {
-        err = errno;
-        if (err == EPIPE && !had) {
-            const struct timespec zero = { 0, 0 };
+    fn(arg);
+    err = errno;
+    if (!had) {
+        const struct timespec zero = { 0, 0 };
 
-            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-                ;
-        }
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return r < 0 ? -err : r;
+    errno = err;
+}
+
+struct pipe_write_call {
+    int fd;
+    const void *p;
+    size_t n;
+    ssize_t r;
+};
+
+static void pipe_write_call(void *arg)
+{
+    struct pipe_write_call *c = arg;
+
+    c->r = write(c->fd, c->p, c->n);
+    if (c->r < 0)
+        c->r = -errno;
+}
+
+/* write(2) to a pipe, without SIGPIPE (a pipe has no MSG_NOSIGNAL); pipes
+ * carry stdio and child processes' streams, not a server's traffic. */
+static ssize_t pipe_write(int fd, const void *p, size_t n)
+{
+    struct pipe_write_call c = { fd, p, n, 0 };
+
+    weft_call_nosigpipe(pipe_write_call, &c);
+    return c.r;
 }
 
 /* The system call of one step; >= 0 or -errno. */

@@ -24,6 +24,9 @@
 #ifndef WEFT_ADAPTERS_CARES_H
 #define WEFT_ADAPTERS_CARES_H
 
+/* before <ares.h>, which uses fd_set and on Linux includes only
+ * <sys/types.h>, where strict C11 has none */
+#include <sys/select.h>
 #include <ares.h>
 #include <errno.h>
 #include <pthread.h>
@@ -362,8 +365,8 @@ static inline void weft_ares_getaddrinfo_init(weft_ares_getaddrinfo *g, weft_are
         return;
     }
     req = (struct weft__ares_req *)calloc(1, sizeof(*req));
-    if (req == NULL || (req->name = strdup(name)) == NULL ||
-        (service != NULL && (req->service = strdup(service)) == NULL)) {
+    if (req == NULL || (req->name = weft__adapter_strdup(name)) == NULL ||
+        (service != NULL && (req->service = weft__adapter_strdup(service)) == NULL)) {
         if (req != NULL)
             free(req->name);
         free(req);

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../core.h"
 
@@ -38,6 +39,18 @@ typedef struct weft_adapter_result {
     int result;
     void *ptr;
 } weft_adapter_result;
+
+/* strdup(), which strict C11 (-std=c11, no _POSIX_C_SOURCE) does not
+ * declare: a copy of `s` from malloc(), NULL when out of memory. */
+static inline char *weft__adapter_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = (char *)malloc(n);
+
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
 
 /* private: may change in any release */
 struct weft__adapter_req {

@@ -44,7 +44,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -135,29 +134,20 @@ static inline void weft__hiredis_cleanup(void *p)
 
 /* hiredis writes with write(2): to a connection the server has closed (a
  * CLIENT KILL, a restart) that raises SIGPIPE, whose default action kills
- * the process. So SIGPIPE is blocked in this thread around hiredis's write
- * handler, and a SIGPIPE the write raised (it goes to the writing thread and
- * stays pending there) is taken before the old mask comes back, unless one
- * was pending already (it stays, as the caller left it). The program need
- * not ignore SIGPIPE. Cost: two pthread_sigmask calls per writable event. */
+ * the process. So hiredis's write handler runs through
+ * weft_call_nosigpipe() (weft/net.h): SIGPIPE blocked in this thread, and
+ * one the write raised taken before the old mask comes back. The program
+ * need not ignore SIGPIPE. Cost: two pthread_sigmask calls per writable
+ * event. (The signal calls live in libweft: this header compiles as
+ * strict C11, where <signal.h> has no sigset_t.) */
+static inline void weft__hiredis_write_call(void *ac)
+{
+    redisAsyncHandleWrite((redisAsyncContext *)ac);
+}
+
 static inline void weft__hiredis_write(redisAsyncContext *ac)
 {
-    sigset_t pipe_set, old, pending;
-    int had = 0;
-
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    if (sigismember(&old, SIGPIPE) && sigpending(&pending) == 0)
-        had = sigismember(&pending, SIGPIPE);
-    redisAsyncHandleWrite(ac);
-    if (!had) {
-        const struct timespec zero = { 0, 0 };
-
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    weft_call_nosigpipe(weft__hiredis_write_call, ac);
 }
 
 /* Readiness: read first (a reply may complete), then write; either handler
@@ -575,9 +565,10 @@ static inline int weft_redis_new(weft_runtime *rt, const weft_redis_options *opt
     r = (weft_redis *)calloc(1, sizeof(*r));
     if (r == NULL)
         return -ENOMEM;
-    r->host = strdup(opt != NULL && opt->host != NULL ? opt->host : "127.0.0.1");
+    r->host = weft__adapter_strdup(opt != NULL && opt->host != NULL ? opt->host : "127.0.0.1");
     r->port = opt != NULL && opt->port != 0 ? opt->port : 6379;
-    if (opt != NULL && opt->unix_path != NULL && (r->unix_path = strdup(opt->unix_path)) == NULL)
+    if (opt != NULL && opt->unix_path != NULL &&
+        (r->unix_path = weft__adapter_strdup(opt->unix_path)) == NULL)
         goto fail;
     if (r->host == NULL)
         goto fail;
