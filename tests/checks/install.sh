@@ -16,6 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 mkdir -p "$work/consumer"
 cat > "$work/consumer/main.c" <<'C'
 #include <stdio.h>
+#include <string.h>
 #include <weft.h>
 
 typedef struct add { int a, b; } add;
@@ -40,6 +41,13 @@ int main(void)
     weft_runtime_free(rt);
     if (out != 5 || weft_version() != WEFT_VERSION_HEX)
         return 1;
+    /* the version the build system saw (pkg-config's or find_package's) */
+    if (strcmp(WEFT_VERSION_STRING, CONSUMER_EXPECT_VERSION) != 0 ||
+        strcmp(weft_version_string(), WEFT_VERSION_STRING) != 0) {
+        printf("version: header %s, library %s, package %s\n", WEFT_VERSION_STRING,
+               weft_version_string(), CONSUMER_EXPECT_VERSION);
+        return 1;
+    }
     puts("consumer ok");
     return 0;
 }
@@ -49,6 +57,8 @@ cmake_minimum_required(VERSION 3.16)
 project(consumer LANGUAGES C)
 find_package(weft REQUIRED)
 add_executable(consumer main.c)
+# the package's own version (weftConfigVersion.cmake), given to the program
+add_compile_definitions(CONSUMER_EXPECT_VERSION="${weft_VERSION}")
 target_link_libraries(consumer PRIVATE weft::weft)
 add_executable(consumer_static main.c)
 target_link_libraries(consumer_static PRIVATE weft::weft_static)
@@ -70,7 +80,9 @@ consume() {     # $1: what, $2: install prefix, $3: the libdir it should use
         [ -f "$pcdir/weft.pc" ] || { echo "$what: no $pcdir/weft.pc"; exit 1; }
         echo "$what: pkg-config --libs: $(PKG_CONFIG_PATH=$pcdir pkg-config --libs weft)"
         # shellcheck disable=SC2046
-        "$cc" -o "$work/pc-consumer" "$work/consumer/main.c" \
+        "$cc" -std=c11 -Wall -Wextra -Werror -pedantic \
+            -o "$work/pc-consumer" "$work/consumer/main.c" \
+            -DCONSUMER_EXPECT_VERSION="\"$(PKG_CONFIG_PATH=$pcdir pkg-config --modversion weft)\"" \
             $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs weft)
         LD_LIBRARY_PATH=$libdir "$work/pc-consumer"
     else

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 module weftpeernet
 
 go 1.19

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 module weftpeer
 
 go 1.19
