@@ -403,7 +403,8 @@ WEFT_API void weft_io_op_drop(weft_io_op *op);
  * is for foreign code, such as a client library's write handler: see
  * weft/adapters/hiredis.h). A SIGPIPE already pending in the thread before
  * the call stays pending. errno is what fn left. NULL fn does nothing.
- * Cost: two pthread_sigmask() calls. Thread: any. */
+ * Cost: two pthread_sigmask() calls and a sigtimedwait() with no wait.
+ * Thread: any. */
 WEFT_API void weft_call_nosigpipe(void (*fn)(void *arg), void *arg);
 
 /* Descriptors for composition (weft_timeout, weft_join_all, weft_spawn of a

@@ -541,15 +541,16 @@ WEFT_API void weft_send_to_init(weft_send_to *w, weft_socket *s, const void *buf
  * missing. Cost: two pthread_sigmask calls (plus sigpending when the
  * caller blocks SIGPIPE itself). A signal raised by the kernel for a write
  * goes to the writing thread and, blocked, stays pending on it: no other
- * thread sees it. errno is what fn left. */
-WEFT_API void weft_call_nosigpipe(void (*fn)(void *arg), void *arg)
+ * thread sees it. errno is what fn left. `epipe`, when not NULL, is
+ * where fn leaves its result: the signal is then looked for only when
+ * that is -EPIPE (a write that did not fail raised none), which saves a
+ * system call per successful pipe write. */
+static void nosigpipe(void (*fn)(void *arg), void *arg, const ssize_t *epipe)
 {
     sigset_t pipe_set, old, pending;
     bool had = false;
     int err;
 
-    if (fn == NULL)
-        return;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
@@ -557,7 +558,7 @@ WEFT_API void weft_call_nosigpipe(void (*fn)(void *arg), void *arg)
         had = sigismember(&pending, SIGPIPE);
     fn(arg);
     err = errno;
-    if (!had) {
+    if (!had && (epipe == NULL || *epipe == -EPIPE)) {
         const struct timespec zero = { 0, 0 };
 
         while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
@@ -565,6 +566,12 @@ WEFT_API void weft_call_nosigpipe(void (*fn)(void *arg), void *arg)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = err;
+}
+
+WEFT_API void weft_call_nosigpipe(void (*fn)(void *arg), void *arg)
+{
+    if (fn != NULL)
+        nosigpipe(fn, arg, NULL);
 }
 
 struct pipe_write_call {
@@ -589,7 +596,7 @@ static ssize_t pipe_write(int fd, const void *p, size_t n)
 {
     struct pipe_write_call c = { fd, p, n, 0 };
 
-    weft_call_nosigpipe(pipe_write_call, &c);
+    nosigpipe(pipe_write_call, &c, &c.r);
     return c.r;
 }
 

@@ -137,8 +137,8 @@ static inline void weft__hiredis_cleanup(void *p)
  * the process. So hiredis's write handler runs through
  * weft_call_nosigpipe() (weft/net.h): SIGPIPE blocked in this thread, and
  * one the write raised taken before the old mask comes back. The program
- * need not ignore SIGPIPE. Cost: two pthread_sigmask calls per writable
- * event. (The signal calls live in libweft: this header compiles as
+ * need not ignore SIGPIPE. Cost: two pthread_sigmask calls and a
+ * sigtimedwait per writable event, as before. (The signal calls live in libweft: this header compiles as
  * strict C11, where <signal.h> has no sigset_t.) */
 static inline void weft__hiredis_write_call(void *ac)
 {
