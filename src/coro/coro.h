@@ -6,14 +6,18 @@
  *
  *   worker side (co_resume, never migrates)    coroutine side (its own stack)
  *   save the worker's errno, load the co's     ...
- *   cur_co = co                                 ...
- *   weft__co_jump(&co->w->ctx, &co->c) ─────►  continues after its last jump
+ *   running coroutine = co                      ...
+ *   weft__co_jump(&co->s.w->ctx, &co->s.c) ─►  continues after its last jump
  *                                               (or starts at weft__co_entry)
  *                                               runs until an await is pending
- *   continues after the jump           ◄─────  weft__co_jump(&co->c, &co->w->ctx)
+ *   continues after the jump           ◄─────  weft__co_jump(&co->s.c, &co->s.w->ctx)
  *   save the co's errno, restore ours
  *
- * Everything thread-specific (errno, cur_co, the sanitizers' fiber state)
+ * (the worker loop runs the worker side inline, in its own frame:
+ * weft__task_run_stackful(), task/stackful.h; everyone else, co_resume.)
+ *
+ * Everything thread-specific (errno, the running coroutine
+ * weft__stackful_pt.cur, the sanitizers' fiber state)
  * is handled on the worker side, whose frame never changes threads; the
  * coroutine side, which may wake up on another worker after any switch,
  * reads thread-locals only through out-of-line helpers (see coro.c). */

@@ -23,9 +23,10 @@
  * is the registered stackful type through weft__task_run_stackful() below,
  * inlined in its frame: the task layer's begin and end of a poll (run.h's
  * run_begin and run_end, the same code as weft__task_run()'s, inlined as
- * for an ordinary poll), the type's `enter` after the first (the worker
- * side of the resume, up to the switch), its `leave` before the second
- * (the rest, and the poll's answer), and the switch between them. The LIFO chain's and a current-thread driver's
+ * for an ordinary poll), the worker side of the resume after the first
+ * (errno, the running record, its state: coro.c's co_resume() up to the
+ * switch, also inline), the rest of it before the second, and the switch
+ * between them. The LIFO chain's and a current-thread driver's
  * frames inline the same code (their frames return more often: fewer
  * predicted returns, same results). Everything else calls the type's poll,
  * which does the same in its own frame: a drop, a poll the trace records,
