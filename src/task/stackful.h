@@ -149,20 +149,35 @@ extern WEFT_TLS struct weft__stackful_pt weft__stackful_pt;
 #if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
 #define WEFT_CO_FP_READ ""
 #define WEFT_CO_FP_LOAD ""
+#define WEFT_CO_FP_KEEP ""
 #else
 /* Save ours (READ); load the other side's only where it differs (LOAD:
- * ldmxcsr and fldcw are slow, and the words nearly never differ). Both
- * words are compared at once first (bytes 24-29 of the two contexts: the
- * 8 bytes from 24 xor'ed, the pad's two bytes shifted out), then, where
- * they differ, one by one. */
+ * ldmxcsr and fldcw are slow, and the words nearly never differ), comparing
+ * them one by one: each load is then served by the one store that READ
+ * just made (a load spanning both stores could not be forwarded from them
+ * and would wait for them to reach the cache). Where ours were stored long
+ * before (weft__co_jump_keep()'s known words, KEEP), both are compared at
+ * once first (bytes 24-29 of the two contexts: the 8 bytes from 24
+ * xor'ed, the pad's two bytes shifted out), then, where they differ, one
+ * by one. */
 #define WEFT_CO_FP_READ                                                       \
     "stmxcsr 24(%%rdi)\n\t"                                                   \
     "fnstcw 28(%%rdi)\n\t"
-#define WEFT_CO_FP_LOAD                                                       \
+/* weft__co_jump_keep()'s: rdx non-zero: ours are known (compared at
+ * once, then LOAD where they differ); zero: READ them, then LOAD. */
+#define WEFT_CO_FP_KEEP                                                       \
+    "testq %%rdx, %%rdx\n\t"                                                  \
+    "jnz 4f\n\t"                                                              \
+    WEFT_CO_FP_READ                                                           \
+    "jmp 5f\n"                                                                \
+    "4:\n\t"                                                                  \
     "movq 24(%%rdi), %%rax\n\t"                                               \
     "xorq 24(%%rsi), %%rax\n\t"                                               \
     "shlq $16, %%rax\n\t"                                                     \
-    "jz 3f\n\t"                                                               \
+    "jz 3f\n"                                                                 \
+    "5:\n\t"                                                                  \
+    WEFT_CO_FP_LOAD
+#define WEFT_CO_FP_LOAD                                                       \
     "movl 24(%%rdi), %%eax\n\t"                                               \
     "cmpl 24(%%rsi), %%eax\n\t"                                               \
     "je 2f\n\t"                                                               \
@@ -260,11 +275,7 @@ __attribute__((always_inline)) static inline void weft__co_jump_keep(struct weft
         "movq %%rsp, 0(%%rdi)\n\t"
         "movq %%rax, 8(%%rdi)\n\t"
         "movq %%rbp, 16(%%rdi)\n\t"
-        "testq %%rdx, %%rdx\n\t"
-        "jnz 4f\n\t"
-        WEFT_CO_FP_READ
-        "4:\n\t"
-        WEFT_CO_FP_LOAD
+        WEFT_CO_FP_KEEP
         "movq 0(%%rsi), %%rsp\n\t"
         "movq 16(%%rsi), %%rbp\n\t"
         "jmpq *8(%%rsi)\n"
