@@ -7,11 +7,15 @@
  *   yield    1,000 tasks yielding in a loop on W workers, per yield;
  *   spawn    spawn + join of a trivial task, awaited one at a time by a
  *            driver task, and in a batch (spawn all from main, then join).
- * Usage: coro_bench [workers (2)] [scale (1.0)] */
+ * Usage: coro_bench [workers (2)] [scale (1.0)] [only]
+ * `only` (switch, yield, spawn or batch; switch-future or switch-co for one
+ * side of switch) runs that part alone: for callgrind, whose instructions
+ * per yield are the difference of two scales' totals (docs/coro.md). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <weft.h>
@@ -32,6 +36,10 @@ static int cmp_double(const void *a, const void *b)
 }
 
 #define RUNS 5
+
+/* run this part? (`only` NULL: all; "switch" covers switch-future and
+ * switch-co) */
+#define ON(part) (!only || !strncmp(only, part, strlen(part)))
 
 static double median(double *v)
 {
@@ -165,14 +173,19 @@ int main(int argc, char **argv)
 {
     unsigned workers = argc > 1 ? (unsigned)atoi(argv[1]) : 2;
     double scale = argc > 2 ? atof(argv[2]) : 1.0;
+    const char *only = argc > 3 ? argv[3] : NULL;
     unsigned n_switch = (unsigned)(2000000 * scale), n_yield = (unsigned)(1000 * scale);
     unsigned n_spawn = (unsigned)(200000 * scale);
     double a[RUNS], b[RUNS], fut, co;
     weft_runtime *rt1, *rt;
     weft_join **js;
 
-    if (workers == 0 || n_switch == 0 || n_yield == 0 || n_spawn == 0) {
-        fprintf(stderr, "usage: coro_bench [workers >= 1] [scale > 0]\n");
+    if (workers == 0 || n_switch == 0 || n_yield == 0 || n_spawn == 0 ||
+        (only && strcmp(only, "switch") && strcmp(only, "switch-future") &&
+         strcmp(only, "switch-co") && strcmp(only, "yield") && strcmp(only, "spawn") &&
+         strcmp(only, "batch"))) {
+        fprintf(stderr, "usage: coro_bench [workers >= 1] [scale > 0] "
+                        "[switch|switch-future|switch-co|yield|spawn|batch]\n");
         return 2;
     }
     js = malloc(n_spawn * sizeof(*js));
@@ -181,41 +194,52 @@ int main(int argc, char **argv)
     check(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = workers }), "runtime");
     printf("coro_bench: %u workers, medians of %d runs\n", workers, RUNS);
 
-    for (int r = 0; r < RUNS; r++) {
-        a[r] = yield_run(rt1, false, 1, n_switch);
-        b[r] = yield_run(rt1, true, 1, n_switch);
-    }
-    fut = median(a);
-    co = median(b);
-    printf("switch:  one task yielding on 1 worker: future %.1f ns, coroutine %.1f ns per yield"
-           " -> switch (suspend+resume) %.1f ns\n", fut, co, co - fut);
+    /* a side left out (only=switch-future, switch-co) prints 0 */
+    if (ON("switch")) {
+        bool f_on = !only || strcmp(only, "switch-co"), c_on = !only || strcmp(only, "switch-future");
 
-    for (int r = 0; r < RUNS; r++) {
-        a[r] = yield_run(rt, false, 1000, n_yield);
-        b[r] = yield_run(rt, true, 1000, n_yield);
+        for (int r = 0; r < RUNS; r++) {
+            a[r] = f_on ? yield_run(rt1, false, 1, n_switch) : 0;
+            b[r] = c_on ? yield_run(rt1, true, 1, n_switch) : 0;
+        }
+        fut = median(a);
+        co = median(b);
+        printf("switch:  one task yielding on 1 worker: future %.1f ns, coroutine %.1f ns per"
+               " yield -> switch (suspend+resume) %.1f ns\n", fut, co, co - fut);
     }
-    fut = median(a);
-    co = median(b);
-    printf("yield:   1,000 tasks x %u yields: future %.1f ns, coroutine %.1f ns per yield"
-           " (%.2fx)\n", n_yield, fut, co, co / fut);
 
-    for (int r = 0; r < RUNS; r++) {
-        a[r] = spawn_one_at_a_time(rt, false, n_spawn / 4);
-        b[r] = spawn_one_at_a_time(rt, true, n_spawn / 4);
+    if (ON("yield")) {
+        for (int r = 0; r < RUNS; r++) {
+            a[r] = yield_run(rt, false, 1000, n_yield);
+            b[r] = yield_run(rt, true, 1000, n_yield);
+        }
+        fut = median(a);
+        co = median(b);
+        printf("yield:   1,000 tasks x %u yields: future %.1f ns, coroutine %.1f ns per yield"
+               " (%.2fx)\n", n_yield, fut, co, co / fut);
     }
-    fut = median(a);
-    co = median(b);
-    printf("spawn:   spawn+join one at a time from a task: future %.1f ns, coroutine %.1f ns"
-           " (%.2fx)\n", fut, co, co / fut);
 
-    for (int r = 0; r < RUNS; r++) {
-        a[r] = spawn_batch(rt, false, n_spawn, js);
-        b[r] = spawn_batch(rt, true, n_spawn, js);
+    if (ON("spawn")) {
+        for (int r = 0; r < RUNS; r++) {
+            a[r] = spawn_one_at_a_time(rt, false, n_spawn / 4);
+            b[r] = spawn_one_at_a_time(rt, true, n_spawn / 4);
+        }
+        fut = median(a);
+        co = median(b);
+        printf("spawn:   spawn+join one at a time from a task: future %.1f ns, coroutine %.1f ns"
+               " (%.2fx)\n", fut, co, co / fut);
     }
-    fut = median(a);
-    co = median(b);
-    printf("batch:   spawn %u from main, then join all: future %.1f ns, coroutine %.1f ns"
-           " per task (%.2fx)\n", n_spawn, fut, co, co / fut);
+
+    if (ON("batch")) {
+        for (int r = 0; r < RUNS; r++) {
+            a[r] = spawn_batch(rt, false, n_spawn, js);
+            b[r] = spawn_batch(rt, true, n_spawn, js);
+        }
+        fut = median(a);
+        co = median(b);
+        printf("batch:   spawn %u from main, then join all: future %.1f ns, coroutine %.1f ns"
+               " per task (%.2fx)\n", n_spawn, fut, co, co / fut);
+    }
 
     weft_runtime_free(rt);
     weft_runtime_free(rt1);

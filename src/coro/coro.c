@@ -28,6 +28,7 @@
  * calls on time, tasks and futures (weft_co_sleep, weft_co_yield,
  * weft_co_join, weft_co_await, weft_co_await_timeout), which inline it.
  * The other blocking-style calls are in waits.c, calls.c and fs.c. */
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -55,22 +56,21 @@
 #endif
 
 /* The coroutine running on this thread (set by the worker side around the
- * switch in), for the awaits and the overflow handler. */
-static WEFT_TLS struct weft__co *cur_co;
-
+ * switch in), for the awaits and the overflow handler: the task layer's
+ * weft__stackful_pt.cur (task/stackful.h), which the worker loop's inline
+ * resume sets too.
+ *
+ * This thread's errno (&errno), set once weft__co_thread_enter() has run
+ * on it: NULL before (weft__stackful_pt.ep). The worker side reads errno
+ * through it instead of calling __errno_location() at every resume (the
+ * call, its PLT jump and its return), and the same load tells whether the
+ * thread was entered. Sound because it is a thread-local holding the
+ * address of this thread's own errno, read only by the worker side, whose
+ * frame never changes threads; the coroutine side never uses it. */
 struct weft__co *weft__co_running(void)
 {
-    return cur_co;
+    return weft__stackful_pt.cur;
 }
-
-/* This thread's errno (&errno), set once weft__co_thread_enter() has run
- * on it: NULL before. The worker side reads errno through it instead of
- * calling __errno_location() at every resume (the call, its PLT jump and
- * its return), and the same load tells whether the thread was entered.
- * Sound because it is a thread-local holding the address of this thread's
- * own errno, read only by the worker side, whose frame never changes
- * threads; the coroutine side never uses it. */
-static WEFT_TLS int *co_errno;
 
 /* The first resume on this thread: enter it (the alternate signal stack;
  * errno as it was, whatever the set-up did to it) and note &errno. */
@@ -81,17 +81,17 @@ __attribute__((noinline, cold)) static int *co_thread_first(void)
 
     weft__co_thread_enter();
     *ep = saved;
-    co_errno = ep;
+    weft__stackful_pt.ep = ep;
     return ep;
 }
 
-/* The coroutine side reads cur_co only through this: out of line, and not
- * pure (the empty asm may touch memory), so the compiler can neither cache
- * the thread pointer nor the result across a switch that may have moved the
- * coroutine to another thread. */
+/* The coroutine side reads the running coroutine only through this: out of
+ * line, and not pure (the empty asm may touch memory), so the compiler can
+ * neither cache the thread pointer nor the result across a switch that may
+ * have moved the coroutine to another thread. */
 __attribute__((noinline)) static struct weft__co *co_self(void)
 {
-    struct weft__co *co = cur_co;
+    struct weft__co *co = weft__stackful_pt.cur;
 
     __asm__ __volatile__("" : : : "memory");
     return co;
@@ -133,16 +133,17 @@ static const weft_async_site co_generic_site = { "weft_co_await", NULL, 0 };
 /* ---- The two sides of a switch ------------------------------------------------ */
 
 /* Worker side: run `co` until it parks or finishes. This frame never
- * changes threads, so errno and cur_co are plain thread-locals here.
+ * changes threads, so errno and the running coroutine are plain
+ * thread-locals here.
  * Inlined into the poll (and the drop), so that the poll is the only frame
  * between the task layer and the switch (coro.h: each return left after a
  * switch is a mispredicted one). */
 __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
                                                            weft_context *cx)
 {
-    struct weft__co *prev = cur_co;
+    struct weft__co *prev = weft__stackful_pt.cur;
     struct weft__co_wside ws;
-    int *ep = co_errno;
+    int *ep = weft__stackful_pt.ep;
     int werr;
 #if WEFT_CO_ASAN
     void *fake = NULL;
@@ -151,17 +152,17 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
     if (__builtin_expect(ep == NULL, 0))
         ep = co_thread_first();
     werr = *ep;
-    if (co->state == CO_NEW) {
+    if (co->s.state == CO_NEW) {
         weft__co_prepare(co);
 #if WEFT_CO_TSAN
         co->fiber = __tsan_create_fiber(0);
 #endif
     }
-    *ep = co->err;                     /* errno follows the coroutine */
-    cur_co = co;
+    *ep = co->s.err;                   /* errno follows the coroutine */
+    weft__stackful_pt.cur = co;
     ws.cx = cx;
-    co->w = &ws;
-    co->state = CO_RUNNING;
+    co->s.w = &ws;
+    co->s.state = CO_RUNNING;
 #if WEFT_CO_TSAN
     co->w_fiber = __tsan_get_current_fiber();
     __tsan_switch_to_fiber(co->fiber, 0);
@@ -169,18 +170,18 @@ __attribute__((always_inline)) static inline void co_resume(struct weft__co *co,
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->stack.lo, (size_t)(co->stack.hi - co->stack.lo));
 #endif
-    weft__co_jump(&ws.ctx, &co->c);
+    weft__co_jump(&ws.ctx, &co->s.c);
 #if WEFT_CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
-    co->w = NULL;
+    co->s.w = NULL;
     /* a slab stack has no guard page: check its canary at every switch out
      * (and that it is not parked below its stack) */
-    if (co->on_slab &&
-        (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
+    if (co->s.on_slab &&
+        (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->s.c) < co->stack.lo))
         weft__co_canary_abort(co);
-    cur_co = prev;
-    co->err = *ep;
+    weft__stackful_pt.cur = prev;
+    co->s.err = *ep;
     *ep = werr;
 }
 
@@ -193,14 +194,14 @@ __attribute__((always_inline)) static inline void co_suspend(struct weft__co *co
     void *fake = NULL;
 #endif
 
-    co->state = CO_SUSPENDED;
+    co->s.state = CO_SUSPENDED;
 #if WEFT_CO_TSAN
     __tsan_switch_to_fiber(co->w_fiber, 0);
 #endif
 #if WEFT_CO_ASAN
     __sanitizer_start_switch_fiber(&fake, co->w_bottom, co->w_size);
 #endif
-    weft__co_jump(&co->c, &co->w->ctx);
+    weft__co_jump(&co->s.c, &co->s.w->ctx);
 #if WEFT_CO_ASAN
     /* the worker that resumed us: its stack, for the next switch out */
     __sanitizer_finish_switch_fiber(fake, &co->w_bottom, &co->w_size);
@@ -220,7 +221,7 @@ __attribute__((always_inline)) static inline void co_suspend(struct weft__co *co
  * coroutine parked. */
 static inline void co_check_abort(struct weft__co *co)
 {
-    if (__builtin_expect(!co->cancelled && weft__task_abort_requested(), 0)) {
+    if (__builtin_expect(!co->s.cancelled && weft__task_abort_requested(), 0)) {
         weft__async_parked(co->site ? co->site : &co_generic_site);
         co_suspend(co);
     }
@@ -232,7 +233,7 @@ void weft__co_entry(struct weft__co *co)
     __sanitizer_finish_switch_fiber(NULL, &co->w_bottom, &co->w_size);
 #endif
     co->result = co->fn(co->arg);
-    co->state = CO_DONE;
+    co->s.state = CO_DONE;
 #if WEFT_CO_TSAN
     __tsan_switch_to_fiber(co->w_fiber, 0);
 #endif
@@ -240,7 +241,7 @@ void weft__co_entry(struct weft__co *co)
     /* NULL: this fiber ends, ASan may free its fake stack */
     __sanitizer_start_switch_fiber(NULL, co->w_bottom, co->w_size);
 #endif
-    weft__co_jump(&co->c, &co->w->ctx);
+    weft__co_jump(&co->s.c, &co->s.w->ctx);
     abort();                            /* a DONE coroutine is never resumed */
 }
 
@@ -268,9 +269,9 @@ static weft_poll coroutine_poll(weft_coroutine *f, weft_context *cx, void *out)
 {
     struct weft__co *co = &f->co;
 
-    if (co->state != CO_DONE) {
+    if (co->s.state != CO_DONE) {
         co_resume(co, cx);
-        if (co->state != CO_DONE)
+        if (co->s.state != CO_DONE)
             return WEFT_PENDING;
         co_release(co);
     }
@@ -282,12 +283,12 @@ static void coroutine_drop(weft_coroutine *f)
 {
     struct weft__co *co = &f->co;
 
-    if (co->state != CO_DONE && co->stack.map) {
+    if (co->s.state != CO_DONE && co->stack.map) {
         /* aborted (or never started): fn runs to its end, every await
          * returning -ECANCELED at once */
-        co->cancelled = true;
+        co->s.cancelled = true;
         co_resume(co, NULL);
-        if (co->state != CO_DONE) {
+        if (co->s.state != CO_DONE) {
             fprintf(stderr, "weft: coroutine \"%s\" parked while being cancelled\n",
                     co->name);
             abort();
@@ -298,18 +299,14 @@ static void coroutine_drop(weft_coroutine *f)
 
 #if WEFT_TASK_STACKFUL_INLINE
 /* ---- The worker loop's resume (task/stackful.h) ----------------------------------
- * co_resume() cut at the switch, for the worker loop, which switches in its
- * own frame: co_enter() up to the switch, co_leave() after it. Same steps,
- * same order (sanitizer builds never come here: WEFT_TASK_STACKFUL_INLINE). */
+ * co_resume() cut at the switch and inlined into the worker loop
+ * (weft__task_run_stackful()): the common steps are there, the rare ones
+ * here. Same steps, same order (sanitizer builds never come here:
+ * WEFT_TASK_STACKFUL_INLINE). */
 
-/* The coroutine in task t's cell (weft__task_future(), with the alignment
- * known here: no load of the type) */
-static struct weft__co *co_of_task(struct weft__task *t)
+static struct weft__co *co_of_rec(struct weft__stackful *s)
 {
-    size_t off = weft__round_up(sizeof(struct weft__task) + sizeof(struct weft__task_dbg),
-                                _Alignof(weft_coroutine));
-
-    return &((weft_coroutine *)(void *)((char *)t + off))->co;
+    return (struct weft__co *)(void *)s;       /* the head is its first member */
 }
 
 static void co_output(struct weft__task *t, const struct weft__co *co)
@@ -317,67 +314,38 @@ static void co_output(struct weft__task *t, const struct weft__co *co)
     memcpy((char *)t + weft__task_output_offset(t->type), &co->result, sizeof(int));
 }
 
-__attribute__((noinline)) static struct weft__co_ctx *co_enter_slow(struct weft__task *t,
-                                                                   weft_context *cx,
-                                                                   struct weft__co_wside *ws)
+/* Before a resume of a record that is not SUSPENDED, or on a thread not
+ * set up yet. */
+static bool co_prepare(struct weft__task *t, struct weft__stackful *s)
 {
-    struct weft__co *co = co_of_task(t);
-    int *ep;
+    struct weft__co *co = co_of_rec(s);
 
-    if (co->state == CO_DONE) {
+    if (co->s.state == CO_DONE) {
         co_output(t, co);              /* coroutine_poll's answer: READY */
-        return NULL;
+        return false;
     }
-    ep = co_errno;
-    if (ep == NULL)
-        ep = co_thread_first();
-    ws->ep = ep;
-    ws->werr = *ep;
-    ws->prev = cur_co;
-    if (co->state == CO_NEW)
+    if (weft__stackful_pt.ep == NULL)
+        (void)co_thread_first();
+    if (co->s.state == CO_NEW)
         weft__co_prepare(co);
-    *ep = co->err;                     /* errno follows the coroutine */
-    cur_co = co;
-    ws->cx = cx;
-    co->w = ws;
-    co->state = CO_RUNNING;
-    return &co->c;
+    return true;
 }
 
-/* The common case (a parked coroutine, a thread set up) as a leaf: no
- * register to save */
-static struct weft__co_ctx *co_enter(struct weft__task *t, weft_context *cx,
-                                     struct weft__co_wside *ws)
+/* After a switch out of a coroutine on a slab stack: its canary (a slab
+ * stack has no guard page), and that it is not parked below its stack. */
+static void co_check(struct weft__stackful *s)
 {
-    struct weft__co *co = co_of_task(t);
-    int *ep = co_errno;
+    struct weft__co *co = co_of_rec(s);
 
-    if (__builtin_expect(co->state != CO_SUSPENDED || ep == NULL, 0))
-        return co_enter_slow(t, cx, ws);
-    ws->ep = ep;
-    ws->werr = *ep;
-    ws->prev = cur_co;
-    *ep = co->err;                     /* errno follows the coroutine */
-    cur_co = co;
-    ws->cx = cx;
-    co->w = ws;
-    co->state = CO_RUNNING;
-    return &co->c;
-}
-
-static weft_poll co_leave(struct weft__task *t, struct weft__co_wside *ws)
-{
-    struct weft__co *co = co_of_task(t);
-
-    co->w = NULL;
-    if (co->on_slab &&
-        (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->c) < co->stack.lo))
+    if (!weft__co_canary_ok(&co->stack) || (char *)weft__co_ctx_sp(&co->s.c) < co->stack.lo)
         weft__co_canary_abort(co);
-    cur_co = ws->prev;
-    co->err = *ws->ep;
-    *ws->ep = ws->werr;
-    if (co->state != CO_DONE)
-        return WEFT_PENDING;
+}
+
+/* After a switch out of a coroutine that is DONE. */
+static weft_poll co_finish(struct weft__task *t, struct weft__stackful *s)
+{
+    struct weft__co *co = co_of_rec(s);
+
     co_release(co);
     co_output(t, co);
     return WEFT_READY;
@@ -386,14 +354,20 @@ static weft_poll co_leave(struct weft__task *t, struct weft__co_wside *ws)
 
 WEFT_DEFINE_FUTURE_THUNKS_(weft_coroutine, coroutine_poll, coroutine_drop)
 /* A stackful type (task/stackful.h): the worker loop resumes it in its own
- * frame through co_enter and co_leave; everyone else calls the poll. */
+ * frame, with co_prepare, co_check and co_finish for the rare steps;
+ * everyone else calls the poll. The record's offset in the cell: the
+ * future's (weft__task_future_offset(), as a constant) plus the record's. */
+#define CO_REC_OFF                                                            \
+    (((sizeof(struct weft__task) + sizeof(struct weft__task_dbg) +            \
+       _Alignof(weft_coroutine) - 1) & ~(_Alignof(weft_coroutine) - 1)) +     \
+     offsetof(weft_coroutine, co) + offsetof(struct weft__co, s))
 static const struct weft__stackful_type co_type = {
     { weft_coroutine__weft_poll, weft_coroutine__weft_drop, sizeof(weft_coroutine),
       _Alignof(weft_coroutine), sizeof(int), _Alignof(int), weft__wrapper_name },
 #if WEFT_TASK_STACKFUL_INLINE
-    co_enter, co_leave
+    CO_REC_OFF, co_prepare, co_check, co_finish
 #else
-    NULL, NULL
+    CO_REC_OFF, NULL, NULL, NULL
 #endif
 };
 #define weft_coroutine_future (co_type.type)
@@ -416,11 +390,14 @@ static int co_init(weft_coroutine *f, weft_runtime *rt, weft_co_fn *fn, void *ar
     f->co.arg = arg;
     f->co.name = opt && opt->name ? opt->name : "coroutine";
     f->display = f->co.name;
-    f->co.state = CO_NEW;
+    f->co.s.state = CO_NEW;
     err = weft__co_stack_get(&f->co.stack, size);
     if (err < 0)
         return err;
-    f->co.on_slab = f->co.stack.slab != NULL;
+    f->co.s.on_slab = f->co.stack.slab != NULL;
+    /* where the worker loop's resume finds the record (co_type.rec_off) */
+    assert(CO_REC_OFF == weft__task_future_offset(&co_type.type) +
+                             offsetof(weft_coroutine, co) + offsetof(struct weft__co, s));
     weft__co_install_handler();
 #if WEFT_TASK_STACKFUL_INLINE
     /* relaxed: see weft__task_stackful_type (a worker that does not see it
@@ -531,19 +508,19 @@ __attribute__((noinline)) static int co_await_deadline(struct weft__co *co, co_p
     weft_sleep_until_init(&dl, co->deadline);
     for (;;) {
         co_check_abort(co);
-        if (co->cancelled) {
+        if (co->s.cancelled) {
             err = -ECANCELED;
             break;
         }
-        if (poll(self, co->w->cx, out) == WEFT_READY)
+        if (poll(self, co->s.w->cx, out) == WEFT_READY)
             break;
-        if (weft_sleep_poll(&dl, co->w->cx) == WEFT_READY) {
+        if (weft_sleep_poll(&dl, co->s.w->cx) == WEFT_READY) {
             struct weft__coop_grant g;
             weft_poll p;
 
-            weft__coop_grant_begin(co->w->cx, &g, true);
-            p = poll(self, co->w->cx, out);
-            weft__coop_grant_end(co->w->cx, &g);
+            weft__coop_grant_begin(co->s.w->cx, &g, true);
+            p = poll(self, co->s.w->cx, out);
+            weft__coop_grant_end(co->s.w->cx, &g);
             if (p != WEFT_READY)
                 err = -ETIMEDOUT;
             break;
@@ -575,19 +552,19 @@ static inline int co_await_opt(co_poll_fn *poll, void (*drop)(void *), void *sel
         co_check_abort(co);             /* before the deadline's choice */
     if (co == NULL) {
         err = -EINVAL;
-    } else if (timed && co->deadline != 0 && !co->cancelled) {
+    } else if (timed && co->deadline != 0 && !co->s.cancelled) {
         err = co_await_deadline(co, poll, self, out);
     } else {
         for (;;) {
             co_check_abort(co);
-            if (co->cancelled) {
+            if (co->s.cancelled) {
                 err = -ECANCELED;
                 break;
             }
-            if (poll(self, co->w->cx, out) == WEFT_READY)
+            if (poll(self, co->s.w->cx, out) == WEFT_READY)
                 break;
             weft__async_parked(co->site ? co->site : &co_generic_site);
-            co_suspend(co);      /* co->w->cx is the new poll's context after this */
+            co_suspend(co);      /* co->s.w->cx is the new poll's context after this */
         }
     }
     if (drop)
@@ -709,7 +686,7 @@ WEFT_API bool weft_co_cancelled(void)
     if (co == NULL)
         return false;
     co_check_abort(co);                 /* an abort made while we run */
-    return co->cancelled;
+    return co->s.cancelled;
 }
 
 WEFT_API bool weft_co_is_coroutine(void)
@@ -758,24 +735,24 @@ WEFT_API int weft_co_sleep(uint64_t ms)
  * requeue the task at the back (env->yielded) when the context's waker is
  * the polled task's own, which it always is here (the task layer polls a
  * coroutine with its own context); anything else goes through
- * weft_yield_poll() itself. And cur_co is read directly, not through
+ * weft_yield_poll() itself. And the running coroutine is read directly, not through
  * co_self(): this is the function's one read of it, before its switch (a
  * read after the switch could be served from the thread it left). */
 WEFT_API int weft_co_yield(void)
 {
     static const weft_async_site site = { __func__, NULL, 0 };   /* CO_CALL's */
-    struct weft__co *co = cur_co;
+    struct weft__co *co = weft__stackful_pt.cur;
     struct weft__task_env *env;
     weft_context *cx;
 
     if (co == NULL)
         return -EINVAL;
     co->site = &site;
-    if (co->cancelled)
+    if (co->s.cancelled)
         return -ECANCELED;
-    /* co->w->cx is never NULL here: only a drop resumes with a NULL context,
+    /* co->s.w->cx is never NULL here: only a drop resumes with a NULL context,
      * and a drop sets `cancelled` first */
-    cx = co->w->cx;
+    cx = co->s.w->cx;
     env = cx->priv;
     if (env != NULL && cx->waker == env->waker) {
         /* No look at an abort made while we ran: this path parks anyway, the
@@ -795,9 +772,9 @@ WEFT_API int weft_co_yield(void)
         if (weft_yield_poll(&y, cx) == WEFT_READY)
             return 0;
     }
-    weft__async_parked(&site);
+    weft__task_parked(&site);        /* weft__async_parked(), inline */
     co_suspend(co);
-    return co->cancelled ? -ECANCELED : 0;
+    return co->s.cancelled ? -ECANCELED : 0;
 }
 
 struct join_await {

@@ -6,14 +6,18 @@
  *
  *   worker side (co_resume, never migrates)    coroutine side (its own stack)
  *   save the worker's errno, load the co's     ...
- *   cur_co = co                                 ...
- *   weft__co_jump(&co->w->ctx, &co->c) ─────►  continues after its last jump
+ *   running coroutine = co                      ...
+ *   weft__co_jump(&co->s.w->ctx, &co->s.c) ─►  continues after its last jump
  *                                               (or starts at weft__co_entry)
  *                                               runs until an await is pending
- *   continues after the jump           ◄─────  weft__co_jump(&co->c, &co->w->ctx)
+ *   continues after the jump           ◄─────  weft__co_jump(&co->s.c, &co->s.w->ctx)
  *   save the co's errno, restore ours
  *
- * Everything thread-specific (errno, cur_co, the sanitizers' fiber state)
+ * (the worker loop runs the worker side inline, in its own frame:
+ * weft__task_run_stackful(), task/stackful.h; everyone else, co_resume.)
+ *
+ * Everything thread-specific (errno, the running coroutine
+ * weft__stackful_pt.cur, the sanitizers' fiber state)
  * is handled on the worker side, whose frame never changes threads; the
  * coroutine side, which may wake up on another worker after any switch,
  * reads thread-locals only through out-of-line helpers (see coro.c). */
@@ -28,10 +32,10 @@
 #include "weft/coro.h"
 
 enum {
-    CO_NEW = 0,        /* never resumed: sp is the initial frame */
-    CO_RUNNING,        /* on a thread, between resume and suspend */
-    CO_SUSPENDED,      /* parked in an await */
-    CO_DONE            /* fn returned; the stack may be released */
+    CO_NEW = WEFT__SF_NEW,              /* never resumed: c is prepared at the first resume */
+    CO_RUNNING = WEFT__SF_RUNNING,      /* on a thread, between resume and suspend */
+    CO_SUSPENDED = WEFT__SF_SUSPENDED,  /* parked in an await */
+    CO_DONE = WEFT__SF_DONE             /* fn returned; the stack may be released */
 };
 
 struct weft__co_slab;
@@ -49,18 +53,16 @@ struct weft__co_stack {
 };
 
 struct weft__co {
-    /* The hot part, what a switch pair touches: 64 bytes. `c` first:
-     * weft__co_start finds the record at the context it jumped to. */
-    struct weft__co_ctx c;      /* the coroutine's saved context (suspended or new) */
-    struct weft__co_wside *w;   /* the resuming worker's side; NULL while not running */
+    /* The hot part, what a switch pair touches: 64 bytes. The head first
+     * (the task layer's, task/stackful.h: the worker loop's resume reads
+     * and writes it inline): the context (c; weft__co_start finds the
+     * record at the context it jumped to), the worker's side (w), errno
+     * (err), CO_* (state), cancelled, on_slab (stack.slab != NULL). */
+    struct weft__stackful s;
     /* the blocking call (weft_co_read, ...) the coroutine is in, for the
      * task dump; NULL outside one (the coroutine's own) */
     const weft_async_site *site;
     uint64_t deadline;          /* weft_co_deadline_set(); 0: none */
-    int err;                    /* the coroutine's errno while it is not running */
-    unsigned char state;        /* CO_* */
-    bool cancelled;             /* set by the drop: every await returns -ECANCELED */
-    bool on_slab;               /* stack.slab != NULL: its canary is checked */
     /* cold */
     struct weft__co_stack stack;
     int result;                 /* what fn returned */

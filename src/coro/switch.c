@@ -74,14 +74,15 @@ void weft__co_start(void);    /* the asm below */
  * weft__co_start is jumped to (not called) by the first switch into a new
  * coroutine, with rsp = the top of its stack (16-aligned, a zero "return
  * address" above it) and rsi = its context, which is the start of the
- * coroutine record (coro.h: `c` is its first member). */
+ * coroutine record (coro.h: `s.c` is its first member). */
 #if defined(__CET__) && (__CET__ & 1)
 #define WEFT_ENDBR "endbr64\n"
 #else
 #define WEFT_ENDBR ""
 #endif
 
-_Static_assert(offsetof(struct weft__co, c) == 0, "weft__co_start needs the context first");
+_Static_assert(offsetof(struct weft__co, s) == 0 && offsetof(struct weft__stackful, c) == 0,
+               "weft__co_start needs the context first");
 
 __asm__(
     ".text\n"
@@ -113,12 +114,12 @@ void weft__co_prepare(struct weft__co *co)
 
     a[0] = 0;                                 /* a zero "return address" */
     a[1] = 0;
-    co->c.rsp = a;
-    co->c.rip = (void *)&weft__co_start;
-    co->c.rbp = NULL;
-    co->c.mxcsr = CO_MXCSR_INIT;
-    co->c.x87cw = CO_X87CW_INIT;
-    co->c.pad = 0;
+    co->s.c.rsp = a;
+    co->s.c.rip = (void *)&weft__co_start;
+    co->s.c.rbp = NULL;
+    co->s.c.mxcsr = CO_MXCSR_INIT;
+    co->s.c.x87cw = CO_X87CW_INIT;
+    co->s.c.pad = 0;
 }
 
 #elif defined(__aarch64__)
@@ -200,7 +201,7 @@ void weft__co_prepare(struct weft__co *co)
         f[i] = 0;                             /* d8-d15 0, fpcr 0: the default */
     f[0] = (uint64_t)(uintptr_t)co;           /* x19: weft__co_start's argument */
     f[11] = (uint64_t)(uintptr_t)&weft__co_start;  /* x30: "return address" */
-    co->c.sp = f;
+    co->s.c.sp = f;
 }
 
 #endif /* arch */
@@ -238,7 +239,7 @@ void weft__co_prepare(struct weft__co *co)
     uc->uc_stack.ss_size = (size_t)((char *)uc - co->stack.lo);
     uc->uc_link = NULL;
     makecontext(uc, co_start_uc, 0);
-    co->c.sp = uc;
+    co->s.c.sp = uc;
 }
 
 #endif

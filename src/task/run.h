@@ -42,6 +42,25 @@ struct weft__task_pt {
 
 extern WEFT_TLS struct weft__task_pt weft__task_pt;
 
+/* weft__async_parked() (task.c), inline for a hot caller (weft_co_yield):
+ * record the site the polled task parks at, for the task dump. */
+static inline __attribute__((always_inline)) void weft__task_parked(const weft_async_site *site)
+{
+    struct weft__task *t = weft__task_pt.cur;
+    struct weft__task_dbg *d;
+
+    if (t == NULL)
+        return;
+    d = weft__task_dbg(t);
+    /* relaxed: the poller's own fields, read racily by the dump (each a
+     * pointer to a constant: a torn pair shows two true sites) */
+    if (!weft__task_pt.parked) {
+        weft__task_pt.parked = true;
+        atomic_store_explicit(&d->inner, site, memory_order_relaxed);
+    }
+    atomic_store_explicit(&d->site, site, memory_order_relaxed);
+}
+
 /* task.c: the rare steps of a poll, out of line */
 __attribute__((noreturn, cold)) void weft__task_bad_queued(uint64_t state);
 void weft__task_ref_inc(struct weft__task *t);
@@ -189,8 +208,8 @@ static inline __attribute__((always_inline)) enum end_action end_poll(struct wef
 
 /* weft__task_run() in two halves around the poll, for a worker that makes
  * the poll itself (a stackful future resumed in the worker's own frame:
- * weft__task_stackful_begin/_end in task.c). Inlined into weft__task_run_inline(),
- * so an ordinary poll pays nothing for the split. */
+ * weft__task_run_stackful(), task/stackful.h). Inlined into both, so
+ * neither pays anything for the split. */
 static inline __attribute__((always_inline)) bool run_begin(struct weft__task *t,
                                                             struct weft__task_env *env,
                                                             struct weft__task_poll *p)

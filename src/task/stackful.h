@@ -21,11 +21,12 @@
  *
  * So the worker loop (src/sched/worker.c, run_one()) runs a task whose type
  * is the registered stackful type through weft__task_run_stackful() below,
- * inlined in its frame: the task layer's begin and end of a poll (the same
- * code as weft__task_run()'s) as two calls, the first ending with the
- * type's `enter` (the worker side of the resume, up to the switch), the
- * second starting with its `leave` (the rest, and the poll's answer), and
- * the switch between them. The LIFO chain's and a current-thread driver's
+ * inlined in its frame: the task layer's begin and end of a poll (run.h's
+ * run_begin and run_end, the same code as weft__task_run()'s, inlined as
+ * for an ordinary poll), the worker side of the resume after the first
+ * (errno, the running record, its state: coro.c's co_resume() up to the
+ * switch, also inline), the rest of it before the second, and the switch
+ * between them. The LIFO chain's and a current-thread driver's
  * frames inline the same code (their frames return more often: fewer
  * predicted returns, same results). Everything else calls the type's poll,
  * which does the same in its own frame: a drop, a poll the trace records,
@@ -38,6 +39,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "task/run.h"
 #include "task/task.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -92,12 +94,41 @@ struct weft__co_ctx {
 struct weft__co_wside {
     struct weft__co_ctx ctx;    /* the worker's saved context */
     weft_context *cx;           /* the current poll's context; NULL in a drop */
-    /* what the resume puts back afterwards (a weft__stackful_type's
-     * enter and leave) */
-    int *ep;                    /* this thread's &errno */
-    int werr;                   /* the worker's errno */
-    void *prev;                 /* the coroutine running on this thread before */
 };
+
+/* The head of a stackful future's record: what a resume and a switch pair
+ * touch (coro's struct weft__co starts with it; the rest of its hot part
+ * follows, 64 bytes in all). Owned by the thread that polls (or drops)
+ * the task, handed over by the task's state word (coro.c). `c` first:
+ * weft__co_start finds the record at the context it jumped to. */
+enum {
+    WEFT__SF_NEW = 0,           /* never resumed: c is not prepared yet */
+    WEFT__SF_RUNNING,           /* on a thread, between resume and suspend */
+    WEFT__SF_SUSPENDED,         /* parked in an await */
+    WEFT__SF_DONE               /* its function returned; the stack may be released */
+};
+struct weft__stackful {
+    struct weft__co_ctx c;      /* its saved context (suspended or new) */
+    struct weft__co_wside *w;   /* the resuming worker's side; NULL while not running */
+    int err;                    /* its errno while it is not running */
+    unsigned char state;        /* WEFT__SF_* */
+    bool cancelled;             /* set by the drop: every await returns -ECANCELED */
+    bool on_slab;               /* a slab stack: its canary is checked at each switch out */
+};
+
+/* This thread's stackful state, read and written by the worker side of a
+ * resume only (whose frame never changes threads; the coroutine side reads
+ * `cur` through an out-of-line function, coro.c): the record running on
+ * this thread (coro's struct weft__co; NULL: none), and this thread's
+ * &errno once the thread has been set up for stackful futures (NULL
+ * before: the worker side reads errno through it instead of calling
+ * __errno_location() at every resume, and the same load tells whether the
+ * thread was set up). Defined in task.c. */
+struct weft__stackful_pt {
+    void *cur;
+    int *ep;
+};
+extern WEFT_TLS struct weft__stackful_pt weft__stackful_pt;
 
 /* ---- switch.c ----------------------------------------------------------------
  * weft__co_jump(save, load): save the callee-saved state of the running
@@ -118,12 +149,34 @@ struct weft__co_wside {
 #if defined(WEFT_CO_NO_FP_SAVE) && WEFT_CO_NO_FP_SAVE
 #define WEFT_CO_FP_READ ""
 #define WEFT_CO_FP_LOAD ""
+#define WEFT_CO_FP_KEEP ""
 #else
 /* Save ours (READ); load the other side's only where it differs (LOAD:
- * ldmxcsr and fldcw are slow, and the words nearly never differ). */
+ * ldmxcsr and fldcw are slow, and the words nearly never differ), comparing
+ * them one by one: each load is then served by the one store that READ
+ * just made (a load spanning both stores could not be forwarded from them
+ * and would wait for them to reach the cache). Where ours were stored long
+ * before (weft__co_jump_keep()'s known words, KEEP), both are compared at
+ * once first (bytes 24-29 of the two contexts: the 8 bytes from 24
+ * xor'ed, the pad's two bytes shifted out), then, where they differ, one
+ * by one. */
 #define WEFT_CO_FP_READ                                                       \
     "stmxcsr 24(%%rdi)\n\t"                                                   \
     "fnstcw 28(%%rdi)\n\t"
+/* weft__co_jump_keep()'s: rdx non-zero: ours are known (compared at
+ * once, then LOAD where they differ); zero: READ them, then LOAD. */
+#define WEFT_CO_FP_KEEP                                                       \
+    "testq %%rdx, %%rdx\n\t"                                                  \
+    "jnz 4f\n\t"                                                              \
+    WEFT_CO_FP_READ                                                           \
+    "jmp 5f\n"                                                                \
+    "4:\n\t"                                                                  \
+    "movq 24(%%rdi), %%rax\n\t"                                               \
+    "xorq 24(%%rsi), %%rax\n\t"                                               \
+    "shlq $16, %%rax\n\t"                                                     \
+    "jz 3f\n"                                                                 \
+    "5:\n\t"                                                                  \
+    WEFT_CO_FP_LOAD
 #define WEFT_CO_FP_LOAD                                                       \
     "movl 24(%%rdi), %%eax\n\t"                                               \
     "cmpl 24(%%rsi), %%eax\n\t"                                               \
@@ -222,11 +275,7 @@ __attribute__((always_inline)) static inline void weft__co_jump_keep(struct weft
         "movq %%rsp, 0(%%rdi)\n\t"
         "movq %%rax, 8(%%rdi)\n\t"
         "movq %%rbp, 16(%%rdi)\n\t"
-        "testq %%rdx, %%rdx\n\t"
-        "jnz 4f\n\t"
-        WEFT_CO_FP_READ
-        "4:\n\t"
-        WEFT_CO_FP_LOAD
+        WEFT_CO_FP_KEEP
         "movq 0(%%rsi), %%rsp\n\t"
         "movq 16(%%rsi), %%rbp\n\t"
         "jmpq *8(%%rsi)\n"
@@ -265,19 +314,25 @@ static inline void *weft__co_ctx_sp(const struct weft__co_ctx *c)
 }
 #endif
 /* ---- Resuming in the worker's frame ----------------------------------------
- * A stackful future type: its descriptor, followed by its two halves of a
- * poll; the layer that defines it (coro.c) registers it at its first spawn.
- * `enter`: the worker side of a resume up to the switch (`ws` the worker's,
- * `cx` the poll's context); returns the context to switch
- * to, or NULL when the future completed already (its output written: the
- * poll's READY). `leave`: after the switch back, the poll's answer (its
- * output written on READY), exactly as the type's poll would have. The
- * type's own poll does the same in one call, for every other caller. */
+ * A stackful future type: its descriptor, then where its record is and the
+ * rare steps of a resume; the layer that defines it (coro.c) registers it
+ * at its first spawn. The common steps (errno, the running record, the
+ * record's state, the switch) are weft__task_run_stackful()'s, inline; the
+ * type's own poll does the same in one call, for every other caller.
+ * `rec_off`: the record's offset in the task's cell (a constant of the
+ * type). `prepare`: before a resume whose record is not SUSPENDED, or on a
+ * thread not set up yet: false when the future completed already (its
+ * output written: the poll's READY); else it sets the thread up
+ * (weft__stackful_pt.ep) and a NEW record's first frame, and returns
+ * true. `check`: after a switch out of a record on a slab stack (aborts
+ * with a report where its canary is broken). `finish`: after a switch out
+ * of a record that is DONE: releases its stack, writes the output; READY. */
 struct weft__stackful_type {
     weft_future_type type;      /* first: a task's t->type points here */
-    struct weft__co_ctx *(*enter)(struct weft__task *t, weft_context *cx,
-                                  struct weft__co_wside *ws);
-    weft_poll (*leave)(struct weft__task *t, struct weft__co_wside *ws);
+    size_t rec_off;
+    bool (*prepare)(struct weft__task *t, struct weft__stackful *s);
+    void (*check)(struct weft__stackful *s);
+    weft_poll (*finish)(struct weft__task *t, struct weft__stackful *s);
 };
 
 #if WEFT_CO_INLINE_SWITCH && !WEFT_CO_ASAN && !WEFT_CO_TSAN
@@ -295,21 +350,32 @@ struct weft__stackful_type {
 extern __attribute__((visibility("hidden"))) _Atomic(const weft_future_type *)
     weft__task_stackful_type;
 
-/* The two calls around the switch (task.c): weft__task_run()'s part before
- * the poll, then `enter`; `leave`, then weft__task_run()'s part after the
- * poll, whose answer _end returns. _begin returns NULL when there is
- * nothing to switch to (the task was cancelled, or completed: the entry is
- * consumed and the caller's answer is false). */
-struct weft__co_ctx *weft__task_stackful_begin(struct weft__task *t, struct weft__task_env *env,
-                                               struct weft__task_poll *p,
-                                               struct weft__co_wside *ws);
-bool weft__task_stackful_end(struct weft__task *t, struct weft__task_env *env,
-                             const struct weft__task_poll *p, struct weft__co_wside *ws);
+/* A stackful type's task: the descriptor is the first member of its
+ * weft__stackful_type. */
+static inline const struct weft__stackful_type *weft__stackful_of(const struct weft__task *t)
+{
+    return (const struct weft__stackful_type *)(const void *)t->type;
+}
+
+/* The end of a poll whose `prepare` found the future completed already
+ * (its output written): run_end()'s READY path, out of line (task.c).
+ * Returns false (nothing to requeue). */
+bool weft__task_stackful_done(struct weft__task *t, struct weft__task_env *env,
+                              const struct weft__task_poll *p);
 
 #if WEFT_TASK_STACKFUL_INLINE
 /* weft__task_run() for a task of the registered stackful type, with the
  * switch in the caller's frame. Always inlined into a loop that calls it
  * again without returning (the worker loop): see the top of this file.
+ * The task layer's begin and end of a poll are run.h's run_begin() and
+ * run_end(), inlined here as in weft__task_run_inline() (an ordinary poll's
+ * path in the same loop), and so are the common steps of the resume
+ * (co_resume()'s in coro.c: errno follows the record, the running record,
+ * its state): no call at all on the common path; the type's rare steps
+ * (`prepare`, `check`, `finish`) are calls that return before the switch
+ * or after it (the return stack buffer stays paired, as above). Locals
+ * live across the switch stay in callee-saved registers, which
+ * weft__co_jump_keep() keeps.
  * `ws`: the worker's side of every such resume, kept by the worker between
  * them (owner only).
  *
@@ -329,17 +395,40 @@ __attribute__((always_inline)) static inline bool
 weft__task_run_stackful(struct weft__task *t, struct weft__task_env *env,
                         struct weft__co_wside *ws, bool *known)
 {
+    const struct weft__stackful_type *st = weft__stackful_of(t);
+    struct weft__stackful *s = (struct weft__stackful *)(void *)((char *)t + st->rec_off);
     struct weft__task_poll p;
-    struct weft__co_ctx *to;
+    void *prev;
+    int *ep, werr;
+    weft_poll r;
 
-    to = weft__task_stackful_begin(t, env, &p, ws);
-    if (to == NULL) {
-        *known = false;                /* a drop or a joiner's waker may have run */
+    if (!run_begin(t, env, &p)) {
+        *known = false;                /* a drop may have run */
         return false;
     }
-    weft__co_jump_keep(&ws->ctx, to, *known);
+    if (__builtin_expect(s->state != WEFT__SF_SUSPENDED || weft__stackful_pt.ep == NULL, 0) &&
+        !st->prepare(t, s)) {
+        *known = false;                /* the drop and a joiner's waker may run */
+        return weft__task_stackful_done(t, env, &p);
+    }
+    ep = weft__stackful_pt.ep;
+    werr = *ep;
+    prev = weft__stackful_pt.cur;
+    *ep = s->err;                      /* errno follows the record */
+    weft__stackful_pt.cur = s;
+    ws->cx = &env->poll_cx;
+    s->w = ws;
+    s->state = WEFT__SF_RUNNING;
+    weft__co_jump_keep(&ws->ctx, &s->c, *known);
     *known = true;
-    if (!weft__task_stackful_end(t, env, &p, ws)) {
+    s->w = NULL;
+    if (s->on_slab)
+        st->check(s);
+    weft__stackful_pt.cur = prev;
+    s->err = *ep;
+    *ep = werr;
+    r = __builtin_expect(s->state != WEFT__SF_DONE, 1) ? WEFT_PENDING : st->finish(t, s);
+    if (!run_end(t, env, &p, r)) {
         *known = false;
         return false;
     }

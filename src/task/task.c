@@ -38,6 +38,7 @@ _Atomic(const weft_future_type *) weft__task_stackful_type;
  * its own poll, on its own thread: the busy-loop lint). Thread-local: only
  * the polling thread reads or writes them. */
 WEFT_TLS struct weft__task_pt weft__task_pt;   /* run.h */
+WEFT_TLS struct weft__stackful_pt weft__stackful_pt;   /* stackful.h */
 
 /* ---- The lent reference (issue 13) ------------------------------------------
  * A task that parks clones its own waker during its poll (a channel's wait
@@ -90,18 +91,7 @@ void weft__task_env_mark(struct weft__task_env *env)
 
 WEFT_API void weft__async_parked(const weft_async_site *site)
 {
-    struct weft__task_dbg *d;
-
-    if (weft__task_pt.cur == NULL)
-        return;
-    d = weft__task_dbg(weft__task_pt.cur);
-    /* relaxed: the poller's own fields, read racily by the dump (each a
-     * pointer to a constant: a torn pair shows two true sites) */
-    if (!weft__task_pt.parked) {
-        weft__task_pt.parked = true;
-        atomic_store_explicit(&d->inner, site, memory_order_relaxed);
-    }
-    atomic_store_explicit(&d->site, site, memory_order_relaxed);
+    weft__task_parked(site);
 }
 
 static bool is_pow2(size_t x)
@@ -551,40 +541,10 @@ bool weft__task_run(struct weft__task *t, struct weft__task_env *env)
     return weft__task_run_inline(t, env);
 }
 
-/* run_end() out of line, for weft__task_stackful_begin()'s rare case */
-static __attribute__((noinline, cold)) bool run_end_slow(struct weft__task *t,
-                                                        struct weft__task_env *env,
-                                                        const struct weft__task_poll *p,
-                                                        weft_poll r)
+bool weft__task_stackful_done(struct weft__task *t, struct weft__task_env *env,
+                              const struct weft__task_poll *p)
 {
-    return run_end(t, env, p, r);
-}
-
-/* A stackful type's task: the descriptor is the first member of its
- * weft__stackful_type (task/stackful.h). */
-static const struct weft__stackful_type *stackful_of(const struct weft__task *t)
-{
-    return (const struct weft__stackful_type *)(const void *)t->type;
-}
-
-struct weft__co_ctx *weft__task_stackful_begin(struct weft__task *t, struct weft__task_env *env,
-                                               struct weft__task_poll *p,
-                                               struct weft__co_wside *ws)
-{
-    struct weft__co_ctx *to;
-
-    if (!run_begin(t, env, p))
-        return NULL;
-    to = stackful_of(t)->enter(t, &env->poll_cx, ws);
-    if (__builtin_expect(to == NULL, 0))
-        (void)run_end_slow(t, env, p, WEFT_READY);   /* completed before: false */
-    return to;
-}
-
-bool weft__task_stackful_end(struct weft__task *t, struct weft__task_env *env,
-                             const struct weft__task_poll *p, struct weft__co_wside *ws)
-{
-    return run_end(t, env, p, stackful_of(t)->leave(t, ws));
+    return run_end(t, env, p, WEFT_READY);
 }
 
 /* ---- Shutdown ---------------------------------------------------------------------- */

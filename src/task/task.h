@@ -424,8 +424,9 @@ void weft__coop_grant_end(weft_context *cx, const struct weft__coop_grant *g);
 bool weft__task_run(struct weft__task *t, struct weft__task_env *env);
 
 /* What weft__task_run() carries from before the poll to after it, for
- * the two halves the worker loop calls around a stackful future's switch
- * (weft__task_stackful_begin/_end, task/stackful.h). */
+ * the two halves the worker loop runs around a stackful future's switch
+ * (run.h's run_begin/run_end, in weft__task_run_stackful(),
+ * task/stackful.h). */
 struct weft__task_poll {
     struct weft__task_dbg *d;
     uint64_t polls, t0;
