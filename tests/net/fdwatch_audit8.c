@@ -118,7 +118,7 @@ static void beat_cb(weft_timer *t, void *arg)
 
 static unsigned long long io_events_of(weft_runtime *rt)
 {
-    weft_metrics m;
+    weft_metrics m = { .size = sizeof(m) };
 
     ASSERT_OK(weft_runtime_metrics(rt, &m));
     return m.io_events;
