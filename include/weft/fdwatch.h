@@ -103,9 +103,13 @@ WEFT_API int weft_fdwatch_add(weft_loop *l, int fd, unsigned events, weft_fdwatc
  * already while the handle is still valid: from the removing callback); or
  * the negative errno of re-arming the descriptor (e.g. -EBADF or -ENOENT if
  * it was closed while watched, -ENOMEM), after which the watch stays
- * silent until a modify succeeds. From a callback of the watch, or while
- * its event waits to be delivered, the loop applies the new interest when
- * that callback returns. */
+ * silent until a modify succeeds. While its event waits to be delivered,
+ * a new interest is checked against the descriptor at once (a closed one
+ * fails as above, and the waiting event is dropped: no callback comes for
+ * a closed descriptor) and applied to that event; the loop re-arms after
+ * delivering it. From a callback of the watch, the loop applies the new
+ * interest when that callback returns (a re-arm that fails then leaves the
+ * watch silent, as above). */
 WEFT_API int weft_fdwatch_modify(weft_fdwatch *w, unsigned events);
 /* Stop watching and release the handle. Off the loop, waits until a
  * running callback of this watch has returned; from a callback of the

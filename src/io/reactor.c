@@ -575,6 +575,32 @@ int weft__io_register_hooked(struct weft__reactor *r, int fd, uint32_t events,
     return do_register(r, fd, true, events, 0, notify, arg, out, gen);
 }
 
+/* io_uring, hooked source: the descriptor check of a re-arm. A poll on a
+ * number closed under the watch (or taken by another file since) would
+ * fail only in its completion: a watch re-armed after each callback would
+ * be called again and again, and a modify would report success (fdwatch.h:
+ * the re-arm's error, then silence). The epoll set holds the descriptor
+ * (added with no events at registration: the check of do_register();
+ * nobody waits on that set), so a MOD of it answers as the epoll
+ * backend's re-arm does: -EBADF closed, -ENOENT another file under the
+ * number; and it arms nothing. On an error the poll armed with count
+ * `old` ends (a new count: its completion is stale), so that it neither
+ * reports the old file's events nor keeps that file open. */
+static int uring_check(struct weft__io_source *s, int fd, uint32_t gen, uint32_t old)
+{
+    struct epoll_event ev;
+    int err;
+
+    ev.events = 0;
+    ev.data.u64 = (uint64_t)s->index << 32 | gen;
+    if (epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+        return 0;
+    err = -errno;
+    (void)weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), -1, 0, 0, false, false,
+                             &s->arm, (old + 1) & 0xffu);
+    return err;
+}
+
 int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t events)
 {
     struct epoll_event ev;
@@ -588,28 +614,10 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
         return -EBADF;
     if (s->r->ring) {
         uint32_t old = atomic_load_explicit(&s->arm, memory_order_relaxed);
+        int err = uring_check(s, fd, gen, old);
 
-        /* A poll on a number closed under the watch (or taken by another
-         * file since) would fail only in its completion, which reaches the
-         * callback as an error: a watch that is re-armed after each
-         * callback then calls it again and again, and a modify reports
-         * success (fdwatch.h: the re-arm's error, then silence). The
-         * epoll set holds the descriptor (added with no events at
-         * registration: the check of do_register()), so a MOD of it
-         * answers as the epoll backend's re-arm does: -EBADF closed,
-         * -ENOENT another file under the number. */
-        ev.events = 0;
-        ev.data.u64 = (uint64_t)s->index << 32 | gen;
-        if (epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
-            int err = -errno;
-
-            /* and the poll armed before ends (a new count: its completion
-             * is stale), so that it neither reports the old file's events
-             * nor keeps that file open */
-            (void)weft__uring_repoll(s->r->ring, src_key(s->index, old, gen), -1, 0, 0, false,
-                                     false, &s->arm, (old + 1) & 0xffu);
+        if (err)
             return err;
-        }
         /* the new count first: a completion of the old poll that comes
          * late is stale in dispatch; then remove it and arm the new one
          * (in this order in the kernel) */
@@ -619,6 +627,23 @@ int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t eve
                                   false, false, &s->arm, (old + 1) & 0xffu);
     }
     ev.events = epoll_bits(true, events);
+    ev.data.u64 = (uint64_t)s->index << 32 | gen;
+    return epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int weft__io_check(struct weft__io_source *s, int fd, uint32_t gen)
+{
+    struct epoll_event ev;
+
+    /* as weft__io_rearm(): no lock, the caller's registration */
+    if (atomic_load_explicit(&s->fd_lost, memory_order_relaxed))
+        return -EBADF;
+    if (s->r->ring)
+        return uring_check(s, fd, gen, atomic_load_explicit(&s->arm, memory_order_relaxed));
+    /* epoll has no check without a MOD: armed for hang-ups and errors only
+     * (epoll always reports those), which the next re-arm widens; the
+     * caller's event that waits is delivered before that re-arm */
+    ev.events = epoll_bits(true, 0);
     ev.data.u64 = (uint64_t)s->index << 32 | gen;
     return epoll_ctl(s->r->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }

@@ -101,6 +101,10 @@ enum {
     IO_HUP = 1u << 2,       /* peer hung up / error: both directions ready */
     IO_ERR = 1u << 3,
     IO_RDHUP = 1u << 4,     /* peer shut down its side: reads see EOF (sticky) */
+    /* hooked sources only, alone: not an event but the arm's failure: the
+     * io_uring poll found no descriptor under the number (closed under the
+     * watch before the ring took the poll; see weft__io_check()) */
+    IO_GONE = 1u << 5,
 };
 
 /* The `ready` word: readiness bits in the low byte, the event tick above. */
@@ -324,6 +328,17 @@ int weft__io_register_hooked(struct weft__reactor *r, int fd, uint32_t events,
  * closed (fd watches: the watch is not removed, under the loop's lock,
  * which close waits behind). 0 or -errno. */
 int weft__io_rearm(struct weft__io_source *s, int fd, uint32_t gen, uint32_t events);
+
+/* Check, without arming anything, that the descriptor a oneshot source
+ * was registered with is still open under `fd` (the same file): what
+ * weft__io_rearm() checks first, for a caller that must not re-arm yet
+ * (fd watches: an event waits to be delivered; the loop re-arms after
+ * it). 0, or -EBADF (closed), -ENOENT (the number names another file
+ * now); on an error the poll armed before (io_uring) ends, and any late
+ * completion of it is stale. Same rules as weft__io_rearm() (no lock;
+ * the caller guarantees the source is open). epoll: the entry is left
+ * armed for hang-ups and errors only, until the next re-arm. */
+int weft__io_check(struct weft__io_source *s, int fd, uint32_t gen);
 
 /* Close: stale generation -> -EBADF. Otherwise deregisters the source,
  * wakes its reader and writer (they see -EBADF), and closes the descriptor

@@ -415,6 +415,15 @@ static bool spin_for_work(struct worker *w)
         }
         if (next != UINT64_MAX && next - now / 1000000u <= PARK_SPIN_TIMER_MS)
             break;                    /* due soon: a yield could outlast it */
+        /* the reactor too, without waiting: a server's next request is an
+         * event, not a queued task, and without this look it would wait
+         * for the end of the spin (up to PARK_SPIN_NS) and then cost a
+         * park; what it wakes lands in this worker's LIFO slot, run next
+         * round (-1: another thread polls; it dispatches) */
+        if (weft__io_active(&rt->io) && weft__io_poll(&rt->io, 0) > 0) {
+            found = true;
+            break;
+        }
         sched_yield();
     }
     atomic_store_explicit(spinner, 0, memory_order_relaxed);
