@@ -52,13 +52,14 @@ TEST(pread_at_the_largest_offsets_reads_nothing_and_succeeds)
 /* pwrite: "-EINVAL for a negative offset". A write that would reach past
  * the largest offset is a file grown past its limit: -EFBIG (as write(2)
  * reports a file size limit), never the -EINVAL that says the caller's
- * arguments were wrong. The file keeps its size. */
+ * arguments were wrong. (Where the file system takes files that large,
+ * tmpfs, the bytes below the limit are written first: "an error stopped
+ * it after some bytes: then the error".) */
 TEST(pwrite_past_the_largest_offset_is_efbig_not_einval)
 {
     const off_t offs[] = { OFF_T_MAX, OFF_T_MAX - 10 };
     weft_blocking_pool *p = ft_pool(1);
     char path[64], buf[100];
-    struct stat st;
     weft_fs_op op;
     int fd = tmp_file(path);
 
@@ -67,8 +68,6 @@ TEST(pwrite_past_the_largest_offset_is_efbig_not_einval)
         weft_fs_pwrite_init(&op, p, fd, buf, sizeof(buf), offs[i]);
         ASSERT_EQ(-EFBIG, ft_drive(&op));
     }
-    ASSERT_EQ(0, fstat(fd, &st));
-    ASSERT_EQ(5, st.st_size);
     /* a negative offset is still the caller's error */
     weft_fs_pwrite_init(&op, p, fd, buf, sizeof(buf), -1);
     ASSERT_EQ(-EINVAL, ft_drive(&op));
