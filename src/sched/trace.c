@@ -20,8 +20,6 @@ static WEFT_TLS struct {
     const char *name;
 } cur;
 
-/* start, stop, write and stats of every runtime: rare calls */
-static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
 
 uint64_t weft__trace_now(void)
 {
@@ -213,7 +211,7 @@ WEFT_API int weft_trace_start(weft_runtime *rt, size_t events_per_thread)
 
     if (rt == NULL || events_per_thread > WEFT_TRACE_MAX_EVENTS)
         return -EINVAL;
-    pthread_mutex_lock(&api_lock);
+    pthread_mutex_lock(&rt->trace_lock);
     tr = trace_of(rt);
     if (tr && atomic_load_explicit(&tr->on, memory_order_relaxed)) {
         err = -EBUSY;
@@ -258,7 +256,7 @@ out:
         }
         tr->cap = 0;
     }
-    pthread_mutex_unlock(&api_lock);
+    pthread_mutex_unlock(&rt->trace_lock);
     return err;
 }
 
@@ -269,7 +267,7 @@ WEFT_API int weft_trace_stop(weft_runtime *rt)
 
     if (rt == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&api_lock);
+    pthread_mutex_lock(&rt->trace_lock);
     tr = trace_of(rt);
     if (tr == NULL || !atomic_load_explicit(&tr->on, memory_order_relaxed)) {
         err = -ESRCH;
@@ -285,7 +283,7 @@ WEFT_API int weft_trace_stop(weft_runtime *rt)
     pthread_mutex_lock(&tr->foreign_lock);
     pthread_mutex_unlock(&tr->foreign_lock);
 out:
-    pthread_mutex_unlock(&api_lock);
+    pthread_mutex_unlock(&rt->trace_lock);
     return err;
 }
 
@@ -295,10 +293,10 @@ WEFT_API int weft_trace_get_stats(weft_runtime *rt, weft_trace_stats *out)
 
     if (rt == NULL || out == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&api_lock);
+    pthread_mutex_lock(&rt->trace_lock);
     tr = trace_of(rt);
     if (tr == NULL || tr->cap == 0) {
-        pthread_mutex_unlock(&api_lock);
+        pthread_mutex_unlock(&rt->trace_lock);
         return -ESRCH;
     }
     out->recorded = out->dropped = 0;
@@ -308,7 +306,7 @@ WEFT_API int weft_trace_get_stats(weft_runtime *rt, weft_trace_stats *out)
         out->recorded += n;
         out->dropped += n > tr->cap ? n - tr->cap : 0;
     }
-    pthread_mutex_unlock(&api_lock);
+    pthread_mutex_unlock(&rt->trace_lock);
     return 0;
 }
 
@@ -403,7 +401,7 @@ WEFT_API long weft_trace_write(weft_runtime *rt, FILE *f)
 
     if (rt == NULL || f == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&api_lock);
+    pthread_mutex_lock(&rt->trace_lock);
     tr = trace_of(rt);
     if (tr == NULL || tr->cap == 0) {
         err = -ESRCH;
@@ -517,7 +515,7 @@ WEFT_API long weft_trace_write(weft_runtime *rt, FILE *f)
     if (fflush(f) != 0 || ferror(f))
         err = -EIO;
 out:
-    pthread_mutex_unlock(&api_lock);
+    pthread_mutex_unlock(&rt->trace_lock);
     weft__free(polls);
     return err ? err : count;
 }

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /* Adversarial checks of weft/observe.h and weft/trace.h (round 9). */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "weft.h"
@@ -109,4 +112,92 @@ TEST(trace_keeps_utf8_names_and_writes_valid_utf8)
     ASSERT(strstr(buf, "\"name\":\"bad\\ufffd\\ufffd(\"") != NULL);
     free(buf);
     weft_runtime_free(rt);
+}
+
+/* ---- trace calls of one runtime do not wait for another's ---------------- */
+typedef struct stats_call {
+    weft_runtime *rt;
+    atomic_int done;
+    int ret;
+} stats_call;
+
+static void *stats_main(void *arg)
+{
+    stats_call *c = arg;
+    weft_trace_stats st;
+
+    c->ret = weft_trace_get_stats(c->rt, &st);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+typedef struct writer_call {
+    weft_runtime *rt;
+    FILE *f;
+    long ret;
+} writer_call;
+
+static void *writer_main(void *arg)
+{
+    writer_call *c = arg;
+
+    c->ret = weft_trace_write(c->rt, c->f);
+    fclose(c->f);
+    return NULL;
+}
+
+static void run_tasks(weft_runtime *rt, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        ASSERT_OK(weft_spawn_detached(rt, &cjk_type, &(once){ 0 }));
+    ASSERT_OK(weft_runtime_run(rt));
+}
+
+/* trace.h: "a call made while another of these calls runs on the SAME
+ * runtime waits for it". So while runtime A's trace is being written to a
+ * pipe nobody reads yet (the write blocks: a slow consumer, or one that is
+ * itself a task of another runtime), runtime B's trace calls go on. They
+ * waited on one lock shared by every runtime: B's call returned only once
+ * A's write was done (a deadlock when A's pipe is drained by B's tasks). */
+TEST(trace_calls_on_one_runtime_do_not_wait_for_a_write_on_another)
+{
+    weft_runtime *a, *b;
+    writer_call w;
+    stats_call c = { 0 };
+    pthread_t wt, ct;
+    int p[2];
+    char buf[4096];
+    ssize_t n;
+    unsigned i;
+
+    ASSERT_OK(weft_runtime_new(&a, &(weft_runtime_options){ .workers = 1 }));
+    ASSERT_OK(weft_runtime_new(&b, &(weft_runtime_options){ .workers = 1 }));
+    ASSERT_OK(weft_trace_start(a, 0));
+    ASSERT_OK(weft_trace_start(b, 0));
+    run_tasks(a, 2000);             /* far more JSON than a pipe holds */
+    run_tasks(b, 10);
+    ASSERT_OK(weft_trace_stop(a));
+    ASSERT_OK(weft_trace_stop(b));
+    ASSERT_EQ(0, pipe(p));
+    w.rt = a;
+    w.f = fdopen(p[1], "w");
+    ASSERT(w.f != NULL);
+    ASSERT_EQ(0, pthread_create(&wt, NULL, writer_main, &w));
+    /* the writer is stuck in A's write (the pipe fills: nobody reads it)
+     * before or after B's call starts; either way B's call returns */
+    c.rt = b;
+    ASSERT_EQ(0, pthread_create(&ct, NULL, stats_main, &c));
+    for (i = 0; i < 20000 && !atomic_load(&c.done); i++)
+        usleep(1000);
+    ASSERT(atomic_load(&c.done));   /* 20 s: only a hang guard */
+    ASSERT_EQ(0, c.ret);
+    /* let A's write finish */
+    while ((n = read(p[0], buf, sizeof(buf))) > 0)
+        ;
+    ASSERT_EQ(0, pthread_join(wt, NULL));
+    ASSERT_EQ(0, pthread_join(ct, NULL));
+    ASSERT(w.ret > 0);
+    close(p[0]);
+    weft_runtime_free(a);
+    weft_runtime_free(b);
 }
