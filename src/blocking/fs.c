@@ -834,6 +834,13 @@ WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *resul
             *result = -EINVAL;
         return WEFT_READY;
     }
+    if (op->state != S_DONE && op->kind != FS_NONE && (cx == NULL || cx->waker == NULL)) {
+        /* no waker to store (weft/lock.h's misuse rule): -EINVAL, and
+         * nothing changes: nothing is queued, a queued operation goes on */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (op->state == S_INIT) {
         if (op->kind == FS_NONE) {          /* zeroed */
             op->result = -EINVAL;
