@@ -206,8 +206,9 @@ WEFT_API unsigned long long weft_hist_bucket_upper_ns(unsigned i);
 WEFT_API int weft_metrics_prometheus(const weft_metrics *m, char *buf, size_t len);
 
 /* Turn poll timing on or off (see "Time" above); off by default, on when
- * WEFT_POLL_TIMING is set (and not "0") at weft_runtime_new(). Returns 0 or
- * -EINVAL (NULL). Thread: any; workers pick it up at their next poll. */
+ * WEFT_POLL_TIMING is set to anything but "" or "0" at weft_runtime_new().
+ * Returns 0 or -EINVAL (NULL). Thread: any; workers pick it up at their
+ * next poll. */
 WEFT_API int weft_runtime_set_poll_timing(weft_runtime *rt, bool on);
 
 /* Whether poll timing is on; false for NULL. Thread: any. */

@@ -177,7 +177,9 @@ WEFT_API void weft_process_free(weft_process *p);
 /* Wait future: completes when the child has exited. Output (*result): 0
  * with the status in *st (if `st` was given at init), -ECHILD (reaped by
  * someone else), -EINVAL (NULL process, or a NULL future: then only
- * *result is written). Any number of futures may wait on
+ * *result is written; or a poll without a waker, a NULL or zeroed
+ * context: READY with -EINVAL, and nothing changes, as weft/lock.h says
+ * for its futures). Any number of futures may wait on
  * one process, from any tasks and runtimes; each completes. Cancel-safe:
  * the status stays in the handle, so dropping a pending wait loses
  * nothing. The future holds a reference to the process from init until

@@ -41,7 +41,9 @@
  * weft_tls_op_future (output ssize_t) composes with weft_timeout,
  * weft_join_all, weft_spawn and weft_co_await. Outputs: a count (>= 0) or
  * a negative errno. Bad arguments (NULL stream, NULL buffer with a length)
- * make the future complete with -EINVAL at its first poll. A future holds
+ * make the future complete with -EINVAL at its first poll. A poll without
+ * a waker (a NULL or zeroed context) answers -EINVAL and changes nothing,
+ * as weft/lock.h says for its futures. A future holds
  * a reference on its weft_tls from init until it completes or is dropped
  * (so init it only on a stream not yet freed). A weft_tls_op may be copied
  * (moved, as weft_spawn does) after init and before its first poll, not

@@ -29,7 +29,10 @@
  *
  * Threads: every call may be made from any thread, including a task (a
  * call made while another of these calls runs on the same runtime waits
- * for it). None of them may be called on a runtime after weft_runtime_free().
+ * for it; calls on different runtimes never wait for each other, so a
+ * weft_trace_write() blocked on a slow FILE holds up only its own
+ * runtime's calls). None of them may be called on a runtime after
+ * weft_runtime_free().
  * The recording is freed with the runtime. */
 #ifndef WEFT_TRACE_H
 #define WEFT_TRACE_H

@@ -111,6 +111,21 @@ static ssize_t fs_zero(int rc)
 /* The job's calls that take a descriptor, EINTR retried: 0 or -errno. */
 static ssize_t fs_fd_call(unsigned char kind, int fd, off_t len);
 
+/* The largest offset: Linux refuses (-EINVAL) a pread or pwrite whose
+ * offset + count passes it, so both stop there (see fs_room()). */
+#define FS_OFF_MAX ((off_t)(((uintmax_t)1 << (sizeof(off_t) * 8 - 1)) - 1))
+
+/* Bytes of `len` that lie below FS_OFF_MAX from `off` (off >= 0). A read
+ * asked for past that point is at or past any end of file (0 bytes), a
+ * write there is past the largest file (-EFBIG), as the same call within
+ * the limit reports it; Linux would say -EINVAL for both. */
+static size_t fs_room(off_t off, size_t len)
+{
+    uintmax_t room = (uintmax_t)(FS_OFF_MAX - off);
+
+    return room < len ? (size_t)room : len;
+}
+
 /* Write everything (short writes and EINTR continue); at `off` unless it is
  * negative. Bytes written or -errno. */
 static ssize_t fs_write_all(int fd, const char *buf, size_t len, off_t off)
@@ -119,10 +134,15 @@ static ssize_t fs_write_all(int fd, const char *buf, size_t len, off_t off)
     ssize_t n;
 
     while (done < len) {
-        if (off < 0)
+        if (off < 0) {
             n = write(fd, buf + done, len - done);
-        else
-            n = pwrite(fd, buf + done, len - done, off + (off_t)done);
+        } else {
+            size_t room = fs_room(off + (off_t)done, len - done);
+
+            if (room == 0)
+                return -EFBIG;      /* past the largest offset */
+            n = pwrite(fd, buf + done, room, off + (off_t)done);
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -415,7 +435,7 @@ static ssize_t fs_do(struct fs_req *r)
     case FS_CLOSE:
         return fs_close(r->fd);
     case FS_PREAD:
-        FS_RETRY(n, pread(r->fd, r->buf + r->doff, r->len, r->off));
+        FS_RETRY(n, pread(r->fd, r->buf + r->doff, fs_room(r->off, r->len), r->off));
         return n < 0 ? fs_err() : n;
     case FS_PWRITE:
         return fs_write_all(r->fd, data, r->len, r->off);
@@ -810,6 +830,13 @@ WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *resul
     int err, jr;
 
     if (op == NULL) {                       /* a NULL future: only *result */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    if (op->state != S_DONE && op->kind != FS_NONE && (cx == NULL || cx->waker == NULL)) {
+        /* no waker to store (weft/lock.h's misuse rule): -EINVAL, and
+         * nothing changes: nothing is queued, a queued operation goes on */
         if (result)
             *result = -EINVAL;
         return WEFT_READY;

@@ -717,6 +717,13 @@ WEFT_API weft_poll weft_blocking_join_poll(weft_blocking_join *j, weft_context *
             *result = j->result;
         return WEFT_READY;
     }
+    if (cx == NULL || cx->waker == NULL) {
+        /* no waker to store (weft/lock.h's misuse rule): -EINVAL, and
+         * nothing changes (a proper poll later waits as usual) */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     /* Clone before locking: no waker code runs under the pool's lock. */
     mine = weft_waker_clone(weft_context_waker(cx));
     bp_lock(job->pool);

@@ -444,8 +444,17 @@ static void watch_notify(void *arg, uint32_t bits)
     }
     /* armed == ARM_FAILED: the last re-arm failed (the descriptor was
      * closed under the watch): silent until a modify succeeds (fdwatch.h),
-     * also for an event of the poll armed before it (io_uring) */
-    if (!w->removed && w->armed != ARM_FAILED) {
+     * also for an event of the poll armed before it (io_uring).
+     * events == 0: a silent watch (fdwatch.h) takes nothing, not even the
+     * hang-up or error that the system reports whatever the interest: its
+     * delivery would find nothing wanted anyway, unless a modify came
+     * first, and then that modify could not report a descriptor closed
+     * under the watch (it leaves a queued watch to the loop, and io_uring
+     * reports the closed descriptor's hang-up: its poll holds the file),
+     * and the callback ran for the closed descriptor. Nothing is lost:
+     * readiness is level-triggered, and the modify that asks for it arms
+     * the descriptor again, which reports what is ready then. */
+    if (!w->removed && w->armed != ARM_FAILED && w->events != 0) {
         w->pending |= (bits & IO_READ ? WEFT_READABLE : 0) | (bits & IO_WRITE ? WEFT_WRITABLE : 0) |
                       (bits & (IO_HUP | IO_ERR) ? WEFT_HANGUP : 0);
         if (!w->queued) {

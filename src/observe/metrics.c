@@ -188,7 +188,7 @@ WEFT_API int weft_metrics_prometheus(const weft_metrics *m, char *buf, size_t le
         (double)m->uptime_ns / 1e9);
     metric(&o, "weft_polls_total", "counter", "Task polls.", m->polls);
     metric(&o, "weft_steals_total", "counter", "Steals from other workers.", m->steals);
-    metric(&o, "weft_overflows_total", "counter", "Half-queue moves to the inject queue.",
+    metric(&o, "weft_overflows_total", "counter", "Half-queue moves to the worker's spill list.",
            m->overflows);
     metric(&o, "weft_parks_total", "counter", "Times a worker went to sleep.", m->parks);
     metric(&o, "weft_budget_yields_total", "counter", "Polls cut short by the coop budget.",

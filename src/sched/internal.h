@@ -315,6 +315,11 @@ struct weft_runtime {
     /* Tasks shutdown claimed and has not cancelled yet, linked by ->next:
      * only the thread cancelling them touches it (see shutdown.c). */
     struct weft__task *claimed;
+    /* weft/trace.h: start, stop, write and stats of this runtime, one at a
+     * time (rare calls; a write may block on its FILE for as long as the
+     * reader likes, so the lock is the runtime's own: another runtime's
+     * calls never wait for it) */
+    pthread_mutex_t trace_lock;
 
     /* The default blocking pool (weft__runtime_blocking() in runtime.c):
      * made on first use by the blocking layer, which hands in the calls to

@@ -50,6 +50,7 @@ void weft__sched_destroy(struct weft_runtime *rt)
     pthread_mutex_destroy(&rt->run_lock);
     weft__io_destroy(&rt->io);
     weft__trace_free(atomic_load_explicit(&rt->trace, memory_order_relaxed));
+    pthread_mutex_destroy(&rt->trace_lock);
     pthread_mutex_destroy(&rt->idle.lock);
     if (rt->idle.alarm_tfd >= 0)
         close(rt->idle.alarm_tfd);
@@ -150,6 +151,7 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->pool.nonempty, 0);
     pthread_mutex_init(&rt->idle.lock, NULL);
     pthread_mutex_init(&rt->run_lock, NULL);
+    pthread_mutex_init(&rt->trace_lock, NULL);
     pthread_cond_init(&rt->run_cond, NULL);
     atomic_init(&rt->inject.len, 0);
     atomic_init(&rt->idle.num_sleeping, 0);

@@ -20,8 +20,6 @@ static WEFT_TLS struct {
     const char *name;
 } cur;
 
-/* start, stop, write and stats of every runtime: rare calls */
-static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
 
 uint64_t weft__trace_now(void)
 {
@@ -71,13 +69,48 @@ static void put(struct weft__trace *tr, struct worker *w, const struct weft__tra
     atomic_store_explicit(&r->busy, 0, memory_order_release);
 }
 
+/* Length of the UTF-8 sequence at s (1 .. 4), or 0 when s does not start
+ * a well-formed one (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF). s is NUL-terminated. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;                 /* the NUL stops here too */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* The name, cut to TR_NAME - 1 bytes at a character's boundary: a UTF-8
+ * name (a descriptor's, a coroutine's) is never cut inside a character. */
 static void set_name(struct weft__trace_ev *e, const char *name)
 {
-    size_t i = 0;
+    size_t i = 0, n;
 
     if (name)
-        for (; i < TR_NAME - 1 && name[i]; i++)
-            e->name[i] = name[i];
+        while (name[i]) {
+            n = utf8_len((const unsigned char *)name + i);
+            if (n == 0)
+                n = 1;                /* not UTF-8: a byte; put_str() replaces it */
+            if (i + n > TR_NAME - 1)
+                break;
+            memcpy(e->name + i, name + i, n);
+            i += n;
+        }
     e->name[i] = '\0';
 }
 
@@ -178,7 +211,7 @@ WEFT_API int weft_trace_start(weft_runtime *rt, size_t events_per_thread)
 
     if (rt == NULL || events_per_thread > WEFT_TRACE_MAX_EVENTS)
         return -EINVAL;
-    pthread_mutex_lock(&api_lock);
+    pthread_mutex_lock(&rt->trace_lock);
     tr = trace_of(rt);
     if (tr && atomic_load_explicit(&tr->on, memory_order_relaxed)) {
         err = -EBUSY;
@@ -223,7 +256,7 @@ out:
         }
         tr->cap = 0;
     }
-    pthread_mutex_unlock(&api_lock);
+    pthread_mutex_unlock(&rt->trace_lock);
     return err;
 }
 
@@ -234,7 +267,7 @@ WEFT_API int weft_trace_stop(weft_runtime *rt)
 
     if (rt == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&api_lock);
+    pthread_mutex_lock(&rt->trace_lock);
     tr = trace_of(rt);
     if (tr == NULL || !atomic_load_explicit(&tr->on, memory_order_relaxed)) {
         err = -ESRCH;
@@ -250,7 +283,7 @@ WEFT_API int weft_trace_stop(weft_runtime *rt)
     pthread_mutex_lock(&tr->foreign_lock);
     pthread_mutex_unlock(&tr->foreign_lock);
 out:
-    pthread_mutex_unlock(&api_lock);
+    pthread_mutex_unlock(&rt->trace_lock);
     return err;
 }
 
@@ -260,10 +293,10 @@ WEFT_API int weft_trace_get_stats(weft_runtime *rt, weft_trace_stats *out)
 
     if (rt == NULL || out == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&api_lock);
+    pthread_mutex_lock(&rt->trace_lock);
     tr = trace_of(rt);
     if (tr == NULL || tr->cap == 0) {
-        pthread_mutex_unlock(&api_lock);
+        pthread_mutex_unlock(&rt->trace_lock);
         return -ESRCH;
     }
     out->recorded = out->dropped = 0;
@@ -273,7 +306,7 @@ WEFT_API int weft_trace_get_stats(weft_runtime *rt, weft_trace_stats *out)
         out->recorded += n;
         out->dropped += n > tr->cap ? n - tr->cap : 0;
     }
-    pthread_mutex_unlock(&api_lock);
+    pthread_mutex_unlock(&rt->trace_lock);
     return 0;
 }
 
@@ -311,18 +344,30 @@ static const struct poll_ref *next_poll(const struct poll_ref *p, size_t n, cons
     return lo < n && p[lo].task == task ? &p[lo] : NULL;
 }
 
+/* A JSON string: UTF-8 characters as they are (JSON text is UTF-8: a
+ * name's bytes escaped one by one as \u00XX would show as Latin-1 mojibake),
+ * control characters escaped, and a byte that starts no well-formed UTF-8
+ * sequence as U+FFFD (raw, it would make the whole file invalid). */
 static void put_str(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (; *s; s++) {
+    while (*s) {
         unsigned char c = (unsigned char)*s;
+        size_t n;
 
-        if (c == '"' || c == '\\')
+        if (c == '"' || c == '\\') {
             fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
+            s++;
+        } else if (c < 0x20 || c == 0x7f) {
             fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
+            s++;
+        } else if ((n = utf8_len((const unsigned char *)s)) == 0) {
+            fputs("\\ufffd", f);
+            s++;
+        } else {
+            fwrite(s, 1, n, f);
+            s += n;
+        }
     }
     fputc('"', f);
 }
@@ -356,7 +401,7 @@ WEFT_API long weft_trace_write(weft_runtime *rt, FILE *f)
 
     if (rt == NULL || f == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&api_lock);
+    pthread_mutex_lock(&rt->trace_lock);
     tr = trace_of(rt);
     if (tr == NULL || tr->cap == 0) {
         err = -ESRCH;
@@ -470,7 +515,7 @@ WEFT_API long weft_trace_write(weft_runtime *rt, FILE *f)
     if (fflush(f) != 0 || ferror(f))
         err = -EIO;
 out:
-    pthread_mutex_unlock(&api_lock);
+    pthread_mutex_unlock(&rt->trace_lock);
     weft__free(polls);
     return err ? err : count;
 }

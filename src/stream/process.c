@@ -735,6 +735,13 @@ WEFT_API weft_poll weft_process_wait_poll(weft_process_wait *w, weft_context *cx
     p = w->p;
     if (p == NULL)
         return wait_finish(w, -EINVAL, result);
+    if (cx == NULL || cx->waker == NULL) {
+        /* no waker to store: -EINVAL, and nothing changes (weft/lock.h's
+         * rule for such a poll) */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     pthread_mutex_lock(&p->lock);

@@ -789,6 +789,13 @@ WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *o
             *out = f->result;
         return WEFT_READY;
     }
+    if (cx == NULL || cx->waker == NULL) {
+        /* no waker to store (a NULL or zeroed context): -EINVAL, and
+         * nothing changes, as weft/lock.h says for its futures */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
     if (t == NULL)
         return finish(f, f->kind == K_NONE ? -EINVAL : f->result, out);
     lock(t);

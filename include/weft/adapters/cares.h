@@ -328,7 +328,9 @@ static inline void weft_ares_free(weft_ares *a)
  * poll: READY with *out: result 0 and `ai` (yours: ares_freeaddrinfo()),
  * or result > 0, c-ares's status (ARES_ENOTFOUND, ARES_ETIMEOUT after its
  * tries, ARES_ECONNREFUSED, ...; ares_strerror() names it), or < 0: -EINVAL
- * (NULL), -ENOMEM, -ECANCELED (weft_ares_free() ran first). Cancel safety:
+ * (NULL; or a poll without a waker, a NULL or zeroed context: then
+ * nothing changes and the future can be polled again), -ENOMEM,
+ * -ECANCELED (weft_ares_free() ran first). Cancel safety:
  * dropping it while pending does not stop the query (c-ares has no
  * per-query cancel); it runs to its end (bounded by the timeouts) and its
  * answer is freed. May be moved before its first poll; init: any thread
@@ -403,6 +405,11 @@ static inline weft_poll weft_ares_getaddrinfo_poll(weft_ares_getaddrinfo *g, wef
         out->result = g->err != 0 ? g->err : -EINVAL;   /* -EINVAL: polled after READY */
         out->ai = NULL;
         g->err = -EINVAL;
+        return WEFT_READY;
+    }
+    if (cx == NULL || cx->waker == NULL) {
+        out->result = -EINVAL;          /* no waker to store: nothing changes */
+        out->ai = NULL;
         return WEFT_READY;
     }
     if (weft__adapter_req_poll(&g->req->q, cx, &res) == WEFT_PENDING)

@@ -515,7 +515,9 @@ static inline unsigned long weft_curl_running(weft_curl *c)
  * the loop starts it; poll: READY with *result = the CURLcode (>= 0:
  * CURLE_OK, or why curl failed: CURLE_COULDNT_CONNECT, CURLE_OPERATION_
  * TIMEDOUT, ...; the HTTP status is CURLINFO_RESPONSE_CODE), or a negative
- * errno: -EINVAL (NULL), -EBUSY (x is in flight already), -ENOMEM,
+ * errno: -EINVAL (NULL; or a poll without a waker, a NULL or zeroed
+ * context: then nothing changes and the future can be polled again),
+ * -EBUSY (x is in flight already), -ENOMEM,
  * -ECANCELED (weft_curl_free() ran first). Cancel safety: dropping it while
  * pending cancels the transfer (on the loop, soon after; x stays valid and
  * is reusable once the drop's cancel has run, i.e. when weft_curl_xfer_body
@@ -585,6 +587,10 @@ static inline weft_poll weft_curl_perform_poll(weft_curl_perform *p, weft_contex
     if (p->req == NULL) {
         *result = p->err != 0 ? p->err : -EINVAL;   /* -EINVAL: polled after READY */
         p->err = -EINVAL;
+        return WEFT_READY;
+    }
+    if (cx == NULL || cx->waker == NULL) {
+        *result = -EINVAL;              /* no waker to store: nothing changes */
         return WEFT_READY;
     }
     if (weft__adapter_req_poll(&p->req->q, cx, &res) == WEFT_PENDING)

@@ -666,8 +666,10 @@ static inline void weft_redis_last_error(weft_redis *r, char *buf, size_t size)
  * One command and its reply. init formats the command (hiredis's printf-like
  * format, or argv) and queues it at once: commands go out in init order.
  * poll: READY with *out (see weft_redis_result). Errors: -EINVAL (bad
- * format, NULL), -ENOMEM, -ECONNREFUSED / -ECONNRESET / -EIO / -EPROTO (the
- * connection failed; the next command reconnects), -ETIMEDOUT (the client's
+ * format, NULL; or a poll without a waker, a NULL or zeroed context: then
+ * nothing changes and the future can be polled again), -ENOMEM,
+ * -ECONNREFUSED / -ECONNRESET / -EIO / -EPROTO (the connection failed;
+ * the next command reconnects), -ETIMEDOUT (the client's
  * timeouts), -ECANCELED (weft_redis_free() ran first). Pub/sub commands
  * (SUBSCRIBE, MONITOR) are not for this future: use weft_hiredis_attach().
  * Cancel safety: dropping it while pending does not unsend the command
@@ -786,6 +788,11 @@ static inline weft_poll weft_redis_command_poll(weft_redis_command *c, weft_cont
         out->result = c->err != 0 ? c->err : -EINVAL;   /* -EINVAL: polled after READY */
         out->reply = NULL;
         c->err = -EINVAL;
+        return WEFT_READY;
+    }
+    if (cx == NULL || cx->waker == NULL) {
+        out->result = -EINVAL;          /* no waker to store: nothing changes */
+        out->reply = NULL;
         return WEFT_READY;
     }
     if (weft__adapter_req_poll(&c->req->q, cx, &res) == WEFT_PENDING)
