@@ -8,7 +8,12 @@
  * valid in every state and idempotent; polling after READY returns READY
  * again with the same result; a future is polled by one thread at a time;
  * a future borrows the object it was initialised with (keep the object
- * alive until the future has been dropped); awaiting never allocates. */
+ * alive until the future has been dropped); awaiting never allocates; a
+ * poll without a waker answers -EINVAL and changes nothing (weft/core.h,
+ * "Context"). A cancel wait on a cancelled token, a group wait on a group
+ * with no live child and a drain of such a group are ready at once, fresh
+ * after fresh: each spends a unit of the task's cooperative budget first
+ * (weft/core.h), so that a task awaiting them in a loop lets others run. */
 #ifndef WEFT_GROUP_H
 #define WEFT_GROUP_H
 

@@ -28,6 +28,8 @@
 #include "io/reactor.h"
 #include "net/handle.h"
 #include "sched/runtime.h"
+#include "time/driver.h"
+#include "util/cx.h"
 #include "weft/net.h"
 
 /* Token layout (64 bits): bits 34..63 the slot index + 1 (so that no token
@@ -674,13 +676,23 @@ static bool zero_is_noop(const weft_io_op *op)
 
 WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result)
 {
-    ssize_t r;
-
     if (op == NULL) {                 /* a NULL future: only *result */
         if (result)
             *result = -EINVAL;
         return WEFT_READY;
     }
+    if (!op->done && weft__cx_bad(cx)) {
+        if (result)                   /* misuse (weft/core.h): nothing moved */
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    return weft__io_op_poll(op, cx, result);
+}
+
+weft_poll weft__io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result)
+{
+    ssize_t r;
+
     if (op->done) {
         if (result)
             *result = op->result;
@@ -755,6 +767,11 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
             *result = (int)a->result;
         return WEFT_READY;
     }
+    if (weft__cx_bad(cx)) {          /* misuse (weft/core.h): nothing taken */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     /* a `peer` without `peerlen`: accept4(2) would take the connection,
      * fail to write the address (-EFAULT) and close it: refused before */
     bad = a->kind != OP_ACCEPT || a->out == NULL || (a->addr != NULL && a->addrlen == NULL);
@@ -807,13 +824,23 @@ static void connect_fail(weft_connect *c)
 
 WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *result)
 {
-    ssize_t r;
-
     if (c == NULL) {                 /* a NULL future: only *result */
         if (result)
             *result = -EINVAL;
         return WEFT_READY;
     }
+    if (!c->done && weft__cx_bad(cx)) {
+        if (result)                  /* misuse (weft/core.h): nothing connected */
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    return weft__connect_poll(c, cx, result);
+}
+
+weft_poll weft__connect_poll(weft_connect *c, weft_context *cx, int *result)
+{
+    ssize_t r;
+
     if (c->done)
         goto out;
     if (c->kind == OP_CONNECT && c->src == NULL && c->flags > 0) {
@@ -837,7 +864,7 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
     r = weft__io_do(c->src, c->gen, IO_WRITE, cx, connect_check, NULL, 0);
     c->waiting = r == WEFT_IO_PENDING;
     if (r == WEFT_IO_PENDING) {
-        if (c->timeout_ms && weft_sleep_poll(&c->sleep, cx) == WEFT_READY) {
+        if (c->timeout_ms && weft__sleep_poll(&c->sleep, cx) == WEFT_READY) {
             weft__io_forget(c->src, c->gen, IO_WRITE);
             connect_fail(c);
             c->result = -ETIMEDOUT;

@@ -43,6 +43,7 @@
 
 #include "net/handle.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 #include "weft/process.h"
 
 #ifndef SYS_pidfd_open
@@ -735,6 +736,11 @@ WEFT_API weft_poll weft_process_wait_poll(weft_process_wait *w, weft_context *cx
     p = w->p;
     if (p == NULL)
         return wait_finish(w, -EINVAL, result);
+    if (weft__cx_bad(cx)) {           /* misuse (weft/core.h): nothing reaped */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     pthread_mutex_lock(&p->lock);

@@ -42,6 +42,7 @@
 #include "sync/waitq.h"
 #include "task/task.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 
 #define SLOT_NONE SIZE_MAX
 
@@ -522,7 +523,7 @@ WEFT_API weft_poll weft_group_wait_poll(weft_group_wait *w, weft_context *cx, in
         return WEFT_READY;
     }
     g = w->g;
-    if (g == NULL || cx == NULL || cx->waker == NULL) {
+    if (g == NULL || weft__cx_bad(cx)) {
         *result = -EINVAL;
         return WEFT_READY;
     }
@@ -530,6 +531,11 @@ WEFT_API weft_poll weft_group_wait_poll(weft_group_wait *w, weft_context *cx, in
         *result = w->result;
         return WEFT_READY;
     }
+    /* every fresh wait on a group with no live child is ready at once:
+     * spend the budget (lock.h's rule), or a task waiting in a loop held
+     * its worker */
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;
     sync_lock(&g->lock);
     /* relaxed: ->lock held */
     if (atomic_load_explicit(&g->live, memory_order_relaxed) != 0) {

@@ -6,6 +6,7 @@
  * "The state word"); the memory orders follow task.c's head comment. */
 
 #include "task/task.h"
+#include "util/cx.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -76,11 +77,17 @@ WEFT_API weft_poll weft_join_poll(weft_join *j, weft_context *cx, int *result,
     struct weft__task *t = weft__join_task(j);
     uint64_t cur;
 
-    if (t == NULL || cx == NULL || cx->waker == NULL) {
+    if (t == NULL || weft__cx_bad(cx)) {
         if (result)
             *result = -EINVAL;
         return WEFT_READY;
     }
+    /* A join of a completed task is ready at once, join after join: spend
+     * the budget first (lock.h's rule for futures that can complete many
+     * times in a row), or a task joining in a loop held its worker.
+     * Refused: PENDING, the task requeued, nothing looked at. */
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;
     /* acquire: pairs with the completion CAS (output, future drop) */
     cur = atomic_load_explicit(&t->state, memory_order_acquire);
     if (!(cur & TASK_COMPLETE) && join_set_waker(t, weft_waker_clone(cx->waker)))

@@ -789,6 +789,13 @@ WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *o
             *out = f->result;
         return WEFT_READY;
     }
+    if (cx == NULL || cx->waker == NULL) {
+        /* misuse (weft/core.h, "Context"): -EINVAL, nothing changed
+         * (passed on, it made the stream's reads and writes fail) */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
     if (t == NULL)
         return finish(f, f->kind == K_NONE ? -EINVAL : f->result, out);
     lock(t);

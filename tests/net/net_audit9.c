@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/* Audit 9 of weft/net.h.
+ *
+ * A poll without a waker (weft/core.h, "Context": a NULL context, or a
+ *    zeroed one) is misuse that every future answers READY with -EINVAL,
+ *    changing nothing. The socket futures dereferenced the missing waker
+ *    when they had to wait (SIGSEGV), and when they did not, did their work
+ *    anyway (a write sent its bytes, a resolve started its lookup).
+*/
+#include "net_test.h"
+#include "badcx.h"
+
+#include <netdb.h>
+
+struct rig {
+    weft_runtime *rt;
+    weft_socket *l;                /* a loopback listener */
+    struct sockaddr_storage addr;
+    socklen_t len;
+    int a, b;                      /* a connected Unix stream pair (raw) */
+};
+
+static void zero_cx(weft_context *cx)
+{
+    memset(cx, 0, sizeof(*cx));
+}
+
+static void accept_body(weft_context *cx, void *arg)
+{
+    struct rig *r = arg;
+    weft_socket *s = NULL;
+    weft_accept a;
+
+    weft_accept_init(&a, r->l, &s, NULL, NULL);
+    badcx_check(&weft_accept_future, &a, cx);   /* no connection: waits */
+    ASSERT(s == NULL);
+}
+
+static void read_write_body(weft_context *cx, void *arg)
+{
+    struct rig *r = arg;
+    weft_socket *sa, *sb;
+    weft_io_op op;
+    char buf[8] = "abcdefg", got[8];
+    weft_context zero;
+    ssize_t n = 0;
+
+    zero_cx(&zero);
+    ASSERT_OK(weft_socket_adopt(r->rt, r->a, &sa));
+    ASSERT_OK(weft_socket_adopt(r->rt, r->b, &sb));
+    weft_read_init(&op, sa, got, sizeof(got));
+    badcx_check(&weft_io_op_future, &op, cx);    /* nothing sent: waits */
+    /* a write that needs no wait: without a waker it must not send */
+    weft_write_init(&op, sb, buf, sizeof(buf));
+    badcx_einval(&weft_io_op_future, &op);
+    ASSERT_EQ(-1, recv(weft_socket_fd(sa), got, sizeof(got), MSG_DONTWAIT));
+    ASSERT_EQ(EAGAIN, errno);
+    if (weft_io_op_poll(&op, cx, &n) == WEFT_PENDING)      /* WEFT_STRESS: once */
+        ASSERT_EQ(WEFT_READY, weft_io_op_poll(&op, cx, &n));
+    ASSERT_EQ((long long)sizeof(buf), (long long)n);
+    ASSERT_EQ(WEFT_READY, weft_io_op_poll(&op, &zero, &n));  /* READY: its result again */
+    ASSERT_EQ((long long)sizeof(buf), (long long)n);
+    weft_io_op_drop(&op);
+    weft_read_exact_init(&op, sa, got, sizeof(got));
+    badcx_einval(&weft_io_op_future, &op);
+    weft_io_op_drop(&op);
+    weft_write_all_init(&op, sb, buf, sizeof(buf));
+    badcx_einval(&weft_io_op_future, &op);
+    weft_io_op_drop(&op);
+    ASSERT_OK(weft_socket_close(sa));
+    ASSERT_OK(weft_socket_close(sb));
+}
+
+static void udp_body(weft_context *cx, void *arg)
+{
+    struct rig *r = arg;
+    struct sockaddr_storage addr, from;
+    socklen_t len, fromlen = sizeof(from);
+    weft_socket *u;
+    weft_io_op op;
+    char buf[16];
+
+    ASSERT_OK(weft_addr_ip("127.0.0.1", 0, &addr, &len));
+    ASSERT_OK(weft_udp_bind(r->rt, (struct sockaddr *)&addr, len, &u));
+    weft_recv_from_init(&op, u, buf, sizeof(buf), &from, &fromlen);
+    badcx_check(&weft_io_op_future, &op, cx);
+    len = sizeof(addr);
+    ASSERT_OK(weft_socket_local_addr(u, &addr, &len));
+    weft_send_to_init(&op, u, buf, 4, (struct sockaddr *)&addr, len);
+    badcx_einval(&weft_io_op_future, &op);
+    weft_io_op_drop(&op);
+    ASSERT_OK(weft_socket_close(u));
+}
+
+static void connect_body(weft_context *cx, void *arg)
+{
+    struct rig *r = arg;
+    weft_socket *s = NULL;
+    weft_connect c;
+    weft_connect_host ch;
+    weft_addrinfo ai;
+    int res = 1;
+
+    weft_connect_init(&c, r->rt, (struct sockaddr *)&r->addr, r->len, 0, &s);
+    badcx_einval(&weft_connect_future, &c);
+    ASSERT(s == NULL);
+    if (weft_connect_poll(&c, cx, &res) == WEFT_READY) {
+        ASSERT_OK(res);
+        ASSERT_OK(weft_socket_close(s));
+    } else {
+        badcx_einval(&weft_connect_future, &c);
+    }
+    weft_io_op_drop(&c);
+
+    memset(&ai, 0, sizeof(ai));
+    memcpy(&ai.addr, &r->addr, sizeof(r->addr));
+    ai.len = r->len;
+    s = NULL;
+    weft_connect_addrs_init(&ch, r->rt, &ai, 1, 0, &s);
+    badcx_einval(&weft_connect_host_future, &ch);
+    ASSERT(s == NULL);
+    res = 1;
+    if (weft_connect_host_poll(&ch, cx, &res) == WEFT_READY) {
+        ASSERT_OK(res);
+        ASSERT_OK(weft_socket_close(s));
+    } else {
+        badcx_einval(&weft_connect_host_future, &ch);
+    }
+    weft_connect_host_drop(&ch);
+}
+
+static void resolve_body(weft_context *cx, void *arg)
+{
+    struct rig *r = arg;
+    weft_addrlist *list = NULL;
+    weft_resolve rs;
+    weft_connect_host ch;
+    weft_socket *s = NULL;
+    int res = 1;
+
+    weft_resolve_init(&rs, NULL, "127.0.0.1", 80,
+                      &(weft_resolve_options){ .flags = AI_NUMERICHOST }, &list);
+    badcx_einval(&weft_resolve_future, &rs);
+    ASSERT(list == NULL);
+    if (weft_resolve_poll(&rs, cx, &res) == WEFT_READY) {
+        ASSERT_OK(res);
+    } else {
+        badcx_einval(&weft_resolve_future, &rs);
+    }
+    weft_resolve_drop(&rs);
+    weft_addrlist_free(list);
+
+    weft_connect_host_init(&ch, r->rt, "127.0.0.1", 1, 0, &s);
+    badcx_einval(&weft_connect_host_future, &ch);
+    if (weft_connect_host_poll(&ch, cx, &res) == WEFT_PENDING)
+        badcx_einval(&weft_connect_host_future, &ch);
+    weft_connect_host_drop(&ch);
+    if (s)
+        weft_socket_close(s);
+}
+
+static void rig_run(void (*body)(weft_context *, void *))
+{
+    struct rig r;
+    int sv[2];
+
+    memset(&r, 0, sizeof(r));
+    r.rt = nt_runtime(false);
+    nt_listen(r.rt, &r.l, &r.addr, &r.len);
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    r.a = sv[0];
+    r.b = sv[1];
+    badcx_in_task(r.rt, body, &r);
+    if (body != read_write_body) {
+        close(r.a);
+        close(r.b);
+    }
+    ASSERT_OK(weft_socket_close(r.l));
+    weft_runtime_free(r.rt);
+}
+
+TEST(accept_polled_without_a_waker_is_einval_and_takes_nothing)
+{
+    rig_run(accept_body);
+}
+
+TEST(reads_and_writes_polled_without_a_waker_are_einval_and_move_nothing)
+{
+    rig_run(read_write_body);
+}
+
+TEST(udp_futures_polled_without_a_waker_are_einval)
+{
+    rig_run(udp_body);
+}
+
+TEST(connects_polled_without_a_waker_are_einval_and_connect_nothing)
+{
+    rig_run(connect_body);
+}
+
+TEST(resolves_polled_without_a_waker_are_einval_and_start_nothing)
+{
+    rig_run(resolve_body);
+}
