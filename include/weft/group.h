@@ -128,8 +128,13 @@ WEFT_API int weft_group_new(weft_group **out, weft_runtime *rt, weft_group_polic
  * -ENOMEM; -ESHUTDOWN (runtime shut down). On failure the future was not
  * moved into weft (the caller still owns `init`'s resources). A future type
  * is wrapped: the task's future is a small header plus the child's future
- * and its output, rounded up to a size class. Thread: any, workers and
- * the group's own children included. */
+ * and its output, rounded up to a size class (64-byte steps to 512 bytes,
+ * then powers of two), and the initial value is copied through a buffer of
+ * that size (on the stack up to 1 KiB, else allocated). Every type that
+ * weft_spawn() takes is taken here too (future and output up to
+ * WEFT_FUTURE_MAX_SIZE each: a wrapper of up to 4 GiB); a type too large
+ * for memory fails with -ENOMEM, as from weft_spawn(). Thread: any,
+ * workers and the group's own children included. */
 WEFT_API int weft_group_spawn(weft_group *g, const weft_future_type *type, const void *init);
 
 /* Cancel the group: abort every live child (weft_join_abort(): each

@@ -290,3 +290,73 @@ TEST(a_drain_on_a_spent_budget_does_not_cancel_an_empty_group)
     ASSERT_OK(weft_group_free(g));
     weft_runtime_free(rt);
 }
+
+/* ---- 2: size limits ----------------------------------------------------------- */
+typedef struct bigf {
+    int unused;
+} bigf;
+
+static weft_poll bigf_poll(void *self, weft_context *cx, void *out)
+{
+    (void)self;
+    (void)cx;
+    (void)out;
+    return WEFT_READY;
+}
+
+/* Refuses every allocation above 64 MiB (so a huge task fails with -ENOMEM
+ * after its checks passed, touching nothing), passes the rest to libc. */
+static void *small_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return size > ((size_t)64 << 20) ? NULL : malloc(size);
+}
+
+static void small_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+/* spawn's answer for a type, and the group's: the same, always. */
+static void same_answer(weft_runtime *rt, weft_group *g, const void *init, size_t size,
+                        size_t osize)
+{
+    const weft_future_type ty = { bigf_poll, NULL, size, 8, osize, 8, "bigf" };
+    weft_join *j = NULL;
+    int a = weft_spawn(rt, &ty, init, &j);
+    int b = weft_group_spawn(g, &ty, init);
+
+    if (a == 0)
+        weft_join_drop(j);
+    if (a != b)
+        harness_fail(__FILE__, __LINE__, "size %zu, output %zu: spawn %d, group spawn %d",
+                     size, osize, a, b);
+}
+
+TEST(group_spawn_takes_every_future_size_that_spawn_takes)
+{
+    const size_t max = WEFT_FUTURE_MAX_SIZE;
+    weft_runtime *rt;
+    weft_group *g;
+    void *init;
+
+    /* readable, never written: nothing is committed */
+    init = mmap(NULL, max + 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ASSERT(init != MAP_FAILED);
+    weft_set_allocator(&(weft_allocator){ small_malloc, small_free, NULL });
+    rt = st_runtime(1);
+    ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
+    same_answer(rt, g, init, max, 0);                /* -ENOMEM from both */
+    same_answer(rt, g, init, max, max);
+    same_answer(rt, g, init, max - 100, 200);
+    same_answer(rt, g, init, 1, max);
+    same_answer(rt, g, init, max + 1, 0);            /* -EINVAL from both */
+    same_answer(rt, g, init, 8, max + 1);
+    same_answer(rt, g, init, 64, 8);                 /* 0 from both */
+    ASSERT_OK(weft_group_join(g));
+    ASSERT_OK(weft_group_free(g));
+    weft_runtime_free(rt);
+    weft_set_allocator(NULL);
+    munmap(init, max + 4096);
+}
