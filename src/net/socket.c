@@ -244,8 +244,9 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
 
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
 {
-    int type, flags;
+    int type, flags, err;
     socklen_t tl = sizeof(type);
+    bool set = false;
 
     rt = pick_rt(rt);
     if (fd < 0)
@@ -254,19 +255,28 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return -EINVAL;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-        (flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || (flags = fcntl(fd, F_GETFL)) < 0 ||
+        (!(flags & O_NONBLOCK) && (set = true, fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) ||
         fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
-        int err = -errno;
-
-        close(fd);
-        return err;
+        err = -errno;
+        goto out_close;
     }
     /* never IO_REG_LISTENER: the socket may have other holders (a dup, a
      * process it came from or was passed to: a pre-forked server's
      * listener), and shutdown(2) before the close would stop it for all of
-     * them (see reactor.h) */
-    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM, 0, out);
+     * them (see reactor.h). O_NONBLOCK belongs to the open file description,
+     * which those holders share: one found in blocking mode is given back
+     * so at the close (IO_REG_UNSET_NONBLOCK), as weft_fd_adopt() does, or
+     * their blocking calls would fail with EAGAIN for good. */
+    err = weft__handle_wrap(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM,
+                            set ? IO_REG_UNSET_NONBLOCK : 0, false, out);
+    if (err == 0 || err == -EEXIST)   /* -EEXIST: another handle's; left as it is */
+        return err;
+out_close:
+    if (set)
+        fcntl(fd, F_SETFL, flags);    /* failed: the description as it was found */
+    close(fd);
+    return err;
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)

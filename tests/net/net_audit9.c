@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* Audit 9 of weft/net.h.
  *
- * A poll without a waker (weft/core.h, "Context": a NULL context, or a
+ * 1. A poll without a waker (weft/core.h, "Context": a NULL context, or a
  *    zeroed one) is misuse that every future answers READY with -EINVAL,
  *    changing nothing. The socket futures dereferenced the missing waker
  *    when they had to wait (SIGSEGV), and when they did not, did their work
  *    anyway (a write sent its bytes, a resolve started its lookup).
-*/
+ * 2. weft_socket_adopt() makes the socket non-blocking, and O_NONBLOCK
+ *    belongs to the open file description, which every dup of the
+ *    descriptor shares: the header now says so, and weft gives a socket
+ *    that was in blocking mode back in blocking mode when it closes it (or
+ *    fails to adopt it), as weft_fd_adopt() does with WEFT_FD_SET_NONBLOCK.
+ *    It stayed non-blocking for good: the caller's other copies then failed
+ *    with EAGAIN where they used to wait. */
 #include "net_test.h"
 #include "badcx.h"
 
@@ -202,4 +208,85 @@ TEST(connects_polled_without_a_waker_are_einval_and_connect_nothing)
 TEST(resolves_polled_without_a_waker_are_einval_and_start_nothing)
 {
     rig_run(resolve_body);
+}
+
+/* ---- 2: O_NONBLOCK of adopted sockets ----------------------------------------- */
+static bool is_nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    ASSERT(fl >= 0);
+    return (fl & O_NONBLOCK) != 0;
+}
+
+TEST(a_blocking_socket_adopted_is_blocking_again_for_its_dups_after_close)
+{
+    weft_runtime *rt = nt_runtime(false);
+    weft_socket *s;
+    int sv[2], dupfd;
+    char c = 'x';
+
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    dupfd = dup(sv[0]);
+    ASSERT(dupfd >= 0);
+    ASSERT(!is_nonblocking(dupfd));
+    ASSERT_OK(weft_socket_adopt(rt, sv[0], &s));
+    ASSERT(is_nonblocking(dupfd));                 /* shared: the header says so */
+    ASSERT_OK(weft_socket_close(s));
+    ASSERT(!is_nonblocking(dupfd));                /* given back as found */
+    /* and the copy blocks again, as its owner expects */
+    ASSERT_EQ(1, write(sv[1], &c, 1));
+    ASSERT_EQ(1, read(dupfd, &c, 1));
+    close(dupfd);
+    close(sv[1]);
+    weft_runtime_free(rt);
+}
+
+TEST(a_nonblocking_socket_adopted_stays_nonblocking_after_close)
+{
+    weft_runtime *rt = nt_runtime(false);
+    weft_socket *s;
+    int sv[2], dupfd;
+
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv));
+    dupfd = dup(sv[0]);
+    ASSERT(dupfd >= 0);
+    ASSERT_OK(weft_socket_adopt(rt, sv[0], &s));
+    ASSERT_OK(weft_socket_close(s));
+    ASSERT(is_nonblocking(dupfd));
+    close(dupfd);
+    close(sv[1]);
+    weft_runtime_free(rt);
+}
+
+TEST(a_failed_adopt_leaves_the_dups_of_a_blocking_socket_blocking)
+{
+    weft_runtime *rt = nt_runtime(false);
+    weft_socket *s = NULL;
+    int sv[2], dupfd, err = 0;
+
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    dupfd = dup(sv[0]);
+    ASSERT(dupfd >= 0);
+    /* the first socket of a runtime makes its reactor: fail its first
+     * allocation, and the adopt fails after it set O_NONBLOCK */
+    for (size_t k = 1; k < 64; k++) {
+        int fd = dup(dupfd);
+
+        ASSERT(fd >= 0);
+        harness_fail_alloc_at(k);
+        err = weft_socket_adopt(rt, fd, &s);
+        harness_fail_alloc_at(0);
+        if (err == 0)
+            break;
+        ASSERT_EQ(-ENOMEM, err);
+        ASSERT(!is_nonblocking(dupfd));             /* closed, and given back */
+    }
+    ASSERT_OK(err);
+    ASSERT_OK(weft_socket_close(s));
+    ASSERT(!is_nonblocking(dupfd));
+    close(dupfd);
+    close(sv[0]);
+    close(sv[1]);
+    weft_runtime_free(rt);
 }
