@@ -759,7 +759,8 @@ weft_poll weft__io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result)
 
 WEFT_API size_t weft_io_op_moved(const weft_io_op *op)
 {
-    return op ? op->moved : 0;
+    /* (a connect keeps a flag there: see weft__connect_poll()) */
+    return op && op->kind != OP_CONNECT ? op->moved : 0;
 }
 
 WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *result)
@@ -805,8 +806,8 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
     return WEFT_READY;
 }
 
-/* connect's steps: kind OP_CONNECT; `moved` is the phase:
- *   0 not started, 1 in progress (src registered, waiting writable). */
+/* connect's steps: kind OP_CONNECT; `moved` is 1 once a poll has spent its
+ * unit of the budget (see weft__connect_poll()). */
 static ssize_t connect_check(int fd, void *arg)
 {
     int soerr = 0;
@@ -851,6 +852,17 @@ weft_poll weft__connect_poll(weft_connect *c, weft_context *cx, int *result)
 {
     ssize_t r;
 
+    /* A connect can complete at its first poll (refused at once on
+     * loopback, or failed at init: no such Unix path), connect after
+     * connect: its first poll spends a unit of the budget (lock.h's rule),
+     * or a task retrying in a loop held its worker. `moved` (no bytes move
+     * in a connect) says the first poll has passed; a poll after READY
+     * spends nothing. */
+    if (!c->moved) {
+        if (!weft_coop_proceed(cx))
+            return WEFT_PENDING;
+        c->moved = 1;
+    }
     if (c->done)
         goto out;
     if (c->kind == OP_CONNECT && c->src == NULL && c->flags > 0) {

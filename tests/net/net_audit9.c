@@ -12,7 +12,12 @@
  *    that was in blocking mode back in blocking mode when it closes it (or
  *    fails to adopt it), as weft_fd_adopt() does with WEFT_FD_SET_NONBLOCK.
  *    It stayed non-blocking for good: the caller's other copies then failed
- *    with EAGAIN where they used to wait. */
+ *    with EAGAIN where they used to wait.
+ * 3. A connect can complete at its first poll (here: no such Unix path,
+ *    failed at init), connect after connect, and did so without spending
+ *    the cooperative budget (lock.h's rule, which net.h takes over): a
+ *    task retrying in a loop held its worker, as did one retrying a
+ *    weft_connect_addrs_init() connect_host. */
 #include "net_test.h"
 #include "badcx.h"
 
@@ -289,4 +294,125 @@ TEST(a_failed_adopt_leaves_the_dups_of_a_blocking_socket_blocking)
     close(sv[0]);
     close(sv[1]);
     weft_runtime_free(rt);
+}
+
+/* ---- 3: the budget of connects ------------------------------------------------ */
+typedef struct setflag {
+    atomic_int *flag;
+} setflag;
+
+static weft_poll setflag_poll(setflag *s, weft_context *cx, void *out)
+{
+    (void)cx;
+    (void)out;
+    atomic_store(s->flag, 1);
+    return WEFT_READY;
+}
+
+WEFT_DEFINE_FUTURE_VOID_STATIC(setflag, setflag_poll, NULL);
+
+/* Connects (host: through connect_host) to a path that does not exist
+ * until the flag is set, at most a million times; it spawns, from its own
+ * worker before it starts, the task that sets the flag. Output: the rounds
+ * looped, -1 (never set: the loop held the worker), -2 (a connect did not
+ * fail as it should), -3 (no spawn). */
+typedef struct retrier {
+    weft_async co;
+    bool host;
+    weft_runtime *rt;
+    weft_join **setter;
+    atomic_int *flag;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    weft_addrinfo ai;
+    weft_socket *s;
+    unsigned i;
+    int res;
+    bool live, spawned;
+    weft_connect c;
+    weft_connect_host ch;
+} retrier;
+
+static weft_poll retrier_step(retrier *r, weft_context *cx)
+{
+    return r->host ? weft_connect_host_poll(&r->ch, cx, &r->res)
+                   : weft_connect_poll(&r->c, cx, &r->res);
+}
+
+static void retrier_drop_one(retrier *r)
+{
+    if (!r->live)
+        return;
+    r->live = false;
+    if (r->host)
+        weft_connect_host_drop(&r->ch);
+    else
+        weft_io_op_drop(&r->c);
+}
+
+static weft_poll retrier_poll(retrier *r, weft_context *cx, void *out)
+{
+    WEFT_BEGIN(&r->co);
+    r->spawned = weft_spawn(r->rt, &setflag_future, &(setflag){ .flag = r->flag },
+                            r->setter) == 0;
+    for (r->i = 0; r->spawned && r->i < 1000000u && !atomic_load(r->flag); r->i++) {
+        if (r->host)
+            weft_connect_addrs_init(&r->ch, r->rt, &r->ai, 1, 0, &r->s);
+        else
+            weft_connect_init(&r->c, r->rt, (struct sockaddr *)&r->addr, r->len, 0, &r->s);
+        r->live = true;
+        WEFT_AWAIT(&r->co, retrier_step(r, cx));
+        retrier_drop_one(r);
+        if (r->res != -ENOENT)
+            break;
+    }
+    *(int *)out = !r->spawned ? -3 : r->res != -ENOENT ? -2 : atomic_load(r->flag) ? (int)r->i : -1;
+    WEFT_END(&r->co);
+}
+
+static void retrier_drop(retrier *r)
+{
+    retrier_drop_one(r);
+}
+
+WEFT_DEFINE_FUTURE_STATIC(retrier, retrier_poll, retrier_drop, int);
+
+static void connect_loop_yields(bool host)
+{
+    weft_runtime *rt = NULL;
+    atomic_int flag = 0;
+    weft_join *jl, *js = NULL;
+    retrier init;
+    int rounds = -9;
+
+    ASSERT_OK(weft_runtime_new(&rt, &(weft_runtime_options){ .workers = 1 }));
+    memset(&init, 0, sizeof(init));
+    init.host = host;
+    init.rt = rt;
+    init.setter = &js;
+    init.flag = &flag;
+    ASSERT_OK(weft_addr_unix("/nonexistent-weft-audit9/no.sock", &init.addr, &init.len));
+    memcpy(&init.ai.addr, &init.addr, sizeof(init.addr));
+    init.ai.len = init.len;
+    ASSERT_OK(weft_spawn(rt, &retrier_future, &init, &jl));
+    ASSERT_OK(weft_join_wait(jl, &rounds));
+    ASSERT(js != NULL);
+    ASSERT_OK(weft_join_wait(js, NULL));
+    /* the setter ran while the loop still looped: about a budget's worth
+     * of rounds (128), far from the million */
+    if (rounds < 0 || rounds > 100000)
+        harness_fail(__FILE__, __LINE__, "the loop ran %d rounds", rounds);
+    weft_join_drop(jl);
+    weft_join_drop(js);
+    weft_runtime_free(rt);
+}
+
+TEST(connects_that_fail_at_once_spend_the_budget)
+{
+    connect_loop_yields(false);
+}
+
+TEST(connect_host_attempts_that_fail_at_once_spend_the_budget)
+{
+    connect_loop_yields(true);
 }
