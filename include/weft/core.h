@@ -435,9 +435,10 @@ WEFT_API void weft__async_parked(const weft_async_site *site);
  * (weft/group.h, weft_timeout) account for that: see their fairness rule.
  * The leaves that spend one: every future that can complete at its first
  * poll, fresh after fresh (the receives and locks of weft/lock.h and
- * weft/chan.h, a cancel or group wait, weft_join_poll(), a blocking join,
- * socket and stream operations, the buffered reads and writes, a process
- * wait, a sleep that is due at its first poll). Thread: the one polling.
+ * weft/chan.h, a cancel or group wait, a blocking join, socket and stream
+ * operations and connects, the buffered reads and writes, a process wait,
+ * a sleep that is due when polled; not weft_join_poll(): see weft/task.h).
+ * Thread: the one polling.
  *
  * Stress mode, for testing: when the environment variable WEFT_STRESS is
  * set (to anything but "" or "0") as weft_runtime_new() runs, in every build

@@ -82,12 +82,6 @@ WEFT_API weft_poll weft_join_poll(weft_join *j, weft_context *cx, int *result,
             *result = -EINVAL;
         return WEFT_READY;
     }
-    /* A join of a completed task is ready at once, join after join: spend
-     * the budget first (lock.h's rule for futures that can complete many
-     * times in a row), or a task joining in a loop held its worker.
-     * Refused: PENDING, the task requeued, nothing looked at. */
-    if (!weft_coop_proceed(cx))
-        return WEFT_PENDING;
     /* acquire: pairs with the completion CAS (output, future drop) */
     cur = atomic_load_explicit(&t->state, memory_order_acquire);
     if (!(cur & TASK_COMPLETE) && join_set_waker(t, weft_waker_clone(cx->waker)))

@@ -186,16 +186,18 @@ weft_poll weft__sleep_poll(weft_sleep *s, weft_context *cx)
     if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == TIMER_FIRED)
         return WEFT_READY;
     if (weft__now_ms() >= s->entry.deadline) {
-        /* due at its first look (0 ms, a deadline passed): a sleep that
-         * can be ready at once, fresh after fresh, spends the task's
-         * budget (weft/core.h), so that a loop of them lets others run.
-         * Refused: PENDING, the task requeued, the sleep untouched. A
-         * sleep the driver fired (above) waited for real: no unit. */
-        if (!weft_coop_proceed(cx))
-            return WEFT_PENDING;
         weft_sleep_drop(s);
         __atomic_store_n(&s->state, TIMER_FIRED, __ATOMIC_RELAXED);
-        return WEFT_READY;
+        /* Due at its look (0 ms, a deadline passed): a sleep that can be
+         * ready at once, fresh after fresh, spends a unit of the task's
+         * budget (weft/core.h), so that a loop of them lets others run.
+         * Refused: PENDING, the task requeued, and the sleep FIRED, so
+         * that its next poll is READY (above) without asking again: a
+         * future that polls a leaf and then a sleep (a timeout, a drain)
+         * would otherwise be refused at the sleep on every poll under
+         * WEFT_STRESS, whose refusals alternate, and never time out. A
+         * sleep the driver fired waited for real: no unit. */
+        return weft_coop_proceed(cx) ? WEFT_READY : WEFT_PENDING;
     }
     env = cx->priv;
     tm = s->time ? s->time : env ? env->time : NULL;

@@ -4,8 +4,8 @@
  * 1. The cooperative budget (weft/core.h; lock.h's rule "Futures that can
  *    complete many times in a row call weft_coop_proceed() first"): a
  *    cancel wait on a cancelled token, a group wait on a group with no live
- *    child, a join of a completed task, a blocking join of a finished job
- *    and a sleep that is due each complete at their first poll, and did so
+ *    child, a blocking join of a finished job and a sleep that is due each
+ *    complete at their first poll, and did so
  *    without spending the budget: a task awaiting fresh ones in a loop held
  *    its worker for as long as it looped. Each loop below spawns, from its
  *    own worker before it starts, the task that stops it; on one worker
@@ -225,11 +225,6 @@ TEST(group_waits_on_an_empty_group_spend_the_budget)
 TEST(group_drains_of_an_empty_group_spend_the_budget)
 {
     loop_yields(L_DRAIN);
-}
-
-TEST(joins_of_a_completed_task_spend_the_budget)
-{
-    loop_yields(L_JOIN);
 }
 
 TEST(blocking_joins_of_a_finished_job_spend_the_budget)
