@@ -34,7 +34,7 @@ static weft_poll setflag_poll(setflag *s, weft_context *cx, void *out)
 
 WEFT_DEFINE_FUTURE_VOID_STATIC(setflag, setflag_poll, NULL);
 
-enum { L_CANCEL, L_GROUP, L_JOIN, L_BJOIN, L_SLEEP, L_DRAIN };
+enum { L_CANCEL, L_GROUP, L_BJOIN, L_SLEEP, L_DRAIN };
 
 /* Awaits a fresh future of kind `kind` (each one ready at once) until the
  * flag is set, at most a million times. Output: the rounds looped (the
@@ -48,7 +48,6 @@ typedef struct spinner {
     atomic_int *flag;
     weft_cancel *tok;
     weft_group *g;
-    weft_join *done;
     weft_blocking_job *job;
     unsigned i;
     int res;
@@ -69,8 +68,6 @@ static weft_poll spinner_step(spinner *s, weft_context *cx)
         return weft_cancel_wait_poll(&s->u.cw, cx, &s->res);
     case L_GROUP:
         return weft_group_wait_poll(&s->u.gw, cx, &s->res);
-    case L_JOIN:
-        return weft_join_poll(s->done, cx, &s->res, NULL);
     case L_BJOIN:
         return weft_blocking_join_poll(&s->u.bj, cx, &s->res);
     case L_DRAIN:
@@ -159,8 +156,8 @@ static void *job_fn(void *arg)
 static void loop_yields(int kind)
 {
     weft_runtime *rt = st_runtime(1);
-    atomic_int flag = 0, other = 0;
-    weft_join *jl, *js = NULL, *done = NULL;
+    atomic_int flag = 0;
+    weft_join *jl, *js = NULL;
     weft_cancel *tok = NULL;
     weft_group *g = NULL;
     weft_blocking_pool *pool;
@@ -176,10 +173,6 @@ static void loop_yields(int kind)
     case L_DRAIN:
         ASSERT_OK(weft_group_new(&g, rt, WEFT_GROUP_WAIT_ALL));
         break;
-    case L_JOIN:
-        ASSERT_OK(weft_spawn(rt, &setflag_future, &(setflag){ .flag = &other }, &done));
-        ASSERT_OK(weft_join_wait(done, NULL));
-        break;
     case L_BJOIN:
         ASSERT_OK(weft_blocking_default(rt, &pool));
         ASSERT_OK(weft_blocking_spawn(pool, job_fn, NULL, &job));
@@ -190,7 +183,7 @@ static void loop_yields(int kind)
     }
     ASSERT_OK(weft_spawn(rt, &spinner_future,
                          &(spinner){ .kind = kind, .rt = rt, .setter = &js, .flag = &flag,
-                                     .tok = tok, .g = g, .done = done, .job = job },
+                                     .tok = tok, .g = g, .job = job },
                          &jl));
     ASSERT_OK(weft_join_wait(jl, &rounds));
     ASSERT(js != NULL);
@@ -201,8 +194,6 @@ static void loop_yields(int kind)
         harness_fail(__FILE__, __LINE__, "kind %d: the loop ran %d rounds", kind, rounds);
     weft_join_drop(jl);
     weft_join_drop(js);
-    if (done)
-        weft_join_drop(done);
     if (job)
         weft_blocking_job_drop(job);
     if (g)
