@@ -195,13 +195,22 @@ typedef struct weft_context {
     void *priv;
 } weft_context;
 
-/* A context must carry a waker. A NULL context, or one whose waker
- * pointer is NULL (a zeroed weft_context), is misuse: the futures of
- * weft/lock.h, weft/chan.h and weft/group.h and weft_join_poll() answer
- * READY with -EINVAL and change nothing (see lock.h's common rules),
- * weft_yield_poll() READY. An empty
- * waker (vtable NULL) is a waker: a future parks with it and is never
- * woken. */
+/* A context must carry a waker. A poll without one (a NULL context, or
+ * one whose waker pointer is NULL, as in a zeroed weft_context) is misuse,
+ * and every future of weft answers it the same way: READY at once, having
+ * done nothing (no byte moved, no signal, connection or child status taken,
+ * no job or lookup started, no waiter linked, no budget spent), so the same
+ * future can then be polled with a proper context. A future with a result
+ * (an int or ssize_t: every one of weft/lock.h, chan.h, group.h, net.h,
+ * stream.h, bufio.h, signal.h, process.h, blocking.h, tls.h, and
+ * weft_join_poll() and weft_timeout_poll()) writes -EINVAL there; one that
+ * is READY already may answer its result instead. The three without one
+ * answer plain READY: weft_yield_poll(), weft_sleep_poll() (its deadline is
+ * not looked at) and weft_interval_tick() (*missed = 0, no tick taken: the
+ * schedule stays as it was). A combinator (weft/group.h, weft_timeout)
+ * answers it itself and never passes it on to the futures it drives.
+ * An empty waker (vtable NULL) is a waker: a future parks with it and is
+ * never woken. */
 
 /* A context around `waker`, for polling a future by hand. */
 static inline weft_context weft_context_from_waker(const weft_waker *waker)
@@ -424,6 +433,11 @@ WEFT_API void weft__async_parked(const weft_async_site *site);
  * run queue). Outside a weft worker it always returns true. A leaf spends
  * its unit whether or not it then finds something ready; the combinators
  * (weft/group.h, weft_timeout) account for that: see their fairness rule.
+ * The leaves that spend one: every future that can complete at its first
+ * poll, fresh after fresh (the receives and locks of weft/lock.h and
+ * weft/chan.h, a cancel or group wait, a blocking join, socket and stream
+ * operations and connects, the buffered reads and writes, a process wait,
+ * a sleep that is due when polled; not weft_join_poll(): see weft/task.h).
  * Thread: the one polling.
  *
  * Stress mode, for testing: when the environment variable WEFT_STRESS is

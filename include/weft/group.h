@@ -8,7 +8,12 @@
  * valid in every state and idempotent; polling after READY returns READY
  * again with the same result; a future is polled by one thread at a time;
  * a future borrows the object it was initialised with (keep the object
- * alive until the future has been dropped); awaiting never allocates. */
+ * alive until the future has been dropped); awaiting never allocates; a
+ * poll without a waker answers -EINVAL and changes nothing (weft/core.h,
+ * "Context"). A cancel wait on a cancelled token, a group wait on a group
+ * with no live child and a drain of such a group are ready at once, fresh
+ * after fresh: each spends a unit of the task's cooperative budget first
+ * (weft/core.h), so that a task awaiting them in a loop lets others run. */
 #ifndef WEFT_GROUP_H
 #define WEFT_GROUP_H
 
@@ -123,8 +128,13 @@ WEFT_API int weft_group_new(weft_group **out, weft_runtime *rt, weft_group_polic
  * -ENOMEM; -ESHUTDOWN (runtime shut down). On failure the future was not
  * moved into weft (the caller still owns `init`'s resources). A future type
  * is wrapped: the task's future is a small header plus the child's future
- * and its output, rounded up to a size class. Thread: any, workers and
- * the group's own children included. */
+ * and its output, rounded up to a size class (64-byte steps to 512 bytes,
+ * then powers of two), and the initial value is copied through a buffer of
+ * that size (on the stack up to 1 KiB, else allocated). Every type that
+ * weft_spawn() takes is taken here too (future and output up to
+ * WEFT_FUTURE_MAX_SIZE each: a wrapper of up to 4 GiB); a type too large
+ * for memory fails with -ENOMEM, as from weft_spawn(). Thread: any,
+ * workers and the group's own children included. */
 WEFT_API int weft_group_spawn(weft_group *g, const weft_future_type *type, const void *init);
 
 /* Cancel the group: abort every live child (weft_join_abort(): each

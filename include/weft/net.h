@@ -207,7 +207,17 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
  * -EEXIST: the descriptor is registered with this reactor already (adopted
  * before, or watched by a weft_fdwatch: see weft_fd_adopt() in
  * weft/stream.h for what io_uring recognises), so it belongs to that
- * handle and is left open for it. Pipes,
+ * handle and is left open for it.
+ * Other copies of the socket: O_NONBLOCK belongs to the open file
+ * description, which every copy shares (a dup(2), a descriptor of a forked
+ * process, one passed over SCM_RIGHTS); close-on-exec does not (it is this
+ * descriptor's own). So while weft holds a socket that was in blocking
+ * mode, the caller's other copies are non-blocking too: their blocking
+ * accept, recv, send fail with EAGAIN instead of waiting. When weft closes
+ * it (weft_socket_close(), or a failed adopt), it clears O_NONBLOCK again,
+ * and the copies block as before; a socket that was non-blocking already
+ * is left so. Keep other copies out of blocking calls meanwhile (or adopt
+ * a socket nobody else holds). Pipes,
  * ttys, eventfds and other descriptors that are not sockets: weft_fd_adopt()
  * in weft/stream.h. */
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out);

@@ -20,9 +20,12 @@ typedef struct weft_join weft_join;
  * woken when the task completes) or WEFT_READY with *result = 0 and the
  * task's output copied to `out` (`out` may be NULL to discard it), or
  * *result = -ECANCELED when the task was aborted or cancelled at shutdown
- * (`out` untouched). May be polled again after READY with the same answer.
- * Cancel safety: dropping the awaiting future loses nothing; the handle is
- * still valid. */
+ * (`out` untouched). May be polled again after READY with the same answer
+ * (so, unlike the leaves of weft/core.h's budget, it spends no unit of the
+ * cooperative budget: a handle keeps no record of a READY already given).
+ * *result = -EINVAL for a NULL handle or a poll without a waker
+ * (weft/core.h, "Context"; nothing is stored). Cancel safety: dropping the
+ * awaiting future loses nothing; the handle is still valid. */
 WEFT_API weft_poll weft_join_poll(weft_join *j, weft_context *cx, int *result,
                                   void *out);
 

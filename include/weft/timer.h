@@ -20,8 +20,15 @@ WEFT_API uint64_t weft_now_ms(void);
  * nothing); the runtime's worker that parks drives them, so an idle runtime
  * fires a timer within about a millisecond of its deadline. Output: none.
  * Must be polled by a task of a weft runtime (it registers with that
- * runtime's timers on its first pending poll). Cancel safety: dropping it
- * while pending removes the timer; nothing else is lost. */
+ * runtime's timers on its first pending poll). A sleep that is due at its
+ * first look (0 ms, or a deadline already passed) can be ready at once,
+ * fresh after fresh: it then spends a unit of the task's cooperative budget
+ * (weft/core.h), and with the budget spent returns PENDING once (the task
+ * goes to the back of the run queue), so a task that sleeps 0 ms in a loop
+ * lets the others run; a sleep the timers fired spends nothing. Polled
+ * without a waker (weft/core.h, "Context") it is READY at once, deadline
+ * or not, and registers nothing. Cancel safety: dropping it while pending
+ * removes the timer; nothing else is lost. */
 typedef struct weft_sleep {
     /* private: may change in any release. 64 bytes: with a task header, a
      * task that only sleeps fits a 128-byte cell. `state` is accessed
@@ -38,7 +45,8 @@ typedef struct weft_sleep {
 
 /* Sleep `ms` milliseconds from now (the deadline is fixed here, at init).
  * ms 0 is due at once: the sleep (and a weft_timeout of 0 ms) is ready at
- * its first poll, also when polled by hand. Deadline sums saturate: a duration past the clock's range (now + ms above
+ * its first poll, also when polled by hand (on a worker: unless the task's
+ * budget is spent, see above). Deadline sums saturate: a duration past the clock's range (now + ms above
  * UINT64_MAX) sleeps for ever, it never wraps into the past.
  * There is no reset: to move the deadline of a sleep that was polled,
  * weft_sleep_drop() it (which removes its timer), then init it again. An
@@ -71,7 +79,9 @@ WEFT_API void weft_sleep_drop(weft_sleep *s);
  * timeout drops the inner future (its own cancel safety applies).
  * weft_timeout_drop() is valid in every state and idempotent; a timeout
  * polled after it completes at once with -EINVAL (`out` untouched: the
- * inner future is gone and is never polled again). */
+ * inner future is gone and is never polled again). Polled without a waker
+ * (weft/core.h, "Context"): -EINVAL, `out` untouched, and nothing changed:
+ * the inner future is not polled (nor dropped). */
 typedef struct weft_timeout {
     /* private: may change in any release */
     const weft_future_type *type;
@@ -96,7 +106,9 @@ WEFT_API void weft_timeout_drop(weft_timeout *t);
  * tick: *missed (may be NULL). period 0 is treated as 1. Deadline sums
  * saturate: a tick that would fall past the clock's range (UINT64_MAX ms,
  * e.g. period_ms = UINT64_MAX) never comes; the interval stays pending
- * without spinning, it never wraps into the past. Cancel safety:
+ * without spinning, it never wraps into the past. Polled without a waker
+ * (weft/core.h, "Context"): READY at once with *missed = 0, and no tick
+ * taken (the schedule stays as it was). Cancel safety:
  * weft_interval_drop() while a tick is pending loses nothing: a later
  * weft_interval_tick() re-arms it on the same grid. */
 typedef struct weft_interval {

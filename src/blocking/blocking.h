@@ -29,6 +29,11 @@ int weft__blocking_spawn_req(weft_blocking_pool *pool, void *(*fn)(void *req), s
 
 /* *pool, or (when *pool is NULL) the default pool of the calling worker's
  * runtime put there. 0, or weft_blocking_default()'s error. */
+/* weft_blocking_join_poll() for weft's own futures (the file futures, name
+ * lookups), which checked their context already (util/cx.h) and complete
+ * once per job: no budget spent. j and cx valid. */
+weft_poll weft__blocking_join_poll(weft_blocking_join *j, weft_context *cx, int *result);
+
 int weft__blocking_pick(weft_blocking_pool **pool);
 
 /* The request area of a job made by weft__blocking_spawn_req(). Once the

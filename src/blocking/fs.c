@@ -40,6 +40,7 @@
 
 #include "blocking/blocking.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 
 enum {
     FS_NONE = 0, FS_READ_FILE, FS_WRITE_FILE, FS_STAT, FS_OPEN, FS_READ, FS_WRITE, FS_CLOSE,
@@ -834,10 +835,8 @@ WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *resul
             *result = -EINVAL;
         return WEFT_READY;
     }
-    if (op->state != S_DONE && op->kind != FS_NONE && (cx == NULL || cx->waker == NULL)) {
-        /* no waker to store (weft/lock.h's misuse rule): -EINVAL, and
-         * nothing changes: nothing is queued, a queued operation goes on */
-        if (result)
+    if (op->state != S_DONE && weft__cx_bad(cx)) {
+        if (result)                         /* misuse (weft/core.h): nothing started */
             *result = -EINVAL;
         return WEFT_READY;
     }
@@ -860,7 +859,7 @@ WEFT_API weft_poll weft_fs_poll(weft_fs_op *op, weft_context *cx, ssize_t *resul
         op->state = S_RUNNING;
     }
     if (op->state == S_RUNNING) {
-        if (weft_blocking_join_poll(&op->join, cx, &jr) == WEFT_PENDING)
+        if (weft__blocking_join_poll(&op->join, cx, &jr) == WEFT_PENDING)
             return WEFT_PENDING;
         op->result = jr < 0 ? jr : fs_claim(op, weft__blocking_job_req(op->job));
         weft_blocking_join_drop(&op->join);

@@ -41,6 +41,7 @@
 #include "sched/runtime.h"
 #include "task/task.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
 enum { J_IDLE, J_PARKED, J_DONE };          /* weft_blocking_join.state */
@@ -699,15 +700,31 @@ WEFT_API void weft_blocking_join_init(weft_blocking_join *j, weft_blocking_job *
 
 WEFT_API weft_poll weft_blocking_join_poll(weft_blocking_join *j, weft_context *cx, int *result)
 {
-    struct weft_blocking_job *job;
-    weft_waker mine, old = WEFT_WAKER_EMPTY;
-    int r;
-
     if (j == NULL) {                        /* a NULL future: only *result */
         if (result)
             *result = -EINVAL;
         return WEFT_READY;
     }
+    if (j->state != J_DONE && j->job != NULL) {
+        if (weft__cx_bad(cx)) {             /* misuse (weft/core.h): nothing changed */
+            if (result)
+                *result = -EINVAL;
+            return WEFT_READY;
+        }
+        /* a fresh join of a finished job is ready at once, join after
+         * join: spend the budget (lock.h's rule) */
+        if (!weft_coop_proceed(cx))
+            return WEFT_PENDING;
+    }
+    return weft__blocking_join_poll(j, cx, result);
+}
+
+weft_poll weft__blocking_join_poll(weft_blocking_join *j, weft_context *cx, int *result)
+{
+    struct weft_blocking_job *job;
+    weft_waker mine, old = WEFT_WAKER_EMPTY;
+    int r;
+
     job = j->job;
     if (j->state == J_DONE || job == NULL) {
         if (j->state != J_DONE)

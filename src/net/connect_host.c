@@ -15,6 +15,10 @@
 #include <errno.h>
 #include <string.h>
 
+#include "net/handle.h"
+#include "net/resolve.h"
+#include "time/driver.h"
+#include "util/cx.h"
 #include "weft/blocking.h"
 #include "weft/net.h"
 #include "weft/timer.h"
@@ -107,6 +111,11 @@ WEFT_API weft_poll weft_connect_host_poll(weft_connect_host *c, weft_context *cx
             *result = -EINVAL;
         return WEFT_READY;
     }
+    if (c->state != C_DONE && weft__cx_bad(cx)) {
+        if (result)                  /* misuse (weft/core.h): nothing started */
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     switch (c->state) {
     case C_INIT:
         rt = c->rt ? c->rt : weft_runtime_current();
@@ -128,8 +137,8 @@ WEFT_API weft_poll weft_connect_host_poll(weft_connect_host *c, weft_context *cx
         c->state = C_RESOLVE;
         /* fall through */
     case C_RESOLVE:
-        if (weft_resolve_poll(&c->resolve, cx, &r) == WEFT_PENDING) {
-            if (c->deadline == 0 || weft_sleep_poll(&c->sleep, cx) == WEFT_PENDING)
+        if (weft__resolve_poll(&c->resolve, cx, &r) == WEFT_PENDING) {
+            if (c->deadline == 0 || weft__sleep_poll(&c->sleep, cx) == WEFT_PENDING)
                 return WEFT_PENDING;
             weft_resolve_drop(&c->resolve);        /* the lookup ends on its own */
             r = -ETIMEDOUT;
@@ -165,7 +174,7 @@ WEFT_API weft_poll weft_connect_host_poll(weft_connect_host *c, weft_context *cx
                                   (uint64_t)ms, c->out);
                 c->state = C_CONNECT;
             }
-            if (weft_connect_poll(&c->conn, cx, &r) == WEFT_PENDING)
+            if (weft__connect_poll(&c->conn, cx, &r) == WEFT_PENDING)
                 return WEFT_PENDING;
             weft_io_op_drop(&c->conn);
             if (r == 0) {

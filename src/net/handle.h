@@ -43,4 +43,10 @@ struct weft__io_source;
 int weft__handle_source(weft_socket *h, struct weft__io_source **src, uint32_t *gen,
                         unsigned *kind);
 
+/* weft_io_op_poll() and weft_connect_poll() for weft's own futures (the
+ * buffered streams, signals, connect_host), which checked their context
+ * already (util/cx.h): op / c and cx valid. */
+weft_poll weft__io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result);
+weft_poll weft__connect_poll(weft_connect *c, weft_context *cx, int *result);
+
 #endif

@@ -23,6 +23,7 @@
 #include "blocking/blocking.h"
 #include "net/resolve.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 #include "weft/net.h"
 
 enum { R_INIT = 0, R_RUNNING, R_DONE };       /* weft_resolve.state */
@@ -197,14 +198,24 @@ WEFT_API void weft_resolve_init(weft_resolve *r, weft_blocking_pool *pool, const
 
 WEFT_API weft_poll weft_resolve_poll(weft_resolve *r, weft_context *cx, int *result)
 {
-    struct resolve_req *req;
-    int err, jr;
-
     if (r == NULL) {                 /* a NULL future: only *result */
         if (result)
             *result = -EINVAL;
         return WEFT_READY;
     }
+    if (r->state != R_DONE && weft__cx_bad(cx)) {
+        if (result)                  /* misuse (weft/core.h): nothing started */
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    return weft__resolve_poll(r, cx, result);
+}
+
+weft_poll weft__resolve_poll(weft_resolve *r, weft_context *cx, int *result)
+{
+    struct resolve_req *req;
+    int err, jr;
+
     if (r->state == R_INIT) {
         if (r->out == NULL) {               /* zeroed */
             r->result = -EINVAL;
@@ -224,7 +235,7 @@ WEFT_API weft_poll weft_resolve_poll(weft_resolve *r, weft_context *cx, int *res
         r->state = R_RUNNING;
     }
     if (r->state == R_RUNNING) {
-        if (weft_blocking_join_poll(&r->join, cx, &jr) == WEFT_PENDING)
+        if (weft__blocking_join_poll(&r->join, cx, &jr) == WEFT_PENDING)
             return WEFT_PENDING;
         if (jr == 0) {
             req = weft__blocking_job_req(r->job);

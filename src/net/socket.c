@@ -28,6 +28,8 @@
 #include "io/reactor.h"
 #include "net/handle.h"
 #include "sched/runtime.h"
+#include "time/driver.h"
+#include "util/cx.h"
 #include "weft/net.h"
 
 /* Token layout (64 bits): bits 34..63 the slot index + 1 (so that no token
@@ -242,8 +244,9 @@ WEFT_API int weft_udp_bind(weft_runtime *rt, const struct sockaddr *addr, sockle
 
 WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
 {
-    int type, flags;
+    int type, flags, err;
     socklen_t tl = sizeof(type);
+    bool set = false;
 
     rt = pick_rt(rt);
     if (fd < 0)
@@ -252,19 +255,28 @@ WEFT_API int weft_socket_adopt(weft_runtime *rt, int fd, weft_socket **out)
         close(fd);
         return -EINVAL;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-        (flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || (flags = fcntl(fd, F_GETFL)) < 0 ||
+        (!(flags & O_NONBLOCK) && (set = true, fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) ||
         fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
-        int err = -errno;
-
-        close(fd);
-        return err;
+        err = -errno;
+        goto out_close;
     }
     /* never IO_REG_LISTENER: the socket may have other holders (a dup, a
      * process it came from or was passed to: a pre-forked server's
      * listener), and shutdown(2) before the close would stop it for all of
-     * them (see reactor.h) */
-    return wrap_rt(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM, 0, out);
+     * them (see reactor.h). O_NONBLOCK belongs to the open file description,
+     * which those holders share: one found in blocking mode is given back
+     * so at the close (IO_REG_UNSET_NONBLOCK), as weft_fd_adopt() does, or
+     * their blocking calls would fail with EAGAIN for good. */
+    err = weft__handle_wrap(rt, fd, type == SOCK_STREAM ? HK_STREAM : HK_DGRAM,
+                            set ? IO_REG_UNSET_NONBLOCK : 0, false, out);
+    if (err == 0 || err == -EEXIST)   /* -EEXIST: another handle's; left as it is */
+        return err;
+out_close:
+    if (set)
+        fcntl(fd, F_SETFL, flags);    /* failed: the description as it was found */
+    close(fd);
+    return err;
 }
 
 WEFT_API int weft_socket_fd(weft_socket *s)
@@ -706,13 +718,23 @@ static bool zero_is_noop(const weft_io_op *op)
 
 WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result)
 {
-    ssize_t r;
-
     if (op == NULL) {                 /* a NULL future: only *result */
         if (result)
             *result = -EINVAL;
         return WEFT_READY;
     }
+    if (!op->done && weft__cx_bad(cx)) {
+        if (result)                   /* misuse (weft/core.h): nothing moved */
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    return weft__io_op_poll(op, cx, result);
+}
+
+weft_poll weft__io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *result)
+{
+    ssize_t r;
+
     if (op->done) {
         if (result)
             *result = op->result;
@@ -769,7 +791,8 @@ WEFT_API weft_poll weft_io_op_poll(weft_io_op *op, weft_context *cx, ssize_t *re
 
 WEFT_API size_t weft_io_op_moved(const weft_io_op *op)
 {
-    return op ? op->moved : 0;
+    /* (a connect keeps a flag there: see weft__connect_poll()) */
+    return op && op->kind != OP_CONNECT ? op->moved : 0;
 }
 
 WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *result)
@@ -785,6 +808,11 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
     if (a->done) {
         if (result)
             *result = (int)a->result;
+        return WEFT_READY;
+    }
+    if (weft__cx_bad(cx)) {          /* misuse (weft/core.h): nothing taken */
+        if (result)
+            *result = -EINVAL;
         return WEFT_READY;
     }
     /* a `peer` without `peerlen`: accept4(2) would take the connection,
@@ -810,8 +838,8 @@ WEFT_API weft_poll weft_accept_poll(weft_accept *a, weft_context *cx, int *resul
     return WEFT_READY;
 }
 
-/* connect's steps: kind OP_CONNECT; `moved` is the phase:
- *   0 not started, 1 in progress (src registered, waiting writable). */
+/* connect's steps: kind OP_CONNECT; `moved` is 1 once a poll has spent its
+ * unit of the budget (see weft__connect_poll()). */
 static ssize_t connect_check(int fd, void *arg)
 {
     int soerr = 0;
@@ -839,12 +867,33 @@ static void connect_fail(weft_connect *c)
 
 WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *result)
 {
-    ssize_t r;
-
     if (c == NULL) {                 /* a NULL future: only *result */
         if (result)
             *result = -EINVAL;
         return WEFT_READY;
+    }
+    if (!c->done && weft__cx_bad(cx)) {
+        if (result)                  /* misuse (weft/core.h): nothing connected */
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
+    return weft__connect_poll(c, cx, result);
+}
+
+weft_poll weft__connect_poll(weft_connect *c, weft_context *cx, int *result)
+{
+    ssize_t r;
+
+    /* A connect can complete at its first poll (refused at once on
+     * loopback, or failed at init: no such Unix path), connect after
+     * connect: its first poll spends a unit of the budget (lock.h's rule),
+     * or a task retrying in a loop held its worker. `moved` (no bytes move
+     * in a connect) says the first poll has passed; a poll after READY
+     * spends nothing. */
+    if (!c->moved) {
+        if (!weft_coop_proceed(cx))
+            return WEFT_PENDING;
+        c->moved = 1;
     }
     if (c->done)
         goto out;
@@ -869,7 +918,7 @@ WEFT_API weft_poll weft_connect_poll(weft_connect *c, weft_context *cx, int *res
     r = weft__io_do(c->src, c->gen, IO_WRITE, cx, connect_check, NULL, 0);
     c->waiting = r == WEFT_IO_PENDING;
     if (r == WEFT_IO_PENDING) {
-        if (c->timeout_ms && weft_sleep_poll(&c->sleep, cx) == WEFT_READY) {
+        if (c->timeout_ms && weft__sleep_poll(&c->sleep, cx) == WEFT_READY) {
             weft__io_forget(c->src, c->gen, IO_WRITE);
             connect_fail(c);
             c->result = -ETIMEDOUT;

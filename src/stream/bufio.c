@@ -22,6 +22,7 @@
 #include "io/reactor.h"
 #include "net/handle.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 #include "weft/bufio.h"
 
 #define MORE ((ssize_t)-2000000)       /* need bytes from the stream */
@@ -348,6 +349,11 @@ WEFT_API weft_poll weft_bufread_poll(weft_bufread *f, weft_context *cx, ssize_t 
             *out = f->result;
         return WEFT_READY;
     }
+    if (weft__cx_bad(cx)) {           /* misuse (weft/core.h): nothing moved */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
     if (!f->started) {
         /* a unit of the budget even when the bytes are buffered already:
          * a loop over buffered lines must yield too */
@@ -378,7 +384,7 @@ WEFT_API weft_poll weft_bufread_poll(weft_bufread *f, weft_context *cx, ssize_t 
             }
             f->reading = true;
         }
-        if (weft_io_op_poll(&f->op, cx, &n) == WEFT_PENDING)
+        if (weft__io_op_poll(&f->op, cx, &n) == WEFT_PENDING)
             return WEFT_PENDING;
         weft_io_op_drop(&f->op);
         f->reading = false;
@@ -613,6 +619,11 @@ WEFT_API weft_poll weft_bufwrite_poll(weft_bufwrite *f, weft_context *cx, ssize_
             *out = f->result;
         return WEFT_READY;
     }
+    if (weft__cx_bad(cx)) {           /* misuse (weft/core.h): nothing moved */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
     if (!f->started) {
         if (!weft_coop_proceed(cx))
             return WEFT_PENDING;
@@ -633,7 +644,7 @@ WEFT_API weft_poll weft_bufwrite_poll(weft_bufwrite *f, weft_context *cx, ssize_
             }
             f->writing = true;
         }
-        if (weft_io_op_poll(&f->op, cx, &n) == WEFT_PENDING)
+        if (weft__io_op_poll(&f->op, cx, &n) == WEFT_PENDING)
             return WEFT_PENDING;
         weft_io_op_drop(&f->op);
         f->writing = false;
@@ -903,6 +914,11 @@ WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
             *out = c->result;
         return WEFT_READY;
     }
+    if (weft__cx_bad(cx)) {           /* misuse (weft/core.h): nothing moved */
+        if (out)
+            *out = -EINVAL;
+        return WEFT_READY;
+    }
     if (c->mode == 0) {
         struct weft__io_source *in, *dst;
         uint32_t in_gen, dst_gen;
@@ -921,7 +937,7 @@ WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
             c->reading = true;
         }
         if (c->reading) {
-            if (weft_io_op_poll(&c->op, cx, &n) == WEFT_PENDING) {
+            if (weft__io_op_poll(&c->op, cx, &n) == WEFT_PENDING) {
                 n = copy_watch_other(c, true, cx);
                 return n < 0 ? copy_finish(c, n, out) : WEFT_PENDING;
             }
@@ -939,7 +955,7 @@ WEFT_API weft_poll weft_copy_poll(weft_copy *c, weft_context *cx, ssize_t *out)
             weft_write_init(&c->op, c->to, c->buf + c->pos, c->len - c->pos);
             c->writing = true;
         }
-        if (weft_io_op_poll(&c->op, cx, &n) == WEFT_PENDING) {
+        if (weft__io_op_poll(&c->op, cx, &n) == WEFT_PENDING) {
             n = copy_watch_other(c, false, cx);
             return n < 0 ? copy_finish(c, n, out) : WEFT_PENDING;
         }

@@ -43,6 +43,7 @@
 
 #include "net/handle.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 #include "weft/process.h"
 
 #ifndef SYS_pidfd_open
@@ -735,9 +736,7 @@ WEFT_API weft_poll weft_process_wait_poll(weft_process_wait *w, weft_context *cx
     p = w->p;
     if (p == NULL)
         return wait_finish(w, -EINVAL, result);
-    if (cx == NULL || cx->waker == NULL) {
-        /* no waker to store: -EINVAL, and nothing changes (weft/lock.h's
-         * rule for such a poll) */
+    if (weft__cx_bad(cx)) {           /* misuse (weft/core.h): nothing reaped */
         if (result)
             *result = -EINVAL;
         return WEFT_READY;

@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
+#include "net/handle.h"
+#include "util/cx.h"
 #include "weft/signal.h"
 #include "weft/stream.h"
 
@@ -315,6 +317,11 @@ WEFT_API weft_poll weft_signal_recv_poll(weft_signal_recv *r, weft_context *cx, 
         return recv_finish(r, r->result, result);
     if (s == NULL)
         return recv_finish(r, -EINVAL, result);
+    if (weft__cx_bad(cx)) {           /* misuse (weft/core.h): nothing taken */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     pthread_mutex_lock(&s->lock);
     if (s->freed) {
         res = -EBADF;
@@ -324,7 +331,7 @@ WEFT_API weft_poll weft_signal_recv_poll(weft_signal_recv *r, weft_context *cx, 
         weft_read_init(&s->rd, s->fd, &s->buf, sizeof(s->buf));
         s->rd_live = true;
     }
-    if (weft_io_op_poll(&s->rd, cx, &n) == WEFT_PENDING) {
+    if (weft__io_op_poll(&s->rd, cx, &n) == WEFT_PENDING) {
         mine = weft_context_waker(cx);
         if (r->w.state == 0) {
             r->w.waker = weft_waker_clone(mine);

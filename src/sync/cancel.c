@@ -32,6 +32,7 @@
 #include "weft/group.h"
 #include "sync/waitq.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 
 struct weft_cancel {
     _Atomic size_t refs;
@@ -263,7 +264,7 @@ WEFT_API weft_poll weft_cancel_wait_poll(weft_cancel_wait *w, weft_context *cx, 
         return WEFT_READY;
     }
     t = w->tok;
-    if (t == NULL || cx == NULL || cx->waker == NULL) {
+    if (t == NULL || weft__cx_bad(cx)) {
         *result = -EINVAL;
         return WEFT_READY;
     }
@@ -271,6 +272,10 @@ WEFT_API weft_poll weft_cancel_wait_poll(weft_cancel_wait *w, weft_context *cx, 
         *result = w->result;
         return WEFT_READY;
     }
+    /* every fresh wait on a cancelled token is ready at once: spend the
+     * budget (lock.h's rule), or a task waiting in a loop held its worker */
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;
     if (w->w.owner == O_IDLE && weft_cancel_is_cancelled(t)) {
         w->w.owner = O_DONE;               /* never linked: no lock needed */
         *result = w->result = 0;

@@ -42,6 +42,7 @@
 #include "sync/waitq.h"
 #include "task/task.h"
 #include "util/alloc.h"
+#include "util/cx.h"
 
 #define SLOT_NONE SIZE_MAX
 
@@ -87,8 +88,20 @@ struct gchild {
 _Static_assert(sizeof(weft_group_wait) <= 96, "group wait future stays small");
 _Static_assert(sizeof(struct gchild) <= 64, "the wrapper header stays small");
 
-/* size classes: 64 .. 512 by 64, then 1 KiB .. 1 GiB by doubling */
+/* size classes: 64 .. 512 by 64, then 1 KiB .. 4 GiB by doubling. A
+ * wrapper holds its header, the child's future and the child's output, each
+ * of up to WEFT_FUTURE_MAX_SIZE (1 GiB): 2 GiB and a few KiB at most, which
+ * the 4 GiB class holds, so every type weft_spawn() takes can be a child
+ * (the classes stopped at 1 GiB: a 1 GiB future spawned, but was refused
+ * here with -EINVAL). weft__future_type_check() lets a wrapper type be that
+ * large (WEFT__WRAPPER_MAX_SIZE). Where size_t has 32 bits, nothing above
+ * 1 GiB could be allocated anyway. */
+#if SIZE_MAX > 0xffffffffu
+#define NCLASS 31
+_Static_assert(((size_t)1024 << 22) == WEFT__WRAPPER_MAX_SIZE, "the top class is the limit");
+#else
 #define NCLASS 29
+#endif
 #define NALIGN 13                  /* 1 .. 4096 */
 
 static weft_future_type wrap_types[NCLASS][NALIGN];
@@ -317,7 +330,7 @@ WEFT_API int weft_group_spawn(weft_group *g, const weft_future_type *type, const
         align = type->output_align;
     wt = wrap_type(need, align);
     if (wt == NULL)
-        return -EINVAL;                        /* larger than any task may be */
+        return -ENOMEM;                        /* 32-bit: larger than memory */
     /* relaxed: a hint; checked again under ->lock */
     if (atomic_load_explicit(&g->cancelled, memory_order_relaxed))
         return -ECANCELED;
@@ -522,7 +535,7 @@ WEFT_API weft_poll weft_group_wait_poll(weft_group_wait *w, weft_context *cx, in
         return WEFT_READY;
     }
     g = w->g;
-    if (g == NULL || cx == NULL || cx->waker == NULL) {
+    if (g == NULL || weft__cx_bad(cx)) {
         *result = -EINVAL;
         return WEFT_READY;
     }
@@ -530,6 +543,11 @@ WEFT_API weft_poll weft_group_wait_poll(weft_group_wait *w, weft_context *cx, in
         *result = w->result;
         return WEFT_READY;
     }
+    /* every fresh wait on a group with no live child is ready at once:
+     * spend the budget (lock.h's rule), or a task waiting in a loop held
+     * its worker */
+    if (!weft_coop_proceed(cx))
+        return WEFT_PENDING;
     sync_lock(&g->lock);
     /* relaxed: ->lock held */
     if (atomic_load_explicit(&g->live, memory_order_relaxed) != 0) {

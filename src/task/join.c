@@ -6,6 +6,7 @@
  * "The state word"); the memory orders follow task.c's head comment. */
 
 #include "task/task.h"
+#include "util/cx.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -76,7 +77,7 @@ WEFT_API weft_poll weft_join_poll(weft_join *j, weft_context *cx, int *result,
     struct weft__task *t = weft__join_task(j);
     uint64_t cur;
 
-    if (t == NULL || cx == NULL || cx->waker == NULL) {
+    if (t == NULL || weft__cx_bad(cx)) {
         if (result)
             *result = -EINVAL;
         return WEFT_READY;

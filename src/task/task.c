@@ -103,8 +103,10 @@ int weft__future_type_check(const weft_future_type *ty)
 {
     if (ty == NULL || ty->poll == NULL)
         return -EINVAL;
-    if (ty->size == 0 || ty->size > WEFT_FUTURE_MAX_SIZE ||
-        ty->output_size > WEFT_FUTURE_MAX_SIZE)
+    if (ty->size == 0 || ty->output_size > WEFT_FUTURE_MAX_SIZE ||
+        ty->size > (ty->name == weft__wrapper_name && SIZE_MAX / 4 >= WEFT_FUTURE_MAX_SIZE
+                        ? WEFT__WRAPPER_MAX_SIZE
+                        : WEFT_FUTURE_MAX_SIZE))
         return -EINVAL;
     if (!is_pow2(ty->align) || ty->align > 4096 ||
         !is_pow2(ty->output_align) || ty->output_align > 4096)

@@ -193,8 +193,12 @@ _Static_assert(sizeof(struct weft__task) <= 64, "task header fits a cache line")
  * calls refuse to run there. */
 extern WEFT_TLS void *weft__task_driver;
 
-/* Validate a future type: 0 or -EINVAL. */
+/* Validate a future type: 0 or -EINVAL. A wrapper type (named
+ * weft__wrapper_name: a group's child, holding a future and its output of
+ * up to WEFT_FUTURE_MAX_SIZE each, rounded up to a size class) may be up to
+ * WEFT__WRAPPER_MAX_SIZE. */
 int weft__future_type_check(const weft_future_type *type);
+#define WEFT__WRAPPER_MAX_SIZE (4 * WEFT_FUTURE_MAX_SIZE)
 
 /* Cell layout for a checked type: bytes and alignment of the allocation. */
 static inline size_t weft__round_up(size_t n, size_t a)

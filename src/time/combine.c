@@ -5,6 +5,7 @@
 
 #include "task/task.h"
 #include "time/driver.h"
+#include "util/cx.h"
 #include "weft/timer.h"
 
 WEFT_API void weft_timeout_init(weft_timeout *t, const weft_future_type *type, void *inner,
@@ -31,13 +32,21 @@ static void drop_inner(weft_timeout *t)
 
 WEFT_API weft_poll weft_timeout_poll(weft_timeout *t, weft_context *cx, int *result, void *out)
 {
-    if (t == NULL || cx == NULL) {
+    if (t == NULL) {
         if (result)
             *result = -EINVAL;
         return WEFT_READY;
     }
     if (t->done)
         goto ready;
+    if (weft__cx_bad(cx)) {
+        /* misuse (weft/core.h): -EINVAL, nothing changed. Passed on, the
+         * context reached the inner future, whose -EINVAL READY read as
+         * its completion (result 0, the inner future dropped). */
+        if (result)
+            *result = -EINVAL;
+        return WEFT_READY;
+    }
     /* The type is checked at the first poll only: the sleep is still
      * untouched then (idle, in no wheel), and any later poll comes after a
      * first one that passed the check and reached weft_sleep_poll(), which
@@ -54,7 +63,7 @@ WEFT_API weft_poll weft_timeout_poll(weft_timeout *t, weft_context *cx, int *res
         t->result = 0;
         goto finish;
     }
-    if (weft_sleep_poll(&t->sleep, cx) == WEFT_PENDING)
+    if (weft__sleep_poll(&t->sleep, cx) == WEFT_PENDING)
         return WEFT_PENDING;
     /* The deadline has passed. The poll above may have been refused by the
      * cooperative budget without looking (a leaf returns PENDING unseen once
@@ -113,15 +122,22 @@ WEFT_API weft_poll weft_interval_tick(weft_interval *iv, weft_context *cx, uint6
 {
     uint64_t now, behind;
 
-    if (iv == NULL || cx == NULL)
+    if (iv == NULL)
         return WEFT_READY;
+    if (weft__cx_bad(cx)) {
+        /* misuse (weft/core.h): READY with no tick taken (the schedule
+         * stays as it was) and 0 missed, so no output is left unwritten */
+        if (missed)
+            *missed = 0;
+        return WEFT_READY;
+    }
     if (iv->period == 0)
         iv->period = 1;                    /* zeroed, never initialised: as init */
     if (!iv->armed) {
         weft_sleep_until_init(&iv->sleep, iv->next);
         iv->armed = true;
     }
-    if (weft_sleep_poll(&iv->sleep, cx) == WEFT_PENDING)
+    if (weft__sleep_poll(&iv->sleep, cx) == WEFT_PENDING)
         return WEFT_PENDING;
     weft_sleep_drop(&iv->sleep);
     iv->armed = false;

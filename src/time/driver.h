@@ -11,6 +11,7 @@
 
 #include "task/task.h"
 #include "time/wheel.h"
+#include "weft/timer.h"
 
 struct weft__time {
     /* A spinlock (time_lock()): each worker arms and cancels in its own
@@ -62,6 +63,10 @@ static inline void weft__time_unlock(struct weft__time *tm)
 
 /* Nanoseconds on CLOCK_MONOTONIC. */
 uint64_t weft__now_ns(void);
+/* weft_sleep_poll() for weft's own futures, which checked their context
+ * already (util/cx.h): s and cx valid, cx with a waker. */
+weft_poll weft__sleep_poll(weft_sleep *s, weft_context *cx);
+
 /* Milliseconds on CLOCK_MONOTONIC, rounded down / up. */
 uint64_t weft__now_ms(void);
 uint64_t weft__now_ms_ceil(void);

@@ -16,6 +16,7 @@
 
 #include "task/task.h"
 #include "time/driver.h"
+#include "util/cx.h"
 #include "weft/timer.h"
 
 _Static_assert(sizeof(((weft_sleep *)0)->entry) == sizeof(struct weft__timer),
@@ -166,21 +167,37 @@ WEFT_API void weft_sleep_until_init(weft_sleep *s, uint64_t deadline_ms)
 
 WEFT_API weft_poll weft_sleep_poll(weft_sleep *s, weft_context *cx)
 {
+    /* misuse (a NULL sleep; a poll without a waker, weft/core.h) is not a
+     * crash: READY, and nothing changed (there is no result to tell it) */
+    if (s == NULL || weft__cx_bad(cx))
+        return WEFT_READY;
+    return weft__sleep_poll(s, cx);
+}
+
+weft_poll weft__sleep_poll(weft_sleep *s, weft_context *cx)
+{
     struct weft__task_env *env;
     struct weft__time *tm;
     struct weft__timer *t;
     weft_waker old = WEFT_WAKER_EMPTY;
     bool first = false;
 
-    if (s == NULL || cx == NULL)
-        return WEFT_READY;                 /* misuse is not a crash */
     /* acquire: pairs with the driver's release of FIRED */
     if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == TIMER_FIRED)
         return WEFT_READY;
     if (weft__now_ms() >= s->entry.deadline) {
         weft_sleep_drop(s);
         __atomic_store_n(&s->state, TIMER_FIRED, __ATOMIC_RELAXED);
-        return WEFT_READY;
+        /* Due at its look (0 ms, a deadline passed): a sleep that can be
+         * ready at once, fresh after fresh, spends a unit of the task's
+         * budget (weft/core.h), so that a loop of them lets others run.
+         * Refused: PENDING, the task requeued, and the sleep FIRED, so
+         * that its next poll is READY (above) without asking again: a
+         * future that polls a leaf and then a sleep (a timeout, a drain)
+         * would otherwise be refused at the sleep on every poll under
+         * WEFT_STRESS, whose refusals alternate, and never time out. A
+         * sleep the driver fired waited for real: no unit. */
+        return weft_coop_proceed(cx) ? WEFT_READY : WEFT_PENDING;
     }
     env = cx->priv;
     tm = s->time ? s->time : env ? env->time : NULL;

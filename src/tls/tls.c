@@ -790,8 +790,8 @@ WEFT_API weft_poll weft_tls_op_poll(weft_tls_op *f, weft_context *cx, ssize_t *o
         return WEFT_READY;
     }
     if (cx == NULL || cx->waker == NULL) {
-        /* no waker to store (a NULL or zeroed context): -EINVAL, and
-         * nothing changes, as weft/lock.h says for its futures */
+        /* misuse (weft/core.h, "Context"): -EINVAL, nothing changed
+         * (passed on, it made the stream's reads and writes fail) */
         if (out)
             *out = -EINVAL;
         return WEFT_READY;
