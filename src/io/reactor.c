@@ -105,7 +105,7 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
     r->kick = io->kick;
     r->kick_ctx = io->kick_ctx;
     if (r->ring)
-        weft__uring_set_kick(r->ring, uring_kick, r);
+        weft__uring_set_hooks(r->ring, uring_kick, r, io->is_poller, io->kick_ctx);
     *out = r;
     return 0;
 out_close:

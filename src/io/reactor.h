@@ -223,6 +223,7 @@ struct weft__io {
     /* set by the runtime after weft__io_init(): one thread polls (a
      * runtime with one worker): io_uring may be one-issuer (uring.h) */
     bool one_poller;
+    bool (*is_poller)(void *ctx);     /* with one_poller: the caller is it */
     int fallback;                     /* ->lock: why io_uring was not used (-errno) */
 };
 

@@ -50,6 +50,8 @@ struct weft__uring {
     bool single;
     void (*kick)(void *);             /* fixed before the first request */
     void *kick_ctx;
+    bool (*is_poller)(void *);        /* fixed before the first request */
+    void *poller_ctx;
 
     pthread_mutex_t lock;             /* the SQ and the fields below */
     unsigned sq_tail;                 /* ->lock: the next free entry */
@@ -314,6 +316,17 @@ void weft__uring_free(struct weft__uring *u)
 
 static bool is_owner(struct weft__uring *u);
 static bool defer_locked(struct weft__uring *u);
+static void own_locked(struct weft__uring *u);
+
+/* ->lock held: one issuer, no owner yet, and the caller is the one poller
+ * (its task queues requests before its worker ever looked at the ring):
+ * it becomes the owner now, else nobody could submit them. */
+static void own_if_poller(struct weft__uring *u)
+{
+    if (u->single && !u->has_owner && !u->dead && u->is_poller &&
+        u->is_poller(u->poller_ctx))
+        own_locked(u);
+}
 
 /* ->lock held: entries queued and not yet taken by the kernel. */
 static unsigned queued(struct weft__uring *u)
@@ -348,6 +361,7 @@ static struct io_uring_sqe *sqe_get(struct weft__uring *u)
 {
     struct io_uring_sqe *sqe;
 
+    own_if_poller(u);
     while (queued(u) >= u->sq_entries) {
         if (u->single && !is_owner(u)) {
             /* only the owner can make room: ask it, let it run */
@@ -577,10 +591,13 @@ bool weft__uring_owed(struct weft__uring *u)
                          (__atomic_load_n(u->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_TASKRUN));
 }
 
-void weft__uring_set_kick(struct weft__uring *u, void (*kick)(void *), void *ctx)
+void weft__uring_set_hooks(struct weft__uring *u, void (*kick)(void *), void *kick_ctx,
+                           bool (*is_poller)(void *), void *poller_ctx)
 {
     u->kick = kick;
-    u->kick_ctx = ctx;
+    u->kick_ctx = kick_ctx;
+    u->is_poller = is_poller;
+    u->poller_ctx = poller_ctx;
 }
 
 void weft__uring_shut(struct weft__uring *u)

@@ -154,9 +154,14 @@ bool weft__uring_pending(struct weft__uring *u);
  * cancelled request holds its file until then): its park must go to the
  * ring, not sleep on its condition variable. */
 bool weft__uring_owed(struct weft__uring *u);
-/* One issuer: `kick(ctx)` wakes the owner from its condition variable
- * (called with no lock of the ring held). Set before the first request. */
-void weft__uring_set_kick(struct weft__uring *u, void (*kick)(void *), void *ctx);
+/* One issuer: `kick(kick_ctx)` wakes the owner from its condition
+ * variable (called with no lock of the ring held); `is_poller(poller_ctx)`
+ * says whether the calling thread is the one poller, which becomes the
+ * owner at its first request if it has not polled yet (a task that fills
+ * the submission queue before its worker ever looks at the ring). Set
+ * before the first request. */
+void weft__uring_set_hooks(struct weft__uring *u, void (*kick)(void *), void *kick_ctx,
+                           bool (*is_poller)(void *), void *poller_ctx);
 /* The runtime shut down and its workers exited: on a one-issuer ring the
  * kernel cancelled every request with the owner's exit, and nobody may
  * submit any more, so requests queued from now on are dropped. */

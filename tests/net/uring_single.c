@@ -137,3 +137,39 @@ TEST(echo_on_one_worker)
     ASSERT_OK(weft_socket_close(b));
     weft_runtime_free(rt);
 }
+
+/* A task that queues more requests than the submission queue holds
+ * before its worker ever looked at the ring (it never waited): the worker
+ * is the owner-to-be and must take the role at once, else nobody could
+ * make room (it hung so in net.close.thousand_accept_close_cycles_leak_no_fd
+ * with one worker). */
+typedef struct burst {
+    int n;
+} burst;
+
+static weft_poll burst_poll(burst *b, weft_context *cx, void *out)
+{
+    (void)cx;
+    (void)out;
+    for (int i = 0; i < b->n; i++) {
+        int sv[2];
+        weft_socket *s;
+
+        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+        ASSERT_OK(weft_socket_adopt(weft_runtime_current(), sv[0], &s));
+        ASSERT_OK(weft_socket_close(s));
+        peer_sees_eof(sv[1], (int)ST_WAIT_MS);
+        close(sv[1]);
+    }
+    return WEFT_READY;
+}
+
+WEFT_DEFINE_FUTURE_VOID(burst, burst_poll, NULL);
+
+TEST(requests_before_the_worker_first_polls)
+{
+    weft_runtime *rt = rt_one();
+
+    ASSERT_OK(weft_block_on(rt, &burst_future, &(burst){ .n = 600 }, NULL));
+    weft_runtime_free(rt);
+}
