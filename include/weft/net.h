@@ -254,9 +254,11 @@ WEFT_API int weft_udp_connect(weft_socket *s, const struct sockaddr *addr, sockl
  * -EBADF for NULL or a socket already closed (a second close is safe and
  * harmless). Works after the runtime is freed. Thread: any.
  * With the io_uring backend the system may hold the file itself a moment
- * longer (microseconds: until the worker that armed its poll has run the
- * cancellation), so the peer may see the end (FIN, or -EPIPE on a pipe)
- * that much after the call returns. A listener made by weft_listen() is
+ * longer (until the worker that armed its poll has run the cancellation:
+ * microseconds when it waits for I/O; on a runtime of one worker, whose
+ * ring runs such work only when that worker enters it, as long as the
+ * poll it is in the middle of), so the peer may see the end (FIN, or
+ * -EPIPE on a pipe) that much after the call returns. A listener made by weft_listen() is
  * shut down before the close, so a connect made after the call is
  * refused; an adopted one is not (it may have other holders, for whom
  * shutdown(2) would stop it too): a connect in that moment may be queued

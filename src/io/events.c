@@ -220,6 +220,14 @@ void weft__io_stats(struct weft__io *io, struct weft__io_stats *out)
         out->events_hist[i] = atomic_load_explicit(&r->events_hist[i], memory_order_relaxed);
 }
 
+bool weft__io_pending(struct weft__io *io)
+{
+    /* acquire: pairs with the release store in weft__io_reactor() */
+    struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
+
+    return r != NULL && r->ring != NULL && weft__uring_pending(r->ring);
+}
+
 int weft__io_claim(struct weft__io *io, bool take)
 {
     /* acquire: pairs with the release store in weft__io_reactor() */

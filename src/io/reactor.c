@@ -48,6 +48,15 @@ void weft__io_init(struct weft__io *io, void (*kick)(void *), void *ctx, int wan
 /* Make the reactor: the epoll instance and the eventfd, on first use (a
  * runtime that never does I/O keeps no descriptors and parks on its
  * condition variable). One reference: the runtime's. */
+static void kick_runtime(struct weft__reactor *r);
+
+/* A one-issuer ring's request from a thread other than its owner: wake
+ * the owner (io/uring.h). */
+static void uring_kick(void *ctx)
+{
+    kick_runtime(ctx);
+}
+
 static int reactor_new(struct weft__io *io, struct weft__reactor **out)
 {
     struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = IO_WAKE_TOKEN };
@@ -65,7 +74,7 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
     if (io->want == WEFT_IO_URING) {
         /* ENOSYS, EPERM (seccomp, io_uring_disabled), EOPNOTSUPP (too
          * old a kernel)...: epoll, and the reason is kept */
-        io->fallback = weft__uring_new(&r->ring);
+        io->fallback = weft__uring_new(&r->ring, io->one_poller);
         if (io->fallback)
             r->ring = NULL;
     }
@@ -95,6 +104,8 @@ static int reactor_new(struct weft__io *io, struct weft__reactor **out)
     pthread_mutex_init(&r->ulock, NULL);
     r->kick = io->kick;
     r->kick_ctx = io->kick_ctx;
+    if (r->ring)
+        weft__uring_set_hooks(r->ring, uring_kick, r, io->is_poller, io->kick_ctx);
     *out = r;
     return 0;
 out_close:
@@ -196,6 +207,8 @@ static void reactor_shut(struct weft__reactor *r)
     r->kick = NULL;
     r->kick_ctx = NULL;
     pthread_mutex_unlock(&r->lock);
+    if (r->ring)
+        weft__uring_shut(r->ring);    /* the workers have exited */
 
     pthread_mutex_lock(&table.lock);
     n = table.nslots;

@@ -94,6 +94,7 @@
 #include <sys/types.h>
 
 #include "weft/core.h"
+#include "io/uring.h"
 
 enum {
     IO_READ = 1u << 0,
@@ -223,6 +224,10 @@ struct weft__io {
     void (*made)(void *ctx);
     bool shut;                        /* ->lock: no reactor may be made */
     int want;                         /* WEFT_IO_EPOLL or WEFT_IO_URING (fixed) */
+    /* set by the runtime after weft__io_init(): one thread polls (a
+     * runtime with one worker): io_uring may be one-issuer (uring.h) */
+    bool one_poller;
+    bool (*is_poller)(void *ctx);     /* with one_poller: the caller is it */
     int fallback;                     /* ->lock: why io_uring was not used (-errno) */
 };
 
@@ -257,8 +262,13 @@ static inline bool weft__io_active(struct weft__io *io)
     /* acquire: pairs with the release store in weft__io_reactor() */
     struct weft__reactor *r = atomic_load_explicit(&io->r, memory_order_acquire);
 
-    return r != NULL && atomic_load_explicit(&r->live, memory_order_relaxed) != 0;
+    return r != NULL && (atomic_load_explicit(&r->live, memory_order_relaxed) != 0 ||
+                         (r->ring != NULL && weft__uring_owed(r->ring)));
 }
+
+/* Relaxed hint, no system call: io_uring has completions for a poll to
+ * reap (always false on epoll, which cannot tell without one). */
+bool weft__io_pending(struct weft__io *io);
 
 /* May the calling thread block in weft__io_poll()? 0: yes, any thread may
  * (epoll; no reactor yet); 1: yes, it is the io_uring ring's owner (now:

@@ -45,6 +45,13 @@ struct weft__uring {
     size_t ring_sz, sqes_sz;
 
     int wake_fd;                      /* eventfd: others wake the owner's wait */
+    /* SINGLE_ISSUER + DEFER_TASKRUN (fixed at setup; see uring.h, "One
+     * issuer"): only the owner enters the ring */
+    bool single;
+    void (*kick)(void *);             /* fixed before the first request */
+    void *kick_ctx;
+    bool (*is_poller)(void *);        /* fixed before the first request */
+    void *poller_ctx;
 
     pthread_mutex_t lock;             /* the SQ and the fields below */
     unsigned sq_tail;                 /* ->lock: the next free entry */
@@ -55,6 +62,7 @@ struct weft__uring {
     pthread_t owner;                  /* ->lock: the thread that submits and waits */
     uint64_t owner_enters;            /* ->lock: the owner's reaps */
     uint64_t seen_enters;             /* ->lock: owner_enters at others' last look */
+    bool dead;                        /* ->lock: single, and the owner is gone */
 
     /* receive buffers (uring.h); rx_ring NULL: none. The ring's tail is
      * ours (rx_lock); the kernel moves its head as it takes buffers */
@@ -176,7 +184,7 @@ void weft__uring_rx_put(struct weft__uring *u, const uint16_t *bids, unsigned n)
 #endif
 }
 
-int weft__uring_new(struct weft__uring **out)
+int weft__uring_new(struct weft__uring **out, bool single)
 {
     struct io_uring_params p;
     struct weft__uring *u;
@@ -192,9 +200,31 @@ int weft__uring_new(struct weft__uring **out)
      * in user space waits for its next entry into the kernel (any system
      * call, or the next timer tick) instead of an interrupt; a sleeping
      * owner is still woken. Older kernels: without it. */
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_COOP_TASKRUN;
-    p.cq_entries = CQ_ENTRIES;
-    fd = sys_setup(SQ_ENTRIES, &p);
+    fd = -1;
+    if (single) {
+        /* One issuer (uring.h): task work waits in a list of the ring's
+         * until the owner enters it, and is run there in one batch, with
+         * completions posted without the CQ lock; TASKRUN_FLAG says in
+         * user space that some waits. Disabled until the owner enables it
+         * (the kernel takes the enabling thread as the issuer). Before
+         * Linux 6.1: EINVAL, and the ring below. */
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER |
+                  IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                  IORING_SETUP_R_DISABLED;
+        p.cq_entries = CQ_ENTRIES;
+        fd = sys_setup(SQ_ENTRIES, &p);
+        if (fd < 0) {
+            if (errno != EINVAL)
+                return -errno;
+            single = false;
+            memset(&p, 0, sizeof(p));
+        }
+    }
+    if (!single) {
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_COOP_TASKRUN;
+        p.cq_entries = CQ_ENTRIES;
+        fd = sys_setup(SQ_ENTRIES, &p);
+    }
     if (fd < 0 && errno == EINVAL) {
         memset(&p, 0, sizeof(p));
         p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
@@ -213,6 +243,7 @@ int weft__uring_new(struct weft__uring **out)
         return -ENOMEM;
     }
     u->fd = fd;
+    u->single = single;
     u->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (u->wake_fd < 0) {
         err = -errno;
@@ -283,6 +314,20 @@ void weft__uring_free(struct weft__uring *u)
     weft__free(u);
 }
 
+static bool is_owner(struct weft__uring *u);
+static bool defer_locked(struct weft__uring *u);
+static void own_locked(struct weft__uring *u);
+
+/* ->lock held: one issuer, no owner yet, and the caller is the one poller
+ * (its task queues requests before its worker ever looked at the ring):
+ * it becomes the owner now, else nobody could submit them. */
+static void own_if_poller(struct weft__uring *u)
+{
+    if (u->single && !u->has_owner && !u->dead && u->is_poller &&
+        u->is_poller(u->poller_ctx))
+        own_locked(u);
+}
+
 /* ->lock held: entries queued and not yet taken by the kernel. */
 static unsigned queued(struct weft__uring *u)
 {
@@ -298,8 +343,13 @@ static int submit_locked(struct weft__uring *u)
 
     if (n == 0)
         return 0;
+    if (u->single && !is_owner(u))
+        return 0;                     /* the owner's (done_queuing) */
+    /* one issuer: GETEVENTS (no wait) also runs the task work the kernel
+     * keeps for the owner, a cancel's among it: until it runs, a
+     * cancelled request holds its file */
     do
-        r = sys_enter(u->fd, n, 0, 0, NULL, 0);
+        r = sys_enter(u->fd, n, 0, u->single ? IORING_ENTER_GETEVENTS : 0, NULL, 0);
     while (r < 0 && errno == EINTR);
     return r < 0 ? -errno : 0;
 }
@@ -311,7 +361,19 @@ static struct io_uring_sqe *sqe_get(struct weft__uring *u)
 {
     struct io_uring_sqe *sqe;
 
+    own_if_poller(u);
     while (queued(u) >= u->sq_entries) {
+        if (u->single && !is_owner(u)) {
+            /* only the owner can make room: ask it, let it run */
+            bool kick = defer_locked(u);
+
+            pthread_mutex_unlock(&u->lock);
+            if (kick && u->kick)
+                u->kick(u->kick_ctx);
+            sched_yield();
+            pthread_mutex_lock(&u->lock);
+            continue;
+        }
         if (submit_locked(u) < 0 && queued(u) >= u->sq_entries) {
             /* -EBUSY/-EAGAIN: completions must be reaped first; the poller
              * does that without this lock */
@@ -372,8 +434,16 @@ static void wake_locked(struct weft__uring *u)
  * closed, submitting nothing more); else, if the owner blocks in the
  * wait, wake it to submit them (it would not come back for them); else
  * they go with the owner's next reap. */
-static int done_queuing(struct weft__uring *u, bool now)
+static int done_queuing(struct weft__uring *u, bool now, bool *kick)
 {
+    if (u->single && !is_owner(u)) {
+        /* only the owner may enter: a close's cancel, too, waits for it */
+        if (now)
+            *kick = defer_locked(u);
+        else if (u->waiting)
+            wake_locked(u);
+        return 0;
+    }
     if (now)
         return submit_locked(u);
     if (u->waiting)
@@ -381,10 +451,40 @@ static int done_queuing(struct weft__uring *u, bool now)
     return 0;
 }
 
+/* ->lock held, single, not the owner, entries queued: have the owner
+ * submit them soon. Waiting: its eventfd; else its next wait returns at
+ * once (wake_pending), and true: the caller kicks it after unlocking (it
+ * may sleep on its condition variable, with no source left open: the
+ * reactor then counts queued entries as work, weft__uring_owed()). Gone
+ * (the runtime's worker exited: the kernel cancelled its requests, nobody
+ * will submit): the entries are dropped. */
+static bool defer_locked(struct weft__uring *u)
+{
+    if (u->dead) {
+        /* nobody enters the ring any more, so the kernel reads neither */
+        u->sq_tail = __atomic_load_n(u->sq_khead, __ATOMIC_ACQUIRE);
+        __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
+        return false;
+    }
+    if (u->waiting) {
+        wake_locked(u);
+        return false;
+    }
+    u->wake_pending = true;
+    return true;
+}
+
+static void kick_after(struct weft__uring *u, bool kick)
+{
+    if (kick && u->kick)
+        u->kick(u->kick_ctx);
+}
+
 int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, uint64_t key,
                      bool now, _Atomic uint32_t *arm, uint32_t want)
 {
     int r = 0;
+    bool kick = false;
 
     pthread_mutex_lock(&u->lock);
     if (arm && atomic_load_explicit(arm, memory_order_relaxed) != want) {
@@ -393,8 +493,9 @@ int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, u
     }
     prep_poll(sqe_get(u), fd, mask, multi, key);
     sqe_commit(u);
-    r = done_queuing(u, now);
+    r = done_queuing(u, now, &kick);
     pthread_mutex_unlock(&u->lock);
+    kick_after(u, kick);
     return r;
 }
 
@@ -403,6 +504,7 @@ int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mas
 {
     struct io_uring_sqe *sqe;
     int r;
+    bool kick = false;
 
     pthread_mutex_lock(&u->lock);
     if (arm)
@@ -421,8 +523,9 @@ int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mas
         prep_poll(sqe_get(u), fd, mask, multi, key);
         sqe_commit(u);
     }
-    r = done_queuing(u, now);
+    r = done_queuing(u, now, &kick);
     pthread_mutex_unlock(&u->lock);
+    kick_after(u, kick);
     return r;
 }
 
@@ -453,6 +556,7 @@ int weft__uring_recv(struct weft__uring *u, int fd, uint64_t key)
 #if HAVE_RX
     struct io_uring_sqe *sqe;
     int r;
+    bool kick = false;
 
     if (u->rx_ring == NULL)
         return -EOPNOTSUPP;
@@ -465,8 +569,9 @@ int weft__uring_recv(struct weft__uring *u, int fd, uint64_t key)
     sqe->buf_group = 0;
     sqe->user_data = key;
     sqe_commit(u);
-    r = done_queuing(u, false);
+    r = done_queuing(u, false, &kick);
     pthread_mutex_unlock(&u->lock);
+    kick_after(u, kick);
     return r;
 #else
     (void)u;
@@ -474,6 +579,44 @@ int weft__uring_recv(struct weft__uring *u, int fd, uint64_t key)
     (void)key;
     return -EOPNOTSUPP;
 #endif
+}
+
+bool weft__uring_owed(struct weft__uring *u)
+{
+    /* relaxed: a hint for the owner's park, see defer_locked(); task work
+     * waiting for the owner counts too (a cancel's: the cancelled
+     * request holds its file until it runs) */
+    return u->single && (__atomic_load_n(u->sq_ktail, __ATOMIC_RELAXED) !=
+                             __atomic_load_n(u->sq_khead, __ATOMIC_RELAXED) ||
+                         (__atomic_load_n(u->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_TASKRUN));
+}
+
+void weft__uring_set_hooks(struct weft__uring *u, void (*kick)(void *), void *kick_ctx,
+                           bool (*is_poller)(void *), void *poller_ctx)
+{
+    u->kick = kick;
+    u->kick_ctx = kick_ctx;
+    u->is_poller = is_poller;
+    u->poller_ctx = poller_ctx;
+}
+
+void weft__uring_shut(struct weft__uring *u)
+{
+    pthread_mutex_lock(&u->lock);
+    if (u->single) {
+        u->dead = true;
+        if (!is_owner(u) && queued(u))
+            (void)defer_locked(u);    /* drops them */
+    }
+    pthread_mutex_unlock(&u->lock);
+}
+
+bool weft__uring_pending(struct weft__uring *u)
+{
+    /* relaxed: a hint; the reap that follows reads the CQ with acquire */
+    return __atomic_load_n(u->cq_ktail, __ATOMIC_RELAXED) !=
+               __atomic_load_n(u->cq_khead, __ATOMIC_RELAXED) ||
+           (u->single && (__atomic_load_n(u->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_TASKRUN));
 }
 
 void weft__uring_wake(struct weft__uring *u)
@@ -491,17 +634,27 @@ static void arm_wake(struct weft__uring *u)
     sqe_commit(u);
 }
 
+/* ->lock held, no owner yet: the caller becomes it. One issuer: it
+ * enables the ring, and the kernel takes it as the ring's only issuer. */
+static void own_locked(struct weft__uring *u)
+{
+    u->has_owner = true;
+    u->owner = pthread_self();
+    if (u->single)
+        (void)syscall(__NR_io_uring_register, u->fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    arm_wake(u);
+}
+
 int weft__uring_claim(struct weft__uring *u, bool take)
 {
     int r = 1;
 
     pthread_mutex_lock(&u->lock);
     if (!u->has_owner) {
-        u->has_owner = true;
-        u->owner = pthread_self();
-        arm_wake(u);
+        own_locked(u);
     } else if (!pthread_equal(u->owner, pthread_self())) {
-        if (take && !u->waiting)
+        /* one issuer: the kernel's, for the ring's life */
+        if (take && !u->waiting && !u->single)
             u->owner = pthread_self();
         else
             r = -1;
@@ -517,6 +670,8 @@ int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
     bool wait, owner, rearm_wake = false;
 
     pthread_mutex_lock(&u->lock);
+    if (u->single && !u->has_owner && !u->dead)
+        own_locked(u);                /* one issuer: its one poller (uring.h) */
     owner = is_owner(u);
     wait = timeout_ns != 0 && owner;  /* only the owner blocks (see uring.h) */
     if (wait && u->wake_pending) {
@@ -533,6 +688,8 @@ int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
     submit = queued(u);
     if (owner) {
         u->owner_enters++;
+    } else if (u->single) {
+        submit = 0;
     } else if (submit) {
         /* another thread's look: the queued requests are the owner's to
          * submit (a waiting owner was woken for them), unless it runs and
@@ -560,11 +717,18 @@ int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
                         sizeof(arg));
         pthread_mutex_lock(&u->lock);
         u->waiting = false;
+        /* one issuer: what others queued meanwhile (they woke this wait
+         * for it) is submitted now; this thread may next sleep on its
+         * condition variable, with the last source closed */
+        if (u->single && queued(u))
+            (void)submit_locked(u);
         pthread_mutex_unlock(&u->lock);
-    } else if (submit ||
-               (__atomic_load_n(u->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW)) {
+    } else if ((!u->single || owner) &&
+               (submit || (__atomic_load_n(u->sq_flags, __ATOMIC_RELAXED) &
+                           (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))) {
         /* GETEVENTS with nothing to wait for flushes completions the
-         * kernel kept aside when the CQ was full */
+         * kernel kept aside when the CQ was full, and runs the task work
+         * of a one-issuer ring (IORING_SQ_TASKRUN: some waits) */
         (void)sys_enter(u->fd, submit, 0, IORING_ENTER_GETEVENTS, NULL, 0);
     }
 
@@ -594,7 +758,7 @@ int weft__uring_reap(struct weft__uring *u, int64_t timeout_ns,
         arm_wake(u);                  /* with the owner's next reap */
         /* unless it already waits (another thread reaped the end): its
          * wake-ups need the poll armed now, so submit it here */
-        if (u->waiting)
+        if (u->waiting || (u->single && owner))
             (void)submit_locked(u);
         pthread_mutex_unlock(&u->lock);
     }

@@ -52,7 +52,28 @@
  * Requests belong to the thread that submitted them: if it exits, the
  * kernel cancels them (-ECANCELED). The reactor re-arms a poll whose
  * completion says it ended while its source is open, so sockets survive
- * the exit of whatever thread happened to submit their poll. */
+ * the exit of whatever thread happened to submit their poll.
+ *
+ * One issuer (`single`: a runtime with one worker thread, which is then
+ * the only thread that polls the reactor). The ring is made with
+ * IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG (Linux 6.1;
+ * older kernels refuse it with EINVAL and get the ring above), disabled
+ * until its first poller enables it and so becomes, for the kernel and
+ * here, the owner for the ring's life. The kernel then keeps the task
+ * work of completions (a receive's recvmsg, a poll's wake-up) in a list of
+ * the ring's instead of signalling the owner, and runs it in one batch when
+ * the owner enters the ring (its wait, or a look that sees IORING_SQ_TASKRUN
+ * in the shared flags), posting completions without the CQ's lock. Only
+ * the owner may enter: another thread (a close from a plain thread, a
+ * registration) queues its request and wakes the owner: through the
+ * eventfd while it waits in the ring, else with wake_pending and the
+ * runtime's kick, since with the last source closed it would sleep on its
+ * condition variable (the reactor counts queued requests as I/O to wait
+ * for: weft__uring_owed()). So a close made off the worker takes effect
+ * when the worker next enters the ring (at once if it waits; after its
+ * task if one runs). After the worker exits (the runtime's free), the
+ * kernel has cancelled all of its requests, and queued ones are dropped
+ * (weft__uring_shut()). */
 #ifndef WEFT_IO_URING_H
 #define WEFT_IO_URING_H
 
@@ -67,11 +88,12 @@ struct weft__uring;
  * never handed to the callback. */
 #define URING_KEY_OWN (1ull << 63)
 
-/* Set up a ring: 0 and *out, or -errno (-ENOSYS: no io_uring; -EPERM:
+/* Set up a ring (`single`: one issuer, see above, where the kernel has it):
+ * 0 and *out, or -errno (-ENOSYS: no io_uring; -EPERM:
  * forbidden by seccomp, io_uring_disabled or a container; -EOPNOTSUPP: the
  * kernel lacks something weft needs: multishot poll and the timed wait,
  * Linux 5.13; -ENOMEM, -EMFILE). */
-int weft__uring_new(struct weft__uring **out);
+int weft__uring_new(struct weft__uring **out, bool single);
 /* Close the ring (the kernel cancels what is armed) and free it. */
 void weft__uring_free(struct weft__uring *u);
 
@@ -123,6 +145,27 @@ int weft__uring_poll(struct weft__uring *u, int fd, uint32_t mask, bool multi, u
  * else oneshot): the kernel runs them in this order. `now` as above. */
 int weft__uring_repoll(struct weft__uring *u, uint64_t old, int fd, uint32_t mask, uint64_t key,
                        bool multi, bool now, _Atomic uint32_t *arm, uint32_t set);
+
+/* A hint, any thread, no system call: completions wait in the CQ (or, on
+ * a one-issuer ring, task work waits for the owner's next reap). */
+bool weft__uring_pending(struct weft__uring *u);
+/* A hint, any thread: a one-issuer ring holds requests that others queued
+ * for the owner to submit, or task work for it to run (a cancel's: the
+ * cancelled request holds its file until then): its park must go to the
+ * ring, not sleep on its condition variable. */
+bool weft__uring_owed(struct weft__uring *u);
+/* One issuer: `kick(kick_ctx)` wakes the owner from its condition
+ * variable (called with no lock of the ring held); `is_poller(poller_ctx)`
+ * says whether the calling thread is the one poller, which becomes the
+ * owner at its first request if it has not polled yet (a task that fills
+ * the submission queue before its worker ever looks at the ring). Set
+ * before the first request. */
+void weft__uring_set_hooks(struct weft__uring *u, void (*kick)(void *), void *kick_ctx,
+                           bool (*is_poller)(void *), void *poller_ctx);
+/* The runtime shut down and its workers exited: on a one-issuer ring the
+ * kernel cancelled every request with the owner's exit, and nobody may
+ * submit any more, so requests queued from now on are dropped. */
+void weft__uring_shut(struct weft__uring *u);
 
 /* Wake the owner in weft__uring_reap(), or its next wait. */
 void weft__uring_wake(struct weft__uring *u);

@@ -417,6 +417,9 @@ uint64_t weft__sched_timers_next(struct weft_runtime *rt);
 void weft__sched_time_kick(void *ctx, uint64_t deadline);
 void weft__sched_io_made(void *ctx);
 void weft__sched_io_kick(void *ctx);
+/* Is the calling thread one of runtime `ctx`'s workers? (io/uring.h: the
+ * one-issuer ring's owner-to-be) */
+bool weft__sched_io_is_worker(void *ctx);
 struct weft__task *weft__sched_park(struct worker *w);
 
 /* cells.c */

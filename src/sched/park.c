@@ -781,6 +781,13 @@ static void kick_worker(struct worker *w)
     wake_worker(w, true);
 }
 
+bool weft__sched_io_is_worker(void *ctx)
+{
+    struct worker *w = weft__sched_cur_worker;
+
+    return w != NULL && w->rt == ctx;
+}
+
 void weft__sched_io_kick(void *ctx)
 {
     struct weft_runtime *rt = ctx;

@@ -167,6 +167,9 @@ WEFT_API int weft_runtime_new(weft_runtime **out, const weft_runtime_options *op
     atomic_init(&rt->idle.alarm_ns, 0);
     weft__io_init(&rt->io, weft__sched_io_kick, rt, io_want);
     rt->io.made = weft__sched_io_made;
+    /* one worker: the only thread that polls the reactor (io/uring.h) */
+    rt->io.one_poller = rt->flavor == WEFT_MULTI_THREAD && rt->nworkers == 1;
+    rt->io.is_poller = weft__sched_io_is_worker;
     atomic_init(&rt->closed, false);
     atomic_init(&rt->tracing, false);
     atomic_init(&rt->trace, NULL);

@@ -424,6 +424,11 @@ static bool spin_for_work(struct worker *w)
             found = true;
             break;
         }
+        /* io_uring still has completions for a poll (a look at shared memory,
+         * no system call; on a one-issuer ring, task work it runs only
+         * when its owner enters): park, whose wait finds them at once */
+        if (weft__io_pending(&rt->io))
+            break;
         sched_yield();
     }
     atomic_store_explicit(spinner, 0, memory_order_relaxed);

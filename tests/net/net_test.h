@@ -26,12 +26,15 @@
 #define NT_UNUSED __attribute__((unused))
 #define NT_WATCHDOG_MS 30000u     /* generous: the machine is shared */
 
-/* A 2-worker multi-thread runtime, or a current-thread one. */
+/* A 2-worker multi-thread runtime, or a current-thread one.
+ * WEFT_TEST_WORKERS=N (by hand, not in ctest): N workers instead of 2 (1:
+ * the one-issuer io_uring ring of io/uring.h). */
 static NT_UNUSED weft_runtime *nt_runtime(bool current)
 {
     weft_runtime *rt;
+    const char *nw = getenv("WEFT_TEST_WORKERS");
     weft_runtime_options opt = { .flavor = current ? WEFT_CURRENT_THREAD : WEFT_MULTI_THREAD,
-                                 .workers = current ? 0 : 2 };
+                                 .workers = current ? 0 : nw ? (unsigned)atoi(nw) : 2 };
 
     ASSERT_OK(weft_runtime_new(&rt, &opt));
     return rt;
