@@ -18,21 +18,8 @@
 #include <sys/mman.h>
 
 #include "badcx.h"
+#include "setflag.h"
 #include "weft/group.h"
-
-typedef struct setflag {
-    atomic_int *flag;
-} setflag;
-
-static weft_poll setflag_poll(setflag *s, weft_context *cx, void *out)
-{
-    (void)cx;
-    (void)out;
-    atomic_store(s->flag, 1);
-    return WEFT_READY;
-}
-
-WEFT_DEFINE_FUTURE_VOID_STATIC(setflag, setflag_poll, NULL);
 
 enum { L_CANCEL, L_GROUP, L_BJOIN, L_SLEEP, L_DRAIN };
 

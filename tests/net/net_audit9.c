@@ -20,6 +20,7 @@
  *    weft_connect_addrs_init() connect_host. */
 #include "net_test.h"
 #include "badcx.h"
+#include "setflag.h"
 
 #include <netdb.h>
 
@@ -297,20 +298,6 @@ TEST(a_failed_adopt_leaves_the_dups_of_a_blocking_socket_blocking)
 }
 
 /* ---- 3: the budget of connects ------------------------------------------------ */
-typedef struct setflag {
-    atomic_int *flag;
-} setflag;
-
-static weft_poll setflag_poll(setflag *s, weft_context *cx, void *out)
-{
-    (void)cx;
-    (void)out;
-    atomic_store(s->flag, 1);
-    return WEFT_READY;
-}
-
-WEFT_DEFINE_FUTURE_VOID_STATIC(setflag, setflag_poll, NULL);
-
 /* Connects (host: through connect_host) to a path that does not exist
  * until the flag is set, at most a million times; it spawns, from its own
  * worker before it starts, the task that sets the flag. Output: the rounds

@@ -5,20 +5,7 @@
  * spent oneshot at once. */
 #include "sync_test.h"
 #include <string.h>
-
-typedef struct setflag {
-    atomic_int *flag;
-} setflag;
-
-static weft_poll setflag_poll(setflag *s, weft_context *cx, void *out)
-{
-    (void)cx;
-    (void)out;
-    atomic_store(s->flag, 1);
-    return WEFT_READY;
-}
-
-WEFT_DEFINE_FUTURE_VOID_STATIC(setflag, setflag_poll, NULL);
+#include "setflag.h"
 
 /* A task that awaits fresh receives on a spent oneshot in a loop (each
  * completes at once with -EPIPE), until another task sets the flag. It
