@@ -59,6 +59,23 @@ TEST(last_close_off_the_worker_reaches_the_kernel)
     weft_runtime_free(rt);
 }
 
+/* n socket pairs, one end of each adopted into a[] (the other in peer[]),
+ * and a read on a[0] that times out, so the worker has entered the ring
+ * and armed its poll before the test closes anything. */
+static void adopt_pairs(weft_runtime *rt, weft_socket **a, int *peer, int n)
+{
+    char buf[8];
+
+    for (int i = 0; i < n; i++) {
+        int sv[2];
+
+        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+        ASSERT_OK(weft_socket_adopt(rt, sv[0], &a[i]));
+        peer[i] = sv[1];
+    }
+    ASSERT_EQ(-ETIMEDOUT, st_read(rt, a[0], buf, sizeof(buf), ST_SHORT_MS / 5));
+}
+
 /* More sources closed off the worker than the submission queue holds
  * (256), all at once: the closing thread waits for the worker to make
  * room, and every close takes effect. */
@@ -68,16 +85,7 @@ TEST(many_closes_off_the_worker)
     weft_runtime *rt = rt_one();
     weft_socket *a[N];
     int peer[N];
-    char buf[8];
-
-    for (int i = 0; i < N; i++) {
-        int sv[2];
-
-        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
-        ASSERT_OK(weft_socket_adopt(rt, sv[0], &a[i]));
-        peer[i] = sv[1];
-    }
-    ASSERT_EQ(-ETIMEDOUT, st_read(rt, a[0], buf, sizeof(buf), ST_SHORT_MS / 5));
+    adopt_pairs(rt, a, peer, N);
     for (int i = 0; i < N; i++)
         ASSERT_OK(weft_socket_close(a[i]));
     for (int i = 0; i < N; i++) {
@@ -96,16 +104,7 @@ TEST(closes_after_the_runtime_is_freed)
     weft_runtime *rt = rt_one();
     weft_socket *a[N];
     int peer[N];
-    char buf[8];
-
-    for (int i = 0; i < N; i++) {
-        int sv[2];
-
-        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
-        ASSERT_OK(weft_socket_adopt(rt, sv[0], &a[i]));
-        peer[i] = sv[1];
-    }
-    ASSERT_EQ(-ETIMEDOUT, st_read(rt, a[0], buf, sizeof(buf), ST_SHORT_MS / 5));
+    adopt_pairs(rt, a, peer, N);
     weft_runtime_free(rt);
     for (int i = 0; i < N; i++)
         ASSERT_OK(weft_socket_close(a[i]));
